@@ -1,0 +1,52 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sort"
+	"strings"
+
+	"github.com/llm-go/llm/engine"
+	"github.com/llm-go/llm/internal/buildinfo"
+)
+
+func init() {
+	register(&command{
+		name:    "version",
+		usage:   "",
+		summary: "print the version, the llama.cpp commit and the compiled-in CPU features",
+		run:     runVersion,
+	})
+}
+
+func runVersion(ctx context.Context, sio *stdio, args []string) error {
+	var verbose bool
+	fs := newFlags("version", &verbose)
+	if err := parseFlags(fs, commands["version"], sio, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("no arguments expected")
+	}
+	sys := engine.System()
+	fmt.Fprintf(sio.out, "llm %s (%s, %s/%s)\n", buildinfo.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+	fmt.Fprintf(sio.out, "llama.cpp %s\n", sys.LlamaCppCommit)
+	names := make([]string, 0, len(sys.Backends))
+	for n := range sys.Backends {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(sio.out, "%s features: %s\n", n, strings.Join(sys.Backends[n], " "))
+	}
+	gpu := "no"
+	if sys.SupportsGPUOffload {
+		gpu = "yes"
+	}
+	fmt.Fprintf(sio.out, "GPU offload: %s\n", gpu)
+	if verbose {
+		fmt.Fprintf(sio.out, "llama.cpp system info: %s\n", sys.Raw)
+	}
+	return nil
+}

@@ -1,0 +1,36 @@
+// bridge.c holds the C trampolines that connect llama.cpp's callbacks to Go.
+// They live in a .c file because a Go file that uses //export may not define
+// C functions in its preamble.
+
+#include "llama_api.h"
+#include "_cgo_export.h"
+
+static void llm_log_cb(enum ggml_log_level level, const char * text, void * user_data) {
+    (void) user_data;
+    llmGoLog((int) level, (char *) text);
+}
+
+// llm_install_log routes llama.cpp's and ggml's log into Go (log/slog).
+void llm_install_log(void) {
+    llama_log_set(llm_log_cb, NULL);
+}
+
+// llm_abort_cb is polled by ggml between graph nodes and by llama_decode
+// between micro-batches. It reads a flag that Go sets when the caller's
+// context is cancelled, so no Go code runs on ggml's worker threads.
+static bool llm_abort_cb(void * data) {
+    return __atomic_load_n((int32_t *) data, __ATOMIC_RELAXED) != 0;
+}
+
+void llm_set_abort(struct llama_context * ctx, int32_t * flag) {
+    llama_set_abort_callback(ctx, llm_abort_cb, flag);
+}
+
+static bool llm_progress_cb(float progress, void * user_data) {
+    return llmGoProgress(progress, (uintptr_t) user_data) != 0;
+}
+
+void llm_set_progress(struct llama_model_params * params, uintptr_t handle) {
+    params->progress_callback = llm_progress_cb;
+    params->progress_callback_user_data = (void *) handle;
+}

@@ -1,0 +1,362 @@
+package engine
+
+/*
+#include <stdlib.h>
+#include "llama_api.h"
+*/
+import "C"
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"runtime/cgo"
+	"strings"
+	"sync"
+	"unsafe"
+
+	"github.com/llm-go/llm/loader/gguf"
+)
+
+// SplitMode says how a model is split across several GPUs.
+type SplitMode int
+
+// Split modes, as llama.cpp's --split-mode.
+const (
+	SplitLayer SplitMode = iota // layers and KV spread across GPUs (llama.cpp's default)
+	SplitNone                   // the whole model on MainGPU
+	SplitRow                    // rows split across GPUs (tensor parallelism where supported)
+)
+
+// ModelOptions configures LoadModel. The zero value loads the whole model
+// on the CPU with memory-mapped weights.
+type ModelOptions struct {
+	// GPULayers is how many layers to offload to GPUs: 0 keeps the model on
+	// the CPU, a negative value offloads all layers. Without a GPU backend
+	// the value has no effect.
+	GPULayers int
+	// MainGPU is the GPU used for the whole model with SplitNone, and for
+	// intermediate results otherwise.
+	MainGPU int
+	// TensorSplit is the proportion of the model to put on each GPU; nil
+	// splits by free memory. At most llama_max_devices entries.
+	TensorSplit []float32
+	// SplitMode says how to split across several GPUs.
+	SplitMode SplitMode
+	// NoMmap reads the weights into memory instead of mapping the file.
+	NoMmap bool
+	// Mlock locks the weights in RAM so that they are not swapped out.
+	Mlock bool
+	// VocabOnly loads only the vocabulary and metadata, not the weights:
+	// enough to tokenize, and instant even for a 70B file.
+	VocabOnly bool
+	// Progress, when set, is called with the load progress from 0 to 1.
+	Progress func(progress float32)
+}
+
+// Model is a loaded model. It is safe for concurrent use.
+type Model struct {
+	mu     sync.RWMutex // read-held by every call into C; write-held by Close
+	c      *C.struct_llama_model
+	vocab  *C.struct_llama_vocab
+	closed bool
+
+	vocabOnly bool
+	path      string
+	header    *gguf.File
+	nVocab    int32
+	info      Info
+	tokens    SpecialTokens
+
+	ctxMu    sync.Mutex
+	contexts map[*Context]struct{}
+
+	eogOnce sync.Once
+	eog     []Token
+}
+
+// loadState is what the progress callback needs; it travels to C as a
+// cgo.Handle.
+type loadState struct {
+	ctx      context.Context
+	progress func(float32)
+}
+
+//export llmGoProgress
+func llmGoProgress(progress C.float, handle C.uintptr_t) C.int {
+	st := cgo.Handle(handle).Value().(*loadState)
+	if st.ctx.Err() != nil {
+		return 0 // tells llama.cpp to stop loading
+	}
+	if st.progress != nil {
+		st.progress(float32(progress))
+	}
+	return 1
+}
+
+// loadMu serialises loads: llama.cpp reports why a load failed only through
+// its log, and the reason must be matched to the load that failed.
+var loadMu sync.Mutex
+
+// LoadModel loads the GGUF model at path. The file (and every split of a
+// split model) is validated in Go first, so that a malformed file returns an
+// error instead of crashing the process in llama.cpp's parser. Cancelling ctx
+// stops the load between tensors.
+func LoadModel(ctx context.Context, path string, opts ModelOptions) (*Model, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	header, err := gguf.ValidateModel(path)
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
+	if opts.TensorSplit != nil && len(opts.TensorSplit) > int(C.llama_max_devices()) {
+		return nil, fmt.Errorf("engine: %d tensor split entries, at most %d: %w",
+			len(opts.TensorSplit), int(C.llama_max_devices()), ErrInvalidArgument)
+	}
+	if opts.MainGPU < 0 {
+		return nil, fmt.Errorf("engine: main GPU %d: %w", opts.MainGPU, ErrInvalidArgument)
+	}
+
+	params := C.llama_model_default_params()
+	params.n_gpu_layers = C.int32_t(opts.GPULayers)
+	if opts.GPULayers < 0 {
+		// More layers than the model has offloads everything, the output
+		// layer included.
+		blocks, _ := header.Uint(header.Architecture() + ".block_count")
+		params.n_gpu_layers = C.int32_t(min(blocks, 1<<20) + 1)
+	}
+	params.main_gpu = C.int32_t(opts.MainGPU)
+	switch opts.SplitMode {
+	case SplitLayer:
+		params.split_mode = C.LLAMA_SPLIT_MODE_LAYER
+	case SplitNone:
+		params.split_mode = C.LLAMA_SPLIT_MODE_NONE
+	case SplitRow:
+		params.split_mode = C.LLAMA_SPLIT_MODE_ROW
+	default:
+		return nil, fmt.Errorf("engine: split mode %d: %w", opts.SplitMode, ErrInvalidArgument)
+	}
+	params.use_mmap = C.bool(!opts.NoMmap)
+	params.use_mlock = C.bool(opts.Mlock)
+	params.vocab_only = C.bool(opts.VocabOnly)
+
+	var pinner runtime.Pinner
+	defer pinner.Unpin()
+	if len(opts.TensorSplit) > 0 {
+		split := make([]float32, int(C.llama_max_devices()))
+		copy(split, opts.TensorSplit)
+		pinner.Pin(&split[0])
+		params.tensor_split = (*C.float)(unsafe.Pointer(&split[0]))
+	}
+	handle := cgo.NewHandle(&loadState{ctx: ctx, progress: opts.Progress})
+	defer handle.Delete()
+	C.llm_set_progress(&params, C.uintptr_t(handle))
+
+	cpath := C.CString(path)
+	defer C.free(unsafe.Pointer(cpath))
+
+	loadMu.Lock()
+	takeLastError()
+	cm := C.llama_model_load_from_file(cpath, params)
+	reason := takeLastError()
+	loadMu.Unlock()
+	if cm == nil {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("engine: loading %s: %w", path, err)
+		}
+		if reason == "" {
+			reason = "llama.cpp gave no reason"
+		}
+		return nil, fmt.Errorf("engine: loading %s: %s: %w", path, reason, ErrLoad)
+	}
+
+	m := &Model{
+		c:         cm,
+		vocab:     C.llama_model_get_vocab(cm),
+		path:      path,
+		header:    header,
+		vocabOnly: opts.VocabOnly,
+		contexts:  map[*Context]struct{}{},
+	}
+	m.nVocab = int32(C.llama_vocab_n_tokens(m.vocab))
+	m.info = m.readInfo()
+	m.tokens = m.readSpecialTokens()
+	return m, nil
+}
+
+// Close frees the model after closing its open contexts. It is safe to call
+// more than once; later calls return nil.
+func (m *Model) Close() error {
+	if m == nil {
+		return nil
+	}
+	m.ctxMu.Lock()
+	open := make([]*Context, 0, len(m.contexts))
+	for c := range m.contexts {
+		open = append(open, c)
+	}
+	m.ctxMu.Unlock()
+	for _, c := range open {
+		c.Close()
+	}
+
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return nil
+	}
+	C.llama_model_free(m.c)
+	m.c, m.vocab, m.closed = nil, nil, true
+	return nil
+}
+
+// acquire read-locks the model for a call into C. The caller must call
+// m.mu.RUnlock when it succeeds.
+func (m *Model) acquire() error {
+	m.mu.RLock()
+	if m.closed {
+		m.mu.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+// Path returns the file the model was loaded from.
+func (m *Model) Path() string { return m.path }
+
+// VocabType is the kind of tokenizer a model uses.
+type VocabType int
+
+// Vocabulary types, as llama.cpp's enum llama_vocab_type.
+const (
+	VocabNone   VocabType = C.LLAMA_VOCAB_TYPE_NONE
+	VocabSPM    VocabType = C.LLAMA_VOCAB_TYPE_SPM // SentencePiece-style BPE with byte fallback (Llama 2)
+	VocabBPE    VocabType = C.LLAMA_VOCAB_TYPE_BPE // byte-level BPE (GPT-2, Llama 3, Qwen)
+	VocabWPM    VocabType = C.LLAMA_VOCAB_TYPE_WPM // WordPiece (BERT)
+	VocabUGM    VocabType = C.LLAMA_VOCAB_TYPE_UGM // Unigram (T5)
+	VocabRWKV   VocabType = C.LLAMA_VOCAB_TYPE_RWKV
+	VocabPLaMo2 VocabType = C.LLAMA_VOCAB_TYPE_PLAMO2
+)
+
+// String returns the name llama.cpp uses for the vocabulary type.
+func (v VocabType) String() string {
+	switch v {
+	case VocabNone:
+		return "none"
+	case VocabSPM:
+		return "spm"
+	case VocabBPE:
+		return "bpe"
+	case VocabWPM:
+		return "wpm"
+	case VocabUGM:
+		return "ugm"
+	case VocabRWKV:
+		return "rwkv"
+	case VocabPLaMo2:
+		return "plamo2"
+	}
+	return fmt.Sprintf("VocabType(%d)", int(v))
+}
+
+// Info holds a model's facts.
+type Info struct {
+	Architecture  string    // general.architecture, e.g. "llama"
+	Name          string    // general.name, if the file has one
+	Description   string    // llama.cpp's one-line description, e.g. "llama 7B Q4_K - Medium"
+	Parameters    uint64    // number of weights
+	SizeBytes     uint64    // bytes of weights
+	TrainContext  int       // context length the model was trained with
+	EmbeddingSize int       // width of the hidden state
+	Layers        int       // number of blocks
+	Heads         int       // attention heads
+	KVHeads       int       // key/value heads
+	VocabSize     int       // number of tokens
+	VocabType     VocabType // tokenizer kind
+	HasEncoder    bool      // an encoder (BERT, T5); false with VocabOnly
+	HasDecoder    bool      // a decoder (most text generators); false with VocabOnly
+}
+
+func (m *Model) readInfo() Info {
+	h := m.header
+	arch := h.Architecture()
+	name, _ := h.String("general.name")
+	info := Info{
+		Architecture: arch,
+		Name:         name,
+		VocabSize:    int(m.nVocab),
+		VocabType:    VocabType(C.llama_vocab_type(m.vocab)),
+	}
+	if m.vocabOnly {
+		// llama.cpp has no hyperparameters without weights (asking for them
+		// aborts the process), so the facts come from the metadata.
+		get := func(key string) int {
+			v, _ := h.Uint(arch + "." + key)
+			return int(min(v, 1<<31-1))
+		}
+		info.TrainContext = get("context_length")
+		info.EmbeddingSize = get("embedding_length")
+		info.Layers = get("block_count")
+		info.Heads = get("attention.head_count")
+		info.KVHeads = get("attention.head_count_kv")
+		info.Parameters = h.ParamCount()
+		for _, t := range h.Tensors {
+			info.SizeBytes += t.Size
+		}
+		return info
+	}
+	var buf [256]C.char
+	if n := C.llama_model_desc(m.c, &buf[0], C.size_t(len(buf))); n > 0 {
+		info.Description = C.GoStringN(&buf[0], C.int(min(int(n), len(buf)-1)))
+	}
+	info.Parameters = uint64(C.llama_model_n_params(m.c))
+	info.SizeBytes = uint64(C.llama_model_size(m.c))
+	info.TrainContext = int(C.llama_model_n_ctx_train(m.c))
+	info.EmbeddingSize = int(C.llama_model_n_embd(m.c))
+	info.Layers = int(C.llama_model_n_layer(m.c))
+	info.Heads = int(C.llama_model_n_head(m.c))
+	info.KVHeads = int(C.llama_model_n_head_kv(m.c))
+	info.HasEncoder = bool(C.llama_model_has_encoder(m.c))
+	info.HasDecoder = bool(C.llama_model_has_decoder(m.c))
+	return info
+}
+
+// Info returns the model's facts. With ModelOptions.VocabOnly they are read
+// from the GGUF metadata, and Description is empty.
+func (m *Model) Info() Info { return m.info }
+
+// Metadata returns every key/value pair of the model's GGUF header, in file
+// order, with its type. The slice is shared: do not modify it.
+func (m *Model) Metadata() []gguf.KV { return m.header.KV }
+
+// Header returns the model's validated GGUF header (metadata and tensor
+// table). It is shared: do not modify it.
+func (m *Model) Header() *gguf.File { return m.header }
+
+// ChatTemplate returns the model's chat template: the default one for name
+// "", or the named one (tokenizer.chat_template.NAME). ok is false when the
+// model has none.
+func (m *Model) ChatTemplate(name string) (tmpl string, ok bool) {
+	key := "tokenizer.chat_template"
+	if name != "" {
+		key += "." + name
+	}
+	return m.header.String(key)
+}
+
+// ChatTemplates returns all chat templates of the model by name; the
+// default template has the name "".
+func (m *Model) ChatTemplates() map[string]string {
+	out := map[string]string{}
+	for _, kv := range m.header.KV {
+		name, ok := strings.CutPrefix(kv.Key, "tokenizer.chat_template")
+		if !ok || (name != "" && name[0] != '.') {
+			continue
+		}
+		if s, ok := kv.Value.AsString(); ok {
+			out[strings.TrimPrefix(name, ".")] = s
+		}
+	}
+	return out
+}

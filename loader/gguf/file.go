@@ -1,0 +1,145 @@
+package gguf
+
+// KV is one metadata key-value pair.
+type KV struct {
+	Key   string
+	Value Value
+}
+
+// TensorInfo describes one tensor of a GGUF file. Its data is Size bytes at
+// absolute file offset [File.DataOffset] + Offset.
+type TensorInfo struct {
+	// Name is the tensor's name, at most 63 bytes.
+	Name string
+	// Type is the element type.
+	Type Type
+	// Shape is ne[0..n_dims) in ggml order: Shape[0] is the row length, the
+	// fastest-varying dimension. It has at most four entries and may be
+	// empty (a one-element tensor).
+	Shape []uint64
+	// Offset is the data offset relative to [File.DataOffset].
+	Offset uint64
+	// Size is the number of bytes of data.
+	Size uint64
+}
+
+// Elements returns the number of elements: the product of Shape (1 for an
+// empty Shape).
+func (t TensorInfo) Elements() uint64 {
+	n := uint64(1)
+	for _, d := range t.Shape {
+		n *= d
+	}
+	return n
+}
+
+// File is the parsed and validated header of a GGUF file: its metadata and
+// tensor infos, without tensor data.
+type File struct {
+	// Version is the GGUF version, 2 or 3.
+	Version uint32
+	// Alignment is the data alignment: general.alignment, or 32.
+	Alignment uint64
+	// KV holds the metadata in file order.
+	KV []KV
+	// Tensors holds the tensor infos in file order.
+	Tensors []TensorInfo
+	// DataOffset is the absolute offset of the tensor data section: the end
+	// of the tensor infos, rounded up to Alignment. In a file without tensor
+	// data it may lie beyond Size.
+	DataOffset int64
+	// Size is the size of the file in bytes.
+	Size int64
+}
+
+// Lookup returns the value of key.
+func (f *File) Lookup(key string) (Value, bool) {
+	for i := range f.KV {
+		if f.KV[i].Key == key {
+			return f.KV[i].Value, true
+		}
+	}
+	return Value{}, false
+}
+
+// String returns the value of key if it is a string.
+func (f *File) String(key string) (string, bool) {
+	v, ok := f.Lookup(key)
+	if !ok {
+		return "", false
+	}
+	return v.AsString()
+}
+
+// Uint returns the value of key if it is a non-negative integer of any
+// integer type.
+func (f *File) Uint(key string) (uint64, bool) {
+	v, ok := f.Lookup(key)
+	if !ok {
+		return 0, false
+	}
+	return v.AsUint()
+}
+
+// Int returns the value of key if it is an integer of any integer type that
+// fits in an int64.
+func (f *File) Int(key string) (int64, bool) {
+	v, ok := f.Lookup(key)
+	if !ok {
+		return 0, false
+	}
+	return v.AsInt()
+}
+
+// Float returns the value of key if it is a float or an integer.
+func (f *File) Float(key string) (float64, bool) {
+	v, ok := f.Lookup(key)
+	if !ok {
+		return 0, false
+	}
+	return v.AsFloat()
+}
+
+// Bool returns the value of key if it is a bool.
+func (f *File) Bool(key string) (bool, bool) {
+	v, ok := f.Lookup(key)
+	if !ok {
+		return false, false
+	}
+	return v.AsBool()
+}
+
+// Strings returns the value of key if it is an array of strings.
+func (f *File) Strings(key string) ([]string, bool) {
+	v, ok := f.Lookup(key)
+	if !ok {
+		return nil, false
+	}
+	return v.AsStrings()
+}
+
+// Architecture returns general.architecture, or "" if it is absent or not a
+// string.
+func (f *File) Architecture() string {
+	s, _ := f.String("general.architecture")
+	return s
+}
+
+// Tensor returns the info of the tensor called name.
+func (f *File) Tensor(name string) (TensorInfo, bool) {
+	for i := range f.Tensors {
+		if f.Tensors[i].Name == name {
+			return f.Tensors[i], true
+		}
+	}
+	return TensorInfo{}, false
+}
+
+// ParamCount returns the total number of tensor elements.
+func (f *File) ParamCount() uint64 {
+	var n uint64
+	for i := range f.Tensors {
+		n += f.Tensors[i].Elements()
+	}
+	return n
+}

@@ -1,0 +1,126 @@
+// Package synth writes random-weight llama-architecture GGUF models with the
+// real shapes of well-known models (TinyLlama-1.1B, Llama-3-8B, ...) and a
+// valid vocabulary, in F32 or F16 directly or in any llama.cpp type by
+// quantizing through the engine.
+//
+// The models produce gibberish but cost exactly what the real ones cost to
+// run: tests use small ones, and benchmarks use full-size ones to measure
+// hardware for a model without downloading it.
+package synth
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Shape holds the dimensions of a llama-architecture model.
+type Shape struct {
+	Name           string  // e.g. "tinyllama-1.1b"
+	Vocab          int     // tokens in the vocabulary (at least 512)
+	Embd           int     // hidden size
+	FF             int     // feed-forward size
+	Layers         int     // blocks
+	Heads          int     // attention heads
+	KVHeads        int     // key/value heads (GQA when fewer than Heads)
+	Context        int     // training context length
+	RopeTheta      float32 // RoPE base frequency
+	NormEps        float32 // RMSNorm epsilon
+	TiedEmbeddings bool    // no separate output.weight
+}
+
+// Shapes of real models, from their Hugging Face config.json files. Qwen2.5's
+// q/k/v biases (under 0.01% of its weights) are left out, so that every shape
+// is a plain llama architecture.
+var Shapes = map[string]Shape{
+	"smollm-135m":    {Name: "smollm-135m", Vocab: 49152, Embd: 576, FF: 1536, Layers: 30, Heads: 9, KVHeads: 3, Context: 2048, RopeTheta: 10000, NormEps: 1e-5, TiedEmbeddings: true},
+	"tinyllama-1.1b": {Name: "tinyllama-1.1b", Vocab: 32000, Embd: 2048, FF: 5632, Layers: 22, Heads: 32, KVHeads: 4, Context: 2048, RopeTheta: 10000, NormEps: 1e-5},
+	"llama-2-7b":     {Name: "llama-2-7b", Vocab: 32000, Embd: 4096, FF: 11008, Layers: 32, Heads: 32, KVHeads: 32, Context: 4096, RopeTheta: 10000, NormEps: 1e-5},
+	"llama-3-8b":     {Name: "llama-3-8b", Vocab: 128256, Embd: 4096, FF: 14336, Layers: 32, Heads: 32, KVHeads: 8, Context: 8192, RopeTheta: 500000, NormEps: 1e-5},
+	"llama-3-70b":    {Name: "llama-3-70b", Vocab: 128256, Embd: 8192, FF: 28672, Layers: 80, Heads: 64, KVHeads: 8, Context: 8192, RopeTheta: 500000, NormEps: 1e-5},
+	"mistral-7b":     {Name: "mistral-7b", Vocab: 32768, Embd: 4096, FF: 14336, Layers: 32, Heads: 32, KVHeads: 8, Context: 32768, RopeTheta: 1e6, NormEps: 1e-5},
+	"qwen2.5-7b":     {Name: "qwen2.5-7b", Vocab: 152064, Embd: 3584, FF: 18944, Layers: 28, Heads: 28, KVHeads: 4, Context: 32768, RopeTheta: 1e6, NormEps: 1e-6},
+}
+
+// Lookup returns the named shape (case-insensitive).
+func Lookup(name string) (Shape, error) {
+	if s, ok := Shapes[strings.ToLower(name)]; ok {
+		return s, nil
+	}
+	names := make([]string, 0, len(Shapes))
+	for n := range Shapes {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return Shape{}, fmt.Errorf("synth: unknown shape %q (known: %s)", name, strings.Join(names, ", "))
+}
+
+// HeadDim returns the size of one attention head.
+func (s Shape) HeadDim() int { return s.Embd / s.Heads }
+
+// Validate checks that the dimensions make a model llama.cpp can run.
+func (s Shape) Validate() error {
+	switch {
+	case s.Vocab < minVocab || s.Vocab > 1<<21:
+		return fmt.Errorf("synth: vocabulary %d outside [%d, %d]", s.Vocab, minVocab, 1<<21)
+	case s.Embd <= 0 || s.FF <= 0 || s.Layers <= 0 || s.Heads <= 0 || s.KVHeads <= 0 || s.Context <= 0:
+		return fmt.Errorf("synth: dimensions must be positive: %+v", s)
+	case s.Embd%s.Heads != 0:
+		return fmt.Errorf("synth: hidden size %d is not a multiple of %d heads", s.Embd, s.Heads)
+	case s.Heads%s.KVHeads != 0:
+		return fmt.Errorf("synth: %d heads is not a multiple of %d KV heads", s.Heads, s.KVHeads)
+	case s.HeadDim()%2 != 0:
+		return fmt.Errorf("synth: head size %d is odd (RoPE rotates pairs)", s.HeadDim())
+	case s.Embd%32 != 0 || s.FF%32 != 0:
+		return fmt.Errorf("synth: hidden %d and feed-forward %d sizes must be multiples of 32", s.Embd, s.FF)
+	case s.RopeTheta <= 0 || s.NormEps <= 0:
+		return fmt.Errorf("synth: rope theta and norm epsilon must be positive")
+	}
+	return nil
+}
+
+// tensorSpec is one weight of the model: its name, ggml shape (ne0 first)
+// and the scale of its random values (0 for norm weights, which are 1).
+type tensorSpec struct {
+	name  string
+	shape []uint64
+	fanIn int
+}
+
+func (s Shape) tensors() []tensorSpec {
+	e, f, v := uint64(s.Embd), uint64(s.FF), uint64(s.Vocab)
+	kv := uint64(s.KVHeads * s.HeadDim())
+	out := []tensorSpec{{name: "token_embd.weight", shape: []uint64{e, v}, fanIn: s.Embd}}
+	for i := range s.Layers {
+		p := fmt.Sprintf("blk.%d.", i)
+		out = append(out,
+			tensorSpec{p + "attn_norm.weight", []uint64{e}, 0},
+			tensorSpec{p + "attn_q.weight", []uint64{e, e}, s.Embd},
+			tensorSpec{p + "attn_k.weight", []uint64{e, kv}, s.Embd},
+			tensorSpec{p + "attn_v.weight", []uint64{e, kv}, s.Embd},
+			tensorSpec{p + "attn_output.weight", []uint64{e, e}, s.Embd},
+			tensorSpec{p + "ffn_norm.weight", []uint64{e}, 0},
+			tensorSpec{p + "ffn_gate.weight", []uint64{e, f}, s.Embd},
+			tensorSpec{p + "ffn_up.weight", []uint64{e, f}, s.Embd},
+			tensorSpec{p + "ffn_down.weight", []uint64{f, e}, s.FF},
+		)
+	}
+	out = append(out, tensorSpec{"output_norm.weight", []uint64{e}, 0})
+	if !s.TiedEmbeddings {
+		out = append(out, tensorSpec{"output.weight", []uint64{e, v}, s.Embd})
+	}
+	return out
+}
+
+// Params returns the number of weights.
+func (s Shape) Params() uint64 {
+	var n uint64
+	for _, t := range s.tensors() {
+		m := uint64(1)
+		for _, d := range t.shape {
+			m *= d
+		}
+		n += m
+	}
+	return n
+}

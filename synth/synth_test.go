@@ -1,0 +1,169 @@
+package synth
+
+import (
+	"bytes"
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/llm-go/llm/engine"
+	"github.com/llm-go/llm/loader/gguf"
+)
+
+// tiny is a shape small enough for tests.
+var tiny = Shape{Name: "tiny", Vocab: 1000, Embd: 64, FF: 128, Layers: 2, Heads: 4, KVHeads: 2, Context: 512, RopeTheta: 10000, NormEps: 1e-5}
+
+func TestShapesValid(t *testing.T) {
+	for name, s := range Shapes {
+		if err := s.Validate(); err != nil {
+			t.Errorf("%s: %v", name, err)
+		}
+		if s.Name != name {
+			t.Errorf("%s: Name %q", name, s.Name)
+		}
+	}
+	// Parameter counts of the real models (from their model cards), within
+	// the rounding the cards use.
+	for name, want := range map[string]float64{
+		"tinyllama-1.1b": 1.10e9, "llama-2-7b": 6.74e9, "llama-3-8b": 8.03e9,
+		"llama-3-70b": 70.55e9, "mistral-7b": 7.25e9, "smollm-135m": 0.1348e9,
+	} {
+		got := float64(Shapes[name].Params())
+		if got < want*0.99 || got > want*1.01 {
+			t.Errorf("%s: %.4g parameters, want about %.4g", name, got, want)
+		}
+	}
+}
+
+func TestValidateRejects(t *testing.T) {
+	bad := tiny
+	bad.Heads = 3
+	if err := bad.Validate(); err == nil {
+		t.Error("hidden size not a multiple of heads accepted")
+	}
+	bad = tiny
+	bad.Vocab = 10
+	if err := bad.Validate(); err == nil {
+		t.Error("vocabulary of 10 accepted")
+	}
+	if _, err := Lookup("no-such-model"); err == nil || !strings.Contains(err.Error(), "tinyllama-1.1b") {
+		t.Errorf("Lookup error should list the known shapes: %v", err)
+	}
+}
+
+func TestVocabularyUniqueAndSized(t *testing.T) {
+	for _, n := range []int{minVocab, 32000, 152064} {
+		toks, scores, types := vocabulary(n)
+		if len(toks) != n || len(scores) != n || len(types) != n {
+			t.Fatalf("vocabulary(%d): %d tokens", n, len(toks))
+		}
+		seen := map[string]bool{}
+		for _, s := range toks {
+			if seen[s] {
+				t.Fatalf("vocabulary(%d): duplicate %q", n, s)
+			}
+			seen[s] = true
+		}
+	}
+}
+
+// TestWriteLoadGenerate writes F32 and F16 models, loads them through the
+// engine, checks the facts, the tokenizer and that decoding gives finite
+// logits; and that the same seed gives the same file.
+func TestWriteLoadGenerate(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, f32 := range []bool{true, false} {
+		path := filepath.Join(dir, "m.gguf")
+		if err := Write(ctx, path, tiny, Options{F32: f32, Seed: 7}); err != nil {
+			t.Fatal(err)
+		}
+		h, err := gguf.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.ParamCount() != tiny.Params() {
+			t.Errorf("file has %d parameters, shape %d", h.ParamCount(), tiny.Params())
+		}
+		m, err := engine.LoadModel(ctx, path, engine.ModelOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := m.Info()
+		if info.Layers != 2 || info.EmbeddingSize != 64 || info.VocabSize != 1000 || info.KVHeads != 2 {
+			t.Errorf("info %+v", info)
+		}
+		toks, err := m.Tokenize("hello there, 42!", true, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// llama.cpp drops the SentencePiece leading space only when the
+		// tokens do not start with BOS.
+		text, err := m.Detokenize(toks[1:], false, false)
+		if err != nil || text != "hello there, 42!" {
+			t.Errorf("round trip: %q %v (tokens %v)", text, err, toks)
+		}
+		c, err := m.NewContext(engine.ContextOptions{ContextLength: 128})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := engine.NewBatch(len(toks), 1)
+		for i, tk := range toks {
+			b.Add(tk, engine.Pos(i), i == len(toks)-1)
+		}
+		if err := c.Decode(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		logits, err := c.Logits(len(toks) - 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range logits {
+			if v != v || v > 1e4 || v < -1e4 {
+				t.Fatalf("logit %d = %v", i, v)
+			}
+		}
+		b.Close()
+		m.Close()
+	}
+	a, b := filepath.Join(dir, "a.gguf"), filepath.Join(dir, "b.gguf")
+	for _, p := range []string{a, b} {
+		if err := Write(ctx, p, tiny, Options{Seed: 3}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	da, _ := os.ReadFile(a)
+	db, _ := os.ReadFile(b)
+	if !bytes.Equal(da, db) {
+		t.Error("same seed gave different files")
+	}
+}
+
+func TestCreateQuantized(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "q.gguf")
+	s := tiny
+	s.Embd, s.FF = 256, 512 // K-quants need rows that are multiples of 256
+	if err := Create(ctx, path, s, "Q4_K_M", 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	h, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ft, _ := h.Uint("general.file_type"); ft != 15 { // LLAMA_FTYPE_MOSTLY_Q4_K_M
+		t.Errorf("file type %d, want 15 (Q4_K_M)", ft)
+	}
+	q, _ := h.Tensor("blk.0.ffn_gate.weight")
+	if q.Type != gguf.TypeQ4_K {
+		t.Errorf("ffn_gate is %s, want Q4_K", q.Type)
+	}
+	if _, err := os.Stat(path + ".f16.tmp"); !os.IsNotExist(err) {
+		t.Error("temporary F16 file left behind")
+	}
+	if err := Create(ctx, path, s, "Q9_X", 1, 2); err == nil {
+		t.Error("unknown type accepted")
+	}
+}

@@ -1,0 +1,147 @@
+package synth
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"strings"
+
+	"github.com/x448/float16"
+
+	"github.com/llm-go/llm/engine"
+	"github.com/llm-go/llm/loader/gguf"
+)
+
+// Options configures Write.
+type Options struct {
+	// F32 stores the weight matrices in F32 instead of F16. Norm weights
+	// are always F32.
+	F32 bool
+	// Seed makes the weights reproducible: the same shape, type and seed
+	// give the same file.
+	Seed uint64
+}
+
+// Write writes a random-weight model of shape s to path as a GGUF file in
+// F32 or F16. Matrices hold values of variance 1/fan-in, as in trained
+// models, so activations neither vanish nor explode; norm weights are 1.
+func Write(ctx context.Context, path string, s Shape, opts Options) error {
+	if err := s.Validate(); err != nil {
+		return err
+	}
+	typ, fileType := gguf.TypeF16, uint32(1) // LLAMA_FTYPE_MOSTLY_F16
+	if opts.F32 {
+		typ, fileType = gguf.TypeF32, 0 // LLAMA_FTYPE_ALL_F32
+	}
+
+	w := gguf.NewWriter()
+	w.Set("general.architecture", gguf.String("llama"))
+	w.Set("general.name", gguf.String("synthetic "+s.Name))
+	w.Set("general.file_type", gguf.Uint32(fileType))
+	w.Set("llama.vocab_size", gguf.Uint32(uint32(s.Vocab)))
+	w.Set("llama.context_length", gguf.Uint32(uint32(s.Context)))
+	w.Set("llama.embedding_length", gguf.Uint32(uint32(s.Embd)))
+	w.Set("llama.block_count", gguf.Uint32(uint32(s.Layers)))
+	w.Set("llama.feed_forward_length", gguf.Uint32(uint32(s.FF)))
+	w.Set("llama.attention.head_count", gguf.Uint32(uint32(s.Heads)))
+	w.Set("llama.attention.head_count_kv", gguf.Uint32(uint32(s.KVHeads)))
+	w.Set("llama.rope.dimension_count", gguf.Uint32(uint32(s.HeadDim())))
+	w.Set("llama.rope.freq_base", gguf.Float32(s.RopeTheta))
+	w.Set("llama.attention.layer_norm_rms_epsilon", gguf.Float32(s.NormEps))
+
+	tokens, scores, types := vocabulary(s.Vocab)
+	w.Set("tokenizer.ggml.model", gguf.String("llama"))
+	w.Set("tokenizer.ggml.pre", gguf.String("default"))
+	w.Set("tokenizer.ggml.tokens", gguf.Strings(tokens))
+	w.Set("tokenizer.ggml.scores", gguf.Float32s(scores))
+	w.Set("tokenizer.ggml.token_type", gguf.Int32s(types))
+	w.Set("tokenizer.ggml.unknown_token_id", gguf.Uint32(0))
+	w.Set("tokenizer.ggml.bos_token_id", gguf.Uint32(1))
+	w.Set("tokenizer.ggml.eos_token_id", gguf.Uint32(2))
+	w.Set("tokenizer.ggml.add_bos_token", gguf.Bool(true))
+	w.Set("tokenizer.ggml.add_eos_token", gguf.Bool(false))
+
+	for i, t := range s.tensors() {
+		tt := typ
+		if t.fanIn == 0 {
+			tt = gguf.TypeF32
+		}
+		seed := opts.Seed*0x9E3779B97F4A7C15 + uint64(i)
+		if err := w.AddTensor(t.name, tt, t.shape, func(out io.Writer) error {
+			return writeRandom(ctx, out, tt, t, seed)
+		}); err != nil {
+			return fmt.Errorf("synth: %w", err)
+		}
+	}
+	if err := w.WriteFile(path); err != nil {
+		return fmt.Errorf("synth: %w", err)
+	}
+	return nil
+}
+
+// writeRandom streams the values of one tensor in chunks.
+func writeRandom(ctx context.Context, out io.Writer, typ gguf.Type, t tensorSpec, seed uint64) error {
+	n := uint64(1)
+	for _, d := range t.shape {
+		n *= d
+	}
+	rng := rand.New(rand.NewPCG(seed, 0x5851F42D4C957F2D))
+	// Uniform on [-a, a) has variance a²/3: a = sqrt(3/fanIn) gives 1/fanIn.
+	var a float32
+	if t.fanIn > 0 {
+		a = float32(math.Sqrt(3 / float64(t.fanIn)))
+	}
+	const chunk = 1 << 16
+	size := 4
+	if typ == gguf.TypeF16 {
+		size = 2
+	}
+	buf := make([]byte, chunk*size)
+	for done := uint64(0); done < n; done += chunk {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		m := min(chunk, n-done)
+		for i := uint64(0); i < m; i++ {
+			v := float32(1)
+			if t.fanIn > 0 {
+				v = a * (2*float32(rng.Uint32()>>8)/(1<<24) - 1)
+			}
+			if typ == gguf.TypeF16 {
+				binary.LittleEndian.PutUint16(buf[i*2:], float16.Fromfloat32(v).Bits())
+			} else {
+				binary.LittleEndian.PutUint32(buf[i*4:], math.Float32bits(v))
+			}
+		}
+		if _, err := out.Write(buf[:m*uint64(size)]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Create writes a random-weight model of shape s to path in the llama.cpp
+// type quant ("F32", "F16", or any engine.QuantTypes name such as "Q4_0" or
+// "Q4_K_M"). Quantized types are made by writing F16 beside path and
+// quantizing it through the engine with threads threads (0: all CPUs).
+func Create(ctx context.Context, path string, s Shape, quant string, seed uint64, threads int) error {
+	switch strings.ToUpper(quant) {
+	case "F32":
+		return Write(ctx, path, s, Options{F32: true, Seed: seed})
+	case "F16", "":
+		return Write(ctx, path, s, Options{Seed: seed})
+	}
+	tmp := path + ".f16.tmp"
+	defer os.Remove(tmp)
+	if err := Write(ctx, tmp, s, Options{Seed: seed}); err != nil {
+		return err
+	}
+	if err := engine.Quantize(ctx, tmp, path, quant, threads); err != nil {
+		return fmt.Errorf("synth: %w", err)
+	}
+	return nil
+}
