@@ -50,7 +50,7 @@ func TestABI(t *testing.T) {
 		if err := os.WriteFile(src, []byte(decl.layoutProgram(include)), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		args := append(append([]string{"-std=c11", "-o", bin, src}, flags...))
+		args := append([]string{"-std=c11", "-o", bin, src}, flags...)
 		if out, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
 			t.Fatalf("compiling the layout program against %s: %v\n%s", include, err, out)
 		}

@@ -314,6 +314,7 @@ void llama_set_abort_callback(struct llama_context * ctx, ggml_abort_callback ab
 void llama_synchronize(struct llama_context * ctx);
 
 llama_batch llama_batch_init(int32_t n_tokens, int32_t embd, int32_t n_seq_max);
+llama_batch llama_batch_get_one(llama_token * tokens, int32_t n_tokens);
 void llama_batch_free(llama_batch batch);
 int32_t llama_decode(struct llama_context * ctx, llama_batch batch);
 float * llama_get_logits_ith(struct llama_context * ctx, int32_t i);

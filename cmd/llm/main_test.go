@@ -1,0 +1,131 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/llm-go/llm/internal/shareddata"
+)
+
+// run runs llm in process with args and stdin, returning the exit status,
+// stdout and stderr.
+func run(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := runMain(context.Background(), &stdio{in: strings.NewReader(stdin), out: &out, err: &errb}, args)
+	return code, out.String(), errb.String()
+}
+
+func TestGenerateGreedyMatchesReference(t *testing.T) {
+	model := shareddata.Path(t, "models", "stories260K.gguf")
+	data, err := os.ReadFile(shareddata.Path(t, "testdata", "reference", "stories260K_reference.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref struct {
+		Prompts []struct {
+			Prompt   string `json:"prompt"`
+			NPredict int    `json:"n_predict"`
+			Text     string `json:"generated_text"`
+		} `json:"prompts"`
+	}
+	if err := json.Unmarshal(data, &ref); err != nil {
+		t.Fatal(err)
+	}
+	p := ref.Prompts[0]
+	code, out, stderr := run(t, "", "generate", "-m", model, "--temp", "0", "-t", "1", "-n", strconv.Itoa(p.NPredict), p.Prompt)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	if out != p.Text+"\n" {
+		t.Errorf("generated %q\nwant %q", out, p.Text)
+	}
+
+	// The prompt from stdin, and --verbose timings on stderr.
+	code, out2, stderr := run(t, p.Prompt+"\n", "generate", "-m", model, "--temp", "0", "-t", "1", "-n", "8", "-v")
+	if code != 0 || !strings.HasPrefix(p.Text, strings.TrimSuffix(out2, "\n")) {
+		t.Errorf("stdin prompt: exit %d, %q", code, out2)
+	}
+	if !strings.Contains(stderr, "tokens/s") {
+		t.Errorf("--verbose printed no timings: %q", stderr)
+	}
+}
+
+func TestGenerateSeedReproducible(t *testing.T) {
+	model := shareddata.Path(t, "models", "stories260K.gguf")
+	args := []string{"generate", "-m", model, "--temp", "1.0", "--seed", "42", "-t", "1", "-n", "24", "Once upon a time"}
+	_, a, _ := run(t, "", args...)
+	_, b, _ := run(t, "", args...)
+	if a != b || a == "" {
+		t.Errorf("same seed, different text:\n%q\n%q", a, b)
+	}
+	args[6] = "43"
+	if _, c, _ := run(t, "", args...); c == a {
+		t.Errorf("seeds 42 and 43 gave the same text %q", a)
+	}
+}
+
+func TestTokenizeFormats(t *testing.T) {
+	model := shareddata.Path(t, "models", "stories260K.gguf")
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--add-special", "Once upon a time"}, "[1, 403, 407, 261, 378]\n"},
+		{[]string{"Once upon a time"}, "[403, 407, 261, 378]\n"},
+		{[]string{"--json", "--add-special", "Once upon"}, "[1,403,407]\n"},
+		{[]string{"--pieces", "--add-special", "Once upon"}, "     1 -> '<s>'\n   403 -> ' Once'\n   407 -> ' upon'\n"},
+		{[]string{"--pieces", "--json", "Once"}, `[{"id":403,"piece":" Once"}]` + "\n"},
+	}
+	for _, tc := range cases {
+		code, out, stderr := run(t, "", append([]string{"tokenize", "-m", model}, tc.args...)...)
+		if code != 0 || out != tc.want {
+			t.Errorf("tokenize %v: exit %d, %q (stderr %q), want %q", tc.args, code, out, stderr, tc.want)
+		}
+	}
+	if _, out, _ := run(t, "Once upon a time", "tokenize", "-m", model); out != "[403, 407, 261, 378]\n" {
+		t.Errorf("tokenize from stdin: %q", out)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	code, out, _ := run(t, "", "version")
+	if code != 0 || !strings.Contains(out, "llama.cpp ec98e2002") || !strings.Contains(out, "CPU features:") {
+		t.Errorf("version: exit %d\n%s", code, out)
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	model := shareddata.Path(t, "models", "stories260K.gguf")
+	cases := []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"nope"}, 2, "unknown command"},
+		{[]string{"generate", "x"}, 2, "a model is required"},
+		{[]string{"generate", "-m", model, "--temp", "-1", "x"}, 2, "--temp"},
+		{[]string{"generate", "-m", model, "--bogus"}, 2, "unknown flag"},
+		{[]string{"generate", "-m", model, "a", "b"}, 2, "one prompt argument"},
+		{[]string{"generate", "-m", "/nonexistent.gguf", "x"}, 1, "no such file"},
+		{[]string{"tokenize", "x"}, 2, "a model is required"},
+		{[]string{"version", "extra"}, 2, "no arguments"},
+	}
+	for _, tc := range cases {
+		code, _, stderr := run(t, "", tc.args...)
+		if code != tc.code || !strings.Contains(stderr, tc.msg) || strings.Count(strings.TrimSpace(stderr), "\n") > 0 {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d with one line containing %q", tc.args, code, stderr, tc.code, tc.msg)
+		}
+	}
+	if code, out, _ := run(t, "", "generate", "--help"); code != 0 || !strings.Contains(out, "--temp") {
+		t.Errorf("generate --help: exit %d, %q", code, out)
+	}
+	if code, out, _ := run(t, "", "help"); code != 0 || !strings.Contains(out, "generate") {
+		t.Errorf("help: exit %d, %q", code, out)
+	}
+}
