@@ -20,7 +20,16 @@ LDFLAGS := -s -w -X github.com/llm-go/llm/internal/buildinfo.Version=$(VERSION)
 FUZZTIME ?= 15s
 BENCHTIME ?= 3x
 
-.PHONY: build test test-short fuzz bench vet clean
+.PHONY: build test test-short fuzz bench vet clean cuda metal gpu-check-prepare
+
+# GPU backends: ggml's CUDA (or Metal) backend built by CMake from the same
+# vendored sources as a shared library in lib/, which bin/llm loads at start
+# (LLM_BACKEND_PATH overrides where). Needs CMake and the CUDA toolkit; no
+# CUDA is needed to build or link bin/llm itself.
+OLLAMA_DIR = $(shell $(GO) list -m -f '{{.Dir}}' github.com/ollama/ollama)
+GGML_SRC ?= $(OLLAMA_DIR)/ml/backend/ggml/ggml
+CUDA_ARCHITECTURES ?= native
+LLAMA_COMMIT = $(shell sed -n 's/^const LlamaCppCommit = "\(.*\)"/\1/p' engine/engine.go)
 
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/llm ./cmd/llm
@@ -43,5 +52,28 @@ vet:
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./engine/...
 
+cuda:
+	cmake -S backends -B build/cuda -G Ninja -DGGML_SRC=$(GGML_SRC) -DLLM_BACKEND=cuda -DCMAKE_CUDA_ARCHITECTURES=$(CUDA_ARCHITECTURES)
+	cmake --build build/cuda --target ggml-cuda
+	mkdir -p lib && cp -P build/cuda/lib/libggml-base.so* build/cuda/lib/libggml-cuda.so lib/
+	echo $(LLAMA_COMMIT) > lib/ggml-backends.commit
+
+# Metal, for macOS: the same mechanism; untested (no Mac was available).
+metal:
+	cmake -S backends -B build/metal -G Ninja -DGGML_SRC=$(GGML_SRC) -DLLM_BACKEND=metal
+	cmake --build build/metal --target ggml-metal
+	mkdir -p lib && cp -P build/metal/lib/libggml-base*.dylib build/metal/lib/libggml-metal*.dylib lib/
+	echo $(LLAMA_COMMIT) > lib/ggml-backends.commit
+
+# Prepare bench/gpu/check.sh for a GPU machine without Go or network: a
+# portable bin/llm, the ggml sources and the test model, in .gpu/ (ignored).
+gpu-check-prepare:
+	$(MAKE) build CPU_FLAGS=-march=x86-64-v3
+	rm -rf .gpu && mkdir -p .gpu/ggml
+	cp -r $(GGML_SRC)/. .gpu/ggml/ && chmod -R u+w .gpu/ggml
+	echo $(LLAMA_COMMIT) > .gpu/llama-commit
+	cp ../shared/models/stories260K.gguf .gpu/
+	python3 -c 'import json; p=json.load(open("../shared/testdata/reference/stories260K_reference.json"))["prompts"][0]; open(".gpu/expected.txt","w").write(p["generated_text"]+"\n"); open(".gpu/prompt.txt","w").write(p["prompt"])'
+
 clean:
-	rm -rf bin lib
+	rm -rf bin lib build .gpu

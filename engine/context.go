@@ -49,6 +49,39 @@ var cacheTypes = map[CacheType]C.enum_ggml_type{
 	"iq4_nl": C.GGML_TYPE_IQ4_NL, "q5_0": C.GGML_TYPE_Q5_0, "q5_1": C.GGML_TYPE_Q5_1,
 }
 
+// blockSize is the number of values a cache type quantizes together.
+func (t CacheType) blockSize() uint64 {
+	switch strings.ToLower(string(t)) {
+	case "", "f16", "f32", "bf16":
+		return 1
+	}
+	return 32
+}
+
+// headDims returns the sizes of a key head and a value head from the
+// model's metadata (0 when unknown).
+func (m *Model) headDims() (k, v uint64) {
+	arch := m.header.Architecture()
+	heads, _ := m.header.Uint(arch + ".attention.head_count")
+	embd, _ := m.header.Uint(arch + ".embedding_length")
+	if heads > 0 {
+		k, v = embd/heads, embd/heads
+	}
+	if x, ok := m.header.Uint(arch + ".attention.key_length"); ok {
+		k = x
+	}
+	if x, ok := m.header.Uint(arch + ".attention.value_length"); ok {
+		v = x
+	}
+	return k, v
+}
+
+// Validate reports whether t names a supported cache type.
+func (t CacheType) Validate() error {
+	_, err := t.ggml()
+	return err
+}
+
 func (t CacheType) ggml() (C.enum_ggml_type, error) {
 	if t == "" {
 		return C.GGML_TYPE_F16, nil
@@ -229,6 +262,20 @@ func (m *Model) contextParams(o ContextOptions) (C.struct_llama_context_params, 
 	tv, err := o.TypeV.ggml()
 	if err != nil {
 		return p, err
+	}
+
+	// ggml quantizes the cache one head row at a time and aborts the process
+	// when a row is not a whole number of blocks.
+	kDim, vDim := m.headDims()
+	for _, c := range []struct {
+		name string
+		t    CacheType
+		dim  uint64
+	}{{"K", o.TypeK, kDim}, {"V", o.TypeV, vDim}} {
+		if b := c.t.blockSize(); c.dim > 0 && c.dim%b != 0 {
+			return p, fmt.Errorf("engine: %s cache type %s stores blocks of %d values, but this model's heads have %d: %w",
+				c.name, c.t, b, c.dim, ErrInvalidArgument)
+		}
 	}
 
 	p.n_ctx = C.uint32_t(nCtx)

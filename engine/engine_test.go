@@ -468,6 +468,10 @@ func TestInvalidArguments(t *testing.T) {
 	for _, o := range []engine.ContextOptions{
 		{ContextLength: -1}, {BatchSize: 16, MicroBatchSize: 32}, {MaxSequences: 100000},
 		{TypeK: "q3_x"}, {Threads: -2}, {FlashAttention: 9},
+		// stories260K's heads hold 8 values: a q8_0 cache (blocks of 32) would
+		// abort the process inside ggml.
+		{TypeK: "q8_0", FlashAttention: engine.FlashAttentionOn},
+		{TypeV: "q4_0", FlashAttention: engine.FlashAttentionOn},
 	} {
 		if c, err := m.NewContext(o); err == nil {
 			c.Close()

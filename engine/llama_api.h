@@ -56,7 +56,15 @@ enum ggml_log_level {
     GGML_LOG_LEVEL_CONT = 5,
 };
 
+enum ggml_backend_dev_type {
+    GGML_BACKEND_DEVICE_TYPE_CPU = 0,
+    GGML_BACKEND_DEVICE_TYPE_GPU = 1,
+    GGML_BACKEND_DEVICE_TYPE_IGPU = 2,
+    GGML_BACKEND_DEVICE_TYPE_ACCEL = 3,
+};
+
 struct ggml_tensor;
+typedef struct ggml_backend_reg * ggml_backend_reg_t;
 typedef struct ggml_backend_device * ggml_backend_dev_t;
 typedef struct ggml_backend_buffer_type * ggml_backend_buffer_type_t;
 typedef bool (*ggml_abort_callback)(void * data);
@@ -249,6 +257,16 @@ struct llama_perf_context_data {
 };
 
 // BEGIN PROTOTYPES
+size_t ggml_backend_dev_count(void);
+ggml_backend_dev_t ggml_backend_dev_get(size_t index);
+const char * ggml_backend_dev_name(ggml_backend_dev_t device);
+const char * ggml_backend_dev_description(ggml_backend_dev_t device);
+void ggml_backend_dev_memory(ggml_backend_dev_t device, size_t * free, size_t * total);
+enum ggml_backend_dev_type ggml_backend_dev_type(ggml_backend_dev_t device);
+ggml_backend_reg_t ggml_backend_dev_backend_reg(ggml_backend_dev_t device);
+const char * ggml_backend_reg_name(ggml_backend_reg_t reg);
+ggml_backend_reg_t ggml_backend_load(const char * path);
+
 void llama_backend_init(void);
 void llama_log_set(ggml_log_callback log_callback, void * user_data);
 const char * llama_print_system_info(void);

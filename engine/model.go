@@ -106,6 +106,7 @@ func LoadModel(ctx context.Context, path string, opts ModelOptions) (*Model, err
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
+	loadDefaultBackends()
 	header, err := gguf.ValidateModel(path)
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)

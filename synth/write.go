@@ -8,7 +8,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"runtime"
 	"strings"
+	"sync"
 
 	"github.com/x448/float16"
 
@@ -83,45 +85,81 @@ func Write(ctx context.Context, path string, s Shape, opts Options) error {
 	return nil
 }
 
-// writeRandom streams the values of one tensor in chunks.
+// chunkElems is how many values one generator fills at a time.
+const chunkElems = 1 << 20
+
+// writeRandom streams the values of one tensor. Chunks of chunkElems values
+// are generated in parallel, each from its own generator seeded by the
+// tensor's seed and the chunk's index, so the file does not depend on the
+// number of CPUs; they are written in order.
 func writeRandom(ctx context.Context, out io.Writer, typ gguf.Type, t tensorSpec, seed uint64) error {
 	n := uint64(1)
 	for _, d := range t.shape {
 		n *= d
 	}
-	rng := rand.New(rand.NewPCG(seed, 0x5851F42D4C957F2D))
+	size := uint64(4)
+	if typ == gguf.TypeF16 {
+		size = 2
+	}
 	// Uniform on [-a, a) has variance a²/3: a = sqrt(3/fanIn) gives 1/fanIn.
 	var a float32
 	if t.fanIn > 0 {
 		a = float32(math.Sqrt(3 / float64(t.fanIn)))
 	}
-	const chunk = 1 << 16
-	size := 4
-	if typ == gguf.TypeF16 {
-		size = 2
+	workers := runtime.GOMAXPROCS(0)
+	bufs := make([][]byte, workers)
+	for i := range bufs {
+		bufs[i] = make([]byte, chunkElems*size)
 	}
-	buf := make([]byte, chunk*size)
-	for done := uint64(0); done < n; done += chunk {
+	nChunks := (n + chunkElems - 1) / chunkElems
+	for first := uint64(0); first < nChunks; first += uint64(workers) {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		m := min(chunk, n-done)
-		for i := uint64(0); i < m; i++ {
-			v := float32(1)
-			if t.fanIn > 0 {
-				v = a * (2*float32(rng.Uint32()>>8)/(1<<24) - 1)
-			}
-			if typ == gguf.TypeF16 {
-				binary.LittleEndian.PutUint16(buf[i*2:], float16.Fromfloat32(v).Bits())
-			} else {
-				binary.LittleEndian.PutUint32(buf[i*4:], math.Float32bits(v))
-			}
+		round := min(uint64(workers), nChunks-first)
+		var wg sync.WaitGroup
+		for w := range round {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				chunk := first + w
+				m := min(chunkElems, n-chunk*chunkElems)
+				fillChunk(bufs[w][:m*size], typ, a, t.fanIn > 0, seed, chunk)
+			}()
 		}
-		if _, err := out.Write(buf[:m*uint64(size)]); err != nil {
-			return err
+		wg.Wait()
+		for w := range round {
+			chunk := first + w
+			m := min(chunkElems, n-chunk*chunkElems)
+			if _, err := out.Write(bufs[w][:m*size]); err != nil {
+				return err
+			}
 		}
 	}
 	return nil
+}
+
+// fillChunk fills buf with the values of one chunk: uniform on [-a, a), or
+// ones for norm weights.
+func fillChunk(buf []byte, typ gguf.Type, a float32, random bool, seed, chunk uint64) {
+	rng := rand.New(rand.NewPCG(seed, chunk^0x5851F42D4C957F2D))
+	if typ == gguf.TypeF16 {
+		for i := 0; i < len(buf); i += 2 {
+			v := float32(1)
+			if random {
+				v = a * (2*float32(rng.Uint32()>>8)/(1<<24) - 1)
+			}
+			binary.LittleEndian.PutUint16(buf[i:], float16.Fromfloat32(v).Bits())
+		}
+		return
+	}
+	for i := 0; i < len(buf); i += 4 {
+		v := float32(1)
+		if random {
+			v = a * (2*float32(rng.Uint32()>>8)/(1<<24) - 1)
+		}
+		binary.LittleEndian.PutUint32(buf[i:], math.Float32bits(v))
+	}
 }
 
 // Create writes a random-weight model of shape s to path in the llama.cpp

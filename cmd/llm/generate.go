@@ -24,14 +24,12 @@ func init() {
 
 // generateOptions are the settings of one generation.
 type generateOptions struct {
-	model     string
-	predict   int
-	temp      float64
-	seed      int64
-	threads   int
-	ctxLen    int
-	gpuLayers int
-	verbose   bool
+	model   string
+	predict int
+	temp    float64
+	seed    int64
+	verbose bool
+	run     modelFlags
 }
 
 func runGenerate(ctx context.Context, sio *stdio, args []string) error {
@@ -41,9 +39,7 @@ func runGenerate(ctx context.Context, sio *stdio, args []string) error {
 	fs.IntVarP(&o.predict, "predict", "n", -1, "tokens to generate (-1: until end of generation or the context is full)")
 	fs.Float64Var(&o.temp, "temp", 0.8, "sampling temperature (0: greedy)")
 	fs.Int64Var(&o.seed, "seed", -1, "random seed (-1: random)")
-	fs.IntVarP(&o.threads, "threads", "t", 0, "CPU threads (0: all)")
-	fs.IntVarP(&o.ctxLen, "ctx-size", "c", 0, "context length (0: 4096 or the model's, if smaller)")
-	fs.IntVar(&o.gpuLayers, "ngl", 0, "layers to offload to a GPU (-1: all)")
+	o.run.register(fs)
 	cmd := commands["generate"]
 	if err := parseFlags(fs, cmd, sio, args); err != nil {
 		return err
@@ -58,10 +54,9 @@ func runGenerate(ctx context.Context, sio *stdio, args []string) error {
 		return usagef("--temp must be 0 or more, got %v", o.temp)
 	case o.predict < -1:
 		return usagef("--predict must be -1 or more, got %d", o.predict)
-	case o.threads < 0:
-		return usagef("--threads must be 0 or more, got %d", o.threads)
-	case o.ctxLen < 0:
-		return usagef("--ctx-size must be 0 or more, got %d", o.ctxLen)
+	}
+	if err := o.run.check(); err != nil {
+		return err
 	}
 	prompt := ""
 	if fs.NArg() == 1 {
@@ -78,15 +73,11 @@ func runGenerate(ctx context.Context, sio *stdio, args []string) error {
 
 func generate(ctx context.Context, sio *stdio, o generateOptions, prompt string) error {
 	start := time.Now()
-	m, err := engine.LoadModel(ctx, o.model, engine.ModelOptions{GPULayers: o.gpuLayers})
+	m, c, err := o.run.load(ctx, sio, o.model, o.verbose)
 	if err != nil {
 		return err
 	}
 	defer m.Close()
-	c, err := m.NewContext(engine.ContextOptions{ContextLength: o.ctxLen, Threads: o.threads})
-	if err != nil {
-		return err
-	}
 	defer c.Close()
 	loaded := time.Since(start)
 

@@ -63,10 +63,39 @@ func newFlags(name string, verbose *bool) *pflag.FlagSet {
 	return fs
 }
 
+// llamaSpellings maps llama.cpp's multi-letter single-dash flags, which
+// pflag would read as bundled one-letter flags, to ours.
+var llamaSpellings = map[string]string{
+	"-ngl": "--ngl", "-fa": "--flash-attn", "-ctk": "--cache-type-k", "-ctv": "--cache-type-v",
+	"-sm": "--split-mode", "-mg": "--main-gpu", "-ts": "--tensor-split",
+}
+
+// translateLlamaFlags rewrites llama.cpp spellings such as "-ngl 99" or
+// "-ctk=q8_0" to their long forms, up to a "--" that ends the flags.
+func translateLlamaFlags(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a == "--" {
+			copy(out[i:], args[i:])
+			break
+		}
+		name, value, hasValue := strings.Cut(a, "=")
+		if long, ok := llamaSpellings[name]; ok {
+			if hasValue {
+				a = long + "=" + value
+			} else {
+				a = long
+			}
+		}
+		out[i] = a
+	}
+	return out
+}
+
 // parseFlags parses args into fs, turning pflag's errors into usage errors and
 // printing the flag help for --help.
 func parseFlags(fs *pflag.FlagSet, cmd *command, sio *stdio, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	if err := fs.Parse(translateLlamaFlags(args)); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			fmt.Fprintf(sio.out, "usage: llm %s %s\n\n%s\n\n%s", cmd.name, cmd.usage, cmd.summary, fs.FlagUsages())
 			return errHelpShown

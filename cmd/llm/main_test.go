@@ -129,3 +129,37 @@ func TestUsageErrors(t *testing.T) {
 		t.Errorf("help: exit %d, %q", code, out)
 	}
 }
+
+func TestTranslateLlamaFlags(t *testing.T) {
+	cases := []struct{ in, want []string }{
+		{[]string{"-ngl", "99", "-fa", "on"}, []string{"--ngl", "99", "--flash-attn", "on"}},
+		{[]string{"-ctk=q8_0", "-ctv", "q8_0"}, []string{"--cache-type-k=q8_0", "--cache-type-v", "q8_0"}},
+		{[]string{"-n", "5", "--", "-ngl"}, []string{"-n", "5", "--", "-ngl"}},
+		{[]string{"-ngls"}, []string{"-ngls"}},
+	}
+	for _, tc := range cases {
+		if got := translateLlamaFlags(tc.in); strings.Join(got, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("translateLlamaFlags(%v) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestGenerateGPUFlags(t *testing.T) {
+	model := shareddata.Path(t, "models", "stories260K.gguf")
+	// On a machine without a GPU the offload flags are accepted and have no
+	// effect: the text is the same.
+	_, want, _ := run(t, "", "generate", "-m", model, "--temp", "0", "-t", "1", "-n", "8", "Once upon a time")
+	code, got, stderr := run(t, "", "generate", "-m", model, "--temp", "0", "-t", "1", "-n", "8",
+		"-ngl", "all", "-fa", "on", "--split-mode", "row", "--tensor-split", "1", "Once upon a time")
+	if code != 0 || got != want {
+		t.Errorf("with GPU flags: exit %d, %q (stderr %q), want %q", code, got, stderr, want)
+	}
+	for _, args := range [][]string{
+		{"-ngl", "lots"}, {"--split-mode", "diagonal"}, {"--tensor-split", "1,x"}, {"-fa", "maybe"}, {"-ctk", "q3"},
+	} {
+		a := append([]string{"generate", "-m", model}, append(args, "x")...)
+		if code, _, stderr := run(t, "", a...); code != 2 {
+			t.Errorf("%v: exit %d (%q), want 2", args, code, stderr)
+		}
+	}
+}

@@ -40,11 +40,21 @@ func runVersion(ctx context.Context, sio *stdio, args []string) error {
 	for _, n := range names {
 		fmt.Fprintf(sio.out, "%s features: %s\n", n, strings.Join(sys.Backends[n], " "))
 	}
+	for _, d := range engine.Devices() {
+		fmt.Fprintf(sio.out, "device %s (%s, %s): %s", d.Name, d.Backend, d.Type, d.Description)
+		if d.MemoryTotal > 0 {
+			fmt.Fprintf(sio.out, ", %.1f of %.1f GiB free", float64(d.MemoryFree)/(1<<30), float64(d.MemoryTotal)/(1<<30))
+		}
+		fmt.Fprintln(sio.out)
+	}
+	for _, err := range engine.BackendErrors() {
+		fmt.Fprintf(sio.out, "backend not loaded: %v\n", err)
+	}
 	gpu := "no"
 	if sys.SupportsGPUOffload {
 		gpu = "yes"
 	}
-	fmt.Fprintf(sio.out, "GPU offload: %s\n", gpu)
+	fmt.Fprintf(sio.out, "GPU offload: %s (backends are looked for in %s)\n", gpu, strings.Join(engine.BackendDirs(), ", "))
 	if verbose {
 		fmt.Fprintf(sio.out, "llama.cpp system info: %s\n", sys.Raw)
 	}

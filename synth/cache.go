@@ -1,0 +1,206 @@
+package synth
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/llm-go/llm/loader/gguf"
+)
+
+// DefaultCacheDir returns where Cached keeps synthetic models when given no
+// directory: llm/synth under the user cache directory
+// (~/.cache/llm/synth on Linux).
+func DefaultCacheDir() (string, error) {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("synth: no cache directory: %w", err)
+	}
+	return filepath.Join(dir, "llm", "synth"), nil
+}
+
+// CachePath returns the file under dir that Cached uses for shape s in type
+// quant with seed: <shape>-<QUANT>-seed<N>.gguf, for example
+// tinyllama-1.1b-Q4_0-seed1.gguf. An empty dir means DefaultCacheDir (or
+// the current directory when there is none).
+func CachePath(dir string, s Shape, quant string, seed uint64) string {
+	if dir == "" {
+		dir, _ = DefaultCacheDir()
+	}
+	return filepath.Join(dir, fmt.Sprintf("%s-%s-seed%d.gguf", s.Name, normQuant(quant), seed))
+}
+
+// normQuant is the upper-case name of a type, F16 for "".
+func normQuant(quant string) string {
+	if quant == "" {
+		return "F16"
+	}
+	return strings.ToUpper(quant)
+}
+
+// Cached returns the path of the random-weight model of shape s in type
+// quant with seed, creating it under dir (DefaultCacheDir when "") with
+// Create on threads threads (0: all CPUs) when it is not there yet. The
+// file appears complete or not at all: it is created under a temporary name
+// in dir and renamed. Creating needs free disk for the model and, for
+// quantized types, the F16 file it is quantized from (see DiskBytes);
+// callers should check memory and disk first.
+func Cached(ctx context.Context, dir string, s Shape, quant string, seed uint64, threads int) (string, error) {
+	if err := s.Validate(); err != nil {
+		return "", err
+	}
+	if _, err := s.WeightBytes(quant); err != nil {
+		return "", err
+	}
+	if dir == "" {
+		d, err := DefaultCacheDir()
+		if err != nil {
+			return "", err
+		}
+		dir = d
+	}
+	path := CachePath(dir, s, quant, seed)
+	if st, err := os.Stat(path); err == nil && st.Mode().IsRegular() {
+		return path, nil
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", fmt.Errorf("synth: cache directory: %w", err)
+	}
+	f, err := os.CreateTemp(dir, filepath.Base(path)+".*.partial")
+	if err != nil {
+		return "", fmt.Errorf("synth: %w", err)
+	}
+	tmp := f.Name()
+	f.Close()
+	defer os.Remove(tmp) // after a successful rename this finds nothing
+	if err := Create(ctx, tmp, s, quant, seed, threads); err != nil {
+		return "", err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return "", fmt.Errorf("synth: %w", err)
+	}
+	return path, nil
+}
+
+// bitsPerWeight is the average size, in bits per weight over the whole
+// model, of llama.cpp's mixed k-quant file types, which quantize different
+// tensors to different types: the values llama.cpp's quantize README lists
+// for Llama 2 7B, and 4.89 (Q4_K_M) and 5.69 (Q5_K_M) as measured on
+// Llama 3 8B files. The aliases Q3_K, Q4_K and Q5_K are the _M types.
+var bitsPerWeight = map[string]float64{
+	"Q2_K":   3.35,
+	"Q3_K_S": 3.50, "Q3_K_M": 3.91, "Q3_K_L": 4.27, "Q3_K": 3.91,
+	"Q4_K_S": 4.58, "Q4_K_M": 4.89, "Q4_K": 4.89,
+	"Q5_K_S": 5.52, "Q5_K_M": 5.69, "Q5_K": 5.69,
+}
+
+// singleTypes are the file types that store every matrix in one ggml type.
+var singleTypes = map[string]gguf.Type{
+	"F32": gguf.TypeF32, "F16": gguf.TypeF16, "BF16": gguf.TypeBF16,
+	"Q8_0": gguf.TypeQ8_0, "Q4_0": gguf.TypeQ4_0, "Q4_1": gguf.TypeQ4_1,
+	"Q5_0": gguf.TypeQ5_0, "Q5_1": gguf.TypeQ5_1, "Q6_K": gguf.TypeQ6_K,
+	"IQ4_NL": gguf.TypeIQ4_NL, "IQ4_XS": gguf.TypeIQ4_XS,
+}
+
+// WeightBytes returns the bytes of weights of a model of shape s in the
+// llama.cpp file type quant (F32, F16, BF16, Q8_0, Q4_0, Q4_K_M, ...): the
+// size of its tensor data in the GGUF file.
+//
+// For types that store every matrix in one ggml type (F32, F16, BF16, Q8_0,
+// Q4_0, Q4_1, Q5_0, Q5_1, Q6_K, IQ4_NL, IQ4_XS) it is exact, from the
+// types' block sizes: norm weights are F32 and, as llama.cpp's quantizer
+// does, the output matrix of a quantized type is Q6_K (Q8_0 for Q8_0, or
+// when its rows are not a multiple of 256). For the mixed k-quant types
+// (Q2_K, Q3_K_S/M/L, Q4_K_S/M, Q5_K_S/M), which llama.cpp quantizes tensor
+// by tensor to different types, it is an approximation: the parameter count
+// times llama.cpp's documented average bits per weight (Q4_K_M ≈ 4.89,
+// Q5_K_M ≈ 5.69, Q3_K_M ≈ 3.91, ...), within a few percent of real files.
+func (s Shape) WeightBytes(quant string) (uint64, error) {
+	q := normQuant(quant)
+	if bpw, ok := bitsPerWeight[q]; ok {
+		return uint64(math.Ceil(float64(s.Params()) * bpw / 8)), nil
+	}
+	typ, ok := singleTypes[q]
+	if !ok {
+		known := make([]string, 0, len(singleTypes)+len(bitsPerWeight))
+		for k := range singleTypes {
+			known = append(known, k)
+		}
+		for k := range bitsPerWeight {
+			known = append(known, k)
+		}
+		return 0, fmt.Errorf("synth: unknown type %q (one of %s)", quant, strings.Join(sortedStrings(known), ", "))
+	}
+	quantized := typ != gguf.TypeF32 && typ != gguf.TypeF16 && typ != gguf.TypeBF16
+	var total uint64
+	for _, t := range s.tensors() {
+		tt := typ
+		switch {
+		case t.fanIn == 0:
+			tt = gguf.TypeF32
+		case quantized && isOutput(s, t.name):
+			tt = outputType(typ, t.shape[0])
+		}
+		size, err := tensorBytes(tt, t.shape)
+		if err != nil {
+			return 0, fmt.Errorf("synth: %s in %s: %w", t.name, q, err)
+		}
+		total += size
+	}
+	return total, nil
+}
+
+// DiskBytes returns the free disk that Cached needs to create the model of
+// shape s in type quant: the model, plus for quantized types the F16 file
+// it is quantized from, which exists until the quantized file is complete.
+func (s Shape) DiskBytes(quant string) (uint64, error) {
+	n, err := s.WeightBytes(quant)
+	if err != nil {
+		return 0, err
+	}
+	switch normQuant(quant) {
+	case "F16", "F32":
+		return n, nil
+	}
+	f16, err := s.WeightBytes("F16")
+	if err != nil {
+		return 0, err
+	}
+	return n + f16, nil
+}
+
+// isOutput reports whether tensor name is the one llama.cpp's quantizer
+// treats as the output matrix: output.weight, or token_embd.weight when the
+// embeddings are tied.
+func isOutput(s Shape, name string) bool {
+	return name == "output.weight" || (s.TiedEmbeddings && name == "token_embd.weight")
+}
+
+// outputType is the type llama.cpp's quantizer gives the output matrix of a
+// file of quantized type typ whose rows hold ne0 values.
+func outputType(typ gguf.Type, ne0 uint64) gguf.Type {
+	if typ == gguf.TypeQ8_0 || ne0%256 != 0 {
+		return gguf.TypeQ8_0
+	}
+	return gguf.TypeQ6_K
+}
+
+func tensorBytes(t gguf.Type, shape []uint64) (uint64, error) {
+	row, err := t.RowSize(shape[0])
+	if err != nil {
+		return 0, err
+	}
+	for _, d := range shape[1:] {
+		row *= d
+	}
+	return row, nil
+}
+
+func sortedStrings(s []string) []string {
+	sort.Strings(s)
+	return s
+}
