@@ -20,7 +20,7 @@ LDFLAGS := -s -w -X github.com/llm-go/llm/internal/buildinfo.Version=$(VERSION)
 FUZZTIME ?= 15s
 BENCHTIME ?= 3x
 
-.PHONY: build test test-short fuzz bench vet clean cuda metal gpu-check-prepare
+.PHONY: build test test-short test-backends fuzz bench vet clean cuda metal gpu-check-prepare
 
 # GPU backends: ggml's CUDA (or Metal) backend built by CMake from the same
 # vendored sources as a shared library in lib/, which bin/llm loads at start
@@ -38,7 +38,18 @@ build:
 # ../shared, the ABI check of engine's C declarations, and a short fuzz run.
 test: vet
 	$(GO) test -count=1 -timeout 30m ./...
+	$(MAKE) test-backends
 	$(MAKE) fuzz
+
+# Run-time loading of a backend library, tested with ggml's BLAS backend
+# (needs CMake, Ninja and OpenBLAS), built like make cuda builds CUDA.
+test-backends:
+	cmake -S backends -B build/blas -G Ninja -DGGML_SRC=$(GGML_SRC) -DLLM_BACKEND=blas > build-blas.log 2>&1 || (cat build-blas.log; exit 1)
+	cmake --build build/blas --target ggml-blas >> build-blas.log 2>&1 || (cat build-blas.log; exit 1)
+	rm -rf build/blas/backends && mkdir -p build/blas/backends
+	cp -P build/blas/lib/libggml-base.so* build/blas/lib/libggml-blas.so build/blas/backends/
+	echo $(LLAMA_COMMIT) > build/blas/backends/ggml-backends.commit
+	LLM_TEST_BACKEND_DIR=$(CURDIR)/build/blas/backends $(GO) test -count=1 -run '^TestLoadedBackend$$' -v ./engine
 
 test-short:
 	$(GO) test -short ./...
@@ -76,4 +87,4 @@ gpu-check-prepare:
 	python3 -c 'import json; p=json.load(open("../shared/testdata/reference/stories260K_reference.json"))["prompts"][0]; open(".gpu/expected.txt","w").write(p["generated_text"]+"\n"); open(".gpu/prompt.txt","w").write(p["prompt"])'
 
 clean:
-	rm -rf bin lib build .gpu
+	rm -rf bin lib build .gpu build-blas.log

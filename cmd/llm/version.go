@@ -29,6 +29,7 @@ func runVersion(ctx context.Context, sio *stdio, args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("no arguments expected")
 	}
+	setupLogging(sio.err, verbose)
 	sys := engine.System()
 	fmt.Fprintf(sio.out, "llm %s (%s, %s/%s)\n", buildinfo.Version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
 	fmt.Fprintf(sio.out, "llama.cpp %s\n", sys.LlamaCppCommit)
