@@ -144,6 +144,14 @@ func (f *modelFlags) load(ctx context.Context, sio *stdio, path string, verbose 
 			fmt.Fprintf(sio.err, "llm: --ngl auto: %s\n", why)
 		}
 	}
+	if !auto && layers != 0 && !haveGPU() {
+		fmt.Fprintf(sio.err, "llm: --ngl %s asked for GPU layers, but no GPU backend is loaded (looked in %s; build one with make cuda); running on the CPU\n",
+			f.ngl, strings.Join(engine.BackendDirs(), ", "))
+		for _, err := range engine.BackendErrors() {
+			fmt.Fprintf(sio.err, "llm: %v\n", err)
+		}
+		layers = 0
+	}
 	for {
 		mopts, err := f.options(layers)
 		if err != nil {
@@ -168,4 +176,14 @@ func (f *modelFlags) load(ctx context.Context, sio *stdio, path string, verbose 
 		fmt.Fprintf(sio.err, "llm: loading with %d GPU layers failed (%v); retrying with %d\n", layers, err, fewer)
 		layers = fewer
 	}
+}
+
+// haveGPU reports whether a GPU device is available.
+func haveGPU() bool {
+	for _, d := range engine.Devices() {
+		if d.Type == engine.DeviceGPU || d.Type == engine.DeviceIGPU {
+			return true
+		}
+	}
+	return false
 }

@@ -154,6 +154,9 @@ func TestGenerateGPUFlags(t *testing.T) {
 	if code != 0 || got != want {
 		t.Errorf("with GPU flags: exit %d, %q (stderr %q), want %q", code, got, stderr, want)
 	}
+	if !haveGPU() && !strings.Contains(stderr, "no GPU backend is loaded") {
+		t.Errorf("--ngl all without a GPU should say so: %q", stderr)
+	}
 	for _, args := range [][]string{
 		{"-ngl", "lots"}, {"--split-mode", "diagonal"}, {"--tensor-split", "1,x"}, {"-fa", "maybe"}, {"-ctk", "q3"},
 	} {
