@@ -1,0 +1,50 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/llm-go/llm/hub"
+)
+
+func init() {
+	register(&command{
+		name:    "rm",
+		usage:   "[flags] MODEL[:QUANT]",
+		summary: "remove a model (or one quantization or file of it) from the Hugging Face cache",
+		run:     runRm,
+	})
+}
+
+func runRm(ctx context.Context, sio *stdio, args []string) error {
+	var (
+		verbose bool
+		hf      hubFlags
+	)
+	fs := newFlags("rm", &verbose)
+	hf.add(fs, true)
+	if err := parseFlags(fs, commands["rm"], sio, args); err != nil {
+		return err
+	}
+	setupLogging(sio.err, verbose)
+	if fs.NArg() == 0 {
+		return usagef("MODEL expected (org/repo, org/repo:QUANT or org/repo/file)")
+	}
+	client, err := newHubClient(hf.cacheDir)
+	if err != nil {
+		return err
+	}
+	for _, arg := range fs.Args() {
+		ref, err := parseModel(arg, hf.revision)
+		if err != nil {
+			return err
+		}
+		res, err := client.Cache.Remove(ref)
+		if err != nil {
+			return fmt.Errorf("%s: %w", arg, err)
+		}
+		fmt.Fprintf(sio.out, "removed %s: %s, %s, %s freed\n", ref.String(),
+			plural(res.Files, "file"), plural(res.Blobs, "blob"), hub.FormatBytes(res.Bytes))
+	}
+	return nil
+}

@@ -1,0 +1,449 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/llm-go/llm/engine"
+	"github.com/llm-go/llm/hub"
+	"github.com/llm-go/llm/loader/gguf"
+)
+
+func init() {
+	register(&command{
+		name:    "show",
+		usage:   "[flags] MODEL",
+		summary: "describe a model: its card, weights, files and cache path",
+		run:     runShow,
+	})
+}
+
+// modelReport is what "llm show" prints.
+type modelReport struct {
+	Repo        string          `json:"repo"`
+	Revision    string          `json:"revision"`
+	Commit      string          `json:"commit"`
+	Cached      bool            `json:"cached"`
+	Path        string          `json:"path,omitempty"` // snapshot folder
+	License     string          `json:"license,omitempty"`
+	PipelineTag string          `json:"pipeline_tag,omitempty"`
+	BaseModels  []string        `json:"base_model,omitempty"`
+	Tags        []string        `json:"tags,omitempty"`
+	Languages   []string        `json:"languages,omitempty"`
+	Description string          `json:"description,omitempty"`
+	Weights     []weightsReport `json:"weights,omitempty"`
+	Files       []fileReport    `json:"files"`
+	Devices     []engine.Device `json:"devices"`
+}
+
+type weightsReport struct {
+	File          string   `json:"file"` // the first file (of a split model, or of the shards)
+	Format        string   `json:"format"`
+	Architecture  string   `json:"architecture,omitempty"`
+	Parameters    uint64   `json:"parameters,omitempty"`
+	Quant         string   `json:"quant,omitempty"`
+	ContextLength uint64   `json:"context_length,omitempty"`
+	ChatTemplate  *bool    `json:"chat_template,omitempty"`
+	DTypes        []string `json:"dtypes,omitempty"`
+	Offload       string   `json:"offload,omitempty"` // what --ngl auto would offload
+	Error         string   `json:"error,omitempty"`
+}
+
+type fileReport struct {
+	Path string `json:"path"`
+	Size int64  `json:"size"`
+}
+
+func runShow(ctx context.Context, sio *stdio, args []string) error {
+	var (
+		verbose, asJSON bool
+		hf              hubFlags
+	)
+	fs := newFlags("show", &verbose)
+	hf.add(fs, true)
+	fs.BoolVar(&asJSON, "json", false, "print JSON")
+	if err := parseFlags(fs, commands["show"], sio, args); err != nil {
+		return err
+	}
+	setupLogging(sio.err, verbose)
+	if fs.NArg() != 1 {
+		return usagef("one MODEL expected, got %d arguments", fs.NArg())
+	}
+	ref, err := parseModel(fs.Arg(0), hf.revision)
+	if err != nil {
+		return err
+	}
+	client, err := newHubClient(hf.cacheDir)
+	if err != nil {
+		return err
+	}
+	rep, err := showCached(client.Cache, ref)
+	if err != nil {
+		if !errors.Is(err, hub.ErrOffline) || client.Offline {
+			return err
+		}
+		if rep, err = showRemote(ctx, client, ref); err != nil {
+			return err
+		}
+	}
+	rep.Devices = engine.Devices()
+	if rep.Cached {
+		for i, wr := range rep.Weights {
+			if wr.Format != "gguf" || wr.Error != "" {
+				continue
+			}
+			if _, why, err := engine.AutoGPULayers(filepath.Join(rep.Path, wr.File), engine.DefaultContextLength, 2); err == nil {
+				rep.Weights[i].Offload = why
+			}
+		}
+	}
+	if asJSON {
+		enc := json.NewEncoder(sio.out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	printReport(sio.out, rep)
+	return nil
+}
+
+// showCached describes a model from the cache alone.
+func showCached(c *hub.Cache, ref hub.Ref) (*modelReport, error) {
+	all := ref
+	all.Quant, all.File = "", ""
+	snap, err := c.Resolve(all, hub.Selection{Include: []string{"*"}})
+	if err != nil {
+		return nil, err
+	}
+	rep := &modelReport{Repo: snap.Repo, Revision: snap.Revision, Commit: snap.Commit, Cached: true, Path: snap.Dir}
+	paths := make([]string, 0, len(snap.Files))
+	for _, f := range snap.Files {
+		rep.Files = append(rep.Files, fileReport{f.Path, f.Size})
+		paths = append(paths, f.Path)
+	}
+	if f, ok := snap.File("README.md"); ok {
+		if b, err := os.ReadFile(f.LocalPath); err == nil {
+			card, _ := hub.ParseCard(b)
+			rep.setCard(card)
+		}
+	}
+	local := func(p string) string {
+		f, _ := snap.File(p)
+		return f.LocalPath
+	}
+	weights, err := weightFiles(paths, ref)
+	if err != nil {
+		return nil, err
+	}
+	for _, group := range weights {
+		rep.Weights = append(rep.Weights, describeWeights(group, local))
+	}
+	return rep, nil
+}
+
+// weightFiles groups the weight files to describe: the GGUF model(s) ref
+// names (all of them when the repo has several and ref names none), or the
+// safetensors shards.
+func weightFiles(paths []string, ref hub.Ref) ([][]string, error) {
+	sel := hub.Selection{Quant: ref.Quant, File: ref.File}
+	files, err := hub.SelectFiles(paths, sel)
+	switch {
+	case errors.Is(err, hub.ErrAmbiguous):
+		files = paths // describe every GGUF model
+	case err != nil && (ref.Quant != "" || ref.File != ""):
+		return nil, fmt.Errorf("%s in the cache: %w", ref.String(), err)
+	case err != nil:
+		return nil, nil
+	}
+	var groups [][]string
+	byPrefix := map[string]int{}
+	var shards []string
+	for _, p := range files {
+		low := strings.ToLower(p)
+		switch {
+		case strings.HasSuffix(low, ".gguf") && !strings.HasPrefix(path.Base(low), "mmproj"):
+			key := p
+			if prefix, _, _, ok := hub.SplitPart(p); ok {
+				key = prefix
+			}
+			if i, ok := byPrefix[key]; ok {
+				groups[i] = append(groups[i], p)
+			} else {
+				byPrefix[key] = len(groups)
+				groups = append(groups, []string{p})
+			}
+		case strings.HasSuffix(low, ".safetensors"):
+			shards = append(shards, p)
+		}
+	}
+	if len(shards) > 0 {
+		groups = append(groups, shards)
+	}
+	for _, g := range groups {
+		sort.Strings(g)
+	}
+	return groups, nil
+}
+
+// describeWeights reads the headers of one model's files (the parts of a
+// GGUF, or safetensors shards with the config.json beside them).
+func describeWeights(files []string, local func(string) string) weightsReport {
+	w := weightsReport{File: files[0]}
+	if strings.HasSuffix(strings.ToLower(files[0]), ".gguf") {
+		w.Format = "gguf"
+		for i, p := range files {
+			f, err := gguf.Open(local(p))
+			if err != nil {
+				w.Error = err.Error()
+				return w
+			}
+			w.Parameters += f.ParamCount()
+			if i > 0 {
+				continue
+			}
+			w.Architecture = f.Architecture()
+			if ft, ok := f.Uint("general.file_type"); ok {
+				w.Quant = fileTypeName(ft)
+			} else if w.Quant = hub.QuantOf(p); w.Quant == "" {
+				w.Quant = dominantType(f)
+			}
+			if n, ok := f.Uint(w.Architecture + ".context_length"); ok {
+				w.ContextLength = n
+			}
+			_, has := f.Lookup("tokenizer.chat_template")
+			w.ChatTemplate = &has
+		}
+		return w
+	}
+	w.Format = "safetensors"
+	dtypes := map[string]bool{}
+	for _, p := range files {
+		h, err := hub.ReadSafetensorsHeader(local(p))
+		if err != nil {
+			w.Error = err.Error()
+			return w
+		}
+		w.Parameters += h.Params
+		for d := range h.DTypes {
+			dtypes[d] = true
+		}
+	}
+	for d := range dtypes {
+		w.DTypes = append(w.DTypes, d)
+	}
+	sort.Strings(w.DTypes)
+	dir := path.Dir(files[0])
+	cfgPath := "config.json"
+	if dir != "." {
+		cfgPath = dir + "/config.json"
+	}
+	if lp := local(cfgPath); lp != "" {
+		if b, err := os.ReadFile(lp); err == nil {
+			var cfg struct {
+				Architectures []string `json:"architectures"`
+				MaxPos        uint64   `json:"max_position_embeddings"`
+				NPositions    uint64   `json:"n_positions"`
+			}
+			if json.Unmarshal(b, &cfg) == nil {
+				w.Architecture = strings.Join(cfg.Architectures, ", ")
+				w.ContextLength = max(cfg.MaxPos, cfg.NPositions)
+			}
+		}
+	}
+	tmpl := false
+	for _, name := range []string{"tokenizer_config.json", "chat_template.jinja", "chat_template.json"} {
+		p := name
+		if dir != "." {
+			p = dir + "/" + name
+		}
+		lp := local(p)
+		if lp == "" {
+			continue
+		}
+		if name != "tokenizer_config.json" {
+			tmpl = true
+			continue
+		}
+		if b, err := os.ReadFile(lp); err == nil {
+			var tc map[string]json.RawMessage
+			if json.Unmarshal(b, &tc) == nil {
+				if v, ok := tc["chat_template"]; ok && string(v) != "null" && string(v) != `""` {
+					tmpl = true
+				}
+			}
+		}
+	}
+	w.ChatTemplate = &tmpl
+	return w
+}
+
+// showRemote describes a model that is not cached, from the Hub's repo info
+// and model card.
+func showRemote(ctx context.Context, c *hub.Client, ref hub.Ref) (*modelReport, error) {
+	info, err := c.RepoInfo(ctx, ref.Repo, ref.Revision)
+	if err != nil {
+		return nil, err
+	}
+	rev := ref.Revision
+	if rev == "" {
+		rev = hub.DefaultRevision
+	}
+	rep := &modelReport{Repo: ref.Repo, Revision: rev, Commit: info.SHA}
+	card := hub.CardFromData(info.CardData)
+	for _, s := range info.Siblings {
+		rep.Files = append(rep.Files, fileReport{s.Path, s.Size})
+		if s.Path == "README.md" && s.Size < 1<<20 {
+			if b, err := c.ReadFile(ctx, ref.Repo, info.SHA, "README.md", 1<<20); err == nil {
+				if full, err := hub.ParseCard(b); err == nil || full.Description != "" {
+					if info.CardData == nil {
+						card = full
+					}
+					card.Description = full.Description
+				}
+			}
+		}
+	}
+	rep.setCard(card)
+	return rep, nil
+}
+
+func (r *modelReport) setCard(c hub.Card) {
+	r.License, r.PipelineTag, r.BaseModels, r.Tags, r.Languages, r.Description =
+		c.License, c.PipelineTag, c.BaseModels, c.Tags, c.Languages, c.Description
+}
+
+func printReport(w io.Writer, r *modelReport) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintf(tw, "Model:\t%s\n", r.Repo)
+	fmt.Fprintf(tw, "Revision:\t%s (commit %s)\n", r.Revision, r.Commit)
+	if r.Cached {
+		fmt.Fprintf(tw, "Cache:\t%s\n", r.Path)
+	} else {
+		fmt.Fprintf(tw, "Cache:\tnot downloaded (llm pull %s)\n", r.Repo)
+	}
+	line := func(k string, v string) {
+		if v != "" {
+			fmt.Fprintf(tw, "%s:\t%s\n", k, v)
+		}
+	}
+	line("License", r.License)
+	line("Pipeline", r.PipelineTag)
+	line("Base model", strings.Join(r.BaseModels, ", "))
+	line("Tags", strings.Join(r.Tags, ", "))
+	line("Languages", strings.Join(r.Languages, ", "))
+	line("Description", r.Description)
+	tw.Flush()
+	for _, wr := range r.Weights {
+		fmt.Fprintf(w, "\nWeights (%s):\n", wr.File)
+		tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		if wr.Error != "" {
+			fmt.Fprintf(tw, "  Error:\t%s\n", wr.Error)
+		}
+		fmt.Fprintf(tw, "  Format:\t%s\n", wr.Format)
+		if wr.Architecture != "" {
+			fmt.Fprintf(tw, "  Architecture:\t%s\n", wr.Architecture)
+		}
+		if wr.Parameters > 0 {
+			fmt.Fprintf(tw, "  Parameters:\t%s (%d)\n", humanCount(wr.Parameters), wr.Parameters)
+		}
+		if wr.Quant != "" {
+			fmt.Fprintf(tw, "  Quantization:\t%s\n", wr.Quant)
+		}
+		if len(wr.DTypes) > 0 {
+			fmt.Fprintf(tw, "  Data types:\t%s\n", strings.Join(wr.DTypes, ", "))
+		}
+		if wr.ContextLength > 0 {
+			fmt.Fprintf(tw, "  Context length:\t%d\n", wr.ContextLength)
+		}
+		if wr.ChatTemplate != nil {
+			yes := "no"
+			if *wr.ChatTemplate {
+				yes = "yes"
+			}
+			fmt.Fprintf(tw, "  Chat template:\t%s\n", yes)
+		}
+		if wr.Offload != "" {
+			fmt.Fprintf(tw, "  GPU offload:\t%s\n", wr.Offload)
+		}
+		tw.Flush()
+	}
+	fmt.Fprintln(w, "\nFiles:")
+	width := len("total")
+	var total int64
+	for _, f := range r.Files {
+		width = max(width, len(f.Path))
+		total += f.Size
+	}
+	for _, f := range r.Files {
+		fmt.Fprintf(w, "  %-*s  %10s\n", width, f.Path, hub.FormatBytes(f.Size))
+	}
+	fmt.Fprintf(w, "  %-*s  %10s\n", width, "total", hub.FormatBytes(total))
+	if len(r.Devices) > 0 {
+		fmt.Fprintln(w, "\nDevices:")
+		for _, d := range r.Devices {
+			fmt.Fprintf(w, "  %s (%s): %s", d.Name, d.Type, d.Description)
+			if d.MemoryTotal > 0 {
+				fmt.Fprintf(w, ", %s free of %s", hub.FormatBytes(int64(d.MemoryFree)), hub.FormatBytes(int64(d.MemoryTotal)))
+			}
+			fmt.Fprintln(w)
+		}
+	}
+}
+
+// dominantType names the tensor type holding most of a GGUF file's
+// parameters, for files without general.file_type.
+func dominantType(f *gguf.File) string {
+	count := map[string]uint64{}
+	for _, t := range f.Tensors {
+		count[t.Type.String()] += t.Elements()
+	}
+	best, n := "", uint64(0)
+	for k, v := range count {
+		if v > n || v == n && k < best {
+			best, n = k, v
+		}
+	}
+	switch {
+	case best == "":
+		return ""
+	case len(count) == 1:
+		return "all " + best
+	}
+	return "mostly " + best
+}
+
+// humanCount formats a parameter count: 292.8K, 7.24B.
+func humanCount(n uint64) string {
+	switch {
+	case n >= 1e9:
+		return fmt.Sprintf("%.2fB", float64(n)/1e9)
+	case n >= 1e6:
+		return fmt.Sprintf("%.1fM", float64(n)/1e6)
+	case n >= 1e3:
+		return fmt.Sprintf("%.1fK", float64(n)/1e3)
+	}
+	return fmt.Sprint(n)
+}
+
+// fileTypeName names a llama_ftype (general.file_type).
+func fileTypeName(ft uint64) string {
+	names := map[uint64]string{
+		0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1",
+		10: "Q2_K", 11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M",
+		16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S",
+		22: "IQ3_XS", 23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL", 26: "IQ3_S", 27: "IQ3_M",
+		28: "IQ2_S", 29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16", 36: "TQ1_0", 37: "TQ2_0", 38: "MXFP4_MOE",
+	}
+	if n, ok := names[ft]; ok {
+		return n
+	}
+	return fmt.Sprintf("file type %d", ft)
+}
