@@ -111,10 +111,12 @@ var singleTypes = map[string]gguf.Type{
 // size of its tensor data in the GGUF file.
 //
 // For types that store every matrix in one ggml type (F32, F16, BF16, Q8_0,
-// Q4_0, Q4_1, Q5_0, Q5_1, Q6_K, IQ4_NL, IQ4_XS) it is exact, from the
-// types' block sizes: norm weights are F32 and, as llama.cpp's quantizer
-// does, the output matrix of a quantized type is Q6_K (Q8_0 for Q8_0, or
-// when its rows are not a multiple of 256). For the mixed k-quant types
+// Q4_0, Q4_1, Q5_0, Q5_1, Q6_K) it is exact, from the types' block sizes:
+// norm weights are F32 and, as llama.cpp's quantizer does, the output
+// matrix of a quantized type is Q6_K (Q8_0 for Q8_0, or when its rows are
+// not a multiple of 256). IQ4_NL and IQ4_XS are computed the same way,
+// a fraction of a percent low for models with grouped-query attention,
+// whose attn_v llama.cpp raises to Q5_K. For the mixed k-quant types
 // (Q2_K, Q3_K_S/M/L, Q4_K_S/M, Q5_K_S/M), which llama.cpp quantizes tensor
 // by tensor to different types, it is an approximation: the parameter count
 // times llama.cpp's documented average bits per weight (Q4_K_M ≈ 4.89,

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
-	"math/rand/v2"
+	"os"
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/llm-go/llm/engine"
+	"github.com/llm-go/llm/sampler"
 )
 
 func init() {
@@ -24,12 +26,12 @@ func init() {
 
 // generateOptions are the settings of one generation.
 type generateOptions struct {
-	model   string
-	predict int
-	temp    float64
-	seed    int64
-	verbose bool
-	run     modelFlags
+	model       string
+	predict     int
+	sampling    sampler.Options
+	grammarFile string
+	verbose     bool
+	run         modelFlags
 }
 
 func runGenerate(ctx context.Context, sio *stdio, args []string) error {
@@ -37,8 +39,7 @@ func runGenerate(ctx context.Context, sio *stdio, args []string) error {
 	fs := newFlags("generate", &o.verbose)
 	fs.StringVarP(&o.model, "model", "m", "", "GGUF model file")
 	fs.IntVarP(&o.predict, "predict", "n", -1, "tokens to generate (-1: until end of generation or the context is full)")
-	fs.Float64Var(&o.temp, "temp", 0.8, "sampling temperature (0: greedy)")
-	fs.Int64Var(&o.seed, "seed", -1, "random seed (-1: random)")
+	registerSamplingFlags(fs, &o.sampling, &o.grammarFile)
 	o.run.register(fs)
 	cmd := commands["generate"]
 	if err := parseFlags(fs, cmd, sio, args); err != nil {
@@ -50,12 +51,13 @@ func runGenerate(ctx context.Context, sio *stdio, args []string) error {
 		return usagef("a model is required (-m MODEL.gguf)")
 	case fs.NArg() > 1:
 		return usagef("one prompt argument expected, got %d (quote the prompt)", fs.NArg())
-	case o.temp < 0 || math.IsNaN(o.temp):
-		return usagef("--temp must be 0 or more, got %v", o.temp)
 	case o.predict < -1:
 		return usagef("--predict must be -1 or more, got %d", o.predict)
 	}
 	if err := o.run.check(); err != nil {
+		return err
+	}
+	if err := checkSampling(&o.sampling, o.grammarFile); err != nil {
 		return err
 	}
 	prompt := ""
@@ -92,11 +94,15 @@ func generate(ctx context.Context, sio *stdio, o generateOptions, prompt string)
 		return fmt.Errorf("the prompt is %d tokens but the context holds %d: use a shorter prompt or a larger --ctx-size", len(ids), c.ContextLength())
 	}
 
-	seed := uint64(o.seed)
-	if o.seed < 0 {
-		seed = rand.Uint64()
+	o.sampling.ContextSize = c.ContextLength()
+	s, err := sampler.New(o.sampling, m)
+	if err != nil {
+		return err
 	}
-	s := newSampler(o.temp, seed)
+	defer s.Close()
+	if err := s.AddHistory(ids); err != nil { // the prompt counts for the penalties, as in llama.cpp
+		return err
+	}
 
 	b, err := engine.NewBatch(c.BatchSize(), 1)
 	if err != nil {
@@ -132,7 +138,10 @@ func generate(ctx context.Context, sio *stdio, o generateOptions, prompt string)
 		if err != nil {
 			return err
 		}
-		tok := s.sample(logits)
+		tok, err := s.Sample(logits)
+		if err != nil {
+			return err
+		}
 		generated++
 		if m.IsEOG(tok) {
 			break
@@ -164,7 +173,7 @@ func generate(ctx context.Context, sio *stdio, o generateOptions, prompt string)
 		fmt.Fprintf(sio.err, "load: %v (%s)\n", loaded.Round(time.Millisecond), m.Info().Description)
 		fmt.Fprintf(sio.err, "prompt: %d tokens in %v (%.1f tokens/s)\n", len(ids), promptTime.Round(time.Millisecond), perSec(len(ids), promptTime))
 		fmt.Fprintf(sio.err, "generate: %d tokens in %v (%.1f tokens/s), stopped by %s\n", generated, genTime.Round(time.Millisecond), perSec(generated, genTime), reason)
-		fmt.Fprintf(sio.err, "sampling: temperature %g, seed %d\n", o.temp, seed)
+		fmt.Fprintf(sio.err, "sampling: temperature %g, seed %d\n", o.sampling.Temperature, s.Seed())
 	}
 	return nil
 }
@@ -177,45 +186,69 @@ func interrupted(err error) error {
 	return err
 }
 
-// sampler picks the next token: the most likely one at temperature 0,
-// otherwise one drawn from softmax(logits/temperature) with its own seeded
-// random source, so a seed reproduces a generation.
-type sampler struct {
-	temp  float64
-	rng   *rand.Rand
-	probs []float64
+// registerSamplingFlags adds the sampling flags, with llama.cpp's names and
+// defaults, bound to o.
+func registerSamplingFlags(fs *pflag.FlagSet, o *sampler.Options, grammarFile *string) {
+	*o = sampler.DefaultOptions()
+	fs.Float64Var(&o.Temperature, "temp", o.Temperature, "sampling temperature (0: greedy)")
+	fs.IntVar(&o.TopK, "top-k", o.TopK, "keep the k most likely tokens (0: off)")
+	fs.Float64Var(&o.TopP, "top-p", o.TopP, "nucleus sampling: keep the most likely tokens up to this probability (1: off)")
+	fs.Float64Var(&o.MinP, "min-p", o.MinP, "drop tokens less likely than this fraction of the most likely (0: off)")
+	fs.Float64Var(&o.TypicalP, "typical-p", o.TypicalP, "locally typical sampling (1: off)")
+	fs.Float64Var(&o.RepeatPenalty, "repeat-penalty", o.RepeatPenalty, "penalise repeated tokens (1: off)")
+	fs.IntVar(&o.RepeatLastN, "repeat-last-n", o.RepeatLastN, "tokens the penalties look back at (0: off, -1: the context)")
+	fs.Float64Var(&o.PresencePenalty, "presence-penalty", o.PresencePenalty, "subtracted from tokens already present (0: off)")
+	fs.Float64Var(&o.FrequencyPenalty, "frequency-penalty", o.FrequencyPenalty, "subtracted per occurrence (0: off)")
+	fs.IntVar(&o.Mirostat, "mirostat", o.Mirostat, "mirostat sampling: 0 off, 1 mirostat, 2 mirostat 2.0")
+	fs.Float64Var(&o.MirostatTau, "mirostat-tau", o.MirostatTau, "mirostat target surprise (bits)")
+	fs.Float64Var(&o.MirostatEta, "mirostat-eta", o.MirostatEta, "mirostat learning rate")
+	fs.Float64Var(&o.DRYMultiplier, "dry-multiplier", o.DRYMultiplier, "DRY repetition penalty (0: off)")
+	fs.Float64Var(&o.XTCProbability, "xtc-probability", o.XTCProbability, "chance of XTC removing the top tokens (0: off)")
+	fs.Float64Var(&o.XTCThreshold, "xtc-threshold", o.XTCThreshold, "XTC probability threshold (> 0.5: off)")
+	fs.Int64Var(&o.Seed, "seed", -1, "random seed (-1: random)")
+	fs.StringVar(grammarFile, "grammar-file", "", "constrain the output to the GBNF grammar in this file")
+	fs.StringVar(&o.JSONSchema, "json-schema", "", "constrain the output to JSON matching this JSON schema (inline JSON)")
 }
 
-func newSampler(temp float64, seed uint64) *sampler {
-	return &sampler{temp: temp, rng: rand.New(rand.NewPCG(seed, seed^0x9E3779B97F4A7C15))}
+// samplingFlags maps the sampler's option names to the flags above.
+var samplingFlags = map[string]string{
+	"temperature": "--temp", "top_k": "--top-k", "top_p": "--top-p", "min_p": "--min-p",
+	"typical_p": "--typical-p", "repeat_penalty": "--repeat-penalty", "repeat_last_n": "--repeat-last-n",
+	"presence_penalty": "--presence-penalty", "frequency_penalty": "--frequency-penalty",
+	"mirostat": "--mirostat", "mirostat_tau": "--mirostat-tau", "mirostat_eta": "--mirostat-eta",
+	"dry_multiplier": "--dry-multiplier", "xtc_probability": "--xtc-probability",
+	"xtc_threshold": "--xtc-threshold", "grammar": "--grammar-file", "json_schema": "--json-schema",
 }
 
-func (s *sampler) sample(logits []float32) engine.Token {
-	best := 0
-	for i, v := range logits {
-		if v > logits[best] {
-			best = i
+// checkSampling reads the grammar file into o and validates the options,
+// reporting a bad one by its flag.
+func checkSampling(o *sampler.Options, grammarFile string) error {
+	if grammarFile != "" {
+		data, err := os.ReadFile(grammarFile)
+		if err != nil {
+			return usagef("--grammar-file: %v", err)
+		}
+		o.Grammar = string(data)
+		if o.Grammar == "" {
+			return usagef("--grammar-file: %s is empty", grammarFile)
 		}
 	}
-	if s.temp == 0 {
-		return engine.Token(best)
+	if o.Grammar != "" && o.JSONSchema != "" {
+		return usagef("--grammar-file and --json-schema: use one")
 	}
-	if cap(s.probs) < len(logits) {
-		s.probs = make([]float64, len(logits))
-	}
-	p := s.probs[:len(logits)]
-	top := float64(logits[best])
-	var sum float64
-	for i, v := range logits {
-		p[i] = math.Exp((float64(v) - top) / s.temp)
-		sum += p[i]
-	}
-	r := s.rng.Float64() * sum
-	for i, v := range p {
-		r -= v
-		if r < 0 {
-			return engine.Token(i)
+	if err := o.Validate(); err != nil {
+		var oe *sampler.OptionError
+		if errors.As(err, &oe) {
+			name := oe.Name
+			if f, ok := samplingFlags[name]; ok {
+				name = f
+			}
+			if oe.Value == nil {
+				return usagef("%s: %s", name, oe.Reason)
+			}
+			return usagef("%s %v: %s", name, oe.Value, oe.Reason)
 		}
+		return usagef("%v", err)
 	}
-	return engine.Token(best)
+	return nil
 }

@@ -1,0 +1,178 @@
+package bench
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/llm-go/llm/loader/gguf"
+	"github.com/llm-go/llm/synth"
+)
+
+// Facts are the sizes of a model that the benchmark's extra columns and the
+// memory check need, read from its GGUF header or estimated from a synth
+// shape before the file exists.
+type Facts struct {
+	Params      uint64   // weights
+	WeightBytes uint64   // bytes of all tensors
+	LayerBytes  []uint64 // bytes of each block's tensors (blk.N.*)
+	EmbdBytes   uint64   // token_embd.weight
+	EmbdRow     uint64   // bytes of one row of token_embd.weight
+	OutputBytes uint64   // output.weight and output_norm.weight
+	TiedOutput  bool     // no output.weight: the output reuses token_embd
+
+	Layers, Embd, FF, Heads, KVHeads, HeadDim, Vocab int
+}
+
+// FactsFromFile reads the facts of the GGUF model at path from its header
+// (and the headers of the other files of a split model). No tensor data is
+// read.
+func FactsFromFile(path string) (Facts, error) {
+	h, err := gguf.Open(path)
+	if err != nil {
+		return Facts{}, fmt.Errorf("bench: %w", err)
+	}
+	files := []*gguf.File{h}
+	if n, ok := h.Uint(gguf.KeySplitCount); ok && n > 1 {
+		prefix, ok := splitPrefix(path, int(n))
+		if !ok {
+			return Facts{}, fmt.Errorf("bench: %s: split model not named PREFIX-00001-of-%05d.gguf", path, n)
+		}
+		for i := 1; i < int(n); i++ {
+			f, err := gguf.Open(gguf.SplitPath(prefix, i, int(n)))
+			if err != nil {
+				return Facts{}, fmt.Errorf("bench: %w", err)
+			}
+			files = append(files, f)
+		}
+	}
+	arch := h.Architecture()
+	get := func(key string) int {
+		v, _ := h.Uint(arch + "." + key)
+		return int(min(v, 1<<31-1))
+	}
+	f := Facts{
+		Layers: get("block_count"), Embd: get("embedding_length"), FF: get("feed_forward_length"),
+		Heads: get("attention.head_count"), KVHeads: get("attention.head_count_kv"),
+	}
+	if f.KVHeads == 0 {
+		f.KVHeads = f.Heads
+	}
+	if f.Heads > 0 {
+		f.HeadDim = f.Embd / f.Heads
+	}
+	if k := get("attention.key_length"); k > 0 {
+		f.HeadDim = k
+	}
+	f.LayerBytes = make([]uint64, f.Layers)
+	f.TiedOutput = true
+	for _, file := range files {
+		for _, t := range file.Tensors {
+			f.Params += t.Elements()
+			f.WeightBytes += t.Size
+			switch {
+			case strings.HasPrefix(t.Name, "blk."):
+				n, _, _ := strings.Cut(strings.TrimPrefix(t.Name, "blk."), ".")
+				if i, err := strconv.Atoi(n); err == nil && i >= 0 && i < f.Layers {
+					f.LayerBytes[i] += t.Size
+				}
+			case t.Name == "token_embd.weight":
+				f.EmbdBytes = t.Size
+				if len(t.Shape) >= 2 && t.Shape[1] > 0 {
+					f.Vocab = int(t.Shape[1])
+					f.EmbdRow = t.Size / t.Shape[1]
+				}
+			case strings.HasPrefix(t.Name, "output"):
+				f.OutputBytes += t.Size
+				if t.Name == "output.weight" {
+					f.TiedOutput = false
+				}
+			}
+		}
+	}
+	return f, nil
+}
+
+// splitPrefix returns PREFIX of a path PREFIX-00001-of-NNNNN.gguf.
+func splitPrefix(path string, n int) (string, bool) {
+	suffix := fmt.Sprintf("-00001-of-%05d.gguf", n)
+	if !strings.HasSuffix(path, suffix) {
+		return "", false
+	}
+	return strings.TrimSuffix(path, suffix), filepath.Base(path) != suffix
+}
+
+// FactsFromShape estimates the facts of the model synth would make of shape
+// s in type quant (see synth.Shape.WeightBytes; exact for single-type files,
+// approximate for k-quant mixes), without writing it.
+func FactsFromShape(s synth.Shape, quant string) (Facts, error) {
+	if err := s.Validate(); err != nil {
+		return Facts{}, err
+	}
+	total, err := s.WeightBytes(quant)
+	if err != nil {
+		return Facts{}, err
+	}
+	params := s.Params()
+	e, v, ff := uint64(s.Embd), uint64(s.Vocab), uint64(s.FF)
+	kv := uint64(s.KVHeads * s.HeadDim())
+	layerParams := 2*e + 2*e*e + 2*e*kv + 3*e*ff
+	scale := float64(total) / float64(params) // bytes per weight
+	f := Facts{
+		Params: params, WeightBytes: total, TiedOutput: s.TiedEmbeddings,
+		Layers: s.Layers, Embd: s.Embd, FF: s.FF, Heads: s.Heads, KVHeads: s.KVHeads,
+		HeadDim: s.HeadDim(), Vocab: s.Vocab,
+	}
+	f.EmbdBytes = uint64(float64(e*v) * scale)
+	f.EmbdRow = f.EmbdBytes / v
+	if !s.TiedEmbeddings {
+		f.OutputBytes = uint64(float64(e*v+e) * scale)
+	}
+	f.LayerBytes = make([]uint64, s.Layers)
+	for i := range f.LayerBytes {
+		f.LayerBytes[i] = uint64(float64(layerParams) * scale)
+	}
+	return f, nil
+}
+
+// BytesPerToken is the bytes of weights read to generate one token: every
+// block's tensors, the output norm and matrix, and one row of the token
+// embeddings (the whole matrix when it is also the output).
+func (f Facts) BytesPerToken() uint64 {
+	var n uint64
+	for _, b := range f.LayerBytes {
+		n += b
+	}
+	n += f.OutputBytes
+	if f.TiedOutput {
+		return n + f.EmbdBytes
+	}
+	return n + f.EmbdRow
+}
+
+// KVBytes is the size of a KV cache of nCtx positions with K and V cache
+// types typeK and typeV: n_layer · n_ctx · n_kv_heads · head_dim · (bytes
+// per K element + bytes per V element).
+func (f Facts) KVBytes(nCtx int, typeK, typeV string) uint64 {
+	bk, err1 := cacheTypeBytes(typeK)
+	bv, err2 := cacheTypeBytes(typeV)
+	if err1 != nil || err2 != nil {
+		bk, bv = 2, 2
+	}
+	return uint64(float64(f.Layers) * float64(nCtx) * float64(f.KVHeads*f.HeadDim) * (bk + bv))
+}
+
+// cacheTypeBytes is the bytes per element of a KV cache type.
+func cacheTypeBytes(name string) (float64, error) {
+	switch strings.ToLower(name) {
+	case "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1":
+	default:
+		return 0, fmt.Errorf("bench: cache type %q is not one of f32, f16, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1", name)
+	}
+	t, err := gguf.ParseType(name)
+	if err != nil {
+		return 0, fmt.Errorf("bench: cache type %q: %w", name, err)
+	}
+	return float64(t.TypeSize()) / float64(t.BlockSize()), nil
+}

@@ -1,0 +1,110 @@
+package bench
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/llm-go/llm/synth"
+)
+
+const gb = 1 << 30
+
+func TestSynthetic70BDoesNotFit(t *testing.T) {
+	f, err := FactsFromShape(synth.Shapes["llama-3-70b"], "Q4_K_M")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fp := Estimate(f, 640, 512, "f16", "f16", 99, false)
+	err = CheckFit("llama-3-70b Q4_K_M", fp, Resources{RAM: 22 * gb})
+	if !errors.Is(err, ErrDoesNotFit) {
+		t.Fatalf("err = %v, want ErrDoesNotFit", err)
+	}
+	for _, want := range []string{"llama-3-70b Q4_K_M does not fit", "GiB of RAM", "22.00 GiB is available", "-q"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("message %q lacks %q", err, want)
+		}
+	}
+	// About 42 GB of weights, 200 MB of f16 KV cache for 640 positions.
+	if w := float64(fp.Weights) / 1e9; w < 40 || w > 45 {
+		t.Errorf("weights %.1f GB", w)
+	}
+	if kv := fp.KV; kv != 80*640*8*128*2*2 {
+		t.Errorf("KV cache %d bytes", kv)
+	}
+	// It fits a machine with 64 GiB.
+	if err := CheckFit("llama-3-70b Q4_K_M", fp, Resources{RAM: 64 * gb}); err != nil {
+		t.Errorf("64 GiB: %v", err)
+	}
+}
+
+func TestEstimateWithGPU(t *testing.T) {
+	f, err := FactsFromShape(synth.Shapes["llama-3-8b"], "Q4_K_M")
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := Estimate(f, 640, 512, "f16", "f16", 99, true)
+	none := Estimate(f, 640, 512, "f16", "f16", 0, true)
+	half := Estimate(f, 640, 512, "f16", "f16", 16, true)
+	if all.GPUWeights == 0 || all.Weights-f.EmbdBytes > 1<<20 || none.GPU() != 0 { // estimates round
+		t.Errorf("ngl 99: %d on GPU, %d in RAM (embeddings %d); ngl 0: %d on GPU", all.GPUWeights, all.Weights, f.EmbdBytes, none.GPU())
+	}
+	if half.GPUWeights <= 0 || half.GPUWeights >= all.GPUWeights || half.GPUKV*2 != all.GPUKV {
+		t.Errorf("ngl 16: %d of %d bytes on GPU, KV %d of %d", half.GPUWeights, all.GPUWeights, half.GPUKV, all.GPUKV)
+	}
+	if all.Weights+all.GPUWeights != f.WeightBytes || none.Weights != f.WeightBytes {
+		t.Errorf("weights split %d + %d, total %d", all.Weights, all.GPUWeights, f.WeightBytes)
+	}
+	// An H100 holds it; a 4 GiB GPU does not, and the message says so.
+	if err := CheckFit("llama-3-8b", all, Resources{RAM: 8 * gb, GPUFree: 79 * gb, GPUCount: 1}); err != nil {
+		t.Error(err)
+	}
+	err = CheckFit("llama-3-8b", all, Resources{RAM: 8 * gb, GPUFree: 4 * gb, GPUCount: 1})
+	if !errors.Is(err, ErrDoesNotFit) || !strings.Contains(err.Error(), "GPU memory") || !strings.Contains(err.Error(), "fewer layers") {
+		t.Errorf("4 GiB GPU: %v", err)
+	}
+	// Without a GPU, ngl is ignored.
+	if cpu := Estimate(f, 640, 512, "f16", "f16", 99, false); cpu.GPU() != 0 {
+		t.Errorf("no GPU but %d bytes on it", cpu.GPU())
+	}
+}
+
+func TestCheckDisk(t *testing.T) {
+	if err := CheckDisk("m", "/c", 10*gb, 100*gb); err != nil {
+		t.Error(err)
+	}
+	err := CheckDisk("llama-3-70b Q4_K_M", "/c", 180*gb, 70*gb)
+	if !errors.Is(err, ErrDoesNotFit) || !strings.Contains(err.Error(), "on disk") {
+		t.Errorf("err = %v", err)
+	}
+}
+
+func TestFactsFromShapeMatchesFile(t *testing.T) {
+	file, err := FactsFromFile(tinyModel(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if file.Layers != 5 || file.Vocab != 512 || file.BytesPerToken() == 0 || file.BytesPerToken() >= file.WeightBytes {
+		t.Errorf("stories260K facts %+v, %d bytes per token", file, file.BytesPerToken())
+	}
+	// Per token: everything but the embedding matrix, plus one of its rows.
+	var layers uint64
+	for _, b := range file.LayerBytes {
+		layers += b
+	}
+	if file.BytesPerToken() != layers+file.OutputBytes+file.EmbdRow && !file.TiedOutput {
+		t.Errorf("bytes per token %d", file.BytesPerToken())
+	}
+	// Estimated and real facts of a synthetic model agree.
+	s := synth.Shapes["tinyllama-1.1b"]
+	est, err := FactsFromShape(s, "Q4_0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if est.WeightBytes != 635990016 || est.Layers != 22 || est.KVHeads != 4 || est.HeadDim != 64 {
+		t.Errorf("estimate %+v", est)
+	}
+	if kv := est.KVBytes(1024, "f16", "q8_0"); kv != uint64(22*1024*256*(2+34.0/32)) {
+		t.Errorf("KV bytes %d", kv)
+	}
+}

@@ -1,0 +1,91 @@
+package bench
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/llm-go/llm/synth"
+)
+
+// ParseSynthetic parses a --synthetic value: shape names of package synth
+// separated by commas ("llama-3-8b,mistral-7b"), or one shape given by its
+// dimensions as comma-separated key=value pairs:
+//
+//	vocab=32000,embd=4096,ff=11008,layers=32,heads=32,kv_heads=8[,ctx=4096][,rope_theta=10000][,tied=1][,name=NAME]
+//
+// An explicit shape without a name is named after its dimensions
+// (custom-v32000-e4096-f11008-l32-h32-kv8), so that its cached file is not
+// mistaken for another's.
+func ParseSynthetic(spec string) ([]synth.Shape, error) {
+	if !strings.Contains(spec, "=") {
+		var out []synth.Shape
+		for _, name := range strings.Split(spec, ",") {
+			s, err := synth.Lookup(strings.TrimSpace(name))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, s)
+		}
+		return out, nil
+	}
+	s := synth.Shape{Context: 4096, RopeTheta: 10000, NormEps: 1e-5}
+	ints := map[string]*int{
+		"vocab": &s.Vocab, "embd": &s.Embd, "ff": &s.FF, "layers": &s.Layers,
+		"heads": &s.Heads, "kv_heads": &s.KVHeads, "ctx": &s.Context,
+	}
+	seen := map[string]bool{}
+	for _, kv := range strings.Split(spec, ",") {
+		k, v, ok := strings.Cut(strings.TrimSpace(kv), "=")
+		if !ok {
+			return nil, fmt.Errorf("bench: synthetic shape %q: %q is not key=value", spec, kv)
+		}
+		seen[k] = true
+		switch k {
+		case "name":
+			s.Name = v
+			continue
+		case "rope_theta":
+			f, err := strconv.ParseFloat(v, 32)
+			if err != nil {
+				return nil, fmt.Errorf("bench: synthetic shape: rope_theta %q: %w", v, err)
+			}
+			s.RopeTheta = float32(f)
+			continue
+		case "tied":
+			b, err := strconv.ParseBool(v)
+			if err != nil {
+				return nil, fmt.Errorf("bench: synthetic shape: tied %q: %w", v, err)
+			}
+			s.TiedEmbeddings = b
+			continue
+		}
+		p, ok := ints[k]
+		if !ok {
+			return nil, fmt.Errorf("bench: synthetic shape: unknown key %q (vocab, embd, ff, layers, heads, kv_heads, ctx, rope_theta, tied, name)", k)
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return nil, fmt.Errorf("bench: synthetic shape: %s %q: %w", k, v, err)
+		}
+		*p = n
+	}
+	for _, k := range []string{"vocab", "embd", "ff", "layers", "heads"} {
+		if !seen[k] {
+			return nil, fmt.Errorf("bench: synthetic shape %q: %s is missing", spec, k)
+		}
+	}
+	if !seen["kv_heads"] {
+		s.KVHeads = s.Heads
+	}
+	if s.Name == "" {
+		s.Name = fmt.Sprintf("custom-v%d-e%d-f%d-l%d-h%d-kv%d", s.Vocab, s.Embd, s.FF, s.Layers, s.Heads, s.KVHeads)
+	}
+	if strings.ContainsAny(s.Name, `/\`) {
+		return nil, fmt.Errorf("bench: synthetic shape name %q must not contain a path separator", s.Name)
+	}
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	return []synth.Shape{s}, nil
+}
