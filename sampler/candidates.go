@@ -91,31 +91,7 @@ func nthElement(d []Candidate, k int) {
 			sortDesc(d[lo : hi+1])
 			return
 		}
-		mid := lo + (hi-lo)/2
-		if before(&d[mid], &d[lo]) {
-			d[mid], d[lo] = d[lo], d[mid]
-		}
-		if before(&d[hi], &d[lo]) {
-			d[hi], d[lo] = d[lo], d[hi]
-		}
-		if before(&d[hi], &d[mid]) {
-			d[hi], d[mid] = d[mid], d[hi]
-		}
-		pivot := d[mid]
-		i, j := lo, hi
-		for i <= j {
-			for before(&d[i], &pivot) {
-				i++
-			}
-			for before(&pivot, &d[j]) {
-				j--
-			}
-			if i <= j {
-				d[i], d[j] = d[j], d[i]
-				i++
-				j--
-			}
-		}
+		i, j := partition(d, lo, hi)
 		// d[lo..j] rank before d[i..hi]; between them only the pivot
 		switch {
 		case k-1 <= j:
@@ -126,6 +102,40 @@ func nthElement(d []Candidate, k int) {
 			return
 		}
 	}
+}
+
+// partition is one step of quickselect over d[lo..hi] (inclusive): it
+// orders d[lo], the middle element and d[hi] (median of three), then
+// partitions around the middle one's value (Hoare). Afterwards j < i, every
+// element of d[lo..j] ranks before every element of d[i..hi], and the
+// elements between them equal the pivot.
+func partition(d []Candidate, lo, hi int) (i, j int) {
+	mid := lo + (hi-lo)/2
+	if before(&d[mid], &d[lo]) {
+		d[mid], d[lo] = d[lo], d[mid]
+	}
+	if before(&d[hi], &d[lo]) {
+		d[hi], d[lo] = d[lo], d[hi]
+	}
+	if before(&d[hi], &d[mid]) {
+		d[hi], d[mid] = d[mid], d[hi]
+	}
+	pivot := d[mid]
+	i, j = lo, hi
+	for i <= j {
+		for before(&d[i], &pivot) {
+			i++
+		}
+		for before(&pivot, &d[j]) {
+			j--
+		}
+		if i <= j {
+			d[i], d[j] = d[j], d[i]
+			i++
+			j--
+		}
+	}
+	return i, j
 }
 
 // maxLogit returns the largest logit of d (d must not be empty).

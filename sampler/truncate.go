@@ -62,32 +62,7 @@ func massSelect(d []Candidate, p float64) int {
 	lo, hi := 0, len(d)
 	need := p
 	for hi-lo > 16 {
-		mid := lo + (hi-lo)/2
-		last := hi - 1
-		if before(&d[mid], &d[lo]) {
-			d[mid], d[lo] = d[lo], d[mid]
-		}
-		if before(&d[last], &d[lo]) {
-			d[last], d[lo] = d[lo], d[last]
-		}
-		if before(&d[last], &d[mid]) {
-			d[last], d[mid] = d[mid], d[last]
-		}
-		pivot := d[mid]
-		i, j := lo, last
-		for i <= j {
-			for before(&d[i], &pivot) {
-				i++
-			}
-			for before(&pivot, &d[j]) {
-				j--
-			}
-			if i <= j {
-				d[i], d[j] = d[j], d[i]
-				i++
-				j--
-			}
-		}
+		_, j := partition(d, lo, hi-1)
 		// d[lo:j+1] rank before d[j+1:hi]
 		var mass float64
 		for _, x := range d[lo : j+1] {
