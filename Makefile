@@ -17,7 +17,7 @@ export CGO_CXXFLAGS := $(OPT_FLAGS) $(CPU_FLAGS)
 GO ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/llm-go/llm/internal/buildinfo.Version=$(VERSION)
-FUZZTIME ?= 15s
+FUZZTIME ?= 10s
 BENCHTIME ?= 3x
 
 .PHONY: build test test-short test-backends fuzz bench vet clean cuda metal gpu-check-prepare
@@ -56,6 +56,7 @@ test-short:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./loader/gguf
+	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./loader/safetensors
 
 vet:
 	$(GO) vet ./...
