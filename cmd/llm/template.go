@@ -148,4 +148,3 @@ func parseNow(s string) (time.Time, error) {
 	}
 	return time.Time{}, fmt.Errorf("unrecognised time %q", s)
 }
-
