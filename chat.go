@@ -1,0 +1,86 @@
+package llm
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"strings"
+
+	"github.com/llm-go/llm/tokenizer"
+)
+
+// Message is one turn of a conversation (role, content, tool calls).
+type Message = tokenizer.Message
+
+// ChatPrompt renders messages with the model's chat template, opening the
+// assistant's turn, as transformers' apply_chat_template(...,
+// add_generation_prompt=True) does. A model without a template gets a plain
+// completion prompt: the contents joined by newlines.
+func (p *Pipeline) ChatPrompt(messages []Message, opts ...GenerateOption) (string, error) {
+	g, err := p.genConfig(opts)
+	if err != nil {
+		return "", err
+	}
+	if p.template == nil {
+		parts := make([]string, 0, len(messages))
+		for _, m := range messages {
+			if s, ok := m.Content.(string); ok {
+				parts = append(parts, s)
+			}
+		}
+		return strings.Join(parts, "\n"), nil
+	}
+	out, err := p.template.Render(tokenizer.Options{
+		Messages: messages, Tools: g.tools, Extra: g.extra, AddGenerationPrompt: true,
+		BOS: p.source.BOS, EOS: p.source.EOS,
+	})
+	if err != nil {
+		return "", fmt.Errorf("llm: chat template: %w", err)
+	}
+	return out, nil
+}
+
+// HasChatTemplate reports whether the model has a chat template.
+func (p *Pipeline) HasChatTemplate() bool { return p.template != nil }
+
+// Chat answers the conversation: it renders messages with the chat
+// template and generates the assistant's reply.
+func (p *Pipeline) Chat(ctx context.Context, messages []Message, opts ...GenerateOption) (*Result, error) {
+	prompt, ids, err := p.chatTokens(messages, opts)
+	if err != nil {
+		return nil, err
+	}
+	return p.collect(ctx, prompt, ids, opts)
+}
+
+// ChatStream is Chat, yielding the reply as it is made.
+func (p *Pipeline) ChatStream(ctx context.Context, messages []Message, opts ...GenerateOption) iter.Seq2[Chunk, error] {
+	return func(yield func(Chunk, error) bool) {
+		_, ids, err := p.chatTokens(messages, opts)
+		if err != nil {
+			yield(Chunk{}, err)
+			return
+		}
+		if _, err := p.run(ctx, ids, opts, yield); err != nil {
+			yield(Chunk{}, err)
+		}
+	}
+}
+
+// chatTokens renders and tokenizes a conversation. A rendered template
+// carries its own special tokens (transformers tokenizes it with
+// add_special_tokens=False); a plain prompt gets the model's BOS.
+func (p *Pipeline) chatTokens(messages []Message, opts []GenerateOption) (string, []Token, error) {
+	if err := p.checkOpen(); err != nil {
+		return "", nil, err
+	}
+	prompt, err := p.ChatPrompt(messages, opts...)
+	if err != nil {
+		return "", nil, err
+	}
+	ids, err := p.model.Tokenize(prompt, p.template == nil, true)
+	if err != nil {
+		return "", nil, fmt.Errorf("llm: %w", err)
+	}
+	return prompt, ids, nil
+}

@@ -1,0 +1,212 @@
+// Package llm runs large language models in process: the Go counterpart of
+// Hugging Face's pipeline("text-generation") and of ollama run.
+//
+//	p, err := llm.New(ctx, "path/to/model.gguf")
+//	...
+//	defer p.Close()
+//	res, err := p.Generate(ctx, "Once upon a time", llm.MaxTokens(64))
+//	fmt.Println(res.Text)
+//
+// A [Pipeline] holds one loaded model and a small pool of inference
+// contexts. Generate, Stream and Chat may be called from many goroutines:
+// each call takes a context from the pool (waiting while all are busy), so
+// up to WithParallel(n) requests run at once. A context remembers the
+// tokens it holds, so a prompt that extends the previous one (the next turn
+// of a chat) decodes only its new tokens.
+package llm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+
+	"github.com/llm-go/llm/engine"
+	"github.com/llm-go/llm/hub"
+	"github.com/llm-go/llm/tokenizer"
+)
+
+// Errors callers can test with errors.Is.
+var (
+	// ErrPromptTooLong means the prompt does not fit in the context.
+	ErrPromptTooLong = errors.New("llm: prompt too long for the context")
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("llm: pipeline closed")
+	// ErrUnsupportedModel means the name resolved to weights this version
+	// cannot run (for example a safetensors repository).
+	ErrUnsupportedModel = errors.New("llm: unsupported model")
+)
+
+// config is what New's options set.
+type config struct {
+	contextLength int
+	threads       int
+	gpuLayers     int
+	parallel      int
+	hubClient     *hub.Client
+}
+
+// Option configures New.
+type Option func(*config)
+
+// WithContextLength sets the context length of each inference context
+// (default: 4096 or the model's training context, if smaller).
+func WithContextLength(n int) Option { return func(c *config) { c.contextLength = n } }
+
+// WithThreads sets the CPU threads per request (default: all CPUs).
+func WithThreads(n int) Option { return func(c *config) { c.threads = n } }
+
+// WithGPULayers sets how many layers to offload to GPUs (-1: all).
+func WithGPULayers(n int) Option { return func(c *config) { c.gpuLayers = n } }
+
+// WithParallel sets how many requests run at once, each with its own
+// context (default 1; the others wait).
+func WithParallel(n int) Option { return func(c *config) { c.parallel = n } }
+
+// WithHub sets the Hub client used to pull models named org/repo (default:
+// one configured from the environment, as huggingface_hub reads it).
+func WithHub(client *hub.Client) Option { return func(c *config) { c.hubClient = client } }
+
+// Pipeline is a loaded model ready to generate text. It is safe for
+// concurrent use.
+type Pipeline struct {
+	model    *engine.Model
+	template *tokenizer.Template // nil when the model has none
+	source   *tokenizer.Source
+	cfg      config
+	slots    chan *slot
+	done     chan struct{} // closed by Close
+	closeMu  sync.Mutex
+	closed   bool
+}
+
+// slot is one inference context and the tokens its KV memory holds.
+type slot struct {
+	c      *engine.Context
+	batch  *engine.Batch
+	tokens []engine.Token
+}
+
+// New loads a model. name is a local GGUF file, or a Hugging Face Hub name
+// (org/repo, org/repo:Q4_K_M, org/repo/file.gguf) that is pulled into the
+// shared HF cache when missing (unless HF_HUB_OFFLINE is set).
+func New(ctx context.Context, name string, opts ...Option) (*Pipeline, error) {
+	cfg := config{parallel: 1}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	if cfg.parallel < 1 {
+		return nil, fmt.Errorf("llm: WithParallel(%d): at least 1", cfg.parallel)
+	}
+	path, err := resolve(ctx, name, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	m, err := engine.LoadModel(ctx, path, engine.ModelOptions{GPULayers: cfg.gpuLayers})
+	if err != nil {
+		return nil, fmt.Errorf("llm: %w", err)
+	}
+	p := &Pipeline{model: m, cfg: cfg, slots: make(chan *slot, cfg.parallel), done: make(chan struct{})}
+	if src, err := tokenizer.LoadSource(path, ""); err == nil {
+		t, err := tokenizer.Parse(src.Template)
+		if err != nil {
+			m.Close()
+			return nil, fmt.Errorf("llm: the chat template of %s: %w", name, err)
+		}
+		p.template, p.source = t, src
+	} else if !errors.Is(err, tokenizer.ErrNoTemplate) {
+		m.Close()
+		return nil, fmt.Errorf("llm: %w", err)
+	}
+	for range cfg.parallel {
+		c, err := m.NewContext(engine.ContextOptions{ContextLength: cfg.contextLength, Threads: cfg.threads})
+		if err != nil {
+			m.Close()
+			return nil, fmt.Errorf("llm: %w", err)
+		}
+		b, err := engine.NewBatch(c.BatchSize(), 1)
+		if err != nil {
+			m.Close()
+			return nil, fmt.Errorf("llm: %w", err)
+		}
+		p.slots <- &slot{c: c, batch: b}
+	}
+	return p, nil
+}
+
+// resolve turns a model name into a local GGUF path.
+func resolve(ctx context.Context, name string, cfg *config) (string, error) {
+	if st, err := os.Stat(name); err == nil {
+		if st.IsDir() {
+			return "", fmt.Errorf("llm: %s is a directory; Hugging Face safetensors directories need the converter: %w", name, ErrUnsupportedModel)
+		}
+		return name, nil
+	}
+	ref, err := hub.ParseRef(name)
+	if err != nil {
+		return "", fmt.Errorf("llm: %q is neither a file nor a Hub model name: %w", name, err)
+	}
+	client := cfg.hubClient
+	if client == nil {
+		if client, err = hub.NewClient(hub.LoadEnv(nil)); err != nil {
+			return "", fmt.Errorf("llm: %w", err)
+		}
+	}
+	snap, err := client.Pull(ctx, ref, hub.PullOptions{})
+	if err != nil {
+		return "", fmt.Errorf("llm: %w", err)
+	}
+	if snap.Format() != "gguf" {
+		return "", fmt.Errorf("llm: %s holds %s weights; only GGUF models can be run so far: %w", name, snap.Format(), ErrUnsupportedModel)
+	}
+	return snap.ModelPath(), nil
+}
+
+// Model returns the loaded model, for its facts and tokenizer.
+func (p *Pipeline) Model() *engine.Model { return p.model }
+
+// Close frees the model and its contexts, waiting for running requests.
+func (p *Pipeline) Close() error {
+	p.closeMu.Lock()
+	if p.closed {
+		p.closeMu.Unlock()
+		return nil
+	}
+	p.closed = true
+	close(p.done)
+	p.closeMu.Unlock()
+	for range p.cfg.parallel {
+		s := <-p.slots
+		s.batch.Close()
+		s.c.Close()
+	}
+	return p.model.Close()
+}
+
+// acquire takes a free context, waiting while all are busy.
+func (p *Pipeline) acquire(ctx context.Context) (*slot, error) {
+	if err := p.checkOpen(); err != nil {
+		return nil, err
+	}
+	select {
+	case s := <-p.slots:
+		return s, nil
+	case <-p.done:
+		return nil, ErrClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+func (p *Pipeline) release(s *slot) { p.slots <- s }
+
+// checkOpen returns ErrClosed after Close.
+func (p *Pipeline) checkOpen() error {
+	select {
+	case <-p.done:
+		return ErrClosed
+	default:
+		return nil
+	}
+}

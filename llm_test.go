@@ -1,0 +1,311 @@
+package llm_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/llm-go/llm"
+	"github.com/llm-go/llm/hub"
+	"github.com/llm-go/llm/hub/hubtest"
+	"github.com/llm-go/llm/internal/shareddata"
+	"github.com/llm-go/llm/loader/gguf"
+)
+
+type refPrompt struct {
+	Prompt   string `json:"prompt"`
+	NPredict int    `json:"n_predict"`
+	Text     string `json:"generated_text"`
+}
+
+func references(t *testing.T) []refPrompt {
+	t.Helper()
+	data, err := os.ReadFile(shareddata.Path(t, "testdata", "reference", "stories260K_reference.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref struct {
+		Prompts []refPrompt `json:"prompts"`
+	}
+	if err := json.Unmarshal(data, &ref); err != nil {
+		t.Fatal(err)
+	}
+	return ref.Prompts
+}
+
+func open(t *testing.T, opts ...llm.Option) *llm.Pipeline {
+	t.Helper()
+	p, err := llm.New(context.Background(), shareddata.Path(t, "models", "stories260K.gguf"), append([]llm.Option{llm.WithThreads(1)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return p
+}
+
+func greedy(n int) []llm.GenerateOption {
+	return []llm.GenerateOption{llm.Temperature(0), llm.MaxTokens(n)}
+}
+
+// TestGenerateReference: every stories260K reference prompt gives its
+// reference greedy text through the pipeline.
+func TestGenerateReference(t *testing.T) {
+	p := open(t)
+	ctx := context.Background()
+	for _, r := range references(t) {
+		res, err := p.Generate(ctx, r.Prompt, greedy(r.NPredict)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Text != r.Text {
+			t.Errorf("%q:\n got %q\nwant %q", r.Prompt, res.Text, r.Text)
+		}
+		if res.FinishReason != llm.FinishLength || len(res.Tokens) != r.NPredict {
+			t.Errorf("%q: finish %q after %d tokens", r.Prompt, res.FinishReason, len(res.Tokens))
+		}
+	}
+}
+
+func TestStreamMatchesGenerate(t *testing.T) {
+	p := open(t)
+	ctx := context.Background()
+	r := references(t)[0]
+	var text strings.Builder
+	chunks := 0
+	for c, err := range p.Stream(ctx, r.Prompt, greedy(r.NPredict)...) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		text.WriteString(c.Text)
+		chunks++
+	}
+	if text.String() != r.Text || chunks < r.NPredict/2 {
+		t.Errorf("streamed %q in %d chunks, want %q", text.String(), chunks, r.Text)
+	}
+	// Breaking out of the loop stops generation and frees the context.
+	n := 0
+	for range p.Stream(ctx, r.Prompt, greedy(r.NPredict)...) {
+		if n++; n == 3 {
+			break
+		}
+	}
+	if res, err := p.Generate(ctx, r.Prompt, greedy(r.NPredict)...); err != nil || res.Text != r.Text {
+		t.Errorf("after a broken stream: %v %q", err, res.Text)
+	}
+}
+
+// TestStopStrings: generation ends before the first stop string, even one
+// that spans tokens, and no part of it leaks, in Generate or Stream.
+func TestStopStrings(t *testing.T) {
+	p := open(t)
+	ctx := context.Background()
+	r := references(t)[0] // ", there was a little girl named Lily. She loved to play..."
+	for _, stop := range []string{"Lily", " named Li", "girl", "ly. She"} {
+		want := r.Text[:strings.Index(r.Text, stop)]
+		res, err := p.Generate(ctx, r.Prompt, append(greedy(r.NPredict), llm.Stop("nonexistent", stop))...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Text != want || res.FinishReason != llm.FinishStop {
+			t.Errorf("stop %q: %q (%s), want %q", stop, res.Text, res.FinishReason, want)
+		}
+		var streamed strings.Builder
+		for c, err := range p.Stream(ctx, r.Prompt, append(greedy(r.NPredict), llm.Stop(stop))...) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			if strings.Contains(streamed.String()+c.Text, stop) {
+				t.Fatalf("stop %q leaked into the stream", stop)
+			}
+			streamed.WriteString(c.Text)
+		}
+		if streamed.String() != want {
+			t.Errorf("stop %q streamed %q, want %q", stop, streamed.String(), want)
+		}
+	}
+	// A stop string that never completes is not held back at the end.
+	res, _ := p.Generate(ctx, r.Prompt, append(greedy(3), llm.Stop(" was a dragon"))...)
+	if res.Text != ", there was" {
+		t.Errorf("held-back text lost at the end: %q", res.Text)
+	}
+	if _, err := p.Generate(ctx, r.Prompt, llm.Stop("")); err == nil {
+		t.Error("an empty stop string was accepted")
+	}
+}
+
+func TestPromptTooLong(t *testing.T) {
+	p := open(t, llm.WithContextLength(256))
+	long := strings.Repeat("Lily and Tom went to the park. ", 40)
+	_, err := p.Generate(context.Background(), long)
+	if !errors.Is(err, llm.ErrPromptTooLong) || !strings.Contains(err.Error(), "context holds 256") {
+		t.Errorf("oversized prompt: %v", err)
+	}
+}
+
+// TestPrefixReuse: a prompt that extends the previous request decodes only
+// its new tokens, and gives the same text as a cold start.
+func TestPrefixReuse(t *testing.T) {
+	p := open(t)
+	ctx := context.Background()
+	first, err := p.Generate(ctx, "Once upon a time", greedy(16)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	follow := "Once upon a time" + first.Text + " The end. Then"
+	warm, err := p.Generate(ctx, follow, greedy(16)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if warm.Timings.PromptEvaluated >= warm.Timings.PromptTokens/2 {
+		t.Errorf("decoded %d of %d prompt tokens: the cached prefix was not reused", warm.Timings.PromptEvaluated, warm.Timings.PromptTokens)
+	}
+	cold, err := open(t).Generate(ctx, follow, greedy(16)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if warm.Text != cold.Text {
+		t.Errorf("with the cached prefix %q, cold %q", warm.Text, cold.Text)
+	}
+	t.Logf("prompt of %d tokens: %d decoded with the cache (%v), cold %v; time to first token %v vs %v",
+		warm.Timings.PromptTokens, warm.Timings.PromptEvaluated, warm.Timings.PromptDuration, cold.Timings.PromptDuration,
+		warm.Timings.TimeToFirstToken, cold.Timings.TimeToFirstToken)
+}
+
+func TestConcurrentRequests(t *testing.T) {
+	p := open(t, llm.WithParallel(2))
+	refs := references(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for i := range 8 {
+		r := refs[i%len(refs)]
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := p.Generate(context.Background(), r.Prompt, greedy(r.NPredict)...)
+			if err == nil && res.Text != r.Text {
+				err = errors.New("wrong text for " + r.Prompt + ": " + res.Text)
+			}
+			errs <- err
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+}
+
+// TestChat renders a conversation with a model's chat template: a copy of
+// stories260K given a template that turns the user's message into the
+// story prompt must continue it as Generate does.
+func TestChat(t *testing.T) {
+	src := shareddata.Path(t, "models", "stories260K.gguf")
+	h, err := gguf.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := gguf.NewWriter()
+	for _, kv := range h.KV {
+		w.Set(kv.Key, kv.Value)
+	}
+	w.Set("tokenizer.chat_template", gguf.String("{{ bos_token }}{% for m in messages %}{% if m.role == 'user' %}{{ m.content }}{% endif %}{% endfor %}"))
+	for _, ti := range h.Tensors {
+		ti := ti
+		w.AddTensor(ti.Name, ti.Type, ti.Shape, func(out io.Writer) error {
+			_, err := io.Copy(out, io.NewSectionReader(f, h.DataOffset+int64(ti.Offset), int64(ti.Size)))
+			return err
+		})
+	}
+	path := filepath.Join(t.TempDir(), "chat.gguf")
+	if err := w.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	p, err := llm.New(context.Background(), path, llm.WithThreads(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if !p.HasChatTemplate() {
+		t.Fatal("the template was not found")
+	}
+	r := references(t)[0]
+	msgs := []llm.Message{{Role: "system", Content: "ignored"}, {Role: "user", Content: r.Prompt}}
+	prompt, err := p.ChatPrompt(msgs)
+	if err != nil || prompt != "<s>"+r.Prompt {
+		t.Fatalf("chat prompt %q %v", prompt, err)
+	}
+	res, err := p.Chat(context.Background(), msgs, greedy(r.NPredict)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Text != r.Text {
+		t.Errorf("chat reply %q, want %q", res.Text, r.Text)
+	}
+
+	// Without a template the conversation becomes a plain prompt.
+	plain := open(t)
+	if plain.HasChatTemplate() {
+		t.Fatal("stories260K has no template")
+	}
+	res, err = plain.Chat(context.Background(), []llm.Message{{Role: "user", Content: r.Prompt}}, greedy(r.NPredict)...)
+	if err != nil || res.Text != r.Text {
+		t.Errorf("plain chat: %v %q", err, res.Text)
+	}
+}
+
+// TestNewFromHub pulls a model named on a (fake) Hub and generates with it.
+func TestNewFromHub(t *testing.T) {
+	srv := hubtest.Shared(t)
+	env := hub.LoadEnv(func(k string) string {
+		switch k {
+		case "HF_ENDPOINT":
+			return srv.URL
+		case "HF_HUB_CACHE":
+			return filepath.Join(t.TempDir(), "hub")
+		}
+		return ""
+	})
+	client, err := hub.NewClient(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := llm.New(context.Background(), "test/stories260K/stories260K.gguf", llm.WithHub(client), llm.WithThreads(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	r := references(t)[0]
+	res, err := p.Generate(context.Background(), r.Prompt, greedy(r.NPredict)...)
+	if err != nil || res.Text != r.Text {
+		t.Errorf("from the Hub: %v %q", err, res.Text)
+	}
+	if _, err := llm.New(context.Background(), "test/tiny-random-gpt2", llm.WithHub(client)); !errors.Is(err, llm.ErrUnsupportedModel) {
+		t.Errorf("a safetensors repo: %v", err)
+	}
+}
+
+func TestClosed(t *testing.T) {
+	p := open(t)
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Close(); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+	if _, err := p.Generate(context.Background(), "x"); !errors.Is(err, llm.ErrClosed) {
+		t.Errorf("Generate after Close: %v", err)
+	}
+}
