@@ -77,6 +77,7 @@ type Pipeline struct {
 	cfg      config
 	slots    chan *slot
 	done     chan struct{} // closed by Close
+	embed    embedder
 	closeMu  sync.Mutex
 	closed   bool
 }
@@ -181,7 +182,12 @@ func (p *Pipeline) Close() error {
 		s.batch.Close()
 		s.c.Close()
 	}
-	return p.model.Close()
+	p.embed.mu.Lock()
+	if p.embed.batch != nil {
+		p.embed.batch.Close()
+	}
+	p.embed.mu.Unlock()
+	return p.model.Close() // closes the embeddings context too
 }
 
 // acquire takes a free context, waiting while all are busy.

@@ -309,3 +309,37 @@ func TestClosed(t *testing.T) {
 		t.Errorf("Generate after Close: %v", err)
 	}
 }
+
+// TestEmbed: one unit-length vector of the model's width per text,
+// identical for identical texts and different for different ones.
+func TestEmbed(t *testing.T) {
+	p := open(t)
+	vs, err := p.Embed(context.Background(), "The little dog", "The little dog", "Lily and Tom went to the park")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(vs) != 3 {
+		t.Fatalf("%d vectors", len(vs))
+	}
+	for i, v := range vs {
+		var n float64
+		for _, x := range v {
+			n += float64(x) * float64(x)
+		}
+		if len(v) != p.Model().Info().EmbeddingSize || n < 0.9999 || n > 1.0001 {
+			t.Errorf("vector %d: %d values, squared norm %v", i, len(v), n)
+		}
+	}
+	var same, diff float64
+	for i := range vs[0] {
+		same += float64(vs[0][i] * vs[1][i])
+		diff += float64(vs[0][i] * vs[2][i])
+	}
+	if same < 0.99999 || diff > 0.999 {
+		t.Errorf("cosine of identical texts %v, of different texts %v", same, diff)
+	}
+	long := strings.Repeat("word ", 5000)
+	if _, err := p.Embed(context.Background(), long); !errors.Is(err, llm.ErrPromptTooLong) {
+		t.Errorf("an over-long text: %v", err)
+	}
+}

@@ -1,0 +1,97 @@
+package llm
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+
+	"github.com/llm-go/llm/engine"
+)
+
+// embedder is the context Embed uses, made on first use.
+type embedder struct {
+	once  sync.Once
+	mu    sync.Mutex
+	c     *engine.Context
+	batch *engine.Batch
+	err   error
+}
+
+// Embed returns one embedding per text, as sentence-transformers computes
+// them: the model's pooling (mean when the model names none) over the
+// text's tokens, normalised to unit length. Texts are embedded one after
+// another in a context of their own.
+func (p *Pipeline) Embed(ctx context.Context, texts ...string) ([][]float32, error) {
+	if err := p.checkOpen(); err != nil {
+		return nil, err
+	}
+	e := &p.embed
+	e.once.Do(func() {
+		h := p.model.Header()
+		pooling := engine.PoolingMean
+		if _, ok := h.Uint(h.Architecture() + ".pooling_type"); ok {
+			pooling = engine.PoolingDefault
+		}
+		n := p.cfg.contextLength
+		if n == 0 {
+			n = min(engine.DefaultContextLength, max(p.model.Info().TrainContext, 512))
+		}
+		// An encoder attends over the whole text at once: one micro-batch.
+		e.c, e.err = p.model.NewContext(engine.ContextOptions{ContextLength: n, BatchSize: n, MicroBatchSize: n,
+			Threads: p.cfg.threads, Embeddings: true, Pooling: pooling})
+		if e.err == nil {
+			e.batch, e.err = engine.NewBatch(n, 1)
+		}
+	})
+	if e.err != nil {
+		return nil, fmt.Errorf("llm: embeddings context: %w", e.err)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := make([][]float32, 0, len(texts))
+	for _, text := range texts {
+		ids, err := p.model.Tokenize(text, true, false)
+		if err != nil {
+			return nil, fmt.Errorf("llm: %w", err)
+		}
+		if len(ids) == 0 {
+			return nil, fmt.Errorf("llm: embed: the text %q has no tokens", text)
+		}
+		if len(ids) > e.batch.Cap() {
+			return nil, fmt.Errorf("llm: embed: a text of %d tokens, the context holds %d: %w", len(ids), e.batch.Cap(), ErrPromptTooLong)
+		}
+		if err := e.c.ClearMemory(false); err != nil {
+			return nil, fmt.Errorf("llm: %w", err)
+		}
+		e.batch.Clear()
+		for i, id := range ids {
+			e.batch.Add(id, engine.Pos(i), true)
+		}
+		if err := e.c.Decode(ctx, e.batch); err != nil {
+			return nil, fmt.Errorf("llm: %w", err)
+		}
+		v, err := e.c.SequenceEmbeddings(0)
+		if err != nil {
+			return nil, fmt.Errorf("llm: %w", err)
+		}
+		out = append(out, normalize(v))
+	}
+	return out, nil
+}
+
+// normalize scales v to unit L2 length (a zero vector stays zero).
+func normalize(v []float32) []float32 {
+	var sum float64
+	for _, x := range v {
+		sum += float64(x) * float64(x)
+	}
+	if sum == 0 {
+		return v
+	}
+	inv := float32(1 / math.Sqrt(sum))
+	for i := range v {
+		v[i] *= inv
+	}
+	return v
+}
