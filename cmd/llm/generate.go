@@ -18,7 +18,7 @@ import (
 func init() {
 	register(&command{
 		name:    "generate",
-		usage:   "-m MODEL.gguf [flags] [PROMPT]",
+		usage:   "MODEL [flags] [PROMPT]  (or -m MODEL)",
 		summary: "generate text from a prompt (read from stdin when absent)",
 		run:     runGenerate,
 	})
@@ -37,7 +37,7 @@ type generateOptions struct {
 func runGenerate(ctx context.Context, sio *stdio, args []string) error {
 	var o generateOptions
 	fs := newFlags("generate", &o.verbose)
-	fs.StringVarP(&o.model, "model", "m", "", "GGUF model file")
+	fs.StringVarP(&o.model, "model", "m", "", "GGUF model file or Hub name (instead of the first argument)")
 	fs.IntVarP(&o.predict, "predict", "n", -1, "tokens to generate (-1: until end of generation or the context is full)")
 	registerSamplingFlags(fs, &o.sampling, &o.grammarFile)
 	o.run.register(fs)
@@ -46,11 +46,15 @@ func runGenerate(ctx context.Context, sio *stdio, args []string) error {
 		return err
 	}
 	setupLogging(sio.err, o.verbose)
+	rest := fs.Args()
+	if o.model == "" && len(rest) > 0 {
+		o.model, rest = rest[0], rest[1:]
+	}
 	switch {
 	case o.model == "":
-		return usagef("a model is required (-m MODEL.gguf)")
-	case fs.NArg() > 1:
-		return usagef("one prompt argument expected, got %d (quote the prompt)", fs.NArg())
+		return usagef("a model is required (llm generate MODEL [PROMPT], MODEL a GGUF file or a Hub name)")
+	case len(rest) > 1:
+		return usagef("one prompt argument expected, got %d (quote the prompt)", len(rest))
 	case o.predict < -1:
 		return usagef("--predict must be -1 or more, got %d", o.predict)
 	}
@@ -61,8 +65,8 @@ func runGenerate(ctx context.Context, sio *stdio, args []string) error {
 		return err
 	}
 	prompt := ""
-	if fs.NArg() == 1 {
-		prompt = fs.Arg(0)
+	if len(rest) == 1 {
+		prompt = rest[0]
 	} else {
 		data, err := io.ReadAll(sio.in)
 		if err != nil {
@@ -74,8 +78,12 @@ func runGenerate(ctx context.Context, sio *stdio, args []string) error {
 }
 
 func generate(ctx context.Context, sio *stdio, o generateOptions, prompt string) error {
+	path, err := resolveModel(ctx, sio, o.model)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
-	m, c, err := o.run.load(ctx, sio, o.model, o.verbose)
+	m, c, err := o.run.load(ctx, sio, path, o.verbose)
 	if err != nil {
 		return err
 	}

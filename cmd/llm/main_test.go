@@ -5,12 +5,32 @@ import (
 	"context"
 	"encoding/json"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/llm-go/llm/internal/shareddata"
 )
+
+// TestMain keeps every test of this package off the network: the Hub
+// settings point at an empty cache, offline, with a loopback endpoint.
+// Tests that pull set up a fake Hub on 127.0.0.1 (hubEnv), which overrides
+// these for their duration.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "llm-cmd-test-")
+	if err != nil {
+		panic(err)
+	}
+	os.Setenv("HF_HOME", dir)
+	os.Setenv("HF_HUB_CACHE", filepath.Join(dir, "hub"))
+	os.Setenv("HF_HUB_OFFLINE", "1")
+	os.Setenv("HF_ENDPOINT", "http://127.0.0.1:1")
+	os.Setenv("HF_TOKEN", "")
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
 
 // run runs llm in process with args and stdin, returning the exit status,
 // stdout and stderr.
@@ -108,7 +128,7 @@ func TestUsageErrors(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"nope"}, 2, "unknown command"},
-		{[]string{"generate", "x"}, 2, "a model is required"},
+		{[]string{"generate"}, 2, "a model is required"},
 		{[]string{"generate", "-m", model, "--temp", "-1", "x"}, 2, "--temp"},
 		{[]string{"generate", "-m", model, "--bogus"}, 2, "unknown flag"},
 		{[]string{"generate", "-m", model, "a", "b"}, 2, "one prompt argument"},
@@ -164,5 +184,50 @@ func TestGenerateGPUFlags(t *testing.T) {
 		if code, _, stderr := run(t, "", a...); code != 2 {
 			t.Errorf("%v: exit %d (%q), want 2", args, code, stderr)
 		}
+	}
+}
+
+func TestEmbedCommand(t *testing.T) {
+	model := shareddata.Path(t, "models", "stories260K.gguf")
+	code, out, stderr := run(t, "", "embed", model, "-t", "1", "The little dog", "The little dog")
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, stderr)
+	}
+	var res struct {
+		Dims int `json:"dimensions"`
+		Data []struct {
+			Index     int       `json:"index"`
+			Embedding []float32 `json:"embedding"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(out), &res); err != nil {
+		t.Fatal(err)
+	}
+	if res.Dims != 64 || len(res.Data) != 2 || len(res.Data[1].Embedding) != 64 || res.Data[1].Index != 1 {
+		t.Errorf("embed output: %+v", res)
+	}
+	for i := range res.Data[0].Embedding {
+		if res.Data[0].Embedding[i] != res.Data[1].Embedding[i] {
+			t.Fatal("identical texts gave different embeddings")
+		}
+	}
+	if code, out, _ := run(t, "a\nb\n", "embed", model, "-t", "1"); code != 0 || strings.Count(out, `"index"`) != 2 {
+		t.Errorf("texts from stdin: exit %d, %.200s", code, out)
+	}
+	if code, _, _ := run(t, "", "embed"); code != 2 {
+		t.Errorf("no model: exit %d", code)
+	}
+}
+
+func TestGenerateModelArgument(t *testing.T) {
+	model := shareddata.Path(t, "models", "stories260K.gguf")
+	_, want, _ := run(t, "", "generate", "-m", model, "--temp", "0", "-t", "1", "-n", "8", "Once upon a time")
+	code, got, stderr := run(t, "", "generate", model, "--temp", "0", "-t", "1", "-n", "8", "Once upon a time")
+	if code != 0 || got != want {
+		t.Errorf("MODEL as the first argument: exit %d (%s): %q, want %q", code, stderr, got, want)
+	}
+	// A Hub name that is not in the (empty, offline) cache.
+	if code, _, stderr := run(t, "", "generate", "no/such-model-anywhere", "x"); code != 1 || !strings.Contains(stderr, "not in the cache") {
+		t.Errorf("an unknown Hub name: exit %d, %q", code, stderr)
 	}
 }

@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"strings"
+
+	"github.com/llm-go/llm"
+)
+
+func init() {
+	register(&command{
+		name:    "embed",
+		usage:   "MODEL [flags] TEXT... (or texts on stdin, one per line)",
+		summary: "print the embeddings of texts as JSON (pooled and normalised, as sentence-transformers does)",
+		run:     runEmbed,
+	})
+}
+
+func runEmbed(ctx context.Context, sio *stdio, args []string) error {
+	var (
+		verbose         bool
+		threads, ctxLen int
+	)
+	fs := newFlags("embed", &verbose)
+	fs.IntVarP(&threads, "threads", "t", 0, "CPU threads (0: all)")
+	fs.IntVarP(&ctxLen, "ctx-size", "c", 0, "longest text in tokens (0: 4096 or the model's, if smaller)")
+	if err := parseFlags(fs, commands["embed"], sio, args); err != nil {
+		return err
+	}
+	setupLogging(sio.err, verbose)
+	if fs.NArg() < 1 {
+		return usagef("a MODEL is required (a GGUF file or a Hub name)")
+	}
+	if threads < 0 || ctxLen < 0 {
+		return usagef("--threads and --ctx-size must be 0 or more")
+	}
+	texts := fs.Args()[1:]
+	if len(texts) == 0 {
+		data, err := io.ReadAll(sio.in)
+		if err != nil {
+			return err
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			if line = strings.TrimRight(line, "\r"); line != "" {
+				texts = append(texts, line)
+			}
+		}
+	}
+	if len(texts) == 0 {
+		return usagef("no texts: give them as arguments or on stdin")
+	}
+	path, err := resolveModel(ctx, sio, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	p, err := llm.New(ctx, path, llm.WithThreads(threads), llm.WithContextLength(ctxLen))
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	vecs, err := p.Embed(ctx, texts...)
+	if err != nil {
+		return err
+	}
+	type item struct {
+		Index     int       `json:"index"`
+		Text      string    `json:"text"`
+		Embedding []float32 `json:"embedding"`
+	}
+	out := struct {
+		Model string `json:"model"`
+		Dims  int    `json:"dimensions"`
+		Data  []item `json:"data"`
+	}{Model: fs.Arg(0), Dims: len(vecs[0])}
+	for i, v := range vecs {
+		out.Data = append(out.Data, item{i, texts[i], v})
+	}
+	return json.NewEncoder(sio.out).Encode(out)
+}
