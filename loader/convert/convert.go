@@ -1,0 +1,238 @@
+// Package convert turns a Hugging Face checkpoint directory (config.json,
+// *.safetensors, tokenizer.json, tokenizer_config.json) into a GGUF file
+// that llama.cpp loads.
+//
+// Supported architectures (config.json "architectures"):
+//
+//   - LlamaForCausalLM → GGUF arch "llama". The q_proj and k_proj rows are
+//     permuted from Hugging Face's rotate_half layout into the adjacent-pair
+//     layout llama.cpp's llama arch rotates, as convert_hf_to_gguf.py does.
+//   - Qwen2ForCausalLM → GGUF arch "qwen2", with the q/k/v biases and no
+//     permutation (llama.cpp uses NEOX rope for qwen2). Tied embeddings
+//     write no output tensor.
+//   - GPT2LMHeadModel → GGUF arch "gpt2": the Conv1D weights, stored
+//     [in, out], are transposed; the head is tied to the embeddings.
+//
+// The vocabulary is taken from tokenizer.json, not from the architecture:
+// a BPE model with byte_fallback and a Prepend("▁") normalizer is a
+// SentencePiece-style vocabulary and is written as tokenizer.ggml.model
+// "llama", with scores derived from the merge ranks. A byte-level BPE
+// (ByteLevel pre-tokenizer, no byte_fallback) is written as "gpt2" with its
+// merges; it is accepted for GPT2LMHeadModel only, whose pre-tokenizer
+// llama.cpp calls "gpt-2" (other architectures' byte-level pre-tokenizers
+// need llama.cpp's per-model regexes, which this package does not detect).
+//
+// Tensors are converted and written one at a time while the output file is
+// streamed, so the whole model is never held in memory.
+package convert
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/llm-go/llm/loader/gguf"
+	"github.com/llm-go/llm/loader/safetensors"
+)
+
+// ErrUnsupported is wrapped by the error for an architecture, tokenizer or
+// option this package does not convert.
+var ErrUnsupported = errors.New("convert: unsupported")
+
+// ErrMismatch is wrapped by the error for a checkpoint whose tensors
+// disagree with its config.json.
+var ErrMismatch = errors.New("convert: checkpoint does not match config.json")
+
+// Options control a conversion.
+type Options struct {
+	// Type is the output type of the 2-D weight matrices: "f32" (the
+	// default when empty) or "f16". Norm weights and biases are always F32.
+	Type string
+	// Name is written as general.name; empty uses the directory's name.
+	Name string
+}
+
+// archSpec describes one supported Hugging Face architecture.
+type archSpec struct {
+	hf      string // config.json architectures[0]
+	gguf    string // general.architecture
+	permute bool   // permute q/k rows for adjacent-pair rope
+}
+
+var archs = []archSpec{
+	{hf: "LlamaForCausalLM", gguf: "llama", permute: true},
+	{hf: "Qwen2ForCausalLM", gguf: "qwen2", permute: false},
+	{hf: "GPT2LMHeadModel", gguf: "gpt2", permute: false},
+}
+
+// Supported returns the Hugging Face architecture names Convert accepts.
+func Supported() []string {
+	out := make([]string, len(archs))
+	for i, a := range archs {
+		out[i] = a.hf
+	}
+	return out
+}
+
+func findArch(names []string) (archSpec, error) {
+	for _, n := range names {
+		for _, a := range archs {
+			if a.hf == n {
+				return a, nil
+			}
+		}
+	}
+	return archSpec{}, fmt.Errorf("%w architecture %v: supported are %s",
+		ErrUnsupported, names, strings.Join(Supported(), ", "))
+}
+
+// ggml file types (general.file_type).
+const (
+	fileTypeF32 = 0
+	fileTypeF16 = 1
+)
+
+// Convert reads the checkpoint in dir and writes a GGUF file to out. The
+// output is written to a temporary file beside out and renamed into place
+// only when complete.
+func Convert(ctx context.Context, dir, out string, opts Options) error {
+	w, closeFn, err := Build(ctx, dir, opts)
+	if err != nil {
+		return err
+	}
+	defer closeFn()
+	tmp := out + ".tmp"
+	if err := w.WriteFile(tmp); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("convert: write %s: %w", out, err)
+	}
+	if err := ctx.Err(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, out); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("convert: %w", err)
+	}
+	return nil
+}
+
+// Build prepares a GGUF writer for the checkpoint in dir: it validates the
+// config, every tensor's name and shape, and the tokenizer, and registers
+// each tensor with a callback that reads and converts it when the writer
+// streams the file. The returned close function releases the checkpoint
+// and must be called after the writer is done.
+func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() error, error) {
+	outType := gguf.TypeF32
+	fileType := uint32(fileTypeF32)
+	switch strings.ToLower(opts.Type) {
+	case "", "f32":
+	case "f16":
+		outType, fileType = gguf.TypeF16, fileTypeF16
+	default:
+		return nil, nil, fmt.Errorf("%w output type %q: want f32 or f16", ErrUnsupported, opts.Type)
+	}
+
+	cfg, err := readConfig(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	arch, err := findArch(cfg.Architectures)
+	if err != nil {
+		return nil, nil, err
+	}
+	hp, err := cfg.hparams(arch)
+	if err != nil {
+		return nil, nil, err
+	}
+	voc, err := readVocab(dir, cfg, arch)
+	if err != nil {
+		return nil, nil, err
+	}
+	if len(voc.tokens) > hp.vocab {
+		return nil, nil, fmt.Errorf("%w: tokenizer has %d tokens, config vocab_size is %d", ErrMismatch, len(voc.tokens), hp.vocab)
+	}
+	voc.padTo(hp.vocab)
+
+	st, err := safetensors.OpenDir(dir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("convert: %w", err)
+	}
+	closeFn := func() error { return st.Close() }
+	fail := func(err error) (*gguf.Writer, func() error, error) {
+		st.Close()
+		return nil, nil, err
+	}
+
+	w := gguf.NewWriter()
+	name := opts.Name
+	if name == "" {
+		abs, _ := filepath.Abs(dir)
+		name = filepath.Base(abs)
+	}
+	a := arch.gguf
+	w.Set("general.architecture", gguf.String(a))
+	w.Set("general.name", gguf.String(name))
+	w.Set("general.file_type", gguf.Uint32(fileType))
+	w.Set("general.quantization_version", gguf.Uint32(2))
+	w.Set(a+".vocab_size", gguf.Uint32(uint32(hp.vocab)))
+	w.Set(a+".context_length", gguf.Uint32(uint32(hp.ctxLen)))
+	w.Set(a+".embedding_length", gguf.Uint32(uint32(hp.hidden)))
+	w.Set(a+".block_count", gguf.Uint32(uint32(hp.layers)))
+	w.Set(a+".feed_forward_length", gguf.Uint32(uint32(hp.ffn)))
+	w.Set(a+".attention.head_count", gguf.Uint32(uint32(hp.heads)))
+	if a == "gpt2" {
+		// LayerNorm, learned positions: no rope.
+		w.Set(a+".attention.layer_norm_epsilon", gguf.Float32(float32(hp.rmsEps)))
+	} else {
+		w.Set(a+".attention.head_count_kv", gguf.Uint32(uint32(hp.kvHeads)))
+		w.Set(a+".rope.freq_base", gguf.Float32(float32(hp.ropeTheta)))
+		w.Set(a+".attention.layer_norm_rms_epsilon", gguf.Float32(float32(hp.rmsEps)))
+		w.Set(a+".rope.dimension_count", gguf.Uint32(uint32(hp.headDim)))
+		if hp.headDim*hp.heads != hp.hidden {
+			w.Set(a+".attention.key_length", gguf.Uint32(uint32(hp.headDim)))
+			w.Set(a+".attention.value_length", gguf.Uint32(uint32(hp.headDim)))
+		}
+	}
+	voc.write(w)
+
+	var plan []tensorPlan
+	if arch.gguf == "gpt2" {
+		plan, err = planGPT2(st, hp)
+	} else {
+		plan, err = planTensors(st, arch, hp)
+	}
+	if err != nil {
+		return fail(err)
+	}
+	for _, p := range plan {
+		typ := gguf.TypeF32
+		if len(p.shape) == 2 {
+			typ = outType
+		}
+		p := p
+		err := w.AddTensor(p.ggufName, typ, ggmlShape(p.outShape()), func(wr io.Writer) error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return writeTensor(wr, st, p, typ)
+		})
+		if err != nil {
+			return fail(fmt.Errorf("convert: %w", err))
+		}
+	}
+	return w, closeFn, nil
+}
+
+// ggmlShape reverses a row-major shape into ggml order (ne0 first).
+func ggmlShape(shape []int64) []uint64 {
+	out := make([]uint64, len(shape))
+	for i, d := range shape {
+		out[len(shape)-1-i] = uint64(d)
+	}
+	return out
+}
