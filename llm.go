@@ -24,6 +24,7 @@ import (
 
 	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/hub"
+	"github.com/llm-go/llm/loader/convert"
 	"github.com/llm-go/llm/tokenizer"
 )
 
@@ -89,9 +90,12 @@ type slot struct {
 	tokens []engine.Token
 }
 
-// New loads a model. name is a local GGUF file, or a Hugging Face Hub name
-// (org/repo, org/repo:Q4_K_M, org/repo/file.gguf) that is pulled into the
-// shared HF cache when missing (unless HF_HUB_OFFLINE is set).
+// New loads a model. name is a local GGUF file, a local Hugging Face model
+// directory (safetensors, converted to an F16 GGUF once and cached), or a
+// Hugging Face Hub name (org/repo, org/repo:Q4_K_M, org/repo/file.gguf)
+// that is pulled into the shared HF cache when missing (unless
+// HF_HUB_OFFLINE is set) and converted the same way when it holds
+// safetensors.
 func New(ctx context.Context, name string, opts ...Option) (*Pipeline, error) {
 	cfg := config{parallel: 1}
 	for _, o := range opts {
@@ -140,7 +144,7 @@ func New(ctx context.Context, name string, opts ...Option) (*Pipeline, error) {
 func resolve(ctx context.Context, name string, cfg *config) (string, error) {
 	if st, err := os.Stat(name); err == nil {
 		if st.IsDir() {
-			return "", fmt.Errorf("llm: %s is a directory; Hugging Face safetensors directories need the converter: %w", name, ErrUnsupportedModel)
+			return convertOnce(ctx, name, "")
 		}
 		return name, nil
 	}
@@ -158,10 +162,30 @@ func resolve(ctx context.Context, name string, cfg *config) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("llm: %w", err)
 	}
+	if snap.Format() == "safetensors" {
+		return convertOnce(ctx, snap.Dir, snap.Repo+"@"+snap.Commit)
+	}
 	if snap.Format() != "gguf" {
-		return "", fmt.Errorf("llm: %s holds %s weights; only GGUF models can be run so far: %w", name, snap.Format(), ErrUnsupportedModel)
+		return "", fmt.Errorf("llm: %s holds %s weights: %w", name, snap.Format(), ErrUnsupportedModel)
 	}
 	return snap.ModelPath(), nil
+}
+
+// convertOnce converts a Hugging Face safetensors checkpoint to an F16 GGUF
+// in the user cache the first time, and reuses it afterwards.
+func convertOnce(ctx context.Context, dir, key string) (string, error) {
+	cache, err := convert.DefaultCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("llm: %w", err)
+	}
+	path, err := convert.Cached(ctx, dir, cache, key, "f16")
+	if err != nil {
+		if errors.Is(err, convert.ErrUnsupported) {
+			return "", fmt.Errorf("llm: %w: %w", ErrUnsupportedModel, err)
+		}
+		return "", fmt.Errorf("llm: %w", err)
+	}
+	return path, nil
 }
 
 // Model returns the loaded model, for its facts and tokenizer.

@@ -292,8 +292,62 @@ func TestNewFromHub(t *testing.T) {
 	if err != nil || res.Text != r.Text {
 		t.Errorf("from the Hub: %v %q", err, res.Text)
 	}
-	if _, err := llm.New(context.Background(), "test/tiny-random-gpt2", llm.WithHub(client)); !errors.Is(err, llm.ErrUnsupportedModel) {
-		t.Errorf("a safetensors repo: %v", err)
+	// A safetensors repository is converted once and cached.
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	for range 2 {
+		g, err := llm.New(context.Background(), "test/tiny-random-gpt2", llm.WithHub(client), llm.WithThreads(1))
+		if err != nil {
+			t.Fatalf("a safetensors repo: %v", err)
+		}
+		res, err := g.Generate(context.Background(), "Hello world", greedy(4)...)
+		g.Close()
+		if err != nil || len(res.Tokens) != 4 {
+			t.Fatalf("generating with the converted GPT-2: %v %+v", err, res)
+		}
+	}
+	converted, _ := filepath.Glob(filepath.Join(os.Getenv("XDG_CACHE_HOME"), "llm", "converted", "*.gguf"))
+	if len(converted) != 1 {
+		t.Errorf("conversions in the cache: %v, want one", converted)
+	}
+}
+
+// TestNewFromHFDirectory converts a local safetensors directory on the fly:
+// the tiny Llama fixture's greedy tokens match its transformers reference.
+func TestNewFromHFDirectory(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	data, err := os.ReadFile(shareddata.Path(t, "testdata", "reference", "tiny-llama-st_reference.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ref struct {
+		Prompts []struct {
+			Text   string `json:"text"`
+			Greedy []int  `json:"greedy_ids"`
+		} `json:"prompts"`
+	}
+	if err := json.Unmarshal(data, &ref); err != nil {
+		t.Fatal(err)
+	}
+	p, err := llm.New(context.Background(), shareddata.Path(t, "models", "hf", "tiny-llama-st"), llm.WithThreads(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if !p.HasChatTemplate() {
+		t.Error("the converted model lost its chat template")
+	}
+	r := ref.Prompts[0]
+	res, err := p.Generate(context.Background(), r.Text, greedy(16)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tok := range res.Tokens {
+		if int(tok) != r.Greedy[i] {
+			t.Fatalf("%q: greedy token %d is %d, the reference %d", r.Text, i, tok, r.Greedy[i])
+		}
+	}
+	if _, err := llm.New(context.Background(), t.TempDir()); err == nil {
+		t.Error("an empty directory loaded")
 	}
 }
 

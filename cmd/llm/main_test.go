@@ -231,3 +231,33 @@ func TestGenerateModelArgument(t *testing.T) {
 		t.Errorf("an unknown Hub name: exit %d, %q", code, stderr)
 	}
 }
+
+func TestConvertAndQuantizeCommands(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	dir := shareddata.Path(t, "models", "hf", "tiny-llama-st")
+	tmp := t.TempDir()
+	f16 := filepath.Join(tmp, "m-f16.gguf")
+	if code, _, stderr := run(t, "", "convert", dir, "-o", f16); code != 0 {
+		t.Fatalf("convert: exit %d: %s", code, stderr)
+	}
+	q8 := filepath.Join(tmp, "m-q8.gguf")
+	if code, _, stderr := run(t, "", "quantize", f16, q8, "q8_0", "-t", "2"); code != 0 {
+		t.Fatalf("quantize: exit %d: %s", code, stderr)
+	}
+	_, fromFile, _ := run(t, "", "generate", f16, "--temp", "0", "-t", "1", "-n", "6", "Hello world")
+	// The directory itself converts on the fly to the same F16 model.
+	code, fromDir, stderr := run(t, "", "generate", dir, "--temp", "0", "-t", "1", "-n", "6", "Hello world")
+	if code != 0 || fromDir != fromFile || fromDir == "" {
+		t.Errorf("generate DIR: exit %d (%s): %q, from the converted file %q", code, stderr, fromDir, fromFile)
+	}
+	if code, _, _ := run(t, "", "generate", q8, "--temp", "0", "-t", "1", "-n", "2", "Hello"); code != 0 {
+		t.Errorf("generate with the Q8_0 model: exit %d", code)
+	}
+	for _, args := range [][]string{
+		{"convert", dir}, {"convert", "-o", f16}, {"quantize", f16, q8}, {"quantize", f16, q8, "Q9_Z"},
+	} {
+		if code, _, _ := run(t, "", args...); code == 0 {
+			t.Errorf("%v succeeded", args)
+		}
+	}
+}

@@ -8,14 +8,18 @@ import (
 	"strings"
 
 	"github.com/llm-go/llm/hub"
+	"github.com/llm-go/llm/loader/convert"
 )
 
 // resolveModel turns a MODEL argument into a local GGUF path: an existing
 // file as it is, else a Hub name (org/repo, org/repo:QUANT,
 // org/repo/file.gguf) pulled into the shared HF cache when missing.
 func resolveModel(ctx context.Context, sio *stdio, name string) (string, error) {
-	_, statErr := os.Stat(name)
+	st, statErr := os.Stat(name)
 	if statErr == nil {
+		if st.IsDir() {
+			return convertOnce(ctx, sio, name, name, "")
+		}
 		return name, nil
 	}
 	if filepath.IsAbs(name) || strings.HasPrefix(name, ".") || strings.HasSuffix(strings.ToLower(name), ".gguf") && !strings.Contains(name, "/") {
@@ -36,8 +40,22 @@ func resolveModel(ctx context.Context, sio *stdio, name string) (string, error) 
 	if err != nil {
 		return "", err
 	}
+	if snap.Format() == "safetensors" {
+		return convertOnce(ctx, sio, name, snap.Dir, snap.Repo+"@"+snap.Commit)
+	}
 	if snap.Format() != "gguf" {
-		return "", fmt.Errorf("%s holds %s weights; only GGUF models can be run so far (convert them to GGUF)", name, snap.Format())
+		return "", fmt.Errorf("%s holds %s weights, which cannot be run", name, snap.Format())
 	}
 	return snap.ModelPath(), nil
+}
+
+// convertOnce converts a safetensors checkpoint to F16 GGUF into the user
+// cache, once; later calls reuse the file.
+func convertOnce(ctx context.Context, sio *stdio, name, dir, key string) (string, error) {
+	cache, err := convert.DefaultCacheDir()
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(sio.err, "llm: using %s converted to GGUF (F16, cached in %s)\n", name, cache)
+	return convert.Cached(ctx, dir, cache, key, "f16")
 }

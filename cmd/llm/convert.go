@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/llm-go/llm/engine"
+	"github.com/llm-go/llm/loader/convert"
+)
+
+func init() {
+	register(&command{
+		name:    "convert",
+		usage:   "DIR -o OUT.gguf [--type f16]",
+		summary: "convert a Hugging Face safetensors model directory to GGUF, in Go",
+		run:     runConvert,
+	})
+	register(&command{
+		name:    "quantize",
+		usage:   "IN.gguf OUT.gguf TYPE",
+		summary: "quantize a GGUF model (Q4_K_M, Q8_0, ...) with llama.cpp's quantizer",
+		run:     runQuantize,
+	})
+}
+
+func runConvert(ctx context.Context, sio *stdio, args []string) error {
+	var (
+		verbose  bool
+		out, typ string
+		threads  int
+	)
+	fs := newFlags("convert", &verbose)
+	fs.StringVarP(&out, "output", "o", "", "the GGUF file to write")
+	fs.StringVar(&typ, "type", "f16", "output type: f32, f16, or a llama.cpp type such as bf16, q8_0, q4_k_m")
+	fs.IntVarP(&threads, "threads", "t", 0, "threads for quantizing (0: all)")
+	if err := parseFlags(fs, commands["convert"], sio, args); err != nil {
+		return err
+	}
+	setupLogging(sio.err, verbose)
+	switch {
+	case fs.NArg() != 1:
+		return usagef("one model DIR expected, got %d (supported: %s)", fs.NArg(), strings.Join(convert.Supported(), ", "))
+	case out == "":
+		return usagef("an output file is required (-o OUT.gguf)")
+	case threads < 0:
+		return usagef("--threads must be 0 or more")
+	}
+	start := time.Now()
+	if err := convert.ToType(ctx, fs.Arg(0), out, typ, threads); err != nil {
+		return err
+	}
+	fmt.Fprintf(sio.err, "wrote %s (%s) in %v\n", out, typ, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func runQuantize(ctx context.Context, sio *stdio, args []string) error {
+	var (
+		verbose bool
+		threads int
+	)
+	fs := newFlags("quantize", &verbose)
+	fs.IntVarP(&threads, "threads", "t", 0, "threads (0: all)")
+	if err := parseFlags(fs, commands["quantize"], sio, args); err != nil {
+		return err
+	}
+	setupLogging(sio.err, verbose)
+	if fs.NArg() != 3 {
+		return usagef("IN.gguf OUT.gguf TYPE expected (TYPE one of %s)", strings.Join(engine.QuantTypes(), ", "))
+	}
+	if threads < 0 {
+		return usagef("--threads must be 0 or more")
+	}
+	start := time.Now()
+	if err := engine.Quantize(ctx, fs.Arg(0), fs.Arg(1), fs.Arg(2), threads); err != nil {
+		return err
+	}
+	fmt.Fprintf(sio.err, "wrote %s (%s) in %v\n", fs.Arg(1), strings.ToUpper(fs.Arg(2)), time.Since(start).Round(time.Millisecond))
+	return nil
+}

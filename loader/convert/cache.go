@@ -1,0 +1,125 @@
+package convert
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/llm-go/llm/engine"
+)
+
+// ToType converts the checkpoint in dir to out in any type: "f32" and
+// "f16" are written in Go; any other llama.cpp type ("bf16", "q8_0",
+// "q4_k_m", ...; see engine.QuantTypes) by converting to F32 (for bf16) or
+// F16 beside out and quantizing that through the engine with threads
+// threads (0: all CPUs).
+func ToType(ctx context.Context, dir, out, typ string, threads int) error {
+	t := strings.ToLower(typ)
+	switch t {
+	case "", "f32", "f16":
+		return Convert(ctx, dir, out, Options{Type: t})
+	}
+	known := false
+	for _, q := range engine.QuantTypes() {
+		known = known || strings.EqualFold(q, typ)
+	}
+	if !known {
+		return fmt.Errorf("convert: unknown output type %q (f32, f16 or one of %s): %w", typ, strings.Join(engine.QuantTypes(), ", "), ErrUnsupported)
+	}
+	mid := "f16"
+	if t == "bf16" {
+		mid = "f32" // F16 would lose BF16's range before the conversion
+	}
+	tmp := out + "." + mid + ".tmp.gguf"
+	defer os.Remove(tmp)
+	if err := Convert(ctx, dir, tmp, Options{Type: mid}); err != nil {
+		return err
+	}
+	if err := engine.Quantize(ctx, tmp, out, typ, threads); err != nil {
+		return fmt.Errorf("convert: %w", err)
+	}
+	return nil
+}
+
+// Cached returns a GGUF of the checkpoint in dir in type typ, converting it
+// once into cacheDir and reusing it afterwards. key names the checkpoint
+// (for a Hub snapshot, repo and commit); empty derives one from dir's path
+// and its files' sizes and modification times, so an edited checkpoint is
+// converted again.
+func Cached(ctx context.Context, dir, cacheDir, key, typ string) (string, error) {
+	if key == "" {
+		k, err := dirKey(dir)
+		if err != nil {
+			return "", err
+		}
+		key = k
+	}
+	if typ == "" {
+		typ = "f16"
+	}
+	out := filepath.Join(cacheDir, safeName(key)+"-"+strings.ToLower(typ)+".gguf")
+	if _, err := os.Stat(out); err == nil {
+		return out, nil
+	}
+	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
+		return "", fmt.Errorf("convert: %w", err)
+	}
+	if err := ToType(ctx, dir, out, typ, 0); err != nil {
+		return "", err
+	}
+	return out, nil
+}
+
+// DefaultCacheDir is where Cached keeps conversions by default:
+// <user cache dir>/llm/converted.
+func DefaultCacheDir() (string, error) {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("convert: %w", err)
+	}
+	return filepath.Join(d, "llm", "converted"), nil
+}
+
+// dirKey identifies a checkpoint directory by its absolute path and the
+// names, sizes and modification times of its files.
+func dirKey(dir string) (string, error) {
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return "", fmt.Errorf("convert: %w", err)
+	}
+	entries, err := os.ReadDir(abs)
+	if err != nil {
+		return "", fmt.Errorf("convert: %w", err)
+	}
+	h := sha256.New()
+	fmt.Fprintln(h, abs)
+	names := make([]string, 0, len(entries))
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		st, err := os.Stat(filepath.Join(abs, n)) // follows the HF cache's symlinks
+		if err != nil || st.IsDir() {
+			continue
+		}
+		fmt.Fprintf(h, "%s %d %d\n", n, st.Size(), st.ModTime().UnixNano())
+	}
+	return filepath.Base(abs) + "-" + hex.EncodeToString(h.Sum(nil))[:16], nil
+}
+
+// safeName turns a key into a file name.
+func safeName(key string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-', r == '_', r == '.':
+			return r
+		}
+		return '-'
+	}, key)
+}
