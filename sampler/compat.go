@@ -254,3 +254,18 @@ func mustBe(off float64) setter {
 		return nil
 	}
 }
+
+// SetOllama sets one option by its Ollama name (as "/set parameter NAME
+// VALUE" does in a chat session), keeping the others, and validates the
+// result. value is a JSON-like value: a float64 for numbers.
+func (o *Options) SetOllama(name string, value any) error {
+	next := *o
+	if err := apply(&next, map[string]any{name: value}, llamaSetters, map[string]bool{}, "Ollama"); err != nil {
+		return err
+	}
+	if err := next.Validate(); err != nil {
+		return err
+	}
+	*o = next
+	return nil
+}

@@ -181,3 +181,20 @@ func equalOptions(a, b Options) bool {
 	jb, _ := json.Marshal(b)
 	return string(ja) == string(jb)
 }
+
+func TestSetOllama(t *testing.T) {
+	o := DefaultOptions()
+	if err := o.SetOllama("temperature", 0.0); err != nil || o.Temperature != 0 {
+		t.Errorf("temperature: %v %v", err, o.Temperature)
+	}
+	if err := o.SetOllama("top_k", 5.0); err != nil || o.TopK != 5 {
+		t.Errorf("top_k: %v %v", err, o.TopK)
+	}
+	topP := o.TopP
+	if err := o.SetOllama("top_p", 1.5); err == nil || o.TopP != topP {
+		t.Errorf("top_p 1.5: %v; top_p is now %v", err, o.TopP)
+	}
+	if err := o.SetOllama("no_such_option", 1.0); err == nil {
+		t.Error("an unknown name was accepted")
+	}
+}

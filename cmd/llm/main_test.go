@@ -18,6 +18,10 @@ import (
 // Tests that pull set up a fake Hub on 127.0.0.1 (hubEnv), which overrides
 // these for their duration.
 func TestMain(m *testing.M) {
+	if os.Getenv("LLM_TEST_MAIN") == "1" {
+		main() // the test binary plays llm, for tests that need a real process
+		return
+	}
 	dir, err := os.MkdirTemp("", "llm-cmd-test-")
 	if err != nil {
 		panic(err)

@@ -1,0 +1,359 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/peterh/liner"
+	"golang.org/x/term"
+
+	"github.com/llm-go/llm"
+	"github.com/llm-go/llm/sampler"
+)
+
+func init() {
+	register(&command{
+		name:    "run",
+		usage:   "MODEL [flags]",
+		summary: "chat with a model (one answer when stdin is not a terminal)",
+		run:     runRun,
+	})
+}
+
+// chatSession is the state of "llm run": the conversation, the system
+// prompt and the sampling options, changed by the slash commands.
+type chatSession struct {
+	p        *llm.Pipeline
+	model    string
+	system   string
+	messages []llm.Message
+	sampling sampler.Options
+	maxTok   int
+	out      io.Writer
+	// answerCtx makes the context of one answer; Ctrl-C cancels it.
+	answerCtx func() (context.Context, context.CancelFunc)
+}
+
+// lineReader reads the user's lines: liner on a terminal, scripted in tests.
+type lineReader interface {
+	Prompt(prompt string) (string, error)
+	AppendHistory(item string)
+}
+
+func runRun(ctx context.Context, sio *stdio, args []string) error {
+	var (
+		verbose     bool
+		grammarFile string
+		system      string
+		predict     int
+		threads     int
+		ctxLen      int
+		s           chatSession
+	)
+	fs := newFlags("run", &verbose)
+	registerSamplingFlags(fs, &s.sampling, &grammarFile)
+	fs.StringVar(&system, "system", "", "system prompt")
+	fs.IntVarP(&predict, "predict", "n", -1, "most tokens per answer (-1: no limit)")
+	fs.IntVarP(&threads, "threads", "t", 0, "CPU threads (0: all)")
+	fs.IntVarP(&ctxLen, "ctx-size", "c", 0, "context length (0: 4096 or the model's, if smaller)")
+	if err := parseFlags(fs, commands["run"], sio, args); err != nil {
+		return err
+	}
+	setupLogging(sio.err, verbose)
+	if fs.NArg() != 1 {
+		return usagef("one MODEL expected (a GGUF file, an HF directory or a Hub name), got %d", fs.NArg())
+	}
+	if err := checkSampling(&s.sampling, grammarFile); err != nil {
+		return err
+	}
+	path, err := resolveModel(ctx, sio, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	p, err := llm.New(ctx, path, llm.WithThreads(threads), llm.WithContextLength(ctxLen))
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	s.p, s.model, s.system, s.maxTok, s.out = p, fs.Arg(0), system, predict, sio.out
+	if !p.HasChatTemplate() {
+		fmt.Fprintln(sio.err, "llm: this model has no chat template; the conversation is sent as plain text")
+	}
+
+	in, isFile := sio.in.(*os.File)
+	if !isFile || !term.IsTerminal(int(in.Fd())) {
+		// Not a terminal: the whole input is one message, answered once.
+		s.answerCtx = func() (context.Context, context.CancelFunc) { return context.WithCancel(ctx) }
+		data, err := io.ReadAll(sio.in)
+		if err != nil {
+			return err
+		}
+		if msg := strings.TrimSpace(string(data)); msg != "" {
+			return s.answer(msg)
+		}
+		return nil
+	}
+
+	// A terminal: the REPL. Ctrl-C during an answer stops that answer only.
+	session := context.WithoutCancel(ctx)
+	s.answerCtx = func() (context.Context, context.CancelFunc) {
+		actx, cancel := context.WithCancel(session)
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, os.Interrupt)
+		go func() {
+			select {
+			case <-sig:
+				cancel()
+			case <-actx.Done():
+			}
+		}()
+		return actx, func() { signal.Stop(sig); cancel() }
+	}
+	ln := liner.NewLiner()
+	defer ln.Close()
+	ln.SetCtrlCAborts(true)
+	fmt.Fprintf(sio.out, "Chatting with %s. Type /? for help, /bye to leave.\n", s.model)
+	return s.repl(ln)
+}
+
+// repl reads lines until /bye or end of input.
+func (s *chatSession) repl(r lineReader) error {
+	for {
+		line, err := r.Prompt(">>> ")
+		switch {
+		case errors.Is(err, liner.ErrPromptAborted):
+			fmt.Fprintln(s.out, "Use Ctrl-D or /bye to leave.")
+			continue
+		case errors.Is(err, io.EOF):
+			fmt.Fprintln(s.out)
+			return nil
+		case err != nil:
+			return err
+		}
+		if strings.HasPrefix(strings.TrimSpace(line), `"""`) {
+			if line, err = s.multiline(r, strings.TrimSpace(line)[3:]); err != nil {
+				return err
+			}
+		}
+		text := strings.TrimSpace(line)
+		if text == "" {
+			continue
+		}
+		r.AppendHistory(line)
+		if strings.HasPrefix(text, "/") {
+			if done := s.command(text); done {
+				return nil
+			}
+			continue
+		}
+		if err := s.answer(text); err != nil {
+			fmt.Fprintf(s.out, "error: %v\n", err)
+		}
+	}
+}
+
+// multiline reads lines until one ends with """ (as in Ollama).
+func (s *chatSession) multiline(r lineReader, first string) (string, error) {
+	if i := strings.Index(first, `"""`); i >= 0 {
+		return first[:i], nil
+	}
+	lines := []string{first}
+	for {
+		line, err := r.Prompt("... ")
+		if err != nil {
+			return "", err
+		}
+		if i := strings.Index(line, `"""`); i >= 0 {
+			lines = append(lines, line[:i])
+			return strings.Join(lines, "\n"), nil
+		}
+		lines = append(lines, line)
+	}
+}
+
+// answer sends a user message and streams the reply. A cancelled answer
+// keeps what was said so far in the conversation.
+func (s *chatSession) answer(text string) error {
+	s.messages = append(s.messages, llm.Message{Role: "user", Content: text})
+	msgs := s.messages
+	if s.system != "" {
+		msgs = append([]llm.Message{{Role: "system", Content: s.system}}, s.messages...)
+	}
+	ctx, cancel := s.answerCtx()
+	defer cancel()
+	var reply strings.Builder
+	var err error
+	for c, e := range s.p.ChatStream(ctx, msgs, llm.Sampling(s.sampling), llm.MaxTokens(s.maxTok)) {
+		if e != nil {
+			err = e
+			break
+		}
+		reply.WriteString(c.Text)
+		fmt.Fprint(s.out, c.Text)
+	}
+	fmt.Fprintln(s.out)
+	if err != nil && ctx.Err() != nil {
+		fmt.Fprintln(s.out, "(stopped)")
+		err = nil
+	}
+	if err != nil {
+		s.messages = s.messages[:len(s.messages)-1]
+		return err
+	}
+	s.messages = append(s.messages, llm.Message{Role: "assistant", Content: reply.String()})
+	return nil
+}
+
+const runHelp = `Commands:
+  /set parameter NAME VALUE   set a sampling option by its Ollama name (temperature, top_k, top_p, min_p, seed, repeat_penalty, ...)
+  /set system TEXT            set the system prompt
+  /show info|system|parameters|template
+  /clear                      forget the conversation
+  /save NAME, /load NAME      save or restore the conversation and settings
+  /bye                        leave
+Begin and end a message with """ to write several lines.`
+
+// command runs a slash command; it returns true for /bye.
+func (s *chatSession) command(text string) bool {
+	fields := strings.Fields(text)
+	switch fields[0] {
+	case "/bye", "/exit":
+		return true
+	case "/?", "/help":
+		fmt.Fprintln(s.out, runHelp)
+	case "/clear":
+		s.messages = nil
+		fmt.Fprintln(s.out, "Cleared the conversation.")
+	case "/set":
+		s.set(fields[1:], text)
+	case "/show":
+		s.show(fields[1:])
+	case "/save", "/load":
+		if len(fields) != 2 {
+			fmt.Fprintf(s.out, "usage: %s NAME\n", fields[0])
+			break
+		}
+		if err := s.saveOrLoad(fields[0] == "/save", fields[1]); err != nil {
+			fmt.Fprintf(s.out, "error: %v\n", err)
+		}
+	default:
+		fmt.Fprintf(s.out, "Unknown command %s. Type /? for help.\n", fields[0])
+	}
+	return false
+}
+
+func (s *chatSession) set(args []string, text string) {
+	switch {
+	case len(args) >= 1 && args[0] == "system":
+		s.system = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(strings.TrimPrefix(text, "/set")), "system"))
+		fmt.Fprintln(s.out, "Set the system prompt.")
+	case len(args) == 3 && args[0] == "parameter":
+		var v any = args[2]
+		if f, err := strconv.ParseFloat(args[2], 64); err == nil {
+			v = f
+		}
+		if args[1] == "num_predict" {
+			if n, err := strconv.Atoi(args[2]); err == nil && n >= -1 {
+				s.maxTok = n
+				fmt.Fprintf(s.out, "Set num_predict to %d.\n", n)
+				return
+			}
+		}
+		if err := s.sampling.SetOllama(args[1], v); err != nil {
+			fmt.Fprintf(s.out, "error: %v\n", err)
+			return
+		}
+		fmt.Fprintf(s.out, "Set %s to %s.\n", args[1], args[2])
+	default:
+		fmt.Fprintln(s.out, "usage: /set parameter NAME VALUE, or /set system TEXT")
+	}
+}
+
+func (s *chatSession) show(args []string) {
+	what := "info"
+	if len(args) > 0 {
+		what = args[0]
+	}
+	switch what {
+	case "info":
+		info := s.p.Model().Info()
+		fmt.Fprintf(s.out, "%s: %s, %s parameters, context %d, %d messages so far\n",
+			s.model, info.Description, humanCount(info.Parameters), info.TrainContext, len(s.messages))
+	case "system":
+		fmt.Fprintln(s.out, s.system)
+	case "parameters":
+		o := s.sampling
+		fmt.Fprintf(s.out, "temperature %g, top_k %d, top_p %g, min_p %g, repeat_penalty %g, seed %d, num_predict %d\n",
+			o.Temperature, o.TopK, o.TopP, o.MinP, o.RepeatPenalty, o.Seed, s.maxTok)
+	case "template":
+		if tmpl, ok := s.p.Model().ChatTemplate(""); ok {
+			fmt.Fprintln(s.out, tmpl)
+		} else {
+			fmt.Fprintln(s.out, "(no chat template: the conversation is sent as plain text)")
+		}
+	default:
+		fmt.Fprintln(s.out, "usage: /show info|system|parameters|template")
+	}
+}
+
+// savedSession is what /save writes.
+type savedSession struct {
+	System   string          `json:"system"`
+	Messages []llm.Message   `json:"messages"`
+	Sampling sampler.Options `json:"sampling"`
+	MaxTok   int             `json:"num_predict"`
+}
+
+func sessionPath(name string) (string, error) {
+	if name == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
+		return "", fmt.Errorf("a session name is a plain name, not %q", name)
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(dir, "llm", "sessions", name+".json"), nil
+}
+
+func (s *chatSession) saveOrLoad(save bool, name string) error {
+	path, err := sessionPath(name)
+	if err != nil {
+		return err
+	}
+	if save {
+		data, err := json.MarshalIndent(savedSession{s.system, s.messages, s.sampling, s.maxTok}, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			return err
+		}
+		fmt.Fprintf(s.out, "Saved the session as %s.\n", name)
+		return nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	var saved savedSession
+	if err := json.Unmarshal(data, &saved); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	if err := saved.Sampling.Validate(); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	s.system, s.messages, s.sampling, s.maxTok = saved.System, saved.Messages, saved.Sampling, saved.MaxTok
+	fmt.Fprintf(s.out, "Loaded session %s (%d messages).\n", name, len(s.messages))
+	return nil
+}

@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/llm-go/llm"
+	"github.com/llm-go/llm/internal/shareddata"
+	"github.com/llm-go/llm/sampler"
+	"github.com/llm-go/llm/synth"
+)
+
+// scripted is a lineReader that plays back lines, then io.EOF.
+type scripted struct{ lines []string }
+
+func (s *scripted) Prompt(string) (string, error) {
+	if len(s.lines) == 0 {
+		return "", io.EOF
+	}
+	l := s.lines[0]
+	s.lines = s.lines[1:]
+	return l, nil
+}
+func (s *scripted) AppendHistory(string) {}
+
+func newTestSession(t *testing.T, out io.Writer) *chatSession {
+	t.Helper()
+	p, err := llm.New(context.Background(), shareddata.Path(t, "models", "stories260K.gguf"), llm.WithThreads(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { p.Close() })
+	return &chatSession{p: p, model: "stories260K", sampling: sampler.DefaultOptions(), maxTok: 16, out: out,
+		answerCtx: func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }}
+}
+
+func TestRunSession(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	var out bytes.Buffer
+	s := newTestSession(t, &out)
+	err := s.repl(&scripted{lines: []string{
+		"/set parameter temperature 0",
+		"/set parameter top_p 2",
+		"/show parameters",
+		"Once upon a time",
+		"/save story",
+		"/clear",
+		"/show info",
+		"/load story",
+		"/show info",
+		`"""The little`,
+		`dog"""`,
+		"/nonsense",
+		"/bye",
+		"never read",
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := out.String()
+	for _, want := range []string{
+		"Set temperature to 0.",
+		"top_p",                      // the error names the option
+		"temperature 0, top_k 40",    // /show parameters
+		", there was a little girl",  // the greedy story (no template: the message is the prompt)
+		"Saved the session as story.", "Cleared the conversation.", "0 messages so far",
+		"Loaded session story (2 messages).", "2 messages so far",
+		"Unknown command /nonsense",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output lacks %q:\n%s", want, got)
+		}
+	}
+	if len(s.messages) != 4 || s.messages[2].Content != "The little\ndog" {
+		t.Errorf("conversation after the multi-line message: %+v", s.messages)
+	}
+	if strings.Contains(got, "never read") {
+		t.Error("input after /bye was read")
+	}
+}
+
+// cancelAfter is a writer that cancels the current answer once it has
+// received n bytes, as a Ctrl-C in the middle of an answer would.
+type cancelAfter struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	n      int
+	cancel context.CancelFunc
+}
+
+func (w *cancelAfter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if w.cancel != nil && w.buf.Len() >= w.n {
+		w.cancel()
+	}
+	return len(p), nil
+}
+
+func TestRunSessionInterrupt(t *testing.T) {
+	w := &cancelAfter{n: 20}
+	s := newTestSession(t, w)
+	s.maxTok = -1
+	s.answerCtx = func() (context.Context, context.CancelFunc) {
+		ctx, cancel := context.WithCancel(context.Background())
+		w.mu.Lock()
+		w.cancel = cancel
+		w.mu.Unlock()
+		return ctx, cancel
+	}
+	if err := s.repl(&scripted{lines: []string{"/set parameter temperature 0", "Once upon a time", "/show info", "/bye"}}); err != nil {
+		t.Fatal(err)
+	}
+	got := w.buf.String()
+	if !strings.Contains(got, "(stopped)") || !strings.Contains(got, "2 messages so far") {
+		t.Errorf("an interrupted answer should stop and keep the session:\n%s", got)
+	}
+}
+
+func TestRunPiped(t *testing.T) {
+	model := shareddata.Path(t, "models", "stories260K.gguf")
+	code, out, stderr := run(t, "Once upon a time\n", "run", model, "--temp", "0", "-n", "8", "-t", "1")
+	if code != 0 || !strings.HasPrefix(out, ", there was a little girl") {
+		t.Errorf("piped run: exit %d (%s): %q", code, stderr, out)
+	}
+	if code, _, _ := run(t, "", "run"); code != 2 {
+		t.Errorf("no model: exit %d", code)
+	}
+}
+
+// TestRunTerminal drives "llm run" in a real terminal (tmux): a streamed
+// answer, /set parameter, Ctrl-C in the middle of a long answer, and /bye,
+// which exits 0. The test binary itself plays llm (LLM_TEST_MAIN).
+func TestRunTerminal(t *testing.T) {
+	if _, err := exec.LookPath("tmux"); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatal("tmux is needed for this test (.ci/run installs it)")
+		}
+		t.Skip("tmux not installed")
+	}
+	// A model slow enough that an answer can be interrupted.
+	model := filepath.Join(t.TempDir(), "slow.gguf")
+	s := synth.Shape{Name: "slow", Vocab: 1000, Embd: 512, FF: 2048, Layers: 4, Heads: 8, KVHeads: 4,
+		Context: 4096, RopeTheta: 10000, NormEps: 1e-5}
+	if err := synth.Write(context.Background(), model, s, synth.Options{Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	session := "llmtest" + strings.ReplaceAll(t.Name(), "/", "")
+	status := filepath.Join(t.TempDir(), "status")
+	cmd := "LLM_TEST_MAIN=1 " + exe + " run " + model + " -t 1 -c 4096 --seed 1; echo exit=$? > " + status
+	tmux := func(args ...string) string {
+		out, _ := exec.Command("tmux", args...).CombinedOutput()
+		return string(out)
+	}
+	tmux("kill-session", "-t", session)
+	if out := tmux("new-session", "-d", "-s", session, "-x", "200", "-y", "50", cmd); out != "" {
+		t.Fatalf("tmux: %s", out)
+	}
+	defer tmux("kill-session", "-t", session)
+	screen := func() string { return tmux("capture-pane", "-p", "-t", session, "-S", "-200") }
+	waitFor := func(what string, d time.Duration) {
+		t.Helper()
+		for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+			if strings.Contains(screen(), what) {
+				return
+			}
+		}
+		t.Fatalf("%q did not appear:\n%s", what, screen())
+	}
+	waitFor("Type /? for help", 30*time.Second)
+	tmux("send-keys", "-t", session, "/set parameter temperature 0", "Enter")
+	waitFor("Set temperature to 0.", 10*time.Second)
+	tmux("send-keys", "-t", session, "hello there", "Enter")
+	// The answer streams (it would run until the context is full)...
+	before := len(screen())
+	time.Sleep(3 * time.Second)
+	if len(screen()) <= before {
+		t.Fatalf("no streamed text:\n%s", screen())
+	}
+	// ...until Ctrl-C stops it; the session goes on.
+	tmux("send-keys", "-t", session, "C-c")
+	waitFor("(stopped)", 20*time.Second)
+	tmux("send-keys", "-t", session, "/bye", "Enter")
+	for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(100 * time.Millisecond) {
+		if data, err := os.ReadFile(status); err == nil {
+			if strings.TrimSpace(string(data)) != "exit=0" {
+				t.Fatalf("llm run ended with %s:\n%s", data, screen())
+			}
+			return
+		}
+	}
+	t.Fatalf("llm run did not exit after /bye:\n%s", screen())
+}
