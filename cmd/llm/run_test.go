@@ -68,9 +68,9 @@ func TestRunSession(t *testing.T) {
 	got := out.String()
 	for _, want := range []string{
 		"Set temperature to 0.",
-		"top_p",                      // the error names the option
-		"temperature 0, top_k 40",    // /show parameters
-		", there was a little girl",  // the greedy story (no template: the message is the prompt)
+		"top_p",                     // the error names the option
+		"temperature 0, top_k 40",   // /show parameters
+		", there was a little girl", // the greedy story (no template: the message is the prompt)
 		"Saved the session as story.", "Cleared the conversation.", "0 messages so far",
 		"Loaded session story (2 messages).", "2 messages so far",
 		"Unknown command /nonsense",
