@@ -6,7 +6,6 @@ import (
 	"io"
 	"strings"
 
-	"github.com/llm-go/llm"
 )
 
 func init() {
@@ -51,11 +50,7 @@ func runEmbed(ctx context.Context, sio *stdio, args []string) error {
 	if len(texts) == 0 {
 		return usagef("no texts: give them as arguments or on stdin")
 	}
-	path, err := resolveModel(ctx, sio, fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	p, err := llm.New(ctx, path, llm.WithThreads(threads), llm.WithContextLength(ctxLen))
+	p, err := openPipeline(ctx, sio, fs.Arg(0), threads, ctxLen)
 	if err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/llm-go/llm"
 	"github.com/llm-go/llm/hub"
 	"github.com/llm-go/llm/loader/convert"
 )
@@ -58,4 +59,14 @@ func convertOnce(ctx context.Context, sio *stdio, name, dir, key string) (string
 	}
 	fmt.Fprintf(sio.err, "llm: using %s converted to GGUF (F16, cached in %s)\n", name, cache)
 	return convert.Cached(ctx, dir, cache, key, "f16")
+}
+
+// openPipeline resolves MODEL (a file, an HF directory or a Hub name) and
+// loads it as a pipeline.
+func openPipeline(ctx context.Context, sio *stdio, name string, threads, ctxLen int) (*llm.Pipeline, error) {
+	path, err := resolveModel(ctx, sio, name)
+	if err != nil {
+		return nil, err
+	}
+	return llm.New(ctx, path, llm.WithThreads(threads), llm.WithContextLength(ctxLen))
 }

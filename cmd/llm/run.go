@@ -74,11 +74,7 @@ func runRun(ctx context.Context, sio *stdio, args []string) error {
 	if err := checkSampling(&s.sampling, grammarFile); err != nil {
 		return err
 	}
-	path, err := resolveModel(ctx, sio, fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	p, err := llm.New(ctx, path, llm.WithThreads(threads), llm.WithContextLength(ctxLen))
+	p, err := openPipeline(ctx, sio, fs.Arg(0), threads, ctxLen)
 	if err != nil {
 		return err
 	}
