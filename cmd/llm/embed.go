@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"strings"
-
 )
 
 func init() {
