@@ -46,17 +46,51 @@ func (p *Pipeline) HasChatTemplate() bool { return p.template != nil }
 // Chat answers the conversation: it renders messages with the chat
 // template and generates the assistant's reply.
 func (p *Pipeline) Chat(ctx context.Context, messages []Message, opts ...GenerateOption) (*Result, error) {
-	prompt, ids, err := p.chatTokens(messages, opts)
+	prompt, ids, dropped, err := p.fitChat(messages, opts)
 	if err != nil {
 		return nil, err
 	}
-	return p.collect(ctx, prompt, ids, opts)
+	res, err := p.collect(ctx, prompt, ids, opts)
+	if res != nil {
+		res.Dropped = dropped
+	}
+	return res, err
+}
+
+// fitChat renders and tokenizes the conversation; with DropOldestTurns it
+// leaves out the oldest turns (never a leading system message or the last
+// message) until the prompt fits in the context.
+func (p *Pipeline) fitChat(messages []Message, opts []GenerateOption) (string, []Token, int, error) {
+	g, err := p.genConfig(opts)
+	if err != nil {
+		return "", nil, 0, err
+	}
+	limit := p.contextLength()
+	dropped := 0
+	for {
+		prompt, ids, err := p.chatTokens(messages, opts)
+		if err != nil {
+			return "", nil, 0, err
+		}
+		if len(ids) < limit || g.policy != DropOldestTurns {
+			return prompt, ids, dropped, nil
+		}
+		first := 0
+		if len(messages) > 0 && messages[0].Role == "system" {
+			first = 1
+		}
+		if len(messages)-first <= 1 {
+			return "", nil, 0, fmt.Errorf("llm: even the last message makes a prompt of %d tokens, the context holds %d: %w", len(ids), limit, ErrPromptTooLong)
+		}
+		messages = append(append([]Message{}, messages[:first]...), messages[first+1:]...)
+		dropped++
+	}
 }
 
 // ChatStream is Chat, yielding the reply as it is made.
 func (p *Pipeline) ChatStream(ctx context.Context, messages []Message, opts ...GenerateOption) iter.Seq2[Chunk, error] {
 	return func(yield func(Chunk, error) bool) {
-		_, ids, err := p.chatTokens(messages, opts)
+		_, ids, _, err := p.fitChat(messages, opts)
 		if err != nil {
 			yield(Chunk{}, err)
 			return

@@ -27,6 +27,8 @@ type Result struct {
 	Tokens       []engine.Token // the generated tokens
 	FinishReason FinishReason
 	Timings      Timings
+	Dropped      int // messages left out by DropOldestTurns
+	Shifted      int // tokens discarded from the context by ShiftWindow
 }
 
 // Timings measure one generation.
@@ -56,7 +58,31 @@ type genConfig struct {
 	echo      bool
 	tools     []any
 	extra     map[string]any
+	policy    ContextPolicy
 }
+
+// ContextPolicy says what to do when a conversation or a generation does
+// not fit in the context. The default is neither: an over-long prompt is an
+// error (ErrPromptTooLong) and generation stops when the context is full.
+// Nothing is ever truncated silently: Result.Dropped and Result.Shifted say
+// what a policy did.
+type ContextPolicy int
+
+// Context policies.
+const (
+	// ContextStrict is the default: an error or a stop, never a cut.
+	ContextStrict ContextPolicy = iota
+	// DropOldestTurns makes Chat leave out the oldest turns, keeping a
+	// leading system message and the last message, until the prompt fits.
+	DropOldestTurns
+	// ShiftWindow lets generation go on when the context is full: the older
+	// half of the tokens after the first (the BOS) is discarded and the rest
+	// shifted down, as llama.cpp's context shift does.
+	ShiftWindow
+)
+
+// WithContextPolicy chooses a ContextPolicy for this call.
+func WithContextPolicy(p ContextPolicy) GenerateOption { return func(g *genConfig) { g.policy = p } }
 
 // GenerateOption configures Generate, Stream and Chat.
 type GenerateOption func(*genConfig)
@@ -234,7 +260,15 @@ func (p *Pipeline) run(ctx context.Context, ids []engine.Token, opts []GenerateO
 			break
 		}
 		if len(s.tokens) >= nCtx {
-			break // the context is full
+			if g.policy != ShiftWindow {
+				break // the context is full
+			}
+			n, err := s.shift()
+			if err != nil {
+				s.reset()
+				return nil, err
+			}
+			res.Shifted += n
 		}
 		s.batch.Clear()
 		s.batch.Add(tok, engine.Pos(len(s.tokens)), true)
@@ -295,6 +329,25 @@ func (p *Pipeline) prefill(ctx context.Context, s *slot, ids []engine.Token, t *
 	}
 	t.PromptDuration = time.Since(start)
 	return nil
+}
+
+// shift discards the older half of the slot's tokens after the first and
+// moves the rest down, freeing room to generate; it returns how many tokens
+// were discarded.
+func (s *slot) shift() (int, error) {
+	const keep = 1
+	discard := (len(s.tokens) - keep) / 2
+	if ok, err := s.c.CanShift(); err != nil || !ok {
+		return 0, fmt.Errorf("llm: this model's context cannot shift: %w", ErrPromptTooLong)
+	}
+	if _, err := s.c.RemoveTokens(0, keep, engine.Pos(keep+discard)); err != nil {
+		return 0, fmt.Errorf("llm: %w", err)
+	}
+	if err := s.c.ShiftPositions(0, engine.Pos(keep+discard), -1, engine.Pos(-discard)); err != nil {
+		return 0, fmt.Errorf("llm: %w", err)
+	}
+	s.tokens = append(s.tokens[:keep], s.tokens[keep+discard:]...)
+	return discard, nil
 }
 
 // reset forgets the slot's memory after an error, so that the next request

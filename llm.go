@@ -78,6 +78,7 @@ type Pipeline struct {
 	cfg      config
 	slots    chan *slot
 	done     chan struct{} // closed by Close
+	nCtx     int           // context length of every slot
 	embed    embedder
 	closeMu  sync.Mutex
 	closed   bool
@@ -135,6 +136,7 @@ func New(ctx context.Context, name string, opts ...Option) (*Pipeline, error) {
 			m.Close()
 			return nil, fmt.Errorf("llm: %w", err)
 		}
+		p.nCtx = c.ContextLength()
 		p.slots <- &slot{c: c, batch: b}
 	}
 	return p, nil
@@ -187,6 +189,9 @@ func convertOnce(ctx context.Context, dir, key string) (string, error) {
 	}
 	return path, nil
 }
+
+// contextLength returns the context length of the pipeline's contexts.
+func (p *Pipeline) contextLength() int { return p.nCtx }
 
 // Model returns the loaded model, for its facts and tokenizer.
 func (p *Pipeline) Model() *engine.Model { return p.model }

@@ -397,3 +397,51 @@ func TestEmbed(t *testing.T) {
 		t.Errorf("an over-long text: %v", err)
 	}
 }
+
+// TestContextPolicies: by default an over-long conversation is an error and
+// generation stops when the context is full; DropOldestTurns and
+// ShiftWindow keep going and say what they did.
+func TestContextPolicies(t *testing.T) {
+	p := open(t, llm.WithContextLength(256))
+	ctx := context.Background()
+	var msgs []llm.Message
+	msgs = append(msgs, llm.Message{Role: "system", Content: "Stories."})
+	for i := range 12 {
+		msgs = append(msgs, llm.Message{Role: "user", Content: strings.Repeat("Lily and Tom went to the park. ", 2)},
+			llm.Message{Role: "assistant", Content: "They played with a ball " + strings.Repeat("and laughed ", i%3)})
+	}
+	msgs = append(msgs, llm.Message{Role: "user", Content: "Once upon a time"})
+
+	if _, err := p.Chat(ctx, msgs, greedy(8)...); !errors.Is(err, llm.ErrPromptTooLong) {
+		t.Fatalf("an over-long conversation: %v", err)
+	}
+	res, err := p.Chat(ctx, msgs, append(greedy(8), llm.WithContextPolicy(llm.DropOldestTurns))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Dropped == 0 || res.Dropped >= len(msgs)-1 || len(res.Tokens) != 8 {
+		t.Errorf("dropped %d of %d messages, generated %d tokens", res.Dropped, len(msgs), len(res.Tokens))
+	}
+	one := []llm.Message{{Role: "user", Content: strings.Repeat("Lily and Tom went to the park. ", 40)}}
+	if _, err := p.Chat(ctx, one, llm.WithContextPolicy(llm.DropOldestTurns)); !errors.Is(err, llm.ErrPromptTooLong) {
+		t.Errorf("a single message too long for the context: %v", err)
+	}
+
+	// Generation past the end of the context.
+	res, err = p.Generate(ctx, "Once upon a time", greedy(400)...)
+	if err != nil || res.FinishReason != llm.FinishLength || len(res.Tokens) >= 256 {
+		t.Fatalf("strict: %v, %s after %d tokens", err, res.FinishReason, len(res.Tokens))
+	}
+	res, err = p.Generate(ctx, "Once upon a time", append(greedy(400), llm.WithContextPolicy(llm.ShiftWindow))...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Tokens) != 400 || res.Shifted == 0 {
+		t.Errorf("shift: %d tokens, %d shifted", len(res.Tokens), res.Shifted)
+	}
+	// The context still works afterwards.
+	r := references(t)[0]
+	if res, err := p.Generate(ctx, r.Prompt, greedy(r.NPredict)...); err != nil || res.Text != r.Text {
+		t.Errorf("after a shift: %v %q", err, res.Text)
+	}
+}
