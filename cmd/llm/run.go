@@ -22,11 +22,16 @@ import (
 func init() {
 	register(&command{
 		name:    "run",
-		usage:   "MODEL [flags]",
+		usage:   "[MODEL] [flags]",
 		summary: "chat with a model (one answer when stdin is not a terminal)",
 		run:     runRun,
 	})
 }
+
+// DefaultRunModel is what "llm run" chats with when no MODEL is given: a
+// small instruct model (about 400 MB at Q4_K_M) with a proper chat template
+// and an Apache-2.0 licence, quick enough on a laptop CPU.
+const DefaultRunModel = "Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M"
 
 // chatSession is the state of "llm run": the conversation, the system
 // prompt and the sampling options, changed by the slash commands.
@@ -68,18 +73,24 @@ func runRun(ctx context.Context, sio *stdio, args []string) error {
 		return err
 	}
 	setupLogging(sio.err, verbose)
-	if fs.NArg() != 1 {
-		return usagef("one MODEL expected (a GGUF file, an HF directory or a Hub name), got %d", fs.NArg())
+	model := DefaultRunModel
+	switch fs.NArg() {
+	case 0:
+		fmt.Fprintf(sio.err, "llm: no MODEL given: chatting with %s\n", model)
+	case 1:
+		model = fs.Arg(0)
+	default:
+		return usagef("at most one MODEL expected (a GGUF file, an HF directory or a Hub name), got %d", fs.NArg())
 	}
 	if err := checkSampling(&s.sampling, grammarFile); err != nil {
 		return err
 	}
-	p, err := openPipeline(ctx, sio, fs.Arg(0), threads, ctxLen)
+	p, err := openPipeline(ctx, sio, model, threads, ctxLen)
 	if err != nil {
 		return err
 	}
 	defer p.Close()
-	s.p, s.model, s.system, s.maxTok, s.out = p, fs.Arg(0), system, predict, sio.out
+	s.p, s.model, s.system, s.maxTok, s.out = p, model, system, predict, sio.out
 	if !p.HasChatTemplate() {
 		fmt.Fprintln(sio.err, "llm: this model has no chat template; the conversation is sent as plain text")
 	}

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/llm-go/llm"
+	"github.com/llm-go/llm/hub/hubserver"
+	"github.com/llm-go/llm/hub/hubtest"
 	"github.com/llm-go/llm/internal/shareddata"
 	"github.com/llm-go/llm/sampler"
 	"github.com/llm-go/llm/synth"
@@ -132,8 +134,24 @@ func TestRunPiped(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, ", there was a little girl") {
 		t.Errorf("piped run: exit %d (%s): %q", code, stderr, out)
 	}
-	if code, _, _ := run(t, "", "run"); code != 2 {
-		t.Errorf("no model: exit %d", code)
+	if code, _, _ := run(t, "", "run", model, model); code != 2 {
+		t.Errorf("two models: exit %d", code)
+	}
+}
+
+// TestRunDefaultModel: with no MODEL, llm run pulls DefaultRunModel (here
+// from a fake Hub that serves stories260K under that name).
+func TestRunDefaultModel(t *testing.T) {
+	repo, quant, _ := strings.Cut(DefaultRunModel, ":")
+	f, err := hubserver.DiskFile("qwen2.5-0.5b-instruct-"+strings.ToLower(quant)+".gguf", shareddata.Path(t, "models", "stories260K.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := hubtest.New(t, hubserver.NewRepo(repo, f))
+	hubEnv(t, srv)
+	code, out, stderr := run(t, "Once upon a time", "run", "--temp", "0", "-n", "8", "-t", "1")
+	if code != 0 || !strings.HasPrefix(out, ", there was a little girl") || !strings.Contains(stderr, DefaultRunModel) {
+		t.Errorf("default model: exit %d, %q (stderr %q)", code, out, stderr)
 	}
 }
 
