@@ -364,9 +364,9 @@ func printReport(w io.Writer, r *modelReport) {
 			fmt.Fprintf(tw, "  Context length:\t%d\n", wr.ContextLength)
 		}
 		if wr.ChatTemplate != nil {
-			yes := "no"
+			yes := "no (llm run and Chat send conversations as a plain completion prompt)"
 			if *wr.ChatTemplate {
-				yes = "yes"
+				yes = "yes (rendered as transformers' apply_chat_template does; see llm template)"
 			}
 			fmt.Fprintf(tw, "  Chat template:\t%s\n", yes)
 		}
