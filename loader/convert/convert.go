@@ -7,9 +7,16 @@
 //   - LlamaForCausalLM → GGUF arch "llama". The q_proj and k_proj rows are
 //     permuted from Hugging Face's rotate_half layout into the adjacent-pair
 //     layout llama.cpp's llama arch rotates, as convert_hf_to_gguf.py does.
+//   - MistralForCausalLM → GGUF arch "llama", exactly as Llama (as
+//     convert_hf_to_gguf.py does); a sliding_window in config.json is
+//     ignored, as llama.cpp's llama arch does.
 //   - Qwen2ForCausalLM → GGUF arch "qwen2", with the q/k/v biases and no
 //     permutation (llama.cpp uses NEOX rope for qwen2). Tied embeddings
 //     write no output tensor.
+//   - Qwen3ForCausalLM → GGUF arch "qwen3": as Qwen2 but without the q/k/v
+//     biases and with the per-head RMS norm weights q_norm and k_norm
+//     (blk.N.attn_q_norm.weight, blk.N.attn_k_norm.weight); head_dim comes
+//     from config.json.
 //   - GPT2LMHeadModel → GGUF arch "gpt2": the Conv1D weights, stored
 //     [in, out], are transposed; the head is tied to the embeddings.
 //
@@ -23,7 +30,9 @@
 // need llama.cpp's per-model regexes, which this package does not detect).
 //
 // Tensors are converted and written one at a time while the output file is
-// streamed, so the whole model is never held in memory.
+// streamed, each in chunks of a few MiB through reused buffers (one chunk is
+// converted while the previous one is written), so neither the model nor a
+// whole tensor is held in memory.
 package convert
 
 import (
@@ -54,6 +63,11 @@ type Options struct {
 	Type string
 	// Name is written as general.name; empty uses the directory's name.
 	Name string
+	// Progress, if not nil, is called as the tensor data is written with
+	// the bytes of tensor data written so far and the total, for a
+	// progress bar. Calls are made one at a time, in order, but may come
+	// from a goroutine other than the caller's.
+	Progress func(done, total int64)
 }
 
 // archSpec describes one supported Hugging Face architecture.
@@ -61,12 +75,17 @@ type archSpec struct {
 	hf      string // config.json architectures[0]
 	gguf    string // general.architecture
 	permute bool   // permute q/k rows for adjacent-pair rope
+	qkvBias bool   // q/k/v biases are required
+	noBias  bool   // attention biases are not accepted (llama.cpp loads none)
+	qkNorm  bool   // per-head q_norm/k_norm weights are required
 }
 
 var archs = []archSpec{
 	{hf: "LlamaForCausalLM", gguf: "llama", permute: true},
-	{hf: "Qwen2ForCausalLM", gguf: "qwen2", permute: false},
-	{hf: "GPT2LMHeadModel", gguf: "gpt2", permute: false},
+	{hf: "MistralForCausalLM", gguf: "llama", permute: true},
+	{hf: "Qwen2ForCausalLM", gguf: "qwen2", qkvBias: true},
+	{hf: "Qwen3ForCausalLM", gguf: "qwen3", noBias: true, qkNorm: true},
+	{hf: "GPT2LMHeadModel", gguf: "gpt2"},
 }
 
 // Supported returns the Hugging Face architecture names Convert accepts.
@@ -209,17 +228,27 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 	if err != nil {
 		return fail(err)
 	}
+	tw := &tensorWriter{st: st, progress: opts.Progress}
 	for _, p := range plan {
 		typ := gguf.TypeF32
 		if len(p.shape) == 2 {
 			typ = outType
+		}
+		n := int64(1)
+		for _, d := range p.shape {
+			n *= d
+		}
+		if typ == gguf.TypeF16 {
+			tw.total += 2 * n
+		} else {
+			tw.total += 4 * n
 		}
 		p := p
 		err := w.AddTensor(p.ggufName, typ, ggmlShape(p.outShape()), func(wr io.Writer) error {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			return writeTensor(wr, st, p, typ)
+			return tw.writeTensor(ctx, wr, p, typ)
 		})
 		if err != nil {
 			return fail(fmt.Errorf("convert: %w", err))

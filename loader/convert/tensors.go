@@ -1,7 +1,7 @@
 package convert
 
 import (
-	"bufio"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"io"
@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/x448/float16"
 
@@ -63,6 +65,8 @@ var layerNames = map[string]string{
 	"mlp.gate_proj.weight":            "ffn_gate.weight",
 	"mlp.up_proj.weight":              "ffn_up.weight",
 	"mlp.down_proj.weight":            "ffn_down.weight",
+	"self_attn.q_norm.weight":         "attn_q_norm.weight",
+	"self_attn.k_norm.weight":         "attn_k_norm.weight",
 }
 
 // expectedShape returns the row-major shape config.json implies for a
@@ -81,6 +85,8 @@ func expectedShape(suffix string, h hparams) []int64 {
 		return []int64{H, q}
 	case "self_attn.q_proj.bias":
 		return []int64{q}
+	case "self_attn.q_norm.weight", "self_attn.k_norm.weight":
+		return []int64{int64(h.headDim)}
 	case "self_attn.k_proj.bias", "self_attn.v_proj.bias":
 		return []int64{kv}
 	case "mlp.gate_proj.weight", "mlp.up_proj.weight":
@@ -122,7 +128,9 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 				return nil, fmt.Errorf("%w: tensor %q: layer %s is outside num_hidden_layers %d", ErrMismatch, t.Name, m[1], h.layers)
 			}
 			g, ok := layerNames[m[2]]
-			if !ok {
+			isNorm := m[2] == "self_attn.q_norm.weight" || m[2] == "self_attn.k_norm.weight"
+			isBias := strings.HasPrefix(m[2], "self_attn.") && strings.HasSuffix(m[2], ".bias")
+			if !ok || (isNorm && !arch.qkNorm) || (isBias && arch.noBias) {
 				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, t.Name, arch.hf)
 			}
 			p.ggufName, p.layer = fmt.Sprintf("blk.%d.%s", n, g), n
@@ -152,9 +160,14 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 		for _, s := range []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"} {
 			required = append(required, fmt.Sprintf("blk.%d.%s.weight", i, s))
 		}
-		if arch.gguf == "qwen2" {
+		if arch.qkvBias {
 			for _, s := range []string{"attn_q", "attn_k", "attn_v"} {
 				required = append(required, fmt.Sprintf("blk.%d.%s.bias", i, s))
+			}
+		}
+		if arch.qkNorm {
+			for _, s := range []string{"attn_q_norm", "attn_k_norm"} {
+				required = append(required, fmt.Sprintf("blk.%d.%s.weight", i, s))
 			}
 		}
 	}
@@ -181,68 +194,264 @@ func rank(name string) int {
 	return 1
 }
 
-// permuteRows reorders the rows of a [rows, cols] matrix (or a vector,
-// cols = 1) from Hugging Face's rotate_half layout to the adjacent-pair
-// layout: within each head, reshape (2, headDim/2) → swap → flatten, as
-// convert_hf_to_gguf.py's permute(w, n_head, n_head_kv) does.
-func permuteRows(src []float32, rows, cols, heads int) ([]float32, error) {
-	if rows%heads != 0 || (rows/heads)%2 != 0 {
-		return nil, fmt.Errorf("cannot permute %d rows over %d heads", rows, heads)
-	}
-	hd := rows / heads
-	half := hd / 2
-	dst := make([]float32, len(src))
-	for h := range heads {
-		for i := range half {
-			for j := range 2 {
-				newRow := h*hd + i*2 + j
-				oldRow := h*hd + j*half + i
-				copy(dst[newRow*cols:(newRow+1)*cols], src[oldRow*cols:(oldRow+1)*cols])
-			}
-		}
-	}
-	return dst, nil
+// chunkBytes is the size of the source data converted at a time.
+const chunkBytes = 4 << 20
+
+// tensorWriter converts and writes tensors one at a time, streaming each in
+// chunks of at most chunkBytes of source data through buffers reused for
+// every tensor, so memory use does not grow with the tensor size (except
+// for GPT-2's transposed tensors, which are converted whole).
+type tensorWriter struct {
+	st       *safetensors.Model
+	raws     [2][]byte // source chunks, one being written while the other is read
+	outs     [2][]byte // converted chunks
+	f32      []float32
+	done     int64
+	total    int64
+	progress func(done, total int64)
 }
 
-// writeTensor reads one tensor, converts it and writes it as typ.
-func writeTensor(w io.Writer, st *safetensors.Model, p tensorPlan, typ gguf.Type) error {
-	data, err := st.Float32s(p.hfName)
+// emit writes b and reports progress.
+func (tw *tensorWriter) emit(w io.Writer, b []byte) error {
+	if _, err := w.Write(b); err != nil {
+		return err
+	}
+	tw.done += int64(len(b))
+	if tw.progress != nil {
+		tw.progress(tw.done, tw.total)
+	}
+	return nil
+}
+
+// encode converts src to typ and writes it.
+func (tw *tensorWriter) encode(w io.Writer, src []float32, typ gguf.Type) error {
+	out, err := encodeInto(&tw.outs[0], src, typ)
 	if err != nil {
 		return err
 	}
-	if p.transpo {
-		data = transpose(data, int(p.shape[0]), int(p.shape[1]))
-	}
-	if p.permute > 0 {
-		rows, cols := int(p.shape[0]), 1
-		if len(p.shape) == 2 {
-			cols = int(p.shape[1])
-		}
-		if data, err = permuteRows(data, rows, cols, p.permute); err != nil {
-			return fmt.Errorf("tensor %q: %w", p.hfName, err)
-		}
-	}
-	bw := bufio.NewWriterSize(w, 1<<20)
-	var buf [4]byte
+	return tw.emit(w, out)
+}
+
+// encodeInto converts src to typ into *dst, growing it as needed.
+func encodeInto(dst *[]byte, src []float32, typ gguf.Type) ([]byte, error) {
+	var esz int
 	switch typ {
 	case gguf.TypeF32:
-		for _, v := range data {
-			binary.LittleEndian.PutUint32(buf[:], math.Float32bits(v))
-			if _, err := bw.Write(buf[:4]); err != nil {
-				return err
-			}
-		}
+		esz = 4
 	case gguf.TypeF16:
-		for _, v := range data {
-			binary.LittleEndian.PutUint16(buf[:], float16.Fromfloat32(v).Bits())
-			if _, err := bw.Write(buf[:2]); err != nil {
-				return err
+		esz = 2
+	default:
+		return nil, fmt.Errorf("output type %v: %w", typ, ErrUnsupported)
+	}
+	if cap(*dst) < len(src)*esz {
+		*dst = make([]byte, len(src)*esz)
+	}
+	out := (*dst)[:len(src)*esz]
+	if typ == gguf.TypeF32 {
+		for i, v := range src {
+			binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(v))
+		}
+	} else {
+		for i, v := range src {
+			binary.LittleEndian.PutUint16(out[2*i:], f32ToF16(math.Float32bits(v)))
+		}
+	}
+	return out, nil
+}
+
+// toF16 converts raw F32 or BF16 data straight to F16 bytes in *dst,
+// growing it as needed.
+func toF16(dst *[]byte, raw []byte, d safetensors.DType) []byte {
+	n := len(raw) / int(d.Size())
+	if cap(*dst) < 2*n {
+		*dst = make([]byte, 2*n)
+	}
+	out := (*dst)[:2*n]
+	if d == safetensors.BF16 {
+		tab := bf16ToF16Table()
+		i := 0
+		for ; i+4 <= n; i += 4 { // four at a time through 64-bit loads
+			v := binary.LittleEndian.Uint64(raw[2*i : 2*i+8])
+			o := uint64(tab[uint16(v)]) | uint64(tab[uint16(v>>16)])<<16 |
+				uint64(tab[uint16(v>>32)])<<32 | uint64(tab[uint16(v>>48)])<<48
+			binary.LittleEndian.PutUint64(out[2*i:2*i+8], o)
+		}
+		for ; i < n; i++ {
+			binary.LittleEndian.PutUint16(out[2*i:], tab[binary.LittleEndian.Uint16(raw[2*i:])])
+		}
+	} else {
+		for i := range n {
+			binary.LittleEndian.PutUint16(out[2*i:], f32ToF16(binary.LittleEndian.Uint32(raw[4*i:])))
+		}
+	}
+	return out
+}
+
+// bf16ToF16Table maps every BF16 bit pattern to its F16 rounding.
+var bf16ToF16Table = sync.OnceValue(func() *[1 << 16]uint16 {
+	var t [1 << 16]uint16
+	for b := range t {
+		t[b] = f32ToF16(uint32(b) << 16)
+	}
+	return &t
+})
+
+// f32ToF16 rounds the float32 with bits w to the nearest F16 (ties to
+// even), with overflow to infinity and F16 subnormals, as
+// float16.Fromfloat32 does but branch-light (the FP16 library's method,
+// which ggml also uses). Infinities and NaNs go to float16.Fromfloat32 so
+// NaN payloads are kept as before.
+func f32ToF16(w uint32) uint16 {
+	if w&0x7f800000 == 0x7f800000 {
+		return float16.Fromfloat32(math.Float32frombits(w)).Bits()
+	}
+	const scaleToInf = 0x1.0p+112
+	const scaleToZero = 0x1.0p-110
+	f := math.Float32frombits(w &^ 0x80000000)
+	base := float32(float32(f*scaleToInf) * scaleToZero)
+	shl1 := w + w
+	sign := w & 0x80000000
+	bias := shl1 & 0xff000000
+	if bias < 0x71000000 {
+		bias = 0x71000000
+	}
+	base = float32(math.Float32frombits((bias>>1)+0x07800000) + base)
+	bits := math.Float32bits(base)
+	return uint16(sign>>16) | uint16((bits>>13)&0x7c00+bits&0x0fff)
+}
+
+// writeTensor reads one tensor, converts it and writes it as typ.
+func (tw *tensorWriter) writeTensor(ctx context.Context, w io.Writer, p tensorPlan, typ gguf.Type) error {
+	if p.transpo {
+		data, err := tw.st.Float32s(p.hfName)
+		if err != nil {
+			return err
+		}
+		return tw.encode(w, transpose(data, int(p.shape[0]), int(p.shape[1])), typ)
+	}
+	f, ok := tw.st.FileOf(p.hfName)
+	info, ok2 := tw.st.Tensor(p.hfName)
+	if !ok || !ok2 {
+		return fmt.Errorf("tensor %q: not in the checkpoint", p.hfName)
+	}
+	esz := int(info.DType.Size())
+	if !info.DType.Supported() || esz <= 0 {
+		return fmt.Errorf("tensor %q: dtype %s: %w", p.hfName, info.DType, ErrUnsupported)
+	}
+	rows, cols := int(p.shape[0]), 1
+	for _, d := range p.shape[1:] {
+		cols *= int(d)
+	}
+	if p.permute > 0 && (rows%p.permute != 0 || (rows/p.permute)%2 != 0) {
+		return fmt.Errorf("tensor %q: cannot permute %d rows over %d heads", p.hfName, rows, p.permute)
+	}
+	rowBytes := cols * esz
+	step := max(1, chunkBytes/rowBytes)
+
+	// Read and convert one chunk while the previous one is written: two
+	// buffer slots go round between this goroutine and the writer.
+	work := make(chan outChunk, 1)
+	free := make(chan int, 2)
+	free <- 0
+	free <- 1
+	errc := make(chan error, 1)
+	var failed atomic.Bool
+	go func() {
+		var err error
+		for c := range work {
+			if err == nil {
+				if err = tw.emit(w, c.b); err != nil {
+					failed.Store(true)
+				}
+			}
+			free <- c.slot
+		}
+		errc <- err
+	}()
+	err := tw.produce(ctx, p, typ, f, info, rows, cols, step, work, free, &failed)
+	close(work)
+	if werr := <-errc; werr != nil {
+		return werr
+	}
+	return err
+}
+
+// outChunk is converted data in buffer slot slot.
+type outChunk struct {
+	b    []byte
+	slot int
+}
+
+// produce reads and converts the chunks of a tensor of rows × cols
+// elements, step rows at a time, into free slots and sends them to work.
+func (tw *tensorWriter) produce(ctx context.Context, p tensorPlan, typ gguf.Type, f *safetensors.File, info safetensors.TensorInfo,
+	rows, cols, step int, work chan<- outChunk, free <-chan int, failed *atomic.Bool) error {
+	rowBytes := cols * int(info.DType.Size())
+	for r0 := 0; r0 < rows; r0 += step {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if failed.Load() {
+			return nil // the writer reports its error
+		}
+		n := min(step, rows-r0)
+		slot := <-free
+		if cap(tw.raws[slot]) < step*rowBytes {
+			tw.raws[slot] = make([]byte, step*rowBytes)
+		}
+		raw := tw.raws[slot][:n*rowBytes]
+		if p.permute > 0 {
+			// The q/k rows go from Hugging Face's rotate_half layout to
+			// the adjacent-pair layout, as convert_hf_to_gguf.py's
+			// permute does: within each head, output row 2i+j is source
+			// row j*headDim/2+i. Read row by row.
+			hd := rows / p.permute
+			half := hd / 2
+			for i := range n {
+				r := r0 + i
+				h, k := r/hd, r%hd
+				src := h*hd + (k%2)*half + k/2
+				if err := readAt(f, raw[i*rowBytes:(i+1)*rowBytes], info.Offset+int64(src)*int64(rowBytes)); err != nil {
+					return fmt.Errorf("tensor %q: %w", p.hfName, err)
+				}
+			}
+		} else if err := readAt(f, raw, info.Offset+int64(r0)*int64(rowBytes)); err != nil {
+			return fmt.Errorf("tensor %q: %w", p.hfName, err)
+		}
+		var out []byte
+		switch {
+		case (typ == gguf.TypeF32 && info.DType == safetensors.F32) || (typ == gguf.TypeF16 && info.DType == safetensors.F16):
+			out = raw
+		case typ == gguf.TypeF16 && (info.DType == safetensors.BF16 || info.DType == safetensors.F32):
+			out = toF16(&tw.outs[slot], raw, info.DType)
+		default:
+			if cap(tw.f32) < step*cols {
+				tw.f32 = make([]float32, step*cols)
+			}
+			vals := tw.f32[:n*cols]
+			if err := safetensors.DecodeFloat32s(vals, info.DType, raw); err != nil {
+				return fmt.Errorf("tensor %q: %w", p.hfName, err)
+			}
+			var err error
+			if out, err = encodeInto(&tw.outs[slot], vals, typ); err != nil {
+				return fmt.Errorf("tensor %q: %w", p.hfName, err)
 			}
 		}
-	default:
-		return fmt.Errorf("tensor %q: output type %v: %w", p.hfName, typ, ErrUnsupported)
+		work <- outChunk{out, slot}
 	}
-	return bw.Flush()
+	return nil
+}
+
+// readAt fills p from f at off.
+func readAt(f *safetensors.File, p []byte, off int64) error {
+	n, err := f.ReadAt(p, off)
+	if n == len(p) {
+		return nil
+	}
+	if err == nil || err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // transpose returns the [cols, rows] transpose of a row-major [rows, cols]
