@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
@@ -48,7 +49,7 @@ func runConvert(ctx context.Context, sio *stdio, args []string) error {
 		return usagef("--threads must be 0 or more")
 	}
 	start := time.Now()
-	if err := convert.ToType(ctx, fs.Arg(0), out, typ, threads); err != nil {
+	if err := convert.ToType(ctx, fs.Arg(0), out, typ, threads, convertProgress(sio.err)); err != nil {
 		return err
 	}
 	fmt.Fprintf(sio.err, "wrote %s (%s) in %v\n", out, typ, time.Since(start).Round(time.Millisecond))
@@ -78,4 +79,26 @@ func runQuantize(ctx context.Context, sio *stdio, args []string) error {
 	}
 	fmt.Fprintf(sio.err, "wrote %s (%s) in %v\n", fs.Arg(1), strings.ToUpper(fs.Arg(2)), time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+// convertProgress reports a conversion's progress on w: a line rewritten in
+// place on a terminal, a line every 5 seconds otherwise.
+func convertProgress(w io.Writer) func(done, total int64) {
+	tty := isTerminal(w)
+	var last time.Time
+	return func(done, total int64) {
+		if done < total && time.Since(last) < 200*time.Millisecond || !tty && done < total && time.Since(last) < 5*time.Second {
+			return
+		}
+		last = time.Now()
+		pct := 100 * float64(done) / float64(max(total, 1))
+		if tty {
+			fmt.Fprintf(w, "\rconverting: %5.1f%% of %.0f MB", pct, float64(total)/1e6)
+			if done >= total {
+				fmt.Fprintln(w)
+			}
+			return
+		}
+		fmt.Fprintf(w, "converting: %.1f%% of %.0f MB\n", pct, float64(total)/1e6)
+	}
 }

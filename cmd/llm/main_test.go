@@ -241,7 +241,7 @@ func TestConvertAndQuantizeCommands(t *testing.T) {
 	dir := shareddata.Path(t, "models", "hf", "tiny-llama-st")
 	tmp := t.TempDir()
 	f16 := filepath.Join(tmp, "m-f16.gguf")
-	if code, _, stderr := run(t, "", "convert", dir, "-o", f16); code != 0 {
+	if code, _, stderr := run(t, "", "convert", dir, "-o", f16); code != 0 || !strings.Contains(stderr, "converting: 100.0%") {
 		t.Fatalf("convert: exit %d: %s", code, stderr)
 	}
 	q8 := filepath.Join(tmp, "m-q8.gguf")

@@ -18,11 +18,14 @@ import (
 // "q4_k_m", ...; see engine.QuantTypes) by converting to F32 (for bf16) or
 // F16 beside out and quantizing that through the engine with threads
 // threads (0: all CPUs).
-func ToType(ctx context.Context, dir, out, typ string, threads int) error {
+//
+// progress, when not nil, receives Options.Progress's reports of the
+// conversion (not of the quantization).
+func ToType(ctx context.Context, dir, out, typ string, threads int, progress func(done, total int64)) error {
 	t := strings.ToLower(typ)
 	switch t {
 	case "", "f32", "f16":
-		return Convert(ctx, dir, out, Options{Type: t})
+		return Convert(ctx, dir, out, Options{Type: t, Progress: progress})
 	}
 	known := false
 	for _, q := range engine.QuantTypes() {
@@ -37,7 +40,7 @@ func ToType(ctx context.Context, dir, out, typ string, threads int) error {
 	}
 	tmp := out + "." + mid + ".tmp.gguf"
 	defer os.Remove(tmp)
-	if err := Convert(ctx, dir, tmp, Options{Type: mid}); err != nil {
+	if err := Convert(ctx, dir, tmp, Options{Type: mid, Progress: progress}); err != nil {
 		return err
 	}
 	if err := engine.Quantize(ctx, tmp, out, typ, threads); err != nil {
@@ -69,7 +72,7 @@ func Cached(ctx context.Context, dir, cacheDir, key, typ string) (string, error)
 	if err := os.MkdirAll(cacheDir, 0o755); err != nil {
 		return "", fmt.Errorf("convert: %w", err)
 	}
-	if err := ToType(ctx, dir, out, typ, 0); err != nil {
+	if err := ToType(ctx, dir, out, typ, 0, nil); err != nil {
 		return "", err
 	}
 	return out, nil

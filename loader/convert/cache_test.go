@@ -43,7 +43,7 @@ func TestCachedConvertsOnce(t *testing.T) {
 func TestToTypeQuantized(t *testing.T) {
 	dir := shareddata.Path(t, "models", "hf", "tiny-qwen2-st")
 	out := filepath.Join(t.TempDir(), "q.gguf")
-	if err := ToType(context.Background(), dir, out, "q8_0", 2); err != nil {
+	if err := ToType(context.Background(), dir, out, "q8_0", 2, nil); err != nil {
 		t.Fatal(err)
 	}
 	h, err := gguf.Open(out)
@@ -57,7 +57,7 @@ func TestToTypeQuantized(t *testing.T) {
 	if len(leftovers) != 0 {
 		t.Errorf("temporary files left: %v", leftovers)
 	}
-	if err := ToType(context.Background(), dir, out, "q9_z", 2); !errors.Is(err, ErrUnsupported) {
+	if err := ToType(context.Background(), dir, out, "q9_z", 2, nil); !errors.Is(err, ErrUnsupported) {
 		t.Errorf("unknown type: %v", err)
 	}
 }

@@ -40,7 +40,7 @@ func TestQ8_0SafePrefix(t *testing.T) {
 			}
 			out := filepath.Join(t.TempDir(), fixture+"-q8_0.gguf")
 			dir := shareddata.Path(t, "models", "hf", fixture)
-			if err := convert.ToType(context.Background(), dir, out, "q8_0", 2); err != nil {
+			if err := convert.ToType(context.Background(), dir, out, "q8_0", 2, nil); err != nil {
 				t.Fatal(err)
 			}
 			m := loadModel(t, out, engine.ModelOptions{})
