@@ -1,10 +1,8 @@
 package tokenizer
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
-	"io"
+	"github.com/llm-go/llm/internal/orderedjson"
 	"math"
 	"sort"
 	"strconv"
@@ -16,10 +14,7 @@ import (
 // tojson, and Python keeps insertion order there; a Go map would not.
 //
 // The zero value is an empty object ready to use.
-type Object struct {
-	keys   []string
-	values map[string]any
-}
+type Object = orderedjson.Object
 
 // NewObject returns an object holding the given key/value pairs in order:
 // NewObject("a", 1, "b", 2). It panics when a key is not a string or a value
@@ -39,143 +34,15 @@ func NewObject(kv ...any) *Object {
 	return o
 }
 
-// Set stores v under key. A new key goes last; an existing key keeps its
-// place, as in a Python dict.
-func (o *Object) Set(key string, v any) {
-	if o.values == nil {
-		o.values = make(map[string]any)
-	}
-	if _, ok := o.values[key]; !ok {
-		o.keys = append(o.keys, key)
-	}
-	o.values[key] = v
-}
-
-// Get returns the value stored under key and whether it was present.
-func (o *Object) Get(key string) (any, bool) {
-	if o == nil {
-		return nil, false
-	}
-	v, ok := o.values[key]
-	return v, ok
-}
-
-// Keys returns the keys in insertion order. The caller must not modify the
-// returned slice.
-func (o *Object) Keys() []string {
-	if o == nil {
-		return nil
-	}
-	return o.keys
-}
-
-// Len returns the number of keys.
-func (o *Object) Len() int {
-	if o == nil {
-		return 0
-	}
-	return len(o.keys)
-}
-
-// MarshalJSON encodes the object with its keys in order.
-func (o *Object) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, k := range o.Keys() {
-		if i > 0 {
-			b.WriteByte(',')
-		}
-		kb, _ := json.Marshal(k)
-		b.Write(kb)
-		b.WriteByte(':')
-		vb, err := json.Marshal(o.values[k])
-		if err != nil {
-			return nil, err
-		}
-		b.Write(vb)
-	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
-}
-
-// UnmarshalJSON decodes a JSON object, keeping key order. Nested objects
-// become *Object, arrays []any, numbers json.Number.
-func (o *Object) UnmarshalJSON(data []byte) error {
-	v, err := DecodeJSON(data)
-	if err != nil {
-		return err
-	}
-	obj, ok := v.(*Object)
-	if !ok {
-		return fmt.Errorf("tokenizer: JSON value is not an object")
-	}
-	*o = *obj
-	return nil
-}
-
 // DecodeJSON decodes one JSON value keeping the key order of every object:
 // objects become *Object, arrays []any, numbers json.Number, and strings,
 // booleans and null their usual Go values.
 func DecodeJSON(data []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	v, err := decodeValue(dec)
+	v, err := orderedjson.Decode(data)
 	if err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("tokenizer: trailing data after JSON value")
+		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
 	return v, nil
-}
-
-func decodeValue(dec *json.Decoder) (any, error) {
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '{':
-			o := &Object{}
-			for dec.More() {
-				kt, err := dec.Token()
-				if err != nil {
-					return nil, err
-				}
-				k, ok := kt.(string)
-				if !ok {
-					return nil, fmt.Errorf("tokenizer: object key %v is not a string", kt)
-				}
-				v, err := decodeValue(dec)
-				if err != nil {
-					return nil, err
-				}
-				o.Set(k, v)
-			}
-			if _, err := dec.Token(); err != nil {
-				return nil, err
-			}
-			return o, nil
-		case '[':
-			list := []any{}
-			for dec.More() {
-				v, err := decodeValue(dec)
-				if err != nil {
-					return nil, err
-				}
-				list = append(list, v)
-			}
-			if _, err := dec.Token(); err != nil {
-				return nil, err
-			}
-			return list, nil
-		}
-		return nil, fmt.Errorf("tokenizer: unexpected delimiter %v", t)
-	default:
-		return tok, nil
-	}
 }
 
 // pyJSON holds the arguments of Python's json.dumps that chat templates use

@@ -3,94 +3,23 @@ package gbnf
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
-	"io"
+	"github.com/llm-go/llm/internal/orderedjson"
 	"strings"
 )
 
 // object is a JSON object that keeps its keys in order (llama.cpp's
 // converter uses nlohmann::ordered_json: properties come out in the order
 // the schema lists them).
-type object struct {
-	keys []string
-	vals map[string]any
-}
-
-func (o *object) get(k string) (any, bool) {
-	if o == nil {
-		return nil, false
-	}
-	v, ok := o.vals[k]
-	return v, ok
-}
-
-func (o *object) has(k string) bool { _, ok := o.get(k); return ok }
+type object = orderedjson.Object
 
 // decodeOrdered decodes JSON into nil, bool, json.Number, string, []any and
 // *object values.
-func decodeOrdered(data []byte) (any, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	v, err := decodeValue(dec, 0)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := dec.Token(); err != io.EOF {
-		return nil, fmt.Errorf("data after the JSON value")
-	}
-	return v, nil
-}
+func decodeOrdered(data []byte) (any, error) { return orderedjson.Decode(data) }
 
-func decodeValue(dec *json.Decoder, depth int) (any, error) {
-	if depth > 512 {
-		return nil, fmt.Errorf("JSON nested deeper than 512")
-	}
-	tok, err := dec.Token()
-	if err != nil {
-		return nil, err
-	}
-	switch t := tok.(type) {
-	case json.Delim:
-		switch t {
-		case '{':
-			o := &object{vals: map[string]any{}}
-			for dec.More() {
-				kt, err := dec.Token()
-				if err != nil {
-					return nil, err
-				}
-				k := kt.(string)
-				v, err := decodeValue(dec, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				if _, dup := o.vals[k]; !dup {
-					o.keys = append(o.keys, k)
-				}
-				o.vals[k] = v
-			}
-			if _, err := dec.Token(); err != nil {
-				return nil, err
-			}
-			return o, nil
-		case '[':
-			a := []any{}
-			for dec.More() {
-				v, err := decodeValue(dec, depth+1)
-				if err != nil {
-					return nil, err
-				}
-				a = append(a, v)
-			}
-			if _, err := dec.Token(); err != nil {
-				return nil, err
-			}
-			return a, nil
-		}
-		return nil, fmt.Errorf("unexpected %v", t)
-	default:
-		return tok, nil
-	}
+// val returns o's value under k, or nil.
+func val(o *object, k string) any {
+	v, _ := o.Get(k)
+	return v
 }
 
 // dump writes v as compact JSON, as nlohmann's dump() does (UTF-8 kept,
@@ -130,13 +59,14 @@ func dumpTo(b *strings.Builder, v any) {
 		b.WriteByte(']')
 	case *object:
 		b.WriteByte('{')
-		for i, k := range t.keys {
+		for i, k := range t.Keys() {
 			if i > 0 {
 				b.WriteByte(',')
 			}
 			dumpTo(b, k)
 			b.WriteByte(':')
-			dumpTo(b, t.vals[k])
+			v, _ := t.Get(k)
+			dumpTo(b, v)
 		}
 		b.WriteByte('}')
 	}

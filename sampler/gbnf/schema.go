@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"regexp"
-	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -193,7 +192,7 @@ func (c *converter) resolveRefs(n, root any) {
 			c.resolveRefs(x, root)
 		}
 	case *object:
-		if r, ok := t.get("$ref"); ok {
+		if r, ok := t.Get("$ref"); ok {
 			ref, ok := r.(string)
 			if !ok {
 				c.errs = append(c.errs, "$ref must be a string")
@@ -211,7 +210,7 @@ func (c *converter) resolveRefs(n, root any) {
 				sel = strings.ReplaceAll(strings.ReplaceAll(sel, "~1", "/"), "~0", "~")
 				switch tt := target.(type) {
 				case *object:
-					v, ok := tt.get(sel)
+					v, ok := tt.Get(sel)
 					if !ok {
 						c.errs = append(c.errs, "cannot resolve $ref "+ref+": no "+sel)
 						return
@@ -232,8 +231,9 @@ func (c *converter) resolveRefs(n, root any) {
 			c.refs[ref] = target
 			return
 		}
-		for _, k := range t.keys {
-			c.resolveRefs(t.vals[k], root)
+		for _, k := range t.Keys() {
+			v, _ := t.Get(k)
+			c.resolveRefs(v, root)
 		}
 	}
 }
@@ -295,9 +295,9 @@ func (c *converter) visit(schemaV any, name string) string {
 		}
 		c.fail("a schema must be an object, got %s", dump(schemaV))
 	}
-	typ, _ := schema.get("type")
+	typ, _ := schema.Get("type")
 	format := ""
-	if f, ok := schema.get("format"); ok {
+	if f, ok := schema.Get("format"); ok {
 		format, _ = f.(string)
 	}
 	ruleName := ruleNameFor(name)
@@ -305,13 +305,13 @@ func (c *converter) visit(schemaV any, name string) string {
 	untyped := typ == nil
 
 	switch {
-	case schema.has("$ref"):
-		r, _ := schema.get("$ref")
+	case schema.Has("$ref"):
+		r, _ := schema.Get("$ref")
 		return c.addRule(ruleName, c.resolveRef(r.(string)))
-	case schema.has("oneOf") || schema.has("anyOf"):
-		alts, _ := schema.get("oneOf")
+	case schema.Has("oneOf") || schema.Has("anyOf"):
+		alts, _ := schema.Get("oneOf")
 		if alts == nil {
-			alts, _ = schema.get("anyOf")
+			alts, _ = schema.Get("anyOf")
 		}
 		list, ok := alts.([]any)
 		if !ok {
@@ -321,19 +321,20 @@ func (c *converter) visit(schemaV any, name string) string {
 	case isList(typ):
 		var alts []any
 		for _, t := range typ.([]any) {
-			cp := &object{keys: slices.Clone(schema.keys), vals: map[string]any{}}
-			for k, v := range schema.vals {
-				cp.vals[k] = v
+			cp := &object{}
+			for _, k := range schema.Keys() {
+				v, _ := schema.Get(k)
+				cp.Set(k, v)
 			}
-			cp.vals["type"] = t
+			cp.Set("type", t)
 			alts = append(alts, cp)
 		}
 		return c.addRule(ruleName, c.unionRule(name, alts))
-	case schema.has("const"):
-		v, _ := schema.get("const")
+	case schema.Has("const"):
+		v, _ := schema.Get("const")
 		return c.addRule(ruleName, formatLiteral(dump(v))+" space")
-	case schema.has("enum"):
-		e, _ := schema.get("enum")
+	case schema.Has("enum"):
+		e, _ := schema.Get("enum")
 		list, ok := e.([]any)
 		if !ok || len(list) == 0 {
 			c.fail("enum must be a non-empty list")
@@ -343,9 +344,9 @@ func (c *converter) visit(schemaV any, name string) string {
 			vals = append(vals, formatLiteral(dump(v)))
 		}
 		return c.addRule(ruleName, "("+strings.Join(vals, " | ")+") space")
-	case (untyped || typeIs("object")) && (schema.has("properties") || schema.has("additionalProperties") && !isTrue(schema.vals["additionalProperties"])):
+	case (untyped || typeIs("object")) && (schema.Has("properties") || schema.Has("additionalProperties") && !isTrue(val(schema, "additionalProperties"))):
 		required := map[string]bool{}
-		if r, ok := schema.get("required"); ok {
+		if r, ok := schema.Get("required"); ok {
 			if list, ok := r.([]any); ok {
 				for _, x := range list {
 					if s, ok := x.(string); ok {
@@ -355,23 +356,23 @@ func (c *converter) visit(schemaV any, name string) string {
 			}
 		}
 		var props []prop
-		if p, ok := schema.get("properties"); ok {
+		if p, ok := schema.Get("properties"); ok {
 			po, ok := p.(*object)
 			if !ok {
 				c.fail("properties must be an object")
 			}
-			for _, k := range po.keys {
-				props = append(props, prop{k, po.vals[k]})
+			for _, k := range po.Keys() {
+				props = append(props, prop{k, val(po, k)})
 			}
 		}
-		add, _ := schema.get("additionalProperties")
+		add, _ := schema.Get("additionalProperties")
 		return c.addRule(ruleName, c.objectRule(props, required, name, add))
-	case (untyped || typeIs("object") || typeIs("string")) && schema.has("allOf"):
+	case (untyped || typeIs("object") || typeIs("string")) && schema.Has("allOf"):
 		return c.allOf(schema, name, ruleName)
-	case (untyped || typeIs("array")) && (schema.has("items") || schema.has("prefixItems")):
-		items, ok := schema.get("items")
+	case (untyped || typeIs("array")) && (schema.Has("items") || schema.Has("prefixItems")):
+		items, ok := schema.Get("items")
 		if !ok {
-			items, _ = schema.get("prefixItems")
+			items, _ = schema.Get("prefixItems")
 		}
 		if list, ok := items.([]any); ok {
 			rule := `"[" space `
@@ -385,15 +386,15 @@ func (c *converter) visit(schemaV any, name string) string {
 		}
 		item := c.visit(items, joinName(name, "item"))
 		minItems, maxItems := int64(0), int64(math.MaxInt32)
-		if v, ok := schema.get("minItems"); ok {
+		if v, ok := schema.Get("minItems"); ok {
 			minItems, _ = asInt(v, "minItems", c)
 		}
-		if v, ok := schema.get("maxItems"); ok {
+		if v, ok := schema.Get("maxItems"); ok {
 			maxItems, _ = asInt(v, "maxItems", c)
 		}
 		c.checkCounts("minItems", "maxItems", minItems, maxItems)
 		return c.addRule(ruleName, `"[" space `+repetition(item, int(minItems), int(maxItems), `"," space`)+` "]" space`)
-	case (untyped || typeIs("string")) && schema.has("pattern"):
+	case (untyped || typeIs("string")) && schema.Has("pattern"):
 		c.fail("pattern is not supported")
 	case (untyped || typeIs("string")) && regexp.MustCompile(`^uuid[1-5]?$`).MatchString(format):
 		n := format
@@ -404,28 +405,28 @@ func (c *converter) visit(schemaV any, name string) string {
 	case (untyped || typeIs("string")) && stringFormatRules[format+"-string"].content != "":
 		prim := format + "-string"
 		return c.addRule(ruleName, c.addPrimitive(prim, stringFormatRules[prim]))
-	case typeIs("string") && (schema.has("minLength") || schema.has("maxLength")):
+	case typeIs("string") && (schema.Has("minLength") || schema.Has("maxLength")):
 		char := c.addPrimitive("char", primitiveRules["char"])
 		minLen, maxLen := int64(0), int64(math.MaxInt32)
-		if v, ok := schema.get("minLength"); ok {
+		if v, ok := schema.Get("minLength"); ok {
 			minLen, _ = asInt(v, "minLength", c)
 		}
-		if v, ok := schema.get("maxLength"); ok {
+		if v, ok := schema.Get("maxLength"); ok {
 			maxLen, _ = asInt(v, "maxLength", c)
 		}
 		c.checkCounts("minLength", "maxLength", minLen, maxLen)
 		return c.addRule(ruleName, `"\"" `+repetition(char, int(minLen), int(maxLen), "")+` "\"" space`)
-	case typeIs("integer") && (schema.has("minimum") || schema.has("exclusiveMinimum") || schema.has("maximum") || schema.has("exclusiveMaximum")):
+	case typeIs("integer") && (schema.Has("minimum") || schema.Has("exclusiveMinimum") || schema.Has("maximum") || schema.Has("exclusiveMaximum")):
 		minV, maxV := int64(math.MinInt64), int64(math.MaxInt64)
-		if v, ok := schema.get("minimum"); ok {
+		if v, ok := schema.Get("minimum"); ok {
 			minV, _ = asInt(v, "minimum", c)
-		} else if v, ok := schema.get("exclusiveMinimum"); ok {
+		} else if v, ok := schema.Get("exclusiveMinimum"); ok {
 			minV, _ = asInt(v, "exclusiveMinimum", c)
 			minV++
 		}
-		if v, ok := schema.get("maximum"); ok {
+		if v, ok := schema.Get("maximum"); ok {
 			maxV, _ = asInt(v, "maximum", c)
-		} else if v, ok := schema.get("exclusiveMaximum"); ok {
+		} else if v, ok := schema.Get("exclusiveMaximum"); ok {
 			maxV, _ = asInt(v, "exclusiveMaximum", c)
 			maxV--
 		}
@@ -437,7 +438,7 @@ func (c *converter) visit(schemaV any, name string) string {
 		buildMinMaxInt(minV, maxV, &b, 16, true)
 		b.WriteString(") space")
 		return c.addRule(ruleName, b.String())
-	case len(schema.keys) == 0 || typeIs("object"):
+	case schema.Len() == 0 || typeIs("object"):
 		return c.addRule(ruleName, c.addPrimitive("object", primitiveRules["object"]))
 	}
 	t, ok := typ.(string)
@@ -651,18 +652,18 @@ func (c *converter) allOf(schema *object, name, ruleName string) string {
 		if !ok {
 			return
 		}
-		if r, ok := o.get("$ref"); ok {
+		if r, ok := o.Get("$ref"); ok {
 			add(c.refs[r.(string)], isRequired)
-		} else if p, ok := o.get("properties"); ok {
+		} else if p, ok := o.Get("properties"); ok {
 			if po, ok := p.(*object); ok {
-				for _, k := range po.keys {
-					props = append(props, prop{k, po.vals[k]})
+				for _, k := range po.Keys() {
+					props = append(props, prop{k, val(po, k)})
 					if isRequired {
 						required[k] = true
 					}
 				}
 			}
-		} else if e, ok := o.get("enum"); ok {
+		} else if e, ok := o.Get("enum"); ok {
 			if list, ok := e.([]any); ok {
 				for _, v := range list {
 					r := formatLiteral(dump(v))
@@ -674,14 +675,14 @@ func (c *converter) allOf(schema *object, name, ruleName string) string {
 			}
 		}
 	}
-	all, _ := schema.get("allOf")
+	all, _ := schema.Get("allOf")
 	list, ok := all.([]any)
 	if !ok {
 		c.fail("allOf must be a list")
 	}
 	for _, t := range list {
-		if to, ok := t.(*object); ok && to.has("anyOf") {
-			if any, ok := to.vals["anyOf"].([]any); ok {
+		if to, ok := t.(*object); ok && to.Has("anyOf") {
+			if any, ok := val(to, "anyOf").([]any); ok {
 				for _, tt := range any {
 					add(tt, false)
 				}
