@@ -26,6 +26,8 @@ type Bandwidth struct {
 const DefaultBandwidthBuffer = 1 << 30
 
 // bandwidthSink keeps the compiler from dropping the sums.
+//
+//lint:ignore U1000 written so that the read loops are not optimised away
 var bandwidthSink uint64
 
 // MeasureBandwidth measures how fast threads goroutines (0: one per CPU)

@@ -32,11 +32,10 @@ func asTokenData(d []Candidate) []engine.TokenData {
 
 // cands is the candidate array the stages work on, as llama.cpp's
 // llama_token_data_array: the data, whether it is sorted by descending
-// logit, and the index of the selected token.
+// logit.
 type cands struct {
-	d        []Candidate
-	sorted   bool
-	selected int
+	d      []Candidate
+	sorted bool
 }
 
 // byLogitDesc orders candidates by descending logit, then ascending token,

@@ -73,10 +73,6 @@ type equivCase struct {
 	skipKinds map[string]bool
 }
 
-func stageOnly(st ...Stage) func(o *Options) {
-	return func(o *Options) { o.Order = st }
-}
-
 func equivCases() []equivCase {
 	var cs []equivCase
 	add := func(c equivCase) { cs = append(cs, c) }

@@ -35,7 +35,7 @@ func TestFirstAboveAVX2MatchesGo(t *testing.T) {
 		t.Skip("no AVX2 on this CPU")
 	}
 	rng := rand.New(rand.NewPCG(7, 7))
-	special := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 0, -0.0}
+	special := []float32{float32(math.NaN()), float32(math.Inf(1)), float32(math.Inf(-1)), 0, float32(math.Copysign(0, -1))}
 	for iter := range 20000 {
 		n := rng.IntN(300)
 		x := make([]float32, n)

@@ -53,6 +53,9 @@ func TestPullListShowRm(t *testing.T) {
 	}
 
 	code, out, errOut = run(t, "", "show", "test/stories260K/stories260K.gguf")
+	if code != 0 {
+		t.Fatalf("show: exit %d: %s", code, errOut)
+	}
 	for _, want := range []string{"License:", "mit", "text-generation", "karpathy/tinyllamas", "A 260K-parameter Llama",
 		"Architecture:    llama", "292.8K", "Context length:  2048", "Chat template:   no", "stories260K.gguf", cache,
 		"GPU offload:", "Devices:", "CPU (CPU)"} {
