@@ -45,6 +45,7 @@ type OptionError struct {
 	Err    error  // the underlying error, if any
 }
 
+// Error implements the error interface.
 func (e *OptionError) Error() string {
 	if e.Value == nil {
 		return fmt.Sprintf("sampler: option %s: %s", e.Name, e.Reason)

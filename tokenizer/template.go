@@ -25,6 +25,7 @@ type TemplateError struct {
 	Message string
 }
 
+// Error implements the error interface.
 func (e *TemplateError) Error() string { return "TemplateError: " + e.Message }
 
 // UndefinedError reports a use of an undefined value that Python Jinja2
@@ -36,6 +37,7 @@ type UndefinedError struct {
 	Message string
 }
 
+// Error implements the error interface.
 func (e *UndefinedError) Error() string { return "UndefinedError: " + e.Message }
 
 // Options is the input of [Template.Render]: the variables transformers'

@@ -32,6 +32,7 @@ type SyntaxError struct {
 	Msg          string
 }
 
+// Error implements the error interface.
 func (e *SyntaxError) Error() string {
 	if e.Line == 0 {
 		return "gbnf: " + e.Msg

@@ -17,6 +17,7 @@ var ErrSchema = errors.New("gbnf: unsupported or invalid JSON schema")
 // SchemaError is a JSON schema that FromJSONSchema cannot convert.
 type SchemaError struct{ Msg string }
 
+// Error implements the error interface.
 func (e *SchemaError) Error() string { return "gbnf: " + e.Msg }
 
 // Is reports whether target is ErrSchema.
