@@ -12,7 +12,8 @@
 # It builds the CUDA backend for the local GPU only, then runs bin/llm:
 # stories260K fully offloaded must give the reference greedy text, and
 # llm bench runs a synthetic Llama-3-8B Q4_K_M with and without offload.
-# Logs go to $OUT (or /tmp/llm-gpu-check); a short table is printed last.
+# Logs go to $OUT (or /tmp/llm-gpu-check), at most 8 files (what the device
+# tool brings back); a short table is printed last.
 #
 # A dry run on a machine without a GPU builds ggml's BLAS backend instead and
 # benchmarks a small model through every step:
@@ -29,7 +30,7 @@ OUT=${OUT:-/tmp/llm-gpu-check}
 mkdir -p "$OUT"
 t0=$(date +%s)
 elapsed() { echo $(( $(date +%s) - t0 )); }
-status_build=fail status_ref=fail status_gpu=skipped status_cpu=skipped build_s=-
+status_build=fail status_ref=fail status_long=skipped status_gpu=skipped status_cpu=skipped build_s=-
 
 for f in bin/llm .gpu/ggml/src/CMakeLists.txt .gpu/llama-commit .gpu/stories260K.gguf .gpu/expected.txt .gpu/prompt.txt; do
 	[ -e "$f" ] || { echo "check: $f is missing: run make gpu-check-prepare first" >&2; exit 1; }
@@ -67,7 +68,7 @@ else
 	echo "build failed after ${build_s}s:"; tail -n 40 "$OUT/cmake.log"
 fi
 
-bin/llm version | tee "$OUT/version.txt"
+bin/llm version
 
 # 2. The reference text, every layer on the GPU.
 if [ "$status_build" = ok ]; then
@@ -75,6 +76,18 @@ if [ "$status_build" = ok ]; then
 		>"$OUT/story.txt" 2>"$OUT/story.err"
 	if cmp -s "$OUT/story.txt" .gpu/expected.txt; then status_ref=ok; else
 		status_ref=mismatch; echo "reference text differs:"; diff "$OUT/story.txt" .gpu/expected.txt | head; cat "$OUT/story.err"
+	fi
+fi
+
+# 2b. A prompt long enough (over 32 tokens) for the batched matrix path,
+# every layer on the GPU: llm bench once crashed in llama_free after such a
+# batch, and this separates that from the bench itself.
+if [ "$status_build" = ok ]; then
+	long=$(for i in 1 2 3 4 5 6 7 8; do printf 'Lily and Tom went to the park and played with a big red ball. '; done)
+	if bin/llm generate -m .gpu/stories260K.gguf --temp 0 -n 8 --ngl all -t 1 "$long" >"$OUT/long.log" 2>&1; then
+		status_long=ok
+	else
+		status_long="fail (exit $?)"; tail -n 15 "$OUT/long.log"
 	fi
 fi
 
@@ -99,6 +112,7 @@ echo "|---|---|"
 echo "| GPU | $gpu |"
 echo "| $BACKEND backend build | $status_build, ${build_s}s |"
 echo "| stories260K -ngl all = reference | $status_ref |"
+echo "| long prompt (batched), -ngl all | $status_long |"
 for n in 99 0; do
 	grep -E "^\| .*(pp$P|tg$N)" "$OUT/bench-ngl$n.md" 2>/dev/null | sed "s/^/ngl $n: /"
 done
