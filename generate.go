@@ -27,8 +27,20 @@ type Result struct {
 	Tokens       []engine.Token // the generated tokens
 	FinishReason FinishReason
 	Timings      Timings
-	Dropped      int // messages left out by DropOldestTurns
-	Shifted      int // tokens discarded from the context by ShiftWindow
+	Model        string         // the model that answered (Generator.Name)
+	Logprobs     []TokenLogprob // one per generated token, with the Logprobs option
+	Dropped      int            // messages left out by DropOldestTurns
+	Shifted      int            // tokens discarded from the context by ShiftWindow
+}
+
+// TokenLogprob is the log-probability of one generated token under the
+// model's distribution (the softmax of its raw logits, before any sampler
+// stage), with the most likely alternatives at that step.
+type TokenLogprob struct {
+	Token   Token
+	Text    string         // the token's text (may be part of a character)
+	Logprob float64        // natural logarithm of its probability
+	Top     []TokenLogprob // the most likely tokens at this step, most likely first
 }
 
 // Timings measure one generation.
@@ -46,8 +58,9 @@ type Token = engine.Token
 
 // Chunk is one piece of a streamed generation.
 type Chunk struct {
-	Text  string       // new text: may be empty when a token ends inside a character or a possible stop string
-	Token engine.Token // the token that produced it
+	Text    string        // new text: may be empty when a token ends inside a character or a possible stop string
+	Token   engine.Token  // the token that produced it (-1 for text flushed at the end)
+	Logprob *TokenLogprob // with the Logprobs option, the token's log-probability
 }
 
 // genConfig is what GenerateOptions set.
@@ -59,6 +72,7 @@ type genConfig struct {
 	tools     []any
 	extra     map[string]any
 	policy    ContextPolicy
+	logprobs  int // -1: none; else how many alternatives to report
 }
 
 // ContextPolicy says what to do when a conversation or a generation does
@@ -117,14 +131,26 @@ func TemplateVars(vars map[string]any) GenerateOption {
 	return func(g *genConfig) { g.extra = vars }
 }
 
+// MaxTopLogprobs is the most alternatives Logprobs reports per token.
+const MaxTopLogprobs = 20
+
+// Logprobs reports the log-probability of every generated token, and the
+// top most likely alternatives at each step (0 to MaxTopLogprobs), in
+// Result.Logprobs and Chunk.Logprob (OpenAI's logprobs and top_logprobs).
+// With it, Stream yields one chunk per token, even when its text is empty.
+func Logprobs(top int) GenerateOption { return func(g *genConfig) { g.logprobs = top } }
+
 // Echo puts the prompt before the generated text in Result.Text
 // (transformers' return_full_text).
 func Echo() GenerateOption { return func(g *genConfig) { g.echo = true } }
 
 func (p *Pipeline) genConfig(opts []GenerateOption) (genConfig, error) {
-	g := genConfig{maxTokens: -1, sampling: sampler.DefaultOptions()}
+	g := genConfig{maxTokens: -1, sampling: sampler.DefaultOptions(), logprobs: -1}
 	for _, o := range opts {
 		o(&g)
+	}
+	if g.logprobs > MaxTopLogprobs {
+		return g, fmt.Errorf("llm: Logprobs(%d): at most %d alternatives", g.logprobs, MaxTopLogprobs)
 	}
 	for _, s := range g.stops {
 		if s == "" {
@@ -183,177 +209,3 @@ func (p *Pipeline) collect(ctx context.Context, prompt string, ids []engine.Toke
 	return res, nil
 }
 
-// run decodes the prompt (reusing the context's cached prefix) and samples
-// until a stop condition, passing text to yield.
-func (p *Pipeline) run(ctx context.Context, ids []engine.Token, opts []GenerateOption, yield func(Chunk, error) bool) (*Result, error) {
-	start := time.Now()
-	g, err := p.genConfig(opts)
-	if err != nil {
-		return nil, err
-	}
-	if len(ids) == 0 {
-		return nil, errors.New("llm: the prompt is empty and the model adds no BOS token")
-	}
-	s, err := p.acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	defer p.release(s)
-	nCtx := s.c.ContextLength()
-	if len(ids) >= nCtx {
-		return nil, fmt.Errorf("llm: the prompt is %d tokens, the context holds %d: %w", len(ids), nCtx, ErrPromptTooLong)
-	}
-
-	g.sampling.ContextSize = nCtx
-	smp, err := sampler.New(g.sampling, p.model)
-	if err != nil {
-		return nil, fmt.Errorf("llm: %w", err)
-	}
-	defer smp.Close()
-	if err := smp.AddHistory(ids); err != nil {
-		return nil, fmt.Errorf("llm: %w", err)
-	}
-
-	res := &Result{Timings: Timings{PromptTokens: len(ids)}}
-	if err := p.prefill(ctx, s, ids, &res.Timings); err != nil {
-		return nil, err
-	}
-
-	detok := p.model.NewDetokenizer(false)
-	stop := stopMatcher{stops: g.stops}
-	genStart := time.Now()
-	emit := func(tok engine.Token, text string) bool {
-		return text == "" || yield(Chunk{Text: text, Token: tok}, nil)
-	}
-	res.FinishReason = FinishLength
-	stoppedByString := false
-	for g.maxTokens < 0 || len(res.Tokens) < g.maxTokens {
-		logits, err := s.c.Logits(s.batch.Len() - 1)
-		if err != nil {
-			s.reset()
-			return nil, fmt.Errorf("llm: %w", err)
-		}
-		tok, err := smp.Sample(logits)
-		if err != nil {
-			s.reset()
-			return nil, fmt.Errorf("llm: %w", err)
-		}
-		if len(res.Tokens) == 0 {
-			res.Timings.TimeToFirstToken = time.Since(start)
-		}
-		if p.model.IsEOG(tok) {
-			res.FinishReason = FinishStop
-			break
-		}
-		res.Tokens = append(res.Tokens, tok)
-		piece, err := detok.Next(tok)
-		if err != nil {
-			s.reset()
-			return nil, fmt.Errorf("llm: %w", err)
-		}
-		out, stopped := stop.push(piece)
-		if !emit(tok, out) {
-			return res, nil // the caller stopped reading
-		}
-		if stopped {
-			res.FinishReason, stoppedByString = FinishStop, true
-			break
-		}
-		if len(s.tokens) >= nCtx {
-			if g.policy != ShiftWindow {
-				break // the context is full
-			}
-			n, err := s.shift()
-			if err != nil {
-				s.reset()
-				return nil, err
-			}
-			res.Shifted += n
-		}
-		s.batch.Clear()
-		s.batch.Add(tok, engine.Pos(len(s.tokens)), true)
-		if err := s.c.Decode(ctx, s.batch); err != nil {
-			s.reset()
-			return nil, fmt.Errorf("llm: %w", err)
-		}
-		s.tokens = append(s.tokens, tok)
-	}
-	if !stoppedByString {
-		// Bytes held back for an unfinished character or a possible stop
-		// string are text after all.
-		out, stopped := stop.push(detok.Flush())
-		if stopped {
-			res.FinishReason = FinishStop
-		} else {
-			out += stop.flush()
-		}
-		emit(-1, out)
-	}
-	res.Timings.GeneratedTokens = len(res.Tokens)
-	res.Timings.GenerateDuration = time.Since(genStart)
-	return res, nil
-}
-
-// prefill brings the slot's KV memory to ids: it keeps the longest prefix it
-// already holds, removes the rest, and decodes the remainder, leaving the
-// logits of the last prompt token in the batch's last row.
-func (p *Pipeline) prefill(ctx context.Context, s *slot, ids []engine.Token, t *Timings) error {
-	keep := 0
-	for keep < len(s.tokens) && keep < len(ids) && s.tokens[keep] == ids[keep] {
-		keep++
-	}
-	if keep == len(ids) {
-		keep-- // the last prompt token is decoded again for its logits
-	}
-	if ok, err := s.c.RemoveTokens(0, engine.Pos(keep), -1); err != nil || !ok {
-		keep = 0
-		if err := s.c.ClearMemory(false); err != nil {
-			return fmt.Errorf("llm: %w", err)
-		}
-	}
-	s.tokens = s.tokens[:keep]
-	t.PromptEvaluated = len(ids) - keep
-	start := time.Now()
-	for i := keep; i < len(ids); {
-		s.batch.Clear()
-		end := min(i+s.batch.Cap(), len(ids))
-		for j := i; j < end; j++ {
-			s.batch.Add(ids[j], engine.Pos(j), j == len(ids)-1)
-		}
-		if err := s.c.Decode(ctx, s.batch); err != nil {
-			s.reset()
-			return fmt.Errorf("llm: %w", err)
-		}
-		s.tokens = append(s.tokens, ids[i:end]...)
-		i = end
-	}
-	t.PromptDuration = time.Since(start)
-	return nil
-}
-
-// shift discards the older half of the slot's tokens after the first and
-// moves the rest down, freeing room to generate; it returns how many tokens
-// were discarded.
-func (s *slot) shift() (int, error) {
-	const keep = 1
-	discard := (len(s.tokens) - keep) / 2
-	if ok, err := s.c.CanShift(); err != nil || !ok {
-		return 0, fmt.Errorf("llm: this model's context cannot shift: %w", ErrPromptTooLong)
-	}
-	if _, err := s.c.RemoveTokens(0, keep, engine.Pos(keep+discard)); err != nil {
-		return 0, fmt.Errorf("llm: %w", err)
-	}
-	if err := s.c.ShiftPositions(0, engine.Pos(keep+discard), -1, engine.Pos(-discard)); err != nil {
-		return 0, fmt.Errorf("llm: %w", err)
-	}
-	s.tokens = append(s.tokens[:keep], s.tokens[keep+discard:]...)
-	return discard, nil
-}
-
-// reset forgets the slot's memory after an error, so that the next request
-// starts clean.
-func (s *slot) reset() {
-	s.c.ClearMemory(false)
-	s.tokens = s.tokens[:0]
-	s.batch.Clear()
-}

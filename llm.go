@@ -7,12 +7,16 @@
 //	res, err := p.Generate(ctx, "Once upon a time", llm.MaxTokens(64))
 //	fmt.Println(res.Text)
 //
-// A [Pipeline] holds one loaded model and a small pool of inference
-// contexts. Generate, Stream and Chat may be called from many goroutines:
-// each call takes a context from the pool (waiting while all are busy), so
-// up to WithParallel(n) requests run at once. A context remembers the
-// tokens it holds, so a prompt that extends the previous one (the next turn
-// of a chat) decodes only its new tokens.
+// A [Pipeline] holds one loaded model and one inference context with
+// WithParallel(n) sequence slots, driven by a scheduler goroutine that
+// batches continuously, as llama-server and vLLM do. Generate, Stream and
+// Chat may be called from many goroutines: each call queues a request, the
+// scheduler gives it a free slot, and every decode step then mixes chunks of
+// new prompts with the next token of every running request, so n requests
+// share one pass over the weights. Requests beyond n wait in order. Each
+// slot remembers the tokens its KV memory holds, and a new request takes
+// the free slot sharing the longest prefix with its prompt, so the next
+// turn of a chat decodes only its new tokens.
 package llm
 
 import (
@@ -51,8 +55,9 @@ type config struct {
 // Option configures New.
 type Option func(*config)
 
-// WithContextLength sets the context length of each inference context
-// (default: 4096 or the model's training context, if smaller).
+// WithContextLength sets the context length of each request's sequence
+// (default: 4096 or the model's training context, if smaller). The KV
+// memory holds WithParallel times as many tokens.
 func WithContextLength(n int) Option { return func(c *config) { c.contextLength = n } }
 
 // WithThreads sets the CPU threads per request (default: all CPUs).
@@ -61,8 +66,8 @@ func WithThreads(n int) Option { return func(c *config) { c.threads = n } }
 // WithGPULayers sets how many layers to offload to GPUs (-1: all).
 func WithGPULayers(n int) Option { return func(c *config) { c.gpuLayers = n } }
 
-// WithParallel sets how many requests run at once, each with its own
-// context (default 1; the others wait).
+// WithParallel sets how many requests are decoded together, each in its
+// own sequence of the one context (default 1; the others wait in order).
 func WithParallel(n int) Option { return func(c *config) { c.parallel = n } }
 
 // WithHub sets the Hub client used to pull models named org/repo (default:
@@ -72,23 +77,17 @@ func WithHub(client *hub.Client) Option { return func(c *config) { c.hubClient =
 // Pipeline is a loaded model ready to generate text. It is safe for
 // concurrent use.
 type Pipeline struct {
+	name     string
 	model    *engine.Model
 	template *tokenizer.Template // nil when the model has none
 	source   *tokenizer.Source
 	cfg      config
-	slots    chan *slot
+	nCtx     int           // context length of every sequence
 	done     chan struct{} // closed by Close
-	nCtx     int           // context length of every slot
+	sched    *scheduler
 	embed    embedder
 	closeMu  sync.Mutex
 	closed   bool
-}
-
-// slot is one inference context and the tokens its KV memory holds.
-type slot struct {
-	c      *engine.Context
-	batch  *engine.Batch
-	tokens []engine.Token
 }
 
 // New loads a model. name is a local GGUF file, a local Hugging Face model
@@ -113,7 +112,7 @@ func New(ctx context.Context, name string, opts ...Option) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("llm: %w", err)
 	}
-	p := &Pipeline{model: m, cfg: cfg, slots: make(chan *slot, cfg.parallel), done: make(chan struct{})}
+	p := &Pipeline{name: name, model: m, cfg: cfg, done: make(chan struct{})}
 	if src, err := tokenizer.LoadSource(path, ""); err == nil {
 		t, err := tokenizer.Parse(src.Template)
 		if err != nil {
@@ -125,20 +124,31 @@ func New(ctx context.Context, name string, opts ...Option) (*Pipeline, error) {
 		m.Close()
 		return nil, fmt.Errorf("llm: %w", err)
 	}
-	for range cfg.parallel {
-		c, err := m.NewContext(engine.ContextOptions{ContextLength: cfg.contextLength, Threads: cfg.threads})
-		if err != nil {
-			m.Close()
-			return nil, fmt.Errorf("llm: %w", err)
+	p.nCtx = cfg.contextLength
+	if p.nCtx == 0 {
+		p.nCtx = engine.DefaultContextLength
+		if t := m.Info().TrainContext; t > 0 && t < p.nCtx {
+			p.nCtx = t
 		}
-		b, err := engine.NewBatch(c.BatchSize(), 1)
-		if err != nil {
-			m.Close()
-			return nil, fmt.Errorf("llm: %w", err)
-		}
-		p.nCtx = c.ContextLength()
-		p.slots <- &slot{c: c, batch: b}
 	}
+	// One KV buffer shared by all sequences (llama.cpp's kv_unified), so
+	// that a step's tokens form one micro-batch whatever sequences they
+	// belong to: with a buffer per sequence llama.cpp splits a batch into
+	// one micro-batch per run of consecutive sequence ids, passing over the
+	// weights once for each.
+	c, err := m.NewContext(engine.ContextOptions{
+		ContextLength: p.nCtx * cfg.parallel, MaxSequences: cfg.parallel, Threads: cfg.threads,
+	})
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("llm: %w", err)
+	}
+	p.sched, err = newScheduler(p, c)
+	if err != nil {
+		m.Close()
+		return nil, fmt.Errorf("llm: %w", err)
+	}
+	go p.sched.loop()
 	return p, nil
 }
 
@@ -190,13 +200,17 @@ func convertOnce(ctx context.Context, dir, key string) (string, error) {
 	return path, nil
 }
 
-// contextLength returns the context length of the pipeline's contexts.
+// contextLength returns the context length of each sequence.
 func (p *Pipeline) contextLength() int { return p.nCtx }
+
+// Name returns the name the pipeline was opened with.
+func (p *Pipeline) Name() string { return p.name }
 
 // Model returns the loaded model, for its facts and tokenizer.
 func (p *Pipeline) Model() *engine.Model { return p.model }
 
-// Close frees the model and its contexts, waiting for running requests.
+// Close frees the model and its contexts. Requests still running or
+// waiting end with ErrClosed.
 func (p *Pipeline) Close() error {
 	p.closeMu.Lock()
 	if p.closed {
@@ -206,11 +220,10 @@ func (p *Pipeline) Close() error {
 	p.closed = true
 	close(p.done)
 	p.closeMu.Unlock()
-	for range p.cfg.parallel {
-		s := <-p.slots
-		s.batch.Close()
-		s.c.Close()
-	}
+	p.sched.cancel()
+	<-p.sched.exited
+	p.sched.batch.Close()
+	p.sched.c.Close()
 	p.embed.mu.Lock()
 	if p.embed.batch != nil {
 		p.embed.batch.Close()
@@ -218,23 +231,6 @@ func (p *Pipeline) Close() error {
 	p.embed.mu.Unlock()
 	return p.model.Close() // closes the embeddings context too
 }
-
-// acquire takes a free context, waiting while all are busy.
-func (p *Pipeline) acquire(ctx context.Context) (*slot, error) {
-	if err := p.checkOpen(); err != nil {
-		return nil, err
-	}
-	select {
-	case s := <-p.slots:
-		return s, nil
-	case <-p.done:
-		return nil, ErrClosed
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-}
-
-func (p *Pipeline) release(s *slot) { p.slots <- s }
 
 // checkOpen returns ErrClosed after Close.
 func (p *Pipeline) checkOpen() error {

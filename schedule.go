@@ -1,0 +1,590 @@
+package llm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/llm-go/llm/engine"
+	"github.com/llm-go/llm/sampler"
+)
+
+// Stats is a snapshot of a pipeline's load.
+type Stats struct {
+	Parallel int // sequence slots (WithParallel)
+	Running  int // requests holding a slot
+	Waiting  int // requests queued for one
+}
+
+// Stats reports how many requests are running and waiting.
+func (p *Pipeline) Stats() Stats {
+	s := p.sched
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return Stats{Parallel: len(s.seqs), Running: s.running, Waiting: len(s.queue)}
+}
+
+// scheduler owns the pipeline's context and decodes every running request
+// together, one batch per step (continuous batching). Only its goroutine
+// touches the context, the batch and the sequences.
+type scheduler struct {
+	p      *Pipeline
+	c      *engine.Context
+	batch  *engine.Batch
+	seqs   []*sequence
+	active []*job
+	exited chan struct{} // closed when loop returns
+	ctx    context.Context  // cancelled by Close, aborting a decode
+	cancel context.CancelFunc
+
+	mu      sync.Mutex
+	queue   []*job
+	running int
+	wake    chan struct{} // a request was queued (capacity 1)
+}
+
+// sequence is one sequence slot of the context.
+type sequence struct {
+	id     engine.SeqID
+	tokens []engine.Token // what its KV memory holds
+	busy   bool
+}
+
+// job is one request. The fields above mail belong to the scheduler.
+type job struct {
+	ctx   context.Context
+	ids   []engine.Token
+	g     genConfig
+	start time.Time
+
+	seq        *sequence
+	next       int // index in ids of the next prompt token to decode
+	feed       engine.Token
+	feeding    bool // feed is to be decoded at the next step
+	row        int  // the batch row with this job's logits, or -1
+	smp        *sampler.Sampler
+	detok      *engine.Detokenizer
+	stop       stopMatcher
+	res        *Result
+	stopped    bool // by a stop string
+	prefillAt  time.Time
+	generateAt time.Time
+
+	mail mailbox
+}
+
+// mailbox carries a job's chunks from the scheduler to its caller without
+// ever blocking the scheduler on a slow reader.
+type mailbox struct {
+	mu     sync.Mutex
+	chunks []Chunk
+	res    *Result
+	err    error
+	done   bool
+	gone   bool          // the caller stopped reading
+	wake   chan struct{} // something arrived (capacity 1)
+}
+
+func (m *mailbox) post(c Chunk) {
+	m.mu.Lock()
+	m.chunks = append(m.chunks, c)
+	m.mu.Unlock()
+	m.notify()
+}
+
+func (m *mailbox) finish(res *Result, err error) {
+	m.mu.Lock()
+	m.res, m.err, m.done = res, err, true
+	m.mu.Unlock()
+	m.notify()
+}
+
+func (m *mailbox) notify() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// leave tells the scheduler the caller is no longer reading.
+func (m *mailbox) leave() {
+	m.mu.Lock()
+	m.gone = true
+	m.mu.Unlock()
+}
+
+func (m *mailbox) left() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.gone
+}
+
+func newScheduler(p *Pipeline, c *engine.Context) (*scheduler, error) {
+	if p.cfg.parallel > c.BatchSize() {
+		c.Close()
+		return nil, fmt.Errorf("WithParallel(%d): more sequences than a batch holds (%d)", p.cfg.parallel, c.BatchSize())
+	}
+	b, err := engine.NewBatch(c.BatchSize(), 1)
+	if err != nil {
+		c.Close()
+		return nil, err
+	}
+	s := &scheduler{p: p, c: c, batch: b, exited: make(chan struct{}), wake: make(chan struct{}, 1)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	for i := range p.cfg.parallel {
+		s.seqs = append(s.seqs, &sequence{id: engine.SeqID(i)})
+	}
+	return s, nil
+}
+
+// run queues a generation of ids and passes its text to yield as the
+// scheduler makes it. When yield returns false the request ends at the
+// next step and run returns what was made so far.
+func (p *Pipeline) run(ctx context.Context, ids []engine.Token, opts []GenerateOption, yield func(Chunk, error) bool) (*Result, error) {
+	start := time.Now()
+	g, err := p.genConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) == 0 {
+		return nil, errors.New("llm: the prompt is empty and the model adds no BOS token")
+	}
+	if len(ids) >= p.nCtx {
+		return nil, fmt.Errorf("llm: the prompt is %d tokens, the context holds %d: %w", len(ids), p.nCtx, ErrPromptTooLong)
+	}
+	if err := p.checkOpen(); err != nil {
+		return nil, err
+	}
+	j := &job{ctx: ctx, ids: ids, g: g, start: start, row: -1}
+	j.mail.wake = make(chan struct{}, 1)
+	s := p.sched
+	s.mu.Lock()
+	s.queue = append(s.queue, j)
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+
+	var pending []Chunk
+	for {
+		select {
+		case <-j.mail.wake:
+		case <-ctx.Done():
+			j.mail.leave()
+			s.poke()
+			return nil, ctx.Err()
+		}
+		j.mail.mu.Lock()
+		pending, j.mail.chunks = append(pending[:0], j.mail.chunks...), j.mail.chunks[:0]
+		done, res, err := j.mail.done, j.mail.res, j.mail.err
+		j.mail.mu.Unlock()
+		for _, c := range pending {
+			if !yield(c, nil) {
+				j.mail.leave()
+				s.poke()
+				return nil, nil
+			}
+		}
+		if done {
+			return res, err
+		}
+	}
+}
+
+// poke wakes the scheduler if it is idle, so that it notices a departure.
+func (s *scheduler) poke() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// loop is the scheduler's goroutine: it admits queued requests to free
+// sequences and decodes one batch per step until the pipeline closes.
+func (s *scheduler) loop() {
+	defer close(s.exited)
+	for {
+		select {
+		case <-s.p.done:
+			s.closeAll()
+			return
+		default:
+		}
+		s.admit()
+		if len(s.active) == 0 {
+			select {
+			case <-s.wake:
+			case <-s.p.done:
+			}
+			continue
+		}
+		s.step()
+	}
+}
+
+// closeAll ends every request with ErrClosed.
+func (s *scheduler) closeAll() {
+	for _, j := range s.active {
+		s.end(j, ErrClosed)
+	}
+	s.mu.Lock()
+	q := s.queue
+	s.queue = nil
+	s.mu.Unlock()
+	for _, j := range q {
+		j.mail.finish(nil, ErrClosed)
+	}
+}
+
+// admit drops queued requests whose callers left and gives free sequences
+// to the oldest waiting ones.
+func (s *scheduler) admit() {
+	s.mu.Lock()
+	q := s.queue[:0]
+	var gone []*job
+	for _, j := range s.queue {
+		if j.ctx.Err() != nil || j.mail.left() {
+			gone = append(gone, j)
+		} else {
+			q = append(q, j)
+		}
+	}
+	s.queue = q
+	var admitted []*job
+	for len(s.queue) > 0 && len(s.active)+len(admitted) < len(s.seqs) {
+		admitted = append(admitted, s.queue[0])
+		s.queue = s.queue[1:]
+	}
+	s.running = len(s.active) + len(admitted)
+	s.mu.Unlock()
+	for _, j := range gone {
+		j.mail.finish(nil, context.Cause(j.ctx))
+	}
+	for _, j := range admitted {
+		if err := s.start(j); err != nil {
+			j.mail.finish(nil, err)
+			s.setRunning()
+			continue
+		}
+		s.active = append(s.active, j)
+	}
+}
+
+func (s *scheduler) setRunning() {
+	s.mu.Lock()
+	s.running = len(s.active)
+	s.mu.Unlock()
+}
+
+// start gives j the free sequence whose memory shares the longest prefix
+// with its prompt, and keeps that prefix.
+func (s *scheduler) start(j *job) error {
+	var best *sequence
+	bestKeep := -1
+	for _, q := range s.seqs {
+		if q.busy {
+			continue
+		}
+		if k := commonPrefix(q.tokens, j.ids); k > bestKeep {
+			best, bestKeep = q, k
+		}
+	}
+	j.g.sampling.ContextSize = s.p.nCtx
+	smp, err := sampler.New(j.g.sampling, s.p.model)
+	if err != nil {
+		return fmt.Errorf("llm: %w", err)
+	}
+	if err := smp.AddHistory(j.ids); err != nil {
+		smp.Close()
+		return fmt.Errorf("llm: %w", err)
+	}
+	keep := bestKeep
+	if keep == len(j.ids) {
+		keep-- // the last prompt token is decoded again for its logits
+	}
+	if ok, err := s.c.RemoveTokens(best.id, engine.Pos(keep), -1); err != nil || !ok {
+		keep = 0
+		if _, err := s.c.RemoveTokens(best.id, 0, -1); err != nil {
+			smp.Close()
+			return fmt.Errorf("llm: %w", err)
+		}
+	}
+	best.tokens = best.tokens[:keep]
+	best.busy = true
+	j.seq, j.next, j.smp = best, keep, smp
+	j.detok = s.p.model.NewDetokenizer(false)
+	j.stop = stopMatcher{stops: j.g.stops}
+	j.res = &Result{Model: s.p.name, Timings: Timings{PromptTokens: len(j.ids), PromptEvaluated: len(j.ids) - keep}}
+	j.prefillAt = time.Now()
+	return nil
+}
+
+func commonPrefix(a, b []engine.Token) int {
+	n := 0
+	for n < len(a) && n < len(b) && a[n] == b[n] {
+		n++
+	}
+	return n
+}
+
+// step decodes one batch: the next token of every generating request
+// first, then prompt chunks of the others as far as the batch holds, and
+// samples every request whose logits it computed.
+func (s *scheduler) step() {
+	// Requests whose callers left end here, within one step.
+	s.active = slices.DeleteFunc(s.active, func(j *job) bool {
+		if err := j.ctx.Err(); err != nil || j.mail.left() {
+			s.release(j)
+			j.mail.finish(nil, context.Cause(j.ctx))
+			return true
+		}
+		return false
+	})
+	s.setRunning()
+	if len(s.active) == 0 {
+		return
+	}
+	b := s.batch
+	b.Clear()
+	type span struct {
+		j    *job
+		from int // first batch row of j's tokens
+		n    int
+	}
+	var spans []span
+	for _, j := range s.active {
+		j.row = -1
+		if j.feeding {
+			j.row = b.Len()
+			b.Add(j.feed, engine.Pos(len(j.seq.tokens)), true, j.seq.id)
+			spans = append(spans, span{j, j.row, 1})
+		}
+	}
+	for _, j := range s.active {
+		if j.feeding || j.next >= len(j.ids) || b.Len() >= b.Cap() {
+			continue
+		}
+		from := b.Len()
+		end := min(len(j.ids), j.next+b.Cap()-from)
+		for i := j.next; i < end; i++ {
+			b.Add(j.ids[i], engine.Pos(i), i == len(j.ids)-1, j.seq.id)
+		}
+		if end == len(j.ids) {
+			j.row = b.Len() - 1
+		}
+		spans = append(spans, span{j, from, end - j.next})
+	}
+	if err := s.c.Decode(s.ctx, b); err != nil {
+		if errors.Is(err, engine.ErrAborted) && s.p.checkOpen() != nil {
+			return // Close is ending everything
+		}
+		// The batch's sequences are in an unknown state: forget them and
+		// fail their requests.
+		for _, sp := range spans {
+			s.c.RemoveTokens(sp.j.seq.id, 0, -1)
+			sp.j.seq.tokens = sp.j.seq.tokens[:0]
+			s.end(sp.j, fmt.Errorf("llm: %w", err))
+		}
+		s.active = slices.DeleteFunc(s.active, func(j *job) bool { return j.res == nil })
+		s.setRunning()
+		return
+	}
+	for _, sp := range spans {
+		j := sp.j
+		if j.feeding {
+			j.seq.tokens = append(j.seq.tokens, j.feed)
+			j.feeding = false
+		} else {
+			j.seq.tokens = append(j.seq.tokens, j.ids[j.next:j.next+sp.n]...)
+			j.next += sp.n
+			if j.next == len(j.ids) {
+				j.generateAt = time.Now()
+				j.res.Timings.PromptDuration = j.generateAt.Sub(j.prefillAt)
+			}
+		}
+	}
+	for _, j := range s.active {
+		if j.row >= 0 {
+			s.sample(j)
+		}
+	}
+	s.active = slices.DeleteFunc(s.active, func(j *job) bool { return j.res == nil })
+	s.setRunning()
+}
+
+// sample draws j's next token from its logits row and decides whether the
+// request goes on.
+func (s *scheduler) sample(j *job) {
+	res := j.res
+	if j.g.maxTokens >= 0 && len(res.Tokens) >= j.g.maxTokens {
+		s.finish(j, FinishLength)
+		return
+	}
+	logits, err := s.c.Logits(j.row)
+	if err != nil {
+		s.end(j, fmt.Errorf("llm: %w", err))
+		return
+	}
+	tok, err := j.smp.Sample(logits)
+	if err != nil {
+		s.end(j, fmt.Errorf("llm: %w", err))
+		return
+	}
+	if len(res.Tokens) == 0 {
+		res.Timings.TimeToFirstToken = time.Since(j.start)
+	}
+	if s.p.model.IsEOG(tok) {
+		s.finish(j, FinishStop)
+		return
+	}
+	res.Tokens = append(res.Tokens, tok)
+	piece, err := j.detok.Next(tok)
+	if err != nil {
+		s.end(j, fmt.Errorf("llm: %w", err))
+		return
+	}
+	out, stopped := j.stop.push(piece)
+	var lp *TokenLogprob
+	if j.g.logprobs >= 0 {
+		l := s.logprob(j, logits, tok)
+		res.Logprobs = append(res.Logprobs, l)
+		lp = &res.Logprobs[len(res.Logprobs)-1]
+	}
+	if out != "" || lp != nil {
+		j.mail.post(Chunk{Text: out, Token: tok, Logprob: lp})
+	}
+	switch {
+	case stopped:
+		j.stopped = true
+		s.finish(j, FinishStop)
+		return
+	case j.g.maxTokens >= 0 && len(res.Tokens) >= j.g.maxTokens:
+		s.finish(j, FinishLength)
+		return
+	}
+	if len(j.seq.tokens) >= s.p.nCtx {
+		if j.g.policy != ShiftWindow {
+			s.finish(j, FinishLength) // the context is full
+			return
+		}
+		n, err := s.shift(j.seq)
+		if err != nil {
+			s.end(j, err)
+			return
+		}
+		res.Shifted += n
+	}
+	j.feed, j.feeding = tok, true
+}
+
+// logprob computes the log-probability of tok and the top alternatives.
+func (s *scheduler) logprob(j *job, logits []float32, tok engine.Token) TokenLogprob {
+	maxL := float32(math.Inf(-1))
+	for _, l := range logits {
+		maxL = max(maxL, l)
+	}
+	var sum float64
+	for _, l := range logits {
+		sum += math.Exp(float64(l - maxL))
+	}
+	norm := float64(maxL) + math.Log(sum)
+	lp := TokenLogprob{Token: tok, Text: s.piece(tok), Logprob: float64(logits[tok]) - norm}
+	if n := j.g.logprobs; n > 0 {
+		top := make([]engine.Token, 0, n+1)
+		for i, l := range logits {
+			if len(top) == n && l <= logits[top[n-1]] {
+				continue
+			}
+			at, _ := slices.BinarySearchFunc(top, l, func(t engine.Token, l float32) int {
+				if logits[t] > l {
+					return -1
+				}
+				return 1
+			})
+			top = slices.Insert(top, at, engine.Token(i))
+			if len(top) > n {
+				top = top[:n]
+			}
+		}
+		for _, t := range top {
+			lp.Top = append(lp.Top, TokenLogprob{Token: t, Text: s.piece(t), Logprob: float64(logits[t]) - norm})
+		}
+	}
+	return lp
+}
+
+func (s *scheduler) piece(t engine.Token) string {
+	b, err := s.p.model.TokenToPiece(t, false)
+	if err != nil {
+		return ""
+	}
+	return string(b)
+}
+
+// finish ends j normally: text held back for an unfinished character or a
+// possible stop string is flushed, unless a stop string ended it.
+func (s *scheduler) finish(j *job, why FinishReason) {
+	res := j.res
+	res.FinishReason = why
+	if !j.stopped {
+		out, stopped := j.stop.push(j.detok.Flush())
+		if stopped {
+			res.FinishReason = FinishStop
+		} else {
+			out += j.stop.flush()
+		}
+		if out != "" {
+			j.mail.post(Chunk{Text: out, Token: -1})
+		}
+	}
+	res.Timings.GeneratedTokens = len(res.Tokens)
+	if !j.generateAt.IsZero() {
+		res.Timings.GenerateDuration = time.Since(j.generateAt)
+	}
+	s.release(j)
+	j.res = nil
+	j.mail.finish(res, nil)
+}
+
+// end fails j.
+func (s *scheduler) end(j *job, err error) {
+	s.release(j)
+	j.res = nil
+	j.mail.finish(nil, err)
+}
+
+// release frees j's sequence, keeping what its memory holds for reuse.
+func (s *scheduler) release(j *job) {
+	if j.seq != nil {
+		j.seq.busy = false
+		j.seq = nil
+	}
+	if j.smp != nil {
+		j.smp.Close()
+		j.smp = nil
+	}
+}
+
+// shift discards the older half of q's tokens after the first and moves
+// the rest down, freeing room to generate; it returns how many tokens were
+// discarded.
+func (s *scheduler) shift(q *sequence) (int, error) {
+	const keep = 1
+	discard := (len(q.tokens) - keep) / 2
+	if ok, err := s.c.CanShift(); err != nil || !ok {
+		return 0, fmt.Errorf("llm: this model's context cannot shift: %w", ErrPromptTooLong)
+	}
+	if _, err := s.c.RemoveTokens(q.id, keep, engine.Pos(keep+discard)); err != nil {
+		return 0, fmt.Errorf("llm: %w", err)
+	}
+	if err := s.c.ShiftPositions(q.id, engine.Pos(keep+discard), -1, engine.Pos(-discard)); err != nil {
+		return 0, fmt.Errorf("llm: %w", err)
+	}
+	q.tokens = append(q.tokens[:keep], q.tokens[keep+discard:]...)
+	return discard, nil
+}
