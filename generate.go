@@ -208,4 +208,3 @@ func (p *Pipeline) collect(ctx context.Context, prompt string, ids []engine.Toke
 	}
 	return res, nil
 }
-

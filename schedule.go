@@ -37,8 +37,8 @@ type scheduler struct {
 	batch  *engine.Batch
 	seqs   []*sequence
 	active []*job
-	exited chan struct{} // closed when loop returns
-	ctx    context.Context  // cancelled by Close, aborting a decode
+	exited chan struct{}   // closed when loop returns
+	ctx    context.Context // cancelled by Close, aborting a decode
 	cancel context.CancelFunc
 
 	mu      sync.Mutex
