@@ -73,6 +73,7 @@ type genConfig struct {
 	extra     map[string]any
 	policy    ContextPolicy
 	logprobs  int // -1: none; else how many alternatives to report
+	private   bool
 }
 
 // ContextPolicy says what to do when a conversation or a generation does
@@ -130,6 +131,10 @@ func Tools(tools ...any) GenerateOption {
 func TemplateVars(vars map[string]any) GenerateOption {
 	return func(g *genConfig) { g.extra = vars }
 }
+
+// Private marks the request's input as private: a Router keeps it on the
+// local model and never sends it to a remote one. A Pipeline ignores it.
+func Private() GenerateOption { return func(g *genConfig) { g.private = true } }
 
 // MaxTopLogprobs is the most alternatives Logprobs reports per token.
 const MaxTopLogprobs = 20
