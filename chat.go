@@ -15,11 +15,21 @@ type Message = tokenizer.Message
 // ChatPrompt renders messages with the model's chat template, opening the
 // assistant's turn, as transformers' apply_chat_template(...,
 // add_generation_prompt=True) does. A model without a template gets a plain
-// completion prompt: the contents joined by newlines.
+// completion prompt: the contents joined by newlines. A preset's system
+// prompt and messages come first, and its Ollama TEMPLATE, if it has one,
+// is used instead of the model's.
 func (p *Pipeline) ChatPrompt(messages []Message, opts ...GenerateOption) (string, error) {
 	g, err := p.genConfig(opts)
 	if err != nil {
 		return "", err
+	}
+	messages = p.presetMessages(messages)
+	if p.preset != nil && p.preset.Template != nil {
+		out, err := p.preset.Template.Render(messages, g.tools)
+		if err != nil {
+			return "", fmt.Errorf("llm: the preset's template: %w", err)
+		}
+		return out, nil
 	}
 	if p.template == nil {
 		parts := make([]string, 0, len(messages))
@@ -40,8 +50,11 @@ func (p *Pipeline) ChatPrompt(messages []Message, opts ...GenerateOption) (strin
 	return out, nil
 }
 
-// HasChatTemplate reports whether the model has a chat template.
-func (p *Pipeline) HasChatTemplate() bool { return p.template != nil }
+// HasChatTemplate reports whether the model, or its preset, has a chat
+// template.
+func (p *Pipeline) HasChatTemplate() bool {
+	return p.template != nil || p.preset != nil && p.preset.Template != nil
+}
 
 // Chat answers the conversation: it renders messages with the chat
 // template and generates the assistant's reply.
@@ -112,7 +125,10 @@ func (p *Pipeline) chatTokens(messages []Message, opts []GenerateOption) (string
 	if err != nil {
 		return "", nil, err
 	}
-	ids, err := p.model.Tokenize(prompt, p.template == nil, true)
+	// Ollama's templates leave the BOS to the tokenizer, as its runner
+	// does; a Jinja template writes its own.
+	jinja := p.template != nil && (p.preset == nil || p.preset.Template == nil)
+	ids, err := p.model.Tokenize(prompt, !jinja, true)
 	if err != nil {
 		return "", nil, fmt.Errorf("llm: %w", err)
 	}

@@ -151,6 +151,9 @@ func Echo() GenerateOption { return func(g *genConfig) { g.echo = true } }
 
 func (p *Pipeline) genConfig(opts []GenerateOption) (genConfig, error) {
 	g := genConfig{maxTokens: -1, sampling: sampler.DefaultOptions(), logprobs: -1}
+	for _, o := range p.defaults {
+		o(&g)
+	}
 	for _, o := range opts {
 		o(&g)
 	}

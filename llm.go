@@ -29,6 +29,7 @@ import (
 	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/hub"
 	"github.com/llm-go/llm/loader/convert"
+	"github.com/llm-go/llm/modelfile"
 	"github.com/llm-go/llm/tokenizer"
 )
 
@@ -50,6 +51,7 @@ type config struct {
 	gpuLayers     int
 	parallel      int
 	hubClient     *hub.Client
+	presets       *modelfile.Store
 }
 
 // Option configures New.
@@ -74,6 +76,10 @@ func WithParallel(n int) Option { return func(c *config) { c.parallel = n } }
 // one configured from the environment, as huggingface_hub reads it).
 func WithHub(client *hub.Client) Option { return func(c *config) { c.hubClient = client } }
 
+// WithPresets sets the store where New looks up preset names made from
+// Modelfiles (default: modelfile.DefaultStore()).
+func WithPresets(s *modelfile.Store) Option { return func(c *config) { c.presets = s } }
+
 // Pipeline is a loaded model ready to generate text. It is safe for
 // concurrent use.
 type Pipeline struct {
@@ -86,16 +92,24 @@ type Pipeline struct {
 	done     chan struct{} // closed by Close
 	sched    *scheduler
 	embed    embedder
+	preset   *modelfile.Settings // nil unless opened by a preset name
+	defaults []GenerateOption    // the preset's parameters, applied before each call's options
 	closeMu  sync.Mutex
 	closed   bool
 }
 
 // New loads a model. name is a local GGUF file, a local Hugging Face model
-// directory (safetensors, converted to an F16 GGUF once and cached), or a
-// Hugging Face Hub name (org/repo, org/repo:Q4_K_M, org/repo/file.gguf)
-// that is pulled into the shared HF cache when missing (unless
-// HF_HUB_OFFLINE is set) and converted the same way when it holds
-// safetensors.
+// directory (safetensors, converted to an F16 GGUF once and cached), a
+// preset made from a Modelfile (see package modelfile), or a Hugging Face
+// Hub name (org/repo, org/repo:Q4_K_M, org/repo/file.gguf) that is pulled
+// into the shared HF cache when missing (unless HF_HUB_OFFLINE is set) and
+// converted the same way when it holds safetensors.
+//
+// A preset's PARAMETERs become the defaults of every call (a call's own
+// options override them; num_ctx, num_thread and num_gpu apply when the
+// matching Option is not given), its SYSTEM prompt opens every chat that
+// has none, its MESSAGEs come before every conversation, and its TEMPLATE
+// replaces the model's chat template.
 func New(ctx context.Context, name string, opts ...Option) (*Pipeline, error) {
 	cfg := config{parallel: 1}
 	for _, o := range opts {
@@ -104,7 +118,15 @@ func New(ctx context.Context, name string, opts ...Option) (*Pipeline, error) {
 	if cfg.parallel < 1 {
 		return nil, fmt.Errorf("llm: WithParallel(%d): at least 1", cfg.parallel)
 	}
-	path, err := resolve(ctx, name, &cfg)
+	preset, defaults, err := lookupPreset(name, &cfg)
+	if err != nil {
+		return nil, err
+	}
+	modelName := name
+	if preset != nil {
+		modelName = preset.Model
+	}
+	path, err := resolve(ctx, modelName, &cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -112,7 +134,7 @@ func New(ctx context.Context, name string, opts ...Option) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("llm: %w", err)
 	}
-	p := &Pipeline{name: name, model: m, cfg: cfg, done: make(chan struct{})}
+	p := &Pipeline{name: name, model: m, cfg: cfg, done: make(chan struct{}), preset: preset, defaults: defaults}
 	if src, err := tokenizer.LoadSource(path, ""); err == nil {
 		t, err := tokenizer.Parse(src.Template)
 		if err != nil {
