@@ -2,10 +2,12 @@ package llm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"iter"
 	"strings"
 
+	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/tokenizer"
 )
 
@@ -31,6 +33,9 @@ func (p *Pipeline) ChatPrompt(messages []Message, opts ...GenerateOption) (strin
 		}
 		return out, nil
 	}
+	if p.template == nil && p.builtin != "" {
+		return p.builtinPrompt(messages, g)
+	}
 	if p.template == nil {
 		parts := make([]string, 0, len(messages))
 		for _, m := range messages {
@@ -53,7 +58,48 @@ func (p *Pipeline) ChatPrompt(messages []Message, opts ...GenerateOption) (strin
 // HasChatTemplate reports whether the model, or its preset, has a chat
 // template.
 func (p *Pipeline) HasChatTemplate() bool {
-	return p.template != nil || p.preset != nil && p.preset.Template != nil
+	return p.template != nil || p.builtin != "" || p.preset != nil && p.preset.Template != nil
+}
+
+// builtinKnows reports whether llama.cpp has a built-in implementation of
+// a template's format.
+func builtinKnows(tmpl string) bool {
+	_, err := engine.ApplyBuiltinTemplate(tmpl, nil, true)
+	return err == nil
+}
+
+// builtinPrompt renders messages with llama.cpp's built-in implementation
+// of the model's template format, which knows roles and text only.
+func (p *Pipeline) builtinPrompt(messages []Message, g genConfig) (string, error) {
+	if len(g.tools) > 0 {
+		return "", errors.New("llm: this model's chat template runs as llama.cpp's built-in format, which has no tools")
+	}
+	msgs := make([]engine.ChatMessage, 0, len(messages))
+	for i, m := range messages {
+		text, ok := m.Content.(string)
+		if !ok && m.Content != nil {
+			parts, isParts := m.Content.([]tokenizer.Part)
+			if !isParts {
+				return "", fmt.Errorf("llm: message %d: content of type %T", i, m.Content)
+			}
+			var texts []string
+			for _, part := range parts {
+				if part.Type == "text" {
+					texts = append(texts, part.Text)
+				}
+			}
+			text = strings.Join(texts, "\n")
+		}
+		if len(m.ToolCalls) > 0 {
+			return "", fmt.Errorf("llm: message %d has tool calls, which llama.cpp's built-in chat formats cannot show", i)
+		}
+		msgs = append(msgs, engine.ChatMessage{Role: m.Role, Content: text})
+	}
+	out, err := engine.ApplyBuiltinTemplate(p.builtin, msgs, true)
+	if err != nil {
+		return "", fmt.Errorf("llm: chat template: %w", err)
+	}
+	return out, nil
 }
 
 // Chat answers the conversation: it renders messages with the chat

@@ -23,6 +23,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"sync"
 
@@ -86,6 +87,7 @@ type Pipeline struct {
 	name     string
 	model    *engine.Model
 	template *tokenizer.Template // nil when the model has none
+	builtin  string              // a template llama.cpp renders itself, when template is nil
 	source   *tokenizer.Source
 	cfg      config
 	nCtx     int           // context length of every sequence
@@ -137,11 +139,18 @@ func New(ctx context.Context, name string, opts ...Option) (*Pipeline, error) {
 	p := &Pipeline{name: name, model: m, cfg: cfg, done: make(chan struct{}), preset: preset, defaults: defaults}
 	if src, err := tokenizer.LoadSource(path, ""); err == nil {
 		t, err := tokenizer.Parse(src.Template)
-		if err != nil {
+		switch {
+		case err == nil:
+			p.template, p.source = t, src
+		case builtinKnows(src.Template):
+			// Not Jinja we can run, but a format llama.cpp implements:
+			// use that, as llama-server does without --jinja.
+			slog.Warn("llm: the chat template is not valid Jinja here; using llama.cpp's built-in implementation of its format", "model", name, "error", err)
+			p.builtin = src.Template
+		default:
 			m.Close()
 			return nil, fmt.Errorf("llm: the chat template of %s: %w", name, err)
 		}
-		p.template, p.source = t, src
 	} else if !errors.Is(err, tokenizer.ErrNoTemplate) {
 		m.Close()
 		return nil, fmt.Errorf("llm: %w", err)

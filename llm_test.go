@@ -207,32 +207,7 @@ func TestConcurrentRequests(t *testing.T) {
 // stories260K given a template that turns the user's message into the
 // story prompt must continue it as Generate does.
 func TestChat(t *testing.T) {
-	src := shareddata.Path(t, "models", "stories260K.gguf")
-	h, err := gguf.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w := gguf.NewWriter()
-	for _, kv := range h.KV {
-		w.Set(kv.Key, kv.Value)
-	}
-	w.Set("tokenizer.chat_template", gguf.String("{{ bos_token }}{% for m in messages %}{% if m.role == 'user' %}{{ m.content }}{% endif %}{% endfor %}"))
-	for _, ti := range h.Tensors {
-		ti := ti
-		w.AddTensor(ti.Name, ti.Type, ti.Shape, func(out io.Writer) error {
-			_, err := io.Copy(out, io.NewSectionReader(f, h.DataOffset+int64(ti.Offset), int64(ti.Size)))
-			return err
-		})
-	}
-	path := filepath.Join(t.TempDir(), "chat.gguf")
-	if err := w.WriteFile(path); err != nil {
-		t.Fatal(err)
-	}
+	path := withTemplate(t, "{{ bos_token }}{% for m in messages %}{% if m.role == 'user' %}{{ m.content }}{% endif %}{% endfor %}")
 	p, err := llm.New(context.Background(), path, llm.WithThreads(1))
 	if err != nil {
 		t.Fatal(err)
@@ -443,5 +418,64 @@ func TestContextPolicies(t *testing.T) {
 	r := references(t)[0]
 	if res, err := p.Generate(ctx, r.Prompt, greedy(r.NPredict)...); err != nil || res.Text != r.Text {
 		t.Errorf("after a shift: %v %q", err, res.Text)
+	}
+}
+
+// withTemplate writes a copy of stories260K with the chat template tmpl.
+func withTemplate(t *testing.T, tmpl string) string {
+	t.Helper()
+	src := shareddata.Path(t, "models", "stories260K.gguf")
+	h, err := gguf.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := gguf.NewWriter()
+	for _, kv := range h.KV {
+		w.Set(kv.Key, kv.Value)
+	}
+	w.Set("tokenizer.chat_template", gguf.String(tmpl))
+	for _, ti := range h.Tensors {
+		w.AddTensor(ti.Name, ti.Type, ti.Shape, func(out io.Writer) error {
+			_, err := io.Copy(out, io.NewSectionReader(f, h.DataOffset+int64(ti.Offset), int64(ti.Size)))
+			return err
+		})
+	}
+	path := filepath.Join(t.TempDir(), "chat.gguf")
+	if err := w.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestBuiltinTemplateFallback: a template that is not Jinja we can run,
+// but whose format llama.cpp recognises, is rendered by llama.cpp's
+// built-in implementation; one that is neither is an error at New.
+func TestBuiltinTemplateFallback(t *testing.T) {
+	path := withTemplate(t, "{% for m in messages %}<|im_start|>{{ m.role }}{% frobnicate %}{% endfor %}")
+	p, err := llm.New(context.Background(), path, llm.WithThreads(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if !p.HasChatTemplate() {
+		t.Error("HasChatTemplate is false")
+	}
+	got, err := p.ChatPrompt([]llm.Message{{Role: "user", Content: "Hi"}})
+	if want := "<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n"; err != nil || got != want {
+		t.Errorf("got %q, %v; want %q", got, err, want)
+	}
+	if _, err := p.Chat(context.Background(), []llm.Message{{Role: "user", Content: "Hi"}}, greedy(4)...); err != nil {
+		t.Error(err)
+	}
+	if _, err := p.ChatPrompt([]llm.Message{{Role: "user", Content: "Hi"}}, llm.Tools(map[string]any{"type": "function"})); err == nil {
+		t.Error("tools with a built-in format were accepted")
+	}
+	if _, err := llm.New(context.Background(), withTemplate(t, "{% frobnicate %}"), llm.WithThreads(1)); err == nil {
+		t.Error("a template that is neither Jinja nor a known format was accepted")
 	}
 }

@@ -113,3 +113,10 @@ func (p *Pipeline) presetMessages(messages []Message) []Message {
 	}
 	return append(out, rest...)
 }
+
+// ValidatePreset checks what New would do with a resolved preset's
+// parameters: every name known, every value in range.
+func ValidatePreset(st *modelfile.Settings) error {
+	_, err := presetOptions(st, nil)
+	return err
+}

@@ -278,6 +278,11 @@ typedef struct llama_logit_bias {
     float bias;
 } llama_logit_bias;
 
+typedef struct llama_chat_message {
+    const char * role;
+    const char * content;
+} llama_chat_message;
+
 typedef struct llama_sampler_chain_params {
     bool no_perf;
 } llama_sampler_chain_params;
@@ -323,6 +328,8 @@ int32_t llama_model_desc(const struct llama_model * model, char * buf, size_t bu
 uint64_t llama_model_size(const struct llama_model * model);
 uint64_t llama_model_n_params(const struct llama_model * model);
 const char * llama_model_chat_template(const struct llama_model * model, const char * name);
+int32_t llama_chat_apply_template(const char * tmpl, const struct llama_chat_message * chat, size_t n_msg, bool add_ass, char * buf, int32_t length);
+int32_t llama_chat_builtin_templates(const char ** output, size_t len);
 uint32_t llama_model_n_cls_out(const struct llama_model * model);
 bool llama_model_has_encoder(const struct llama_model * model);
 bool llama_model_has_decoder(const struct llama_model * model);

@@ -9,13 +9,14 @@ import (
 	"time"
 
 	"github.com/llm-go/llm/hub"
+	"github.com/llm-go/llm/modelfile"
 )
 
 func init() {
 	register(&command{
 		name:    "list",
 		usage:   "[flags]",
-		summary: "list the models in the Hugging Face cache (shared with Python)",
+		summary: "list the models in the Hugging Face cache (shared with Python) and the presets",
 		run:     runList,
 	})
 }
@@ -31,6 +32,7 @@ type listEntry struct {
 	Files        int       `json:"files"`
 	LastModified time.Time `json:"last_modified"`
 	Path         string    `json:"path"`
+	From         string    `json:"from,omitempty"` // a preset's FROM (Format "preset")
 }
 
 func runList(ctx context.Context, sio *stdio, args []string) error {
@@ -73,7 +75,18 @@ func runList(ctx context.Context, sio *stdio, args []string) error {
 			})
 		}
 	}
+	var presets []listEntry
+	if store, err := modelfile.DefaultStore(); err == nil {
+		list, err := store.List()
+		if err != nil {
+			return err
+		}
+		for _, e := range list {
+			presets = append(presets, listEntry{Repo: e.Name, Format: "preset", From: e.From, LastModified: e.Modified.UTC(), Path: store.Dir})
+		}
+	}
 	if asJSON {
+		entries = append(entries, presets...)
 		enc := json.NewEncoder(sio.out)
 		enc.SetIndent("", "  ")
 		if entries == nil {
@@ -81,8 +94,23 @@ func runList(ctx context.Context, sio *stdio, args []string) error {
 		}
 		return enc.Encode(entries)
 	}
+	if len(presets) > 0 {
+		defer func() {
+			if len(entries) > 0 {
+				fmt.Fprintln(sio.out)
+			}
+			tw := tabwriter.NewWriter(sio.out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "PRESET\tFROM\tMODIFIED")
+			for _, e := range presets {
+				fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Repo, e.From, ago(e.LastModified))
+			}
+			tw.Flush()
+		}()
+	}
 	if len(entries) == 0 {
-		fmt.Fprintf(sio.err, "no models in %s (llm pull MODEL adds one)\n", client.Cache.Dir)
+		if len(presets) == 0 {
+			fmt.Fprintf(sio.err, "no models in %s (llm pull MODEL adds one)\n", client.Cache.Dir)
+		}
 		return nil
 	}
 	tw := tabwriter.NewWriter(sio.out, 0, 4, 2, ' ', 0)

@@ -31,6 +31,7 @@ func TestMain(m *testing.M) {
 	os.Setenv("HF_HUB_OFFLINE", "1")
 	os.Setenv("HF_ENDPOINT", "http://127.0.0.1:1")
 	os.Setenv("HF_TOKEN", "")
+	os.Setenv("LLM_PRESETS", filepath.Join(dir, "presets"))
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)

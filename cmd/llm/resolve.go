@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"github.com/llm-go/llm"
 	"github.com/llm-go/llm/hub"
 	"github.com/llm-go/llm/loader/convert"
+	"github.com/llm-go/llm/modelfile"
 )
 
 // resolveModel turns a MODEL argument into a local GGUF path: an existing
@@ -64,9 +66,36 @@ func convertOnce(ctx context.Context, sio *stdio, name, dir, key string) (string
 // openPipeline resolves MODEL (a file, an HF directory or a Hub name) and
 // loads it as a pipeline.
 func openPipeline(ctx context.Context, sio *stdio, name string, threads, ctxLen int) (*llm.Pipeline, error) {
+	if st, err := lookupPreset(name); err != nil {
+		return nil, err
+	} else if st != nil {
+		// Fetch the preset's model with the usual progress first; New then
+		// finds it in place.
+		if _, err := resolveModel(ctx, sio, st.Model); err != nil {
+			return nil, fmt.Errorf("preset %s: %w", name, err)
+		}
+		return llm.New(ctx, name, llm.WithThreads(threads), llm.WithContextLength(ctxLen))
+	}
 	path, err := resolveModel(ctx, sio, name)
 	if err != nil {
 		return nil, err
 	}
 	return llm.New(ctx, path, llm.WithThreads(threads), llm.WithContextLength(ctxLen))
+}
+
+// lookupPreset returns the settings of the preset name, or nil when name
+// is a file or not a preset.
+func lookupPreset(name string) (*modelfile.Settings, error) {
+	if _, err := os.Stat(name); err == nil || modelfile.ValidName(name) != nil {
+		return nil, nil
+	}
+	store, err := modelfile.DefaultStore()
+	if err != nil {
+		return nil, err
+	}
+	st, err := store.Resolve(name)
+	if errors.Is(err, modelfile.ErrNotFound) {
+		return nil, nil
+	}
+	return st, err
 }

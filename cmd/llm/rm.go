@@ -2,16 +2,18 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/llm-go/llm/hub"
+	"github.com/llm-go/llm/modelfile"
 )
 
 func init() {
 	register(&command{
 		name:    "rm",
-		usage:   "[flags] MODEL[:QUANT]",
-		summary: "remove a model (or one quantization or file of it) from the Hugging Face cache",
+		usage:   "[flags] MODEL[:QUANT]|PRESET...",
+		summary: "remove a model (or one quantization or file of it) from the Hugging Face cache, or a preset",
 		run:     runRm,
 	})
 }
@@ -34,7 +36,19 @@ func runRm(ctx context.Context, sio *stdio, args []string) error {
 	if err != nil {
 		return err
 	}
+	store, err := modelfile.DefaultStore()
+	if err != nil {
+		return err
+	}
 	for _, arg := range fs.Args() {
+		if modelfile.ValidName(arg) == nil {
+			if err := store.Remove(arg); err == nil {
+				fmt.Fprintf(sio.out, "removed preset %s\n", arg)
+				continue
+			} else if !errors.Is(err, modelfile.ErrNotFound) {
+				return err
+			}
+		}
 		ref, err := parseModel(arg, hf.revision)
 		if err != nil {
 			return err

@@ -16,6 +16,8 @@ import (
 	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/hub"
 	"github.com/llm-go/llm/loader/gguf"
+	"github.com/llm-go/llm/modelfile"
+	"github.com/llm-go/llm/tokenizer"
 )
 
 func init() {
@@ -53,6 +55,7 @@ type weightsReport struct {
 	Quant         string   `json:"quant,omitempty"`
 	ContextLength uint64   `json:"context_length,omitempty"`
 	ChatTemplate  *bool    `json:"chat_template,omitempty"`
+	TemplateKind  string   `json:"template_kind,omitempty"` // jinja, builtin or plain: how chats are rendered
 	DTypes        []string `json:"dtypes,omitempty"`
 	Offload       string   `json:"offload,omitempty"` // what --ngl auto would offload
 	Error         string   `json:"error,omitempty"`
@@ -77,6 +80,9 @@ func runShow(ctx context.Context, sio *stdio, args []string) error {
 	setupLogging(sio.err, verbose)
 	if fs.NArg() != 1 {
 		return usagef("one MODEL expected, got %d arguments", fs.NArg())
+	}
+	if done, err := showPreset(sio, fs.Arg(0), asJSON); done || err != nil {
+		return err
 	}
 	ref, err := parseModel(fs.Arg(0), hf.revision)
 	if err != nil {
@@ -218,8 +224,9 @@ func describeWeights(files []string, local func(string) string) weightsReport {
 			if n, ok := f.Uint(w.Architecture + ".context_length"); ok {
 				w.ContextLength = n
 			}
-			_, has := f.Lookup("tokenizer.chat_template")
+			src, has := f.String("tokenizer.chat_template")
 			w.ChatTemplate = &has
+			w.TemplateKind = templateKind(src, has)
 		}
 		return w
 	}
@@ -365,7 +372,10 @@ func printReport(w io.Writer, r *modelReport) {
 		}
 		if wr.ChatTemplate != nil {
 			yes := "no (llm run and Chat send conversations as a plain completion prompt)"
-			if *wr.ChatTemplate {
+			switch {
+			case wr.TemplateKind == "builtin":
+				yes = "yes, but not valid Jinja here: llama.cpp's built-in implementation of its format is used"
+			case *wr.ChatTemplate:
 				yes = "yes (rendered as transformers' apply_chat_template does; see llm template)"
 			}
 			fmt.Fprintf(tw, "  Chat template:\t%s\n", yes)
@@ -446,4 +456,61 @@ func fileTypeName(ft uint64) string {
 		return n
 	}
 	return fmt.Sprintf("file type %d", ft)
+}
+
+// showPreset describes a preset, if name is one: its Modelfile, or with
+// --json the settings it resolves to.
+func showPreset(sio *stdio, name string, asJSON bool) (bool, error) {
+	if modelfile.ValidName(name) != nil {
+		return false, nil
+	}
+	if _, err := os.Stat(name); err == nil {
+		return false, nil
+	}
+	store, err := modelfile.DefaultStore()
+	if err != nil {
+		return false, err
+	}
+	mf, err := store.Get(name)
+	if errors.Is(err, modelfile.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return true, err
+	}
+	st, err := store.Resolve(name)
+	if err != nil {
+		return true, err
+	}
+	if asJSON {
+		out := map[string]any{
+			"preset": name, "chain": st.Chain, "model": st.Model, "parameters": st.Parameters,
+			"stop": st.Stop, "system": st.System, "messages": st.Messages, "modelfile": mf.String(),
+		}
+		if st.Template != nil {
+			out["template"] = st.Template.String()
+		}
+		enc := json.NewEncoder(sio.out)
+		enc.SetIndent("", "  ")
+		return true, enc.Encode(out)
+	}
+	fmt.Fprintf(sio.out, "# preset %s (%s), resolves to %s\n", name, strings.Join(st.Chain, " <- "), st.Model)
+	fmt.Fprint(sio.out, mf.String())
+	return true, nil
+}
+
+// templateKind says how a chat template is rendered: "jinja" when it
+// parses, "builtin" when llama.cpp recognises its format instead, "plain"
+// when there is none or neither works (a plain completion prompt).
+func templateKind(src string, has bool) string {
+	if !has {
+		return "plain"
+	}
+	if _, err := tokenizer.Parse(src); err == nil {
+		return "jinja"
+	}
+	if _, err := engine.ApplyBuiltinTemplate(src, nil, true); err == nil {
+		return "builtin"
+	}
+	return "plain"
 }
