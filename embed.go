@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/llm-go/llm/engine"
+	"github.com/llm-go/llm/loader/gguf"
 )
 
 // embedder is the context Embed uses, made on first use.
@@ -36,6 +37,11 @@ func (p *Pipeline) Embed(ctx context.Context, texts ...string) ([][]float32, err
 		n := p.cfg.contextLength
 		if n == 0 {
 			n = min(engine.DefaultContextLength, max(p.model.Info().TrainContext, 512))
+		}
+		// Learned absolute positions (BERT, GPT-2) stop at the training
+		// context: a longer text has no position embedding to read.
+		if train := p.model.Info().TrainContext; train > 0 && hasTensor(h, "position_embd.weight") {
+			n = min(n, train)
 		}
 		// An encoder attends over the whole text at once: one micro-batch.
 		e.c, e.err = p.model.NewContext(engine.ContextOptions{ContextLength: n, BatchSize: n, MicroBatchSize: n,
@@ -78,6 +84,16 @@ func (p *Pipeline) Embed(ctx context.Context, texts ...string) ([][]float32, err
 		out = append(out, normalize(v))
 	}
 	return out, nil
+}
+
+// hasTensor reports whether the model file has a tensor called name.
+func hasTensor(h *gguf.File, name string) bool {
+	for _, t := range h.Tensors {
+		if t.Name == name {
+			return true
+		}
+	}
+	return false
 }
 
 // normalize scales v to unit L2 length (a zero vector stays zero).
