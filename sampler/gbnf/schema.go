@@ -98,9 +98,9 @@ type converter struct {
 // additionalProperties, enum, const, anyOf, oneOf, allOf (of objects and
 // enums), items, prefixItems, minItems, maxItems, minLength, maxLength,
 // minimum/maximum and their exclusive forms for integers, the formats date,
-// time, date-time and uuid, and local $ref ("#/$defs/…", "#/definitions/…").
-// Unsupported: pattern, remote $ref, and number bounds (which llama.cpp does
-// not enforce either). Properties not listed as required are optional;
+// time, date-time and uuid, local $ref ("#/$defs/…", "#/definitions/…"),
+// and pattern (see patternRule). Unsupported: remote $ref, and number
+// bounds (which llama.cpp does not enforce either). Properties not listed as required are optional;
 // additional properties are not allowed unless additionalProperties says so.
 func FromJSONSchema(schema []byte) (string, error) {
 	v, err := decodeOrdered(schema)
@@ -396,7 +396,12 @@ func (c *converter) visit(schemaV any, name string) string {
 		c.checkCounts("minItems", "maxItems", minItems, maxItems)
 		return c.addRule(ruleName, `"[" space `+repetition(item, int(minItems), int(maxItems), `"," space`)+` "]" space`)
 	case (untyped || typeIs("string")) && schema.Has("pattern"):
-		c.fail("pattern is not supported")
+		p, _ := schema.Get("pattern")
+		ps, ok := p.(string)
+		if !ok {
+			c.fail("pattern must be a string")
+		}
+		return c.addRule(ruleName, c.patternRule(ps))
 	case (untyped || typeIs("string")) && regexp.MustCompile(`^uuid[1-5]?$`).MatchString(format):
 		n := format
 		if ruleName == "root" {
