@@ -350,7 +350,7 @@ func TestGrammarErrors(t *testing.T) {
 		{"bad repetition", func(o *Options) { o.Grammar = `root ::= "a"{5,2}` }, ErrInvalidGrammar, "below the minimum"},
 		{"unknown token", func(o *Options) { o.Grammar = `root ::= <nosuchtoken>` }, ErrInvalidGrammar, "not one token"},
 		{"schema not JSON", func(o *Options) { o.JSONSchema = `{"type": ` }, ErrInvalidSchema, "not JSON"},
-		{"schema pattern", func(o *Options) { o.JSONSchema = `{"type": "string", "pattern": "^a+$"}` }, ErrInvalidSchema, "pattern"},
+		{"schema pattern", func(o *Options) { o.JSONSchema = `{"type": "string", "pattern": "^(a+$"}` }, ErrInvalidSchema, "pattern"},
 		{"schema type", func(o *Options) { o.JSONSchema = `{"type": "decimal"}` }, ErrInvalidSchema, "unrecognized schema"},
 		{"schema ref", func(o *Options) { o.JSONSchema = `{"$ref": "https://example.com/s.json"}` }, ErrInvalidSchema, "unsupported $ref"},
 	} {
