@@ -2,8 +2,11 @@ package sampler
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
+	"weak"
 
 	"github.com/llm-go/llm/engine"
 )
@@ -13,6 +16,39 @@ const (
 	dryMaxBreakerBytes = 40
 	dryMaxTailTokens   = 20
 )
+
+// breakerCache keeps each model's DRY breakers by their strings, so that a
+// server making a sampler per request matches them against the vocabulary
+// once. Entries go when their model is garbage.
+var breakerCache sync.Map // weak.Pointer[engine.Model] → *modelBreakers
+
+type modelBreakers struct {
+	mu    sync.Mutex
+	byKey map[string]map[engine.Token][][]engine.Token
+}
+
+// cachedDryBreakers is dryBreakers, remembered per model and strings. The
+// maps it returns are shared and must not be changed.
+func cachedDryBreakers(m *engine.Model, strs []string) (map[engine.Token][][]engine.Token, error) {
+	wp := weak.Make(m)
+	v, loaded := breakerCache.LoadOrStore(wp, &modelBreakers{byKey: map[string]map[engine.Token][][]engine.Token{}})
+	if !loaded {
+		runtime.AddCleanup(m, func(wp weak.Pointer[engine.Model]) { breakerCache.Delete(wp) }, wp)
+	}
+	mb := v.(*modelBreakers)
+	key := strings.Join(strs, "\x00")
+	mb.mu.Lock()
+	defer mb.mu.Unlock()
+	if b, ok := mb.byKey[key]; ok {
+		return b, nil
+	}
+	b, err := dryBreakers(m, strs)
+	if err != nil {
+		return nil, err
+	}
+	mb.byKey[key] = b
+	return b, nil
+}
 
 // dryBreakers turns sequence-breaker strings into token sequences as
 // llama.cpp's get_overlapping_token_sequences does: every token whose text

@@ -150,7 +150,7 @@ func newSampler(opts Options, model *engine.Model, nVocab, ctx int) (*Sampler, e
 			if model == nil {
 				return nil, fmt.Errorf("sampler: DRY sequence breakers are matched against the vocabulary: %w", ErrNeedsModel)
 			}
-			b, err := dryBreakers(model, opts.DRYSequenceBreakers)
+			b, err := cachedDryBreakers(model, opts.DRYSequenceBreakers)
 			if err != nil {
 				return nil, err
 			}
