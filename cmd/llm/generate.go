@@ -18,7 +18,7 @@ import (
 func init() {
 	register(&command{
 		name:    "generate",
-		usage:   "MODEL [flags] [PROMPT]  (or -m MODEL)",
+		usage:   "MODEL [flags] [PROMPT]  (or -m MODEL; or --remote URL [MODEL] [PROMPT])",
 		summary: "generate text from a prompt (read from stdin when absent)",
 		run:     runGenerate,
 	})
@@ -32,6 +32,7 @@ type generateOptions struct {
 	grammarFile string
 	verbose     bool
 	run         modelFlags
+	remote      remoteFlags
 }
 
 func runGenerate(ctx context.Context, sio *stdio, args []string) error {
@@ -41,11 +42,18 @@ func runGenerate(ctx context.Context, sio *stdio, args []string) error {
 	fs.IntVarP(&o.predict, "predict", "n", -1, "tokens to generate (-1: until end of generation or the context is full)")
 	registerSamplingFlags(fs, &o.sampling, &o.grammarFile)
 	o.run.register(fs)
+	o.remote.register(fs)
 	cmd := commands["generate"]
 	if err := parseFlags(fs, cmd, sio, args); err != nil {
 		return err
 	}
 	setupLogging(sio.err, o.verbose)
+	if err := o.remote.check(fs); err != nil {
+		return err
+	}
+	if o.remote.url != "" {
+		return runGenerateRemote(ctx, sio, o, fs.Args())
+	}
 	rest := fs.Args()
 	if o.model == "" && len(rest) > 0 {
 		o.model, rest = rest[0], rest[1:]

@@ -22,7 +22,7 @@ import (
 func init() {
 	register(&command{
 		name:    "run",
-		usage:   "[MODEL] [flags]",
+		usage:   "[MODEL] [flags]  (or --remote URL [MODEL])",
 		summary: "chat with a model (one answer when stdin is not a terminal)",
 		run:     runRun,
 	})
@@ -37,6 +37,7 @@ const DefaultRunModel = "Qwen/Qwen2.5-0.5B-Instruct-GGUF:Q4_K_M"
 // prompt and the sampling options, changed by the slash commands.
 type chatSession struct {
 	p        *llm.Pipeline
+	gen      llm.Generator // with --remote, what answers instead of p
 	model    string
 	system   string
 	messages []llm.Message
@@ -61,6 +62,7 @@ func runRun(ctx context.Context, sio *stdio, args []string) error {
 		predict     int
 		threads     int
 		ctxLen      int
+		remote      remoteFlags
 		s           chatSession
 	)
 	fs := newFlags("run", &verbose)
@@ -69,13 +71,21 @@ func runRun(ctx context.Context, sio *stdio, args []string) error {
 	fs.IntVarP(&predict, "predict", "n", -1, "most tokens per answer (-1: no limit)")
 	fs.IntVarP(&threads, "threads", "t", 0, "CPU threads (0: all)")
 	fs.IntVarP(&ctxLen, "ctx-size", "c", 0, "context length (0: 4096 or the model's, if smaller)")
+	remote.register(fs)
 	if err := parseFlags(fs, commands["run"], sio, args); err != nil {
 		return err
 	}
 	setupLogging(sio.err, verbose)
+	if err := remote.check(fs); err != nil {
+		return err
+	}
 	model := DefaultRunModel
 	switch fs.NArg() {
 	case 0:
+		if remote.url != "" {
+			model = "" // --remote-model, or the one the endpoint lists
+			break
+		}
 		fmt.Fprintf(sio.err, "llm: no MODEL given: chatting with %s\n", model)
 	case 1:
 		model = fs.Arg(0)
@@ -85,15 +95,25 @@ func runRun(ctx context.Context, sio *stdio, args []string) error {
 	if err := checkSampling(&s.sampling, grammarFile); err != nil {
 		return err
 	}
-	p, err := openPipeline(ctx, sio, model, threads, ctxLen)
-	if err != nil {
-		return err
+	if remote.url != "" {
+		r, err := remote.open(model)
+		if err != nil {
+			return err
+		}
+		defer r.Close()
+		s.gen, s.model = r, r.Name()
+	} else {
+		p, err := openPipeline(ctx, sio, model, threads, ctxLen)
+		if err != nil {
+			return err
+		}
+		defer p.Close()
+		s.p, s.model = p, model
+		if !p.HasChatTemplate() {
+			fmt.Fprintln(sio.err, "llm: this model has no chat template; the conversation is sent as plain text")
+		}
 	}
-	defer p.Close()
-	s.p, s.model, s.system, s.maxTok, s.out = p, model, system, predict, sio.out
-	if !p.HasChatTemplate() {
-		fmt.Fprintln(sio.err, "llm: this model has no chat template; the conversation is sent as plain text")
-	}
+	s.system, s.maxTok, s.out = system, predict, sio.out
 
 	in, isFile := sio.in.(*os.File)
 	if !isFile || !term.IsTerminal(int(in.Fd())) {
@@ -198,7 +218,7 @@ func (s *chatSession) answer(text string) error {
 	defer cancel()
 	var reply strings.Builder
 	var err error
-	for c, e := range s.p.ChatStream(ctx, msgs, llm.Sampling(s.sampling), llm.MaxTokens(s.maxTok)) {
+	for c, e := range s.generator().ChatStream(ctx, msgs, llm.Sampling(s.sampling), llm.MaxTokens(s.maxTok)) {
 		if e != nil {
 			err = e
 			break
@@ -217,6 +237,15 @@ func (s *chatSession) answer(text string) error {
 	}
 	s.messages = append(s.messages, llm.Message{Role: "assistant", Content: reply.String()})
 	return nil
+}
+
+// generator is what answers: the remote model with --remote, else the
+// pipeline.
+func (s *chatSession) generator() llm.Generator {
+	if s.gen != nil {
+		return s.gen
+	}
+	return s.p
 }
 
 const runHelp = `Commands:
@@ -288,6 +317,15 @@ func (s *chatSession) show(args []string) {
 	what := "info"
 	if len(args) > 0 {
 		what = args[0]
+	}
+	if s.p == nil && (what == "info" || what == "template") {
+		// --remote: there is no model here to describe.
+		if what == "info" {
+			fmt.Fprintf(s.out, "%s, %d messages so far\n", s.gen, len(s.messages))
+		} else {
+			fmt.Fprintln(s.out, "(a remote model: its server applies the chat template)")
+		}
+		return
 	}
 	switch what {
 	case "info":
