@@ -3,7 +3,9 @@ package llm
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 
 	"github.com/llm-go/llm/modelfile"
 	"github.com/llm-go/llm/sampler"
@@ -54,13 +56,13 @@ func lookupPreset(name string, cfg *config) (*modelfile.Settings, []GenerateOpti
 // nil, num_ctx, num_thread and num_gpu set it where it is unset. An
 // unknown parameter or a bad value is an error naming it.
 func presetOptions(st *modelfile.Settings, cfg *config) ([]GenerateOption, error) {
-	o := sampler.DefaultOptions()
+	o, err := PresetSampling(st)
+	if err != nil {
+		return nil, err
+	}
 	var opts []GenerateOption
 	for name, v := range st.Parameters {
 		if !presetLoadParams[name] {
-			if err := o.SetOllama(name, v); err != nil {
-				return nil, err
-			}
 			continue
 		}
 		f, isNum := v.(float64)
@@ -88,6 +90,22 @@ func presetOptions(st *modelfile.Settings, cfg *config) ([]GenerateOption, error
 		opts = append(opts, Stop(st.Stop...))
 	}
 	return opts, nil
+}
+
+// PresetSampling returns a preset's sampling options: its sampling
+// PARAMETERs by their Ollama names over sampler.DefaultOptions. An unknown
+// parameter or a bad value is an error naming it.
+func PresetSampling(st *modelfile.Settings) (sampler.Options, error) {
+	o := sampler.DefaultOptions()
+	for _, name := range slices.Sorted(maps.Keys(st.Parameters)) {
+		if presetLoadParams[name] {
+			continue
+		}
+		if err := o.SetOllama(name, st.Parameters[name]); err != nil {
+			return sampler.Options{}, err
+		}
+	}
+	return o, nil
 }
 
 // Preset returns the preset the pipeline was opened with, or nil.

@@ -77,3 +77,17 @@ func TestCreatePreset(t *testing.T) {
 		t.Errorf("after rm, list still shows it:\n%s", out)
 	}
 }
+
+// TestSamplersFlag: --samplers orders the stages as llama.cpp's flag does;
+// an unknown stage is a usage error naming it.
+func TestSamplersFlag(t *testing.T) {
+	model := shareddata.Path(t, "models", "stories260K.gguf")
+	code, out, stderr := run(t, "", "generate", model, "--samplers", "top_k;temperature", "--top-k", "1", "-n", "8", "-t", "1", "Once upon a time")
+	if code != 0 || !strings.HasPrefix(out, ", there was a little girl") {
+		t.Errorf("top-k 1 then temperature: exit %d (%s): %q", code, stderr, out)
+	}
+	code, _, stderr = run(t, "", "generate", model, "--samplers", "top_k;bogus", "Once")
+	if code != 2 || !strings.Contains(stderr, "bogus") {
+		t.Errorf("an unknown stage: exit %d: %s", code, stderr)
+	}
+}

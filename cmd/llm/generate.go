@@ -66,6 +66,16 @@ func runGenerate(ctx context.Context, sio *stdio, args []string) error {
 	case o.predict < -1:
 		return usagef("--predict must be -1 or more, got %d", o.predict)
 	}
+	if st, err := lookupPreset(o.model); err != nil {
+		return err
+	} else if st != nil {
+		// A preset: its model, with its parameters under the flags. A
+		// raw completion uses neither its template nor its system prompt.
+		if err := applyPreset(fs, st, presetFlags{&o.sampling, &o.predict, &o.run.ctxLen, &o.run.threads}); err != nil {
+			return err
+		}
+		o.model = st.Model
+	}
 	if err := o.run.check(); err != nil {
 		return err
 	}
@@ -222,9 +232,38 @@ func registerSamplingFlags(fs *pflag.FlagSet, o *sampler.Options, grammarFile *s
 	fs.Float64Var(&o.XTCProbability, "xtc-probability", o.XTCProbability, "chance of XTC removing the top tokens (0: off)")
 	fs.Float64Var(&o.XTCThreshold, "xtc-threshold", o.XTCThreshold, "XTC probability threshold (> 0.5: off)")
 	fs.Int64Var(&o.Seed, "seed", -1, "random seed (-1: random)")
+	fs.Var(orderValue{o}, "samplers", "the order of the sampling stages, ';'-separated, as llama.cpp's --samplers (penalties;dry;top_n_sigma;top_k;typ_p;top_p;min_p;xtc;temperature)")
 	fs.StringVar(grammarFile, "grammar-file", "", "constrain the output to the GBNF grammar in this file")
 	fs.StringVar(&o.JSONSchema, "json-schema", "", "constrain the output to JSON matching this JSON schema (inline JSON)")
 }
+
+// orderValue is the --samplers flag, bound to the options' stage order.
+type orderValue struct{ o *sampler.Options }
+
+func (v orderValue) String() string {
+	if v.o == nil || v.o.Order == nil {
+		return ""
+	}
+	parts := make([]string, len(v.o.Order))
+	for i, st := range v.o.Order {
+		parts[i] = string(st)
+	}
+	return strings.Join(parts, ";")
+}
+
+func (v orderValue) Set(s string) error {
+	order, err := sampler.ParseOrder(s)
+	if err != nil {
+		return err
+	}
+	if len(order) == 0 {
+		return errors.New("no sampling stage named")
+	}
+	v.o.Order = order
+	return nil
+}
+
+func (v orderValue) Type() string { return "list" }
 
 // samplingFlags maps the sampler's option names to the flags above.
 var samplingFlags = map[string]string{
@@ -234,6 +273,7 @@ var samplingFlags = map[string]string{
 	"mirostat": "--mirostat", "mirostat_tau": "--mirostat-tau", "mirostat_eta": "--mirostat-eta",
 	"dry_multiplier": "--dry-multiplier", "xtc_probability": "--xtc-probability",
 	"xtc_threshold": "--xtc-threshold", "grammar": "--grammar-file", "json_schema": "--json-schema",
+	"samplers": "--samplers",
 }
 
 // checkSampling reads the grammar file into o and validates the options,

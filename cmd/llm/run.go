@@ -92,6 +92,15 @@ func runRun(ctx context.Context, sio *stdio, args []string) error {
 	default:
 		return usagef("at most one MODEL expected (a GGUF file, an HF directory or a Hub name), got %d", fs.NArg())
 	}
+	if remote.url == "" {
+		if st, err := lookupPreset(model); err != nil {
+			return err
+		} else if st != nil {
+			if err := applyPreset(fs, st, presetFlags{&s.sampling, &predict, &ctxLen, &threads}); err != nil {
+				return err
+			}
+		}
+	}
 	if err := checkSampling(&s.sampling, grammarFile); err != nil {
 		return err
 	}
