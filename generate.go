@@ -150,12 +150,19 @@ func Logprobs(top int) GenerateOption { return func(g *genConfig) { g.logprobs =
 func Echo() GenerateOption { return func(g *genConfig) { g.echo = true } }
 
 func (p *Pipeline) genConfig(opts []GenerateOption) (genConfig, error) {
+	return newGenConfig(p.defaults, opts)
+}
+
+// newGenConfig applies defaults, then opts, to the defaults of every
+// Generator, and checks the result. Nil options are skipped.
+func newGenConfig(defaults, opts []GenerateOption) (genConfig, error) {
 	g := genConfig{maxTokens: -1, sampling: sampler.DefaultOptions(), logprobs: -1}
-	for _, o := range p.defaults {
-		o(&g)
-	}
-	for _, o := range opts {
-		o(&g)
+	for _, list := range [][]GenerateOption{defaults, opts} {
+		for _, o := range list {
+			if o != nil {
+				o(&g)
+			}
+		}
 	}
 	if g.logprobs > MaxTopLogprobs {
 		return g, fmt.Errorf("llm: Logprobs(%d): at most %d alternatives", g.logprobs, MaxTopLogprobs)

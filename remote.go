@@ -17,8 +17,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/llm-go/llm/sampler"
 )
 
 // Errors of a RemoteModel that callers can test with errors.Is.
@@ -370,23 +368,7 @@ func (r *RemoteModel) checkOpen() error {
 
 // remoteGenConfig applies opts to the defaults, as a Pipeline does, and
 // checks them.
-func remoteGenConfig(opts []GenerateOption) (genConfig, error) {
-	g := genConfig{maxTokens: -1, sampling: sampler.DefaultOptions(), logprobs: -1}
-	for _, o := range opts {
-		if o != nil {
-			o(&g)
-		}
-	}
-	if g.logprobs > MaxTopLogprobs {
-		return g, fmt.Errorf("llm: Logprobs(%d): at most %d alternatives", g.logprobs, MaxTopLogprobs)
-	}
-	for _, s := range g.stops {
-		if s == "" {
-			return g, errors.New("llm: an empty stop string")
-		}
-	}
-	return g, nil
-}
+func remoteGenConfig(opts []GenerateOption) (genConfig, error) { return newGenConfig(nil, opts) }
 
 // Models lists the models the endpoint serves (GET /models).
 func (r *RemoteModel) Models(ctx context.Context) ([]string, error) {
