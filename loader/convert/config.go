@@ -3,6 +3,7 @@ package convert
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 )
@@ -27,6 +28,12 @@ type hfConfig struct {
 	EOSTokenID            json.RawMessage `json:"eos_token_id"`
 	PadTokenID            json.RawMessage `json:"pad_token_id"`
 	RopeScaling           json.RawMessage `json:"rope_scaling"`
+	PartialRotaryFactor   *float64        `json:"partial_rotary_factor"`
+	OrigMaxPos            json.RawMessage `json:"original_max_position_embeddings"`
+	SlidingWindow         json.RawMessage `json:"sliding_window"`
+	AttnLogitSoftcapping  json.RawMessage `json:"attn_logit_softcapping"`
+	FinalLogitSoftcapping json.RawMessage `json:"final_logit_softcapping"`
+	QueryPreAttnScalar    json.RawMessage `json:"query_pre_attn_scalar"`
 
 	// GPT-2 names.
 	NEmbd            int      `json:"n_embd"`
@@ -42,6 +49,11 @@ type hparams struct {
 	hidden, ffn, layers, heads, kvHeads, headDim, vocab, ctxLen int
 	rmsEps, ropeTheta                                           float64
 	tied                                                        bool
+	ropeDim                                                     int // rotated dimensions per head
+	rope                                                        ropeScaling
+	// Gemma 2: soft-capping and sliding window.
+	attnSoftcap, finalSoftcap float64
+	slidingWindow             int
 }
 
 func readConfig(dir string) (*hfConfig, error) {
@@ -56,14 +68,11 @@ func readConfig(dir string) (*hfConfig, error) {
 	return &c, nil
 }
 
-func (c *hfConfig) hparams(arch archSpec) (hparams, error) {
+func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	if arch.gguf == "gpt2" {
 		return c.gpt2Hparams()
 	}
-	if len(c.RopeScaling) > 0 && string(c.RopeScaling) != "null" {
-		return hparams{}, fmt.Errorf("%w rope_scaling %s (only plain rope is converted)", ErrUnsupported, c.RopeScaling)
-	}
-	h := hparams{
+	h = hparams{
 		hidden:  c.HiddenSize,
 		ffn:     c.IntermediateSize,
 		layers:  c.NumHiddenLayers,
@@ -106,27 +115,50 @@ func (c *hfConfig) hparams(arch archSpec) (hparams, error) {
 	if c.RMSNormEps != nil {
 		h.rmsEps = *c.RMSNormEps
 	}
-	h.ropeTheta = 10000
-	if c.RopeTheta != nil {
-		h.ropeTheta = *c.RopeTheta
-	} else if len(c.RopeParameters) > 0 && string(c.RopeParameters) != "null" {
-		// transformers 5: {"rope_theta": ..., "rope_type": "default"}.
-		var rp struct {
-			RopeTheta *float64 `json:"rope_theta"`
-			RopeType  string   `json:"rope_type"`
+	var partial float64
+	if h.ropeTheta, partial, h.rope, err = c.rope(h.ctxLen); err != nil {
+		return h, err
+	}
+	if h.rope.kind == ropeLlama3 && !arch.ropeFreqs {
+		return h, fmt.Errorf("%w: llama3 rope scaling for %s (llama.cpp's %s arch loads no rope_freqs tensor)", ErrUnsupported, arch.hf, arch.gguf)
+	}
+	h.ropeDim = h.headDim
+	if partial != 1 {
+		if !arch.partialRotary {
+			return h, fmt.Errorf("%w: partial_rotary_factor %v for %s", ErrUnsupported, partial, arch.hf)
 		}
-		if err := json.Unmarshal(c.RopeParameters, &rp); err != nil {
-			return h, fmt.Errorf("convert: config.json: rope_parameters: %w", err)
-		}
-		if rp.RopeType != "" && rp.RopeType != "default" {
-			return h, fmt.Errorf("%w rope_type %q (only default rope is converted)", ErrUnsupported, rp.RopeType)
-		}
-		if rp.RopeTheta != nil {
-			h.ropeTheta = *rp.RopeTheta
+		h.ropeDim = int(partial * float64(h.headDim))
+		if h.ropeDim <= 0 || h.ropeDim > h.headDim || h.ropeDim%2 != 0 {
+			return h, fmt.Errorf("%w: config.json: partial_rotary_factor %v gives %d rotated dimensions of %d", ErrMismatch, partial, h.ropeDim, h.headDim)
 		}
 	}
+	if arch.fused && h.headDim*h.heads != h.hidden {
+		// llama.cpp's phi3 arch splits the fused qkv at hidden_size.
+		return h, fmt.Errorf("%w: head_dim %d × %d heads differs from hidden_size %d for %s", ErrUnsupported, h.headDim, h.heads, h.hidden, arch.hf)
+	}
 	h.tied = c.TieWordEmbeddings != nil && *c.TieWordEmbeddings
+	if arch.tiedOnly {
+		if c.TieWordEmbeddings != nil && !*c.TieWordEmbeddings {
+			return h, fmt.Errorf("%w: %s with tie_word_embeddings false (llama.cpp's %s arch has no output tensor)", ErrUnsupported, arch.hf, arch.gguf)
+		}
+		h.tied = true
+	}
+	if arch.postNorms {
+		if err := gemma2Hparams(c, &h); err != nil {
+			return h, err
+		}
+	}
 	return h, nil
+}
+
+// positiveInt decodes an optional positive integer config value; absent,
+// null or not a positive integer gives 0.
+func positiveInt(raw json.RawMessage) int {
+	var f float64
+	if isNull(raw) || json.Unmarshal(raw, &f) != nil || f != math.Trunc(f) || f <= 0 || f > math.MaxUint32 {
+		return 0
+	}
+	return int(f)
 }
 
 // firstID returns the first integer of a config token id, which may be a

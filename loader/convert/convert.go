@@ -17,13 +17,41 @@
 //     biases and with the per-head RMS norm weights q_norm and k_norm
 //     (blk.N.attn_q_norm.weight, blk.N.attn_k_norm.weight); head_dim comes
 //     from config.json.
+//   - Phi3ForCausalLM (Phi-3 mini and medium; not Phi3SmallForCausalLM)
+//     → GGUF arch "phi3": the fused qkv_proj and gate_up_proj weights are
+//     kept fused (blk.N.attn_qkv.weight, and blk.N.ffn_up.weight holding
+//     the gate then the up rows), unpermuted (llama.cpp uses NEOX rope for
+//     phi3); partial_rotary_factor sets rope.dimension_count; the
+//     sliding_window and original_max_position_embeddings are written as
+//     convert_hf_to_gguf.py does. head_dim × heads must be hidden_size.
+//   - GemmaForCausalLM → GGUF arch "gemma" and Gemma2ForCausalLM → "gemma2":
+//     unpermuted (NEOX rope), every RMS norm weight w written as 1+w
+//     (Gemma scales by 1+w, llama.cpp by the weight, as
+//     convert_hf_to_gguf.py does), the head always tied (an lm_head.weight
+//     is skipped; tie_word_embeddings false is refused). Gemma 2's
+//     post_attention_layernorm, pre_feedforward_layernorm and
+//     post_feedforward_layernorm become post_attention_norm, ffn_norm and
+//     post_ffw_norm; attn_logit_softcapping, final_logit_softcapping and
+//     sliding_window are written; llama.cpp always soft-caps, always uses
+//     the sliding window and takes the query scale from the shape, so
+//     configs that turn these off or set another query_pre_attn_scalar
+//     are refused. The embedding scaling by sqrt(hidden_size) and the
+//     tanh GELU are llama.cpp's graph.
 //   - GPT2LMHeadModel → GGUF arch "gpt2": the Conv1D weights, stored
 //     [in, out], are transposed; the head is tied to the embeddings.
+//
+// Rope scaling (rope_scaling, or transformers 5's rope_parameters): "linear"
+// and "yarn" are written as {arch}.rope.scaling.* keys; "llama3" (Llama
+// 3.1 and later) as the rope_freqs.weight tensor of per-frequency divisors
+// llama.cpp's llama arch applies, so only for Llama and Mistral. Other
+// types (dynamic, longrope, ...) are refused with ErrUnsupported.
 //
 // The vocabulary is taken from tokenizer.json, not from the architecture:
 // a BPE model with byte_fallback and a Prepend("▁") normalizer is a
 // SentencePiece-style vocabulary and is written as tokenizer.ggml.model
-// "llama", with scores derived from the merge ranks. A byte-level BPE
+// "llama", with scores derived from the merge ranks; with a normalizer that
+// only replaces spaces by "▁" (Gemma's) it is the same with
+// tokenizer.ggml.add_space_prefix false. A byte-level BPE
 // (ByteLevel pre-tokenizer, no byte_fallback) is written as "gpt2" with its
 // merges; it is accepted for GPT2LMHeadModel only, whose pre-tokenizer
 // llama.cpp calls "gpt-2" (other architectures' byte-level pre-tokenizers
@@ -78,13 +106,32 @@ type archSpec struct {
 	qkvBias bool   // q/k/v biases are required
 	noBias  bool   // attention biases are not accepted (llama.cpp loads none)
 	qkNorm  bool   // per-head q_norm/k_norm weights are required
+	// ropeFreqs: llama.cpp loads a rope_freqs tensor (llama3 scaling).
+	ropeFreqs bool
+	// fused: the attention projections are one qkv_proj and the MLP's
+	// gate and up projections one gate_up_proj (Phi-3).
+	fused bool
+	// partialRotary: partial_rotary_factor is honoured.
+	partialRotary bool
+	// normShift is added to every RMS norm weight (Gemma stores w for a
+	// scale of 1+w; llama.cpp multiplies by the weight).
+	normShift float32
+	// tiedOnly: llama.cpp has no output tensor for the arch; the head is
+	// always the embeddings and an lm_head.weight is skipped.
+	tiedOnly bool
+	// postNorms: Gemma 2's norms after the attention and the MLP, its
+	// soft-capping and sliding window.
+	postNorms bool
 }
 
 var archs = []archSpec{
-	{hf: "LlamaForCausalLM", gguf: "llama", permute: true},
-	{hf: "MistralForCausalLM", gguf: "llama", permute: true},
+	{hf: "LlamaForCausalLM", gguf: "llama", permute: true, ropeFreqs: true},
+	{hf: "MistralForCausalLM", gguf: "llama", permute: true, ropeFreqs: true},
 	{hf: "Qwen2ForCausalLM", gguf: "qwen2", qkvBias: true},
 	{hf: "Qwen3ForCausalLM", gguf: "qwen3", noBias: true, qkNorm: true},
+	{hf: "Phi3ForCausalLM", gguf: "phi3", noBias: true, fused: true, partialRotary: true},
+	{hf: "GemmaForCausalLM", gguf: "gemma", noBias: true, normShift: 1, tiedOnly: true},
+	{hf: "Gemma2ForCausalLM", gguf: "gemma2", noBias: true, normShift: 1, tiedOnly: true, postNorms: true},
 	{hf: "GPT2LMHeadModel", gguf: "gpt2"},
 }
 
@@ -211,11 +258,18 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		w.Set(a+".attention.head_count_kv", gguf.Uint32(uint32(hp.kvHeads)))
 		w.Set(a+".rope.freq_base", gguf.Float32(float32(hp.ropeTheta)))
 		w.Set(a+".attention.layer_norm_rms_epsilon", gguf.Float32(float32(hp.rmsEps)))
-		w.Set(a+".rope.dimension_count", gguf.Uint32(uint32(hp.headDim)))
+		w.Set(a+".rope.dimension_count", gguf.Uint32(uint32(hp.ropeDim)))
 		if hp.headDim*hp.heads != hp.hidden {
 			w.Set(a+".attention.key_length", gguf.Uint32(uint32(hp.headDim)))
 			w.Set(a+".attention.value_length", gguf.Uint32(uint32(hp.headDim)))
 		}
+		if arch.fused {
+			phi3Keys(w, cfg)
+		}
+		if arch.postNorms {
+			gemma2Keys(w, hp)
+		}
+		hp.rope.write(w, a)
 	}
 	voc.write(w)
 
@@ -227,6 +281,11 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 	}
 	if err != nil {
 		return fail(err)
+	}
+	if hp.rope.kind == ropeLlama3 {
+		// As convert_hf_to_gguf.py, ahead of the checkpoint's tensors.
+		freqs := llama3RopeFreqs(hp.ropeTheta, hp.ropeDim, hp.rope)
+		plan = append([]tensorPlan{{ggufName: "rope_freqs.weight", shape: []int64{int64(len(freqs))}, gen: freqs, layer: -1}}, plan...)
 	}
 	tw := &tensorWriter{st: st, progress: opts.Progress}
 	for _, p := range plan {

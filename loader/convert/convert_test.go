@@ -575,7 +575,8 @@ func replaceFile(t *testing.T, dir, name string, data []byte) {
 }
 
 // TestTransformers5Config checks rope_parameters (transformers 5) in place
-// of rope_theta, the rejection of rope_scaling, and chat_template.jinja.
+// of rope_theta, the rejection of an unsupported rope_scaling type, and
+// chat_template.jinja.
 func TestTransformers5Config(t *testing.T) {
 	dir := copyFixture(t, "tiny-qwen2-st", func(c map[string]any) {
 		delete(c, "rope_theta")
@@ -612,11 +613,11 @@ func TestTransformers5Config(t *testing.T) {
 	}
 
 	dir = copyFixture(t, "tiny-llama-st", func(c map[string]any) {
-		c["rope_scaling"] = map[string]any{"rope_type": "llama3", "factor": 8.0}
+		c["rope_scaling"] = map[string]any{"rope_type": "dynamic", "factor": 8.0}
 	})
 	err = convert.Convert(context.Background(), dir, filepath.Join(t.TempDir(), "y.gguf"), convert.Options{})
-	if !errors.Is(err, convert.ErrUnsupported) || !strings.Contains(err.Error(), "rope_scaling") {
-		t.Errorf("rope_scaling: got %v, want ErrUnsupported naming rope_scaling", err)
+	if !errors.Is(err, convert.ErrUnsupported) || !strings.Contains(err.Error(), "rope_scaling") || !strings.Contains(err.Error(), "dynamic") {
+		t.Errorf("rope_scaling: got %v, want ErrUnsupported naming rope_scaling and dynamic", err)
 	}
 }
 

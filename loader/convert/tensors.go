@@ -19,181 +19,6 @@ import (
 	"github.com/llm-go/llm/loader/safetensors"
 )
 
-// tensorPlan is one output tensor.
-type tensorPlan struct {
-	hfName   string
-	ggufName string
-	shape    []int64 // row-major (HF) shape
-	permute  int     // > 0: permute rows with this many heads
-	transpo  bool    // transpose a 2-D [in, out] tensor to [out, in]
-	layer    int     // block number, -1 outside the blocks
-}
-
-// sortPlan orders the tensors by rank, then by block number (numerically,
-// so blk.10 follows blk.9), keeping the checkpoint's order otherwise.
-func sortPlan(plan []tensorPlan, rank func(string) int) {
-	slices.SortStableFunc(plan, func(a, b tensorPlan) int {
-		if r := rank(a.ggufName) - rank(b.ggufName); r != 0 {
-			return r
-		}
-		return a.layer - b.layer
-	})
-}
-
-// outShape is the row-major shape written.
-func (p tensorPlan) outShape() []int64 {
-	if p.transpo {
-		return []int64{p.shape[1], p.shape[0]}
-	}
-	return p.shape
-}
-
-var layerRE = regexp.MustCompile(`^model\.layers\.(\d+)\.(.+)$`)
-
-// layerNames maps the per-layer HF suffixes to GGUF names.
-var layerNames = map[string]string{
-	"input_layernorm.weight":          "attn_norm.weight",
-	"self_attn.q_proj.weight":         "attn_q.weight",
-	"self_attn.k_proj.weight":         "attn_k.weight",
-	"self_attn.v_proj.weight":         "attn_v.weight",
-	"self_attn.o_proj.weight":         "attn_output.weight",
-	"self_attn.q_proj.bias":           "attn_q.bias",
-	"self_attn.k_proj.bias":           "attn_k.bias",
-	"self_attn.v_proj.bias":           "attn_v.bias",
-	"self_attn.o_proj.bias":           "attn_output.bias",
-	"post_attention_layernorm.weight": "ffn_norm.weight",
-	"mlp.gate_proj.weight":            "ffn_gate.weight",
-	"mlp.up_proj.weight":              "ffn_up.weight",
-	"mlp.down_proj.weight":            "ffn_down.weight",
-	"self_attn.q_norm.weight":         "attn_q_norm.weight",
-	"self_attn.k_norm.weight":         "attn_k_norm.weight",
-}
-
-// expectedShape returns the row-major shape config.json implies for a
-// per-layer tensor suffix.
-func expectedShape(suffix string, h hparams) []int64 {
-	H, I := int64(h.hidden), int64(h.ffn)
-	q, kv := int64(h.heads*h.headDim), int64(h.kvHeads*h.headDim)
-	switch suffix {
-	case "input_layernorm.weight", "post_attention_layernorm.weight", "self_attn.o_proj.bias":
-		return []int64{H}
-	case "self_attn.q_proj.weight":
-		return []int64{q, H}
-	case "self_attn.k_proj.weight", "self_attn.v_proj.weight":
-		return []int64{kv, H}
-	case "self_attn.o_proj.weight":
-		return []int64{H, q}
-	case "self_attn.q_proj.bias":
-		return []int64{q}
-	case "self_attn.q_norm.weight", "self_attn.k_norm.weight":
-		return []int64{int64(h.headDim)}
-	case "self_attn.k_proj.bias", "self_attn.v_proj.bias":
-		return []int64{kv}
-	case "mlp.gate_proj.weight", "mlp.up_proj.weight":
-		return []int64{I, H}
-	case "mlp.down_proj.weight":
-		return []int64{H, I}
-	}
-	return nil
-}
-
-// ignored are checkpoint tensors that carry no weights llama.cpp needs.
-var ignoredRE = regexp.MustCompile(`(^|\.)rotary_emb\.inv_freq$`)
-
-// planTensors maps every checkpoint tensor to its GGUF name and checks its
-// shape against the config.
-func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, error) {
-	var plan []tensorPlan
-	seen := map[string]bool{}
-	V, H := int64(h.vocab), int64(h.hidden)
-	for _, t := range st.Tensors() {
-		p := tensorPlan{layer: -1}
-		var want []int64
-		switch {
-		case ignoredRE.MatchString(t.Name):
-			continue
-		case t.Name == "model.embed_tokens.weight":
-			p.ggufName, want = "token_embd.weight", []int64{V, H}
-		case t.Name == "model.norm.weight":
-			p.ggufName, want = "output_norm.weight", []int64{H}
-		case t.Name == "lm_head.weight":
-			p.ggufName, want = "output.weight", []int64{V, H}
-		default:
-			m := layerRE.FindStringSubmatch(t.Name)
-			if m == nil {
-				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, t.Name, arch.hf)
-			}
-			n, err := strconv.Atoi(m[1])
-			if err != nil || n >= h.layers {
-				return nil, fmt.Errorf("%w: tensor %q: layer %s is outside num_hidden_layers %d", ErrMismatch, t.Name, m[1], h.layers)
-			}
-			g, ok := layerNames[m[2]]
-			isNorm := m[2] == "self_attn.q_norm.weight" || m[2] == "self_attn.k_norm.weight"
-			isBias := strings.HasPrefix(m[2], "self_attn.") && strings.HasSuffix(m[2], ".bias")
-			if !ok || (isNorm && !arch.qkNorm) || (isBias && arch.noBias) {
-				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, t.Name, arch.hf)
-			}
-			p.ggufName, p.layer = fmt.Sprintf("blk.%d.%s", n, g), n
-			want = expectedShape(m[2], h)
-			if arch.permute {
-				switch m[2] {
-				case "self_attn.q_proj.weight", "self_attn.q_proj.bias":
-					p.permute = h.heads
-				case "self_attn.k_proj.weight", "self_attn.k_proj.bias":
-					p.permute = h.kvHeads
-				}
-			}
-		}
-		if !slices.Equal(t.Shape, want) {
-			return nil, fmt.Errorf("%w: tensor %q has shape %v, config.json implies %v", ErrMismatch, t.Name, t.Shape, want)
-		}
-		p.hfName, p.shape = t.Name, t.Shape
-		seen[p.ggufName] = true
-		plan = append(plan, p)
-	}
-
-	required := []string{"token_embd.weight", "output_norm.weight"}
-	if !h.tied {
-		required = append(required, "output.weight")
-	}
-	for i := range h.layers {
-		for _, s := range []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"} {
-			required = append(required, fmt.Sprintf("blk.%d.%s.weight", i, s))
-		}
-		if arch.qkvBias {
-			for _, s := range []string{"attn_q", "attn_k", "attn_v"} {
-				required = append(required, fmt.Sprintf("blk.%d.%s.bias", i, s))
-			}
-		}
-		if arch.qkNorm {
-			for _, s := range []string{"attn_q_norm", "attn_k_norm"} {
-				required = append(required, fmt.Sprintf("blk.%d.%s.weight", i, s))
-			}
-		}
-	}
-	for _, r := range required {
-		if !seen[r] {
-			return nil, fmt.Errorf("%w: the checkpoint has no tensor for %s", ErrMismatch, r)
-		}
-	}
-	// Keep llama.cpp's conventional order: token_embd, blocks, output_norm,
-	// output. The safetensors order (by name) already groups the blocks.
-	sortPlan(plan, rank)
-	return plan, nil
-}
-
-func rank(name string) int {
-	switch name {
-	case "token_embd.weight":
-		return 0
-	case "output_norm.weight":
-		return 2
-	case "output.weight":
-		return 3
-	}
-	return 1
-}
-
 // chunkBytes is the size of the source data converted at a time.
 const chunkBytes = 4 << 20
 
@@ -322,6 +147,9 @@ func f32ToF16(w uint32) uint16 {
 
 // writeTensor reads one tensor, converts it and writes it as typ.
 func (tw *tensorWriter) writeTensor(ctx context.Context, w io.Writer, p tensorPlan, typ gguf.Type) error {
+	if p.gen != nil {
+		return tw.encode(w, p.gen, typ)
+	}
 	if p.transpo {
 		data, err := tw.st.Float32s(p.hfName)
 		if err != nil {
@@ -420,9 +248,9 @@ func (tw *tensorWriter) produce(ctx context.Context, p tensorPlan, typ gguf.Type
 		}
 		var out []byte
 		switch {
-		case (typ == gguf.TypeF32 && info.DType == safetensors.F32) || (typ == gguf.TypeF16 && info.DType == safetensors.F16):
+		case p.shift == 0 && ((typ == gguf.TypeF32 && info.DType == safetensors.F32) || (typ == gguf.TypeF16 && info.DType == safetensors.F16)):
 			out = raw
-		case typ == gguf.TypeF16 && (info.DType == safetensors.BF16 || info.DType == safetensors.F32):
+		case p.shift == 0 && typ == gguf.TypeF16 && (info.DType == safetensors.BF16 || info.DType == safetensors.F32):
 			out = toF16(&tw.outs[slot], raw, info.DType)
 		default:
 			if cap(tw.f32) < step*cols {
@@ -431,6 +259,11 @@ func (tw *tensorWriter) produce(ctx context.Context, p tensorPlan, typ gguf.Type
 			vals := tw.f32[:n*cols]
 			if err := safetensors.DecodeFloat32s(vals, info.DType, raw); err != nil {
 				return fmt.Errorf("tensor %q: %w", p.hfName, err)
+			}
+			if p.shift != 0 {
+				for i := range vals {
+					vals[i] += p.shift
+				}
 			}
 			var err error
 			if out, err = encodeInto(&tw.outs[slot], vals, typ); err != nil {

@@ -36,6 +36,10 @@ type vocab struct {
 	bos, eos, unk, pad int // -1 when unknown
 	addBOS, addEOS     *bool
 	chatTemplate       string
+	// addSpacePrefix, if not nil, is tokenizer.ggml.add_space_prefix:
+	// false for a SentencePiece-style vocabulary whose normalizer
+	// replaces spaces with "▁" but prepends none (Gemma).
+	addSpacePrefix *bool
 }
 
 type tokenizerJSON struct {
@@ -56,8 +60,12 @@ type tokenizerJSON struct {
 }
 
 type normalizerJSON struct {
-	Type          string           `json:"type"`
-	Prepend       string           `json:"prepend"`
+	Type    string `json:"type"`
+	Prepend string `json:"prepend"`
+	Pattern struct {
+		String *string `json:"String"`
+	} `json:"pattern"`
+	Content       string           `json:"content"`
 	Normalizers   []normalizerJSON `json:"normalizers"`
 	PreTokenizers []normalizerJSON `json:"pretokenizers"`
 }
@@ -81,6 +89,20 @@ func (n normalizerJSON) prepends(s string) bool {
 	}
 	for _, c := range n.Normalizers {
 		if c.prepends(s) {
+			return true
+		}
+	}
+	return false
+}
+
+// replaces reports whether n or one of its children replaces the string
+// from with to.
+func (n normalizerJSON) replaces(from, to string) bool {
+	if n.Type == "Replace" && n.Pattern.String != nil && *n.Pattern.String == from && n.Content == to {
+		return true
+	}
+	for _, c := range n.Normalizers {
+		if c.replaces(from, to) {
 			return true
 		}
 	}
@@ -112,7 +134,8 @@ func readVocab(dir string, cfg *hfConfig, arch archSpec) (*vocab, error) {
 			return nil, fmt.Errorf("convert: tokenizer.json: pre_tokenizer: %w", err)
 		}
 	}
-	spm := tj.Model.Type == "BPE" && tj.Model.ByteFallback && norm.prepends("▁")
+	spacePrefix := norm.prepends("▁")
+	spm := tj.Model.Type == "BPE" && tj.Model.ByteFallback && (spacePrefix || norm.replaces(" ", "▁"))
 	byteLevel := tj.Model.Type == "BPE" && !tj.Model.ByteFallback && pre.has("ByteLevel")
 	switch {
 	case spm:
@@ -121,13 +144,17 @@ func readVocab(dir string, cfg *hfConfig, arch archSpec) (*vocab, error) {
 		return nil, fmt.Errorf("%w tokenizer: a byte-level BPE tokenizer is converted only for GPT2LMHeadModel (its pre-tokenizer for %s is not known)",
 			ErrUnsupported, arch.hf)
 	default:
-		return nil, fmt.Errorf("%w tokenizer: only SentencePiece-style BPE (byte_fallback and a Prepend(\"▁\") normalizer) and GPT-2 byte-level BPE tokenizer.json files are converted; this one has model %q, byte_fallback %v",
+		return nil, fmt.Errorf("%w tokenizer: only SentencePiece-style BPE (byte_fallback and a normalizer with Prepend(\"▁\") or Replace(\" \", \"▁\")) and GPT-2 byte-level BPE tokenizer.json files are converted; this one has model %q, byte_fallback %v",
 			ErrUnsupported, tj.Model.Type, tj.Model.ByteFallback)
 	}
 
 	v := &vocab{model: "llama", bos: -1, eos: -1, unk: -1, pad: -1}
 	if byteLevel {
 		v.model, v.pre = "gpt2", "gpt-2"
+	}
+	if spm && !spacePrefix {
+		f := false
+		v.addSpacePrefix = &f
 	}
 	n := 0
 	for _, id := range tj.Model.Vocab {
@@ -382,6 +409,9 @@ func (v *vocab) write(w *gguf.Writer) {
 	}
 	if v.addEOS != nil {
 		w.Set("tokenizer.ggml.add_eos_token", gguf.Bool(*v.addEOS))
+	}
+	if v.addSpacePrefix != nil {
+		w.Set("tokenizer.ggml.add_space_prefix", gguf.Bool(*v.addSpacePrefix))
 	}
 	if v.chatTemplate != "" {
 		w.Set("tokenizer.chat_template", gguf.String(v.chatTemplate))

@@ -1,0 +1,224 @@
+package convert
+
+import (
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/llm-go/llm/loader/safetensors"
+)
+
+// tensorPlan is one output tensor.
+type tensorPlan struct {
+	hfName   string
+	ggufName string
+	shape    []int64   // row-major (HF) shape
+	permute  int       // > 0: permute rows with this many heads
+	transpo  bool      // transpose a 2-D [in, out] tensor to [out, in]
+	layer    int       // block number, -1 outside the blocks
+	gen      []float32 // if not nil, the data, computed (hfName is empty)
+	shift    float32   // added to every value (Gemma's norm weights)
+}
+
+// sortPlan orders the tensors by rank, then by block number (numerically,
+// so blk.10 follows blk.9), keeping the checkpoint's order otherwise.
+func sortPlan(plan []tensorPlan, rank func(string) int) {
+	slices.SortStableFunc(plan, func(a, b tensorPlan) int {
+		if r := rank(a.ggufName) - rank(b.ggufName); r != 0 {
+			return r
+		}
+		return a.layer - b.layer
+	})
+}
+
+// outShape is the row-major shape written.
+func (p tensorPlan) outShape() []int64 {
+	if p.transpo {
+		return []int64{p.shape[1], p.shape[0]}
+	}
+	return p.shape
+}
+
+var layerRE = regexp.MustCompile(`^model\.layers\.(\d+)\.(.+)$`)
+
+// layerNames maps the per-layer HF suffixes to GGUF names.
+var layerNames = map[string]string{
+	"input_layernorm.weight":          "attn_norm.weight",
+	"self_attn.q_proj.weight":         "attn_q.weight",
+	"self_attn.k_proj.weight":         "attn_k.weight",
+	"self_attn.v_proj.weight":         "attn_v.weight",
+	"self_attn.o_proj.weight":         "attn_output.weight",
+	"self_attn.q_proj.bias":           "attn_q.bias",
+	"self_attn.k_proj.bias":           "attn_k.bias",
+	"self_attn.v_proj.bias":           "attn_v.bias",
+	"self_attn.o_proj.bias":           "attn_output.bias",
+	"post_attention_layernorm.weight": "ffn_norm.weight",
+	"mlp.gate_proj.weight":            "ffn_gate.weight",
+	"mlp.up_proj.weight":              "ffn_up.weight",
+	"mlp.down_proj.weight":            "ffn_down.weight",
+	"self_attn.q_norm.weight":         "attn_q_norm.weight",
+	"self_attn.k_norm.weight":         "attn_k_norm.weight",
+	"self_attn.qkv_proj.weight":       "attn_qkv.weight",
+	"mlp.gate_up_proj.weight":         "ffn_up.weight",
+}
+
+// splitOnly and fusedOnly are the per-layer suffixes accepted only
+// without and only with archSpec.fused.
+var (
+	splitOnly = map[string]bool{
+		"self_attn.q_proj.weight": true, "self_attn.k_proj.weight": true, "self_attn.v_proj.weight": true,
+		"mlp.gate_proj.weight": true, "mlp.up_proj.weight": true,
+	}
+	fusedOnly = map[string]bool{"self_attn.qkv_proj.weight": true, "mlp.gate_up_proj.weight": true}
+)
+
+// expectedShape returns the row-major shape config.json implies for a
+// per-layer tensor suffix.
+func expectedShape(suffix string, h hparams) []int64 {
+	H, I := int64(h.hidden), int64(h.ffn)
+	q, kv := int64(h.heads*h.headDim), int64(h.kvHeads*h.headDim)
+	switch suffix {
+	case "input_layernorm.weight", "post_attention_layernorm.weight", "self_attn.o_proj.bias",
+		"pre_feedforward_layernorm.weight", "post_feedforward_layernorm.weight":
+		return []int64{H}
+	case "self_attn.q_proj.weight":
+		return []int64{q, H}
+	case "self_attn.k_proj.weight", "self_attn.v_proj.weight":
+		return []int64{kv, H}
+	case "self_attn.o_proj.weight":
+		return []int64{H, q}
+	case "self_attn.q_proj.bias":
+		return []int64{q}
+	case "self_attn.q_norm.weight", "self_attn.k_norm.weight":
+		return []int64{int64(h.headDim)}
+	case "self_attn.k_proj.bias", "self_attn.v_proj.bias":
+		return []int64{kv}
+	case "mlp.gate_proj.weight", "mlp.up_proj.weight":
+		return []int64{I, H}
+	case "mlp.down_proj.weight":
+		return []int64{H, I}
+	case "self_attn.qkv_proj.weight":
+		return []int64{q + 2*kv, H}
+	case "mlp.gate_up_proj.weight":
+		return []int64{2 * I, H}
+	}
+	return nil
+}
+
+// ignored are checkpoint tensors that carry no weights llama.cpp needs.
+var ignoredRE = regexp.MustCompile(`(^|\.)rotary_emb\.inv_freq$`)
+
+// planTensors maps every checkpoint tensor to its GGUF name and checks its
+// shape against the config.
+func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, error) {
+	var plan []tensorPlan
+	seen := map[string]bool{}
+	V, H := int64(h.vocab), int64(h.hidden)
+	for _, t := range st.Tensors() {
+		p := tensorPlan{layer: -1}
+		var want []int64
+		switch {
+		case ignoredRE.MatchString(t.Name):
+			continue
+		case t.Name == "model.embed_tokens.weight":
+			p.ggufName, want = "token_embd.weight", []int64{V, H}
+		case t.Name == "model.norm.weight":
+			p.ggufName, want, p.shift = "output_norm.weight", []int64{H}, arch.normShift
+		case t.Name == "lm_head.weight" && arch.tiedOnly:
+			// As convert_hf_to_gguf.py: llama.cpp uses the embeddings.
+			continue
+		case t.Name == "lm_head.weight":
+			p.ggufName, want = "output.weight", []int64{V, H}
+		default:
+			m := layerRE.FindStringSubmatch(t.Name)
+			if m == nil {
+				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, t.Name, arch.hf)
+			}
+			n, err := strconv.Atoi(m[1])
+			if err != nil || n >= h.layers {
+				return nil, fmt.Errorf("%w: tensor %q: layer %s is outside num_hidden_layers %d", ErrMismatch, t.Name, m[1], h.layers)
+			}
+			g, ok := layerNames[m[2]]
+			if g2, is2 := gemma2Names[m[2]]; is2 && arch.postNorms {
+				g, ok = g2, true
+			}
+			if strings.HasSuffix(m[2], "norm.weight") {
+				p.shift = arch.normShift
+			}
+			isNorm := m[2] == "self_attn.q_norm.weight" || m[2] == "self_attn.k_norm.weight"
+			isBias := strings.HasPrefix(m[2], "self_attn.") && strings.HasSuffix(m[2], ".bias")
+			if arch.fused && splitOnly[m[2]] {
+				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: llama.cpp's %s arch takes fused qkv_proj and gate_up_proj weights", ErrUnsupported, t.Name, arch.hf, arch.gguf)
+			}
+			if !ok || (isNorm && !arch.qkNorm) || (isBias && arch.noBias) || (!arch.fused && fusedOnly[m[2]]) {
+				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, t.Name, arch.hf)
+			}
+			p.ggufName, p.layer = fmt.Sprintf("blk.%d.%s", n, g), n
+			want = expectedShape(m[2], h)
+			if arch.permute {
+				switch m[2] {
+				case "self_attn.q_proj.weight", "self_attn.q_proj.bias":
+					p.permute = h.heads
+				case "self_attn.k_proj.weight", "self_attn.k_proj.bias":
+					p.permute = h.kvHeads
+				}
+			}
+		}
+		if !slices.Equal(t.Shape, want) {
+			return nil, fmt.Errorf("%w: tensor %q has shape %v, config.json implies %v", ErrMismatch, t.Name, t.Shape, want)
+		}
+		p.hfName, p.shape = t.Name, t.Shape
+		seen[p.ggufName] = true
+		plan = append(plan, p)
+	}
+
+	required := []string{"token_embd.weight", "output_norm.weight"}
+	if !h.tied {
+		required = append(required, "output.weight")
+	}
+	perLayer := []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"}
+	if arch.fused {
+		perLayer = []string{"attn_norm", "attn_qkv", "attn_output", "ffn_norm", "ffn_up", "ffn_down"}
+	}
+	if arch.postNorms {
+		perLayer = append(perLayer, "post_attention_norm", "post_ffw_norm")
+	}
+	for i := range h.layers {
+		for _, s := range perLayer {
+			required = append(required, fmt.Sprintf("blk.%d.%s.weight", i, s))
+		}
+		if arch.qkvBias {
+			for _, s := range []string{"attn_q", "attn_k", "attn_v"} {
+				required = append(required, fmt.Sprintf("blk.%d.%s.bias", i, s))
+			}
+		}
+		if arch.qkNorm {
+			for _, s := range []string{"attn_q_norm", "attn_k_norm"} {
+				required = append(required, fmt.Sprintf("blk.%d.%s.weight", i, s))
+			}
+		}
+	}
+	for _, r := range required {
+		if !seen[r] {
+			return nil, fmt.Errorf("%w: the checkpoint has no tensor for %s", ErrMismatch, r)
+		}
+	}
+	// Keep llama.cpp's conventional order: token_embd, blocks, output_norm,
+	// output. The safetensors order (by name) already groups the blocks.
+	sortPlan(plan, rank)
+	return plan, nil
+}
+
+func rank(name string) int {
+	switch name {
+	case "token_embd.weight":
+		return 0
+	case "output_norm.weight":
+		return 2
+	case "output.weight":
+		return 3
+	}
+	return 1
+}

@@ -1,0 +1,272 @@
+package convert_test
+
+import (
+	"math"
+	"strconv"
+	"testing"
+
+	"github.com/llm-go/llm/loader/safetensors"
+)
+
+// refModel is a float64 decoder-only transformer in Hugging Face's layout
+// (rotate_half rope on the first 2·len(invFreq) dimensions of each head,
+// pre-norm blocks, gated MLP), with the knobs the Llama, Phi-3 and Gemma
+// families need. It is the reference the converted models are checked
+// against.
+type refModel struct {
+	hidden, heads, kvHeads, headDim int
+	eps                             float64
+	invFreq                         []float64 // per rotated pair: the rope frequencies
+	// embScale multiplies the embeddings (0: 1).
+	embScale float64
+	// normOffset is added to every RMS norm weight (Gemma: 1).
+	normOffset float64
+	// gelu selects tanh-approximated GELU in place of SiLU for the gate.
+	gelu bool
+	// attnScale scales the attention scores (0: 1/sqrt(headDim)).
+	attnScale float64
+	// attnSoftcap and finalSoftcap, if not 0, cap the attention scores
+	// and the logits with c·tanh(x/c).
+	attnSoftcap, finalSoftcap float64
+
+	emb, out, norm []float64 // out: the [vocab, hidden] head
+	layers         []refLayer
+}
+
+// refLayer holds one block's weights, row-major [out, in]. Optional ones
+// are nil.
+type refLayer struct {
+	attnNorm, wq, wk, wv, wo []float64
+	qNorm, kNorm             []float64 // per-head RMS norms (Qwen3)
+	postAttnNorm             []float64 // on the attention output (Gemma 2)
+	ffnNorm, wg, wu, wd      []float64
+	postFFNNorm              []float64 // on the MLP output (Gemma 2)
+	ffn                      int
+	window                   int // > 0: attend to the last window positions only
+}
+
+// defaultInvFreq returns the plain rope frequencies theta^(-2i/dim).
+func defaultInvFreq(theta float64, dim int) []float64 {
+	out := make([]float64, dim/2)
+	for i := range out {
+		out[i] = math.Pow(theta, -2*float64(i)/float64(dim))
+	}
+	return out
+}
+
+// stReader reads checkpoint tensors as float64.
+type stReader struct {
+	t  *testing.T
+	st *safetensors.Model
+}
+
+func openST(t *testing.T, dir string) *stReader {
+	t.Helper()
+	st, err := safetensors.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	return &stReader{t, st}
+}
+
+func (r *stReader) get(name string) []float64 {
+	r.t.Helper()
+	f, err := r.st.Float32s(name)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	out := make([]float64, len(f))
+	for i, v := range f {
+		out[i] = float64(v)
+	}
+	return out
+}
+
+func (r *stReader) has(name string) bool {
+	_, ok := r.st.Tensor(name)
+	return ok
+}
+
+// layerPrefix is "model.layers.N.".
+func layerPrefix(l int) string { return "model.layers." + strconv.Itoa(l) + "." }
+
+func (m *refModel) rms(x, g []float64) []float64 {
+	var s float64
+	for _, v := range x {
+		s += v * v
+	}
+	r := 1 / math.Sqrt(s/float64(len(x))+m.eps)
+	out := make([]float64, len(x))
+	for i := range x {
+		out[i] = x[i] * r * (g[i] + m.normOffset)
+	}
+	return out
+}
+
+// matvec multiplies the row-major [rows, len(x)] matrix W by x.
+func matvec(W, x []float64, rows int) []float64 {
+	cols := len(x)
+	out := make([]float64, rows)
+	for r := range rows {
+		var s float64
+		for c, w := range W[r*cols : (r+1)*cols] {
+			s += w * x[c]
+		}
+		out[r] = s
+	}
+	return out
+}
+
+// rope rotates one head in place, rotate_half style.
+func (m *refModel) rope(v []float64, pos int) {
+	half := len(m.invFreq)
+	for i, f := range m.invFreq {
+		c, s := math.Cos(float64(pos)*f), math.Sin(float64(pos)*f)
+		x0, x1 := v[i], v[i+half]
+		v[i], v[i+half] = x0*c-x1*s, x1*c+x0*s
+	}
+}
+
+func softcap(x, c float64) float64 {
+	if c == 0 {
+		return x
+	}
+	return c * math.Tanh(x/c)
+}
+
+func (m *refModel) act(x float64) float64 {
+	if m.gelu {
+		return 0.5 * x * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(x+0.044715*x*x*x)))
+	}
+	return x / (1 + math.Exp(-x))
+}
+
+// forward returns the logits after ids.
+func (m *refModel) forward(ids []int) []float64 {
+	H, nh, nkv, hd := m.hidden, m.heads, m.kvHeads, m.headDim
+	scale := m.attnScale
+	if scale == 0 {
+		scale = 1 / math.Sqrt(float64(hd))
+	}
+	T := len(ids)
+	x := make([][]float64, T)
+	for i, id := range ids {
+		x[i] = append([]float64(nil), m.emb[id*H:(id+1)*H]...)
+		if m.embScale != 0 {
+			for e := range x[i] {
+				x[i][e] *= m.embScale
+			}
+		}
+	}
+	headNorm := func(v, g []float64, n int) {
+		for j := range n {
+			h := v[j*hd : (j+1)*hd]
+			if g != nil {
+				copy(h, m.rms(h, g))
+			}
+		}
+	}
+	for _, L := range m.layers {
+		qs, ks, vs := make([][]float64, T), make([][]float64, T), make([][]float64, T)
+		for i := range T {
+			h := m.rms(x[i], L.attnNorm)
+			q, k := matvec(L.wq, h, nh*hd), matvec(L.wk, h, nkv*hd)
+			headNorm(q, L.qNorm, nh)
+			headNorm(k, L.kNorm, nkv)
+			for j := range nh {
+				m.rope(q[j*hd:(j+1)*hd], i)
+			}
+			for j := range nkv {
+				m.rope(k[j*hd:(j+1)*hd], i)
+			}
+			qs[i], ks[i], vs[i] = q, k, matvec(L.wv, h, nkv*hd)
+		}
+		for i := range T {
+			att := make([]float64, nh*hd)
+			for j := range nh {
+				kv := j / (nh / nkv)
+				s0 := 0
+				if L.window > 0 {
+					s0 = max(0, i-L.window+1)
+				}
+				sc := make([]float64, i+1)
+				mx := math.Inf(-1)
+				for s := range i + 1 {
+					if s < s0 {
+						sc[s] = math.Inf(-1)
+						continue
+					}
+					var d float64
+					for e := range hd {
+						d += qs[i][j*hd+e] * ks[s][kv*hd+e]
+					}
+					sc[s] = softcap(d*scale, m.attnSoftcap)
+					mx = max(mx, sc[s])
+				}
+				var z float64
+				for s := range sc {
+					sc[s] = math.Exp(sc[s] - mx)
+					z += sc[s]
+				}
+				for s := range sc {
+					for e := range hd {
+						att[j*hd+e] += sc[s] / z * vs[s][kv*hd+e]
+					}
+				}
+			}
+			o := matvec(L.wo, att, H)
+			if L.postAttnNorm != nil {
+				o = m.rms(o, L.postAttnNorm)
+			}
+			for e := range H {
+				x[i][e] += o[e]
+			}
+			h := m.rms(x[i], L.ffnNorm)
+			g, u := matvec(L.wg, h, L.ffn), matvec(L.wu, h, L.ffn)
+			for e := range g {
+				g[e] = m.act(g[e]) * u[e]
+			}
+			d := matvec(L.wd, g, H)
+			if L.postFFNNorm != nil {
+				d = m.rms(d, L.postFFNNorm)
+			}
+			for e := range H {
+				x[i][e] += d[e]
+			}
+		}
+	}
+	logits := matvec(m.out, m.rms(x[T-1], m.norm), len(m.out)/H)
+	for i := range logits {
+		logits[i] = softcap(logits[i], m.finalSoftcap)
+	}
+	return logits
+}
+
+// loadLlamaRef reads a Llama-layout checkpoint (separate q/k/v and
+// gate/up projections, optional q_norm/k_norm) of the given shape.
+func loadLlamaRef(t *testing.T, dir string, m refModel, layers int) *refModel {
+	t.Helper()
+	r := openST(t, dir)
+	m.emb, m.norm = r.get("model.embed_tokens.weight"), r.get("model.norm.weight")
+	m.out = m.emb
+	if r.has("lm_head.weight") {
+		m.out = r.get("lm_head.weight")
+	}
+	for l := range layers {
+		p := layerPrefix(l)
+		L := refLayer{
+			attnNorm: r.get(p + "input_layernorm.weight"),
+			wq:       r.get(p + "self_attn.q_proj.weight"), wk: r.get(p + "self_attn.k_proj.weight"),
+			wv: r.get(p + "self_attn.v_proj.weight"), wo: r.get(p + "self_attn.o_proj.weight"),
+			ffnNorm: r.get(p + "post_attention_layernorm.weight"),
+			wg:      r.get(p + "mlp.gate_proj.weight"), wu: r.get(p + "mlp.up_proj.weight"), wd: r.get(p + "mlp.down_proj.weight"),
+		}
+		if r.has(p + "self_attn.q_norm.weight") {
+			L.qNorm, L.kNorm = r.get(p+"self_attn.q_norm.weight"), r.get(p+"self_attn.k_norm.weight")
+		}
+		L.ffn = len(L.wg) / m.hidden
+		m.layers = append(m.layers, L)
+	}
+	return &m
+}

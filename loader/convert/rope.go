@@ -1,0 +1,239 @@
+package convert
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/llm-go/llm/loader/gguf"
+)
+
+// ropeJSON is a rope_scaling object (transformers 4) or rope_parameters
+// object (transformers 5, which also holds rope_theta there).
+type ropeJSON struct {
+	Type                string          `json:"type"`
+	RopeType            string          `json:"rope_type"`
+	RopeTheta           *float64        `json:"rope_theta"`
+	Factor              *float64        `json:"factor"`
+	OrigMaxPos          *float64        `json:"original_max_position_embeddings"`
+	LowFreqFactor       *float64        `json:"low_freq_factor"`
+	HighFreqFactor      *float64        `json:"high_freq_factor"`
+	AttentionFactor     *float64        `json:"attention_factor"`
+	AttnFactor          *float64        `json:"attn_factor"`
+	BetaFast            *float64        `json:"beta_fast"`
+	BetaSlow            *float64        `json:"beta_slow"`
+	ExtrapolationFactor *float64        `json:"extrapolation_factor"`
+	PartialRotaryFactor *float64        `json:"partial_rotary_factor"`
+	FullAttention       json.RawMessage `json:"full_attention"`
+}
+
+// Rope scaling kinds converted.
+const (
+	ropeNone   = ""
+	ropeLinear = "linear"
+	ropeYarn   = "yarn"
+	ropeLlama3 = "llama3"
+)
+
+// ropeScaling is a validated rope scaling.
+type ropeScaling struct {
+	kind   string  // ropeNone, ropeLinear, ropeYarn or ropeLlama3
+	factor float64 // linear, yarn, llama3
+	// origCtx is original_max_position_embeddings (yarn, llama3).
+	origCtx int
+	// lowFreq and highFreq are llama3's low_freq_factor and
+	// high_freq_factor.
+	lowFreq, highFreq float64
+	// The optional yarn parameters, written only when config.json
+	// gives them (as convert_hf_to_gguf.py does).
+	yarnExt, yarnAttn, betaFast, betaSlow *float64
+}
+
+// isNull reports whether raw is absent or JSON null.
+func isNull(raw json.RawMessage) bool {
+	s := strings.TrimSpace(string(raw))
+	return s == "" || s == "null"
+}
+
+// parseRopeJSON decodes a rope_scaling or rope_parameters object named key.
+func parseRopeJSON(raw json.RawMessage, key string) (*ropeJSON, error) {
+	if isNull(raw) {
+		return nil, nil
+	}
+	var r ropeJSON
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return nil, fmt.Errorf("convert: config.json: %s: %w", key, err)
+	}
+	if !isNull(r.FullAttention) {
+		return nil, fmt.Errorf("%w %s: per-layer-type rope parameters (full_attention/sliding_attention) are not converted", ErrUnsupported, key)
+	}
+	return &r, nil
+}
+
+// rope reads rope_theta, partial_rotary_factor and the rope scaling from
+// rope_theta/rope_scaling (transformers 4) or rope_parameters
+// (transformers 5). ctxLen is the model's context length, the default of
+// yarn's original_max_position_embeddings as in transformers.
+func (c *hfConfig) rope(ctxLen int) (theta, partial float64, rs ropeScaling, err error) {
+	params, err := parseRopeJSON(c.RopeParameters, "rope_parameters")
+	if err != nil {
+		return 0, 0, rs, err
+	}
+	scaling, err := parseRopeJSON(c.RopeScaling, "rope_scaling")
+	if err != nil {
+		return 0, 0, rs, err
+	}
+	theta = 10000
+	switch {
+	case c.RopeTheta != nil:
+		theta = *c.RopeTheta
+	case params != nil && params.RopeTheta != nil:
+		theta = *params.RopeTheta
+	}
+	if !(theta > 0) || math.IsInf(theta, 0) {
+		return 0, 0, rs, fmt.Errorf("%w: config.json: rope_theta %v is not positive", ErrMismatch, theta)
+	}
+	partial = 1
+	switch {
+	case c.PartialRotaryFactor != nil:
+		partial = *c.PartialRotaryFactor
+	case params != nil && params.PartialRotaryFactor != nil:
+		partial = *params.PartialRotaryFactor
+	}
+
+	src, key := scaling, "rope_scaling"
+	if src == nil {
+		src, key = params, "rope_parameters"
+	}
+	if src == nil {
+		return theta, partial, rs, nil
+	}
+	kind := src.RopeType
+	if kind == "" {
+		kind = src.Type
+	}
+	kind = strings.ToLower(kind)
+	num := func(name string, v *float64) (float64, error) {
+		if v == nil {
+			return 0, fmt.Errorf("%w: config.json: %s of type %q has no %s", ErrMismatch, key, kind, name)
+		}
+		if !(*v > 0) || math.IsInf(*v, 0) {
+			return 0, fmt.Errorf("%w: config.json: %s %s %v is not positive", ErrMismatch, key, name, *v)
+		}
+		return *v, nil
+	}
+	origCtx := func(def int) (int, error) {
+		switch {
+		case src.OrigMaxPos != nil:
+			v, err := num("original_max_position_embeddings", src.OrigMaxPos)
+			if err != nil {
+				return 0, err
+			}
+			if v != math.Trunc(v) || v > math.MaxUint32 {
+				return 0, fmt.Errorf("%w: config.json: %s original_max_position_embeddings %v is not an integer", ErrMismatch, key, v)
+			}
+			return int(v), nil
+		case positiveInt(c.OrigMaxPos) > 0:
+			return positiveInt(c.OrigMaxPos), nil
+		case def > 0:
+			return def, nil
+		}
+		return 0, fmt.Errorf("%w: config.json: %s of type %q has no original_max_position_embeddings", ErrMismatch, key, kind)
+	}
+	switch kind {
+	case "", "default", "none":
+		return theta, partial, rs, nil
+	case ropeLinear:
+		rs.kind = ropeLinear
+		rs.factor, err = num("factor", src.Factor)
+	case ropeYarn:
+		rs.kind = ropeYarn
+		if rs.factor, err = num("factor", src.Factor); err != nil {
+			break
+		}
+		if rs.origCtx, err = origCtx(ctxLen); err != nil {
+			break
+		}
+		rs.yarnExt, rs.betaFast, rs.betaSlow = src.ExtrapolationFactor, src.BetaFast, src.BetaSlow
+		rs.yarnAttn = src.AttentionFactor
+		if rs.yarnAttn == nil {
+			rs.yarnAttn = src.AttnFactor
+		}
+	case ropeLlama3:
+		rs.kind = ropeLlama3
+		if rs.factor, err = num("factor", src.Factor); err != nil {
+			break
+		}
+		if rs.lowFreq, err = num("low_freq_factor", src.LowFreqFactor); err != nil {
+			break
+		}
+		if rs.highFreq, err = num("high_freq_factor", src.HighFreqFactor); err != nil {
+			break
+		}
+		if rs.highFreq <= rs.lowFreq {
+			err = fmt.Errorf("%w: config.json: %s high_freq_factor %v is not above low_freq_factor %v", ErrMismatch, key, rs.highFreq, rs.lowFreq)
+			break
+		}
+		rs.origCtx, err = origCtx(0)
+	default:
+		err = fmt.Errorf("%w %s type %q: only linear, yarn and llama3 rope scaling are converted", ErrUnsupported, key, kind)
+	}
+	return theta, partial, rs, err
+}
+
+// write sets the GGUF rope scaling keys of arch a, as llama.cpp reads them
+// (llama-arch.cpp LLM_KV_ROPE_SCALING_*). llama3 scaling has no keys: it
+// is the rope_freqs tensor.
+func (rs ropeScaling) write(w *gguf.Writer, a string) {
+	switch rs.kind {
+	case ropeLinear:
+		w.Set(a+".rope.scaling.type", gguf.String("linear"))
+		w.Set(a+".rope.scaling.factor", gguf.Float32(float32(rs.factor)))
+	case ropeYarn:
+		w.Set(a+".rope.scaling.type", gguf.String("yarn"))
+		w.Set(a+".rope.scaling.factor", gguf.Float32(float32(rs.factor)))
+		w.Set(a+".rope.scaling.original_context_length", gguf.Uint32(uint32(rs.origCtx)))
+		for _, k := range []struct {
+			name string
+			v    *float64
+		}{
+			{"yarn_ext_factor", rs.yarnExt}, {"yarn_attn_factor", rs.yarnAttn},
+			{"yarn_beta_fast", rs.betaFast}, {"yarn_beta_slow", rs.betaSlow},
+		} {
+			if k.v != nil {
+				w.Set(a+".rope.scaling."+k.name, gguf.Float32(float32(*k.v)))
+			}
+		}
+	}
+}
+
+// llama3RopeFreqs returns the rope_freqs.weight values of llama3 rope
+// scaling for dim rotated dimensions: per frequency pair, the number
+// llama.cpp divides the rotation frequency by. As transformers'
+// _compute_llama3_parameters: with wavelen = 2π/freq, wavelengths below
+// original_max_position_embeddings/high_freq_factor keep their frequency
+// (1), those above original_max_position_embeddings/low_freq_factor are
+// divided by factor, and those between are interpolated, the new
+// frequency being (1-s)·freq/factor + s·freq with
+// s = (original_max_position_embeddings/wavelen - low_freq_factor) /
+// (high_freq_factor - low_freq_factor).
+func llama3RopeFreqs(theta float64, dim int, rs ropeScaling) []float32 {
+	out := make([]float32, dim/2)
+	orig := float64(rs.origCtx)
+	lowWave, highWave := orig/rs.lowFreq, orig/rs.highFreq
+	for i := range out {
+		freq := 1 / math.Pow(theta, float64(2*i)/float64(dim))
+		wavelen := 2 * math.Pi / freq
+		switch {
+		case wavelen < highWave:
+			out[i] = 1
+		case wavelen > lowWave:
+			out[i] = float32(rs.factor)
+		default:
+			s := (orig/wavelen - rs.lowFreq) / (rs.highFreq - rs.lowFreq)
+			out[i] = float32(1 / ((1-s)/rs.factor + s))
+		}
+	}
+	return out
+}
