@@ -106,6 +106,19 @@ reps=${CPU_REPS:-5}
 [ "$(elapsed)" -gt 360 ] && reps=2
 bench 0 -r "$reps" && status_cpu=ok || { status_cpu=fail; tail -n 20 "$OUT/bench-ngl0.err"; }
 
+# A crash in C leaves only addresses in Go's trace: when a bench failed and
+# gdb is here, run a short one under gdb for the C backtrace.
+if [ "$status_gpu" = fail ] || [ "$status_cpu" = fail ]; then
+	if command -v gdb >/dev/null; then
+		ngl=99; [ "$status_gpu" = fail ] || ngl=0
+		timeout 120 gdb -q -batch -ex 'handle SIGURG SIGPIPE nostop noprint pass' -ex run -ex 'bt 30' -ex 'info threads' \
+			--args bin/llm bench --synthetic "$SYNTH" -q "$QUANT" -ngl "$ngl" -p 64 -n 4 -r 1 -o md >"$OUT/bench-gdb.txt" 2>&1
+		grep -A 30 -E "^Thread .* received signal|^#0 " "$OUT/bench-gdb.txt" | head -40
+	else
+		echo "(no gdb here for a C backtrace)"
+	fi
+fi
+
 echo
 echo "| check | result |"
 echo "|---|---|"
