@@ -34,7 +34,7 @@ func runConvert(ctx context.Context, sio *stdio, args []string) error {
 	)
 	fs := newFlags("convert", &verbose)
 	fs.StringVarP(&out, "output", "o", "", "the GGUF file to write")
-	fs.StringVar(&typ, "type", "f16", "output type: f32, f16, or a llama.cpp type such as bf16, q8_0, q4_k_m")
+	fs.StringVar(&typ, "type", "f16", "output type: f32, f16, bf16 or q8_0 (written in Go), or another llama.cpp type such as q4_k_m (quantized by llama.cpp)")
 	fs.IntVarP(&threads, "threads", "t", 0, "threads for quantizing (0: all)")
 	if err := parseFlags(fs, commands["convert"], sio, args); err != nil {
 		return err

@@ -13,18 +13,17 @@ import (
 	"github.com/llm-go/llm/engine"
 )
 
-// ToType converts the checkpoint in dir to out in any type: "f32" and
-// "f16" are written in Go; any other llama.cpp type ("bf16", "q8_0",
-// "q4_k_m", ...; see engine.QuantTypes) by converting to F32 (for bf16) or
-// F16 beside out and quantizing that through the engine with threads
-// threads (0: all CPUs).
+// ToType converts the checkpoint in dir to out in any type: "f32", "f16",
+// "bf16" and "q8_0" are written in Go (see Options.Type); any other
+// llama.cpp type ("q4_k_m", "q6_k", ...; see engine.QuantTypes) by
+// converting to F16 beside out and quantizing that through the engine with
+// threads threads (0: all CPUs).
 //
 // progress, when not nil, receives Options.Progress's reports of the
 // conversion (not of the quantization).
 func ToType(ctx context.Context, dir, out, typ string, threads int, progress func(done, total int64)) error {
 	t := strings.ToLower(typ)
-	switch t {
-	case "", "f32", "f16":
+	if _, ok := outTypes[t]; ok || t == "" {
 		return Convert(ctx, dir, out, Options{Type: t, Progress: progress})
 	}
 	known := false
@@ -32,19 +31,15 @@ func ToType(ctx context.Context, dir, out, typ string, threads int, progress fun
 		known = known || strings.EqualFold(q, typ)
 	}
 	if !known {
-		return fmt.Errorf("convert: unknown output type %q (f32, f16 or one of %s): %w", typ, strings.Join(engine.QuantTypes(), ", "), ErrUnsupported)
+		return fmt.Errorf("convert: unknown output type %q (f32, f16, bf16, q8_0 or one of %s): %w", typ, strings.Join(engine.QuantTypes(), ", "), ErrUnsupported)
 	}
-	mid := "f16"
-	if t == "bf16" {
-		mid = "f32" // F16 would lose BF16's range before the conversion
-	}
-	tmp := out + "." + mid + ".tmp.gguf"
+	tmp := out + ".f16.tmp.gguf"
 	defer os.Remove(tmp)
-	if err := Convert(ctx, dir, tmp, Options{Type: mid, Progress: progress}); err != nil {
+	if err := Convert(ctx, dir, tmp, Options{Type: "f16", Progress: progress}); err != nil {
 		return err
 	}
 	if err := engine.Quantize(ctx, tmp, out, typ, threads); err != nil {
-		return fmt.Errorf("convert: %w", err)
+		return fmt.Errorf("convert: quantize to %s: %w", typ, err)
 	}
 	return nil
 }

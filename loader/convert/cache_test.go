@@ -40,24 +40,32 @@ func TestCachedConvertsOnce(t *testing.T) {
 	}
 }
 
+// TestToTypeQuantized converts to Q8_0 (written in Go) and to Q4_0
+// (quantized from an F16 conversion through the engine), checking the file
+// types and that no temporary file is left.
 func TestToTypeQuantized(t *testing.T) {
 	dir := shareddata.Path(t, "models", "hf", "tiny-qwen2-st")
-	out := filepath.Join(t.TempDir(), "q.gguf")
-	if err := ToType(context.Background(), dir, out, "q8_0", 2, nil); err != nil {
-		t.Fatal(err)
-	}
-	h, err := gguf.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if ft, _ := h.Uint("general.file_type"); ft != 7 {
-		t.Errorf("file type %d, want 7 (Q8_0)", ft)
-	}
-	leftovers, _ := filepath.Glob(out + ".*")
-	if len(leftovers) != 0 {
-		t.Errorf("temporary files left: %v", leftovers)
-	}
-	if err := ToType(context.Background(), dir, out, "q9_z", 2, nil); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("unknown type: %v", err)
+	for _, tc := range []struct {
+		typ      string
+		fileType uint64
+	}{{"q8_0", 7}, {"q4_0", 2}} {
+		out := filepath.Join(t.TempDir(), "q.gguf")
+		if err := ToType(context.Background(), dir, out, tc.typ, 2, nil); err != nil {
+			t.Fatal(err)
+		}
+		h, err := gguf.Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ft, _ := h.Uint("general.file_type"); ft != tc.fileType {
+			t.Errorf("%s: file type %d, want %d", tc.typ, ft, tc.fileType)
+		}
+		leftovers, _ := filepath.Glob(out + ".*")
+		if len(leftovers) != 0 {
+			t.Errorf("%s: temporary files left: %v", tc.typ, leftovers)
+		}
+		if err := ToType(context.Background(), dir, out, "q9_z", 2, nil); !errors.Is(err, ErrUnsupported) {
+			t.Errorf("unknown type: %v", err)
+		}
 	}
 }

@@ -35,6 +35,13 @@ type hfConfig struct {
 	FinalLogitSoftcapping json.RawMessage `json:"final_logit_softcapping"`
 	QueryPreAttnScalar    json.RawMessage `json:"query_pre_attn_scalar"`
 
+	// BERT.
+	TypeVocabSize         *int     `json:"type_vocab_size"`
+	LayerNormEps          *float64 `json:"layer_norm_eps"`
+	HiddenAct             string   `json:"hidden_act"`
+	PositionEmbeddingType string   `json:"position_embedding_type"`
+	IsDecoder             bool     `json:"is_decoder"`
+
 	// GPT-2 names.
 	NEmbd            int      `json:"n_embd"`
 	NLayer           int      `json:"n_layer"`
@@ -54,6 +61,8 @@ type hparams struct {
 	// Gemma 2: soft-capping and sliding window.
 	attnSoftcap, finalSoftcap float64
 	slidingWindow             int
+	// BERT: the number of token types (type_vocab_size).
+	typeVocab int
 }
 
 func readConfig(dir string) (*hfConfig, error) {
@@ -69,8 +78,11 @@ func readConfig(dir string) (*hfConfig, error) {
 }
 
 func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
-	if arch.gguf == "gpt2" {
+	switch arch.gguf {
+	case "gpt2":
 		return c.gpt2Hparams()
+	case "bert":
+		return c.bertHparams()
 	}
 	h = hparams{
 		hidden:  c.HiddenSize,

@@ -39,6 +39,22 @@
 //     tanh GELU are llama.cpp's graph.
 //   - GPT2LMHeadModel → GGUF arch "gpt2": the Conv1D weights, stored
 //     [in, out], are transposed; the head is tied to the embeddings.
+//   - BertModel (also in the sentence-transformers layout, whose tensors
+//     have no "bert." prefix) and BertForMaskedLM → GGUF arch "bert", for
+//     embeddings: the word, position and token type embeddings and their
+//     LayerNorm (token_embd, position_embd, token_types, token_embd_norm),
+//     per layer the query/key/value projections (attn_q/k/v), the
+//     attention output and its LayerNorm (attn_output, attn_output_norm),
+//     intermediate.dense as ffn_up, output.dense as ffn_down and the output
+//     LayerNorm (layer_output_norm), all with their biases; the pooler and
+//     the pre-training heads are skipped. context_length is
+//     max_position_embeddings, layer_norm_epsilon layer_norm_eps,
+//     attention.causal false, tokenizer.ggml.token_type_count
+//     type_vocab_size, and pooling_type comes from the sentence-transformers
+//     Pooling module (modules.json, or 1_Pooling/config.json): mean, cls or
+//     lasttoken; mean when there is none. llama.cpp's bert graph uses the
+//     tanh form of GELU; other activations, non-absolute position
+//     embeddings and decoders are refused.
 //
 // Rope scaling (rope_scaling, or transformers 5's rope_parameters): "linear"
 // and "yarn" are written as {arch}.rope.scaling.* keys; "llama3" (Llama
@@ -53,9 +69,35 @@
 // only replaces spaces by "▁" (Gemma's) it is the same with
 // tokenizer.ggml.add_space_prefix false. A byte-level BPE
 // (ByteLevel pre-tokenizer, no byte_fallback) is written as "gpt2" with its
-// merges; it is accepted for GPT2LMHeadModel only, whose pre-tokenizer
-// llama.cpp calls "gpt-2" (other architectures' byte-level pre-tokenizers
-// need llama.cpp's per-model regexes, which this package does not detect).
+// merges, for any architecture, and tokenizer.ggml.pre names the
+// pre-tokenizer family, which llama.cpp implements with its own regexes:
+// gpt-2, llama-bpe (Llama 3), qwen2, deepseek-llm, deepseek-coder, falcon
+// or starcoder (see PreTokenizers). convert_hf_to_gguf.py identifies the
+// family by a hash of a test tokenization, which needs Hugging Face's
+// tokenizer; this package instead matches tokenizer.json's pre_tokenizer
+// (its Split regexes and their behaviour, ByteLevel, Digits and
+// Punctuation steps and settings) and normalizer step for step against
+// what each family's released tokenizer.json declares, and refuses any
+// other with ErrUnsupported naming the steps found. Added tokens marked
+// special, or that look special as convert_hf_to_gguf.py decides (<|...|>,
+// <｜...｜>, <pad>, ...), are control tokens, other added tokens
+// user-defined. Special token ids come from tokenizer_config.json (or
+// special_tokens_map.json), then config.json; add_bos/add_eos from
+// tokenizer_config.json, else from tokenizer.json's post_processor
+// template, as gguf-py's SpecialVocab does. BERT's WordPiece vocabulary
+// is written as "bert" in llama.cpp's phantom-space spelling (a
+// word-initial piece gets "▁", a "##" continuation loses its "##"), with
+// the [UNK], [CLS], [SEP], [PAD] and [MASK] ids (BOS is [CLS], EOS [SEP],
+// as gguf-py writes them); llama.cpp always normalizes as a lowercasing
+// BertNormalizer with BertPreTokenizer, so other WordPiece tokenizers are
+// refused.
+//
+// Output types (Options.Type) are written in Go: F32, F16, BF16 (rounded
+// to nearest even, as ggml) and Q8_0 (blocks of 32 with an F16 scale
+// max|x|/127, halves rounded away from zero, exactly as ggml's reference
+// quantizer, which llama.cpp's quantizer uses); ToType converts to the
+// other llama.cpp types by quantizing an F16 conversion through the
+// engine.
 //
 // Tensors are converted and written one at a time while the output file is
 // streamed, each in chunks of a few MiB through reused buffers (one chunk is
@@ -87,7 +129,10 @@ var ErrMismatch = errors.New("convert: checkpoint does not match config.json")
 // Options control a conversion.
 type Options struct {
 	// Type is the output type of the 2-D weight matrices: "f32" (the
-	// default when empty) or "f16". Norm weights and biases are always F32.
+	// default when empty), "f16", "bf16" or "q8_0", all written in Go.
+	// Norm weights, biases, learned positions and token types are always
+	// F32; a Q8_0 matrix whose rows are not a multiple of 32 values is
+	// written as F16 (as convert_hf_to_gguf.py does).
 	Type string
 	// Name is written as general.name; empty uses the directory's name.
 	Name string
@@ -133,6 +178,8 @@ var archs = []archSpec{
 	{hf: "GemmaForCausalLM", gguf: "gemma", noBias: true, normShift: 1, tiedOnly: true},
 	{hf: "Gemma2ForCausalLM", gguf: "gemma2", noBias: true, normShift: 1, tiedOnly: true, postNorms: true},
 	{hf: "GPT2LMHeadModel", gguf: "gpt2"},
+	{hf: "BertModel", gguf: "bert"},
+	{hf: "BertForMaskedLM", gguf: "bert"},
 }
 
 // Supported returns the Hugging Face architecture names Convert accepts.
@@ -155,12 +202,6 @@ func findArch(names []string) (archSpec, error) {
 	return archSpec{}, fmt.Errorf("%w architecture %v: supported are %s",
 		ErrUnsupported, names, strings.Join(Supported(), ", "))
 }
-
-// ggml file types (general.file_type).
-const (
-	fileTypeF32 = 0
-	fileTypeF16 = 1
-)
 
 // Convert reads the checkpoint in dir and writes a GGUF file to out. The
 // output is written to a temporary file beside out and renamed into place
@@ -193,14 +234,9 @@ func Convert(ctx context.Context, dir, out string, opts Options) error {
 // streams the file. The returned close function releases the checkpoint
 // and must be called after the writer is done.
 func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() error, error) {
-	outType := gguf.TypeF32
-	fileType := uint32(fileTypeF32)
-	switch strings.ToLower(opts.Type) {
-	case "", "f32":
-	case "f16":
-		outType, fileType = gguf.TypeF16, fileTypeF16
-	default:
-		return nil, nil, fmt.Errorf("%w output type %q: want f32 or f16", ErrUnsupported, opts.Type)
+	outType, fileType, err := parseOutType(opts.Type)
+	if err != nil {
+		return nil, nil, err
 	}
 
 	cfg, err := readConfig(dir)
@@ -251,10 +287,22 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 	w.Set(a+".block_count", gguf.Uint32(uint32(hp.layers)))
 	w.Set(a+".feed_forward_length", gguf.Uint32(uint32(hp.ffn)))
 	w.Set(a+".attention.head_count", gguf.Uint32(uint32(hp.heads)))
-	if a == "gpt2" {
+	switch a {
+	case "gpt2":
 		// LayerNorm, learned positions: no rope.
 		w.Set(a+".attention.layer_norm_epsilon", gguf.Float32(float32(hp.rmsEps)))
-	} else {
+	case "bert":
+		// A bidirectional encoder with LayerNorm and learned positions,
+		// pooled into one embedding per sequence.
+		pooling, err := readPooling(dir)
+		if err != nil {
+			return fail(err)
+		}
+		w.Set(a+".attention.layer_norm_epsilon", gguf.Float32(float32(hp.rmsEps)))
+		w.Set(a+".attention.causal", gguf.Bool(false))
+		w.Set(a+".pooling_type", gguf.Uint32(pooling))
+		voc.typeCount = hp.typeVocab
+	default:
 		w.Set(a+".attention.head_count_kv", gguf.Uint32(uint32(hp.kvHeads)))
 		w.Set(a+".rope.freq_base", gguf.Float32(float32(hp.ropeTheta)))
 		w.Set(a+".attention.layer_norm_rms_epsilon", gguf.Float32(float32(hp.rmsEps)))
@@ -274,9 +322,12 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 	voc.write(w)
 
 	var plan []tensorPlan
-	if arch.gguf == "gpt2" {
+	switch arch.gguf {
+	case "gpt2":
 		plan, err = planGPT2(st, hp)
-	} else {
+	case "bert":
+		plan, err = planBERT(st, hp)
+	default:
 		plan, err = planTensors(st, arch, hp)
 	}
 	if err != nil {
@@ -289,19 +340,12 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 	}
 	tw := &tensorWriter{st: st, progress: opts.Progress}
 	for _, p := range plan {
-		typ := gguf.TypeF32
-		if len(p.shape) == 2 {
-			typ = outType
-		}
+		typ := tensorType(p.ggufName, p.outShape(), outType)
 		n := int64(1)
 		for _, d := range p.shape {
 			n *= d
 		}
-		if typ == gguf.TypeF16 {
-			tw.total += 2 * n
-		} else {
-			tw.total += 4 * n
-		}
+		tw.total += int64(encodedSize(typ, int(n)))
 		p := p
 		err := w.AddTensor(p.ggufName, typ, ggmlShape(p.outShape()), func(wr io.Writer) error {
 			if err := ctx.Err(); err != nil {
@@ -315,6 +359,11 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 	}
 	return w, closeFn, nil
 }
+
+// keepF32 are the 2-D tensors written as F32 whatever the output type, as
+// convert_hf_to_gguf.py writes them and llama.cpp's quantizer leaves them:
+// learned positions and token types.
+var keepF32 = map[string]bool{"position_embd.weight": true, "token_types.weight": true}
 
 // ggmlShape reverses a row-major shape into ggml order (ne0 first).
 func ggmlShape(shape []int64) []uint64 {

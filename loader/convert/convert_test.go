@@ -622,17 +622,27 @@ func TestTransformers5Config(t *testing.T) {
 }
 
 // TestUnsupportedTokenizer gives a Llama checkpoint GPT-2's byte-level
-// tokenizer, whose llama.cpp pre-tokenizer is not known for that
-// architecture.
+// tokenizer with its ByteLevel pre-tokenizer set to add a prefix space,
+// which matches none of the llama.cpp pre-tokenizers: the conversion is
+// refused, naming the step found, rather than done with a guessed one.
 func TestUnsupportedTokenizer(t *testing.T) {
 	dir := copyFixture(t, "tiny-llama-st", func(map[string]any) {})
 	raw, err := os.ReadFile(shareddata.Path(t, "models", "hf", "tiny-random-gpt2", "tokenizer.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	var tj map[string]any
+	if err := json.Unmarshal(raw, &tj); err != nil {
+		t.Fatal(err)
+	}
+	tj["pre_tokenizer"].(map[string]any)["add_prefix_space"] = true
+	if raw, err = json.Marshal(tj); err != nil {
+		t.Fatal(err)
+	}
 	replaceFile(t, dir, "tokenizer.json", raw)
 	err = convert.Convert(context.Background(), dir, filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
-	if !errors.Is(err, convert.ErrUnsupported) || !strings.Contains(err.Error(), "byte-level") {
-		t.Errorf("got %v, want ErrUnsupported about the byte-level tokenizer", err)
+	if !errors.Is(err, convert.ErrUnsupported) || !strings.Contains(err.Error(), "byte-level") ||
+		!strings.Contains(err.Error(), "ByteLevel(add_prefix_space=true, use_regex=true)") {
+		t.Errorf("got %v, want ErrUnsupported about the byte-level pre-tokenizer, naming its ByteLevel step", err)
 	}
 }

@@ -57,29 +57,33 @@ func (tw *tensorWriter) encode(w io.Writer, src []float32, typ gguf.Type) error 
 	return tw.emit(w, out)
 }
 
-// encodeInto converts src to typ into *dst, growing it as needed.
+// encodeInto converts src to typ into *dst, growing it as needed. For
+// Q8_0, len(src) must be a multiple of 32.
 func encodeInto(dst *[]byte, src []float32, typ gguf.Type) ([]byte, error) {
-	var esz int
-	switch typ {
-	case gguf.TypeF32:
-		esz = 4
-	case gguf.TypeF16:
-		esz = 2
-	default:
+	size := encodedSize(typ, len(src))
+	if size == 0 && len(src) > 0 {
 		return nil, fmt.Errorf("output type %v: %w", typ, ErrUnsupported)
 	}
-	if cap(*dst) < len(src)*esz {
-		*dst = make([]byte, len(src)*esz)
+	if typ == gguf.TypeQ8_0 && len(src)%qk8_0 != 0 {
+		return nil, fmt.Errorf("%d values are not whole Q8_0 blocks of %d", len(src), qk8_0)
 	}
-	out := (*dst)[:len(src)*esz]
-	if typ == gguf.TypeF32 {
+	if cap(*dst) < size {
+		*dst = make([]byte, size)
+	}
+	out := (*dst)[:size]
+	switch typ {
+	case gguf.TypeF32:
 		for i, v := range src {
 			binary.LittleEndian.PutUint32(out[4*i:], math.Float32bits(v))
 		}
-	} else {
+	case gguf.TypeF16:
 		for i, v := range src {
 			binary.LittleEndian.PutUint16(out[2*i:], f32ToF16(math.Float32bits(v)))
 		}
+	case gguf.TypeBF16:
+		encodeBF16(out, src)
+	case gguf.TypeQ8_0:
+		quantizeQ8_0(out, src)
 	}
 	return out, nil
 }
@@ -248,7 +252,8 @@ func (tw *tensorWriter) produce(ctx context.Context, p tensorPlan, typ gguf.Type
 		}
 		var out []byte
 		switch {
-		case p.shift == 0 && ((typ == gguf.TypeF32 && info.DType == safetensors.F32) || (typ == gguf.TypeF16 && info.DType == safetensors.F16)):
+		case p.shift == 0 && ((typ == gguf.TypeF32 && info.DType == safetensors.F32) || (typ == gguf.TypeF16 && info.DType == safetensors.F16) ||
+			(typ == gguf.TypeBF16 && info.DType == safetensors.BF16)):
 			out = raw
 		case p.shift == 0 && typ == gguf.TypeF16 && (info.DType == safetensors.BF16 || info.DType == safetensors.F32):
 			out = toF16(&tw.outs[slot], raw, info.DType)

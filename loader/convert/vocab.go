@@ -24,28 +24,40 @@ const (
 	tokByte        = 6
 )
 
+// Vocabulary kinds (tokenizer.ggml.model).
+const (
+	kindSPM = "llama" // SentencePiece-style BPE with byte fallback
+	kindBPE = "gpt2"  // byte-level BPE
+	kindWPM = "bert"  // WordPiece
+)
+
 // vocab is the tokenizer metadata written to the GGUF file.
 type vocab struct {
-	model  string // tokenizer.ggml.model
+	model  string // tokenizer.ggml.model: kindSPM, kindBPE or kindWPM
 	pre    string // tokenizer.ggml.pre, "" for none
 	tokens []string
-	scores []float32 // nil for a byte-level BPE
+	scores []float32 // SentencePiece-style only
 	types  []int32
 	merges []string // byte-level BPE only
 
 	bos, eos, unk, pad int // -1 when unknown
+	sep, cls, mask     int // -1 when unknown
 	addBOS, addEOS     *bool
 	chatTemplate       string
 	// addSpacePrefix, if not nil, is tokenizer.ggml.add_space_prefix:
 	// false for a SentencePiece-style vocabulary whose normalizer
 	// replaces spaces with "▁" but prepends none (Gemma).
 	addSpacePrefix *bool
+	// typeCount, if > 0, is tokenizer.ggml.token_type_count (BERT's
+	// type_vocab_size).
+	typeCount int
 }
 
 type tokenizerJSON struct {
-	Normalizer   json.RawMessage `json:"normalizer"`
-	PreTokenizer json.RawMessage `json:"pre_tokenizer"`
-	AddedTokens  []struct {
+	Normalizer    json.RawMessage `json:"normalizer"`
+	PreTokenizer  json.RawMessage `json:"pre_tokenizer"`
+	PostProcessor json.RawMessage `json:"post_processor"`
+	AddedTokens   []struct {
 		ID      int    `json:"id"`
 		Content string `json:"content"`
 		Special bool   `json:"special"`
@@ -56,6 +68,8 @@ type tokenizerJSON struct {
 		Merges       []json.RawMessage `json:"merges"`
 		ByteFallback bool              `json:"byte_fallback"`
 		UnkToken     *string           `json:"unk_token"`
+		// WordPiece's continuation prefix ("##").
+		ContinuingSubwordPrefix *string `json:"continuing_subword_prefix"`
 	} `json:"model"`
 }
 
@@ -83,6 +97,7 @@ func (n normalizerJSON) has(typ string) bool {
 	return false
 }
 
+// prepends reports whether n or one of its children prepends s.
 func (n normalizerJSON) prepends(s string) bool {
 	if n.Type == "Prepend" && n.Prepend == s {
 		return true
@@ -123,39 +138,47 @@ func readVocab(dir string, cfg *hfConfig, arch archSpec) (*vocab, error) {
 		return nil, fmt.Errorf("convert: tokenizer.json: %w", err)
 	}
 	var norm normalizerJSON
-	if len(tj.Normalizer) > 0 && string(tj.Normalizer) != "null" {
+	if !isNull(tj.Normalizer) {
 		if err := json.Unmarshal(tj.Normalizer, &norm); err != nil {
 			return nil, fmt.Errorf("convert: tokenizer.json: normalizer: %w", err)
 		}
 	}
 	var pre normalizerJSON
-	if len(tj.PreTokenizer) > 0 && string(tj.PreTokenizer) != "null" {
+	if !isNull(tj.PreTokenizer) {
 		if err := json.Unmarshal(tj.PreTokenizer, &pre); err != nil {
 			return nil, fmt.Errorf("convert: tokenizer.json: pre_tokenizer: %w", err)
 		}
 	}
 	spacePrefix := norm.prepends("▁")
-	spm := tj.Model.Type == "BPE" && tj.Model.ByteFallback && (spacePrefix || norm.replaces(" ", "▁"))
-	byteLevel := tj.Model.Type == "BPE" && !tj.Model.ByteFallback && pre.has("ByteLevel")
+	v := &vocab{bos: -1, eos: -1, unk: -1, pad: -1, sep: -1, cls: -1, mask: -1}
 	switch {
-	case spm:
-	case byteLevel && arch.gguf == "gpt2":
-	case byteLevel:
-		return nil, fmt.Errorf("%w tokenizer: a byte-level BPE tokenizer is converted only for GPT2LMHeadModel (its pre-tokenizer for %s is not known)",
-			ErrUnsupported, arch.hf)
+	case tj.Model.Type == "WordPiece" && arch.gguf == "bert":
+		if err := checkWordPiece(tj); err != nil {
+			return nil, err
+		}
+		v.model = kindWPM
+	case tj.Model.Type == "WordPiece":
+		return nil, fmt.Errorf("%w tokenizer: a WordPiece tokenizer is converted only for BERT, not for %s", ErrUnsupported, arch.hf)
+	case arch.gguf == "bert":
+		return nil, fmt.Errorf("%w tokenizer: %s is converted only with a WordPiece tokenizer.json (llama.cpp's bert vocabulary); this one has model %q",
+			ErrUnsupported, arch.hf, tj.Model.Type)
+	case tj.Model.Type == "BPE" && tj.Model.ByteFallback && (spacePrefix || norm.replaces(" ", "▁")):
+		v.model = kindSPM
+		if !spacePrefix {
+			f := false
+			v.addSpacePrefix = &f
+		}
+	case tj.Model.Type == "BPE" && !tj.Model.ByteFallback && pre.has("ByteLevel"):
+		v.model = kindBPE
+		if v.pre, err = detectPre(tj.PreTokenizer, tj.Normalizer); err != nil {
+			return nil, err
+		}
 	default:
-		return nil, fmt.Errorf("%w tokenizer: only SentencePiece-style BPE (byte_fallback and a normalizer with Prepend(\"▁\") or Replace(\" \", \"▁\")) and GPT-2 byte-level BPE tokenizer.json files are converted; this one has model %q, byte_fallback %v",
+		return nil, fmt.Errorf("%w tokenizer: only SentencePiece-style BPE (byte_fallback and a normalizer with Prepend(\"▁\") or Replace(\" \", \"▁\")), byte-level BPE (a ByteLevel pre-tokenizer) and, for BERT, WordPiece tokenizer.json files are converted; this one has model %q, byte_fallback %v",
 			ErrUnsupported, tj.Model.Type, tj.Model.ByteFallback)
 	}
+	spm := v.model == kindSPM
 
-	v := &vocab{model: "llama", bos: -1, eos: -1, unk: -1, pad: -1}
-	if byteLevel {
-		v.model, v.pre = "gpt2", "gpt-2"
-	}
-	if spm && !spacePrefix {
-		f := false
-		v.addSpacePrefix = &f
-	}
 	n := 0
 	for _, id := range tj.Model.Vocab {
 		if id < 0 {
@@ -170,7 +193,6 @@ func readVocab(dir string, cfg *hfConfig, arch archSpec) (*vocab, error) {
 		n = max(n, a.ID+1)
 	}
 	v.tokens = make([]string, n)
-	v.scores = make([]float32, n)
 	v.types = make([]int32, n)
 	set := make([]bool, n)
 	for tok, id := range tj.Model.Vocab {
@@ -188,9 +210,16 @@ func readVocab(dir string, cfg *hfConfig, arch archSpec) (*vocab, error) {
 			return nil, fmt.Errorf("convert: tokenizer.json: added token %q reuses id %d of %q", a.Content, a.ID, v.tokens[a.ID])
 		}
 		v.tokens[a.ID], set[a.ID] = a.Content, true
-		v.types[a.ID] = tokUserDefined
-		if a.Special {
+		switch {
+		case a.Special, !spm && looksSpecial(a.Content):
 			v.types[a.ID] = tokControl
+		case spm:
+			v.types[a.ID] = tokUserDefined
+		default:
+			// As convert_hf_to_gguf.py's get_vocab_base: llama.cpp
+			// matches user-defined tokens in the raw text.
+			v.tokens[a.ID] = strings.ReplaceAll(a.Content, "▁", " ")
+			v.types[a.ID] = tokUserDefined
 		}
 	}
 	for id := range n {
@@ -205,59 +234,91 @@ func readVocab(dir string, cfg *hfConfig, arch archSpec) (*vocab, error) {
 		}
 	}
 
-	// Scores from the merge ranks: the earlier a merge, the higher the score
-	// of the piece it produces; llama.cpp's SPM tokenizer merges the
-	// highest-scoring pair first, so this reproduces the BPE merge order.
-	// A byte-level BPE keeps the merges themselves instead.
-	scored := make([]bool, n)
-	for rank, m := range tj.Model.Merges {
-		a, b, err := parseMerge(m)
-		if err != nil {
-			return nil, fmt.Errorf("convert: tokenizer.json: merge %d: %w", rank, err)
+	switch v.model {
+	case kindSPM:
+		// Scores from the merge ranks: the earlier a merge, the higher
+		// the score of the piece it produces; llama.cpp's SPM tokenizer
+		// merges the highest-scoring pair first, so this reproduces the
+		// BPE merge order.
+		v.scores = make([]float32, n)
+		scored := make([]bool, n)
+		for rank, m := range tj.Model.Merges {
+			a, b, _, err := parseMerge(m)
+			if err != nil {
+				return nil, fmt.Errorf("convert: tokenizer.json: merge %d: %w", rank, err)
+			}
+			id, ok := tj.Model.Vocab[a+b]
+			if !ok || scored[id] {
+				continue
+			}
+			scored[id] = true
+			v.scores[id] = -float32(rank)
 		}
-		if byteLevel {
-			if strings.Contains(a, " ") || strings.Contains(b, " ") {
-				return nil, fmt.Errorf("convert: tokenizer.json: merge %d: piece with a space", rank)
+	case kindBPE:
+		// A byte-level BPE keeps the merges themselves.
+		v.merges = make([]string, 0, len(tj.Model.Merges))
+		for rank, m := range tj.Model.Merges {
+			a, b, pair, err := parseMerge(m)
+			if err != nil {
+				return nil, fmt.Errorf("convert: tokenizer.json: merge %d: %w", rank, err)
+			}
+			if pair {
+				// As gguf-py: a space inside a piece of the pair format
+				// is written as its byte-level form U+0120.
+				a, b = strings.ReplaceAll(a, " ", "\u0120"), strings.ReplaceAll(b, " ", "\u0120")
+			}
+			if a == "" || b == "" || strings.Contains(a, " ") || strings.Contains(b, " ") {
+				return nil, fmt.Errorf("convert: tokenizer.json: merge %d: %q and %q are not two pieces without spaces", rank, a, b)
 			}
 			v.merges = append(v.merges, a+" "+b)
-			continue
 		}
-		id, ok := tj.Model.Vocab[a+b]
-		if !ok || scored[id] {
-			continue
-		}
-		scored[id] = true
-		v.scores[id] = -float32(rank)
 	}
 
-	if byteLevel {
-		v.scores = nil
-	}
-	if err := v.readSpecial(dir, cfg, spm); err != nil {
+	if err := v.readSpecial(dir, cfg, tj.PostProcessor); err != nil {
 		return nil, err
 	}
-	if byteLevel && v.addBOS == nil {
+	if v.model == kindBPE && v.addBOS == nil {
 		// GPT-2's tokenizer adds no BOS.
 		f := false
 		v.addBOS = &f
 	}
+	if v.model == kindWPM {
+		v.phantomSpaces()
+	}
 	return v, nil
 }
 
-func parseMerge(raw json.RawMessage) (string, string, error) {
+// looksSpecial reports whether an added token that tokenizer.json does not
+// mark special ought to be a control token anyway, as
+// convert_hf_to_gguf.py's does_token_look_special decides (DeepSeek's
+// <｜...｜> and <pad>, <|...|>, Gemma's <unusedN>, <mask>, <2mass>,
+// [@BOS@]).
+func looksSpecial(t string) bool {
+	switch t {
+	case "<pad>", "<mask>", "<2mass>", "[@BOS@]":
+		return true
+	}
+	return (strings.HasPrefix(t, "<|") && strings.HasSuffix(t, "|>")) ||
+		(strings.HasPrefix(t, "<｜") && strings.HasSuffix(t, "｜>")) ||
+		(strings.HasPrefix(t, "<unused") && strings.HasSuffix(t, ">"))
+}
+
+// parseMerge decodes a merge: the string "a b" or (tokenizers 0.20 and
+// later) the pair ["a", "b"], which reports pair true.
+func parseMerge(raw json.RawMessage) (a, b string, pair bool, err error) {
 	var s string
 	if json.Unmarshal(raw, &s) == nil {
 		a, b, ok := strings.Cut(s, " ")
 		if !ok {
-			return "", "", fmt.Errorf("%q is not two pieces", s)
+			return "", "", false, fmt.Errorf("%q is not two pieces", s)
 		}
-		return a, b, nil
+		return a, b, false, nil
 	}
 	var l []string
 	if err := json.Unmarshal(raw, &l); err != nil || len(l) != 2 {
-		return "", "", fmt.Errorf("%s is not a pair of pieces", raw)
+		return "", "", false, fmt.Errorf("%s is not a pair of pieces", raw)
 	}
-	return l[0], l[1], nil
+	return l[0], l[1], true, nil
 }
 
 // tokenName decodes a special-token entry: a string or {"content": ...}.
@@ -277,9 +338,14 @@ func tokenName(raw json.RawMessage) string {
 
 // readSpecial sets the special token ids, add_bos/add_eos and the chat
 // template from tokenizer_config.json, special_tokens_map.json,
-// chat_template.jinja and config.json, in that order of precedence.
-// The unknown token is used by SentencePiece-style vocabularies only (spm).
-func (v *vocab) readSpecial(dir string, cfg *hfConfig, spm bool) error {
+// chat_template.jinja, config.json and tokenizer.json's post_processor, as
+// gguf-py's SpecialVocab does: a token named in tokenizer_config.json (or
+// special_tokens_map.json) first, else config.json's id; a missing BOS is
+// the CLS token and a missing EOS the SEP token (BERT); add_bos/add_eos
+// from the post-processor's template, overridden by tokenizer_config.json.
+// The unknown token becomes a token of type unknown in a
+// SentencePiece-style vocabulary only.
+func (v *vocab) readSpecial(dir string, cfg *hfConfig, postProc json.RawMessage) error {
 	ids := map[string]int{}
 	for id, t := range v.tokens {
 		if _, dup := ids[t]; !dup {
@@ -303,13 +369,22 @@ func (v *vocab) readSpecial(dir string, cfg *hfConfig, spm bool) error {
 		return fmt.Errorf("convert: %w", err)
 	}
 
-	lookup := func(key string) int {
+	// name returns the token named for key ("bos_token", ...), "" if none.
+	name := func(key string) string {
 		for _, src := range []map[string]json.RawMessage{tc, sm} {
 			if raw, ok := src[key]; ok {
-				if id, ok := ids[tokenName(raw)]; ok {
-					return id
+				if n := tokenName(raw); n != "" {
+					if _, ok := ids[n]; ok {
+						return n
+					}
 				}
 			}
+		}
+		return ""
+	}
+	id := func(name string) int {
+		if i, ok := ids[name]; ok && name != "" {
+			return i
 		}
 		return -1
 	}
@@ -322,14 +397,25 @@ func (v *vocab) readSpecial(dir string, cfg *hfConfig, spm bool) error {
 		}
 		return -1
 	}
-	v.bos = fallback(lookup("bos_token"), cfg.BOSTokenID)
-	v.eos = fallback(lookup("eos_token"), cfg.EOSTokenID)
-	v.pad = fallback(lookup("pad_token"), cfg.PadTokenID)
-	if id := lookup("unk_token"); spm && id >= 0 {
-		v.unk = id
-		v.types[id] = tokUnknown
+	bosName, eosName, clsName, sepName := name("bos_token"), name("eos_token"), name("cls_token"), name("sep_token")
+	if bosName == "" {
+		bosName = clsName
+	}
+	if eosName == "" {
+		eosName = sepName
+	}
+	v.bos = fallback(id(bosName), cfg.BOSTokenID)
+	v.eos = fallback(id(eosName), cfg.EOSTokenID)
+	v.pad = fallback(id(name("pad_token")), cfg.PadTokenID)
+	v.cls, v.sep, v.mask = id(clsName), id(sepName), id(name("mask_token"))
+	if u := id(name("unk_token")); u >= 0 {
+		v.unk = u
+		if v.model == kindSPM {
+			v.types[u] = tokUnknown
+		}
 	}
 
+	v.addBOS, v.addEOS = postProcessorAdds(postProc, bosName, clsName, eosName)
 	for key, dst := range map[string]**bool{"add_bos_token": &v.addBOS, "add_eos_token": &v.addEOS} {
 		if raw, ok := tc[key]; ok {
 			var b bool
@@ -366,6 +452,69 @@ func (v *vocab) readSpecial(dir string, cfg *hfConfig, spm bool) error {
 	return nil
 }
 
+// postProcessorAdds reads whether tokenizer.json's post_processor adds
+// a BOS and an EOS, as gguf-py does: RobertaProcessing adds both; a
+// TemplateProcessing whose single-sequence template starts with the BOS
+// (or CLS) token adds BOS, one that ends with the EOS token adds EOS (with
+// no named BOS or EOS, any special token there counts). nil: not said.
+func postProcessorAdds(raw json.RawMessage, bos, cls, eos string) (addBOS, addEOS *bool) {
+	if isNull(raw) {
+		return nil, nil
+	}
+	type special struct {
+		SpecialToken *struct {
+			ID string `json:"id"`
+		} `json:"SpecialToken"`
+	}
+	type processor struct {
+		Type       string      `json:"type"`
+		Processors []processor `json:"processors"`
+		Single     []special   `json:"single"`
+	}
+	var p processor
+	if json.Unmarshal(raw, &p) != nil {
+		return nil, nil
+	}
+	procs := []processor{p}
+	if p.Type == "Sequence" {
+		procs = p.Processors
+	}
+	yes := func(b bool) *bool { return &b }
+	for _, q := range procs {
+		switch q.Type {
+		case "RobertaProcessing":
+			addBOS, addEOS = yes(true), yes(true)
+		case "TemplateProcessing":
+			if len(q.Single) < 2 {
+				continue
+			}
+			if f := q.Single[0].SpecialToken; f != nil {
+				addBOS = yes(bos == "" || f.ID == bos || f.ID == cls)
+			}
+			if l := q.Single[len(q.Single)-1].SpecialToken; l != nil {
+				addEOS = yes(eos == "" || l.ID == eos)
+			}
+		}
+	}
+	return addBOS, addEOS
+}
+
+// phantomSpaces rewrites a WordPiece vocabulary as llama.cpp's bert
+// tokenizer reads it (convert_hf_to_gguf.py's BertModel.set_vocab): a
+// word-initial piece gets the phantom space "▁", a continuation loses its
+// "##"; control tokens are kept.
+func (v *vocab) phantomSpaces() {
+	for i, t := range v.tokens {
+		switch {
+		case v.types[i] == tokControl:
+		case strings.HasPrefix(t, "##"):
+			v.tokens[i] = t[2:]
+		default:
+			v.tokens[i] = "▁" + t
+		}
+	}
+}
+
 // padTo extends the vocabulary to n tokens, as convert_hf_to_gguf.py does
 // when config.json's vocab_size exceeds the tokenizer's.
 func (v *vocab) padTo(n int) {
@@ -378,8 +527,12 @@ func (v *vocab) padTo(n int) {
 	}
 }
 
+// write sets the tokenizer.* keys.
 func (v *vocab) write(w *gguf.Writer) {
 	w.Set("tokenizer.ggml.model", gguf.String(v.model))
+	if v.typeCount > 0 {
+		w.Set("tokenizer.ggml.token_type_count", gguf.Uint32(uint32(v.typeCount)))
+	}
 	if v.pre != "" {
 		w.Set("tokenizer.ggml.pre", gguf.String(v.pre))
 	}
@@ -399,6 +552,9 @@ func (v *vocab) write(w *gguf.Writer) {
 		{"tokenizer.ggml.eos_token_id", v.eos},
 		{"tokenizer.ggml.unknown_token_id", v.unk},
 		{"tokenizer.ggml.padding_token_id", v.pad},
+		{"tokenizer.ggml.seperator_token_id", v.sep}, // llama.cpp's spelling
+		{"tokenizer.ggml.cls_token_id", v.cls},
+		{"tokenizer.ggml.mask_token_id", v.mask},
 	} {
 		if s.id >= 0 {
 			w.Set(s.key, gguf.Uint32(uint32(s.id)))

@@ -1,0 +1,288 @@
+package convert
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/llm-go/llm/loader/safetensors"
+)
+
+// checkWordPiece refuses a WordPiece tokenizer.json that llama.cpp's bert
+// tokenizer would not reproduce. llama.cpp always applies BERT's
+// normalization with lowercasing (NFD, lower case, punctuation and CJK
+// characters split off, whitespace split) and "##" continuations, so the
+// tokenizer must declare a BertNormalizer that lowercases, a
+// BertPreTokenizer and the "##" prefix.
+func checkWordPiece(tj tokenizerJSON) error {
+	var norm struct {
+		Type      string `json:"type"`
+		Lowercase *bool  `json:"lowercase"`
+	}
+	if !isNull(tj.Normalizer) {
+		if err := json.Unmarshal(tj.Normalizer, &norm); err != nil {
+			return fmt.Errorf("convert: tokenizer.json: normalizer: %w", err)
+		}
+	}
+	if norm.Type != "BertNormalizer" || (norm.Lowercase != nil && !*norm.Lowercase) {
+		lc := "unset"
+		if norm.Lowercase != nil {
+			lc = fmt.Sprint(*norm.Lowercase)
+		}
+		return fmt.Errorf("%w WordPiece tokenizer: normalizer %q with lowercase %s; llama.cpp's bert tokenizer always normalizes as a lowercasing BertNormalizer",
+			ErrUnsupported, norm.Type, lc)
+	}
+	var pre struct {
+		Type string `json:"type"`
+	}
+	if !isNull(tj.PreTokenizer) {
+		if err := json.Unmarshal(tj.PreTokenizer, &pre); err != nil {
+			return fmt.Errorf("convert: tokenizer.json: pre_tokenizer: %w", err)
+		}
+	}
+	if pre.Type != "BertPreTokenizer" {
+		return fmt.Errorf("%w WordPiece tokenizer: pre_tokenizer %q; llama.cpp's bert tokenizer always splits as BertPreTokenizer", ErrUnsupported, pre.Type)
+	}
+	if p := tj.Model.ContinuingSubwordPrefix; p != nil && *p != "##" {
+		return fmt.Errorf("%w WordPiece tokenizer: continuing_subword_prefix %q; llama.cpp's bert tokenizer uses \"##\"", ErrUnsupported, *p)
+	}
+	return nil
+}
+
+// bertHparams reads a BertModel config.json: BERT's post-norm encoder with
+// learned absolute positions and token types, LayerNorm (layer_norm_eps,
+// transformers' default 1e-12) and GELU.
+func (c *hfConfig) bertHparams() (hparams, error) {
+	h := hparams{
+		hidden: c.HiddenSize,
+		ffn:    c.IntermediateSize,
+		layers: c.NumHiddenLayers,
+		heads:  c.NumAttentionHeads,
+		vocab:  c.VocabSize,
+		ctxLen: c.MaxPositionEmbeddings,
+		rmsEps: 1e-12,
+		// transformers' BertConfig default.
+		typeVocab: 2,
+	}
+	if c.LayerNormEps != nil {
+		h.rmsEps = *c.LayerNormEps
+	}
+	if c.TypeVocabSize != nil {
+		h.typeVocab = *c.TypeVocabSize
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{
+		{"hidden_size", h.hidden}, {"intermediate_size", h.ffn}, {"num_hidden_layers", h.layers},
+		{"num_attention_heads", h.heads}, {"vocab_size", h.vocab}, {"max_position_embeddings", h.ctxLen},
+		{"type_vocab_size", h.typeVocab},
+	} {
+		if f.v <= 0 {
+			return h, fmt.Errorf("%w: config.json: %s is missing or not positive", ErrMismatch, f.name)
+		}
+	}
+	if h.hidden%h.heads != 0 {
+		return h, fmt.Errorf("%w: config.json: hidden_size %d is not a multiple of num_attention_heads %d", ErrMismatch, h.hidden, h.heads)
+	}
+	h.kvHeads, h.headDim = h.heads, h.hidden/h.heads
+	switch c.HiddenAct {
+	case "", "gelu", "gelu_new", "gelu_pytorch_tanh":
+		// llama.cpp's bert graph uses GELU (the tanh form).
+	default:
+		return h, fmt.Errorf("%w: BertModel with hidden_act %q (llama.cpp's bert arch uses GELU)", ErrUnsupported, c.HiddenAct)
+	}
+	if p := c.PositionEmbeddingType; p != "" && p != "absolute" {
+		return h, fmt.Errorf("%w: BertModel with position_embedding_type %q (llama.cpp's bert arch has absolute positions)", ErrUnsupported, p)
+	}
+	if c.IsDecoder {
+		return h, fmt.Errorf("%w: BertModel with is_decoder true (llama.cpp's bert arch is a bidirectional encoder)", ErrUnsupported)
+	}
+	return h, nil
+}
+
+// llama.cpp pooling types (llama_pooling_type).
+const (
+	poolingMean = 1
+	poolingCLS  = 2
+	poolingLast = 3
+)
+
+// readPooling returns the pooling type of a sentence-transformers
+// checkpoint: that of the Pooling module modules.json lists (or, without
+// modules.json, of 1_Pooling/config.json), mean when there is none.
+func readPooling(dir string) (uint32, error) {
+	path := ""
+	if raw, err := os.ReadFile(filepath.Join(dir, "modules.json")); err == nil {
+		var mods []struct {
+			Type string `json:"type"`
+			Path string `json:"path"`
+		}
+		if err := json.Unmarshal(raw, &mods); err != nil {
+			return 0, fmt.Errorf("convert: modules.json: %w", err)
+		}
+		for _, m := range mods {
+			if strings.HasSuffix(m.Type, "Pooling") {
+				path = m.Path
+				break
+			}
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return 0, fmt.Errorf("convert: %w", err)
+	} else if _, err := os.Stat(filepath.Join(dir, "1_Pooling", "config.json")); err == nil {
+		path = "1_Pooling"
+	}
+	if path == "" {
+		return poolingMean, nil
+	}
+	file := filepath.Join(dir, filepath.FromSlash(path), "config.json")
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return 0, fmt.Errorf("convert: pooling: %w", err)
+	}
+	var pc struct {
+		Mean bool   `json:"pooling_mode_mean_tokens"`
+		CLS  bool   `json:"pooling_mode_cls_token"`
+		Last bool   `json:"pooling_mode_lasttoken"`
+		Mode string `json:"pooling_mode"`
+	}
+	if err := json.Unmarshal(raw, &pc); err != nil {
+		return 0, fmt.Errorf("convert: %s: %w", file, err)
+	}
+	switch {
+	case pc.Mean || pc.Mode == "mean":
+		return poolingMean, nil
+	case pc.CLS || pc.Mode == "cls":
+		return poolingCLS, nil
+	case pc.Last || pc.Mode == "lasttoken":
+		return poolingLast, nil
+	}
+	return 0, fmt.Errorf("%w pooling in %s: only mean, cls and lasttoken pooling are in llama.cpp", ErrUnsupported, file)
+}
+
+var bertLayerRE = regexp.MustCompile(`^encoder\.layer\.(\d+)\.(.+)$`)
+
+// bertIgnored are BertModel and BertForMaskedLM tensors llama.cpp's bert
+// arch has no use for: the position ids buffer, the pooler and the
+// pre-training heads (as convert_hf_to_gguf.py skips them).
+var bertIgnored = regexp.MustCompile(`^(embeddings\.position_ids|pooler\..*|cls\.(predictions|seq_relationship)\..*)$`)
+
+// planBERT maps a BertModel checkpoint, with or without the "bert." prefix
+// (the sentence-transformers layout has none), to llama.cpp's bert names.
+// Old checkpoints' LayerNorm gamma and beta are read as weight and bias.
+func planBERT(st *safetensors.Model, h hparams) ([]tensorPlan, error) {
+	H, I, V, P, T := int64(h.hidden), int64(h.ffn), int64(h.vocab), int64(h.ctxLen), int64(h.typeVocab)
+	top := map[string]struct {
+		name  string
+		shape []int64
+	}{
+		"embeddings.word_embeddings.weight":       {"token_embd.weight", []int64{V, H}},
+		"embeddings.position_embeddings.weight":   {"position_embd.weight", []int64{P, H}},
+		"embeddings.token_type_embeddings.weight": {"token_types.weight", []int64{T, H}},
+		"embeddings.LayerNorm.weight":             {"token_embd_norm.weight", []int64{H}},
+		"embeddings.LayerNorm.bias":               {"token_embd_norm.bias", []int64{H}},
+	}
+	layer := map[string]struct {
+		name  string
+		shape []int64
+	}{
+		"attention.self.query.weight":       {"attn_q.weight", []int64{H, H}},
+		"attention.self.query.bias":         {"attn_q.bias", []int64{H}},
+		"attention.self.key.weight":         {"attn_k.weight", []int64{H, H}},
+		"attention.self.key.bias":           {"attn_k.bias", []int64{H}},
+		"attention.self.value.weight":       {"attn_v.weight", []int64{H, H}},
+		"attention.self.value.bias":         {"attn_v.bias", []int64{H}},
+		"attention.output.dense.weight":     {"attn_output.weight", []int64{H, H}},
+		"attention.output.dense.bias":       {"attn_output.bias", []int64{H}},
+		"attention.output.LayerNorm.weight": {"attn_output_norm.weight", []int64{H}},
+		"attention.output.LayerNorm.bias":   {"attn_output_norm.bias", []int64{H}},
+		"intermediate.dense.weight":         {"ffn_up.weight", []int64{I, H}},
+		"intermediate.dense.bias":           {"ffn_up.bias", []int64{I}},
+		"output.dense.weight":               {"ffn_down.weight", []int64{H, I}},
+		"output.dense.bias":                 {"ffn_down.bias", []int64{H}},
+		"output.LayerNorm.weight":           {"layer_output_norm.weight", []int64{H}},
+		"output.LayerNorm.bias":             {"layer_output_norm.bias", []int64{H}},
+	}
+	var plan []tensorPlan
+	seen := map[string]bool{}
+	for _, t := range st.Tensors() {
+		name := strings.TrimPrefix(t.Name, "bert.")
+		if n, ok := strings.CutSuffix(name, ".gamma"); ok {
+			name = n + ".weight"
+		} else if n, ok := strings.CutSuffix(name, ".beta"); ok {
+			name = n + ".bias"
+		}
+		if bertIgnored.MatchString(name) {
+			continue
+		}
+		p := tensorPlan{layer: -1}
+		var want []int64
+		if e, ok := top[name]; ok {
+			p.ggufName, want = e.name, e.shape
+		} else {
+			m := bertLayerRE.FindStringSubmatch(name)
+			if m == nil {
+				return nil, fmt.Errorf("%w tensor %q in a BertModel checkpoint", ErrUnsupported, t.Name)
+			}
+			n, err := strconv.Atoi(m[1])
+			if err != nil || n >= h.layers {
+				return nil, fmt.Errorf("%w: tensor %q: layer %s is outside num_hidden_layers %d", ErrMismatch, t.Name, m[1], h.layers)
+			}
+			e, ok := layer[m[2]]
+			if !ok {
+				return nil, fmt.Errorf("%w tensor %q in a BertModel checkpoint", ErrUnsupported, t.Name)
+			}
+			p.ggufName, want, p.layer = fmt.Sprintf("blk.%d.%s", n, e.name), e.shape, n
+		}
+		if !slices.Equal(t.Shape, want) {
+			return nil, fmt.Errorf("%w: tensor %q has shape %v, config.json implies %v", ErrMismatch, t.Name, t.Shape, want)
+		}
+		if seen[p.ggufName] {
+			return nil, fmt.Errorf("%w: tensor %q appears twice", ErrMismatch, p.ggufName)
+		}
+		p.hfName, p.shape = t.Name, t.Shape
+		seen[p.ggufName] = true
+		plan = append(plan, p)
+	}
+	var required []string
+	for _, e := range top {
+		required = append(required, e.name)
+	}
+	for i := range h.layers {
+		for _, e := range layer {
+			required = append(required, fmt.Sprintf("blk.%d.%s", i, e.name))
+		}
+	}
+	slices.Sort(required)
+	for _, r := range required {
+		if !seen[r] {
+			return nil, fmt.Errorf("%w: the checkpoint has no tensor for %s", ErrMismatch, r)
+		}
+	}
+	sortPlan(plan, bertRank)
+	return plan, nil
+}
+
+// bertRank orders the embeddings first, then the blocks.
+func bertRank(name string) int {
+	switch name {
+	case "token_embd.weight":
+		return 0
+	case "token_types.weight":
+		return 1
+	case "position_embd.weight":
+		return 2
+	case "token_embd_norm.weight":
+		return 3
+	case "token_embd_norm.bias":
+		return 4
+	}
+	return 5
+}

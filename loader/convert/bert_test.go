@@ -1,0 +1,522 @@
+package convert_test
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/llm-go/llm/engine"
+	"github.com/llm-go/llm/internal/shareddata"
+	"github.com/llm-go/llm/loader/convert"
+	"github.com/llm-go/llm/loader/gguf"
+)
+
+// Tiny BERT shapes: 4 heads of 8, 2 layers, bge-small's vocabulary.
+const (
+	bertHidden = 32
+	bertHeads  = 4
+	bertLayers = 2
+	bertFFN    = 64
+	bertMaxPos = 64
+	bertTypes  = 2
+	bertVocab  = 30522
+	bertEps    = 1e-12
+)
+
+// bgeTokenizer writes tokenizer.json and tokenizer_config.json of a
+// WordPiece tokenizer made from ggml-vocab-bert-bge.gguf: its tokens with
+// llama.cpp's phantom-space spelling undone ("▁word" is "word", a bare
+// piece is the continuation "##piece", control tokens and "[unusedN]",
+// which llama.cpp's older converter kept as they were, unchanged), its
+// control tokens as the special added tokens, and bge-small-en's
+// normalizer, pre-tokenizer and post-processor.
+func bgeTokenizer(t *testing.T, dir string) {
+	t.Helper()
+	ref := readGGUFVocab(t, shareddata.Path(t, "testdata", "tokenizer_vocab", "ggml-vocab-bert-bge.gguf"))
+	vocab := map[string]int{}
+	var added []map[string]any
+	for id, tok := range ref.tokens {
+		switch {
+		case ref.types[id] == 3:
+			added = append(added, map[string]any{"id": id, "content": tok, "single_word": false, "lstrip": false,
+				"rstrip": false, "normalized": false, "special": true})
+		case strings.HasPrefix(tok, "▁"):
+			tok = strings.TrimPrefix(tok, "▁")
+		case strings.HasPrefix(tok, "[") && strings.HasSuffix(tok, "]"):
+		default:
+			tok = "##" + tok
+		}
+		if _, dup := vocab[tok]; dup {
+			t.Fatalf("token %q twice", tok)
+		}
+		vocab[tok] = id
+	}
+	tj := map[string]any{
+		"version": "1.0", "truncation": nil, "padding": nil,
+		"added_tokens":  added,
+		"normalizer":    json.RawMessage(`{"type":"BertNormalizer","clean_text":true,"handle_chinese_chars":true,"strip_accents":null,"lowercase":true}`),
+		"pre_tokenizer": json.RawMessage(`{"type":"BertPreTokenizer"}`),
+		"post_processor": json.RawMessage(`{"type":"TemplateProcessing","single":[{"SpecialToken":{"id":"[CLS]","type_id":0}},{"Sequence":{"id":"A","type_id":0}},{"SpecialToken":{"id":"[SEP]","type_id":0}}],` +
+			`"pair":[{"SpecialToken":{"id":"[CLS]","type_id":0}},{"Sequence":{"id":"A","type_id":0}},{"SpecialToken":{"id":"[SEP]","type_id":0}},{"Sequence":{"id":"B","type_id":1}},{"SpecialToken":{"id":"[SEP]","type_id":1}}],` +
+			`"special_tokens":{"[CLS]":{"id":"[CLS]","ids":[101],"tokens":["[CLS]"]},"[SEP]":{"id":"[SEP]","ids":[102],"tokens":["[SEP]"]}}}`),
+		"decoder": json.RawMessage(`{"type":"WordPiece","prefix":"##","cleanup":true}`),
+		"model": map[string]any{"type": "WordPiece", "unk_token": "[UNK]", "continuing_subword_prefix": "##",
+			"max_input_chars_per_word": 100, "vocab": vocab},
+	}
+	raw, err := json.Marshal(tj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tc := `{"clean_up_tokenization_spaces":true,"cls_token":"[CLS]","do_basic_tokenize":true,"do_lower_case":true,` +
+		`"mask_token":"[MASK]","model_max_length":512,"never_split":null,"pad_token":"[PAD]","sep_token":"[SEP]",` +
+		`"strip_accents":null,"tokenize_chinese_chars":true,"tokenizer_class":"BertTokenizer","unk_token":"[UNK]"}`
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), []byte(tc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// bertFixture writes a tiny random BertModel checkpoint with
+// bgeTokenizer's vocabulary. prefix is "" for the sentence-transformers
+// layout (which also gets modules.json and a 1_Pooling/config.json with
+// pooling, "mean" or "cls") or "bert." for a transformers BertModel save,
+// which also carries the pooler that is not converted.
+func bertFixture(t *testing.T, prefix, pooling string) string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := map[string]any{
+		"architectures": []string{"BertModel"}, "model_type": "bert",
+		"hidden_size": bertHidden, "intermediate_size": bertFFN, "num_hidden_layers": bertLayers,
+		"num_attention_heads": bertHeads, "max_position_embeddings": bertMaxPos, "type_vocab_size": bertTypes,
+		"vocab_size": bertVocab, "layer_norm_eps": bertEps, "hidden_act": "gelu",
+		"position_embedding_type": "absolute", "pad_token_id": 0, "torch_dtype": "float32",
+		"attention_probs_dropout_prob": 0.1, "hidden_dropout_prob": 0.1,
+	}
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bgeTokenizer(t, dir)
+	if prefix == "" {
+		modules := `[{"idx":0,"name":"0","path":"","type":"sentence_transformers.models.Transformer"},` +
+			`{"idx":1,"name":"1","path":"1_Pooling","type":"sentence_transformers.models.Pooling"},` +
+			`{"idx":2,"name":"2","path":"2_Normalize","type":"sentence_transformers.models.Normalize"}]`
+		if err := os.WriteFile(filepath.Join(dir, "modules.json"), []byte(modules), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Mkdir(filepath.Join(dir, "1_Pooling"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		pc := fmt.Sprintf(`{"word_embedding_dimension":%d,"pooling_mode_cls_token":%v,"pooling_mode_mean_tokens":%v,`+
+			`"pooling_mode_max_tokens":false,"pooling_mode_mean_sqrt_len_tokens":false}`, bertHidden, pooling == "cls", pooling == "mean")
+		if err := os.WriteFile(filepath.Join(dir, "1_Pooling", "config.json"), []byte(pc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	r := rand.New(rand.NewPCG(20261127, 5))
+	var ts []stTensor
+	// add appends a tensor of scale·z (+ shift) with z standard normal.
+	add := func(name string, scale, shift float64, shape ...int64) {
+		st := stTensor{name: prefix + name, dtype: "F32", shape: shape}
+		buf := make([]byte, st.size())
+		for i := 0; i < len(buf); i += 4 {
+			binary.LittleEndian.PutUint32(buf[i:], math.Float32bits(float32(shift+scale*r.NormFloat64())))
+		}
+		st.data = func(w io.Writer) error { _, err := w.Write(buf); return err }
+		ts = append(ts, st)
+	}
+	H, I := int64(bertHidden), int64(bertFFN)
+	add("embeddings.word_embeddings.weight", 1, 0, bertVocab, H)
+	add("embeddings.position_embeddings.weight", 0.5, 0, bertMaxPos, H)
+	add("embeddings.token_type_embeddings.weight", 0.5, 0, bertTypes, H)
+	add("embeddings.LayerNorm.weight", 0.1, 1, H)
+	add("embeddings.LayerNorm.bias", 0.1, 0, H)
+	for l := range bertLayers {
+		p := fmt.Sprintf("encoder.layer.%d.", l)
+		for _, n := range []string{"query", "key", "value"} {
+			add(p+"attention.self."+n+".weight", 1/math.Sqrt(float64(H)), 0, H, H)
+			add(p+"attention.self."+n+".bias", 0.1, 0, H)
+		}
+		add(p+"attention.output.dense.weight", 1/math.Sqrt(float64(H)), 0, H, H)
+		add(p+"attention.output.dense.bias", 0.1, 0, H)
+		add(p+"attention.output.LayerNorm.weight", 0.1, 1, H)
+		add(p+"attention.output.LayerNorm.bias", 0.1, 0, H)
+		add(p+"intermediate.dense.weight", 1/math.Sqrt(float64(H)), 0, I, H)
+		add(p+"intermediate.dense.bias", 0.1, 0, I)
+		add(p+"output.dense.weight", 1/math.Sqrt(float64(I)), 0, H, I)
+		add(p+"output.dense.bias", 0.1, 0, H)
+		add(p+"output.LayerNorm.weight", 0.1, 1, H)
+		add(p+"output.LayerNorm.bias", 0.1, 0, H)
+	}
+	if prefix != "" {
+		add("pooler.dense.weight", 1/math.Sqrt(float64(H)), 0, H, H)
+		add("pooler.dense.bias", 0.1, 0, H)
+	}
+	slices.SortStableFunc(ts, func(a, b stTensor) int { return strings.Compare(a.name, b.name) })
+	if err := writeSafetensors(filepath.Join(dir, "model.safetensors"), ts); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// bertRef is a float64 BERT encoder as transformers' BertModel computes it
+// (post-norm blocks, bidirectional attention, token type 0), with the
+// tanh form of GELU that llama.cpp's bert graph uses (BertModel's "gelu"
+// is the erf form, which differs by up to about 1e-3).
+type bertRef struct {
+	wordEmb, posEmb, typeEmb, embNormW, embNormB []float64
+	layers                                       []bertRefLayer
+}
+
+type bertRefLayer struct {
+	wq, bq, wk, bk, wv, bv, wo, bo []float64
+	attnNormW, attnNormB           []float64
+	wu, bu, wd, bd                 []float64
+	outNormW, outNormB             []float64
+}
+
+func loadBertRef(t *testing.T, dir, prefix string) *bertRef {
+	t.Helper()
+	r := openST(t, dir)
+	g := func(name string) []float64 { return r.get(prefix + name) }
+	m := &bertRef{
+		wordEmb: g("embeddings.word_embeddings.weight"), posEmb: g("embeddings.position_embeddings.weight"),
+		typeEmb:  g("embeddings.token_type_embeddings.weight"),
+		embNormW: g("embeddings.LayerNorm.weight"), embNormB: g("embeddings.LayerNorm.bias"),
+	}
+	for l := range bertLayers {
+		p := fmt.Sprintf("encoder.layer.%d.", l)
+		m.layers = append(m.layers, bertRefLayer{
+			wq: g(p + "attention.self.query.weight"), bq: g(p + "attention.self.query.bias"),
+			wk: g(p + "attention.self.key.weight"), bk: g(p + "attention.self.key.bias"),
+			wv: g(p + "attention.self.value.weight"), bv: g(p + "attention.self.value.bias"),
+			wo: g(p + "attention.output.dense.weight"), bo: g(p + "attention.output.dense.bias"),
+			attnNormW: g(p + "attention.output.LayerNorm.weight"), attnNormB: g(p + "attention.output.LayerNorm.bias"),
+			wu: g(p + "intermediate.dense.weight"), bu: g(p + "intermediate.dense.bias"),
+			wd: g(p + "output.dense.weight"), bd: g(p + "output.dense.bias"),
+			outNormW: g(p + "output.LayerNorm.weight"), outNormB: g(p + "output.LayerNorm.bias"),
+		})
+	}
+	return m
+}
+
+func layerNorm(x, w, b []float64) []float64 {
+	var mean, vr float64
+	for _, v := range x {
+		mean += v
+	}
+	mean /= float64(len(x))
+	for _, v := range x {
+		vr += (v - mean) * (v - mean)
+	}
+	vr /= float64(len(x))
+	s := 1 / math.Sqrt(vr+bertEps)
+	out := make([]float64, len(x))
+	for i, v := range x {
+		out[i] = (v-mean)*s*w[i] + b[i]
+	}
+	return out
+}
+
+// affine returns W·x + b for a row-major [len(b), len(x)] W.
+func affine(W, b, x []float64) []float64 {
+	out := matvec(W, x, len(b))
+	for i := range out {
+		out[i] += b[i]
+	}
+	return out
+}
+
+func geluTanh(x float64) float64 {
+	return 0.5 * x * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(x+0.044715*x*x*x)))
+}
+
+// forward returns the final hidden state of every token.
+func (m *bertRef) forward(ids []int) [][]float64 {
+	H, hd := bertHidden, bertHidden/bertHeads
+	T := len(ids)
+	x := make([][]float64, T)
+	for i, id := range ids {
+		e := make([]float64, H)
+		for j := range H {
+			e[j] = m.wordEmb[id*H+j] + m.posEmb[i*H+j] + m.typeEmb[j]
+		}
+		x[i] = layerNorm(e, m.embNormW, m.embNormB)
+	}
+	for _, L := range m.layers {
+		q, k, v := make([][]float64, T), make([][]float64, T), make([][]float64, T)
+		for i := range T {
+			q[i], k[i], v[i] = affine(L.wq, L.bq, x[i]), affine(L.wk, L.bk, x[i]), affine(L.wv, L.bv, x[i])
+		}
+		next := make([][]float64, T)
+		for i := range T {
+			att := make([]float64, H)
+			for h := range bertHeads {
+				sc := make([]float64, T)
+				mx := math.Inf(-1)
+				for s := range T {
+					var d float64
+					for e := range hd {
+						d += q[i][h*hd+e] * k[s][h*hd+e]
+					}
+					sc[s] = d / math.Sqrt(float64(hd))
+					mx = max(mx, sc[s])
+				}
+				var z float64
+				for s := range sc {
+					sc[s] = math.Exp(sc[s] - mx)
+					z += sc[s]
+				}
+				for s := range sc {
+					for e := range hd {
+						att[h*hd+e] += sc[s] / z * v[s][h*hd+e]
+					}
+				}
+			}
+			o := affine(L.wo, L.bo, att)
+			for e := range H {
+				o[e] += x[i][e]
+			}
+			h := layerNorm(o, L.attnNormW, L.attnNormB)
+			u := affine(L.wu, L.bu, h)
+			for e := range u {
+				u[e] = geluTanh(u[e])
+			}
+			d := affine(L.wd, L.bd, u)
+			for e := range H {
+				d[e] += h[e]
+			}
+			next[i] = layerNorm(d, L.outNormW, L.outNormB)
+		}
+		x = next
+	}
+	return x
+}
+
+// pooled returns the mean of the token states, or the first (CLS).
+func pooled(states [][]float64, cls bool) []float64 {
+	if cls {
+		return states[0]
+	}
+	out := make([]float64, len(states[0]))
+	for _, s := range states {
+		for i, v := range s {
+			out[i] += v / float64(len(states))
+		}
+	}
+	return out
+}
+
+// TestBERTVocabVectors converts a tiny BertModel whose WordPiece
+// tokenizer.json holds bge-small-en's vocabulary and checks the vocabulary
+// metadata and that llama.cpp tokenizes every test input of
+// ggml-vocab-bert-bge as expected.
+func TestBERTVocabVectors(t *testing.T) {
+	dir := bertFixture(t, "", "mean")
+	out := filepath.Join(t.TempDir(), "bert.gguf")
+	if err := convert.Convert(context.Background(), dir, out, convert.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, _ := f.String("tokenizer.ggml.model"); s != "bert" {
+		t.Errorf("tokenizer.ggml.model %q, want bert", s)
+	}
+	for key, want := range map[string]uint64{
+		"tokenizer.ggml.unknown_token_id":   100,
+		"tokenizer.ggml.cls_token_id":       101,
+		"tokenizer.ggml.seperator_token_id": 102,
+		"tokenizer.ggml.mask_token_id":      103,
+		"tokenizer.ggml.padding_token_id":   0,
+		"tokenizer.ggml.bos_token_id":       101,
+		"tokenizer.ggml.eos_token_id":       102,
+		"tokenizer.ggml.token_type_count":   bertTypes,
+	} {
+		if v, ok := f.Uint(key); !ok || v != want {
+			t.Errorf("%s = %d (%v), want %d", key, v, ok, want)
+		}
+	}
+	ref := readGGUFVocab(t, shareddata.Path(t, "testdata", "tokenizer_vocab", "ggml-vocab-bert-bge.gguf"))
+	got := readGGUFVocab(t, out)
+	if !slices.Equal(got.types, ref.types) {
+		t.Error("token types differ from ggml-vocab-bert-bge's")
+	}
+	differ := 0
+	for i, tok := range ref.tokens {
+		if got.tokens[i] != tok {
+			// llama.cpp's converter now spells "[unusedN]" (a normal
+			// token) "▁[unusedN]"; the vocab file predates that.
+			if got.tokens[i] != "▁"+tok || !strings.HasPrefix(tok, "[unused") {
+				t.Errorf("token %d: %q, want %q", i, got.tokens[i], tok)
+			}
+			differ++
+		}
+	}
+	t.Logf("%d tokens spelled \"▁[unusedN]\" where the vocab file has \"[unusedN]\"", differ)
+
+	m := loadModel(t, out, engine.ModelOptions{VocabOnly: true})
+	inputs, want := vocabVectors(t, "bert-bge")
+	pass := checkVectors(t, m, inputs, want)
+	t.Logf("ggml-vocab-bert-bge: %d/%d cases", pass, len(inputs))
+}
+
+// TestBERTReference converts tiny BertModel checkpoints (the
+// sentence-transformers layout with mean and with CLS pooling, and the
+// "bert."-prefixed layout with a pooler, which gets mean pooling) to F32
+// and F16 and compares llama.cpp's pooled embeddings with the float64
+// reference for a few texts.
+func TestBERTReference(t *testing.T) {
+	texts := []string{
+		"Hello world",
+		"The quick brown fox jumps over the lazy dog.",
+		"llama.cpp runs BERT embeddings: 3 layers, 12 heads, 384 dims!",
+		"Ein kleiner Test mit Umlauten: Äpfel, Öl und Übermut.",
+	}
+	for _, tc := range []struct {
+		name, prefix, pooling string
+		want                  engine.Pooling
+	}{
+		{"sentence-transformers mean", "", "mean", engine.PoolingMean},
+		{"sentence-transformers cls", "", "cls", engine.PoolingCLS},
+		{"bert prefix", "bert.", "", engine.PoolingMean},
+	} {
+		dir := bertFixture(t, tc.prefix, tc.pooling)
+		ref := loadBertRef(t, dir, tc.prefix)
+		for _, typ := range []struct {
+			name string
+			tol  float64
+		}{{"f32", 2e-3}, {"f16", 1e-2}} {
+			t.Run(tc.name+"/"+typ.name, func(t *testing.T) {
+				out := filepath.Join(t.TempDir(), "bert.gguf")
+				if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: typ.name}); err != nil {
+					t.Fatal(err)
+				}
+				m := loadModel(t, out, engine.ModelOptions{})
+				c, err := m.NewContext(engine.ContextOptions{ContextLength: bertMaxPos, BatchSize: bertMaxPos,
+					MicroBatchSize: bertMaxPos, Threads: 1, Embeddings: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				if c.Pooling() != tc.want {
+					t.Errorf("pooling %v, want %v", c.Pooling(), tc.want)
+				}
+				b, err := engine.NewBatch(bertMaxPos, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer b.Close()
+				worst := 0.0
+				for _, text := range texts {
+					ids, err := m.Tokenize(text, true, false)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if len(ids) < 3 || ids[0] != 101 || ids[len(ids)-1] != 102 {
+						t.Fatalf("%q tokenizes to %v: want [CLS] ... [SEP]", text, ids)
+					}
+					if err := c.ClearMemory(false); err != nil {
+						t.Fatal(err)
+					}
+					b.Clear()
+					ints := make([]int, len(ids))
+					for i, id := range ids {
+						ints[i] = int(id)
+						if err := b.Add(id, engine.Pos(i), true); err != nil {
+							t.Fatal(err)
+						}
+					}
+					if err := c.Decode(context.Background(), b); err != nil {
+						t.Fatal(err)
+					}
+					got, err := c.SequenceEmbeddings(0)
+					if err != nil {
+						t.Fatal(err)
+					}
+					want := pooled(ref.forward(ints), tc.want == engine.PoolingCLS)
+					if len(got) != len(want) {
+						t.Fatalf("embedding of %d values, want %d", len(got), len(want))
+					}
+					re := relErr(got, want)
+					worst = max(worst, re)
+					if re > typ.tol {
+						t.Errorf("%q (%d tokens): relative error %.3g > %g", text, len(ids), re, typ.tol)
+					}
+				}
+				t.Logf("largest relative embedding error %.3g over %d texts", worst, len(texts))
+			})
+		}
+	}
+}
+
+// TestBERTRefused checks the BERT configurations and tokenizers llama.cpp
+// cannot reproduce are refused.
+func TestBERTRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		edit    func(dir string)
+		mention string
+	}{
+		{"relu", func(dir string) {
+			editJSON(t, filepath.Join(dir, "config.json"), func(m map[string]any) { m["hidden_act"] = "relu" })
+		}, "hidden_act"},
+		{"relative positions", func(dir string) {
+			editJSON(t, filepath.Join(dir, "config.json"), func(m map[string]any) { m["position_embedding_type"] = "relative_key" })
+		}, "position_embedding_type"},
+		{"cased", func(dir string) {
+			editJSON(t, filepath.Join(dir, "tokenizer.json"), func(m map[string]any) {
+				m["normalizer"].(map[string]any)["lowercase"] = false
+			})
+		}, "lowercase"},
+		{"max pooling", func(dir string) {
+			os.WriteFile(filepath.Join(dir, "1_Pooling", "config.json"), []byte(`{"pooling_mode_max_tokens":true}`), 0o644)
+		}, "pooling"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := bertFixture(t, "", "mean")
+			tc.edit(dir)
+			err := convert.Convert(context.Background(), dir, filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
+			if !errors.Is(err, convert.ErrUnsupported) || !strings.Contains(err.Error(), tc.mention) {
+				t.Errorf("got %v, want ErrUnsupported mentioning %q", err, tc.mention)
+			}
+		})
+	}
+}
+
+// editJSON rewrites a JSON object file through edit.
+func editJSON(t *testing.T, path string, edit func(map[string]any)) {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(raw, &m); err != nil {
+		t.Fatal(err)
+	}
+	edit(m)
+	if raw, err = json.Marshal(m); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

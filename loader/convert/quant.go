@@ -1,0 +1,107 @@
+package convert
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"strings"
+
+	"github.com/llm-go/llm/loader/gguf"
+	"github.com/llm-go/llm/loader/safetensors"
+)
+
+// Output types written in Go, with their general.file_type
+// (llama_ftype).
+var outTypes = map[string]struct {
+	typ      gguf.Type
+	fileType uint32
+}{
+	"f32":  {gguf.TypeF32, 0},
+	"f16":  {gguf.TypeF16, 1},
+	"q8_0": {gguf.TypeQ8_0, 7},
+	"bf16": {gguf.TypeBF16, 32},
+}
+
+// parseOutType returns the output type named s ("" is f32).
+func parseOutType(s string) (gguf.Type, uint32, error) {
+	t := strings.ToLower(s)
+	if t == "" {
+		t = "f32"
+	}
+	o, ok := outTypes[t]
+	if !ok {
+		return 0, 0, fmt.Errorf("%w output type %q: want f32, f16, bf16 or q8_0", ErrUnsupported, s)
+	}
+	return o.typ, o.fileType, nil
+}
+
+// tensorType is the type a tensor of row-major shape is written in when
+// the output type is out: out for the 2-D weights, except learned
+// positions and token types, which stay F32 (keepF32), and Q8_0 rows whose
+// length is not a multiple of 32, which fall back to F16 as
+// convert_hf_to_gguf.py's do; F32 for the rest (norms, biases).
+func tensorType(name string, shape []int64, out gguf.Type) gguf.Type {
+	if len(shape) != 2 || keepF32[name] {
+		return gguf.TypeF32
+	}
+	if out == gguf.TypeQ8_0 && shape[1]%qk8_0 != 0 {
+		return gguf.TypeF16
+	}
+	return out
+}
+
+// qk8_0 is the number of values in a Q8_0 block; a block is their F16
+// scale followed by one int8 per value.
+const (
+	qk8_0         = 32
+	q8_0BlockSize = 2 + qk8_0
+)
+
+// quantizeQ8_0 writes src, a multiple of 32 values, as Q8_0 blocks into
+// dst (34 bytes per 32 values), exactly as ggml's reference
+// quantize_row_q8_0_ref, which llama.cpp's quantizer uses: per block the
+// scale d = max|x|/127 rounded to F16, and each value round(x·(1/d)) with
+// the product in float32, halves rounded away from zero.
+func quantizeQ8_0(dst []byte, src []float32) {
+	for b := range len(src) / qk8_0 {
+		x := src[b*qk8_0 : (b+1)*qk8_0]
+		out := dst[b*q8_0BlockSize : (b+1)*q8_0BlockSize]
+		var amax float32
+		for _, v := range x {
+			// ggml's MAX(amax, fabsf(v)), NaN handling included.
+			if a := float32(math.Abs(float64(v))); !(amax > a) {
+				amax = a
+			}
+		}
+		d := float32(amax / 127)
+		var id float32
+		if d != 0 {
+			id = float32(1 / d)
+		}
+		binary.LittleEndian.PutUint16(out, f32ToF16(math.Float32bits(d)))
+		for j, v := range x {
+			out[2+j] = byte(int8(math.Round(float64(float32(v * id)))))
+		}
+	}
+}
+
+// encodeBF16 writes src as BF16 into dst (2 bytes per value), rounding to
+// nearest, ties to even, NaNs kept quiet, as ggml's fp32→bf16.
+func encodeBF16(dst []byte, src []float32) {
+	for i, v := range src {
+		binary.LittleEndian.PutUint16(dst[2*i:], safetensors.Float32ToBF16(v))
+	}
+}
+
+// encodedSize is the number of bytes n values take as typ.
+func encodedSize(typ gguf.Type, n int) int {
+	switch typ {
+	case gguf.TypeF32:
+		return 4 * n
+	case gguf.TypeF16, gguf.TypeBF16:
+		return 2 * n
+	case gguf.TypeQ8_0:
+		return n / qk8_0 * q8_0BlockSize
+	}
+	return 0
+}
