@@ -1,0 +1,165 @@
+package server
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"strings"
+	"time"
+
+	"github.com/llm-go/llm"
+)
+
+// genRequest is one generation, whatever API asked for it.
+type genRequest struct {
+	prompt    string        // a completion's prompt
+	messages  []llm.Message // a chat's conversation (nil for a completion)
+	opts      []llm.GenerateOption
+	maxTokens int // -1: no limit
+	logprobs  int // alternatives per token; -1: no logprobs
+	policy    llm.ContextPolicy
+}
+
+// genResult is a finished generation.
+type genResult struct {
+	text         string
+	finish       llm.FinishReason
+	promptTokens int
+	tokens       int
+	logprobs     []llm.TokenLogprob
+	ttft         time.Duration // -1 when no token came
+	promptDur    time.Duration
+	genDur       time.Duration
+}
+
+// chunkFunc receives streamed text and, with logprobs, each token's
+// log-probability (text may then be empty). An error stops the generation.
+type chunkFunc func(text string, lp *llm.TokenLogprob) error
+
+// generate runs req on the lease's model. With onChunk nil it returns the
+// whole result; otherwise it streams the text to onChunk as it is made.
+func (s *Server) generate(ctx context.Context, l *lease, req genRequest, onChunk chunkFunc) (*genResult, error) {
+	p := l.p
+	opts := append([]llm.GenerateOption{llm.MaxTokens(req.maxTokens)}, req.opts...)
+	if req.logprobs >= 0 {
+		opts = append(opts, llm.Logprobs(req.logprobs))
+	}
+	if req.policy != llm.ContextStrict {
+		opts = append(opts, llm.WithContextPolicy(req.policy))
+	}
+	if onChunk == nil {
+		var res *llm.Result
+		var err error
+		if req.messages != nil {
+			res, err = p.Chat(ctx, req.messages, opts...)
+		} else {
+			res, err = p.Generate(ctx, req.prompt, opts...)
+		}
+		if err != nil {
+			return nil, err
+		}
+		t := res.Timings
+		out := &genResult{text: res.Text, finish: res.FinishReason, promptTokens: t.PromptTokens, tokens: t.GeneratedTokens,
+			logprobs: res.Logprobs, ttft: t.TimeToFirstToken, promptDur: t.PromptDuration, genDur: t.GenerateDuration}
+		if out.tokens == 0 {
+			out.ttft = -1
+		}
+		s.metrics.tokens(l.name, out.tokens)
+		s.metrics.generation(l.name, out.promptTokens, out.tokens, out.ttft)
+		return out, nil
+	}
+	return s.stream(ctx, l, req, opts, onChunk)
+}
+
+// stream runs a streamed generation. Stream yields no final Result, so the
+// tokens are counted from the chunks: every generated token comes as a
+// chunk of its own when log-probabilities are asked for, so they always
+// are (with no alternatives when the client did not ask).
+func (s *Server) stream(ctx context.Context, l *lease, req genRequest, opts []llm.GenerateOption, onChunk chunkFunc) (*genResult, error) {
+	p := l.p
+	if req.logprobs < 0 {
+		opts = append(opts, llm.Logprobs(0))
+	}
+	promptTokens, err := s.promptTokens(p, req, opts)
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	var seq iter.Seq2[llm.Chunk, error]
+	if req.messages != nil {
+		seq = p.ChatStream(ctx, req.messages, opts...)
+	} else {
+		seq = p.Stream(ctx, req.prompt, opts...)
+	}
+	res := &genResult{promptTokens: promptTokens, ttft: -1}
+	var text strings.Builder
+	var firstAt time.Time
+	for c, err := range seq {
+		if err != nil {
+			return nil, err
+		}
+		var lp *llm.TokenLogprob
+		if c.Logprob != nil {
+			res.tokens++
+			s.metrics.tokens(l.name, 1)
+			if firstAt.IsZero() {
+				firstAt = time.Now()
+				res.ttft = firstAt.Sub(start)
+			}
+			if req.logprobs >= 0 {
+				lp = c.Logprob
+				res.logprobs = append(res.logprobs, *lp)
+			}
+		}
+		text.WriteString(c.Text)
+		if c.Text == "" && lp == nil {
+			continue
+		}
+		if err := onChunk(c.Text, lp); err != nil {
+			return nil, fmt.Errorf("streaming to the client: %w: %w", context.Canceled, err)
+		}
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	res.text = text.String()
+	if !firstAt.IsZero() {
+		res.promptDur = res.ttft
+		res.genDur = time.Since(firstAt)
+	} else {
+		res.promptDur = time.Since(start)
+	}
+	res.finish = llm.FinishStop
+	nCtx := contextLength(s.cfg.ContextLength, p.Model().Header())
+	if req.maxTokens >= 0 && res.tokens >= req.maxTokens || req.policy != llm.ShiftWindow && res.promptTokens+res.tokens >= nCtx {
+		res.finish = llm.FinishLength
+	}
+	s.metrics.generation(l.name, res.promptTokens, res.tokens, res.ttft)
+	return res, nil
+}
+
+// promptTokens counts the tokens of req's prompt as the pipeline will
+// tokenize it.
+func (s *Server) promptTokens(p *llm.Pipeline, req genRequest, opts []llm.GenerateOption) (int, error) {
+	prompt, special := req.prompt, true
+	if req.messages != nil {
+		var err error
+		if prompt, err = p.ChatPrompt(req.messages, opts...); err != nil {
+			return 0, err
+		}
+		special = !p.HasChatTemplate()
+	}
+	ids, err := p.Model().Tokenize(prompt, special, true)
+	if err != nil {
+		return 0, fmt.Errorf("tokenizing the prompt: %w", err)
+	}
+	return len(ids), nil
+}
+
+// requestContext bounds a request by the configured timeout.
+func (s *Server) requestContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if s.cfg.RequestTimeout > 0 {
+		return context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	}
+	return context.WithCancel(ctx)
+}

@@ -1,0 +1,123 @@
+package server
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+
+	"github.com/llm-go/llm/engine"
+	"github.com/llm-go/llm/loader/gguf"
+)
+
+// memEstimate is what a model is expected to take in memory: its weights
+// and the KV cache of its context.
+type memEstimate struct {
+	Weights uint64 // bytes of the GGUF file(s)
+	KV      uint64 // bytes of the K and V caches
+	Context int    // KV cache positions: context per sequence × sequences
+}
+
+// Total is weights plus KV cache.
+func (m memEstimate) Total() uint64 { return m.Weights + m.KV }
+
+// contextLength is the per-sequence context a model gets: configured, else
+// engine.DefaultContextLength or the training context when smaller.
+func contextLength(configured int, h *gguf.File) int {
+	if configured > 0 {
+		return configured
+	}
+	n := engine.DefaultContextLength
+	if t, ok := h.Uint(h.Architecture() + ".context_length"); ok && t > 0 && t < uint64(n) {
+		n = int(t)
+	}
+	return n
+}
+
+// estimateMemory reads the GGUF header at path and estimates the memory of
+// the model with ctxLen positions per sequence and parallel sequences: the
+// size of its files plus an F16 KV cache of 2 bytes × layers × positions ×
+// KV heads × (key head size + value head size).
+func estimateMemory(path string, ctxLen, parallel int) (memEstimate, error) {
+	h, err := gguf.Open(path)
+	if err != nil {
+		return memEstimate{}, fmt.Errorf("reading the GGUF header of %s: %w", path, err)
+	}
+	weights := uint64(h.Size)
+	if c, ok := h.Uint(gguf.KeySplitCount); ok && c > 1 {
+		weights = 0
+		prefix := strings.TrimSuffix(path, fmt.Sprintf("-00001-of-%05d.gguf", c))
+		for i := range int(c) {
+			st, err := os.Stat(gguf.SplitPath(prefix, i, int(c)))
+			if err != nil {
+				return memEstimate{}, fmt.Errorf("split %d of %s: %w", i+1, path, err)
+			}
+			weights += uint64(st.Size())
+		}
+	}
+	n := contextLength(ctxLen, h) * max(parallel, 1)
+	arch := h.Architecture()
+	layers, _ := h.Uint(arch + ".block_count")
+	heads, _ := h.Uint(arch + ".attention.head_count")
+	embd, _ := h.Uint(arch + ".embedding_length")
+	var kDim, vDim uint64
+	if heads > 0 {
+		kDim, vDim = embd/heads, embd/heads
+	}
+	if k, ok := h.Uint(arch + ".attention.key_length"); ok {
+		kDim = k
+	}
+	if v, ok := h.Uint(arch + ".attention.value_length"); ok {
+		vDim = v
+	}
+	// head_count_kv is one number, or one per layer.
+	var kvHeadsSum uint64
+	if v, ok := h.Lookup(arch + ".attention.head_count_kv"); ok {
+		if x, ok := v.AsUint(); ok {
+			kvHeadsSum = x * layers
+		} else if xs, ok := v.AsUints(); ok {
+			for _, x := range xs {
+				kvHeadsSum += x
+			}
+		}
+	} else {
+		kvHeadsSum = heads * layers
+	}
+	const bytesPerElem = 2 // F16
+	kv := bytesPerElem * uint64(n) * kvHeadsSum * (kDim + vDim)
+	return memEstimate{Weights: weights, KV: kv, Context: n}, nil
+}
+
+// memAvailable reads MemAvailable from /proc/meminfo.
+func memAvailable() (uint64, error) {
+	f, err := os.Open("/proc/meminfo")
+	if err != nil {
+		return 0, fmt.Errorf("available memory: %w", err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		rest, ok := strings.CutPrefix(sc.Text(), "MemAvailable:")
+		if !ok {
+			continue
+		}
+		fields := strings.Fields(rest)
+		if len(fields) == 0 {
+			break
+		}
+		kb, err := strconv.ParseUint(fields[0], 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("available memory: /proc/meminfo: %w", err)
+		}
+		return kb << 10, nil
+	}
+	if err := sc.Err(); err != nil {
+		return 0, fmt.Errorf("available memory: %w", err)
+	}
+	return 0, errors.New("available memory: no MemAvailable in /proc/meminfo")
+}
+
+// mib formats bytes in MiB for messages.
+func mib(b uint64) string { return fmt.Sprintf("%.1f MiB", float64(b)/(1<<20)) }

@@ -1,0 +1,114 @@
+package server
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
+)
+
+// embeddingsRequest is an OpenAI embeddings request.
+type embeddingsRequest struct {
+	Model          string          `json:"model"`
+	Input          json.RawMessage `json:"input"`
+	EncodingFormat string          `json:"encoding_format"`
+	Dimensions     *int            `json:"dimensions"`
+}
+
+type embeddingData struct {
+	Object    string `json:"object"`
+	Index     int    `json:"index"`
+	Embedding any    `json:"embedding"` // []float32, or a base64 string
+}
+
+// handleOpenAIEmbeddings answers POST /v1/embeddings. Inputs are strings;
+// token-id inputs are refused, and dimensions must be the model's width.
+func (s *Server) handleOpenAIEmbeddings(w http.ResponseWriter, r *http.Request) {
+	var req embeddingsRequest
+	if _, err := decodeBody(r, &req); err != nil {
+		writeOpenAIError(w, err)
+		return
+	}
+	texts, err := embedInputs("input", req.Input)
+	if err != nil {
+		writeOpenAIError(w, err)
+		return
+	}
+	switch req.EncodingFormat {
+	case "", "float", "base64":
+	default:
+		writeOpenAIError(w, badRequest("encoding_format", "field \"encoding_format\" must be \"float\" or \"base64\", got %q", req.EncodingFormat))
+		return
+	}
+	ctx, cancel := s.requestContext(r.Context())
+	defer cancel()
+	l, err := s.models.acquire(ctx, req.Model)
+	if err != nil {
+		writeOpenAIError(w, err)
+		return
+	}
+	defer l.release(nil)
+	vecs, tokens, err := s.embed(ctx, l, texts, req.Dimensions)
+	if err != nil {
+		writeOpenAIError(w, err)
+		return
+	}
+	data := make([]embeddingData, len(vecs))
+	for i, v := range vecs {
+		data[i] = embeddingData{Object: "embedding", Index: i, Embedding: v}
+		if req.EncodingFormat == "base64" {
+			buf := make([]byte, 4*len(v))
+			for j, x := range v {
+				binary.LittleEndian.PutUint32(buf[4*j:], math.Float32bits(x))
+			}
+			data[i].Embedding = base64.StdEncoding.EncodeToString(buf)
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"object": "list", "data": data, "model": l.name,
+		"usage": map[string]int{"prompt_tokens": tokens, "total_tokens": tokens}})
+}
+
+// embedInputs parses an input field: a string or an array of strings.
+func embedInputs(field string, raw json.RawMessage) ([]string, error) {
+	texts, err := stringList(field, raw)
+	switch {
+	case err != nil:
+		return nil, badRequest(field, "field %q must be a string or an array of strings (token ids are not supported)", field)
+	case texts == nil:
+		return nil, badRequest(field, "field %q is required", field)
+	case len(texts) == 0:
+		return nil, badRequest(field, "field %q must hold at least one text", field)
+	}
+	for i, t := range texts {
+		if t == "" {
+			return nil, badRequest(field, "field %q: text %d is empty", field, i)
+		}
+	}
+	return texts, nil
+}
+
+// embed embeds texts with the lease's model and counts their tokens.
+// dims, when set, must be the model's embedding width.
+func (s *Server) embed(ctx context.Context, l *lease, texts []string, dims *int) ([][]float32, int, error) {
+	width := l.p.Model().Info().EmbeddingSize
+	if dims != nil && *dims != width {
+		return nil, 0, badRequest("dimensions", "model %q makes embeddings of %d dimensions; other sizes are not supported (asked for %d)", l.name, width, *dims)
+	}
+	tokens := 0
+	for _, t := range texts {
+		ids, err := l.p.Model().Tokenize(t, true, false)
+		if err != nil {
+			return nil, 0, fmt.Errorf("tokenizing an input: %w", err)
+		}
+		tokens += len(ids)
+	}
+	vecs, err := l.p.Embed(ctx, texts...)
+	if err != nil {
+		return nil, 0, err
+	}
+	s.metrics.generation(l.name, tokens, 0, -1)
+	return vecs, tokens, nil
+}
