@@ -2,7 +2,6 @@ package llm
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"iter"
 	"strings"
@@ -72,7 +71,7 @@ func builtinKnows(tmpl string) bool {
 // of the model's template format, which knows roles and text only.
 func (p *Pipeline) builtinPrompt(messages []Message, g genConfig) (string, error) {
 	if len(g.tools) > 0 {
-		return "", errors.New("llm: this model's chat template runs as llama.cpp's built-in format, which has no tools")
+		return "", fmt.Errorf("llm: the chat template runs as llama.cpp's built-in format: %w", ErrToolsUnsupported)
 	}
 	msgs := make([]engine.ChatMessage, 0, len(messages))
 	for i, m := range messages {
@@ -91,7 +90,7 @@ func (p *Pipeline) builtinPrompt(messages []Message, g genConfig) (string, error
 			text = strings.Join(texts, "\n")
 		}
 		if len(m.ToolCalls) > 0 {
-			return "", fmt.Errorf("llm: message %d has tool calls, which llama.cpp's built-in chat formats cannot show", i)
+			return "", fmt.Errorf("llm: message %d has tool calls, which llama.cpp's built-in chat formats cannot show: %w", i, ErrToolsUnsupported)
 		}
 		msgs = append(msgs, engine.ChatMessage{Role: m.Role, Content: text})
 	}
@@ -149,14 +148,12 @@ func (p *Pipeline) fitChat(messages []Message, opts []GenerateOption) (string, [
 // ChatStream is Chat, yielding the reply as it is made.
 func (p *Pipeline) ChatStream(ctx context.Context, messages []Message, opts ...GenerateOption) iter.Seq2[Chunk, error] {
 	return func(yield func(Chunk, error) bool) {
-		_, ids, _, err := p.fitChat(messages, opts)
+		prompt, ids, dropped, err := p.fitChat(messages, opts)
 		if err != nil {
 			yield(Chunk{}, err)
 			return
 		}
-		if _, err := p.run(ctx, ids, opts, yield); err != nil {
-			yield(Chunk{}, err)
-		}
+		p.streamRun(ctx, prompt, ids, opts, dropped, yield)
 	}
 }
 

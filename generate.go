@@ -61,6 +61,10 @@ type Chunk struct {
 	Text    string        // new text: may be empty when a token ends inside a character or a possible stop string
 	Token   engine.Token  // the token that produced it (-1 for text flushed at the end)
 	Logprob *TokenLogprob // with the Logprobs option, the token's log-probability
+	// Result, on the last chunk of a stream that finished (by a stop
+	// condition, not by the reader leaving), is the whole generation, as
+	// Generate would have returned it; that chunk has no text.
+	Result *Result
 }
 
 // genConfig is what GenerateOptions set.
@@ -201,9 +205,33 @@ func (p *Pipeline) Stream(ctx context.Context, prompt string, opts ...GenerateOp
 			yield(Chunk{}, fmt.Errorf("llm: %w", err))
 			return
 		}
-		if _, err := p.run(ctx, ids, opts, yield); err != nil {
-			yield(Chunk{}, err)
+		p.streamRun(ctx, prompt, ids, opts, 0, yield)
+	}
+}
+
+// streamRun runs a streamed generation, ending a finished one with a chunk
+// that carries its Result.
+func (p *Pipeline) streamRun(ctx context.Context, prompt string, ids []engine.Token, opts []GenerateOption, dropped int, yield func(Chunk, error) bool) {
+	var text strings.Builder
+	stopped := false
+	res, err := p.run(ctx, ids, opts, func(c Chunk, err error) bool {
+		text.WriteString(c.Text)
+		if !yield(c, err) {
+			stopped = true
+			return false
 		}
+		return true
+	})
+	switch {
+	case err != nil:
+		yield(Chunk{}, err)
+	case res != nil && !stopped:
+		res.Text = text.String()
+		if g, _ := p.genConfig(opts); g.echo {
+			res.Text = prompt + res.Text
+		}
+		res.Dropped = dropped
+		yield(Chunk{Token: -1, Result: res}, nil)
 	}
 }
 

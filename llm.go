@@ -40,6 +40,11 @@ var (
 	ErrPromptTooLong = errors.New("llm: prompt too long for the context")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("llm: pipeline closed")
+	// ErrEmptyPrompt means a prompt has no tokens to continue.
+	ErrEmptyPrompt = errors.New("llm: the prompt is empty")
+	// ErrToolsUnsupported means the model's chat template cannot show
+	// tools or tool calls.
+	ErrToolsUnsupported = errors.New("llm: this model's chat template cannot show tools")
 	// ErrUnsupportedModel means the name resolved to weights this version
 	// cannot run (for example a safetensors repository).
 	ErrUnsupportedModel = errors.New("llm: unsupported model")
@@ -233,6 +238,9 @@ func convertOnce(ctx context.Context, dir, key string) (string, error) {
 
 // contextLength returns the context length of each sequence.
 func (p *Pipeline) contextLength() int { return p.nCtx }
+
+// ContextLength returns the context length of each request's sequence.
+func (p *Pipeline) ContextLength() int { return p.nCtx }
 
 // Name returns the name the pipeline was opened with.
 func (p *Pipeline) Name() string { return p.name }

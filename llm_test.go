@@ -77,16 +77,29 @@ func TestStreamMatchesGenerate(t *testing.T) {
 	ctx := context.Background()
 	r := references(t)[0]
 	var text strings.Builder
+	var final *llm.Result
 	chunks := 0
 	for c, err := range p.Stream(ctx, r.Prompt, greedy(r.NPredict)...) {
 		if err != nil {
 			t.Fatal(err)
+		}
+		if c.Result != nil {
+			final = c.Result
+			continue
+		}
+		if final != nil {
+			t.Error("a chunk after the one with the Result")
 		}
 		text.WriteString(c.Text)
 		chunks++
 	}
 	if text.String() != r.Text || chunks < r.NPredict/2 {
 		t.Errorf("streamed %q in %d chunks, want %q", text.String(), chunks, r.Text)
+	}
+	// The last chunk carries the Result Generate would return.
+	if final == nil || final.Text != r.Text || len(final.Tokens) != r.NPredict || final.FinishReason != llm.FinishLength ||
+		final.Timings.PromptTokens == 0 || final.Timings.GeneratedTokens != r.NPredict {
+		t.Errorf("final result %+v", final)
 	}
 	// Breaking out of the loop stops generation and frees the context.
 	n := 0

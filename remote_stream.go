@@ -9,19 +9,60 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 )
 
-// stream sends a streaming request and yields its text.
+// stream sends a streaming request and yields its text, then, when the
+// stream ends normally, a chunk with the whole Result.
 func (r *RemoteModel) stream(ctx context.Context, path string, body map[string]any, g genConfig, yield func(Chunk, error) bool) {
+	start := time.Now()
+	first := time.Duration(-1)
+	var text strings.Builder
+	var lps []TokenLogprob
+	ok := true
+	s := r.streamEvents(ctx, path, body, g, func(c Chunk, err error) bool {
+		if err != nil {
+			ok = false
+			yield(c, err)
+			return false
+		}
+		if first < 0 && (c.Text != "" || c.Logprob != nil) {
+			first = time.Since(start)
+		}
+		text.WriteString(c.Text)
+		if c.Logprob != nil {
+			lps = append(lps, *c.Logprob)
+		}
+		ok = yield(c, nil)
+		return ok
+	})
+	if !ok || s == nil {
+		return
+	}
+	finish := FinishReason(s.finish)
+	if finish == "" {
+		finish = FinishStop
+	}
+	res := &Result{Text: text.String(), Model: r.Name(), Logprobs: lps, FinishReason: finish}
+	res.Timings = timings(s.usage, s.timings, max(first, 0), time.Since(start))
+	if s.usage == nil && s.timings == nil {
+		res.Timings.GeneratedTokens = len(lps) // the best count there is
+	}
+	yield(Chunk{Token: -1, Result: res}, nil)
+}
+
+// streamEvents sends a streaming request and yields its chunks; it returns
+// the stream's state when the stream ended normally, else nil.
+func (r *RemoteModel) streamEvents(ctx context.Context, path string, body map[string]any, g genConfig, yield func(Chunk, error) bool) *streamState {
 	data, err := json.Marshal(body)
 	if err != nil {
 		yield(Chunk{}, fmt.Errorf("llm: remote request: %w", err))
-		return
+		return nil
 	}
 	resp, err := r.send(ctx, http.MethodPost, path, data, true)
 	if err != nil {
 		yield(Chunk{}, err)
-		return
+		return nil
 	}
 	defer resp.close()
 	if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "application/json") {
@@ -29,24 +70,24 @@ func (r *RemoteModel) stream(ctx context.Context, path string, body map[string]a
 		var out oaiResponse
 		if err := resp.decode(&out); err != nil {
 			yield(Chunk{}, err)
-			return
+			return nil
 		}
 		if msg, typ, code, ok := errorObject(out.Error); ok {
 			yield(Chunk{}, &RemoteError{URL: resp.url, Attempts: resp.attempts, Message: msg, Type: typ, Code: code,
 				Err: errors.New("error in the answer")})
-			return
+			return nil
 		}
 		s := &streamState{g: g}
 		if err := s.event(out); err != nil {
 			yield(Chunk{}, resp.fail(err))
-			return
+			return nil
 		}
 		for _, c := range s.flush() {
 			if !yield(c, nil) {
-				return
+				return nil
 			}
 		}
-		return
+		return s
 	}
 	s := &streamState{g: g}
 	sse := &sseReader{r: bufio.NewReaderSize(resp.Body, 16<<10), onLine: resp.att.kick}
@@ -55,7 +96,7 @@ func (r *RemoteModel) stream(ctx context.Context, path string, body map[string]a
 		if errors.Is(err, io.EOF) {
 			if !s.finished {
 				yield(Chunk{}, resp.fail(protocolErrorf(nil, "the event stream ended before its end ([DONE] or a finish_reason)")))
-				return
+				return nil
 			}
 			break
 		}
@@ -66,7 +107,7 @@ func (r *RemoteModel) stream(ctx context.Context, path string, body map[string]a
 				err = &markedError{msg: "the event stream broke: " + err.Error(), mark: err}
 			}
 			yield(Chunk{}, resp.fail(err))
-			return
+			return nil
 		}
 		if ev.data == "[DONE]" {
 			break
@@ -75,34 +116,35 @@ func (r *RemoteModel) stream(ctx context.Context, path string, body map[string]a
 			msg, typ, code := errorMessage([]byte(ev.data))
 			yield(Chunk{}, &RemoteError{URL: resp.url, Attempts: resp.attempts, Message: msg, Type: typ, Code: code,
 				Err: errors.New("error in the stream")})
-			return
+			return nil
 		}
 		var out oaiResponse
 		if err := json.Unmarshal([]byte(ev.data), &out); err != nil {
 			yield(Chunk{}, resp.fail(protocolErrorf(err, "an event that is not JSON (%s)", snippet([]byte(ev.data)))))
-			return
+			return nil
 		}
 		if msg, typ, code, ok := errorObject(out.Error); ok {
 			yield(Chunk{}, &RemoteError{URL: resp.url, Attempts: resp.attempts, Message: msg, Type: typ, Code: code,
 				Err: errors.New("error in the stream")})
-			return
+			return nil
 		}
 		if err := s.event(out); err != nil {
 			yield(Chunk{}, resp.fail(err))
-			return
+			return nil
 		}
 		for _, c := range s.pending {
 			if !yield(c, nil) {
-				return
+				return nil
 			}
 		}
 		s.pending = s.pending[:0]
 	}
 	for _, c := range s.flush() {
 		if !yield(c, nil) {
-			return
+			return nil
 		}
 	}
+	return s
 }
 
 // streamState gathers a stream's chunks and its tool calls, which come in
@@ -112,16 +154,25 @@ type streamState struct {
 	pending  []Chunk
 	calls    []oaiToolCall
 	finished bool
+	finish   string // the finish_reason
+	usage    *oaiUsage
+	timings  *oaiTimings
 }
 
 // event takes one decoded event (or a whole answer).
 func (s *streamState) event(out oaiResponse) error {
+	if out.Usage != nil {
+		s.usage = out.Usage
+	}
+	if out.Timings != nil {
+		s.timings = out.Timings
+	}
 	for _, c := range out.Choices {
 		if c.Index != 0 {
 			continue
 		}
 		if c.FinishReason != nil && *c.FinishReason != "" {
-			s.finished = true
+			s.finished, s.finish = true, *c.FinishReason
 		}
 		text := ""
 		msg := c.Delta

@@ -248,6 +248,7 @@ func TestRemoteChatStream(t *testing.T) {
 	f := newFakeAPI(t)
 	r := newTestRemote(t, f)
 	var chunks []string
+	var final *Result
 	for c, err := range r.ChatStream(context.Background(), []Message{{Role: "user", Content: "Hi"}}) {
 		if err != nil {
 			t.Fatal(err)
@@ -255,10 +256,17 @@ func TestRemoteChatStream(t *testing.T) {
 		if c.Token != -1 {
 			t.Errorf("chunk token %d, want -1", c.Token)
 		}
+		if c.Result != nil {
+			final = c.Result
+			continue
+		}
 		chunks = append(chunks, c.Text)
 	}
 	if !reflect.DeepEqual(chunks, []string{"echo: ", "Hi"}) {
 		t.Errorf("chunks %q", chunks)
+	}
+	if final == nil || final.Text != "echo: Hi" || final.Model != r.Name() || final.FinishReason != FinishStop {
+		t.Errorf("final result %+v", final)
 	}
 	reqs := f.posts("/v1/chat/completions")
 	if reqs[0].Body["stream"] != true || reqs[0].Header.Get("Accept") != "text/event-stream" {

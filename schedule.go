@@ -18,6 +18,7 @@ type Stats struct {
 	Parallel int // sequence slots (WithParallel)
 	Running  int // requests holding a slot
 	Waiting  int // requests queued for one
+	Paused   int // running requests held back until their readers catch up
 }
 
 // Stats reports how many requests are running and waiting.
@@ -25,7 +26,7 @@ func (p *Pipeline) Stats() Stats {
 	s := p.sched
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Parallel: len(s.seqs), Running: s.running, Waiting: len(s.queue)}
+	return Stats{Parallel: len(s.seqs), Running: s.running, Waiting: len(s.queue), Paused: s.paused}
 }
 
 // scheduler owns the pipeline's context and decodes every running request
@@ -44,6 +45,7 @@ type scheduler struct {
 	mu      sync.Mutex
 	queue   []*job
 	running int
+	paused  int
 	wake    chan struct{} // a request was queued (capacity 1)
 }
 
@@ -117,6 +119,17 @@ func (m *mailbox) leave() {
 	m.mu.Unlock()
 }
 
+// backlog is how many chunks wait for the caller.
+func (m *mailbox) backlog() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.chunks)
+}
+
+// maxBacklog is how many chunks a request may have waiting for a slow
+// reader before its sequence pauses (the others go on).
+const maxBacklog = 256
+
 func (m *mailbox) left() bool {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -151,7 +164,7 @@ func (p *Pipeline) run(ctx context.Context, ids []engine.Token, opts []GenerateO
 		return nil, err
 	}
 	if len(ids) == 0 {
-		return nil, errors.New("llm: the prompt is empty and the model adds no BOS token")
+		return nil, fmt.Errorf("llm: the model adds no BOS token: %w", ErrEmptyPrompt)
 	}
 	if len(ids) >= p.nCtx {
 		return nil, fmt.Errorf("llm: the prompt is %d tokens, the context holds %d: %w", len(ids), p.nCtx, ErrPromptTooLong)
@@ -183,6 +196,9 @@ func (p *Pipeline) run(ctx context.Context, ids []engine.Token, opts []GenerateO
 		pending, j.mail.chunks = append(pending[:0], j.mail.chunks...), j.mail.chunks[:0]
 		done, res, err := j.mail.done, j.mail.res, j.mail.err
 		j.mail.mu.Unlock()
+		if len(pending) >= maxBacklog {
+			s.poke() // a paused sequence may go on
+		}
 		for _, c := range pending {
 			if !yield(c, nil) {
 				j.mail.leave()
@@ -278,6 +294,9 @@ func (s *scheduler) admit() {
 func (s *scheduler) setRunning() {
 	s.mu.Lock()
 	s.running = len(s.active)
+	if s.running == 0 {
+		s.paused = 0
+	}
 	s.mu.Unlock()
 }
 
@@ -357,8 +376,13 @@ func (s *scheduler) step() {
 		n    int
 	}
 	var spans []span
+	paused := 0
 	for _, j := range s.active {
 		j.row = -1
+		if j.feeding && j.mail.backlog() >= maxBacklog {
+			paused++
+			continue // a slow reader: this sequence waits a step
+		}
 		if j.feeding {
 			j.row = b.Len()
 			b.Add(j.feed, engine.Pos(len(j.seq.tokens)), true, j.seq.id)
@@ -379,6 +403,18 @@ func (s *scheduler) step() {
 		}
 		spans = append(spans, span{j, from, end - j.next})
 	}
+	s.mu.Lock()
+	s.paused = paused
+	s.mu.Unlock()
+	if len(spans) == 0 {
+		// Every running request waits for its reader: sleep until one
+		// reads, leaves or a request comes.
+		select {
+		case <-s.wake:
+		case <-s.p.done:
+		}
+		return
+	}
 	if err := s.c.Decode(s.ctx, b); err != nil {
 		if errors.Is(err, engine.ErrAborted) && s.p.checkOpen() != nil {
 			return // Close is ending everything
@@ -396,7 +432,7 @@ func (s *scheduler) step() {
 	}
 	for _, sp := range spans {
 		j := sp.j
-		if j.feeding {
+		if j.feeding && j.row == sp.from {
 			j.seq.tokens = append(j.seq.tokens, j.feed)
 			j.feeding = false
 		} else {

@@ -280,3 +280,42 @@ func BenchmarkAggregateTokens(b *testing.B) {
 		})
 	}
 }
+
+// TestSlowReaderPauses: a reader that stops reading pauses its own
+// sequence (its chunks wait, bounded), while another request runs to the
+// end beside it; when it reads again it gets every token.
+func TestSlowReaderPauses(t *testing.T) {
+	p := open(t, llm.WithParallel(2))
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	got := make(chan int, 1)
+	release := make(chan struct{})
+	go func() {
+		n := 0
+		for c, err := range p.Stream(ctx, "Once upon a time", llm.Temperature(0), llm.MaxTokens(600), llm.Logprobs(0), llm.WithContextPolicy(llm.ShiftWindow)) {
+			if err != nil {
+				break
+			}
+			if c.Logprob != nil {
+				n++
+			}
+			if n == 1 {
+				<-release // stop reading for a while
+			}
+		}
+		got <- n
+	}()
+	r := references(t)[0]
+	time.Sleep(100 * time.Millisecond)
+	res, err := p.Generate(context.Background(), r.Prompt, greedy(r.NPredict)...)
+	if err != nil || res.Text != r.Text {
+		t.Fatalf("beside a paused reader: %v %q", err, res.Text)
+	}
+	if s := p.Stats(); s.Running != 1 || s.Paused != 1 {
+		t.Errorf("the unread request should hold its sequence, paused: %+v", s)
+	}
+	close(release)
+	if n := <-got; n != 600 {
+		t.Errorf("the slow reader got %d tokens, want 600", n)
+	}
+}
