@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"iter"
-	"strings"
 	"time"
 
 	"github.com/llm-go/llm"
@@ -71,47 +70,29 @@ func (s *Server) generate(ctx context.Context, l *lease, req genRequest, onChunk
 	return s.stream(ctx, l, req, opts, onChunk)
 }
 
-// stream runs a streamed generation. Stream yields no final Result, so the
-// tokens are counted from the chunks: every generated token comes as a
-// chunk of its own when log-probabilities are asked for, so they always
-// are (with no alternatives when the client did not ask).
+// stream runs a streamed generation, passing its text to onChunk; the
+// stream's last chunk carries the Result, with the counts and timings.
 func (s *Server) stream(ctx context.Context, l *lease, req genRequest, opts []llm.GenerateOption, onChunk chunkFunc) (*genResult, error) {
 	p := l.p
-	if req.logprobs < 0 {
-		opts = append(opts, llm.Logprobs(0))
-	}
-	promptTokens, err := s.promptTokens(p, req, opts)
-	if err != nil {
-		return nil, err
-	}
-	start := time.Now()
 	var seq iter.Seq2[llm.Chunk, error]
 	if req.messages != nil {
 		seq = p.ChatStream(ctx, req.messages, opts...)
 	} else {
 		seq = p.Stream(ctx, req.prompt, opts...)
 	}
-	res := &genResult{promptTokens: promptTokens, ttft: -1}
-	var text strings.Builder
-	var firstAt time.Time
+	var final *llm.Result
 	for c, err := range seq {
 		if err != nil {
 			return nil, err
 		}
-		var lp *llm.TokenLogprob
-		if c.Logprob != nil {
-			res.tokens++
-			s.metrics.tokens(l.name, 1)
-			if firstAt.IsZero() {
-				firstAt = time.Now()
-				res.ttft = firstAt.Sub(start)
-			}
-			if req.logprobs >= 0 {
-				lp = c.Logprob
-				res.logprobs = append(res.logprobs, *lp)
-			}
+		if c.Result != nil {
+			final = c.Result
+			continue
 		}
-		text.WriteString(c.Text)
+		var lp *llm.TokenLogprob
+		if req.logprobs >= 0 {
+			lp = c.Logprob
+		}
 		if c.Text == "" && lp == nil {
 			continue
 		}
@@ -122,38 +103,18 @@ func (s *Server) stream(ctx context.Context, l *lease, req genRequest, opts []ll
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	res.text = text.String()
-	if !firstAt.IsZero() {
-		res.promptDur = res.ttft
-		res.genDur = time.Since(firstAt)
-	} else {
-		res.promptDur = time.Since(start)
+	if final == nil {
+		return nil, fmt.Errorf("the generation ended without a result: %w", context.Canceled)
 	}
-	res.finish = llm.FinishStop
-	nCtx := contextLength(s.cfg.ContextLength, p.Model().Header())
-	if req.maxTokens >= 0 && res.tokens >= req.maxTokens || req.policy != llm.ShiftWindow && res.promptTokens+res.tokens >= nCtx {
-		res.finish = llm.FinishLength
+	t := final.Timings
+	res := &genResult{text: final.Text, finish: final.FinishReason, promptTokens: t.PromptTokens, tokens: t.GeneratedTokens,
+		logprobs: final.Logprobs, ttft: t.TimeToFirstToken, promptDur: t.PromptDuration, genDur: t.GenerateDuration}
+	if res.tokens == 0 {
+		res.ttft = -1
 	}
+	s.metrics.tokens(l.name, res.tokens)
 	s.metrics.generation(l.name, res.promptTokens, res.tokens, res.ttft)
 	return res, nil
-}
-
-// promptTokens counts the tokens of req's prompt as the pipeline will
-// tokenize it.
-func (s *Server) promptTokens(p *llm.Pipeline, req genRequest, opts []llm.GenerateOption) (int, error) {
-	prompt, special := req.prompt, true
-	if req.messages != nil {
-		var err error
-		if prompt, err = p.ChatPrompt(req.messages, opts...); err != nil {
-			return 0, err
-		}
-		special = !p.HasChatTemplate()
-	}
-	ids, err := p.Model().Tokenize(prompt, special, true)
-	if err != nil {
-		return 0, fmt.Errorf("tokenizing the prompt: %w", err)
-	}
-	return len(ids), nil
 }
 
 // requestContext bounds a request by the configured timeout.
