@@ -19,6 +19,8 @@ type FinishReason string
 const (
 	FinishStop   FinishReason = "stop"   // an end-of-generation token or a stop string
 	FinishLength FinishReason = "length" // MaxTokens reached, or the context is full
+	// FinishToolCalls: the answer is tool calls (Result.ToolCalls).
+	FinishToolCalls FinishReason = "tool_calls"
 )
 
 // Result is a finished generation.
@@ -29,6 +31,10 @@ type Result struct {
 	Timings      Timings
 	Model        string         // the model that answered (Generator.Name)
 	Logprobs     []TokenLogprob // one per generated token, with the Logprobs option
+	// ToolCalls are the calls a chat with Tools answered with, parsed from
+	// Text (which keeps the model's own spelling of them) by
+	// ParseToolCalls; FinishReason is then FinishToolCalls.
+	ToolCalls []ToolCall
 	Dropped      int            // messages left out by DropOldestTurns
 	Shifted      int            // tokens discarded from the context by ShiftWindow
 }
@@ -227,7 +233,9 @@ func (p *Pipeline) streamRun(ctx context.Context, prompt string, ids []engine.To
 		yield(Chunk{}, err)
 	case res != nil && !stopped:
 		res.Text = text.String()
-		if g, _ := p.genConfig(opts); g.echo {
+		g, _ := p.genConfig(opts)
+		findToolCalls(res, g)
+		if g.echo {
 			res.Text = prompt + res.Text
 		}
 		res.Dropped = dropped
@@ -246,8 +254,20 @@ func (p *Pipeline) collect(ctx context.Context, prompt string, ids []engine.Toke
 		return nil, err
 	}
 	res.Text = text.String()
-	if g, _ := p.genConfig(opts); g.echo {
+	g, _ := p.genConfig(opts)
+	findToolCalls(res, g)
+	if g.echo {
 		res.Text = prompt + res.Text
 	}
 	return res, nil
+}
+
+// findToolCalls parses the tool calls of a chat that offered tools.
+func findToolCalls(res *Result, g genConfig) {
+	if len(g.tools) == 0 {
+		return
+	}
+	if _, calls, ok := ParseToolCalls(res.Text, ToolNames(g.tools)); ok {
+		res.ToolCalls, res.FinishReason = calls, FinishToolCalls
+	}
 }

@@ -295,25 +295,46 @@ func argumentString(args any) (string, error) {
 	}
 }
 
+// arguments returns a call's arguments as JSON: the object a string holds
+// (as OpenAI sends them), or the object itself; a string that is not JSON
+// stays a JSON string.
+func (tc oaiToolCall) arguments() json.RawMessage {
+	args := json.RawMessage(`{}`)
+	if len(tc.Function.Arguments) > 0 {
+		var s string
+		if json.Unmarshal(tc.Function.Arguments, &s) == nil {
+			if json.Valid([]byte(s)) {
+				args = json.RawMessage(s)
+			} else {
+				args, _ = json.Marshal(s)
+			}
+		} else if json.Valid(tc.Function.Arguments) {
+			args = tc.Function.Arguments
+		}
+	}
+	return args
+}
+
+// toolCalls converts the endpoint's tool calls to Result.ToolCalls.
+func toolCalls(calls []oaiToolCall) []ToolCall {
+	out := make([]ToolCall, 0, len(calls))
+	for _, tc := range calls {
+		typ := tc.Type
+		if typ == "" {
+			typ = "function"
+		}
+		out = append(out, ToolCall{ID: tc.ID, Type: typ, Function: tokenizer.FunctionCall{Name: tc.Function.Name, Arguments: tc.arguments()}})
+	}
+	return out
+}
+
 // toolCallText renders tool calls as Hermes-style text, as Qwen and
 // Hermes models write them, so that a remote model's calls read like a
 // local one's: <tool_call>{"name": …, "arguments": {…}}</tool_call>.
 func toolCallText(calls []oaiToolCall) string {
 	var b strings.Builder
 	for _, tc := range calls {
-		args := json.RawMessage(`{}`)
-		if len(tc.Function.Arguments) > 0 {
-			var s string
-			if json.Unmarshal(tc.Function.Arguments, &s) == nil {
-				if json.Valid([]byte(s)) {
-					args = json.RawMessage(s)
-				} else {
-					args, _ = json.Marshal(s)
-				}
-			} else if json.Valid(tc.Function.Arguments) {
-				args = tc.Function.Arguments
-			}
-		}
+		args := tc.arguments()
 		call, _ := json.Marshal(struct {
 			Name      string          `json:"name"`
 			Arguments json.RawMessage `json:"arguments"`
@@ -440,6 +461,7 @@ func (r *RemoteModel) complete(ctx context.Context, path string, body map[string
 			res.Text += "\n"
 		}
 		res.Text += toolCallText(calls)
+		res.ToolCalls = toolCalls(calls)
 	}
 	if c.FinishReason != nil {
 		res.FinishReason = FinishReason(*c.FinishReason)

@@ -44,6 +44,9 @@ func (r *RemoteModel) stream(ctx context.Context, path string, body map[string]a
 		finish = FinishStop
 	}
 	res := &Result{Text: text.String(), Model: r.Name(), Logprobs: lps, FinishReason: finish}
+	if len(s.calls) > 0 {
+		res.ToolCalls = toolCalls(s.calls)
+	}
 	res.Timings = timings(s.usage, s.timings, max(first, 0), time.Since(start))
 	if s.usage == nil && s.timings == nil {
 		res.Timings.GeneratedTokens = len(lps) // the best count there is
