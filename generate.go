@@ -35,8 +35,8 @@ type Result struct {
 	// Text (which keeps the model's own spelling of them) by
 	// ParseToolCalls; FinishReason is then FinishToolCalls.
 	ToolCalls []ToolCall
-	Dropped      int            // messages left out by DropOldestTurns
-	Shifted      int            // tokens discarded from the context by ShiftWindow
+	Dropped   int // messages left out by DropOldestTurns
+	Shifted   int // tokens discarded from the context by ShiftWindow
 }
 
 // TokenLogprob is the log-probability of one generated token under the

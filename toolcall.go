@@ -257,7 +257,6 @@ func newCall(name string, args json.RawMessage) (ToolCall, error) {
 	return ToolCall{ID: newCallID(), Type: "function", Function: tokenizer.FunctionCall{Name: name, Arguments: json.RawMessage(buf.Bytes())}}, nil
 }
 
-
 // isNull reports whether a raw JSON value is absent or null.
 func isNull(raw json.RawMessage) bool {
 	t := bytes.TrimSpace(raw)
