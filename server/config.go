@@ -56,6 +56,10 @@ type Config struct {
 	// APIKey, when set, must be sent as "Authorization: Bearer KEY" on
 	// every route but /health.
 	APIKey string
+	// NoLocalPaths refuses (403) request model names that are local files
+	// or directories, other than the configured Models: set it when
+	// clients you do not trust can reach the server.
+	NoLocalPaths bool
 	// RequestTimeout bounds each request, queueing and loading included
 	// (0: no limit).
 	RequestTimeout time.Duration

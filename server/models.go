@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -110,7 +111,20 @@ func (m *manager) lookup(name string) (canon, source string, err error) {
 			return c, m.sources[c], nil
 		}
 	}
+	if m.cfg.NoLocalPaths && isLocal(name) {
+		return "", "", &apiError{status: http.StatusForbidden, code: "local_path_refused", param: "model",
+			msg: fmt.Sprintf("model %q: this server loads no local files but its configured models (llm serve --allow-paths)", name)}
+	}
 	return name, name, nil
+}
+
+// isLocal reports whether a model name names a local file or directory.
+func isLocal(name string) bool {
+	if looksLikePath(name) {
+		return true
+	}
+	_, err := os.Stat(name)
+	return err == nil
 }
 
 // acquire returns a lease on the model name, loading it if needed. A model

@@ -242,3 +242,30 @@ func TestConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestNoLocalPaths: with NoLocalPaths a request may name the configured
+// models but no other local file.
+func TestNoLocalPaths(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.NoLocalPaths = true
+	other := filepath.Join(t.TempDir(), "other.gguf")
+	data, err := os.ReadFile(storiesPath(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(other, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, url := start(t, cfg)
+	for _, name := range []string{other, "/etc/passwd", "./x.gguf"} {
+		resp, body := post(t, url+"/v1/completions", map[string]any{"model": name, "prompt": "Once", "max_tokens": 2})
+		if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "allow-paths") {
+			t.Errorf("%s: %d %s", name, resp.StatusCode, body)
+		}
+	}
+	for _, name := range []string{storiesName, storiesPath(t)} {
+		if resp, body := post(t, url+"/v1/completions", map[string]any{"model": name, "prompt": "Once", "max_tokens": 2}); resp.StatusCode != http.StatusOK {
+			t.Errorf("configured %s: %d %s", name, resp.StatusCode, body)
+		}
+	}
+}

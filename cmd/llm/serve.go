@@ -40,6 +40,7 @@ type serveOptions struct {
 	gpuLayers      int
 	requestTimeout time.Duration
 	maxBody        int64
+	allowPaths     bool
 	verbose        bool
 }
 
@@ -58,6 +59,7 @@ func runServe(ctx context.Context, sio *stdio, args []string) error {
 	fs.IntVar(&o.gpuLayers, "ngl", 0, "layers to offload to GPUs (-1: all)")
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 10*time.Minute, "longest a request may take, waiting included (0: no limit)")
 	fs.Int64Var(&o.maxBody, "max-body", server.DefaultMaxBodyBytes, "largest request body in bytes")
+	fs.BoolVar(&o.allowPaths, "allow-paths", false, "let requests name local files as models (default: only on a loopback address)")
 	if err := parseFlags(fs, commands["serve"], sio, args); err != nil {
 		return err
 	}
@@ -66,6 +68,10 @@ func runServe(ctx context.Context, sio *stdio, args []string) error {
 		o.apiKey = os.Getenv("LLM_API_KEY") // read here so that --help never prints it
 	}
 	o.models = append(o.models, fs.Args()...)
+	if !fs.Changed("allow-paths") {
+		host, _, _ := net.SplitHostPort(o.addr)
+		o.allowPaths = isLoopback(host)
+	}
 	if err := o.check(); err != nil {
 		return err
 	}
@@ -112,7 +118,7 @@ func (o *serveOptions) config(logger *slog.Logger) server.Config {
 	}
 	return server.Config{Models: o.models, Parallel: o.parallel, Queue: queue, ContextLength: o.ctxLen,
 		Threads: o.threads, GPULayers: o.gpuLayers, MaxModels: o.maxModels, KeepAlive: o.keepAlive,
-		APIKey: o.apiKey, RequestTimeout: o.requestTimeout, MaxBodyBytes: o.maxBody, Logger: logger}
+		APIKey: o.apiKey, RequestTimeout: o.requestTimeout, MaxBodyBytes: o.maxBody, NoLocalPaths: !o.allowPaths, Logger: logger}
 }
 
 // serve loads the models, listens and serves until ctx ends, then shuts
