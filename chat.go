@@ -130,7 +130,7 @@ func (p *Pipeline) fitChat(messages []Message, opts []GenerateOption) (string, [
 		if err != nil {
 			return "", nil, 0, err
 		}
-		if len(ids) < limit || g.policy != DropOldestTurns {
+		if len(ids) < limit || g.policy&DropOldestTurns == 0 {
 			return prompt, ids, dropped, nil
 		}
 		first := 0

@@ -93,17 +93,18 @@ type genConfig struct {
 // what a policy did.
 type ContextPolicy int
 
-// Context policies.
+// Context policies. DropOldestTurns and ShiftWindow combine:
+// DropOldestTurns|ShiftWindow does both, as Ollama's chat does.
 const (
 	// ContextStrict is the default: an error or a stop, never a cut.
-	ContextStrict ContextPolicy = iota
+	ContextStrict ContextPolicy = 0
 	// DropOldestTurns makes Chat leave out the oldest turns, keeping a
 	// leading system message and the last message, until the prompt fits.
-	DropOldestTurns
+	DropOldestTurns ContextPolicy = 1 << 0
 	// ShiftWindow lets generation go on when the context is full: the older
 	// half of the tokens after the first (the BOS) is discarded and the rest
 	// shifted down, as llama.cpp's context shift does.
-	ShiftWindow
+	ShiftWindow ContextPolicy = 1 << 1
 )
 
 // WithContextPolicy chooses a ContextPolicy for this call.

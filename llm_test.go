@@ -492,3 +492,22 @@ func TestBuiltinTemplateFallback(t *testing.T) {
 		t.Error("a template that is neither Jinja nor a known format was accepted")
 	}
 }
+
+// TestCombinedPolicies: DropOldestTurns|ShiftWindow drops turns to fit the
+// prompt and shifts the window to go on generating.
+func TestCombinedPolicies(t *testing.T) {
+	p := open(t, llm.WithContextLength(64))
+	long := strings.Repeat("Lily and Tom played in the park. ", 6)
+	msgs := []llm.Message{
+		{Role: "user", Content: long}, {Role: "assistant", Content: long},
+		{Role: "user", Content: "Once upon a time"},
+	}
+	res, err := p.Chat(context.Background(), msgs, llm.Temperature(0), llm.MaxTokens(100),
+		llm.WithContextPolicy(llm.DropOldestTurns|llm.ShiftWindow))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Dropped == 0 || res.Shifted == 0 || len(res.Tokens) != 100 {
+		t.Errorf("dropped %d turns, shifted %d tokens, made %d", res.Dropped, res.Shifted, len(res.Tokens))
+	}
+}

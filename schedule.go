@@ -504,7 +504,7 @@ func (s *scheduler) sample(j *job) {
 		return
 	}
 	if len(j.seq.tokens) >= s.p.nCtx {
-		if j.g.policy != ShiftWindow {
+		if j.g.policy&ShiftWindow == 0 {
 			s.finish(j, FinishLength) // the context is full
 			return
 		}

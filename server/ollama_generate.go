@@ -213,11 +213,13 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		writeOllamaError(w, err)
 		return
 	}
-	switch {
-	case req.Truncate == nil || *req.Truncate:
-		g.policy = llm.DropOldestTurns
-	case req.Shift == nil || *req.Shift:
-		g.policy = llm.ShiftWindow
+	// Ollama's defaults: drop the oldest turns to fit, and shift the
+	// window when generation fills the context.
+	if req.Truncate == nil || *req.Truncate {
+		g.policy |= llm.DropOldestTurns
+	}
+	if req.Shift == nil || *req.Shift {
+		g.policy |= llm.ShiftWindow
 	}
 	if g.messages, err = ollamaMessages(req.Messages); err != nil {
 		writeOllamaError(w, err)
