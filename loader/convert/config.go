@@ -35,6 +35,13 @@ type hfConfig struct {
 	FinalLogitSoftcapping json.RawMessage `json:"final_logit_softcapping"`
 	QueryPreAttnScalar    json.RawMessage `json:"query_pre_attn_scalar"`
 
+	// Gemma 3.
+	TextConfig           json.RawMessage `json:"text_config"`
+	RopeLocalBaseFreq    json.RawMessage `json:"rope_local_base_freq"`
+	SlidingWindowPattern json.RawMessage `json:"sliding_window_pattern"`
+	LayerTypes           json.RawMessage `json:"layer_types"`
+	HiddenActivation     string          `json:"hidden_activation"`
+
 	// BERT.
 	TypeVocabSize         *int     `json:"type_vocab_size"`
 	LayerNormEps          *float64 `json:"layer_norm_eps"`
@@ -58,7 +65,7 @@ type hparams struct {
 	tied                                                        bool
 	ropeDim                                                     int // rotated dimensions per head
 	rope                                                        ropeScaling
-	// Gemma 2: soft-capping and sliding window.
+	// Gemma 2 and 3: soft-capping and sliding window (0: none).
 	attnSoftcap, finalSoftcap float64
 	slidingWindow             int
 	// BERT: the number of token types (type_vocab_size).
@@ -83,6 +90,11 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		return c.gpt2Hparams()
 	case "bert":
 		return c.bertHparams()
+	}
+	if arch.gemma3 {
+		if err := c.gemma3Config(arch.vlm); err != nil {
+			return h, err
+		}
 	}
 	h = hparams{
 		hidden:  c.HiddenSize,
@@ -127,8 +139,13 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	if c.RMSNormEps != nil {
 		h.rmsEps = *c.RMSNormEps
 	}
-	var partial float64
-	if h.ropeTheta, partial, h.rope, err = c.rope(h.ctxLen); err != nil {
+	var partial, localBase float64
+	if arch.gemma3 {
+		h.ropeTheta, partial, localBase, h.rope, err = c.gemma3Rope(h.ctxLen)
+	} else {
+		h.ropeTheta, partial, h.rope, err = c.rope(h.ctxLen)
+	}
+	if err != nil {
 		return h, err
 	}
 	if h.rope.kind == ropeLlama3 && !arch.ropeFreqs {
@@ -155,7 +172,12 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		}
 		h.tied = true
 	}
-	if arch.postNorms {
+	switch {
+	case arch.gemma3:
+		if err := gemma3Hparams(c, &h, localBase); err != nil {
+			return h, err
+		}
+	case arch.postNorms:
 		if err := gemma2Hparams(c, &h); err != nil {
 			return h, err
 		}

@@ -37,6 +37,35 @@
 //     configs that turn these off or set another query_pre_attn_scalar
 //     are refused. The embedding scaling by sqrt(hidden_size) and the
 //     tanh GELU are llama.cpp's graph.
+//   - Gemma3ForCausalLM (e.g. gemma-3-1b, gemma-3-270m) and the text model
+//     of Gemma3ForConditionalGeneration (gemma-3-4b and larger) → GGUF
+//     arch "gemma3": as Gemma 2 (unpermuted, norms written as 1+w, the
+//     same post norms) plus the per-head q_norm/k_norm (attn_q_norm,
+//     attn_k_norm, also 1+w). For Gemma3ForConditionalGeneration the
+//     text_config fields replace the top-level ones, the
+//     language_model.model.* (or model.language_model.*) tensors are
+//     converted and the vision tower and multi-modal projector tensors
+//     are skipped (logged; llama.cpp reads them from a separate mmproj
+//     file, which this package does not write). Fields config.json leaves
+//     out take transformers' Gemma3TextConfig defaults (rope_theta 1e6,
+//     head_dim 256, sliding_window 4096, ...). rope.freq_base is the
+//     global layers' rope_theta and a linear rope_scaling is written as
+//     the rope scaling keys, which llama.cpp applies, as transformers
+//     does, to the global layers only; llama.cpp fixes the rest: every
+//     sixth layer (5, 11, ...) global, the others sliding-window with
+//     rope base 10000 and no scaling, and the query scale 1/sqrt(head_dim)
+//     (1/sqrt(hidden/heads) for 62 layers), so configs whose layer_types
+//     (or sliding_window_pattern), rope_local_base_freq or
+//     query_pre_attn_scalar differ, and attn_logit_softcapping, other
+//     rope scaling types and activations, are refused. A config with no
+//     sliding-window layer writes no sliding_window (llama.cpp then treats
+//     every layer as global). attention.sliding_window and, when set,
+//     final_logit_softcapping are written; transformers 5's
+//     rope_parameters with full_attention/sliding_attention objects are
+//     read too. With tied embeddings (the default) an lm_head.weight is
+//     skipped; an untied head is written as output.weight. Added tokens
+//     whose ids are past vocab_size (gemma-3-1b's <image_soft_token>) are
+//     dropped, logged, as convert_hf_to_gguf.py drops them.
 //   - GPT2LMHeadModel → GGUF arch "gpt2": the Conv1D weights, stored
 //     [in, out], are transposed; the head is tied to the embeddings.
 //   - BertModel (also in the sentence-transformers layout, whose tensors
@@ -110,6 +139,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -167,6 +197,15 @@ type archSpec struct {
 	// postNorms: Gemma 2's norms after the attention and the MLP, its
 	// soft-capping and sliding window.
 	postNorms bool
+	// gemma3: Gemma 3's config (Gemma3TextConfig defaults, per-layer-type
+	// rope and sliding window, query scale, optional final soft-cap);
+	// with tied embeddings an lm_head.weight is skipped.
+	gemma3 bool
+	// vlm: the text model of a vision-language checkpoint
+	// (Gemma3ForConditionalGeneration): config.json's text_config and the
+	// language model's tensors; the vision tower and projector are
+	// skipped.
+	vlm bool
 }
 
 var archs = []archSpec{
@@ -177,6 +216,8 @@ var archs = []archSpec{
 	{hf: "Phi3ForCausalLM", gguf: "phi3", noBias: true, fused: true, partialRotary: true},
 	{hf: "GemmaForCausalLM", gguf: "gemma", noBias: true, normShift: 1, tiedOnly: true},
 	{hf: "Gemma2ForCausalLM", gguf: "gemma2", noBias: true, normShift: 1, tiedOnly: true, postNorms: true},
+	{hf: "Gemma3ForCausalLM", gguf: "gemma3", noBias: true, qkNorm: true, normShift: 1, postNorms: true, gemma3: true},
+	{hf: "Gemma3ForConditionalGeneration", gguf: "gemma3", noBias: true, qkNorm: true, normShift: 1, postNorms: true, gemma3: true, vlm: true},
 	{hf: "GPT2LMHeadModel", gguf: "gpt2"},
 	{hf: "BertModel", gguf: "bert"},
 	{hf: "BertForMaskedLM", gguf: "bert"},
@@ -255,6 +296,14 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 	if err != nil {
 		return nil, nil, err
 	}
+	if len(voc.tokens) > hp.vocab && arch.gemma3 {
+		dropped, err := voc.dropAddedAbove(hp.vocab)
+		if err != nil {
+			return nil, nil, err
+		}
+		slog.Info("convert: added tokens beyond config.json's vocab_size dropped (the embeddings have no row for them)",
+			"architecture", arch.hf, "vocab_size", hp.vocab, "tokens", dropped)
+	}
 	if len(voc.tokens) > hp.vocab {
 		return nil, nil, fmt.Errorf("%w: tokenizer has %d tokens, config vocab_size is %d", ErrMismatch, len(voc.tokens), hp.vocab)
 	}
@@ -314,7 +363,10 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		if arch.fused {
 			phi3Keys(w, cfg)
 		}
-		if arch.postNorms {
+		switch {
+		case arch.gemma3:
+			gemma3Keys(w, hp)
+		case arch.postNorms:
 			gemma2Keys(w, hp)
 		}
 		hp.rope.write(w, a)

@@ -2,6 +2,7 @@ package convert
 
 import (
 	"fmt"
+	"log/slog"
 	"regexp"
 	"slices"
 	"strconv"
@@ -116,23 +117,33 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 	var plan []tensorPlan
 	seen := map[string]bool{}
 	V, H := int64(h.vocab), int64(h.hidden)
+	skipped := 0
 	for _, t := range st.Tensors() {
 		p := tensorPlan{layer: -1}
 		var want []int64
+		name := t.Name
+		if arch.vlm {
+			var skip bool
+			if name, skip = gemma3TextName(name); skip {
+				skipped++
+				continue
+			}
+		}
 		switch {
-		case ignoredRE.MatchString(t.Name):
+		case ignoredRE.MatchString(name):
 			continue
-		case t.Name == "model.embed_tokens.weight":
+		case name == "model.embed_tokens.weight":
 			p.ggufName, want = "token_embd.weight", []int64{V, H}
-		case t.Name == "model.norm.weight":
+		case name == "model.norm.weight":
 			p.ggufName, want, p.shift = "output_norm.weight", []int64{H}, arch.normShift
-		case t.Name == "lm_head.weight" && arch.tiedOnly:
-			// As convert_hf_to_gguf.py: llama.cpp uses the embeddings.
+		case name == "lm_head.weight" && (arch.tiedOnly || (arch.gemma3 && h.tied)):
+			// As convert_hf_to_gguf.py for Gemma and Gemma 2: llama.cpp
+			// uses the embeddings. A tied Gemma 3 is the same.
 			continue
-		case t.Name == "lm_head.weight":
+		case name == "lm_head.weight":
 			p.ggufName, want = "output.weight", []int64{V, H}
 		default:
-			m := layerRE.FindStringSubmatch(t.Name)
+			m := layerRE.FindStringSubmatch(name)
 			if m == nil {
 				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, t.Name, arch.hf)
 			}
@@ -169,9 +180,16 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 		if !slices.Equal(t.Shape, want) {
 			return nil, fmt.Errorf("%w: tensor %q has shape %v, config.json implies %v", ErrMismatch, t.Name, t.Shape, want)
 		}
+		if seen[p.ggufName] {
+			return nil, fmt.Errorf("%w: two tensors for %s (the second is %q)", ErrMismatch, p.ggufName, t.Name)
+		}
 		p.hfName, p.shape = t.Name, t.Shape
 		seen[p.ggufName] = true
 		plan = append(plan, p)
+	}
+	if skipped > 0 {
+		slog.Info("convert: converting the language model only; the vision tower and multi-modal projector are skipped (llama.cpp reads them from a separate mmproj file)",
+			"architecture", arch.hf, "skipped_tensors", skipped)
 	}
 
 	required := []string{"token_embd.weight", "output_norm.weight"}

@@ -37,12 +37,15 @@ type refModel struct {
 // are nil.
 type refLayer struct {
 	attnNorm, wq, wk, wv, wo []float64
-	qNorm, kNorm             []float64 // per-head RMS norms (Qwen3)
-	postAttnNorm             []float64 // on the attention output (Gemma 2)
+	qNorm, kNorm             []float64 // per-head RMS norms (Qwen3, Gemma 3)
+	postAttnNorm             []float64 // on the attention output (Gemma 2, 3)
 	ffnNorm, wg, wu, wd      []float64
-	postFFNNorm              []float64 // on the MLP output (Gemma 2)
+	postFFNNorm              []float64 // on the MLP output (Gemma 2, 3)
 	ffn                      int
 	window                   int // > 0: attend to the last window positions only
+	// invFreq, if not nil, replaces the model's rope frequencies in this
+	// layer (Gemma 3's local layers rotate with their own base).
+	invFreq []float64
 }
 
 // defaultInvFreq returns the plain rope frequencies theta^(-2i/dim).
@@ -118,10 +121,11 @@ func matvec(W, x []float64, rows int) []float64 {
 	return out
 }
 
-// rope rotates one head in place, rotate_half style.
-func (m *refModel) rope(v []float64, pos int) {
-	half := len(m.invFreq)
-	for i, f := range m.invFreq {
+// rope rotates one head in place, rotate_half style, with the
+// frequencies invFreq.
+func rope(v []float64, pos int, invFreq []float64) {
+	half := len(invFreq)
+	for i, f := range invFreq {
 		c, s := math.Cos(float64(pos)*f), math.Sin(float64(pos)*f)
 		x0, x1 := v[i], v[i+half]
 		v[i], v[i+half] = x0*c-x1*s, x1*c+x0*s
@@ -168,6 +172,10 @@ func (m *refModel) forward(ids []int) []float64 {
 		}
 	}
 	for _, L := range m.layers {
+		freqs := m.invFreq
+		if L.invFreq != nil {
+			freqs = L.invFreq
+		}
 		qs, ks, vs := make([][]float64, T), make([][]float64, T), make([][]float64, T)
 		for i := range T {
 			h := m.rms(x[i], L.attnNorm)
@@ -175,10 +183,10 @@ func (m *refModel) forward(ids []int) []float64 {
 			headNorm(q, L.qNorm, nh)
 			headNorm(k, L.kNorm, nkv)
 			for j := range nh {
-				m.rope(q[j*hd:(j+1)*hd], i)
+				rope(q[j*hd:(j+1)*hd], i, freqs)
 			}
 			for j := range nkv {
-				m.rope(k[j*hd:(j+1)*hd], i)
+				rope(k[j*hd:(j+1)*hd], i, freqs)
 			}
 			qs[i], ks[i], vs[i] = q, k, matvec(L.wv, h, nkv*hd)
 		}
