@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"net/http"
 	"time"
 
 	"github.com/llm-go/llm"
@@ -115,6 +116,20 @@ func (s *Server) stream(ctx context.Context, l *lease, req genRequest, opts []ll
 	s.metrics.tokens(l.name, res.tokens)
 	s.metrics.generation(l.name, res.promptTokens, res.tokens, res.ttft)
 	return res, nil
+}
+
+// leaseFor bounds a request by the configured timeout and takes a lease on
+// its model. On failure it writes the error with writeErr (each API's own
+// shape) and returns false; else cancel ends the request's context.
+func (s *Server) leaseFor(w http.ResponseWriter, r *http.Request, model string, writeErr func(http.ResponseWriter, error)) (ctx context.Context, l *lease, cancel context.CancelFunc, ok bool) {
+	ctx, cancel = s.requestContext(r.Context())
+	l, err := s.models.acquire(ctx, model)
+	if err != nil {
+		cancel()
+		writeErr(w, err)
+		return nil, nil, nil, false
+	}
+	return ctx, l, cancel, true
 }
 
 // requestContext bounds a request by the configured timeout.

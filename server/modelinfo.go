@@ -67,34 +67,14 @@ func humanCount(n uint64) string {
 	return fmt.Sprint(n)
 }
 
-// fileTypes names llama.cpp's llama_ftype values (general.file_type).
-var fileTypes = map[uint64]string{
-	0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1",
-	10: "Q2_K", 11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M",
-	16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S",
-	22: "IQ3_XS", 23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL", 26: "IQ3_S", 27: "IQ3_M",
-	28: "IQ2_S", 29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16", 36: "TQ1_0", 37: "TQ2_0", 38: "MXFP4_MOE",
-}
-
 // quantization names the file's quantization: general.file_type, else the
 // tensor type holding most parameters.
 func quantization(h *gguf.File) string {
 	if ft, ok := h.Uint("general.file_type"); ok {
-		if n, ok := fileTypes[ft]; ok {
-			return n
-		}
-		return fmt.Sprintf("file type %d", ft)
+		return gguf.FileTypeName(ft)
 	}
-	count := map[string]uint64{}
-	best, most := "", uint64(0)
-	for _, t := range h.Tensors {
-		name := t.Type.String()
-		count[name] += t.Elements()
-		if c := count[name]; c > most || c == most && name < best {
-			best, most = name, c
-		}
-	}
-	return best
+	name, _ := h.DominantType()
+	return name
 }
 
 // maxInfoArray is the longest metadata array /api/show prints without

@@ -35,13 +35,11 @@ func (s *Server) handleEmbed(w http.ResponseWriter, r *http.Request) {
 		writeOllamaError(w, err)
 		return
 	}
-	ctx, cancel := s.requestContext(r.Context())
-	defer cancel()
-	l, err := s.models.acquire(ctx, req.Model)
-	if err != nil {
-		writeOllamaError(w, err)
+	ctx, l, cancel, ok := s.leaseFor(w, r, req.Model, writeOllamaError)
+	if !ok {
 		return
 	}
+	defer cancel()
 	defer func() { l.release(keepAlive) }()
 	var dims *int
 	if req.Dimensions != nil && *req.Dimensions != 0 {
@@ -81,13 +79,11 @@ func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
 		writeOllamaError(w, badRequest("prompt", "field \"prompt\" is required"))
 		return
 	}
-	ctx, cancel := s.requestContext(r.Context())
-	defer cancel()
-	l, err := s.models.acquire(ctx, req.Model)
-	if err != nil {
-		writeOllamaError(w, err)
+	ctx, l, cancel, ok := s.leaseFor(w, r, req.Model, writeOllamaError)
+	if !ok {
 		return
 	}
+	defer cancel()
 	defer func() { l.release(keepAlive) }()
 	vecs, _, err := s.embed(ctx, l, []string{req.Prompt}, nil)
 	if err != nil {

@@ -115,13 +115,11 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 		g.policy = llm.ShiftWindow
 	}
 
-	ctx, cancel := s.requestContext(r.Context())
-	defer cancel()
-	l, err := s.models.acquire(ctx, req.Model)
-	if err != nil {
-		writeOllamaError(w, err)
+	ctx, l, cancel, ok := s.leaseFor(w, r, req.Model, writeOllamaError)
+	if !ok {
 		return
 	}
+	defer cancel()
 	defer func() { l.release(keepAlive) }()
 	if err := g.withPreset(l, req.options); err != nil {
 		writeOllamaError(w, err)
@@ -175,13 +173,11 @@ func (s *Server) loadOrUnload(w http.ResponseWriter, r *http.Request, model stri
 		writeJSON(w, http.StatusOK, answer(canon, "unload"))
 		return
 	}
-	ctx, cancel := s.requestContext(r.Context())
-	defer cancel()
-	l, err := s.models.acquire(ctx, model)
-	if err != nil {
-		writeOllamaError(w, err)
+	_, l, cancel, ok := s.leaseFor(w, r, model, writeOllamaError)
+	if !ok {
 		return
 	}
+	defer cancel()
 	l.release(keepAlive)
 	writeJSON(w, http.StatusOK, answer(l.name, "load"))
 }
@@ -231,13 +227,11 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ctx, cancel := s.requestContext(r.Context())
-	defer cancel()
-	l, err := s.models.acquire(ctx, req.Model)
-	if err != nil {
-		writeOllamaError(w, err)
+	ctx, l, cancel, ok := s.leaseFor(w, r, req.Model, writeOllamaError)
+	if !ok {
 		return
 	}
+	defer cancel()
 	defer func() { l.release(keepAlive) }()
 	if err := g.withPreset(l, req.options); err != nil {
 		writeOllamaError(w, err)

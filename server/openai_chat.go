@@ -105,13 +105,11 @@ func (s *Server) handleChatCompletions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ctx, cancel := s.requestContext(r.Context())
-	defer cancel()
-	l, err := s.models.acquire(ctx, req.Model)
-	if err != nil {
-		writeOpenAIError(w, err)
+	ctx, l, cancel, ok := s.leaseFor(w, r, req.Model, writeOpenAIError)
+	if !ok {
 		return
 	}
+	defer cancel()
 	defer l.release(nil)
 	if err := g.withPreset(l, func(st *modelfile.Settings) (genRequest, error) { return req.options(body, st) }); err != nil {
 		writeOpenAIError(w, err)

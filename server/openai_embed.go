@@ -43,13 +43,11 @@ func (s *Server) handleOpenAIEmbeddings(w http.ResponseWriter, r *http.Request) 
 		writeOpenAIError(w, badRequest("encoding_format", "field \"encoding_format\" must be \"float\" or \"base64\", got %q", req.EncodingFormat))
 		return
 	}
-	ctx, cancel := s.requestContext(r.Context())
-	defer cancel()
-	l, err := s.models.acquire(ctx, req.Model)
-	if err != nil {
-		writeOpenAIError(w, err)
+	ctx, l, cancel, ok := s.leaseFor(w, r, req.Model, writeOpenAIError)
+	if !ok {
 		return
 	}
+	defer cancel()
 	defer l.release(nil)
 	vecs, tokens, err := s.embed(ctx, l, texts, req.Dimensions)
 	if err != nil {

@@ -217,7 +217,7 @@ func describeWeights(files []string, local func(string) string) weightsReport {
 			}
 			w.Architecture = f.Architecture()
 			if ft, ok := f.Uint("general.file_type"); ok {
-				w.Quant = fileTypeName(ft)
+				w.Quant = gguf.FileTypeName(ft)
 			} else if w.Quant = hub.QuantOf(p); w.Quant == "" {
 				w.Quant = dominantType(f)
 			}
@@ -411,20 +411,11 @@ func printReport(w io.Writer, r *modelReport) {
 // dominantType names the tensor type holding most of a GGUF file's
 // parameters, for files without general.file_type.
 func dominantType(f *gguf.File) string {
-	count := map[string]uint64{}
-	for _, t := range f.Tensors {
-		count[t.Type.String()] += t.Elements()
-	}
-	best, n := "", uint64(0)
-	for k, v := range count {
-		if v > n || v == n && k < best {
-			best, n = k, v
-		}
-	}
+	best, only := f.DominantType()
 	switch {
 	case best == "":
 		return ""
-	case len(count) == 1:
+	case only:
 		return "all " + best
 	}
 	return "mostly " + best
@@ -441,21 +432,6 @@ func humanCount(n uint64) string {
 		return fmt.Sprintf("%.1fK", float64(n)/1e3)
 	}
 	return fmt.Sprint(n)
-}
-
-// fileTypeName names a llama_ftype (general.file_type).
-func fileTypeName(ft uint64) string {
-	names := map[uint64]string{
-		0: "F32", 1: "F16", 2: "Q4_0", 3: "Q4_1", 7: "Q8_0", 8: "Q5_0", 9: "Q5_1",
-		10: "Q2_K", 11: "Q3_K_S", 12: "Q3_K_M", 13: "Q3_K_L", 14: "Q4_K_S", 15: "Q4_K_M",
-		16: "Q5_K_S", 17: "Q5_K_M", 18: "Q6_K", 19: "IQ2_XXS", 20: "IQ2_XS", 21: "Q2_K_S",
-		22: "IQ3_XS", 23: "IQ3_XXS", 24: "IQ1_S", 25: "IQ4_NL", 26: "IQ3_S", 27: "IQ3_M",
-		28: "IQ2_S", 29: "IQ2_M", 30: "IQ4_XS", 31: "IQ1_M", 32: "BF16", 36: "TQ1_0", 37: "TQ2_0", 38: "MXFP4_MOE",
-	}
-	if n, ok := names[ft]; ok {
-		return n
-	}
-	return fmt.Sprintf("file type %d", ft)
 }
 
 // showPreset describes a preset, if name is one: its Modelfile, or with
