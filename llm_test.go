@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -437,29 +436,11 @@ func TestContextPolicies(t *testing.T) {
 // withTemplate writes a copy of stories260K with the chat template tmpl.
 func withTemplate(t *testing.T, tmpl string) string {
 	t.Helper()
-	src := shareddata.Path(t, "models", "stories260K.gguf")
-	h, err := gguf.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w := gguf.NewWriter()
-	for _, kv := range h.KV {
-		w.Set(kv.Key, kv.Value)
-	}
-	w.Set("tokenizer.chat_template", gguf.String(tmpl))
-	for _, ti := range h.Tensors {
-		w.AddTensor(ti.Name, ti.Type, ti.Shape, func(out io.Writer) error {
-			_, err := io.Copy(out, io.NewSectionReader(f, h.DataOffset+int64(ti.Offset), int64(ti.Size)))
-			return err
-		})
-	}
 	path := filepath.Join(t.TempDir(), "chat.gguf")
-	if err := w.WriteFile(path); err != nil {
+	err := gguf.Rewrite(path, shareddata.Path(t, "models", "stories260K.gguf"), func(w *gguf.Writer) {
+		w.Set("tokenizer.chat_template", gguf.String(tmpl))
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	return path

@@ -209,29 +209,11 @@ func ndjsonLines(body []byte) []string {
 // returns its path (named name.gguf in a temporary directory).
 func withTemplate(t testing.TB, name, template string) string {
 	t.Helper()
-	src := storiesPath(t)
-	h, err := gguf.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	w := gguf.NewWriter()
-	for _, kv := range h.KV {
-		w.Set(kv.Key, kv.Value)
-	}
-	w.Set("tokenizer.chat_template", gguf.String(template))
-	for _, ti := range h.Tensors {
-		w.AddTensor(ti.Name, ti.Type, ti.Shape, func(out io.Writer) error {
-			_, err := io.Copy(out, io.NewSectionReader(f, h.DataOffset+int64(ti.Offset), int64(ti.Size)))
-			return err
-		})
-	}
 	path := filepath.Join(t.TempDir(), name+".gguf")
-	if err := w.WriteFile(path); err != nil {
+	err := gguf.Rewrite(path, storiesPath(t), func(w *gguf.Writer) {
+		w.Set("tokenizer.chat_template", gguf.String(template))
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	return path

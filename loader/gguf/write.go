@@ -371,3 +371,32 @@ func (l *limitWriter) Write(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// Rewrite writes a copy of the GGUF file src to dst with the metadata
+// changed by edit (for example a chat template set with w.Set), the tensors
+// copied as they are.
+func Rewrite(dst, src string, edit func(w *Writer)) error {
+	h, err := Open(src)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		return fmt.Errorf("gguf: %w", err)
+	}
+	defer f.Close()
+	w := NewWriter()
+	for _, kv := range h.KV {
+		w.Set(kv.Key, kv.Value)
+	}
+	edit(w)
+	for _, ti := range h.Tensors {
+		if err := w.AddTensor(ti.Name, ti.Type, ti.Shape, func(out io.Writer) error {
+			_, err := io.Copy(out, io.NewSectionReader(f, h.DataOffset+int64(ti.Offset), int64(ti.Size)))
+			return err
+		}); err != nil {
+			return err
+		}
+	}
+	return w.WriteFile(dst)
+}
