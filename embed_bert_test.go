@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/llm-go/llm"
+	"github.com/llm-go/llm/internal/reference"
 	"github.com/llm-go/llm/loader/gguf"
 )
 
@@ -153,111 +154,29 @@ func writeBERT(t *testing.T) (string, bertWeights) {
 
 // bertReference computes what sentence-transformers computes for a BERT
 // model with mean pooling: the encoder's last hidden states averaged over
-// the tokens (CLS and SEP included), normalised to unit length. It follows
-// transformers' BertModel, with GELU's tanh form as llama.cpp computes it.
-func bertReference(w bertWeights, ids []int32) []float64 {
-	n := len(ids)
-	linear := func(x []float64, name string, in, out int) []float64 {
-		W, b := w[name+".weight"], w[name+".bias"]
-		y := make([]float64, out)
-		for o := range out {
-			s := float64(b[o])
-			for i := range in {
-				s += float64(W[o*in+i]) * x[i]
-			}
-			y[o] = s
+// the tokens (CLS and SEP included), normalised to unit length.
+func bertReference(w bertWeights, ids []int) []float64 {
+	f := func(name string) []float64 {
+		out := make([]float64, len(w[name]))
+		for i, v := range w[name] {
+			out[i] = float64(v)
 		}
-		return y
+		return out
 	}
-	norm := func(x []float64, name string) []float64 {
-		var mean, vr float64
-		for _, v := range x {
-			mean += v
-		}
-		mean /= float64(len(x))
-		for _, v := range x {
-			vr += (v - mean) * (v - mean)
-		}
-		vr /= float64(len(x))
-		g, b := w[name+".weight"], w[name+".bias"]
-		y := make([]float64, len(x))
-		for i, v := range x {
-			y[i] = (v-mean)/math.Sqrt(vr+bertEps)*float64(g[i]) + float64(b[i])
-		}
-		return y
-	}
-	h := make([][]float64, n)
-	for t, id := range ids {
-		x := make([]float64, bertEmbd)
-		for i := range x {
-			x[i] = float64(w["token_embd.weight"][int(id)*bertEmbd+i]) + float64(w["token_types.weight"][i]) +
-				float64(w["position_embd.weight"][t*bertEmbd+i])
-		}
-		h[t] = norm(x, "token_embd_norm")
-	}
-	hd := bertEmbd / bertHeads
+	m := &reference.BERT{Hidden: bertEmbd, Heads: bertHeads, Eps: bertEps,
+		WordEmb: f("token_embd.weight"), PosEmb: f("position_embd.weight"), TypeEmb: f("token_types.weight"),
+		EmbNormW: f("token_embd_norm.weight"), EmbNormB: f("token_embd_norm.bias")}
 	for l := range bertLayers {
 		p := fmt.Sprintf("blk.%d.", l)
-		q, k, v := make([][]float64, n), make([][]float64, n), make([][]float64, n)
-		for t := range n {
-			q[t], k[t], v[t] = linear(h[t], p+"attn_q", bertEmbd, bertEmbd), linear(h[t], p+"attn_k", bertEmbd, bertEmbd), linear(h[t], p+"attn_v", bertEmbd, bertEmbd)
-		}
-		next := make([][]float64, n)
-		for t := range n {
-			att := make([]float64, bertEmbd)
-			for hh := range bertHeads {
-				scores := make([]float64, n)
-				maxS := math.Inf(-1)
-				for u := range n {
-					var s float64
-					for d := range hd {
-						s += q[t][hh*hd+d] * k[u][hh*hd+d]
-					}
-					scores[u] = s / math.Sqrt(float64(hd))
-					maxS = max(maxS, scores[u])
-				}
-				var z float64
-				for u := range scores {
-					scores[u] = math.Exp(scores[u] - maxS)
-					z += scores[u]
-				}
-				for u := range n {
-					for d := range hd {
-						att[hh*hd+d] += scores[u] / z * v[u][hh*hd+d]
-					}
-				}
-			}
-			o := linear(att, p+"attn_output", bertEmbd, bertEmbd)
-			for i := range o {
-				o[i] += h[t][i]
-			}
-			a := norm(o, p+"attn_output_norm")
-			up := linear(a, p+"ffn_up", bertEmbd, bertFF)
-			for i, x := range up {
-				up[i] = 0.5 * x * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(x+0.044715*x*x*x)))
-			}
-			down := linear(up, p+"ffn_down", bertFF, bertEmbd)
-			for i := range down {
-				down[i] += a[i]
-			}
-			next[t] = norm(down, p+"layer_output_norm")
-		}
-		h = next
+		m.Layers = append(m.Layers, reference.BERTLayer{
+			WQ: f(p + "attn_q.weight"), BQ: f(p + "attn_q.bias"), WK: f(p + "attn_k.weight"), BK: f(p + "attn_k.bias"),
+			WV: f(p + "attn_v.weight"), BV: f(p + "attn_v.bias"), WO: f(p + "attn_output.weight"), BO: f(p + "attn_output.bias"),
+			AttnNormW: f(p + "attn_output_norm.weight"), AttnNormB: f(p + "attn_output_norm.bias"),
+			WUp: f(p + "ffn_up.weight"), BUp: f(p + "ffn_up.bias"), WDown: f(p + "ffn_down.weight"), BDown: f(p + "ffn_down.bias"),
+			OutNormW: f(p + "layer_output_norm.weight"), OutNormB: f(p + "layer_output_norm.bias"),
+		})
 	}
-	out := make([]float64, bertEmbd)
-	for t := range n {
-		for i := range out {
-			out[i] += h[t][i] / float64(n)
-		}
-	}
-	var ss float64
-	for _, v := range out {
-		ss += v * v
-	}
-	for i := range out {
-		out[i] /= math.Sqrt(ss)
-	}
-	return out
+	return reference.Normalize(reference.Pool(m.Forward(ids), false))
 }
 
 // TestEmbedBERT: Embed on a BERT-shaped encoder gives sentence-transformers'
@@ -282,11 +201,11 @@ func TestEmbedBERT(t *testing.T) {
 		if ids[0] != 101 || ids[len(ids)-1] != 102 {
 			t.Fatalf("%q: tokens %v do not open with [CLS] and end with [SEP]", text, ids)
 		}
-		ids32 := make([]int32, len(ids))
+		ints := make([]int, len(ids))
 		for j, id := range ids {
-			ids32[j] = int32(id)
+			ints[j] = int(id)
 		}
-		want := bertReference(w, ids32)
+		want := bertReference(w, ints)
 		if len(vecs[i]) != len(want) {
 			t.Fatalf("%q: %d dimensions, want %d", text, len(vecs[i]), len(want))
 		}

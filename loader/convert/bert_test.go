@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/llm-go/llm/engine"
+	ref64 "github.com/llm-go/llm/internal/reference"
 	"github.com/llm-go/llm/internal/shareddata"
 	"github.com/llm-go/llm/loader/convert"
 	"github.com/llm-go/llm/loader/gguf"
@@ -175,152 +176,32 @@ func bertFixture(t *testing.T, prefix, pooling string) string {
 	return dir
 }
 
-// bertRef is a float64 BERT encoder as transformers' BertModel computes it
-// (post-norm blocks, bidirectional attention, token type 0), with the
-// tanh form of GELU that llama.cpp's bert graph uses (BertModel's "gelu"
-// is the erf form, which differs by up to about 1e-3).
-type bertRef struct {
-	wordEmb, posEmb, typeEmb, embNormW, embNormB []float64
-	layers                                       []bertRefLayer
-}
-
-type bertRefLayer struct {
-	wq, bq, wk, bk, wv, bv, wo, bo []float64
-	attnNormW, attnNormB           []float64
-	wu, bu, wd, bd                 []float64
-	outNormW, outNormB             []float64
-}
-
-func loadBertRef(t *testing.T, dir, prefix string) *bertRef {
+// loadBertRef reads a BertModel checkpoint's weights into the float64
+// reference encoder.
+func loadBertRef(t *testing.T, dir, prefix string) *ref64.BERT {
 	t.Helper()
 	r := openST(t, dir)
 	g := func(name string) []float64 { return r.get(prefix + name) }
-	m := &bertRef{
-		wordEmb: g("embeddings.word_embeddings.weight"), posEmb: g("embeddings.position_embeddings.weight"),
-		typeEmb:  g("embeddings.token_type_embeddings.weight"),
-		embNormW: g("embeddings.LayerNorm.weight"), embNormB: g("embeddings.LayerNorm.bias"),
+	m := &ref64.BERT{
+		Hidden: bertHidden, Heads: bertHeads, Eps: bertEps,
+		WordEmb: g("embeddings.word_embeddings.weight"), PosEmb: g("embeddings.position_embeddings.weight"),
+		TypeEmb:  g("embeddings.token_type_embeddings.weight"),
+		EmbNormW: g("embeddings.LayerNorm.weight"), EmbNormB: g("embeddings.LayerNorm.bias"),
 	}
 	for l := range bertLayers {
 		p := fmt.Sprintf("encoder.layer.%d.", l)
-		m.layers = append(m.layers, bertRefLayer{
-			wq: g(p + "attention.self.query.weight"), bq: g(p + "attention.self.query.bias"),
-			wk: g(p + "attention.self.key.weight"), bk: g(p + "attention.self.key.bias"),
-			wv: g(p + "attention.self.value.weight"), bv: g(p + "attention.self.value.bias"),
-			wo: g(p + "attention.output.dense.weight"), bo: g(p + "attention.output.dense.bias"),
-			attnNormW: g(p + "attention.output.LayerNorm.weight"), attnNormB: g(p + "attention.output.LayerNorm.bias"),
-			wu: g(p + "intermediate.dense.weight"), bu: g(p + "intermediate.dense.bias"),
-			wd: g(p + "output.dense.weight"), bd: g(p + "output.dense.bias"),
-			outNormW: g(p + "output.LayerNorm.weight"), outNormB: g(p + "output.LayerNorm.bias"),
+		m.Layers = append(m.Layers, ref64.BERTLayer{
+			WQ: g(p + "attention.self.query.weight"), BQ: g(p + "attention.self.query.bias"),
+			WK: g(p + "attention.self.key.weight"), BK: g(p + "attention.self.key.bias"),
+			WV: g(p + "attention.self.value.weight"), BV: g(p + "attention.self.value.bias"),
+			WO: g(p + "attention.output.dense.weight"), BO: g(p + "attention.output.dense.bias"),
+			AttnNormW: g(p + "attention.output.LayerNorm.weight"), AttnNormB: g(p + "attention.output.LayerNorm.bias"),
+			WUp: g(p + "intermediate.dense.weight"), BUp: g(p + "intermediate.dense.bias"),
+			WDown: g(p + "output.dense.weight"), BDown: g(p + "output.dense.bias"),
+			OutNormW: g(p + "output.LayerNorm.weight"), OutNormB: g(p + "output.LayerNorm.bias"),
 		})
 	}
 	return m
-}
-
-func layerNorm(x, w, b []float64) []float64 {
-	var mean, vr float64
-	for _, v := range x {
-		mean += v
-	}
-	mean /= float64(len(x))
-	for _, v := range x {
-		vr += (v - mean) * (v - mean)
-	}
-	vr /= float64(len(x))
-	s := 1 / math.Sqrt(vr+bertEps)
-	out := make([]float64, len(x))
-	for i, v := range x {
-		out[i] = (v-mean)*s*w[i] + b[i]
-	}
-	return out
-}
-
-// affine returns W·x + b for a row-major [len(b), len(x)] W.
-func affine(W, b, x []float64) []float64 {
-	out := matvec(W, x, len(b))
-	for i := range out {
-		out[i] += b[i]
-	}
-	return out
-}
-
-func geluTanh(x float64) float64 {
-	return 0.5 * x * (1 + math.Tanh(math.Sqrt(2/math.Pi)*(x+0.044715*x*x*x)))
-}
-
-// forward returns the final hidden state of every token.
-func (m *bertRef) forward(ids []int) [][]float64 {
-	H, hd := bertHidden, bertHidden/bertHeads
-	T := len(ids)
-	x := make([][]float64, T)
-	for i, id := range ids {
-		e := make([]float64, H)
-		for j := range H {
-			e[j] = m.wordEmb[id*H+j] + m.posEmb[i*H+j] + m.typeEmb[j]
-		}
-		x[i] = layerNorm(e, m.embNormW, m.embNormB)
-	}
-	for _, L := range m.layers {
-		q, k, v := make([][]float64, T), make([][]float64, T), make([][]float64, T)
-		for i := range T {
-			q[i], k[i], v[i] = affine(L.wq, L.bq, x[i]), affine(L.wk, L.bk, x[i]), affine(L.wv, L.bv, x[i])
-		}
-		next := make([][]float64, T)
-		for i := range T {
-			att := make([]float64, H)
-			for h := range bertHeads {
-				sc := make([]float64, T)
-				mx := math.Inf(-1)
-				for s := range T {
-					var d float64
-					for e := range hd {
-						d += q[i][h*hd+e] * k[s][h*hd+e]
-					}
-					sc[s] = d / math.Sqrt(float64(hd))
-					mx = max(mx, sc[s])
-				}
-				var z float64
-				for s := range sc {
-					sc[s] = math.Exp(sc[s] - mx)
-					z += sc[s]
-				}
-				for s := range sc {
-					for e := range hd {
-						att[h*hd+e] += sc[s] / z * v[s][h*hd+e]
-					}
-				}
-			}
-			o := affine(L.wo, L.bo, att)
-			for e := range H {
-				o[e] += x[i][e]
-			}
-			h := layerNorm(o, L.attnNormW, L.attnNormB)
-			u := affine(L.wu, L.bu, h)
-			for e := range u {
-				u[e] = geluTanh(u[e])
-			}
-			d := affine(L.wd, L.bd, u)
-			for e := range H {
-				d[e] += h[e]
-			}
-			next[i] = layerNorm(d, L.outNormW, L.outNormB)
-		}
-		x = next
-	}
-	return x
-}
-
-// pooled returns the mean of the token states, or the first (CLS).
-func pooled(states [][]float64, cls bool) []float64 {
-	if cls {
-		return states[0]
-	}
-	out := make([]float64, len(states[0]))
-	for _, s := range states {
-		for i, v := range s {
-			out[i] += v / float64(len(states))
-		}
-	}
-	return out
 }
 
 // TestBERTVocabVectors converts a tiny BertModel whose WordPiece
@@ -451,7 +332,7 @@ func TestBERTReference(t *testing.T) {
 					if err != nil {
 						t.Fatal(err)
 					}
-					want := pooled(ref.forward(ints), tc.want == engine.PoolingCLS)
+					want := ref64.Pool(ref.Forward(ints), tc.want == engine.PoolingCLS)
 					if len(got) != len(want) {
 						t.Fatalf("embedding of %d values, want %d", len(got), len(want))
 					}
