@@ -46,6 +46,7 @@ type scheduler struct {
 	queue   []*job
 	running int
 	paused  int
+	closed  bool // the loop has ended: no more requests
 	wake    chan struct{} // a request was queued (capacity 1)
 }
 
@@ -176,6 +177,10 @@ func (p *Pipeline) run(ctx context.Context, ids []engine.Token, opts []GenerateO
 	j.mail.wake = make(chan struct{}, 1)
 	s := p.sched
 	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, ErrClosed
+	}
 	s.queue = append(s.queue, j)
 	s.mu.Unlock()
 	select {
@@ -250,7 +255,7 @@ func (s *scheduler) closeAll() {
 	}
 	s.mu.Lock()
 	q := s.queue
-	s.queue = nil
+	s.queue, s.closed = nil, true // run queues nothing more
 	s.mu.Unlock()
 	for _, j := range q {
 		j.mail.finish(nil, ErrClosed)

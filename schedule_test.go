@@ -319,3 +319,36 @@ func TestSlowReaderPauses(t *testing.T) {
 		t.Errorf("the slow reader got %d tokens, want 600", n)
 	}
 }
+
+// TestCloseRace: requests that arrive while Close runs all return, with a
+// result or ErrClosed, never hang.
+func TestCloseRace(t *testing.T) {
+	for range 20 {
+		p, err := llm.New(context.Background(), shareddata.Path(t, "models", "stories260K.gguf"), llm.WithThreads(1), llm.WithParallel(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 8)
+		for range 8 {
+			wg.Go(func() {
+				_, err := p.Generate(context.Background(), "Once upon a time", llm.MaxTokens(8))
+				if err != nil && !errors.Is(err, llm.ErrClosed) {
+					errs <- err
+				}
+			})
+		}
+		p.Close()
+		done := make(chan struct{})
+		go func() { wg.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			t.Fatal("a request hangs after Close")
+		}
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	}
+}
