@@ -151,6 +151,9 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	if h.rope.kind == ropeLlama3 && !arch.ropeFreqs {
 		return h, fmt.Errorf("%w: llama3 rope scaling for %s (llama.cpp's %s arch loads no rope_freqs tensor)", ErrUnsupported, arch.hf, arch.gguf)
 	}
+	if h.rope.kind == ropeLongrope && !arch.longrope {
+		return h, fmt.Errorf("%w rope scaling type %q for %s: llama.cpp's %s arch loads no rope_factors_long/rope_factors_short tensors", ErrUnsupported, ropeLongrope, arch.hf, arch.gguf)
+	}
 	h.ropeDim = h.headDim
 	if partial != 1 {
 		if !arch.partialRotary {
@@ -159,6 +162,17 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		h.ropeDim = int(partial * float64(h.headDim))
 		if h.ropeDim <= 0 || h.ropeDim > h.headDim || h.ropeDim%2 != 0 {
 			return h, fmt.Errorf("%w: config.json: partial_rotary_factor %v gives %d rotated dimensions of %d", ErrMismatch, partial, h.ropeDim, h.headDim)
+		}
+	}
+	if h.rope.kind == ropeLongrope {
+		// llama.cpp loads the factor tensors with n_rot/2 values.
+		for _, f := range []struct {
+			name string
+			v    []float64
+		}{{"long_factor", h.rope.longFactor}, {"short_factor", h.rope.shortFactor}} {
+			if len(f.v) != h.ropeDim/2 {
+				return h, fmt.Errorf("%w: config.json: rope_scaling %s has %d values, the %d rotated dimensions need %d", ErrMismatch, f.name, len(f.v), h.ropeDim, h.ropeDim/2)
+			}
 		}
 	}
 	if arch.fused && h.headDim*h.heads != h.hidden {

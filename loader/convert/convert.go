@@ -23,7 +23,8 @@
 //     the gate then the up rows), unpermuted (llama.cpp uses NEOX rope for
 //     phi3); partial_rotary_factor sets rope.dimension_count; the
 //     sliding_window and original_max_position_embeddings are written as
-//     convert_hf_to_gguf.py does. head_dim × heads must be hidden_size.
+//     convert_hf_to_gguf.py does, and longrope scaling (128k models) as
+//     described below. head_dim × heads must be hidden_size.
 //   - GemmaForCausalLM → GGUF arch "gemma" and Gemma2ForCausalLM → "gemma2":
 //     unpermuted (NEOX rope), every RMS norm weight w written as 1+w
 //     (Gemma scales by 1+w, llama.cpp by the weight, as
@@ -88,8 +89,16 @@
 // Rope scaling (rope_scaling, or transformers 5's rope_parameters): "linear"
 // and "yarn" are written as {arch}.rope.scaling.* keys; "llama3" (Llama
 // 3.1 and later) as the rope_freqs.weight tensor of per-frequency divisors
-// llama.cpp's llama arch applies, so only for Llama and Mistral. Other
-// types (dynamic, longrope, ...) are refused with ErrUnsupported.
+// llama.cpp's llama arch applies, so only for Llama and Mistral;
+// "longrope" (Phi-3 128k, Phi-3.5-mini, Phi-4-mini; also its old name
+// "su") as the rope_factors_long.weight and rope_factors_short.weight
+// tensors of long_factor and short_factor, rope.scaling.attn_factor and
+// rope.scaling.original_context_length, as convert_hf_to_gguf.py writes
+// them, so only for Phi-3. llama.cpp picks the long factors for a context
+// (per sequence) longer than the original context and the short ones
+// otherwise, once per context, where transformers picks by the length of
+// the sequence so far. Other types (dynamic, ...) are refused with
+// ErrUnsupported.
 //
 // The vocabulary is taken from tokenizer.json, not from the architecture:
 // a BPE model with byte_fallback and a Prepend("▁") normalizer is a
@@ -100,14 +109,17 @@
 // (ByteLevel pre-tokenizer, no byte_fallback) is written as "gpt2" with its
 // merges, for any architecture, and tokenizer.ggml.pre names the
 // pre-tokenizer family, which llama.cpp implements with its own regexes:
-// gpt-2, llama-bpe (Llama 3), qwen2, deepseek-llm, deepseek-coder, falcon
-// or starcoder (see PreTokenizers). convert_hf_to_gguf.py identifies the
-// family by a hash of a test tokenization, which needs Hugging Face's
-// tokenizer; this package instead matches tokenizer.json's pre_tokenizer
-// (its Split regexes and their behaviour, ByteLevel, Digits and
-// Punctuation steps and settings) and normalizer step for step against
-// what each family's released tokenizer.json declares, and refuses any
-// other with ErrUnsupported naming the steps found. Added tokens marked
+// gpt-2, llama-bpe (Llama 3), qwen2, gpt-4o (o200k: Phi-4-mini),
+// deepseek-llm, deepseek-coder, falcon or starcoder (see PreTokenizers).
+// convert_hf_to_gguf.py identifies the family by a hash of a test
+// tokenization, which needs Hugging Face's tokenizer; this package instead
+// matches tokenizer.json's pre_tokenizer (its Split regexes and their
+// behaviour, ByteLevel, Digits and Punctuation steps and settings) and
+// normalizer step for step against what each family's released
+// tokenizer.json declares (a Split that keeps the matches of a regex that
+// matches every character, Removed with invert, counts as one that
+// isolates them), and refuses any other with ErrUnsupported naming the
+// steps found. Added tokens marked
 // special, or that look special as convert_hf_to_gguf.py decides (<|...|>,
 // <｜...｜>, <pad>, ...), are control tokens, other added tokens
 // user-defined. Special token ids come from tokenizer_config.json (or
@@ -188,6 +200,9 @@ type archSpec struct {
 	fused bool
 	// partialRotary: partial_rotary_factor is honoured.
 	partialRotary bool
+	// longrope: llama.cpp loads the rope_factors_long/short tensors of
+	// longrope scaling (Phi-3 128k, Phi-3.5, Phi-4-mini).
+	longrope bool
 	// normShift is added to every RMS norm weight (Gemma stores w for a
 	// scale of 1+w; llama.cpp multiplies by the weight).
 	normShift float32
@@ -213,7 +228,7 @@ var archs = []archSpec{
 	{hf: "MistralForCausalLM", gguf: "llama", permute: true, ropeFreqs: true},
 	{hf: "Qwen2ForCausalLM", gguf: "qwen2", qkvBias: true},
 	{hf: "Qwen3ForCausalLM", gguf: "qwen3", noBias: true, qkNorm: true},
-	{hf: "Phi3ForCausalLM", gguf: "phi3", noBias: true, fused: true, partialRotary: true},
+	{hf: "Phi3ForCausalLM", gguf: "phi3", noBias: true, fused: true, partialRotary: true, longrope: true},
 	{hf: "GemmaForCausalLM", gguf: "gemma", noBias: true, normShift: 1, tiedOnly: true},
 	{hf: "Gemma2ForCausalLM", gguf: "gemma2", noBias: true, normShift: 1, tiedOnly: true, postNorms: true},
 	{hf: "Gemma3ForCausalLM", gguf: "gemma3", noBias: true, qkNorm: true, normShift: 1, postNorms: true, gemma3: true},
@@ -390,6 +405,7 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		freqs := llama3RopeFreqs(hp.ropeTheta, hp.ropeDim, hp.rope)
 		plan = append([]tensorPlan{{ggufName: "rope_freqs.weight", shape: []int64{int64(len(freqs))}, gen: freqs, layer: -1}}, plan...)
 	}
+	plan = append(hp.rope.factorTensors(), plan...)
 	tw := &tensorWriter{st: st, progress: opts.Progress}
 	for _, p := range plan {
 		typ := tensorType(p.ggufName, p.outShape(), outType)

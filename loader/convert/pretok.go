@@ -90,12 +90,20 @@ func (p preJSON) steps() []preStep {
 		s = fmt.Sprintf("ByteLevel(add_prefix_space=%v, use_regex=%v)", boolOr(p.AddPrefixSpace, true), boolOr(p.UseRegex, true))
 	case "Split":
 		pat := "no pattern"
+		behavior, invert := p.Behavior, p.Invert
 		if p.Pattern != nil && p.Pattern.Regex != nil {
-			pat = "Regex " + fmt.Sprintf("%q", canonRegex(*p.Pattern.Regex))
+			re := canonRegex(*p.Pattern.Regex)
+			pat = "Regex " + fmt.Sprintf("%q", re)
+			if behavior == "Removed" && invert && totalRegexes[re] {
+				// Keeping the matches and removing the rest is
+				// isolating the matches when nothing is left between
+				// them.
+				behavior, invert = "Isolated", false
+			}
 		} else if p.Pattern != nil && p.Pattern.String != nil {
 			pat = "String " + fmt.Sprintf("%q", *p.Pattern.String)
 		}
-		s = fmt.Sprintf("Split(%s, %s, invert=%v)", pat, p.Behavior, p.Invert)
+		s = fmt.Sprintf("Split(%s, %s, invert=%v)", pat, behavior, invert)
 	case "Digits":
 		s = fmt.Sprintf("Digits(individual_digits=%v)", p.IndividualDigits)
 	case "Punctuation":
@@ -110,6 +118,19 @@ func (p preJSON) steps() []preStep {
 		s = p.Type
 	}
 	return []preStep{preStep(s)}
+}
+
+// totalRegexes are the Split regexes (canonical) that match every
+// character: their matches tile the whole text, so a Split that isolates
+// the matches (Isolated, invert false, as transformers' tiktoken
+// conversion writes it) and one that keeps the matches and removes what
+// lies between them (Removed, invert true, as other tiktoken conversions
+// write it) give the same pieces. Each has a catch-all for whitespace
+// (\s+) and the complements of letters, numbers and whitespace.
+var totalRegexes = map[string]bool{
+	canonRegex(llama3Regex): true,
+	canonRegex(qwen2Regex):  true,
+	canonRegex(gpt4oRegex):  true,
 }
 
 // byteLevelStep is the canonical ByteLevel step; withRegex: it also applies
@@ -128,6 +149,10 @@ func splitStep(re string) preStep {
 const (
 	llama3Regex = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 	qwen2Regex  = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	// gpt4oRegex is o200k's (GPT-4o, Phi-4-mini): cased-letter runs
+	// split at lower-to-upper changes, contractions attached, up to three
+	// digits, and "/" kept with trailing newlines.
+	gpt4oRegex = `[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 	// deepseekLetters is DeepSeek-LLM's class of cased letters.
 	deepseekLetters = "\\s?[A-Za-z\u00b5\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u01ba\u01bc-\u01bf\u01c4-\u0293\u0295-\u02af" +
 		"\u0370-\u0373\u0376\u0377\u037b-\u037d\u037f\u0386\u0388-\u038a\u038c\u038e-\u03a1\u03a3-\u03f5\u03f7-\u0481" +
@@ -168,6 +193,10 @@ var preFamilies = []preFamily{
 	{name: "gpt-2", steps: []preStep{byteLevelStep(true)}, norms: []string{normNone}, from: "openai-community/gpt2"},
 	{name: "llama-bpe", steps: []preStep{splitStep(llama3Regex), byteLevelStep(false)}, norms: []string{normNone}, from: "meta-llama/Meta-Llama-3-8B"},
 	{name: "qwen2", steps: []preStep{splitStep(qwen2Regex), byteLevelStep(false)}, norms: []string{normNFC, normNone}, from: "Qwen/Qwen2-7B"},
+	// llama.cpp implements o200k's regex with its own: letter classes as
+	// "a letter not in a-z" and "a letter not in A-Z", the contractions
+	// spelled out in both cases (llama-vocab.cpp, LLAMA_VOCAB_PRE_TYPE_GPT4O).
+	{name: "gpt-4o", steps: []preStep{splitStep(gpt4oRegex), byteLevelStep(false)}, norms: []string{normNone}, from: "microsoft/Phi-4-mini-instruct (llama.cpp: Xenova/gpt-4o)"},
 	{name: "deepseek-llm", steps: []preStep{
 		splitStep("[\r\n]"), splitStep(deepseekLetters), splitStep(deepseekPunct), splitStep(`\s+$`), splitStep(deepseekCJK),
 		"Digits(individual_digits=true)", byteLevelStep(false),

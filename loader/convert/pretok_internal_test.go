@@ -23,6 +23,10 @@ func TestDetectPreSpellings(t *testing.T) {
 	split := func(re string) map[string]any {
 		return map[string]any{"type": "Split", "pattern": map[string]any{"Regex": re}, "behavior": "Isolated", "invert": false}
 	}
+	// keep is a Split that keeps the matches and removes the rest.
+	keep := func(re string) map[string]any {
+		return map[string]any{"type": "Split", "pattern": map[string]any{"Regex": re}, "behavior": "Removed", "invert": true}
+	}
 	digits := map[string]any{"type": "Digits", "individual_digits": true}
 	bl := map[string]any{"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": false}
 	nfcLetters := strings.NewReplacer("\u1f7d", "\u03ce", "\u1fd3", "\u0390", "\u1fdb", "\u038a", "\u2126", "\u03a9", "\u212a", "K").Replace(deepseekLetters)
@@ -38,6 +42,9 @@ func TestDetectPreSpellings(t *testing.T) {
 		{"deepseek-coder, null normalizer", seq(split("[\r\n]"), split(`\s?\p{L}+`), split(`\s?\p{P}+`), split(deepseekCJK), digits, bl), json.RawMessage("null"), "deepseek-coder"},
 		{"gpt-2 nested in a Sequence", seq(map[string]any{"type": "ByteLevel", "add_prefix_space": false}), json.RawMessage(`{"type":"Sequence","normalizers":[]}`), "gpt-2"},
 		{"qwen2 without NFC", seq(split(qwen2Regex), bl), nil, "qwen2"},
+		{"gpt-4o", seq(split(gpt4oRegex), bl), nil, "gpt-4o"},
+		{"gpt-4o, matches kept", seq(keep(gpt4oRegex), bl), nil, "gpt-4o"},
+		{"llama-bpe, matches kept", seq(keep(llama3Regex), bl), nil, "llama-bpe"},
 	} {
 		got, err := detectPre(tc.pre, tc.norm)
 		if err != nil || got != tc.want {
@@ -49,6 +56,12 @@ func TestDetectPreSpellings(t *testing.T) {
 	_, err := detectPre(json.RawMessage(`{"type":"ByteLevel"}`), nil)
 	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "add_prefix_space=true") {
 		t.Errorf("default ByteLevel: got %v", err)
+	}
+	// Keeping the matches of a regex that leaves gaps is not isolating
+	// them: DeepSeek-Coder's steps with one Split so spelled match none.
+	_, err = detectPre(seq(split("[\r\n]"), keep(`\s?\p{L}+`), split(`\s?\p{P}+`), split(deepseekCJK), digits, bl), nil)
+	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "Removed, invert=true") {
+		t.Errorf("kept matches of a partial regex: got %v", err)
 	}
 	_, err = detectPre(nil, nil)
 	if !errors.Is(err, ErrUnsupported) || !strings.Contains(err.Error(), "pre_tokenizer []") {

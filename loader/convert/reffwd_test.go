@@ -17,6 +17,9 @@ type refModel struct {
 	hidden, heads, kvHeads, headDim int
 	eps                             float64
 	invFreq                         []float64 // per rotated pair: the rope frequencies
+	// ropeAttn multiplies the rotated dimensions' cos and sin, of q and k
+	// alike (longrope's attention factor; 0: 1).
+	ropeAttn float64
 	// embScale multiplies the embeddings (0: 1).
 	embScale float64
 	// normOffset is added to every RMS norm weight (Gemma: 1).
@@ -122,11 +125,11 @@ func matvec(W, x []float64, rows int) []float64 {
 }
 
 // rope rotates one head in place, rotate_half style, with the
-// frequencies invFreq.
-func rope(v []float64, pos int, invFreq []float64) {
+// frequencies invFreq, cos and sin multiplied by mscale.
+func rope(v []float64, pos int, invFreq []float64, mscale float64) {
 	half := len(invFreq)
 	for i, f := range invFreq {
-		c, s := math.Cos(float64(pos)*f), math.Sin(float64(pos)*f)
+		c, s := mscale*math.Cos(float64(pos)*f), mscale*math.Sin(float64(pos)*f)
 		x0, x1 := v[i], v[i+half]
 		v[i], v[i+half] = x0*c-x1*s, x1*c+x0*s
 	}
@@ -171,6 +174,10 @@ func (m *refModel) forward(ids []int) []float64 {
 			}
 		}
 	}
+	mscale := m.ropeAttn
+	if mscale == 0 {
+		mscale = 1
+	}
 	for _, L := range m.layers {
 		freqs := m.invFreq
 		if L.invFreq != nil {
@@ -183,10 +190,10 @@ func (m *refModel) forward(ids []int) []float64 {
 			headNorm(q, L.qNorm, nh)
 			headNorm(k, L.kNorm, nkv)
 			for j := range nh {
-				rope(q[j*hd:(j+1)*hd], i, freqs)
+				rope(q[j*hd:(j+1)*hd], i, freqs, mscale)
 			}
 			for j := range nkv {
-				rope(k[j*hd:(j+1)*hd], i, freqs)
+				rope(k[j*hd:(j+1)*hd], i, freqs, mscale)
 			}
 			qs[i], ks[i], vs[i] = q, k, matvec(L.wv, h, nkv*hd)
 		}

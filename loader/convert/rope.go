@@ -26,21 +26,26 @@ type ropeJSON struct {
 	ExtrapolationFactor *float64        `json:"extrapolation_factor"`
 	PartialRotaryFactor *float64        `json:"partial_rotary_factor"`
 	FullAttention       json.RawMessage `json:"full_attention"`
+	// longrope's per-frequency divisors.
+	LongFactor  []float64 `json:"long_factor"`
+	ShortFactor []float64 `json:"short_factor"`
 }
 
 // Rope scaling kinds converted.
 const (
-	ropeNone   = ""
-	ropeLinear = "linear"
-	ropeYarn   = "yarn"
-	ropeLlama3 = "llama3"
+	ropeNone     = ""
+	ropeLinear   = "linear"
+	ropeYarn     = "yarn"
+	ropeLlama3   = "llama3"
+	ropeLongrope = "longrope"
 )
 
 // ropeScaling is a validated rope scaling.
 type ropeScaling struct {
-	kind   string  // ropeNone, ropeLinear, ropeYarn or ropeLlama3
+	kind   string  // ropeNone, ropeLinear, ropeYarn, ropeLlama3 or ropeLongrope
 	factor float64 // linear, yarn, llama3
-	// origCtx is original_max_position_embeddings (yarn, llama3).
+	// origCtx is original_max_position_embeddings (yarn, llama3,
+	// longrope).
 	origCtx int
 	// lowFreq and highFreq are llama3's low_freq_factor and
 	// high_freq_factor.
@@ -48,6 +53,11 @@ type ropeScaling struct {
 	// The optional yarn parameters, written only when config.json
 	// gives them (as convert_hf_to_gguf.py does).
 	yarnExt, yarnAttn, betaFast, betaSlow *float64
+	// longFactor and shortFactor are longrope's per-frequency divisors,
+	// one per rotated pair; attnFactor is its attention (magnitude)
+	// factor, which multiplies the rotated cos and sin.
+	longFactor, shortFactor []float64
+	attnFactor              float64
 }
 
 // isNull reports whether raw is absent or JSON null.
@@ -176,15 +186,84 @@ func (c *hfConfig) rope(ctxLen int) (theta, partial float64, rs ropeScaling, err
 			break
 		}
 		rs.origCtx, err = origCtx(0)
+	case ropeLongrope, "su": // "su" is longrope's first name
+		rs.kind = ropeLongrope
+		err = c.longrope(src, key, ctxLen, &rs)
 	default:
-		err = fmt.Errorf("%w %s type %q: only linear, yarn and llama3 rope scaling are converted", ErrUnsupported, key, kind)
+		err = fmt.Errorf("%w %s type %q: only linear, yarn, llama3 and longrope rope scaling are converted", ErrUnsupported, key, kind)
 	}
 	return theta, partial, rs, err
 }
 
+// longrope reads a longrope (Phi-3 128k, Phi-3.5, Phi-4-mini) rope
+// scaling: the long and short factors, the original context and the
+// attention factor, as transformers' _compute_longrope_parameters does.
+// With original_max_position_embeddings in config.json (top level or in
+// the scaling object), the scale is max_position_embeddings over it;
+// without, the original context is max_position_embeddings and the scale
+// the scaling's factor (1 if none). The attention factor is the scaling's
+// attention_factor if given, else sqrt(1 + ln(scale)/ln(original)) for a
+// scale above 1 and 1 otherwise (convert_hf_to_gguf.py's formula; it never
+// reads attention_factor, which no released Phi checkpoint sets). The
+// factor counts are checked against the rotated dimensions by hparams.
+func (c *hfConfig) longrope(src *ropeJSON, key string, ctxLen int, rs *ropeScaling) error {
+	for _, f := range []struct {
+		name string
+		v    []float64
+	}{{"long_factor", src.LongFactor}, {"short_factor", src.ShortFactor}} {
+		if len(f.v) == 0 {
+			return fmt.Errorf("%w: config.json: %s of type \"longrope\" has no %s", ErrMismatch, key, f.name)
+		}
+		for i, x := range f.v {
+			if !(x > 0) || math.IsInf(x, 0) {
+				return fmt.Errorf("%w: config.json: %s %s[%d] %v is not positive", ErrMismatch, key, f.name, i, x)
+			}
+		}
+	}
+	rs.longFactor, rs.shortFactor = src.LongFactor, src.ShortFactor
+	orig, scale := positiveInt(c.OrigMaxPos), 0.0
+	if orig == 0 && src.OrigMaxPos != nil {
+		v := *src.OrigMaxPos
+		if !(v > 0) || v != math.Trunc(v) || v > math.MaxUint32 {
+			return fmt.Errorf("%w: config.json: %s original_max_position_embeddings %v is not a positive integer", ErrMismatch, key, v)
+		}
+		orig = int(v)
+	}
+	if orig > 0 {
+		scale = float64(ctxLen) / float64(orig)
+	} else {
+		orig, scale = ctxLen, 1
+		if src.Factor != nil {
+			if !(*src.Factor > 0) || math.IsInf(*src.Factor, 0) {
+				return fmt.Errorf("%w: config.json: %s factor %v is not positive", ErrMismatch, key, *src.Factor)
+			}
+			scale = *src.Factor
+		}
+	}
+	rs.origCtx = orig
+	switch {
+	case src.AttentionFactor != nil:
+		rs.attnFactor = *src.AttentionFactor
+		if !(rs.attnFactor > 0) || math.IsInf(rs.attnFactor, 0) {
+			return fmt.Errorf("%w: config.json: %s attention_factor %v is not positive", ErrMismatch, key, rs.attnFactor)
+		}
+	case scale > 1 && orig > 1:
+		rs.attnFactor = math.Sqrt(1 + math.Log(scale)/math.Log(float64(orig)))
+	default:
+		rs.attnFactor = 1
+	}
+	return nil
+}
+
 // write sets the GGUF rope scaling keys of arch a, as llama.cpp reads them
 // (llama-arch.cpp LLM_KV_ROPE_SCALING_*). llama3 scaling has no keys: it
-// is the rope_freqs tensor.
+// is the rope_freqs tensor. longrope writes, as convert_hf_to_gguf.py's
+// Phi3MiniModel, no scaling type or factor (llama.cpp then rotates
+// unscaled, with ext_factor 0, but divides each frequency by the
+// rope_factors_long or rope_factors_short tensor and multiplies cos and sin
+// by rope.scaling.attn_factor) and the original context, by which
+// llama.cpp picks the factors: long when the context of a sequence
+// (n_ctx_seq) exceeds it, short otherwise (llama_model::get_rope_factors).
 func (rs ropeScaling) write(w *gguf.Writer, a string) {
 	switch rs.kind {
 	case ropeLinear:
@@ -205,7 +284,29 @@ func (rs ropeScaling) write(w *gguf.Writer, a string) {
 				w.Set(a+".rope.scaling."+k.name, gguf.Float32(float32(*k.v)))
 			}
 		}
+	case ropeLongrope:
+		w.Set(a+".rope.scaling.attn_factor", gguf.Float32(float32(rs.attnFactor)))
+		w.Set(a+".rope.scaling.original_context_length", gguf.Uint32(uint32(rs.origCtx)))
 	}
+}
+
+// factorTensors returns the rope_factors_long.weight and
+// rope_factors_short.weight tensors of a longrope scaling, F32, one value
+// per rotated pair, as convert_hf_to_gguf.py writes them ahead of the
+// checkpoint's tensors. llama.cpp's phi3 arch loads them once and shares
+// them across the blocks.
+func (rs ropeScaling) factorTensors() []tensorPlan {
+	if rs.kind != ropeLongrope {
+		return nil
+	}
+	gen := func(name string, v []float64) tensorPlan {
+		f := make([]float32, len(v))
+		for i, x := range v {
+			f[i] = float32(x)
+		}
+		return tensorPlan{ggufName: name, shape: []int64{int64(len(f))}, gen: f, layer: -1}
+	}
+	return []tensorPlan{gen("rope_factors_long.weight", rs.longFactor), gen("rope_factors_short.weight", rs.shortFactor)}
 }
 
 // llama3RopeFreqs returns the rope_freqs.weight values of llama3 rope

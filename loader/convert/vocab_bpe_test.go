@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
 	"os"
@@ -33,6 +34,15 @@ const (
 	preStarcoder     = `{"type":"Sequence","pretokenizers":[{"type":"Digits","individual_digits":true},{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":true}]}`
 	preLlama3        = `{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}]}`
 	preQwen2         = `{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":false,"use_regex":false}]}`
+
+	// preGPT4o is o200k's pre-tokenizer (GPT-4o, Phi-4-mini) as the
+	// tiktoken conversions of Xenova/gpt-4o and, we take it,
+	// microsoft/Phi-4-mini-instruct write it: the regex keeping its
+	// matches (Removed, invert true). preGPT4oIsolated is the spelling of
+	// transformers' own tiktoken conversion (Isolated, invert false); for
+	// this regex, which matches every character, the two split alike.
+	preGPT4o         = `{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},"behavior":"Removed","invert":true},{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}]}`
+	preGPT4oIsolated = `{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}]}`
 
 	normEmptySeq = `{"type":"Sequence","normalizers":[]}`
 	normNFC      = `{"type":"NFC"}`
@@ -411,6 +421,8 @@ func TestPreTokenizerDetection(t *testing.T) {
 	}{
 		{"llama-bpe", preLlama3, "", postLlama3, "llama-bpe", true},
 		{"qwen2", preQwen2, normNFC, "", "qwen2", false},
+		{"gpt-4o", preGPT4o, "", "", "gpt-4o", false},
+		{"gpt-4o isolated", preGPT4oIsolated, "", "", "gpt-4o", false},
 		{"gpt-2 on a Llama", preGPT2, "", "", "gpt-2", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -467,4 +479,122 @@ func TestPreTokenizerDetection(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGPT4oTokenization converts a byte-level vocabulary with o200k's
+// pre-tokenizer (Phi-4-mini's) and checks that llama.cpp splits text as
+// o200k's regex does: for each input, written as the pieces the regex
+// cuts it into (camel-case and upper-case runs, attached contractions,
+// digits by three without a space, "/" with its word, trailing newlines
+// with punctuation, a space left before the last word), the tokens of the
+// whole are the tokens of the pieces one after the other (byte-level BPE
+// never merges across pieces), and they decode back to the input. The
+// vocabulary is tiny-random-gpt2's with first-rank merges that join
+// characters across the pieces of GPT-2's or Llama 3's regex ("o W",
+// "/ t", "/ \n", "I '"), so that the same vocabulary with either of those
+// pre-tokenizers tokenizes some input differently: the test tells them
+// apart.
+func TestGPT4oTokenization(t *testing.T) {
+	cases := [][]string{
+		{"Hello", "World"},
+		{"Hello", " world", " ", "123", "45"},
+		{"camel", "Case", "XMLParser"},
+		{"I'm", " DONE's"},
+		{"123", "45", " apples"},
+		{"path", "/to", "\n\n", "file"},
+		{"a", " ", " b"},
+		{"x", "!!/\n"},
+		{"na\u00efve", " caf\u00e9"},
+		{"She'S", " DON'T", " ok"},
+	}
+	convertPre := func(pre string) *engine.Model {
+		dir := bpeFixture(t, pre, "", "")
+		addFirstMerges(t, dir, "o W", "/ t", "/ \u010a", "I '")
+		out := filepath.Join(t.TempDir(), "m.gguf")
+		if err := convert.Convert(context.Background(), dir, out, convert.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		return loadModel(t, out, engine.ModelOptions{VocabOnly: true})
+	}
+	m := convertPre(preGPT4o)
+	others := map[string]*engine.Model{"gpt-2": convertPre(preGPT2), "llama-bpe": convertPre(preLlama3)}
+	tokenize := func(m *engine.Model, s string) []engine.Token {
+		ids, err := m.Tokenize(s, false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	differ := map[string]int{}
+	for _, pieces := range cases {
+		text := strings.Join(pieces, "")
+		got := tokenize(m, text)
+		var want []engine.Token
+		for _, p := range pieces {
+			want = append(want, tokenize(m, p)...)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("%q: tokens %v, want %v (the pieces %q one by one)", text, got, want, pieces)
+		}
+		back, err := m.Detokenize(got, false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if back != text {
+			t.Errorf("%q: decodes to %q", text, back)
+		}
+		log := fmt.Sprintf("%q: gpt-4o %v", text, got)
+		for name, o := range others {
+			ids := tokenize(o, text)
+			if !slices.Equal(got, ids) {
+				differ[name]++
+			}
+			log += fmt.Sprintf(", %s %v", name, ids)
+		}
+		t.Log(log)
+	}
+	for name := range others {
+		if differ[name] == 0 {
+			t.Errorf("the %s pre-tokenizer gives the same tokens for every input: the test cannot tell it from gpt-4o", name)
+		}
+	}
+}
+
+// addFirstMerges puts merges ahead of those of the tokenizer.json in dir,
+// their pieces as new tokens, and rewrites the checkpoint for the larger
+// vocabulary.
+func addFirstMerges(t *testing.T, dir string, merges ...string) {
+	t.Helper()
+	path := filepath.Join(dir, "tokenizer.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tj map[string]any
+	if err := json.Unmarshal(raw, &tj); err != nil {
+		t.Fatal(err)
+	}
+	model := tj["model"].(map[string]any)
+	vocab := model["vocab"].(map[string]any)
+	n := 0
+	for _, id := range vocab {
+		n = max(n, int(id.(float64))+1)
+	}
+	for _, a := range tj["added_tokens"].([]any) {
+		n = max(n, int(a.(map[string]any)["id"].(float64))+1)
+	}
+	var ms []any
+	for _, m := range merges {
+		ms = append(ms, m)
+		vocab[strings.ReplaceAll(m, " ", "")] = n
+		n++
+	}
+	model["merges"] = append(ms, model["merges"].([]any)...)
+	if raw, err = json.Marshal(tj); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeTinyLlama(t, dir, n, -1, -1)
 }
