@@ -20,6 +20,32 @@
 // refused at once (429 on OpenAI routes, 503 on Ollama routes, both with
 // Retry-After).
 //
+// OpenAI's n (1 to 16) asks /v1/chat/completions and /v1/completions for
+// n choices of each prompt, indexed 0 to n-1 (for several completion
+// prompts, choice i is choice i mod n of prompt i/n). A prompt's n choices
+// are generated concurrently, so the pipeline decodes them together, and
+// they are admitted as n requests: the request is refused (429/503) when
+// n more would exceed Parallel+Queue, and an n greater than Parallel+Queue,
+// which could never be admitted, is a 400. Several completion prompts run
+// n at a time. With a seed, choice j samples with seed+j, so the choices
+// differ and each is what a single request with seed+j gives; without one
+// each draws its own. The usage counts each prompt's tokens once and the
+// tokens of every choice. Streamed, the choices' chunks interleave, each
+// naming its index; each choice has its own first chunk (with the role,
+// for chat) and its own last chunk with its finish_reason.
+//
+// A /v1/completions prompt may also be an array of token ids, or an array
+// of such arrays, checked against the model's vocabulary (a 400 names the
+// bad id). The pipeline generates from text, so ids run only when they are
+// exactly the model's tokenization of their text (BOS first when the
+// model adds one): the model then sees these very ids. Other ids are a 400
+// rather than a silently different prompt.
+//
+// /api/embed cuts an input longer than the embedding context (truncate,
+// Ollama's default) to the longest prefix, at a character boundary, whose
+// tokens fit; the tokens near the cut may differ from the full text's. With
+// truncate false such an input is a 400, as it always is on /v1/embeddings.
+//
 // Request bodies: unknown fields are accepted and ignored, because real
 // clients send fields of newer API versions; a field of the wrong type, a
 // body that is not one JSON object, and values out of range are a 400 that

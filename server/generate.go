@@ -4,7 +4,10 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"math"
 	"net/http"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/llm-go/llm"
@@ -18,6 +21,8 @@ type genRequest struct {
 	maxTokens int // -1: no limit
 	logprobs  int // alternatives per token; -1: no logprobs
 	policy    llm.ContextPolicy
+	n         int   // OpenAI's n: choices per prompt (0 or 1: one)
+	seed      int64 // the sampling seed, for the choices of n; < 0: random
 }
 
 // genResult is a finished generation.
@@ -122,8 +127,13 @@ func (s *Server) stream(ctx context.Context, l *lease, req genRequest, opts []ll
 // its model. On failure it writes the error with writeErr (each API's own
 // shape) and returns false; else cancel ends the request's context.
 func (s *Server) leaseFor(w http.ResponseWriter, r *http.Request, model string, writeErr func(http.ResponseWriter, error)) (ctx context.Context, l *lease, cancel context.CancelFunc, ok bool) {
+	return s.leaseForN(w, r, model, 1, writeErr)
+}
+
+// leaseForN is leaseFor for a request that runs n generations together.
+func (s *Server) leaseForN(w http.ResponseWriter, r *http.Request, model string, n int, writeErr func(http.ResponseWriter, error)) (ctx context.Context, l *lease, cancel context.CancelFunc, ok bool) {
 	ctx, cancel = s.requestContext(r.Context())
-	l, err := s.models.acquire(ctx, model)
+	l, err := s.models.acquireN(ctx, model, max(n, 1))
 	if err != nil {
 		cancel()
 		writeErr(w, err)
@@ -138,4 +148,64 @@ func (s *Server) requestContext(ctx context.Context) (context.Context, context.C
 		return context.WithTimeout(ctx, s.cfg.RequestTimeout)
 	}
 	return context.WithCancel(ctx)
+}
+
+// forChoice is the request of choice j of a prompt (OpenAI's n): with a
+// fixed seed, choice j samples with seed+j (wrapping within the
+// non-negative int64 range), so that the choices differ and each is
+// reproducible; with a random seed each choice draws its own.
+func (g genRequest) forChoice(j int) genRequest {
+	if j == 0 || g.seed < 0 {
+		return g
+	}
+	g.opts = append(slices.Clip(g.opts), llm.Seed(int64((uint64(g.seed)+uint64(j))&math.MaxInt64)))
+	return g
+}
+
+// runChoices runs count generations, run(ctx, i) for i in 0..count-1, at
+// most width at once and started in index order, so that the pipeline
+// decodes them together (continuous batching). The first error cancels the
+// others' context and is returned once every run has ended.
+func runChoices(ctx context.Context, count, width int, run func(ctx context.Context, i int) error) error {
+	if count == 1 || width <= 1 {
+		for i := range count {
+			if err := run(ctx, i); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		first error
+		next  int
+		wg    sync.WaitGroup
+	)
+	for range min(width, count) {
+		wg.Go(func() {
+			for {
+				mu.Lock()
+				if first != nil || next == count {
+					mu.Unlock()
+					return
+				}
+				i := next
+				next++
+				mu.Unlock()
+				if err := run(ctx, i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+						cancel()
+					}
+					mu.Unlock()
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	return first
 }

@@ -210,7 +210,7 @@ func (m *metrics) write(w io.Writer, loaded []loadedModel, admitted map[string]i
 	for _, l := range loaded {
 		fmt.Fprintf(w, "llm_queue_depth{model=%s} %d\n", quote(l.name), l.p.Stats().Waiting)
 	}
-	family(w, "llm_requests_admitted", "gauge", "Requests holding a model (loaded or loading): running, waiting, or still answering.")
+	family(w, "llm_requests_admitted", "gauge", "Generations holding a model (loaded or loading): running, waiting, or still answering; a request with n choices counts n.")
 	for _, k := range sortedKeys(admitted) {
 		fmt.Fprintf(w, "llm_requests_admitted{model=%s} %d\n", quote(k), admitted[k])
 	}

@@ -50,7 +50,7 @@ type entry struct {
 	loadedAt time.Time
 
 	// Guarded by manager.mu.
-	inflight  int           // requests admitted: running, waiting, or waiting for the load
+	inflight  int           // generations admitted (a request with n choices counts n): running, waiting, or waiting for the load
 	keepAlive time.Duration // after the last request; < 0 forever
 	lastUsed  time.Time
 	expires   time.Time // when the idle model unloads; zero when busy or kept forever
@@ -65,6 +65,7 @@ type lease struct {
 	name         string
 	preset       *modelfile.Settings // the model's preset, or nil
 	loadDuration time.Duration       // how long this request waited for the load
+	weight       int                 // the generations it holds room for (OpenAI's n)
 	once         sync.Once
 }
 
@@ -127,13 +128,26 @@ func isLocal(name string) bool {
 	return err == nil
 }
 
-// acquire returns a lease on the model name, loading it if needed. A model
-// whose running and waiting requests are at their limit is errBusy. The
-// wait for a load ends with ctx; the load itself goes on for later requests.
+// acquire returns a lease on the model name for one generation; see
+// acquireN.
 func (m *manager) acquire(ctx context.Context, name string) (*lease, error) {
+	return m.acquireN(ctx, name, 1)
+}
+
+// acquireN returns a lease on the model name, loading it if needed, for n
+// generations run together (OpenAI's n): they count against the model's
+// limit as n requests do. A model whose running and waiting generations
+// would exceed Parallel+Queue is errBusy; n greater than Parallel+Queue,
+// which no model can ever admit, is a 400 on the field "n". The wait for a
+// load ends with ctx; the load itself goes on for later requests.
+func (m *manager) acquireN(ctx context.Context, name string, n int) (*lease, error) {
 	canon, source, err := m.lookup(name)
 	if err != nil {
 		return nil, err
+	}
+	if limit := m.cfg.Parallel + m.cfg.Queue; n > limit {
+		return nil, badRequest("n", "field \"n\" is %d, but this server admits at most %d generations of one model at once (%d running + %d waiting): ask for %d or fewer",
+			n, limit, m.cfg.Parallel, m.cfg.Queue, limit)
 	}
 	start := time.Now()
 	m.mu.Lock()
@@ -144,28 +158,28 @@ func (m *manager) acquire(ctx context.Context, name string) (*lease, error) {
 	e := m.entries[canon]
 	switch {
 	case e == nil:
-		e = &entry{name: canon, source: source, ready: make(chan struct{}), inflight: 1, keepAlive: m.cfg.KeepAlive}
+		e = &entry{name: canon, source: source, ready: make(chan struct{}), inflight: n, keepAlive: m.cfg.KeepAlive}
 		m.entries[canon] = e
 		go m.load(e)
-	case e.inflight >= m.cfg.Parallel+m.cfg.Queue:
+	case e.inflight+n > m.cfg.Parallel+m.cfg.Queue:
 		running, waiting := min(e.inflight, m.cfg.Parallel), e.inflight-min(e.inflight, m.cfg.Parallel)
 		m.mu.Unlock()
 		return nil, errBusy(canon, running, waiting)
 	default:
-		e.inflight++
+		e.inflight += n
 		e.stopTimer()
 	}
 	m.mu.Unlock()
 	select {
 	case <-e.ready:
 	case <-ctx.Done():
-		m.release(e, nil)
+		m.release(e, n, nil)
 		return nil, ctx.Err()
 	}
 	if e.err != nil {
 		return nil, e.err
 	}
-	l := &lease{m: m, e: e, p: e.p, name: canon, preset: e.preset}
+	l := &lease{m: m, e: e, p: e.p, name: canon, preset: e.preset, weight: n}
 	if d := time.Since(start); d > time.Millisecond {
 		l.loadDuration = d
 	}
@@ -175,12 +189,13 @@ func (m *manager) acquire(ctx context.Context, name string) (*lease, error) {
 // release ends the lease. keepAlive, when not nil, is the model's new
 // keep-alive (0 unloads it now if no other request holds it).
 func (l *lease) release(keepAlive *time.Duration) {
-	l.once.Do(func() { l.m.release(l.e, keepAlive) })
+	l.once.Do(func() { l.m.release(l.e, l.weight, keepAlive) })
 }
 
-func (m *manager) release(e *entry, keepAlive *time.Duration) {
+// release gives back n of e's admitted generations.
+func (m *manager) release(e *entry, n int, keepAlive *time.Duration) {
 	m.mu.Lock()
-	e.inflight--
+	e.inflight -= n
 	e.lastUsed = time.Now()
 	if keepAlive != nil {
 		e.keepAlive = *keepAlive

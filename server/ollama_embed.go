@@ -2,8 +2,10 @@ package server
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"time"
+	"unicode/utf8"
 )
 
 // embedRequest is Ollama's /api/embed request.
@@ -16,8 +18,9 @@ type embedRequest struct {
 	Options    map[string]any  `json:"options"`
 }
 
-// handleEmbed answers POST /api/embed. Over-long inputs are a 400 (they
-// are not truncated, whatever truncate says).
+// handleEmbed answers POST /api/embed. An input longer than the model's
+// embedding context is cut to fit (truncate, Ollama's default; see
+// truncateInput), or with truncate false is a 400.
 func (s *Server) handleEmbed(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	var req embedRequest
@@ -44,6 +47,15 @@ func (s *Server) handleEmbed(w http.ResponseWriter, r *http.Request) {
 	var dims *int
 	if req.Dimensions != nil && *req.Dimensions != 0 {
 		dims = req.Dimensions
+	}
+	if req.Truncate == nil || *req.Truncate {
+		limit := embedLimit(l)
+		for i, t := range texts {
+			if texts[i], err = truncateInput(l, t, limit); err != nil {
+				writeOllamaError(w, err)
+				return
+			}
+		}
 	}
 	vecs, tokens, err := s.embed(ctx, l, texts, dims)
 	if err != nil {
@@ -95,4 +107,98 @@ func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
 		out[i] = float64(x)
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"embedding": out})
+}
+
+// embedLimit is how many tokens (its BOS/EOS or CLS/SEP included) a text
+// may have for the lease's model to embed it. Pipeline.Embed does not
+// report its context, so this mirrors how it sizes it: the context length
+// of a sequence, no more than the training context for a model with
+// learned absolute positions. (Where no context length was configured and
+// the training context is under 512, Embed's context is a little larger
+// than this: inputs are then cut a little shorter than need be.)
+func embedLimit(l *lease) int {
+	n := l.p.ContextLength()
+	m := l.p.Model()
+	if train := m.Info().TrainContext; train > 0 && train < n {
+		for _, t := range m.Header().Tensors {
+			if t.Name == "position_embd.weight" {
+				n = train
+				break
+			}
+		}
+	}
+	return n
+}
+
+// truncateInput returns text, or when its tokens (as Embed makes them)
+// are more than limit, its longest prefix that fits, cut at a character
+// boundary. Package llm embeds text, not tokens, so the cut is made in the
+// text, found by bisection on the prefix's token count: the kept text is
+// exactly the start of the input, and the tokens near the cut may differ
+// from the full text's (a word cut in two tokenizes as its part does). A
+// text of which not even one character fits is returned as it is, for
+// Embed's error.
+func truncateInput(l *lease, text string, limit int) (string, error) {
+	m := l.p.Model()
+	count := func(s string) (int, error) {
+		ids, err := m.Tokenize(s, true, false)
+		if err != nil {
+			return 0, fmt.Errorf("tokenizing an input: %w", err)
+		}
+		return len(ids), nil
+	}
+	n, err := count(text)
+	if err != nil || n <= limit {
+		return text, err
+	}
+	// A first bound: the bytes of the first 2×limit tokens, with room for
+	// a leading space the tokenizer adds. Bisection keeps lo fitting and
+	// hi not fitting; if the bound fits, the search goes on above it.
+	lo, hi := 0, len(text)
+	if ids, err := m.Tokenize(text, false, false); err == nil && len(ids) > 2*limit {
+		if s, err := m.Detokenize(ids[:2*limit], false, false); err == nil && len(s)+16 < len(text) {
+			b := runeStart(text, len(s)+16)
+			if c, err := count(text[:b]); err != nil {
+				return "", err
+			} else if c > limit {
+				hi = b
+			} else {
+				lo = b
+			}
+		}
+	}
+	for {
+		mid := runeStart(text, lo+(hi-lo)/2)
+		if mid <= lo {
+			// No character start between lo and mid: try the next one.
+			mid = lo + 1
+			for mid < hi && !utf8.RuneStart(text[mid]) {
+				mid++
+			}
+		}
+		if mid >= hi {
+			break
+		}
+		c, err := count(text[:mid])
+		if err != nil {
+			return "", err
+		}
+		if c <= limit {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	if lo == 0 {
+		return text, nil
+	}
+	return text[:lo], nil
+}
+
+// runeStart moves i back to the start of the character it is in.
+func runeStart(s string, i int) int {
+	for i > 0 && i < len(s) && !utf8.RuneStart(s[i]) {
+		i--
+	}
+	return i
 }

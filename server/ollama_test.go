@@ -205,3 +205,39 @@ func TestOllamaEmbed(t *testing.T) {
 		}
 	}
 }
+
+// TestOllamaEmbedTruncate: /api/embed cuts an input longer than the
+// context to fit (truncate, the default), leaving short inputs as they
+// are; truncate false refuses it (TestErrors).
+func TestOllamaEmbedTruncate(t *testing.T) {
+	_, url := start(t, testConfig(t))
+	type embedResp struct {
+		Embeddings      [][]float64 `json:"embeddings"`
+		PromptEvalCount int         `json:"prompt_eval_count"`
+		Error           string      `json:"error"`
+	}
+	long := strings.Repeat("Once upon a time there was a little girl. ", 80)
+	_, body := post(t, url+"/api/embed", map[string]any{"model": storiesName, "input": "The little dog"})
+	short := decode[embedResp](t, body)
+	for _, truncate := range []any{nil, true} {
+		req := map[string]any{"model": storiesName, "input": []string{"The little dog", long}}
+		if truncate != nil {
+			req["truncate"] = truncate
+		}
+		resp, body := post(t, url+"/api/embed", req)
+		e := decode[embedResp](t, body)
+		if resp.StatusCode != http.StatusOK || len(e.Embeddings) != 2 || len(e.Embeddings[1]) != 64 {
+			t.Fatalf("truncate %v: %d %s", truncate, resp.StatusCode, body)
+		}
+		// The long input keeps as many of the 512 positions as a cut at a
+		// character boundary allows.
+		if n := e.PromptEvalCount - short.PromptEvalCount; n > 512 || n < 500 {
+			t.Errorf("truncate %v: the long input counts %d tokens", truncate, n)
+		}
+		for i, x := range short.Embeddings[0] {
+			if d := x - e.Embeddings[0][i]; d > 1e-6 || d < -1e-6 {
+				t.Fatalf("truncate %v changed a short input: dimension %d: %g vs %g", truncate, i, e.Embeddings[0][i], x)
+			}
+		}
+	}
+}

@@ -46,9 +46,11 @@ var openAISamplingKeys = map[string]bool{
 // genRequest's options. A preset's sampling parameters and num_predict
 // fill in what the request leaves out.
 func (o *openAIRequest) options(body []byte, preset *modelfile.Settings) (genRequest, error) {
-	g := genRequest{maxTokens: -1, logprobs: -1}
-	if o.N != nil && *o.N != 1 {
-		return g, badRequest("n", "field \"n\" must be 1: one choice per request is supported")
+	g := genRequest{maxTokens: -1, logprobs: -1, n: 1}
+	if o.N != nil {
+		if g.n = *o.N; g.n < 1 || g.n > maxChoices {
+			return g, badRequest("n", "field \"n\" must be in [1, %d], got %d", maxChoices, g.n)
+		}
 	}
 	switch {
 	case o.MaxCompletionTokens != nil:
@@ -87,8 +89,15 @@ func (o *openAIRequest) options(body []byte, preset *modelfile.Settings) (genReq
 		smp.Grammar = o.Grammar
 	}
 	g.opts = append(g.opts, llm.Sampling(smp))
+	g.seed = smp.Seed
 	return g, nil
 }
+
+// maxChoices is the largest n (choices per prompt) an OpenAI request may
+// ask for. A request's n choices are admitted together and count against
+// the model's limit as n requests (Config.Parallel running + Config.Queue
+// waiting), so n may not exceed Parallel+Queue either.
+const maxChoices = 16
 
 // openAISampling reads the sampling fields of an OpenAI request body,
 // over a preset's sampling parameters.
@@ -146,7 +155,7 @@ func (g *genRequest) withPreset(l *lease, options func(*modelfile.Settings) (gen
 	if err != nil {
 		return err
 	}
-	g.maxTokens, g.opts = pg.maxTokens, pg.opts
+	g.maxTokens, g.opts, g.seed = pg.maxTokens, pg.opts, pg.seed
 	return nil
 }
 

@@ -1,10 +1,12 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/llm-go/llm"
@@ -105,7 +107,7 @@ func (s *Server) handleChatCompletions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	ctx, l, cancel, ok := s.leaseFor(w, r, req.Model, writeOpenAIError)
+	ctx, l, cancel, ok := s.leaseForN(w, r, req.Model, g.n, writeOpenAIError)
 	if !ok {
 		return
 	}
@@ -125,96 +127,128 @@ func (s *Server) handleChatCompletions(w http.ResponseWriter, r *http.Request) {
 
 	id := "chatcmpl-" + newRequestID()
 	base := chatResponse{ID: id, Object: "chat.completion", Created: time.Now().Unix(), Model: l.name, SystemFingerprint: fingerprint()}
+	usage := &openAIUsage{}
 	if !req.Stream {
-		res, err := s.generate(ctx, l, g, nil)
+		// The n choices run together; the prompt counts once in the usage.
+		results := make([]*genResult, g.n)
+		err := runChoices(ctx, g.n, g.n, func(ctx context.Context, i int) error {
+			var err error
+			results[i], err = s.generate(ctx, l, g.forChoice(i), nil)
+			return err
+		})
 		if err != nil {
 			writeOpenAIError(w, err)
 			return
 		}
-		msg := &chatMessage{Role: "assistant"}
-		finish := string(res.finish)
-		content := res.text
-		if known != nil {
-			if c, calls, ok := parseToolCalls(res.text, known); ok {
-				content, msg.ToolCalls, finish = c, openAIToolCalls(calls, false), "tool_calls"
-			}
+		for i, res := range results {
+			base.Choices = append(base.Choices, chatChoiceOf(i, res, known, g.logprobs))
+			addUsage(usage, res, i == 0)
 		}
-		if content != "" || msg.ToolCalls == nil {
-			msg.Content = &content
-		}
-		choice := chatChoice{Message: msg, FinishReason: &finish, Logprobs: chatLogprobsOf(res.logprobs, g.logprobs)}
-		base.Choices = []chatChoice{choice}
-		base.Usage = usageOf(res)
+		base.Usage = usage
 		writeJSON(w, http.StatusOK, base)
 		return
 	}
 
+	// Streamed, each choice's chunks carry its index: the first its role,
+	// the last its finish_reason. The choices' chunks interleave as they
+	// are made.
 	base.Object = "chat.completion.chunk"
 	es := newSSE(w)
-	includeUsage := req.StreamOptions != nil && req.StreamOptions.IncludeUsage
-	var filter *toolFilter
-	if known != nil {
-		filter = &toolFilter{known: known}
-	}
-	sentRole := false
-	send := func(d chatDelta, lps []llm.TokenLogprob, finish *string) error {
-		c := base
-		if !sentRole {
-			d.Role, sentRole = "assistant", true
+	var mu sync.Mutex // one event at a time, and usage
+	err = runChoices(ctx, g.n, g.n, func(ctx context.Context, i int) error {
+		var filter *toolFilter
+		if known != nil {
+			filter = &toolFilter{known: known}
 		}
-		c.Choices = []chatChoice{{Delta: &d, FinishReason: finish, Logprobs: chatLogprobsOf(lps, g.logprobs)}}
-		return es.send(c)
-	}
-	res, err := s.generate(ctx, l, g, func(text string, lp *llm.TokenLogprob) error {
-		if filter != nil {
-			text = filter.push(text)
-		}
-		var lps []llm.TokenLogprob
-		if lp != nil {
-			lps = []llm.TokenLogprob{*lp}
-		}
-		if text == "" && lps == nil {
+		sentRole := false
+		send := func(d chatDelta, lps []llm.TokenLogprob, finish *string) error {
+			c := base
+			if !sentRole {
+				d.Role, sentRole = "assistant", true
+			}
+			c.Choices = []chatChoice{{Index: i, Delta: &d, FinishReason: finish, Logprobs: chatLogprobsOf(lps, g.logprobs)}}
+			mu.Lock()
+			defer mu.Unlock()
+			if err := es.send(c); err != nil {
+				return fmt.Errorf("streaming to the client: %w: %w", context.Canceled, err)
+			}
 			return nil
 		}
-		return send(chatDelta{Content: &text}, lps, nil)
+		res, err := s.generate(ctx, l, g.forChoice(i), func(text string, lp *llm.TokenLogprob) error {
+			if filter != nil {
+				text = filter.push(text)
+			}
+			var lps []llm.TokenLogprob
+			if lp != nil {
+				lps = []llm.TokenLogprob{*lp}
+			}
+			if text == "" && lps == nil {
+				return nil
+			}
+			return send(chatDelta{Content: &text}, lps, nil)
+		})
+		if err != nil {
+			return err
+		}
+		finish := string(res.finish)
+		if filter != nil {
+			rest, calls := filter.finish()
+			if rest != "" {
+				if err := send(chatDelta{Content: &rest}, nil, nil); err != nil {
+					return err
+				}
+			}
+			if len(calls) > 0 {
+				finish = "tool_calls"
+				if err := send(chatDelta{ToolCalls: openAIToolCalls(calls, true)}, nil, nil); err != nil {
+					return err
+				}
+			}
+		}
+		empty := ""
+		if !sentRole {
+			if err := send(chatDelta{Content: &empty}, nil, nil); err != nil {
+				return err
+			}
+		}
+		if err := send(chatDelta{}, nil, &finish); err != nil {
+			return err
+		}
+		mu.Lock()
+		addUsage(usage, res, i == 0)
+		mu.Unlock()
+		return nil
 	})
 	if err != nil {
 		streamError(es, w, err)
 		return
 	}
-	finish := string(res.finish)
-	if filter != nil {
-		rest, calls := filter.finish()
-		if rest != "" {
-			if err := send(chatDelta{Content: &rest}, nil, nil); err != nil {
-				return
-			}
-		}
-		if len(calls) > 0 {
-			finish = "tool_calls"
-			if err := send(chatDelta{ToolCalls: openAIToolCalls(calls, true)}, nil, nil); err != nil {
-				return
-			}
-		}
-	}
-	empty := ""
-	if !sentRole {
-		if err := send(chatDelta{Content: &empty}, nil, nil); err != nil {
-			return
-		}
-	}
-	if err := send(chatDelta{}, nil, &finish); err != nil {
-		return
-	}
-	if includeUsage {
+	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
 		u := base
 		u.Choices = []chatChoice{}
-		u.Usage = usageOf(res)
+		u.Usage = usage
 		if err := es.send(u); err != nil {
 			return
 		}
 	}
 	es.sendRaw([]byte("[DONE]"))
+}
+
+// chatChoiceOf is choice i of a chat response; known, when not nil, are
+// the tools offered, whose calls are parsed out of the text.
+func chatChoiceOf(i int, res *genResult, known map[string]bool, logprobs int) chatChoice {
+	msg := &chatMessage{Role: "assistant"}
+	finish := string(res.finish)
+	content := res.text
+	if known != nil {
+		if c, calls, ok := parseToolCalls(res.text, known); ok {
+			content, msg.ToolCalls, finish = c, openAIToolCalls(calls, false), "tool_calls"
+		}
+	}
+	if content != "" || msg.ToolCalls == nil {
+		msg.Content = &content
+	}
+	return chatChoice{Index: i, Message: msg, FinishReason: &finish, Logprobs: chatLogprobsOf(res.logprobs, logprobs)}
 }
 
 // streamError ends a stream with an error: as the status and body when

@@ -1,8 +1,12 @@
 package server
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/llm-go/llm"
@@ -44,9 +48,12 @@ type completionResponse struct {
 	Usage             *openAIUsage       `json:"usage,omitempty"`
 }
 
-// handleCompletions answers POST /v1/completions. A prompt is a string or
-// an array of strings (one choice each, generated in turn); token-id
-// prompts, suffix and best_of other than 1 are refused.
+// handleCompletions answers POST /v1/completions. A prompt is a string, an
+// array of strings, an array of token ids or an array of arrays of token
+// ids (see tokenPrompt); each prompt gets n choices (index prompt×n+j).
+// The choices run n at a time, in index order: a prompt's n together, the
+// next prompt's starting as they end. Suffix and best_of other than 1 are
+// refused.
 func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 	var req completionRequest
 	body, err := decodeBody(r, &req)
@@ -59,16 +66,10 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIError(w, err)
 		return
 	}
-	prompts, err := stringList("prompt", req.Prompt)
+	prompts, tokenPrompts, err := completionPrompts(req.Prompt)
 	switch {
 	case err != nil:
-		writeOpenAIError(w, badRequest("prompt", "field \"prompt\" must be a string or an array of strings (token ids are not supported)"))
-		return
-	case prompts == nil:
-		writeOpenAIError(w, badRequest("prompt", "field \"prompt\" is required"))
-		return
-	case len(prompts) == 0:
-		writeOpenAIError(w, badRequest("prompt", "field \"prompt\" must hold at least one prompt"))
+		writeOpenAIError(w, err)
 		return
 	case req.Suffix != "":
 		writeOpenAIError(w, badRequest("suffix", "field \"suffix\" is not supported"))
@@ -84,7 +85,7 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 
-	ctx, l, cancel, ok := s.leaseFor(w, r, req.Model, writeOpenAIError)
+	ctx, l, cancel, ok := s.leaseForN(w, r, req.Model, g.n, writeOpenAIError)
 	if !ok {
 		return
 	}
@@ -94,18 +95,37 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIError(w, err)
 		return
 	}
-
-	base := completionResponse{ID: "cmpl-" + newRequestID(), Object: "text_completion", Created: time.Now().Unix(),
-		Model: l.name, SystemFingerprint: fingerprint()}
-	total := &openAIUsage{}
-	if !req.Stream {
-		for i, prompt := range prompts {
-			g.prompt = prompt
-			res, err := s.generate(ctx, l, g, nil)
-			if err != nil {
+	if tokenPrompts != nil {
+		prompts = make([]string, len(tokenPrompts))
+		for i, p := range tokenPrompts {
+			if prompts[i], err = tokenPrompt(l, p.field, p.ids); err != nil {
 				writeOpenAIError(w, err)
 				return
 			}
+		}
+	}
+
+	base := completionResponse{ID: "cmpl-" + newRequestID(), Object: "text_completion", Created: time.Now().Unix(),
+		Model: l.name, SystemFingerprint: fingerprint()}
+	// Choice i is choice j = i mod n of prompt i / n. Each prompt's tokens
+	// count once in the usage, however many choices it has.
+	count := len(prompts) * g.n
+	usage := &openAIUsage{}
+	if !req.Stream {
+		results := make([]*genResult, count)
+		err := runChoices(ctx, count, g.n, func(ctx context.Context, i int) error {
+			gi := g.forChoice(i % g.n)
+			gi.prompt = prompts[i/g.n]
+			var err error
+			results[i], err = s.generate(ctx, l, gi, nil)
+			return err
+		})
+		if err != nil {
+			writeOpenAIError(w, err)
+			return
+		}
+		for i, res := range results {
+			prompt := prompts[i/g.n]
 			text, offset := res.text, 0
 			if req.Echo {
 				text, offset = prompt+text, len(prompt)
@@ -113,29 +133,36 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 			finish := string(res.finish)
 			base.Choices = append(base.Choices, completionChoice{Text: text, Index: i, FinishReason: &finish,
 				Logprobs: completionLogprobsOf(res.logprobs, g.logprobs, offset)})
-			addUsage(total, res)
+			addUsage(usage, res, i%g.n == 0)
 		}
-		base.Usage = total
+		base.Usage = usage
 		writeJSON(w, http.StatusOK, base)
 		return
 	}
 
 	es := newSSE(w)
-	for i, prompt := range prompts {
-		g.prompt = prompt
+	var mu sync.Mutex // one event at a time, and usage
+	err = runChoices(ctx, count, g.n, func(ctx context.Context, i int) error {
+		gi := g.forChoice(i % g.n)
+		gi.prompt = prompts[i/g.n]
 		offset := 0
 		send := func(text string, lps []llm.TokenLogprob, finish *string) error {
 			c := base
 			c.Choices = []completionChoice{{Text: text, Index: i, FinishReason: finish, Logprobs: completionLogprobsOf(lps, g.logprobs, offset)}}
 			offset += len(text)
-			return es.send(c)
+			mu.Lock()
+			defer mu.Unlock()
+			if err := es.send(c); err != nil {
+				return fmt.Errorf("streaming to the client: %w: %w", context.Canceled, err)
+			}
+			return nil
 		}
 		if req.Echo {
-			if err := send(prompt, nil, nil); err != nil {
-				return
+			if err := send(gi.prompt, nil, nil); err != nil {
+				return err
 			}
 		}
-		res, err := s.generate(ctx, l, g, func(text string, lp *llm.TokenLogprob) error {
+		res, err := s.generate(ctx, l, gi, func(text string, lp *llm.TokenLogprob) error {
 			var lps []llm.TokenLogprob
 			if lp != nil {
 				lps = []llm.TokenLogprob{*lp}
@@ -143,19 +170,25 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 			return send(text, lps, nil)
 		})
 		if err != nil {
-			streamError(es, w, err)
-			return
+			return err
 		}
 		finish := string(res.finish)
 		if err := send("", nil, &finish); err != nil {
-			return
+			return err
 		}
-		addUsage(total, res)
+		mu.Lock()
+		addUsage(usage, res, i%g.n == 0)
+		mu.Unlock()
+		return nil
+	})
+	if err != nil {
+		streamError(es, w, err)
+		return
 	}
 	if req.StreamOptions != nil && req.StreamOptions.IncludeUsage {
 		u := base
 		u.Choices = []completionChoice{}
-		u.Usage = total
+		u.Usage = usage
 		if err := es.send(u); err != nil {
 			return
 		}
@@ -163,10 +196,104 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 	es.sendRaw([]byte("[DONE]"))
 }
 
-func addUsage(u *openAIUsage, r *genResult) {
-	u.PromptTokens += r.promptTokens
+// addUsage adds a generation's tokens to u; prompt says whether its
+// prompt tokens count (once per prompt, however many choices it has, as
+// OpenAI counts them).
+func addUsage(u *openAIUsage, r *genResult, prompt bool) {
+	if prompt {
+		u.PromptTokens += r.promptTokens
+	}
 	u.CompletionTokens += r.tokens
 	u.TotalTokens = u.PromptTokens + u.CompletionTokens
+}
+
+// tokenIDs is a prompt of token ids and the field that holds it.
+type tokenIDs struct {
+	field string // "prompt", or "prompt[i]" in an array of them
+	ids   []int64
+}
+
+// completionPrompts parses a completion's prompt: a string or an array of
+// strings (texts), or an array of token ids or an array of arrays of them
+// (ids, checked against the model's vocabulary once it is loaded).
+func completionPrompts(raw json.RawMessage) (texts []string, ids []tokenIDs, err error) {
+	if isNull(raw) {
+		return nil, nil, badRequest("prompt", "field \"prompt\" is required")
+	}
+	var one string
+	var list []string
+	var flat []int64
+	var nested [][]int64
+	switch {
+	case json.Unmarshal(raw, &one) == nil:
+		texts = []string{one}
+	case json.Unmarshal(raw, &list) == nil:
+		texts = list
+	case json.Unmarshal(raw, &flat) == nil:
+		ids = []tokenIDs{{field: "prompt", ids: flat}}
+	case json.Unmarshal(raw, &nested) == nil:
+		for i, p := range nested {
+			ids = append(ids, tokenIDs{field: fmt.Sprintf("prompt[%d]", i), ids: p})
+		}
+	default:
+		return nil, nil, badRequest("prompt", "field \"prompt\" must be a string, an array of strings, an array of token ids or an array of arrays of token ids")
+	}
+	if len(texts) == 0 && len(ids) == 0 {
+		return nil, nil, badRequest("prompt", "field \"prompt\" must hold at least one prompt")
+	}
+	return texts, ids, nil
+}
+
+// tokenPrompt checks a prompt of token ids against the model's vocabulary
+// and returns its text. The pipeline generates from text, tokenizing it
+// with the model's BOS/EOS rules and parsing special tokens (package llm
+// has no generation from token ids), so the ids are run only when they are
+// exactly what that tokenization of their text gives: the model then sees
+// these very ids. Other ids (a missing BOS, a sequence the tokenizer never
+// makes) are a 400 rather than a silently different prompt.
+func tokenPrompt(l *lease, field string, ids []int64) (string, error) {
+	m := l.p.Model()
+	vocab := m.VocabSize()
+	if len(ids) == 0 {
+		return "", badRequest(field, "field %q holds an empty list of token ids", field)
+	}
+	toks := make([]llm.Token, len(ids))
+	for k, id := range ids {
+		if id < 0 || id >= int64(vocab) {
+			return "", badRequest(fmt.Sprintf("%s[%d]", field, k), "token id %d (%s[%d]) is not in the vocabulary of model %q: ids go from 0 to %d",
+				id, field, k, l.name, vocab-1)
+		}
+		toks[k] = llm.Token(id)
+	}
+	// A leading BOS is left out of the text, which tokenizing puts back;
+	// without it, SentencePiece keeps the space it adds before the first
+	// word (llama.cpp's detokenizer drops it only at the very start).
+	body := toks
+	if sp := m.SpecialTokens(); sp.AddBOS && toks[0] == sp.BOS {
+		body = toks[1:]
+	}
+	text, err := m.Detokenize(body, true, true)
+	if err != nil {
+		return "", fmt.Errorf("detokenizing %s: %w", field, err)
+	}
+	back, err := m.Tokenize(text, true, true)
+	if err != nil {
+		return "", fmt.Errorf("tokenizing %s: %w", field, err)
+	}
+	if slices.Equal(back, toks) {
+		return text, nil
+	}
+	const why = "this server generates from text, and runs token ids only when they are the model's own tokenization of their text"
+	if sp := m.SpecialTokens(); sp.AddBOS && len(back) == len(toks)+1 && back[0] == sp.BOS && slices.Equal(back[1:], toks) {
+		return "", badRequest(field, "field %q must start with model %q's BOS token (id %d), which it puts before every prompt: %s",
+			field, l.name, sp.BOS, why)
+	}
+	k := 0
+	for k < len(back) && k < len(toks) && back[k] == toks[k] {
+		k++
+	}
+	return "", badRequest(field, "field %q: the token ids from position %d on are not how model %q tokenizes their text %q: %s",
+		field, k, l.name, text, why)
 }
 
 // completionLogprobsOf converts log-probabilities to the legacy shape;

@@ -18,7 +18,8 @@ const openAINodeVersion = "openai@4"
 
 // TestOpenAINodeClient runs testdata/openai_client.mjs, which drives the
 // server with the official OpenAI Node client: chat (plain, streamed and
-// with the stream helper), completion, embeddings, models and errors. The
+// with the stream helper, with one choice and with n=2), completion,
+// embeddings, models and errors. The
 // greedy texts must be the reference. Outside CI the test skips when node
 // or npm is missing or the package cannot be installed (no network); with
 // CI=true it fails instead.

@@ -62,6 +62,21 @@ const runner = client.beta.chat.completions.stream({
 const final = await runner.finalChatCompletion();
 check("chat stream helper", final.choices[0].message.content === expect, JSON.stringify(final.choices[0]));
 
+// n choices: indexed, each the greedy text, counted in the usage; the
+// stream helper assembles the interleaved chunks of each choice by index.
+const two = await client.chat.completions.create({
+  model, messages: [{ role: "user", content: prompt }], temperature: 0, max_tokens: tokens, n: 2,
+});
+check("chat n", two.choices.length === 2 && two.choices.every((c, i) => c.index === i && c.message.content === expect) &&
+  two.usage.completion_tokens === 2 * tokens, JSON.stringify(two));
+const twoRunner = client.beta.chat.completions.stream({
+  model, messages: [{ role: "user", content: prompt }], temperature: 0, max_tokens: tokens, n: 2,
+});
+const twoFinal = await twoRunner.finalChatCompletion();
+check("chat n stream helper", twoFinal.choices.length === 2 &&
+  twoFinal.choices.every((c, i) => c.index === i && c.message.content === expect && c.finish_reason === "length"),
+  JSON.stringify(twoFinal.choices));
+
 // Legacy completion.
 const completion = await client.completions.create({ model, prompt, temperature: 0, max_tokens: tokens });
 check("completion", completion.choices[0].text === expect, JSON.stringify(completion));
