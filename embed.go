@@ -34,15 +34,7 @@ func (p *Pipeline) Embed(ctx context.Context, texts ...string) ([][]float32, err
 		if _, ok := h.Uint(h.Architecture() + ".pooling_type"); ok {
 			pooling = engine.PoolingDefault
 		}
-		n := p.cfg.contextLength
-		if n == 0 {
-			n = min(engine.DefaultContextLength, max(p.model.Info().TrainContext, 512))
-		}
-		// Learned absolute positions (BERT, GPT-2) stop at the training
-		// context: a longer text has no position embedding to read.
-		if train := p.model.Info().TrainContext; train > 0 && hasTensor(h, "position_embd.weight") {
-			n = min(n, train)
-		}
+		n := p.EmbedContextLength()
 		// An encoder attends over the whole text at once: one micro-batch.
 		e.c, e.err = p.model.NewContext(engine.ContextOptions{ContextLength: n, BatchSize: n, MicroBatchSize: n,
 			Threads: p.cfg.threads, Embeddings: true, Pooling: pooling})
@@ -84,6 +76,21 @@ func (p *Pipeline) Embed(ctx context.Context, texts ...string) ([][]float32, err
 		out = append(out, normalize(v))
 	}
 	return out, nil
+}
+
+// EmbedContextLength returns the most tokens a text given to Embed may
+// have, its special tokens (BOS/EOS, CLS/SEP) included.
+func (p *Pipeline) EmbedContextLength() int {
+	n := p.cfg.contextLength
+	if n == 0 {
+		n = min(engine.DefaultContextLength, max(p.model.Info().TrainContext, 512))
+	}
+	// Learned absolute positions (BERT, GPT-2) stop at the training
+	// context: a longer text has no position embedding to read.
+	if train := p.model.Info().TrainContext; train > 0 && hasTensor(p.model.Header(), "position_embd.weight") {
+		n = min(n, train)
+	}
+	return n
 }
 
 // hasTensor reports whether the model file has a tensor called name.

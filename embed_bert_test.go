@@ -221,6 +221,9 @@ func TestEmbedBERT(t *testing.T) {
 	}
 	// Learned positions end at the training context: a longer text is an
 	// error, never a read past the position table.
+	if n := p.EmbedContextLength(); n != bertCtx {
+		t.Errorf("EmbedContextLength %d, want the position table's %d", n, bertCtx)
+	}
 	long := ""
 	for range bertCtx {
 		long += "cat "

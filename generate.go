@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"iter"
+	"slices"
 	"strings"
 	"time"
 
@@ -214,6 +215,60 @@ func (p *Pipeline) Stream(ctx context.Context, prompt string, opts ...GenerateOp
 		}
 		p.streamRun(ctx, prompt, ids, opts, 0, yield)
 	}
+}
+
+// GenerateTokens continues a prompt given as token ids, used as they are
+// (no BOS is added): for callers that tokenized the prompt themselves, as
+// OpenAI's completions API allows. An id outside the vocabulary is an
+// error (ErrInvalidToken). With Echo, Result.Text starts with the ids'
+// text.
+func (p *Pipeline) GenerateTokens(ctx context.Context, ids []Token, opts ...GenerateOption) (*Result, error) {
+	prompt, err := p.tokensPrompt(ids, opts)
+	if err != nil {
+		return nil, err
+	}
+	return p.collect(ctx, prompt, slices.Clone(ids), opts)
+}
+
+// StreamTokens is GenerateTokens, yielding the text as it is made.
+func (p *Pipeline) StreamTokens(ctx context.Context, ids []Token, opts ...GenerateOption) iter.Seq2[Chunk, error] {
+	return func(yield func(Chunk, error) bool) {
+		prompt, err := p.tokensPrompt(ids, opts)
+		if err != nil {
+			yield(Chunk{}, err)
+			return
+		}
+		p.streamRun(ctx, prompt, slices.Clone(ids), opts, 0, yield)
+	}
+}
+
+// tokensPrompt checks prompt ids against the vocabulary and, for Echo,
+// returns their text.
+func (p *Pipeline) tokensPrompt(ids []Token, opts []GenerateOption) (string, error) {
+	if err := p.checkOpen(); err != nil {
+		return "", err
+	}
+	n := p.model.VocabSize()
+	for i, id := range ids {
+		if id < 0 || int(id) >= n {
+			return "", fmt.Errorf("llm: prompt token %d is id %d, the vocabulary has ids 0 to %d: %w", i, id, n-1, ErrInvalidToken)
+		}
+	}
+	g, err := p.genConfig(opts)
+	if err != nil || !g.echo || len(ids) == 0 {
+		return "", err
+	}
+	// Without its BOS, llama.cpp's detokenizer also drops the space that
+	// SentencePiece adds before the first word.
+	body := ids
+	if sp := p.model.SpecialTokens(); sp.AddBOS && body[0] == sp.BOS {
+		body = body[1:]
+	}
+	text, err := p.model.Detokenize(body, false, false)
+	if err != nil {
+		return "", fmt.Errorf("llm: %w", err)
+	}
+	return text, nil
 }
 
 // streamRun runs a streamed generation, ending a finished one with a chunk

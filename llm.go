@@ -40,6 +40,8 @@ var (
 	ErrPromptTooLong = errors.New("llm: prompt too long for the context")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("llm: pipeline closed")
+	// ErrInvalidToken means a token id is not in the model's vocabulary.
+	ErrInvalidToken = errors.New("llm: token id outside the vocabulary")
 	// ErrEmptyPrompt means a prompt has no tokens to continue.
 	ErrEmptyPrompt = errors.New("llm: the prompt is empty")
 	// ErrToolsUnsupported means the model's chat template cannot show

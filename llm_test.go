@@ -492,3 +492,40 @@ func TestCombinedPolicies(t *testing.T) {
 		t.Errorf("dropped %d turns, shifted %d tokens, made %d", res.Dropped, res.Shifted, len(res.Tokens))
 	}
 }
+
+// TestGenerateTokens: a prompt given as token ids continues as its text
+// does, streamed or not; ids outside the vocabulary are an error.
+func TestGenerateTokens(t *testing.T) {
+	p := open(t)
+	ctx := context.Background()
+	r := references(t)[0]
+	ids, err := p.Model().Tokenize(r.Prompt, true, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.GenerateTokens(ctx, ids, greedy(r.NPredict)...)
+	if err != nil || res.Text != r.Text || res.Timings.PromptTokens != len(ids) {
+		t.Fatalf("GenerateTokens: %v %+v", err, res)
+	}
+	var text strings.Builder
+	for c, err := range p.StreamTokens(ctx, ids, greedy(r.NPredict)...) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		text.WriteString(c.Text)
+	}
+	if text.String() != r.Text {
+		t.Errorf("StreamTokens %q", text.String())
+	}
+	if res, err := p.GenerateTokens(ctx, ids, append(greedy(4), llm.Echo())...); err != nil || !strings.HasPrefix(res.Text, r.Prompt) {
+		t.Errorf("with Echo: %v %+v", err, res)
+	}
+	for _, bad := range [][]llm.Token{{1, -1}, {1, llm.Token(p.Model().VocabSize())}} {
+		if _, err := p.GenerateTokens(ctx, bad, greedy(2)...); !errors.Is(err, llm.ErrInvalidToken) {
+			t.Errorf("%v: %v", bad, err)
+		}
+	}
+	if _, err := p.GenerateTokens(ctx, nil, greedy(2)...); !errors.Is(err, llm.ErrEmptyPrompt) {
+		t.Errorf("no ids: %v", err)
+	}
+}

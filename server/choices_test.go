@@ -297,6 +297,13 @@ func TestTokenPrompts(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || len(r.Choices) != 1 || r.Choices[0].Text != ref.Text || r.Usage.PromptTokens != len(ids) {
 		t.Fatalf("token prompt: %d %s", resp.StatusCode, body)
 	}
+	// Ids are run as they are: without the BOS the model continues
+	// another prompt than the text's, and prompt_tokens counts what was
+	// sent.
+	resp, body = post(t, url+"/v1/completions", map[string]any{"model": storiesName, "prompt": ids[1:], "temperature": 0, "max_tokens": ref.NPredict})
+	if r := decode[chatResp](t, body); resp.StatusCode != http.StatusOK || r.Usage.PromptTokens != len(ids)-1 || r.Choices[0].Text == ref.Text {
+		t.Errorf("token prompt without BOS: %d %s", resp.StatusCode, body)
+	}
 	for _, stream := range []bool{false, true} {
 		resp, body = post(t, url+"/v1/completions", map[string]any{"model": storiesName, "prompt": [][]int{ids, {1, 403}},
 			"temperature": 0, "max_tokens": 4, "echo": true, "n": 2, "stream": stream})

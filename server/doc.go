@@ -36,10 +36,7 @@
 //
 // A /v1/completions prompt may also be an array of token ids, or an array
 // of such arrays, checked against the model's vocabulary (a 400 names the
-// bad id). The pipeline generates from text, so ids run only when they are
-// exactly the model's tokenization of their text (BOS first when the
-// model adds one): the model then sees these very ids. Other ids are a 400
-// rather than a silently different prompt.
+// bad id) and run as they are (llm's GenerateTokens: no BOS is added).
 //
 // /api/embed cuts an input longer than the embedding context (truncate,
 // Ollama's default) to the longest prefix, at a character boundary, whose

@@ -74,8 +74,6 @@ func TestErrors(t *testing.T) {
 		{"token prompt empty", "/v1/completions", `{"model":"stories260K","prompt":[[1,403],[]]}`, 400, "prompt[1]", []string{"empty list of token ids"}},
 		{"token id too big", "/v1/completions", `{"model":"stories260K","prompt":[1,403,512]}`, 400, "prompt[2]", []string{"token id 512", "0 to 511"}},
 		{"token id negative", "/v1/completions", `{"model":"stories260K","prompt":[[1,403],[1,-3]]}`, 400, "prompt[1][1]", []string{"token id -3", "0 to 511"}},
-		{"token prompt no BOS", "/v1/completions", `{"model":"stories260K","prompt":[403,407,261,378]}`, 400, "prompt", []string{"BOS token (id 1)"}},
-		{"token prompt not exact", "/v1/completions", `{"model":"stories260K","prompt":[[1,403],[1,1,403]]}`, 400, "prompt[1]", []string{"from position 1", "tokenization"}},
 		{"token prompt streamed", "/v1/completions", `{"model":"stories260K","stream":true,"prompt":[1,99999]}`, 400, "prompt[1]", []string{"token id 99999"}},
 		{"suffix", "/v1/completions", `{"model":"stories260K","prompt":"a","suffix":"b"}`, 400, "suffix", []string{"not supported"}},
 		{"embedding input", "/v1/embeddings", `{"model":"stories260K","input":[[1,2]]}`, 400, "input", []string{"token ids"}},

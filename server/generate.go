@@ -15,7 +15,8 @@ import (
 
 // genRequest is one generation, whatever API asked for it.
 type genRequest struct {
-	prompt    string        // a completion's prompt
+	prompt    string        // a completion's prompt (with ids, their text)
+	ids       []llm.Token   // a completion's prompt as token ids, run as they are
 	messages  []llm.Message // a chat's conversation (nil for a completion)
 	opts      []llm.GenerateOption
 	maxTokens int // -1: no limit
@@ -55,9 +56,12 @@ func (s *Server) generate(ctx context.Context, l *lease, req genRequest, onChunk
 	if onChunk == nil {
 		var res *llm.Result
 		var err error
-		if req.messages != nil {
+		switch {
+		case req.messages != nil:
 			res, err = p.Chat(ctx, req.messages, opts...)
-		} else {
+		case req.ids != nil:
+			res, err = p.GenerateTokens(ctx, req.ids, opts...)
+		default:
 			res, err = p.Generate(ctx, req.prompt, opts...)
 		}
 		if err != nil {
@@ -81,9 +85,12 @@ func (s *Server) generate(ctx context.Context, l *lease, req genRequest, onChunk
 func (s *Server) stream(ctx context.Context, l *lease, req genRequest, opts []llm.GenerateOption, onChunk chunkFunc) (*genResult, error) {
 	p := l.p
 	var seq iter.Seq2[llm.Chunk, error]
-	if req.messages != nil {
+	switch {
+	case req.messages != nil:
 		seq = p.ChatStream(ctx, req.messages, opts...)
-	} else {
+	case req.ids != nil:
+		seq = p.StreamTokens(ctx, req.ids, opts...)
+	default:
 		seq = p.Stream(ctx, req.prompt, opts...)
 	}
 	var final *llm.Result

@@ -110,25 +110,8 @@ func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
 }
 
 // embedLimit is how many tokens (its BOS/EOS or CLS/SEP included) a text
-// may have for the lease's model to embed it. Pipeline.Embed does not
-// report its context, so this mirrors how it sizes it: the context length
-// of a sequence, no more than the training context for a model with
-// learned absolute positions. (Where no context length was configured and
-// the training context is under 512, Embed's context is a little larger
-// than this: inputs are then cut a little shorter than need be.)
-func embedLimit(l *lease) int {
-	n := l.p.ContextLength()
-	m := l.p.Model()
-	if train := m.Info().TrainContext; train > 0 && train < n {
-		for _, t := range m.Header().Tensors {
-			if t.Name == "position_embd.weight" {
-				n = train
-				break
-			}
-		}
-	}
-	return n
-}
+// may have for the lease's model to embed it.
+func embedLimit(l *lease) int { return l.p.EmbedContextLength() }
 
 // truncateInput returns text, or when its tokens (as Embed makes them)
 // are more than limit, its longest prefix that fits, cut at a character

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"slices"
 	"sync"
 	"time"
 
@@ -95,10 +94,12 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIError(w, err)
 		return
 	}
+	var promptIDs [][]llm.Token // token-id prompts, with prompts holding their text
 	if tokenPrompts != nil {
 		prompts = make([]string, len(tokenPrompts))
+		promptIDs = make([][]llm.Token, len(tokenPrompts))
 		for i, p := range tokenPrompts {
-			if prompts[i], err = tokenPrompt(l, p.field, p.ids); err != nil {
+			if promptIDs[i], prompts[i], err = tokenPrompt(l, p.field, p.ids); err != nil {
 				writeOpenAIError(w, err)
 				return
 			}
@@ -116,6 +117,9 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 		err := runChoices(ctx, count, g.n, func(ctx context.Context, i int) error {
 			gi := g.forChoice(i % g.n)
 			gi.prompt = prompts[i/g.n]
+			if promptIDs != nil {
+				gi.ids = promptIDs[i/g.n]
+			}
 			var err error
 			results[i], err = s.generate(ctx, l, gi, nil)
 			return err
@@ -145,6 +149,9 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 	err = runChoices(ctx, count, g.n, func(ctx context.Context, i int) error {
 		gi := g.forChoice(i % g.n)
 		gi.prompt = prompts[i/g.n]
+		if promptIDs != nil {
+			gi.ids = promptIDs[i/g.n]
+		}
 		offset := 0
 		send := func(text string, lps []llm.TokenLogprob, finish *string) error {
 			c := base
@@ -245,55 +252,33 @@ func completionPrompts(raw json.RawMessage) (texts []string, ids []tokenIDs, err
 }
 
 // tokenPrompt checks a prompt of token ids against the model's vocabulary
-// and returns its text. The pipeline generates from text, tokenizing it
-// with the model's BOS/EOS rules and parsing special tokens (package llm
-// has no generation from token ids), so the ids are run only when they are
-// exactly what that tokenization of their text gives: the model then sees
-// these very ids. Other ids (a missing BOS, a sequence the tokenizer never
-// makes) are a 400 rather than a silently different prompt.
-func tokenPrompt(l *lease, field string, ids []int64) (string, error) {
+// and returns them, with their text for echo. The ids are run as they are
+// (llm's GenerateTokens adds no BOS).
+func tokenPrompt(l *lease, field string, ids []int64) ([]llm.Token, string, error) {
 	m := l.p.Model()
 	vocab := m.VocabSize()
 	if len(ids) == 0 {
-		return "", badRequest(field, "field %q holds an empty list of token ids", field)
+		return nil, "", badRequest(field, "field %q holds an empty list of token ids", field)
 	}
 	toks := make([]llm.Token, len(ids))
 	for k, id := range ids {
 		if id < 0 || id >= int64(vocab) {
-			return "", badRequest(fmt.Sprintf("%s[%d]", field, k), "token id %d (%s[%d]) is not in the vocabulary of model %q: ids go from 0 to %d",
+			return nil, "", badRequest(fmt.Sprintf("%s[%d]", field, k), "token id %d (%s[%d]) is not in the vocabulary of model %q: ids go from 0 to %d",
 				id, field, k, l.name, vocab-1)
 		}
 		toks[k] = llm.Token(id)
 	}
-	// A leading BOS is left out of the text, which tokenizing puts back;
-	// without it, SentencePiece keeps the space it adds before the first
-	// word (llama.cpp's detokenizer drops it only at the very start).
+	// Without its BOS, llama.cpp's detokenizer also drops the space that
+	// SentencePiece adds before the first word.
 	body := toks
 	if sp := m.SpecialTokens(); sp.AddBOS && toks[0] == sp.BOS {
 		body = toks[1:]
 	}
-	text, err := m.Detokenize(body, true, true)
+	text, err := m.Detokenize(body, false, false)
 	if err != nil {
-		return "", fmt.Errorf("detokenizing %s: %w", field, err)
+		return nil, "", fmt.Errorf("detokenizing %s: %w", field, err)
 	}
-	back, err := m.Tokenize(text, true, true)
-	if err != nil {
-		return "", fmt.Errorf("tokenizing %s: %w", field, err)
-	}
-	if slices.Equal(back, toks) {
-		return text, nil
-	}
-	const why = "this server generates from text, and runs token ids only when they are the model's own tokenization of their text"
-	if sp := m.SpecialTokens(); sp.AddBOS && len(back) == len(toks)+1 && back[0] == sp.BOS && slices.Equal(back[1:], toks) {
-		return "", badRequest(field, "field %q must start with model %q's BOS token (id %d), which it puts before every prompt: %s",
-			field, l.name, sp.BOS, why)
-	}
-	k := 0
-	for k < len(back) && k < len(toks) && back[k] == toks[k] {
-		k++
-	}
-	return "", badRequest(field, "field %q: the token ids from position %d on are not how model %q tokenizes their text %q: %s",
-		field, k, l.name, text, why)
+	return toks, text, nil
 }
 
 // completionLogprobsOf converts log-probabilities to the legacy shape;
