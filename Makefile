@@ -23,7 +23,7 @@ LDFLAGS := -s -w -X github.com/llm-go/llm/internal/buildinfo.Version=$(VERSION)
 FUZZTIME ?= 400000x
 BENCHTIME ?= 3x
 
-.PHONY: build test test-short test-backends fuzz bench vet clean cuda metal gpu-check-prepare
+.PHONY: build test test-short test-backends fuzz bench vet clean cuda metal gpu-check-prepare gpu-bench-binary
 
 # GPU backends: ggml's CUDA (or Metal) backend built by CMake from the same
 # vendored sources as a shared library in lib/, which bin/llm loads at start
@@ -85,10 +85,16 @@ metal:
 gpu-check-prepare:
 	$(MAKE) build CPU_FLAGS=-march=x86-64-v3
 	rm -rf .gpu && mkdir -p .gpu/ggml
+	$(MAKE) gpu-bench-binary CPU_FLAGS=-march=x86-64-v3
 	cp -r $(GGML_SRC)/. .gpu/ggml/ && chmod -R u+w .gpu/ggml
 	echo $(LLAMA_COMMIT) > .gpu/llama-commit
 	cp ../shared/models/stories260K.gguf .gpu/
 	python3 -c 'import json; p=json.load(open("../shared/testdata/reference/stories260K_reference.json"))["prompts"][0]; open(".gpu/expected.txt","w").write(p["generated_text"]+"\n"); open(".gpu/prompt.txt","w").write(p["prompt"])'
+
+# The root package's test binary, for its continuous-batching benchmark on
+# the GPU machine (bench/gpu/check.sh runs it).
+gpu-bench-binary:
+	mkdir -p .gpu && $(GO) test -c -trimpath -ldflags '-s -w' -o .gpu/llm.test .
 
 clean:
 	rm -rf bin lib build .gpu build-blas.log

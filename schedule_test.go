@@ -241,18 +241,20 @@ func TestLogprobs(t *testing.T) {
 
 // BenchmarkAggregateTokens measures the tokens per second of N clients
 // generating at once on a pipeline with N sequences, against one client.
-// LLM_BENCH_MODEL names another GGUF (default stories260K) and
-// LLM_BENCH_THREADS the threads (default 1).
+// LLM_BENCH_MODEL names another GGUF (default stories260K),
+// LLM_BENCH_THREADS the threads (default 1) and LLM_BENCH_NGL the layers
+// offloaded to GPUs (default 0, -1: all).
 func BenchmarkAggregateTokens(b *testing.B) {
 	model := os.Getenv("LLM_BENCH_MODEL")
 	if model == "" {
 		model = shareddata.Path(b, "models", "stories260K.gguf")
 	}
 	threads, _ := strconv.Atoi(os.Getenv("LLM_BENCH_THREADS"))
+	ngl, _ := strconv.Atoi(os.Getenv("LLM_BENCH_NGL"))
 	for _, clients := range []int{1, 4, 8} {
 		b.Run(fmt.Sprintf("clients=%d", clients), func(b *testing.B) {
 			p, err := llm.New(context.Background(), model,
-				llm.WithThreads(max(threads, 1)), llm.WithParallel(clients), llm.WithContextLength(512))
+				llm.WithThreads(max(threads, 1)), llm.WithParallel(clients), llm.WithContextLength(512), llm.WithGPULayers(ngl))
 			if err != nil {
 				b.Fatal(err)
 			}

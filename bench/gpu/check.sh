@@ -12,6 +12,8 @@
 # It builds the CUDA backend for the local GPU only, then runs bin/llm:
 # stories260K fully offloaded must give the reference greedy text, and
 # llm bench runs a synthetic Llama-3-8B Q4_K_M with and without offload.
+# Then, with time left, the pipeline's continuous-batching benchmark (1, 4
+# and 8 clients) on the same model, fully offloaded.
 # Logs go to $OUT (or /tmp/llm-gpu-check), at most 8 files (what the device
 # tool brings back); a short table is printed last.
 #
@@ -94,28 +96,46 @@ fi
 # 3. llm bench with and without offload. The synthetic model is created once.
 bench() { # ngl [more flags]
 	local ngl=$1; shift
-	bin/llm bench --synthetic "$SYNTH" -q "$QUANT" -ngl "$ngl" -p "$P" -n "$N" -o md "$@" 2>"$OUT/bench-ngl$ngl.err" |
+	echo "== llm bench -ngl $ngl $*" >>"$OUT/bench.err"
+	bin/llm bench --synthetic "$SYNTH" -q "$QUANT" -ngl "$ngl" -p "$P" -n "$N" -o md "$@" 2>>"$OUT/bench.err" |
 		tee "$OUT/bench-ngl$ngl.md"
 }
 if [ "$status_build" = ok ]; then
-	bench 99 && status_gpu=ok || { status_gpu=fail; tail -n 20 "$OUT/bench-ngl99.err"; }
+	bench 99 && status_gpu=ok || { status_gpu=fail; tail -n 20 "$OUT/bench.err"; }
 fi
 # The CPU run is the slow one: fewer repetitions when the build took long,
 # so that the whole check stays inside 10 minutes.
 reps=${CPU_REPS:-5}
 [ "$(elapsed)" -gt 360 ] && reps=2
-bench 0 -r "$reps" && status_cpu=ok || { status_cpu=fail; tail -n 20 "$OUT/bench-ngl0.err"; }
+bench 0 -r "$reps" && status_cpu=ok || { status_cpu=fail; tail -n 20 "$OUT/bench.err"; }
 
 # A crash in C leaves only addresses in Go's trace: when a bench failed and
 # gdb is here, run a short one under gdb for the C backtrace.
 if [ "$status_gpu" = fail ] || [ "$status_cpu" = fail ]; then
 	if command -v gdb >/dev/null; then
 		ngl=99; [ "$status_gpu" = fail ] || ngl=0
+		echo "== gdb: llm bench -ngl $ngl" >>"$OUT/bench.err"
 		timeout 120 gdb -q -batch -ex 'handle SIGURG SIGPIPE nostop noprint pass' -ex run -ex 'bt 30' -ex 'info threads' \
-			--args bin/llm bench --synthetic "$SYNTH" -q "$QUANT" -ngl "$ngl" -p 64 -n 4 -r 1 -o md >"$OUT/bench-gdb.txt" 2>&1
-		grep -A 30 -E "^Thread .* received signal|^#0 " "$OUT/bench-gdb.txt" | head -40
+			--args bin/llm bench --synthetic "$SYNTH" -q "$QUANT" -ngl "$ngl" -p 64 -n 4 -r 1 -o md >"$OUT/gdb.tmp" 2>&1
+		cat "$OUT/gdb.tmp" >>"$OUT/bench.err"
+		grep -A 30 -E "^Thread .* received signal|^#0 " "$OUT/gdb.tmp" | head -40
+		rm -f "$OUT/gdb.tmp"
 	else
 		echo "(no gdb here for a C backtrace)"
+	fi
+fi
+
+# 4. Continuous batching where decoding is memory-bound: the pipeline's
+# aggregate tokens/s with 1, 4 and 8 clients, every layer on the GPU (the
+# test binary make gpu-check-prepare builds), when time is left.
+status_batch=skipped
+model=$(find "${XDG_CACHE_HOME:-$HOME/.cache}/llm/synth" -name "$SYNTH-$QUANT-*.gguf" 2>/dev/null | head -n 1)
+if [ "$status_gpu" = ok ] && [ -x .gpu/llm.test ] && [ -n "$model" ] && [ "$(elapsed)" -lt 450 ]; then
+	if LLM_BENCH_MODEL="$model" LLM_BENCH_NGL=99 LLM_BENCH_THREADS="$(nproc)" timeout 120 \
+		.gpu/llm.test -test.run '^$' -test.bench AggregateTokens -test.benchtime 2x >"$OUT/batching.txt" 2>&1; then
+		status_batch=ok
+	else
+		status_batch=fail; tail -n 15 "$OUT/batching.txt"
 	fi
 fi
 
@@ -130,5 +150,8 @@ for n in 99 0; do
 	grep -E "^\| .*(pp$P|tg$N)" "$OUT/bench-ngl$n.md" 2>/dev/null | sed "s/^/ngl $n: /"
 done
 echo "| llm bench -ngl 99 / -ngl 0 (-r $reps) | $status_gpu / $status_cpu |"
+awk 'match($0, /clients=[0-9]+/) { name = substr($0, RSTART, RLENGTH) }
+	/tokens\/s/ { print "| batching, " name " | " $(NF-1) " tokens/s |" }' "$OUT/batching.txt" 2>/dev/null
+echo "| batching benchmark | $status_batch |"
 echo "| total | $(elapsed)s |"
 [ "$status_build" = ok ] && [ "$status_ref" = ok ] && [ "$status_gpu" = ok ] && [ "$status_cpu" = ok ]
