@@ -18,10 +18,40 @@ type memEstimate struct {
 	Weights uint64 // bytes of the GGUF file(s)
 	KV      uint64 // bytes of the K and V caches
 	Context int    // KV cache positions: context per sequence × sequences
+	Layers  int    // blocks of the model
 }
 
 // Total is weights plus KV cache.
 func (m memEstimate) Total() uint64 { return m.Weights + m.KV }
+
+// Host is the part of Total expected in host memory when gpuLayers of the
+// model's blocks (-1: all) go to GPUs, which they do only when a GPU
+// backend is loaded: the offloaded blocks' share of the weights and of
+// the KV cache leaves host memory (the embeddings and output stay, so a
+// block's share is counted against the host conservatively).
+func (m memEstimate) Host(gpuLayers int, haveGPU bool) uint64 {
+	if gpuLayers == 0 || !haveGPU || m.Layers == 0 {
+		return m.Total()
+	}
+	off := gpuLayers
+	if off < 0 || off > m.Layers {
+		off = m.Layers
+	}
+	// The embeddings table stays on the host: keep one block's share
+	// however many blocks go.
+	kept := max(m.Layers-off, 1)
+	return m.Total() / uint64(m.Layers) * uint64(kept)
+}
+
+// haveGPU reports whether a GPU backend is loaded.
+func haveGPU() bool {
+	for _, d := range engine.Devices() {
+		if d.Type == engine.DeviceGPU {
+			return true
+		}
+	}
+	return false
+}
 
 // contextLength is the per-sequence context a model gets: configured, else
 // engine.DefaultContextLength or the training context when smaller.
@@ -87,7 +117,7 @@ func estimateMemory(path string, ctxLen, parallel int) (memEstimate, error) {
 	}
 	const bytesPerElem = 2 // F16
 	kv := bytesPerElem * uint64(n) * kvHeadsSum * (kDim + vDim)
-	return memEstimate{Weights: weights, KV: kv, Context: n}, nil
+	return memEstimate{Weights: weights, KV: kv, Context: n, Layers: int(layers)}, nil
 }
 
 // memAvailable reads MemAvailable from /proc/meminfo.

@@ -382,7 +382,7 @@ func (m *manager) makeRoom(e *entry, mem memEstimate) error {
 			m.log.Warn("not checking memory", "err", err)
 			return nil
 		}
-		if mem.Total() <= avail {
+		if mem.Host(m.cfg.GPULayers, haveGPU()) <= avail {
 			return nil
 		}
 		m.mu.Lock()
@@ -393,8 +393,8 @@ func (m *manager) makeRoom(e *entry, mem memEstimate) error {
 		m.mu.Unlock()
 		if v == nil {
 			return &apiError{status: http.StatusInsufficientStorage, code: "insufficient_memory",
-				msg: fmt.Sprintf("model %q needs about %s (weights %s + KV cache %s for %d positions), but only %s of memory is available",
-					e.name, mib(mem.Total()), mib(mem.Weights), mib(mem.KV), mem.Context, mib(avail))}
+				msg: fmt.Sprintf("model %q needs about %s of host memory (weights %s + KV cache %s for %d positions, less what --ngl %d puts on GPUs), but only %s is available",
+					e.name, mib(mem.Host(m.cfg.GPULayers, haveGPU())), mib(mem.Weights), mib(mem.KV), mem.Context, m.cfg.GPULayers, mib(avail))}
 		}
 		m.unloadEntry(v, "making room for "+e.name)
 	}
