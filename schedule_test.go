@@ -22,49 +22,61 @@ import (
 func TestContinuousBatching(t *testing.T) {
 	p := open(t, llm.WithParallel(4))
 	refs := references(t)
-	var maxRunning atomic.Int64
-	stop := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			if n := int64(p.Stats().Running); n > maxRunning.Load() {
-				maxRunning.Store(n)
-			}
-			time.Sleep(50 * time.Microsecond)
-		}
-	}()
-	var wg sync.WaitGroup
-	errs := make(chan error, 12)
-	for i := range 12 {
-		r := refs[i%len(refs)]
-		wg.Add(1)
+	// How many run at once is sampled from Stats; a loaded machine may
+	// starve the sampler, so one of three rounds must see 2 to 4.
+	var peak int64
+	for round := 0; round < 3 && peak < 2; round++ {
+		var maxRunning atomic.Int64
+		stop := make(chan struct{})
+		sampled := make(chan struct{})
 		go func() {
-			defer wg.Done()
-			text := ""
-			for c, err := range p.Stream(context.Background(), r.Prompt, greedy(r.NPredict)...) {
-				if err != nil {
-					errs <- err
+			defer close(sampled)
+			for {
+				select {
+				case <-stop:
 					return
+				default:
 				}
-				text += c.Text
-			}
-			if text != r.Text {
-				errs <- errors.New("wrong text for " + r.Prompt + ": " + text)
+				if n := int64(p.Stats().Running); n > maxRunning.Load() {
+					maxRunning.Store(n)
+				}
+				time.Sleep(50 * time.Microsecond)
 			}
 		}()
+		var wg sync.WaitGroup
+		errs := make(chan error, 12)
+		for i := range 12 {
+			r := refs[i%len(refs)]
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				text := ""
+				for c, err := range p.Stream(context.Background(), r.Prompt, greedy(r.NPredict)...) {
+					if err != nil {
+						errs <- err
+						return
+					}
+					text += c.Text
+				}
+				if text != r.Text {
+					errs <- errors.New("wrong text for " + r.Prompt + ": " + text)
+				}
+			}()
+		}
+		wg.Wait()
+		close(stop)
+		<-sampled
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+		peak = maxRunning.Load()
+		if peak > 4 {
+			t.Errorf("%d requests ran at once on 4 sequences", peak)
+		}
 	}
-	wg.Wait()
-	close(stop)
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
-	if m := maxRunning.Load(); m < 2 || m > 4 {
-		t.Errorf("at most %d requests ran at once; want 2 to 4", m)
+	if peak < 2 {
+		t.Errorf("at most %d request ran at once in three rounds; want 2 to 4", peak)
 	}
 	if s := p.Stats(); s.Running != 0 || s.Waiting != 0 || s.Parallel != 4 {
 		t.Errorf("after the requests: %+v", s)
@@ -308,7 +320,11 @@ func TestSlowReaderPauses(t *testing.T) {
 		got <- n
 	}()
 	r := references(t)[0]
-	time.Sleep(100 * time.Millisecond)
+	for deadline := time.Now().Add(10 * time.Second); p.Stats().Paused != 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the unread request never paused: %+v", p.Stats())
+		}
+	}
 	res, err := p.Generate(context.Background(), r.Prompt, greedy(r.NPredict)...)
 	if err != nil || res.Text != r.Text {
 		t.Fatalf("beside a paused reader: %v %q", err, res.Text)

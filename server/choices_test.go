@@ -213,23 +213,32 @@ func TestChoicesBatched(t *testing.T) {
 	cfg.Parallel = 3
 	_, url := start(t, cfg)
 	for _, path := range []string{"/v1/chat/completions", "/v1/completions"} {
-		req := map[string]any{"model": storiesName, "n": 3, "temperature": 0, "max_tokens": 48, "stream": true}
+		req := map[string]any{"model": storiesName, "n": 3, "temperature": 0, "max_tokens": 200, "stream": true}
 		req["prompt"] = "Once upon a time"
 		req["messages"] = []map[string]any{{"role": "user", "content": "Once upon a time"}}
-		resp, body := post(t, url+path, req)
-		if resp.StatusCode != http.StatusOK {
-			t.Fatalf("%s: %d %s", path, resp.StatusCode, body)
+		// Whether the choices overlap depends on the goroutines being
+		// scheduled in time, which a loaded machine may delay: one of three
+		// tries must show it.
+		var order []int
+		overlapped := false
+		for try := 0; try < 3 && !overlapped; try++ {
+			resp, body := post(t, url+path, req)
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("%s: %d %s", path, resp.StatusCode, body)
+			}
+			var got map[int]*streamedChoice
+			got, order, _ = collectChoices(t, body, path == "/v1/chat/completions")
+			if len(got) != 3 {
+				t.Fatalf("%s: %d choices", path, len(got))
+			}
+			lastStart, firstEnd := 0, len(order)
+			for _, c := range got {
+				lastStart, firstEnd = max(lastStart, c.first), min(firstEnd, c.last)
+			}
+			overlapped = lastStart <= firstEnd
 		}
-		got, order, _ := collectChoices(t, body, path == "/v1/chat/completions")
-		if len(got) != 3 {
-			t.Fatalf("%s: %d choices", path, len(got))
-		}
-		lastStart, firstEnd := 0, len(order)
-		for _, c := range got {
-			lastStart, firstEnd = max(lastStart, c.first), min(firstEnd, c.last)
-		}
-		if lastStart > firstEnd {
-			t.Errorf("%s: a choice finished before every choice began: %v", path, order)
+		if !overlapped {
+			t.Errorf("%s: in three tries a choice always finished before every choice began: %v", path, order)
 		}
 	}
 	if v := metricValue(t, url, `llm_requests_admitted{model="stories260K"}`); v != 0 {
