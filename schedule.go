@@ -46,7 +46,7 @@ type scheduler struct {
 	queue   []*job
 	running int
 	paused  int
-	closed  bool // the loop has ended: no more requests
+	closed  bool          // the loop has ended: no more requests
 	wake    chan struct{} // a request was queued (capacity 1)
 }
 
