@@ -45,7 +45,8 @@ test: vet
 	$(MAKE) fuzz
 
 # Run-time loading of a backend library, tested with ggml's BLAS backend
-# (needs CMake, Ninja and OpenBLAS), built like make cuda builds CUDA.
+# (needs CMake, Ninja and OpenBLAS), built like make cuda builds CUDA; and a
+# backend that finds no device, as CUDA does without a usable driver.
 test-backends:
 	cmake -S backends -B build/blas -G Ninja -DGGML_SRC=$(GGML_SRC) -DLLM_BACKEND=blas > build-blas.log 2>&1 || (cat build-blas.log; exit 1)
 	cmake --build build/blas --target ggml-blas >> build-blas.log 2>&1 || (cat build-blas.log; exit 1)
@@ -53,6 +54,11 @@ test-backends:
 	cp -P build/blas/lib/libggml-base.so* build/blas/lib/libggml-blas.so build/blas/backends/
 	echo $(LLAMA_COMMIT) > build/blas/backends/ggml-backends.commit
 	LLM_TEST_BACKEND_DIR=$(CURDIR)/build/blas/backends $(GO) test -count=1 -run '^TestLoadedBackend$$' -v ./engine
+	cmake --build build/blas --target ggml-nodevice >> build-blas.log 2>&1 || (cat build-blas.log; exit 1)
+	rm -rf build/blas/nodevice && mkdir -p build/blas/nodevice
+	cp -P build/blas/lib/libggml-base.so* build/blas/lib/libggml-nodevice.so build/blas/nodevice/
+	echo $(LLAMA_COMMIT) > build/blas/nodevice/ggml-backends.commit
+	LLM_TEST_NODEVICE_DIR=$(CURDIR)/build/blas/nodevice $(GO) test -count=1 -run '^TestBackendWithoutDevice$$' -v ./engine
 
 test-short:
 	$(GO) test -short ./...

@@ -66,7 +66,7 @@ func loadDefaultBackends() {
 			}
 			if err := LoadBackends(dir); err != nil {
 				backendErrs = append(backendErrs, err)
-				currentLogger().Warn("engine: GPU backend not loaded", "dir", dir, "err", err)
+				currentLogger().Warn("engine: GPU backends", "dir", dir, "err", err)
 			}
 		}
 	})
@@ -98,6 +98,7 @@ func LoadBackends(dir string) error {
 	}
 	backendMu.Lock()
 	defer backendMu.Unlock()
+	routeBaseLog(dir)
 	var errs []error
 	for _, lib := range libs {
 		if loadedLibs[lib] {
@@ -113,8 +114,51 @@ func LoadBackends(dir string) error {
 			continue
 		}
 		loadedLibs[lib] = true
+		if C.ggml_backend_reg_dev_count(reg) == 0 {
+			errs = append(errs, &NoDeviceError{Backend: C.GoString(C.ggml_backend_reg_name(reg)), Library: lib, Reason: orUnknown(reason)})
+		}
 	}
 	return errors.Join(errs...)
+}
+
+// NoDeviceError reports a backend library that loaded but offers no device,
+// with the reason the backend logged. It matches ErrNoDevice.
+type NoDeviceError struct {
+	Backend string // the backend's name, e.g. "CUDA"
+	Library string // the library's path
+	Reason  string // what the backend logged, e.g. "ggml_cuda_init: failed to initialize CUDA: no CUDA-capable device is detected"
+}
+
+func (e *NoDeviceError) Error() string {
+	return fmt.Sprintf("engine: backend %s (%s) found no device: %s", e.Backend, e.Library, e.Reason)
+}
+
+// Is reports whether target is ErrNoDevice.
+func (e *NoDeviceError) Is(target error) bool { return target == ErrNoDevice }
+
+// baseLibraries are the file names of ggml-base, which backend libraries
+// link against, soname first.
+var baseLibraries = []string{"libggml-base.so.0", "libggml-base.so", "libggml-base.0.dylib", "libggml-base.dylib"}
+
+// routeBaseLog sends the log of the ggml-base library in dir into ours
+// before its backends load. That copy of ggml has a log of its own, which
+// would print their messages (CUDA's reason for finding no device, a
+// failed VRAM allocation) to stderr, out of reach of the errors we return.
+func routeBaseLog(dir string) {
+	for _, name := range baseLibraries {
+		path := filepath.Join(dir, name)
+		if _, err := os.Stat(path); err != nil {
+			continue
+		}
+		csoname, cpath := C.CString(name), C.CString(path)
+		ok := C.llm_route_library_log(csoname, cpath) != 0
+		C.free(unsafe.Pointer(csoname))
+		C.free(unsafe.Pointer(cpath))
+		if !ok {
+			currentLogger().Warn("engine: the log of a backend library stays on stderr", "lib", path)
+		}
+		return
+	}
 }
 
 // backendLibraries lists the loadable backend libraries in dir.

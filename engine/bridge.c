@@ -2,6 +2,8 @@
 // They live in a .c file because a Go file that uses //export may not define
 // C functions in its preamble.
 
+#include <dlfcn.h>
+
 #include "llama_api.h"
 #include "_cgo_export.h"
 
@@ -13,6 +15,30 @@ static void llm_log_cb(enum ggml_log_level level, const char * text, void * user
 // llm_install_log routes llama.cpp's and ggml's log into Go (log/slog).
 void llm_install_log(void) {
     llama_log_set(llm_log_cb, NULL);
+}
+
+// llm_route_library_log routes into Go the log of a ggml-base shared library:
+// the copy that backend libraries (libggml-cuda.so) link against, which has
+// its own log state, so their messages (why CUDA found no device, why an
+// allocation failed) would otherwise go straight to stderr. The copy is the
+// one the dynamic linker will bind the backends to: the one already loaded
+// under soname, else the file at path. It returns 0 when neither can be
+// opened or the library has no ggml_log_set.
+int llm_route_library_log(const char * soname, const char * path) {
+    void * lib = dlopen(soname, RTLD_NOW | RTLD_NOLOAD);
+    if (lib == NULL) {
+        lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+    }
+    if (lib == NULL) {
+        return 0;
+    }
+    // The handle stays open: the backends keep this library loaded anyway.
+    void (*log_set)(ggml_log_callback, void *) = (void (*)(ggml_log_callback, void *)) dlsym(lib, "ggml_log_set");
+    if (log_set == NULL) {
+        return 0;
+    }
+    log_set(llm_log_cb, NULL);
+    return 1;
 }
 
 // llm_abort_cb is polled by ggml between graph nodes and by llama_decode

@@ -26,4 +26,9 @@ var (
 	// ErrLoad means llama.cpp could not load a model or create a context;
 	// the log at Debug/Error level has its reason.
 	ErrLoad = errors.New("engine: load failed")
+
+	// ErrNoDevice means a backend library loaded but offers no device: for
+	// CUDA, no GPU, no driver or a driver too old for the toolkit it was
+	// built with. The error that wraps it carries the backend's own reason.
+	ErrNoDevice = errors.New("engine: backend found no device")
 )

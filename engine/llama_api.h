@@ -296,6 +296,7 @@ void ggml_backend_dev_memory(ggml_backend_dev_t device, size_t * free, size_t * 
 enum ggml_backend_dev_type ggml_backend_dev_type(ggml_backend_dev_t device);
 ggml_backend_reg_t ggml_backend_dev_backend_reg(ggml_backend_dev_t device);
 const char * ggml_backend_reg_name(ggml_backend_reg_t reg);
+size_t ggml_backend_reg_dev_count(ggml_backend_reg_t reg);
 ggml_backend_reg_t ggml_backend_load(const char * path);
 
 void llama_backend_init(void);
@@ -410,6 +411,7 @@ struct llama_sampler * llama_sampler_init_logit_bias(int32_t n_vocab, int32_t n_
 
 // ---- our C helpers (bridge.c) ----
 void llm_install_log(void);
+int llm_route_library_log(const char * soname, const char * path);
 void llm_set_abort(struct llama_context * ctx, int32_t * flag);
 void llm_set_progress(struct llama_model_params * params, uintptr_t handle);
 

@@ -145,10 +145,17 @@ func (f *modelFlags) load(ctx context.Context, sio *stdio, path string, verbose 
 		}
 	}
 	if !auto && layers != 0 && !haveGPU() {
-		fmt.Fprintf(sio.err, "llm: --ngl %s asked for GPU layers, but no GPU backend is loaded (looked in %s; build one with make cuda); running on the CPU\n",
-			f.ngl, strings.Join(engine.BackendDirs(), ", "))
-		for _, err := range engine.BackendErrors() {
-			fmt.Fprintf(sio.err, "llm: %v\n", err)
+		problems := engine.BackendErrors()
+		hint := "; build one with make cuda"
+		if len(problems) > 0 {
+			hint = ""
+		}
+		fmt.Fprintf(sio.err, "llm: --ngl %s asked for GPU layers, but there is no GPU device (backends are looked for in %s%s); running on the CPU\n",
+			f.ngl, strings.Join(engine.BackendDirs(), ", "), hint)
+		for _, err := range problems {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				fmt.Fprintf(sio.err, "llm: %s\n", line)
+			}
 		}
 		layers = 0
 	}

@@ -179,7 +179,7 @@ func TestGenerateGPUFlags(t *testing.T) {
 	if code != 0 || got != want {
 		t.Errorf("with GPU flags: exit %d, %q (stderr %q), want %q", code, got, stderr, want)
 	}
-	if !haveGPU() && !strings.Contains(stderr, "no GPU backend is loaded") {
+	if !haveGPU() && !strings.Contains(stderr, "there is no GPU device") {
 		t.Errorf("--ngl all without a GPU should say so: %q", stderr)
 	}
 	for _, args := range [][]string{

@@ -49,7 +49,9 @@ func runVersion(ctx context.Context, sio *stdio, args []string) error {
 		fmt.Fprintln(sio.out)
 	}
 	for _, err := range engine.BackendErrors() {
-		fmt.Fprintf(sio.out, "backend not loaded: %v\n", err)
+		for _, line := range strings.Split(err.Error(), "\n") {
+			fmt.Fprintf(sio.out, "backend problem: %s\n", line)
+		}
 	}
 	gpu := "no"
 	if sys.SupportsGPUOffload {
