@@ -30,6 +30,7 @@ import (
 	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/hub"
 	"github.com/llm-go/llm/loader/convert"
+	"github.com/llm-go/llm/loader/gguf"
 	"github.com/llm-go/llm/modelfile"
 	"github.com/llm-go/llm/tokenizer"
 )
@@ -57,9 +58,14 @@ type config struct {
 	contextLength int
 	threads       int
 	gpuLayers     int
+	gpuLayersSet  bool // by WithGPULayers or a preset's num_gpu; AutoLayers otherwise
 	parallel      int
 	hubClient     *hub.Client
 	presets       *modelfile.Store
+	split         engine.ModelOptions // SplitMode, MainGPU, TensorSplit
+	flashAttn     engine.FlashAttention
+	typeK, typeV  engine.CacheType
+	note          func(string)
 }
 
 // Option configures New.
@@ -73,8 +79,45 @@ func WithContextLength(n int) Option { return func(c *config) { c.contextLength 
 // WithThreads sets the CPU threads per request (default: all CPUs).
 func WithThreads(n int) Option { return func(c *config) { c.threads = n } }
 
-// WithGPULayers sets how many layers to offload to GPUs (-1: all).
-func WithGPULayers(n int) Option { return func(c *config) { c.gpuLayers = n } }
+// Layer counts for WithGPULayers besides a number of layers.
+const (
+	AllLayers  = -1 // offload every layer
+	AutoLayers = -2 // offload what fits in free GPU memory (the default)
+)
+
+// WithGPULayers sets how many layers to offload to GPUs: a count,
+// AllLayers or AutoLayers. By default New offloads what fits in the free
+// memory of the GPUs there are, as Ollama does, and logs its decision; on
+// a machine without a GPU the model runs on the CPU. Whatever the count, a
+// load that runs out of GPU memory is retried with fewer layers.
+func WithGPULayers(n int) Option {
+	return func(c *config) { c.gpuLayers, c.gpuLayersSet = n, true }
+}
+
+// WithGPUSplit sets how the model is split across several GPUs: by
+// layers (the default), by rows, or not at all (the whole model on
+// mainGPU); proportions, when given, are the share of each GPU (default:
+// by free memory), as llama.cpp's --split-mode, --main-gpu and
+// --tensor-split.
+func WithGPUSplit(mode engine.SplitMode, mainGPU int, proportions ...float32) Option {
+	return func(c *config) {
+		c.split = engine.ModelOptions{SplitMode: mode, MainGPU: mainGPU, TensorSplit: proportions}
+	}
+}
+
+// WithFlashAttention turns flash attention on or off (default: auto, on
+// where the backend supports it).
+func WithFlashAttention(fa engine.FlashAttention) Option { return func(c *config) { c.flashAttn = fa } }
+
+// WithCacheTypes sets the element types of the K and V caches (default
+// f16; quantized V needs flash attention).
+func WithCacheTypes(k, v engine.CacheType) Option { return func(c *config) { c.typeK, c.typeV = k, v } }
+
+// WithLoadNotes sends New's decisions about GPU offload (the layers it
+// chose, layers asked for without a GPU, retries with fewer layers after
+// running out of GPU memory) to note, one sentence each, instead of
+// logging them with slog at Info level.
+func WithLoadNotes(note func(string)) Option { return func(c *config) { c.note = note } }
 
 // WithParallel sets how many requests are decoded together, each in its
 // own sequence of the one context (default 1; the others wait in order).
@@ -127,9 +170,15 @@ func New(ctx context.Context, name string, opts ...Option) (*Pipeline, error) {
 	if cfg.parallel < 1 {
 		return nil, fmt.Errorf("llm: WithParallel(%d): at least 1", cfg.parallel)
 	}
+	if cfg.gpuLayers < AutoLayers {
+		return nil, fmt.Errorf("llm: WithGPULayers(%d): a layer count, AllLayers or AutoLayers", cfg.gpuLayers)
+	}
 	preset, defaults, err := lookupPreset(name, &cfg)
 	if err != nil {
 		return nil, err
+	}
+	if !cfg.gpuLayersSet {
+		cfg.gpuLayers = AutoLayers
 	}
 	modelName := name
 	if preset != nil {
@@ -139,50 +188,55 @@ func New(ctx context.Context, name string, opts ...Option) (*Pipeline, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := engine.LoadModel(ctx, path, engine.ModelOptions{GPULayers: cfg.gpuLayers})
+	header, err := gguf.ValidateModel(path)
 	if err != nil {
 		return nil, fmt.Errorf("llm: %w", err)
 	}
-	p := &Pipeline{name: name, model: m, cfg: cfg, done: make(chan struct{}), preset: preset, defaults: defaults}
+	nCtx := engine.SequenceContext(cfg.contextLength, header)
+	// The chat template first: a bad one fails before the weights load.
+	var (
+		template *tokenizer.Template
+		source   *tokenizer.Source
+		builtin  string
+	)
 	if src, err := tokenizer.LoadSource(path, ""); err == nil {
 		t, err := tokenizer.Parse(src.Template)
 		switch {
 		case err == nil:
-			p.template, p.source = t, src
+			template, source = t, src
 		case builtinKnows(src.Template):
 			// Not Jinja we can run, but a format llama.cpp implements:
 			// use that, as llama-server does without --jinja.
 			slog.Warn("llm: the chat template is not valid Jinja here; using llama.cpp's built-in implementation of its format", "model", name, "error", err)
-			p.builtin = src.Template
+			builtin = src.Template
 		default:
-			m.Close()
 			return nil, fmt.Errorf("llm: the chat template of %s: %w", name, err)
 		}
 	} else if !errors.Is(err, tokenizer.ErrNoTemplate) {
-		m.Close()
 		return nil, fmt.Errorf("llm: %w", err)
-	}
-	p.nCtx = cfg.contextLength
-	if p.nCtx == 0 {
-		p.nCtx = engine.DefaultContextLength
-		if t := m.Info().TrainContext; t > 0 && t < p.nCtx {
-			p.nCtx = t
-		}
 	}
 	// One KV buffer shared by all sequences (llama.cpp's kv_unified), so
 	// that a step's tokens form one micro-batch whatever sequences they
 	// belong to: with a buffer per sequence llama.cpp splits a batch into
 	// one micro-batch per run of consecutive sequence ids, passing over the
 	// weights once for each.
-	c, err := m.NewContext(engine.ContextOptions{
-		ContextLength: p.nCtx * cfg.parallel, MaxSequences: cfg.parallel, Threads: cfg.threads,
-	})
+	copts := engine.ContextOptions{ContextLength: nCtx * cfg.parallel, MaxSequences: cfg.parallel, Threads: cfg.threads,
+		FlashAttention: cfg.flashAttn, TypeK: cfg.typeK, TypeV: cfg.typeV}
+	mopts := cfg.split
+	mopts.GPULayers = max(cfg.gpuLayers, AllLayers)
+	fit := engine.Fit{Auto: cfg.gpuLayers == AutoLayers, Note: cfg.note}
+	if fit.Note == nil {
+		fit.Note = func(s string) { slog.Info("llm: GPU offload: "+s, "model", name) }
+	}
+	m, c, err := engine.LoadFitted(ctx, path, mopts, copts, fit)
 	if err != nil {
-		m.Close()
 		return nil, fmt.Errorf("llm: %w", err)
 	}
+	p := &Pipeline{name: name, model: m, cfg: cfg, done: make(chan struct{}), preset: preset, defaults: defaults, nCtx: nCtx}
+	p.template, p.source, p.builtin = template, source, builtin
 	p.sched, err = newScheduler(p, c)
 	if err != nil {
+		c.Close()
 		m.Close()
 		return nil, fmt.Errorf("llm: %w", err)
 	}

@@ -81,8 +81,12 @@ func presetOptions(st *modelfile.Settings, cfg *config) ([]GenerateOption, error
 			cfg.contextLength = n
 		case name == "num_thread" && cfg.threads == 0:
 			cfg.threads = n
-		case name == "num_gpu" && cfg.gpuLayers == 0:
-			cfg.gpuLayers = n
+		case name == "num_gpu" && !cfg.gpuLayersSet:
+			// Ollama's num_gpu: -1 lets it choose, as AutoLayers does.
+			cfg.gpuLayers, cfg.gpuLayersSet = n, true
+			if n < 0 {
+				cfg.gpuLayers = AutoLayers
+			}
 		}
 	}
 	opts = append([]GenerateOption{Sampling(o)}, opts...)

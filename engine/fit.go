@@ -1,6 +1,8 @@
 package engine
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -112,4 +114,136 @@ func CacheTypeBytes(t CacheType) float64 {
 		return 24.0 / 32
 	}
 	return 2 // f16, bf16
+}
+
+// Fit says how LoadFitted chooses the layers it offloads.
+type Fit struct {
+	// Auto replaces ModelOptions.GPULayers with what AutoGPULayers
+	// estimates for the context's length and K cache type.
+	Auto bool
+	// Note, when set, is told each decision in a sentence: the layers
+	// chosen automatically, layers asked for without a GPU, a retry with
+	// fewer layers.
+	Note func(string)
+}
+
+// LoadFitted loads the model at path and creates a context for it, fitting
+// the GPU offload to the devices and memory there are. With fit.Auto the
+// layer count is estimated from free GPU memory. Layers asked for when no
+// GPU device is available are dropped (the model runs on the CPU) with the
+// backends' problems as the reason. When loading the model or creating its
+// context fails for lack of memory with layers on a GPU, it retries with
+// half as many, down to none. The last error is returned if even that
+// fails.
+func LoadFitted(ctx context.Context, path string, mopts ModelOptions, copts ContextOptions, fit Fit) (*Model, *Context, error) {
+	note := fit.Note
+	if note == nil {
+		note = func(string) {}
+	}
+	if fit.Auto {
+		ctxLen := copts.ContextLength
+		if ctxLen <= 0 {
+			ctxLen = DefaultContextLength
+		}
+		n, why, err := AutoGPULayers(path, ctxLen, CacheTypeBytes(copts.TypeK))
+		if err != nil {
+			return nil, nil, err
+		}
+		mopts.GPULayers = n
+		if n > 0 {
+			note(why)
+		}
+	} else if mopts.GPULayers != 0 && !haveGPU() {
+		var why []string
+		for _, err := range BackendErrors() {
+			why = append(why, strings.Split(err.Error(), "\n")...)
+		}
+		if len(why) == 0 {
+			why = append(why, "no GPU backend library in "+strings.Join(BackendDirs(), ", "))
+		}
+		note("there is no GPU device (" + strings.Join(why, "; ") + "): running on the CPU")
+		mopts.GPULayers = 0
+	}
+	for {
+		m, c, err := loadWithContext(ctx, path, mopts, copts)
+		if err == nil {
+			return m, c, nil
+		}
+		if mopts.GPULayers == 0 || !outOfMemory(err) || ctx.Err() != nil {
+			return nil, nil, err
+		}
+		layers := mopts.GPULayers
+		if layers < 0 {
+			layers = blockCount(path) + 1
+		}
+		mopts.GPULayers = layers / 2
+		note(fmt.Sprintf("loading with %d GPU layers failed (%v); retrying with %d", layers, err, mopts.GPULayers))
+	}
+}
+
+// loadWithContext loads the model and creates its context, closing the
+// model if the context fails. Tests replace it to fail loads on purpose.
+var loadWithContext = func(ctx context.Context, path string, mopts ModelOptions, copts ContextOptions) (*Model, *Context, error) {
+	m, err := LoadModel(ctx, path, mopts)
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := m.NewContext(copts)
+	if err != nil {
+		m.Close()
+		return nil, nil, err
+	}
+	return m, c, nil
+}
+
+// haveGPU is HaveGPU; tests replace it.
+var haveGPU = HaveGPU
+
+// outOfMemory reports whether err is a load failure for lack of memory, as
+// the backends word it ("cudaMalloc failed: out of memory", "unable to
+// allocate CUDA0 buffer", "failed to allocate buffer").
+func outOfMemory(err error) bool {
+	if !errors.Is(err, ErrLoad) {
+		return false
+	}
+	s := strings.ToLower(err.Error())
+	return strings.Contains(s, "out of memory") || strings.Contains(s, "unable to allocate") ||
+		strings.Contains(s, "failed to allocate")
+}
+
+// HaveGPU reports whether a GPU device, dedicated or integrated, is
+// available, loading the backend libraries of BackendDirs first.
+func HaveGPU() bool {
+	for _, d := range Devices() {
+		if d.Type == DeviceGPU || d.Type == DeviceIGPU {
+			return true
+		}
+	}
+	return false
+}
+
+// blockCount returns the model's block count from its GGUF header, 0 if
+// it cannot be read.
+func blockCount(path string) int {
+	h, err := gguf.ValidateModel(path)
+	if err != nil {
+		return 0
+	}
+	n, _ := h.Uint(h.Architecture() + ".block_count")
+	return int(min(n, 1<<20))
+}
+
+// SequenceContext returns the context length one sequence of the model
+// whose GGUF header is h gets: configured when above 0, else
+// DefaultContextLength or the model's training context, whichever is
+// smaller (as NewContext does).
+func SequenceContext(configured int, h *gguf.File) int {
+	if configured > 0 {
+		return configured
+	}
+	n := DefaultContextLength
+	if t, ok := h.Uint(h.Architecture() + ".context_length"); ok && t > 0 && t < uint64(n) {
+		n = int(t)
+	}
+	return n
 }

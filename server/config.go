@@ -45,7 +45,9 @@ type Config struct {
 	ContextLength int
 	// Threads are the CPU threads of each model (0: all).
 	Threads int
-	// GPULayers are the layers offloaded to GPUs (0: none, -1: all).
+	// GPULayers are the layers offloaded to GPUs: 0 none, a count,
+	// llm.AllLayers, or llm.AutoLayers for what fits in free GPU memory
+	// (counted for each model as it loads).
 	GPULayers int
 	// MaxModels is how many models may be loaded at once (default 1).
 	MaxModels int

@@ -43,27 +43,15 @@ func (m memEstimate) Host(gpuLayers int, haveGPU bool) uint64 {
 	return m.Total() / uint64(m.Layers) * uint64(kept)
 }
 
-// haveGPU reports whether a GPU backend is loaded.
-func haveGPU() bool {
+// dedicatedGPU reports whether a GPU with its own memory is available:
+// layers offloaded to an integrated GPU stay in host memory.
+func dedicatedGPU() bool {
 	for _, d := range engine.Devices() {
 		if d.Type == engine.DeviceGPU {
 			return true
 		}
 	}
 	return false
-}
-
-// contextLength is the per-sequence context a model gets: configured, else
-// engine.DefaultContextLength or the training context when smaller.
-func contextLength(configured int, h *gguf.File) int {
-	if configured > 0 {
-		return configured
-	}
-	n := engine.DefaultContextLength
-	if t, ok := h.Uint(h.Architecture() + ".context_length"); ok && t > 0 && t < uint64(n) {
-		n = int(t)
-	}
-	return n
 }
 
 // estimateMemory reads the GGUF header at path and estimates the memory of
@@ -87,7 +75,7 @@ func estimateMemory(path string, ctxLen, parallel int) (memEstimate, error) {
 			weights += uint64(st.Size())
 		}
 	}
-	n := contextLength(ctxLen, h) * max(parallel, 1)
+	n := engine.SequenceContext(ctxLen, h) * max(parallel, 1)
 	arch := h.Architecture()
 	layers, _ := h.Uint(arch + ".block_count")
 	heads, _ := h.Uint(arch + ".attention.head_count")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/llm-go/llm"
+	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/modelfile"
 )
 
@@ -337,11 +338,25 @@ func (m *manager) open(e *entry) (*llm.Pipeline, target, memEstimate, error) {
 	if err != nil {
 		return nil, target{}, memEstimate{}, errorf(http.StatusBadRequest, "invalid_model", "model %q: %v", e.name, err)
 	}
-	if err := m.makeRoom(e, mem); err != nil {
+	layers := m.cfg.GPULayers
+	if layers == llm.AutoLayers {
+		// Counted here rather than by the pipeline, so that the memory
+		// check below knows what stays on the host.
+		layers = 0
+		if engine.HaveGPU() {
+			n, why, err := engine.AutoGPULayers(tgt.path, mem.Context, 2)
+			if err != nil {
+				return nil, target{}, memEstimate{}, errorf(http.StatusBadRequest, "invalid_model", "model %q: %v", e.name, err)
+			}
+			layers = n
+			m.log.Info("GPU offload", "model", e.name, "layers", n, "why", why)
+		}
+	}
+	if err := m.makeRoom(e, mem, layers); err != nil {
 		return nil, target{}, memEstimate{}, err
 	}
 	opts := []llm.Option{llm.WithParallel(m.cfg.Parallel), llm.WithThreads(m.cfg.Threads),
-		llm.WithContextLength(m.cfg.ContextLength), llm.WithGPULayers(m.cfg.GPULayers)}
+		llm.WithContextLength(m.cfg.ContextLength), llm.WithGPULayers(layers)}
 	if m.cfg.Hub != nil {
 		opts = append(opts, llm.WithHub(m.cfg.Hub))
 	}
@@ -356,9 +371,9 @@ func (m *manager) open(e *entry) (*llm.Pipeline, target, memEstimate, error) {
 }
 
 // makeRoom unloads idle models, least recently used first, until fewer
-// than MaxModels others are loaded and the estimated memory of the new one
-// fits in the available memory.
-func (m *manager) makeRoom(e *entry, mem memEstimate) error {
+// than MaxModels others are loaded and the estimated memory of the new one,
+// with gpuLayers offloaded, fits in the available memory.
+func (m *manager) makeRoom(e *entry, mem memEstimate, gpuLayers int) error {
 	for {
 		m.mu.Lock()
 		if len(m.entries)-1 < m.cfg.MaxModels {
@@ -382,7 +397,7 @@ func (m *manager) makeRoom(e *entry, mem memEstimate) error {
 			m.log.Warn("not checking memory", "err", err)
 			return nil
 		}
-		if mem.Host(m.cfg.GPULayers, haveGPU()) <= avail {
+		if mem.Host(gpuLayers, dedicatedGPU()) <= avail {
 			return nil
 		}
 		m.mu.Lock()
@@ -393,8 +408,8 @@ func (m *manager) makeRoom(e *entry, mem memEstimate) error {
 		m.mu.Unlock()
 		if v == nil {
 			return &apiError{status: http.StatusInsufficientStorage, code: "insufficient_memory",
-				msg: fmt.Sprintf("model %q needs about %s of host memory (weights %s + KV cache %s for %d positions, less what --ngl %d puts on GPUs), but only %s is available",
-					e.name, mib(mem.Host(m.cfg.GPULayers, haveGPU())), mib(mem.Weights), mib(mem.KV), mem.Context, m.cfg.GPULayers, mib(avail))}
+				msg: fmt.Sprintf("model %q needs about %s of host memory (weights %s + KV cache %s for %d positions, less what %d GPU layers take), but only %s is available",
+					e.name, mib(mem.Host(gpuLayers, dedicatedGPU())), mib(mem.Weights), mib(mem.KV), mem.Context, gpuLayers, mib(avail))}
 		}
 		m.unloadEntry(v, "making room for "+e.name)
 	}

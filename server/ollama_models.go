@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/internal/buildinfo"
 )
 
@@ -145,7 +146,7 @@ func (s *Server) handleShow(w http.ResponseWriter, r *http.Request) {
 	if strings.Contains(tmpl, "tools") {
 		caps = append(caps, "tools")
 	}
-	nCtx := contextLength(s.cfg.ContextLength, h)
+	nCtx := engine.SequenceContext(s.cfg.ContextLength, h)
 	params := strings.Join([]string{
 		"num_ctx " + strconv.Itoa(nCtx),
 		"num_parallel " + strconv.Itoa(s.cfg.Parallel),

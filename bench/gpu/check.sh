@@ -32,7 +32,7 @@ OUT=${OUT:-/tmp/llm-gpu-check}
 mkdir -p "$OUT"
 t0=$(date +%s)
 elapsed() { echo $(( $(date +%s) - t0 )); }
-status_build=fail status_ref=fail status_long=skipped status_gpu=skipped status_cpu=skipped build_s=-
+status_build=fail status_ref=skipped status_long=skipped status_gpu=skipped status_cpu=skipped build_s=-
 
 for f in bin/llm .gpu/ggml/src/CMakeLists.txt .gpu/llama-commit .gpu/stories260K.gguf .gpu/expected.txt .gpu/prompt.txt; do
 	[ -e "$f" ] || { echo "check: $f is missing: run make gpu-check-prepare first" >&2; exit 1; }
@@ -45,10 +45,13 @@ if [ "$BACKEND" = cuda ]; then
 	command -v nvcc >/dev/null || { echo "check: nvcc not found" >&2; exit 1; }
 	cuda_root=$(dirname "$(dirname "$(readlink -f "$(command -v nvcc)")")")
 	export LD_LIBRARY_PATH="$cuda_root/lib64:$cuda_root/lib:${LD_LIBRARY_PATH:-}"
-	gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | head -n 1)
+	gpu=$(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -n 1)
+	[ -n "$gpu" ] || gpu="none that nvidia-smi reports"
 	nvcc --version | tail -n 1
 	# CUDA_FA=OFF trims the flash-attention kernels, most of the build time.
-	cmake_extra=(-DCMAKE_CUDA_COMPILER="$(command -v nvcc)" -DCMAKE_CUDA_ARCHITECTURES=native -DLLM_CUDA_FA="${CUDA_FA:-ON}")
+	# CUDA_ARCHITECTURES=90 (say) builds for a GPU that is not here: a
+	# compile-only dry run, with the later steps reporting that no device is.
+	cmake_extra=(-DCMAKE_CUDA_COMPILER="$(command -v nvcc)" -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCHITECTURES:-native}" -DLLM_CUDA_FA="${CUDA_FA:-ON}")
 else
 	gpu="none (dry run with the $BACKEND backend)"
 	cmake_extra=()
@@ -70,14 +73,25 @@ else
 	echo "build failed after ${build_s}s:"; tail -n 40 "$OUT/cmake.log"
 fi
 
-bin/llm version
+version=$(bin/llm version)
+echo "$version" | tee -a "$OUT/cmake.log"
+
+# The backend must have found a device: without one (no driver, a driver
+# too old) llm would run every step on the CPU and they would pass.
+if [ "$status_build" = ok ] && [ "$BACKEND" != blas ] && ! grep -q "^device .*(${BACKEND^^}, GPU)" <<<"$version"; then
+	status_build="built, but no ${BACKEND^^} device"
+fi
 
 # 2. The reference text, every layer on the GPU.
 if [ "$status_build" = ok ]; then
 	bin/llm generate -m .gpu/stories260K.gguf --temp 0 -n 64 --ngl all -t 1 "$(cat .gpu/prompt.txt)" \
 		>"$OUT/story.txt" 2>"$OUT/story.err"
-	if cmp -s "$OUT/story.txt" .gpu/expected.txt; then status_ref=ok; else
+	if ! cmp -s "$OUT/story.txt" .gpu/expected.txt; then
 		status_ref=mismatch; echo "reference text differs:"; diff "$OUT/story.txt" .gpu/expected.txt | head; cat "$OUT/story.err"
+	elif grep -q "running on the CPU" "$OUT/story.err"; then
+		status_ref="same text, but on the CPU"; cat "$OUT/story.err"
+	else
+		status_ref=ok
 	fi
 fi
 
@@ -112,16 +126,18 @@ bench 0 -r "$reps" && status_cpu=ok || { status_cpu=fail; tail -n 20 "$OUT/bench
 # A crash in C leaves only addresses in Go's trace: when a bench failed and
 # gdb is here, run a short one under gdb for the C backtrace.
 if [ "$status_gpu" = fail ] || [ "$status_cpu" = fail ]; then
-	if command -v gdb >/dev/null; then
+	# gdb, or cuda-gdb (a gdb too), which CUDA images carry instead.
+	dbg=$(command -v gdb || command -v cuda-gdb)
+	if [ -n "$dbg" ]; then
 		ngl=99; [ "$status_gpu" = fail ] || ngl=0
 		echo "== gdb: llm bench -ngl $ngl" >>"$OUT/bench.err"
-		timeout 120 gdb -q -batch -ex 'handle SIGURG SIGPIPE nostop noprint pass' -ex run -ex 'bt 30' -ex 'info threads' \
+		timeout 120 "$dbg" -q -batch -ex 'handle SIGURG SIGPIPE nostop noprint pass' -ex run -ex 'bt 30' -ex 'info threads' \
 			--args bin/llm bench --synthetic "$SYNTH" -q "$QUANT" -ngl "$ngl" -p 64 -n 4 -r 1 -o md >"$OUT/gdb.tmp" 2>&1
 		cat "$OUT/gdb.tmp" >>"$OUT/bench.err"
 		grep -A 30 -E "^Thread .* received signal|^#0 " "$OUT/gdb.tmp" | head -40
 		rm -f "$OUT/gdb.tmp"
 	else
-		echo "(no gdb here for a C backtrace)"
+		echo "(no gdb or cuda-gdb here for a C backtrace)"
 	fi
 fi
 

@@ -18,12 +18,11 @@ func init() {
 
 func runEmbed(ctx context.Context, sio *stdio, args []string) error {
 	var (
-		verbose         bool
-		threads, ctxLen int
+		verbose bool
+		mf      modelFlags
 	)
 	fs := newFlags("embed", &verbose)
-	fs.IntVarP(&threads, "threads", "t", 0, "CPU threads (0: all)")
-	fs.IntVarP(&ctxLen, "ctx-size", "c", 0, "longest text in tokens (0: 4096 or the model's, if smaller)")
+	mf.register(fs)
 	if err := parseFlags(fs, commands["embed"], sio, args); err != nil {
 		return err
 	}
@@ -31,8 +30,8 @@ func runEmbed(ctx context.Context, sio *stdio, args []string) error {
 	if fs.NArg() < 1 {
 		return usagef("a MODEL is required (a GGUF file or a Hub name)")
 	}
-	if threads < 0 || ctxLen < 0 {
-		return usagef("--threads and --ctx-size must be 0 or more")
+	if err := mf.check(); err != nil {
+		return err
 	}
 	texts := fs.Args()[1:]
 	if len(texts) == 0 {
@@ -49,7 +48,7 @@ func runEmbed(ctx context.Context, sio *stdio, args []string) error {
 	if len(texts) == 0 {
 		return usagef("no texts: give them as arguments or on stdin")
 	}
-	p, err := openPipeline(ctx, sio, fs.Arg(0), threads, ctxLen)
+	p, err := openPipeline(ctx, sio, fs.Arg(0), &mf)
 	if err != nil {
 		return err
 	}

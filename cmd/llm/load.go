@@ -2,13 +2,13 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 
 	"github.com/spf13/pflag"
 
+	"github.com/llm-go/llm"
 	"github.com/llm-go/llm/engine"
 )
 
@@ -56,16 +56,19 @@ func (f *modelFlags) check() error {
 }
 
 // layers returns the --ngl value: a count, or auto.
-func (f *modelFlags) layers() (n int, auto bool, err error) {
-	switch strings.ToLower(f.ngl) {
+func (f *modelFlags) layers() (n int, auto bool, err error) { return parseLayers(f.ngl) }
+
+// parseLayers parses an --ngl value: a layer count, "all" (-1) or "auto".
+func parseLayers(s string) (n int, auto bool, err error) {
+	switch strings.ToLower(s) {
 	case "auto", "":
 		return 0, true, nil
 	case "all", "-1":
 		return -1, false, nil
 	}
-	n, err = strconv.Atoi(f.ngl)
+	n, err = strconv.Atoi(s)
 	if err != nil || n < 0 {
-		return 0, false, usagef("--ngl must be a layer count, \"all\" or \"auto\", got %q", f.ngl)
+		return 0, false, usagef("--ngl must be a layer count, \"all\" or \"auto\", got %q", s)
 	}
 	return n, false, nil
 }
@@ -118,11 +121,16 @@ func (f *modelFlags) contextOptions() (engine.ContextOptions, error) {
 	return o, nil
 }
 
-// load loads the model at path and creates a context for it. With --ngl
-// auto it offloads what fits in free VRAM and says so on stderr; if the GPU
-// then runs out of memory, it retries with fewer layers and says so too.
+// load loads the model at path and creates a context for it, with the
+// offload fitted by engine.LoadFitted: --ngl auto offloads what fits in free
+// VRAM, layers asked for without a GPU run on the CPU, and an out-of-memory
+// load is retried with fewer layers; each decision is said on stderr.
 func (f *modelFlags) load(ctx context.Context, sio *stdio, path string, verbose bool) (*engine.Model, *engine.Context, error) {
 	layers, auto, err := f.layers()
+	if err != nil {
+		return nil, nil, err
+	}
+	mopts, err := f.options(layers)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -130,67 +138,37 @@ func (f *modelFlags) load(ctx context.Context, sio *stdio, path string, verbose 
 	if err != nil {
 		return nil, nil, err
 	}
-	if auto {
-		ctxLen := f.ctxLen
-		if ctxLen == 0 {
-			ctxLen = engine.DefaultContextLength
-		}
-		n, why, err := engine.AutoGPULayers(path, ctxLen, engine.CacheTypeBytes(copts.TypeK))
-		if err != nil {
-			return nil, nil, err
-		}
-		layers = n
-		if n > 0 || verbose {
-			fmt.Fprintf(sio.err, "llm: --ngl auto: %s\n", why)
-		}
+	if auto && verbose && !engine.HaveGPU() {
+		fmt.Fprintln(sio.err, "llm: --ngl auto: no GPU: running on the CPU")
 	}
-	if !auto && layers != 0 && !haveGPU() {
-		problems := engine.BackendErrors()
-		hint := "; build one with make cuda"
-		if len(problems) > 0 {
-			hint = ""
-		}
-		fmt.Fprintf(sio.err, "llm: --ngl %s asked for GPU layers, but there is no GPU device (backends are looked for in %s%s); running on the CPU\n",
-			f.ngl, strings.Join(engine.BackendDirs(), ", "), hint)
-		for _, err := range problems {
-			for _, line := range strings.Split(err.Error(), "\n") {
-				fmt.Fprintf(sio.err, "llm: %s\n", line)
-			}
-		}
-		layers = 0
-	}
-	for {
-		mopts, err := f.options(layers)
-		if err != nil {
-			return nil, nil, err
-		}
-		m, err := engine.LoadModel(ctx, path, mopts)
-		if err == nil {
-			c, cerr := m.NewContext(copts)
-			if cerr == nil {
-				return m, c, nil
-			}
-			m.Close()
-			err = cerr
-		}
-		if layers == 0 || !errors.Is(err, engine.ErrLoad) || ctx.Err() != nil {
-			return nil, nil, err
-		}
-		fewer := layers / 2
-		if layers < 0 {
-			fewer = 16
-		}
-		fmt.Fprintf(sio.err, "llm: loading with %d GPU layers failed (%v); retrying with %d\n", layers, err, fewer)
-		layers = fewer
-	}
+	note := func(s string) { fmt.Fprintf(sio.err, "llm: --ngl %s: %s\n", f.ngl, s) }
+	return engine.LoadFitted(ctx, path, mopts, copts, engine.Fit{Auto: auto, Note: note})
 }
 
-// haveGPU reports whether a GPU device is available.
-func haveGPU() bool {
-	for _, d := range engine.Devices() {
-		if d.Type == engine.DeviceGPU || d.Type == engine.DeviceIGPU {
-			return true
-		}
+// pipelineOptions turns the flags into llm.New's options, with the
+// pipeline's offload decisions said on stderr. --ngl auto is left to New,
+// so that a preset's num_gpu still applies.
+func (f *modelFlags) pipelineOptions(sio *stdio) ([]llm.Option, error) {
+	layers, auto, err := f.layers()
+	if err != nil {
+		return nil, err
 	}
-	return false
+	mopts, err := f.options(layers)
+	if err != nil {
+		return nil, err
+	}
+	copts, err := f.contextOptions()
+	if err != nil {
+		return nil, err
+	}
+	opts := []llm.Option{
+		llm.WithThreads(f.threads), llm.WithContextLength(f.ctxLen),
+		llm.WithGPUSplit(mopts.SplitMode, mopts.MainGPU, mopts.TensorSplit...),
+		llm.WithFlashAttention(copts.FlashAttention), llm.WithCacheTypes(copts.TypeK, copts.TypeV),
+		llm.WithLoadNotes(func(s string) { fmt.Fprintf(sio.err, "llm: --ngl %s: %s\n", f.ngl, s) }),
+	}
+	if !auto {
+		opts = append(opts, llm.WithGPULayers(layers))
+	}
+	return opts, nil
 }

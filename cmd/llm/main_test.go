@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/internal/shareddata"
 )
 
@@ -179,7 +180,7 @@ func TestGenerateGPUFlags(t *testing.T) {
 	if code != 0 || got != want {
 		t.Errorf("with GPU flags: exit %d, %q (stderr %q), want %q", code, got, stderr, want)
 	}
-	if !haveGPU() && !strings.Contains(stderr, "there is no GPU device") {
+	if !engine.HaveGPU() && !strings.Contains(stderr, "there is no GPU device") {
 		t.Errorf("--ngl all without a GPU should say so: %q", stderr)
 	}
 	for _, args := range [][]string{

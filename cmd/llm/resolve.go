@@ -63,9 +63,13 @@ func convertOnce(ctx context.Context, sio *stdio, name, dir, key string) (string
 	return convert.Cached(ctx, dir, cache, key, "f16")
 }
 
-// openPipeline resolves MODEL (a file, an HF directory or a Hub name) and
-// loads it as a pipeline.
-func openPipeline(ctx context.Context, sio *stdio, name string, threads, ctxLen int) (*llm.Pipeline, error) {
+// openPipeline resolves MODEL (a file, an HF directory, a preset or a Hub
+// name) and loads it as a pipeline with the model flags.
+func openPipeline(ctx context.Context, sio *stdio, name string, mf *modelFlags) (*llm.Pipeline, error) {
+	opts, err := mf.pipelineOptions(sio)
+	if err != nil {
+		return nil, err
+	}
 	if st, err := lookupPreset(name); err != nil {
 		return nil, err
 	} else if st != nil {
@@ -74,13 +78,13 @@ func openPipeline(ctx context.Context, sio *stdio, name string, threads, ctxLen 
 		if _, err := resolveModel(ctx, sio, st.Model); err != nil {
 			return nil, fmt.Errorf("preset %s: %w", name, err)
 		}
-		return llm.New(ctx, name, llm.WithThreads(threads), llm.WithContextLength(ctxLen))
+		return llm.New(ctx, name, opts...)
 	}
 	path, err := resolveModel(ctx, sio, name)
 	if err != nil {
 		return nil, err
 	}
-	return llm.New(ctx, path, llm.WithThreads(threads), llm.WithContextLength(ctxLen))
+	return llm.New(ctx, path, opts...)
 }
 
 // lookupPreset returns the settings of the preset name, or nil when name

@@ -60,8 +60,7 @@ func runRun(ctx context.Context, sio *stdio, args []string) error {
 		grammarFile string
 		system      string
 		predict     int
-		threads     int
-		ctxLen      int
+		mf          modelFlags
 		remote      remoteFlags
 		s           chatSession
 	)
@@ -69,10 +68,12 @@ func runRun(ctx context.Context, sio *stdio, args []string) error {
 	registerSamplingFlags(fs, &s.sampling, &grammarFile)
 	fs.StringVar(&system, "system", "", "system prompt")
 	fs.IntVarP(&predict, "predict", "n", -1, "most tokens per answer (-1: no limit)")
-	fs.IntVarP(&threads, "threads", "t", 0, "CPU threads (0: all)")
-	fs.IntVarP(&ctxLen, "ctx-size", "c", 0, "context length (0: 4096 or the model's, if smaller)")
+	mf.register(fs)
 	remote.register(fs)
 	if err := parseFlags(fs, commands["run"], sio, args); err != nil {
+		return err
+	}
+	if err := mf.check(); err != nil {
 		return err
 	}
 	setupLogging(sio.err, verbose)
@@ -96,7 +97,7 @@ func runRun(ctx context.Context, sio *stdio, args []string) error {
 		if st, err := lookupPreset(model); err != nil {
 			return err
 		} else if st != nil {
-			if err := applyPreset(fs, st, presetFlags{&s.sampling, &predict, &ctxLen, &threads}); err != nil {
+			if err := applyPreset(fs, st, presetFlags{&s.sampling, &predict, &mf.ctxLen, &mf.threads}); err != nil {
 				return err
 			}
 		}
@@ -112,7 +113,7 @@ func runRun(ctx context.Context, sio *stdio, args []string) error {
 		defer r.Close()
 		s.gen, s.model = r, r.Name()
 	} else {
-		p, err := openPipeline(ctx, sio, model, threads, ctxLen)
+		p, err := openPipeline(ctx, sio, model, &mf)
 		if err != nil {
 			return err
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/llm-go/llm"
 	"github.com/llm-go/llm/hub/hubserver"
 	"github.com/llm-go/llm/hub/hubtest"
+	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/internal/shareddata"
 	"github.com/llm-go/llm/sampler"
 	"github.com/llm-go/llm/synth"
@@ -136,6 +137,31 @@ func TestRunPiped(t *testing.T) {
 	}
 	if code, _, _ := run(t, "", "run", model, model); code != 2 {
 		t.Errorf("two models: exit %d", code)
+	}
+}
+
+// TestRunGPUFlags: llm run and llm embed take the model flags generate
+// takes; on a machine without a GPU, --ngl all says so and changes nothing.
+func TestRunGPUFlags(t *testing.T) {
+	model := shareddata.Path(t, "models", "stories260K.gguf")
+	code, out, stderr := run(t, "Once upon a time\n", "run", model, "--temp", "0", "-n", "8", "-t", "1",
+		"--ngl", "all", "--split-mode", "layer", "--main-gpu", "0", "-fa", "off")
+	if code != 0 || !strings.HasPrefix(out, ", there was a little girl") {
+		t.Errorf("run with GPU flags: exit %d (%s): %q", code, stderr, out)
+	}
+	if !engine.HaveGPU() && !strings.Contains(stderr, "--ngl all: there is no GPU device") {
+		t.Errorf("run --ngl all without a GPU should say so: %q", stderr)
+	}
+	if code, _, stderr := run(t, "", "embed", model, "-t", "1", "--ngl", "2", "text"); code != 0 {
+		t.Errorf("embed --ngl 2: exit %d (%s)", code, stderr)
+	}
+	for _, args := range [][]string{
+		{"run", model, "--ngl", "lots"}, {"embed", model, "--split-mode", "diagonal", "x"},
+		{"serve", "--ngl", "-3"}, {"serve", "--ngl", "some"},
+	} {
+		if code, _, stderr := run(t, "", args...); code != 2 || !strings.Contains(stderr, "--") {
+			t.Errorf("%v: exit %d (%q), want 2 naming the flag", args, code, stderr)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/llm-go/llm"
 	"github.com/llm-go/llm/server"
 )
 
@@ -37,7 +38,7 @@ type serveOptions struct {
 	keepAlive      time.Duration
 	apiKey         string
 	threads        int
-	gpuLayers      int
+	ngl            string
 	requestTimeout time.Duration
 	maxBody        int64
 	allowPaths     bool
@@ -56,7 +57,7 @@ func runServe(ctx context.Context, sio *stdio, args []string) error {
 	fs.DurationVar(&o.keepAlive, "keep-alive", server.DefaultKeepAlive, "how long an idle model stays loaded (negative: forever)")
 	fs.StringVar(&o.apiKey, "api-key", "", "require \"Authorization: Bearer KEY\" on every route but /health (default: $LLM_API_KEY)")
 	fs.IntVarP(&o.threads, "threads", "t", 0, "CPU threads per model (0: all)")
-	fs.IntVar(&o.gpuLayers, "ngl", 0, "layers to offload to GPUs (-1: all)")
+	fs.StringVar(&o.ngl, "ngl", "auto", "layers to offload to GPUs: a number, \"all\", or \"auto\" (what fits in free VRAM, for each model)")
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 10*time.Minute, "longest a request may take, waiting included (0: no limit)")
 	fs.Int64Var(&o.maxBody, "max-body", server.DefaultMaxBodyBytes, "largest request body in bytes")
 	fs.BoolVar(&o.allowPaths, "allow-paths", false, "let requests name local files as models (default: only on a loopback address)")
@@ -92,8 +93,6 @@ func (o *serveOptions) check() error {
 		return usagef("%d models to load but --max-models is %d", len(o.models), o.maxModels)
 	case o.threads < 0:
 		return usagef("--threads must be 0 or more, got %d", o.threads)
-	case o.gpuLayers < -1:
-		return usagef("--ngl must be -1 (all) or more, got %d", o.gpuLayers)
 	case o.requestTimeout < 0:
 		return usagef("--request-timeout must be 0 or more, got %v", o.requestTimeout)
 	case o.maxBody < 1:
@@ -104,7 +103,17 @@ func (o *serveOptions) check() error {
 	if _, _, err := net.SplitHostPort(o.addr); err != nil {
 		return usagef("--addr %q: %v", o.addr, err)
 	}
-	return nil
+	_, err := o.gpuLayers()
+	return err
+}
+
+// gpuLayers returns --ngl as the server takes it.
+func (o *serveOptions) gpuLayers() (int, error) {
+	n, auto, err := parseLayers(o.ngl)
+	if auto {
+		n = llm.AutoLayers
+	}
+	return n, err
 }
 
 // config turns the flags into the server's configuration.
@@ -116,8 +125,9 @@ func (o *serveOptions) config(logger *slog.Logger) server.Config {
 	case 0:
 		queue = -1 // none
 	}
+	layers, _ := o.gpuLayers() // checked by check
 	return server.Config{Models: o.models, Parallel: o.parallel, Queue: queue, ContextLength: o.ctxLen,
-		Threads: o.threads, GPULayers: o.gpuLayers, MaxModels: o.maxModels, KeepAlive: o.keepAlive,
+		Threads: o.threads, GPULayers: layers, MaxModels: o.maxModels, KeepAlive: o.keepAlive,
 		APIKey: o.apiKey, RequestTimeout: o.requestTimeout, MaxBodyBytes: o.maxBody, NoLocalPaths: !o.allowPaths, Logger: logger}
 }
 
