@@ -13,9 +13,9 @@ import (
 	"time"
 
 	"github.com/llm-go/llm"
+	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/hub/hubserver"
 	"github.com/llm-go/llm/hub/hubtest"
-	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/internal/shareddata"
 	"github.com/llm-go/llm/sampler"
 	"github.com/llm-go/llm/synth"
