@@ -32,6 +32,8 @@ BENCHTIME ?= 3x
 OLLAMA_DIR = $(shell $(GO) list -m -f '{{.Dir}}' github.com/ollama/ollama)
 GGML_SRC ?= $(OLLAMA_DIR)/ml/backend/ggml/ggml
 CUDA_ARCHITECTURES ?= native
+# OFF leaves out the CUDA flash-attention kernels: a much faster build.
+CUDA_FA ?= ON
 LLAMA_COMMIT = $(shell sed -n 's/^const LlamaCppCommit = "\(.*\)"/\1/p' engine/engine.go)
 
 build:
@@ -74,7 +76,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./engine/...
 
 cuda:
-	cmake -S backends -B build/cuda -G Ninja -DGGML_SRC=$(GGML_SRC) -DLLM_BACKEND=cuda -DCMAKE_CUDA_ARCHITECTURES=$(CUDA_ARCHITECTURES)
+	cmake -S backends -B build/cuda -G Ninja -DGGML_SRC=$(GGML_SRC) -DLLM_BACKEND=cuda -DCMAKE_CUDA_ARCHITECTURES=$(CUDA_ARCHITECTURES) -DLLM_CUDA_FA=$(CUDA_FA)
 	cmake --build build/cuda --target ggml-cuda
 	mkdir -p lib && cp -P build/cuda/lib/libggml-base.so* build/cuda/lib/libggml-cuda.so lib/
 	echo $(LLAMA_COMMIT) > lib/ggml-backends.commit

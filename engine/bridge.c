@@ -41,6 +41,59 @@ int llm_route_library_log(const char * soname, const char * path) {
     return 1;
 }
 
+// llm_free_context frees a context with llama_free, but frees its ggml
+// backends only after llama_free returns. llama_context's members are
+// destroyed in an order that frees the backends before the scheduler, and
+// the scheduler of the ggml vendored with Ollama calls each backend's reset
+// as it is freed: it reads the freed backends, and CUDA's reset writes
+// through its freed context, a crash once that memory is reused. On Linux,
+// the engine links with --wrap=ggml_backend_free so that calls from
+// llama.cpp come to __wrap_ggml_backend_free, which holds back the backends
+// freed on this thread during llama_free. Elsewhere (macOS's linker has no
+// --wrap) llama_free runs as it is; Metal has no reset to call.
+#ifdef __linux__
+void __real_ggml_backend_free(ggml_backend_t backend);
+
+enum { LLM_MAX_DEFERRED = 16 }; // GGML_SCHED_MAX_BACKENDS
+
+static _Thread_local int deferring;
+static _Thread_local int n_deferred;
+static _Thread_local ggml_backend_t deferred[LLM_MAX_DEFERRED];
+static int64_t deferred_total; // for tests: backends whose free was held back
+
+void __wrap_ggml_backend_free(ggml_backend_t backend) {
+    if (deferring && backend != NULL && n_deferred < LLM_MAX_DEFERRED) {
+        deferred[n_deferred++] = backend;
+        __atomic_add_fetch(&deferred_total, 1, __ATOMIC_RELAXED);
+        return;
+    }
+    __real_ggml_backend_free(backend);
+}
+
+void llm_free_context(struct llama_context * ctx) {
+    deferring = 1;
+    llama_free(ctx);
+    deferring = 0;
+    for (int i = 0; i < n_deferred; i++) {
+        __real_ggml_backend_free(deferred[i]);
+        deferred[i] = NULL;
+    }
+    n_deferred = 0;
+}
+
+int64_t llm_deferred_backend_frees(void) {
+    return __atomic_load_n(&deferred_total, __ATOMIC_RELAXED);
+}
+#else
+void llm_free_context(struct llama_context * ctx) {
+    llama_free(ctx);
+}
+
+int64_t llm_deferred_backend_frees(void) {
+    return -1;
+}
+#endif
+
 // llm_abort_cb is polled by ggml between graph nodes and by llama_decode
 // between micro-batches. It reads a flag that Go sets when the caller's
 // context is cancelled, so no Go code runs on ggml's worker threads.

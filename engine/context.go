@@ -354,7 +354,7 @@ func (c *Context) Close() error {
 		c.mu.Unlock()
 		return nil
 	}
-	C.llama_free(c.c)
+	C.llm_free_context(c.c) // llama_free, with its backends freed last (bridge.c)
 	C.free(unsafe.Pointer(c.abort))
 	c.c, c.abort = nil, nil
 	c.mu.Unlock()
@@ -364,6 +364,10 @@ func (c *Context) Close() error {
 	c.model.ctxMu.Unlock()
 	return nil
 }
+
+// deferredBackendFrees counts the backends whose free llm_free_context
+// held back until llama_free had returned (-1 where it does not, off Linux).
+func deferredBackendFrees() int64 { return int64(C.llm_deferred_backend_frees()) }
 
 // lock takes the context's mutex and checks it is open. The caller must
 // unlock c.mu when it succeeds.

@@ -38,6 +38,7 @@ package engine
 
 /*
 #cgo CFLAGS: -std=c11
+#cgo linux LDFLAGS: -Wl,--wrap=ggml_backend_free
 #include <stdlib.h>
 #include "llama_api.h"
 */

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"runtime"
 	"testing"
 	"time"
 
@@ -776,3 +777,26 @@ func TestSystemFeatures(t *testing.T) {
 }
 
 func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "\x00") == s }
+
+// TestContextFreesBackendsLast: closing a context frees its ggml backends
+// only after llama_free has freed the scheduler, which reads them (and
+// calls CUDA's reset on them) as it goes: bridge.c holds them back through
+// the linker's --wrap=ggml_backend_free. A context has at least the CPU
+// backend, so at least one free must have been held back.
+func TestContextFreesBackendsLast(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("the engine wraps ggml_backend_free only on Linux")
+	}
+	m := loadModel(t, engine.ModelOptions{}, "models", "stories260K.gguf")
+	c, err := m.NewContext(engine.ContextOptions{ContextLength: 64, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := engine.DeferredBackendFrees()
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if n := engine.DeferredBackendFrees() - before; n < 1 {
+		t.Errorf("%d backend frees held back while the context was freed, want at least 1 (is the engine linked with --wrap=ggml_backend_free?)", n)
+	}
+}

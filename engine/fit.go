@@ -150,7 +150,7 @@ func LoadFitted(ctx context.Context, path string, mopts ModelOptions, copts Cont
 			return nil, nil, err
 		}
 		mopts.GPULayers = n
-		if n > 0 {
+		if n > 0 || haveGPU() { // on a machine without a GPU there is nothing to say
 			note(why)
 		}
 	} else if mopts.GPULayers != 0 && !haveGPU() {

@@ -64,6 +64,7 @@ enum ggml_backend_dev_type {
 };
 
 struct ggml_tensor;
+typedef struct ggml_backend * ggml_backend_t;
 typedef struct ggml_backend_reg * ggml_backend_reg_t;
 typedef struct ggml_backend_device * ggml_backend_dev_t;
 typedef struct ggml_backend_buffer_type * ggml_backend_buffer_type_t;
@@ -412,6 +413,8 @@ struct llama_sampler * llama_sampler_init_logit_bias(int32_t n_vocab, int32_t n_
 // ---- our C helpers (bridge.c) ----
 void llm_install_log(void);
 int llm_route_library_log(const char * soname, const char * path);
+void llm_free_context(struct llama_context * ctx);
+int64_t llm_deferred_backend_frees(void);
 void llm_set_abort(struct llama_context * ctx, int32_t * flag);
 void llm_set_progress(struct llama_model_params * params, uintptr_t handle);
 
