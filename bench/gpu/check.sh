@@ -96,8 +96,9 @@ if [ "$status_build" = ok ]; then
 fi
 
 # 2b. A prompt long enough (over 32 tokens) for the batched matrix path,
-# every layer on the GPU: llm bench once crashed in llama_free after such a
-# batch, and this separates that from the bench itself.
+# every layer on the GPU, then the context freed: llm bench once crashed in
+# llama_free after such a batch (CUDA's reset called on a freed backend;
+# fixed in engine/bridge.c), and this separates that from the bench itself.
 if [ "$status_build" = ok ]; then
 	long=$(for i in 1 2 3 4 5 6 7 8; do printf 'Lily and Tom went to the park and played with a big red ball. '; done)
 	if bin/llm generate -m .gpu/stories260K.gguf --temp 0 -n 8 --ngl all -t 1 "$long" >"$OUT/long.log" 2>&1; then
