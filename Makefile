@@ -32,7 +32,7 @@ BENCHTIME ?= 3x
 OLLAMA_DIR = $(shell $(GO) list -m -f '{{.Dir}}' github.com/ollama/ollama)
 GGML_SRC ?= $(OLLAMA_DIR)/ml/backend/ggml/ggml
 CUDA_ARCHITECTURES ?= native
-# OFF leaves out the CUDA flash-attention kernels: a much faster build.
+# OFF leaves out the CUDA flash-attention kernels: a third of the build time.
 CUDA_FA ?= ON
 LLAMA_COMMIT = $(shell sed -n 's/^const LlamaCppCommit = "\(.*\)"/\1/p' engine/engine.go)
 
