@@ -67,6 +67,9 @@ type Config struct {
 	RequestTimeout time.Duration
 	// MaxBodyBytes bounds request bodies (default 8 MiB).
 	MaxBodyBytes int64
+	// Options are more options for llm.New, given to every model after the
+	// server's own: the split across GPUs, flash attention, cache types.
+	Options []llm.Option
 	// Loader opens models (default llm.New).
 	Loader LoaderFunc
 	// MemoryAvailable reports the bytes a new model may use (default:

@@ -357,6 +357,7 @@ func (m *manager) open(e *entry) (*llm.Pipeline, target, memEstimate, error) {
 	}
 	opts := []llm.Option{llm.WithParallel(m.cfg.Parallel), llm.WithThreads(m.cfg.Threads),
 		llm.WithContextLength(m.cfg.ContextLength), llm.WithGPULayers(layers)}
+	opts = append(opts, m.cfg.Options...)
 	if m.cfg.Hub != nil {
 		opts = append(opts, llm.WithHub(m.cfg.Hub))
 	}

@@ -29,6 +29,12 @@ type modelFlags struct {
 func (f *modelFlags) register(fs *pflag.FlagSet) {
 	fs.IntVarP(&f.threads, "threads", "t", 0, "CPU threads (0: all)")
 	fs.IntVarP(&f.ctxLen, "ctx-size", "c", 0, "context length (0: 4096 or the model's, if smaller)")
+	f.registerGPU(fs)
+}
+
+// registerGPU registers the flags of GPU offload, flash attention and the
+// KV cache, for commands that name their other flags differently (serve).
+func (f *modelFlags) registerGPU(fs *pflag.FlagSet) {
 	fs.StringVar(&f.ngl, "ngl", "auto", "layers to offload to GPUs: a number, \"all\", or \"auto\" (what fits in free VRAM)")
 	fs.IntVar(&f.mainGPU, "main-gpu", 0, "the GPU for the whole model with --split-mode none, and for intermediate results")
 	fs.StringVar(&f.tensorSplit, "tensor-split", "", "proportions of the model per GPU, e.g. 3,1")
@@ -161,14 +167,19 @@ func (f *modelFlags) pipelineOptions(sio *stdio) ([]llm.Option, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := []llm.Option{
-		llm.WithThreads(f.threads), llm.WithContextLength(f.ctxLen),
-		llm.WithGPUSplit(mopts.SplitMode, mopts.MainGPU, mopts.TensorSplit...),
-		llm.WithFlashAttention(copts.FlashAttention), llm.WithCacheTypes(copts.TypeK, copts.TypeV),
-		llm.WithLoadNotes(func(s string) { fmt.Fprintf(sio.err, "llm: --ngl %s: %s\n", f.ngl, s) }),
-	}
+	opts := append(gpuOptions(mopts, copts), llm.WithThreads(f.threads), llm.WithContextLength(f.ctxLen),
+		llm.WithLoadNotes(func(s string) { fmt.Fprintf(sio.err, "llm: --ngl %s: %s\n", f.ngl, s) }))
 	if !auto {
 		opts = append(opts, llm.WithGPULayers(layers))
 	}
 	return opts, nil
+}
+
+// gpuOptions are llm.New's options for the split across GPUs, flash
+// attention and the cache types of mopts and copts.
+func gpuOptions(mopts engine.ModelOptions, copts engine.ContextOptions) []llm.Option {
+	return []llm.Option{
+		llm.WithGPUSplit(mopts.SplitMode, mopts.MainGPU, mopts.TensorSplit...),
+		llm.WithFlashAttention(copts.FlashAttention), llm.WithCacheTypes(copts.TypeK, copts.TypeV),
+	}
 }

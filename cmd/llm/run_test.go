@@ -157,11 +157,16 @@ func TestRunGPUFlags(t *testing.T) {
 	}
 	for _, args := range [][]string{
 		{"run", model, "--ngl", "lots"}, {"embed", model, "--split-mode", "diagonal", "x"},
-		{"serve", "--ngl", "-3"}, {"serve", "--ngl", "some"},
+		{"serve", "--ngl", "-3"}, {"serve", "--ngl", "some"}, {"serve", "-fa", "maybe"}, {"serve", "-ctk", "q3"},
 	} {
 		if code, _, stderr := run(t, "", args...); code != 2 || !strings.Contains(stderr, "--") {
 			t.Errorf("%v: exit %d (%q), want 2 naming the flag", args, code, stderr)
 		}
+	}
+	// serve's cache types reach the model: q8_0 blocks of 32 do not divide
+	// this model's 8-wide heads, so loading it at start fails.
+	if code, _, stderr := run(t, "", "serve", "--addr", "127.0.0.1:0", "-t", "1", "-ctk", "q8_0", "-m", model); code == 0 || !strings.Contains(stderr, "q8_0") {
+		t.Errorf("serve -ctk q8_0: exit %d (%q), want the engine's refusal", code, stderr)
 	}
 }
 

@@ -38,7 +38,7 @@ type serveOptions struct {
 	keepAlive      time.Duration
 	apiKey         string
 	threads        int
-	ngl            string
+	gpu            modelFlags // only its GPU and cache flags
 	requestTimeout time.Duration
 	maxBody        int64
 	allowPaths     bool
@@ -57,7 +57,7 @@ func runServe(ctx context.Context, sio *stdio, args []string) error {
 	fs.DurationVar(&o.keepAlive, "keep-alive", server.DefaultKeepAlive, "how long an idle model stays loaded (negative: forever)")
 	fs.StringVar(&o.apiKey, "api-key", "", "require \"Authorization: Bearer KEY\" on every route but /health (default: $LLM_API_KEY)")
 	fs.IntVarP(&o.threads, "threads", "t", 0, "CPU threads per model (0: all)")
-	fs.StringVar(&o.ngl, "ngl", "auto", "layers to offload to GPUs: a number, \"all\", or \"auto\" (what fits in free VRAM, for each model)")
+	o.gpu.registerGPU(fs)
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 10*time.Minute, "longest a request may take, waiting included (0: no limit)")
 	fs.Int64Var(&o.maxBody, "max-body", server.DefaultMaxBodyBytes, "largest request body in bytes")
 	fs.BoolVar(&o.allowPaths, "allow-paths", false, "let requests name local files as models (default: only on a loopback address)")
@@ -103,13 +103,12 @@ func (o *serveOptions) check() error {
 	if _, _, err := net.SplitHostPort(o.addr); err != nil {
 		return usagef("--addr %q: %v", o.addr, err)
 	}
-	_, err := o.gpuLayers()
-	return err
+	return o.gpu.check()
 }
 
 // gpuLayers returns --ngl as the server takes it.
 func (o *serveOptions) gpuLayers() (int, error) {
-	n, auto, err := parseLayers(o.ngl)
+	n, auto, err := o.gpu.layers()
 	if auto {
 		n = llm.AutoLayers
 	}
@@ -125,10 +124,14 @@ func (o *serveOptions) config(logger *slog.Logger) server.Config {
 	case 0:
 		queue = -1 // none
 	}
-	layers, _ := o.gpuLayers() // checked by check
+	// Checked by check.
+	layers, _ := o.gpuLayers()
+	mopts, _ := o.gpu.options(layers)
+	copts, _ := o.gpu.contextOptions()
 	return server.Config{Models: o.models, Parallel: o.parallel, Queue: queue, ContextLength: o.ctxLen,
 		Threads: o.threads, GPULayers: layers, MaxModels: o.maxModels, KeepAlive: o.keepAlive,
-		APIKey: o.apiKey, RequestTimeout: o.requestTimeout, MaxBodyBytes: o.maxBody, NoLocalPaths: !o.allowPaths, Logger: logger}
+		APIKey: o.apiKey, RequestTimeout: o.requestTimeout, MaxBodyBytes: o.maxBody, NoLocalPaths: !o.allowPaths, Logger: logger,
+		Options: gpuOptions(mopts, copts)}
 }
 
 // serve loads the models, listens and serves until ctx ends, then shuts
