@@ -119,9 +119,9 @@ func (f *modelFlags) contextOptions() (engine.ContextOptions, error) {
 	default:
 		return o, usagef("--flash-attn must be auto, on or off, got %q", f.flashAttn)
 	}
-	for _, t := range []engine.CacheType{o.TypeK, o.TypeV} {
+	for flag, t := range map[string]engine.CacheType{"--cache-type-k": o.TypeK, "--cache-type-v": o.TypeV} {
 		if err := t.Validate(); err != nil {
-			return o, usagef("%v", err)
+			return o, usagef("%s: %v", flag, err)
 		}
 	}
 	return o, nil
