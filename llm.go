@@ -17,6 +17,10 @@
 // slot remembers the tokens its KV memory holds, and a new request takes
 // the free slot sharing the longest prefix with its prompt, so the next
 // turn of a chat decodes only its new tokens.
+//
+// With a GPU backend library installed (make cuda), New offloads the
+// layers that fit in free GPU memory unless WithGPULayers says otherwise,
+// and retries with fewer layers if the GPU runs out of memory.
 package llm
 
 import (
