@@ -35,7 +35,8 @@ type modelReport struct {
 	Revision    string          `json:"revision"`
 	Commit      string          `json:"commit"`
 	Cached      bool            `json:"cached"`
-	Path        string          `json:"path,omitempty"` // snapshot folder
+	Local       bool            `json:"local,omitempty"` // a file or folder named by its path, not a Hub repo
+	Path        string          `json:"path,omitempty"`  // snapshot folder, or the local model's folder
 	License     string          `json:"license,omitempty"`
 	PipelineTag string          `json:"pipeline_tag,omitempty"`
 	BaseModels  []string        `json:"base_model,omitempty"`
@@ -45,6 +46,8 @@ type modelReport struct {
 	Weights     []weightsReport `json:"weights,omitempty"`
 	Files       []fileReport    `json:"files"`
 	Devices     []engine.Device `json:"devices"`
+	// BackendProblems are why backend libraries gave no device, one each.
+	BackendProblems []string `json:"backend_problems,omitempty"`
 }
 
 type weightsReport struct {
@@ -84,24 +87,14 @@ func runShow(ctx context.Context, sio *stdio, args []string) error {
 	if done, err := showPreset(sio, fs.Arg(0), asJSON); done || err != nil {
 		return err
 	}
-	ref, err := parseModel(fs.Arg(0), hf.revision)
+	rep, err := showModel(ctx, fs.Arg(0), hf)
 	if err != nil {
 		return err
-	}
-	client, err := newHubClient(hf.cacheDir)
-	if err != nil {
-		return err
-	}
-	rep, err := showCached(client.Cache, ref)
-	if err != nil {
-		if !errors.Is(err, hub.ErrOffline) || client.Offline {
-			return err
-		}
-		if rep, err = showRemote(ctx, client, ref); err != nil {
-			return err
-		}
 	}
 	rep.Devices = engine.Devices()
+	for _, err := range engine.BackendErrors() {
+		rep.BackendProblems = append(rep.BackendProblems, strings.Split(err.Error(), "\n")...)
+	}
 	if rep.Cached {
 		for i, wr := range rep.Weights {
 			if wr.Format != "gguf" || wr.Error != "" {
@@ -119,6 +112,101 @@ func runShow(ctx context.Context, sio *stdio, args []string) error {
 	}
 	printReport(sio.out, rep)
 	return nil
+}
+
+// showModel describes name: a GGUF file or a model folder on disk, else a
+// Hub model, from the cache or (online) from the Hub.
+func showModel(ctx context.Context, name string, hf hubFlags) (*modelReport, error) {
+	if _, err := os.Stat(name); err == nil {
+		return showLocal(name)
+	}
+	ref, err := parseModel(name, hf.revision)
+	if err != nil {
+		return nil, err
+	}
+	client, err := newHubClient(hf.cacheDir)
+	if err != nil {
+		return nil, err
+	}
+	rep, err := showCached(client.Cache, ref)
+	if err != nil && errors.Is(err, hub.ErrOffline) && !client.Offline {
+		rep, err = showRemote(ctx, client, ref)
+	}
+	return rep, err
+}
+
+// showLocal describes a model on disk: a GGUF file (with the other parts
+// of a split one) or a folder in the Hugging Face layout.
+func showLocal(name string) (*modelReport, error) {
+	abs, err := filepath.Abs(name)
+	if err != nil {
+		return nil, err
+	}
+	st, err := os.Stat(abs)
+	if err != nil {
+		return nil, err
+	}
+	dir, only := abs, ""
+	if !st.IsDir() {
+		dir, only = filepath.Split(abs)
+		dir = filepath.Clean(dir)
+	}
+	onlyPrefix, _, _, split := hub.SplitPart(only)
+	rep := &modelReport{Repo: abs, Cached: true, Local: true, Path: dir}
+	var paths []string
+	err = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(dir, p)
+		if d.IsDir() {
+			if p != dir && (only != "" || strings.HasPrefix(d.Name(), ".")) {
+				return filepath.SkipDir // a file's folder: its own level only
+			}
+			return nil
+		}
+		if only != "" {
+			prefix, _, _, ok := hub.SplitPart(rel)
+			if rel != only && !(split && ok && prefix == onlyPrefix) {
+				return nil
+			}
+		}
+		info, err := d.Info()
+		if err != nil || !info.Mode().IsRegular() {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		rep.Files = append(rep.Files, fileReport{rel, info.Size()})
+		paths = append(paths, rel)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", name, err)
+	}
+	if only == "" {
+		if b, err := os.ReadFile(filepath.Join(dir, "README.md")); err == nil {
+			card, _ := hub.ParseCard(b)
+			rep.setCard(card)
+		}
+	}
+	local := func(p string) string {
+		lp := filepath.Join(dir, filepath.FromSlash(p))
+		if _, err := os.Stat(lp); err != nil {
+			return ""
+		}
+		return lp
+	}
+	groups, err := weightFiles(paths, hub.Ref{})
+	if err != nil {
+		return nil, err
+	}
+	if len(groups) == 0 {
+		return nil, fmt.Errorf("%s: no GGUF or safetensors weights there", name)
+	}
+	for _, group := range groups {
+		rep.Weights = append(rep.Weights, describeWeights(group, local))
+	}
+	return rep, nil
 }
 
 // showCached describes a model from the cache alone.
@@ -330,10 +418,13 @@ func (r *modelReport) setCard(c hub.Card) {
 func printReport(w io.Writer, r *modelReport) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "Model:\t%s\n", r.Repo)
-	fmt.Fprintf(tw, "Revision:\t%s (commit %s)\n", r.Revision, r.Commit)
-	if r.Cached {
+	switch {
+	case r.Local: // a path: no revision, no cache
+	case r.Cached:
+		fmt.Fprintf(tw, "Revision:\t%s (commit %s)\n", r.Revision, r.Commit)
 		fmt.Fprintf(tw, "Cache:\t%s\n", r.Path)
-	} else {
+	default:
+		fmt.Fprintf(tw, "Revision:\t%s (commit %s)\n", r.Revision, r.Commit)
 		fmt.Fprintf(tw, "Cache:\tnot downloaded (llm pull %s)\n", r.Repo)
 	}
 	line := func(k string, v string) {
@@ -404,6 +495,9 @@ func printReport(w io.Writer, r *modelReport) {
 				fmt.Fprintf(w, ", %s free of %s", hub.FormatBytes(int64(d.MemoryFree)), hub.FormatBytes(int64(d.MemoryTotal)))
 			}
 			fmt.Fprintln(w)
+		}
+		for _, p := range r.BackendProblems {
+			fmt.Fprintf(w, "  backend problem: %s\n", p)
 		}
 	}
 }
