@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/llm-go/llm/bench"
+	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/synth"
 )
 
@@ -291,6 +292,22 @@ func benchRun(ctx context.Context, sio *stdio, f *benchFlags, p bench.Params, sh
 			sm := synthModel{shape: s, quant: q, path: synth.CachePath(synthDir, s, q, f.seed), facts: facts}
 			synths = append(synths, sm)
 			p.Models = append(p.Models, bench.Model{Path: sm.path, Synthetic: s.Name})
+		}
+	}
+
+	// llama-bench runs GPU-layer tests on the CPU when there is no GPU and
+	// says nothing; say it when -ngl was given, with the backends' reasons.
+	if len(f.ngl) > 0 && !engine.HaveGPU() {
+		for _, ngl := range p.GPULayers {
+			if ngl != 0 {
+				fmt.Fprintf(sio.err, "llm bench: -ngl %d asks for GPU layers, but there is no GPU device: those tests run on the CPU\n", ngl)
+				for _, err := range engine.BackendErrors() {
+					for _, line := range strings.Split(err.Error(), "\n") {
+						fmt.Fprintf(sio.err, "llm bench: %s\n", line)
+					}
+				}
+				break
+			}
 		}
 	}
 

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/llm-go/llm/bench"
+	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/internal/shareddata"
 )
 
@@ -192,4 +193,23 @@ func TestRewriteBenchArgs(t *testing.T) {
 func benchModel(t *testing.T) string {
 	t.Helper()
 	return shareddata.Path(t, "models", "stories260K.gguf")
+}
+
+// TestBenchSaysNoGPU: -ngl asked for on a machine without a GPU says that
+// the tests run on the CPU (llama-bench says nothing); the default -ngl,
+// not given, says nothing either.
+func TestBenchSaysNoGPU(t *testing.T) {
+	if engine.HaveGPU() {
+		t.Skip("a GPU is here")
+	}
+	model := benchModel(t)
+	cache := benchCache(t)
+	args := []string{"bench", "-m", model, "-p", "8", "-n", "0", "-r", "1", "-t", "1", "--cache-dir", cache}
+	code, _, stderr := run(t, "", append(args, "-ngl", "0,99")...)
+	if code != 0 || !strings.Contains(stderr, "-ngl 99 asks for GPU layers, but there is no GPU device") {
+		t.Errorf("-ngl 0,99: exit %d, stderr %q", code, stderr)
+	}
+	if code, _, stderr := run(t, "", args...); code != 0 || strings.Contains(stderr, "GPU") {
+		t.Errorf("default -ngl: exit %d, stderr %q", code, stderr)
+	}
 }
