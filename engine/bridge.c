@@ -2,7 +2,9 @@
 // They live in a .c file because a Go file that uses //export may not define
 // C functions in its preamble.
 
+#ifndef _WIN32
 #include <dlfcn.h>
+#endif
 
 #include "llama_api.h"
 #include "_cgo_export.h"
@@ -25,6 +27,11 @@ void llm_install_log(void) {
 // under soname, else the file at path. It returns 0 when neither can be
 // opened or the library has no ggml_log_set.
 int llm_route_library_log(const char * soname, const char * path) {
+#ifdef _WIN32
+    (void) soname;
+    (void) path;
+    return 0;
+#else
     void * lib = dlopen(soname, RTLD_NOW | RTLD_NOLOAD);
     if (lib == NULL) {
         lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -39,6 +46,7 @@ int llm_route_library_log(const char * soname, const char * path) {
     }
     log_set(llm_log_cb, NULL);
     return 1;
+#endif
 }
 
 // llm_free_context frees a context with llama_free, but frees its ggml
