@@ -123,6 +123,9 @@ func (p *Pipeline) fitChat(messages []Message, opts []GenerateOption) (string, [
 	if err != nil {
 		return "", nil, 0, err
 	}
+	if g.suffix != nil {
+		return "", nil, 0, errSuffixChat
+	}
 	limit := p.contextLength()
 	dropped := 0
 	for {

@@ -85,6 +85,7 @@ type genConfig struct {
 	policy    ContextPolicy
 	logprobs  int // -1: none; else how many alternatives to report
 	private   bool
+	suffix    *string // fill in the middle between the prompt and this
 }
 
 // ContextPolicy says what to do when a conversation or a generation does
@@ -161,6 +162,13 @@ func Logprobs(top int) GenerateOption { return func(g *genConfig) { g.logprobs =
 // (transformers' return_full_text).
 func Echo() GenerateOption { return func(g *genConfig) { g.echo = true } }
 
+// Suffix makes Generate and Stream fill in the middle: the model writes
+// what goes between the prompt and suffix, as code models do for an
+// editor's cursor (Ollama's suffix, llama-server's /infill). The prompt is
+// framed with the model's FIM tokens (prefix, suffix, middle); a model
+// without them gives ErrNoFIM.
+func Suffix(suffix string) GenerateOption { return func(g *genConfig) { g.suffix = &suffix } }
+
 func (p *Pipeline) genConfig(opts []GenerateOption) (genConfig, error) {
 	return newGenConfig(p.defaults, opts)
 }
@@ -193,9 +201,9 @@ func (p *Pipeline) Generate(ctx context.Context, prompt string, opts ...Generate
 	if err := p.checkOpen(); err != nil {
 		return nil, err
 	}
-	ids, err := p.model.Tokenize(prompt, true, true)
+	ids, err := p.promptTokens(prompt, opts)
 	if err != nil {
-		return nil, fmt.Errorf("llm: %w", err)
+		return nil, err
 	}
 	return p.collect(ctx, prompt, ids, opts)
 }
@@ -208,13 +216,52 @@ func (p *Pipeline) Stream(ctx context.Context, prompt string, opts ...GenerateOp
 			yield(Chunk{}, err)
 			return
 		}
-		ids, err := p.model.Tokenize(prompt, true, true)
+		ids, err := p.promptTokens(prompt, opts)
 		if err != nil {
-			yield(Chunk{}, fmt.Errorf("llm: %w", err))
+			yield(Chunk{}, err)
 			return
 		}
 		p.streamRun(ctx, prompt, ids, opts, 0, yield)
 	}
+}
+
+// errSuffixChat refuses Suffix in a chat.
+var errSuffixChat = errors.New("llm: Suffix applies to Generate and Stream, not to chats")
+
+// promptTokens tokenizes a text prompt with the model's BOS/EOS rules,
+// parsing special-token text; with Suffix, as a fill-in-the-middle prompt:
+// [BOS] FIM-prefix prompt FIM-suffix suffix FIM-middle, as llama-server's
+// /infill frames it, the texts tokenized without special tokens.
+func (p *Pipeline) promptTokens(prompt string, opts []GenerateOption) ([]engine.Token, error) {
+	g, err := p.genConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if g.suffix == nil {
+		ids, err := p.model.Tokenize(prompt, true, true)
+		if err != nil {
+			return nil, fmt.Errorf("llm: %w", err)
+		}
+		return ids, nil
+	}
+	sp := p.model.SpecialTokens()
+	if sp.FIMPre == engine.NoToken || sp.FIMSuf == engine.NoToken || sp.FIMMid == engine.NoToken {
+		return nil, fmt.Errorf("llm: %s: %w", p.name, ErrNoFIM)
+	}
+	pre, err := p.model.Tokenize(prompt, false, false)
+	if err != nil {
+		return nil, fmt.Errorf("llm: %w", err)
+	}
+	suf, err := p.model.Tokenize(*g.suffix, false, false)
+	if err != nil {
+		return nil, fmt.Errorf("llm: %w", err)
+	}
+	ids := make([]engine.Token, 0, len(pre)+len(suf)+4)
+	if sp.AddBOS && sp.BOS != engine.NoToken {
+		ids = append(ids, sp.BOS)
+	}
+	ids = append(append(append(ids, sp.FIMPre), pre...), sp.FIMSuf)
+	return append(append(ids, suf...), sp.FIMMid), nil
 }
 
 // GenerateTokens continues a prompt given as token ids, used as they are
@@ -255,6 +302,9 @@ func (p *Pipeline) tokensPrompt(ids []Token, opts []GenerateOption) (string, err
 		}
 	}
 	g, err := p.genConfig(opts)
+	if err == nil && g.suffix != nil {
+		err = errors.New("llm: Suffix applies to text prompts (Generate, Stream), not token ids")
+	}
 	if err != nil || !g.echo || len(ids) == 0 {
 		return "", err
 	}

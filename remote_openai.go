@@ -120,6 +120,12 @@ func requestBody(g genConfig, model string, chat, stream bool) (map[string]any, 
 			body["logprobs"] = g.logprobs
 		}
 	}
+	if g.suffix != nil {
+		if chat {
+			return nil, errSuffixChat
+		}
+		body["suffix"] = *g.suffix
+	}
 	if chat {
 		if len(g.tools) > 0 {
 			body["tools"] = g.tools

@@ -242,6 +242,16 @@ func TestRemoteGenerate(t *testing.T) {
 	if got := f.posts("/v1/completions")[1].Body; got["stream"] != true {
 		t.Errorf("stream body %v", got)
 	}
+	// Suffix goes as OpenAI's suffix field; a chat refuses it.
+	if _, err := r.Generate(context.Background(), "def f(", Suffix("\n    return x\n")); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.posts("/v1/completions")[2].Body; got["suffix"] != "\n    return x\n" {
+		t.Errorf("suffix body %v", got)
+	}
+	if _, err := r.Chat(context.Background(), []Message{{Role: "user", Content: "hi"}}, Suffix("x")); err == nil {
+		t.Error("Chat with Suffix: no error")
+	}
 }
 
 func TestRemoteChatStream(t *testing.T) {

@@ -15,8 +15,11 @@ import (
 // has none.
 type SpecialTokens struct {
 	BOS, EOS, EOT, SEP, NL, PAD Token
-	AddBOS                      bool // tokenizing with addSpecial prepends BOS
-	AddEOS                      bool // tokenizing with addSpecial appends EOS
+	// FIMPre, FIMSuf and FIMMid frame a fill-in-the-middle prompt: prefix,
+	// suffix, then the middle the model writes.
+	FIMPre, FIMSuf, FIMMid Token
+	AddBOS                 bool // tokenizing with addSpecial prepends BOS
+	AddEOS                 bool // tokenizing with addSpecial appends EOS
 }
 
 func (m *Model) readSpecialTokens() SpecialTokens {
@@ -28,6 +31,9 @@ func (m *Model) readSpecialTokens() SpecialTokens {
 		SEP:    Token(C.llama_vocab_sep(v)),
 		NL:     Token(C.llama_vocab_nl(v)),
 		PAD:    Token(C.llama_vocab_pad(v)),
+		FIMPre: Token(C.llama_vocab_fim_pre(v)),
+		FIMSuf: Token(C.llama_vocab_fim_suf(v)),
+		FIMMid: Token(C.llama_vocab_fim_mid(v)),
 		AddBOS: bool(C.llama_vocab_get_add_bos(v)),
 		AddEOS: bool(C.llama_vocab_get_add_eos(v)),
 	}

@@ -80,6 +80,8 @@ func asAPIError(err error) *apiError {
 		return &apiError{status: http.StatusBadRequest, code: "context_length_exceeded", msg: clean(err), err: err}
 	case errors.Is(err, llm.ErrEmptyPrompt):
 		return &apiError{status: http.StatusBadRequest, code: "invalid_request", param: "prompt", msg: clean(err), err: err}
+	case errors.Is(err, llm.ErrNoFIM):
+		return &apiError{status: http.StatusBadRequest, code: "invalid_request", param: "suffix", msg: clean(err), err: err}
 	case errors.Is(err, llm.ErrToolsUnsupported):
 		return &apiError{status: http.StatusBadRequest, code: "invalid_request", param: "tools", msg: clean(err), err: err}
 	case errors.Is(err, sampler.ErrInvalidGrammar), errors.Is(err, sampler.ErrInvalidSchema), errors.Is(err, sampler.ErrInvalidOption):

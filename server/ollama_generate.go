@@ -82,8 +82,6 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 	}
 	var unsupported string
 	switch {
-	case req.Suffix != "":
-		unsupported = "suffix"
 	case req.Template != "":
 		unsupported = "template"
 	case len(req.Context) > 0:
@@ -125,9 +123,15 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 		writeOllamaError(w, err)
 		return
 	}
-	if req.Raw || !l.p.HasChatTemplate() && req.System == "" {
+	switch {
+	case req.Suffix != "":
+		// Fill in the middle, with the model's FIM tokens: the prompt is the
+		// code before the cursor, not a chat turn.
 		g.prompt = req.Prompt
-	} else {
+		g.opts = append(g.opts, llm.Suffix(req.Suffix))
+	case req.Raw || !l.p.HasChatTemplate() && req.System == "":
+		g.prompt = req.Prompt
+	default:
 		if req.System != "" {
 			g.messages = append(g.messages, llm.Message{Role: "system", Content: req.System})
 		}

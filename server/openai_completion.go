@@ -70,8 +70,8 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeOpenAIError(w, err)
 		return
-	case req.Suffix != "":
-		writeOpenAIError(w, badRequest("suffix", "field \"suffix\" is not supported"))
+	case req.Suffix != "" && tokenPrompts != nil:
+		writeOpenAIError(w, badRequest("suffix", "field \"suffix\" needs text prompts, not token ids"))
 		return
 	case req.BestOf != nil && *req.BestOf != 1:
 		writeOpenAIError(w, badRequest("best_of", "field \"best_of\" must be 1"))
@@ -93,6 +93,9 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 	if err := g.withPreset(l, func(st *modelfile.Settings) (genRequest, error) { return req.options(body, st) }); err != nil {
 		writeOpenAIError(w, err)
 		return
+	}
+	if req.Suffix != "" { // fill in the middle
+		g.opts = append(g.opts, llm.Suffix(req.Suffix))
 	}
 	var promptIDs [][]llm.Token // token-id prompts, with prompts holding their text
 	if tokenPrompts != nil {
