@@ -246,7 +246,7 @@ func (p *Pipeline) promptTokens(prompt string, opts []GenerateOption) ([]engine.
 	}
 	sp := p.model.SpecialTokens()
 	if sp.FIMPre == engine.NoToken || sp.FIMSuf == engine.NoToken || sp.FIMMid == engine.NoToken {
-		return nil, fmt.Errorf("llm: %s: %w", p.name, ErrNoFIM)
+		return nil, ErrNoFIM
 	}
 	pre, err := p.model.Tokenize(prompt, false, false)
 	if err != nil {

@@ -75,7 +75,7 @@ func TestErrors(t *testing.T) {
 		{"token id too big", "/v1/completions", `{"model":"stories260K","prompt":[1,403,512]}`, 400, "prompt[2]", []string{"token id 512", "0 to 511"}},
 		{"token id negative", "/v1/completions", `{"model":"stories260K","prompt":[[1,403],[1,-3]]}`, 400, "prompt[1][1]", []string{"token id -3", "0 to 511"}},
 		{"token prompt streamed", "/v1/completions", `{"model":"stories260K","stream":true,"prompt":[1,99999]}`, 400, "prompt[1]", []string{"token id 99999"}},
-		{"suffix", "/v1/completions", `{"model":"stories260K","prompt":"a","suffix":"b"}`, 400, "suffix", []string{"not supported"}},
+		{"suffix without FIM tokens", "/v1/completions", `{"model":"stories260K","prompt":"a","suffix":"b"}`, 400, "suffix", []string{"no fill-in-the-middle tokens"}},
 		{"embedding input", "/v1/embeddings", `{"model":"stories260K","input":[[1,2]]}`, 400, "input", []string{"token ids"}},
 		{"embedding empty", "/v1/embeddings", `{"model":"stories260K","input":[""]}`, 400, "input", []string{"empty"}},
 		{"embedding format", "/v1/embeddings", `{"model":"stories260K","input":"a","encoding_format":"hex"}`, 400, "encoding_format", []string{"base64"}},
