@@ -229,9 +229,8 @@ func (p *Pipeline) Stream(ctx context.Context, prompt string, opts ...GenerateOp
 var errSuffixChat = errors.New("llm: Suffix applies to Generate and Stream, not to chats")
 
 // promptTokens tokenizes a text prompt with the model's BOS/EOS rules,
-// parsing special-token text; with Suffix, as a fill-in-the-middle prompt:
-// [BOS] FIM-prefix prompt FIM-suffix suffix FIM-middle, as llama-server's
-// /infill frames it, the texts tokenized without special tokens.
+// parsing special-token text; with Suffix, as a fill-in-the-middle prompt
+// (engine.Model.FIMPrompt).
 func (p *Pipeline) promptTokens(prompt string, opts []GenerateOption) ([]engine.Token, error) {
 	g, err := p.genConfig(opts)
 	if err != nil {
@@ -244,24 +243,11 @@ func (p *Pipeline) promptTokens(prompt string, opts []GenerateOption) ([]engine.
 		}
 		return ids, nil
 	}
-	sp := p.model.SpecialTokens()
-	if sp.FIMPre == engine.NoToken || sp.FIMSuf == engine.NoToken || sp.FIMMid == engine.NoToken {
-		return nil, ErrNoFIM
-	}
-	pre, err := p.model.Tokenize(prompt, false, false)
+	ids, err := p.model.FIMPrompt(prompt, *g.suffix)
 	if err != nil {
 		return nil, fmt.Errorf("llm: %w", err)
 	}
-	suf, err := p.model.Tokenize(*g.suffix, false, false)
-	if err != nil {
-		return nil, fmt.Errorf("llm: %w", err)
-	}
-	ids := make([]engine.Token, 0, len(pre)+len(suf)+4)
-	if sp.AddBOS && sp.BOS != engine.NoToken {
-		ids = append(ids, sp.BOS)
-	}
-	ids = append(append(append(ids, sp.FIMPre), pre...), sp.FIMSuf)
-	return append(append(ids, suf...), sp.FIMMid), nil
+	return ids, nil
 }
 
 // GenerateTokens continues a prompt given as token ids, used as they are

@@ -53,8 +53,8 @@ var (
 	// tools or tool calls.
 	ErrToolsUnsupported = errors.New("llm: this model's chat template cannot show tools")
 	// ErrNoFIM means Suffix was given for a model without fill-in-the-middle
-	// tokens.
-	ErrNoFIM = errors.New("llm: this model has no fill-in-the-middle tokens (Suffix needs a code model that has them)")
+	// tokens. It is engine.ErrNoFIM.
+	ErrNoFIM = engine.ErrNoFIM
 	// ErrUnsupportedModel means the name resolved to weights this version
 	// cannot run (for example a safetensors repository).
 	ErrUnsupportedModel = errors.New("llm: unsupported model")

@@ -27,6 +27,10 @@ var (
 	// the log at Debug/Error level has its reason.
 	ErrLoad = errors.New("engine: load failed")
 
+	// ErrNoFIM means a fill-in-the-middle prompt was asked of a model
+	// without FIM tokens.
+	ErrNoFIM = errors.New("engine: this model has no fill-in-the-middle tokens (a code model that has them is needed)")
+
 	// ErrNoDevice means a backend library loaded but offers no device: for
 	// CUDA, no GPU, no driver or a driver too old for the toolkit it was
 	// built with. The error that wraps it carries the backend's own reason.

@@ -95,6 +95,32 @@ func (m *Model) TokenText(t Token) (string, error) {
 	return C.GoString(C.llama_vocab_get_text(m.vocab, C.llama_token(t))), nil
 }
 
+// FIMPrompt tokenizes a fill-in-the-middle prompt, the code before and
+// after the cursor, as llama-server's /infill frames it: [BOS] FIM-prefix
+// prefix FIM-suffix suffix FIM-middle, the texts without special tokens.
+// The model then writes the middle. A model without the three FIM tokens
+// gives ErrNoFIM.
+func (m *Model) FIMPrompt(prefix, suffix string) ([]Token, error) {
+	sp := m.SpecialTokens()
+	if sp.FIMPre == NoToken || sp.FIMSuf == NoToken || sp.FIMMid == NoToken {
+		return nil, ErrNoFIM
+	}
+	pre, err := m.Tokenize(prefix, false, false)
+	if err != nil {
+		return nil, err
+	}
+	suf, err := m.Tokenize(suffix, false, false)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]Token, 0, len(pre)+len(suf)+4)
+	if sp.AddBOS && sp.BOS != NoToken {
+		ids = append(ids, sp.BOS)
+	}
+	ids = append(append(append(ids, sp.FIMPre), pre...), sp.FIMSuf)
+	return append(append(ids, suf...), sp.FIMMid), nil
+}
+
 // emptyText gives llama_tokenize a valid pointer for the empty string.
 var emptyText byte
 

@@ -27,6 +27,8 @@ func init() {
 // generateOptions are the settings of one generation.
 type generateOptions struct {
 	model       string
+	suffix      string
+	fim         bool // --suffix was given
 	predict     int
 	sampling    sampler.Options
 	grammarFile string
@@ -40,6 +42,7 @@ func runGenerate(ctx context.Context, sio *stdio, args []string) error {
 	fs := newFlags("generate", &o.verbose)
 	fs.StringVarP(&o.model, "model", "m", "", "GGUF model file or Hub name (instead of the first argument)")
 	fs.IntVarP(&o.predict, "predict", "n", -1, "tokens to generate (-1: until end of generation or the context is full)")
+	fs.StringVar(&o.suffix, "suffix", "", "fill in the middle: write what goes between PROMPT and this text (code models with FIM tokens)")
 	registerSamplingFlags(fs, &o.sampling, &o.grammarFile)
 	o.run.register(fs)
 	o.remote.register(fs)
@@ -48,6 +51,7 @@ func runGenerate(ctx context.Context, sio *stdio, args []string) error {
 		return err
 	}
 	setupLogging(sio.err, o.verbose)
+	o.fim = fs.Changed("suffix")
 	if err := o.remote.check(fs); err != nil {
 		return err
 	}
@@ -109,7 +113,12 @@ func generate(ctx context.Context, sio *stdio, o generateOptions, prompt string)
 	defer c.Close()
 	loaded := time.Since(start)
 
-	ids, err := m.Tokenize(prompt, true, true)
+	var ids []engine.Token
+	if o.fim {
+		ids, err = m.FIMPrompt(prompt, o.suffix)
+	} else {
+		ids, err = m.Tokenize(prompt, true, true)
+	}
 	if err != nil {
 		return err
 	}

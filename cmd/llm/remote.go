@@ -150,7 +150,11 @@ func generateRemote(ctx context.Context, sio *stdio, o generateOptions, r *llm.R
 	var first time.Duration
 	chunks := 0
 	var err error
-	for c, e := range r.Stream(ctx, prompt, llm.Sampling(o.sampling), llm.MaxTokens(o.predict)) {
+	opts := []llm.GenerateOption{llm.Sampling(o.sampling), llm.MaxTokens(o.predict)}
+	if o.fim {
+		opts = append(opts, llm.Suffix(o.suffix))
+	}
+	for c, e := range r.Stream(ctx, prompt, opts...) {
 		if e != nil {
 			err = e
 			break

@@ -17,6 +17,7 @@ import (
 	"github.com/llm-go/llm/hub/hubserver"
 	"github.com/llm-go/llm/hub/hubtest"
 	"github.com/llm-go/llm/internal/shareddata"
+	"github.com/llm-go/llm/loader/gguf"
 	"github.com/llm-go/llm/sampler"
 	"github.com/llm-go/llm/synth"
 )
@@ -252,4 +253,36 @@ func TestRunTerminal(t *testing.T) {
 		}
 	}
 	t.Fatalf("llm run did not exit after /bye:\n%s", screen())
+}
+
+// TestGenerateSuffix: llm generate --suffix fills in the middle as
+// llm.Suffix does; a model without FIM tokens says so.
+func TestGenerateSuffix(t *testing.T) {
+	stories := shareddata.Path(t, "models", "stories260K.gguf")
+	fim := filepath.Join(t.TempDir(), "coder.gguf")
+	err := gguf.Rewrite(fim, stories, func(w *gguf.Writer) {
+		w.Set("tokenizer.ggml.fim_pre_token_id", gguf.Uint32(3))
+		w.Set("tokenizer.ggml.fim_suf_token_id", gguf.Uint32(4))
+		w.Set("tokenizer.ggml.fim_mid_token_id", gguf.Uint32(5))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	prefix, suffix := "Once upon a time, there was", " They were happy."
+	p, err := llm.New(context.Background(), fim, llm.WithThreads(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := p.Generate(context.Background(), prefix, llm.Temperature(0), llm.MaxTokens(12), llm.Suffix(suffix))
+	p.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, stderr := run(t, "", "generate", "-m", fim, "--temp", "0", "-n", "12", "-t", "1", "--suffix", suffix, prefix)
+	if code != 0 || out != want.Text+"\n" {
+		t.Errorf("generate --suffix: exit %d (%s): %q, want %q", code, stderr, out, want.Text)
+	}
+	if code, _, stderr := run(t, "", "generate", "-m", stories, "-n", "4", "-t", "1", "--suffix", suffix, prefix); code != 1 || !strings.Contains(stderr, "fill-in-the-middle") {
+		t.Errorf("a model without FIM tokens: exit %d, %q", code, stderr)
+	}
 }
