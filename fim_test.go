@@ -3,30 +3,12 @@ package llm_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"testing"
 
 	"github.com/llm-go/llm"
 	"github.com/llm-go/llm/engine"
-	"github.com/llm-go/llm/internal/shareddata"
-	"github.com/llm-go/llm/loader/gguf"
+	"github.com/llm-go/llm/internal/testmodel"
 )
-
-// withFIM returns a copy of stories260K whose vocabulary names three of
-// its tokens as the fill-in-the-middle prefix, suffix and middle tokens.
-func withFIM(t *testing.T) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "fim.gguf")
-	err := gguf.Rewrite(path, shareddata.Path(t, "models", "stories260K.gguf"), func(w *gguf.Writer) {
-		w.Set("tokenizer.ggml.fim_pre_token_id", gguf.Uint32(3))
-		w.Set("tokenizer.ggml.fim_suf_token_id", gguf.Uint32(4))
-		w.Set("tokenizer.ggml.fim_mid_token_id", gguf.Uint32(5))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 // TestSuffixFillsInTheMiddle: Generate with Suffix runs the prompt framed
 // as llama-server's /infill frames it, [BOS] PRE prefix SUF suffix MID,
@@ -34,15 +16,15 @@ func withFIM(t *testing.T) string {
 // refuse Suffix.
 func TestSuffixFillsInTheMiddle(t *testing.T) {
 	ctx := context.Background()
-	p, err := llm.New(ctx, withFIM(t), llm.WithThreads(1))
+	p, err := llm.New(ctx, testmodel.StoriesWithFIM(t, "coder"), llm.WithThreads(1))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.Close()
 	m := p.Model()
 	sp := m.SpecialTokens()
-	if sp.FIMPre != 3 || sp.FIMSuf != 4 || sp.FIMMid != 5 {
-		t.Fatalf("FIM tokens %d %d %d, want 3 4 5", sp.FIMPre, sp.FIMSuf, sp.FIMMid)
+	if sp.FIMPre != testmodel.FIMPre || sp.FIMSuf != testmodel.FIMSuf || sp.FIMMid != testmodel.FIMMid {
+		t.Fatalf("FIM tokens %d %d %d, want %d %d %d", sp.FIMPre, sp.FIMSuf, sp.FIMMid, testmodel.FIMPre, testmodel.FIMSuf, testmodel.FIMMid)
 	}
 	prefix, suffix := "Once upon a time, there was", " They were happy."
 	pre, err := m.Tokenize(prefix, false, false)
@@ -53,9 +35,9 @@ func TestSuffixFillsInTheMiddle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ids := []engine.Token{sp.BOS, 3}
-	ids = append(append(ids, pre...), 4)
-	ids = append(append(ids, suf...), 5)
+	ids := []engine.Token{sp.BOS, testmodel.FIMPre}
+	ids = append(append(ids, pre...), testmodel.FIMSuf)
+	ids = append(append(ids, suf...), testmodel.FIMMid)
 	want, err := p.GenerateTokens(ctx, ids, greedy(12)...)
 	if err != nil {
 		t.Fatal(err)

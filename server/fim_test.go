@@ -3,12 +3,11 @@ package server_test
 import (
 	"context"
 	"net/http"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/llm-go/llm"
-	"github.com/llm-go/llm/loader/gguf"
+	"github.com/llm-go/llm/internal/testmodel"
 )
 
 // TestSuffix: Ollama's /api/generate and OpenAI's /v1/completions take a
@@ -16,15 +15,7 @@ import (
 // without FIM tokens answers 400 naming the field, and so do token-id
 // prompts with a suffix.
 func TestSuffix(t *testing.T) {
-	fim := filepath.Join(t.TempDir(), "coder.gguf")
-	err := gguf.Rewrite(fim, storiesPath(t), func(w *gguf.Writer) {
-		w.Set("tokenizer.ggml.fim_pre_token_id", gguf.Uint32(3))
-		w.Set("tokenizer.ggml.fim_suf_token_id", gguf.Uint32(4))
-		w.Set("tokenizer.ggml.fim_mid_token_id", gguf.Uint32(5))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fim := testmodel.StoriesWithFIM(t, "coder")
 	prefix, suffix := "Once upon a time, there was", " They were happy."
 	p, err := llm.New(context.Background(), fim, llm.WithThreads(1))
 	if err != nil {

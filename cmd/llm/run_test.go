@@ -17,7 +17,7 @@ import (
 	"github.com/llm-go/llm/hub/hubserver"
 	"github.com/llm-go/llm/hub/hubtest"
 	"github.com/llm-go/llm/internal/shareddata"
-	"github.com/llm-go/llm/loader/gguf"
+	"github.com/llm-go/llm/internal/testmodel"
 	"github.com/llm-go/llm/sampler"
 	"github.com/llm-go/llm/synth"
 )
@@ -259,15 +259,7 @@ func TestRunTerminal(t *testing.T) {
 // llm.Suffix does; a model without FIM tokens says so.
 func TestGenerateSuffix(t *testing.T) {
 	stories := shareddata.Path(t, "models", "stories260K.gguf")
-	fim := filepath.Join(t.TempDir(), "coder.gguf")
-	err := gguf.Rewrite(fim, stories, func(w *gguf.Writer) {
-		w.Set("tokenizer.ggml.fim_pre_token_id", gguf.Uint32(3))
-		w.Set("tokenizer.ggml.fim_suf_token_id", gguf.Uint32(4))
-		w.Set("tokenizer.ggml.fim_mid_token_id", gguf.Uint32(5))
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	fim := testmodel.StoriesWithFIM(t, "coder")
 	prefix, suffix := "Once upon a time, there was", " They were happy."
 	p, err := llm.New(context.Background(), fim, llm.WithThreads(1))
 	if err != nil {
