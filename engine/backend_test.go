@@ -91,7 +91,7 @@ func TestAutoGPULayersWithoutGPU(t *testing.T) {
 			t.Skip("this machine has a GPU")
 		}
 	}
-	n, why, err := engine.AutoGPULayers(path, 2048, 2)
+	n, why, err := engine.AutoGPULayers(path, engine.ContextOptions{ContextLength: 2048})
 	if err != nil || n != 0 || !strings.Contains(why, "no GPU") {
 		t.Errorf("AutoGPULayers without a GPU: %d %q %v", n, why, err)
 	}

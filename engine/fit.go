@@ -10,25 +10,25 @@ import (
 	"github.com/llm-go/llm/loader/gguf"
 )
 
-// computeReserve is GPU memory kept free for llama.cpp's compute buffers and
-// the CUDA context when layers are counted automatically.
+// computeReserve is the least GPU memory kept free for llama.cpp's compute
+// buffers and the CUDA context when layers are counted automatically.
 const computeReserve = 768 << 20
 
 // AutoGPULayers estimates how many layers of the model at path fit in the
-// free memory of the GPUs, with a KV cache of contextLength positions at
-// bytesPerKV bytes per element (2 for f16): per-layer weights from the GGUF
-// header plus per-layer KV, after a reserve for compute buffers, as Ollama
-// estimates. It returns a layer count for ModelOptions.GPULayers (the
-// model's block count + 1 offloads everything, the output layer included)
-// and a sentence saying why.
-func AutoGPULayers(path string, contextLength int, bytesPerKV float64) (int, string, error) {
+// free memory of the GPUs, for a context with copts (its length, K cache
+// type, micro-batch and flash attention), as Ollama estimates: per-layer
+// weights from the GGUF header plus per-layer KV, after a reserve for the
+// compute graph (at least computeReserve). It returns a layer count for
+// ModelOptions.GPULayers (the model's block count + 1 offloads everything,
+// the output layer included) and a sentence saying why.
+func AutoGPULayers(path string, copts ContextOptions) (int, string, error) {
 	h, err := gguf.ValidateModel(path)
 	if err != nil {
 		return 0, "", fmt.Errorf("engine: %w", err)
 	}
 	var free uint64
 	var names []string
-	for _, d := range Devices() {
+	for _, d := range devices() {
 		if d.Type == DeviceGPU {
 			free += d.MemoryFree
 			names = append(names, d.Name)
@@ -61,6 +61,10 @@ func AutoGPULayers(path string, contextLength int, bytesPerKV float64) (int, str
 			output += te.Size
 		}
 	}
+	ctxLen := copts.ContextLength
+	if ctxLen <= 0 {
+		ctxLen = SequenceContext(0, h)
+	}
 	heads, _ := h.Uint(arch + ".attention.head_count")
 	kvHeads, ok := h.Uint(arch + ".attention.head_count_kv")
 	if !ok {
@@ -74,9 +78,14 @@ func AutoGPULayers(path string, contextLength int, bytesPerKV float64) (int, str
 	if k, ok := h.Uint(arch + ".attention.key_length"); ok {
 		headDim = k
 	}
-	kvPerLayer := uint64(2 * float64(contextLength) * float64(kvHeads*headDim) * bytesPerKV)
+	kvPerLayer := uint64(2 * float64(ctxLen) * float64(kvHeads*headDim) * CacheTypeBytes(copts.TypeK))
+	var vocab uint64
+	if v, ok := h.Lookup("tokenizer.ggml.tokens"); ok {
+		vocab = uint64(v.Len())
+	}
+	graph := computeGraph(uint64(ctxLen), embd, heads, vocab, uint64(microBatch(copts)), copts.FlashAttention != FlashAttentionOff)
 
-	budget := int64(free) - computeReserve
+	budget := int64(free) - int64(max(graph, computeReserve))
 	layers := 0
 	for i := range perLayer {
 		need := int64(perLayer[i] + kvPerLayer)
@@ -90,8 +99,33 @@ func AutoGPULayers(path string, contextLength int, bytesPerKV float64) (int, str
 	if layers == int(nLayer) && int64(output) <= budget {
 		return int(nLayer) + 1, fmt.Sprintf("all %d layers fit in %s (%.1f GiB free)", nLayer, gpus, gib(free)), nil
 	}
-	return layers, fmt.Sprintf("%d of %d layers fit in %s (%.1f GiB free; %.2f GiB per layer with KV for %d tokens)",
-		layers, nLayer, gpus, gib(free), gib(perLayer[0]+kvPerLayer), contextLength), nil
+	return layers, fmt.Sprintf("%d of %d layers fit in %s (%.1f GiB free; %.2f GiB per layer with KV for %d tokens; %.2f GiB for the compute graph)",
+		layers, nLayer, gpus, gib(free), gib(perLayer[0]+kvPerLayer), ctxLen, gib(max(graph, computeReserve))), nil
+}
+
+// computeGraph estimates the bytes of llama.cpp's compute buffer on the
+// GPU for a micro-batch of batch tokens, as Ollama's GraphSize does for
+// llama-like models: the larger of the attention step (without flash
+// attention, the scores of every head over the whole context) and the
+// output step (the batch's logits).
+func computeGraph(ctx, embd, heads, vocab, batch uint64, flashAttention bool) uint64 {
+	attention := 4 * batch * (1 + 4*embd + ctx*(1+heads))
+	if flashAttention { // the scores are computed in tiles, never stored
+		attention = 4 * batch * (1 + 4*embd + ctx)
+	}
+	return max(attention, 4*batch*(embd+vocab))
+}
+
+// microBatch is the micro-batch a context with o computes at once.
+func microBatch(o ContextOptions) int {
+	n := o.MicroBatchSize
+	if n <= 0 {
+		n = DefaultMicroBatchSize
+	}
+	if b := o.BatchSize; b > 0 && b < n {
+		n = b
+	}
+	return n
 }
 
 func gib(b uint64) float64 { return float64(b) / (1 << 30) }
@@ -141,11 +175,7 @@ func LoadFitted(ctx context.Context, path string, mopts ModelOptions, copts Cont
 		note = func(string) {}
 	}
 	if fit.Auto {
-		ctxLen := copts.ContextLength
-		if ctxLen <= 0 {
-			ctxLen = DefaultContextLength
-		}
-		n, why, err := AutoGPULayers(path, ctxLen, CacheTypeBytes(copts.TypeK))
+		n, why, err := AutoGPULayers(path, copts)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -196,8 +226,11 @@ var loadWithContext = func(ctx context.Context, path string, mopts ModelOptions,
 	return m, c, nil
 }
 
-// haveGPU is HaveGPU; tests replace it.
-var haveGPU = HaveGPU
+// haveGPU is HaveGPU and devices is Devices; tests replace them.
+var (
+	haveGPU = HaveGPU
+	devices = Devices
+)
 
 // outOfMemory reports whether err is a load failure for lack of memory, as
 // the backends word it ("cudaMalloc failed: out of memory", "unable to

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/llm-go/llm/internal/shareddata"
+	"github.com/llm-go/llm/loader/gguf"
 )
 
 // TestLoadFittedRetries checks LoadFitted's decisions with loads that fail
@@ -117,5 +118,65 @@ func TestLoadFittedCancelled(t *testing.T) {
 	haveGPU = func() bool { return true }
 	if _, _, err := LoadFitted(ctx, path, ModelOptions{GPULayers: 4}, ContextOptions{}, Fit{}); err == nil || loads != 1 {
 		t.Errorf("cancelled: %d loads, error %v; want 1 load and its error", loads, err)
+	}
+}
+
+// TestComputeGraph checks the compute-buffer estimate against Ollama's
+// formula worked by hand for Llama-3-8B (4096 wide, 32 heads, a 128256
+// vocabulary) at 4096 tokens and a 512-token micro-batch, and for
+// Llama-3-70B (8192 wide, 64 heads) at 32768 tokens.
+func TestComputeGraph(t *testing.T) {
+	for _, tc := range []struct {
+		name                    string
+		ctx, embd, heads, vocab uint64
+		fa                      bool
+		want                    uint64
+	}{
+		{"8B, 4k, no flash attention: the scores", 4096, 4096, 32, 128256, false, 4 * 512 * (1 + 4*4096 + 4096*33)},
+		{"8B, 4k, flash attention: the logits", 4096, 4096, 32, 128256, true, 4 * 512 * (4096 + 128256)},
+		{"70B, 32k, no flash attention", 32768, 8192, 64, 128256, false, 4 * 512 * (1 + 4*8192 + 32768*65)},
+		{"70B, 32k, flash attention", 32768, 8192, 64, 128256, true, 4 * 512 * (8192 + 128256)},
+	} {
+		if got := computeGraph(tc.ctx, tc.embd, tc.heads, tc.vocab, 512, tc.fa); got != tc.want {
+			t.Errorf("%s: %d bytes, want %d", tc.name, got, tc.want)
+		}
+	}
+}
+
+// TestAutoGPULayersGraph: on a fake GPU with room for the compute graph
+// of a long context without flash attention plus two and a half layers,
+// two layers are offloaded; with flash attention the scores are not
+// stored, the graph is a ninth of that, and every layer fits, the output
+// layer included.
+func TestAutoGPULayersGraph(t *testing.T) {
+	path := shareddata.Path(t, "models", "stories260K.gguf") // 5 blocks, 64 wide, 8 heads (4 KV), 512 tokens
+	defer func(d func() []Device) { devices = d }(devices)
+	gpu := func(free uint64) {
+		devices = func() []Device { return []Device{{Name: "FAKE0", Type: DeviceGPU, MemoryFree: free}} }
+	}
+	const ctx = 1 << 20
+	graph := computeGraph(ctx, 64, 8, 512, 512, false)
+	if graph <= computeReserve {
+		t.Fatalf("the graph (%d bytes) should exceed the reserve here", graph)
+	}
+	kv := uint64(2 * ctx * 4 * 8 * 2) // K and V, 4 KV heads of 8, f16
+	h, err := gguf.ValidateModel(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var layer uint64
+	for _, ti := range h.Tensors {
+		if strings.HasPrefix(ti.Name, "blk.0.") {
+			layer += ti.Size
+		}
+	}
+	gpu(graph + 5*(layer+kv)/2)
+	off := ContextOptions{ContextLength: ctx, FlashAttention: FlashAttentionOff}
+	if n, why, err := AutoGPULayers(path, off); err != nil || n != 2 || !strings.Contains(why, "2 of 5 layers fit in FAKE0") {
+		t.Errorf("without flash attention: %d layers (%q, %v), want 2", n, why, err)
+	}
+	on := ContextOptions{ContextLength: ctx, FlashAttention: FlashAttentionOn}
+	if n, why, err := AutoGPULayers(path, on); err != nil || n != 6 {
+		t.Errorf("with flash attention: %d layers (%q, %v), want all 5 and the output", n, why, err)
 	}
 }

@@ -344,7 +344,7 @@ func (m *manager) open(e *entry) (*llm.Pipeline, target, memEstimate, error) {
 		// check below knows what stays on the host.
 		layers = 0
 		if engine.HaveGPU() {
-			n, why, err := engine.AutoGPULayers(tgt.path, mem.Context, 2)
+			n, why, err := engine.AutoGPULayers(tgt.path, engine.ContextOptions{ContextLength: mem.Context})
 			if err != nil {
 				return nil, target{}, memEstimate{}, errorf(http.StatusBadRequest, "invalid_model", "model %q: %v", e.name, err)
 			}

@@ -100,7 +100,7 @@ func runShow(ctx context.Context, sio *stdio, args []string) error {
 			if wr.Format != "gguf" || wr.Error != "" {
 				continue
 			}
-			if _, why, err := engine.AutoGPULayers(filepath.Join(rep.Path, wr.File), engine.DefaultContextLength, 2); err == nil {
+			if _, why, err := engine.AutoGPULayers(filepath.Join(rep.Path, wr.File), engine.ContextOptions{}); err == nil {
 				rep.Weights[i].Offload = why
 			}
 		}
