@@ -68,6 +68,9 @@ func TestGPULayersWithoutGPU(t *testing.T) {
 			if got.Text != r.Text {
 				t.Errorf("text %q, want the reference %q", got.Text, r.Text)
 			}
+			if n := p.GPULayers(); n != 0 {
+				t.Errorf("%d layers on GPUs without a GPU", n)
+			}
 		})
 	}
 	if _, err := llm.New(ctx, model, llm.WithGPULayers(-3)); err == nil || !strings.Contains(err.Error(), "WithGPULayers(-3)") {

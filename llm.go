@@ -311,6 +311,10 @@ func (p *Pipeline) Name() string { return p.name }
 // Model returns the loaded model, for its facts and tokenizer.
 func (p *Pipeline) Model() *engine.Model { return p.model }
 
+// GPULayers returns how many layers New offloaded to GPUs, after the
+// automatic count and any retry with fewer (0 without a GPU).
+func (p *Pipeline) GPULayers() int { return p.model.GPULayers() }
+
 // Close frees the model and its contexts. Requests still running or
 // waiting end with ErrClosed.
 func (p *Pipeline) Close() error {

@@ -67,6 +67,7 @@ type Model struct {
 	nVocab    int32
 	info      Info
 	tokens    SpecialTokens
+	gpuLayers int // layers offloaded to GPUs: 0 without a GPU device
 
 	ctxMu    sync.Mutex
 	contexts map[*Context]struct{}
@@ -183,8 +184,17 @@ func LoadModel(ctx context.Context, path string, opts ModelOptions) (*Model, err
 	m.nVocab = int32(C.llama_vocab_n_tokens(m.vocab))
 	m.info = m.readInfo()
 	m.tokens = m.readSpecialTokens()
+	if !opts.VocabOnly && HaveGPU() {
+		blocks, _ := header.Uint(header.Architecture() + ".block_count")
+		m.gpuLayers = min(int(params.n_gpu_layers), int(min(blocks, 1<<20))+1)
+	}
 	return m, nil
 }
+
+// GPULayers returns how many of the model's layers were offloaded to GPUs
+// (its block count + 1 when the output layer went too): 0 on a machine
+// without a GPU device, whatever ModelOptions.GPULayers asked.
+func (m *Model) GPULayers() int { return m.gpuLayers }
 
 // Close frees the model after closing its open contexts. It is safe to call
 // more than once; later calls return nil.

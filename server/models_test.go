@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/llm-go/llm"
+	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/server"
 )
 
@@ -19,6 +20,8 @@ type psList struct {
 	Models []struct {
 		Name      string    `json:"name"`
 		ExpiresAt time.Time `json:"expires_at"`
+		Size      int64     `json:"size"`
+		SizeVRAM  int64     `json:"size_vram"`
 	} `json:"models"`
 }
 
@@ -83,6 +86,10 @@ func TestKeepAlive(t *testing.T) {
 	ps := decode[psList](t, body)
 	if len(ps.Models) != 1 || ps.Models[0].ExpiresAt.Year() < 2100 {
 		t.Errorf("keep_alive -1m: %s", body)
+	}
+	// Ollama's size_vram: the part of size offloaded, none without a GPU.
+	if len(ps.Models) == 1 && (ps.Models[0].Size <= 0 || ps.Models[0].SizeVRAM != 0 && !engine.HaveGPU()) {
+		t.Errorf("size %d, size_vram %d without a GPU", ps.Models[0].Size, ps.Models[0].SizeVRAM)
 	}
 	gen("1h")
 	_, body = get(t, url+"/api/ps")

@@ -207,7 +207,7 @@ func (s *Server) handlePS(w http.ResponseWriter, r *http.Request) {
 	list := []psModel{}
 	for _, l := range s.models.loaded() {
 		m := psModel{Name: l.name, Model: l.name, Size: int64(l.mem.Total()), ContextLength: l.mem.Context / max(s.cfg.Parallel, 1),
-			ExpiresAt: l.expires}
+			ExpiresAt: l.expires, SizeVRAM: int64(l.mem.Total() - l.mem.Host(l.p.GPULayers(), dedicatedGPU()))}
 		if l.expires.IsZero() {
 			m.ExpiresAt = time.Date(foreverYear, 1, 1, 0, 0, 0, 0, time.UTC)
 		}

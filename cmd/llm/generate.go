@@ -205,7 +205,7 @@ func generate(ctx context.Context, sio *stdio, o generateOptions, prompt string)
 
 	if o.verbose {
 		perSec := func(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }
-		fmt.Fprintf(sio.err, "load: %v (%s)\n", loaded.Round(time.Millisecond), m.Info().Description)
+		fmt.Fprintf(sio.err, "load: %v (%s; %d layers on GPUs)\n", loaded.Round(time.Millisecond), m.Info().Description, m.GPULayers())
 		fmt.Fprintf(sio.err, "prompt: %d tokens in %v (%.1f tokens/s)\n", len(ids), promptTime.Round(time.Millisecond), perSec(len(ids), promptTime))
 		fmt.Fprintf(sio.err, "generate: %d tokens in %v (%.1f tokens/s), stopped by %s\n", generated, genTime.Round(time.Millisecond), perSec(generated, genTime), reason)
 		fmt.Fprintf(sio.err, "sampling: temperature %g, seed %d\n", o.sampling.Temperature, s.Seed())
