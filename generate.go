@@ -36,8 +36,11 @@ type Result struct {
 	// Text (which keeps the model's own spelling of them) by
 	// ParseToolCalls; FinishReason is then FinishToolCalls.
 	ToolCalls []ToolCall
-	Dropped   int // messages left out by DropOldestTurns
-	Shifted   int // tokens discarded from the context by ShiftWindow
+	// Thinking is a reasoning model's reasoning, with Think(true): the
+	// <think> block, out of Text.
+	Thinking string
+	Dropped  int // messages left out by DropOldestTurns
+	Shifted  int // tokens discarded from the context by ShiftWindow
 }
 
 // TokenLogprob is the log-probability of one generated token under the
@@ -68,6 +71,8 @@ type Chunk struct {
 	Text    string        // new text: may be empty when a token ends inside a character or a possible stop string
 	Token   engine.Token  // the token that produced it (-1 for text flushed at the end)
 	Logprob *TokenLogprob // with the Logprobs option, the token's log-probability
+	// Thinking marks text of the reasoning, with Think(true).
+	Thinking bool
 	// Result, on the last chunk of a stream that finished (by a stop
 	// condition, not by the reader leaving), is the whole generation, as
 	// Generate would have returned it; that chunk has no text.
@@ -86,6 +91,7 @@ type genConfig struct {
 	logprobs  int // -1: none; else how many alternatives to report
 	private   bool
 	suffix    *string // fill in the middle between the prompt and this
+	think     *bool   // Think: nil leaves the reply as it is
 }
 
 // ContextPolicy says what to do when a conversation or a generation does
@@ -310,28 +316,72 @@ func (p *Pipeline) tokensPrompt(ids []Token, opts []GenerateOption) (string, err
 // streamRun runs a streamed generation, ending a finished one with a chunk
 // that carries its Result.
 func (p *Pipeline) streamRun(ctx context.Context, prompt string, ids []engine.Token, opts []GenerateOption, dropped int, yield func(Chunk, error) bool) {
+	g, _ := p.genConfig(opts)
 	var text strings.Builder
 	stopped := false
+	var split *thinkSplitter
+	if g.think != nil && *g.think {
+		split = newThinkSplitter(thinkOpened(prompt))
+	}
 	res, err := p.run(ctx, ids, opts, func(c Chunk, err error) bool {
 		text.WriteString(c.Text)
-		if !yield(c, err) {
-			stopped = true
-			return false
+		more := false
+		if split != nil && err == nil {
+			more = yieldPieces(c, split.push(c.Text), yield)
+		} else {
+			more = yield(c, err)
 		}
-		return true
+		stopped = !more
+		return more
 	})
+	if err == nil && split != nil && !stopped && !yieldPieces(Chunk{Token: -1}, split.flush(), yield) {
+		stopped = true
+	}
 	switch {
 	case err != nil:
 		yield(Chunk{}, err)
 	case res != nil && !stopped:
 		res.Text = text.String()
-		g, _ := p.genConfig(opts)
-		findToolCalls(res, g)
-		if g.echo {
-			res.Text = prompt + res.Text
-		}
+		finishResult(res, g, prompt)
 		res.Dropped = dropped
 		yield(Chunk{Token: -1, Result: res}, nil)
+	}
+}
+
+// yieldPieces yields the reasoning and answer pieces of chunk c's text as
+// chunks, the first one carrying c's token and logprob; with no piece
+// (text held back), c's token still comes, with no text. It reports
+// whether the reader wants more.
+func yieldPieces(c Chunk, pieces []piece, yield func(Chunk, error) bool) bool {
+	if len(pieces) == 0 {
+		if c.Token < 0 {
+			return true
+		}
+		c.Text = ""
+		return yield(c, nil)
+	}
+	for i, pc := range pieces {
+		out := Chunk{Text: pc.text, Thinking: pc.thinking, Token: -1}
+		if i == 0 {
+			out.Token, out.Logprob = c.Token, c.Logprob
+		}
+		if !yield(out, nil) {
+			return false
+		}
+	}
+	return true
+}
+
+// finishResult completes a finished generation's Result from its text:
+// the reasoning split out with Think(true), tool calls, the prompt first
+// with Echo.
+func finishResult(res *Result, g genConfig, prompt string) {
+	if g.think != nil && *g.think {
+		res.Thinking, res.Text = SplitThinking(res.Text, thinkOpened(prompt))
+	}
+	findToolCalls(res, g)
+	if g.echo {
+		res.Text = prompt + res.Text
 	}
 }
 
@@ -347,10 +397,7 @@ func (p *Pipeline) collect(ctx context.Context, prompt string, ids []engine.Toke
 	}
 	res.Text = text.String()
 	g, _ := p.genConfig(opts)
-	findToolCalls(res, g)
-	if g.echo {
-		res.Text = prompt + res.Text
-	}
+	finishResult(res, g, prompt)
 	return res, nil
 }
 

@@ -48,6 +48,7 @@ type oaiToolCall struct {
 type oaiMessage struct {
 	Role      string          `json:"role"`
 	Content   json.RawMessage `json:"content"`
+	Reasoning string          `json:"reasoning_content"` // llama-server's and vLLM's separated reasoning
 	ToolCalls []oaiToolCall   `json:"tool_calls"`
 }
 
@@ -458,7 +459,10 @@ func (r *RemoteModel) complete(ctx context.Context, path string, body map[string
 	var calls []oaiToolCall
 	switch {
 	case c.Message != nil:
-		res.Text, calls = c.Message.text(), c.Message.ToolCalls
+		res.Text, calls, res.Thinking = c.Message.text(), c.Message.ToolCalls, c.Message.Reasoning
+		if g.think != nil && *g.think && res.Thinking == "" {
+			res.Thinking, res.Text = SplitThinking(res.Text, false)
+		}
 	case c.Text != nil:
 		res.Text = *c.Text
 	}

@@ -17,9 +17,24 @@ import (
 func (r *RemoteModel) stream(ctx context.Context, path string, body map[string]any, g genConfig, yield func(Chunk, error) bool) {
 	start := time.Now()
 	first := time.Duration(-1)
-	var text strings.Builder
+	var text, thinking strings.Builder
 	var lps []TokenLogprob
 	ok := true
+	// With Think(true), reasoning comes as reasoning_content (llama-server,
+	// vLLM) or inline in a <think> block, which is split out here.
+	var split *thinkSplitter
+	if g.think != nil && *g.think {
+		split = newThinkSplitter(false)
+	}
+	out := func(c Chunk) bool {
+		if c.Thinking {
+			thinking.WriteString(c.Text)
+		} else {
+			text.WriteString(c.Text)
+		}
+		ok = yield(c, nil)
+		return ok
+	}
 	s := r.streamEvents(ctx, path, body, g, func(c Chunk, err error) bool {
 		if err != nil {
 			ok = false
@@ -29,21 +44,25 @@ func (r *RemoteModel) stream(ctx context.Context, path string, body map[string]a
 		if first < 0 && (c.Text != "" || c.Logprob != nil) {
 			first = time.Since(start)
 		}
-		text.WriteString(c.Text)
 		if c.Logprob != nil {
 			lps = append(lps, *c.Logprob)
 		}
-		ok = yield(c, nil)
-		return ok
+		if split == nil || c.Thinking {
+			return out(c)
+		}
+		return yieldPieces(c, split.push(c.Text), func(c Chunk, _ error) bool { return out(c) })
 	})
 	if !ok || s == nil {
+		return
+	}
+	if split != nil && !yieldPieces(Chunk{Token: -1}, split.flush(), func(c Chunk, _ error) bool { return out(c) }) {
 		return
 	}
 	finish := FinishReason(s.finish)
 	if finish == "" {
 		finish = FinishStop
 	}
-	res := &Result{Text: text.String(), Model: r.Name(), Logprobs: lps, FinishReason: finish}
+	res := &Result{Text: text.String(), Thinking: thinking.String(), Model: r.Name(), Logprobs: lps, FinishReason: finish}
 	if len(s.calls) > 0 {
 		res.ToolCalls = toolCalls(s.calls)
 	}
@@ -185,6 +204,9 @@ func (s *streamState) event(out oaiResponse) error {
 		if msg != nil {
 			text = msg.text()
 			s.addCalls(msg.ToolCalls)
+			if msg.Reasoning != "" {
+				s.pending = append(s.pending, Chunk{Text: msg.Reasoning, Thinking: true, Token: -1})
+			}
 		} else if c.Text != nil {
 			text = *c.Text
 		}

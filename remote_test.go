@@ -825,3 +825,64 @@ func TestRemoteBaseURL(t *testing.T) {
 		t.Errorf("BaseURL %q", r.BaseURL())
 	}
 }
+
+// TestRemoteThink: with Think(true) the remote client asks for
+// enable_thinking and separates the reasoning, whether the endpoint sends
+// it as reasoning_content (llama-server, vLLM) or inline in a <think>
+// block, streamed or not.
+func TestRemoteThink(t *testing.T) {
+	for _, tc := range []struct {
+		name            string
+		message, deltas []string // the answer's message fields, and the stream's deltas
+	}{
+		{"reasoning_content", []string{`"reasoning_content":"weigh it","content":"yes"`},
+			[]string{`"reasoning_content":"weigh"`, `"reasoning_content":" it"`, `"content":"yes"`}},
+		{"inline block", []string{`"content":"<think>\nweigh it\n</think>\n\nyes"`},
+			[]string{`"content":"<thi"`, `"content":"nk>\nweigh"`, `"content":" it\n</th"`, `"content":"ink>\n\nye"`, `"content":"s"`}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFakeAPI(t)
+			f.handle = func(w http.ResponseWriter, r *http.Request, body map[string]any) bool {
+				if stream, _ := body["stream"].(bool); stream {
+					var events []string
+					for _, d := range tc.deltas {
+						events = append(events, `{"choices":[{"index":0,"delta":{`+d+`}}]}`)
+					}
+					sse(w, append(events, `{"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}`, "[DONE]")...)
+					return true
+				}
+				w.Header().Set("Content-Type", "application/json")
+				fmt.Fprintf(w, `{"choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant",%s}}]}`, tc.message[0])
+				return true
+			}
+			r := newTestRemote(t, f)
+			msgs := []Message{{Role: "user", Content: "Is it?"}}
+			res, err := r.Chat(context.Background(), msgs, Think(true))
+			if err != nil || res.Thinking != "weigh it" || res.Text != "yes" {
+				t.Errorf("Chat: %+v, %v", res, err)
+			}
+			kwargs, _ := f.posts("/v1/chat/completions")[0].Body["chat_template_kwargs"].(map[string]any)
+			if kwargs["enable_thinking"] != true {
+				t.Errorf("chat_template_kwargs %v", kwargs)
+			}
+			var thinking, answer strings.Builder
+			var final *Result
+			for c, err := range r.ChatStream(context.Background(), msgs, Think(true)) {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if c.Thinking {
+					thinking.WriteString(c.Text)
+				} else {
+					answer.WriteString(c.Text)
+				}
+				if c.Result != nil {
+					final = c.Result
+				}
+			}
+			if thinking.String() != "weigh it" || answer.String() != "yes" || final == nil || final.Thinking != "weigh it" || final.Text != "yes" {
+				t.Errorf("ChatStream: thinking %q, answer %q, final %+v", thinking.String(), answer.String(), final)
+			}
+		})
+	}
+}

@@ -91,7 +91,7 @@ func TestErrors(t *testing.T) {
 		{"ollama num_predict", "/api/generate", `{"model":"stories260K","prompt":"a","options":{"num_predict":1.5}}`, 400, "", []string{"num_predict"}},
 		{"ollama format", "/api/generate", `{"model":"stories260K","prompt":"a","format":"yaml"}`, 400, "", []string{"format"}},
 		{"ollama keep_alive", "/api/generate", `{"model":"stories260K","prompt":"a","keep_alive":"soon"}`, 400, "", []string{"keep_alive"}},
-		{"ollama think", "/api/chat", `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"think":true}`, 400, "", []string{"thinking"}},
+		{"ollama think", "/api/chat", `{"model":"stories260K","messages":[{"role":"user","content":"a"}],"think":42}`, 400, "", []string{"think"}},
 		{"ollama images", "/api/generate", `{"model":"stories260K","prompt":"a","images":["aGk="]}`, 400, "", []string{"images"}},
 		{"ollama template", "/api/generate", `{"model":"stories260K","prompt":"a","template":"{{ .Prompt }}"}`, 400, "", []string{"template"}},
 		{"ollama unknown model", "/api/chat", `{"model":"llama3","messages":[{"role":"user","content":"a"}]}`, 404, "", []string{`"llama3" not found`}},

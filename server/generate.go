@@ -29,6 +29,7 @@ type genRequest struct {
 // genResult is a finished generation.
 type genResult struct {
 	text         string
+	thinking     string // the reasoning, with llm.Think(true)
 	finish       llm.FinishReason
 	promptTokens int
 	tokens       int
@@ -38,9 +39,11 @@ type genResult struct {
 	genDur       time.Duration
 }
 
-// chunkFunc receives streamed text and, with logprobs, each token's
-// log-probability (text may then be empty). An error stops the generation.
-type chunkFunc func(text string, lp *llm.TokenLogprob) error
+// chunkFunc receives streamed text, marked thinking when it is a reasoning
+// model's reasoning (with llm.Think(true)), and, with logprobs, each
+// token's log-probability (text may then be empty). An error stops the
+// generation.
+type chunkFunc func(text string, thinking bool, lp *llm.TokenLogprob) error
 
 // generate runs req on the lease's model. With onChunk nil it returns the
 // whole result; otherwise it streams the text to onChunk as it is made.
@@ -68,7 +71,7 @@ func (s *Server) generate(ctx context.Context, l *lease, req genRequest, onChunk
 			return nil, err
 		}
 		t := res.Timings
-		out := &genResult{text: res.Text, finish: res.FinishReason, promptTokens: t.PromptTokens, tokens: t.GeneratedTokens,
+		out := &genResult{text: res.Text, thinking: res.Thinking, finish: res.FinishReason, promptTokens: t.PromptTokens, tokens: t.GeneratedTokens,
 			logprobs: res.Logprobs, ttft: t.TimeToFirstToken, promptDur: t.PromptDuration, genDur: t.GenerateDuration}
 		if out.tokens == 0 {
 			out.ttft = -1
@@ -109,7 +112,7 @@ func (s *Server) stream(ctx context.Context, l *lease, req genRequest, opts []ll
 		if c.Text == "" && lp == nil {
 			continue
 		}
-		if err := onChunk(c.Text, lp); err != nil {
+		if err := onChunk(c.Text, c.Thinking, lp); err != nil {
 			return nil, fmt.Errorf("streaming to the client: %w: %w", context.Canceled, err)
 		}
 	}
@@ -120,7 +123,7 @@ func (s *Server) stream(ctx context.Context, l *lease, req genRequest, opts []ll
 		return nil, fmt.Errorf("the generation ended without a result: %w", context.Canceled)
 	}
 	t := final.Timings
-	res := &genResult{text: final.Text, finish: final.FinishReason, promptTokens: t.PromptTokens, tokens: t.GeneratedTokens,
+	res := &genResult{text: final.Text, thinking: final.Thinking, finish: final.FinishReason, promptTokens: t.PromptTokens, tokens: t.GeneratedTokens,
 		logprobs: final.Logprobs, ttft: t.TimeToFirstToken, promptDur: t.PromptDuration, genDur: t.GenerateDuration}
 	if res.tokens == 0 {
 		res.ttft = -1

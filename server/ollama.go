@@ -74,10 +74,18 @@ func (c *ollamaCommon) streaming() bool { return c.Stream == nil || *c.Stream }
 func (c *ollamaCommon) options(preset *modelfile.Settings) (genRequest, error) {
 	g := genRequest{maxTokens: -1, logprobs: -1}
 	if !isNull(c.Think) {
+		// true or false, or a level ("high", "medium", "low"), which
+		// means true here.
 		var on bool
-		if err := json.Unmarshal(c.Think, &on); err != nil || on {
-			return g, badRequest("think", "thinking is not supported: field \"think\" must be false")
+		var level string
+		switch {
+		case json.Unmarshal(c.Think, &on) == nil:
+		case json.Unmarshal(c.Think, &level) == nil && (level == "high" || level == "medium" || level == "low"):
+			on = true
+		default:
+			return g, badRequest("think", "field \"think\" must be true, false, \"high\", \"medium\" or \"low\", got %s", c.Think)
 		}
+		g.opts = append(g.opts, llm.Think(on))
 	}
 	if c.Logprobs {
 		if c.TopLogprobs < 0 || c.TopLogprobs > llm.MaxTopLogprobs {

@@ -26,6 +26,7 @@ type generateResponse struct {
 	Model      string          `json:"model"`
 	CreatedAt  time.Time       `json:"created_at"`
 	Response   string          `json:"response"`
+	Thinking   string          `json:"thinking,omitempty"`
 	Done       bool            `json:"done"`
 	DoneReason string          `json:"done_reason,omitempty"`
 	Logprobs   []ollamaLogprob `json:"logprobs,omitempty"`
@@ -144,17 +145,21 @@ func (s *Server) handleGenerate(w http.ResponseWriter, r *http.Request) {
 			writeOllamaError(w, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, generateResponse{Model: l.name, CreatedAt: time.Now().UTC(), Response: res.text, Done: true,
+		writeJSON(w, http.StatusOK, generateResponse{Model: l.name, CreatedAt: time.Now().UTC(), Response: res.text, Thinking: res.thinking, Done: true,
 			DoneReason: string(res.finish), Logprobs: ollamaLogprobsOf(res.logprobs, g.logprobs), ollamaMetrics: ollamaMetricsOf(res, l, start)})
 		return
 	}
 	es := newNDJSON(w)
-	res, err := s.generate(ctx, l, g, func(text string, lp *llm.TokenLogprob) error {
+	res, err := s.generate(ctx, l, g, func(text string, thinking bool, lp *llm.TokenLogprob) error {
 		var lps []llm.TokenLogprob
 		if lp != nil {
 			lps = []llm.TokenLogprob{*lp}
 		}
-		return es.send(generateResponse{Model: l.name, CreatedAt: time.Now().UTC(), Response: text, Logprobs: ollamaLogprobsOf(lps, g.logprobs)})
+		r := generateResponse{Model: l.name, CreatedAt: time.Now().UTC(), Response: text, Logprobs: ollamaLogprobsOf(lps, g.logprobs)}
+		if thinking {
+			r.Response, r.Thinking = "", text
+		}
+		return es.send(r)
 	})
 	if err != nil {
 		streamError(es, w, err)
@@ -255,7 +260,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 			writeOllamaError(w, err)
 			return
 		}
-		msg := ollamaMessage{Role: "assistant", Content: res.text}
+		msg := ollamaMessage{Role: "assistant", Content: res.text, Thinking: res.thinking}
 		if known != nil {
 			if c, calls, ok := parseToolCalls(res.text, known); ok {
 				msg.Content, msg.ToolCalls = c, ollamaToolCalls(calls)
@@ -273,13 +278,16 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	send := func(msg ollamaMessage, lps []llm.TokenLogprob) error {
 		return es.send(ollamaChatResponse{Model: l.name, CreatedAt: time.Now().UTC(), Message: msg, Logprobs: ollamaLogprobsOf(lps, g.logprobs)})
 	}
-	res, err := s.generate(ctx, l, g, func(text string, lp *llm.TokenLogprob) error {
-		if filter != nil {
-			text = filter.push(text)
-		}
+	res, err := s.generate(ctx, l, g, func(text string, thinking bool, lp *llm.TokenLogprob) error {
 		var lps []llm.TokenLogprob
 		if lp != nil {
 			lps = []llm.TokenLogprob{*lp}
+		}
+		if thinking {
+			return send(ollamaMessage{Role: "assistant", Thinking: text}, lps)
+		}
+		if filter != nil {
+			text = filter.push(text)
 		}
 		if text == "" && lps == nil {
 			return nil

@@ -174,7 +174,7 @@ func (s *Server) handleChatCompletions(w http.ResponseWriter, r *http.Request) {
 			}
 			return nil
 		}
-		res, err := s.generate(ctx, l, g.forChoice(i), func(text string, lp *llm.TokenLogprob) error {
+		res, err := s.generate(ctx, l, g.forChoice(i), func(text string, _ bool, lp *llm.TokenLogprob) error {
 			if filter != nil {
 				text = filter.push(text)
 			}

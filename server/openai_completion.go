@@ -172,7 +172,7 @@ func (s *Server) handleCompletions(w http.ResponseWriter, r *http.Request) {
 				return err
 			}
 		}
-		res, err := s.generate(ctx, l, gi, func(text string, lp *llm.TokenLogprob) error {
+		res, err := s.generate(ctx, l, gi, func(text string, _ bool, lp *llm.TokenLogprob) error {
 			var lps []llm.TokenLogprob
 			if lp != nil {
 				lps = []llm.TokenLogprob{*lp}
