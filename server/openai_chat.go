@@ -22,13 +22,20 @@ type chatRequest struct {
 	TopLogprobs *int            `json:"top_logprobs"`
 	Tools       json.RawMessage `json:"tools"`
 	ToolChoice  json.RawMessage `json:"tool_choice"`
+	// ChatTemplateKwargs are variables for the chat template, as
+	// llama-server and vLLM take them (enable_thinking, ...).
+	ChatTemplateKwargs map[string]any `json:"chat_template_kwargs"`
+	// ReasoningFormat is llama-server's: "none" leaves a reasoning model's
+	// <think> block in the content; otherwise it goes to reasoning_content.
+	ReasoningFormat string `json:"reasoning_format"`
 }
 
 // chatMessage is the assistant's message of a response.
 type chatMessage struct {
-	Role      string           `json:"role"`
-	Content   *string          `json:"content"`
-	ToolCalls []openAIToolCall `json:"tool_calls,omitempty"`
+	Role             string           `json:"role"`
+	Content          *string          `json:"content"`
+	ReasoningContent string           `json:"reasoning_content,omitempty"`
+	ToolCalls        []openAIToolCall `json:"tool_calls,omitempty"`
 }
 
 // openAIToolCall is a call in OpenAI's shape: the arguments as a string.
@@ -51,9 +58,10 @@ type chatChoice struct {
 }
 
 type chatDelta struct {
-	Role      string           `json:"role,omitempty"`
-	Content   *string          `json:"content,omitempty"`
-	ToolCalls []openAIToolCall `json:"tool_calls,omitempty"`
+	Role             string           `json:"role,omitempty"`
+	Content          *string          `json:"content,omitempty"`
+	ReasoningContent *string          `json:"reasoning_content,omitempty"`
+	ToolCalls        []openAIToolCall `json:"tool_calls,omitempty"`
 }
 
 type chatLogprobs struct {
@@ -106,6 +114,11 @@ func (s *Server) handleChatCompletions(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIError(w, err)
 		return
 	}
+	thinkOpts, err := req.thinkOptions()
+	if err != nil {
+		writeOpenAIError(w, err)
+		return
+	}
 
 	ctx, l, cancel, ok := s.leaseForN(w, r, req.Model, g.n, writeOpenAIError)
 	if !ok {
@@ -124,6 +137,7 @@ func (s *Server) handleChatCompletions(w http.ResponseWriter, r *http.Request) {
 		}
 		g.opts = append(g.opts, llm.Tools(tools...))
 	}
+	g.opts = append(g.opts, thinkOpts...)
 
 	id := "chatcmpl-" + newRequestID()
 	base := chatResponse{ID: id, Object: "chat.completion", Created: time.Now().Unix(), Model: l.name, SystemFingerprint: fingerprint()}
@@ -174,7 +188,14 @@ func (s *Server) handleChatCompletions(w http.ResponseWriter, r *http.Request) {
 			}
 			return nil
 		}
-		res, err := s.generate(ctx, l, g.forChoice(i), func(text string, _ bool, lp *llm.TokenLogprob) error {
+		res, err := s.generate(ctx, l, g.forChoice(i), func(text string, thinking bool, lp *llm.TokenLogprob) error {
+			if thinking {
+				var lps []llm.TokenLogprob
+				if lp != nil {
+					lps = []llm.TokenLogprob{*lp}
+				}
+				return send(chatDelta{ReasoningContent: &text}, lps, nil)
+			}
 			if filter != nil {
 				text = filter.push(text)
 			}
@@ -234,10 +255,38 @@ func (s *Server) handleChatCompletions(w http.ResponseWriter, r *http.Request) {
 	es.sendRaw([]byte("[DONE]"))
 }
 
+// thinkOptions are the options for the chat template's variables and a
+// reasoning model's reasoning: unless reasoning_format is "none", the
+// <think> block goes to reasoning_content, as llama-server does by
+// default, and the model reasons unless chat_template_kwargs says
+// enable_thinking false.
+func (req *chatRequest) thinkOptions() ([]llm.GenerateOption, error) {
+	var opts []llm.GenerateOption
+	if len(req.ChatTemplateKwargs) > 0 {
+		opts = append(opts, llm.TemplateVars(req.ChatTemplateKwargs))
+	}
+	switch req.ReasoningFormat {
+	case "none":
+		return opts, nil
+	case "", "auto", "deepseek":
+	default:
+		return nil, badRequest("reasoning_format", "field \"reasoning_format\" must be \"none\", \"auto\" or \"deepseek\", got %q", req.ReasoningFormat)
+	}
+	on := true
+	if v, ok := req.ChatTemplateKwargs["enable_thinking"]; ok {
+		b, isBool := v.(bool)
+		if !isBool {
+			return nil, badRequest("chat_template_kwargs.enable_thinking", "field \"chat_template_kwargs.enable_thinking\" must be true or false")
+		}
+		on = b
+	}
+	return append(opts, llm.Think(on)), nil
+}
+
 // chatChoiceOf is choice i of a chat response; known, when not nil, are
 // the tools offered, whose calls are parsed out of the text.
 func chatChoiceOf(i int, res *genResult, known map[string]bool, logprobs int) chatChoice {
-	msg := &chatMessage{Role: "assistant"}
+	msg := &chatMessage{Role: "assistant", ReasoningContent: res.thinking}
 	finish := string(res.finish)
 	content := res.text
 	if known != nil {

@@ -54,3 +54,76 @@ func TestOllamaThink(t *testing.T) {
 		t.Errorf("/api/generate think true: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestOpenAIReasoning: /v1/chat/completions puts a reasoning model's
+// reasoning in reasoning_content, as llama-server does by default,
+// streamed or not; reasoning_format "none" leaves it in the content, and
+// chat_template_kwargs reaches the template (enable_thinking false: no
+// <think> block is opened, so all is content).
+func TestOpenAIReasoning(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.Models = []string{withTemplate(t, "reasoner",
+		"{% for m in messages %}{{ m.content }}{% endfor %}{% if enable_thinking is not false %}<think>\n{% endif %}")}
+	_, url := start(t, cfg)
+	type msg struct {
+		Content          *string `json:"content"`
+		ReasoningContent string  `json:"reasoning_content"`
+	}
+	chat := func(extra map[string]any) msg {
+		req := map[string]any{"model": "reasoner", "messages": []map[string]any{{"role": "user", "content": "Once upon a time"}},
+			"temperature": 0, "max_tokens": 16}
+		for k, v := range extra {
+			req[k] = v
+		}
+		resp, body := post(t, url+"/v1/chat/completions", req)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%v: %d %s", extra, resp.StatusCode, body)
+		}
+		r := decode[struct{ Choices []struct{ Message msg } }](t, body)
+		if len(r.Choices) != 1 || r.Choices[0].Message.Content == nil {
+			t.Fatalf("%v: %s", extra, body)
+		}
+		return r.Choices[0].Message
+	}
+	def := chat(nil)
+	if def.ReasoningContent == "" || *def.Content != "" {
+		t.Errorf("default: reasoning %q, content %q", def.ReasoningContent, *def.Content)
+	}
+	if raw := chat(map[string]any{"reasoning_format": "none"}); raw.ReasoningContent != "" || !strings.Contains(*raw.Content, def.ReasoningContent) {
+		t.Errorf("reasoning_format none: reasoning %q, content %q", raw.ReasoningContent, *raw.Content)
+	}
+	if off := chat(map[string]any{"chat_template_kwargs": map[string]any{"enable_thinking": false}}); off.ReasoningContent != "" || *off.Content == "" {
+		t.Errorf("enable_thinking false: reasoning %q, content %q", off.ReasoningContent, *off.Content)
+	}
+	resp, body := post(t, url+"/v1/chat/completions", map[string]any{"model": "reasoner", "stream": true,
+		"messages": []map[string]any{{"role": "user", "content": "Once upon a time"}}, "temperature": 0, "max_tokens": 16})
+	var reasoning, content strings.Builder
+	for _, ev := range sseEvents(t, body) {
+		if ev == "[DONE]" {
+			continue
+		}
+		var c struct {
+			Choices []struct {
+				Delta struct {
+					Content          string `json:"content"`
+					ReasoningContent string `json:"reasoning_content"`
+				}
+			}
+		}
+		if err := json.Unmarshal([]byte(ev), &c); err != nil {
+			t.Fatal(err)
+		}
+		for _, ch := range c.Choices {
+			reasoning.WriteString(ch.Delta.ReasoningContent)
+			content.WriteString(ch.Delta.Content)
+		}
+	}
+	if resp.StatusCode != http.StatusOK || reasoning.String() != def.ReasoningContent || content.String() != "" {
+		t.Errorf("streamed: %d, reasoning %q (want %q), content %q", resp.StatusCode, reasoning.String(), def.ReasoningContent, content.String())
+	}
+	resp, body = post(t, url+"/v1/chat/completions", map[string]any{"model": "reasoner", "reasoning_format": "sideways",
+		"messages": []map[string]any{{"role": "user", "content": "x"}}})
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "reasoning_format") {
+		t.Errorf("bad reasoning_format: %d %s", resp.StatusCode, body)
+	}
+}
