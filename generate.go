@@ -36,8 +36,8 @@ type Result struct {
 	// Text (which keeps the model's own spelling of them) by
 	// ParseToolCalls; FinishReason is then FinishToolCalls.
 	ToolCalls []ToolCall
-	// Thinking is a reasoning model's reasoning, with Think(true): the
-	// <think> block, out of Text.
+	// Thinking is a reasoning model's reasoning, with Think(true) or
+	// SeparateThinking: the <think> block, out of Text.
 	Thinking string
 	Dropped  int // messages left out by DropOldestTurns
 	Shifted  int // tokens discarded from the context by ShiftWindow
@@ -71,7 +71,8 @@ type Chunk struct {
 	Text    string        // new text: may be empty when a token ends inside a character or a possible stop string
 	Token   engine.Token  // the token that produced it (-1 for text flushed at the end)
 	Logprob *TokenLogprob // with the Logprobs option, the token's log-probability
-	// Thinking marks text of the reasoning, with Think(true).
+	// Thinking marks text of the reasoning, with Think(true) or
+	// SeparateThinking.
 	Thinking bool
 	// Result, on the last chunk of a stream that finished (by a stop
 	// condition, not by the reader leaving), is the whole generation, as
@@ -91,7 +92,9 @@ type genConfig struct {
 	logprobs  int // -1: none; else how many alternatives to report
 	private   bool
 	suffix    *string // fill in the middle between the prompt and this
-	think     *bool   // Think: nil leaves the reply as it is
+	// splitThinking separates a reasoning model's <think> block (Think,
+	// SeparateThinking).
+	splitThinking bool
 }
 
 // ContextPolicy says what to do when a conversation or a generation does
@@ -320,7 +323,7 @@ func (p *Pipeline) streamRun(ctx context.Context, prompt string, ids []engine.To
 	var text strings.Builder
 	stopped := false
 	var split *thinkSplitter
-	if g.think != nil && *g.think {
+	if g.splitThinking {
 		split = newThinkSplitter(thinkOpened(prompt))
 	}
 	res, err := p.run(ctx, ids, opts, func(c Chunk, err error) bool {
@@ -376,7 +379,7 @@ func yieldPieces(c Chunk, pieces []piece, yield func(Chunk, error) bool) bool {
 // the reasoning split out with Think(true), tool calls, the prompt first
 // with Echo.
 func finishResult(res *Result, g genConfig, prompt string) {
-	if g.think != nil && *g.think {
+	if g.splitThinking {
 		res.Thinking, res.Text = SplitThinking(res.Text, thinkOpened(prompt))
 	}
 	findToolCalls(res, g)

@@ -460,7 +460,7 @@ func (r *RemoteModel) complete(ctx context.Context, path string, body map[string
 	switch {
 	case c.Message != nil:
 		res.Text, calls, res.Thinking = c.Message.text(), c.Message.ToolCalls, c.Message.Reasoning
-		if g.think != nil && *g.think && res.Thinking == "" {
+		if g.splitThinking && res.Thinking == "" {
 			res.Thinking, res.Text = SplitThinking(res.Text, false)
 		}
 	case c.Text != nil:

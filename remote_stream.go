@@ -23,7 +23,7 @@ func (r *RemoteModel) stream(ctx context.Context, path string, body map[string]a
 	// With Think(true), reasoning comes as reasoning_content (llama-server,
 	// vLLM) or inline in a <think> block, which is split out here.
 	var split *thinkSplitter
-	if g.think != nil && *g.think {
+	if g.splitThinking {
 		split = newThinkSplitter(false)
 	}
 	out := func(c Chunk) bool {

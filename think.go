@@ -23,9 +23,15 @@ func Think(on bool) GenerateOption {
 			extra[k] = v
 		}
 		extra["enable_thinking"] = on
-		g.extra, g.think = extra, &on
+		g.extra, g.splitThinking = extra, on
 	}
 }
+
+// SeparateThinking separates a reasoning model's <think> block from the
+// answer as Think(true) does, without asking the chat template anything:
+// for a model that reasons by itself, as llama-server's default reasoning
+// format does.
+func SeparateThinking() GenerateOption { return func(g *genConfig) { g.splitThinking = true } }
 
 // thinkOpened reports whether a chat prompt ends inside an opened <think>
 // block, as templates that make the model reason (DeepSeek-R1's) leave it.

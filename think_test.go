@@ -64,7 +64,11 @@ func TestThinkKeepsTemplateVars(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if g.extra["x"] != 1 || g.extra["enable_thinking"] != false || g.think == nil || *g.think {
-		t.Errorf("extra %v, think %v", g.extra, g.think)
+	if g.extra["x"] != 1 || g.extra["enable_thinking"] != false || g.splitThinking {
+		t.Errorf("extra %v, split %v", g.extra, g.splitThinking)
+	}
+	g, err = newGenConfig(nil, []GenerateOption{SeparateThinking()})
+	if err != nil || !g.splitThinking || g.extra != nil {
+		t.Errorf("SeparateThinking: extra %v, split %v, %v", g.extra, g.splitThinking, err)
 	}
 }

@@ -255,11 +255,10 @@ func (s *Server) handleChatCompletions(w http.ResponseWriter, r *http.Request) {
 	es.sendRaw([]byte("[DONE]"))
 }
 
-// thinkOptions are the options for the chat template's variables and a
-// reasoning model's reasoning: unless reasoning_format is "none", the
-// <think> block goes to reasoning_content, as llama-server does by
-// default, and the model reasons unless chat_template_kwargs says
-// enable_thinking false.
+// thinkOptions are the options for the chat template's variables
+// (chat_template_kwargs, as given) and a reasoning model's reasoning:
+// unless reasoning_format is "none", its <think> block goes to
+// reasoning_content, as llama-server does by default.
 func (req *chatRequest) thinkOptions() ([]llm.GenerateOption, error) {
 	var opts []llm.GenerateOption
 	if len(req.ChatTemplateKwargs) > 0 {
@@ -269,18 +268,9 @@ func (req *chatRequest) thinkOptions() ([]llm.GenerateOption, error) {
 	case "none":
 		return opts, nil
 	case "", "auto", "deepseek":
-	default:
-		return nil, badRequest("reasoning_format", "field \"reasoning_format\" must be \"none\", \"auto\" or \"deepseek\", got %q", req.ReasoningFormat)
+		return append(opts, llm.SeparateThinking()), nil
 	}
-	on := true
-	if v, ok := req.ChatTemplateKwargs["enable_thinking"]; ok {
-		b, isBool := v.(bool)
-		if !isBool {
-			return nil, badRequest("chat_template_kwargs.enable_thinking", "field \"chat_template_kwargs.enable_thinking\" must be true or false")
-		}
-		on = b
-	}
-	return append(opts, llm.Think(on)), nil
+	return nil, badRequest("reasoning_format", "field \"reasoning_format\" must be \"none\", \"auto\" or \"deepseek\", got %q", req.ReasoningFormat)
 }
 
 // chatChoiceOf is choice i of a chat response; known, when not nil, are
