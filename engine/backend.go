@@ -79,6 +79,16 @@ func BackendErrors() []error {
 	return append([]error(nil), backendErrs...)
 }
 
+// BackendProblems returns BackendErrors as lines to show, one per library
+// (a directory's errors are joined with newlines).
+func BackendProblems() []string {
+	var lines []string
+	for _, err := range BackendErrors() {
+		lines = append(lines, strings.Split(err.Error(), "\n")...)
+	}
+	return lines
+}
+
 // LoadBackends loads every ggml backend library (libggml-NAME.so, except
 // ggml-base and CPU variants, which this binary has built in) in dir into
 // llama.cpp's backend registry, after checking the manifest's commit. A

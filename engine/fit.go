@@ -184,10 +184,7 @@ func LoadFitted(ctx context.Context, path string, mopts ModelOptions, copts Cont
 			note(why)
 		}
 	} else if mopts.GPULayers != 0 && !haveGPU() {
-		var why []string
-		for _, err := range BackendErrors() {
-			why = append(why, strings.Split(err.Error(), "\n")...)
-		}
+		why := BackendProblems()
 		if len(why) == 0 {
 			why = append(why, "no GPU backend library in "+strings.Join(BackendDirs(), ", "))
 		}

@@ -301,10 +301,8 @@ func benchRun(ctx context.Context, sio *stdio, f *benchFlags, p bench.Params, sh
 		for _, ngl := range p.GPULayers {
 			if ngl != 0 {
 				fmt.Fprintf(sio.err, "llm bench: -ngl %d asks for GPU layers, but there is no GPU device: those tests run on the CPU\n", ngl)
-				for _, err := range engine.BackendErrors() {
-					for _, line := range strings.Split(err.Error(), "\n") {
-						fmt.Fprintf(sio.err, "llm bench: %s\n", line)
-					}
+				for _, line := range engine.BackendProblems() {
+					fmt.Fprintf(sio.err, "llm bench: %s\n", line)
 				}
 				break
 			}

@@ -92,9 +92,7 @@ func runShow(ctx context.Context, sio *stdio, args []string) error {
 		return err
 	}
 	rep.Devices = engine.Devices()
-	for _, err := range engine.BackendErrors() {
-		rep.BackendProblems = append(rep.BackendProblems, strings.Split(err.Error(), "\n")...)
-	}
+	rep.BackendProblems = engine.BackendProblems()
 	if rep.Cached {
 		for i, wr := range rep.Weights {
 			if wr.Format != "gguf" || wr.Error != "" {

@@ -48,10 +48,8 @@ func runVersion(ctx context.Context, sio *stdio, args []string) error {
 		}
 		fmt.Fprintln(sio.out)
 	}
-	for _, err := range engine.BackendErrors() {
-		for _, line := range strings.Split(err.Error(), "\n") {
-			fmt.Fprintf(sio.out, "backend problem: %s\n", line)
-		}
+	for _, line := range engine.BackendProblems() {
+		fmt.Fprintf(sio.out, "backend problem: %s\n", line)
 	}
 	gpu := "no"
 	if sys.SupportsGPUOffload {
