@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"iter"
+	"slices"
 	"strings"
 
 	"github.com/llm-go/llm/engine"
@@ -45,13 +46,43 @@ func (p *Pipeline) ChatPrompt(messages []Message, opts ...GenerateOption) (strin
 		return strings.Join(parts, "\n"), nil
 	}
 	out, err := p.template.Render(tokenizer.Options{
-		Messages: messages, Tools: g.tools, Extra: g.extra, AddGenerationPrompt: true,
+		Messages: reasoningAliases(messages), Tools: g.tools, Extra: g.extra, AddGenerationPrompt: true,
 		BOS: p.source.BOS, EOS: p.source.EOS,
 	})
 	if err != nil {
 		return "", fmt.Errorf("llm: chat template: %w", err)
 	}
 	return out, nil
+}
+
+// reasoningAliases gives each message's reasoning under both names chat
+// templates read: "thinking" (Ollama's; gpt-oss's template) and
+// "reasoning_content" (OpenAI-compatible servers'; Qwen3's and GLM's
+// templates). Messages with one of them get the other, in a copy.
+func reasoningAliases(messages []Message) []Message {
+	out := messages
+	for i, m := range messages {
+		thinking, hasT := m.Extra.Get("thinking")
+		reasoning, hasR := m.Extra.Get("reasoning_content")
+		if hasT == hasR {
+			continue
+		}
+		if &out[0] == &messages[0] {
+			out = slices.Clone(messages)
+		}
+		extra := &tokenizer.Object{}
+		for _, k := range m.Extra.Keys() {
+			v, _ := m.Extra.Get(k)
+			extra.Set(k, v)
+		}
+		if hasT {
+			extra.Set("reasoning_content", thinking)
+		} else {
+			extra.Set("thinking", reasoning)
+		}
+		out[i].Extra = extra
+	}
+	return out
 }
 
 // HasChatTemplate reports whether the model, or its preset, has a chat
@@ -108,7 +139,7 @@ func (p *Pipeline) Chat(ctx context.Context, messages []Message, opts ...Generat
 	if err != nil {
 		return nil, err
 	}
-	res, err := p.collect(ctx, prompt, ids, opts)
+	res, err := p.collect(ctx, prompt, ids, asChat(opts))
 	if res != nil {
 		res.Dropped = dropped
 	}
@@ -156,8 +187,13 @@ func (p *Pipeline) ChatStream(ctx context.Context, messages []Message, opts ...G
 			yield(Chunk{}, err)
 			return
 		}
-		p.streamRun(ctx, prompt, ids, opts, dropped, yield)
+		p.streamRun(ctx, prompt, ids, asChat(opts), dropped, yield)
 	}
+}
+
+// asChat adds to a chat's options the mark that it is one.
+func asChat(opts []GenerateOption) []GenerateOption {
+	return append(opts[:len(opts):len(opts)], func(g *genConfig) { g.chat = true })
 }
 
 // chatTokens renders and tokenizes a conversation. A rendered template

@@ -95,6 +95,10 @@ type genConfig struct {
 	// splitThinking separates a reasoning model's <think> block (Think,
 	// SeparateThinking).
 	splitThinking bool
+	thinkLevel    string // ThinkLevel's level, checked
+	// chat is set by Chat and ChatStream: a harmony reply is always
+	// parsed.
+	chat bool
 }
 
 // ContextPolicy says what to do when a conversation or a generation does
@@ -200,6 +204,11 @@ func newGenConfig(defaults, opts []GenerateOption) (genConfig, error) {
 		if s == "" {
 			return g, errors.New("llm: an empty stop string")
 		}
+	}
+	switch g.thinkLevel {
+	case "", ThinkLow, ThinkMedium, ThinkHigh:
+	default:
+		return g, fmt.Errorf("llm: ThinkLevel(%q): the levels are %q, %q and %q", g.thinkLevel, ThinkLow, ThinkMedium, ThinkHigh)
 	}
 	return g, nil
 }
@@ -322,10 +331,7 @@ func (p *Pipeline) streamRun(ctx context.Context, prompt string, ids []engine.To
 	g, _ := p.genConfig(opts)
 	var text strings.Builder
 	stopped := false
-	var split *thinkSplitter
-	if g.splitThinking {
-		split = newThinkSplitter(thinkOpened(prompt))
-	}
+	split := g.newSplitter(prompt)
 	res, err := p.run(ctx, ids, opts, func(c Chunk, err error) bool {
 		text.WriteString(c.Text)
 		more := false
@@ -375,12 +381,52 @@ func yieldPieces(c Chunk, pieces []piece, yield func(Chunk, error) bool) bool {
 	return true
 }
 
-// finishResult completes a finished generation's Result from its text:
-// the reasoning split out with Think(true), tool calls, the prompt first
-// with Echo.
-func finishResult(res *Result, g genConfig, prompt string) {
+// replySplitter separates a reply's reasoning from its answer as it
+// streams.
+type replySplitter interface {
+	// push takes the next text of the reply and returns what is known of
+	// it.
+	push(text string) []piece
+	// flush returns what was held back, when the reply ends.
+	flush() []piece
+}
+
+// newSplitter returns the splitter a reply needs, or nil: harmony's for a
+// prompt that opens a harmony message (gpt-oss) in a chat or with
+// Think/SeparateThinking, else the <think> splitter with those.
+func (g genConfig) newSplitter(prompt string) replySplitter {
+	if opened := harmonyOpened(prompt); opened != "" && (g.chat || g.splitThinking) {
+		return newHarmonySplitter(opened)
+	}
 	if g.splitThinking {
-		res.Thinking, res.Text = SplitThinking(res.Text, thinkOpened(prompt))
+		return newThinkSplitter(thinkOpened(prompt))
+	}
+	return nil
+}
+
+// finishResult completes a finished generation's Result from its text:
+// the reasoning split out (Think, SeparateThinking, a harmony chat), tool
+// calls, the prompt first with Echo.
+func finishResult(res *Result, g genConfig, prompt string) {
+	if split := g.newSplitter(prompt); split != nil {
+		var thinking, answer strings.Builder
+		for _, p := range append(split.push(res.Text), split.flush()...) {
+			if p.thinking {
+				thinking.WriteString(p.text)
+			} else {
+				answer.WriteString(p.text)
+			}
+		}
+		res.Thinking, res.Text = thinking.String(), answer.String()
+		if h, ok := split.(*harmonySplitter); ok {
+			if len(h.calls) > 0 {
+				res.ToolCalls, res.FinishReason = h.calls, FinishToolCalls
+			}
+			if g.echo {
+				res.Text = prompt + res.Text
+			}
+			return
+		}
 	}
 	findToolCalls(res, g)
 	if g.echo {

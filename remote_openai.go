@@ -93,7 +93,7 @@ func (m *oaiMessage) text() string {
 }
 
 // requestBody maps the options to an OpenAI request's fields. chat adds
-// the chat-only ones (tools, chat_template_kwargs).
+// the chat-only ones (tools, chat_template_kwargs, reasoning_effort).
 func requestBody(g genConfig, model string, chat, stream bool) (map[string]any, error) {
 	body := map[string]any{}
 	if model != "" {
@@ -133,6 +133,9 @@ func requestBody(g genConfig, model string, chat, stream bool) (map[string]any, 
 		}
 		if len(g.extra) > 0 {
 			body["chat_template_kwargs"] = g.extra
+		}
+		if g.thinkLevel != "" {
+			body["reasoning_effort"] = g.thinkLevel // OpenAI's own field
 		}
 	}
 	return body, nil

@@ -865,6 +865,12 @@ func TestRemoteThink(t *testing.T) {
 			if kwargs["enable_thinking"] != true {
 				t.Errorf("chat_template_kwargs %v", kwargs)
 			}
+			if _, err := r.Chat(context.Background(), msgs, ThinkLevel(ThinkLow)); err != nil {
+				t.Fatal(err)
+			}
+			if body := f.posts("/v1/chat/completions")[1].Body; body["reasoning_effort"] != "low" {
+				t.Errorf("ThinkLevel(low) sent %v", body)
+			}
 			var thinking, answer strings.Builder
 			var final *Result
 			for c, err := range r.ChatStream(context.Background(), msgs, Think(true)) {

@@ -12,19 +12,49 @@ const (
 
 // Think asks a reasoning model to think first (on) or to answer directly
 // (off), as Ollama's think option does (Chat only). It sets the chat
-// template's enable_thinking variable (Qwen3's switch; other TemplateVars
-// are kept). With on, the reasoning is separated from the answer:
-// Result.Thinking holds it, without its <think> tags, and Result.Text the
-// answer; streamed chunks of reasoning have Chunk.Thinking set.
+// template's enable_thinking variable (Qwen3's, GLM's, SmolLM3's switch)
+// and thinking (DeepSeek-V3.1's, Granite's); other TemplateVars are kept.
+// With on, the reasoning is separated from the answer: Result.Thinking
+// holds it, without its <think> tags, and Result.Text the answer; streamed
+// chunks of reasoning have Chunk.Thinking set. A model in OpenAI's harmony
+// format (gpt-oss) always reasons, and its reasoning (the analysis
+// channel) is always separated in a chat; ThinkLevel sets how much.
 func Think(on bool) GenerateOption {
 	return func(g *genConfig) {
-		extra := make(map[string]any, len(g.extra)+1)
-		for k, v := range g.extra {
-			extra[k] = v
-		}
-		extra["enable_thinking"] = on
-		g.extra, g.splitThinking = extra, on
+		g.setVars(map[string]any{"enable_thinking": on, "thinking": on})
+		g.splitThinking = on
 	}
+}
+
+// Reasoning efforts for ThinkLevel.
+const (
+	ThinkLow    = "low"
+	ThinkMedium = "medium"
+	ThinkHigh   = "high"
+)
+
+// ThinkLevel is Think(true) with a reasoning effort, ThinkLow, ThinkMedium
+// or ThinkHigh (Ollama's think levels, OpenAI's reasoning_effort): it also
+// sets the chat template's reasoning_effort, which gpt-oss's template
+// writes into its system message. Other levels are an error.
+func ThinkLevel(level string) GenerateOption {
+	return func(g *genConfig) {
+		Think(true)(g)
+		g.setVars(map[string]any{"reasoning_effort": level})
+		g.thinkLevel = level
+	}
+}
+
+// setVars sets chat template variables, keeping the others.
+func (g *genConfig) setVars(vars map[string]any) {
+	extra := make(map[string]any, len(g.extra)+len(vars))
+	for k, v := range g.extra {
+		extra[k] = v
+	}
+	for k, v := range vars {
+		extra[k] = v
+	}
+	g.extra = extra
 }
 
 // SeparateThinking separates a reasoning model's <think> block from the

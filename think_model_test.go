@@ -2,10 +2,13 @@ package llm_test
 
 import (
 	"context"
+	"encoding/json"
+	"os"
 	"strings"
 	"testing"
 
 	"github.com/llm-go/llm"
+	"github.com/llm-go/llm/internal/shareddata"
 	"github.com/llm-go/llm/sampler"
 )
 
@@ -80,5 +83,99 @@ func TestChatThink(t *testing.T) {
 	res, err = opened.Chat(ctx, msgs, llm.Sampling(o), llm.MaxTokens(200), llm.Think(true))
 	if err != nil || res.Thinking != "the dog ran" || res.Text != "and the cat sat" {
 		t.Errorf("opened by the template: thinking %q, text %q, %v", res.Thinking, res.Text, err)
+	}
+}
+
+// TestChatHarmony: with gpt-oss's own chat template, a harmony reply
+// (forced by a grammar) comes back parsed in every chat, asked or not:
+// the analysis channel in Result.Thinking and in chunks marked Thinking,
+// the final channel in Text, a message to functions.NAME as a tool call.
+// ThinkLevel reaches the template's system message; Generate leaves the
+// reply as it is unless asked to separate it.
+func TestChatHarmony(t *testing.T) {
+	ctx := context.Background()
+	tmpl, err := os.ReadFile(shareddata.Path(t, "testdata", "chat_templates", "jinja", "openai-gpt-oss-120b.jinja"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := llm.New(ctx, withTemplate(t, string(tmpl)), llm.WithThreads(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	msgs := []llm.Message{{Role: "user", Content: "Tell me."}}
+
+	prompt, err := p.ChatPrompt(msgs, llm.ThinkLevel(llm.ThinkHigh))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(prompt, "Reasoning: high") || !strings.HasSuffix(prompt, "<|start|>assistant") {
+		t.Fatalf("ThinkLevel(high) prompt:\n%s", prompt)
+	}
+
+	o := sampler.DefaultOptions()
+	o.Temperature = 0
+	const reply = "<|channel|>analysis<|message|>the dog ran<|end|><|start|>assistant<|channel|>final<|message|>and the cat sat"
+	o.Grammar = `root ::= "` + strings.ReplaceAll(reply, `"`, `\"`) + `"`
+	res, err := p.Chat(ctx, msgs, llm.Sampling(o), llm.MaxTokens(300))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Thinking != "the dog ran" || res.Text != "and the cat sat" || res.FinishReason != llm.FinishStop {
+		t.Errorf("Chat: thinking %q, text %q, finish %s", res.Thinking, res.Text, res.FinishReason)
+	}
+	var thinking, answer strings.Builder
+	var final *llm.Result
+	for c, err := range p.ChatStream(ctx, msgs, llm.Sampling(o), llm.MaxTokens(300)) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Thinking {
+			thinking.WriteString(c.Text)
+		} else {
+			answer.WriteString(c.Text)
+		}
+		if c.Result != nil {
+			final = c.Result
+		}
+	}
+	if thinking.String() != res.Thinking || answer.String() != res.Text || final == nil || final.Text != res.Text || final.Thinking != res.Thinking {
+		t.Errorf("ChatStream: thinking %q, answer %q, final %+v", thinking.String(), answer.String(), final)
+	}
+
+	// Generate leaves a harmony prompt's reply alone, unless asked.
+	raw, err := p.Generate(ctx, prompt, llm.Sampling(o), llm.MaxTokens(300))
+	if err != nil || raw.Text != reply || raw.Thinking != "" {
+		t.Errorf("Generate: %q, thinking %q, %v", raw.Text, raw.Thinking, err)
+	}
+	sep, err := p.Generate(ctx, prompt, llm.Sampling(o), llm.MaxTokens(300), llm.SeparateThinking())
+	if err != nil || sep.Text != res.Text || sep.Thinking != res.Thinking {
+		t.Errorf("Generate with SeparateThinking: %q, thinking %q, %v", sep.Text, sep.Thinking, err)
+	}
+
+	// A tool call.
+	tool := map[string]any{"type": "function", "function": map[string]any{"name": "get_weather", "description": "The weather.",
+		"parameters": map[string]any{"type": "object", "properties": map[string]any{"city": map[string]any{"type": "string"}}}}}
+	o.Grammar = `root ::= "<|channel|>analysis<|message|>weather<|end|><|start|>assistant<|channel|>commentary to=functions.get_weather <|constrain|>json<|message|>{\"city\": \"Paris\"}"`
+	called, err := p.Chat(ctx, msgs, llm.Sampling(o), llm.MaxTokens(300), llm.Tools(tool))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(called.ToolCalls) != 1 || called.ToolCalls[0].Function.Name != "get_weather" || called.FinishReason != llm.FinishToolCalls || called.Text != "" || called.Thinking != "weather" {
+		t.Fatalf("tool call: %+v", called)
+	}
+	if args, _ := called.ToolCalls[0].Function.Arguments.(json.RawMessage); string(args) != `{"city":"Paris"}` {
+		t.Errorf("tool call arguments %s", args)
+	}
+	// The call, sent back with its result, renders as gpt-oss expects.
+	msgs = append(msgs, llm.Message{Role: "assistant", ToolCalls: called.ToolCalls},
+		llm.Message{Role: "tool", Content: `{"temp": 20}`})
+	next, err := p.ChatPrompt(msgs, llm.Tools(tool))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(next, `<|start|>assistant to=functions.get_weather<|channel|>commentary json<|message|>{"city": "Paris"}<|call|>`) ||
+		!strings.Contains(next, `<|start|>functions.get_weather to=assistant<|channel|>commentary<|message|>"{\"temp\": 20}"<|end|>`) {
+		t.Errorf("the call sent back:\n%s", next)
 	}
 }

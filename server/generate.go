@@ -29,7 +29,8 @@ type genRequest struct {
 // genResult is a finished generation.
 type genResult struct {
 	text         string
-	thinking     string // the reasoning, with llm.Think(true)
+	thinking     string         // the reasoning, with llm.Think(true)
+	calls        []llm.ToolCall // the calls the library parsed (Result.ToolCalls)
 	finish       llm.FinishReason
 	promptTokens int
 	tokens       int
@@ -71,7 +72,7 @@ func (s *Server) generate(ctx context.Context, l *lease, req genRequest, onChunk
 			return nil, err
 		}
 		t := res.Timings
-		out := &genResult{text: res.Text, thinking: res.Thinking, finish: res.FinishReason, promptTokens: t.PromptTokens, tokens: t.GeneratedTokens,
+		out := &genResult{text: res.Text, thinking: res.Thinking, calls: res.ToolCalls, finish: res.FinishReason, promptTokens: t.PromptTokens, tokens: t.GeneratedTokens,
 			logprobs: res.Logprobs, ttft: t.TimeToFirstToken, promptDur: t.PromptDuration, genDur: t.GenerateDuration}
 		if out.tokens == 0 {
 			out.ttft = -1
@@ -123,7 +124,7 @@ func (s *Server) stream(ctx context.Context, l *lease, req genRequest, opts []ll
 		return nil, fmt.Errorf("the generation ended without a result: %w", context.Canceled)
 	}
 	t := final.Timings
-	res := &genResult{text: final.Text, thinking: final.Thinking, finish: final.FinishReason, promptTokens: t.PromptTokens, tokens: t.GeneratedTokens,
+	res := &genResult{text: final.Text, thinking: final.Thinking, calls: final.ToolCalls, finish: final.FinishReason, promptTokens: t.PromptTokens, tokens: t.GeneratedTokens,
 		logprobs: final.Logprobs, ttft: t.TimeToFirstToken, promptDur: t.PromptDuration, genDur: t.GenerateDuration}
 	if res.tokens == 0 {
 		res.ttft = -1

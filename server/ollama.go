@@ -74,18 +74,18 @@ func (c *ollamaCommon) streaming() bool { return c.Stream == nil || *c.Stream }
 func (c *ollamaCommon) options(preset *modelfile.Settings) (genRequest, error) {
 	g := genRequest{maxTokens: -1, logprobs: -1}
 	if !isNull(c.Think) {
-		// true or false, or a level ("high", "medium", "low"), which
-		// means true here.
+		// true or false, or a level ("high", "medium", "low"): true, with
+		// the template's reasoning_effort (gpt-oss's).
 		var on bool
 		var level string
 		switch {
 		case json.Unmarshal(c.Think, &on) == nil:
-		case json.Unmarshal(c.Think, &level) == nil && (level == "high" || level == "medium" || level == "low"):
-			on = true
+			g.opts = append(g.opts, llm.Think(on))
+		case json.Unmarshal(c.Think, &level) == nil && (level == llm.ThinkHigh || level == llm.ThinkMedium || level == llm.ThinkLow):
+			g.opts = append(g.opts, llm.ThinkLevel(level))
 		default:
 			return g, badRequest("think", "field \"think\" must be true, false, \"high\", \"medium\" or \"low\", got %s", c.Think)
 		}
-		g.opts = append(g.opts, llm.Think(on))
 	}
 	if c.Logprobs {
 		if c.TopLogprobs < 0 || c.TopLogprobs > llm.MaxTopLogprobs {

@@ -262,7 +262,7 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 		}
 		msg := ollamaMessage{Role: "assistant", Content: res.text, Thinking: res.thinking}
 		if known != nil {
-			if c, calls, ok := parseToolCalls(res.text, known); ok {
+			if c, calls, ok := replyCalls(res, res.text, known); ok {
 				msg.Content, msg.ToolCalls = c, ollamaToolCalls(calls)
 			}
 		}
@@ -300,6 +300,9 @@ func (s *Server) handleChat(w http.ResponseWriter, r *http.Request) {
 	}
 	if filter != nil {
 		rest, calls := filter.finish()
+		if len(calls) == 0 {
+			calls = libraryCalls(res, known)
+		}
 		if rest != "" || len(calls) > 0 {
 			if err := send(ollamaMessage{Role: "assistant", Content: rest, ToolCalls: ollamaToolCalls(calls)}, nil); err != nil {
 				return
@@ -322,6 +325,9 @@ func ollamaMessages(in []ollamaMessage) ([]llm.Message, error) {
 			return nil, badRequest(fmt.Sprintf("messages[%d].images", i), "message %d has images, which are not supported", i)
 		}
 		msg := llm.Message{Role: m.Role, Content: m.Content, Name: m.ToolName, ToolCallID: m.ToolCallID}
+		if m.Thinking != "" {
+			msg.Extra = tokenizer.NewObject("thinking", m.Thinking)
+		}
 		for j, c := range m.ToolCalls {
 			var args any = map[string]any{}
 			if !isNull(c.Function.Arguments) {

@@ -28,6 +28,9 @@ type chatRequest struct {
 	// ReasoningFormat is llama-server's: "none" leaves a reasoning model's
 	// <think> block in the content; otherwise it goes to reasoning_content.
 	ReasoningFormat string `json:"reasoning_format"`
+	// ReasoningEffort is OpenAI's: the chat template's reasoning_effort
+	// (gpt-oss's), "none" turning reasoning off where the template can.
+	ReasoningEffort string `json:"reasoning_effort"`
 }
 
 // chatMessage is the assistant's message of a response.
@@ -214,6 +217,9 @@ func (s *Server) handleChatCompletions(w http.ResponseWriter, r *http.Request) {
 		finish := string(res.finish)
 		if filter != nil {
 			rest, calls := filter.finish()
+			if len(calls) == 0 {
+				calls = libraryCalls(res, known)
+			}
 			if rest != "" {
 				if err := send(chatDelta{Content: &rest}, nil, nil); err != nil {
 					return err
@@ -256,13 +262,31 @@ func (s *Server) handleChatCompletions(w http.ResponseWriter, r *http.Request) {
 }
 
 // thinkOptions are the options for the chat template's variables
-// (chat_template_kwargs, as given) and a reasoning model's reasoning:
-// unless reasoning_format is "none", its <think> block goes to
-// reasoning_content, as llama-server does by default.
+// (reasoning_effort, then chat_template_kwargs as given) and a reasoning
+// model's reasoning: unless reasoning_format is "none", its <think> block
+// goes to reasoning_content, as llama-server does by default (a harmony
+// reply's analysis channel always does).
 func (req *chatRequest) thinkOptions() ([]llm.GenerateOption, error) {
+	vars := map[string]any{}
+	switch e := req.ReasoningEffort; e {
+	case "":
+	case "none":
+		vars["enable_thinking"], vars["thinking"], vars["reasoning_effort"] = false, false, llm.ThinkLow
+	case "minimal", llm.ThinkLow:
+		vars["reasoning_effort"] = llm.ThinkLow
+	case llm.ThinkMedium, llm.ThinkHigh:
+		vars["reasoning_effort"] = e
+	case "xhigh":
+		vars["reasoning_effort"] = llm.ThinkHigh
+	default:
+		return nil, badRequest("reasoning_effort", "field \"reasoning_effort\" must be \"none\", \"minimal\", \"low\", \"medium\", \"high\" or \"xhigh\", got %q", e)
+	}
+	for k, v := range req.ChatTemplateKwargs {
+		vars[k] = v
+	}
 	var opts []llm.GenerateOption
-	if len(req.ChatTemplateKwargs) > 0 {
-		opts = append(opts, llm.TemplateVars(req.ChatTemplateKwargs))
+	if len(vars) > 0 {
+		opts = append(opts, llm.TemplateVars(vars))
 	}
 	switch req.ReasoningFormat {
 	case "none":
@@ -280,7 +304,7 @@ func chatChoiceOf(i int, res *genResult, known map[string]bool, logprobs int) ch
 	finish := string(res.finish)
 	content := res.text
 	if known != nil {
-		if c, calls, ok := parseToolCalls(res.text, known); ok {
+		if c, calls, ok := replyCalls(res, res.text, known); ok {
 			content, msg.ToolCalls, finish = c, openAIToolCalls(calls, false), "tool_calls"
 		}
 	}

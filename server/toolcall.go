@@ -38,6 +38,30 @@ func parseToolCalls(text string, known map[string]bool) (content string, calls [
 	return content, calls, ok
 }
 
+// replyCalls returns the calls of a reply: those in its text, or else those
+// the library parsed out of it (a harmony reply, gpt-oss's, whose calls are
+// separate messages and not in the text), of the offered tools (known).
+func replyCalls(res *genResult, text string, known map[string]bool) (content string, calls []toolCall, ok bool) {
+	if content, calls, ok := parseToolCalls(text, known); ok {
+		return content, calls, true
+	}
+	calls = libraryCalls(res, known)
+	return text, calls, len(calls) > 0
+}
+
+// libraryCalls returns the calls the library parsed, of the offered tools.
+func libraryCalls(res *genResult, known map[string]bool) []toolCall {
+	var calls []toolCall
+	for _, c := range res.calls {
+		if !known[c.Function.Name] {
+			continue
+		}
+		args, _ := c.Function.Arguments.(json.RawMessage)
+		calls = append(calls, toolCall{ID: c.ID, Name: c.Function.Name, Arguments: args})
+	}
+	return calls
+}
+
 // toolFilter holds back streamed text that may be a tool call, so that the
 // call is sent as a call and not as content. Text that starts with a call
 // marker (or JSON) is held to the end and parsed; other text streams on,

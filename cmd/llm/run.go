@@ -17,6 +17,7 @@ import (
 
 	"github.com/llm-go/llm"
 	"github.com/llm-go/llm/sampler"
+	"github.com/llm-go/llm/tokenizer"
 )
 
 func init() {
@@ -43,7 +44,13 @@ type chatSession struct {
 	messages []llm.Message
 	sampling sampler.Options
 	maxTok   int
-	out      io.Writer
+	// think is --think: "" (reasoning shown apart if the model reasons by
+	// itself), "true", "false" or a level; hideThinking leaves the
+	// reasoning out, and gray prints it in gray (a terminal).
+	think        string
+	hideThinking bool
+	gray         bool
+	out          io.Writer
 	// answerCtx makes the context of one answer; Ctrl-C cancels it.
 	answerCtx func() (context.Context, context.CancelFunc)
 }
@@ -68,6 +75,9 @@ func runRun(ctx context.Context, sio *stdio, args []string) error {
 	registerSamplingFlags(fs, &s.sampling, &grammarFile)
 	fs.StringVar(&system, "system", "", "system prompt")
 	fs.IntVarP(&predict, "predict", "n", -1, "most tokens per answer (-1: no limit)")
+	fs.StringVar(&s.think, "think", "", "ask a reasoning model to think first: true, false, or a reasoning effort high, medium or low (--think alone: true; give a value as --think=high)")
+	fs.Lookup("think").NoOptDefVal = "true"
+	fs.BoolVar(&s.hideThinking, "hidethinking", false, "do not show a reasoning model's reasoning")
 	mf.register(fs)
 	remote.register(fs)
 	if err := parseFlags(fs, commands["run"], sio, args); err != nil {
@@ -75,6 +85,9 @@ func runRun(ctx context.Context, sio *stdio, args []string) error {
 	}
 	if err := mf.check(); err != nil {
 		return err
+	}
+	if _, err := thinkOption(s.think); err != nil {
+		return usagef("--think: %v", err)
 	}
 	setupLogging(sio.err, verbose)
 	if err := remote.check(fs); err != nil {
@@ -154,6 +167,9 @@ func runRun(ctx context.Context, sio *stdio, args []string) error {
 		}()
 		return actx, func() { signal.Stop(sig); cancel() }
 	}
+	if out, ok := sio.out.(*os.File); ok && term.IsTerminal(int(out.Fd())) {
+		s.gray = true
+	}
 	ln := liner.NewLiner()
 	defer ln.Close()
 	ln.SetCtrlCAborts(true)
@@ -226,15 +242,35 @@ func (s *chatSession) answer(text string) error {
 	}
 	ctx, cancel := s.answerCtx()
 	defer cancel()
-	var reply strings.Builder
+	think, _ := thinkOption(s.think) // checked with the flag and by /set
+	var reply, thinking strings.Builder
 	var err error
-	for c, e := range s.generator().ChatStream(ctx, msgs, llm.Sampling(s.sampling), llm.MaxTokens(s.maxTok)) {
+	shown := false // reasoning is being shown
+	for c, e := range s.generator().ChatStream(ctx, msgs, llm.Sampling(s.sampling), llm.MaxTokens(s.maxTok), think) {
 		if e != nil {
 			err = e
 			break
 		}
+		if c.Thinking {
+			thinking.WriteString(c.Text)
+			if !s.hideThinking {
+				if !shown {
+					fmt.Fprint(s.out, s.grayText("Thinking...\n"))
+					shown = true
+				}
+				fmt.Fprint(s.out, s.grayText(c.Text))
+			}
+			continue
+		}
+		if shown && c.Text != "" {
+			fmt.Fprint(s.out, s.grayText("\n...done thinking.\n\n"))
+			shown = false
+		}
 		reply.WriteString(c.Text)
 		fmt.Fprint(s.out, c.Text)
+	}
+	if shown {
+		fmt.Fprint(s.out, s.grayText("\n...done thinking."))
 	}
 	fmt.Fprintln(s.out)
 	if err != nil && ctx.Err() != nil {
@@ -245,8 +281,34 @@ func (s *chatSession) answer(text string) error {
 		s.messages = s.messages[:len(s.messages)-1]
 		return err
 	}
-	s.messages = append(s.messages, llm.Message{Role: "assistant", Content: reply.String()})
+	msg := llm.Message{Role: "assistant", Content: reply.String()}
+	if thinking.Len() > 0 {
+		msg.Extra = tokenizer.NewObject("thinking", thinking.String())
+	}
+	s.messages = append(s.messages, msg)
 	return nil
+}
+
+// grayText is text in gray on a terminal, as it is elsewhere.
+func (s *chatSession) grayText(text string) string {
+	if !s.gray || text == "" {
+		return text
+	}
+	return "\x1b[90m" + text + "\x1b[0m"
+}
+
+// thinkOption is the option for --think's value: by default the reasoning
+// of a model that reasons by itself is shown apart.
+func thinkOption(think string) (llm.GenerateOption, error) {
+	switch think {
+	case "":
+		return llm.SeparateThinking(), nil
+	case "true", "false":
+		return llm.Think(think == "true"), nil
+	case llm.ThinkHigh, llm.ThinkMedium, llm.ThinkLow:
+		return llm.ThinkLevel(think), nil
+	}
+	return nil, fmt.Errorf("want true, false, high, medium or low, got %q", think)
 }
 
 // generator is what answers: the remote model with --remote, else the
@@ -261,6 +323,8 @@ func (s *chatSession) generator() llm.Generator {
 const runHelp = `Commands:
   /set parameter NAME VALUE   set a sampling option by its Ollama name (temperature, top_k, top_p, min_p, seed, repeat_penalty, ...)
   /set system TEXT            set the system prompt
+  /set think [LEVEL]          ask the model to think first (LEVEL: high, medium or low)
+  /set nothink                ask the model to answer directly
   /show info|system|parameters|template
   /clear                      forget the conversation
   /save NAME, /load NAME      save or restore the conversation and settings
@@ -301,6 +365,20 @@ func (s *chatSession) set(args []string, text string) {
 	case len(args) >= 1 && args[0] == "system":
 		s.system = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(strings.TrimPrefix(text, "/set")), "system"))
 		fmt.Fprintln(s.out, "Set the system prompt.")
+	case len(args) == 1 && args[0] == "nothink":
+		s.think = "false"
+		fmt.Fprintln(s.out, "Set 'nothink' mode.")
+	case len(args) <= 2 && len(args) >= 1 && args[0] == "think":
+		level := "true"
+		if len(args) == 2 {
+			level = args[1]
+		}
+		if _, err := thinkOption(level); err != nil || level == "false" {
+			fmt.Fprintln(s.out, "usage: /set think [high|medium|low]")
+			return
+		}
+		s.think = level
+		fmt.Fprintln(s.out, "Set 'think' mode.")
 	case len(args) == 3 && args[0] == "parameter":
 		var v any = args[2]
 		if f, err := strconv.ParseFloat(args[2], 64); err == nil {
@@ -319,7 +397,7 @@ func (s *chatSession) set(args []string, text string) {
 		}
 		fmt.Fprintf(s.out, "Set %s to %s.\n", args[1], args[2])
 	default:
-		fmt.Fprintln(s.out, "usage: /set parameter NAME VALUE, or /set system TEXT")
+		fmt.Fprintln(s.out, "usage: /set parameter NAME VALUE, /set system TEXT, /set think [LEVEL] or /set nothink")
 	}
 }
 

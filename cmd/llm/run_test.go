@@ -18,6 +18,7 @@ import (
 	"github.com/llm-go/llm/hub/hubtest"
 	"github.com/llm-go/llm/internal/shareddata"
 	"github.com/llm-go/llm/internal/testmodel"
+	"github.com/llm-go/llm/loader/gguf"
 	"github.com/llm-go/llm/sampler"
 	"github.com/llm-go/llm/synth"
 )
@@ -276,5 +277,58 @@ func TestGenerateSuffix(t *testing.T) {
 	}
 	if code, _, stderr := run(t, "", "generate", "-m", stories, "-n", "4", "-t", "1", "--suffix", suffix, prefix); code != 1 || !strings.Contains(stderr, "fill-in-the-middle") {
 		t.Errorf("a model without FIM tokens: exit %d, %q", code, stderr)
+	}
+}
+
+// TestRunThinking: a reasoning model's reasoning is shown apart, between
+// "Thinking..." and "...done thinking.", and kept out of the answer in the
+// conversation; --hidethinking leaves it out, /set nothink reaches the
+// template as enable_thinking false, and a bad --think is a usage error.
+// The template opens a <think> block unless enable_thinking is false, so
+// stories260K's text is reasoning.
+func TestRunThinking(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "reasoner.gguf")
+	err := gguf.Rewrite(path, shareddata.Path(t, "models", "stories260K.gguf"), func(w *gguf.Writer) {
+		w.Set("tokenizer.chat_template", gguf.String("{% for m in messages %}{% if m.role == 'user' %}{{ m.content }}{% endif %}{% endfor %}"+
+			"{% if enable_thinking is not false %}<think>\n{% endif %}"))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := llm.New(context.Background(), path, llm.WithThreads(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	var out bytes.Buffer
+	s := &chatSession{p: p, model: "reasoner", sampling: sampler.DefaultOptions(), maxTok: 8, out: &out,
+		answerCtx: func() (context.Context, context.CancelFunc) { return context.WithCancel(context.Background()) }}
+	s.sampling.Temperature = 0
+	if err := s.answer("Once upon a time"); err != nil {
+		t.Fatal(err)
+	}
+	reasoning, _ := s.messages[1].Extra.Get("thinking")
+	got := out.String()
+	if !strings.HasPrefix(got, "Thinking...\n") || !strings.HasSuffix(got, "\n...done thinking.\n") || reasoning == "" ||
+		!strings.Contains(got, reasoning.(string)) || s.messages[1].Content != "" {
+		t.Errorf("shown %q; kept %+v", got, s.messages[1])
+	}
+	out.Reset()
+	s.hideThinking = true
+	if err := s.answer("Once upon a time"); err != nil || out.String() != "\n" {
+		t.Errorf("--hidethinking: %q, %v", out.String(), err)
+	}
+	out.Reset()
+	s.set([]string{"nothink"}, "/set nothink")
+	if err := s.answer("Once upon a time"); err != nil || !strings.HasPrefix(out.String(), "Set 'nothink' mode.\n") ||
+		strings.Contains(out.String(), "Thinking") || s.messages[5].Content == "" {
+		t.Errorf("/set nothink: %q, %+v, %v", out.String(), s.messages[5], err)
+	}
+	if code, _, stderr := run(t, "", "run", path, "--think=lots"); code != 2 || !strings.Contains(stderr, "--think") {
+		t.Errorf("--think=lots: exit %d, %s", code, stderr)
+	}
+	code, stdout, stderr := run(t, "Once upon a time", "run", path, "--think", "--temp", "0", "-n", "8", "-t", "1")
+	if code != 0 || !strings.HasPrefix(stdout, "Thinking...\n") {
+		t.Errorf("--think, piped: exit %d (%s): %q", code, stderr, stdout)
 	}
 }
