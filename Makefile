@@ -23,7 +23,7 @@ LDFLAGS := -s -w -X github.com/llm-go/llm/internal/buildinfo.Version=$(VERSION)
 FUZZTIME ?= 400000x
 BENCHTIME ?= 3x
 
-.PHONY: build test test-short test-backends fuzz bench vet clean cuda metal gpu-check-prepare gpu-bench-binary
+.PHONY: build test test-short test-race test-backends fuzz bench vet clean cuda metal gpu-check-prepare gpu-bench-binary
 
 # GPU backends: ggml's CUDA (or Metal) backend built by CMake from the same
 # vendored sources as a shared library in lib/, which bin/llm loads at start
@@ -61,6 +61,12 @@ test-backends:
 	cp -P build/blas/lib/libggml-base.so* build/blas/lib/libggml-nodevice.so build/blas/nodevice/
 	echo $(LLAMA_COMMIT) > build/blas/nodevice/ggml-backends.commit
 	LLM_TEST_NODEVICE_DIR=$(CURDIR)/build/blas/nodevice $(GO) test -count=1 -run '^TestBackendWithoutDevice$$' -v ./engine
+
+# Every package under the race detector. Not part of make test: -race
+# rebuilds llama.cpp (about 3 minutes cold), then takes about 5 minutes on
+# 2 cores.
+test-race:
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 test-short:
 	$(GO) test -short ./...

@@ -302,14 +302,16 @@ func (m *manager) load(e *entry) {
 		err = errShuttingDown()
 	}
 	if err != nil {
+		// Logged before the waiters wake, so that the log comes before
+		// what they say of the failure.
+		m.metrics.loadFailed(e.name)
+		m.log.Warn("loading a model failed", "model", e.name, "err", err)
 		e.err = err
 		if m.entries[e.name] == e {
 			delete(m.entries, e.name)
 		}
 		close(e.ready)
 		m.mu.Unlock()
-		m.metrics.loadFailed(e.name)
-		m.log.Warn("loading a model failed", "model", e.name, "err", err)
 		return
 	}
 	e.p, e.path, e.preset, e.mem, e.loadTime, e.loadedAt = p, tgt.path, tgt.preset, mem, time.Since(start), time.Now()
