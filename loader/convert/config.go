@@ -42,6 +42,9 @@ type hfConfig struct {
 	LayerTypes           json.RawMessage `json:"layer_types"`
 	HiddenActivation     string          `json:"hidden_activation"`
 
+	// Mixture of experts.
+	MoE moeConfig `json:"-"`
+
 	// BERT.
 	TypeVocabSize         *int     `json:"type_vocab_size"`
 	LayerNormEps          *float64 `json:"layer_norm_eps"`
@@ -70,6 +73,9 @@ type hparams struct {
 	slidingWindow             int
 	// BERT: the number of token types (type_vocab_size).
 	typeVocab int
+	// Mixture of experts: the experts, those used per token, and an
+	// expert's MLP width.
+	experts, expertsUsed, expertFFN int
 }
 
 func readConfig(dir string) (*hfConfig, error) {
@@ -79,6 +85,9 @@ func readConfig(dir string) (*hfConfig, error) {
 	}
 	var c hfConfig
 	if err := json.Unmarshal(raw, &c); err != nil {
+		return nil, fmt.Errorf("convert: config.json: %w", err)
+	}
+	if err := json.Unmarshal(raw, &c.MoE); err != nil {
 		return nil, fmt.Errorf("convert: config.json: %w", err)
 	}
 	return &c, nil
@@ -187,6 +196,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		h.tied = true
 	}
 	switch {
+	case arch.moe != nil:
+		if err := c.moeHparams(arch, &h); err != nil {
+			return h, err
+		}
 	case arch.gemma3:
 		if err := gemma3Hparams(c, &h, localBase); err != nil {
 			return h, err

@@ -17,6 +17,15 @@
 //     biases and with the per-head RMS norm weights q_norm and k_norm
 //     (blk.N.attn_q_norm.weight, blk.N.attn_k_norm.weight); head_dim comes
 //     from config.json.
+//   - Qwen3MoeForCausalLM → GGUF arch "qwen3moe" and MixtralForCausalLM →
+//     "llama" (permuted as Llama): mixtures of experts. Each layer's router
+//     (mlp.gate, block_sparse_moe.gate) becomes blk.N.ffn_gate_inp.weight,
+//     kept F32, and the experts' projections are stacked, expert first,
+//     into blk.N.ffn_{gate,up,down}_exps.weight; expert_count,
+//     expert_used_count and (Qwen3-MoE) expert_feed_forward_length are
+//     written. llama.cpp's graphs put experts in every layer and
+//     renormalise the top-k weights, so norm_topk_prob false,
+//     decoder_sparse_step other than 1 and mlp_only_layers are refused.
 //   - Phi3ForCausalLM (Phi-3 mini and medium; not Phi3SmallForCausalLM)
 //     → GGUF arch "phi3": the fused qkv_proj and gate_up_proj weights are
 //     kept fused (blk.N.attn_qkv.weight, and blk.N.ffn_up.weight holding
@@ -170,10 +179,10 @@ var ErrMismatch = errors.New("convert: checkpoint does not match config.json")
 
 // Options control a conversion.
 type Options struct {
-	// Type is the output type of the 2-D weight matrices: "f32" (the
-	// default when empty), "f16", "bf16" or "q8_0", all written in Go.
-	// Norm weights, biases, learned positions and token types are always
-	// F32; a Q8_0 matrix whose rows are not a multiple of 32 values is
+	// Type is the output type of the 2-D weight matrices and stacked
+	// experts: "f32" (the default when empty), "f16", "bf16" or "q8_0",
+	// all written in Go. Norm weights, biases, learned positions, token
+	// types and the experts' router are always F32; a Q8_0 matrix whose rows are not a multiple of 32 values is
 	// written as F16 (as convert_hf_to_gguf.py does).
 	Type string
 	// Name is written as general.name; empty uses the directory's name.
@@ -216,6 +225,8 @@ type archSpec struct {
 	// rope and sliding window, query scale, optional final soft-cap);
 	// with tied embeddings an lm_head.weight is skipped.
 	gemma3 bool
+	// moe: a mixture of experts in every layer's MLP, named so.
+	moe *moeSpec
 	// vlm: the text model of a vision-language checkpoint
 	// (Gemma3ForConditionalGeneration): config.json's text_config and the
 	// language model's tensors; the vision tower and projector are
@@ -226,8 +237,10 @@ type archSpec struct {
 var archs = []archSpec{
 	{hf: "LlamaForCausalLM", gguf: "llama", permute: true, ropeFreqs: true},
 	{hf: "MistralForCausalLM", gguf: "llama", permute: true, ropeFreqs: true},
+	{hf: "MixtralForCausalLM", gguf: "llama", permute: true, ropeFreqs: true, moe: mixtralMoE},
 	{hf: "Qwen2ForCausalLM", gguf: "qwen2", qkvBias: true},
 	{hf: "Qwen3ForCausalLM", gguf: "qwen3", noBias: true, qkNorm: true},
+	{hf: "Qwen3MoeForCausalLM", gguf: "qwen3moe", noBias: true, qkNorm: true, moe: qwenMoE},
 	{hf: "Phi3ForCausalLM", gguf: "phi3", noBias: true, fused: true, partialRotary: true, longrope: true},
 	{hf: "GemmaForCausalLM", gguf: "gemma", noBias: true, normShift: 1, tiedOnly: true},
 	{hf: "Gemma2ForCausalLM", gguf: "gemma2", noBias: true, normShift: 1, tiedOnly: true, postNorms: true},
@@ -377,6 +390,9 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		}
 		if arch.fused {
 			phi3Keys(w, cfg)
+		}
+		if arch.moe != nil {
+			moeKeys(w, a, arch, hp)
 		}
 		switch {
 		case arch.gemma3:

@@ -20,6 +20,7 @@ type tensorPlan struct {
 	transpo  bool      // transpose a 2-D [in, out] tensor to [out, in]
 	layer    int       // block number, -1 outside the blocks
 	gen      []float32 // if not nil, the data, computed (hfName is empty)
+	parts    []string  // if not nil, tensors stacked along a new first dimension (hfName is empty)
 	shift    float32   // added to every value (Gemma's norm weights)
 }
 
@@ -108,6 +109,10 @@ func expectedShape(suffix string, h hparams) []int64 {
 	return nil
 }
 
+// moeDense are the dense MLP's tensors, which a mixture-of-experts layer
+// does not have.
+var moeDense = map[string]bool{"mlp.gate_proj.weight": true, "mlp.up_proj.weight": true, "mlp.down_proj.weight": true}
+
 // ignored are checkpoint tensors that carry no weights llama.cpp needs.
 var ignoredRE = regexp.MustCompile(`(^|\.)rotary_emb\.inv_freq$`)
 
@@ -116,6 +121,7 @@ var ignoredRE = regexp.MustCompile(`(^|\.)rotary_emb\.inv_freq$`)
 func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, error) {
 	var plan []tensorPlan
 	seen := map[string]bool{}
+	experts := expertParts{}
 	V, H := int64(h.vocab), int64(h.hidden)
 	skipped := 0
 	for _, t := range st.Tensors() {
@@ -150,6 +156,22 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			n, err := strconv.Atoi(m[1])
 			if err != nil || n >= h.layers {
 				return nil, fmt.Errorf("%w: tensor %q: layer %s is outside num_hidden_layers %d", ErrMismatch, t.Name, m[1], h.layers)
+			}
+			if arch.moe != nil {
+				if e := arch.moe.experts.FindStringSubmatch(m[2]); e != nil {
+					if err := experts.add(arch, h, n, e[1], e[2], t.Name, t.Shape); err != nil {
+						return nil, err
+					}
+					continue
+				}
+				if m[2] == arch.moe.router {
+					p.ggufName, p.layer = fmt.Sprintf("blk.%d.ffn_gate_inp.weight", n), n
+					want = []int64{int64(h.experts), H}
+					break
+				}
+				if moeDense[m[2]] {
+					return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: llama.cpp's %s graph has experts in every layer", ErrUnsupported, t.Name, arch.hf, arch.gguf)
+				}
 			}
 			g, ok := layerNames[m[2]]
 			if g2, is2 := gemma2Names[m[2]]; is2 && arch.postNorms {
@@ -197,6 +219,17 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 		required = append(required, "output.weight")
 	}
 	perLayer := []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"}
+	if arch.moe != nil {
+		perLayer = []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate_inp"}
+		stacked, err := experts.plans(h)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range stacked {
+			seen[p.ggufName] = true
+		}
+		plan = append(plan, stacked...)
+	}
 	if arch.fused {
 		perLayer = []string{"attn_norm", "attn_qkv", "attn_output", "ffn_norm", "ffn_up", "ffn_down"}
 	}

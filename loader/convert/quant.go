@@ -36,15 +36,17 @@ func parseOutType(s string) (gguf.Type, uint32, error) {
 }
 
 // tensorType is the type a tensor of row-major shape is written in when
-// the output type is out: out for the 2-D weights, except learned
-// positions and token types, which stay F32 (keepF32), and Q8_0 rows whose
-// length is not a multiple of 32, which fall back to F16 as
-// convert_hf_to_gguf.py's do; F32 for the rest (norms, biases).
+// the output type is out: out for the 2-D weights and the 3-D stacked
+// experts, except learned positions and token types (keepF32) and the
+// experts' router (ffn_gate_inp), which stay F32 as convert_hf_to_gguf.py
+// and llama.cpp's quantizer keep them, and Q8_0 rows whose length is not a
+// multiple of 32, which fall back to F16 as convert_hf_to_gguf.py's do;
+// F32 for the rest (norms, biases).
 func tensorType(name string, shape []int64, out gguf.Type) gguf.Type {
-	if len(shape) != 2 || keepF32[name] {
+	if len(shape) < 2 || len(shape) > 3 || keepF32[name] || strings.HasSuffix(name, ".ffn_gate_inp.weight") {
 		return gguf.TypeF32
 	}
-	if out == gguf.TypeQ8_0 && shape[1]%qk8_0 != 0 {
+	if out == gguf.TypeQ8_0 && shape[len(shape)-1]%qk8_0 != 0 {
 		return gguf.TypeF16
 	}
 	return out

@@ -1,7 +1,9 @@
 package convert_test
 
 import (
+	"cmp"
 	"math"
+	"slices"
 	"strconv"
 	"testing"
 
@@ -49,6 +51,48 @@ type refLayer struct {
 	// invFreq, if not nil, replaces the model's rope frequencies in this
 	// layer (Gemma 3's local layers rotate with their own base).
 	invFreq []float64
+	// A mixture of experts in place of wg/wu/wd when router is not nil:
+	// router [experts, hidden], each expert's gate, up and down, and the
+	// experts used per token (their softmax weights renormalised).
+	router  []float64
+	experts [][3][]float64
+	topK    int
+}
+
+// moe is the MLP of a mixture-of-experts layer (transformers'
+// Qwen3MoeSparseMoeBlock and MixtralSparseMoeBlock): softmax over the
+// router's logits, the top-k experts, their weights renormalised to sum
+// to 1, and the weighted sum of their gated MLPs.
+func (m *refModel) moe(L refLayer, h []float64) []float64 {
+	logits := matvec(L.router, h, len(L.experts))
+	mx := slices.Max(logits)
+	probs := make([]float64, len(logits))
+	var z float64
+	for i, v := range logits {
+		probs[i] = math.Exp(v - mx)
+		z += probs[i]
+	}
+	order := make([]int, len(probs))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(probs[b], probs[a]) })
+	var sum float64
+	for _, e := range order[:L.topK] {
+		sum += probs[e] / z
+	}
+	out := make([]float64, m.hidden)
+	for _, e := range order[:L.topK] {
+		w := probs[e] / z / sum
+		g, u := matvec(L.experts[e][0], h, L.ffn), matvec(L.experts[e][1], h, L.ffn)
+		for i := range g {
+			g[i] = m.act(g[i]) * u[i]
+		}
+		for i, v := range matvec(L.experts[e][2], g, m.hidden) {
+			out[i] += w * v
+		}
+	}
+	return out
 }
 
 // defaultInvFreq returns the plain rope frequencies theta^(-2i/dim).
@@ -238,11 +282,16 @@ func (m *refModel) forward(ids []int) []float64 {
 				x[i][e] += o[e]
 			}
 			h := m.rms(x[i], L.ffnNorm)
-			g, u := matvec(L.wg, h, L.ffn), matvec(L.wu, h, L.ffn)
-			for e := range g {
-				g[e] = m.act(g[e]) * u[e]
+			var d []float64
+			if L.router != nil {
+				d = m.moe(L, h)
+			} else {
+				g, u := matvec(L.wg, h, L.ffn), matvec(L.wu, h, L.ffn)
+				for e := range g {
+					g[e] = m.act(g[e]) * u[e]
+				}
+				d = matvec(L.wd, g, H)
 			}
-			d := matvec(L.wd, g, H)
 			if L.postFFNNorm != nil {
 				d = m.rms(d, L.postFFNNorm)
 			}

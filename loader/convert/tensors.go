@@ -154,6 +154,17 @@ func (tw *tensorWriter) writeTensor(ctx context.Context, w io.Writer, p tensorPl
 	if p.gen != nil {
 		return tw.encode(w, p.gen, typ)
 	}
+	if p.parts != nil {
+		// Stacked: each part's rows in turn.
+		for _, name := range p.parts {
+			part := p
+			part.parts, part.hfName, part.shape = nil, name, p.shape[1:]
+			if err := tw.writeTensor(ctx, w, part, typ); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	if p.transpo {
 		data, err := tw.st.Float32s(p.hfName)
 		if err != nil {

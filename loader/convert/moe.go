@@ -1,0 +1,151 @@
+package convert
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"slices"
+	"strconv"
+
+	"github.com/llm-go/llm/loader/gguf"
+)
+
+// moeSpec names a mixture-of-experts checkpoint's MLP tensors: in each
+// layer a router and, per expert, gated-MLP projections, which the GGUF
+// stacks into one 3-D tensor per projection (expert first).
+type moeSpec struct {
+	router  string         // per-layer suffix of the router weight [experts, hidden]
+	experts *regexp.Regexp // per-layer suffix of an expert's projection: (expert, name)
+	// gate, up and down are the projections' names within an expert.
+	gate, up, down string
+	// expertFFNKey: the expert width goes to {arch}.expert_feed_forward_length
+	// (it differs from the dense intermediate_size).
+	expertFFNKey bool
+}
+
+var (
+	// Qwen3-MoE (transformers' Qwen3MoeSparseMoeBlock).
+	qwenMoE = &moeSpec{router: "mlp.gate.weight", experts: regexp.MustCompile(`^mlp\.experts\.(\d+)\.(\w+_proj\.weight)$`),
+		gate: "gate_proj.weight", up: "up_proj.weight", down: "down_proj.weight", expertFFNKey: true}
+	// Mixtral (MixtralSparseMoeBlock): w1 is the gate, w3 the up and w2
+	// the down projection.
+	mixtralMoE = &moeSpec{router: "block_sparse_moe.gate.weight", experts: regexp.MustCompile(`^block_sparse_moe\.experts\.(\d+)\.(w[123]\.weight)$`),
+		gate: "w1.weight", up: "w3.weight", down: "w2.weight"}
+)
+
+// moeConfig holds config.json's mixture-of-experts fields.
+type moeConfig struct {
+	NumExperts          int             `json:"num_experts"`       // Qwen
+	NumLocalExperts     int             `json:"num_local_experts"` // Mixtral
+	NumExpertsPerTok    int             `json:"num_experts_per_tok"`
+	MoeIntermediateSize int             `json:"moe_intermediate_size"`
+	NormTopkProb        *bool           `json:"norm_topk_prob"`
+	DecoderSparseStep   *int            `json:"decoder_sparse_step"`
+	MLPOnlyLayers       json.RawMessage `json:"mlp_only_layers"`
+}
+
+// moeHparams reads and checks the experts of a mixture-of-experts config.
+// llama.cpp's qwen3moe and llama (Mixtral) graphs route every layer's MLP
+// through the experts, with softmax gating and the top-k weights
+// renormalised to sum to 1.
+func (c *hfConfig) moeHparams(arch archSpec, h *hparams) error {
+	m := c.MoE
+	h.experts = max(m.NumExperts, m.NumLocalExperts)
+	h.expertsUsed = m.NumExpertsPerTok
+	h.expertFFN = h.ffn
+	if arch.moe.expertFFNKey {
+		h.expertFFN = m.MoeIntermediateSize
+	}
+	switch {
+	case h.experts <= 1:
+		return fmt.Errorf("%w: config.json: %s needs num_experts (or num_local_experts) > 1", ErrMismatch, arch.hf)
+	case h.expertsUsed <= 0 || h.expertsUsed > h.experts:
+		return fmt.Errorf("%w: config.json: num_experts_per_tok %d must be in [1, %d]", ErrMismatch, h.expertsUsed, h.experts)
+	case h.expertFFN <= 0:
+		return fmt.Errorf("%w: config.json: moe_intermediate_size is missing or not positive", ErrMismatch)
+	case m.NormTopkProb != nil && !*m.NormTopkProb:
+		return fmt.Errorf("%w: %s with norm_topk_prob false: llama.cpp's %s graph always renormalises the top-%d expert weights", ErrUnsupported, arch.hf, arch.gguf, h.expertsUsed)
+	case m.DecoderSparseStep != nil && *m.DecoderSparseStep != 1:
+		return fmt.Errorf("%w: %s with decoder_sparse_step %d: llama.cpp's %s graph has experts in every layer", ErrUnsupported, arch.hf, *m.DecoderSparseStep, arch.gguf)
+	}
+	var dense []int
+	if !isNull(m.MLPOnlyLayers) {
+		if err := json.Unmarshal(m.MLPOnlyLayers, &dense); err != nil {
+			return fmt.Errorf("%w: config.json: mlp_only_layers: %v", ErrMismatch, err)
+		}
+	}
+	if len(dense) > 0 {
+		return fmt.Errorf("%w: %s with dense layers (mlp_only_layers %v): llama.cpp's %s graph has experts in every layer", ErrUnsupported, arch.hf, dense, arch.gguf)
+	}
+	return nil
+}
+
+// moeKeys writes the experts' metadata.
+func moeKeys(w *gguf.Writer, a string, arch archSpec, h hparams) {
+	w.Set(a+".expert_count", gguf.Uint32(uint32(h.experts)))
+	w.Set(a+".expert_used_count", gguf.Uint32(uint32(h.expertsUsed)))
+	if arch.moe.expertFFNKey {
+		w.Set(a+".expert_feed_forward_length", gguf.Uint32(uint32(h.expertFFN)))
+	}
+}
+
+// expertParts collects the per-expert projections of each layer, to be
+// stacked.
+type expertParts map[string][]string // "blk.N.ffn_X_exps.weight" → the HF names by expert
+
+// add records expert e's projection proj of layer n, checking its shape.
+func (ep expertParts) add(arch archSpec, h hparams, n int, e, proj, name string, shape []int64) error {
+	i, err := strconv.Atoi(e)
+	if err != nil || i >= h.experts {
+		return fmt.Errorf("%w: tensor %q: expert %s is outside num_experts %d", ErrMismatch, name, e, h.experts)
+	}
+	H, I := int64(h.hidden), int64(h.expertFFN)
+	var g string
+	var want []int64
+	switch proj {
+	case arch.moe.gate:
+		g, want = "ffn_gate_exps", []int64{I, H}
+	case arch.moe.up:
+		g, want = "ffn_up_exps", []int64{I, H}
+	case arch.moe.down:
+		g, want = "ffn_down_exps", []int64{H, I}
+	default:
+		return fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, name, arch.hf)
+	}
+	if !slices.Equal(shape, want) {
+		return fmt.Errorf("%w: tensor %q has shape %v, config.json implies %v", ErrMismatch, name, shape, want)
+	}
+	key := fmt.Sprintf("blk.%d.%s.weight", n, g)
+	if ep[key] == nil {
+		ep[key] = make([]string, h.experts)
+	}
+	if ep[key][i] != "" {
+		return fmt.Errorf("%w: two tensors for expert %d of %s (the second is %q)", ErrMismatch, i, key, name)
+	}
+	ep[key][i] = name
+	return nil
+}
+
+// plans returns one stacked tensor per layer and projection, in layer
+// order; every expert must be present.
+func (ep expertParts) plans(h hparams) ([]tensorPlan, error) {
+	var out []tensorPlan
+	for n := range h.layers {
+		for _, g := range []string{"ffn_gate_exps", "ffn_down_exps", "ffn_up_exps"} {
+			key := fmt.Sprintf("blk.%d.%s.weight", n, g)
+			parts := ep[key]
+			if parts == nil {
+				return nil, fmt.Errorf("%w: the checkpoint has no tensor for %s", ErrMismatch, key)
+			}
+			if i := slices.Index(parts, ""); i >= 0 {
+				return nil, fmt.Errorf("%w: the checkpoint has no tensor for expert %d of %s", ErrMismatch, i, key)
+			}
+			shape := []int64{int64(h.experts), int64(h.expertFFN), int64(h.hidden)}
+			if g == "ffn_down_exps" {
+				shape[1], shape[2] = shape[2], shape[1]
+			}
+			out = append(out, tensorPlan{ggufName: key, parts: parts, shape: shape, layer: n})
+		}
+	}
+	return out, nil
+}
