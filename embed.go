@@ -39,6 +39,9 @@ func (p *Pipeline) Embed(ctx context.Context, texts ...string) ([][]float32, err
 		e.c, e.err = p.model.NewContext(engine.ContextOptions{ContextLength: n, BatchSize: n, MicroBatchSize: n,
 			Threads: p.cfg.threads, Embeddings: true, Pooling: pooling})
 		if e.err == nil {
+			e.err = p.applyAdapters(e.c)
+		}
+		if e.err == nil {
 			e.batch, e.err = engine.NewBatch(n, 1)
 		}
 	})

@@ -28,6 +28,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"sync"
 
@@ -73,6 +74,13 @@ type config struct {
 	flashAttn     engine.FlashAttention
 	typeK, typeV  engine.CacheType
 	note          func(string)
+	loras         []loraSpec
+}
+
+// loraSpec is a LoRA adapter to apply, with its scale.
+type loraSpec struct {
+	path  string
+	scale float32
 }
 
 // Option configures New.
@@ -126,6 +134,16 @@ func WithCacheTypes(k, v engine.CacheType) Option { return func(c *config) { c.t
 // logging them with slog at Info level.
 func WithLoadNotes(note func(string)) Option { return func(c *config) { c.note = note } }
 
+// WithLoRA applies the LoRA adapter at path (a GGUF, as
+// convert_lora_to_gguf.py writes them) with scale (1: as trained), as
+// llama.cpp's --lora and --lora-scaled and Ollama's ADAPTER do. It may be
+// given several times; a preset's ADAPTERs come first. An adapter that does
+// not fit the model (another architecture, other tensor shapes) is an
+// error from New wrapping engine.ErrAdapter.
+func WithLoRA(path string, scale float32) Option {
+	return func(c *config) { c.loras = append(c.loras, loraSpec{path, scale}) }
+}
+
 // WithParallel sets how many requests are decoded together, each in its
 // own sequence of the one context (default 1; the others wait in order).
 func WithParallel(n int) Option { return func(c *config) { c.parallel = n } }
@@ -153,6 +171,7 @@ type Pipeline struct {
 	embed    embedder
 	preset   *modelfile.Settings // nil unless opened by a preset name
 	defaults []GenerateOption    // the preset's parameters, applied before each call's options
+	adapters []adapter           // LoRA adapters, applied to every context
 	closeMu  sync.Mutex
 	closed   bool
 }
@@ -183,6 +202,18 @@ func New(ctx context.Context, name string, opts ...Option) (*Pipeline, error) {
 	preset, defaults, err := lookupPreset(name, &cfg)
 	if err != nil {
 		return nil, err
+	}
+	if preset != nil && len(preset.Adapters) > 0 {
+		var loras []loraSpec
+		for _, a := range preset.Adapters {
+			loras = append(loras, loraSpec{a, 1})
+		}
+		cfg.loras = append(loras, cfg.loras...)
+	}
+	for _, l := range cfg.loras {
+		if math.IsNaN(float64(l.scale)) || math.IsInf(float64(l.scale), 0) {
+			return nil, fmt.Errorf("llm: WithLoRA(%s, %v): the scale must be finite", l.path, l.scale)
+		}
 	}
 	if !cfg.gpuLayersSet {
 		cfg.gpuLayers = AutoLayers
@@ -240,6 +271,15 @@ func New(ctx context.Context, name string, opts ...Option) (*Pipeline, error) {
 		return nil, fmt.Errorf("llm: %w", err)
 	}
 	p := &Pipeline{name: name, model: m, cfg: cfg, done: make(chan struct{}), preset: preset, defaults: defaults, nCtx: nCtx}
+	err = p.loadAdapters()
+	if err == nil {
+		err = p.applyAdapters(c)
+	}
+	if err != nil {
+		c.Close()
+		m.Close()
+		return nil, err
+	}
 	p.template, p.source, p.builtin = template, source, builtin
 	p.sched, err = newScheduler(p, c)
 	if err != nil {
@@ -249,6 +289,35 @@ func New(ctx context.Context, name string, opts ...Option) (*Pipeline, error) {
 	}
 	go p.sched.loop()
 	return p, nil
+}
+
+// adapter is a loaded LoRA adapter and its scale.
+type adapter struct {
+	a     *engine.Adapter
+	scale float32
+}
+
+// loadAdapters loads the configured LoRA adapters.
+func (p *Pipeline) loadAdapters() error {
+	for _, l := range p.cfg.loras {
+		a, err := p.model.LoadAdapter(l.path)
+		if err != nil {
+			return fmt.Errorf("llm: %w", err)
+		}
+		p.adapters = append(p.adapters, adapter{a, l.scale})
+	}
+	return nil
+}
+
+// applyAdapters applies the pipeline's LoRA adapters to a context of its
+// model.
+func (p *Pipeline) applyAdapters(c *engine.Context) error {
+	for _, a := range p.adapters {
+		if err := c.SetAdapter(a.a, a.scale); err != nil {
+			return fmt.Errorf("llm: LoRA adapter %s: %w", a.a.Path(), err)
+		}
+	}
+	return nil
 }
 
 // resolve turns a model name into a local GGUF path.

@@ -77,6 +77,7 @@ typedef bool (*ggml_backend_sched_eval_callback)(struct ggml_tensor * t, bool as
 struct llama_vocab;
 struct llama_model;
 struct llama_context;
+struct llama_adapter_lora;
 struct llama_model_kv_override;
 struct llama_model_tensor_buft_override;
 typedef struct llama_memory_i * llama_memory_t;
@@ -411,6 +412,11 @@ struct llama_sampler * llama_sampler_init_grammar(const struct llama_vocab * voc
 struct llama_sampler * llama_sampler_init_penalties(int32_t penalty_last_n, float penalty_repeat, float penalty_freq, float penalty_present);
 struct llama_sampler * llama_sampler_init_dry(const struct llama_vocab * vocab, int32_t n_ctx_train, float dry_multiplier, float dry_base, int32_t dry_allowed_length, int32_t dry_penalty_last_n, const char ** seq_breakers, size_t num_breakers);
 struct llama_sampler * llama_sampler_init_logit_bias(int32_t n_vocab, int32_t n_logit_bias, const llama_logit_bias * logit_bias);
+struct llama_adapter_lora * llama_adapter_lora_init(struct llama_model * model, const char * path_lora);
+void llama_adapter_lora_free(struct llama_adapter_lora * adapter);
+int32_t llama_set_adapter_lora(struct llama_context * ctx, struct llama_adapter_lora * adapter, float scale);
+int32_t llama_rm_adapter_lora(struct llama_context * ctx, struct llama_adapter_lora * adapter);
+void llama_clear_adapter_lora(struct llama_context * ctx);
 // END PROTOTYPES
 
 // ---- our C helpers (bridge.c) ----

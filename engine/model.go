@@ -71,6 +71,13 @@ type Model struct {
 
 	ctxMu    sync.Mutex
 	contexts map[*Context]struct{}
+	adapters []*Adapter // LoRA adapters, freed with the model
+
+	// tensors is the model's tensor table across its splits, read for
+	// LoadAdapter.
+	tensorsOnce sync.Once
+	tensors     map[string]gguf.TensorInfo
+	tensorsErr  error
 
 	eogOnce sync.Once
 	eog     []Token
@@ -217,6 +224,7 @@ func (m *Model) Close() error {
 	if m.closed {
 		return nil
 	}
+	m.freeAdapters()
 	C.llama_model_free(m.c)
 	m.c, m.vocab, m.closed = nil, nil, true
 	return nil

@@ -29,9 +29,6 @@ import (
 var (
 	// ErrNoFrom means a Modelfile has no FROM command.
 	ErrNoFrom = errors.New("modelfile: no FROM command")
-	// ErrUnsupported marks a command this version parses but cannot apply
-	// (ADAPTER: LoRA adapters).
-	ErrUnsupported = errors.New("modelfile: unsupported")
 )
 
 // SyntaxError is a malformed line.
@@ -51,7 +48,7 @@ type Modelfile struct {
 	Template   string      // a Go text/template chat template (the last TEMPLATE wins)
 	Messages   []Message   // a conversation put before every chat
 	License    []string    // LICENSE texts
-	Adapters   []string    // ADAPTER paths (not supported)
+	Adapters   []string    // ADAPTER paths: LoRA adapter GGUF files
 	Other      []Parameter // RENDERER, PARSER and REQUIRES, kept but not applied
 }
 

@@ -3,6 +3,7 @@ package modelfile
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -111,8 +112,11 @@ func TestStore(t *testing.T) {
 	if err := s.Save("lora", &Modelfile{From: "/m.gguf", Adapters: []string{"/a.gguf"}}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Resolve("lora"); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("ADAPTER: %v", err)
+	if err := s.Save("lora2", &Modelfile{From: "lora", Adapters: []string{"/b.gguf"}}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := s.Resolve("lora2"); err != nil || !slices.Equal(st.Adapters, []string{"/a.gguf", "/b.gguf"}) {
+		t.Errorf("ADAPTERs through FROM: %+v, %v", st, err)
 	}
 	for _, bad := range []string{"", "org/repo", "-x", "a:b:c", "../up", "x:"} {
 		if err := s.Save(bad, base); err == nil {

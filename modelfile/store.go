@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -178,6 +179,7 @@ type Settings struct {
 	System     string
 	Template   *Template // nil when no preset in the chain has one
 	Messages   []Message
+	Adapters   []string // ADAPTER paths (LoRA adapters), the base's first
 	Chain      []string // the presets followed, nearest first
 }
 
@@ -224,9 +226,8 @@ func (s *Store) Resolve(name string) (*Settings, error) {
 			}
 			st.Template = t
 		}
-		if len(m.Adapters) > 0 {
-			return nil, fmt.Errorf("modelfile: preset %s: ADAPTER (LoRA adapters): %w", cur, ErrUnsupported)
-		}
+		// A base preset's adapters apply before those stacked on it.
+		st.Adapters = append(slices.Clone(m.Adapters), st.Adapters...)
 		if ValidName(m.From) != nil {
 			st.Model = m.From
 			return st, nil

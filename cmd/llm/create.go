@@ -10,6 +10,7 @@ import (
 
 	"github.com/llm-go/llm"
 	"github.com/llm-go/llm/hub"
+	"github.com/llm-go/llm/loader/gguf"
 	"github.com/llm-go/llm/modelfile"
 )
 
@@ -58,8 +59,12 @@ func runCreate(ctx context.Context, sio *stdio, args []string) error {
 		return fmt.Errorf("%s: FROM %s: %w", file, mf.From, err)
 	}
 	mf.From = from
-	if len(mf.Adapters) > 0 {
-		return fmt.Errorf("%s: ADAPTER: LoRA adapters are not supported yet", file)
+	for i, a := range mf.Adapters {
+		path, err := createAdapter(a, filepath.Dir(file))
+		if err != nil {
+			return fmt.Errorf("%s: ADAPTER %s: %w", file, a, err)
+		}
+		mf.Adapters[i] = path
 	}
 	for _, o := range mf.Other {
 		fmt.Fprintf(sio.err, "llm: %s %s: ignored (Ollama-specific)\n", strings.ToUpper(o.Name), o.Value)
@@ -120,6 +125,35 @@ func createFrom(store *modelfile.Store, from, dir, name string) (string, error) 
 		return "", fmt.Errorf("neither a file, a preset nor a Hub name: %w", err)
 	}
 	return from, nil
+}
+
+// createAdapter checks an ADAPTER value, a LoRA adapter GGUF file
+// (relative to the Modelfile), and makes it absolute. Whether it fits the
+// model is checked when the model loads.
+func createAdapter(a, dir string) (string, error) {
+	path := a
+	if strings.HasPrefix(path, "~/") {
+		if home, err := os.UserHomeDir(); err == nil {
+			path = filepath.Join(home, path[2:])
+		}
+	} else if !filepath.IsAbs(path) {
+		path = filepath.Join(dir, path)
+	}
+	st, err := os.Stat(path)
+	switch {
+	case err != nil:
+		return "", fmt.Errorf("no such file: %s", path)
+	case st.IsDir():
+		return "", fmt.Errorf("%s is a directory: an adapter is a GGUF file (convert a PEFT adapter with llama.cpp's convert_lora_to_gguf.py)", path)
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		return "", err
+	}
+	if typ, _ := f.String(gguf.KeyGeneralType); typ != "adapter" {
+		return "", fmt.Errorf("%s is not a LoRA adapter (general.type %q)", path, typ)
+	}
+	return filepath.Abs(path)
 }
 
 // copyPresets copies every preset of src into dst.

@@ -79,6 +79,7 @@ func runGenerate(ctx context.Context, sio *stdio, args []string) error {
 			return err
 		}
 		o.model = st.Model
+		o.run.presetLoRA = st.Adapters
 	}
 	if err := o.run.check(); err != nil {
 		return err

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -13,7 +14,7 @@ import (
 )
 
 // modelFlags are the flags that say how a model is loaded and run: GPU
-// offload, flash attention and KV cache types.
+// offload, flash attention, KV cache types and LoRA adapters.
 type modelFlags struct {
 	ngl         string
 	mainGPU     int
@@ -24,12 +25,53 @@ type modelFlags struct {
 	cacheV      string
 	threads     int
 	ctxLen      int
+	lora        []string // --lora FILE[,FILE...]
+	loraScaled  []string // --lora-scaled FILE:SCALE[,...]
+	presetLoRA  []string // a preset's ADAPTERs, applied first (generate)
 }
 
 func (f *modelFlags) register(fs *pflag.FlagSet) {
 	fs.IntVarP(&f.threads, "threads", "t", 0, "CPU threads (0: all)")
 	fs.IntVarP(&f.ctxLen, "ctx-size", "c", 0, "context length (0: 4096 or the model's, if smaller)")
+	fs.StringArrayVar(&f.lora, "lora", nil, "apply a LoRA adapter GGUF (comma-separated or repeated for several)")
+	fs.StringArrayVar(&f.loraScaled, "lora-scaled", nil, "apply a LoRA adapter with a scale: FILE:SCALE (comma-separated or repeated)")
 	f.registerGPU(fs)
+}
+
+// loraFlag is an adapter of --lora or --lora-scaled.
+type loraFlag struct {
+	path  string
+	scale float32
+}
+
+// loras parses --lora and --lora-scaled.
+func (f *modelFlags) loras() ([]loraFlag, error) {
+	var out []loraFlag
+	for _, p := range f.presetLoRA {
+		out = append(out, loraFlag{p, 1})
+	}
+	for _, v := range f.lora {
+		for _, p := range strings.Split(v, ",") {
+			if p == "" {
+				return nil, usagef("--lora: an empty file name in %q", v)
+			}
+			out = append(out, loraFlag{p, 1})
+		}
+	}
+	for _, v := range f.loraScaled {
+		for _, p := range strings.Split(v, ",") {
+			i := strings.LastIndex(p, ":")
+			if i <= 0 {
+				return nil, usagef("--lora-scaled: want FILE:SCALE, got %q", p)
+			}
+			s, err := strconv.ParseFloat(p[i+1:], 32)
+			if err != nil || math.IsInf(s, 0) || math.IsNaN(s) {
+				return nil, usagef("--lora-scaled %s: the scale %q is not a finite number", p, p[i+1:])
+			}
+			out = append(out, loraFlag{p[:i], float32(s)})
+		}
+	}
+	return out, nil
 }
 
 // registerGPU registers the flags of GPU offload, flash attention and the
@@ -55,6 +97,9 @@ func (f *modelFlags) check() error {
 		return err
 	}
 	if _, err := f.options(0); err != nil {
+		return err
+	}
+	if _, err := f.loras(); err != nil {
 		return err
 	}
 	_, err := f.contextOptions()
@@ -147,8 +192,30 @@ func (f *modelFlags) load(ctx context.Context, sio *stdio, path string, verbose 
 	if auto && verbose && !engine.HaveGPU() {
 		fmt.Fprintln(sio.err, "llm: --ngl auto: no GPU: running on the CPU")
 	}
+	loras, err := f.loras()
+	if err != nil {
+		return nil, nil, err
+	}
 	note := func(s string) { fmt.Fprintf(sio.err, "llm: --ngl %s: %s\n", f.ngl, s) }
-	return engine.LoadFitted(ctx, path, mopts, copts, engine.Fit{Auto: auto, Note: note})
+	m, c, err := engine.LoadFitted(ctx, path, mopts, copts, engine.Fit{Auto: auto, Note: note})
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, l := range loras {
+		a, err := m.LoadAdapter(l.path)
+		if err == nil {
+			err = c.SetAdapter(a, l.scale)
+		}
+		if err != nil {
+			c.Close()
+			m.Close()
+			return nil, nil, err
+		}
+		if verbose {
+			fmt.Fprintf(sio.err, "llm: LoRA adapter %s (scale %g) on %d tensors\n", l.path, l.scale, len(a.Tensors()))
+		}
+	}
+	return m, c, nil
 }
 
 // pipelineOptions turns the flags into llm.New's options, with the
@@ -171,6 +238,13 @@ func (f *modelFlags) pipelineOptions(sio *stdio) ([]llm.Option, error) {
 		llm.WithLoadNotes(func(s string) { fmt.Fprintf(sio.err, "llm: --ngl %s: %s\n", f.ngl, s) }))
 	if !auto {
 		opts = append(opts, llm.WithGPULayers(layers))
+	}
+	loras, err := f.loras()
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range loras {
+		opts = append(opts, llm.WithLoRA(l.path, l.scale))
 	}
 	return opts, nil
 }

@@ -1,9 +1,17 @@
 // Package testmodel makes test models from the shared ones by editing their
-// GGUF metadata, for tests of features the tiny shared models lack.
+// GGUF metadata or weights, for tests of features the tiny shared models
+// lack.
 package testmodel
 
 import (
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/llm-go/llm/internal/shareddata"
@@ -30,6 +38,140 @@ func StoriesWithFIM(t testing.TB, name string) string {
 		w.Set("tokenizer.ggml.fim_mid_token_id", gguf.Uint32(FIMMid))
 	})
 	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// LoRATargets are the stories260K weights StoriesLoRA's adapter changes.
+var LoRATargets = []string{"blk.0.attn_q.weight", "blk.2.ffn_up.weight", "blk.4.attn_output.weight", "output.weight"}
+
+// The rank and alpha of StoriesLoRA's adapter.
+const (
+	LoRARank  = 4
+	LoRAAlpha = 8
+)
+
+// loraFactors returns the adapter's A (rank × in, row-major) and B (out ×
+// rank) for a weight of ggml shape {in, out}, fixed pseudo-random values.
+func loraFactors(name string, in, out int) (a, b []float32) {
+	seed := uint64(len(name))
+	for _, c := range name {
+		seed = seed*31 + uint64(c)
+	}
+	r := rand.New(rand.NewPCG(seed, 7))
+	a, b = make([]float32, LoRARank*in), make([]float32, out*LoRARank)
+	for i := range a {
+		a[i] = float32(r.NormFloat64() * 0.3)
+	}
+	for i := range b {
+		b[i] = float32(r.NormFloat64() * 0.3)
+	}
+	return a, b
+}
+
+// f32Data writes float32 values little-endian.
+func f32Data(v []float32) func(io.Writer) error {
+	return func(w io.Writer) error {
+		buf := make([]byte, 4*len(v))
+		for i, x := range v {
+			binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(x))
+		}
+		_, err := w.Write(buf)
+		return err
+	}
+}
+
+// StoriesLoRA writes a LoRA adapter for stories260K (LoRATargets, rank
+// LoRARank, alpha LoRAAlpha, F32), as convert_lora_to_gguf.py lays one out,
+// with edit applied to its writer before the tensors are added (nil: none),
+// and returns its path.
+func StoriesLoRA(t testing.TB, edit func(w *gguf.Writer)) string {
+	t.Helper()
+	base, err := gguf.Open(shareddata.Path(t, "models", "stories260K.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := gguf.NewWriter()
+	w.Set("general.architecture", gguf.String("llama"))
+	w.Set("general.type", gguf.String("adapter"))
+	w.Set("adapter.type", gguf.String("lora"))
+	w.Set("adapter.lora.alpha", gguf.Float32(LoRAAlpha))
+	if edit != nil {
+		edit(w)
+	}
+	for _, name := range LoRATargets {
+		ti, ok := base.Tensor(name)
+		if !ok {
+			t.Fatalf("stories260K has no %s", name)
+		}
+		in, out := ti.Shape[0], ti.Shape[1]
+		a, b := loraFactors(name, int(in), int(out))
+		if err := w.AddTensor(name+".lora_a", gguf.TypeF32, []uint64{in, LoRARank}, f32Data(a)); err != nil {
+			t.Fatal(err)
+		}
+		if err := w.AddTensor(name+".lora_b", gguf.TypeF32, []uint64{LoRARank, out}, f32Data(b)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "stories-lora.gguf")
+	if err := w.WriteFile(path); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// StoriesMerged writes stories260K with StoriesLoRA's adapter merged into
+// its weights at the given scale (W + scale·alpha/rank·B·A, in float64),
+// and returns its path: what the model with the adapter applied computes.
+func StoriesMerged(t testing.TB, scale float64) string {
+	t.Helper()
+	src := shareddata.Path(t, "models", "stories260K.gguf")
+	h, err := gguf.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	w := gguf.NewWriter()
+	for _, kv := range h.KV {
+		w.Set(kv.Key, kv.Value)
+	}
+	factor := scale * LoRAAlpha / LoRARank
+	for _, ti := range h.Tensors {
+		raw := make([]byte, ti.Size)
+		if _, err := f.ReadAt(raw, h.DataOffset+int64(ti.Offset)); err != nil {
+			t.Fatal(err)
+		}
+		data := func(out io.Writer) error { _, err := out.Write(raw); return err }
+		if slices.Contains(LoRATargets, ti.Name) {
+			if ti.Type != gguf.TypeF32 {
+				t.Fatalf("%s is %v, not F32", ti.Name, ti.Type)
+			}
+			in, outDim := int(ti.Shape[0]), int(ti.Shape[1])
+			a, b := loraFactors(ti.Name, in, outDim)
+			merged := make([]float32, in*outDim)
+			for o := range outDim {
+				for i := range in {
+					var d float64
+					for k := range LoRARank {
+						d += float64(b[o*LoRARank+k]) * float64(a[k*in+i])
+					}
+					x := math.Float32frombits(binary.LittleEndian.Uint32(raw[4*(o*in+i):]))
+					merged[o*in+i] = float32(float64(x) + factor*d)
+				}
+			}
+			data = f32Data(merged)
+		}
+		if err := w.AddTensor(ti.Name, ti.Type, ti.Shape, data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path := filepath.Join(t.TempDir(), fmt.Sprintf("stories-merged-%g.gguf", scale))
+	if err := w.WriteFile(path); err != nil {
 		t.Fatal(err)
 	}
 	return path

@@ -2,6 +2,7 @@ package gguf
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -104,6 +105,29 @@ func ValidateModel(path string) (*File, error) {
 		return nil, fmt.Errorf("%s: gguf: %s is %d but the %d files hold %d tensors: %w", path, KeySplitTensorsCount, n, count, len(owner), ErrInvalid)
 	}
 	return f, nil
+}
+
+// AllTensors returns the tensors of the model at path, whose first file f
+// ValidateModel returned: f's, then those of its other splits.
+func AllTensors(path string, f *File) ([]TensorInfo, error) {
+	out := slices.Clone(f.Tensors)
+	cv, ok := f.Lookup(KeySplitCount)
+	if !ok || cv.Type != ValueUint16 || cv.bits <= 1 {
+		return out, nil
+	}
+	count := int(cv.bits)
+	prefix, ok := strings.CutSuffix(path, SplitPath("", 0, count))
+	if !ok {
+		return nil, fmt.Errorf("%s: gguf: the first file of a %d-file split must be named PREFIX%s: %w", path, count, SplitPath("", 0, count), ErrInvalid)
+	}
+	for no := 1; no < count; no++ {
+		sf, err := Open(SplitPath(prefix, no, count))
+		if err != nil {
+			return nil, fmt.Errorf("gguf: split %d of %d: %w", no+1, count, err)
+		}
+		out = append(out, sf.Tensors...)
+	}
+	return out, nil
 }
 
 // checkSplitNo checks that f has split.no of type u16 equal to no.

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/llm-go/llm/internal/shareddata"
+	"github.com/llm-go/llm/internal/testmodel"
+)
+
+// TestLoRAFlags: --lora and --lora-scaled apply an adapter in generate
+// and run as merging it into the weights would; a Modelfile's ADAPTER
+// (relative to the Modelfile) does the same through a preset; bad values
+// are usage errors and a missing file an error.
+func TestLoRAFlags(t *testing.T) {
+	stories := shareddata.Path(t, "models", "stories260K.gguf")
+	adapter := testmodel.StoriesLoRA(t, nil)
+	gen := func(args ...string) string {
+		t.Helper()
+		code, out, stderr := run(t, "", append([]string{"generate", "--temp", "0", "-n", "24", "-t", "1", "--cache-type-k", "f32", "--cache-type-v", "f32",
+			"--flash-attn", "off"}, append(args, "Once upon a time")...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr)
+		}
+		return out
+	}
+	base := gen(stories)
+	merged := gen(testmodel.StoriesMerged(t, 1))
+	if got := gen(stories, "--lora", adapter); got != merged || got == base {
+		t.Errorf("--lora: %q; merged %q, base %q", got, merged, base)
+	}
+	if got, want := gen(stories, "--lora-scaled", adapter+":0.5"), gen(testmodel.StoriesMerged(t, 0.5)); got != want {
+		t.Errorf("--lora-scaled :0.5: %q, want %q", got, want)
+	}
+	code, out, stderr := run(t, "Once upon a time", "run", stories, "--lora", adapter, "--temp", "0", "-n", "24", "-t", "1",
+		"--cache-type-k", "f32", "--cache-type-v", "f32", "--flash-attn", "off")
+	if code != 0 || out != merged {
+		t.Errorf("run --lora: exit %d (%s): %q, want %q", code, stderr, out, merged)
+	}
+
+	for _, tc := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--lora-scaled", adapter}, 2, "want FILE:SCALE"},
+		{[]string{"--lora-scaled", adapter + ":lots"}, 2, "not a finite number"},
+		{[]string{"--lora", ""}, 2, "empty file name"},
+		{[]string{"--lora", "/no/such/adapter.gguf"}, 1, "no such file"},
+		{[]string{"--lora", stories}, 1, "general.type"},
+	} {
+		code, _, stderr := run(t, "", append([]string{"generate", stories, "-n", "4"}, append(tc.args, "Hi")...)...)
+		if code != tc.code || !strings.Contains(stderr, tc.want) {
+			t.Errorf("%v: exit %d, %q; want %d naming %q", tc.args, code, stderr, tc.code, tc.want)
+		}
+	}
+
+	dir := t.TempDir()
+	t.Setenv("LLM_PRESETS", filepath.Join(dir, "presets")) // the presets of this test only
+	data, err := os.ReadFile(adapter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tuned.gguf"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mf := filepath.Join(dir, "Modelfile")
+	if err := os.WriteFile(mf, []byte("FROM "+stories+"\nADAPTER ./tuned.gguf\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := run(t, "", "create", "tuned", "-f", mf); code != 0 {
+		t.Fatalf("create: exit %d: %s", code, stderr)
+	}
+	if got := gen("tuned"); got != merged {
+		t.Errorf("a preset with ADAPTER: %q, want %q", got, merged)
+	}
+	if err := os.WriteFile(mf, []byte("FROM "+stories+"\nADAPTER "+stories+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := run(t, "", "create", "notlora", "-f", mf); code == 0 || !strings.Contains(stderr, "not a LoRA adapter") {
+		t.Errorf("ADAPTER naming a model: exit %d, %s", code, stderr)
+	}
+}

@@ -1,0 +1,78 @@
+package llm_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"testing"
+
+	"github.com/llm-go/llm"
+	"github.com/llm-go/llm/engine"
+	"github.com/llm-go/llm/internal/shareddata"
+	"github.com/llm-go/llm/internal/testmodel"
+	"github.com/llm-go/llm/loader/gguf"
+	"github.com/llm-go/llm/modelfile"
+)
+
+// TestWithLoRA: a pipeline with a LoRA adapter generates what the model
+// with the adapter merged into its weights does, at the scale given, and
+// embeds as it does; a preset's ADAPTER applies it the same way; an
+// adapter that does not fit is an error from New.
+func TestWithLoRA(t *testing.T) {
+	ctx := context.Background()
+	stories := shareddata.Path(t, "models", "stories260K.gguf")
+	adapter := testmodel.StoriesLoRA(t, nil)
+	run := func(name string, opts ...llm.Option) (string, []float32) {
+		t.Helper()
+		p, err := llm.New(ctx, name, append([]llm.Option{llm.WithThreads(1), llm.WithCacheTypes("f32", "f32"),
+			llm.WithFlashAttention(engine.FlashAttentionOff)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		res, err := p.Generate(ctx, "Once upon a time", llm.Temperature(0), llm.MaxTokens(24))
+		if err != nil {
+			t.Fatal(err)
+		}
+		vecs, err := p.Embed(ctx, "The dog ran.")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Text, vecs[0]
+	}
+	base, baseVec := run(stories)
+	for _, scale := range []float32{1, 0.5} {
+		want, wantVec := run(testmodel.StoriesMerged(t, float64(scale)))
+		got, gotVec := run(stories, llm.WithLoRA(adapter, scale))
+		if got != want || got == base {
+			t.Errorf("scale %g: %q; merged %q, base %q", scale, got, want, base)
+		}
+		var d float64
+		for i := range wantVec {
+			d = max(d, math.Abs(float64(gotVec[i]-wantVec[i])))
+		}
+		if d > 1e-5 {
+			t.Errorf("scale %g: embeddings differ from the merged model's by %.3g", scale, d)
+		}
+		if scale == 1 && gotVec[0] == baseVec[0] && gotVec[1] == baseVec[1] {
+			t.Error("the adapter left the embeddings unchanged")
+		}
+	}
+
+	store := &modelfile.Store{Dir: t.TempDir()}
+	if err := store.Save("tuned", &modelfile.Modelfile{From: stories, Adapters: []string{adapter}}); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := run(testmodel.StoriesMerged(t, 1))
+	if got, _ := run("tuned", llm.WithPresets(store)); got != want {
+		t.Errorf("preset with ADAPTER: %q, want %q", got, want)
+	}
+
+	other := testmodel.StoriesLoRA(t, func(w *gguf.Writer) { w.Set("general.architecture", gguf.String("qwen2")) })
+	if _, err := llm.New(ctx, stories, llm.WithLoRA(other, 1)); !errors.Is(err, engine.ErrAdapter) {
+		t.Errorf("an adapter for another architecture: %v", err)
+	}
+	if _, err := llm.New(ctx, stories, llm.WithLoRA(adapter, float32(math.Inf(1)))); err == nil {
+		t.Error("an infinite scale was accepted")
+	}
+}
