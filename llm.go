@@ -135,7 +135,8 @@ func WithCacheTypes(k, v engine.CacheType) Option { return func(c *config) { c.t
 func WithLoadNotes(note func(string)) Option { return func(c *config) { c.note = note } }
 
 // WithLoRA applies the LoRA adapter at path (a GGUF, as
-// convert_lora_to_gguf.py writes them) with scale (1: as trained), as
+// convert_lora_to_gguf.py writes them, or a PEFT adapter directory,
+// converted once into the conversion cache) with scale (1: as trained), as
 // llama.cpp's --lora and --lora-scaled and Ollama's ADAPTER do. It may be
 // given several times; a preset's ADAPTERs come first. An adapter that does
 // not fit the model (another architecture, other tensor shapes) is an
@@ -271,7 +272,7 @@ func New(ctx context.Context, name string, opts ...Option) (*Pipeline, error) {
 		return nil, fmt.Errorf("llm: %w", err)
 	}
 	p := &Pipeline{name: name, model: m, cfg: cfg, done: make(chan struct{}), preset: preset, defaults: defaults, nCtx: nCtx}
-	err = p.loadAdapters()
+	err = p.loadAdapters(ctx)
 	if err == nil {
 		err = p.applyAdapters(c)
 	}
@@ -297,10 +298,15 @@ type adapter struct {
 	scale float32
 }
 
-// loadAdapters loads the configured LoRA adapters.
-func (p *Pipeline) loadAdapters() error {
+// loadAdapters loads the configured LoRA adapters, converting PEFT
+// adapter directories (once, into the conversion cache).
+func (p *Pipeline) loadAdapters(ctx context.Context) error {
 	for _, l := range p.cfg.loras {
-		a, err := p.model.LoadAdapter(l.path)
+		path, err := convert.LoRAFile(ctx, l.path, "", p.model.Path(), p.model.Header())
+		if err != nil {
+			return fmt.Errorf("llm: %w", err)
+		}
+		a, err := p.model.LoadAdapter(path)
 		if err != nil {
 			return fmt.Errorf("llm: %w", err)
 		}

@@ -41,6 +41,7 @@ func TestWithLoRA(t *testing.T) {
 		return res.Text, vecs[0]
 	}
 	base, baseVec := run(stories)
+	merged1, _ := run(testmodel.StoriesMerged(t, 1))
 	for _, scale := range []float32{1, 0.5} {
 		want, wantVec := run(testmodel.StoriesMerged(t, float64(scale)))
 		got, gotVec := run(stories, llm.WithLoRA(adapter, scale))
@@ -57,6 +58,12 @@ func TestWithLoRA(t *testing.T) {
 		if scale == 1 && gotVec[0] == baseVec[0] && gotVec[1] == baseVec[1] {
 			t.Error("the adapter left the embeddings unchanged")
 		}
+	}
+
+	// A PEFT adapter directory is converted (once, into the cache).
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	if got, _ := run(stories, llm.WithLoRA(testmodel.StoriesPEFT(t), 1)); got != merged1 {
+		t.Errorf("a PEFT adapter: %q, want %q", got, merged1)
 	}
 
 	store := &modelfile.Store{Dir: t.TempDir()}

@@ -9,13 +9,14 @@ import (
 
 	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/loader/convert"
+	"github.com/llm-go/llm/loader/gguf"
 )
 
 func init() {
 	register(&command{
 		name:    "convert",
-		usage:   "DIR -o OUT.gguf [--type f16]",
-		summary: "convert a Hugging Face safetensors model directory to GGUF, in Go",
+		usage:   "DIR -o OUT.gguf [--type f16]  (a PEFT LoRA adapter: DIR --base MODEL -o OUT.gguf)",
+		summary: "convert a Hugging Face safetensors model directory, or a PEFT LoRA adapter, to GGUF, in Go",
 		run:     runConvert,
 	})
 	register(&command{
@@ -30,12 +31,14 @@ func runConvert(ctx context.Context, sio *stdio, args []string) error {
 	var (
 		verbose  bool
 		out, typ string
+		base     string
 		threads  int
 	)
 	fs := newFlags("convert", &verbose)
 	fs.StringVarP(&out, "output", "o", "", "the GGUF file to write")
 	fs.StringVar(&typ, "type", "f16", "output type: f32, f16, bf16 or q8_0 (written in Go), or another llama.cpp type such as q4_k_m (quantized by llama.cpp)")
 	fs.IntVarP(&threads, "threads", "t", 0, "threads for quantizing (0: all)")
+	fs.StringVar(&base, "base", "", "for a PEFT LoRA adapter: the GGUF model (or model name) it was trained on")
 	if err := parseFlags(fs, commands["convert"], sio, args); err != nil {
 		return err
 	}
@@ -49,6 +52,34 @@ func runConvert(ctx context.Context, sio *stdio, args []string) error {
 		return usagef("--threads must be 0 or more")
 	}
 	start := time.Now()
+	if convert.IsAdapterDir(fs.Arg(0)) {
+		if base == "" {
+			return usagef("%s is a PEFT LoRA adapter: --base MODEL names the model it adapts", fs.Arg(0))
+		}
+		if !fs.Changed("type") {
+			typ = "f16"
+		}
+		path, err := resolveModel(ctx, sio, base)
+		if err != nil {
+			return err
+		}
+		header, err := gguf.ValidateModel(path)
+		if err != nil {
+			return err
+		}
+		tensors, err := gguf.AllTensors(path, header)
+		if err != nil {
+			return err
+		}
+		if err := convert.ConvertLoRA(ctx, fs.Arg(0), out, header, tensors, convert.Options{Type: typ, Progress: convertProgress(sio.err)}); err != nil {
+			return err
+		}
+		fmt.Fprintf(sio.err, "wrote LoRA adapter %s (%s) for %s in %v\n", out, typ, base, time.Since(start).Round(time.Millisecond))
+		return nil
+	}
+	if base != "" {
+		return usagef("--base applies to PEFT LoRA adapters; %s has no %s", fs.Arg(0), convert.AdapterConfigFile)
+	}
 	if err := convert.ToType(ctx, fs.Arg(0), out, typ, threads, convertProgress(sio.err)); err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/llm-go/llm"
 	"github.com/llm-go/llm/hub"
+	"github.com/llm-go/llm/loader/convert"
 	"github.com/llm-go/llm/loader/gguf"
 	"github.com/llm-go/llm/modelfile"
 )
@@ -127,9 +128,9 @@ func createFrom(store *modelfile.Store, from, dir, name string) (string, error) 
 	return from, nil
 }
 
-// createAdapter checks an ADAPTER value, a LoRA adapter GGUF file
-// (relative to the Modelfile), and makes it absolute. Whether it fits the
-// model is checked when the model loads.
+// createAdapter checks an ADAPTER value, a LoRA adapter GGUF file or PEFT
+// adapter directory (relative to the Modelfile), and makes it absolute.
+// Whether it fits the model is checked when the model loads.
 func createAdapter(a, dir string) (string, error) {
 	path := a
 	if strings.HasPrefix(path, "~/") {
@@ -143,8 +144,10 @@ func createAdapter(a, dir string) (string, error) {
 	switch {
 	case err != nil:
 		return "", fmt.Errorf("no such file: %s", path)
+	case st.IsDir() && convert.IsAdapterDir(path):
+		return filepath.Abs(path) // a PEFT adapter, converted when the model loads
 	case st.IsDir():
-		return "", fmt.Errorf("%s is a directory: an adapter is a GGUF file (convert a PEFT adapter with llama.cpp's convert_lora_to_gguf.py)", path)
+		return "", fmt.Errorf("%s is a directory without %s: not a PEFT LoRA adapter", path, convert.AdapterConfigFile)
 	}
 	f, err := gguf.Open(path)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/llm-go/llm"
 	"github.com/llm-go/llm/engine"
+	"github.com/llm-go/llm/loader/convert"
 )
 
 // modelFlags are the flags that say how a model is loaded and run: GPU
@@ -202,7 +203,11 @@ func (f *modelFlags) load(ctx context.Context, sio *stdio, path string, verbose 
 		return nil, nil, err
 	}
 	for _, l := range loras {
-		a, err := m.LoadAdapter(l.path)
+		path, err := convert.LoRAFile(ctx, l.path, "", m.Path(), m.Header())
+		var a *engine.Adapter
+		if err == nil {
+			a, err = m.LoadAdapter(path)
+		}
 		if err == nil {
 			err = c.SetAdapter(a, l.scale)
 		}

@@ -34,6 +34,23 @@ func TestLoRAFlags(t *testing.T) {
 	if got, want := gen(stories, "--lora-scaled", adapter+":0.5"), gen(testmodel.StoriesMerged(t, 0.5)); got != want {
 		t.Errorf("--lora-scaled :0.5: %q, want %q", got, want)
 	}
+	// A PEFT adapter directory: converted on the fly, or by llm convert.
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	peft := testmodel.StoriesPEFT(t)
+	if got := gen(stories, "--lora", peft); got != merged {
+		t.Errorf("--lora PEFT_DIR: %q, want %q", got, merged)
+	}
+	converted := filepath.Join(t.TempDir(), "peft.gguf")
+	if code, _, stderr := run(t, "", "convert", peft, "--base", stories, "-o", converted); code != 0 {
+		t.Fatalf("convert --base: exit %d: %s", code, stderr)
+	}
+	if got := gen(stories, "--lora", converted); got != merged {
+		t.Errorf("--lora of llm convert's output: %q, want %q", got, merged)
+	}
+	if code, _, stderr := run(t, "", "convert", peft, "-o", converted); code != 2 || !strings.Contains(stderr, "--base") {
+		t.Errorf("convert of an adapter without --base: exit %d, %s", code, stderr)
+	}
+
 	code, out, stderr := run(t, "Once upon a time", "run", stories, "--lora", adapter, "--temp", "0", "-n", "24", "-t", "1",
 		"--cache-type-k", "f32", "--cache-type-v", "f32", "--flash-attn", "off")
 	if code != 0 || out != merged {

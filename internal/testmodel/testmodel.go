@@ -5,6 +5,7 @@ package testmodel
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"io"
 	"math"
@@ -12,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/llm-go/llm/internal/shareddata"
@@ -175,4 +177,76 @@ func StoriesMerged(t testing.TB, scale float64) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// StoriesPEFT writes StoriesLoRA's adapter as a PEFT adapter directory
+// (adapter_config.json, adapter_model.safetensors with lora_A/lora_B in
+// Hugging Face's names and row order: the q rows of lora_B un-permuted, as
+// transformers would hold them), and returns the directory. Converted for
+// stories260K it is StoriesLoRA's adapter again.
+func StoriesPEFT(t testing.TB) string {
+	t.Helper()
+	base, err := gguf.Open(shareddata.Path(t, "models", "stories260K.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	heads, _ := base.Uint("llama.attention.head_count")
+	modules := map[string]string{
+		"blk.0.attn_q.weight": "model.layers.0.self_attn.q_proj", "blk.2.ffn_up.weight": "model.layers.2.mlp.up_proj",
+		"blk.4.attn_output.weight": "model.layers.4.self_attn.o_proj", "output.weight": "lm_head",
+	}
+	type tensor struct {
+		name  string
+		shape []int
+		data  []float32
+	}
+	var ts []tensor
+	for _, name := range LoRATargets {
+		ti, _ := base.Tensor(name)
+		in, out := int(ti.Shape[0]), int(ti.Shape[1])
+		a, b := loraFactors(name, in, out)
+		if name == "blk.0.attn_q.weight" {
+			// GGUF row h·hd+k holds Hugging Face row h·hd+(k%2)·hd/2+k/2.
+			hf := make([]float32, len(b))
+			hd := out / int(heads)
+			for r := range out {
+				h, k := r/hd, r%hd
+				src := h*hd + (k%2)*(hd/2) + k/2
+				copy(hf[src*LoRARank:(src+1)*LoRARank], b[r*LoRARank:(r+1)*LoRARank])
+			}
+			b = hf
+		}
+		m := "base_model.model." + modules[name]
+		ts = append(ts, tensor{m + ".lora_A.weight", []int{LoRARank, in}, a}, tensor{m + ".lora_B.weight", []int{out, LoRARank}, b})
+	}
+	slices.SortFunc(ts, func(x, y tensor) int { return strings.Compare(x.name, y.name) })
+	header := map[string]any{"__metadata__": map[string]string{"format": "pt"}}
+	off := 0
+	for _, x := range ts {
+		header[x.name] = map[string]any{"dtype": "F32", "shape": x.shape, "data_offsets": []int{off, off + 4*len(x.data)}}
+		off += 4 * len(x.data)
+	}
+	h, err := json.Marshal(header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for len(h)%8 != 0 {
+		h = append(h, ' ')
+	}
+	file := binary.LittleEndian.AppendUint64(nil, uint64(len(h)))
+	file = append(file, h...)
+	for _, x := range ts {
+		for _, v := range x.data {
+			file = binary.LittleEndian.AppendUint32(file, math.Float32bits(v))
+		}
+	}
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`{"peft_type": "LORA", "r": %d, "lora_alpha": %d, "target_modules": ["q_proj", "o_proj", "up_proj", "lm_head"], "base_model_name_or_path": "stories260K"}`, LoRARank, LoRAAlpha)
+	if err := os.WriteFile(filepath.Join(dir, "adapter_config.json"), []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "adapter_model.safetensors"), file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

@@ -1,6 +1,7 @@
 // Package convert turns a Hugging Face checkpoint directory (config.json,
 // *.safetensors, tokenizer.json, tokenizer_config.json) into a GGUF file
-// that llama.cpp loads.
+// that llama.cpp loads, and a PEFT LoRA adapter into a GGUF adapter
+// (ConvertLoRA, LoRAFile).
 //
 // Supported architectures (config.json "architectures"):
 //

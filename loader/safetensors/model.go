@@ -82,6 +82,22 @@ func OpenDir(dir string) (*Model, error) {
 	return m, nil
 }
 
+// OpenFile opens the single-file checkpoint at path (a PEFT adapter's
+// adapter_model.safetensors, say) as a Model of one file.
+func OpenFile(path string) (*Model, error) {
+	f, err := Open(path)
+	if err != nil {
+		return nil, err
+	}
+	m := &Model{Dir: filepath.Dir(path), Files: []*File{f}, owner: map[string]*File{}}
+	for _, t := range f.Tensors {
+		m.owner[t.Name] = f
+	}
+	m.tensors = append(m.tensors, f.Tensors...)
+	sort.Slice(m.tensors, func(i, j int) bool { return m.tensors[i].Name < m.tensors[j].Name })
+	return m, nil
+}
+
 // openIndexed reads the index and opens and checks its shards.
 func (m *Model) openIndexed(indexPath string, st fs.FileInfo) error {
 	fail := func(format string, args ...any) error {
