@@ -96,11 +96,15 @@ func (s *harmonySplitter) push(text string) []piece {
 		case harmonyHeader:
 			i := strings.Index(s.pending, harmonyMessage)
 			if i < 0 {
-				if !s.mayBeHeader(s.pending) {
+				if !s.mayBeHeader(s.pending, false) {
 					s.state = harmonyPlain
 					continue
 				}
 				return out
+			}
+			if !s.mayBeHeader(s.pending[:i], true) {
+				s.state = harmonyPlain
+				continue
 			}
 			s.startMessage(s.head + s.pending[:i])
 			s.head = ""
@@ -157,19 +161,29 @@ func (s *harmonySplitter) flush() []piece {
 }
 
 // mayBeHeader reports whether text, read where a header is expected, is
-// (or may still become) one: harmony tags first, and not too long.
-func (s *harmonySplitter) mayBeHeader(text string) bool {
+// a header (complete: all of it up to <|message|>) or may still become
+// one: not too long, and starting as a header does (after the prompt's
+// role: a recipient, a channel or the message; else <|start|> or a
+// channel). The same text gets the same answer whether it came whole or
+// in pieces.
+func (s *harmonySplitter) mayBeHeader(text string, complete bool) bool {
+	if !complete {
+		text = text[:len(text)-tagPrefixLen(text, harmonyMessage)]
+	}
 	if len(text) > maxHarmonyHeader {
 		return false
 	}
 	t := strings.TrimLeft(text, blanks)
 	opens := []string{harmonyStart, harmonyChannel}
 	if s.head != "" {
-		opens = []string{harmonyChannel, " to="} // after the role
 		t = text
+		if t == "" {
+			return true // the message right after the role
+		}
+		opens = []string{harmonyChannel, " to=", harmonyConstrain} // after the role
 	}
 	for _, open := range opens {
-		if strings.HasPrefix(t, open) || strings.HasPrefix(open, t) {
+		if strings.HasPrefix(t, open) || !complete && strings.HasPrefix(open, t) {
 			return true
 		}
 	}
@@ -222,9 +236,10 @@ func (s *harmonySplitter) endMessage(out []piece) []piece {
 		args = "{}"
 	}
 	c, err := newCall(name, []byte(args))
-	if err != nil {
+	switch {
+	case err != nil && s.body.Len() > 0:
 		out = append(out, piece{s.body.String(), false})
-	} else {
+	case err == nil:
 		s.calls = append(s.calls, c)
 	}
 	s.recipient = ""

@@ -118,3 +118,51 @@ func TestThinkLevel(t *testing.T) {
 		t.Errorf("ThinkLevel(max): %v", err)
 	}
 }
+
+// FuzzSplitters: for any reply, the <think> and harmony splitters give the
+// same reasoning, answer (and calls) whether the reply comes whole or in
+// pieces cut anywhere, and never an empty piece.
+func FuzzSplitters(f *testing.F) {
+	f.Add("<|channel|>analysis<|message|>a<|end|><|start|>assistant<|channel|>final<|message|>b", uint8(3))
+	f.Add("<think>x</think>y", uint8(1))
+	f.Add("<|channel|>commentary to=functions.f<|message|>{\"a\":1}", uint8(5))
+	f.Fuzz(func(t *testing.T, reply string, step uint8) {
+		size := int(step%16) + 1
+		splitters := []func() replySplitter{
+			func() replySplitter { return newThinkSplitter(false) },
+			func() replySplitter { return newThinkSplitter(true) },
+			func() replySplitter { return newHarmonySplitter(harmonyAssistant) },
+		}
+		for i, mk := range splitters {
+			whole, streamed := mk(), mk()
+			wt, wa := collectPieces(t, append(whole.push(reply), whole.flush()...))
+			var pieces []piece
+			for j := 0; j < len(reply); j += size {
+				pieces = append(pieces, streamed.push(reply[j:min(j+size, len(reply))])...)
+			}
+			st, sa := collectPieces(t, append(pieces, streamed.flush()...))
+			if st != wt || sa != wa {
+				t.Errorf("splitter %d, pieces of %d: %q, %q; whole %q, %q", i, size, st, sa, wt, wa)
+			}
+			if h, ok := whole.(*harmonySplitter); ok && len(h.calls) != len(streamed.(*harmonySplitter).calls) {
+				t.Errorf("harmony, pieces of %d: %d calls, whole %d", size, len(streamed.(*harmonySplitter).calls), len(h.calls))
+			}
+		}
+	})
+}
+
+// collectPieces joins the reasoning and the answer pieces.
+func collectPieces(t *testing.T, pieces []piece) (thinking, answer string) {
+	var tb, ab strings.Builder
+	for _, p := range pieces {
+		if p.text == "" {
+			t.Error("an empty piece")
+		}
+		if p.thinking {
+			tb.WriteString(p.text)
+		} else {
+			ab.WriteString(p.text)
+		}
+	}
+	return tb.String(), ab.String()
+}
