@@ -74,6 +74,7 @@ test-short:
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./loader/gguf
 	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./loader/safetensors
+	$(GO) test -run '^$$' -fuzz '^FuzzSplitters$$' -fuzztime 100000x .
 
 vet:
 	$(GO) vet ./...
