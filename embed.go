@@ -22,11 +22,37 @@ type embedder struct {
 // Embed returns one embedding per text, as sentence-transformers computes
 // them: the model's pooling (mean when the model names none) over the
 // text's tokens, normalised to unit length. Texts are embedded one after
-// another in a context of their own.
+// another in a context of their own. A reranker has no embeddings: use
+// Rerank.
 func (p *Pipeline) Embed(ctx context.Context, texts ...string) ([][]float32, error) {
 	if err := p.checkOpen(); err != nil {
 		return nil, err
 	}
+	if p.IsReranker() {
+		return nil, fmt.Errorf("llm: embed: %s pools with a classification head (use Rerank): %w", p.name, ErrReranker)
+	}
+	out := make([][]float32, 0, len(texts))
+	for _, text := range texts {
+		ids, err := p.model.Tokenize(text, true, false)
+		if err != nil {
+			return nil, fmt.Errorf("llm: %w", err)
+		}
+		if len(ids) == 0 {
+			return nil, fmt.Errorf("llm: embed: the text %q has no tokens", text)
+		}
+		v, err := p.pooled(ctx, ids, "embed: a text")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, normalize(v))
+	}
+	return out, nil
+}
+
+// pooled runs ids through the embeddings context and returns the pooled
+// output (an embedding, or a reranker's scores). what names the input in
+// errors.
+func (p *Pipeline) pooled(ctx context.Context, ids []engine.Token, what string) ([]float32, error) {
 	e := &p.embed
 	e.once.Do(func() {
 		h := p.model.Header()
@@ -37,7 +63,8 @@ func (p *Pipeline) Embed(ctx context.Context, texts ...string) ([][]float32, err
 		n := p.EmbedContextLength()
 		// An encoder attends over the whole text at once: one micro-batch.
 		e.c, e.err = p.model.NewContext(engine.ContextOptions{ContextLength: n, BatchSize: n, MicroBatchSize: n,
-			Threads: p.cfg.threads, Embeddings: true, Pooling: pooling})
+			Threads: p.cfg.threads, Embeddings: true, Pooling: pooling,
+			FlashAttention: p.cfg.flashAttn, TypeK: p.cfg.typeK, TypeV: p.cfg.typeV})
 		if e.err == nil {
 			e.err = p.applyAdapters(e.c)
 		}
@@ -50,35 +77,24 @@ func (p *Pipeline) Embed(ctx context.Context, texts ...string) ([][]float32, err
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	out := make([][]float32, 0, len(texts))
-	for _, text := range texts {
-		ids, err := p.model.Tokenize(text, true, false)
-		if err != nil {
-			return nil, fmt.Errorf("llm: %w", err)
-		}
-		if len(ids) == 0 {
-			return nil, fmt.Errorf("llm: embed: the text %q has no tokens", text)
-		}
-		if len(ids) > e.batch.Cap() {
-			return nil, fmt.Errorf("llm: embed: a text of %d tokens, the context holds %d: %w", len(ids), e.batch.Cap(), ErrPromptTooLong)
-		}
-		if err := e.c.ClearMemory(false); err != nil {
-			return nil, fmt.Errorf("llm: %w", err)
-		}
-		e.batch.Clear()
-		for i, id := range ids {
-			e.batch.Add(id, engine.Pos(i), true)
-		}
-		if err := e.c.Decode(ctx, e.batch); err != nil {
-			return nil, fmt.Errorf("llm: %w", err)
-		}
-		v, err := e.c.SequenceEmbeddings(0)
-		if err != nil {
-			return nil, fmt.Errorf("llm: %w", err)
-		}
-		out = append(out, normalize(v))
+	if len(ids) > e.batch.Cap() {
+		return nil, fmt.Errorf("llm: %s of %d tokens, the context holds %d: %w", what, len(ids), e.batch.Cap(), ErrPromptTooLong)
 	}
-	return out, nil
+	if err := e.c.ClearMemory(false); err != nil {
+		return nil, fmt.Errorf("llm: %w", err)
+	}
+	e.batch.Clear()
+	for i, id := range ids {
+		e.batch.Add(id, engine.Pos(i), true)
+	}
+	if err := e.c.Decode(ctx, e.batch); err != nil {
+		return nil, fmt.Errorf("llm: %w", err)
+	}
+	v, err := e.c.SequenceEmbeddings(0)
+	if err != nil {
+		return nil, fmt.Errorf("llm: %w", err)
+	}
+	return v, nil
 }
 
 // EmbedContextLength returns the most tokens a text given to Embed may

@@ -20,6 +20,7 @@ type SpecialTokens struct {
 	FIMPre, FIMSuf, FIMMid Token
 	AddBOS                 bool // tokenizing with addSpecial prepends BOS
 	AddEOS                 bool // tokenizing with addSpecial appends EOS
+	AddSEP                 bool // tokenizing with addSpecial appends SEP (BERT); a pair is joined with it
 }
 
 func (m *Model) readSpecialTokens() SpecialTokens {
@@ -36,6 +37,7 @@ func (m *Model) readSpecialTokens() SpecialTokens {
 		FIMMid: Token(C.llama_vocab_fim_mid(v)),
 		AddBOS: bool(C.llama_vocab_get_add_bos(v)),
 		AddEOS: bool(C.llama_vocab_get_add_eos(v)),
+		AddSEP: bool(C.llama_vocab_get_add_sep(v)),
 	}
 }
 

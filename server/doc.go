@@ -6,6 +6,7 @@
 //	Ollama:  POST /api/generate, POST /api/chat, POST /api/embed,
 //	         POST /api/embeddings, GET /api/tags, POST /api/show,
 //	         POST /api/pull, GET /api/ps, GET /api/version
+//	Rerank:  POST /v1/rerank, POST /rerank (llama-server's and Jina's shape)
 //	Other:   GET /health, GET /metrics (Prometheus text format)
 //
 // A model is named by a configured model's short name, a local GGUF file,

@@ -68,6 +68,8 @@ func (s *Server) mux() *http.ServeMux {
 	handle("POST", "/v1/chat/completions", s.handleChatCompletions)
 	handle("POST", "/v1/completions", s.handleCompletions)
 	handle("POST", "/v1/embeddings", s.handleOpenAIEmbeddings)
+	handle("POST", "/v1/rerank", s.handleRerank)
+	handle("POST", "/rerank", s.handleRerank)
 	handle("GET", "/v1/models", s.handleOpenAIModels)
 	mux.HandleFunc("GET /v1/models/{model...}", s.handleOpenAIModel)
 
