@@ -16,13 +16,21 @@ import (
 // model with mean pooling: the encoder's last hidden states averaged over
 // the tokens (CLS and SEP included), normalised to unit length.
 func bertReference(w testmodel.BERTWeights, ids []int) []float64 {
-	f := func(name string) []float64 {
-		out := make([]float64, len(w[name]))
-		for i, v := range w[name] {
-			out[i] = float64(v)
-		}
-		return out
+	return reference.Normalize(reference.Pool(bertModel(w).Forward(ids), false))
+}
+
+// f64 returns the float64 values of tensor name of w.
+func f64(w testmodel.BERTWeights, name string) []float64 {
+	out := make([]float64, len(w[name]))
+	for i, v := range w[name] {
+		out[i] = float64(v)
 	}
+	return out
+}
+
+// bertModel is the encoder of testmodel.BERT's weights w.
+func bertModel(w testmodel.BERTWeights) *reference.BERT {
+	f := func(name string) []float64 { return f64(w, name) }
 	m := &reference.BERT{Hidden: testmodel.BERTEmbd, Heads: testmodel.BERTHeads, Eps: testmodel.BERTEps,
 		WordEmb: f("token_embd.weight"), PosEmb: f("position_embd.weight"), TypeEmb: f("token_types.weight"),
 		EmbNormW: f("token_embd_norm.weight"), EmbNormB: f("token_embd_norm.bias")}
@@ -36,7 +44,7 @@ func bertReference(w testmodel.BERTWeights, ids []int) []float64 {
 			OutNormW: f(p + "layer_output_norm.weight"), OutNormB: f(p + "layer_output_norm.bias"),
 		})
 	}
-	return reference.Normalize(reference.Pool(m.Forward(ids), false))
+	return m
 }
 
 // TestEmbedBERT: Embed on a BERT-shaped encoder gives sentence-transformers'

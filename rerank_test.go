@@ -3,7 +3,6 @@ package llm_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math"
 	"path/filepath"
 	"slices"
@@ -21,31 +20,11 @@ import (
 // with RoBERTa's head does: the first token's final hidden state through
 // cls (dense, tanh) and cls.output.
 func rerankReference(w testmodel.BERTWeights, ids []int) float64 {
-	f := func(name string) []float64 {
-		out := make([]float64, len(w[name]))
-		for i, v := range w[name] {
-			out[i] = float64(v)
-		}
-		return out
-	}
-	m := &reference.BERT{Hidden: testmodel.BERTEmbd, Heads: testmodel.BERTHeads, Eps: testmodel.BERTEps,
-		WordEmb: f("token_embd.weight"), PosEmb: f("position_embd.weight"), TypeEmb: f("token_types.weight"),
-		EmbNormW: f("token_embd_norm.weight"), EmbNormB: f("token_embd_norm.bias")}
-	for l := range testmodel.BERTLayers {
-		p := fmt.Sprintf("blk.%d.", l)
-		m.Layers = append(m.Layers, reference.BERTLayer{
-			WQ: f(p + "attn_q.weight"), BQ: f(p + "attn_q.bias"), WK: f(p + "attn_k.weight"), BK: f(p + "attn_k.bias"),
-			WV: f(p + "attn_v.weight"), BV: f(p + "attn_v.bias"), WO: f(p + "attn_output.weight"), BO: f(p + "attn_output.bias"),
-			AttnNormW: f(p + "attn_output_norm.weight"), AttnNormB: f(p + "attn_output_norm.bias"),
-			WUp: f(p + "ffn_up.weight"), BUp: f(p + "ffn_up.bias"), WDown: f(p + "ffn_down.weight"), BDown: f(p + "ffn_down.bias"),
-			OutNormW: f(p + "layer_output_norm.weight"), OutNormB: f(p + "layer_output_norm.bias"),
-		})
-	}
-	h := reference.Affine(f("cls.weight"), f("cls.bias"), m.Forward(ids)[0])
+	h := reference.Affine(f64(w, "cls.weight"), f64(w, "cls.bias"), bertModel(w).Forward(ids)[0])
 	for i := range h {
 		h[i] = math.Tanh(h[i])
 	}
-	return reference.Affine(f("cls.output.weight"), f("cls.output.bias"), h)[0]
+	return reference.Affine(f64(w, "cls.output.weight"), f64(w, "cls.output.bias"), h)[0]
 }
 
 // TestRerank: Rerank on a BERT cross-encoder with a classification head

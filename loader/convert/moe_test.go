@@ -220,21 +220,7 @@ func TestMoEReference(t *testing.T) {
 				t.Error("a dense ffn_gate.weight was written")
 			}
 
-			m := loadModel(t, out, engine.ModelOptions{})
-			ctx, err := m.NewContext(engine.ContextOptions{ContextLength: 256, TypeK: "f32", TypeV: "f32", FlashAttention: engine.FlashAttentionOff})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ctx.Close()
-			ref := c.reference(t, dir)
-			for _, p := range readReference(t, c.base).Prompts {
-				_, got := greedy(t, ctx, toTokens(p.PromptIDs), 1)
-				re := relErr(got, ref.forward(p.PromptIDs))
-				if re > 1e-5 {
-					t.Errorf("%q: relative logit error %.3g > 1e-5", p.Text, re)
-				}
-				t.Logf("%q: relative logit error %.3g", p.Text, re)
-			}
+			checkRef(t, refContext(t, out), readReference(t, c.base).Prompts, c.reference(t, dir).forward, 1e-5)
 		})
 	}
 }

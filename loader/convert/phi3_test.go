@@ -165,14 +165,7 @@ func TestPhi3(t *testing.T) {
 			c := refContext(t, out)
 			ref := loadPhi3Ref(t, dir, refModel{hidden: 64, heads: 4, kvHeads: 2, headDim: 16, eps: 1e-5,
 				invFreq: defaultInvFreq(10000, tc.ropeDim)})
-			for _, p := range prompts {
-				_, got := greedy(t, c, toTokens(p.PromptIDs), 1)
-				re := relErr(got, ref.forward(p.PromptIDs))
-				if re > 1e-5 {
-					t.Errorf("%q: relative logit error %.3g > 1e-5", p.Text, re)
-				}
-				t.Logf("%q: relative logit error %.3g", p.Text, re)
-			}
+			checkRef(t, c, prompts, ref.forward, 1e-5)
 		})
 	}
 }

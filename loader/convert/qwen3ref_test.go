@@ -5,7 +5,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/loader/convert"
 )
 
@@ -34,19 +33,6 @@ func TestQwen3Reference(t *testing.T) {
 	// An F32 KV cache and no flash attention (whose CPU path rounds to
 	// F16), so that only the engine's F32 rounding remains: the error is
 	// about 5e-7, against 1e-3 to 2e-3 with the defaults.
-	m := loadModel(t, out, engine.ModelOptions{})
-	c, err := m.NewContext(engine.ContextOptions{ContextLength: 256, TypeK: "f32", TypeV: "f32", FlashAttention: engine.FlashAttentionOff})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	for _, p := range readReference(t, "tiny-qwen2-st").Prompts {
-		_, got := greedy(t, c, toTokens(p.PromptIDs), 1)
-		want := qwen3Forward(t, dir, p.PromptIDs)
-		re := relErr(got, want)
-		if re > 1e-5 {
-			t.Errorf("%q: relative logit error %.3g > 1e-5", p.Text, re)
-		}
-		t.Logf("%q: relative logit error %.3g", p.Text, re)
-	}
+	checkRef(t, refContext(t, out), readReference(t, "tiny-qwen2-st").Prompts,
+		func(ids []int) []float64 { return qwen3Forward(t, dir, ids) }, 1e-5)
 }

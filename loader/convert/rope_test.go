@@ -323,3 +323,17 @@ func toF64(v []float32) []float64 {
 	}
 	return out
 }
+
+// checkRef compares, for each prompt, the logits c gives after it with
+// forward's, and fails beyond the relative error tol.
+func checkRef(t *testing.T, c *engine.Context, prompts []refPrompt, forward func([]int) []float64, tol float64) {
+	t.Helper()
+	for _, p := range prompts {
+		_, got := greedy(t, c, toTokens(p.PromptIDs), 1)
+		re := relErr(got, forward(p.PromptIDs))
+		if re > tol {
+			t.Errorf("%q: relative logit error %.3g > %g", p.Text, re, tol)
+		}
+		t.Logf("%q: relative logit error %.3g", p.Text, re)
+	}
+}
