@@ -3,6 +3,7 @@ package llm_test
 import (
 	"context"
 	"encoding/json"
+	"iter"
 	"os"
 	"strings"
 	"testing"
@@ -44,24 +45,10 @@ func TestChatThink(t *testing.T) {
 	if res.Thinking != "the dog ran" || res.Text != "and the cat sat" {
 		t.Errorf("Think(true): thinking %q, text %q", res.Thinking, res.Text)
 	}
-	var thinking, answer strings.Builder
-	var final *llm.Result
-	for c, err := range p.ChatStream(ctx, msgs, llm.Sampling(o), llm.MaxTokens(200), llm.Think(true)) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.Thinking {
-			thinking.WriteString(c.Text)
-		} else {
-			answer.WriteString(c.Text)
-		}
-		if c.Result != nil {
-			final = c.Result
-		}
-	}
-	if thinking.String() != "the dog ran" || answer.String() != "and the cat sat" || final == nil ||
+	thinking, answer, final := collectStream(t, p.ChatStream(ctx, msgs, llm.Sampling(o), llm.MaxTokens(200), llm.Think(true)))
+	if thinking != "the dog ran" || answer != "and the cat sat" || final == nil ||
 		final.Thinking != res.Thinking || final.Text != res.Text || len(final.Tokens) != len(res.Tokens) {
-		t.Errorf("ChatStream: thinking %q, answer %q, final %+v", thinking.String(), answer.String(), final)
+		t.Errorf("ChatStream: thinking %q, answer %q, final %+v", thinking, answer, final)
 	}
 
 	// enable_thinking reaches the template.
@@ -124,23 +111,9 @@ func TestChatHarmony(t *testing.T) {
 	if res.Thinking != "the dog ran" || res.Text != "and the cat sat" || res.FinishReason != llm.FinishStop {
 		t.Errorf("Chat: thinking %q, text %q, finish %s", res.Thinking, res.Text, res.FinishReason)
 	}
-	var thinking, answer strings.Builder
-	var final *llm.Result
-	for c, err := range p.ChatStream(ctx, msgs, llm.Sampling(o), llm.MaxTokens(300)) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		if c.Thinking {
-			thinking.WriteString(c.Text)
-		} else {
-			answer.WriteString(c.Text)
-		}
-		if c.Result != nil {
-			final = c.Result
-		}
-	}
-	if thinking.String() != res.Thinking || answer.String() != res.Text || final == nil || final.Text != res.Text || final.Thinking != res.Thinking {
-		t.Errorf("ChatStream: thinking %q, answer %q, final %+v", thinking.String(), answer.String(), final)
+	thinking, answer, final := collectStream(t, p.ChatStream(ctx, msgs, llm.Sampling(o), llm.MaxTokens(300)))
+	if thinking != res.Thinking || answer != res.Text || final == nil || final.Text != res.Text || final.Thinking != res.Thinking {
+		t.Errorf("ChatStream: thinking %q, answer %q, final %+v", thinking, answer, final)
 	}
 
 	// Generate leaves a harmony prompt's reply alone, unless asked.
@@ -178,4 +151,25 @@ func TestChatHarmony(t *testing.T) {
 		!strings.Contains(next, `<|start|>functions.get_weather to=assistant<|channel|>commentary<|message|>"{\"temp\": 20}"<|end|>`) {
 		t.Errorf("the call sent back:\n%s", next)
 	}
+}
+
+// collectStream reads a stream to its end: the reasoning and the answer it
+// yielded, and its final Result.
+func collectStream(t *testing.T, seq iter.Seq2[llm.Chunk, error]) (thinking, answer string, final *llm.Result) {
+	t.Helper()
+	var tb, ab strings.Builder
+	for c, err := range seq {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Thinking {
+			tb.WriteString(c.Text)
+		} else {
+			ab.WriteString(c.Text)
+		}
+		if c.Result != nil {
+			final = c.Result
+		}
+	}
+	return tb.String(), ab.String(), final
 }
