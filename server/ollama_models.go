@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llm-go/llm"
 	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/internal/buildinfo"
 )
@@ -142,10 +143,7 @@ func (s *Server) handleShow(w http.ResponseWriter, r *http.Request) {
 	h := f.Header
 	tmpl, _ := h.String("tokenizer.chat_template")
 	license, _ := h.String("general.license")
-	caps := []string{"completion", "embedding"}
-	if strings.Contains(tmpl, "tools") {
-		caps = append(caps, "tools")
-	}
+	caps := llm.Capabilities(h)
 	nCtx := engine.SequenceContext(s.cfg.ContextLength, h)
 	params := strings.Join([]string{
 		"num_ctx " + strconv.Itoa(nCtx),

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -147,7 +148,7 @@ func TestOllamaModels(t *testing.T) {
 	}](t, body)
 	if resp.StatusCode != http.StatusOK || show.ModelInfo["general.architecture"] != "llama" ||
 		show.ModelInfo["llama.block_count"] != float64(5) || show.ModelInfo["tokenizer.ggml.tokens"] != nil ||
-		!strings.Contains(show.Parameters, "num_ctx 512") {
+		!strings.Contains(show.Parameters, "num_ctx 512") || !slices.Equal(show.Capabilities, []string{"completion"}) {
 		t.Errorf("show %s", body)
 	}
 	if resp, body := post(t, url+"/api/show", map[string]any{"model": "nope"}); resp.StatusCode != http.StatusNotFound ||

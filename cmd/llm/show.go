@@ -13,6 +13,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/llm-go/llm"
 	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/hub"
 	"github.com/llm-go/llm/loader/gguf"
@@ -60,7 +61,8 @@ type weightsReport struct {
 	ChatTemplate  *bool    `json:"chat_template,omitempty"`
 	TemplateKind  string   `json:"template_kind,omitempty"` // jinja, builtin or plain: how chats are rendered
 	DTypes        []string `json:"dtypes,omitempty"`
-	Offload       string   `json:"offload,omitempty"` // what --ngl auto would offload
+	Capabilities  []string `json:"capabilities,omitempty"` // llm.Capabilities, of a GGUF
+	Offload       string   `json:"offload,omitempty"`      // what --ngl auto would offload
 	Error         string   `json:"error,omitempty"`
 }
 
@@ -313,6 +315,7 @@ func describeWeights(files []string, local func(string) string) weightsReport {
 			src, has := f.String("tokenizer.chat_template")
 			w.ChatTemplate = &has
 			w.TemplateKind = templateKind(src, has)
+			w.Capabilities = llm.Capabilities(f)
 		}
 		return w
 	}
@@ -468,6 +471,9 @@ func printReport(w io.Writer, r *modelReport) {
 				yes = "yes (rendered as transformers' apply_chat_template does; see llm template)"
 			}
 			fmt.Fprintf(tw, "  Chat template:\t%s\n", yes)
+		}
+		if len(wr.Capabilities) > 0 {
+			fmt.Fprintf(tw, "  Capabilities:\t%s\n", strings.Join(wr.Capabilities, ", "))
 		}
 		if wr.Offload != "" {
 			fmt.Fprintf(tw, "  GPU offload:\t%s\n", wr.Offload)
