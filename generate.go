@@ -61,6 +61,9 @@ type Timings struct {
 	TimeToFirstToken time.Duration // from the call to the first generated token
 	GeneratedTokens  int
 	GenerateDuration time.Duration
+	// With PromptLookup: the draft tokens checked, and those accepted
+	// (each accepted one saved a decode step).
+	DraftTokens, DraftAccepted int
 }
 
 // Token is a token id of the model's vocabulary.
@@ -96,6 +99,7 @@ type genConfig struct {
 	// SeparateThinking).
 	splitThinking bool
 	thinkLevel    string // ThinkLevel's level, checked
+	lookup        int    // PromptLookup's most draft tokens per step
 	// chat is set by Chat and ChatStream: a harmony reply is always
 	// parsed.
 	chat bool
@@ -175,6 +179,20 @@ func Logprobs(top int) GenerateOption { return func(g *genConfig) { g.logprobs =
 // (transformers' return_full_text).
 func Echo() GenerateOption { return func(g *genConfig) { g.echo = true } }
 
+// PromptLookup turns on speculative decoding by prompt lookup: at each
+// step, up to n tokens that followed an earlier occurrence of the last few
+// tokens (in the prompt or the output) are decoded with the next token, in
+// one batch, and kept as far as they match what the model samples (see
+// package speculate). The output is what it would be without it, up to
+// floating-point rounding in the batched decode; where the output copies
+// the prompt or repeats itself it comes in fewer steps. Timings'
+// DraftTokens and DraftAccepted say how it went. 0 turns it off (the
+// default); at most MaxPromptLookup.
+func PromptLookup(n int) GenerateOption { return func(g *genConfig) { g.lookup = n } }
+
+// MaxPromptLookup is the most draft tokens PromptLookup takes.
+const MaxPromptLookup = 64
+
 // Suffix makes Generate and Stream fill in the middle: the model writes
 // what goes between the prompt and suffix, as code models do for an
 // editor's cursor (Ollama's suffix, llama-server's /infill). The prompt is
@@ -204,6 +222,9 @@ func newGenConfig(defaults, opts []GenerateOption) (genConfig, error) {
 		if s == "" {
 			return g, errors.New("llm: an empty stop string")
 		}
+	}
+	if g.lookup < 0 || g.lookup > MaxPromptLookup {
+		return g, fmt.Errorf("llm: PromptLookup(%d): 0 to %d draft tokens", g.lookup, MaxPromptLookup)
 	}
 	switch g.thinkLevel {
 	case "", ThinkLow, ThinkMedium, ThinkHigh:

@@ -11,6 +11,7 @@ import (
 
 	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/sampler"
+	"github.com/llm-go/llm/speculate"
 )
 
 // Stats is a snapshot of a pipeline's load.
@@ -33,14 +34,15 @@ func (p *Pipeline) Stats() Stats {
 // together, one batch per step (continuous batching). Only its goroutine
 // touches the context, the batch and the sequences.
 type scheduler struct {
-	p      *Pipeline
-	c      *engine.Context
-	batch  *engine.Batch
-	seqs   []*sequence
-	active []*job
-	exited chan struct{}   // closed when loop returns
-	ctx    context.Context // cancelled by Close, aborting a decode
-	cancel context.CancelFunc
+	p       *Pipeline
+	c       *engine.Context
+	batch   *engine.Batch
+	seqs    []*sequence
+	active  []*job
+	history []engine.Token  // scratch: a sequence's tokens, for drafting
+	exited  chan struct{}   // closed when loop returns
+	ctx     context.Context // cancelled by Close, aborting a decode
+	cancel  context.CancelFunc
 
 	mu      sync.Mutex
 	queue   []*job
@@ -67,8 +69,11 @@ type job struct {
 	seq        *sequence
 	next       int // index in ids of the next prompt token to decode
 	feed       engine.Token
-	feeding    bool // feed is to be decoded at the next step
-	row        int  // the batch row with this job's logits, or -1
+	feeding    bool           // feed is to be decoded at the next step
+	draft      []engine.Token // guesses decoded after feed, to be checked (PromptLookup)
+	unverified int            // draft tokens at the end of seq.tokens not yet accepted
+	lookahead  int            // the most draft tokens of the next step
+	row        int            // the batch row with this job's logits, or -1
 	smp        *sampler.Sampler
 	detok      *engine.Detokenizer
 	stop       stopMatcher
@@ -341,6 +346,7 @@ func (s *scheduler) start(j *job) error {
 	best.tokens = best.tokens[:keep]
 	best.busy = true
 	j.seq, j.next, j.smp = best, keep, smp
+	j.lookahead = j.g.lookup
 	j.detok = s.p.model.NewDetokenizer(false)
 	j.stop = stopMatcher{stops: j.g.stops}
 	j.res = &Result{Model: s.p.name, Timings: Timings{PromptTokens: len(j.ids), PromptEvaluated: len(j.ids) - keep}}
@@ -382,6 +388,12 @@ func (s *scheduler) step() {
 	}
 	var spans []span
 	paused := 0
+	feeds := 0 // generating requests still to be given a row
+	for _, j := range s.active {
+		if j.feeding && j.mail.backlog() < maxBacklog {
+			feeds++
+		}
+	}
 	for _, j := range s.active {
 		j.row = -1
 		if j.feeding && j.mail.backlog() >= maxBacklog {
@@ -389,9 +401,15 @@ func (s *scheduler) step() {
 			continue // a slow reader: this sequence waits a step
 		}
 		if j.feeding {
+			feeds--
 			j.row = b.Len()
-			b.Add(j.feed, engine.Pos(len(j.seq.tokens)), true, j.seq.id)
-			spans = append(spans, span{j, j.row, 1})
+			pos := len(j.seq.tokens)
+			b.Add(j.feed, engine.Pos(pos), true, j.seq.id)
+			j.draft = s.draft(j, b.Cap()-b.Len()-feeds)
+			for i, t := range j.draft {
+				b.Add(t, engine.Pos(pos+1+i), true, j.seq.id)
+			}
+			spans = append(spans, span{j, j.row, 1 + len(j.draft)})
 		}
 	}
 	for _, j := range s.active {
@@ -429,6 +447,7 @@ func (s *scheduler) step() {
 		for _, sp := range spans {
 			s.c.RemoveTokens(sp.j.seq.id, 0, -1)
 			sp.j.seq.tokens = sp.j.seq.tokens[:0]
+			sp.j.draft, sp.j.unverified = nil, 0
 			s.end(sp.j, fmt.Errorf("llm: %w", err))
 		}
 		s.active = slices.DeleteFunc(s.active, func(j *job) bool { return j.res == nil })
@@ -438,7 +457,8 @@ func (s *scheduler) step() {
 	for _, sp := range spans {
 		j := sp.j
 		if j.feeding && j.row == sp.from {
-			j.seq.tokens = append(j.seq.tokens, j.feed)
+			j.seq.tokens = append(append(j.seq.tokens, j.feed), j.draft...)
+			j.unverified = len(j.draft)
 			j.feeding = false
 		} else {
 			j.seq.tokens = append(j.seq.tokens, j.ids[j.next:j.next+sp.n]...)
@@ -458,36 +478,73 @@ func (s *scheduler) step() {
 	s.setRunning()
 }
 
-// sample draws j's next token from its logits row and decides whether the
-// request goes on.
+// sample draws j's next token from its logits row, and, where the step
+// checked a draft, the tokens after it for as long as each sampled token is
+// the drafted one (its memory is then already made); it decides whether
+// the request goes on.
 func (s *scheduler) sample(j *job) {
+	draft := j.draft
+	j.draft = nil
+	for i := 0; ; i++ {
+		tok, live := s.emit(j, j.row+i)
+		if !live {
+			return // finished: release dropped the unchecked draft
+		}
+		if i < len(draft) && tok == draft[i] {
+			j.unverified--
+			j.res.Timings.DraftAccepted++
+			continue
+		}
+		if len(draft) > 0 {
+			// As transformers' heuristic schedule: draft more after a
+			// draft kept whole, less after one cut short.
+			if i == len(draft) {
+				j.lookahead = min(j.lookahead+2, j.g.lookup)
+			} else {
+				j.lookahead = max(j.lookahead-1, 1)
+			}
+		}
+		if err := s.dropDraft(j); err != nil {
+			s.end(j, err)
+			return
+		}
+		s.next(j, tok)
+		return
+	}
+}
+
+// emit samples j's token from the logits of batch row row and passes it
+// on: the text, its log-probability, and the end of the request at an
+// end-of-generation token, a stop string or the token limit. live is false
+// when the request ended.
+func (s *scheduler) emit(j *job, row int) (tok engine.Token, live bool) {
 	res := j.res
 	if j.g.maxTokens >= 0 && len(res.Tokens) >= j.g.maxTokens {
 		s.finish(j, FinishLength)
-		return
+		return 0, false
 	}
-	logits, err := s.c.Logits(j.row)
+	logits, err := s.c.Logits(row)
 	if err != nil {
 		s.end(j, fmt.Errorf("llm: %w", err))
-		return
+		return 0, false
 	}
-	tok, err := j.smp.Sample(logits)
+	tok, err = j.smp.Sample(logits)
 	if err != nil {
 		s.end(j, fmt.Errorf("llm: %w", err))
-		return
+		return 0, false
 	}
 	if len(res.Tokens) == 0 {
 		res.Timings.TimeToFirstToken = time.Since(j.start)
 	}
 	if s.p.model.IsEOG(tok) {
 		s.finish(j, FinishStop)
-		return
+		return 0, false
 	}
 	res.Tokens = append(res.Tokens, tok)
 	piece, err := j.detok.Next(tok)
 	if err != nil {
 		s.end(j, fmt.Errorf("llm: %w", err))
-		return
+		return 0, false
 	}
 	out, stopped := j.stop.push(piece)
 	var lp *TokenLogprob
@@ -503,11 +560,17 @@ func (s *scheduler) sample(j *job) {
 	case stopped:
 		j.stopped = true
 		s.finish(j, FinishStop)
-		return
+		return 0, false
 	case j.g.maxTokens >= 0 && len(res.Tokens) >= j.g.maxTokens:
 		s.finish(j, FinishLength)
-		return
+		return 0, false
 	}
+	return tok, true
+}
+
+// next makes tok, sampled but not yet in j's memory, the token j decodes
+// at the next step, making room first when the context is full.
+func (s *scheduler) next(j *job, tok engine.Token) {
 	if len(j.seq.tokens) >= s.p.nCtx {
 		if j.g.policy&ShiftWindow == 0 {
 			s.finish(j, FinishLength) // the context is full
@@ -518,9 +581,47 @@ func (s *scheduler) sample(j *job) {
 			s.end(j, err)
 			return
 		}
-		res.Shifted += n
+		j.res.Shifted += n
 	}
 	j.feed, j.feeding = tok, true
+}
+
+// draft returns the tokens j checks after its next one this step
+// (PromptLookup), at most room, nor more than its context, its token limit
+// or its lookahead allow.
+func (s *scheduler) draft(j *job, room int) []engine.Token {
+	n := min(j.lookahead, room, s.p.nCtx-1-len(j.seq.tokens))
+	if j.g.maxTokens >= 0 {
+		n = min(n, j.g.maxTokens-len(j.res.Tokens)-1)
+	}
+	if n <= 0 {
+		return nil
+	}
+	s.history = append(append(s.history[:0], j.seq.tokens...), j.feed)
+	d := speculate.Lookup{}.Draft(s.history, n)
+	j.res.Timings.DraftTokens += len(d)
+	return d
+}
+
+// dropDraft removes j's unaccepted draft tokens from its sequence's
+// memory.
+func (s *scheduler) dropDraft(j *job) error {
+	n := j.unverified
+	j.unverified = 0
+	if n == 0 || j.seq == nil {
+		return nil
+	}
+	q := j.seq
+	from := len(q.tokens) - n
+	if ok, err := s.c.RemoveTokens(q.id, engine.Pos(from), -1); err != nil || !ok {
+		// A memory that cannot drop its last tokens (a recurrent model's):
+		// forget the sequence.
+		s.c.RemoveTokens(q.id, 0, -1)
+		q.tokens = q.tokens[:0]
+		return fmt.Errorf("llm: PromptLookup needs a model whose memory can drop tokens: %w", ErrUnsupportedModel)
+	}
+	q.tokens = q.tokens[:from]
+	return nil
 }
 
 // logprob computes the log-probability of tok and the top alternatives.
@@ -599,8 +700,11 @@ func (s *scheduler) end(j *job, err error) {
 	j.mail.finish(nil, err)
 }
 
-// release frees j's sequence, keeping what its memory holds for reuse.
+// release frees j's sequence, keeping what its memory holds for reuse
+// (without a draft it did not accept).
 func (s *scheduler) release(j *job) {
+	s.dropDraft(j)
+	j.draft = nil
 	if j.seq != nil {
 		j.seq.busy = false
 		j.seq = nil

@@ -67,6 +67,9 @@ type Config struct {
 	RequestTimeout time.Duration
 	// MaxBodyBytes bounds request bodies (default 8 MiB).
 	MaxBodyBytes int64
+	// PromptLookup, when positive, decodes every generation speculatively
+	// with up to this many draft tokens per step (llm.PromptLookup).
+	PromptLookup int
 	// Options are more options for llm.New, given to every model after the
 	// server's own: the split across GPUs, flash attention, cache types.
 	Options []llm.Option
@@ -96,6 +99,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ContextLength < 0 {
 		errs = append(errs, fmt.Errorf("ContextLength must be 0 or more, got %d", c.ContextLength))
+	}
+	if c.PromptLookup < 0 || c.PromptLookup > llm.MaxPromptLookup {
+		errs = append(errs, fmt.Errorf("PromptLookup must be 0 to %d, got %d", llm.MaxPromptLookup, c.PromptLookup))
 	}
 	if c.Threads < 0 {
 		errs = append(errs, fmt.Errorf("Threads must be 0 or more, got %d", c.Threads))

@@ -50,7 +50,7 @@ type chunkFunc func(text string, thinking bool, lp *llm.TokenLogprob) error
 // whole result; otherwise it streams the text to onChunk as it is made.
 func (s *Server) generate(ctx context.Context, l *lease, req genRequest, onChunk chunkFunc) (*genResult, error) {
 	p := l.p
-	opts := append([]llm.GenerateOption{llm.MaxTokens(req.maxTokens)}, req.opts...)
+	opts := append([]llm.GenerateOption{llm.MaxTokens(req.maxTokens), llm.PromptLookup(s.cfg.PromptLookup)}, req.opts...)
 	if req.logprobs >= 0 {
 		opts = append(opts, llm.Logprobs(req.logprobs))
 	}

@@ -49,6 +49,7 @@ type chatSession struct {
 	// reasoning out, and gray prints it in gray (a terminal).
 	think        string
 	hideThinking bool
+	lookup       int // --lookup: PromptLookup's draft tokens
 	gray         bool
 	out          io.Writer
 	// answerCtx makes the context of one answer; Ctrl-C cancels it.
@@ -78,6 +79,7 @@ func runRun(ctx context.Context, sio *stdio, args []string) error {
 	fs.StringVar(&s.think, "think", "", "ask a reasoning model to think first: true, false, or a reasoning effort high, medium or low (--think alone: true; give a value as --think=high)")
 	fs.Lookup("think").NoOptDefVal = "true"
 	fs.BoolVar(&s.hideThinking, "hidethinking", false, "do not show a reasoning model's reasoning")
+	fs.IntVar(&s.lookup, "lookup", 0, "speculative decoding by prompt lookup: up to N draft tokens checked per step (0: off)")
 	mf.register(fs)
 	remote.register(fs)
 	if err := parseFlags(fs, commands["run"], sio, args); err != nil {
@@ -88,6 +90,9 @@ func runRun(ctx context.Context, sio *stdio, args []string) error {
 	}
 	if _, err := thinkOption(s.think); err != nil {
 		return usagef("--think: %v", err)
+	}
+	if s.lookup < 0 || s.lookup > llm.MaxPromptLookup {
+		return usagef("--lookup must be 0 to %d, got %d", llm.MaxPromptLookup, s.lookup)
 	}
 	setupLogging(sio.err, verbose)
 	if err := remote.check(fs); err != nil {
@@ -246,7 +251,7 @@ func (s *chatSession) answer(text string) error {
 	var reply, thinking strings.Builder
 	var err error
 	shown := false // reasoning is being shown
-	for c, e := range s.generator().ChatStream(ctx, msgs, llm.Sampling(s.sampling), llm.MaxTokens(s.maxTok), think) {
+	for c, e := range s.generator().ChatStream(ctx, msgs, llm.Sampling(s.sampling), llm.MaxTokens(s.maxTok), think, llm.PromptLookup(s.lookup)) {
 		if e != nil {
 			err = e
 			break

@@ -137,6 +137,12 @@ func TestRunPiped(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, ", there was a little girl") {
 		t.Errorf("piped run: exit %d (%s): %q", code, stderr, out)
 	}
+	if code, lookup, stderr := run(t, "Once upon a time\n", "run", model, "--temp", "0", "-n", "8", "-t", "1", "--lookup", "4"); code != 0 || lookup != out {
+		t.Errorf("piped run --lookup 4: exit %d (%s): %q, want %q", code, stderr, lookup, out)
+	}
+	if code, _, stderr := run(t, "", "run", model, "--lookup", "65"); code != 2 || !strings.Contains(stderr, "--lookup") {
+		t.Errorf("--lookup 65: exit %d, %s", code, stderr)
+	}
 	if code, _, _ := run(t, "", "run", model, model); code != 2 {
 		t.Errorf("two models: exit %d", code)
 	}

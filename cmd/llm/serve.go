@@ -42,6 +42,7 @@ type serveOptions struct {
 	requestTimeout time.Duration
 	maxBody        int64
 	allowPaths     bool
+	lookup         int
 	verbose        bool
 }
 
@@ -60,6 +61,7 @@ func runServe(ctx context.Context, sio *stdio, args []string) error {
 	o.gpu.registerGPU(fs)
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 10*time.Minute, "longest a request may take, waiting included (0: no limit)")
 	fs.Int64Var(&o.maxBody, "max-body", server.DefaultMaxBodyBytes, "largest request body in bytes")
+	fs.IntVar(&o.lookup, "lookup", 0, "speculative decoding by prompt lookup: up to N draft tokens checked per step (0: off; pays off on GPUs when outputs copy their prompts)")
 	fs.BoolVar(&o.allowPaths, "allow-paths", false, "let requests name local files as models (default: only on a loopback address)")
 	if err := parseFlags(fs, commands["serve"], sio, args); err != nil {
 		return err
@@ -97,6 +99,8 @@ func (o *serveOptions) check() error {
 		return usagef("--request-timeout must be 0 or more, got %v", o.requestTimeout)
 	case o.maxBody < 1:
 		return usagef("--max-body must be 1 or more, got %d", o.maxBody)
+	case o.lookup < 0 || o.lookup > llm.MaxPromptLookup:
+		return usagef("--lookup must be 0 to %d, got %d", llm.MaxPromptLookup, o.lookup)
 	case o.keepAlive == 0:
 		return usagef("--keep-alive must not be 0 (use a negative value to keep models forever)")
 	}
@@ -131,7 +135,7 @@ func (o *serveOptions) config(logger *slog.Logger) server.Config {
 	return server.Config{Models: o.models, Parallel: o.parallel, Queue: queue, ContextLength: o.ctxLen,
 		Threads: o.threads, GPULayers: layers, MaxModels: o.maxModels, KeepAlive: o.keepAlive,
 		APIKey: o.apiKey, RequestTimeout: o.requestTimeout, MaxBodyBytes: o.maxBody, NoLocalPaths: !o.allowPaths, Logger: logger,
-		Options: gpuOptions(mopts, copts)}
+		Options: gpuOptions(mopts, copts), PromptLookup: o.lookup}
 }
 
 // serve loads the models, listens and serves until ctx ends, then shuts

@@ -1,0 +1,35 @@
+package server_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/llm-go/llm"
+	"github.com/llm-go/llm/server"
+)
+
+// TestServerPromptLookup: a server that decodes with prompt lookup answers
+// as one that does not; a lookup out of range is refused.
+func TestServerPromptLookup(t *testing.T) {
+	prompt := "Once upon a time, there was a little girl named Lily. She loved to play outside. One day, Lily"
+	var texts []string
+	for _, n := range []int{0, 8} {
+		cfg := testConfig(t)
+		cfg.PromptLookup = n
+		_, url := start(t, cfg)
+		resp, body := post(t, url+"/v1/completions", map[string]any{"model": "stories260K", "prompt": prompt, "max_tokens": 64, "temperature": 0})
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("lookup %d: %d %s", n, resp.StatusCode, body)
+		}
+		texts = append(texts, decode[struct{ Choices []struct{ Text string } }](t, body).Choices[0].Text)
+	}
+	if texts[0] != texts[1] || texts[0] == "" {
+		t.Errorf("with lookup %q\nwithout %q", texts[1], texts[0])
+	}
+	cfg := testConfig(t)
+	cfg.PromptLookup = llm.MaxPromptLookup + 1
+	if _, err := server.New(cfg); err == nil || !strings.Contains(err.Error(), "PromptLookup") {
+		t.Errorf("PromptLookup %d: %v", cfg.PromptLookup, err)
+	}
+}
