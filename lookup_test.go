@@ -130,6 +130,24 @@ func TestPromptLookup(t *testing.T) {
 	if _, err := p.Generate(ctx, prompt, llm.PromptLookup(llm.MaxPromptLookup+1)); err == nil {
 		t.Error("PromptLookup above the maximum was accepted")
 	}
+
+	// Through a full context: drafts never pass its end, and the window
+	// shifts as without them.
+	small, err := llm.New(ctx, shareddata.Path(t, "models", "stories260K.gguf"), llm.WithThreads(1), llm.WithContextLength(64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Close()
+	long := []llm.GenerateOption{llm.Temperature(0), llm.MaxTokens(200), llm.WithContextPolicy(llm.ShiftWindow)}
+	plain, err := small.Generate(ctx, prompt, long...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	spec, err := small.Generate(ctx, prompt, append(long, llm.PromptLookup(8))...)
+	if err != nil || len(spec.Tokens) != 200 || spec.Shifted == 0 || spec.Shifted != plain.Shifted {
+		t.Fatalf("through a full context: %v; %d tokens, shifted %d (without lookup %d)", err, len(spec.Tokens), spec.Shifted, plain.Shifted)
+	}
+	t.Logf("through a full context: %d drafted, %d accepted; same tokens: %v", spec.Timings.DraftTokens, spec.Timings.DraftAccepted, slices.Equal(spec.Tokens, plain.Tokens))
 }
 
 // BenchmarkPromptLookup measures greedy generation's tokens per second
