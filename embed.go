@@ -16,14 +16,15 @@ type embedder struct {
 	mu    sync.Mutex
 	c     *engine.Context
 	batch *engine.Batch
+	seqs  int // sequences per batch
 	err   error
 }
 
 // Embed returns one embedding per text, as sentence-transformers computes
 // them: the model's pooling (mean when the model names none) over the
-// text's tokens, normalised to unit length. Texts are embedded one after
-// another in a context of their own. A reranker has no embeddings: use
-// Rerank.
+// text's tokens, normalised to unit length. Texts are embedded in a context
+// of their own, several in one batch (one sequence each) as far as the
+// batch holds them. A reranker has no embeddings: use Rerank.
 func (p *Pipeline) Embed(ctx context.Context, texts ...string) ([][]float32, error) {
 	if err := p.checkOpen(); err != nil {
 		return nil, err
@@ -31,8 +32,8 @@ func (p *Pipeline) Embed(ctx context.Context, texts ...string) ([][]float32, err
 	if p.IsReranker() {
 		return nil, fmt.Errorf("llm: embed: %s pools with a classification head (use Rerank): %w", p.name, ErrReranker)
 	}
-	out := make([][]float32, 0, len(texts))
-	for _, text := range texts {
+	inputs := make([][]engine.Token, len(texts))
+	for i, text := range texts {
 		ids, err := p.model.Tokenize(text, true, false)
 		if err != nil {
 			return nil, fmt.Errorf("llm: %w", err)
@@ -40,19 +41,25 @@ func (p *Pipeline) Embed(ctx context.Context, texts ...string) ([][]float32, err
 		if len(ids) == 0 {
 			return nil, fmt.Errorf("llm: embed: the text %q has no tokens", text)
 		}
-		v, err := p.pooled(ctx, ids, "embed: a text")
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, normalize(v))
+		inputs[i] = ids
+	}
+	out, err := p.pooled(ctx, inputs, func(i int) string { return fmt.Sprintf("embed: text %d", i) })
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i] = normalize(out[i])
 	}
 	return out, nil
 }
 
-// pooled runs ids through the embeddings context and returns the pooled
-// output (an embedding, or a reranker's scores). what names the input in
-// errors.
-func (p *Pipeline) pooled(ctx context.Context, ids []engine.Token, what string) ([]float32, error) {
+// maxEmbedSequences is how many inputs one embeddings batch may hold.
+const maxEmbedSequences = 16
+
+// pooled runs each input through the embeddings context and returns its
+// pooled output (an embedding, or a reranker's scores), packing several
+// inputs into one batch, one sequence each. what names input i in errors.
+func (p *Pipeline) pooled(ctx context.Context, inputs [][]engine.Token, what func(i int) string) ([][]float32, error) {
 	e := &p.embed
 	e.once.Do(func() {
 		h := p.model.Header()
@@ -61,9 +68,15 @@ func (p *Pipeline) pooled(ctx context.Context, ids []engine.Token, what string) 
 			pooling = engine.PoolingDefault
 		}
 		n := p.EmbedContextLength()
+		// As many sequences as divide the micro-batch (llama.cpp rounds it
+		// to a multiple of them for mean pooling).
+		e.seqs = maxEmbedSequences
+		for n%e.seqs != 0 {
+			e.seqs /= 2
+		}
 		// An encoder attends over the whole text at once: one micro-batch.
 		e.c, e.err = p.model.NewContext(engine.ContextOptions{ContextLength: n, BatchSize: n, MicroBatchSize: n,
-			Threads: p.cfg.threads, Embeddings: true, Pooling: pooling,
+			MaxSequences: e.seqs, Threads: p.cfg.threads, Embeddings: true, Pooling: pooling,
 			FlashAttention: p.cfg.flashAttn, TypeK: p.cfg.typeK, TypeV: p.cfg.typeV})
 		if e.err == nil {
 			e.err = p.applyAdapters(e.c)
@@ -75,26 +88,38 @@ func (p *Pipeline) pooled(ctx context.Context, ids []engine.Token, what string) 
 	if e.err != nil {
 		return nil, fmt.Errorf("llm: embeddings context: %w", e.err)
 	}
+	for i, ids := range inputs {
+		if len(ids) > e.batch.Cap() {
+			return nil, fmt.Errorf("llm: %s of %d tokens, the context holds %d: %w", what(i), len(ids), e.batch.Cap(), ErrPromptTooLong)
+		}
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if len(ids) > e.batch.Cap() {
-		return nil, fmt.Errorf("llm: %s of %d tokens, the context holds %d: %w", what, len(ids), e.batch.Cap(), ErrPromptTooLong)
+	out := make([][]float32, len(inputs))
+	for next := 0; next < len(inputs); {
+		if err := e.c.ClearMemory(false); err != nil {
+			return nil, fmt.Errorf("llm: %w", err)
+		}
+		e.batch.Clear()
+		first := next
+		for next < len(inputs) && next-first < e.seqs && e.batch.Len()+len(inputs[next]) <= e.batch.Cap() {
+			for k, id := range inputs[next] {
+				e.batch.Add(id, engine.Pos(k), true, engine.SeqID(next-first))
+			}
+			next++
+		}
+		if err := e.c.Decode(ctx, e.batch); err != nil {
+			return nil, fmt.Errorf("llm: %w", err)
+		}
+		for i := first; i < next; i++ {
+			v, err := e.c.SequenceEmbeddings(engine.SeqID(i - first))
+			if err != nil {
+				return nil, fmt.Errorf("llm: %w", err)
+			}
+			out[i] = v
+		}
 	}
-	if err := e.c.ClearMemory(false); err != nil {
-		return nil, fmt.Errorf("llm: %w", err)
-	}
-	e.batch.Clear()
-	for i, id := range ids {
-		e.batch.Add(id, engine.Pos(i), true)
-	}
-	if err := e.c.Decode(ctx, e.batch); err != nil {
-		return nil, fmt.Errorf("llm: %w", err)
-	}
-	v, err := e.c.SequenceEmbeddings(0)
-	if err != nil {
-		return nil, fmt.Errorf("llm: %w", err)
-	}
-	return v, nil
+	return out, nil
 }
 
 // EmbedContextLength returns the most tokens a text given to Embed may

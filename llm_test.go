@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -379,8 +381,31 @@ func TestEmbed(t *testing.T) {
 	if same < 0.99999 || diff > 0.999 {
 		t.Errorf("cosine of identical texts %v, of different texts %v", same, diff)
 	}
+	// Texts embedded together (several sequences in one batch) are
+	// embedded as each alone; 40 texts take three batches.
+	texts := make([]string, 40)
+	for i := range texts {
+		texts[i] = fmt.Sprintf("Lily saw %d birds in the park and %d cats.", i, 40-i)
+	}
+	together, err := p.Embed(context.Background(), texts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{0, 15, 16, 39} {
+		alone, err := p.Embed(context.Background(), texts[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d float64
+		for k := range alone[0] {
+			d = max(d, math.Abs(float64(alone[0][k]-together[i][k])))
+		}
+		if d > 1e-5 {
+			t.Errorf("text %d: embedded with others, it differs by %.3g from alone", i, d)
+		}
+	}
 	long := strings.Repeat("word ", 5000)
-	if _, err := p.Embed(context.Background(), long); !errors.Is(err, llm.ErrPromptTooLong) {
+	if _, err := p.Embed(context.Background(), "short", long); !errors.Is(err, llm.ErrPromptTooLong) || !strings.Contains(err.Error(), "text 1") {
 		t.Errorf("an over-long text: %v", err)
 	}
 }

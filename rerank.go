@@ -47,19 +47,20 @@ func (p *Pipeline) Rerank(ctx context.Context, query string, documents ...string
 	if !p.IsReranker() {
 		return nil, fmt.Errorf("llm: rerank: %s has no classification head (its pooling is not rank): %w", p.name, ErrNotReranker)
 	}
-	out := make([]float64, len(documents))
+	inputs := make([][]engine.Token, len(documents))
 	for i, doc := range documents {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
 		ids, err := p.rerankTokens(query, doc)
 		if err != nil {
 			return nil, err
 		}
-		v, err := p.pooled(ctx, ids, fmt.Sprintf("rerank: the query with document %d", i))
-		if err != nil {
-			return nil, err
-		}
+		inputs[i] = ids
+	}
+	scores, err := p.pooled(ctx, inputs, func(i int) string { return fmt.Sprintf("rerank: the query with document %d", i) })
+	if err != nil {
+		return nil, err
+	}
+	out := make([]float64, len(documents))
+	for i, v := range scores {
 		if len(v) == 0 {
 			return nil, fmt.Errorf("llm: rerank: the model gave no score")
 		}
