@@ -62,6 +62,7 @@ type weightsReport struct {
 	TemplateKind  string   `json:"template_kind,omitempty"` // jinja, builtin or plain: how chats are rendered
 	DTypes        []string `json:"dtypes,omitempty"`
 	Capabilities  []string `json:"capabilities,omitempty"` // llm.Capabilities, of a GGUF
+	Adapter       string   `json:"adapter,omitempty"`      // what a LoRA adapter GGUF is
 	Offload       string   `json:"offload,omitempty"`      // what --ngl auto would offload
 	Error         string   `json:"error,omitempty"`
 }
@@ -97,7 +98,7 @@ func runShow(ctx context.Context, sio *stdio, args []string) error {
 	rep.BackendProblems = engine.BackendProblems()
 	if rep.Cached {
 		for i, wr := range rep.Weights {
-			if wr.Format != "gguf" || wr.Error != "" {
+			if wr.Format != "gguf" || wr.Error != "" || wr.Adapter != "" {
 				continue
 			}
 			if _, why, err := engine.AutoGPULayers(filepath.Join(rep.Path, wr.File), engine.ContextOptions{}); err == nil {
@@ -312,6 +313,12 @@ func describeWeights(files []string, local func(string) string) weightsReport {
 			if n, ok := f.Uint(w.Architecture + ".context_length"); ok {
 				w.ContextLength = n
 			}
+			if typ, _ := f.String(gguf.KeyGeneralType); typ == "adapter" {
+				kind, _ := f.String(gguf.KeyAdapterType)
+				alpha, _ := f.Float(gguf.KeyLoRAAlpha)
+				w.Adapter = fmt.Sprintf("%s adapter for %s models: alpha %g, %d tensors (apply with --lora)", kind, w.Architecture, alpha, len(f.Tensors))
+				continue
+			}
 			src, has := f.String("tokenizer.chat_template")
 			w.ChatTemplate = &has
 			w.TemplateKind = templateKind(src, has)
@@ -471,6 +478,9 @@ func printReport(w io.Writer, r *modelReport) {
 				yes = "yes (rendered as transformers' apply_chat_template does; see llm template)"
 			}
 			fmt.Fprintf(tw, "  Chat template:\t%s\n", yes)
+		}
+		if wr.Adapter != "" {
+			fmt.Fprintf(tw, "  Adapter:\t%s\n", wr.Adapter)
 		}
 		if len(wr.Capabilities) > 0 {
 			fmt.Fprintf(tw, "  Capabilities:\t%s\n", strings.Join(wr.Capabilities, ", "))

@@ -4,10 +4,12 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/llm-go/llm/internal/shareddata"
+	"github.com/llm-go/llm/internal/testmodel"
 )
 
 // TestShowLocal: llm show describes models named by their path, as generate
@@ -27,6 +29,15 @@ func TestShowLocal(t *testing.T) {
 	}
 	if strings.Contains(out, "Revision:") || strings.Contains(out, "Cache:") {
 		t.Errorf("a local file has no revision or cache:\n%s", out)
+	}
+	if !regexp.MustCompile(`Capabilities:\s+completion\n`).MatchString(out) {
+		t.Errorf("show of stories260K: no capabilities line:\n%s", out)
+	}
+	// A LoRA adapter is said to be one, without a model's capabilities.
+	adapter := testmodel.StoriesLoRA(t, nil)
+	code, out, stderr = run(t, "", "show", adapter)
+	if code != 0 || !regexp.MustCompile(`Adapter:\s+lora adapter for llama models: alpha 8, 8 tensors`).MatchString(out) || strings.Contains(out, "Capabilities:") {
+		t.Errorf("show of an adapter: exit %d (%s):\n%s", code, stderr, out)
 	}
 
 	dir := shareddata.Path(t, "models", "hf", "tiny-llama-st")
