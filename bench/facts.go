@@ -21,8 +21,12 @@ type Facts struct {
 	EmbdRow     uint64   // bytes of one row of token_embd.weight
 	OutputBytes uint64   // output.weight and output_norm.weight
 	TiedOutput  bool     // no output.weight: the output reuses token_embd
+	// ExpertBytes are the bytes of a mixture of experts' expert tensors
+	// (blk.N.ffn_*_exps), of which a token reads ExpertsUsed/Experts.
+	ExpertBytes uint64
 
 	Layers, Embd, FF, Heads, KVHeads, HeadDim, Vocab int
+	Experts, ExpertsUsed                             int
 }
 
 // FactsFromFile reads the facts of the GGUF model at path from its header
@@ -59,6 +63,7 @@ func FactsFromFile(path string) (Facts, error) {
 	if f.KVHeads == 0 {
 		f.KVHeads = f.Heads
 	}
+	f.Experts, f.ExpertsUsed = get("expert_count"), get("expert_used_count")
 	if f.Heads > 0 {
 		f.HeadDim = f.Embd / f.Heads
 	}
@@ -76,6 +81,9 @@ func FactsFromFile(path string) (Facts, error) {
 				n, _, _ := strings.Cut(strings.TrimPrefix(t.Name, "blk."), ".")
 				if i, err := strconv.Atoi(n); err == nil && i >= 0 && i < f.Layers {
 					f.LayerBytes[i] += t.Size
+				}
+				if strings.HasSuffix(t.Name, "_exps.weight") {
+					f.ExpertBytes += t.Size
 				}
 			case t.Name == "token_embd.weight":
 				f.EmbdBytes = t.Size
@@ -116,13 +124,17 @@ func FactsFromShape(s synth.Shape, quant string) (Facts, error) {
 	}
 	params := s.Params()
 	e, v, ff := uint64(s.Embd), uint64(s.Vocab), uint64(s.FF)
-	kv := uint64(s.KVHeads * s.HeadDim())
-	layerParams := 2*e + 2*e*e + 2*e*kv + 3*e*ff
+	q, kv := uint64(s.Heads*s.HeadDim()), uint64(s.KVHeads*s.HeadDim())
+	layerParams := 2*e + 2*e*q + 2*e*kv + 3*e*ff
+	if x := uint64(s.Experts); x > 0 {
+		layerParams = 2*e + 2*e*q + 2*e*kv + e*x + 3*e*ff*x
+	}
 	scale := float64(total) / float64(params) // bytes per weight
 	f := Facts{
 		Params: params, WeightBytes: total, TiedOutput: s.TiedEmbeddings,
 		Layers: s.Layers, Embd: s.Embd, FF: s.FF, Heads: s.Heads, KVHeads: s.KVHeads,
-		HeadDim: s.HeadDim(), Vocab: s.Vocab,
+		HeadDim: s.HeadDim(), Vocab: s.Vocab, Experts: s.Experts, ExpertsUsed: s.ExpertsUsed,
+		ExpertBytes: uint64(float64(3*e*ff*uint64(s.Experts)*uint64(s.Layers)) * scale),
 	}
 	f.EmbdBytes = uint64(float64(e*v) * scale)
 	f.EmbdRow = f.EmbdBytes / v
@@ -137,12 +149,16 @@ func FactsFromShape(s synth.Shape, quant string) (Facts, error) {
 }
 
 // BytesPerToken is the bytes of weights read to generate one token: every
-// block's tensors, the output norm and matrix, and one row of the token
+// block's tensors (of a mixture of experts, the share of the experts a
+// token uses), the output norm and matrix, and one row of the token
 // embeddings (the whole matrix when it is also the output).
 func (f Facts) BytesPerToken() uint64 {
 	var n uint64
 	for _, b := range f.LayerBytes {
 		n += b
+	}
+	if f.Experts > 0 && f.ExpertsUsed > 0 && f.ExpertsUsed < f.Experts {
+		n -= f.ExpertBytes - uint64(float64(f.ExpertBytes)*float64(f.ExpertsUsed)/float64(f.Experts))
 	}
 	n += f.OutputBytes
 	if f.TiedOutput {

@@ -1,10 +1,14 @@
 package bench
 
 import (
+	"context"
 	"errors"
+	"math"
+	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/synth"
 )
 
@@ -106,5 +110,78 @@ func TestFactsFromShapeMatchesFile(t *testing.T) {
 	}
 	if kv := est.KVBytes(1024, "f16", "q8_0"); kv != uint64(22*1024*256*(2+34.0/32)) {
 		t.Errorf("KV bytes %d", kv)
+	}
+}
+
+// TestFactsMixtureOfExperts: a synthetic mixture of experts (4 experts, 2
+// used, a head size that is not embd/heads) runs in llama.cpp; its facts
+// from the file and from the shape agree, and a token reads only the
+// experts it uses.
+func TestFactsMixtureOfExperts(t *testing.T) {
+	shapes, err := ParseSynthetic("vocab=512,embd=64,ff=96,layers=2,heads=4,kv_heads=2,head_dim=32,experts=4,experts_used=2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := shapes[0]
+	if s.Name != "custom-v512-e64-f96-l2-h4-kv2-hd32-x2of4" {
+		t.Errorf("name %q", s.Name)
+	}
+	path := filepath.Join(t.TempDir(), "moe.gguf")
+	if err := synth.Write(context.Background(), path, s, synth.Options{Seed: 1}); err != nil {
+		t.Fatal(err)
+	}
+	file, err := FactsFromFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	est, err := FactsFromShape(s, "F16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Experts: 3 matrices of 64×96 per expert, 4 experts, 2 layers, F16.
+	const experts = 3 * 64 * 96 * 4 * 2 * 2
+	near := func(a, b uint64) bool { return math.Abs(float64(a)-float64(b)) <= 0.01*float64(b) }
+	// The estimate spreads the bytes evenly over the weights (norms are
+	// F32, matrices F16): within 1%.
+	if file.Experts != 4 || file.ExpertsUsed != 2 || file.HeadDim != 32 || file.ExpertBytes != experts ||
+		file.WeightBytes != est.WeightBytes || !near(est.ExpertBytes, file.ExpertBytes) || !near(est.BytesPerToken(), file.BytesPerToken()) {
+		t.Errorf("file %+v\nestimate %+v", file, est)
+	}
+	var all uint64
+	for _, b := range file.LayerBytes {
+		all += b
+	}
+	if got, want := file.BytesPerToken(), all-experts/2+file.OutputBytes+file.EmbdRow; got != want {
+		t.Errorf("bytes per token %d, want %d (half the experts)", got, want)
+	}
+	m, err := engine.LoadModel(context.Background(), path, engine.ModelOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	c, err := m.NewContext(engine.ContextOptions{ContextLength: 64, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b, err := engine.NewBatch(8, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for i := range 8 {
+		b.Add(engine.Token(10+i), engine.Pos(i), i == 7)
+	}
+	if err := c.Decode(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	logits, err := c.Logits(7)
+	if err != nil || len(logits) != 512 {
+		t.Fatalf("logits: %d, %v", len(logits), err)
+	}
+	for _, v := range logits {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			t.Fatal("non-finite logits")
+		}
 	}
 }

@@ -12,7 +12,9 @@ import (
 // separated by commas ("llama-3-8b,mistral-7b"), or one shape given by its
 // dimensions as comma-separated key=value pairs:
 //
-//	vocab=32000,embd=4096,ff=11008,layers=32,heads=32,kv_heads=8[,ctx=4096][,rope_theta=10000][,tied=1][,name=NAME]
+//	vocab=32000,embd=4096,ff=11008,layers=32,heads=32,kv_heads=8[,head_dim=128][,experts=8,experts_used=2][,ctx=4096][,rope_theta=10000][,tied=1][,name=NAME]
+//
+// With experts, ff is the size of one expert's MLP.
 //
 // An explicit shape without a name is named after its dimensions
 // (custom-v32000-e4096-f11008-l32-h32-kv8), so that its cached file is not
@@ -33,6 +35,7 @@ func ParseSynthetic(spec string) ([]synth.Shape, error) {
 	ints := map[string]*int{
 		"vocab": &s.Vocab, "embd": &s.Embd, "ff": &s.FF, "layers": &s.Layers,
 		"heads": &s.Heads, "kv_heads": &s.KVHeads, "ctx": &s.Context,
+		"head_dim": &s.HeadSize, "experts": &s.Experts, "experts_used": &s.ExpertsUsed,
 	}
 	seen := map[string]bool{}
 	for _, kv := range strings.Split(spec, ",") {
@@ -62,7 +65,7 @@ func ParseSynthetic(spec string) ([]synth.Shape, error) {
 		}
 		p, ok := ints[k]
 		if !ok {
-			return nil, fmt.Errorf("bench: synthetic shape: unknown key %q (vocab, embd, ff, layers, heads, kv_heads, ctx, rope_theta, tied, name)", k)
+			return nil, fmt.Errorf("bench: synthetic shape: unknown key %q (vocab, embd, ff, layers, heads, kv_heads, head_dim, experts, experts_used, ctx, rope_theta, tied, name)", k)
 		}
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -80,6 +83,12 @@ func ParseSynthetic(spec string) ([]synth.Shape, error) {
 	}
 	if s.Name == "" {
 		s.Name = fmt.Sprintf("custom-v%d-e%d-f%d-l%d-h%d-kv%d", s.Vocab, s.Embd, s.FF, s.Layers, s.Heads, s.KVHeads)
+		if s.HeadSize > 0 {
+			s.Name += fmt.Sprintf("-hd%d", s.HeadSize)
+		}
+		if s.Experts > 0 {
+			s.Name += fmt.Sprintf("-x%dof%d", s.ExpertsUsed, s.Experts)
+		}
 	}
 	if strings.ContainsAny(s.Name, `/\`) {
 		return nil, fmt.Errorf("bench: synthetic shape name %q must not contain a path separator", s.Name)

@@ -144,6 +144,8 @@ func (s Shape) WeightBytes(quant string) (uint64, error) {
 		switch {
 		case t.fanIn == 0:
 			tt = gguf.TypeF32
+		case quantized && strings.HasSuffix(t.name, ".ffn_gate_inp.weight"):
+			tt = gguf.TypeF16 // llama.cpp's quantizer leaves routers as they are
 		case quantized && isOutput(s, t.name):
 			tt = outputType(typ, t.shape[0])
 		}

@@ -14,19 +14,25 @@ import (
 	"strings"
 )
 
-// Shape holds the dimensions of a llama-architecture model.
+// Shape holds the dimensions of a llama-architecture model, dense or a
+// mixture of experts (as llama.cpp runs Mixtral: the llama architecture
+// with expert_count).
 type Shape struct {
 	Name           string  // e.g. "tinyllama-1.1b"
 	Vocab          int     // tokens in the vocabulary (at least 512)
 	Embd           int     // hidden size
-	FF             int     // feed-forward size
+	FF             int     // feed-forward size (of one expert, with Experts)
 	Layers         int     // blocks
 	Heads          int     // attention heads
 	KVHeads        int     // key/value heads (GQA when fewer than Heads)
+	HeadSize       int     // size of one head (0: Embd/Heads)
 	Context        int     // training context length
 	RopeTheta      float32 // RoPE base frequency
 	NormEps        float32 // RMSNorm epsilon
 	TiedEmbeddings bool    // no separate output.weight
+	// Experts, when not 0, replace each block's MLP by that many experts
+	// and a router, of which ExpertsUsed run for each token.
+	Experts, ExpertsUsed int
 }
 
 // Shapes of real models, from their Hugging Face config.json files. Qwen2.5's
@@ -40,6 +46,10 @@ var Shapes = map[string]Shape{
 	"llama-3-70b":    {Name: "llama-3-70b", Vocab: 128256, Embd: 8192, FF: 28672, Layers: 80, Heads: 64, KVHeads: 8, Context: 8192, RopeTheta: 500000, NormEps: 1e-5},
 	"mistral-7b":     {Name: "mistral-7b", Vocab: 32768, Embd: 4096, FF: 14336, Layers: 32, Heads: 32, KVHeads: 8, Context: 32768, RopeTheta: 1e6, NormEps: 1e-5},
 	"qwen2.5-7b":     {Name: "qwen2.5-7b", Vocab: 152064, Embd: 3584, FF: 18944, Layers: 28, Heads: 28, KVHeads: 4, Context: 32768, RopeTheta: 1e6, NormEps: 1e-6},
+	// Mixtures of experts. Qwen3-30B-A3B's per-head q/k norms (under
+	// 0.001% of its weights) are left out.
+	"mixtral-8x7b":  {Name: "mixtral-8x7b", Vocab: 32000, Embd: 4096, FF: 14336, Layers: 32, Heads: 32, KVHeads: 8, Context: 32768, RopeTheta: 1e6, NormEps: 1e-5, Experts: 8, ExpertsUsed: 2},
+	"qwen3-30b-a3b": {Name: "qwen3-30b-a3b", Vocab: 151936, Embd: 2048, FF: 768, Layers: 48, Heads: 32, KVHeads: 4, HeadSize: 128, Context: 40960, RopeTheta: 1e6, NormEps: 1e-6, Experts: 128, ExpertsUsed: 8},
 }
 
 // Lookup returns the named shape (case-insensitive).
@@ -56,7 +66,12 @@ func Lookup(name string) (Shape, error) {
 }
 
 // HeadDim returns the size of one attention head.
-func (s Shape) HeadDim() int { return s.Embd / s.Heads }
+func (s Shape) HeadDim() int {
+	if s.HeadSize > 0 {
+		return s.HeadSize
+	}
+	return s.Embd / s.Heads
+}
 
 // Validate checks that the dimensions make a model llama.cpp can run.
 func (s Shape) Validate() error {
@@ -65,8 +80,10 @@ func (s Shape) Validate() error {
 		return fmt.Errorf("synth: vocabulary %d outside [%d, %d]", s.Vocab, minVocab, 1<<21)
 	case s.Embd <= 0 || s.FF <= 0 || s.Layers <= 0 || s.Heads <= 0 || s.KVHeads <= 0 || s.Context <= 0:
 		return fmt.Errorf("synth: dimensions must be positive: %+v", s)
-	case s.Embd%s.Heads != 0:
-		return fmt.Errorf("synth: hidden size %d is not a multiple of %d heads", s.Embd, s.Heads)
+	case s.HeadSize < 0 || s.HeadSize == 0 && s.Embd%s.Heads != 0:
+		return fmt.Errorf("synth: hidden size %d is not a multiple of %d heads (give a head size)", s.Embd, s.Heads)
+	case s.Experts < 0 || s.Experts == 1 || s.Experts > 512 || s.Experts > 0 && (s.ExpertsUsed < 1 || s.ExpertsUsed > s.Experts) || s.Experts == 0 && s.ExpertsUsed != 0:
+		return fmt.Errorf("synth: %d experts, %d used: want none, or 2 to 512 with 1 to all of them used", s.Experts, s.ExpertsUsed)
 	case s.Heads%s.KVHeads != 0:
 		return fmt.Errorf("synth: %d heads is not a multiple of %d KV heads", s.Heads, s.KVHeads)
 	case s.HeadDim()%2 != 0:
@@ -89,20 +106,32 @@ type tensorSpec struct {
 
 func (s Shape) tensors() []tensorSpec {
 	e, f, v := uint64(s.Embd), uint64(s.FF), uint64(s.Vocab)
-	kv := uint64(s.KVHeads * s.HeadDim())
+	q, kv := uint64(s.Heads*s.HeadDim()), uint64(s.KVHeads*s.HeadDim())
+	x := uint64(s.Experts)
 	out := []tensorSpec{{name: "token_embd.weight", shape: []uint64{e, v}, fanIn: s.Embd}}
 	for i := range s.Layers {
 		p := fmt.Sprintf("blk.%d.", i)
 		out = append(out,
 			tensorSpec{p + "attn_norm.weight", []uint64{e}, 0},
-			tensorSpec{p + "attn_q.weight", []uint64{e, e}, s.Embd},
+			tensorSpec{p + "attn_q.weight", []uint64{e, q}, s.Embd},
 			tensorSpec{p + "attn_k.weight", []uint64{e, kv}, s.Embd},
 			tensorSpec{p + "attn_v.weight", []uint64{e, kv}, s.Embd},
-			tensorSpec{p + "attn_output.weight", []uint64{e, e}, s.Embd},
+			tensorSpec{p + "attn_output.weight", []uint64{q, e}, int(q)},
 			tensorSpec{p + "ffn_norm.weight", []uint64{e}, 0},
-			tensorSpec{p + "ffn_gate.weight", []uint64{e, f}, s.Embd},
-			tensorSpec{p + "ffn_up.weight", []uint64{e, f}, s.Embd},
-			tensorSpec{p + "ffn_down.weight", []uint64{f, e}, s.FF},
+		)
+		if x == 0 {
+			out = append(out,
+				tensorSpec{p + "ffn_gate.weight", []uint64{e, f}, s.Embd},
+				tensorSpec{p + "ffn_up.weight", []uint64{e, f}, s.Embd},
+				tensorSpec{p + "ffn_down.weight", []uint64{f, e}, s.FF},
+			)
+			continue
+		}
+		out = append(out,
+			tensorSpec{p + "ffn_gate_inp.weight", []uint64{e, x}, s.Embd},
+			tensorSpec{p + "ffn_gate_exps.weight", []uint64{e, f, x}, s.Embd},
+			tensorSpec{p + "ffn_up_exps.weight", []uint64{e, f, x}, s.Embd},
+			tensorSpec{p + "ffn_down_exps.weight", []uint64{f, e, x}, s.FF},
 		)
 	}
 	out = append(out, tensorSpec{"output_norm.weight", []uint64{e}, 0})

@@ -30,6 +30,7 @@ func TestShapesValid(t *testing.T) {
 	for name, want := range map[string]float64{
 		"tinyllama-1.1b": 1.10e9, "llama-2-7b": 6.74e9, "llama-3-8b": 8.03e9,
 		"llama-3-70b": 70.55e9, "mistral-7b": 7.25e9, "smollm-135m": 0.1348e9,
+		"mixtral-8x7b": 46.70e9, "qwen3-30b-a3b": 30.53e9,
 	} {
 		got := float64(Shapes[name].Params())
 		if got < want*0.99 || got > want*1.01 {

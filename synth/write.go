@@ -54,6 +54,14 @@ func Write(ctx context.Context, path string, s Shape, opts Options) error {
 	w.Set("llama.rope.dimension_count", gguf.Uint32(uint32(s.HeadDim())))
 	w.Set("llama.rope.freq_base", gguf.Float32(s.RopeTheta))
 	w.Set("llama.attention.layer_norm_rms_epsilon", gguf.Float32(s.NormEps))
+	if s.HeadDim()*s.Heads != s.Embd {
+		w.Set("llama.attention.key_length", gguf.Uint32(uint32(s.HeadDim())))
+		w.Set("llama.attention.value_length", gguf.Uint32(uint32(s.HeadDim())))
+	}
+	if s.Experts > 0 {
+		w.Set("llama.expert_count", gguf.Uint32(uint32(s.Experts)))
+		w.Set("llama.expert_used_count", gguf.Uint32(uint32(s.ExpertsUsed)))
+	}
 
 	tokens, scores, types := vocabulary(s.Vocab)
 	w.Set("tokenizer.ggml.model", gguf.String("llama"))
