@@ -418,6 +418,9 @@ void llama_adapter_lora_free(struct llama_adapter_lora * adapter);
 int32_t llama_set_adapter_lora(struct llama_context * ctx, struct llama_adapter_lora * adapter, float scale);
 int32_t llama_rm_adapter_lora(struct llama_context * ctx, struct llama_adapter_lora * adapter);
 void llama_clear_adapter_lora(struct llama_context * ctx);
+size_t llama_state_seq_get_size(struct llama_context * ctx, llama_seq_id seq_id);
+size_t llama_state_seq_get_data(struct llama_context * ctx, uint8_t * dst, size_t size, llama_seq_id seq_id);
+size_t llama_state_seq_set_data(struct llama_context * ctx, const uint8_t * src, size_t size, llama_seq_id dest_seq_id);
 // END PROTOTYPES
 
 // ---- our C helpers (bridge.c) ----

@@ -79,6 +79,11 @@ type Model struct {
 	tensors     map[string]gguf.TensorInfo
 	tensorsErr  error
 
+	// identityHex tells the model's file from another's (SaveSequence).
+	identityOnce sync.Once
+	identityHex  string
+	identityErr  error
+
 	eogOnce sync.Once
 	eog     []Token
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 	"time"
@@ -33,6 +34,8 @@ type generateOptions struct {
 	sampling    sampler.Options
 	grammarFile string
 	verbose     bool
+	promptCache string // --prompt-cache: the prompt's memory, saved and reused
+	cacheRO     bool   // --prompt-cache-ro: reuse it, never write it
 	run         modelFlags
 	remote      remoteFlags
 }
@@ -43,6 +46,8 @@ func runGenerate(ctx context.Context, sio *stdio, args []string) error {
 	fs.StringVarP(&o.model, "model", "m", "", "GGUF model file or Hub name (instead of the first argument)")
 	fs.IntVarP(&o.predict, "predict", "n", -1, "tokens to generate (-1: until end of generation or the context is full)")
 	fs.StringVar(&o.suffix, "suffix", "", "fill in the middle: write what goes between PROMPT and this text (code models with FIM tokens)")
+	fs.StringVar(&o.promptCache, "prompt-cache", "", "keep the prompt's evaluated state in this file, and reuse the part of it a later prompt starts with (llama-cli's --prompt-cache)")
+	fs.BoolVar(&o.cacheRO, "prompt-cache-ro", false, "with --prompt-cache: reuse the file but do not update it")
 	registerSamplingFlags(fs, &o.sampling, &o.grammarFile)
 	o.run.register(fs)
 	o.remote.register(fs)
@@ -55,7 +60,13 @@ func runGenerate(ctx context.Context, sio *stdio, args []string) error {
 	if err := o.remote.check(fs); err != nil {
 		return err
 	}
+	if o.cacheRO && o.promptCache == "" {
+		return usagef("--prompt-cache-ro needs --prompt-cache FILE")
+	}
 	if o.remote.url != "" {
+		if o.promptCache != "" {
+			return usagef("--prompt-cache applies to local models, not --remote")
+		}
 		return runGenerateRemote(ctx, sio, o, fs.Args())
 	}
 	rest := fs.Args()
@@ -146,9 +157,14 @@ func generate(ctx context.Context, sio *stdio, o generateOptions, prompt string)
 	}
 	defer b.Close()
 
-	// The prompt, in batches of at most BatchSize tokens.
+	// The prompt, in batches of at most BatchSize tokens, after what the
+	// prompt cache already holds of it.
 	promptStart := time.Now()
-	for i := 0; i < len(ids); i += c.BatchSize() {
+	reused := 0
+	if o.promptCache != "" {
+		reused = loadPromptCache(sio, c, o.promptCache, ids)
+	}
+	for i := reused; i < len(ids); i += c.BatchSize() {
 		b.Clear()
 		end := min(i+c.BatchSize(), len(ids))
 		for j := i; j < end; j++ {
@@ -159,6 +175,11 @@ func generate(ctx context.Context, sio *stdio, o generateOptions, prompt string)
 		}
 	}
 	promptTime := time.Since(promptStart)
+	if o.promptCache != "" && !o.cacheRO && reused < len(ids)-1 {
+		if err := c.SaveSequence(o.promptCache, 0, ids); err != nil {
+			fmt.Fprintf(sio.err, "llm: --prompt-cache: %v\n", err)
+		}
+	}
 
 	detok := m.NewDetokenizer(false)
 	genStart := time.Now()
@@ -207,11 +228,40 @@ func generate(ctx context.Context, sio *stdio, o generateOptions, prompt string)
 	if o.verbose {
 		perSec := func(n int, d time.Duration) float64 { return float64(n) / d.Seconds() }
 		fmt.Fprintf(sio.err, "load: %v (%s; %d layers on GPUs)\n", loaded.Round(time.Millisecond), m.Info().Description, m.GPULayers())
-		fmt.Fprintf(sio.err, "prompt: %d tokens in %v (%.1f tokens/s)\n", len(ids), promptTime.Round(time.Millisecond), perSec(len(ids), promptTime))
+		fmt.Fprintf(sio.err, "prompt: %d tokens in %v (%.1f tokens/s)", len(ids), promptTime.Round(time.Millisecond), perSec(len(ids)-reused, promptTime))
+		if o.promptCache != "" {
+			fmt.Fprintf(sio.err, ", %d from the prompt cache", reused)
+		}
+		fmt.Fprintln(sio.err)
 		fmt.Fprintf(sio.err, "generate: %d tokens in %v (%.1f tokens/s), stopped by %s\n", generated, genTime.Round(time.Millisecond), perSec(generated, genTime), reason)
 		fmt.Fprintf(sio.err, "sampling: temperature %g, seed %d\n", o.sampling.Temperature, s.Seed())
 	}
 	return nil
+}
+
+// loadPromptCache restores the prompt cache at path into sequence 0 of c
+// and keeps the part of it that ids start with, all but ids' last token
+// (decoded again for its logits); it returns how many tokens it kept. A
+// cache that cannot be used (another model, damaged) is said on stderr and
+// the prompt is evaluated in full.
+func loadPromptCache(sio *stdio, c *engine.Context, path string, ids []engine.Token) int {
+	cached, err := c.LoadSequence(path, 0)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(sio.err, "llm: --prompt-cache: %v; evaluating the whole prompt\n", err)
+		}
+		c.RemoveTokens(0, -1, -1)
+		return 0
+	}
+	keep := 0
+	for keep < len(cached) && keep < len(ids)-1 && cached[keep] == ids[keep] {
+		keep++
+	}
+	if ok, err := c.RemoveTokens(0, engine.Pos(keep), -1); err != nil || !ok {
+		c.RemoveTokens(0, -1, -1)
+		return 0
+	}
+	return keep
 }
 
 // interrupted turns an aborted decode (Ctrl-C) into a short message.
