@@ -77,6 +77,7 @@ func (c *hfConfig) bertHparams() (hparams, error) {
 	if c.TypeVocabSize != nil {
 		h.typeVocab = *c.TypeVocabSize
 	}
+	h.labels = len(c.ID2Label)
 	for _, f := range []struct {
 		name string
 		v    int
@@ -113,6 +114,7 @@ const (
 	poolingMean = 1
 	poolingCLS  = 2
 	poolingLast = 3
+	poolingRank = 4
 )
 
 // readPooling returns the pooling type of a sentence-transformers
@@ -167,6 +169,12 @@ func readPooling(dir string) (uint32, error) {
 	return 0, fmt.Errorf("%w pooling in %s: only mean, cls and lasttoken pooling are in llama.cpp", ErrUnsupported, file)
 }
 
+// bertTensor is the GGUF name and the row-major shape of a BERT tensor.
+type bertTensor struct {
+	name  string
+	shape []int64
+}
+
 var bertLayerRE = regexp.MustCompile(`^encoder\.layer\.(\d+)\.(.+)$`)
 
 // bertIgnored are BertModel and BertForMaskedLM tensors llama.cpp's bert
@@ -177,22 +185,25 @@ var bertIgnored = regexp.MustCompile(`^(embeddings\.position_ids|pooler\..*|cls\
 // planBERT maps a BertModel checkpoint, with or without the "bert." prefix
 // (the sentence-transformers layout has none), to llama.cpp's bert names.
 // Old checkpoints' LayerNorm gamma and beta are read as weight and bias.
-func planBERT(st *safetensors.Model, h hparams) ([]tensorPlan, error) {
+// With classifier (BertForSequenceClassification), the pooler becomes
+// llama.cpp's cls (a dense layer and tanh) and the classifier cls.output.
+func planBERT(st *safetensors.Model, h hparams, classifier bool) ([]tensorPlan, error) {
 	H, I, V, P, T := int64(h.hidden), int64(h.ffn), int64(h.vocab), int64(h.ctxLen), int64(h.typeVocab)
-	top := map[string]struct {
-		name  string
-		shape []int64
-	}{
+	top := map[string]bertTensor{
 		"embeddings.word_embeddings.weight":       {"token_embd.weight", []int64{V, H}},
 		"embeddings.position_embeddings.weight":   {"position_embd.weight", []int64{P, H}},
 		"embeddings.token_type_embeddings.weight": {"token_types.weight", []int64{T, H}},
 		"embeddings.LayerNorm.weight":             {"token_embd_norm.weight", []int64{H}},
 		"embeddings.LayerNorm.bias":               {"token_embd_norm.bias", []int64{H}},
 	}
-	layer := map[string]struct {
-		name  string
-		shape []int64
-	}{
+	if classifier {
+		L := int64(max(h.labels, 1))
+		top["pooler.dense.weight"] = bertTensor{"cls.weight", []int64{H, H}}
+		top["pooler.dense.bias"] = bertTensor{"cls.bias", []int64{H}}
+		top["classifier.weight"] = bertTensor{"cls.output.weight", []int64{L, H}}
+		top["classifier.bias"] = bertTensor{"cls.output.bias", []int64{L}}
+	}
+	layer := map[string]bertTensor{
 		"attention.self.query.weight":       {"attn_q.weight", []int64{H, H}},
 		"attention.self.query.bias":         {"attn_q.bias", []int64{H}},
 		"attention.self.key.weight":         {"attn_k.weight", []int64{H, H}},
@@ -219,7 +230,7 @@ func planBERT(st *safetensors.Model, h hparams) ([]tensorPlan, error) {
 		} else if n, ok := strings.CutSuffix(name, ".beta"); ok {
 			name = n + ".bias"
 		}
-		if bertIgnored.MatchString(name) {
+		if _, head := top[name]; !head && bertIgnored.MatchString(name) {
 			continue
 		}
 		p := tensorPlan{layer: -1}

@@ -15,11 +15,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llm-go/llm"
 	"github.com/llm-go/llm/engine"
 	ref64 "github.com/llm-go/llm/internal/reference"
 	"github.com/llm-go/llm/internal/shareddata"
 	"github.com/llm-go/llm/loader/convert"
 	"github.com/llm-go/llm/loader/gguf"
+	"github.com/llm-go/llm/loader/safetensors"
 )
 
 // Tiny BERT shapes: 4 heads of 8, 2 layers, bge-small's vocabulary.
@@ -399,5 +401,110 @@ func editJSON(t *testing.T, path string, edit func(map[string]any)) {
 	}
 	if err := os.WriteFile(path, raw, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBERTReranker converts a tiny BertForSequenceClassification (a
+// cross-encoder: BERT, its pooler and a one-label classifier) into a
+// reranker GGUF (rank pooling, cls and cls.output) whose scores, through
+// llm.Pipeline.Rerank, are the float64 reference's: the first token's
+// final state through the pooler (tanh) and the classifier, for the pair
+// as llama-server joins it. The tokenizer's post-processor adds [SEP] as
+// the EOS, as gguf-py reads it, so that is [CLS] query [SEP] [SEP]
+// document [SEP] (XLM-RoBERTa's pair form; BERT's own has one [SEP]
+// between and token types, which llama.cpp does not give).
+func TestBERTReranker(t *testing.T) {
+	dir := bertFixture(t, "bert.", "")
+	raw, err := os.ReadFile(filepath.Join(dir, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cfg map[string]any
+	if err := json.Unmarshal(raw, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	cfg["architectures"] = []string{"BertForSequenceClassification"}
+	cfg["id2label"] = map[string]string{"0": "LABEL_0"}
+	raw, _ = json.Marshal(cfg)
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	st, err := safetensors.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ts []stTensor
+	for _, ti := range st.Tensors() {
+		v, err := st.Float32s(ti.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts = append(ts, f32Tensor(ti.Name, ti.Shape, v))
+	}
+	st.Close()
+	r := rand.New(rand.NewPCG(9, 9))
+	ts = append(ts, f32Tensor("classifier.weight", []int64{1, bertHidden}, randn(r, bertHidden, 1)),
+		f32Tensor("classifier.bias", []int64{1}, []float32{0.25}))
+	slices.SortStableFunc(ts, func(a, b stTensor) int { return strings.Compare(a.name, b.name) })
+	if err := writeSafetensors(filepath.Join(dir, "model.safetensors"), ts); err != nil {
+		t.Fatal(err)
+	}
+
+	out := filepath.Join(t.TempDir(), "reranker.gguf")
+	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := f.Uint("bert.pooling_type"); p != 4 {
+		t.Errorf("pooling_type %d, want 4 (rank)", p)
+	}
+	for name, shape := range map[string][]uint64{"cls.weight": {bertHidden, bertHidden}, "cls.bias": {bertHidden},
+		"cls.output.weight": {bertHidden, 1}, "cls.output.bias": {1}} {
+		if ti, ok := f.Tensor(name); !ok || !slices.Equal(ti.Shape, shape) {
+			t.Errorf("%s: %v %+v", name, ok, ti)
+		}
+	}
+
+	p, err := llm.New(context.Background(), out, llm.WithThreads(1), llm.WithCacheTypes("f32", "f32"), llm.WithFlashAttention(engine.FlashAttentionOff))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	query, docs := "what is a cat", []string{"a cat is a small animal", "the stock market fell today", "cats"}
+	scores, err := p.Rerank(context.Background(), query, docs...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref := loadBertRef(t, dir, "bert.")
+	rd := openST(t, dir)
+	tok := func(s string) []int {
+		ids, err := p.Model().Tokenize(s, false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := make([]int, len(ids))
+		for i, id := range ids {
+			out[i] = int(id)
+		}
+		return out
+	}
+	if sp := p.Model().SpecialTokens(); !sp.AddBOS || !sp.AddEOS || !sp.AddSEP || sp.BOS != 101 || sp.EOS != 102 || sp.SEP != 102 {
+		t.Fatalf("special tokens %+v", sp)
+	}
+	for i, d := range docs {
+		ids := slices.Concat([]int{101}, tok(query), []int{102, 102}, tok(d), []int{102})
+		h := ref64.Affine(rd.get("bert.pooler.dense.weight"), rd.get("bert.pooler.dense.bias"), ref.Forward(ids)[0])
+		for k := range h {
+			h[k] = math.Tanh(h[k])
+		}
+		want := ref64.Affine(rd.get("classifier.weight"), rd.get("classifier.bias"), h)[0]
+		// ggml's CPU GELU reads an F16 table: about 1e-3 of error.
+		if math.Abs(scores[i]-want) > 3e-3*max(1, math.Abs(want)) {
+			t.Errorf("%q: score %.5f, reference %.5f", d, scores[i], want)
+		}
+		t.Logf("%q: score %.5f, reference %.5f", d, scores[i], want)
 	}
 }

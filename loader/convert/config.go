@@ -45,6 +45,9 @@ type hfConfig struct {
 	// Mixture of experts.
 	MoE moeConfig `json:"-"`
 
+	// A classifier's labels by id ("0": "LABEL_0").
+	ID2Label map[string]string `json:"id2label"`
+
 	// BERT.
 	TypeVocabSize         *int     `json:"type_vocab_size"`
 	LayerNormEps          *float64 `json:"layer_norm_eps"`
@@ -73,6 +76,8 @@ type hparams struct {
 	slidingWindow             int
 	// BERT: the number of token types (type_vocab_size).
 	typeVocab int
+	// BERT classifiers: the number of labels (id2label; 0 when none).
+	labels int
 	// Mixture of experts: the experts, those used per token, and an
 	// expert's MLP width.
 	experts, expertsUsed, expertFFN int

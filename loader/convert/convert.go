@@ -95,6 +95,10 @@
 //     lasttoken; mean when there is none. llama.cpp's bert graph uses the
 //     tanh form of GELU; other activations, non-absolute position
 //     embeddings and decoders are refused.
+//   - BertForSequenceClassification (cross-encoder rerankers) → GGUF arch
+//     "bert" as BertModel, with the pooler as cls (a dense layer and tanh)
+//     and the classifier as cls.output, pooled with llama.cpp's rank
+//     pooling; id2label's labels are written when there are several.
 //
 // Rope scaling (rope_scaling, or transformers 5's rope_parameters): "linear"
 // and "yarn" are written as {arch}.rope.scaling.* keys; "llama3" (Llama
@@ -164,6 +168,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/llm-go/llm/loader/gguf"
@@ -228,6 +233,9 @@ type archSpec struct {
 	gemma3 bool
 	// moe: a mixture of experts in every layer's MLP, named so.
 	moe *moeSpec
+	// classifier: a sequence classification head (BERT's pooler and
+	// classifier), pooled with llama.cpp's rank pooling: a reranker.
+	classifier bool
 	// vlm: the text model of a vision-language checkpoint
 	// (Gemma3ForConditionalGeneration): config.json's text_config and the
 	// language model's tensors; the vision tower and projector are
@@ -250,6 +258,7 @@ var archs = []archSpec{
 	{hf: "GPT2LMHeadModel", gguf: "gpt2"},
 	{hf: "BertModel", gguf: "bert"},
 	{hf: "BertForMaskedLM", gguf: "bert"},
+	{hf: "BertForSequenceClassification", gguf: "bert", classifier: true},
 }
 
 // Supported returns the Hugging Face architecture names Convert accepts.
@@ -376,6 +385,12 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		if err != nil {
 			return fail(err)
 		}
+		if arch.classifier {
+			pooling = poolingRank
+			if labels := cfg.labels(); len(labels) > 1 {
+				w.Set(a+".classifier.output_labels", gguf.Strings(labels))
+			}
+		}
 		w.Set(a+".attention.layer_norm_epsilon", gguf.Float32(float32(hp.rmsEps)))
 		w.Set(a+".attention.causal", gguf.Bool(false))
 		w.Set(a+".pooling_type", gguf.Uint32(pooling))
@@ -410,7 +425,7 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 	case "gpt2":
 		plan, err = planGPT2(st, hp)
 	case "bert":
-		plan, err = planBERT(st, hp)
+		plan, err = planBERT(st, hp, arch.classifier)
 	default:
 		plan, err = planTensors(st, arch, hp)
 	}
@@ -443,6 +458,17 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		}
 	}
 	return w, closeFn, nil
+}
+
+// labels returns a classifier's labels in id order (id2label).
+func (c *hfConfig) labels() []string {
+	out := make([]string, len(c.ID2Label))
+	for k, v := range c.ID2Label {
+		if i, err := strconv.Atoi(k); err == nil && i >= 0 && i < len(out) {
+			out[i] = v
+		}
+	}
+	return out
 }
 
 // keepF32 are the 2-D tensors written as F32 whatever the output type, as
