@@ -48,6 +48,9 @@ type hfConfig struct {
 	// A classifier's labels by id ("0": "LABEL_0").
 	ID2Label map[string]string `json:"id2label"`
 
+	// SmolLM3: per layer, 1 when it has a rotary embedding, 0 when not.
+	NoRopeLayers []int `json:"no_rope_layers"`
+
 	// BERT.
 	TypeVocabSize         *int     `json:"type_vocab_size"`
 	LayerNormEps          *float64 `json:"layer_norm_eps"`
@@ -199,6 +202,18 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 			return h, fmt.Errorf("%w: %s with tie_word_embeddings false (llama.cpp's %s arch has no output tensor)", ErrUnsupported, arch.hf, arch.gguf)
 		}
 		h.tied = true
+	}
+	if arch.noRopeStep > 0 && c.NoRopeLayers != nil {
+		for i := range h.layers {
+			want := 1
+			if (i+1)%arch.noRopeStep == 0 {
+				want = 0
+			}
+			if i >= len(c.NoRopeLayers) || c.NoRopeLayers[i] != want {
+				return h, fmt.Errorf("%w: %s with no_rope_layers %v: llama.cpp's %s graph leaves out the rotary embedding in every %dth layer only",
+					ErrUnsupported, arch.hf, c.NoRopeLayers, arch.gguf, arch.noRopeStep)
+			}
+		}
 	}
 	switch {
 	case arch.moe != nil:

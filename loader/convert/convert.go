@@ -27,6 +27,10 @@
 //     written. llama.cpp's graphs put experts in every layer and
 //     renormalise the top-k weights, so norm_topk_prob false,
 //     decoder_sparse_step other than 1 and mlp_only_layers are refused.
+//   - SmolLM3ForCausalLM → GGUF arch "smollm3": as Llama (permuted q/k),
+//     without attention biases; every fourth layer has no rotary
+//     embedding, which llama.cpp's graph hard-codes, so a config.json whose
+//     no_rope_layers says otherwise is refused.
 //   - Phi3ForCausalLM (Phi-3 mini and medium; not Phi3SmallForCausalLM)
 //     → GGUF arch "phi3": the fused qkv_proj and gate_up_proj weights are
 //     kept fused (blk.N.attn_qkv.weight, and blk.N.ffn_up.weight holding
@@ -236,6 +240,10 @@ type archSpec struct {
 	// classifier: a sequence classification head (BERT's pooler and
 	// classifier), pooled with llama.cpp's rank pooling: a reranker.
 	classifier bool
+	// noRopeStep: every noRopeStep-th layer has no rotary embedding, the
+	// pattern llama.cpp's graph hard-codes (SmolLM3's 4); config.json's
+	// no_rope_layers must be that pattern.
+	noRopeStep int
 	// vlm: the text model of a vision-language checkpoint
 	// (Gemma3ForConditionalGeneration): config.json's text_config and the
 	// language model's tensors; the vision tower and projector are
@@ -246,6 +254,7 @@ type archSpec struct {
 var archs = []archSpec{
 	{hf: "LlamaForCausalLM", gguf: "llama", permute: true, ropeFreqs: true},
 	{hf: "MistralForCausalLM", gguf: "llama", permute: true, ropeFreqs: true},
+	{hf: "SmolLM3ForCausalLM", gguf: "smollm3", permute: true, noBias: true, noRopeStep: 4},
 	{hf: "MixtralForCausalLM", gguf: "llama", permute: true, ropeFreqs: true, moe: mixtralMoE},
 	{hf: "Qwen2ForCausalLM", gguf: "qwen2", qkvBias: true},
 	{hf: "Qwen3ForCausalLM", gguf: "qwen3", noBias: true, qkNorm: true},

@@ -51,6 +51,8 @@ type refLayer struct {
 	// invFreq, if not nil, replaces the model's rope frequencies in this
 	// layer (Gemma 3's local layers rotate with their own base).
 	invFreq []float64
+	// noRope leaves out the rotary embedding (SmolLM3's every 4th layer).
+	noRope bool
 	// A mixture of experts in place of wg/wu/wd when router is not nil:
 	// router [experts, hidden], each expert's gate, up and down, and the
 	// experts used per token (their softmax weights renormalised).
@@ -234,10 +236,14 @@ func (m *refModel) forward(ids []int) []float64 {
 			headNorm(q, L.qNorm, nh)
 			headNorm(k, L.kNorm, nkv)
 			for j := range nh {
-				rope(q[j*hd:(j+1)*hd], i, freqs, mscale)
+				if !L.noRope {
+					rope(q[j*hd:(j+1)*hd], i, freqs, mscale)
+				}
 			}
 			for j := range nkv {
-				rope(k[j*hd:(j+1)*hd], i, freqs, mscale)
+				if !L.noRope {
+					rope(k[j*hd:(j+1)*hd], i, freqs, mscale)
+				}
 			}
 			qs[i], ks[i], vs[i] = q, k, matvec(L.wv, h, nkv*hd)
 		}
