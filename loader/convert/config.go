@@ -51,6 +51,12 @@ type hfConfig struct {
 	// SmolLM3: per layer, 1 when it has a rotary embedding, 0 when not.
 	NoRopeLayers []int `json:"no_rope_layers"`
 
+	// Granite's multipliers.
+	EmbeddingMultiplier *float64 `json:"embedding_multiplier"`
+	ResidualMultiplier  *float64 `json:"residual_multiplier"`
+	AttentionMultiplier *float64 `json:"attention_multiplier"`
+	LogitsScaling       *float64 `json:"logits_scaling"`
+
 	// BERT.
 	TypeVocabSize         *int     `json:"type_vocab_size"`
 	LayerNormEps          *float64 `json:"layer_norm_eps"`

@@ -31,6 +31,11 @@
 //     without attention biases; every fourth layer has no rotary
 //     embedding, which llama.cpp's graph hard-codes, so a config.json whose
 //     no_rope_layers says otherwise is refused.
+//   - GraniteForCausalLM → GGUF arch "granite": as Llama (permuted q/k),
+//     with embedding_multiplier, residual_multiplier, attention_multiplier
+//     and logits_scaling as embedding_scale, residual_scale,
+//     attention.scale and logit_scale (1 when absent, as GraniteConfig's
+//     defaults; llama.cpp requires all four).
 //   - Phi3ForCausalLM (Phi-3 mini and medium; not Phi3SmallForCausalLM)
 //     → GGUF arch "phi3": the fused qkv_proj and gate_up_proj weights are
 //     kept fused (blk.N.attn_qkv.weight, and blk.N.ffn_up.weight holding
@@ -240,6 +245,9 @@ type archSpec struct {
 	// classifier: a sequence classification head (BERT's pooler and
 	// classifier), pooled with llama.cpp's rank pooling: a reranker.
 	classifier bool
+	// granite: Granite's embedding, residual, attention and logit
+	// multipliers are written (llama.cpp requires all four).
+	granite bool
 	// noRopeStep: every noRopeStep-th layer has no rotary embedding, the
 	// pattern llama.cpp's graph hard-codes (SmolLM3's 4); config.json's
 	// no_rope_layers must be that pattern.
@@ -255,6 +263,7 @@ var archs = []archSpec{
 	{hf: "LlamaForCausalLM", gguf: "llama", permute: true, ropeFreqs: true},
 	{hf: "MistralForCausalLM", gguf: "llama", permute: true, ropeFreqs: true},
 	{hf: "SmolLM3ForCausalLM", gguf: "smollm3", permute: true, noBias: true, noRopeStep: 4},
+	{hf: "GraniteForCausalLM", gguf: "granite", permute: true, ropeFreqs: true, granite: true},
 	{hf: "MixtralForCausalLM", gguf: "llama", permute: true, ropeFreqs: true, moe: mixtralMoE},
 	{hf: "Qwen2ForCausalLM", gguf: "qwen2", qkvBias: true},
 	{hf: "Qwen3ForCausalLM", gguf: "qwen3", noBias: true, qkNorm: true},
@@ -419,6 +428,9 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		if arch.moe != nil {
 			moeKeys(w, a, arch, hp)
 		}
+		if arch.granite {
+			graniteKeys(w, a, cfg)
+		}
 		switch {
 		case arch.gemma3:
 			gemma3Keys(w, hp)
@@ -467,6 +479,20 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		}
 	}
 	return w, closeFn, nil
+}
+
+// graniteKeys writes Granite's multipliers.
+func graniteKeys(w *gguf.Writer, a string, c *hfConfig) {
+	one := func(v *float64) float32 {
+		if v == nil {
+			return 1
+		}
+		return float32(*v)
+	}
+	w.Set(a+".embedding_scale", gguf.Float32(one(c.EmbeddingMultiplier)))
+	w.Set(a+".residual_scale", gguf.Float32(one(c.ResidualMultiplier)))
+	w.Set(a+".attention.scale", gguf.Float32(one(c.AttentionMultiplier)))
+	w.Set(a+".logit_scale", gguf.Float32(one(c.LogitsScaling)))
 }
 
 // labels returns a classifier's labels in id order (id2label).

@@ -33,6 +33,10 @@ type refModel struct {
 	// attnSoftcap and finalSoftcap, if not 0, cap the attention scores
 	// and the logits with c·tanh(x/c).
 	attnSoftcap, finalSoftcap float64
+	// residualScale multiplies each block's attention and MLP outputs
+	// before they are added, and logitDiv divides the logits (Granite; 0:
+	// 1).
+	residualScale, logitDiv float64
 
 	emb, out, norm []float64 // out: the [vocab, hidden] head
 	layers         []refLayer
@@ -284,6 +288,11 @@ func (m *refModel) forward(ids []int) []float64 {
 			if L.postAttnNorm != nil {
 				o = m.rms(o, L.postAttnNorm)
 			}
+			if m.residualScale != 0 {
+				for e := range o {
+					o[e] *= m.residualScale
+				}
+			}
 			for e := range H {
 				x[i][e] += o[e]
 			}
@@ -301,6 +310,11 @@ func (m *refModel) forward(ids []int) []float64 {
 			if L.postFFNNorm != nil {
 				d = m.rms(d, L.postFFNNorm)
 			}
+			if m.residualScale != 0 {
+				for e := range d {
+					d[e] *= m.residualScale
+				}
+			}
 			for e := range H {
 				x[i][e] += d[e]
 			}
@@ -309,6 +323,9 @@ func (m *refModel) forward(ids []int) []float64 {
 	logits := matvec(m.out, m.rms(x[T-1], m.norm), len(m.out)/H)
 	for i := range logits {
 		logits[i] = softcap(logits[i], m.finalSoftcap)
+		if m.logitDiv != 0 {
+			logits[i] /= m.logitDiv
+		}
 	}
 	return logits
 }
