@@ -78,6 +78,24 @@ func TestPromptLookup(t *testing.T) {
 	if a, b := sampled(), sampled(llm.PromptLookup(6)); a.Text != b.Text {
 		t.Errorf("seeded sampling: %q\nwith lookup %q", b.Text, a.Text)
 	}
+	// Log-probabilities come for every token, accepted drafts too, as
+	// without a draft.
+	withLP, err := p.Generate(ctx, prompt, llm.Temperature(0), llm.MaxTokens(96), llm.PromptLookup(8), llm.Logprobs(2))
+	if err != nil || len(withLP.Logprobs) != len(withLP.Tokens) || withLP.Timings.DraftAccepted == 0 {
+		t.Fatalf("with Logprobs: %v; %d logprobs for %d tokens", err, len(withLP.Logprobs), len(withLP.Tokens))
+	}
+	for i := range min(len(withLP.Logprobs), len(want.Logprobs)) {
+		a, b := withLP.Logprobs[i], want.Logprobs[i]
+		if a.Token != b.Token {
+			break
+		}
+		// Decoded in a batch or one by one: rounding (flash attention
+		// accumulates in F16 on the CPU) moves them by about 1e-3.
+		if d := a.Logprob - b.Logprob; d > 1e-2 || d < -1e-2 {
+			t.Errorf("token %d: logprob %v, without lookup %v", i, a.Logprob, b.Logprob)
+			break
+		}
+	}
 	// A token limit is kept exactly, and a stop string still ends it.
 	if res, err := p.Generate(ctx, prompt, llm.Temperature(0), llm.MaxTokens(5), llm.PromptLookup(8)); err != nil || len(res.Tokens) != 5 {
 		t.Errorf("MaxTokens(5): %v, %v", res, err)
