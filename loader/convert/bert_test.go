@@ -21,7 +21,6 @@ import (
 	"github.com/llm-go/llm/internal/shareddata"
 	"github.com/llm-go/llm/loader/convert"
 	"github.com/llm-go/llm/loader/gguf"
-	"github.com/llm-go/llm/loader/safetensors"
 )
 
 // Tiny BERT shapes: 4 heads of 8, 2 layers, bge-small's vocabulary.
@@ -429,19 +428,7 @@ func TestBERTReranker(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "config.json"), raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	st, err := safetensors.OpenDir(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ts []stTensor
-	for _, ti := range st.Tensors() {
-		v, err := st.Float32s(ti.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ts = append(ts, f32Tensor(ti.Name, ti.Shape, v))
-	}
-	st.Close()
+	ts := f32Tensors(t, dir, nil)
 	r := rand.New(rand.NewPCG(9, 9))
 	ts = append(ts, f32Tensor("classifier.weight", []int64{1, bertHidden}, randn(r, bertHidden, 1)),
 		f32Tensor("classifier.bias", []int64{1}, []float32{0.25}))

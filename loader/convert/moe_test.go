@@ -71,6 +71,30 @@ func f32Tensor(name string, shape []int64, v []float32) stTensor {
 	return stTensor{name: name, dtype: "F32", shape: shape, data: func(w io.Writer) error { _, err := w.Write(raw); return err }}
 }
 
+// f32Tensors reads every tensor of the checkpoint in dir as F32, for a
+// fixture to edit and write again. each, when not nil, may add tensors
+// after each one (copies under other names).
+func f32Tensors(t *testing.T, dir string, each func(name string, shape []int64, v []float32) []stTensor) []stTensor {
+	t.Helper()
+	st, err := safetensors.OpenDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	var ts []stTensor
+	for _, ti := range st.Tensors() {
+		v, err := st.Float32s(ti.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts = append(ts, f32Tensor(ti.Name, ti.Shape, v))
+		if each != nil {
+			ts = append(ts, each(ti.Name, ti.Shape, v)...)
+		}
+	}
+	return ts
+}
+
 // randn returns n normal values of standard deviation sd.
 func randn(r *rand.Rand, n int, sd float64) []float32 {
 	out := make([]float32, n)

@@ -12,7 +12,6 @@ import (
 	"github.com/llm-go/llm/internal/shareddata"
 	"github.com/llm-go/llm/loader/convert"
 	"github.com/llm-go/llm/loader/gguf"
-	"github.com/llm-go/llm/loader/safetensors"
 )
 
 // smolLM3Fixture writes a 4-layer SmolLM3 checkpoint from tiny-llama-st:
@@ -31,24 +30,14 @@ func smolLM3Fixture(t *testing.T, edit func(map[string]any)) string {
 			edit(c)
 		}
 	})
-	st, err := safetensors.OpenDir(shareddata.Path(t, "models", "hf", "tiny-llama-st"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	var ts []stTensor
-	for _, ti := range st.Tensors() {
-		v, err := st.Float32s(ti.Name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ts = append(ts, f32Tensor(ti.Name, ti.Shape, v))
+	ts := f32Tensors(t, shareddata.Path(t, "models", "hf", "tiny-llama-st"), func(name string, shape []int64, v []float32) []stTensor {
 		for l := range 2 {
-			if rest, ok := strings.CutPrefix(ti.Name, fmt.Sprintf("model.layers.%d.", l)); ok {
-				ts = append(ts, f32Tensor(fmt.Sprintf("model.layers.%d.%s", l+2, rest), ti.Shape, v))
+			if rest, ok := strings.CutPrefix(name, fmt.Sprintf("model.layers.%d.", l)); ok {
+				return []stTensor{f32Tensor(fmt.Sprintf("model.layers.%d.%s", l+2, rest), shape, v)}
 			}
 		}
-	}
+		return nil
+	})
 	slices.SortStableFunc(ts, func(a, b stTensor) int { return strings.Compare(a.name, b.name) })
 	if err := writeSafetensors(filepath.Join(dir, "model.safetensors"), ts); err != nil {
 		t.Fatal(err)
