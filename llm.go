@@ -136,7 +136,8 @@ func WithLoadNotes(note func(string)) Option { return func(c *config) { c.note =
 
 // WithLoRA applies the LoRA adapter at path (a GGUF, as
 // convert_lora_to_gguf.py writes them, or a PEFT adapter directory,
-// converted once into the conversion cache) with scale (1: as trained), as
+// converted once into the conversion cache; or a Hub repo holding either,
+// pulled like a model) with scale (1: as trained), as
 // llama.cpp's --lora and --lora-scaled and Ollama's ADAPTER do. It may be
 // given several times; a preset's ADAPTERs come first. An adapter that does
 // not fit the model (another architecture, other tensor shapes) is an
@@ -302,7 +303,11 @@ type adapter struct {
 // adapter directories (once, into the conversion cache).
 func (p *Pipeline) loadAdapters(ctx context.Context) error {
 	for _, l := range p.cfg.loras {
-		path, err := convert.LoRAFile(ctx, l.path, "", p.model.Path(), p.model.Header())
+		local, err := resolveAdapter(ctx, l.path, &p.cfg)
+		if err != nil {
+			return err
+		}
+		path, err := convert.LoRAFile(ctx, local, "", p.model.Path(), p.model.Header())
 		if err != nil {
 			return fmt.Errorf("llm: %w", err)
 		}
@@ -329,24 +334,20 @@ func (p *Pipeline) applyAdapters(c *engine.Context) error {
 // resolve turns a model name into a local GGUF path.
 func resolve(ctx context.Context, name string, cfg *config) (string, error) {
 	if st, err := os.Stat(name); err == nil {
+		if st.IsDir() && convert.IsAdapterDir(name) {
+			return "", fmt.Errorf("llm: %s is a LoRA adapter (adapter_config.json): load its base model with WithLoRA(%q, 1): %w", name, name, ErrUnsupportedModel)
+		}
 		if st.IsDir() {
 			return convertOnce(ctx, name, "")
 		}
 		return name, nil
 	}
-	ref, err := hub.ParseRef(name)
+	snap, err := pullHub(ctx, name, cfg)
 	if err != nil {
-		return "", fmt.Errorf("llm: %q is neither a file nor a Hub model name: %w", name, err)
+		return "", err
 	}
-	client := cfg.hubClient
-	if client == nil {
-		if client, err = hub.NewClient(hub.LoadEnv(nil)); err != nil {
-			return "", fmt.Errorf("llm: %w", err)
-		}
-	}
-	snap, err := client.Pull(ctx, ref, hub.PullOptions{})
-	if err != nil {
-		return "", fmt.Errorf("llm: %w", err)
+	if convert.IsAdapterDir(snap.Dir) {
+		return "", fmt.Errorf("llm: %s is a LoRA adapter (adapter_config.json): load its base model with WithLoRA(%q, 1): %w", name, name, ErrUnsupportedModel)
 	}
 	if snap.Format() == "safetensors" {
 		return convertOnce(ctx, snap.Dir, snap.Repo+"@"+snap.Commit)
@@ -355,6 +356,45 @@ func resolve(ctx context.Context, name string, cfg *config) (string, error) {
 		return "", fmt.Errorf("llm: %s holds %s weights: %w", name, snap.Format(), ErrUnsupportedModel)
 	}
 	return snap.ModelPath(), nil
+}
+
+// pullHub pulls the Hub repo name into the shared cache (when missing).
+func pullHub(ctx context.Context, name string, cfg *config) (*hub.Snapshot, error) {
+	ref, err := hub.ParseRef(name)
+	if err != nil {
+		return nil, fmt.Errorf("llm: %q is neither a file nor a Hub model name: %w", name, err)
+	}
+	client := cfg.hubClient
+	if client == nil {
+		if client, err = hub.NewClient(hub.LoadEnv(nil)); err != nil {
+			return nil, fmt.Errorf("llm: %w", err)
+		}
+	}
+	snap, err := client.Pull(ctx, ref, hub.PullOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("llm: %w", err)
+	}
+	return snap, nil
+}
+
+// resolveAdapter turns a LoRA adapter's name into a local GGUF file or
+// PEFT directory: a path as it is, else a Hub repo (a GGUF adapter, or a
+// PEFT adapter's files) pulled into the shared cache.
+func resolveAdapter(ctx context.Context, name string, cfg *config) (string, error) {
+	if _, err := os.Stat(name); err == nil {
+		return name, nil
+	}
+	snap, err := pullHub(ctx, name, cfg)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case snap.Format() == "gguf":
+		return snap.ModelPath(), nil
+	case convert.IsAdapterDir(snap.Dir):
+		return snap.Dir, nil
+	}
+	return "", fmt.Errorf("llm: %s holds no LoRA adapter (neither a GGUF file nor a PEFT adapter_config.json)", name)
 }
 
 // convertOnce converts a Hugging Face safetensors checkpoint to an F16 GGUF

@@ -4,10 +4,16 @@ import (
 	"context"
 	"errors"
 	"math"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/llm-go/llm"
 	"github.com/llm-go/llm/engine"
+	"github.com/llm-go/llm/hub"
+	"github.com/llm-go/llm/hub/hubserver"
+	"github.com/llm-go/llm/hub/hubtest"
 	"github.com/llm-go/llm/internal/shareddata"
 	"github.com/llm-go/llm/internal/testmodel"
 	"github.com/llm-go/llm/loader/gguf"
@@ -41,7 +47,6 @@ func TestWithLoRA(t *testing.T) {
 		return res.Text, vecs[0]
 	}
 	base, baseVec := run(stories)
-	merged1, _ := run(testmodel.StoriesMerged(t, 1))
 	for _, scale := range []float32{1, 0.5} {
 		want, wantVec := run(testmodel.StoriesMerged(t, float64(scale)))
 		got, gotVec := run(stories, llm.WithLoRA(adapter, scale))
@@ -60,11 +65,27 @@ func TestWithLoRA(t *testing.T) {
 		}
 	}
 
-	// A PEFT adapter directory is converted (once, into the cache).
+	// A PEFT adapter directory is converted (once, into the cache, in
+	// F16): the merged model's tokens up to the first step its two best
+	// are within 0.05 (the factors' F16 rounding), with an F32 cache and
+	// no flash attention.
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
-	if got, _ := run(stories, llm.WithLoRA(testmodel.StoriesPEFT(t), 1)); got != merged1 {
-		t.Errorf("a PEFT adapter: %q, want %q", got, merged1)
+	tokens := func(name string, opts ...llm.Option) *llm.Result {
+		t.Helper()
+		p, err := llm.New(ctx, name, append([]llm.Option{llm.WithThreads(1), llm.WithCacheTypes("f32", "f32"),
+			llm.WithFlashAttention(engine.FlashAttentionOff)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		res, err := p.Generate(ctx, "Once upon a time", llm.Temperature(0), llm.MaxTokens(24), llm.Logprobs(2))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res
 	}
+	n := sameUpToTie(t, "a PEFT adapter", tokens(stories, llm.WithLoRA(testmodel.StoriesPEFT(t), 1)), tokens(testmodel.StoriesMerged(t, 1)), 0.05)
+	t.Logf("a PEFT adapter: the merged model's first %d tokens", n)
 
 	store := &modelfile.Store{Dir: t.TempDir()}
 	if err := store.Save("tuned", &modelfile.Modelfile{From: stories, Adapters: []string{adapter}}); err != nil {
@@ -81,5 +102,63 @@ func TestWithLoRA(t *testing.T) {
 	}
 	if _, err := llm.New(ctx, stories, llm.WithLoRA(adapter, float32(math.Inf(1)))); err == nil {
 		t.Error("an infinite scale was accepted")
+	}
+}
+
+// TestLoRAFromHub: WithLoRA takes a Hub repo holding a PEFT adapter or a
+// GGUF adapter, pulled like a model; naming the adapter as the model is an
+// error that says what it is.
+func TestLoRAFromHub(t *testing.T) {
+	ctx := context.Background()
+	ggufDir, peftDir := t.TempDir(), testmodel.StoriesPEFT(t)
+	ggufFile := filepath.Join(ggufDir, "stories-lora-f32.gguf")
+	if err := os.Rename(testmodel.StoriesLoRA(t, nil), ggufFile); err != nil {
+		t.Fatal(err)
+	}
+	var repos []*hubserver.Repo
+	for id, dir := range map[string]string{"test/stories-lora-peft": peftDir, "test/stories-lora-gguf": ggufDir} {
+		r, err := hubserver.LoadRepoDir(id, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		repos = append(repos, r)
+	}
+	srv := hubtest.New(t, repos...)
+	client, err := hub.NewClient(hub.LoadEnv(func(k string) string {
+		switch k {
+		case "HF_ENDPOINT":
+			return srv.URL
+		case "HF_HUB_CACHE":
+			return filepath.Join(t.TempDir(), "hub")
+		}
+		return ""
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	stories := shareddata.Path(t, "models", "stories260K.gguf")
+	gen := func(name string, opts ...llm.Option) string {
+		t.Helper()
+		p, err := llm.New(ctx, name, append([]llm.Option{llm.WithThreads(1), llm.WithHub(client)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		res, err := p.Generate(ctx, "Once upon a time", llm.Temperature(0), llm.MaxTokens(24))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Text
+	}
+	// From the Hub as from the same files here (the PEFT adapter is
+	// converted to F16 either way).
+	for repo, local := range map[string]string{"test/stories-lora-peft": peftDir, "test/stories-lora-gguf": ggufFile} {
+		if got, want := gen(stories, llm.WithLoRA(repo, 1)), gen(stories, llm.WithLoRA(local, 1)); got != want || got == gen(stories) {
+			t.Errorf("WithLoRA(%s): %q, want %q", repo, got, want)
+		}
+	}
+	if _, err := llm.New(ctx, "test/stories-lora-peft", llm.WithHub(client)); !errors.Is(err, llm.ErrUnsupportedModel) || !strings.Contains(err.Error(), "WithLoRA") {
+		t.Errorf("an adapter as the model: %v", err)
 	}
 }

@@ -37,6 +37,7 @@ var auxFiles = map[string]bool{
 	"vocab.json": true, "merges.txt": true, "vocab.txt": true,
 	"chat_template.json": true, "chat_template.jinja": true,
 	"preprocessor_config.json": true, "processor_config.json": true,
+	"adapter_config.json": true, // a PEFT adapter's (with adapter_model.safetensors)
 }
 
 var (

@@ -203,7 +203,11 @@ func (f *modelFlags) load(ctx context.Context, sio *stdio, path string, verbose 
 		return nil, nil, err
 	}
 	for _, l := range loras {
-		path, err := convert.LoRAFile(ctx, l.path, "", m.Path(), m.Header())
+		local, err := resolveAdapter(ctx, sio, l.path)
+		var path string
+		if err == nil {
+			path, err = convert.LoRAFile(ctx, local, "", m.Path(), m.Header())
+		}
 		var a *engine.Adapter
 		if err == nil {
 			a, err = m.LoadAdapter(path)

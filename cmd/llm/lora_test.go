@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llm-go/llm/hub/hubserver"
+	"github.com/llm-go/llm/hub/hubtest"
 	"github.com/llm-go/llm/internal/shareddata"
 	"github.com/llm-go/llm/internal/testmodel"
 )
@@ -98,5 +100,35 @@ func TestLoRAFlags(t *testing.T) {
 	}
 	if code, _, stderr := run(t, "", "create", "notlora", "-f", mf); code == 0 || !strings.Contains(stderr, "not a LoRA adapter") {
 		t.Errorf("ADAPTER naming a model: exit %d, %s", code, stderr)
+	}
+}
+
+// TestLoRAFromHubCommand: --lora takes a Hub repo holding a PEFT adapter,
+// pulled into the shared cache, as the same files here.
+func TestLoRAFromHubCommand(t *testing.T) {
+	peft := testmodel.StoriesPEFT(t)
+	repo, err := hubserver.LoadRepoDir("test/stories-lora-peft", peft)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := hubtest.New(t, repo)
+	t.Setenv("HF_HUB_CACHE", filepath.Join(t.TempDir(), "hub"))
+	t.Setenv("HF_ENDPOINT", srv.URL)
+	t.Setenv("HF_HUB_OFFLINE", "")
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	stories := shareddata.Path(t, "models", "stories260K.gguf")
+	gen := func(lora string) string {
+		t.Helper()
+		code, out, stderr := run(t, "", "generate", stories, "--temp", "0", "-n", "24", "-t", "1", "--lora", lora, "Once upon a time")
+		if code != 0 {
+			t.Fatalf("--lora %s: exit %d: %s", lora, code, stderr)
+		}
+		return out
+	}
+	if got, want := gen("test/stories-lora-peft"), gen(peft); got != want {
+		t.Errorf("--lora from the Hub: %q, want %q", got, want)
+	}
+	if code, _, stderr := run(t, "", "generate", stories, "-n", "2", "--lora", "test/no-such-adapter", "Hi"); code == 0 || !strings.Contains(stderr, "no-such-adapter") {
+		t.Errorf("a missing repo: exit %d, %s", code, stderr)
 	}
 }

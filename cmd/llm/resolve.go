@@ -52,6 +52,37 @@ func resolveModel(ctx context.Context, sio *stdio, name string) (string, error) 
 	return snap.ModelPath(), nil
 }
 
+// resolveAdapter turns a --lora value into a local LoRA adapter (a GGUF
+// file or a PEFT directory): a path as it is, else a Hub repo holding one,
+// pulled into the shared HF cache when missing.
+func resolveAdapter(ctx context.Context, sio *stdio, name string) (string, error) {
+	if _, err := os.Stat(name); err == nil || filepath.IsAbs(name) || strings.HasPrefix(name, ".") || strings.HasSuffix(strings.ToLower(name), ".gguf") && !strings.Contains(name, "/") {
+		return name, nil // a path: its errors are the loader's
+	}
+	ref, err := hub.ParseRef(name)
+	if err != nil {
+		return "", fmt.Errorf("LoRA adapter %q is neither a file nor a Hub repo: %w", name, err)
+	}
+	client, err := newHubClient("")
+	if err != nil {
+		return "", err
+	}
+	prog := newProgress(ctx, sio.err, false)
+	client.Progress = prog
+	snap, err := client.Pull(ctx, ref, hub.PullOptions{})
+	prog.Wait()
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case snap.Format() == "gguf":
+		return snap.ModelPath(), nil
+	case convert.IsAdapterDir(snap.Dir):
+		return snap.Dir, nil
+	}
+	return "", fmt.Errorf("%s holds no LoRA adapter (neither a GGUF file nor a PEFT adapter_config.json)", name)
+}
+
 // convertOnce converts a safetensors checkpoint to F16 GGUF into the user
 // cache, once; later calls reuse the file.
 func convertOnce(ctx context.Context, sio *stdio, name, dir, key string) (string, error) {
