@@ -90,6 +90,7 @@ type hparams struct {
 	// Mixture of experts: the experts, those used per token, and an
 	// expert's MLP width.
 	experts, expertsUsed, expertFFN int
+	sharedFFN                       int // the shared expert's width (Qwen2-MoE)
 }
 
 func readConfig(dir string) (*hfConfig, error) {

@@ -27,6 +27,11 @@
 //     written. llama.cpp's graphs put experts in every layer and
 //     renormalise the top-k weights, so norm_topk_prob false,
 //     decoder_sparse_step other than 1 and mlp_only_layers are refused.
+//   - Qwen2MoeForCausalLM → "qwen2moe": as Qwen3-MoE but with Qwen2's q/k/v
+//     biases, no q/k norms and no renormalisation of the top-k weights
+//     (norm_topk_prob true is refused), and a shared expert
+//     (ffn_{gate,up,down}_shexp, its sigmoid gate ffn_gate_inp_shexp kept
+//     F32, expert_shared_feed_forward_length).
 //   - SmolLM3ForCausalLM → GGUF arch "smollm3": as Llama (permuted q/k),
 //     without attention biases; every fourth layer has no rotary
 //     embedding, which llama.cpp's graph hard-codes, so a config.json whose
@@ -248,6 +253,9 @@ type archSpec struct {
 	// granite: Granite's embedding, residual, attention and logit
 	// multipliers are written (llama.cpp requires all four).
 	granite bool
+	// untiedOnly: llama.cpp requires an output tensor for the arch: tied
+	// embeddings are written again as output.weight.
+	untiedOnly bool
 	// noRopeStep: every noRopeStep-th layer has no rotary embedding, the
 	// pattern llama.cpp's graph hard-codes (SmolLM3's 4); config.json's
 	// no_rope_layers must be that pattern.
@@ -268,6 +276,7 @@ var archs = []archSpec{
 	{hf: "Qwen2ForCausalLM", gguf: "qwen2", qkvBias: true},
 	{hf: "Qwen3ForCausalLM", gguf: "qwen3", noBias: true, qkNorm: true},
 	{hf: "Qwen3MoeForCausalLM", gguf: "qwen3moe", noBias: true, qkNorm: true, moe: qwenMoE},
+	{hf: "Qwen2MoeForCausalLM", gguf: "qwen2moe", qkvBias: true, moe: qwen2MoE, untiedOnly: true},
 	{hf: "Phi3ForCausalLM", gguf: "phi3", noBias: true, fused: true, partialRotary: true, longrope: true},
 	{hf: "GemmaForCausalLM", gguf: "gemma", noBias: true, normShift: 1, tiedOnly: true},
 	{hf: "Gemma2ForCausalLM", gguf: "gemma2", noBias: true, normShift: 1, tiedOnly: true, postNorms: true},

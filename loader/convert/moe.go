@@ -21,16 +21,28 @@ type moeSpec struct {
 	// expertFFNKey: the expert width goes to {arch}.expert_feed_forward_length
 	// (it differs from the dense intermediate_size).
 	expertFFNKey bool
+	// norm: llama.cpp's graph renormalises the top-k weights to sum to 1,
+	// so config.json's norm_topk_prob must not say otherwise.
+	norm bool
+	// shared names a shared expert, which every token runs, weighted by a
+	// sigmoid gate (Qwen2-MoE): its projections' per-layer prefix and its
+	// gate; "" when there is none.
+	shared, sharedGate string
 }
 
 var (
 	// Qwen3-MoE (transformers' Qwen3MoeSparseMoeBlock).
 	qwenMoE = &moeSpec{router: "mlp.gate.weight", experts: regexp.MustCompile(`^mlp\.experts\.(\d+)\.(\w+_proj\.weight)$`),
-		gate: "gate_proj.weight", up: "up_proj.weight", down: "down_proj.weight", expertFFNKey: true}
+		gate: "gate_proj.weight", up: "up_proj.weight", down: "down_proj.weight", expertFFNKey: true, norm: true}
+	// Qwen2-MoE (Qwen2MoeSparseMoeBlock): Qwen3-MoE's experts, without
+	// renormalised weights, and a shared expert.
+	qwen2MoE = &moeSpec{router: "mlp.gate.weight", experts: regexp.MustCompile(`^mlp\.experts\.(\d+)\.(\w+_proj\.weight)$`),
+		gate: "gate_proj.weight", up: "up_proj.weight", down: "down_proj.weight", expertFFNKey: true,
+		shared: "mlp.shared_expert.", sharedGate: "mlp.shared_expert_gate.weight"}
 	// Mixtral (MixtralSparseMoeBlock): w1 is the gate, w3 the up and w2
 	// the down projection.
 	mixtralMoE = &moeSpec{router: "block_sparse_moe.gate.weight", experts: regexp.MustCompile(`^block_sparse_moe\.experts\.(\d+)\.(w[123]\.weight)$`),
-		gate: "w1.weight", up: "w3.weight", down: "w2.weight"}
+		gate: "w1.weight", up: "w3.weight", down: "w2.weight", norm: true}
 )
 
 // moeConfig holds config.json's mixture-of-experts fields.
@@ -39,6 +51,7 @@ type moeConfig struct {
 	NumLocalExperts     int             `json:"num_local_experts"` // Mixtral
 	NumExpertsPerTok    int             `json:"num_experts_per_tok"`
 	MoeIntermediateSize int             `json:"moe_intermediate_size"`
+	SharedExpertSize    int             `json:"shared_expert_intermediate_size"`
 	NormTopkProb        *bool           `json:"norm_topk_prob"`
 	DecoderSparseStep   *int            `json:"decoder_sparse_step"`
 	MLPOnlyLayers       json.RawMessage `json:"mlp_only_layers"`
@@ -63,11 +76,16 @@ func (c *hfConfig) moeHparams(arch archSpec, h *hparams) error {
 		return fmt.Errorf("%w: config.json: num_experts_per_tok %d must be in [1, %d]", ErrMismatch, h.expertsUsed, h.experts)
 	case h.expertFFN <= 0:
 		return fmt.Errorf("%w: config.json: moe_intermediate_size is missing or not positive", ErrMismatch)
-	case m.NormTopkProb != nil && !*m.NormTopkProb:
+	case arch.moe.norm && m.NormTopkProb != nil && !*m.NormTopkProb:
 		return fmt.Errorf("%w: %s with norm_topk_prob false: llama.cpp's %s graph always renormalises the top-%d expert weights", ErrUnsupported, arch.hf, arch.gguf, h.expertsUsed)
+	case !arch.moe.norm && m.NormTopkProb != nil && *m.NormTopkProb:
+		return fmt.Errorf("%w: %s with norm_topk_prob true: llama.cpp's %s graph never renormalises the expert weights", ErrUnsupported, arch.hf, arch.gguf)
+	case arch.moe.shared != "" && m.SharedExpertSize <= 0:
+		return fmt.Errorf("%w: config.json: shared_expert_intermediate_size is missing or not positive", ErrMismatch)
 	case m.DecoderSparseStep != nil && *m.DecoderSparseStep != 1:
 		return fmt.Errorf("%w: %s with decoder_sparse_step %d: llama.cpp's %s graph has experts in every layer", ErrUnsupported, arch.hf, *m.DecoderSparseStep, arch.gguf)
 	}
+	h.sharedFFN = m.SharedExpertSize
 	var dense []int
 	if !isNull(m.MLPOnlyLayers) {
 		if err := json.Unmarshal(m.MLPOnlyLayers, &dense); err != nil {
@@ -87,6 +105,29 @@ func moeKeys(w *gguf.Writer, a string, arch archSpec, h hparams) {
 	if arch.moe.expertFFNKey {
 		w.Set(a+".expert_feed_forward_length", gguf.Uint32(uint32(h.expertFFN)))
 	}
+	if arch.moe.shared != "" {
+		w.Set(a+".expert_shared_feed_forward_length", gguf.Uint32(uint32(h.sharedFFN)))
+	}
+}
+
+// sharedTensor maps a per-layer suffix of a shared expert's tensor to its
+// GGUF name and shape; ok is false for other suffixes.
+func (m *moeSpec) sharedTensor(suffix string, h hparams) (name string, shape []int64, ok bool) {
+	if m.shared == "" {
+		return "", nil, false
+	}
+	H, S := int64(h.hidden), int64(h.sharedFFN)
+	switch suffix {
+	case m.sharedGate:
+		return "ffn_gate_inp_shexp.weight", []int64{1, H}, true
+	case m.shared + m.gate:
+		return "ffn_gate_shexp.weight", []int64{S, H}, true
+	case m.shared + m.up:
+		return "ffn_up_shexp.weight", []int64{S, H}, true
+	case m.shared + m.down:
+		return "ffn_down_shexp.weight", []int64{H, S}, true
+	}
+	return "", nil, false
 }
 
 // expertParts collects the per-expert projections of each layer, to be

@@ -35,6 +35,10 @@ type moeCase struct {
 	// qkNorm adds per-head q_norm/k_norm weights (Qwen3); dropBias drops
 	// the base's attention biases.
 	qkNorm, dropBias bool
+	// sharedFFN, when not 0, adds a shared expert of that width and its
+	// gate (Qwen2-MoE), and noNorm keeps the top-k weights unnormalised.
+	sharedFFN int
+	noNorm    bool
 }
 
 var moeCases = []moeCase{
@@ -48,6 +52,17 @@ var moeCases = []moeCase{
 		ffn:    32,
 		refHP:  refModel{hidden: 64, heads: 4, kvHeads: 2, headDim: 16, eps: 1e-6, invFreq: defaultInvFreq(1e6, 16)},
 		qkNorm: true, dropBias: true,
+	},
+	{
+		name: "Qwen2-MoE", base: "tiny-qwen2-st", arch: "qwen2moe",
+		config: map[string]any{"architectures": []string{"Qwen2MoeForCausalLM"}, "model_type": "qwen2_moe",
+			"num_experts": 4, "num_experts_per_tok": 2, "moe_intermediate_size": 32, "shared_expert_intermediate_size": 48,
+			"norm_topk_prob": false, "decoder_sparse_step": 1, "mlp_only_layers": []int{}},
+		router:    "mlp.gate.weight",
+		expert:    func(e int, proj string) string { return fmt.Sprintf("mlp.experts.%d.%s_proj.weight", e, proj) },
+		ffn:       32,
+		refHP:     refModel{hidden: 64, heads: 4, kvHeads: 2, headDim: 16, eps: 1e-6, invFreq: defaultInvFreq(1e6, 16)},
+		sharedFFN: 48, noNorm: true,
 	},
 	{
 		name: "Mixtral", base: "tiny-llama-st", arch: "llama",
@@ -154,6 +169,13 @@ func (c moeCase) fixture(t *testing.T, edit func(cfg map[string]any, ts []stTens
 				f32Tensor(prefix+c.expert(e, "up"), []int64{int64(c.ffn), 64}, randn(r, c.ffn*64, 0.1)),
 				f32Tensor(prefix+c.expert(e, "down"), []int64{64, int64(c.ffn)}, randn(r, 64*c.ffn, 0.1)))
 		}
+		if s := c.sharedFFN; s > 0 {
+			ts = append(ts,
+				f32Tensor(prefix+"mlp.shared_expert.gate_proj.weight", []int64{int64(s), 64}, randn(r, s*64, 0.1)),
+				f32Tensor(prefix+"mlp.shared_expert.up_proj.weight", []int64{int64(s), 64}, randn(r, s*64, 0.1)),
+				f32Tensor(prefix+"mlp.shared_expert.down_proj.weight", []int64{64, int64(s)}, randn(r, 64*s, 0.1)),
+				f32Tensor(prefix+"mlp.shared_expert_gate.weight", []int64{1, 64}, randn(r, 64, 0.3)))
+		}
 	}
 	if edit != nil {
 		ts = edit(cfg, ts)
@@ -193,6 +215,15 @@ func (c moeCase) reference(t *testing.T, dir string) *refModel {
 		if c.qkNorm {
 			L.qNorm, L.kNorm = r.get(p+"self_attn.q_norm.weight"), r.get(p+"self_attn.k_norm.weight")
 		}
+		if !c.dropBias && r.has(p+"self_attn.q_proj.bias") {
+			L.bq, L.bk, L.bv = r.get(p+"self_attn.q_proj.bias"), r.get(p+"self_attn.k_proj.bias"), r.get(p+"self_attn.v_proj.bias")
+		}
+		if c.sharedFFN > 0 {
+			L.shared = &[3][]float64{r.get(p + "mlp.shared_expert.gate_proj.weight"), r.get(p + "mlp.shared_expert.up_proj.weight"),
+				r.get(p + "mlp.shared_expert.down_proj.weight")}
+			L.sharedGate, L.sharedFFN = r.get(p+"mlp.shared_expert_gate.weight"), c.sharedFFN
+		}
+		L.noNorm = c.noNorm
 		for e := range 4 {
 			L.experts = append(L.experts, [3][]float64{r.get(p + c.expert(e, "gate")), r.get(p + c.expert(e, "up")), r.get(p + c.expert(e, "down"))})
 		}
@@ -222,8 +253,11 @@ func TestMoEReference(t *testing.T) {
 				t.Errorf("architecture %q, want %s", f.Architecture(), c.arch)
 			}
 			keys := map[string]uint64{c.arch + ".expert_count": 4, c.arch + ".expert_used_count": 2}
-			if c.arch == "qwen3moe" {
-				keys["qwen3moe.expert_feed_forward_length"] = 32
+			if c.arch != "llama" {
+				keys[c.arch+".expert_feed_forward_length"] = 32
+			}
+			if c.sharedFFN > 0 {
+				keys[c.arch+".expert_shared_feed_forward_length"] = uint64(c.sharedFFN)
 			}
 			for key, want := range keys {
 				if v, ok := f.Uint(key); !ok || v != want {
@@ -288,7 +322,7 @@ func TestMoEQ8(t *testing.T) {
 // run, or whose experts disagree with config.json, are refused with the
 // reason.
 func TestMoEErrors(t *testing.T) {
-	qwen, mixtral := moeCases[0], moeCases[1]
+	qwen, qwen2, mixtral := moeCases[0], moeCases[1], moeCases[2]
 	drop := func(name string) func(map[string]any, []stTensor) []stTensor {
 		return func(_ map[string]any, ts []stTensor) []stTensor {
 			return slices.DeleteFunc(ts, func(s stTensor) bool { return s.name == name })
@@ -305,6 +339,8 @@ func TestMoEErrors(t *testing.T) {
 		want   string
 	}{
 		{"norm_topk_prob false", qwen, setCfg("norm_topk_prob", false), convert.ErrUnsupported, "norm_topk_prob"},
+		{"Qwen2-MoE with norm_topk_prob true", qwen2, setCfg("norm_topk_prob", true), convert.ErrUnsupported, "never renormalises"},
+		{"a missing shared expert", qwen2, drop("model.layers.1.mlp.shared_expert.up_proj.weight"), convert.ErrMismatch, "blk.1.ffn_up_shexp"},
 		{"dense layers", qwen, setCfg("mlp_only_layers", []int{1}), convert.ErrUnsupported, "mlp_only_layers"},
 		{"sparse step 2", qwen, setCfg("decoder_sparse_step", 2), convert.ErrUnsupported, "decoder_sparse_step"},
 		{"one expert", qwen, setCfg("num_experts", 1), convert.ErrMismatch, "num_experts"},

@@ -169,6 +169,10 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 					want = []int64{int64(h.experts), H}
 					break
 				}
+				if g, shape, ok := arch.moe.sharedTensor(m[2], h); ok {
+					p.ggufName, p.layer, want = fmt.Sprintf("blk.%d.%s", n, g), n, shape
+					break
+				}
 				if moeDense[m[2]] {
 					return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: llama.cpp's %s graph has experts in every layer", ErrUnsupported, t.Name, arch.hf, arch.gguf)
 				}
@@ -214,13 +218,25 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			"architecture", arch.hf, "skipped_tensors", skipped)
 	}
 
+	if h.tied && arch.untiedOnly && !seen["output.weight"] {
+		for _, p := range plan {
+			if p.ggufName == "token_embd.weight" {
+				plan = append(plan, tensorPlan{hfName: p.hfName, ggufName: "output.weight", shape: p.shape, layer: -1})
+				seen["output.weight"] = true
+				break
+			}
+		}
+	}
 	required := []string{"token_embd.weight", "output_norm.weight"}
-	if !h.tied {
+	if !h.tied || arch.untiedOnly {
 		required = append(required, "output.weight")
 	}
 	perLayer := []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"}
 	if arch.moe != nil {
 		perLayer = []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate_inp"}
+		if arch.moe.shared != "" {
+			perLayer = append(perLayer, "ffn_gate_inp_shexp", "ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp")
+		}
 		stacked, err := experts.plans(h)
 		if err != nil {
 			return nil, err

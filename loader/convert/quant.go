@@ -43,7 +43,7 @@ func parseOutType(s string) (gguf.Type, uint32, error) {
 // multiple of 32, which fall back to F16 as convert_hf_to_gguf.py's do;
 // F32 for the rest (norms, biases).
 func tensorType(name string, shape []int64, out gguf.Type) gguf.Type {
-	if len(shape) < 2 || len(shape) > 3 || keepF32[name] || strings.HasSuffix(name, ".ffn_gate_inp.weight") {
+	if len(shape) < 2 || len(shape) > 3 || keepF32[name] || strings.Contains(name, ".ffn_gate_inp") {
 		return gguf.TypeF32
 	}
 	if out == gguf.TypeQ8_0 && shape[len(shape)-1]%qk8_0 != 0 {

@@ -46,6 +46,7 @@ type refModel struct {
 // are nil.
 type refLayer struct {
 	attnNorm, wq, wk, wv, wo []float64
+	bq, bk, bv               []float64 // attention biases (Qwen2), or nil
 	qNorm, kNorm             []float64 // per-head RMS norms (Qwen3, Gemma 3)
 	postAttnNorm             []float64 // on the attention output (Gemma 2, 3)
 	ffnNorm, wg, wu, wd      []float64
@@ -63,6 +64,13 @@ type refLayer struct {
 	router  []float64
 	experts [][3][]float64
 	topK    int
+	// noNorm keeps the top-k softmax weights as they are (Qwen2-MoE);
+	// shared, when not nil, is a shared expert (gate, up, down of width
+	// sharedFFN) every token runs, weighted by sigmoid(sharedGate·h).
+	noNorm     bool
+	shared     *[3][]float64
+	sharedGate []float64
+	sharedFFN  int
 }
 
 // moe is the MLP of a mixture-of-experts layer (transformers'
@@ -83,9 +91,12 @@ func (m *refModel) moe(L refLayer, h []float64) []float64 {
 		order[i] = i
 	}
 	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(probs[b], probs[a]) })
-	var sum float64
-	for _, e := range order[:L.topK] {
-		sum += probs[e] / z
+	sum := 1.0
+	if !L.noNorm {
+		sum = 0
+		for _, e := range order[:L.topK] {
+			sum += probs[e] / z
+		}
 	}
 	out := make([]float64, m.hidden)
 	for _, e := range order[:L.topK] {
@@ -96,6 +107,16 @@ func (m *refModel) moe(L refLayer, h []float64) []float64 {
 		}
 		for i, v := range matvec(L.experts[e][2], g, m.hidden) {
 			out[i] += w * v
+		}
+	}
+	if L.shared != nil {
+		gate := 1 / (1 + math.Exp(-matvec(L.sharedGate, h, 1)[0]))
+		g, u := matvec(L.shared[0], h, L.sharedFFN), matvec(L.shared[1], h, L.sharedFFN)
+		for i := range g {
+			g[i] = m.act(g[i]) * u[i]
+		}
+		for i, v := range matvec(L.shared[2], g, m.hidden) {
+			out[i] += gate * v
 		}
 	}
 	return out
@@ -185,6 +206,13 @@ func rope(v []float64, pos int, invFreq []float64, mscale float64) {
 	}
 }
 
+// addBias adds b to v, when b is not nil.
+func addBias(v, b []float64) {
+	for i := range b {
+		v[i] += b[i]
+	}
+}
+
 func softcap(x, c float64) float64 {
 	if c == 0 {
 		return x
@@ -237,6 +265,8 @@ func (m *refModel) forward(ids []int) []float64 {
 		for i := range T {
 			h := m.rms(x[i], L.attnNorm)
 			q, k := matvec(L.wq, h, nh*hd), matvec(L.wk, h, nkv*hd)
+			addBias(q, L.bq)
+			addBias(k, L.bk)
 			headNorm(q, L.qNorm, nh)
 			headNorm(k, L.kNorm, nkv)
 			for j := range nh {
@@ -249,7 +279,9 @@ func (m *refModel) forward(ids []int) []float64 {
 					rope(k[j*hd:(j+1)*hd], i, freqs, mscale)
 				}
 			}
-			qs[i], ks[i], vs[i] = q, k, matvec(L.wv, h, nkv*hd)
+			v := matvec(L.wv, h, nkv*hd)
+			addBias(v, L.bv)
+			qs[i], ks[i], vs[i] = q, k, v
 		}
 		for i := range T {
 			att := make([]float64, nh*hd)
