@@ -103,6 +103,10 @@ type genConfig struct {
 	// chat is set by Chat and ChatStream: a harmony reply is always
 	// parsed.
 	chat bool
+	// harmony: the model's chat template speaks OpenAI's harmony format
+	// (gpt-oss), so a prompt that opens an assistant message gets a
+	// harmony reply.
+	harmony bool
 }
 
 // ContextPolicy says what to do when a conversation or a generation does
@@ -187,7 +191,9 @@ func Echo() GenerateOption { return func(g *genConfig) { g.echo = true } }
 // floating-point rounding in the batched decode; where the output copies
 // the prompt or repeats itself it comes in fewer steps. Timings'
 // DraftTokens and DraftAccepted say how it went. 0 turns it off (the
-// default); at most MaxPromptLookup.
+// default); at most MaxPromptLookup. Drafts take at most half of a step's
+// batch; a recurrent model (Mamba, RWKV, hybrids), whose memory cannot
+// drop a rejected draft, gets none.
 func PromptLookup(n int) GenerateOption { return func(g *genConfig) { g.lookup = n } }
 
 // MaxPromptLookup is the most draft tokens PromptLookup takes.
@@ -201,7 +207,9 @@ const MaxPromptLookup = 64
 func Suffix(suffix string) GenerateOption { return func(g *genConfig) { g.suffix = &suffix } }
 
 func (p *Pipeline) genConfig(opts []GenerateOption) (genConfig, error) {
-	return newGenConfig(p.defaults, opts)
+	g, err := newGenConfig(p.defaults, opts)
+	g.harmony = p.harmony
+	return g, err
 }
 
 // newGenConfig applies defaults, then opts, to the defaults of every
@@ -416,7 +424,7 @@ type replySplitter interface {
 // prompt that opens a harmony message (gpt-oss) in a chat or with
 // Think/SeparateThinking, else the <think> splitter with those.
 func (g genConfig) newSplitter(prompt string) replySplitter {
-	if opened := harmonyOpened(prompt); opened != "" && (g.chat || g.splitThinking) {
+	if opened := harmonyOpened(prompt); g.harmony && opened != "" && (g.chat || g.splitThinking) {
 		return newHarmonySplitter(opened)
 	}
 	if g.splitThinking {
@@ -439,7 +447,7 @@ func finishResult(res *Result, g genConfig, prompt string) {
 			}
 		}
 		res.Thinking, res.Text = thinking.String(), answer.String()
-		if h, ok := split.(*harmonySplitter); ok {
+		if h, ok := split.(*harmonySplitter); ok && h.state != harmonyPlain {
 			if len(h.calls) > 0 {
 				res.ToolCalls, res.FinishReason = h.calls, FinishToolCalls
 			}

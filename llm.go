@@ -30,6 +30,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"strings"
 	"sync"
 
 	"github.com/llm-go/llm/engine"
@@ -174,6 +175,7 @@ type Pipeline struct {
 	preset   *modelfile.Settings // nil unless opened by a preset name
 	defaults []GenerateOption    // the preset's parameters, applied before each call's options
 	adapters []adapter           // LoRA adapters, applied to every context
+	harmony  bool                // the chat template speaks harmony (gpt-oss)
 	closeMu  sync.Mutex
 	closed   bool
 }
@@ -283,6 +285,14 @@ func New(ctx context.Context, name string, opts ...Option) (*Pipeline, error) {
 		return nil, err
 	}
 	p.template, p.source, p.builtin = template, source, builtin
+	switch {
+	case preset != nil && preset.Template != nil:
+		p.harmony = strings.Contains(preset.Template.String(), harmonyChannel)
+	case source != nil:
+		p.harmony = strings.Contains(source.Template, harmonyChannel)
+	default:
+		p.harmony = strings.Contains(builtin, harmonyChannel)
+	}
 	p.sched, err = newScheduler(p, c)
 	if err != nil {
 		c.Close()

@@ -119,11 +119,17 @@ func TestPromptLookup(t *testing.T) {
 	if final == nil || text.String() != final.Text {
 		t.Errorf("streamed %q, result %+v", text.String(), final)
 	}
-	// Three at once, each with its own prompt, as each alone.
+	// Three at once, each with its own prompt, as each alone: the same
+	// tokens, and the same drafts accepted (a draft depends only on its
+	// own sequence).
 	prompts := []string{prompt, "The cat sat on the mat. The cat sat on the", "Tom had a red ball. Tom liked the red ball. Tom"}
 	alone := make([]*llm.Result, len(prompts))
+	aloneLookup := make([]*llm.Result, len(prompts))
 	for i, pr := range prompts {
 		if alone[i], err = p.Generate(ctx, pr, llm.Temperature(0), llm.MaxTokens(48), llm.Logprobs(2)); err != nil {
+			t.Fatal(err)
+		}
+		if aloneLookup[i], err = p.Generate(ctx, pr, llm.Temperature(0), llm.MaxTokens(48), llm.PromptLookup(8)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -141,8 +147,12 @@ func TestPromptLookup(t *testing.T) {
 	}
 	wg.Wait()
 	for i := range prompts {
-		if together[i] != nil {
-			sameUpToTie(t, fmt.Sprintf("together, prompt %d", i), together[i], alone[i], 1e-3)
+		if together[i] == nil {
+			continue
+		}
+		n := sameUpToTie(t, fmt.Sprintf("together, prompt %d", i), together[i], alone[i], 1e-3)
+		if n == len(alone[i].Tokens) && together[i].Timings.DraftAccepted != aloneLookup[i].Timings.DraftAccepted {
+			t.Errorf("prompt %d: %d drafts accepted together, %d alone", i, together[i].Timings.DraftAccepted, aloneLookup[i].Timings.DraftAccepted)
 		}
 	}
 	if _, err := p.Generate(ctx, prompt, llm.PromptLookup(llm.MaxPromptLookup+1)); err == nil {

@@ -53,6 +53,9 @@ func (p *Pipeline) Rerank(ctx context.Context, query string, documents ...string
 		if err != nil {
 			return nil, err
 		}
+		if len(ids) == 0 {
+			return nil, fmt.Errorf("llm: rerank: the query with document %d has no tokens", i)
+		}
 		inputs[i] = ids
 	}
 	scores, err := p.pooled(ctx, inputs, func(i int) string { return fmt.Sprintf("rerank: the query with document %d", i) })

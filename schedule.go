@@ -70,6 +70,7 @@ type job struct {
 	next       int // index in ids of the next prompt token to decode
 	feed       engine.Token
 	feeding    bool           // feed is to be decoded at the next step
+	waits      bool           // this step: feeding, but its reader is behind
 	draft      []engine.Token // guesses decoded after feed, to be checked (PromptLookup)
 	unverified int            // draft tokens at the end of seq.tokens not yet accepted
 	lookahead  int            // the most draft tokens of the next step
@@ -347,6 +348,9 @@ func (s *scheduler) start(j *job) error {
 	best.busy = true
 	j.seq, j.next, j.smp = best, keep, smp
 	j.lookahead = j.g.lookup
+	if s.p.model.IsRecurrent() {
+		j.lookahead = 0 // its memory cannot drop a rejected draft
+	}
 	j.detok = s.p.model.NewDetokenizer(false)
 	j.stop = stopMatcher{stops: j.g.stops}
 	j.res = &Result{Model: s.p.name, Timings: Timings{PromptTokens: len(j.ids), PromptEvaluated: len(j.ids) - keep}}
@@ -388,27 +392,37 @@ func (s *scheduler) step() {
 	}
 	var spans []span
 	paused := 0
+	// A slow reader's sequence waits a step; decided once per step, as
+	// its reader may catch up meanwhile.
 	feeds := 0 // generating requests still to be given a row
 	for _, j := range s.active {
-		if j.feeding && j.mail.backlog() < maxBacklog {
+		j.row, j.waits = -1, j.feeding && j.mail.backlog() >= maxBacklog
+		if j.feeding && !j.waits {
 			feeds++
 		}
 	}
+	// Drafts take at most half the batch, leaving room for prompts.
+	draftRoom := b.Cap() / 2
 	for _, j := range s.active {
-		j.row = -1
-		if j.feeding && j.mail.backlog() >= maxBacklog {
+		if j.waits {
 			paused++
-			continue // a slow reader: this sequence waits a step
+			continue
 		}
 		if j.feeding {
 			feeds--
-			j.row = b.Len()
 			pos := len(j.seq.tokens)
-			b.Add(j.feed, engine.Pos(pos), true, j.seq.id)
-			j.draft = s.draft(j, b.Cap()-b.Len()-feeds)
-			for i, t := range j.draft {
-				b.Add(t, engine.Pos(pos+1+i), true, j.seq.id)
+			if b.Add(j.feed, engine.Pos(pos), true, j.seq.id) != nil {
+				continue // no room (cannot happen: a row is kept per feed)
 			}
+			j.row = b.Len() - 1
+			j.draft = s.draft(j, min(b.Cap()-b.Len()-feeds, draftRoom))
+			for i, t := range j.draft {
+				if b.Add(t, engine.Pos(pos+1+i), true, j.seq.id) != nil {
+					j.draft = j.draft[:i]
+					break
+				}
+			}
+			draftRoom -= len(j.draft)
 			spans = append(spans, span{j, j.row, 1 + len(j.draft)})
 		}
 	}
@@ -598,7 +612,9 @@ func (s *scheduler) draft(j *job, room int) []engine.Token {
 		return nil
 	}
 	s.history = append(append(s.history[:0], j.seq.tokens...), j.feed)
-	d := speculate.Lookup{}.Draft(s.history, n)
+	// A copy: the draft is part of the scratch history, which the next
+	// request's draft reuses.
+	d := slices.Clone(speculate.Lookup{}.Draft(s.history, n))
 	j.res.Timings.DraftTokens += len(d)
 	return d
 }

@@ -51,6 +51,13 @@ func TestChatThink(t *testing.T) {
 		t.Errorf("ChatStream: thinking %q, answer %q, final %+v", thinking, answer, final)
 	}
 
+	// A prompt that happens to hold harmony's opening (quoted by the user)
+	// does not make a model whose template is not harmony's a harmony one.
+	quoted := []llm.Message{{Role: "user", Content: "What does <|start|>assistant mean?"}}
+	if res, err := p.Chat(ctx, quoted, llm.Sampling(o), llm.MaxTokens(200), llm.Think(true)); err != nil || res.Thinking != "the dog ran" {
+		t.Errorf("a quoted harmony tag: thinking %q, text %q, %v", res.Thinking, res.Text, err)
+	}
+
 	// enable_thinking reaches the template.
 	quick, err := p.ChatPrompt(msgs, llm.Think(false))
 	if err != nil || quick != "Tell me. (quick)" {

@@ -203,6 +203,17 @@ func LoadModel(ctx context.Context, path string, opts ModelOptions) (*Model, err
 	return m, nil
 }
 
+// IsRecurrent reports whether the model keeps a recurrent state (Mamba,
+// RWKV, hybrids): its memory cannot drop the last tokens of a sequence,
+// only the whole sequence.
+func (m *Model) IsRecurrent() bool {
+	if m.acquire() != nil {
+		return false
+	}
+	defer m.mu.RUnlock()
+	return bool(C.llama_model_is_recurrent(m.c)) || bool(C.llama_model_is_hybrid(m.c))
+}
+
 // GPULayers returns how many of the model's layers were offloaded to GPUs
 // (its block count + 1 when the output layer went too): 0 on a machine
 // without a GPU device, whatever ModelOptions.GPULayers asked.

@@ -21,11 +21,12 @@ type Lookup struct {
 	MaxNgram, MinNgram int
 }
 
-// Draft returns at most max tokens that may follow history: those that
-// followed the latest earlier occurrence of history's longest suffix (of
-// MaxNgram down to MinNgram tokens) that occurred before. It returns nil
-// when no suffix did.
-func (l Lookup) Draft(history []engine.Token, max int) []engine.Token {
+// Draft returns at most n tokens that may follow history: those that
+// followed an earlier occurrence of history's longest suffix (of MaxNgram
+// down to MinNgram tokens) that occurred before: the latest occurrence
+// with n tokens after it, else the one with the most. It returns nil when
+// no suffix occurred before, or MinNgram exceeds MaxNgram.
+func (l Lookup) Draft(history []engine.Token, n int) []engine.Token {
 	hi, lo := l.MaxNgram, l.MinNgram
 	if hi <= 0 {
 		hi = 3
@@ -33,21 +34,26 @@ func (l Lookup) Draft(history []engine.Token, max int) []engine.Token {
 	if lo <= 0 {
 		lo = 2
 	}
-	n := len(history)
-	if max <= 0 || n < 2 {
+	h := len(history)
+	if n <= 0 || h < 2 {
 		return nil
 	}
-	for size := min(hi, n-1); size >= lo; size-- {
-		pattern := history[n-size:]
-		// The latest start before the suffix itself.
-		for start := n - size - 1; start >= 0; start-- {
+	for size := min(hi, h-1); size >= lo; size-- {
+		pattern := history[h-size:]
+		var best []engine.Token
+		// From the latest start before the suffix itself: a repeating
+		// sequence's latest occurrence has fewer tokens after it than an
+		// older one, which continues the repetition.
+		for start := h - size - 1; start >= 0 && len(best) < n; start-- {
 			if !equal(history[start:start+size], pattern) {
 				continue
 			}
-			follow := history[start+size : min(start+size+max, n)]
-			if len(follow) > 0 {
-				return follow
+			if follow := history[start+size : min(start+size+n, h)]; len(follow) > len(best) {
+				best = follow
 			}
+		}
+		if len(best) > 0 {
+			return best
 		}
 	}
 	return nil

@@ -31,6 +31,8 @@ func TestLookup(t *testing.T) {
 		{"abcdefc", 5, Lookup{}, ""},                // a 1-gram is too short by default
 		{"abcde", 3, Lookup{}, ""},                  // nothing repeats
 		{"aaaa", 3, Lookup{}, "a"},                  // "aaa" at 0 is followed by one token
+		{"abababab", 4, Lookup{}, "abab"},           // an older "bab" continues the repetition further
+		{"abcabc", 2, Lookup{MaxNgram: 1}, ""},      // MinNgram above MaxNgram
 		{"abcdxbcd", 2, Lookup{MinNgram: 4}, ""},    // no 4-gram repeats
 		{"ab", 0, Lookup{}, ""},
 		{"", 3, Lookup{}, ""},
