@@ -81,9 +81,9 @@ func FactsFromFile(path string) (Facts, error) {
 				n, _, _ := strings.Cut(strings.TrimPrefix(t.Name, "blk."), ".")
 				if i, err := strconv.Atoi(n); err == nil && i >= 0 && i < f.Layers {
 					f.LayerBytes[i] += t.Size
-				}
-				if strings.HasSuffix(t.Name, "_exps.weight") {
-					f.ExpertBytes += t.Size
+					if strings.HasSuffix(t.Name, "_exps.weight") {
+						f.ExpertBytes += t.Size
+					}
 				}
 			case t.Name == "token_embd.weight":
 				f.EmbdBytes = t.Size

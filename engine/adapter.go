@@ -24,10 +24,11 @@ var ErrAdapter = errors.New("engine: LoRA adapter does not fit the model")
 // scale·(alpha/rank)·B·A to each adapted weight, without changing the
 // model. It lives as long as its model: Model.Close frees it.
 type Adapter struct {
-	c     *C.struct_llama_adapter_lora
-	model *Model
-	path  string
-	info  *gguf.Adapter
+	c      *C.struct_llama_adapter_lora
+	model  *Model
+	path   string
+	info   *gguf.Adapter
+	digest string // of its file, for saved sequences' identity
 }
 
 // Path returns the file the adapter was loaded from.
@@ -60,6 +61,10 @@ func (m *Model) LoadAdapter(path string) (*Adapter, error) {
 	if err != nil {
 		return nil, err
 	}
+	digest, err := fileIdentity(path, -1)
+	if err != nil {
+		return nil, err
+	}
 	info, err := gguf.ValidateAdapter(f, m.header.Architecture(), func(name string) (gguf.TensorInfo, bool) {
 		t, ok := tensors[name]
 		return t, ok
@@ -84,7 +89,7 @@ func (m *Model) LoadAdapter(path string) (*Adapter, error) {
 		}
 		return nil, fmt.Errorf("engine: loading LoRA adapter %s: %s: %w", path, reason, ErrLoad)
 	}
-	a := &Adapter{c: ca, model: m, path: path, info: info}
+	a := &Adapter{c: ca, model: m, path: path, info: info, digest: digest}
 	m.ctxMu.Lock()
 	m.adapters = append(m.adapters, a)
 	m.ctxMu.Unlock()
@@ -121,8 +126,10 @@ func (m *Model) freeAdapters() {
 
 // SetAdapter applies a LoRA adapter of the context's model with the given
 // scale (1: as trained; 0 turns it off), or changes the scale of one
-// applied before. Tokens already in the KV cache keep what they were
-// computed with: clear the cache (or the sequences) to recompute them.
+// applied before. Set adapters before decoding: tokens already in the KV
+// cache keep what they were computed with, and llama.cpp may reuse the
+// graph of the previous batch for a next one of the same shape without
+// the change.
 func (c *Context) SetAdapter(a *Adapter, scale float32) error {
 	if a == nil || a.model != c.model {
 		return fmt.Errorf("engine: SetAdapter: the adapter was not loaded for this context's model: %w", ErrInvalidArgument)
@@ -140,6 +147,10 @@ func (c *Context) SetAdapter(a *Adapter, scale float32) error {
 	if rc := C.llama_set_adapter_lora(c.c, a.c, C.float(scale)); rc != 0 {
 		return fmt.Errorf("engine: llama_set_adapter_lora returned %d: %w", int(rc), ErrInvalidArgument)
 	}
+	if c.adapters == nil {
+		c.adapters = map[*Adapter]float32{}
+	}
+	c.adapters[a] = scale
 	return nil
 }
 
@@ -151,5 +162,6 @@ func (c *Context) ClearAdapters() error {
 	}
 	defer c.mu.Unlock()
 	C.llama_clear_adapter_lora(c.c)
+	clear(c.adapters)
 	return nil
 }

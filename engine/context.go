@@ -146,6 +146,8 @@ type Context struct {
 	embeddings            bool
 	pooling               Pooling
 
+	adapters map[*Adapter]float32 // applied LoRA adapters and their scales
+
 	// The rows of the last decoded batch that produced outputs: outRow[i]
 	// reports whether batch row i has logits/embeddings.
 	outRow []bool

@@ -9,12 +9,14 @@ import (
 	"testing"
 
 	"github.com/llm-go/llm/engine"
+	"github.com/llm-go/llm/internal/testmodel"
 )
 
 // TestSaveLoadSequence: a sequence saved after its prompt and loaded into
 // another context goes on as the first would have: the same logits after
 // its last token decoded again, the same greedy tokens.
 func TestSaveLoadSequence(t *testing.T) {
+	t.Setenv("XDG_CONFIG_HOME", t.TempDir()) // the key for saved sequences
 	m := loadModel(t, engine.ModelOptions{}, "models", "stories260K.gguf")
 	opts := engine.ContextOptions{ContextLength: 128}
 	prompt, err := m.Tokenize("Once upon a time, there was a little dog", true, false)
@@ -91,7 +93,7 @@ func TestSaveLoadSequence(t *testing.T) {
 		path string
 		want string
 	}{
-		{"damaged", c2, write("flipped", flipped), "digest"},
+		{"damaged", c2, write("flipped", flipped), "MAC disagrees"},
 		{"truncated", c2, write("cut", data[:len(data)-10]), "bytes after the header"},
 		{"not one", c2, write("text", []byte("hello, world, this is not a state")), "not a saved sequence"},
 		{"another model", newContext(t, other, opts), path, "another model"},
@@ -104,5 +106,18 @@ func TestSaveLoadSequence(t *testing.T) {
 	}
 	if _, err := c2.LoadSequence(filepath.Join(t.TempDir(), "missing"), 0); err == nil {
 		t.Error("a missing file loaded")
+	}
+	// A context with a LoRA adapter computes other states: a sequence
+	// saved without it does not load there, nor the other way round.
+	a, err := m.LoadAdapter(testmodel.StoriesLoRA(t, nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	withLoRA := newContext(t, m, opts)
+	if err := withLoRA.SetAdapter(a, 1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := withLoRA.LoadSequence(path, 0); !errors.Is(err, engine.ErrState) || !strings.Contains(err.Error(), "LoRA") {
+		t.Errorf("loaded into a context with an adapter: %v", err)
 	}
 }

@@ -48,8 +48,10 @@ type hfConfig struct {
 	// A classifier's labels by id ("0": "LABEL_0").
 	ID2Label map[string]string `json:"id2label"`
 
-	// SmolLM3: per layer, 1 when it has a rotary embedding, 0 when not.
-	NoRopeLayers []int `json:"no_rope_layers"`
+	// SmolLM3: per layer, 1 when it has a rotary embedding, 0 when not,
+	// and the step of the layers without when that list is absent.
+	NoRopeLayers        []int `json:"no_rope_layers"`
+	NoRopeLayerInterval *int  `json:"no_rope_layer_interval"`
 
 	// Granite's multipliers.
 	EmbeddingMultiplier *float64 `json:"embedding_multiplier"`
@@ -209,6 +211,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 			return h, fmt.Errorf("%w: %s with tie_word_embeddings false (llama.cpp's %s arch has no output tensor)", ErrUnsupported, arch.hf, arch.gguf)
 		}
 		h.tied = true
+	}
+	if arch.noRopeStep > 0 && c.NoRopeLayers == nil && c.NoRopeLayerInterval != nil && *c.NoRopeLayerInterval != arch.noRopeStep {
+		return h, fmt.Errorf("%w: %s with no_rope_layer_interval %d: llama.cpp's %s graph leaves out the rotary embedding in every %dth layer only",
+			ErrUnsupported, arch.hf, *c.NoRopeLayerInterval, arch.gguf, arch.noRopeStep)
 	}
 	if arch.noRopeStep > 0 && c.NoRopeLayers != nil {
 		for i := range h.layers {

@@ -180,6 +180,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -414,7 +415,11 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		}
 		if arch.classifier {
 			pooling = poolingRank
-			if labels := cfg.labels(); len(labels) > 1 {
+			labels, err := cfg.labels()
+			if err != nil {
+				return fail(err)
+			}
+			if len(labels) > 1 {
 				w.Set(a+".classifier.output_labels", gguf.Strings(labels))
 			}
 		}
@@ -438,7 +443,9 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 			moeKeys(w, a, arch, hp)
 		}
 		if arch.granite {
-			graniteKeys(w, a, cfg)
+			if err := graniteKeys(w, a, cfg); err != nil {
+				return fail(err)
+			}
 		}
 		switch {
 		case arch.gemma3:
@@ -490,29 +497,42 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 	return w, closeFn, nil
 }
 
-// graniteKeys writes Granite's multipliers.
-func graniteKeys(w *gguf.Writer, a string, c *hfConfig) {
-	one := func(v *float64) float32 {
-		if v == nil {
-			return 1
+// graniteKeys writes Granite's multipliers, which must be positive
+// (llama.cpp reads 0 as unset, and divides the logits by logit_scale).
+func graniteKeys(w *gguf.Writer, a string, c *hfConfig) error {
+	for _, m := range []struct {
+		key, name string
+		v         *float64
+	}{
+		{".embedding_scale", "embedding_multiplier", c.EmbeddingMultiplier},
+		{".residual_scale", "residual_multiplier", c.ResidualMultiplier},
+		{".attention.scale", "attention_multiplier", c.AttentionMultiplier},
+		{".logit_scale", "logits_scaling", c.LogitsScaling},
+	} {
+		v := 1.0
+		if m.v != nil {
+			v = *m.v
 		}
-		return float32(*v)
+		if !(v > 0) || math.IsInf(v, 0) {
+			return fmt.Errorf("%w: config.json: %s is %v; it must be positive", ErrMismatch, m.name, v)
+		}
+		w.Set(a+m.key, gguf.Float32(float32(v)))
 	}
-	w.Set(a+".embedding_scale", gguf.Float32(one(c.EmbeddingMultiplier)))
-	w.Set(a+".residual_scale", gguf.Float32(one(c.ResidualMultiplier)))
-	w.Set(a+".attention.scale", gguf.Float32(one(c.AttentionMultiplier)))
-	w.Set(a+".logit_scale", gguf.Float32(one(c.LogitsScaling)))
+	return nil
 }
 
-// labels returns a classifier's labels in id order (id2label).
-func (c *hfConfig) labels() []string {
+// labels returns a classifier's labels in id order (id2label, whose ids
+// must be 0 to n-1).
+func (c *hfConfig) labels() ([]string, error) {
 	out := make([]string, len(c.ID2Label))
 	for k, v := range c.ID2Label {
-		if i, err := strconv.Atoi(k); err == nil && i >= 0 && i < len(out) {
-			out[i] = v
+		i, err := strconv.Atoi(k)
+		if err != nil || i < 0 || i >= len(out) {
+			return nil, fmt.Errorf("%w: config.json: id2label has id %q; the ids must be 0 to %d", ErrMismatch, k, len(out)-1)
 		}
+		out[i] = v
 	}
-	return out
+	return out, nil
 }
 
 // keepF32 are the 2-D tensors written as F32 whatever the output type, as

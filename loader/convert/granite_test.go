@@ -2,7 +2,9 @@ package convert_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/llm-go/llm/loader/convert"
@@ -40,6 +42,14 @@ func TestGraniteReference(t *testing.T) {
 	ref := loadLlamaRef(t, dir, refModel{hidden: 64, heads: 4, kvHeads: 2, headDim: 16, eps: 1e-5, invFreq: defaultInvFreq(10000, 16),
 		embScale: 12, residualScale: 0.22, attnScale: 0.0078125, logitDiv: 8}, 2)
 	checkRef(t, refContext(t, out), readReference(t, "tiny-llama-st").Prompts, ref.forward, 1e-5)
+
+	zero := copyFixture(t, "tiny-llama-st", func(c map[string]any) {
+		c["architectures"] = []string{"GraniteForCausalLM"}
+		c["logits_scaling"] = 0.0
+	})
+	if err := convert.Convert(context.Background(), zero, out, convert.Options{}); !errors.Is(err, convert.ErrMismatch) || !strings.Contains(err.Error(), "logits_scaling") {
+		t.Errorf("logits_scaling 0: %v", err)
+	}
 
 	plain := copyFixture(t, "tiny-llama-st", func(c map[string]any) { c["architectures"] = []string{"GraniteForCausalLM"} })
 	if err := convert.Convert(context.Background(), plain, out, convert.Options{Type: "f32"}); err != nil {

@@ -96,7 +96,7 @@ func ConvertLoRA(ctx context.Context, dir, out string, base *gguf.File, baseTens
 	if !ok {
 		kvHeads = heads
 	}
-	permute := arch == "llama" // as Convert permutes Llama's and Mistral's q/k rows
+	permute := permutedArch(arch) // as Convert permutes those archs' q/k rows
 	byName := make(map[string]gguf.TensorInfo, len(baseTensors))
 	for _, t := range baseTensors {
 		byName[t.Name] = t
@@ -183,7 +183,14 @@ func ConvertLoRA(ctx context.Context, dir, out string, base *gguf.File, baseTens
 	}, Tensors: infos}, arch, func(n string) (gguf.TensorInfo, bool) { t, ok := byName[n]; return t, ok }); err != nil {
 		return fmt.Errorf("%w: the adapter does not fit the base model: %w", ErrMismatch, err)
 	}
-	tmp := out + ".tmp"
+	// A temporary file of its own: another process may be converting the
+	// same adapter into the same cache.
+	f, err := os.CreateTemp(filepath.Dir(out), filepath.Base(out)+".*.tmp")
+	if err != nil {
+		return fmt.Errorf("convert: %w", err)
+	}
+	tmp := f.Name()
+	f.Close()
 	if err := w.WriteFile(tmp); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("convert: write %s: %w", out, err)
@@ -194,6 +201,21 @@ func ConvertLoRA(ctx context.Context, dir, out string, base *gguf.File, baseTens
 	}
 	return nil
 }
+
+// permutedArch reports whether Convert permutes the q/k rows of the GGUF
+// arch's models (llama.cpp's "norm" rope type: llama, smollm3, granite).
+func permutedArch(gguf string) bool {
+	for _, a := range archs {
+		if a.gguf == gguf && a.permute {
+			return true
+		}
+	}
+	return false
+}
+
+// loRAFormat versions LoRAFile's conversions: a change to ConvertLoRA's
+// output changes the cache's file names.
+const loRAFormat = "v2"
 
 // loraBaseName maps a PEFT module name (model.layers.N.self_attn.q_proj,
 // lm_head) to the GGUF tensor it adapts.
@@ -251,7 +273,7 @@ func LoRAFile(ctx context.Context, path, cacheDir, basePath string, base *gguf.F
 	arch := base.Architecture()
 	heads, _ := base.Uint(arch + ".attention.head_count")
 	kvHeads, _ := base.Uint(arch + ".attention.head_count_kv")
-	out := filepath.Join(cacheDir, safeName(fmt.Sprintf("lora-%s-%s-%d-%d", key, arch, heads, kvHeads))+"-f16.gguf")
+	out := filepath.Join(cacheDir, safeName(fmt.Sprintf("lora-%s-%s-%s-%d-%d", loRAFormat, key, arch, heads, kvHeads))+"-f16.gguf")
 	if _, err := os.Stat(out); err == nil {
 		return out, nil
 	}

@@ -22,8 +22,9 @@ type moeSpec struct {
 	// (it differs from the dense intermediate_size).
 	expertFFNKey bool
 	// norm: llama.cpp's graph renormalises the top-k weights to sum to 1,
-	// so config.json's norm_topk_prob must not say otherwise.
-	norm bool
+	// so config.json's norm_topk_prob must not say otherwise; with
+	// normKey, the key is required (transformers' default is false).
+	norm, normKey bool
 	// shared names a shared expert, which every token runs, weighted by a
 	// sigmoid gate (Qwen2-MoE): its projections' per-layer prefix and its
 	// gate; "" when there is none.
@@ -33,7 +34,7 @@ type moeSpec struct {
 var (
 	// Qwen3-MoE (transformers' Qwen3MoeSparseMoeBlock).
 	qwenMoE = &moeSpec{router: "mlp.gate.weight", experts: regexp.MustCompile(`^mlp\.experts\.(\d+)\.(\w+_proj\.weight)$`),
-		gate: "gate_proj.weight", up: "up_proj.weight", down: "down_proj.weight", expertFFNKey: true, norm: true}
+		gate: "gate_proj.weight", up: "up_proj.weight", down: "down_proj.weight", expertFFNKey: true, norm: true, normKey: true}
 	// Qwen2-MoE (Qwen2MoeSparseMoeBlock): Qwen3-MoE's experts, without
 	// renormalised weights, and a shared expert.
 	qwen2MoE = &moeSpec{router: "mlp.gate.weight", experts: regexp.MustCompile(`^mlp\.experts\.(\d+)\.(\w+_proj\.weight)$`),
@@ -76,8 +77,8 @@ func (c *hfConfig) moeHparams(arch archSpec, h *hparams) error {
 		return fmt.Errorf("%w: config.json: num_experts_per_tok %d must be in [1, %d]", ErrMismatch, h.expertsUsed, h.experts)
 	case h.expertFFN <= 0:
 		return fmt.Errorf("%w: config.json: moe_intermediate_size is missing or not positive", ErrMismatch)
-	case arch.moe.norm && m.NormTopkProb != nil && !*m.NormTopkProb:
-		return fmt.Errorf("%w: %s with norm_topk_prob false: llama.cpp's %s graph always renormalises the top-%d expert weights", ErrUnsupported, arch.hf, arch.gguf, h.expertsUsed)
+	case arch.moe.norm && (m.NormTopkProb != nil && !*m.NormTopkProb || arch.moe.normKey && m.NormTopkProb == nil):
+		return fmt.Errorf("%w: %s with norm_topk_prob false (or missing: transformers' default): llama.cpp's %s graph always renormalises the top-%d expert weights", ErrUnsupported, arch.hf, arch.gguf, h.expertsUsed)
 	case !arch.moe.norm && m.NormTopkProb != nil && *m.NormTopkProb:
 		return fmt.Errorf("%w: %s with norm_topk_prob true: llama.cpp's %s graph never renormalises the expert weights", ErrUnsupported, arch.hf, arch.gguf)
 	case arch.moe.shared != "" && m.SharedExpertSize <= 0:

@@ -339,6 +339,8 @@ func TestMoEErrors(t *testing.T) {
 		want   string
 	}{
 		{"norm_topk_prob false", qwen, setCfg("norm_topk_prob", false), convert.ErrUnsupported, "norm_topk_prob"},
+		{"norm_topk_prob missing (false)", qwen, func(cfg map[string]any, ts []stTensor) []stTensor { delete(cfg, "norm_topk_prob"); return ts },
+			convert.ErrUnsupported, "missing"},
 		{"Qwen2-MoE with norm_topk_prob true", qwen2, setCfg("norm_topk_prob", true), convert.ErrUnsupported, "never renormalises"},
 		{"a missing shared expert", qwen2, drop("model.layers.1.mlp.shared_expert.up_proj.weight"), convert.ErrMismatch, "blk.1.ffn_up_shexp"},
 		{"dense layers", qwen, setCfg("mlp_only_layers", []int{1}), convert.ErrUnsupported, "mlp_only_layers"},

@@ -79,4 +79,9 @@ func TestSmolLM3Reference(t *testing.T) {
 	if !errors.Is(err, convert.ErrUnsupported) || !strings.Contains(err.Error(), "no_rope_layers") {
 		t.Errorf("another no_rope pattern: %v", err)
 	}
+	step3 := smolLM3Fixture(t, func(c map[string]any) { delete(c, "no_rope_layers"); c["no_rope_layer_interval"] = 3 })
+	err = convert.Convert(context.Background(), step3, filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
+	if !errors.Is(err, convert.ErrUnsupported) || !strings.Contains(err.Error(), "no_rope_layer_interval 3") {
+		t.Errorf("no_rope_layer_interval 3: %v", err)
+	}
 }

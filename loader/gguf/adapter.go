@@ -2,6 +2,7 @@ package gguf
 
 import (
 	"fmt"
+	"math"
 	"sort"
 	"strings"
 )
@@ -89,9 +90,14 @@ func ValidateAdapter(f *File, arch string, base func(name string) (TensorInfo, b
 			return nil, fmt.Errorf("gguf: %s has type %s, must be f32: %w", KeyLoRAAlpha, typeName(v), ErrInvalid)
 		}
 		out.Alpha, _ = v.AsFloat()
+		if math.IsNaN(out.Alpha) || math.IsInf(out.Alpha, 0) {
+			return nil, fmt.Errorf("gguf: %s is %v: %w", KeyLoRAAlpha, out.Alpha, ErrInvalid)
+		}
 	}
-	if v, ok := f.Lookup(KeyALoRATokens); ok && (v.Type != ValueArray || v.Elem() != ValueUint32) {
-		return nil, fmt.Errorf("gguf: %s has type %s, must be an array of u32: %w", KeyALoRATokens, typeName(v), ErrInvalid)
+	if _, ok := f.Lookup(KeyALoRATokens); ok {
+		// llama.cpp would apply it to every token, not only after its
+		// invocation tokens.
+		return nil, fmt.Errorf("gguf: an activated LoRA (%s): not supported: %w", KeyALoRATokens, ErrInvalid)
 	}
 
 	pairs := map[string]*LoRAPair{}
@@ -130,6 +136,17 @@ func ValidateAdapter(f *File, arch string, base func(name string) (TensorInfo, b
 		if !ok {
 			return nil, fmt.Errorf("gguf: the adapter changes %s, which the model does not have (an adapter for another model?): %w", p.Base, ErrInvalid)
 		}
+		for _, t := range []TensorInfo{p.A, p.B} {
+			if !loraTypes[t.Type] {
+				// llama.cpp has no matrix product for the integer types.
+				return nil, fmt.Errorf("gguf: adapter tensor %s has type %s; LoRA factors are F32, F16, BF16 or Q8_0: %w", t.Name, t.Type, ErrInvalid)
+			}
+		}
+		if _, out := base("output.weight"); !out && strings.HasSuffix(p.Base, "token_embd.weight") {
+			// The model's output is then token_embd.weight under that name,
+			// and llama.cpp would apply the swapped pair to it too.
+			return nil, fmt.Errorf("gguf: the adapter changes token_embd.weight of a model whose output shares it (tied embeddings), which llama.cpp cannot apply: %w", ErrInvalid)
+		}
 		if err := checkPair(p, bt); err != nil {
 			return nil, err
 		}
@@ -138,6 +155,10 @@ func ValidateAdapter(f *File, arch string, base func(name string) (TensorInfo, b
 	sort.Slice(out.Pairs, func(i, j int) bool { return out.Pairs[i].Base < out.Pairs[j].Base })
 	return out, nil
 }
+
+// loraTypes are the types llama.cpp multiplies LoRA factors in, as
+// convert_lora_to_gguf.py writes them.
+var loraTypes = map[Type]bool{TypeF32: true, TypeF16: true, TypeBF16: true, TypeQ8_0: true}
 
 // checkPair checks the shapes of a pair against its base tensor: A is
 // [in → rank] and B [rank → out] in ggml order (ne0 first), with the same
@@ -161,6 +182,9 @@ func checkPair(p *LoRAPair, base TensorInfo) error {
 			return fmt.Errorf("gguf: adapter tensors for %s have shapes %v and %v, the model's is %v (an adapter for another model?): %w", p.Base, a, b, base.Shape, ErrInvalid)
 		}
 		p.Rank = dim(a, 0)
+		if p.Rank == 0 {
+			return fmt.Errorf("gguf: adapter tensors for %s have rank 0: %w", p.Base, ErrInvalid)
+		}
 		return nil
 	}
 	if dim(a, 0) != in || dim(b, 1) != out {
@@ -170,5 +194,8 @@ func checkPair(p *LoRAPair, base TensorInfo) error {
 		return fmt.Errorf("gguf: adapter tensors for %s: lora_a %v and lora_b %v disagree on the rank (a lora_a not transposed?): %w", p.Base, a, b, ErrInvalid)
 	}
 	p.Rank = dim(a, 1)
+	if p.Rank == 0 {
+		return fmt.Errorf("gguf: adapter tensors for %s have rank 0: %w", p.Base, ErrInvalid)
+	}
 	return nil
 }
