@@ -31,6 +31,12 @@ const peftRank, peftAlpha = 4, 8
 // (W + alpha/r·B·A, as peft's merge_and_unload). It returns both
 // directories.
 func peftFixture(t *testing.T, base string, cfg map[string]any) (adapter, merged string) {
+	return peftFixtureAs(t, base, cfg, func(map[string]any) {})
+}
+
+// peftFixtureAs is peftFixture with the merged checkpoint's config.json
+// edited by baseEdit (the base then being copyFixture(base, baseEdit)).
+func peftFixtureAs(t *testing.T, base string, cfg map[string]any, baseEdit func(map[string]any)) (adapter, merged string) {
 	t.Helper()
 	st, err := safetensors.OpenDir(shareddata.Path(t, "models", "hf", base))
 	if err != nil {
@@ -100,25 +106,38 @@ func peftFixture(t *testing.T, base string, cfg map[string]any) (adapter, merged
 		t.Fatal(err)
 	}
 	merged = t.TempDir()
-	copyHFFiles(t, base, merged, func(map[string]any) {})
+	copyHFFiles(t, base, merged, baseEdit)
 	if err := writeSafetensors(filepath.Join(merged, "model.safetensors"), weights); err != nil {
 		t.Fatal(err)
 	}
 	return adapter, merged
 }
 
-// TestConvertLoRA converts PEFT adapters of a Llama (whose q/k rows the
-// conversion permutes, and so must permute lora_B's) and a Qwen2 (no
-// permutation): the base model with the converted adapter applied gives
-// the logits of the merged checkpoint converted, within float32 rounding.
+// TestConvertLoRA converts PEFT adapters of a Llama and a Granite (whose
+// q/k rows the conversion permutes, and so must permute lora_B's) and a
+// Qwen2 (no permutation): the base model with the converted adapter
+// applied gives the logits of the merged checkpoint converted, within
+// float32 rounding.
 func TestConvertLoRA(t *testing.T) {
-	for _, base := range []string{"tiny-llama-st", "tiny-qwen2-st"} {
-		t.Run(base, func(t *testing.T) {
+	granite := func(c map[string]any) {
+		c["architectures"] = []string{"GraniteForCausalLM"}
+		c["model_type"] = "granite"
+	}
+	for _, tc := range []struct {
+		name, base string
+		edit       func(map[string]any)
+	}{
+		{"tiny-llama-st", "tiny-llama-st", func(map[string]any) {}},
+		{"granite", "tiny-llama-st", granite},
+		{"tiny-qwen2-st", "tiny-qwen2-st", func(map[string]any) {}},
+	} {
+		base := tc.base
+		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
-			adapterDir, mergedDir := peftFixture(t, base, nil)
+			adapterDir, mergedDir := peftFixtureAs(t, base, nil, tc.edit)
 			dir := t.TempDir()
 			basePath, mergedPath := filepath.Join(dir, "base.gguf"), filepath.Join(dir, "merged.gguf")
-			for src, out := range map[string]string{shareddata.Path(t, "models", "hf", base): basePath, mergedDir: mergedPath} {
+			for src, out := range map[string]string{copyFixture(t, base, tc.edit): basePath, mergedDir: mergedPath} {
 				if err := convert.Convert(ctx, src, out, convert.Options{Type: "f32"}); err != nil {
 					t.Fatal(err)
 				}
