@@ -31,6 +31,9 @@ var quantTypes = map[string]C.enum_llama_ftype{
 	"Q5_K_S": C.LLAMA_FTYPE_MOSTLY_Q5_K_S, "Q5_K_M": C.LLAMA_FTYPE_MOSTLY_Q5_K_M,
 	"Q6_K":   C.LLAMA_FTYPE_MOSTLY_Q6_K,
 	"IQ4_NL": C.LLAMA_FTYPE_MOSTLY_IQ4_NL, "IQ4_XS": C.LLAMA_FTYPE_MOSTLY_IQ4_XS,
+	// Experts (3-D tensors) in MXFP4, kept when they are MXFP4 already
+	// (gpt-oss), the rest Q8_0.
+	"MXFP4_MOE": C.LLAMA_FTYPE_MOSTLY_MXFP4_MOE,
 	// llama-quantize's aliases
 	"Q3_K": C.LLAMA_FTYPE_MOSTLY_Q3_K_M, "Q4_K": C.LLAMA_FTYPE_MOSTLY_Q4_K_M, "Q5_K": C.LLAMA_FTYPE_MOSTLY_Q5_K_M,
 }

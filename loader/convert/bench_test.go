@@ -32,8 +32,11 @@ type stTensor struct {
 
 func (t stTensor) size() int64 {
 	n := int64(2)
-	if t.dtype == "F32" {
+	switch t.dtype {
+	case "F32":
 		n = 4
+	case "U8":
+		n = 1
 	}
 	for _, d := range t.shape {
 		n *= d

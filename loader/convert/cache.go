@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
 	"github.com/llm-go/llm/engine"
+	"github.com/llm-go/llm/loader/safetensors"
 )
 
 // ToType converts the checkpoint in dir to out in any type: "f32", "f16",
@@ -33,6 +35,10 @@ func ToType(ctx context.Context, dir, out, typ string, threads int, progress fun
 	if !known {
 		return fmt.Errorf("convert: unknown output type %q (f32, f16, bf16, q8_0 or one of %s): %w", typ, strings.Join(engine.QuantTypes(), ", "), ErrUnsupported)
 	}
+	if !strings.EqualFold(typ, "mxfp4_moe") && hasMXFP4(dir) {
+		return fmt.Errorf("convert: %s: the checkpoint's experts are MXFP4, which llama.cpp does not requantize to %s: convert to mxfp4_moe (the experts kept, the rest Q8_0), f16, bf16 or q8_0: %w",
+			dir, typ, ErrUnsupported)
+	}
 	tmp := out + ".f16.tmp.gguf"
 	defer os.Remove(tmp)
 	if err := Convert(ctx, dir, tmp, Options{Type: "f16", Progress: progress}); err != nil {
@@ -42,6 +48,19 @@ func ToType(ctx context.Context, dir, out, typ string, threads int, progress fun
 		return fmt.Errorf("convert: quantize to %s: %w", typ, err)
 	}
 	return nil
+}
+
+// hasMXFP4 reports whether the checkpoint in dir holds MXFP4 blocks (U8
+// *_blocks tensors, as gpt-oss's releases).
+func hasMXFP4(dir string) bool {
+	st, err := safetensors.OpenDir(dir)
+	if err != nil {
+		return false // Convert reports it
+	}
+	defer st.Close()
+	return slices.ContainsFunc(st.Tensors(), func(t safetensors.TensorInfo) bool {
+		return t.DType == safetensors.U8 && strings.HasSuffix(t.Name, "_blocks")
+	})
 }
 
 // Cached returns a GGUF of the checkpoint in dir in type typ, converting it

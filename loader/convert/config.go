@@ -44,6 +44,8 @@ type hfConfig struct {
 
 	// Mixture of experts.
 	MoE moeConfig `json:"-"`
+	// gpt-oss.
+	GptOSS gptOSSConfig `json:"-"`
 
 	// A classifier's labels by id ("0": "LABEL_0").
 	ID2Label map[string]string `json:"id2label"`
@@ -107,6 +109,9 @@ func readConfig(dir string) (*hfConfig, error) {
 	if err := json.Unmarshal(raw, &c.MoE); err != nil {
 		return nil, fmt.Errorf("convert: config.json: %w", err)
 	}
+	if err := json.Unmarshal(raw, &c.GptOSS); err != nil {
+		return nil, fmt.Errorf("convert: config.json: %w", err)
+	}
 	return &c, nil
 }
 
@@ -121,6 +126,9 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		if err := c.gemma3Config(arch.vlm); err != nil {
 			return h, err
 		}
+	}
+	if arch.gptOSS {
+		c.gptOSSDefaults()
 	}
 	h = hparams{
 		hidden:  c.HiddenSize,
@@ -232,6 +240,11 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	case arch.moe != nil:
 		if err := c.moeHparams(arch, &h); err != nil {
 			return h, err
+		}
+		if arch.gptOSS {
+			if err := c.gptOSSHparams(&h); err != nil {
+				return h, err
+			}
 		}
 	case arch.gemma3:
 		if err := gemma3Hparams(c, &h, localBase); err != nil {

@@ -32,6 +32,21 @@
 //     (norm_topk_prob true is refused), and a shared expert
 //     (ffn_{gate,up,down}_shexp, its sigmoid gate ffn_gate_inp_shexp kept
 //     F32, expert_shared_feed_forward_length).
+//   - GptOssForCausalLM (gpt-oss-20b, gpt-oss-120b) → GGUF arch "gpt-oss":
+//     Qwen2's q/k/v biases plus the output projection's, per-head
+//     attention sinks (attn_sinks.weight), post_attention_layernorm as
+//     post_attention_norm, the router with its bias as ffn_gate_inp, and
+//     each layer's fused experts split into ffn_{gate,up,down}_exps and
+//     their biases (gate and up interleaved by row in gate_up_proj). The
+//     released MXFP4 experts (*_blocks and *_scales, U8) are repacked
+//     losslessly into ggml's MXFP4 blocks whatever Options.Type says, as
+//     convert_hf_to_gguf.py keeps them; dequantized checkpoints' experts
+//     ([experts, in, out]) are transposed and written as Options.Type.
+//     Fields config.json leaves out take GptOssConfig's defaults (yarn
+//     rope scaling ×32 over 4096, rope_theta 150000, sliding_window 128);
+//     llama.cpp fixes the sliding window to the even layers, the SwiGLU
+//     clamp to 7 and the attention biases, so other layer_types,
+//     swiglu_limit or attention_bias false are refused. See gptoss.go.
 //   - SmolLM3ForCausalLM → GGUF arch "smollm3": as Llama (permuted q/k),
 //     without attention biases; every fourth layer has no rotary
 //     embedding, which llama.cpp's graph hard-codes, so a config.json whose
@@ -266,6 +281,9 @@ type archSpec struct {
 	// language model's tensors; the vision tower and projector are
 	// skipped.
 	vlm bool
+	// gptOSS: gpt-oss's fused (MXFP4 or float) experts with biases, its
+	// router bias, attention sinks and sliding-window layers.
+	gptOSS bool
 }
 
 var archs = []archSpec{
@@ -278,6 +296,7 @@ var archs = []archSpec{
 	{hf: "Qwen3ForCausalLM", gguf: "qwen3", noBias: true, qkNorm: true},
 	{hf: "Qwen3MoeForCausalLM", gguf: "qwen3moe", noBias: true, qkNorm: true, moe: qwenMoE},
 	{hf: "Qwen2MoeForCausalLM", gguf: "qwen2moe", qkvBias: true, moe: qwen2MoE, untiedOnly: true},
+	{hf: "GptOssForCausalLM", gguf: "gpt-oss", qkvBias: true, moe: gptOSSMoE, untiedOnly: true, gptOSS: true},
 	{hf: "Phi3ForCausalLM", gguf: "phi3", noBias: true, fused: true, partialRotary: true, longrope: true},
 	{hf: "GemmaForCausalLM", gguf: "gemma", noBias: true, normShift: 1, tiedOnly: true},
 	{hf: "Gemma2ForCausalLM", gguf: "gemma2", noBias: true, normShift: 1, tiedOnly: true, postNorms: true},
@@ -442,6 +461,9 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		if arch.moe != nil {
 			moeKeys(w, a, arch, hp)
 		}
+		if arch.gptOSS {
+			w.Set(a+".attention.sliding_window", gguf.Uint32(uint32(hp.slidingWindow)))
+		}
 		if arch.granite {
 			if err := graniteKeys(w, a, cfg); err != nil {
 				return fail(err)
@@ -478,6 +500,9 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 	tw := &tensorWriter{st: st, progress: opts.Progress}
 	for _, p := range plan {
 		typ := tensorType(p.ggufName, p.outShape(), outType)
+		if p.oss.mxfp4() {
+			typ = gguf.TypeMXFP4 // kept as released, as convert_hf_to_gguf.py keeps it
+		}
 		n := int64(1)
 		for _, d := range p.shape {
 			n *= d

@@ -67,7 +67,7 @@ func (c *hfConfig) moeHparams(arch archSpec, h *hparams) error {
 	h.experts = max(m.NumExperts, m.NumLocalExperts)
 	h.expertsUsed = m.NumExpertsPerTok
 	h.expertFFN = h.ffn
-	if arch.moe.expertFFNKey {
+	if arch.moe.expertFFNKey && !arch.gptOSS { // gpt-oss: intermediate_size is the experts' width
 		h.expertFFN = m.MoeIntermediateSize
 	}
 	switch {

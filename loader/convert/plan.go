@@ -15,13 +15,14 @@ import (
 type tensorPlan struct {
 	hfName   string
 	ggufName string
-	shape    []int64   // row-major (HF) shape
-	permute  int       // > 0: permute rows with this many heads
-	transpo  bool      // transpose a 2-D [in, out] tensor to [out, in]
-	layer    int       // block number, -1 outside the blocks
-	gen      []float32 // if not nil, the data, computed (hfName is empty)
-	parts    []string  // if not nil, tensors stacked along a new first dimension (hfName is empty)
-	shift    float32   // added to every value (Gemma's norm weights)
+	shape    []int64    // row-major (HF) shape
+	permute  int        // > 0: permute rows with this many heads
+	transpo  bool       // transpose a 2-D [in, out] tensor to [out, in]
+	layer    int        // block number, -1 outside the blocks
+	gen      []float32  // if not nil, the data, computed (hfName is empty)
+	parts    []string   // if not nil, tensors stacked along a new first dimension (hfName is empty)
+	shift    float32    // added to every value (Gemma's norm weights)
+	oss      *ossSource // if not nil, a gpt-oss expert tensor (hfName is empty)
 }
 
 // sortPlan orders the tensors by rank, then by block number (numerically,
@@ -122,6 +123,7 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 	var plan []tensorPlan
 	seen := map[string]bool{}
 	experts := expertParts{}
+	oss := ossExperts{}
 	V, H := int64(h.vocab), int64(h.hidden)
 	skipped := 0
 	for _, t := range st.Tensors() {
@@ -157,7 +159,16 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			if err != nil || n >= h.layers {
 				return nil, fmt.Errorf("%w: tensor %q: layer %s is outside num_hidden_layers %d", ErrMismatch, t.Name, m[1], h.layers)
 			}
-			if arch.moe != nil {
+			if arch.gptOSS {
+				if oss.add(n, m[2], t) {
+					continue
+				}
+				if g, ok := gptOSSNames[m[2]]; ok {
+					p.ggufName, p.layer, want = fmt.Sprintf("blk.%d.%s", n, g), n, gptOSSShape(m[2], h)
+					break
+				}
+			}
+			if arch.moe != nil && arch.moe.experts != nil {
 				if e := arch.moe.experts.FindStringSubmatch(m[2]); e != nil {
 					if err := experts.add(arch, h, n, e[1], e[2], t.Name, t.Shape); err != nil {
 						return nil, err
@@ -206,6 +217,9 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 		if !slices.Equal(t.Shape, want) {
 			return nil, fmt.Errorf("%w: tensor %q has shape %v, config.json implies %v", ErrMismatch, t.Name, t.Shape, want)
 		}
+		if !t.DType.Supported() {
+			return nil, fmt.Errorf("%w: tensor %q has dtype %s; the converter reads F32, F16 and BF16 weights", ErrUnsupported, t.Name, t.DType)
+		}
 		if seen[p.ggufName] {
 			return nil, fmt.Errorf("%w: two tensors for %s (the second is %q)", ErrMismatch, p.ggufName, t.Name)
 		}
@@ -237,7 +251,19 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 		if arch.moe.shared != "" {
 			perLayer = append(perLayer, "ffn_gate_inp_shexp", "ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp")
 		}
-		stacked, err := experts.plans(h)
+		var stacked []tensorPlan
+		var err error
+		if arch.gptOSS {
+			perLayer = []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "post_attention_norm", "ffn_gate_inp", "attn_sinks"}
+			for i := range h.layers {
+				for _, b := range []string{"attn_output", "ffn_gate_inp"} {
+					required = append(required, fmt.Sprintf("blk.%d.%s.bias", i, b))
+				}
+			}
+			stacked, err = oss.plans(h)
+		} else {
+			stacked, err = experts.plans(h)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -43,7 +43,7 @@ func parseOutType(s string) (gguf.Type, uint32, error) {
 // multiple of 32, which fall back to F16 as convert_hf_to_gguf.py's do;
 // F32 for the rest (norms, biases).
 func tensorType(name string, shape []int64, out gguf.Type) gguf.Type {
-	if len(shape) < 2 || len(shape) > 3 || keepF32[name] || strings.Contains(name, ".ffn_gate_inp") {
+	if len(shape) < 2 || len(shape) > 3 || keepF32[name] || strings.Contains(name, ".ffn_gate_inp") || strings.HasSuffix(name, ".bias") {
 		return gguf.TypeF32
 	}
 	if out == gguf.TypeQ8_0 && shape[len(shape)-1]%qk8_0 != 0 {
@@ -104,6 +104,8 @@ func encodedSize(typ gguf.Type, n int) int {
 		return 2 * n
 	case gguf.TypeQ8_0:
 		return n / qk8_0 * q8_0BlockSize
+	case gguf.TypeMXFP4:
+		return n / 32 * 17
 	}
 	return 0
 }

@@ -71,6 +71,56 @@ type refLayer struct {
 	shared     *[3][]float64
 	sharedGate []float64
 	sharedFFN  int
+	// gpt-oss: the attention output's bias, per-head sink logits, the
+	// router's bias, and experts whose fused gate_up rows interleave
+	// gate and up ([2·ffn, hidden]), each with biases, run through the
+	// clamped SwiGLU (ossMoE).
+	bo, sinks, routerBias []float64
+	oss                   []ossRefExpert
+}
+
+// ossRefExpert is one gpt-oss expert: gate_up [2·ffn, hidden] with its
+// bias, down [hidden, ffn] with its bias.
+type ossRefExpert struct {
+	gateUp, gateUpBias, down, downBias []float64
+}
+
+// ossMoE is gpt-oss's MLP (transformers' GptOssMLP): the router's logits
+// (with bias), the top-k experts by logit weighted by the softmax of
+// their k logits, each expert's clamped SwiGLU: gate ≤ 7, -7 ≤ up ≤ 7,
+// (up+1)·gate·sigmoid(1.702·gate).
+func (m *refModel) ossMoE(L refLayer, h []float64) []float64 {
+	logits := matvec(L.router, h, len(L.oss))
+	addBias(logits, L.routerBias)
+	order := make([]int, len(logits))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(logits[b], logits[a]) })
+	top := order[:L.topK]
+	mx := logits[top[0]]
+	var z float64
+	for _, e := range top {
+		z += math.Exp(logits[e] - mx)
+	}
+	out := make([]float64, m.hidden)
+	for _, e := range top {
+		w := math.Exp(logits[e]-mx) / z
+		x := L.oss[e]
+		gu := matvec(x.gateUp, h, 2*L.ffn)
+		addBias(gu, x.gateUpBias)
+		y := make([]float64, L.ffn)
+		for i := range y {
+			g, u := min(gu[2*i], 7), max(-7, min(gu[2*i+1], 7))
+			y[i] = (u + 1) * g / (1 + math.Exp(-1.702*g))
+		}
+		d := matvec(x.down, y, m.hidden)
+		addBias(d, x.downBias)
+		for i, v := range d {
+			out[i] += w * v
+		}
+	}
+	return out
 }
 
 // moe is the MLP of a mixture-of-experts layer (transformers'
@@ -305,10 +355,17 @@ func (m *refModel) forward(ids []int) []float64 {
 					sc[s] = softcap(d*scale, m.attnSoftcap)
 					mx = max(mx, sc[s])
 				}
+				if L.sinks != nil {
+					mx = max(mx, L.sinks[j])
+				}
 				var z float64
 				for s := range sc {
 					sc[s] = math.Exp(sc[s] - mx)
 					z += sc[s]
+				}
+				if L.sinks != nil {
+					// The sink takes part in the softmax but has no value.
+					z += math.Exp(L.sinks[j] - mx)
 				}
 				for s := range sc {
 					for e := range hd {
@@ -317,6 +374,7 @@ func (m *refModel) forward(ids []int) []float64 {
 				}
 			}
 			o := matvec(L.wo, att, H)
+			addBias(o, L.bo)
 			if L.postAttnNorm != nil {
 				o = m.rms(o, L.postAttnNorm)
 			}
@@ -330,9 +388,12 @@ func (m *refModel) forward(ids []int) []float64 {
 			}
 			h := m.rms(x[i], L.ffnNorm)
 			var d []float64
-			if L.router != nil {
+			switch {
+			case L.oss != nil:
+				d = m.ossMoE(L, h)
+			case L.router != nil:
 				d = m.moe(L, h)
-			} else {
+			default:
 				g, u := matvec(L.wg, h, L.ffn), matvec(L.wu, h, L.ffn)
 				for e := range g {
 					g[e] = m.act(g[e]) * u[e]

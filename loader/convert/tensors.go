@@ -154,6 +154,9 @@ func (tw *tensorWriter) writeTensor(ctx context.Context, w io.Writer, p tensorPl
 	if p.gen != nil {
 		return tw.encode(w, p.gen, typ)
 	}
+	if p.oss != nil {
+		return tw.writeOSS(ctx, w, p, typ)
+	}
 	if p.parts != nil {
 		// Stacked: each part's rows in turn.
 		for _, name := range p.parts {

@@ -51,9 +51,10 @@
 //     (MetadataIncompleteBuffer): data beyond the file is reported as
 //     [ErrTruncated], trailing bytes as [ErrInvalid].
 //
-// In addition, a tensor of any dtype other than F32, F16 and BF16 is
+// In addition, a tensor of any dtype other than F32, F16, BF16 and U8 is
 // rejected by name with [ErrUnsupportedDType], once the layout is known to
-// be sound.
+// be sound. U8 tensors hold packed quantized data (gpt-oss's MXFP4 blocks
+// and exponents), read as raw bytes; [File.Float32s] refuses them.
 //
 // [OpenDir] opens a checkpoint directory and checks the consistency of its
 // shards: see its documentation.

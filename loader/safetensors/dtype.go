@@ -3,7 +3,8 @@ package safetensors
 // DType is the element type of a tensor, as the "dtype" field of a
 // safetensors header names it. Every dtype of the reference implementation
 // is known, so that an unsupported one is rejected by name; only [F32],
-// [F16] and [BF16] can be read ([DType.Supported]).
+// [F16] and [BF16] can be read as floats ([DType.Supported]), and [U8]
+// (packed quantized data) as raw bytes.
 type DType string
 
 // The safetensors dtypes.
@@ -45,8 +46,8 @@ func (d DType) Known() bool {
 // Bits returns the size of one element in bits, or 0 for an unknown dtype.
 func (d DType) Bits() int64 { return dtypeBits[d] }
 
-// Supported reports whether this package reads tensors of dtype d: F32, F16
-// or BF16.
+// Supported reports whether this package reads tensors of dtype d as
+// floats: F32, F16 or BF16.
 func (d DType) Supported() bool { return d == F32 || d == F16 || d == BF16 }
 
 // Size returns the size of one element in bytes, or 0 for an unknown dtype

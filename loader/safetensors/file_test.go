@@ -244,3 +244,19 @@ func TestDecodeFloat32s(t *testing.T) {
 		t.Errorf("short: %v", err)
 	}
 }
+
+// TestU8Raw: a U8 tensor (packed quantized data, as gpt-oss's MXFP4
+// blocks) opens and reads as raw bytes, but not as floats.
+func TestU8Raw(t *testing.T) {
+	f, err := readBytes(rawST(`{"blocks":{"dtype":"U8","shape":[2,4],"data_offsets":[0,8]}}`, []byte{1, 2, 3, 4, 5, 6, 7, 8}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := f.ReadTensor("blocks", nil)
+	if err != nil || !bytes.Equal(got, []byte{1, 2, 3, 4, 5, 6, 7, 8}) {
+		t.Errorf("ReadTensor: %v, %v", got, err)
+	}
+	if _, err := f.Float32s("blocks"); !errors.Is(err, ErrUnsupportedDType) {
+		t.Errorf("Float32s of U8: %v, want ErrUnsupportedDType", err)
+	}
+}

@@ -64,7 +64,7 @@ func TestMalformed(t *testing.T) {
 		{"unknown dtype", rawST(`{"a":{"dtype":"F33","shape":[2],"data_offsets":[0,8]}}`, d8), ErrUnknownDType, []string{`tensor "a"`, `"F33"`}},
 		{"lowercase dtype", rawST(`{"a":{"dtype":"f32","shape":[2],"data_offsets":[0,8]}}`, d8), ErrUnknownDType, []string{`"f32"`}},
 		{"unsupported dtype I64", rawST(`{"pos":{"dtype":"I64","shape":[2],"data_offsets":[0,16]}}`, d16), ErrUnsupportedDType,
-			[]string{`tensor "pos" has dtype I64; only F32, F16 and BF16 are supported`}},
+			[]string{`tensor "pos" has dtype I64; only F32, F16, BF16 and U8 (packed quantized data) are supported`}},
 		{"unsupported dtype F8", rawST(`{"q":{"dtype":"F8_E4M3","shape":[8],"data_offsets":[0,8]}}`, d8), ErrUnsupportedDType, []string{"F8_E4M3"}},
 		{"sub-byte partial", rawST(`{"q":{"dtype":"F4","shape":[3],"data_offsets":[0,1]}}`, d8[:1]), ErrInvalid, []string{"whole bytes"}},
 		{"duplicate tensor", rawST(`{"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"a":{"dtype":"F32","shape":[2],"data_offsets":[8,16]}}`, d16),
