@@ -76,6 +76,8 @@ type config struct {
 	typeK, typeV  engine.CacheType
 	note          func(string)
 	loras         []loraSpec
+	draft         string // WithDraft's model, or ""
+	draftMax      int
 }
 
 // loraSpec is a LoRA adapter to apply, with its scale.
@@ -293,12 +295,24 @@ func New(ctx context.Context, name string, opts ...Option) (*Pipeline, error) {
 	default:
 		p.harmony = strings.Contains(builtin, harmonyChannel)
 	}
+	var dm *drafter
+	if cfg.draft != "" {
+		if dm, err = loadDrafter(ctx, &p.cfg, m, nCtx); err != nil {
+			c.Close()
+			m.Close()
+			return nil, err
+		}
+	}
 	p.sched, err = newScheduler(p, c)
 	if err != nil {
+		if dm != nil {
+			dm.close()
+		}
 		c.Close()
 		m.Close()
 		return nil, fmt.Errorf("llm: %w", err)
 	}
+	p.sched.dm = dm
 	go p.sched.loop()
 	return p, nil
 }
@@ -455,6 +469,9 @@ func (p *Pipeline) Close() error {
 	<-p.sched.exited
 	p.sched.batch.Close()
 	p.sched.c.Close()
+	if p.sched.dm != nil {
+		p.sched.dm.close()
+	}
 	p.embed.mu.Lock()
 	if p.embed.batch != nil {
 		p.embed.batch.Close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"slices"
 	"sync"
@@ -40,6 +41,8 @@ type scheduler struct {
 	seqs    []*sequence
 	active  []*job
 	history []engine.Token  // scratch: a sequence's tokens, for drafting
+	dm      *drafter        // the draft model (WithDraft), or nil
+	dreqs   []*draftReq     // scratch: this step's draft requests, one per sequence
 	exited  chan struct{}   // closed when loop returns
 	ctx     context.Context // cancelled by Close, aborting a decode
 	cancel  context.CancelFunc
@@ -348,6 +351,9 @@ func (s *scheduler) start(j *job) error {
 	best.busy = true
 	j.seq, j.next, j.smp = best, keep, smp
 	j.lookahead = j.g.lookup
+	if s.dm != nil {
+		j.lookahead = s.dm.max
+	}
 	if s.p.model.IsRecurrent() {
 		j.lookahead = 0 // its memory cannot drop a rejected draft
 	}
@@ -403,6 +409,9 @@ func (s *scheduler) step() {
 	}
 	// Drafts take at most half the batch, leaving room for prompts.
 	draftRoom := b.Cap() / 2
+	if s.dm != nil {
+		s.propose(b.Cap(), feeds, draftRoom)
+	}
 	for _, j := range s.active {
 		if j.waits {
 			paused++
@@ -415,7 +424,11 @@ func (s *scheduler) step() {
 				continue // no room (cannot happen: a row is kept per feed)
 			}
 			j.row = b.Len() - 1
-			j.draft = s.draft(j, min(b.Cap()-b.Len()-feeds, draftRoom))
+			if room := min(b.Cap()-b.Len()-feeds, draftRoom); s.dm == nil {
+				j.draft = s.draft(j, room)
+			} else if len(j.draft) > room {
+				j.draft = j.draft[:room]
+			}
 			for i, t := range j.draft {
 				if b.Add(t, engine.Pos(pos+1+i), true, j.seq.id) != nil {
 					j.draft = j.draft[:i]
@@ -509,7 +522,7 @@ func (s *scheduler) sample(j *job) {
 			j.res.Timings.DraftAccepted++
 			continue
 		}
-		if len(draft) > 0 {
+		if len(draft) > 0 && s.dm == nil {
 			// As transformers' heuristic schedule: draft more after a
 			// draft kept whole, less after one cut short.
 			if i == len(draft) {
@@ -604,10 +617,7 @@ func (s *scheduler) next(j *job, tok engine.Token) {
 // (PromptLookup), at most room, nor more than its context, its token limit
 // or its lookahead allow.
 func (s *scheduler) draft(j *job, room int) []engine.Token {
-	n := min(j.lookahead, room, s.p.nCtx-1-len(j.seq.tokens))
-	if j.g.maxTokens >= 0 {
-		n = min(n, j.g.maxTokens-len(j.res.Tokens)-1)
-	}
+	n := s.draftLimit(j, room)
 	if n <= 0 {
 		return nil
 	}
@@ -617,6 +627,55 @@ func (s *scheduler) draft(j *job, room int) []engine.Token {
 	d := slices.Clone(speculate.Lookup{}.Draft(s.history, n))
 	j.res.Timings.DraftTokens += len(d)
 	return d
+}
+
+// draftLimit is the most draft tokens j may check this step: at most room,
+// nor more than its context, its token limit or its lookahead allow.
+func (s *scheduler) draftLimit(j *job, room int) int {
+	n := min(j.lookahead, room, s.p.nCtx-1-len(j.seq.tokens))
+	if j.g.maxTokens >= 0 {
+		n = min(n, j.g.maxTokens-len(j.res.Tokens)-1)
+	}
+	return n
+}
+
+// propose has the draft model propose the drafts of every generating
+// request that decodes this step, in the batch rows they may take (a
+// batch of capacity rows, with feeds requests to be given a row and at
+// most room draft tokens), as step lays them out.
+func (s *scheduler) propose(rows, feeds, room int) {
+	reqs := s.dreqs[:0]
+	used := 0
+	for _, j := range s.active {
+		j.draft = nil
+		if !j.feeding || j.waits {
+			continue
+		}
+		feeds--
+		used++
+		n := s.draftLimit(j, min(rows-used-feeds, room))
+		if n <= 0 {
+			continue
+		}
+		used += n
+		room -= n
+		r := s.dm.request(j.seq.id, j.seq.tokens, j.feed, n)
+		r.job = j
+		reqs = append(reqs, r)
+	}
+	s.dreqs = reqs
+	if len(reqs) == 0 {
+		return
+	}
+	if err := s.dm.propose(s.ctx, reqs); err != nil {
+		slog.Warn("llm: no drafts this step", "error", err)
+	}
+	for _, r := range reqs {
+		j := r.job
+		j.draft = slices.Clone(r.out)
+		j.res.Timings.DraftTokens += len(j.draft)
+		r.job = nil
+	}
 }
 
 // dropDraft removes j's unaccepted draft tokens from its sequence's

@@ -70,6 +70,12 @@ type Config struct {
 	// PromptLookup, when positive, decodes every generation speculatively
 	// with up to this many draft tokens per step (llm.PromptLookup).
 	PromptLookup int
+	// Drafts maps a model (its name as requests give it, or as in Models) to
+	// the draft model it decodes speculatively with (llm.WithDraft), up to
+	// DraftTokens tokens per step (0: llm.DefaultDraftTokens). The memory
+	// check does not count the draft model.
+	Drafts      map[string]string
+	DraftTokens int
 	// Options are more options for llm.New, given to every model after the
 	// server's own: the split across GPUs, flash attention, cache types.
 	Options []llm.Option
@@ -99,6 +105,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.ContextLength < 0 {
 		errs = append(errs, fmt.Errorf("ContextLength must be 0 or more, got %d", c.ContextLength))
+	}
+	if c.DraftTokens < 0 || c.DraftTokens > llm.MaxDraftTokens {
+		errs = append(errs, fmt.Errorf("DraftTokens must be 0 to %d, got %d", llm.MaxDraftTokens, c.DraftTokens))
 	}
 	if c.PromptLookup < 0 || c.PromptLookup > llm.MaxPromptLookup {
 		errs = append(errs, fmt.Errorf("PromptLookup must be 0 to %d, got %d", llm.MaxPromptLookup, c.PromptLookup))

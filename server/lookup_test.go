@@ -33,3 +33,30 @@ func TestServerPromptLookup(t *testing.T) {
 		t.Errorf("PromptLookup %d: %v", cfg.PromptLookup, err)
 	}
 }
+
+// TestServerDraft: a model served with a draft model answers as without;
+// a draft length out of range is refused.
+func TestServerDraft(t *testing.T) {
+	prompt := "Once upon a time, there was a little girl named Lily. She loved to play outside. One day, Lily"
+	var texts []string
+	for _, draft := range []bool{false, true} {
+		cfg := testConfig(t)
+		if draft {
+			cfg.Drafts, cfg.DraftTokens = map[string]string{cfg.Models[0]: cfg.Models[0]}, 8
+		}
+		_, url := start(t, cfg)
+		resp, body := post(t, url+"/v1/completions", map[string]any{"model": "stories260K", "prompt": prompt, "max_tokens": 64, "temperature": 0})
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("draft %v: %d %s", draft, resp.StatusCode, body)
+		}
+		texts = append(texts, decode[struct{ Choices []struct{ Text string } }](t, body).Choices[0].Text)
+	}
+	if texts[0] != texts[1] || texts[0] == "" {
+		t.Errorf("with a draft %q\nwithout %q", texts[1], texts[0])
+	}
+	cfg := testConfig(t)
+	cfg.DraftTokens = llm.MaxDraftTokens + 1
+	if _, err := server.New(cfg); err == nil || !strings.Contains(err.Error(), "DraftTokens") {
+		t.Errorf("DraftTokens %d: %v", cfg.DraftTokens, err)
+	}
+}

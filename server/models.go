@@ -360,6 +360,13 @@ func (m *manager) open(e *entry) (*llm.Pipeline, target, memEstimate, error) {
 	opts := []llm.Option{llm.WithParallel(m.cfg.Parallel), llm.WithThreads(m.cfg.Threads),
 		llm.WithContextLength(m.cfg.ContextLength), llm.WithGPULayers(layers)}
 	opts = append(opts, m.cfg.Options...)
+	d, ok := m.cfg.Drafts[e.name]
+	if !ok {
+		d, ok = m.cfg.Drafts[e.source]
+	}
+	if ok {
+		opts = append(opts, llm.WithDraft(d, m.cfg.DraftTokens))
+	}
 	if m.cfg.Hub != nil {
 		opts = append(opts, llm.WithHub(m.cfg.Hub))
 	}

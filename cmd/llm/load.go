@@ -29,6 +29,15 @@ type modelFlags struct {
 	lora        []string // --lora FILE[,FILE...]
 	loraScaled  []string // --lora-scaled FILE:SCALE[,...]
 	presetLoRA  []string // a preset's ADAPTERs, applied first (generate)
+	draft       string   // --draft: a draft model (run)
+	draftMax    int      // --draft-max
+}
+
+// registerDraft registers --draft and --draft-max, for commands that load
+// a pipeline (run).
+func (f *modelFlags) registerDraft(fs *pflag.FlagSet) {
+	fs.StringVar(&f.draft, "draft", "", "decode speculatively with a draft model: a much smaller model of the same vocabulary (a GGUF, an HF directory or a Hub name)")
+	fs.IntVar(&f.draftMax, "draft-max", llm.DefaultDraftTokens, "most tokens the draft model proposes per step")
 }
 
 func (f *modelFlags) register(fs *pflag.FlagSet) {
@@ -102,6 +111,9 @@ func (f *modelFlags) check() error {
 	}
 	if _, err := f.loras(); err != nil {
 		return err
+	}
+	if f.draft != "" && (f.draftMax < 1 || f.draftMax > llm.MaxDraftTokens) {
+		return usagef("--draft-max must be 1 to %d, got %d", llm.MaxDraftTokens, f.draftMax)
 	}
 	_, err := f.contextOptions()
 	return err

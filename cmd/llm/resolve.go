@@ -101,6 +101,13 @@ func openPipeline(ctx context.Context, sio *stdio, name string, mf *modelFlags) 
 	if err != nil {
 		return nil, err
 	}
+	if mf.draft != "" {
+		path, err := resolveModel(ctx, sio, mf.draft)
+		if err != nil {
+			return nil, fmt.Errorf("--draft: %w", err)
+		}
+		opts = append(opts, llm.WithDraft(path, mf.draftMax))
+	}
 	if st, err := lookupPreset(name); err != nil {
 		return nil, err
 	} else if st != nil {

@@ -81,6 +81,7 @@ func runRun(ctx context.Context, sio *stdio, args []string) error {
 	fs.BoolVar(&s.hideThinking, "hidethinking", false, "do not show a reasoning model's reasoning")
 	fs.IntVar(&s.lookup, "lookup", 0, "speculative decoding by prompt lookup: up to N draft tokens checked per step (0: off)")
 	mf.register(fs)
+	mf.registerDraft(fs)
 	remote.register(fs)
 	if err := parseFlags(fs, commands["run"], sio, args); err != nil {
 		return err

@@ -143,6 +143,16 @@ func TestRunPiped(t *testing.T) {
 	if code, _, stderr := run(t, "", "run", model, "--lookup", "65"); code != 2 || !strings.Contains(stderr, "--lookup") {
 		t.Errorf("--lookup 65: exit %d, %s", code, stderr)
 	}
+	if code, drafted, stderr := run(t, "Once upon a time\n", "run", model, "--temp", "0", "-n", "8", "-t", "1", "--draft", model, "--draft-max", "4"); code != 0 || drafted != out {
+		t.Errorf("piped run --draft: exit %d (%s): %q, want %q", code, stderr, drafted, out)
+	}
+	other := shareddata.Path(t, "models", "llama-2-tiny-random.gguf")
+	if code, _, stderr := run(t, "hi\n", "run", model, "-t", "1", "--draft", other); code == 0 || !strings.Contains(stderr, "vocabulary") {
+		t.Errorf("--draft of another vocabulary: exit %d, %s", code, stderr)
+	}
+	if code, _, stderr := run(t, "", "run", model, "--draft", model, "--draft-max", "0"); code != 2 || !strings.Contains(stderr, "--draft-max") {
+		t.Errorf("--draft-max 0: exit %d, %s", code, stderr)
+	}
 	if code, _, _ := run(t, "", "run", model, model); code != 2 {
 		t.Errorf("two models: exit %d", code)
 	}

@@ -43,6 +43,8 @@ type serveOptions struct {
 	maxBody        int64
 	allowPaths     bool
 	lookup         int
+	draft          string
+	draftMax       int
 	verbose        bool
 }
 
@@ -62,6 +64,8 @@ func runServe(ctx context.Context, sio *stdio, args []string) error {
 	fs.DurationVar(&o.requestTimeout, "request-timeout", 10*time.Minute, "longest a request may take, waiting included (0: no limit)")
 	fs.Int64Var(&o.maxBody, "max-body", server.DefaultMaxBodyBytes, "largest request body in bytes")
 	fs.IntVar(&o.lookup, "lookup", 0, "speculative decoding by prompt lookup: up to N draft tokens checked per step (0: off; pays off on GPUs when outputs copy their prompts)")
+	fs.StringVar(&o.draft, "draft", "", "a draft model (same vocabulary, much smaller) that the first --model decodes speculatively with")
+	fs.IntVar(&o.draftMax, "draft-max", llm.DefaultDraftTokens, "most tokens the draft model proposes per step")
 	fs.BoolVar(&o.allowPaths, "allow-paths", false, "let requests name local files as models (default: only on a loopback address)")
 	if err := parseFlags(fs, commands["serve"], sio, args); err != nil {
 		return err
@@ -103,6 +107,10 @@ func (o *serveOptions) check() error {
 		return usagef("--lookup must be 0 to %d, got %d", llm.MaxPromptLookup, o.lookup)
 	case o.keepAlive == 0:
 		return usagef("--keep-alive must not be 0 (use a negative value to keep models forever)")
+	case o.draft != "" && len(o.models) == 0:
+		return usagef("--draft needs a --model to draft for")
+	case o.draftMax < 1 || o.draftMax > llm.MaxDraftTokens:
+		return usagef("--draft-max must be 1 to %d, got %d", llm.MaxDraftTokens, o.draftMax)
 	}
 	if _, _, err := net.SplitHostPort(o.addr); err != nil {
 		return usagef("--addr %q: %v", o.addr, err)
@@ -135,7 +143,15 @@ func (o *serveOptions) config(logger *slog.Logger) server.Config {
 	return server.Config{Models: o.models, Parallel: o.parallel, Queue: queue, ContextLength: o.ctxLen,
 		Threads: o.threads, GPULayers: layers, MaxModels: o.maxModels, KeepAlive: o.keepAlive,
 		APIKey: o.apiKey, RequestTimeout: o.requestTimeout, MaxBodyBytes: o.maxBody, NoLocalPaths: !o.allowPaths, Logger: logger,
-		Options: gpuOptions(mopts, copts), PromptLookup: o.lookup}
+		Options: gpuOptions(mopts, copts), PromptLookup: o.lookup, Drafts: o.drafts(), DraftTokens: o.draftMax}
+}
+
+// drafts maps the first model to --draft.
+func (o *serveOptions) drafts() map[string]string {
+	if o.draft == "" {
+		return nil
+	}
+	return map[string]string{o.models[0]: o.draft}
 }
 
 // serve loads the models, listens and serves until ctx ends, then shuts

@@ -93,6 +93,8 @@ func TestServeUsage(t *testing.T) {
 		{[]string{"--keep-alive", "0s"}, "--keep-alive"},
 		{[]string{"--addr", "nocolon"}, "--addr"},
 		{[]string{"--ngl", "-2"}, "--ngl"},
+		{[]string{"--draft", "d.gguf"}, "--draft needs a --model"},
+		{[]string{"-m", "a.gguf", "--draft", "d.gguf", "--draft-max", "65"}, "--draft-max"},
 	} {
 		code, _, stderr := run(t, "", append([]string{"serve"}, tc.args...)...)
 		if code != 2 || !strings.Contains(stderr, tc.want) {

@@ -1,0 +1,254 @@
+package llm_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/llm-go/llm"
+	"github.com/llm-go/llm/internal/shareddata"
+	"github.com/llm-go/llm/loader/gguf"
+)
+
+// perturbed writes a copy of the GGUF src whose F32 weight matrices have
+// Gaussian noise of sd times each tensor's RMS added: the same vocabulary,
+// a model that mostly agrees with the original.
+func perturbed(t *testing.T, src string, sd float64) string {
+	t.Helper()
+	f, err := gguf.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	w := gguf.NewWriter()
+	for _, kv := range f.KV {
+		if kv.Key != "general.alignment" {
+			w.Set(kv.Key, kv.Value)
+		}
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, ti := range f.Tensors {
+		raw := make([]byte, ti.Size)
+		if _, err := fh.ReadAt(raw, f.DataOffset+int64(ti.Offset)); err != nil {
+			t.Fatal(err)
+		}
+		if ti.Type == gguf.TypeF32 && len(ti.Shape) == 2 {
+			vals := make([]float32, len(raw)/4)
+			var ss float64
+			for i := range vals {
+				vals[i] = math.Float32frombits(uint32(raw[4*i]) | uint32(raw[4*i+1])<<8 | uint32(raw[4*i+2])<<16 | uint32(raw[4*i+3])<<24)
+				ss += float64(vals[i]) * float64(vals[i])
+			}
+			rms := math.Sqrt(ss / float64(len(vals)))
+			for i, v := range vals {
+				b := math.Float32bits(v + float32(r.NormFloat64()*sd*rms))
+				raw[4*i], raw[4*i+1], raw[4*i+2], raw[4*i+3] = byte(b), byte(b>>8), byte(b>>16), byte(b>>24)
+			}
+		}
+		if err := w.AddTensor(ti.Name, ti.Type, ti.Shape, func(out io.Writer) error { _, err := out.Write(raw); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "perturbed.gguf")
+	if err := w.WriteFile(out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestDraftModel: speculative decoding with a draft model gives the output
+// of plain decoding (greedy, up to near-ties; seeded sampling; token
+// limits and stop strings; several requests at once; through a full
+// context), with the model itself as its draft (every confident draft
+// token kept) and with a perturbed copy (drafts rejected, the draft's
+// memory resynchronised); a draft of another vocabulary is refused.
+func TestDraftModel(t *testing.T) {
+	ctx := context.Background()
+	model := shareddata.Path(t, "models", "stories260K.gguf")
+	plain, err := llm.New(ctx, model, llm.WithThreads(1), llm.WithParallel(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	prompts := []string{
+		"Once upon a time, there was a little girl named Lily. She loved to play outside. One day, Lily",
+		"The cat sat on the mat. The cat",
+		"Tom had a red ball.",
+	}
+	want := make([]*llm.Result, len(prompts))
+	for i, pr := range prompts {
+		if want[i], err = plain.Generate(ctx, pr, llm.Temperature(0), llm.MaxTokens(64), llm.Logprobs(2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	for _, tc := range []struct {
+		name  string
+		draft string
+		same  bool // the draft is the model: every confident proposal is kept
+	}{
+		{"itself", model, true},
+		{"perturbed", perturbed(t, model, 0.3), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p, err := llm.New(ctx, model, llm.WithThreads(1), llm.WithParallel(3), llm.WithDraft(tc.draft, 8))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			var drafted, accepted int
+			for run := range 2 { // the second reuses both memories' prefixes
+				for i, pr := range prompts {
+					got, err := p.Generate(ctx, pr, llm.Temperature(0), llm.MaxTokens(64))
+					if err != nil {
+						t.Fatal(err)
+					}
+					n := sameUpToTie(t, fmt.Sprintf("run %d, prompt %d", run, i), got, want[i], 1e-3)
+					tm := got.Timings
+					drafted, accepted = drafted+tm.DraftTokens, accepted+tm.DraftAccepted
+					// With itself as draft, only the proposals past the
+					// end (an end-of-generation token) go unaccepted.
+					if tc.same && n == len(want[i].Tokens) && tm.DraftTokens-tm.DraftAccepted > 8 {
+						t.Errorf("run %d, prompt %d: %d of %d drafts accepted from the model itself", run, i, tm.DraftAccepted, tm.DraftTokens)
+					}
+				}
+			}
+			t.Logf("%d drafted, %d accepted", drafted, accepted)
+			if drafted == 0 || accepted == 0 || (!tc.same && accepted == drafted) {
+				t.Errorf("%d drafted, %d accepted", drafted, accepted)
+			}
+
+			// Seeded sampling draws once per token, in order.
+			sampled := func(q *llm.Pipeline) string {
+				res, err := q.Generate(ctx, prompts[0], llm.Temperature(0.8), llm.Seed(42), llm.MaxTokens(48))
+				if err != nil {
+					t.Fatal(err)
+				}
+				return res.Text
+			}
+			if a, b := sampled(plain), sampled(p); a != b {
+				t.Errorf("seeded sampling: %q\nwith a draft %q", b, a)
+			}
+			if res, err := p.Generate(ctx, prompts[0], llm.Temperature(0), llm.MaxTokens(5)); err != nil || len(res.Tokens) != 5 {
+				t.Errorf("MaxTokens(5): %v, %v", res, err)
+			}
+			if res, err := p.Generate(ctx, prompts[0], llm.Temperature(0), llm.MaxTokens(64), llm.Stop("Lily")); err != nil ||
+				strings.Contains(res.Text, "Lily") || !strings.HasPrefix(want[0].Text, res.Text) {
+				t.Errorf("Stop(Lily): %q, %v", res.Text, err)
+			}
+
+			// Three at once, as each alone.
+			var wg sync.WaitGroup
+			together := make([]*llm.Result, len(prompts))
+			for i, pr := range prompts {
+				wg.Go(func() {
+					res, err := p.Generate(ctx, pr, llm.Temperature(0), llm.MaxTokens(64))
+					if err != nil {
+						t.Error(err)
+						return
+					}
+					together[i] = res
+				})
+			}
+			wg.Wait()
+			for i := range prompts {
+				if together[i] != nil {
+					sameUpToTie(t, fmt.Sprintf("together, prompt %d", i), together[i], want[i], 1e-3)
+				}
+			}
+		})
+	}
+
+	// Through a full context: drafts never pass its end, and the window
+	// shifts as without them (the draft's memory follows the shift).
+	long := []llm.GenerateOption{llm.Temperature(0), llm.MaxTokens(200), llm.WithContextPolicy(llm.ShiftWindow)}
+	small, err := llm.New(ctx, model, llm.WithThreads(1), llm.WithContextLength(64))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer small.Close()
+	smallDraft, err := llm.New(ctx, model, llm.WithThreads(1), llm.WithContextLength(64), llm.WithDraft(model, 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer smallDraft.Close()
+	a, err := small.Generate(ctx, prompts[0], long...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := smallDraft.Generate(ctx, prompts[0], long...)
+	if err != nil || len(b.Tokens) != 200 || b.Shifted == 0 || b.Shifted != a.Shifted {
+		t.Fatalf("through a full context: %v; %d tokens, shifted %d (without a draft %d)", err, len(b.Tokens), b.Shifted, a.Shifted)
+	}
+	t.Logf("through a full context: %d drafted, %d accepted", b.Timings.DraftTokens, b.Timings.DraftAccepted)
+
+	// Refused: another vocabulary, a draft length out of range.
+	_, err = llm.New(ctx, model, llm.WithThreads(1), llm.WithDraft(shareddata.Path(t, "models", "llama-2-tiny-random.gguf"), 8))
+	if !errors.Is(err, llm.ErrDraftIncompatible) {
+		t.Errorf("a draft of another vocabulary: %v, want ErrDraftIncompatible", err)
+	}
+	if _, err := llm.New(ctx, model, llm.WithDraft(model, llm.MaxDraftTokens+1)); err == nil || !strings.Contains(err.Error(), "draft tokens") {
+		t.Errorf("WithDraft(%d): %v", llm.MaxDraftTokens+1, err)
+	}
+}
+
+// BenchmarkDraftModel measures greedy generation's tokens per second with
+// and without a draft model (WithDraft, 8 tokens). LLM_BENCH_MODEL names
+// the model (default stories260K), LLM_BENCH_DRAFT the draft (default: the
+// model itself, the upper bound of acceptance), LLM_BENCH_THREADS the
+// threads (default 1) and LLM_BENCH_NGL the GPU layers (default 0).
+func BenchmarkDraftModel(b *testing.B) {
+	model := os.Getenv("LLM_BENCH_MODEL")
+	if model == "" {
+		model = shareddata.Path(b, "models", "stories260K.gguf")
+	}
+	draft := os.Getenv("LLM_BENCH_DRAFT")
+	if draft == "" {
+		draft = model
+	}
+	threads, _ := strconv.Atoi(os.Getenv("LLM_BENCH_THREADS"))
+	ngl, _ := strconv.Atoi(os.Getenv("LLM_BENCH_NGL"))
+	prompt := "Once upon a time, there was a little girl named Lily. She loved to play outside. One day, Lily"
+	for _, withDraft := range []bool{false, true} {
+		opts := []llm.Option{llm.WithThreads(max(threads, 1)), llm.WithContextLength(1024), llm.WithGPULayers(ngl)}
+		if withDraft {
+			opts = append(opts, llm.WithDraft(draft, 8))
+		}
+		p, err := llm.New(context.Background(), model, opts...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Run(fmt.Sprintf("draft=%v", withDraft), func(b *testing.B) {
+			var tokens, drafted, accepted int
+			start := time.Now()
+			for range b.N {
+				res, err := p.Generate(context.Background(), prompt, llm.Temperature(0), llm.MaxTokens(256))
+				if err != nil {
+					b.Fatal(err)
+				}
+				tokens += len(res.Tokens)
+				drafted += res.Timings.DraftTokens
+				accepted += res.Timings.DraftAccepted
+			}
+			b.ReportMetric(float64(tokens)/time.Since(start).Seconds(), "tokens/s")
+			if drafted > 0 {
+				b.ReportMetric(float64(accepted)/float64(drafted), "accepted/drafted")
+			}
+		})
+		p.Close()
+	}
+}
