@@ -98,8 +98,9 @@ type genConfig struct {
 	// splitThinking separates a reasoning model's <think> block (Think,
 	// SeparateThinking).
 	splitThinking bool
-	thinkLevel    string // ThinkLevel's level, checked
-	lookup        int    // PromptLookup's most draft tokens per step
+	thinkLevel    string          // ThinkLevel's level, checked
+	thinkVars     map[string]bool // the keys of extra set by Think or ThinkLevel
+	lookup        int             // PromptLookup's most draft tokens per step
 	// chat is set by Chat and ChatStream: a harmony reply is always
 	// parsed.
 	chat bool
@@ -163,7 +164,7 @@ func Tools(tools ...any) GenerateOption {
 // TemplateVars passes extra variables to the chat template, such as
 // enable_thinking (Chat only; apply_chat_template's **kwargs).
 func TemplateVars(vars map[string]any) GenerateOption {
-	return func(g *genConfig) { g.extra = vars }
+	return func(g *genConfig) { g.extra, g.thinkVars = vars, nil }
 }
 
 // Private marks the request's input as private: a Router keeps it on the

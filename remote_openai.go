@@ -131,11 +131,22 @@ func requestBody(g genConfig, model string, chat, stream bool) (map[string]any, 
 		if len(g.tools) > 0 {
 			body["tools"] = g.tools
 		}
-		if len(g.extra) > 0 {
-			body["chat_template_kwargs"] = g.extra
-		}
+		kwargs := g.extra
 		if g.thinkLevel != "" {
-			body["reasoning_effort"] = g.thinkLevel // OpenAI's own field
+			// OpenAI's own field, which OpenAI, vLLM and llama-server
+			// take; the template variables ThinkLevel set stay home
+			// (OpenAI refuses unknown fields such as
+			// chat_template_kwargs).
+			body["reasoning_effort"] = g.thinkLevel
+			kwargs = make(map[string]any, len(g.extra))
+			for k, v := range g.extra {
+				if !g.thinkVars[k] {
+					kwargs[k] = v
+				}
+			}
+		}
+		if len(kwargs) > 0 {
+			body["chat_template_kwargs"] = kwargs
 		}
 	}
 	return body, nil

@@ -868,8 +868,22 @@ func TestRemoteThink(t *testing.T) {
 			if _, err := r.Chat(context.Background(), msgs, ThinkLevel(ThinkLow)); err != nil {
 				t.Fatal(err)
 			}
-			if body := f.posts("/v1/chat/completions")[1].Body; body["reasoning_effort"] != "low" {
-				t.Errorf("ThinkLevel(low) sent %v", body)
+			if body := f.posts("/v1/chat/completions")[1].Body; body["reasoning_effort"] != "low" || body["chat_template_kwargs"] != nil {
+				t.Errorf("ThinkLevel(low) sent %v, want reasoning_effort alone (OpenAI refuses chat_template_kwargs)", body)
+			}
+			// A user's template variables still go; a later Think undoes
+			// the level.
+			if _, err := r.Chat(context.Background(), msgs, ThinkLevel(ThinkHigh), TemplateVars(map[string]any{"x": 1}), ThinkLevel(ThinkHigh)); err != nil {
+				t.Fatal(err)
+			}
+			if body := f.posts("/v1/chat/completions")[2].Body; body["reasoning_effort"] != "high" || fmt.Sprint(body["chat_template_kwargs"]) != "map[x:1]" {
+				t.Errorf("ThinkLevel with TemplateVars sent %v", body)
+			}
+			if _, err := r.Chat(context.Background(), msgs, ThinkLevel(ThinkHigh), Think(false)); err != nil {
+				t.Fatal(err)
+			}
+			if body := f.posts("/v1/chat/completions")[3].Body; body["reasoning_effort"] != nil || fmt.Sprint(body["chat_template_kwargs"]) != "map[enable_thinking:false thinking:false]" {
+				t.Errorf("ThinkLevel then Think(false) sent %v", body)
 			}
 			var thinking, answer strings.Builder
 			var final *Result

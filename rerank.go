@@ -54,7 +54,7 @@ func (p *Pipeline) Rerank(ctx context.Context, query string, documents ...string
 			return nil, err
 		}
 		if len(ids) == 0 {
-			return nil, fmt.Errorf("llm: rerank: the query with document %d has no tokens", i)
+			return nil, fmt.Errorf("llm: rerank: the query with document %d has no tokens: %w", i, ErrEmptyPrompt)
 		}
 		inputs[i] = ids
 	}
@@ -70,6 +70,20 @@ func (p *Pipeline) Rerank(ctx context.Context, query string, documents ...string
 		out[i] = float64(v[0])
 	}
 	return out, nil
+}
+
+// RerankTokens returns how many tokens Rerank decodes for the query and
+// documents (the usage a server reports).
+func (p *Pipeline) RerankTokens(query string, documents ...string) (int, error) {
+	n := 0
+	for _, doc := range documents {
+		ids, err := p.rerankTokens(query, doc)
+		if err != nil {
+			return 0, err
+		}
+		n += len(ids)
+	}
+	return n, nil
 }
 
 // rerankTokens is the input for one query and document.

@@ -21,9 +21,34 @@ const (
 // channel) is always separated in a chat; ThinkLevel sets how much.
 func Think(on bool) GenerateOption {
 	return func(g *genConfig) {
+		if g.thinkLevel != "" && g.thinkVars["reasoning_effort"] {
+			// A later Think undoes an earlier ThinkLevel's effort.
+			extra := make(map[string]any, len(g.extra))
+			for k, v := range g.extra {
+				if k != "reasoning_effort" {
+					extra[k] = v
+				}
+			}
+			g.extra = extra
+		}
+		g.thinkLevel = ""
 		g.setVars(map[string]any{"enable_thinking": on, "thinking": on})
+		g.markThinkVars("enable_thinking", "thinking")
 		g.splitThinking = on
 	}
+}
+
+// markThinkVars records template variables set by Think or ThinkLevel
+// rather than by TemplateVars.
+func (g *genConfig) markThinkVars(keys ...string) {
+	m := make(map[string]bool, len(g.thinkVars)+len(keys))
+	for k := range g.thinkVars {
+		m[k] = true
+	}
+	for _, k := range keys {
+		m[k] = true
+	}
+	g.thinkVars = m
 }
 
 // Reasoning efforts for ThinkLevel.
@@ -41,6 +66,7 @@ func ThinkLevel(level string) GenerateOption {
 	return func(g *genConfig) {
 		Think(true)(g)
 		g.setVars(map[string]any{"reasoning_effort": level})
+		g.markThinkVars("reasoning_effort")
 		g.thinkLevel = level
 	}
 }

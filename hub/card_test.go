@@ -49,4 +49,19 @@ func TestReadSafetensorsHeader(t *testing.T) {
 	if h.Tensors != 2 || h.Params != 10 || h.DTypes["F32"] != 6 || h.DTypes["BF16"] != 4 || h.Meta["format"] != "pt" {
 		t.Errorf("%+v", h)
 	}
+
+	// gpt-oss's MXFP4 experts: 32 weights in 16 bytes of blocks and one
+	// exponent byte.
+	hdr = `{"e.gate_up_proj_blocks":{"dtype":"U8","shape":[1,1,1,16],"data_offsets":[0,16]},"e.gate_up_proj_scales":{"dtype":"U8","shape":[1,1,1],"data_offsets":[16,17]}}`
+	for len(hdr)%8 != 0 {
+		hdr += " "
+	}
+	b = make([]byte, 8, 8+len(hdr)+17)
+	b[0] = byte(len(hdr))
+	b = append(b, hdr...)
+	b = append(b, make([]byte, 17)...)
+	writeFileAtomic(p, b)
+	if h, err = ReadSafetensorsHeader(p); err != nil || h.Tensors != 2 || h.Params != 32 {
+		t.Errorf("MXFP4: %+v, %v", h, err)
+	}
 }

@@ -6,13 +6,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 )
 
 // SafetensorsHeader summarizes the header of a .safetensors file.
 type SafetensorsHeader struct {
 	Tensors int
-	Params  uint64            // elements of all tensors
-	DTypes  map[string]uint64 // elements per dtype ("F32", "BF16", ...)
+	Params  uint64            // weights of all tensors (MXFP4 *_blocks count two per byte, their *_scales none)
+	DTypes  map[string]uint64 // weights per dtype ("F32", "BF16", ...)
 	Meta    map[string]string // __metadata__
 }
 
@@ -62,6 +63,13 @@ func ReadSafetensorsHeader(path string) (SafetensorsHeader, error) {
 			el *= d
 		}
 		h.Tensors++
+		switch {
+		case t.DType == "U8" && strings.HasSuffix(name, "_scales"):
+			// MXFP4 exponents (gpt-oss): part of their blocks' weights.
+			el = 0
+		case t.DType == "U8" && strings.HasSuffix(name, "_blocks"):
+			el *= 2 // MXFP4: two 4-bit weights per byte
+		}
 		h.Params += el
 		h.DTypes[t.DType] += el
 	}

@@ -61,12 +61,7 @@ func (s *Server) handleRerank(w http.ResponseWriter, r *http.Request) {
 		writeOpenAIError(w, err)
 		return
 	}
-	tokens := 0
-	for _, d := range append([]string{*req.Query}, docs...) {
-		if ids, err := l.p.Model().Tokenize(d, false, false); err == nil {
-			tokens += len(ids)
-		}
-	}
+	tokens, _ := l.p.RerankTokens(*req.Query, docs...) // Rerank tokenized them already
 	s.metrics.generation(l.name, tokens, 0, -1)
 	results := make([]rerankResult, len(docs))
 	for i, sc := range scores {
@@ -93,12 +88,17 @@ func rerankDocuments(raw json.RawMessage) ([]string, error) {
 	if err := json.Unmarshal(raw, &list); err != nil {
 		return nil, badRequest("documents", "field \"documents\" must be an array")
 	}
+	if len(list) == 0 {
+		return nil, badRequest("documents", "field \"documents\" must hold at least one document")
+	}
 	docs := make([]string, len(list))
 	for i, item := range list {
 		var obj struct {
 			Text *string `json:"text"`
 		}
 		switch {
+		case isNull(item):
+			return nil, badRequest("documents", "document %d is null", i)
 		case json.Unmarshal(item, &docs[i]) == nil:
 		case json.Unmarshal(item, &obj) == nil && obj.Text != nil:
 			docs[i] = *obj.Text

@@ -50,6 +50,11 @@ func TestRerank(t *testing.T) {
 	if len(r.Results) != len(docs) || r.Usage.PromptTokens == 0 {
 		t.Fatalf("response %s", body)
 	}
+	// The usage counts what was decoded: each pair, with its special
+	// tokens ([CLS] q [SEP] [SEP] d [SEP] here).
+	if n, err := p.RerankTokens("the cat", docs...); err != nil || r.Usage.PromptTokens != n {
+		t.Errorf("usage %d prompt tokens, Rerank decoded %d (%v)", r.Usage.PromptTokens, n, err)
+	}
 	for i, res := range r.Results {
 		if d := res.RelevanceScore - want[res.Index]; d > 1e-5 || d < -1e-5 || res.Document != nil {
 			t.Errorf("result %d: %+v, want score %v", i, res, want[res.Index])
@@ -73,6 +78,8 @@ func TestRerank(t *testing.T) {
 		{map[string]any{"model": model, "documents": docs}, "query"},
 		{map[string]any{"model": model, "query": "q", "documents": docs, "top_n": 0}, "top_n"},
 		{map[string]any{"model": model, "query": "q", "documents": []any{1}}, "document 0"},
+		{map[string]any{"model": model, "query": "q", "documents": []any{}}, "at least one document"},
+		{map[string]any{"model": model, "query": "q", "documents": []any{"a", nil}}, "document 1 is null"},
 	} {
 		resp, body := post(t, url+"/v1/rerank", tc.req)
 		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), tc.want) {

@@ -72,8 +72,12 @@ func runCreate(ctx context.Context, sio *stdio, args []string) error {
 	}
 	// Check the preset as New will use it, through a scratch store that
 	// holds it beside the others.
-	scratch := &modelfile.Store{Dir: filepath.Join(os.TempDir(), fmt.Sprintf("llm-create-%d", os.Getpid()))}
-	defer os.RemoveAll(scratch.Dir)
+	tmp, err := os.MkdirTemp("", "llm-create-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	scratch := &modelfile.Store{Dir: tmp}
 	if err := copyPresets(store, scratch); err != nil {
 		return err
 	}

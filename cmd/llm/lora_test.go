@@ -131,4 +131,13 @@ func TestLoRAFromHubCommand(t *testing.T) {
 	if code, _, stderr := run(t, "", "generate", stories, "-n", "2", "--lora", "test/no-such-adapter", "Hi"); code == 0 || !strings.Contains(stderr, "no-such-adapter") {
 		t.Errorf("a missing repo: exit %d, %s", code, stderr)
 	}
+	// The adapter named as the model, here or on the Hub: said so, with
+	// the flag to use.
+	for _, name := range []string{peft, "test/stories-lora-peft"} {
+		for _, args := range [][]string{{"generate", name, "-n", "2", "Hi"}, {"run", name, "-n", "2"}} {
+			if code, _, stderr := run(t, "Hi\n", args...); code == 0 || !strings.Contains(stderr, "is a LoRA adapter") || !strings.Contains(stderr, "--lora") {
+				t.Errorf("%v: exit %d, %s", args, code, stderr)
+			}
+		}
+	}
 }

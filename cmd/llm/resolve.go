@@ -20,6 +20,9 @@ import (
 func resolveModel(ctx context.Context, sio *stdio, name string) (string, error) {
 	st, statErr := os.Stat(name)
 	if statErr == nil {
+		if st.IsDir() && convert.IsAdapterDir(name) {
+			return "", adapterAsModel(name)
+		}
 		if st.IsDir() {
 			return convertOnce(ctx, sio, name, name, "")
 		}
@@ -43,6 +46,9 @@ func resolveModel(ctx context.Context, sio *stdio, name string) (string, error) 
 	if err != nil {
 		return "", err
 	}
+	if convert.IsAdapterDir(snap.Dir) {
+		return "", adapterAsModel(name)
+	}
 	if snap.Format() == "safetensors" {
 		return convertOnce(ctx, sio, name, snap.Dir, snap.Repo+"@"+snap.Commit)
 	}
@@ -50,6 +56,11 @@ func resolveModel(ctx context.Context, sio *stdio, name string) (string, error) 
 		return "", fmt.Errorf("%s holds %s weights, which cannot be run", name, snap.Format())
 	}
 	return snap.ModelPath(), nil
+}
+
+// adapterAsModel is the error for a LoRA adapter named as the model.
+func adapterAsModel(name string) error {
+	return fmt.Errorf("%s is a LoRA adapter (adapter_config.json), not a model: run its base model with --lora %s: %w", name, name, llm.ErrUnsupportedModel)
 }
 
 // resolveAdapter turns a --lora value into a local LoRA adapter (a GGUF

@@ -449,6 +449,7 @@ type savedSession struct {
 	Messages []llm.Message   `json:"messages"`
 	Sampling sampler.Options `json:"sampling"`
 	MaxTok   int             `json:"num_predict"`
+	Think    string          `json:"think,omitempty"` // --think / /set think: "", "true", "false" or a level
 }
 
 func sessionPath(name string) (string, error) {
@@ -468,7 +469,7 @@ func (s *chatSession) saveOrLoad(save bool, name string) error {
 		return err
 	}
 	if save {
-		data, err := json.MarshalIndent(savedSession{s.system, s.messages, s.sampling, s.maxTok}, "", "  ")
+		data, err := json.MarshalIndent(savedSession{s.system, s.messages, s.sampling, s.maxTok, s.think}, "", "  ")
 		if err != nil {
 			return err
 		}
@@ -492,7 +493,10 @@ func (s *chatSession) saveOrLoad(save bool, name string) error {
 	if err := saved.Sampling.Validate(); err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}
-	s.system, s.messages, s.sampling, s.maxTok = saved.System, saved.Messages, saved.Sampling, saved.MaxTok
+	if _, err := thinkOption(saved.Think); err != nil {
+		return fmt.Errorf("%s: think: %w", path, err)
+	}
+	s.system, s.messages, s.sampling, s.maxTok, s.think = saved.System, saved.Messages, saved.Sampling, saved.MaxTok, saved.Think
 	fmt.Fprintf(s.out, "Loaded session %s (%d messages).\n", name, len(s.messages))
 	return nil
 }

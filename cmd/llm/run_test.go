@@ -56,7 +56,9 @@ func TestRunSession(t *testing.T) {
 		"/set parameter top_p 2",
 		"/show parameters",
 		"Once upon a time",
+		"/set think",
 		"/save story",
+		"/set nothink",
 		"/clear",
 		"/show info",
 		"/load story",
@@ -86,6 +88,9 @@ func TestRunSession(t *testing.T) {
 	}
 	if len(s.messages) != 4 || s.messages[2].Content != "The little\ndog" {
 		t.Errorf("conversation after the multi-line message: %+v", s.messages)
+	}
+	if s.think != "true" {
+		t.Errorf("think %q after /load, want the saved \"true\"", s.think)
 	}
 	if strings.Contains(got, "never read") {
 		t.Error("input after /bye was read")

@@ -255,6 +255,9 @@ func planBERT(st *safetensors.Model, h hparams, classifier bool) ([]tensorPlan, 
 		if !slices.Equal(t.Shape, want) {
 			return nil, fmt.Errorf("%w: tensor %q has shape %v, config.json implies %v", ErrMismatch, t.Name, t.Shape, want)
 		}
+		if !t.DType.Supported() {
+			return nil, fmt.Errorf("%w: tensor %q has dtype %s; the converter reads F32, F16 and BF16 weights", ErrUnsupported, t.Name, t.DType)
+		}
 		if seen[p.ggufName] {
 			return nil, fmt.Errorf("%w: tensor %q appears twice", ErrMismatch, p.ggufName)
 		}

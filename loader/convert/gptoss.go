@@ -61,7 +61,8 @@ type gptOSSConfig struct {
 }
 
 // gptOSSDefaults fills the fields config.json leaves out with
-// transformers' GptOssConfig defaults, before the common checks.
+// transformers' GptOssConfig defaults (gpt-oss-120b's shape), before the
+// common checks.
 func (c *hfConfig) gptOSSDefaults() {
 	def := func(p **float64, v float64) {
 		if *p == nil {
@@ -70,8 +71,16 @@ func (c *hfConfig) gptOSSDefaults() {
 	}
 	def(&c.RopeTheta, 150000)
 	def(&c.RMSNormEps, 1e-5)
-	if c.HeadDim == 0 {
-		c.HeadDim = 64
+	for _, f := range []struct {
+		p *int
+		v int
+	}{
+		{&c.HeadDim, 64}, {&c.HiddenSize, 2880}, {&c.IntermediateSize, 2880}, {&c.NumHiddenLayers, 36},
+		{&c.NumAttentionHeads, 64}, {&c.NumKeyValueHeads, 8}, {&c.VocabSize, 201088}, {&c.MaxPositionEmbeddings, 131072},
+	} {
+		if *f.p == 0 {
+			*f.p = f.v
+		}
 	}
 	if c.RopeScaling == nil && isNull(c.RopeParameters) {
 		c.RopeScaling = json.RawMessage(gptOSSDefaultRope)

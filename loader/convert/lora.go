@@ -118,6 +118,9 @@ func ConvertLoRA(ctx context.Context, dir, out string, base *gguf.File, baseTens
 		if len(t.Shape) != 2 {
 			return fmt.Errorf("%w: tensor %q has shape %v, not a matrix", ErrMismatch, t.Name, t.Shape)
 		}
+		if !t.DType.Supported() {
+			return fmt.Errorf("%w: tensor %q has dtype %s; the converter reads F32, F16 and BF16 weights", ErrUnsupported, t.Name, t.DType)
+		}
 		p := tensorPlan{hfName: t.Name, shape: t.Shape, layer: -1}
 		if m[2] == "A" {
 			p.ggufName = g + ".lora_a"

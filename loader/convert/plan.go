@@ -168,6 +168,9 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 					break
 				}
 			}
+			if arch.moe != nil && moeDense[m[2]] {
+				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: llama.cpp's %s graph has experts in every layer", ErrUnsupported, t.Name, arch.hf, arch.gguf)
+			}
 			if arch.moe != nil && arch.moe.experts != nil {
 				if e := arch.moe.experts.FindStringSubmatch(m[2]); e != nil {
 					if err := experts.add(arch, h, n, e[1], e[2], t.Name, t.Shape); err != nil {
@@ -183,9 +186,6 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 				if g, shape, ok := arch.moe.sharedTensor(m[2], h); ok {
 					p.ggufName, p.layer, want = fmt.Sprintf("blk.%d.%s", n, g), n, shape
 					break
-				}
-				if moeDense[m[2]] {
-					return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: llama.cpp's %s graph has experts in every layer", ErrUnsupported, t.Name, arch.hf, arch.gguf)
 				}
 			}
 			g, ok := layerNames[m[2]]
