@@ -246,6 +246,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 				return h, err
 			}
 		}
+	case arch.olmo2:
+		if err := c.olmoHparams(arch, &h); err != nil {
+			return h, err
+		}
 	case arch.gemma3:
 		if err := gemma3Hparams(c, &h, localBase); err != nil {
 			return h, err

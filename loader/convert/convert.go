@@ -47,6 +47,13 @@
 //     llama.cpp fixes the sliding window to the even layers, the SwiGLU
 //     clamp to 7 and the attention biases, so other layer_types,
 //     swiglu_limit or attention_bias false are refused. See gptoss.go.
+//   - Olmo2ForCausalLM and Olmo3ForCausalLM → GGUF arch "olmo2":
+//     unpermuted (NEOX rope), no input norm, post_attention_layernorm and
+//     post_feedforward_layernorm after the attention and the MLP
+//     (post_attention_norm, post_ffw_norm), q_norm/k_norm over the whole
+//     projections; OLMo 3's sliding_window is written and its layer_types
+//     must be llama.cpp's fixed pattern (three sliding layers, then a full
+//     one); its rope scaling applies to the full layers only. See olmo.go.
 //   - SmolLM3ForCausalLM → GGUF arch "smollm3": as Llama (permuted q/k),
 //     without attention biases; every fourth layer has no rotary
 //     embedding, which llama.cpp's graph hard-codes, so a config.json whose
@@ -284,6 +291,10 @@ type archSpec struct {
 	// gptOSS: gpt-oss's fused (MXFP4 or float) experts with biases, its
 	// router bias, attention sinks and sliding-window layers.
 	gptOSS bool
+	// olmo2: OLMo 2's norms after the attention and the MLP (none
+	// before), and q/k norms over the whole projections; olmo3 adds its
+	// sliding-window layers (olmo.go).
+	olmo2, olmo3 bool
 }
 
 var archs = []archSpec{
@@ -297,6 +308,8 @@ var archs = []archSpec{
 	{hf: "Qwen3MoeForCausalLM", gguf: "qwen3moe", noBias: true, qkNorm: true, moe: qwenMoE},
 	{hf: "Qwen2MoeForCausalLM", gguf: "qwen2moe", qkvBias: true, moe: qwen2MoE, untiedOnly: true},
 	{hf: "GptOssForCausalLM", gguf: "gpt-oss", qkvBias: true, moe: gptOSSMoE, untiedOnly: true, gptOSS: true},
+	{hf: "Olmo2ForCausalLM", gguf: "olmo2", noBias: true, qkNorm: true, olmo2: true, untiedOnly: true},
+	{hf: "Olmo3ForCausalLM", gguf: "olmo2", noBias: true, qkNorm: true, olmo2: true, olmo3: true, untiedOnly: true},
 	{hf: "Phi3ForCausalLM", gguf: "phi3", noBias: true, fused: true, partialRotary: true, longrope: true},
 	{hf: "GemmaForCausalLM", gguf: "gemma", noBias: true, normShift: 1, tiedOnly: true},
 	{hf: "Gemma2ForCausalLM", gguf: "gemma2", noBias: true, normShift: 1, tiedOnly: true, postNorms: true},
@@ -461,7 +474,7 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		if arch.moe != nil {
 			moeKeys(w, a, arch, hp)
 		}
-		if arch.gptOSS {
+		if arch.gptOSS || arch.olmo3 {
 			w.Set(a+".attention.sliding_window", gguf.Uint32(uint32(hp.slidingWindow)))
 		}
 		if arch.granite {

@@ -192,6 +192,12 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			if g2, is2 := gemma2Names[m[2]]; is2 && arch.postNorms {
 				g, ok = g2, true
 			}
+			if arch.olmo2 {
+				g, ok = olmoNames[m[2]]
+				if !ok && m[2] != "input_layernorm.weight" && m[2] != "post_attention_layernorm.weight" {
+					g, ok = layerNames[m[2]]
+				}
+			}
 			if strings.HasSuffix(m[2], "norm.weight") {
 				p.shift = arch.normShift
 			}
@@ -205,6 +211,12 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			}
 			p.ggufName, p.layer = fmt.Sprintf("blk.%d.%s", n, g), n
 			want = expectedShape(m[2], h)
+			if arch.olmo2 && isNorm { // over the whole projection
+				want = []int64{int64(h.heads * h.headDim)}
+				if m[2] == "self_attn.k_norm.weight" {
+					want = []int64{int64(h.kvHeads * h.headDim)}
+				}
+			}
 			if arch.permute {
 				switch m[2] {
 				case "self_attn.q_proj.weight", "self_attn.q_proj.bias":
@@ -277,6 +289,9 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 	}
 	if arch.postNorms {
 		perLayer = append(perLayer, "post_attention_norm", "post_ffw_norm")
+	}
+	if arch.olmo2 {
+		perLayer = []string{"attn_q", "attn_k", "attn_v", "attn_output", "post_attention_norm", "ffn_gate", "ffn_up", "ffn_down", "post_ffw_norm"}
 	}
 	for i := range h.layers {
 		for _, s := range perLayer {

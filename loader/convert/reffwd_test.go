@@ -58,6 +58,12 @@ type refLayer struct {
 	invFreq []float64
 	// noRope leaves out the rotary embedding (SmolLM3's every 4th layer).
 	noRope bool
+	// mscale, if not 0, replaces the model's ropeAttn in this layer.
+	mscale float64
+	// qNormFull and kNormFull are RMS norms over the whole query and key
+	// projections (OLMo 2); attnNorm and ffnNorm may then be nil (no norm
+	// before the sublayer).
+	qNormFull, kNormFull []float64
 	// A mixture of experts in place of wg/wu/wd when router is not nil:
 	// router [experts, hidden], each expert's gate, up and down, and the
 	// experts used per token (their softmax weights renormalised).
@@ -311,22 +317,32 @@ func (m *refModel) forward(ids []int) []float64 {
 		if L.invFreq != nil {
 			freqs = L.invFreq
 		}
+		ms := mscale
+		if L.mscale != 0 {
+			ms = L.mscale
+		}
 		qs, ks, vs := make([][]float64, T), make([][]float64, T), make([][]float64, T)
 		for i := range T {
-			h := m.rms(x[i], L.attnNorm)
+			h := x[i]
+			if L.attnNorm != nil {
+				h = m.rms(x[i], L.attnNorm)
+			}
 			q, k := matvec(L.wq, h, nh*hd), matvec(L.wk, h, nkv*hd)
 			addBias(q, L.bq)
 			addBias(k, L.bk)
+			if L.qNormFull != nil {
+				q, k = m.rms(q, L.qNormFull), m.rms(k, L.kNormFull)
+			}
 			headNorm(q, L.qNorm, nh)
 			headNorm(k, L.kNorm, nkv)
 			for j := range nh {
 				if !L.noRope {
-					rope(q[j*hd:(j+1)*hd], i, freqs, mscale)
+					rope(q[j*hd:(j+1)*hd], i, freqs, ms)
 				}
 			}
 			for j := range nkv {
 				if !L.noRope {
-					rope(k[j*hd:(j+1)*hd], i, freqs, mscale)
+					rope(k[j*hd:(j+1)*hd], i, freqs, ms)
 				}
 			}
 			v := matvec(L.wv, h, nkv*hd)
@@ -386,7 +402,10 @@ func (m *refModel) forward(ids []int) []float64 {
 			for e := range H {
 				x[i][e] += o[e]
 			}
-			h := m.rms(x[i], L.ffnNorm)
+			h := x[i]
+			if L.ffnNorm != nil {
+				h = m.rms(x[i], L.ffnNorm)
+			}
 			var d []float64
 			switch {
 			case L.oss != nil:

@@ -1,0 +1,61 @@
+package convert
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// OLMo 2 (Olmo2ForCausalLM) and OLMo 3 (Olmo3ForCausalLM) → GGUF arch
+// "olmo2". Their blocks normalise after each sublayer rather than before
+// it: no input_layernorm; post_attention_layernorm normalises the
+// attention output and post_feedforward_layernorm the MLP output, each
+// before the residual add (post_attention_norm, post_ffw_norm). q_norm
+// and k_norm are RMS norms over the whole query and key projections
+// (hidden_size and KV heads × head size wide), not per head. Rope is
+// rotate_half (NEOX): no permutation. OLMo 3 adds sliding-window attention
+// in three layers of every four (layer_types; llama.cpp fixes that
+// pattern), and its rope scaling applies to the full-attention layers
+// only, as llama.cpp's graph applies it.
+
+// olmoNames are OLMo 2's per-layer norm names.
+var olmoNames = map[string]string{
+	"post_attention_layernorm.weight":   "post_attention_norm.weight",
+	"post_feedforward_layernorm.weight": "post_ffw_norm.weight",
+}
+
+// olmoHparams checks what llama.cpp's olmo2 graph fixes: a head size of
+// hidden_size / num_attention_heads and, for OLMo 3, sliding-window
+// attention in layers 0, 1, 2 of every four.
+func (c *hfConfig) olmoHparams(arch archSpec, h *hparams) error {
+	if h.headDim*h.heads != h.hidden {
+		return fmt.Errorf("%w: %s with head_dim %d × %d heads ≠ hidden_size %d: llama.cpp's olmo2 graph takes the head size from hidden_size", ErrUnsupported, arch.hf, h.headDim, h.heads, h.hidden)
+	}
+	if !arch.olmo3 {
+		return nil
+	}
+	h.slidingWindow = 4096 // Olmo3Config's default
+	if sw := positiveInt(c.SlidingWindow); sw > 0 {
+		h.slidingWindow = sw
+	} else if !isNull(c.SlidingWindow) {
+		return fmt.Errorf("%w: config.json: sliding_window %s is not a positive integer", ErrMismatch, c.SlidingWindow)
+	}
+	var types []string
+	if !isNull(c.LayerTypes) {
+		if err := json.Unmarshal(c.LayerTypes, &types); err != nil {
+			return fmt.Errorf("%w: config.json: layer_types: %v", ErrMismatch, err)
+		}
+		if len(types) != h.layers {
+			return fmt.Errorf("%w: config.json: layer_types has %d entries for %d layers", ErrMismatch, len(types), h.layers)
+		}
+	}
+	for i, t := range types {
+		want := "sliding_attention"
+		if i%4 == 3 {
+			want = "full_attention"
+		}
+		if t != want {
+			return fmt.Errorf("%w: %s with layer_types %v: llama.cpp's olmo2 graph uses a sliding window in layers 0-2 of every four and full attention in the fourth", ErrUnsupported, arch.hf, types)
+		}
+	}
+	return nil
+}

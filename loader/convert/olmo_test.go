@@ -1,0 +1,239 @@
+package convert_test
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/llm-go/llm/internal/shareddata"
+	"github.com/llm-go/llm/loader/convert"
+	"github.com/llm-go/llm/loader/gguf"
+)
+
+// olmoFixture writes a tiny OLMo 2 (olmo3: OLMo 3) checkpoint from
+// tiny-llama-st's weights: no input norm, its MLP norm as the attention's
+// post norm, and random post-MLP norms and whole-projection q/k norms.
+// layers 4 repeats the base's two layers twice. edit, when not nil,
+// changes the config and tensors before they are written.
+func olmoFixture(t *testing.T, olmo3 bool, layers int, edit func(cfg map[string]any, ts []stTensor) []stTensor) string {
+	t.Helper()
+	dir := t.TempDir()
+	var cfg map[string]any
+	copyHFFiles(t, "tiny-llama-st", dir, func(m map[string]any) {
+		m["architectures"], m["model_type"], m["num_hidden_layers"] = []string{"Olmo2ForCausalLM"}, "olmo2", layers
+		if olmo3 {
+			m["architectures"], m["model_type"] = []string{"Olmo3ForCausalLM"}, "olmo3"
+			m["sliding_window"] = 3
+			m["max_position_embeddings"] = 256
+			m["rope_scaling"] = map[string]any{"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64, "beta_fast": 32.0, "beta_slow": 1.0}
+			types := make([]string, layers)
+			for i := range types {
+				types[i] = "sliding_attention"
+				if i%4 == 3 {
+					types[i] = "full_attention"
+				}
+			}
+			m["layer_types"] = types
+		}
+		cfg = m
+	})
+	r := rand.New(rand.NewPCG(5, 6))
+	var ts []stTensor
+	for _, s := range f32Tensors(t, shareddata.Path(t, "models", "hf", "tiny-llama-st"), nil) {
+		if strings.HasSuffix(s.name, "input_layernorm.weight") {
+			continue
+		}
+		ts = append(ts, s)
+		prefix, ok := strings.CutSuffix(s.name, "post_attention_layernorm.weight")
+		if !ok {
+			continue
+		}
+		for _, n := range []struct {
+			name  string
+			width int64
+		}{{"post_feedforward_layernorm.weight", 64}, {"self_attn.q_norm.weight", 64}, {"self_attn.k_norm.weight", 32}} {
+			g := randn(r, int(n.width), 0.2)
+			for i := range g {
+				g[i]++
+			}
+			ts = append(ts, f32Tensor(prefix+n.name, []int64{n.width}, g))
+		}
+	}
+	if layers == 4 { // layers 2 and 3 copy 0 and 1
+		for _, s := range slices.Clone(ts) {
+			for l := range 2 {
+				if rest, ok := strings.CutPrefix(s.name, layerPrefix(l)); ok {
+					c := s
+					c.name = layerPrefix(l+2) + rest
+					ts = append(ts, c)
+				}
+			}
+		}
+	}
+	if edit != nil {
+		ts = edit(cfg, ts)
+		copyHFFiles(t, "tiny-llama-st", dir, func(m map[string]any) {
+			clear(m)
+			for k, v := range cfg {
+				m[k] = v
+			}
+		})
+	}
+	slices.SortStableFunc(ts, func(a, b stTensor) int { return strings.Compare(a.name, b.name) })
+	if err := writeSafetensors(filepath.Join(dir, "model.safetensors"), ts); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// olmoReference reads the checkpoint in dir as transformers' Olmo2Model
+// (Olmo3Model): norms after the sublayers, whole-projection q/k norms,
+// and for OLMo 3 the sliding window and yarn rope in the full layers only.
+func olmoReference(t *testing.T, dir string, olmo3 bool, layers int) *refModel {
+	t.Helper()
+	r := openST(t, dir)
+	m := refModel{hidden: 64, heads: 4, kvHeads: 2, headDim: 16, eps: 1e-5, invFreq: defaultInvFreq(10000, 16)}
+	m.emb, m.norm, m.out = r.get("model.embed_tokens.weight"), r.get("model.norm.weight"), r.get("lm_head.weight")
+	yarn, mscale := ossYarn(10000, 16)
+	for l := range layers {
+		p := layerPrefix(l)
+		L := refLayer{
+			wq: r.get(p + "self_attn.q_proj.weight"), wk: r.get(p + "self_attn.k_proj.weight"),
+			wv: r.get(p + "self_attn.v_proj.weight"), wo: r.get(p + "self_attn.o_proj.weight"),
+			qNormFull: r.get(p + "self_attn.q_norm.weight"), kNormFull: r.get(p + "self_attn.k_norm.weight"),
+			postAttnNorm: r.get(p + "post_attention_layernorm.weight"), postFFNNorm: r.get(p + "post_feedforward_layernorm.weight"),
+			wg: r.get(p + "mlp.gate_proj.weight"), wu: r.get(p + "mlp.up_proj.weight"), wd: r.get(p + "mlp.down_proj.weight"),
+		}
+		L.ffn = len(L.wg) / m.hidden
+		if olmo3 {
+			if l%4 == 3 {
+				L.invFreq, L.mscale = yarn, mscale
+			} else {
+				L.window = 3
+			}
+		}
+		m.layers = append(m.layers, L)
+	}
+	return &m
+}
+
+// TestOLMoReference converts tiny OLMo 2 and OLMo 3 checkpoints to F32 and
+// checks llama.cpp's logits against the float64 reference, and that the
+// reference would see the post norms, the q/k norms, OLMo 3's sliding
+// window and its yarn rope (full layers only) left out.
+func TestOLMoReference(t *testing.T) {
+	prompts := readReference(t, "tiny-llama-st").Prompts
+	for _, tc := range []struct {
+		name   string
+		olmo3  bool
+		layers int
+	}{{"OLMo 2", false, 2}, {"OLMo 3", true, 4}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := olmoFixture(t, tc.olmo3, tc.layers, nil)
+			out := filepath.Join(t.TempDir(), "olmo.gguf")
+			if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
+				t.Fatal(err)
+			}
+			f, err := gguf.Open(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if f.Architecture() != "olmo2" {
+				t.Errorf("architecture %q", f.Architecture())
+			}
+			if v, ok := f.Uint("olmo2.attention.sliding_window"); ok != tc.olmo3 || (ok && v != 3) {
+				t.Errorf("sliding_window %v (%v)", v, ok)
+			}
+			for name, shape := range map[string][]uint64{"blk.1.attn_q_norm.weight": {64}, "blk.1.attn_k_norm.weight": {32},
+				"blk.1.post_attention_norm.weight": {64}, "blk.1.post_ffw_norm.weight": {64}} {
+				if ti, ok := f.Tensor(name); !ok || !slices.Equal(ti.Shape, shape) {
+					t.Errorf("%s: %v %+v, want shape %v", name, ok, ti, shape)
+				}
+			}
+			if _, ok := f.Tensor("blk.0.attn_norm.weight"); ok {
+				t.Error("an attn_norm was written")
+			}
+			ctx := refContext(t, out)
+			checkRef(t, ctx, prompts, olmoReference(t, dir, tc.olmo3, tc.layers).forward, 1e-5)
+
+			long := prompts[slices.IndexFunc(prompts, func(p refPrompt) bool { return len(p.PromptIDs) > 10 })]
+			_, got := greedy(t, ctx, toTokens(long.PromptIDs), 1)
+			edits := map[string]func(m *refModel){
+				"no post norms": func(m *refModel) {
+					for i := range m.layers {
+						m.layers[i].postAttnNorm, m.layers[i].postFFNNorm = nil, nil
+					}
+				},
+				"per-head q/k norms": func(m *refModel) {
+					for i := range m.layers {
+						m.layers[i].qNorm, m.layers[i].kNorm = m.layers[i].qNormFull[:16], m.layers[i].kNormFull[:16]
+						m.layers[i].qNormFull, m.layers[i].kNormFull = nil, nil
+					}
+				},
+			}
+			if tc.olmo3 {
+				edits["no sliding window"] = func(m *refModel) { m.layers[0].window = 0 }
+				edits["yarn everywhere"] = func(m *refModel) {
+					for i := range m.layers {
+						m.layers[i].invFreq, m.layers[i].mscale = m.layers[3].invFreq, m.layers[3].mscale
+					}
+				}
+				edits["no yarn"] = func(m *refModel) { m.layers[3].invFreq, m.layers[3].mscale = nil, 0 }
+			}
+			for name, edit := range edits {
+				m := olmoReference(t, dir, tc.olmo3, tc.layers)
+				edit(m)
+				if d := relErr(got, m.forward(long.PromptIDs)); d < 1e-3 {
+					t.Errorf("%s: the reference differs by only %.3g", name, d)
+				} else {
+					t.Logf("%s: %.3g from llama.cpp", name, d)
+				}
+			}
+		})
+	}
+}
+
+// TestOLMoErrors: OLMo checkpoints llama.cpp's olmo2 graph cannot run are
+// refused with the reason.
+func TestOLMoErrors(t *testing.T) {
+	setCfg := func(k string, v any) func(map[string]any, []stTensor) []stTensor {
+		return func(cfg map[string]any, ts []stTensor) []stTensor { cfg[k] = v; return ts }
+	}
+	for _, tc := range []struct {
+		name   string
+		olmo3  bool
+		edit   func(map[string]any, []stTensor) []stTensor
+		target error
+		want   string
+	}{
+		{"an input norm", false, func(_ map[string]any, ts []stTensor) []stTensor {
+			return append(ts, f32Tensor("model.layers.0.input_layernorm.weight", []int64{64}, make([]float32, 64)))
+		}, convert.ErrUnsupported, "input_layernorm"},
+		{"per-head q norms", false, func(_ map[string]any, ts []stTensor) []stTensor {
+			ts = slices.DeleteFunc(ts, func(s stTensor) bool { return s.name == "model.layers.1.self_attn.q_norm.weight" })
+			return append(ts, f32Tensor("model.layers.1.self_attn.q_norm.weight", []int64{16}, make([]float32, 16)))
+		}, convert.ErrMismatch, "config.json implies [64]"},
+		{"a missing post norm", false, func(_ map[string]any, ts []stTensor) []stTensor {
+			return slices.DeleteFunc(ts, func(s stTensor) bool { return s.name == "model.layers.0.post_feedforward_layernorm.weight" })
+		}, convert.ErrMismatch, "blk.0.post_ffw_norm"},
+		{"another head size", false, setCfg("head_dim", 32), convert.ErrUnsupported, "head_dim 32"},
+		{"full attention everywhere", true, setCfg("layer_types", []string{"full_attention", "full_attention", "full_attention", "full_attention"}), convert.ErrUnsupported, "layer_types"},
+		{"layer_types of the wrong length", true, setCfg("layer_types", []string{"sliding_attention"}), convert.ErrMismatch, "1 entries for 4 layers"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			layers := 2
+			if tc.olmo3 {
+				layers = 4
+			}
+			dir := olmoFixture(t, tc.olmo3, layers, tc.edit)
+			err := convert.Convert(context.Background(), dir, filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
+			if !errors.Is(err, tc.target) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want %v naming %q", err, tc.target, tc.want)
+			}
+		})
+	}
+}
