@@ -12,9 +12,10 @@ import (
 // separated by commas ("llama-3-8b,mistral-7b"), or one shape given by its
 // dimensions as comma-separated key=value pairs:
 //
-//	vocab=32000,embd=4096,ff=11008,layers=32,heads=32,kv_heads=8[,head_dim=128][,experts=8,experts_used=2][,ctx=4096][,rope_theta=10000][,tied=1][,name=NAME]
+//	vocab=32000,embd=4096,ff=11008,layers=32,heads=32,kv_heads=8[,head_dim=128][,experts=8,experts_used=2][,ctx=4096][,rope_theta=10000][,tied=1][,arch=gpt-oss][,name=NAME]
 //
-// With experts, ff is the size of one expert's MLP.
+// With experts, ff is the size of one expert's MLP; arch=gpt-oss makes an
+// OpenAI gpt-oss model (which needs experts) instead of a llama one.
 //
 // An explicit shape without a name is named after its dimensions
 // (custom-v32000-e4096-f11008-l32-h32-kv8), so that its cached file is not
@@ -48,6 +49,9 @@ func ParseSynthetic(spec string) ([]synth.Shape, error) {
 		case "name":
 			s.Name = v
 			continue
+		case "arch":
+			s.Arch = v
+			continue
 		case "rope_theta":
 			f, err := strconv.ParseFloat(v, 32)
 			if err != nil {
@@ -65,7 +69,7 @@ func ParseSynthetic(spec string) ([]synth.Shape, error) {
 		}
 		p, ok := ints[k]
 		if !ok {
-			return nil, fmt.Errorf("bench: synthetic shape: unknown key %q (vocab, embd, ff, layers, heads, kv_heads, head_dim, experts, experts_used, ctx, rope_theta, tied, name)", k)
+			return nil, fmt.Errorf("bench: synthetic shape: unknown key %q (vocab, embd, ff, layers, heads, kv_heads, head_dim, experts, experts_used, ctx, rope_theta, tied, arch, name)", k)
 		}
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -88,6 +92,9 @@ func ParseSynthetic(spec string) ([]synth.Shape, error) {
 		}
 		if s.Experts > 0 {
 			s.Name += fmt.Sprintf("-x%dof%d", s.ExpertsUsed, s.Experts)
+		}
+		if s.Arch != "" && s.Arch != "llama" {
+			s.Name = strings.Replace(s.Name, "custom-", "custom-"+s.Arch+"-", 1)
 		}
 	}
 	if strings.ContainsAny(s.Name, `/\`) {

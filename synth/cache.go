@@ -123,6 +123,19 @@ var singleTypes = map[string]gguf.Type{
 // Q5_K_M ≈ 5.69, Q3_K_M ≈ 3.91, ...), within a few percent of real files.
 func (s Shape) WeightBytes(quant string) (uint64, error) {
 	q := normQuant(quant)
+	if q == "MXFP4_MOE" {
+		// As llama.cpp's quantizer: experts MXFP4, routers left as they
+		// are (F16), everything else Q8_0.
+		return s.bytesOf(func(t tensorSpec) gguf.Type {
+			switch {
+			case t.expert():
+				return gguf.TypeMXFP4
+			case strings.HasSuffix(t.name, ".ffn_gate_inp.weight"):
+				return gguf.TypeF16
+			}
+			return gguf.TypeQ8_0
+		})
+	}
 	if bpw, ok := bitsPerWeight[q]; ok {
 		return uint64(math.Ceil(float64(s.Params()) * bpw / 8)), nil
 	}
@@ -135,23 +148,32 @@ func (s Shape) WeightBytes(quant string) (uint64, error) {
 		for k := range bitsPerWeight {
 			known = append(known, k)
 		}
-		return 0, fmt.Errorf("synth: unknown type %q (one of %s)", quant, strings.Join(sortedStrings(known), ", "))
+		return 0, fmt.Errorf("synth: unknown type %q (one of %s, MXFP4_MOE)", quant, strings.Join(sortedStrings(known), ", "))
 	}
 	quantized := typ != gguf.TypeF32 && typ != gguf.TypeF16 && typ != gguf.TypeBF16
+	return s.bytesOf(func(t tensorSpec) gguf.Type {
+		switch {
+		case quantized && strings.HasSuffix(t.name, ".ffn_gate_inp.weight"):
+			return gguf.TypeF16 // llama.cpp's quantizer leaves routers as they are
+		case quantized && isOutput(s, t.name):
+			return outputType(typ, t.shape[0])
+		}
+		return typ
+	})
+}
+
+// bytesOf sums the tensors' sizes, each matrix in the type typeOf gives it
+// (norm weights, biases and sinks are F32).
+func (s Shape) bytesOf(typeOf func(tensorSpec) gguf.Type) (uint64, error) {
 	var total uint64
 	for _, t := range s.tensors() {
-		tt := typ
-		switch {
-		case t.fanIn == 0:
-			tt = gguf.TypeF32
-		case quantized && strings.HasSuffix(t.name, ".ffn_gate_inp.weight"):
-			tt = gguf.TypeF16 // llama.cpp's quantizer leaves routers as they are
-		case quantized && isOutput(s, t.name):
-			tt = outputType(typ, t.shape[0])
+		tt := gguf.TypeF32
+		if t.fanIn > 0 {
+			tt = typeOf(t)
 		}
 		size, err := tensorBytes(tt, t.shape)
 		if err != nil {
-			return 0, fmt.Errorf("synth: %s in %s: %w", t.name, q, err)
+			return 0, fmt.Errorf("synth: %s in %v: %w", t.name, tt, err)
 		}
 		total += size
 	}
@@ -169,6 +191,14 @@ func (s Shape) DiskBytes(quant string) (uint64, error) {
 	switch normQuant(quant) {
 	case "F16", "F32":
 		return n, nil
+	case "MXFP4_MOE": // its source has the experts in MXFP4 already
+		src, err := s.bytesOf(func(t tensorSpec) gguf.Type {
+			if t.expert() {
+				return gguf.TypeMXFP4
+			}
+			return gguf.TypeF16
+		})
+		return n + src, err
 	}
 	f16, err := s.WeightBytes("F16")
 	if err != nil {

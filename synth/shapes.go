@@ -1,7 +1,10 @@
-// Package synth writes random-weight llama-architecture GGUF models with the
-// real shapes of well-known models (TinyLlama-1.1B, Llama-3-8B, ...) and a
-// valid vocabulary, in F32 or F16 directly or in any llama.cpp type by
-// quantizing through the engine.
+// Package synth writes random-weight GGUF models with the real shapes of
+// well-known models (TinyLlama-1.1B, Llama-3-8B, Mixtral-8x7B, gpt-oss-20b,
+// ...) and a valid vocabulary, in F32 or F16 directly or in any llama.cpp
+// type by quantizing through the engine. Shapes are llama-architecture
+// models (dense, or Mixtral-style mixtures of experts) or, with Arch
+// "gpt-oss", OpenAI's gpt-oss (biases, attention sinks, sliding-window
+// layers, experts in MXFP4 with MXFP4_MOE as released).
 //
 // The models produce gibberish but cost exactly what the real ones cost to
 // run: tests use small ones, and benchmarks use full-size ones to measure
@@ -33,6 +36,22 @@ type Shape struct {
 	// Experts, when not 0, replace each block's MLP by that many experts
 	// and a router, of which ExpertsUsed run for each token.
 	Experts, ExpertsUsed int
+	// Arch is the GGUF architecture: "llama" (also when empty) or
+	// "gpt-oss", which needs experts, and takes SlidingWindow (its even
+	// layers' window, 128 when 0) and yarn rope scaling by YarnFactor over
+	// YarnContext (none when 0).
+	Arch          string
+	SlidingWindow int
+	YarnFactor    float32
+	YarnContext   int
+}
+
+// arch is the GGUF architecture.
+func (s Shape) arch() string {
+	if s.Arch == "" {
+		return "llama"
+	}
+	return s.Arch
 }
 
 // Shapes of real models, from their Hugging Face config.json files. Qwen2.5's
@@ -50,6 +69,12 @@ var Shapes = map[string]Shape{
 	// 0.001% of its weights) are left out.
 	"mixtral-8x7b":  {Name: "mixtral-8x7b", Vocab: 32000, Embd: 4096, FF: 14336, Layers: 32, Heads: 32, KVHeads: 8, Context: 32768, RopeTheta: 1e6, NormEps: 1e-5, Experts: 8, ExpertsUsed: 2},
 	"qwen3-30b-a3b": {Name: "qwen3-30b-a3b", Vocab: 151936, Embd: 2048, FF: 768, Layers: 48, Heads: 32, KVHeads: 4, HeadSize: 128, Context: 40960, RopeTheta: 1e6, NormEps: 1e-6, Experts: 128, ExpertsUsed: 8},
+	// OpenAI's gpt-oss (their config.json files), released with MXFP4
+	// experts: benchmark them with the type MXFP4_MOE.
+	"gpt-oss-20b": {Name: "gpt-oss-20b", Arch: "gpt-oss", Vocab: 201088, Embd: 2880, FF: 2880, Layers: 24, Heads: 64, KVHeads: 8, HeadSize: 64,
+		Context: 131072, RopeTheta: 150000, NormEps: 1e-5, Experts: 32, ExpertsUsed: 4, SlidingWindow: 128, YarnFactor: 32, YarnContext: 4096},
+	"gpt-oss-120b": {Name: "gpt-oss-120b", Arch: "gpt-oss", Vocab: 201088, Embd: 2880, FF: 2880, Layers: 36, Heads: 64, KVHeads: 8, HeadSize: 64,
+		Context: 131072, RopeTheta: 150000, NormEps: 1e-5, Experts: 128, ExpertsUsed: 4, SlidingWindow: 128, YarnFactor: 32, YarnContext: 4096},
 }
 
 // Lookup returns the named shape (case-insensitive).
@@ -92,53 +117,106 @@ func (s Shape) Validate() error {
 		return fmt.Errorf("synth: hidden %d and feed-forward %d sizes must be multiples of 32", s.Embd, s.FF)
 	case s.RopeTheta <= 0 || s.NormEps <= 0:
 		return fmt.Errorf("synth: rope theta and norm epsilon must be positive")
+	case s.arch() != "llama" && s.arch() != "gpt-oss":
+		return fmt.Errorf("synth: architecture %q: llama or gpt-oss", s.Arch)
+	case s.arch() == "gpt-oss" && s.Experts == 0:
+		return fmt.Errorf("synth: gpt-oss needs experts")
+	case s.arch() == "gpt-oss" && s.TiedEmbeddings:
+		return fmt.Errorf("synth: gpt-oss has no tied embeddings")
+	case s.SlidingWindow < 0 || s.YarnFactor < 0 || s.YarnContext < 0 || (s.YarnFactor > 0) != (s.YarnContext > 0):
+		return fmt.Errorf("synth: sliding window %d, yarn factor %v over %d: want none or positive values (a yarn factor with its context)", s.SlidingWindow, s.YarnFactor, s.YarnContext)
 	}
 	return nil
 }
 
 // tensorSpec is one weight of the model: its name, ggml shape (ne0 first)
-// and the scale of its random values (0 for norm weights, which are 1).
+// and the scale of its random values (0 for norm weights, which are 1,
+// and, with zero, for biases and attention sinks, which are 0).
 type tensorSpec struct {
 	name  string
 	shape []uint64
 	fanIn int
+	zero  bool
 }
+
+// expert reports whether t is a stacked experts' matrix.
+func (t tensorSpec) expert() bool { return len(t.shape) == 3 && t.fanIn > 0 }
 
 func (s Shape) tensors() []tensorSpec {
 	e, f, v := uint64(s.Embd), uint64(s.FF), uint64(s.Vocab)
 	q, kv := uint64(s.Heads*s.HeadDim()), uint64(s.KVHeads*s.HeadDim())
 	x := uint64(s.Experts)
 	out := []tensorSpec{{name: "token_embd.weight", shape: []uint64{e, v}, fanIn: s.Embd}}
+	if s.arch() == "gpt-oss" {
+		return append(out, s.gptOSSTensors()...)
+	}
 	for i := range s.Layers {
 		p := fmt.Sprintf("blk.%d.", i)
 		out = append(out,
-			tensorSpec{p + "attn_norm.weight", []uint64{e}, 0},
-			tensorSpec{p + "attn_q.weight", []uint64{e, q}, s.Embd},
-			tensorSpec{p + "attn_k.weight", []uint64{e, kv}, s.Embd},
-			tensorSpec{p + "attn_v.weight", []uint64{e, kv}, s.Embd},
-			tensorSpec{p + "attn_output.weight", []uint64{q, e}, int(q)},
-			tensorSpec{p + "ffn_norm.weight", []uint64{e}, 0},
+			tensorSpec{name: p + "attn_norm.weight", shape: []uint64{e}, fanIn: 0},
+			tensorSpec{name: p + "attn_q.weight", shape: []uint64{e, q}, fanIn: s.Embd},
+			tensorSpec{name: p + "attn_k.weight", shape: []uint64{e, kv}, fanIn: s.Embd},
+			tensorSpec{name: p + "attn_v.weight", shape: []uint64{e, kv}, fanIn: s.Embd},
+			tensorSpec{name: p + "attn_output.weight", shape: []uint64{q, e}, fanIn: int(q)},
+			tensorSpec{name: p + "ffn_norm.weight", shape: []uint64{e}, fanIn: 0},
 		)
 		if x == 0 {
 			out = append(out,
-				tensorSpec{p + "ffn_gate.weight", []uint64{e, f}, s.Embd},
-				tensorSpec{p + "ffn_up.weight", []uint64{e, f}, s.Embd},
-				tensorSpec{p + "ffn_down.weight", []uint64{f, e}, s.FF},
+				tensorSpec{name: p + "ffn_gate.weight", shape: []uint64{e, f}, fanIn: s.Embd},
+				tensorSpec{name: p + "ffn_up.weight", shape: []uint64{e, f}, fanIn: s.Embd},
+				tensorSpec{name: p + "ffn_down.weight", shape: []uint64{f, e}, fanIn: s.FF},
 			)
 			continue
 		}
 		out = append(out,
-			tensorSpec{p + "ffn_gate_inp.weight", []uint64{e, x}, s.Embd},
-			tensorSpec{p + "ffn_gate_exps.weight", []uint64{e, f, x}, s.Embd},
-			tensorSpec{p + "ffn_up_exps.weight", []uint64{e, f, x}, s.Embd},
-			tensorSpec{p + "ffn_down_exps.weight", []uint64{f, e, x}, s.FF},
+			tensorSpec{name: p + "ffn_gate_inp.weight", shape: []uint64{e, x}, fanIn: s.Embd},
+			tensorSpec{name: p + "ffn_gate_exps.weight", shape: []uint64{e, f, x}, fanIn: s.Embd},
+			tensorSpec{name: p + "ffn_up_exps.weight", shape: []uint64{e, f, x}, fanIn: s.Embd},
+			tensorSpec{name: p + "ffn_down_exps.weight", shape: []uint64{f, e, x}, fanIn: s.FF},
 		)
 	}
-	out = append(out, tensorSpec{"output_norm.weight", []uint64{e}, 0})
+	out = append(out, tensorSpec{name: "output_norm.weight", shape: []uint64{e}, fanIn: 0})
 	if !s.TiedEmbeddings {
-		out = append(out, tensorSpec{"output.weight", []uint64{e, v}, s.Embd})
+		out = append(out, tensorSpec{name: "output.weight", shape: []uint64{e, v}, fanIn: s.Embd})
 	}
 	return out
+}
+
+// gptOSSTensors are gpt-oss's blocks and output (llama.cpp's
+// LLM_ARCH_OPENAI_MOE): every projection with a bias, per-head attention
+// sinks, the MLP's norm as post_attention_norm, a router with a bias and
+// experts with biases.
+func (s Shape) gptOSSTensors() []tensorSpec {
+	e, f, v := uint64(s.Embd), uint64(s.FF), uint64(s.Vocab)
+	q, kv := uint64(s.Heads*s.HeadDim()), uint64(s.KVHeads*s.HeadDim())
+	x := uint64(s.Experts)
+	var out []tensorSpec
+	for i := range s.Layers {
+		p := fmt.Sprintf("blk.%d.", i)
+		out = append(out,
+			tensorSpec{name: p + "attn_norm.weight", shape: []uint64{e}},
+			tensorSpec{name: p + "attn_q.weight", shape: []uint64{e, q}, fanIn: s.Embd},
+			tensorSpec{name: p + "attn_q.bias", shape: []uint64{q}, zero: true},
+			tensorSpec{name: p + "attn_k.weight", shape: []uint64{e, kv}, fanIn: s.Embd},
+			tensorSpec{name: p + "attn_k.bias", shape: []uint64{kv}, zero: true},
+			tensorSpec{name: p + "attn_v.weight", shape: []uint64{e, kv}, fanIn: s.Embd},
+			tensorSpec{name: p + "attn_v.bias", shape: []uint64{kv}, zero: true},
+			tensorSpec{name: p + "attn_output.weight", shape: []uint64{q, e}, fanIn: int(q)},
+			tensorSpec{name: p + "attn_output.bias", shape: []uint64{e}, zero: true},
+			tensorSpec{name: p + "attn_sinks.weight", shape: []uint64{uint64(s.Heads)}, zero: true},
+			tensorSpec{name: p + "post_attention_norm.weight", shape: []uint64{e}},
+			tensorSpec{name: p + "ffn_gate_inp.weight", shape: []uint64{e, x}, fanIn: s.Embd},
+			tensorSpec{name: p + "ffn_gate_inp.bias", shape: []uint64{x}, zero: true},
+			tensorSpec{name: p + "ffn_gate_exps.weight", shape: []uint64{e, f, x}, fanIn: s.Embd},
+			tensorSpec{name: p + "ffn_gate_exps.bias", shape: []uint64{f, x}, zero: true},
+			tensorSpec{name: p + "ffn_up_exps.weight", shape: []uint64{e, f, x}, fanIn: s.Embd},
+			tensorSpec{name: p + "ffn_up_exps.bias", shape: []uint64{f, x}, zero: true},
+			tensorSpec{name: p + "ffn_down_exps.weight", shape: []uint64{f, e, x}, fanIn: s.FF},
+			tensorSpec{name: p + "ffn_down_exps.bias", shape: []uint64{e, x}, zero: true},
+		)
+	}
+	return append(out, tensorSpec{name: "output_norm.weight", shape: []uint64{e}},
+		tensorSpec{name: "output.weight", shape: []uint64{e, v}, fanIn: s.Embd})
 }
 
 // Params returns the number of weights.

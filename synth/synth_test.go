@@ -3,6 +3,7 @@ package synth
 import (
 	"bytes"
 	"context"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -31,6 +32,7 @@ func TestShapesValid(t *testing.T) {
 		"tinyllama-1.1b": 1.10e9, "llama-2-7b": 6.74e9, "llama-3-8b": 8.03e9,
 		"llama-3-70b": 70.55e9, "mistral-7b": 7.25e9, "smollm-135m": 0.1348e9,
 		"mixtral-8x7b": 46.70e9, "qwen3-30b-a3b": 30.53e9,
+		"gpt-oss-20b": 20.91e9, "gpt-oss-120b": 116.83e9,
 	} {
 		got := float64(Shapes[name].Params())
 		if got < want*0.99 || got > want*1.01 {
@@ -174,5 +176,85 @@ func TestCreateQuantized(t *testing.T) {
 	}
 	if err := Create(ctx, path, s, "Q9_X", 1, 2); err == nil {
 		t.Error("unknown type accepted")
+	}
+}
+
+// tinyOSS is a gpt-oss shape small enough for tests.
+var tinyOSS = Shape{Name: "tiny-oss", Arch: "gpt-oss", Vocab: 1000, Embd: 64, FF: 64, Layers: 2, Heads: 4, KVHeads: 2, HeadSize: 32,
+	Context: 512, RopeTheta: 150000, NormEps: 1e-5, Experts: 4, ExpertsUsed: 2, SlidingWindow: 8, YarnFactor: 4, YarnContext: 128}
+
+// TestGptOSS writes gpt-oss models as released (MXFP4_MOE: the experts in
+// MXFP4, kept by llama.cpp's quantizer, the rest Q8_0) and in Q8_0, whose
+// sizes WeightBytes gives exactly, and runs them: finite logits.
+func TestGptOSS(t *testing.T) {
+	ctx := context.Background()
+	for _, q := range []string{"MXFP4_MOE", "Q8_0", "F16"} {
+		t.Run(q, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), q+".gguf")
+			if err := Create(ctx, path, tinyOSS, q, 1, 1); err != nil {
+				t.Fatal(err)
+			}
+			f, err := gguf.Open(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var size uint64
+			for _, ti := range f.Tensors {
+				size += ti.Size
+			}
+			if got, err := tinyOSS.WeightBytes(q); err != nil || got != size {
+				t.Errorf("WeightBytes %d, %v; the file holds %d", got, err, size)
+			}
+			if f.Architecture() != "gpt-oss" {
+				t.Errorf("architecture %q", f.Architecture())
+			}
+			want := map[string]gguf.Type{"blk.1.attn_sinks.weight": gguf.TypeF32, "blk.1.ffn_down_exps.bias": gguf.TypeF32}
+			switch q {
+			case "MXFP4_MOE":
+				want["blk.1.ffn_down_exps.weight"], want["blk.1.attn_q.weight"], want["output.weight"] = gguf.TypeMXFP4, gguf.TypeQ8_0, gguf.TypeQ8_0
+			case "Q8_0":
+				want["blk.1.ffn_down_exps.weight"], want["blk.1.attn_q.weight"] = gguf.TypeQ8_0, gguf.TypeQ8_0
+			}
+			for name, typ := range want {
+				if ti, ok := f.Tensor(name); !ok || ti.Type != typ {
+					t.Errorf("%s: %v %v, want %v", name, ok, ti.Type, typ)
+				}
+			}
+			m, err := engine.LoadModel(ctx, path, engine.ModelOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			c, err := m.NewContext(engine.ContextOptions{ContextLength: 64, Threads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			b, err := engine.NewBatch(16, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			for i := range 12 {
+				b.Add(engine.Token(10+i), engine.Pos(i), i == 11, 0)
+			}
+			if err := c.Decode(ctx, b); err != nil {
+				t.Fatal(err)
+			}
+			logits, err := c.Logits(11)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range logits {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					t.Fatalf("non-finite logit %v", v)
+				}
+			}
+		})
+	}
+	bad := tinyOSS
+	bad.Experts, bad.ExpertsUsed = 0, 0
+	if err := bad.Validate(); err == nil {
+		t.Error("gpt-oss without experts accepted")
 	}
 }

@@ -26,6 +26,10 @@ type Options struct {
 	// Seed makes the weights reproducible: the same shape, type and seed
 	// give the same file.
 	Seed uint64
+	// MXFP4Experts stores the experts' matrices in MXFP4 (random 4-bit
+	// values sharing an exponent per 32), as gpt-oss is released: the
+	// source of the MXFP4_MOE type, which keeps them.
+	MXFP4Experts bool
 }
 
 // Write writes a random-weight model of shape s to path as a GGUF file in
@@ -41,26 +45,40 @@ func Write(ctx context.Context, path string, s Shape, opts Options) error {
 	}
 
 	w := gguf.NewWriter()
-	w.Set("general.architecture", gguf.String("llama"))
+	a := s.arch()
+	w.Set("general.architecture", gguf.String(a))
 	w.Set("general.name", gguf.String("synthetic "+s.Name))
 	w.Set("general.file_type", gguf.Uint32(fileType))
-	w.Set("llama.vocab_size", gguf.Uint32(uint32(s.Vocab)))
-	w.Set("llama.context_length", gguf.Uint32(uint32(s.Context)))
-	w.Set("llama.embedding_length", gguf.Uint32(uint32(s.Embd)))
-	w.Set("llama.block_count", gguf.Uint32(uint32(s.Layers)))
-	w.Set("llama.feed_forward_length", gguf.Uint32(uint32(s.FF)))
-	w.Set("llama.attention.head_count", gguf.Uint32(uint32(s.Heads)))
-	w.Set("llama.attention.head_count_kv", gguf.Uint32(uint32(s.KVHeads)))
-	w.Set("llama.rope.dimension_count", gguf.Uint32(uint32(s.HeadDim())))
-	w.Set("llama.rope.freq_base", gguf.Float32(s.RopeTheta))
-	w.Set("llama.attention.layer_norm_rms_epsilon", gguf.Float32(s.NormEps))
+	w.Set(a+".vocab_size", gguf.Uint32(uint32(s.Vocab)))
+	w.Set(a+".context_length", gguf.Uint32(uint32(s.Context)))
+	w.Set(a+".embedding_length", gguf.Uint32(uint32(s.Embd)))
+	w.Set(a+".block_count", gguf.Uint32(uint32(s.Layers)))
+	w.Set(a+".feed_forward_length", gguf.Uint32(uint32(s.FF)))
+	w.Set(a+".attention.head_count", gguf.Uint32(uint32(s.Heads)))
+	w.Set(a+".attention.head_count_kv", gguf.Uint32(uint32(s.KVHeads)))
+	w.Set(a+".rope.dimension_count", gguf.Uint32(uint32(s.HeadDim())))
+	w.Set(a+".rope.freq_base", gguf.Float32(s.RopeTheta))
+	w.Set(a+".attention.layer_norm_rms_epsilon", gguf.Float32(s.NormEps))
 	if s.HeadDim()*s.Heads != s.Embd {
-		w.Set("llama.attention.key_length", gguf.Uint32(uint32(s.HeadDim())))
-		w.Set("llama.attention.value_length", gguf.Uint32(uint32(s.HeadDim())))
+		w.Set(a+".attention.key_length", gguf.Uint32(uint32(s.HeadDim())))
+		w.Set(a+".attention.value_length", gguf.Uint32(uint32(s.HeadDim())))
 	}
 	if s.Experts > 0 {
-		w.Set("llama.expert_count", gguf.Uint32(uint32(s.Experts)))
-		w.Set("llama.expert_used_count", gguf.Uint32(uint32(s.ExpertsUsed)))
+		w.Set(a+".expert_count", gguf.Uint32(uint32(s.Experts)))
+		w.Set(a+".expert_used_count", gguf.Uint32(uint32(s.ExpertsUsed)))
+	}
+	if a == "gpt-oss" {
+		w.Set(a+".expert_feed_forward_length", gguf.Uint32(uint32(s.FF)))
+		sw := s.SlidingWindow
+		if sw == 0 {
+			sw = 128
+		}
+		w.Set(a+".attention.sliding_window", gguf.Uint32(uint32(sw)))
+	}
+	if s.YarnFactor > 0 {
+		w.Set(a+".rope.scaling.type", gguf.String("yarn"))
+		w.Set(a+".rope.scaling.factor", gguf.Float32(s.YarnFactor))
+		w.Set(a+".rope.scaling.original_context_length", gguf.Uint32(uint32(s.YarnContext)))
 	}
 
 	tokens, scores, types := vocabulary(s.Vocab)
@@ -77,8 +95,11 @@ func Write(ctx context.Context, path string, s Shape, opts Options) error {
 
 	for i, t := range s.tensors() {
 		tt := typ
-		if t.fanIn == 0 {
+		switch {
+		case t.fanIn == 0:
 			tt = gguf.TypeF32
+		case opts.MXFP4Experts && t.expert():
+			tt = gguf.TypeMXFP4
 		}
 		seed := opts.Seed*0x9E3779B97F4A7C15 + uint64(i)
 		if err := w.AddTensor(t.name, tt, t.shape, func(out io.Writer) error {
@@ -114,6 +135,10 @@ func writeRandom(ctx context.Context, out io.Writer, typ gguf.Type, t tensorSpec
 	if t.fanIn > 0 {
 		a = float32(math.Sqrt(3 / float64(t.fanIn)))
 	}
+	if typ == gguf.TypeMXFP4 {
+		// Chunks of whole blocks: 32 values in 17 bytes.
+		return writeMXFP4(ctx, out, n, t.fanIn, seed)
+	}
 	workers := runtime.GOMAXPROCS(0)
 	bufs := make([][]byte, workers)
 	for i := range bufs {
@@ -132,7 +157,7 @@ func writeRandom(ctx context.Context, out io.Writer, typ gguf.Type, t tensorSpec
 				defer wg.Done()
 				chunk := first + w
 				m := min(chunkElems, n-chunk*chunkElems)
-				fillChunk(bufs[w][:m*size], typ, a, t.fanIn > 0, seed, chunk)
+				fillChunk(bufs[w][:m*size], typ, a, t.fanIn > 0 || t.zero, t.zero, seed, chunk)
 			}()
 		}
 		wg.Wait()
@@ -147,9 +172,42 @@ func writeRandom(ctx context.Context, out io.Writer, typ gguf.Type, t tensorSpec
 	return nil
 }
 
+// writeMXFP4 streams n random MXFP4 values (n a multiple of 32): random
+// 4-bit codes, and per block the exponent that gives the values a
+// variance near 1/fanIn (the codes' values have a standard deviation of
+// about 2.9).
+func writeMXFP4(ctx context.Context, out io.Writer, n uint64, fanIn int, seed uint64) error {
+	exp := byte(127 + int(math.Round(math.Log2(1/math.Sqrt(float64(fanIn))/2.93))))
+	const blocksPerChunk = chunkElems / 32
+	buf := make([]byte, blocksPerChunk*17)
+	blocks := n / 32
+	for chunk := uint64(0); chunk*blocksPerChunk < blocks; chunk++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		rng := rand.New(rand.NewPCG(seed, chunk^0x5851F42D4C957F2D))
+		m := min(blocksPerChunk, blocks-chunk*blocksPerChunk)
+		b := buf[:m*17]
+		for i := range m {
+			b[i*17] = exp
+			for j := 1; j < 17; j += 8 {
+				binary.LittleEndian.PutUint64(b[i*17+uint64(j):], rng.Uint64())
+			}
+		}
+		if _, err := out.Write(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // fillChunk fills buf with the values of one chunk: uniform on [-a, a), or
-// ones for norm weights.
-func fillChunk(buf []byte, typ gguf.Type, a float32, random bool, seed, chunk uint64) {
+// ones for norm weights, or zeros (biases).
+func fillChunk(buf []byte, typ gguf.Type, a float32, random, zero bool, seed, chunk uint64) {
+	if zero {
+		clear(buf)
+		return
+	}
 	rng := rand.New(rand.NewPCG(seed, chunk^0x5851F42D4C957F2D))
 	if typ == gguf.TypeF16 {
 		for i := 0; i < len(buf); i += 2 {
@@ -183,7 +241,10 @@ func Create(ctx context.Context, path string, s Shape, quant string, seed uint64
 	}
 	tmp := path + ".f16.tmp"
 	defer os.Remove(tmp)
-	if err := Write(ctx, tmp, s, Options{Seed: seed}); err != nil {
+	// MXFP4_MOE keeps experts that are MXFP4 already (and refuses to
+	// requantize any other quantized type): write them so.
+	mx := strings.EqualFold(quant, "MXFP4_MOE")
+	if err := Write(ctx, tmp, s, Options{Seed: seed, MXFP4Experts: mx}); err != nil {
 		return err
 	}
 	if err := engine.Quantize(ctx, tmp, path, quant, threads); err != nil {
