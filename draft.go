@@ -4,10 +4,31 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
+	"strings"
 
 	"github.com/llm-go/llm/engine"
 )
+
+// unwrapLLM drops the "llm: " prefix of an error of this package, so that
+// it can be wrapped with more context without repeating it.
+func unwrapLLM(err error) error {
+	if msg, ok := strings.CutPrefix(err.Error(), "llm: "); ok {
+		return prefixless{msg, err}
+	}
+	return err
+}
+
+// prefixless is an error shown without its prefix, unwrapping to the
+// original.
+type prefixless struct {
+	msg string
+	err error
+}
+
+func (e prefixless) Error() string { return e.msg }
+func (e prefixless) Unwrap() error { return e.err }
 
 // ErrDraftIncompatible is wrapped by New's error when WithDraft names a
 // model whose vocabulary differs from the pipeline model's.
@@ -36,24 +57,37 @@ const (
 // sampler and seed); the speed gained depends on how often the draft is
 // right and on a batch of several tokens costing the model little more
 // than one, as on GPUs (a 2-core CPU gains nothing). The draft model gets
-// the pipeline's GPU offload and context length, and applies to every
-// request; PromptLookup is ignored where it is set. Models with a
-// recurrent memory (Mamba, RWKV) do not draft.
+// the pipeline's context length; its GPU offload is fitted to the free GPU
+// memory left by the model (none when the model is kept on the CPU with
+// WithGPULayers(0)) unless WithDraftGPULayers says otherwise. It applies
+// to every request; PromptLookup is ignored where it is set. New refuses
+// (ErrUnsupportedModel) a model or draft with a recurrent memory (Mamba,
+// RWKV), which cannot drop a rejected draft, and a draft that is not a
+// decoder; a request whose tokens include one the draft's vocabulary lacks
+// (up to 128 may differ) decodes without drafts.
 func WithDraft(model string, maxTokens int) Option {
 	return func(c *config) { c.draft, c.draftMax = model, maxTokens }
+}
+
+// WithDraftGPULayers sets how many of the draft model's layers go to GPUs
+// (llama.cpp's --n-gpu-layers-draft): a count, AllLayers or AutoLayers.
+func WithDraftGPULayers(n int) Option {
+	return func(c *config) { c.draftLayers, c.draftLayersSet = n, true }
 }
 
 // drafter is a draft model's context: one sequence per pipeline sequence,
 // whose memory follows that sequence's tokens.
 type drafter struct {
-	m     *engine.Model
-	c     *engine.Context
-	b     *engine.Batch
-	held  [][]engine.Token // per sequence: the tokens its memory holds
-	hist  [][]engine.Token // per sequence: scratch for the history drafted from
-	reqs  []draftReq       // per sequence: reused requests
-	max   int
-	vocab int // the pipeline model's vocabulary size: larger ids are never proposed
+	m      *engine.Model
+	c      *engine.Context
+	b      *engine.Batch
+	held   [][]engine.Token // per sequence: the tokens its memory holds
+	hist   [][]engine.Token // per sequence: scratch for the history drafted from
+	reqs   []draftReq       // per sequence: reused requests
+	max    int
+	vocab  int  // the pipeline model's vocabulary size: larger ids are never proposed
+	dvocab int  // the draft's: a history with larger ids is not drafted for
+	warned bool // a failed draft decode was logged
 }
 
 // loadDrafter loads the draft model of cfg for a pipeline whose model is
@@ -62,20 +96,43 @@ func loadDrafter(ctx context.Context, cfg *config, target *engine.Model, nCtx in
 	if cfg.draftMax < 0 || cfg.draftMax > MaxDraftTokens {
 		return nil, fmt.Errorf("llm: WithDraft(%s, %d): 0 to %d draft tokens", cfg.draft, cfg.draftMax, MaxDraftTokens)
 	}
+	if cfg.draftLayersSet && cfg.draftLayers < AutoLayers {
+		return nil, fmt.Errorf("llm: WithDraftGPULayers(%d): a layer count, AllLayers or AutoLayers", cfg.draftLayers)
+	}
+	// The cheap refusals first: before a download, a conversion or a load.
+	if target.IsRecurrent() {
+		return nil, fmt.Errorf("llm: WithDraft(%s): the model has a recurrent memory, which cannot drop a rejected draft: %w", cfg.draft, ErrUnsupportedModel)
+	}
 	path, err := resolve(ctx, cfg.draft, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("llm: draft model: %w", err)
+		return nil, fmt.Errorf("llm: draft model: %w", unwrapLLM(err))
+	}
+	vocab, err := engine.LoadModel(ctx, path, engine.ModelOptions{VocabOnly: true})
+	if err != nil {
+		return nil, fmt.Errorf("llm: draft model %s: %w", cfg.draft, err)
+	}
+	err = draftCompatible(target, vocab)
+	vocab.Close()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrDraftIncompatible, cfg.draft, err)
 	}
 	copts := engine.ContextOptions{ContextLength: nCtx * cfg.parallel, MaxSequences: cfg.parallel, Threads: cfg.threads,
 		FlashAttention: cfg.flashAttn}
 	mopts := cfg.split
-	mopts.GPULayers = max(cfg.gpuLayers, AllLayers)
+	fit := engine.Fit{Auto: true}
+	switch {
+	case cfg.draftLayersSet:
+		fit.Auto = cfg.draftLayers == AutoLayers
+		mopts.GPULayers = max(cfg.draftLayers, AllLayers)
+	case cfg.gpuLayersSet && cfg.gpuLayers == 0:
+		fit.Auto, mopts.GPULayers = false, 0 // the model stays on the CPU: so does its draft
+	}
 	note := cfg.note
 	if note == nil {
-		note = func(string) {}
+		note = func(s string) { slog.Info("llm: GPU offload: "+s, "draft", cfg.draft) }
 	}
-	m, c, err := engine.LoadFitted(ctx, path, mopts, copts, engine.Fit{Auto: cfg.gpuLayers == AutoLayers,
-		Note: func(s string) { note("draft model: " + s) }})
+	fit.Note = func(s string) { note("draft model: " + s) }
+	m, c, err := engine.LoadFitted(ctx, path, mopts, copts, fit)
 	if err != nil {
 		return nil, fmt.Errorf("llm: draft model %s: %w", cfg.draft, err)
 	}
@@ -84,18 +141,18 @@ func loadDrafter(ctx context.Context, cfg *config, target *engine.Model, nCtx in
 		m.Close()
 		return nil, err
 	}
-	if err := draftCompatible(target, m); err != nil {
-		return fail(fmt.Errorf("%w: %s: %v", ErrDraftIncompatible, cfg.draft, err))
+	if m.IsRecurrent() {
+		return fail(fmt.Errorf("llm: WithDraft(%s): the draft has a recurrent memory, which cannot drop a rejected draft: %w", cfg.draft, ErrUnsupportedModel))
 	}
-	if target.IsRecurrent() || m.IsRecurrent() {
-		return fail(fmt.Errorf("llm: WithDraft(%s): a model with a recurrent memory cannot drop a rejected draft: %w", cfg.draft, ErrUnsupportedModel))
+	if i := m.Info(); !i.HasDecoder || i.HasEncoder {
+		return fail(fmt.Errorf("llm: WithDraft(%s): not a decoder-only model: %w", cfg.draft, ErrUnsupportedModel))
 	}
 	b, err := engine.NewBatch(c.BatchSize(), 1)
 	if err != nil {
 		return fail(fmt.Errorf("llm: draft model: %w", err))
 	}
 	d := &drafter{m: m, c: c, b: b, held: make([][]engine.Token, cfg.parallel), hist: make([][]engine.Token, cfg.parallel),
-		reqs: make([]draftReq, cfg.parallel), max: cfg.draftMax, vocab: target.VocabSize()}
+		reqs: make([]draftReq, cfg.parallel), max: cfg.draftMax, vocab: target.VocabSize(), dvocab: m.VocabSize()}
 	if d.max == 0 {
 		d.max = DefaultDraftTokens
 	}
@@ -156,12 +213,42 @@ type draftReq struct {
 }
 
 // request returns the (reused) request of sequence seq for up to n tokens
-// after tokens and then next.
+// after tokens and then next, or nil when the history holds a token the
+// draft's vocabulary lacks.
 func (d *drafter) request(seq engine.SeqID, tokens []engine.Token, next engine.Token, n int) *draftReq {
-	d.hist[seq] = append(append(d.hist[seq][:0], tokens...), next)
+	h := append(append(d.hist[seq][:0], tokens...), next)
+	d.hist[seq] = h
+	for _, t := range h[commonPrefix(d.held[seq], h):] {
+		if int(t) >= d.dvocab {
+			return nil
+		}
+	}
 	r := &d.reqs[seq]
-	r.seq, r.history, r.n = seq, d.hist[seq], n
+	r.seq, r.history, r.n = seq, h, n
 	return r
+}
+
+// shift follows a context shift of sequence seq (see scheduler.shift):
+// discard tokens after the first keep are dropped and the rest move back.
+func (d *drafter) shift(seq engine.SeqID, keep, discard int) {
+	h := d.held[seq]
+	if len(h) <= keep+discard {
+		d.held[seq] = h[:min(len(h), keep)]
+		d.c.RemoveTokens(seq, engine.Pos(len(d.held[seq])), -1)
+		return
+	}
+	ok, err := d.c.CanShift()
+	if err == nil && ok {
+		if _, err = d.c.RemoveTokens(seq, engine.Pos(keep), engine.Pos(keep+discard)); err == nil {
+			err = d.c.ShiftPositions(seq, engine.Pos(keep+discard), -1, engine.Pos(-discard))
+		}
+	}
+	if err != nil || !ok {
+		d.c.RemoveTokens(seq, 0, -1)
+		d.held[seq] = h[:0]
+		return
+	}
+	d.held[seq] = append(h[:keep], h[keep+discard:]...)
 }
 
 // propose fills each request's out with the draft model's greedy
@@ -189,7 +276,7 @@ func (d *drafter) propose(ctx context.Context, reqs []*draftReq) error {
 		d.held[r.seq] = h[:k]
 		r.out, r.hasPend, r.done = r.out[:0], false, r.n <= 0
 	}
-	for {
+	for pass := 0; ; pass++ {
 		d.b.Clear()
 		type added struct {
 			r    *draftReq
@@ -204,6 +291,13 @@ func (d *drafter) propose(ctx context.Context, reqs []*draftReq) error {
 			held := len(d.held[r.seq])
 			var toks []engine.Token
 			if held < len(r.history) { // catching up with the history
+				if pass > 0 {
+					// One batch of catching up per step, as the model's own
+					// prompts: the rest at the next steps, without drafts
+					// meanwhile.
+					r.done = true
+					continue
+				}
 				end := min(len(r.history), held+d.b.Cap()-d.b.Len())
 				toks = r.history[held:end]
 			} else if r.hasPend {
@@ -265,19 +359,29 @@ func (d *drafter) fail(reqs []*draftReq, err error) error {
 	return fmt.Errorf("llm: draft model: %w", err)
 }
 
-// argmaxProb returns the most likely token of logits and its softmax
-// probability.
+// argmaxProb returns the most likely token of logits and its probability
+// among the ten most likely, as llama.cpp's draft sampler (top-k 10, then
+// softmax) judges its confidence.
 func argmaxProb(logits []float32) (engine.Token, float64) {
-	best := 0
+	const k = 10
+	var top [k]int // indices of the k largest, in decreasing order
+	n := 0
 	for i, v := range logits {
-		if v > logits[best] {
-			best = i
+		if n == k && v <= logits[top[k-1]] {
+			continue
 		}
+		j := min(n, k-1)
+		for j > 0 && logits[top[j-1]] < v {
+			top[j] = top[j-1]
+			j--
+		}
+		top[j] = i
+		n = min(n+1, k)
 	}
-	mx := float64(logits[best])
+	mx := float64(logits[top[0]])
 	var z float64
-	for _, v := range logits {
-		z += math.Exp(float64(v) - mx)
+	for _, i := range top[:n] {
+		z += math.Exp(float64(logits[i]) - mx)
 	}
-	return engine.Token(best), 1 / z
+	return engine.Token(top[0]), 1 / z
 }

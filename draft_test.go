@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,9 +17,148 @@ import (
 	"time"
 
 	"github.com/llm-go/llm"
+	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/internal/shareddata"
 	"github.com/llm-go/llm/loader/gguf"
 )
+
+// rewriteGGUF writes a copy of the GGUF src with each metadata value passed
+// through edit and extra tokens added to the vocabulary (user-defined
+// tokens <x0>, <x1>, ..., with rows in the embeddings, copies of token
+// 300's, and zero rows in the output).
+func rewriteGGUF(t *testing.T, src string, edit func(key string, v gguf.Value) gguf.Value, extra int) string {
+	t.Helper()
+	f, err := gguf.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fh, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fh.Close()
+	w := gguf.NewWriter()
+	for _, kv := range f.KV {
+		v := kv.Value
+		switch kv.Key {
+		case "general.alignment":
+			continue
+		case "tokenizer.ggml.tokens":
+			toks, _ := v.AsStrings()
+			for i := range extra {
+				toks = append(slices.Clone(toks), fmt.Sprintf("<x%d>", i))
+			}
+			v = gguf.Strings(toks)
+		case "tokenizer.ggml.scores":
+			sc, _ := v.AsFloats()
+			out := make([]float32, len(sc), len(sc)+extra)
+			for i, x := range sc {
+				out[i] = float32(x)
+			}
+			v = gguf.Float32s(append(out, make([]float32, extra)...))
+		case "tokenizer.ggml.token_type":
+			ty, _ := v.AsInts()
+			out := make([]int32, len(ty), len(ty)+extra)
+			for i, x := range ty {
+				out[i] = int32(x)
+			}
+			for range extra {
+				out = append(out, 4) // user-defined
+			}
+			v = gguf.Int32s(out)
+		}
+		w.Set(kv.Key, edit(kv.Key, v))
+	}
+	for _, ti := range f.Tensors {
+		raw := make([]byte, ti.Size)
+		if _, err := fh.ReadAt(raw, f.DataOffset+int64(ti.Offset)); err != nil {
+			t.Fatal(err)
+		}
+		shape := ti.Shape
+		if extra > 0 && (ti.Name == "token_embd.weight" || ti.Name == "output.weight") {
+			if ti.Type != gguf.TypeF32 {
+				t.Fatalf("%s is %v: only F32 rows are copied", ti.Name, ti.Type)
+			}
+			row := int(shape[0]) * 4
+			for range extra {
+				if ti.Name == "token_embd.weight" {
+					raw = append(raw, raw[300*row:301*row]...)
+				} else {
+					raw = append(raw, make([]byte, row)...)
+				}
+			}
+			shape = []uint64{shape[0], shape[1] + uint64(extra)}
+		}
+		if err := w.AddTensor(ti.Name, ti.Type, shape, func(out io.Writer) error { _, err := out.Write(raw); return err }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out := filepath.Join(t.TempDir(), "rewritten.gguf")
+	if err := w.WriteFile(out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestDraftVocabularyExtra: a model with tokens its draft lacks (a chat
+// fine-tune's added tokens; up to 128 may differ) drafts for requests
+// without them, also while a request with one runs beside, and decodes a
+// request with one without drafts, as plain decoding would.
+func TestDraftVocabularyExtra(t *testing.T) {
+	ctx := context.Background()
+	model := shareddata.Path(t, "models", "stories260K.gguf")
+	ext := rewriteGGUF(t, model, func(_ string, v gguf.Value) gguf.Value { return v }, 4)
+	plain, err := llm.New(ctx, ext, llm.WithThreads(1), llm.WithParallel(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer plain.Close()
+	p, err := llm.New(ctx, ext, llm.WithThreads(1), llm.WithParallel(2), llm.WithDraft(model, 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	clean := "Once upon a time, there was a little girl named Lily. She loved to play outside. One day, Lily"
+	odd := "Once upon a time <x1>, there was a little girl named Lily. She loved to play outside. One day, Lily"
+	if ids, _ := p.Model().Tokenize(odd, true, false); !slices.Contains(ids, engine.Token(p.Model().VocabSize()-3)) {
+		t.Fatalf("%q does not tokenize to <x1>: %v", odd, ids)
+	}
+	want := map[string]*llm.Result{}
+	for _, pr := range []string{clean, odd} {
+		if want[pr], err = plain.Generate(ctx, pr, llm.Temperature(0), llm.MaxTokens(48), llm.Logprobs(2)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := map[string]*llm.Result{}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for _, pr := range []string{clean, odd} {
+		wg.Go(func() {
+			res, err := p.Generate(ctx, pr, llm.Temperature(0), llm.MaxTokens(48))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			got[pr] = res
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	for name, pr := range map[string]string{"clean": clean, "with <x1>": odd} {
+		if got[pr] == nil {
+			continue
+		}
+		sameUpToTie(t, name, got[pr], want[pr], 1e-3)
+		t.Logf("%s: %d drafted, %d accepted", name, got[pr].Timings.DraftTokens, got[pr].Timings.DraftAccepted)
+	}
+	if r := got[clean]; r != nil && r.Timings.DraftAccepted == 0 {
+		t.Error("the clean request drafted nothing beside the one with <x1>")
+	}
+	if r := got[odd]; r != nil && r.Timings.DraftTokens != 0 {
+		t.Errorf("the request with <x1> drafted %d tokens", r.Timings.DraftTokens)
+	}
+}
 
 // perturbed writes a copy of the GGUF src whose F32 weight matrices have
 // Gaussian noise of sd times each tensor's RMS added: the same vocabulary,
@@ -196,7 +336,20 @@ func TestDraftModel(t *testing.T) {
 	}
 	t.Logf("through a full context: %d drafted, %d accepted", b.Timings.DraftTokens, b.Timings.DraftAccepted)
 
-	// Refused: another vocabulary, a draft length out of range.
+	// Refused: another vocabulary, a token spelled otherwise, a draft
+	// length out of range.
+	renamed := rewriteGGUF(t, model, func(key string, v gguf.Value) gguf.Value {
+		if key != "tokenizer.ggml.tokens" {
+			return v
+		}
+		toks, _ := v.AsStrings()
+		toks = slices.Clone(toks)
+		toks[300] = "<renamed>"
+		return gguf.Strings(toks)
+	}, 0)
+	if _, err := llm.New(ctx, model, llm.WithThreads(1), llm.WithDraft(renamed, 8)); !errors.Is(err, llm.ErrDraftIncompatible) || !strings.Contains(err.Error(), "token 300") {
+		t.Errorf("a draft with token 300 renamed: %v, want ErrDraftIncompatible naming token 300", err)
+	}
 	_, err = llm.New(ctx, model, llm.WithThreads(1), llm.WithDraft(shareddata.Path(t, "models", "llama-2-tiny-random.gguf"), 8))
 	if !errors.Is(err, llm.ErrDraftIncompatible) {
 		t.Errorf("a draft of another vocabulary: %v, want ErrDraftIncompatible", err)

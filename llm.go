@@ -64,20 +64,22 @@ var (
 
 // config is what New's options set.
 type config struct {
-	contextLength int
-	threads       int
-	gpuLayers     int
-	gpuLayersSet  bool // by WithGPULayers or a preset's num_gpu; AutoLayers otherwise
-	parallel      int
-	hubClient     *hub.Client
-	presets       *modelfile.Store
-	split         engine.ModelOptions // SplitMode, MainGPU, TensorSplit
-	flashAttn     engine.FlashAttention
-	typeK, typeV  engine.CacheType
-	note          func(string)
-	loras         []loraSpec
-	draft         string // WithDraft's model, or ""
-	draftMax      int
+	contextLength  int
+	threads        int
+	gpuLayers      int
+	gpuLayersSet   bool // by WithGPULayers or a preset's num_gpu; AutoLayers otherwise
+	parallel       int
+	hubClient      *hub.Client
+	presets        *modelfile.Store
+	split          engine.ModelOptions // SplitMode, MainGPU, TensorSplit
+	flashAttn      engine.FlashAttention
+	typeK, typeV   engine.CacheType
+	note           func(string)
+	loras          []loraSpec
+	draft          string // WithDraft's model, or ""
+	draftMax       int
+	draftLayers    int // WithDraftGPULayers
+	draftLayersSet bool
 }
 
 // loraSpec is a LoRA adapter to apply, with its scale.

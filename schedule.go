@@ -660,6 +660,9 @@ func (s *scheduler) propose(rows, feeds, room int) {
 		used += n
 		room -= n
 		r := s.dm.request(j.seq.id, j.seq.tokens, j.feed, n)
+		if r == nil {
+			continue // a token the draft does not know
+		}
 		r.job = j
 		reqs = append(reqs, r)
 	}
@@ -667,8 +670,13 @@ func (s *scheduler) propose(rows, feeds, room int) {
 	if len(reqs) == 0 {
 		return
 	}
-	if err := s.dm.propose(s.ctx, reqs); err != nil {
-		slog.Warn("llm: no drafts this step", "error", err)
+	if err := s.dm.propose(s.ctx, reqs); err != nil && s.ctx.Err() == nil {
+		if !s.dm.warned {
+			slog.Warn("llm: the draft model failed; those requests go on without drafts", "error", err)
+			s.dm.warned = true
+		} else {
+			slog.Debug("llm: the draft model failed", "error", err)
+		}
 	}
 	for _, r := range reqs {
 		j := r.job
@@ -806,5 +814,8 @@ func (s *scheduler) shift(q *sequence) (int, error) {
 		return 0, fmt.Errorf("llm: %w", err)
 	}
 	q.tokens = append(q.tokens[:keep], q.tokens[keep+discard:]...)
+	if s.dm != nil {
+		s.dm.shift(q.id, keep, discard)
+	}
 	return discard, nil
 }

@@ -70,10 +70,11 @@ type Config struct {
 	// PromptLookup, when positive, decodes every generation speculatively
 	// with up to this many draft tokens per step (llm.PromptLookup).
 	PromptLookup int
-	// Drafts maps a model (its name as requests give it, or as in Models) to
-	// the draft model it decodes speculatively with (llm.WithDraft), up to
-	// DraftTokens tokens per step (0: llm.DefaultDraftTokens). The memory
-	// check does not count the draft model.
+	// Drafts maps a configured model (its name as requests give it, or as
+	// in Models) to the draft model it decodes speculatively with
+	// (llm.WithDraft), up to DraftTokens tokens per step (0:
+	// llm.DefaultDraftTokens). The memory check does not count the draft
+	// model.
 	Drafts      map[string]string
 	DraftTokens int
 	// Options are more options for llm.New, given to every model after the

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -58,5 +59,17 @@ func TestServerDraft(t *testing.T) {
 	cfg.DraftTokens = llm.MaxDraftTokens + 1
 	if _, err := server.New(cfg); err == nil || !strings.Contains(err.Error(), "DraftTokens") {
 		t.Errorf("DraftTokens %d: %v", cfg.DraftTokens, err)
+	}
+	// The mapping is applied (a draft of another vocabulary fails the
+	// load) and checked (a model that is not configured is an error).
+	cfg = testConfig(t)
+	cfg.Drafts = map[string]string{"stories260K": filepath.Join(filepath.Dir(cfg.Models[0]), "llama-2-tiny-random.gguf")}
+	if _, err := server.New(cfg); err == nil || !strings.Contains(err.Error(), "vocabulary") {
+		t.Errorf("an incompatible draft: %v", err)
+	}
+	cfg = testConfig(t)
+	cfg.Drafts = map[string]string{"no-such-model": cfg.Models[0]}
+	if _, err := server.New(cfg); err == nil || !strings.Contains(err.Error(), "no-such-model") {
+		t.Errorf("a draft for a model not configured: %v", err)
 	}
 }

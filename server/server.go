@@ -36,6 +36,12 @@ func New(cfg Config) (*Server, error) {
 			return nil, err
 		}
 	}
+	for model := range cfg.Drafts {
+		if _, ok := s.models.names[model]; !ok {
+			s.models.close()
+			return nil, fmt.Errorf("server: Drafts names %q, which is none of the configured Models", model)
+		}
+	}
 	names, _ := s.models.configured()
 	for _, name := range names {
 		l, err := s.models.acquire(context.Background(), name)

@@ -31,6 +31,7 @@ type modelFlags struct {
 	presetLoRA  []string // a preset's ADAPTERs, applied first (generate)
 	draft       string   // --draft: a draft model (run)
 	draftMax    int      // --draft-max
+	nglDraft    string   // --ngl-draft
 }
 
 // registerDraft registers --draft and --draft-max, for commands that load
@@ -38,6 +39,7 @@ type modelFlags struct {
 func (f *modelFlags) registerDraft(fs *pflag.FlagSet) {
 	fs.StringVar(&f.draft, "draft", "", "decode speculatively with a draft model: a much smaller model of the same vocabulary (a GGUF, an HF directory or a Hub name)")
 	fs.IntVar(&f.draftMax, "draft-max", llm.DefaultDraftTokens, "most tokens the draft model proposes per step")
+	fs.StringVar(&f.nglDraft, "ngl-draft", "", "the draft model's layers on GPUs: a number, \"all\" or \"auto\" (default: what fits beside the model; none with --ngl 0)")
 }
 
 func (f *modelFlags) register(fs *pflag.FlagSet) {
@@ -114,6 +116,11 @@ func (f *modelFlags) check() error {
 	}
 	if f.draft != "" && (f.draftMax < 1 || f.draftMax > llm.MaxDraftTokens) {
 		return usagef("--draft-max must be 1 to %d, got %d", llm.MaxDraftTokens, f.draftMax)
+	}
+	if f.nglDraft != "" {
+		if _, _, err := parseLayers(f.nglDraft); err != nil {
+			return usagef("--ngl-draft must be a layer count, \"all\" or \"auto\", got %q", f.nglDraft)
+		}
 	}
 	_, err := f.contextOptions()
 	return err

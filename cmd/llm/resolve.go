@@ -118,6 +118,13 @@ func openPipeline(ctx context.Context, sio *stdio, name string, mf *modelFlags) 
 			return nil, fmt.Errorf("--draft: %w", err)
 		}
 		opts = append(opts, llm.WithDraft(path, mf.draftMax))
+		if mf.nglDraft != "" {
+			n, auto, _ := parseLayers(mf.nglDraft) // checked
+			if auto {
+				n = llm.AutoLayers
+			}
+			opts = append(opts, llm.WithDraftGPULayers(n))
+		}
 	}
 	if st, err := lookupPreset(name); err != nil {
 		return nil, err

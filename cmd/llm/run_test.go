@@ -158,6 +158,9 @@ func TestRunPiped(t *testing.T) {
 	if code, _, stderr := run(t, "", "run", model, "--draft", model, "--draft-max", "0"); code != 2 || !strings.Contains(stderr, "--draft-max") {
 		t.Errorf("--draft-max 0: exit %d, %s", code, stderr)
 	}
+	if code, _, stderr := run(t, "", "run", model, "--draft", model, "--ngl-draft", "many"); code != 2 || !strings.Contains(stderr, "--ngl-draft") {
+		t.Errorf("--ngl-draft many: exit %d, %s", code, stderr)
+	}
 	if code, _, _ := run(t, "", "run", model, model); code != 2 {
 		t.Errorf("two models: exit %d", code)
 	}
