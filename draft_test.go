@@ -2,6 +2,7 @@ package llm_test
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -23,10 +24,11 @@ import (
 )
 
 // rewriteGGUF writes a copy of the GGUF src with each metadata value passed
-// through edit and extra tokens added to the vocabulary (user-defined
-// tokens <x0>, <x1>, ..., with rows in the embeddings, copies of token
-// 300's, and zero rows in the output).
-func rewriteGGUF(t *testing.T, src string, edit func(key string, v gguf.Value) gguf.Value, extra int) string {
+// through edit (when not nil), each tensor's data through data (when not
+// nil), and extra tokens added to the vocabulary (user-defined tokens
+// <x0>, <x1>, ..., with rows in the embeddings, copies of token 300's, and
+// zero rows in the output).
+func rewriteGGUF(t *testing.T, src string, edit func(key string, v gguf.Value) gguf.Value, data func(ti gguf.TensorInfo, raw []byte), extra int) string {
 	t.Helper()
 	f, err := gguf.Open(src)
 	if err != nil {
@@ -67,12 +69,18 @@ func rewriteGGUF(t *testing.T, src string, edit func(key string, v gguf.Value) g
 			}
 			v = gguf.Int32s(out)
 		}
-		w.Set(kv.Key, edit(kv.Key, v))
+		if edit != nil {
+			v = edit(kv.Key, v)
+		}
+		w.Set(kv.Key, v)
 	}
 	for _, ti := range f.Tensors {
 		raw := make([]byte, ti.Size)
 		if _, err := fh.ReadAt(raw, f.DataOffset+int64(ti.Offset)); err != nil {
 			t.Fatal(err)
+		}
+		if data != nil {
+			data(ti, raw)
 		}
 		shape := ti.Shape
 		if extra > 0 && (ti.Name == "token_embd.weight" || ti.Name == "output.weight") {
@@ -107,7 +115,7 @@ func rewriteGGUF(t *testing.T, src string, edit func(key string, v gguf.Value) g
 func TestDraftVocabularyExtra(t *testing.T) {
 	ctx := context.Background()
 	model := shareddata.Path(t, "models", "stories260K.gguf")
-	ext := rewriteGGUF(t, model, func(_ string, v gguf.Value) gguf.Value { return v }, 4)
+	ext := rewriteGGUF(t, model, nil, nil, 4)
 	plain, err := llm.New(ctx, ext, llm.WithThreads(1), llm.WithParallel(2))
 	if err != nil {
 		t.Fatal(err)
@@ -165,49 +173,22 @@ func TestDraftVocabularyExtra(t *testing.T) {
 // a model that mostly agrees with the original.
 func perturbed(t *testing.T, src string, sd float64) string {
 	t.Helper()
-	f, err := gguf.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fh, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer fh.Close()
-	w := gguf.NewWriter()
-	for _, kv := range f.KV {
-		if kv.Key != "general.alignment" {
-			w.Set(kv.Key, kv.Value)
-		}
-	}
 	r := rand.New(rand.NewPCG(3, 4))
-	for _, ti := range f.Tensors {
-		raw := make([]byte, ti.Size)
-		if _, err := fh.ReadAt(raw, f.DataOffset+int64(ti.Offset)); err != nil {
-			t.Fatal(err)
+	return rewriteGGUF(t, src, nil, func(ti gguf.TensorInfo, raw []byte) {
+		if ti.Type != gguf.TypeF32 || len(ti.Shape) != 2 {
+			return
 		}
-		if ti.Type == gguf.TypeF32 && len(ti.Shape) == 2 {
-			vals := make([]float32, len(raw)/4)
-			var ss float64
-			for i := range vals {
-				vals[i] = math.Float32frombits(uint32(raw[4*i]) | uint32(raw[4*i+1])<<8 | uint32(raw[4*i+2])<<16 | uint32(raw[4*i+3])<<24)
-				ss += float64(vals[i]) * float64(vals[i])
-			}
-			rms := math.Sqrt(ss / float64(len(vals)))
-			for i, v := range vals {
-				b := math.Float32bits(v + float32(r.NormFloat64()*sd*rms))
-				raw[4*i], raw[4*i+1], raw[4*i+2], raw[4*i+3] = byte(b), byte(b>>8), byte(b>>16), byte(b>>24)
-			}
+		var ss float64
+		for i := 0; i < len(raw); i += 4 {
+			v := float64(math.Float32frombits(binary.LittleEndian.Uint32(raw[i:])))
+			ss += v * v
 		}
-		if err := w.AddTensor(ti.Name, ti.Type, ti.Shape, func(out io.Writer) error { _, err := out.Write(raw); return err }); err != nil {
-			t.Fatal(err)
+		rms := math.Sqrt(ss / float64(len(raw)/4))
+		for i := 0; i < len(raw); i += 4 {
+			v := math.Float32frombits(binary.LittleEndian.Uint32(raw[i:]))
+			binary.LittleEndian.PutUint32(raw[i:], math.Float32bits(v+float32(r.NormFloat64()*sd*rms)))
 		}
-	}
-	out := filepath.Join(t.TempDir(), "perturbed.gguf")
-	if err := w.WriteFile(out); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	}, 0)
 }
 
 // TestDraftModel: speculative decoding with a draft model gives the output
@@ -346,7 +327,7 @@ func TestDraftModel(t *testing.T) {
 		toks = slices.Clone(toks)
 		toks[300] = "<renamed>"
 		return gguf.Strings(toks)
-	}, 0)
+	}, nil, 0)
 	if _, err := llm.New(ctx, model, llm.WithThreads(1), llm.WithDraft(renamed, 8)); !errors.Is(err, llm.ErrDraftIncompatible) || !strings.Contains(err.Error(), "token 300") {
 		t.Errorf("a draft with token 300 renamed: %v, want ErrDraftIncompatible naming token 300", err)
 	}

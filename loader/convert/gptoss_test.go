@@ -197,20 +197,7 @@ func (c ossCase) fixture(t *testing.T, mxfp4 bool, edit func(cfg map[string]any,
 			ts = append(ts, f32Tensor(p+"mlp.experts."+proj.name, []int64{E, cols, rows}, v))
 		}
 	}
-	if edit != nil {
-		ts = edit(cfg, ts)
-		copyHFFiles(t, "tiny-qwen2-st", dir, func(m map[string]any) {
-			clear(m)
-			for k, v := range cfg {
-				m[k] = v
-			}
-		})
-	}
-	slices.SortStableFunc(ts, func(a, b stTensor) int { return strings.Compare(a.name, b.name) })
-	if err := writeSafetensors(filepath.Join(dir, "model.safetensors"), ts); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return finishFixture(t, "tiny-qwen2-st", dir, cfg, ts, edit)
 }
 
 // ossYarn returns the rope frequencies and magnitude factor of
@@ -444,14 +431,8 @@ func TestGptOSSMXFP4(t *testing.T) {
 // whose experts disagree with config.json, are refused with the reason.
 func TestGptOSSErrors(t *testing.T) {
 	c := newOssCase()
-	drop := func(name string) func(map[string]any, []stTensor) []stTensor {
-		return func(_ map[string]any, ts []stTensor) []stTensor {
-			return slices.DeleteFunc(ts, func(s stTensor) bool { return s.name == name })
-		}
-	}
-	setCfg := func(k string, v any) func(map[string]any, []stTensor) []stTensor {
-		return func(cfg map[string]any, ts []stTensor) []stTensor { cfg[k] = v; return ts }
-	}
+	drop := dropTensor
+	setCfg := setConfig
 	for _, tc := range []struct {
 		name   string
 		mxfp4  bool

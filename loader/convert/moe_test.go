@@ -177,9 +177,17 @@ func (c moeCase) fixture(t *testing.T, edit func(cfg map[string]any, ts []stTens
 				f32Tensor(prefix+"mlp.shared_expert_gate.weight", []int64{1, 64}, randn(r, 64, 0.3)))
 		}
 	}
+	return finishFixture(t, c.base, dir, cfg, ts, edit)
+}
+
+// finishFixture writes a test checkpoint into dir: edit (when not nil)
+// applied to its config and tensors, the config written again over
+// base's files, the tensors sorted by name into model.safetensors.
+func finishFixture(t *testing.T, base, dir string, cfg map[string]any, ts []stTensor, edit func(map[string]any, []stTensor) []stTensor) string {
+	t.Helper()
 	if edit != nil {
 		ts = edit(cfg, ts)
-		copyHFFiles(t, c.base, dir, func(m map[string]any) {
+		copyHFFiles(t, base, dir, func(m map[string]any) {
 			clear(m)
 			for k, v := range cfg {
 				m[k] = v
@@ -191,6 +199,18 @@ func (c moeCase) fixture(t *testing.T, edit func(cfg map[string]any, ts []stTens
 		t.Fatal(err)
 	}
 	return dir
+}
+
+// dropTensor and setConfig are fixture edits: without the tensor name,
+// with config.json's k set to v.
+func dropTensor(name string) func(map[string]any, []stTensor) []stTensor {
+	return func(_ map[string]any, ts []stTensor) []stTensor {
+		return slices.DeleteFunc(ts, func(s stTensor) bool { return s.name == name })
+	}
+}
+
+func setConfig(k string, v any) func(map[string]any, []stTensor) []stTensor {
+	return func(cfg map[string]any, ts []stTensor) []stTensor { cfg[k] = v; return ts }
 }
 
 // reference reads the checkpoint in dir as a float64 refModel.
@@ -323,14 +343,8 @@ func TestMoEQ8(t *testing.T) {
 // reason.
 func TestMoEErrors(t *testing.T) {
 	qwen, qwen2, mixtral := moeCases[0], moeCases[1], moeCases[2]
-	drop := func(name string) func(map[string]any, []stTensor) []stTensor {
-		return func(_ map[string]any, ts []stTensor) []stTensor {
-			return slices.DeleteFunc(ts, func(s stTensor) bool { return s.name == name })
-		}
-	}
-	setCfg := func(k string, v any) func(map[string]any, []stTensor) []stTensor {
-		return func(cfg map[string]any, ts []stTensor) []stTensor { cfg[k] = v; return ts }
-	}
+	drop := dropTensor
+	setCfg := setConfig
 	for _, tc := range []struct {
 		name   string
 		c      moeCase

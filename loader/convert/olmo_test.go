@@ -74,20 +74,7 @@ func olmoFixture(t *testing.T, olmo3 bool, layers int, edit func(cfg map[string]
 			}
 		}
 	}
-	if edit != nil {
-		ts = edit(cfg, ts)
-		copyHFFiles(t, "tiny-llama-st", dir, func(m map[string]any) {
-			clear(m)
-			for k, v := range cfg {
-				m[k] = v
-			}
-		})
-	}
-	slices.SortStableFunc(ts, func(a, b stTensor) int { return strings.Compare(a.name, b.name) })
-	if err := writeSafetensors(filepath.Join(dir, "model.safetensors"), ts); err != nil {
-		t.Fatal(err)
-	}
-	return dir
+	return finishFixture(t, "tiny-llama-st", dir, cfg, ts, edit)
 }
 
 // olmoReference reads the checkpoint in dir as transformers' Olmo2Model
@@ -200,9 +187,7 @@ func TestOLMoReference(t *testing.T) {
 // TestOLMoErrors: OLMo checkpoints llama.cpp's olmo2 graph cannot run are
 // refused with the reason.
 func TestOLMoErrors(t *testing.T) {
-	setCfg := func(k string, v any) func(map[string]any, []stTensor) []stTensor {
-		return func(cfg map[string]any, ts []stTensor) []stTensor { cfg[k] = v; return ts }
-	}
+	setCfg := setConfig
 	for _, tc := range []struct {
 		name   string
 		olmo3  bool
