@@ -153,6 +153,10 @@ const (
 	// split at lower-to-upper changes, contractions attached, up to three
 	// digits, and "/" kept with trailing newlines.
 	gpt4oRegex = `[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	// tekkenRegex is Mistral's Tekken tokenizer's (Mistral-Nemo, Mistral
+	// Small 3, Pixtral): o200k's cased-letter runs without the
+	// contractions, and one digit at a time.
+	tekkenRegex = `[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`
 	// deepseekLetters is DeepSeek-LLM's class of cased letters.
 	deepseekLetters = "\\s?[A-Za-z\u00b5\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u01ba\u01bc-\u01bf\u01c4-\u0293\u0295-\u02af" +
 		"\u0370-\u0373\u0376\u0377\u037b-\u037d\u037f\u0386\u0388-\u038a\u038c\u038e-\u03a1\u03a3-\u03f5\u03f7-\u0481" +
@@ -197,6 +201,9 @@ var preFamilies = []preFamily{
 	// "a letter not in a-z" and "a letter not in A-Z", the contractions
 	// spelled out in both cases (llama-vocab.cpp, LLAMA_VOCAB_PRE_TYPE_GPT4O).
 	{name: "gpt-4o", steps: []preStep{splitStep(gpt4oRegex), byteLevelStep(false)}, norms: []string{normNone}, from: "microsoft/Phi-4-mini-instruct (llama.cpp: Xenova/gpt-4o)"},
+	// The regex llama.cpp quotes as Tekken's tokenizer.json's
+	// (llama-vocab.cpp, LLAMA_VOCAB_PRE_TYPE_TEKKEN).
+	{name: "tekken", steps: []preStep{splitStep(tekkenRegex), byteLevelStep(false)}, norms: []string{normNone}, from: "mistralai/Mistral-Nemo-Instruct-2407"},
 	{name: "deepseek-llm", steps: []preStep{
 		splitStep("[\r\n]"), splitStep(deepseekLetters), splitStep(deepseekPunct), splitStep(`\s+$`), splitStep(deepseekCJK),
 		"Digits(individual_digits=true)", byteLevelStep(false),

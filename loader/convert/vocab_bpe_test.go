@@ -44,6 +44,10 @@ const (
 	preGPT4o         = `{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},"behavior":"Removed","invert":true},{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}]}`
 	preGPT4oIsolated = `{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\\p{N}{1,3}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}]}`
 
+	// preTekken is Mistral's Tekken pre-tokenizer (Mistral-Nemo, Mistral
+	// Small 3) with the regex llama.cpp quotes from its tokenizer.json.
+	preTekken = `{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}]}`
+
 	normEmptySeq = `{"type":"Sequence","normalizers":[]}`
 	normNFC      = `{"type":"NFC"}`
 	// postLlama3 is Llama 3's post-processor: <|begin_of_text|> first.
@@ -423,6 +427,7 @@ func TestPreTokenizerDetection(t *testing.T) {
 		{"qwen2", preQwen2, normNFC, "", "qwen2", false},
 		{"gpt-4o", preGPT4o, "", "", "gpt-4o", false},
 		{"gpt-4o isolated", preGPT4oIsolated, "", "", "gpt-4o", false},
+		{"tekken", preTekken, "", "", "tekken", false},
 		{"gpt-2 on a Llama", preGPT2, "", "", "gpt-2", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -556,6 +561,45 @@ func TestGPT4oTokenization(t *testing.T) {
 	for name := range others {
 		if differ[name] == 0 {
 			t.Errorf("the %s pre-tokenizer gives the same tokens for every input: the test cannot tell it from gpt-4o", name)
+		}
+	}
+}
+
+// TestTekkenTokenization: a Tekken tokenizer converts to llama.cpp's
+// tekken pre-tokenizer, which splits digits one by one and keeps
+// contractions apart (where gpt-4o keeps three digits and "'m" with its
+// word).
+func TestTekkenTokenization(t *testing.T) {
+	convertPre := func(pre string) *engine.Model {
+		dir := bpeFixture(t, pre, "", "")
+		addFirstMerges(t, dir, "1 2", "I '", "' m")
+		out := filepath.Join(t.TempDir(), "m.gguf")
+		if err := convert.Convert(context.Background(), dir, out, convert.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		return loadModel(t, out, engine.ModelOptions{VocabOnly: true})
+	}
+	tekken, gpt4o := convertPre(preTekken), convertPre(preGPT4o)
+	tokenize := func(m *engine.Model, s string) []engine.Token {
+		ids, err := m.Tokenize(s, false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	for _, pieces := range [][]string{{"1", "2", "3"}, {"I", "'m"}, {"camel", "Case"}, {"Hello", " world"}} {
+		text := strings.Join(pieces, "")
+		var want []engine.Token
+		for _, p := range pieces {
+			want = append(want, tokenize(tekken, p)...)
+		}
+		if got := tokenize(tekken, text); !slices.Equal(got, want) {
+			t.Errorf("%q: tekken tokens %v, want %v (the pieces %q one by one)", text, got, want, pieces)
+		}
+	}
+	for _, text := range []string{"123", "I'm"} {
+		if a, b := tokenize(tekken, text), tokenize(gpt4o, text); slices.Equal(a, b) {
+			t.Errorf("%q: tekken and gpt-4o agree (%v): the test cannot tell them apart", text, a)
 		}
 	}
 }
