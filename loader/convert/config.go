@@ -130,6 +130,11 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	if arch.gptOSS {
 		c.gptOSSDefaults()
 	}
+	if arch.vlm && !arch.gemma3 {
+		if err := c.textConfig(arch); err != nil {
+			return h, err
+		}
+	}
 	h = hparams{
 		hidden:  c.HiddenSize,
 		ffn:     c.IntermediateSize,
@@ -260,6 +265,31 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		}
 	}
 	return h, nil
+}
+
+// textConfig makes a vision-language config.json's text_config the
+// config (as convert_hf_to_gguf.py merges it over the top level), and
+// refuses what the GGUF arch cannot express.
+func (c *hfConfig) textConfig(arch archSpec) error {
+	if isNull(c.TextConfig) {
+		return fmt.Errorf("%w: config.json: %s has no text_config", ErrMismatch, arch.hf)
+	}
+	var extra struct {
+		Llama4Scaling json.RawMessage `json:"llama_4_scaling_beta"`
+		Rope          struct {
+			Llama4Scaling json.RawMessage `json:"llama_4_scaling_beta"`
+		} `json:"rope_parameters"`
+	}
+	if err := json.Unmarshal(c.TextConfig, &extra); err != nil {
+		return fmt.Errorf("convert: config.json: text_config: %w", err)
+	}
+	if !isNull(extra.Llama4Scaling) || !isNull(extra.Rope.Llama4Scaling) {
+		return fmt.Errorf("%w: %s with llama_4_scaling_beta (Ministral 3's attention temperature, llama.cpp's mistral3 arch) is not converted", ErrUnsupported, arch.hf)
+	}
+	if err := json.Unmarshal(c.TextConfig, c); err != nil {
+		return fmt.Errorf("convert: config.json: text_config: %w", err)
+	}
+	return json.Unmarshal(c.TextConfig, &c.MoE)
 }
 
 // positiveInt decodes an optional positive integer config value; absent,

@@ -11,6 +11,13 @@
 //   - MistralForCausalLM → GGUF arch "llama", exactly as Llama (as
 //     convert_hf_to_gguf.py does); a sliding_window in config.json is
 //     ignored, as llama.cpp's llama arch does.
+//   - Mistral3ForConditionalGeneration (Mistral Small 3.1 and 3.2,
+//     Magistral Small, Devstral Small) → GGUF arch "llama": its
+//     text_config and language model, as Mistral; the vision tower and
+//     projector are skipped (llama.cpp reads them from a separate mmproj
+//     file, which this package does not write). Ministral 3's attention
+//     temperature scaling (llama_4_scaling_beta, llama.cpp's "mistral3"
+//     arch) is refused.
 //   - Qwen2ForCausalLM → GGUF arch "qwen2", with the q/k/v biases and no
 //     permutation (llama.cpp uses NEOX rope for qwen2). Tied embeddings
 //     write no output tensor.
@@ -285,9 +292,9 @@ type archSpec struct {
 	// no_rope_layers must be that pattern.
 	noRopeStep int
 	// vlm: the text model of a vision-language checkpoint
-	// (Gemma3ForConditionalGeneration): config.json's text_config and the
-	// language model's tensors; the vision tower and projector are
-	// skipped.
+	// (Gemma3ForConditionalGeneration, Mistral3ForConditionalGeneration):
+	// config.json's text_config and the language model's tensors; the
+	// vision tower and projector are skipped.
 	vlm bool
 	// gptOSS: gpt-oss's fused (MXFP4 or float) experts with biases, its
 	// router bias, attention sinks and sliding-window layers.
@@ -303,6 +310,7 @@ var archs = []archSpec{
 	{hf: "MistralForCausalLM", gguf: "llama", permute: true, ropeFreqs: true},
 	{hf: "SmolLM3ForCausalLM", gguf: "smollm3", permute: true, noBias: true, noRopeStep: 4},
 	{hf: "GraniteForCausalLM", gguf: "granite", permute: true, ropeFreqs: true, granite: true},
+	{hf: "Mistral3ForConditionalGeneration", gguf: "llama", permute: true, ropeFreqs: true, vlm: true},
 	{hf: "MixtralForCausalLM", gguf: "llama", permute: true, ropeFreqs: true, moe: mixtralMoE},
 	{hf: "Qwen2ForCausalLM", gguf: "qwen2", qkvBias: true},
 	{hf: "Qwen3ForCausalLM", gguf: "qwen3", noBias: true, qkNorm: true},
