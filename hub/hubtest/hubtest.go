@@ -31,10 +31,12 @@ type Server struct {
 
 	hubSrv, cdnSrv *httptest.Server
 
-	mu     sync.Mutex
-	faults []*Fault
-	reqs   []Request
-	served map[string]int64 // "repo/path" -> body bytes written
+	mu       sync.Mutex
+	idle     *sync.Cond // signalled when inFlight falls to 0
+	inFlight int        // requests whose handlers have not returned
+	faults   []*Fault
+	reqs     []Request
+	served   map[string]int64 // "repo/path" -> body bytes written
 }
 
 // Request is one request the server received.
@@ -52,6 +54,7 @@ type Request struct {
 func New(tb testing.TB, repos ...*hubserver.Repo) *Server {
 	tb.Helper()
 	s := &Server{served: map[string]int64{}}
+	s.idle = sync.NewCond(&s.mu)
 	s.Hub = hubserver.New(repos, hubserver.Options{Tokens: []string{Token}, Wrap: s.wrap})
 	s.hubSrv = httptest.NewServer(s.logged("hub", s.Hub))
 	s.cdnSrv = httptest.NewServer(s.logged("cdn", s.Hub.CDNHandler()))
@@ -167,36 +170,54 @@ func (r *statusRecorder) Unwrap() http.ResponseWriter { return r.ResponseWriter 
 func (s *Server) logged(name string, h http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		rec := &statusRecorder{ResponseWriter: w}
+		s.mu.Lock()
+		s.inFlight++
+		s.mu.Unlock()
 		defer func() {
 			s.mu.Lock()
 			s.reqs = append(s.reqs, Request{
 				Server: name, Method: r.Method, Path: r.URL.Path, Range: r.Header.Get("Range"),
 				Auth: r.Header.Get("Authorization") != "", Agent: r.UserAgent(), Status: rec.status,
 			})
+			if s.inFlight--; s.inFlight == 0 {
+				s.idle.Broadcast()
+			}
 			s.mu.Unlock()
 		}()
 		h.ServeHTTP(rec, r)
 	})
 }
 
-// Requests returns the requests received so far.
-func (s *Server) Requests() []Request {
+// settled locks s once no request is being handled: a client may have
+// read a whole response before its handler returned and was logged, so
+// the log and counts are read only when every handler is done.
+func (s *Server) settled() {
 	s.mu.Lock()
+	for s.inFlight > 0 {
+		s.idle.Wait()
+	}
+}
+
+// Requests returns the requests received so far, once none is being
+// handled.
+func (s *Server) Requests() []Request {
+	s.settled()
 	defer s.mu.Unlock()
 	return append([]Request(nil), s.reqs...)
 }
 
 // Served returns the content bytes sent for a repo's file so far, over all
-// requests (resolve and CDN).
+// requests (resolve and CDN), once no request is being handled.
 func (s *Server) Served(repo, file string) int64 {
-	s.mu.Lock()
+	s.settled()
 	defer s.mu.Unlock()
 	return s.served[repo+"/"+file]
 }
 
-// ServedTotal returns all content bytes sent so far.
+// ServedTotal returns all content bytes sent so far, once no request is
+// being handled.
 func (s *Server) ServedTotal() int64 {
-	s.mu.Lock()
+	s.settled()
 	defer s.mu.Unlock()
 	var n int64
 	for _, v := range s.served {
@@ -205,9 +226,10 @@ func (s *Server) ServedTotal() int64 {
 	return n
 }
 
-// Reset forgets the request log, byte counts and faults.
+// Reset forgets the request log, byte counts and faults, once no request
+// is being handled (a request cut off earlier is not counted after it).
 func (s *Server) Reset() {
-	s.mu.Lock()
+	s.settled()
 	defer s.mu.Unlock()
 	s.reqs, s.faults, s.served = nil, nil, map[string]int64{}
 }
