@@ -61,7 +61,7 @@ func runCreate(ctx context.Context, sio *stdio, args []string) error {
 	}
 	mf.From = from
 	for i, a := range mf.Adapters {
-		path, err := createAdapter(a, filepath.Dir(file))
+		path, err := createAdapter(ctx, sio, a, filepath.Dir(file))
 		if err != nil {
 			return fmt.Errorf("%s: ADAPTER %s: %w", file, a, err)
 		}
@@ -135,7 +135,7 @@ func createFrom(store *modelfile.Store, from, dir, name string) (string, error) 
 // createAdapter checks an ADAPTER value, a LoRA adapter GGUF file or PEFT
 // adapter directory (relative to the Modelfile), and makes it absolute.
 // Whether it fits the model is checked when the model loads.
-func createAdapter(a, dir string) (string, error) {
+func createAdapter(ctx context.Context, sio *stdio, a, dir string) (string, error) {
 	path := a
 	if strings.HasPrefix(path, "~/") {
 		if home, err := os.UserHomeDir(); err == nil {
@@ -146,6 +146,13 @@ func createAdapter(a, dir string) (string, error) {
 	}
 	st, err := os.Stat(path)
 	switch {
+	case err != nil && hubName(a):
+		// A Hub repo holding an adapter, as --lora takes: pulled now, so
+		// that a missing one fails here; the preset keeps the name.
+		if _, err := resolveAdapter(ctx, sio, a); err != nil {
+			return "", err
+		}
+		return a, nil
 	case err != nil:
 		return "", fmt.Errorf("no such file: %s", path)
 	case st.IsDir() && convert.IsAdapterDir(path):
@@ -161,6 +168,16 @@ func createAdapter(a, dir string) (string, error) {
 		return "", fmt.Errorf("%s is not a LoRA adapter (general.type %q)", path, typ)
 	}
 	return filepath.Abs(path)
+}
+
+// hubName reports whether a Modelfile value that names no local file
+// looks like a Hub repo (org/repo, org/repo/file.gguf) rather than a path.
+func hubName(s string) bool {
+	if filepath.IsAbs(s) || strings.HasPrefix(s, ".") || strings.HasPrefix(s, "~") || !strings.Contains(s, "/") {
+		return false
+	}
+	_, err := hub.ParseRef(s)
+	return err == nil
 }
 
 // copyPresets copies every preset of src into dst.

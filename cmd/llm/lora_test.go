@@ -131,6 +131,28 @@ func TestLoRAFromHubCommand(t *testing.T) {
 	if code, _, stderr := run(t, "", "generate", stories, "-n", "2", "--lora", "test/no-such-adapter", "Hi"); code == 0 || !strings.Contains(stderr, "no-such-adapter") {
 		t.Errorf("a missing repo: exit %d, %s", code, stderr)
 	}
+	// A Modelfile's ADAPTER names the Hub repo as well; a missing one
+	// fails llm create.
+	dir := t.TempDir()
+	t.Setenv("LLM_PRESETS", filepath.Join(dir, "presets"))
+	mf := filepath.Join(dir, "Modelfile")
+	if err := os.WriteFile(mf, []byte("FROM "+stories+"\nADAPTER test/stories-lora-peft\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := run(t, "", "create", "hubtuned", "-f", mf); code != 0 {
+		t.Fatalf("create with a Hub ADAPTER: exit %d: %s", code, stderr)
+	}
+	code, out, stderr := run(t, "", "generate", "hubtuned", "--temp", "0", "-n", "24", "-t", "1", "Once upon a time")
+	if want := gen(peft); code != 0 || out != want {
+		t.Errorf("the preset with a Hub ADAPTER: exit %d (%s): %q, want %q", code, stderr, out, want)
+	}
+	if err := os.WriteFile(mf, []byte("FROM "+stories+"\nADAPTER test/no-such-adapter\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := run(t, "", "create", "missing", "-f", mf); code == 0 || !strings.Contains(stderr, "no-such-adapter") {
+		t.Errorf("a missing Hub ADAPTER: exit %d, %s", code, stderr)
+	}
+
 	// The adapter named as the model, here or on the Hub: said so, with
 	// the flag to use.
 	for _, name := range []string{peft, "test/stories-lora-peft"} {

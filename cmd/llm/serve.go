@@ -173,6 +173,15 @@ func serve(ctx context.Context, sio *stdio, o serveOptions) error {
 	for _, m := range o.models {
 		fmt.Fprintf(sio.err, "llm serve: loading %s\n", m)
 	}
+	if o.draft != "" {
+		// Pulled (with progress) or converted now, rather than at the
+		// first request.
+		path, err := resolveModel(ctx, sio, o.draft)
+		if err != nil {
+			return fmt.Errorf("--draft: %w", err)
+		}
+		o.draft = path
+	}
 	srv, err := server.New(o.config(logger))
 	if err != nil {
 		return err

@@ -109,4 +109,8 @@ func TestServeUsage(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "not found") {
 		t.Errorf("a missing model: exit %d, %q", code, stderr)
 	}
+	code, _, stderr = run(t, "", "serve", "--addr", "127.0.0.1:0", "-m", "/no/such/model.gguf", "--draft", "/no/such/draft.gguf")
+	if code != 1 || !strings.Contains(stderr, "--draft") || !strings.Contains(stderr, "draft.gguf") {
+		t.Errorf("a missing draft: exit %d, %q", code, stderr)
+	}
 }
