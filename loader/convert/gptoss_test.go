@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/internal/shareddata"
 	"github.com/llm-go/llm/loader/convert"
 	"github.com/llm-go/llm/loader/gguf"
@@ -305,18 +306,13 @@ func TestGptOSSReference(t *testing.T) {
 
 	// Each feature changes the logits far beyond the tolerance, so the
 	// comparison above checks them all.
-	long := prompts[slices.IndexFunc(prompts, func(p refPrompt) bool { return len(p.PromptIDs) > 10 })]
-	_, got := greedy(t, ctx, toTokens(long.PromptIDs), 1)
-	for _, v := range []struct {
-		name string
-		edit func(m *refModel)
-	}{
-		{"no sinks", func(m *refModel) { m.layers[0].sinks, m.layers[1].sinks = nil, nil }},
-		{"no sliding window", func(m *refModel) { m.layers[0].window = 0 }},
-		{"no yarn", func(m *refModel) { m.invFreq, m.ropeAttn = defaultInvFreq(10000, ossHeadDim), 0 }},
-		{"no output bias", func(m *refModel) { m.layers[0].bo, m.layers[1].bo = nil, nil }},
-		{"no router bias", func(m *refModel) { m.layers[0].routerBias, m.layers[1].routerBias = nil, nil }},
-		{"gate and up swapped", func(m *refModel) {
+	checkSensitive(t, ctx, prompts, func() *refModel { return c.reference(t, dir) }, map[string]func(m *refModel){
+		"no sinks":          func(m *refModel) { m.layers[0].sinks, m.layers[1].sinks = nil, nil },
+		"no sliding window": func(m *refModel) { m.layers[0].window = 0 },
+		"no yarn":           func(m *refModel) { m.invFreq, m.ropeAttn = defaultInvFreq(10000, ossHeadDim), 0 },
+		"no output bias":    func(m *refModel) { m.layers[0].bo, m.layers[1].bo = nil, nil },
+		"no router bias":    func(m *refModel) { m.layers[0].routerBias, m.layers[1].routerBias = nil, nil },
+		"gate and up swapped": func(m *refModel) {
 			for _, L := range m.layers {
 				for _, x := range L.oss {
 					for r := 0; r < len(x.gateUp)/ossHidden; r += 2 {
@@ -328,14 +324,25 @@ func TestGptOSSReference(t *testing.T) {
 					}
 				}
 			}
-		}},
-	} {
-		m := c.reference(t, dir)
-		v.edit(m)
+		},
+	})
+}
+
+// checkSensitive checks, on the longest prompt, that each edit of the
+// reference (a feature left out) moves its logits from llama.cpp's by
+// more than 1e-3, so that a comparison within 1e-5 would see the feature.
+// fresh makes an unedited reference.
+func checkSensitive(t *testing.T, c *engine.Context, prompts []refPrompt, fresh func() *refModel, edits map[string]func(*refModel)) {
+	t.Helper()
+	long := slices.MaxFunc(prompts, func(a, b refPrompt) int { return len(a.PromptIDs) - len(b.PromptIDs) })
+	_, got := greedy(t, c, toTokens(long.PromptIDs), 1)
+	for name, edit := range edits {
+		m := fresh()
+		edit(m)
 		if d := relErr(got, m.forward(long.PromptIDs)); d < 1e-3 {
-			t.Errorf("%s: the reference differs by only %.3g", v.name, d)
+			t.Errorf("%s: the reference differs by only %.3g", name, d)
 		} else {
-			t.Logf("%s: %.3g from llama.cpp", v.name, d)
+			t.Logf("%s: %.3g from llama.cpp", name, d)
 		}
 	}
 }
