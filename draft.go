@@ -6,29 +6,9 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
-	"strings"
 
 	"github.com/llm-go/llm/engine"
 )
-
-// unwrapLLM drops the "llm: " prefix of an error of this package, so that
-// it can be wrapped with more context without repeating it.
-func unwrapLLM(err error) error {
-	if msg, ok := strings.CutPrefix(err.Error(), "llm: "); ok {
-		return prefixless{msg, err}
-	}
-	return err
-}
-
-// prefixless is an error shown without its prefix, unwrapping to the
-// original.
-type prefixless struct {
-	msg string
-	err error
-}
-
-func (e prefixless) Error() string { return e.msg }
-func (e prefixless) Unwrap() error { return e.err }
 
 // ErrDraftIncompatible is wrapped by New's error when WithDraft names a
 // model whose vocabulary differs from the pipeline model's.
@@ -105,7 +85,7 @@ func loadDrafter(ctx context.Context, cfg *config, target *engine.Model, nCtx in
 	}
 	path, err := resolve(ctx, cfg.draft, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("llm: draft model: %w", unwrapLLM(err))
+		return nil, fmt.Errorf("%w (the draft model)", err) // resolve's errors say "llm: " already
 	}
 	vocab, err := engine.LoadModel(ctx, path, engine.ModelOptions{VocabOnly: true})
 	if err != nil {

@@ -5,107 +5,70 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/llm-go/llm"
 	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/internal/shareddata"
+	"github.com/llm-go/llm/internal/testmodel"
 	"github.com/llm-go/llm/loader/gguf"
 )
 
-// rewriteGGUF writes a copy of the GGUF src with each metadata value passed
-// through edit (when not nil), each tensor's data through data (when not
-// nil), and extra tokens added to the vocabulary (user-defined tokens
-// <x0>, <x1>, ..., with rows in the embeddings, copies of token 300's, and
-// zero rows in the output).
-func rewriteGGUF(t *testing.T, src string, edit func(key string, v gguf.Value) gguf.Value, data func(ti gguf.TensorInfo, raw []byte), extra int) string {
+// withExtraTokens writes a copy of the GGUF src with n user-defined tokens
+// <x0>, <x1>, ... added to its vocabulary, with rows in the embeddings
+// (copies of token 300's) and zero rows in the output: a chat fine-tune's
+// added tokens.
+func withExtraTokens(t *testing.T, src string, n int) string {
 	t.Helper()
 	f, err := gguf.Open(src)
 	if err != nil {
 		t.Fatal(err)
 	}
-	fh, err := os.Open(src)
-	if err != nil {
-		t.Fatal(err)
+	toks, _ := f.Strings("tokenizer.ggml.tokens")
+	scores, _ := f.Lookup("tokenizer.ggml.scores")
+	types, _ := f.Lookup("tokenizer.ggml.token_type")
+	sc, _ := scores.AsFloats()
+	ty, _ := types.AsInts()
+	sc32, ty32 := make([]float32, len(sc)+n), make([]int32, len(ty)+n)
+	for i, x := range sc {
+		sc32[i] = float32(x)
 	}
-	defer fh.Close()
-	w := gguf.NewWriter()
-	for _, kv := range f.KV {
-		v := kv.Value
-		switch kv.Key {
-		case "general.alignment":
-			continue
-		case "tokenizer.ggml.tokens":
-			toks, _ := v.AsStrings()
-			for i := range extra {
-				toks = append(slices.Clone(toks), fmt.Sprintf("<x%d>", i))
-			}
-			v = gguf.Strings(toks)
-		case "tokenizer.ggml.scores":
-			sc, _ := v.AsFloats()
-			out := make([]float32, len(sc), len(sc)+extra)
-			for i, x := range sc {
-				out[i] = float32(x)
-			}
-			v = gguf.Float32s(append(out, make([]float32, extra)...))
-		case "tokenizer.ggml.token_type":
-			ty, _ := v.AsInts()
-			out := make([]int32, len(ty), len(ty)+extra)
-			for i, x := range ty {
-				out[i] = int32(x)
-			}
-			for range extra {
-				out = append(out, 4) // user-defined
-			}
-			v = gguf.Int32s(out)
-		}
-		if edit != nil {
-			v = edit(kv.Key, v)
-		}
-		w.Set(kv.Key, v)
+	for i, x := range ty {
+		ty32[i] = int32(x)
 	}
-	for _, ti := range f.Tensors {
-		raw := make([]byte, ti.Size)
-		if _, err := fh.ReadAt(raw, f.DataOffset+int64(ti.Offset)); err != nil {
-			t.Fatal(err)
-		}
-		if data != nil {
-			data(ti, raw)
-		}
-		shape := ti.Shape
-		if extra > 0 && (ti.Name == "token_embd.weight" || ti.Name == "output.weight") {
-			if ti.Type != gguf.TypeF32 {
-				t.Fatalf("%s is %v: only F32 rows are copied", ti.Name, ti.Type)
-			}
-			row := int(shape[0]) * 4
-			for range extra {
-				if ti.Name == "token_embd.weight" {
-					raw = append(raw, raw[300*row:301*row]...)
-				} else {
-					raw = append(raw, make([]byte, row)...)
-				}
-			}
-			shape = []uint64{shape[0], shape[1] + uint64(extra)}
-		}
-		if err := w.AddTensor(ti.Name, ti.Type, shape, func(out io.Writer) error { _, err := out.Write(raw); return err }); err != nil {
-			t.Fatal(err)
-		}
+	toks = slices.Clone(toks)
+	for i := range n {
+		toks = append(toks, fmt.Sprintf("<x%d>", i))
+		ty32[len(ty)+i] = 4 // user-defined
 	}
-	out := filepath.Join(t.TempDir(), "rewritten.gguf")
-	if err := w.WriteFile(out); err != nil {
-		t.Fatal(err)
-	}
-	return out
+	return testmodel.Rewrite(t, src, func(w *gguf.Writer) {
+		w.Set("tokenizer.ggml.tokens", gguf.Strings(toks))
+		w.Set("tokenizer.ggml.scores", gguf.Float32s(sc32))
+		w.Set("tokenizer.ggml.token_type", gguf.Int32s(ty32))
+	}, func(ti gguf.TensorInfo, raw []byte) ([]uint64, []byte) {
+		if ti.Name != "token_embd.weight" && ti.Name != "output.weight" {
+			return ti.Shape, raw
+		}
+		if ti.Type != gguf.TypeF32 {
+			t.Fatalf("%s is %v: only F32 rows are copied", ti.Name, ti.Type)
+		}
+		row := int(ti.Shape[0]) * 4
+		for range n {
+			if ti.Name == "token_embd.weight" {
+				raw = append(raw, raw[300*row:301*row]...)
+			} else {
+				raw = append(raw, make([]byte, row)...)
+			}
+		}
+		return []uint64{ti.Shape[0], ti.Shape[1] + uint64(n)}, raw
+	})
 }
 
 // TestDraftVocabularyExtra: a model with tokens its draft lacks (a chat
@@ -115,7 +78,7 @@ func rewriteGGUF(t *testing.T, src string, edit func(key string, v gguf.Value) g
 func TestDraftVocabularyExtra(t *testing.T) {
 	ctx := context.Background()
 	model := shareddata.Path(t, "models", "stories260K.gguf")
-	ext := rewriteGGUF(t, model, nil, nil, 4)
+	ext := withExtraTokens(t, model, 4)
 	plain, err := llm.New(ctx, ext, llm.WithThreads(1), llm.WithParallel(2))
 	if err != nil {
 		t.Fatal(err)
@@ -174,9 +137,9 @@ func TestDraftVocabularyExtra(t *testing.T) {
 func perturbed(t *testing.T, src string, sd float64) string {
 	t.Helper()
 	r := rand.New(rand.NewPCG(3, 4))
-	return rewriteGGUF(t, src, nil, func(ti gguf.TensorInfo, raw []byte) {
+	return testmodel.Rewrite(t, src, nil, func(ti gguf.TensorInfo, raw []byte) ([]uint64, []byte) {
 		if ti.Type != gguf.TypeF32 || len(ti.Shape) != 2 {
-			return
+			return ti.Shape, raw
 		}
 		var ss float64
 		for i := 0; i < len(raw); i += 4 {
@@ -188,7 +151,8 @@ func perturbed(t *testing.T, src string, sd float64) string {
 			v := math.Float32frombits(binary.LittleEndian.Uint32(raw[i:]))
 			binary.LittleEndian.PutUint32(raw[i:], math.Float32bits(v+float32(r.NormFloat64()*sd*rms)))
 		}
-	}, 0)
+		return ti.Shape, raw
+	})
 }
 
 // TestDraftModel: speculative decoding with a draft model gives the output
@@ -319,15 +283,14 @@ func TestDraftModel(t *testing.T) {
 
 	// Refused: another vocabulary, a token spelled otherwise, a draft
 	// length out of range.
-	renamed := rewriteGGUF(t, model, func(key string, v gguf.Value) gguf.Value {
-		if key != "tokenizer.ggml.tokens" {
-			return v
-		}
-		toks, _ := v.AsStrings()
-		toks = slices.Clone(toks)
-		toks[300] = "<renamed>"
-		return gguf.Strings(toks)
-	}, nil, 0)
+	h, err := gguf.Open(model)
+	if err != nil {
+		t.Fatal(err)
+	}
+	toks, _ := h.Strings("tokenizer.ggml.tokens")
+	toks = slices.Clone(toks)
+	toks[300] = "<renamed>"
+	renamed := testmodel.Rewrite(t, model, func(w *gguf.Writer) { w.Set("tokenizer.ggml.tokens", gguf.Strings(toks)) }, nil)
 	if _, err := llm.New(ctx, model, llm.WithThreads(1), llm.WithDraft(renamed, 8)); !errors.Is(err, llm.ErrDraftIncompatible) || !strings.Contains(err.Error(), "token 300") {
 		t.Errorf("a draft with token 300 renamed: %v, want ErrDraftIncompatible naming token 300", err)
 	}
@@ -366,23 +329,7 @@ func BenchmarkDraftModel(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Run(fmt.Sprintf("draft=%v", withDraft), func(b *testing.B) {
-			var tokens, drafted, accepted int
-			start := time.Now()
-			for range b.N {
-				res, err := p.Generate(context.Background(), prompt, llm.Temperature(0), llm.MaxTokens(256))
-				if err != nil {
-					b.Fatal(err)
-				}
-				tokens += len(res.Tokens)
-				drafted += res.Timings.DraftTokens
-				accepted += res.Timings.DraftAccepted
-			}
-			b.ReportMetric(float64(tokens)/time.Since(start).Seconds(), "tokens/s")
-			if drafted > 0 {
-				b.ReportMetric(float64(accepted)/float64(drafted), "accepted/drafted")
-			}
-		})
+		b.Run(fmt.Sprintf("draft=%v", withDraft), func(b *testing.B) { benchGenerate(b, p, prompt) })
 		p.Close()
 	}
 }

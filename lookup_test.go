@@ -195,22 +195,26 @@ func BenchmarkPromptLookup(b *testing.B) {
 	defer p.Close()
 	prompt := strings.Repeat("One, two, three, four, five, six, seven, eight, nine, ten. ", 4)
 	for _, n := range []int{0, 8} {
-		b.Run(fmt.Sprintf("lookup=%d", n), func(b *testing.B) {
-			var tokens, drafted, accepted int
-			start := time.Now()
-			for range b.N {
-				res, err := p.Generate(context.Background(), prompt, llm.Temperature(0), llm.MaxTokens(256), llm.PromptLookup(n))
-				if err != nil {
-					b.Fatal(err)
-				}
-				tokens += len(res.Tokens)
-				drafted += res.Timings.DraftTokens
-				accepted += res.Timings.DraftAccepted
-			}
-			b.ReportMetric(float64(tokens)/time.Since(start).Seconds(), "tokens/s")
-			if drafted > 0 {
-				b.ReportMetric(float64(accepted)/float64(drafted), "accepted/drafted")
-			}
-		})
+		b.Run(fmt.Sprintf("lookup=%d", n), func(b *testing.B) { benchGenerate(b, p, prompt, llm.PromptLookup(n)) })
+	}
+}
+
+// benchGenerate generates 256 tokens greedily after prompt b.N times and
+// reports tokens per second and the share of draft tokens accepted.
+func benchGenerate(b *testing.B, p *llm.Pipeline, prompt string, opts ...llm.GenerateOption) {
+	var tokens, drafted, accepted int
+	start := time.Now()
+	for range b.N {
+		res, err := p.Generate(context.Background(), prompt, append([]llm.GenerateOption{llm.Temperature(0), llm.MaxTokens(256)}, opts...)...)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tokens += len(res.Tokens)
+		drafted += res.Timings.DraftTokens
+		accepted += res.Timings.DraftAccepted
+	}
+	b.ReportMetric(float64(tokens)/time.Since(start).Seconds(), "tokens/s")
+	if drafted > 0 {
+		b.ReportMetric(float64(accepted)/float64(drafted), "accepted/drafted")
 	}
 }

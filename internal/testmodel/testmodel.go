@@ -128,7 +128,37 @@ func StoriesLoRA(t testing.TB, edit func(w *gguf.Writer)) string {
 // and returns its path: what the model with the adapter applied computes.
 func StoriesMerged(t testing.TB, scale float64) string {
 	t.Helper()
-	src := shareddata.Path(t, "models", "stories260K.gguf")
+	factor := scale * LoRAAlpha / LoRARank
+	return Rewrite(t, shareddata.Path(t, "models", "stories260K.gguf"), nil, func(ti gguf.TensorInfo, raw []byte) ([]uint64, []byte) {
+		if !slices.Contains(LoRATargets, ti.Name) {
+			return ti.Shape, raw
+		}
+		if ti.Type != gguf.TypeF32 {
+			t.Fatalf("%s is %v, not F32", ti.Name, ti.Type)
+		}
+		in, outDim := int(ti.Shape[0]), int(ti.Shape[1])
+		a, b := loraFactors(ti.Name, in, outDim)
+		for o := range outDim {
+			for i := range in {
+				var d float64
+				for k := range LoRARank {
+					d += float64(b[o*LoRARank+k]) * float64(a[k*in+i])
+				}
+				x := math.Float32frombits(binary.LittleEndian.Uint32(raw[4*(o*in+i):]))
+				binary.LittleEndian.PutUint32(raw[4*(o*in+i):], math.Float32bits(float32(float64(x)+factor*d)))
+			}
+		}
+		return ti.Shape, raw
+	})
+}
+
+// Rewrite writes a copy of the GGUF file src into a temporary directory
+// and returns its path: the metadata changed by meta and each tensor's
+// data by data (each when not nil). data gets the tensor's bytes and may
+// change them in place or return others, with the shape they have (a
+// longer embedding matrix, say); the type stays.
+func Rewrite(t testing.TB, src string, meta func(w *gguf.Writer), data func(ti gguf.TensorInfo, raw []byte) ([]uint64, []byte)) string {
+	t.Helper()
 	h, err := gguf.Open(src)
 	if err != nil {
 		t.Fatal(err)
@@ -142,37 +172,23 @@ func StoriesMerged(t testing.TB, scale float64) string {
 	for _, kv := range h.KV {
 		w.Set(kv.Key, kv.Value)
 	}
-	factor := scale * LoRAAlpha / LoRARank
+	if meta != nil {
+		meta(w)
+	}
 	for _, ti := range h.Tensors {
 		raw := make([]byte, ti.Size)
 		if _, err := f.ReadAt(raw, h.DataOffset+int64(ti.Offset)); err != nil {
 			t.Fatal(err)
 		}
-		data := func(out io.Writer) error { _, err := out.Write(raw); return err }
-		if slices.Contains(LoRATargets, ti.Name) {
-			if ti.Type != gguf.TypeF32 {
-				t.Fatalf("%s is %v, not F32", ti.Name, ti.Type)
-			}
-			in, outDim := int(ti.Shape[0]), int(ti.Shape[1])
-			a, b := loraFactors(ti.Name, in, outDim)
-			merged := make([]float32, in*outDim)
-			for o := range outDim {
-				for i := range in {
-					var d float64
-					for k := range LoRARank {
-						d += float64(b[o*LoRARank+k]) * float64(a[k*in+i])
-					}
-					x := math.Float32frombits(binary.LittleEndian.Uint32(raw[4*(o*in+i):]))
-					merged[o*in+i] = float32(float64(x) + factor*d)
-				}
-			}
-			data = f32Data(merged)
+		shape := ti.Shape
+		if data != nil {
+			shape, raw = data(ti, raw)
 		}
-		if err := w.AddTensor(ti.Name, ti.Type, ti.Shape, data); err != nil {
+		if err := w.AddTensor(ti.Name, ti.Type, shape, func(out io.Writer) error { _, err := out.Write(raw); return err }); err != nil {
 			t.Fatal(err)
 		}
 	}
-	path := filepath.Join(t.TempDir(), fmt.Sprintf("stories-merged-%g.gguf", scale))
+	path := filepath.Join(t.TempDir(), "rewritten.gguf")
 	if err := w.WriteFile(path); err != nil {
 		t.Fatal(err)
 	}
