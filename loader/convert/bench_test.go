@@ -35,7 +35,7 @@ func (t stTensor) size() int64 {
 	switch t.dtype {
 	case "F32":
 		n = 4
-	case "U8":
+	case "U8", "F8_E4M3":
 		n = 1
 	}
 	for _, d := range t.shape {

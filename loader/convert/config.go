@@ -42,6 +42,12 @@ type hfConfig struct {
 	LayerTypes           json.RawMessage `json:"layer_types"`
 	HiddenActivation     string          `json:"hidden_activation"`
 
+	// quantization_config: FP8 checkpoints' block size (fp8.go).
+	Quant json.RawMessage `json:"quantization_config"`
+
+	// Ministral 3's attention temperature, when not in rope_parameters.
+	Llama4ScalingBeta *float64 `json:"llama_4_scaling_beta"`
+
 	// Mixture of experts.
 	MoE moeConfig `json:"-"`
 	// gpt-oss.
@@ -95,6 +101,12 @@ type hparams struct {
 	// expert's MLP width.
 	experts, expertsUsed, expertFFN int
 	sharedFFN                       int // the shared expert's width (Qwen2-MoE)
+	// attnTemp is Ministral 3's attention temperature β
+	// (llama_4_scaling_beta).
+	attnTemp float64
+	// fp8Block is quantization_config.weight_block_size, the blocks of
+	// FP8 weights' scales (nil: not given).
+	fp8Block []int
 }
 
 func readConfig(dir string) (*hfConfig, error) {
@@ -135,15 +147,20 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 			return h, err
 		}
 	}
+	q, err := readFP8Config(c.Quant)
+	if err != nil {
+		return h, err
+	}
 	h = hparams{
-		hidden:  c.HiddenSize,
-		ffn:     c.IntermediateSize,
-		layers:  c.NumHiddenLayers,
-		heads:   c.NumAttentionHeads,
-		kvHeads: c.NumKeyValueHeads,
-		headDim: c.HeadDim,
-		vocab:   c.VocabSize,
-		ctxLen:  c.MaxPositionEmbeddings,
+		fp8Block: q.WeightBlockSize,
+		hidden:   c.HiddenSize,
+		ffn:      c.IntermediateSize,
+		layers:   c.NumHiddenLayers,
+		heads:    c.NumAttentionHeads,
+		kvHeads:  c.NumKeyValueHeads,
+		headDim:  c.HeadDim,
+		vocab:    c.VocabSize,
+		ctxLen:   c.MaxPositionEmbeddings,
 	}
 	for _, f := range []struct {
 		name string
@@ -242,6 +259,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		}
 	}
 	switch {
+	case arch.ministral3:
+		if err := c.ministral3Hparams(&h); err != nil {
+			return h, err
+		}
 	case arch.moe != nil:
 		if err := c.moeHparams(arch, &h); err != nil {
 			return h, err
@@ -273,18 +294,6 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 func (c *hfConfig) textConfig(arch archSpec) error {
 	if isNull(c.TextConfig) {
 		return fmt.Errorf("%w: config.json: %s has no text_config", ErrMismatch, arch.hf)
-	}
-	var extra struct {
-		Llama4Scaling json.RawMessage `json:"llama_4_scaling_beta"`
-		Rope          struct {
-			Llama4Scaling json.RawMessage `json:"llama_4_scaling_beta"`
-		} `json:"rope_parameters"`
-	}
-	if err := json.Unmarshal(c.TextConfig, &extra); err != nil {
-		return fmt.Errorf("convert: config.json: text_config: %w", err)
-	}
-	if !isNull(extra.Llama4Scaling) || !isNull(extra.Rope.Llama4Scaling) {
-		return fmt.Errorf("%w: %s with llama_4_scaling_beta (Ministral 3's attention temperature, llama.cpp's mistral3 arch) is not converted", ErrUnsupported, arch.hf)
 	}
 	if err := json.Unmarshal(c.TextConfig, c); err != nil {
 		return fmt.Errorf("convert: config.json: text_config: %w", err)

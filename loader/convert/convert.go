@@ -15,9 +15,13 @@
 //     Magistral Small, Devstral Small) → GGUF arch "llama": its
 //     text_config and language model, as Mistral; the vision tower and
 //     projector are skipped (llama.cpp reads them from a separate mmproj
-//     file, which this package does not write). Ministral 3's attention
-//     temperature scaling (llama_4_scaling_beta, llama.cpp's "mistral3"
-//     arch) is refused.
+//     file, which this package does not write).
+//   - Ministral3ForCausalLM, and Mistral3ForConditionalGeneration whose
+//     text model is Ministral 3 (Ministral 3 3B/8B/14B, Devstral Small 2)
+//     → GGUF arch "mistral3": as Mistral, plus Llama 4's attention
+//     temperature (llama_4_scaling_beta as attention.temperature_scale)
+//     over yarn rope scaling (mscale_all_dim as
+//     rope.scaling.yarn_log_multiplier). See ministral3.go.
 //   - Qwen2ForCausalLM → GGUF arch "qwen2", with the q/k/v biases and no
 //     permutation (llama.cpp uses NEOX rope for qwen2). Tied embeddings
 //     write no output tensor.
@@ -156,6 +160,14 @@
 // otherwise, once per context, where transformers picks by the length of
 // the sequence so far. Other types (dynamic, ...) are refused with
 // ErrUnsupported.
+// Yarn's magnitude (transformers' attention_factor, given or derived from
+// mscale and mscale_all_dim) is written as rope.scaling.attn_factor
+// relative to the 1 + 0.1·ln(factor) llama.cpp applies itself.
+//
+// Weights may be F32, F16, BF16 or FP8 (F8_E4M3 with a scale per tensor,
+// row or quantization_config.weight_block_size block, as
+// transformers' fp8 and compressed-tensors store them): FP8 weights are
+// dequantized and written as the output type; see fp8.go.
 //
 // The vocabulary is taken from tokenizer.json, not from the architecture:
 // a BPE model with byte_fallback and a Prepend("▁") normalizer is a
@@ -299,6 +311,9 @@ type archSpec struct {
 	// gptOSS: gpt-oss's fused (MXFP4 or float) experts with biases, its
 	// router bias, attention sinks and sliding-window layers.
 	gptOSS bool
+	// ministral3: Ministral 3's attention temperature
+	// (attention.temperature_scale) over a yarn rope (ministral3.go).
+	ministral3 bool
 	// olmo2: OLMo 2's norms after the attention and the MLP (none
 	// before), and q/k norms over the whole projections; olmo3 adds its
 	// sliding-window layers (olmo.go).
@@ -311,6 +326,7 @@ var archs = []archSpec{
 	{hf: "SmolLM3ForCausalLM", gguf: "smollm3", permute: true, noBias: true, noRopeStep: 4},
 	{hf: "GraniteForCausalLM", gguf: "granite", permute: true, ropeFreqs: true, granite: true},
 	{hf: "Mistral3ForConditionalGeneration", gguf: "llama", permute: true, ropeFreqs: true, vlm: true},
+	{hf: "Ministral3ForCausalLM", gguf: "mistral3", permute: true, ropeFreqs: true, ministral3: true},
 	{hf: "MixtralForCausalLM", gguf: "llama", permute: true, ropeFreqs: true, moe: mixtralMoE},
 	{hf: "Qwen2ForCausalLM", gguf: "qwen2", qkvBias: true},
 	{hf: "Qwen3ForCausalLM", gguf: "qwen3", noBias: true, qkNorm: true},
@@ -394,6 +410,15 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 	arch, err := findArch(cfg.Architectures)
 	if err != nil {
 		return nil, nil, err
+	}
+	if arch.vlm && !arch.gemma3 {
+		m3, err := cfg.ministral3Text()
+		if err != nil {
+			return nil, nil, err
+		}
+		if m3 {
+			arch.gguf, arch.ministral3 = "mistral3", true
+		}
 	}
 	hp, err := cfg.hparams(arch)
 	if err != nil {
@@ -483,6 +508,9 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		if arch.moe != nil {
 			moeKeys(w, a, arch, hp)
 		}
+		if arch.ministral3 && hp.attnTemp != 0 {
+			w.Set(a+".attention.temperature_scale", gguf.Float32(float32(hp.attnTemp)))
+		}
 		if arch.gptOSS || arch.olmo3 {
 			w.Set(a+".attention.sliding_window", gguf.Uint32(uint32(hp.slidingWindow)))
 		}
@@ -519,7 +547,7 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		plan = append([]tensorPlan{{ggufName: "rope_freqs.weight", shape: []int64{int64(len(freqs))}, gen: freqs, layer: -1}}, plan...)
 	}
 	plan = append(hp.rope.factorTensors(), plan...)
-	tw := &tensorWriter{st: st, progress: opts.Progress}
+	tw := &tensorWriter{st: st, progress: opts.Progress, fp8Block: hp.fp8Block}
 	for _, p := range plan {
 		typ := tensorType(p.ggufName, p.outShape(), outType)
 		if p.oss.mxfp4() {

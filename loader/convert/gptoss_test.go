@@ -202,24 +202,10 @@ func (c ossCase) fixture(t *testing.T, mxfp4 bool, edit func(cfg map[string]any,
 }
 
 // ossYarn returns the rope frequencies and magnitude factor of
-// transformers' yarn (_compute_yarn_parameters) with truncate true:
-// factor 4, original context 64, beta_fast 32, beta_slow 1.
+// transformers' yarn with truncate true: factor 4, original context 64,
+// beta_fast 32, beta_slow 1.
 func ossYarn(theta float64, dim int) ([]float64, float64) {
-	const factor, orig, fast, slow = 4.0, 64.0, 32.0, 1.0
-	corr := func(rot float64) float64 {
-		return float64(dim) * math.Log(orig/(rot*2*math.Pi)) / (2 * math.Log(theta))
-	}
-	low, high := max(math.Floor(corr(fast)), 0), min(math.Ceil(corr(slow)), float64(dim-1))
-	if low == high {
-		high += 0.001
-	}
-	out := make([]float64, dim/2)
-	for i := range out {
-		extrap := math.Pow(theta, -2*float64(i)/float64(dim))
-		ramp := min(max((float64(i)-low)/(high-low), 0), 1)
-		out[i] = extrap/factor*ramp + extrap*(1-ramp)
-	}
-	return out, 0.1*math.Log(factor) + 1
+	return hfYarn(theta, dim, 4, 64, 32, 1)
 }
 
 // reference is the float64 gpt-oss of the checkpoint in dir (attention

@@ -54,7 +54,7 @@ func mistral3Fixture(t *testing.T, prefix string, edit func(cfg map[string]any))
 // TestMistral3 converts the text model of Mistral3ForConditionalGeneration
 // checkpoints (both tensor layouts) to the same bytes as the Llama
 // checkpoint they were made from, and checks the logits against the
-// float64 Llama reference; Ministral 3's attention temperature is refused.
+// float64 Llama reference.
 func TestMistral3(t *testing.T) {
 	ctx := context.Background()
 	base := shareddata.Path(t, "models", "hf", "tiny-llama-st")
@@ -87,15 +87,116 @@ func TestMistral3(t *testing.T) {
 		m := refModel{hidden: 64, heads: 4, kvHeads: 2, headDim: 16, eps: 1e-5, invFreq: defaultInvFreq(10000, 16)}
 		checkRef(t, refContext(t, out), readReference(t, "tiny-llama-st").Prompts, loadLlamaRef(t, base, m, 2).forward, 1e-5)
 	}
-	dir := mistral3Fixture(t, "language_model.model.", func(cfg map[string]any) {
-		cfg["text_config"].(map[string]any)["llama_4_scaling_beta"] = 0.1
-	})
-	err = convert.Convert(ctx, dir, filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
-	if !errors.Is(err, convert.ErrUnsupported) || !strings.Contains(err.Error(), "llama_4_scaling_beta") {
-		t.Errorf("Ministral 3: %v, want ErrUnsupported naming llama_4_scaling_beta", err)
-	}
-	dir = mistral3Fixture(t, "language_model.model.", func(cfg map[string]any) { delete(cfg, "text_config") })
+	dir := mistral3Fixture(t, "language_model.model.", func(cfg map[string]any) { delete(cfg, "text_config") })
 	if err := convert.Convert(ctx, dir, filepath.Join(t.TempDir(), "x.gguf"), convert.Options{}); !errors.Is(err, convert.ErrMismatch) {
 		t.Errorf("no text_config: %v", err)
+	}
+}
+
+// ministral3Config makes a Llama config Ministral 3's: model_type
+// "ministral3" and rope_parameters with yarn (×4 over an original
+// context of 4, so that the 12-token prompt crosses two temperature
+// steps; max_position_embeddings is their product, as in the released
+// configs) and llama_4_scaling_beta 0.1.
+func ministral3Config(m map[string]any) {
+	delete(m, "rope_theta")
+	delete(m, "rope_scaling")
+	m["model_type"] = "ministral3"
+	m["max_position_embeddings"] = 16
+	m["rope_parameters"] = map[string]any{
+		"rope_type": "yarn", "type": "yarn", "rope_theta": 10000.0, "factor": 4.0,
+		"original_max_position_embeddings": 4, "beta_fast": 32.0, "beta_slow": 1.0,
+		"mscale": 1.0, "mscale_all_dim": 1.0, "llama_4_scaling_beta": 0.1,
+	}
+}
+
+// TestMinistral3 converts Ministral 3, as Ministral3ForCausalLM and as the
+// text model of Mistral3ForConditionalGeneration, to llama.cpp's mistral3
+// arch, and checks the logits against the float64 reference with yarn
+// (mscale over mscale_all_dim: magnitude 1) and the attention
+// temperature; the reference would see either left out. Configs
+// llama.cpp cannot follow are refused.
+func TestMinistral3(t *testing.T) {
+	ctx := context.Background()
+	base := shareddata.Path(t, "models", "hf", "tiny-llama-st")
+	prompts := readReference(t, "tiny-llama-st").Prompts
+	yarn, mag := hfYarn(10000, 16, 4, 4, 32, 1)
+	fresh := func() *refModel {
+		m := refModel{hidden: 64, heads: 4, kvHeads: 2, headDim: 16, eps: 1e-5, invFreq: yarn, ropeAttn: 1, tempBeta: 0.1, tempOrig: 4}
+		return loadLlamaRef(t, base, m, 2)
+	}
+	causal := func(edit func(map[string]any)) string {
+		return copyFixture(t, "tiny-llama-st", func(m map[string]any) {
+			ministral3Config(m)
+			m["architectures"] = []string{"Ministral3ForCausalLM"}
+			if edit != nil {
+				edit(m)
+			}
+		})
+	}
+	vlm := func(edit func(map[string]any)) string {
+		return mistral3Fixture(t, "model.language_model.", func(cfg map[string]any) {
+			text := cfg["text_config"].(map[string]any)
+			ministral3Config(text)
+			if edit != nil {
+				edit(text)
+			}
+		})
+	}
+	for name, dir := range map[string]string{"Ministral3ForCausalLM": causal(nil), "Mistral3ForConditionalGeneration": vlm(nil)} {
+		t.Run(name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "m3.gguf")
+			if err := convert.Convert(ctx, dir, out, convert.Options{Type: "f32", Name: "x"}); err != nil {
+				t.Fatal(err)
+			}
+			f, err := gguf.Open(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a := f.Architecture(); a != "mistral3" {
+				t.Fatalf("arch %q, want mistral3", a)
+			}
+			for k, want := range map[string]float64{
+				"mistral3.attention.temperature_scale":          float64(float32(0.1)),
+				"mistral3.rope.scaling.yarn_log_multiplier":     1,
+				"mistral3.rope.scaling.original_context_length": 4,
+				"mistral3.rope.scaling.factor":                  4,
+			} {
+				if v, ok := f.Float(k); !ok || v != want {
+					t.Errorf("%s = %v (%v), want %v", k, v, ok, want)
+				}
+			}
+			if _, ok := f.Float("mistral3.rope.scaling.attn_factor"); ok {
+				t.Error("rope.scaling.attn_factor written; the log multiplier makes llama.cpp's magnitude 1 already")
+			}
+			c := refContext(t, out)
+			checkRef(t, c, prompts, fresh().forward, 1e-5)
+			checkSensitive(t, c, prompts, fresh, map[string]func(*refModel){
+				"no attention temperature": func(m *refModel) { m.tempBeta = 0 },
+				"default yarn magnitude":   func(m *refModel) { m.ropeAttn = mag },
+			})
+		})
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(map[string]any)
+		want error
+	}{
+		{"no yarn", func(m map[string]any) {
+			m["rope_parameters"] = map[string]any{"rope_type": "default", "rope_theta": 10000.0, "llama_4_scaling_beta": 0.1}
+		}, convert.ErrMismatch},
+		{"no beta", func(m map[string]any) {
+			delete(m["rope_parameters"].(map[string]any), "llama_4_scaling_beta")
+		}, convert.ErrMismatch},
+		{"negative beta", func(m map[string]any) {
+			m["rope_parameters"].(map[string]any)["llama_4_scaling_beta"] = -0.1
+		}, convert.ErrMismatch},
+	} {
+		for _, dir := range []string{causal(tc.edit), vlm(tc.edit)} {
+			err := convert.Convert(ctx, dir, filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
+			if !errors.Is(err, tc.want) {
+				t.Errorf("%s: %v, want %v", tc.name, err, tc.want)
+			}
+		}
 	}
 }

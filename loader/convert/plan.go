@@ -130,6 +130,9 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 		p := tensorPlan{layer: -1}
 		var want []int64
 		name := t.Name
+		if fp8Aux(st, name) {
+			continue // folded into its FP8 weight, or unused
+		}
 		if arch.vlm {
 			var skip bool
 			if name, skip = gemma3TextName(name); skip {
@@ -173,6 +176,9 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			}
 			if arch.moe != nil && arch.moe.experts != nil {
 				if e := arch.moe.experts.FindStringSubmatch(m[2]); e != nil {
+					if err := checkWeightDType(st, t, h); err != nil {
+						return nil, err
+					}
 					if err := experts.add(arch, h, n, e[1], e[2], t.Name, t.Shape); err != nil {
 						return nil, err
 					}
@@ -229,8 +235,8 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 		if !slices.Equal(t.Shape, want) {
 			return nil, fmt.Errorf("%w: tensor %q has shape %v, config.json implies %v", ErrMismatch, t.Name, t.Shape, want)
 		}
-		if !t.DType.Supported() {
-			return nil, fmt.Errorf("%w: tensor %q has dtype %s; the converter reads F32, F16 and BF16 weights", ErrUnsupported, t.Name, t.DType)
+		if err := checkWeightDType(st, t, h); err != nil {
+			return nil, err
 		}
 		if seen[p.ggufName] {
 			return nil, fmt.Errorf("%w: two tensors for %s (the second is %q)", ErrMismatch, p.ggufName, t.Name)

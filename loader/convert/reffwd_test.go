@@ -37,6 +37,11 @@ type refModel struct {
 	// before they are added, and logitDiv divides the logits (Granite; 0:
 	// 1).
 	residualScale, logitDiv float64
+	// tempBeta and tempOrig, when tempBeta is not 0, are Llama 4's
+	// attention temperature (Ministral 3): each query, after its rope, is
+	// multiplied by 1 + tempBeta·ln(1 + ⌊pos/tempOrig⌋).
+	tempBeta float64
+	tempOrig int
 
 	emb, out, norm []float64 // out: the [vocab, hidden] head
 	layers         []refLayer
@@ -338,6 +343,12 @@ func (m *refModel) forward(ids []int) []float64 {
 			for j := range nh {
 				if !L.noRope {
 					rope(q[j*hd:(j+1)*hd], i, freqs, ms)
+				}
+			}
+			if m.tempBeta != 0 {
+				s := 1 + m.tempBeta*math.Log(1+math.Floor(float64(i)/float64(m.tempOrig)))
+				for e := range q {
+					q[e] *= s
 				}
 			}
 			for j := range nkv {

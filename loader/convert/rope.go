@@ -24,6 +24,9 @@ type ropeJSON struct {
 	BetaFast            *float64        `json:"beta_fast"`
 	BetaSlow            *float64        `json:"beta_slow"`
 	ExtrapolationFactor *float64        `json:"extrapolation_factor"`
+	Mscale              *float64        `json:"mscale"`
+	MscaleAllDim        *float64        `json:"mscale_all_dim"`
+	Llama4ScalingBeta   *float64        `json:"llama_4_scaling_beta"`
 	PartialRotaryFactor *float64        `json:"partial_rotary_factor"`
 	FullAttention       json.RawMessage `json:"full_attention"`
 	// longrope's per-frequency divisors.
@@ -52,7 +55,13 @@ type ropeScaling struct {
 	lowFreq, highFreq float64
 	// The optional yarn parameters, written only when config.json
 	// gives them (as convert_hf_to_gguf.py does).
-	yarnExt, yarnAttn, betaFast, betaSlow *float64
+	yarnExt, betaFast, betaSlow *float64
+	// yarnAttn is the factor transformers multiplies yarn's cos and sin
+	// by (its attention_factor); logMul, when not nil, is written as
+	// rope.scaling.yarn_log_multiplier (mscale_all_dim, which llama.cpp's
+	// mistral3 and deepseek2 archs read). See yarnAttnCorrection.
+	yarnAttn float64
+	logMul   *float64
 	// longFactor and shortFactor are longrope's per-frequency divisors,
 	// one per rotated pair; attnFactor is its attention (magnitude)
 	// factor, which multiplies the rotated cos and sin.
@@ -166,10 +175,7 @@ func (c *hfConfig) rope(ctxLen int) (theta, partial float64, rs ropeScaling, err
 			break
 		}
 		rs.yarnExt, rs.betaFast, rs.betaSlow = src.ExtrapolationFactor, src.BetaFast, src.BetaSlow
-		rs.yarnAttn = src.AttentionFactor
-		if rs.yarnAttn == nil {
-			rs.yarnAttn = src.AttnFactor
-		}
+		rs.yarnAttn, err = hfYarnAttn(src, key, rs.factor)
 	case ropeLlama3:
 		rs.kind = ropeLlama3
 		if rs.factor, err = num("factor", src.Factor); err != nil {
@@ -255,6 +261,60 @@ func (c *hfConfig) longrope(src *ropeJSON, key string, ctxLen int, rs *ropeScali
 	return nil
 }
 
+// yarnMscale is transformers' (and llama.cpp's) get_mscale: the yarn
+// magnitude 0.1·m·ln(scale) + 1 for a scale above 1, else 1.
+func yarnMscale(scale, m float64) float64 {
+	if scale <= 1 {
+		return 1
+	}
+	return 0.1*m*math.Log(scale) + 1
+}
+
+// hfYarnAttn returns the factor transformers' _compute_yarn_parameters
+// multiplies cos and sin by: attention_factor (attn_factor in older
+// configs) when given; else, with both mscale and mscale_all_dim set and
+// not 0 (DeepSeek, Ministral 3), get_mscale(factor, mscale) /
+// get_mscale(factor, mscale_all_dim); else get_mscale(factor).
+func hfYarnAttn(src *ropeJSON, key string, factor float64) (float64, error) {
+	attn := src.AttentionFactor
+	if attn == nil {
+		attn = src.AttnFactor
+	}
+	if attn != nil {
+		if !(*attn > 0) || math.IsInf(*attn, 0) {
+			return 0, fmt.Errorf("%w: config.json: %s attention_factor %v is not positive", ErrMismatch, key, *attn)
+		}
+		return *attn, nil
+	}
+	for _, m := range []struct {
+		name string
+		v    *float64
+	}{{"mscale", src.Mscale}, {"mscale_all_dim", src.MscaleAllDim}} {
+		if m.v != nil && (math.IsNaN(*m.v) || math.IsInf(*m.v, 0) || *m.v < 0) {
+			return 0, fmt.Errorf("%w: config.json: %s %s %v is not a non-negative number", ErrMismatch, key, m.name, *m.v)
+		}
+	}
+	if src.Mscale != nil && *src.Mscale != 0 && src.MscaleAllDim != nil && *src.MscaleAllDim != 0 {
+		return yarnMscale(factor, *src.Mscale) / yarnMscale(factor, *src.MscaleAllDim), nil
+	}
+	return yarnMscale(factor, 1), nil
+}
+
+// yarnAttnCorrection returns what rope.scaling.attn_factor must be for
+// llama.cpp's yarn to scale cos and sin by transformers' yarnAttn.
+// llama.cpp's rope multiplies them by get_mscale(factor, 1), or, when the
+// GGUF has a yarn_log_multiplier L (mistral3; llama.cpp assumes mscale
+// 1), by get_mscale(factor, 1) / get_mscale(factor, L), and then by
+// rope.scaling.attn_factor (llama_context's yarn_attn_factor, which every
+// arch reads). 1 needs no key.
+func (rs ropeScaling) yarnAttnCorrection() float64 {
+	native := yarnMscale(rs.factor, 1)
+	if rs.logMul != nil && *rs.logMul != 0 {
+		native /= yarnMscale(rs.factor, *rs.logMul)
+	}
+	return rs.yarnAttn / native
+}
+
 // write sets the GGUF rope scaling keys of arch a, as llama.cpp reads them
 // (llama-arch.cpp LLM_KV_ROPE_SCALING_*). llama3 scaling has no keys: it
 // is the rope_freqs tensor. longrope writes, as convert_hf_to_gguf.py's
@@ -277,12 +337,15 @@ func (rs ropeScaling) write(w *gguf.Writer, a string) {
 			name string
 			v    *float64
 		}{
-			{"yarn_ext_factor", rs.yarnExt}, {"yarn_attn_factor", rs.yarnAttn},
-			{"yarn_beta_fast", rs.betaFast}, {"yarn_beta_slow", rs.betaSlow},
+			{"yarn_ext_factor", rs.yarnExt}, {"yarn_beta_fast", rs.betaFast},
+			{"yarn_beta_slow", rs.betaSlow}, {"yarn_log_multiplier", rs.logMul},
 		} {
 			if k.v != nil {
 				w.Set(a+".rope.scaling."+k.name, gguf.Float32(float32(*k.v)))
 			}
+		}
+		if c := rs.yarnAttnCorrection(); math.Abs(c-1) > 1e-7 {
+			w.Set(a+".rope.scaling.attn_factor", gguf.Float32(float32(c)))
 		}
 	case ropeLongrope:
 		w.Set(a+".rope.scaling.attn_factor", gguf.Float32(float32(rs.attnFactor)))

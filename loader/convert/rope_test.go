@@ -45,6 +45,26 @@ func hfLlama3InvFreq(theta float64, dim int, factor, low, high, orig float64) []
 	return out
 }
 
+// hfYarn returns the rope frequencies of transformers' yarn
+// (_compute_yarn_parameters, truncate true) and its default magnitude
+// factor get_mscale(factor) = 0.1·ln(factor) + 1.
+func hfYarn(theta float64, dim int, factor, orig, fast, slow float64) ([]float64, float64) {
+	corr := func(rot float64) float64 {
+		return float64(dim) * math.Log(orig/(rot*2*math.Pi)) / (2 * math.Log(theta))
+	}
+	low, high := max(math.Floor(corr(fast)), 0), min(math.Ceil(corr(slow)), float64(dim-1))
+	if low == high {
+		high += 0.001
+	}
+	out := make([]float64, dim/2)
+	for i := range out {
+		extrap := math.Pow(theta, -2*float64(i)/float64(dim))
+		ramp := min(max((float64(i)-low)/(high-low), 0), 1)
+		out[i] = extrap/factor*ramp + extrap*(1-ramp)
+	}
+	return out, 0.1*math.Log(factor) + 1
+}
+
 // convertWith converts a copy of fixture with its config edited.
 func convertWith(t *testing.T, fixture, typ string, edit func(map[string]any)) (string, error) {
 	t.Helper()
@@ -110,11 +130,13 @@ func TestRopeScalingKeys(t *testing.T) {
 			map[string]string{p + "scaling.type": "yarn"},
 			map[string]float64{p + "scaling.factor": 4, p + "scaling.original_context_length": 512,
 				p + "scaling.yarn_beta_fast": 32, p + "scaling.yarn_beta_slow": 1,
-				p + "scaling.yarn_attn_factor": 1.25, p + "scaling.yarn_ext_factor": 1}, nil, false},
+				// llama.cpp's yarn multiplies by 1 + 0.1·ln(factor) itself.
+				p + "scaling.attn_factor": float64(float32(1.25 / (1 + 0.1*math.Log(4)))), p + "scaling.yarn_ext_factor": 1},
+			[]string{p + "scaling.yarn_attn_factor"}, false},
 		{"yarn/defaults", setScaling(map[string]any{"type": "yarn", "factor": 2.0}),
 			map[string]string{p + "scaling.type": "yarn"},
 			map[string]float64{p + "scaling.factor": 2, p + "scaling.original_context_length": 2048},
-			[]string{p + "scaling.yarn_beta_fast", p + "scaling.yarn_beta_slow", p + "scaling.yarn_attn_factor"}, false},
+			[]string{p + "scaling.yarn_beta_fast", p + "scaling.yarn_beta_slow", p + "scaling.attn_factor"}, false},
 		{"default", setScaling(map[string]any{"rope_type": "default"}), nil, nil,
 			[]string{p + "scaling.type", p + "scaling.factor"}, false},
 		{"llama3", setScaling(llama3Scaling), nil, nil,
@@ -245,30 +267,36 @@ func refContext(t *testing.T, path string) *engine.Context {
 }
 
 // TestRopeScalingReference runs tiny-llama-st converted to F32 with no,
-// linear and llama3 rope scaling against the float64 reference with the
-// frequencies transformers computes for each, and checks that the scaling
-// changes the logits (the comparison can tell them apart). Yarn, which
-// llama.cpp computes its own way, is checked to load and give finite
-// logits that differ from unscaled rope.
+// linear, llama3 and yarn rope scaling against the float64 reference with
+// the frequencies and magnitude transformers computes for each (yarn's
+// from its default, an explicit attention_factor, and mscale over
+// mscale_all_dim), and checks that the scaling changes the logits (the
+// comparison can tell them apart).
 func TestRopeScalingReference(t *testing.T) {
 	prompts := readReference(t, "tiny-llama-st").Prompts
 	base := refModel{hidden: 64, heads: 4, kvHeads: 2, headDim: 16, eps: 1e-5}
+	yarn, yarnAttn := hfYarn(10000, 16, 4, 512, 32, 1)
 	var plain [][]float32
 	for _, tc := range []struct {
 		name    string
 		scaling map[string]any
 		invFreq []float64 // nil: no reference
+		attn    float64   // the rope magnitude factor (0: 1)
 	}{
-		{"none", nil, defaultInvFreq(10000, 16)},
+		{"none", nil, defaultInvFreq(10000, 16), 0},
 		{"linear", map[string]any{"type": "linear", "factor": 4.0}, func() []float64 {
 			f := defaultInvFreq(10000, 16)
 			for i := range f {
 				f[i] /= 4
 			}
 			return f
-		}()},
-		{"llama3", llama3Scaling, hfLlama3InvFreq(10000, 16, 8, 1, 4, 64)},
-		{"yarn", map[string]any{"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 512}, nil},
+		}(), 0},
+		{"llama3", llama3Scaling, hfLlama3InvFreq(10000, 16, 8, 1, 4, 64), 0},
+		{"yarn", map[string]any{"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 512}, yarn, yarnAttn},
+		{"yarn/attention_factor", map[string]any{"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 512,
+			"attention_factor": 0.8}, yarn, 0.8},
+		{"yarn/mscale", map[string]any{"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 512,
+			"mscale": 1.0, "mscale_all_dim": 0.5}, yarn, (0.1*math.Log(4) + 1) / (0.05*math.Log(4) + 1)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := copyFixture(t, "tiny-llama-st", func(c map[string]any) {
@@ -284,7 +312,7 @@ func TestRopeScalingReference(t *testing.T) {
 			var ref *refModel
 			if tc.invFreq != nil {
 				m := base
-				m.invFreq = tc.invFreq
+				m.invFreq, m.ropeAttn = tc.invFreq, tc.attn
 				ref = loadLlamaRef(t, dir, m, 2)
 			}
 			for i, p := range prompts {

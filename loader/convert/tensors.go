@@ -27,10 +27,13 @@ const chunkBytes = 4 << 20
 // every tensor, so memory use does not grow with the tensor size (except
 // for GPT-2's transposed tensors, which are converted whole).
 type tensorWriter struct {
-	st       *safetensors.Model
-	raws     [2][]byte // source chunks, one being written while the other is read
-	outs     [2][]byte // converted chunks
-	f32      []float32
+	st   *safetensors.Model
+	raws [2][]byte // source chunks, one being written while the other is read
+	outs [2][]byte // converted chunks
+	f32  []float32
+	// fp8Block is config.json's quantization_config.weight_block_size
+	// (nil when not given), for FP8 weights.
+	fp8Block []int
 	done     int64
 	total    int64
 	progress func(done, total int64)
@@ -181,12 +184,19 @@ func (tw *tensorWriter) writeTensor(ctx context.Context, w io.Writer, p tensorPl
 		return fmt.Errorf("tensor %q: not in the checkpoint", p.hfName)
 	}
 	esz := int(info.DType.Size())
-	if !info.DType.Supported() || esz <= 0 {
+	if !(info.DType.Supported() || info.DType == safetensors.F8E4M3) || esz <= 0 {
 		return fmt.Errorf("tensor %q: dtype %s: %w", p.hfName, info.DType, ErrUnsupported)
 	}
 	rows, cols := int(p.shape[0]), 1
 	for _, d := range p.shape[1:] {
 		cols *= int(d)
+	}
+	var fp8 *fp8Scales
+	if info.DType == safetensors.F8E4M3 {
+		var err error
+		if fp8, err = newFP8Scales(tw.st, p.hfName, rows, cols, tw.fp8Block); err != nil {
+			return err
+		}
 	}
 	if p.permute > 0 && (rows%p.permute != 0 || (rows/p.permute)%2 != 0) {
 		return fmt.Errorf("tensor %q: cannot permute %d rows over %d heads", p.hfName, rows, p.permute)
@@ -214,7 +224,7 @@ func (tw *tensorWriter) writeTensor(ctx context.Context, w io.Writer, p tensorPl
 		}
 		errc <- err
 	}()
-	err := tw.produce(ctx, p, typ, f, info, rows, cols, step, work, free, &failed)
+	err := tw.produce(ctx, p, typ, f, info, fp8, rows, cols, step, work, free, &failed)
 	close(work)
 	if werr := <-errc; werr != nil {
 		return werr
@@ -230,8 +240,9 @@ type outChunk struct {
 
 // produce reads and converts the chunks of a tensor of rows × cols
 // elements, step rows at a time, into free slots and sends them to work.
+// fp8, when not nil, dequantizes an FP8 tensor.
 func (tw *tensorWriter) produce(ctx context.Context, p tensorPlan, typ gguf.Type, f *safetensors.File, info safetensors.TensorInfo,
-	rows, cols, step int, work chan<- outChunk, free <-chan int, failed *atomic.Bool) error {
+	fp8 *fp8Scales, rows, cols, step int, work chan<- outChunk, free <-chan int, failed *atomic.Bool) error {
 	rowBytes := cols * int(info.DType.Size())
 	for r0 := 0; r0 < rows; r0 += step {
 		if err := ctx.Err(); err != nil {
@@ -246,17 +257,24 @@ func (tw *tensorWriter) produce(ctx context.Context, p tensorPlan, typ gguf.Type
 			tw.raws[slot] = make([]byte, step*rowBytes)
 		}
 		raw := tw.raws[slot][:n*rowBytes]
+		// source gives the checkpoint row of output row r.
+		source := func(r int) int { return r }
 		if p.permute > 0 {
 			// The q/k rows go from Hugging Face's rotate_half layout to
 			// the adjacent-pair layout, as convert_hf_to_gguf.py's
 			// permute does: within each head, output row 2i+j is source
-			// row j*headDim/2+i. Read row by row.
+			// row j*headDim/2+i.
 			hd := rows / p.permute
 			half := hd / 2
-			for i := range n {
-				r := r0 + i
+			source = func(r int) int {
 				h, k := r/hd, r%hd
-				src := h*hd + (k%2)*half + k/2
+				return h*hd + (k%2)*half + k/2
+			}
+		}
+		if p.permute > 0 {
+			// Read row by row.
+			for i := range n {
+				src := source(r0 + i)
 				if err := readAt(f, raw[i*rowBytes:(i+1)*rowBytes], info.Offset+int64(src)*int64(rowBytes)); err != nil {
 					return fmt.Errorf("tensor %q: %w", p.hfName, err)
 				}
@@ -276,7 +294,14 @@ func (tw *tensorWriter) produce(ctx context.Context, p tensorPlan, typ gguf.Type
 				tw.f32 = make([]float32, step*cols)
 			}
 			vals := tw.f32[:n*cols]
-			if err := safetensors.DecodeFloat32s(vals, info.DType, raw); err != nil {
+			if fp8 != nil {
+				if err := safetensors.DecodeF8E4M3(vals, raw); err != nil {
+					return fmt.Errorf("tensor %q: %w", p.hfName, err)
+				}
+				for i := range n {
+					fp8.apply(vals[i*cols:(i+1)*cols], source(r0+i))
+				}
+			} else if err := safetensors.DecodeFloat32s(vals, info.DType, raw); err != nil {
 				return fmt.Errorf("tensor %q: %w", p.hfName, err)
 			}
 			if p.shift != 0 {

@@ -51,10 +51,13 @@
 //     (MetadataIncompleteBuffer): data beyond the file is reported as
 //     [ErrTruncated], trailing bytes as [ErrInvalid].
 //
-// In addition, a tensor of any dtype other than F32, F16, BF16 and U8 is
+// In addition, a tensor of any dtype other than F32, F16, BF16, U8 and
+// F8_E4M3 is
 // rejected by name with [ErrUnsupportedDType], once the layout is known to
 // be sound. U8 tensors hold packed quantized data (gpt-oss's MXFP4 blocks
-// and exponents), read as raw bytes; [File.Float32s] refuses them.
+// and exponents), and F8_E4M3 tensors FP8 weights whose values need a
+// scale tensor beside them: both are read as raw bytes ([DecodeF8E4M3]
+// decodes FP8), and [File.Float32s] refuses them.
 //
 // [OpenDir] opens a checkpoint directory and checks the consistency of its
 // shards: see its documentation.

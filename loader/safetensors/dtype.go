@@ -4,7 +4,8 @@ package safetensors
 // safetensors header names it. Every dtype of the reference implementation
 // is known, so that an unsupported one is rejected by name; only [F32],
 // [F16] and [BF16] can be read as floats ([DType.Supported]), and [U8]
-// (packed quantized data) as raw bytes.
+// (packed quantized data) and [F8E4M3] (FP8 weights, meaningful only
+// with their scales: [DecodeF8E4M3]) as raw bytes.
 type DType string
 
 // The safetensors dtypes.
@@ -49,6 +50,11 @@ func (d DType) Bits() int64 { return dtypeBits[d] }
 // Supported reports whether this package reads tensors of dtype d as
 // floats: F32, F16 or BF16.
 func (d DType) Supported() bool { return d == F32 || d == F16 || d == BF16 }
+
+// Raw reports whether this package opens tensors of dtype d as raw bytes
+// only: U8 (packed quantized data) and F8_E4M3 (FP8 weights, whose
+// values need their scale tensors).
+func (d DType) Raw() bool { return d == U8 || d == F8E4M3 }
 
 // Size returns the size of one element in bytes, or 0 for an unknown dtype
 // and for the sub-byte dtypes F4, F6_E2M3 and F6_E3M2, whose elements are

@@ -22,7 +22,7 @@ var (
 	ErrUnknownDType = errors.New("unknown safetensors dtype")
 
 	// ErrUnsupportedDType reports a tensor of a valid safetensors dtype that
-	// this package does not read: only F32, F16, BF16 and U8 (raw bytes) are supported.
+	// this package does not read: only F32, F16, BF16, U8 and F8_E4M3 (raw bytes) are supported.
 	ErrUnsupportedDType = errors.New("unsupported dtype")
 
 	// ErrNotFound reports a tensor name that the file or model does not hold.

@@ -179,8 +179,8 @@ func parseHeader(f *File, hdr []byte) error {
 	// Unsupported dtypes are rejected last, once the layout is known to be
 	// sound, so that a well-formed file gets the dtype message.
 	for _, t := range f.Tensors {
-		if !t.DType.Supported() && t.DType != U8 {
-			return fmt.Errorf("tensor %q has dtype %s; only F32, F16, BF16 and U8 (packed quantized data) are supported: %w", t.Name, t.DType, ErrUnsupportedDType)
+		if !t.DType.Supported() && !t.DType.Raw() {
+			return fmt.Errorf("tensor %q has dtype %s; only F32, F16, BF16, U8 (packed quantized data) and F8_E4M3 (FP8 weights) are supported: %w", t.Name, t.DType, ErrUnsupportedDType)
 		}
 	}
 	sort.Slice(f.Tensors, func(i, j int) bool { return f.Tensors[i].Name < f.Tensors[j].Name })

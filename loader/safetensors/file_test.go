@@ -260,3 +260,36 @@ func TestU8Raw(t *testing.T) {
 		t.Errorf("Float32s of U8: %v, want ErrUnsupportedDType", err)
 	}
 }
+
+// TestF8E4M3: an F8_E4M3 tensor opens and reads as raw bytes, not as
+// floats, and DecodeF8E4M3 gives the values of the E4M3 "fn" format.
+func TestF8E4M3(t *testing.T) {
+	raw := []byte{0x00, 0x38, 0x3c, 0xb8, 0x7e, 0x08, 0x01, 0x7f}
+	f, err := readBytes(rawST(`{"w":{"dtype":"F8_E4M3","shape":[2,4],"data_offsets":[0,8]}}`, raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Float32s("w"); !errors.Is(err, ErrUnsupportedDType) {
+		t.Errorf("Float32s of F8_E4M3: %v, want ErrUnsupportedDType", err)
+	}
+	got, err := f.ReadTensor("w", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vals := make([]float32, len(got))
+	if err := DecodeF8E4M3(vals, got); err != nil {
+		t.Fatal(err)
+	}
+	want := []float32{0, 1, 1.5, -1, 448, 1.0 / 64, 1.0 / 512}
+	for i, w := range want {
+		if vals[i] != w {
+			t.Errorf("byte %#02x: %v, want %v", raw[i], vals[i], w)
+		}
+	}
+	if !math.IsNaN(float64(vals[7])) {
+		t.Errorf("byte 0x7f: %v, want NaN", vals[7])
+	}
+	if err := DecodeF8E4M3(vals[:3], got); !errors.Is(err, ErrInvalid) {
+		t.Errorf("short dst: %v", err)
+	}
+}
