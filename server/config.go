@@ -73,8 +73,8 @@ type Config struct {
 	// Drafts maps a configured model (its name as requests give it, or as
 	// in Models) to the draft model it decodes speculatively with
 	// (llm.WithDraft), up to DraftTokens tokens per step (0:
-	// llm.DefaultDraftTokens). The memory check does not count the draft
-	// model.
+	// llm.DefaultDraftTokens). The memory check counts the draft model's
+	// weights and KV cache against host memory.
 	Drafts      map[string]string
 	DraftTokens int
 	// Options are more options for llm.New, given to every model after the

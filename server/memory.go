@@ -13,16 +13,21 @@ import (
 )
 
 // memEstimate is what a model is expected to take in memory: its weights
-// and the KV cache of its context.
+// and the KV cache of its context, and its draft model's.
 type memEstimate struct {
 	Weights uint64 // bytes of the GGUF file(s)
 	KV      uint64 // bytes of the K and V caches
 	Context int    // KV cache positions: context per sequence × sequences
 	Layers  int    // blocks of the model
+	// Draft is the draft model's weights and KV cache (0: none). It is
+	// counted whole against host memory: a draft is small, and how much
+	// of it the GPU memory left after the model takes is known only once
+	// both are loaded.
+	Draft uint64
 }
 
-// Total is weights plus KV cache.
-func (m memEstimate) Total() uint64 { return m.Weights + m.KV }
+// Total is weights plus KV cache, the draft's included.
+func (m memEstimate) Total() uint64 { return m.Weights + m.KV + m.Draft }
 
 // Host is the part of Total expected in host memory when gpuLayers of the
 // model's blocks (-1: all) go to GPUs, which they do only when a GPU
@@ -33,6 +38,7 @@ func (m memEstimate) Host(gpuLayers int, haveGPU bool) uint64 {
 	if gpuLayers == 0 || !haveGPU || m.Layers == 0 {
 		return m.Total()
 	}
+	own := m.Weights + m.KV
 	off := gpuLayers
 	if off < 0 || off > m.Layers {
 		off = m.Layers
@@ -40,7 +46,7 @@ func (m memEstimate) Host(gpuLayers int, haveGPU bool) uint64 {
 	// The embeddings table stays on the host: keep one block's share
 	// however many blocks go.
 	kept := max(m.Layers-off, 1)
-	return m.Total() / uint64(m.Layers) * uint64(kept)
+	return own/uint64(m.Layers)*uint64(kept) + m.Draft
 }
 
 // dedicatedGPU reports whether a GPU with its own memory is available:

@@ -340,6 +340,24 @@ func (m *manager) open(e *entry) (*llm.Pipeline, target, memEstimate, error) {
 	if err != nil {
 		return nil, target{}, memEstimate{}, errorf(http.StatusBadRequest, "invalid_model", "model %q: %v", e.name, err)
 	}
+	d, hasDraft := m.cfg.Drafts[e.name]
+	if !hasDraft {
+		d, hasDraft = m.cfg.Drafts[e.source]
+	}
+	if hasDraft {
+		// Resolved (pulled, converted) here to count it; the pipeline
+		// finds it in the caches.
+		path, err := m.res.weights(m.ctx, e.name, d, true)
+		if err != nil {
+			// The server's configuration, not the request, is at fault.
+			return nil, target{}, memEstimate{}, errorf(http.StatusInternalServerError, "draft_unavailable", "the draft model %s of %q: %s", d, e.name, clean(err))
+		}
+		dm, err := estimateMemory(path, mem.Context/max(m.cfg.Parallel, 1), m.cfg.Parallel)
+		if err != nil {
+			return nil, target{}, memEstimate{}, errorf(http.StatusBadRequest, "invalid_model", "the draft model %s of %q: %v", d, e.name, err)
+		}
+		mem.Draft = dm.Total()
+	}
 	layers := m.cfg.GPULayers
 	if layers == llm.AutoLayers {
 		// Counted here rather than by the pipeline, so that the memory
@@ -360,11 +378,7 @@ func (m *manager) open(e *entry) (*llm.Pipeline, target, memEstimate, error) {
 	opts := []llm.Option{llm.WithParallel(m.cfg.Parallel), llm.WithThreads(m.cfg.Threads),
 		llm.WithContextLength(m.cfg.ContextLength), llm.WithGPULayers(layers)}
 	opts = append(opts, m.cfg.Options...)
-	d, ok := m.cfg.Drafts[e.name]
-	if !ok {
-		d, ok = m.cfg.Drafts[e.source]
-	}
-	if ok {
+	if hasDraft {
 		opts = append(opts, llm.WithDraft(d, m.cfg.DraftTokens))
 	}
 	if m.cfg.Hub != nil {
@@ -418,11 +432,19 @@ func (m *manager) makeRoom(e *entry, mem memEstimate, gpuLayers int) error {
 		m.mu.Unlock()
 		if v == nil {
 			return &apiError{status: http.StatusInsufficientStorage, code: "insufficient_memory",
-				msg: fmt.Sprintf("model %q needs about %s of host memory (weights %s + KV cache %s for %d positions, less what %d GPU layers take), but only %s is available",
-					e.name, mib(mem.Host(gpuLayers, dedicatedGPU())), mib(mem.Weights), mib(mem.KV), mem.Context, gpuLayers, mib(avail))}
+				msg: fmt.Sprintf("model %q needs about %s of host memory (weights %s + KV cache %s for %d positions%s, less what %d GPU layers take), but only %s is available",
+					e.name, mib(mem.Host(gpuLayers, dedicatedGPU())), mib(mem.Weights), mib(mem.KV), mem.Context, draftNote(mem), gpuLayers, mib(avail))}
 		}
 		m.unloadEntry(v, "making room for "+e.name)
 	}
+}
+
+// draftNote names the draft model's share of mem in messages.
+func draftNote(mem memEstimate) string {
+	if mem.Draft == 0 {
+		return ""
+	}
+	return " + draft model " + mib(mem.Draft)
 }
 
 // lruIdle returns the least recently used loaded model other than except

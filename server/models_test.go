@@ -199,6 +199,22 @@ func TestMemoryLimit(t *testing.T) {
 	}
 }
 
+// TestMemoryLimitDraft: the memory check counts a draft model: memory
+// that holds the model alone does not hold it with its draft.
+func TestMemoryLimitDraft(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.MemoryAvailable = func() (uint64, error) { return 2 << 20, nil }
+	if _, err := server.New(cfg); err != nil {
+		t.Fatalf("the model alone in 2 MiB: %v", err)
+	}
+	cfg = testConfig(t)
+	cfg.MemoryAvailable = func() (uint64, error) { return 2 << 20, nil }
+	cfg.Drafts = map[string]string{cfg.Models[0]: cfg.Models[0]}
+	if _, err := server.New(cfg); err == nil || !strings.Contains(err.Error(), "needs about 2.9 MiB") || !strings.Contains(err.Error(), "+ draft model 1.4 MiB") {
+		t.Errorf("with its draft in 2 MiB: %v", err)
+	}
+}
+
 // TestConcurrentLoad: requests arriving while a model loads share the one
 // load.
 func TestConcurrentLoad(t *testing.T) {
