@@ -52,6 +52,8 @@ type hfConfig struct {
 	MoE moeConfig `json:"-"`
 	// gpt-oss.
 	GptOSS gptOSSConfig `json:"-"`
+	// DeepSeek V2 and V3.
+	DeepSeek deepseekConfig `json:"-"`
 
 	// A classifier's labels by id ("0": "LABEL_0").
 	ID2Label map[string]string `json:"id2label"`
@@ -104,6 +106,8 @@ type hparams struct {
 	// attnTemp is Ministral 3's attention temperature β
 	// (llama_4_scaling_beta).
 	attnTemp float64
+	// ds holds DeepSeek's attention and experts (deepseek.go).
+	ds *deepseekHparams
 	// fp8Block is quantization_config.weight_block_size, the blocks of
 	// FP8 weights' scales (nil: not given).
 	fp8Block []int
@@ -122,6 +126,9 @@ func readConfig(dir string) (*hfConfig, error) {
 		return nil, fmt.Errorf("convert: config.json: %w", err)
 	}
 	if err := json.Unmarshal(raw, &c.GptOSS); err != nil {
+		return nil, fmt.Errorf("convert: config.json: %w", err)
+	}
+	if err := json.Unmarshal(raw, &c.DeepSeek); err != nil {
 		return nil, fmt.Errorf("convert: config.json: %w", err)
 	}
 	return &c, nil
@@ -259,6 +266,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		}
 	}
 	switch {
+	case arch.deepseek != 0:
+		if err := c.deepseekHparams(arch, &h); err != nil {
+			return h, err
+		}
 	case arch.ministral3:
 		if err := c.ministral3Hparams(&h); err != nil {
 			return h, err

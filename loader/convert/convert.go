@@ -124,6 +124,13 @@
 //     skipped; an untied head is written as output.weight. Added tokens
 //     whose ids are past vocab_size (gemma-3-1b's <image_soft_token>) are
 //     dropped, logged, as convert_hf_to_gguf.py drops them.
+//   - DeepseekV2ForCausalLM (DeepSeek-V2, V2-Lite, V2.5) and
+//     DeepseekV3ForCausalLM (DeepSeek-V3, R1, V3.1, Moonlight, Kimi K2)
+//     → GGUF arch "deepseek2": multi-head latent attention with kv_b_proj
+//     split into attn_k_b and attn_v_b, leading dense layers, routed and
+//     shared experts, softmax or sigmoid routing with V3's score
+//     correction and expert groups, yarn with mscale_all_dim; the
+//     multi-token-prediction layers are skipped. See deepseek.go.
 //   - GPT2LMHeadModel → GGUF arch "gpt2": the Conv1D weights, stored
 //     [in, out], are transposed; the head is tied to the embeddings.
 //   - BertModel (also in the sentence-transformers layout, whose tensors
@@ -180,7 +187,7 @@
 // pre-tokenizer family, which llama.cpp implements with its own regexes:
 // gpt-2, llama-bpe (Llama 3), qwen2, gpt-4o (o200k: Phi-4-mini, gpt-oss),
 // tekken (Mistral-Nemo, Mistral Small 3), deepseek-llm, deepseek-coder,
-// falcon or starcoder (see PreTokenizers).
+// deepseek-v3, falcon or starcoder (see PreTokenizers).
 // convert_hf_to_gguf.py identifies the family by a hash of a test
 // tokenization, which needs Hugging Face's tokenizer; this package instead
 // matches tokenizer.json's pre_tokenizer (its Split regexes and their
@@ -311,6 +318,9 @@ type archSpec struct {
 	// gptOSS: gpt-oss's fused (MXFP4 or float) experts with biases, its
 	// router bias, attention sinks and sliding-window layers.
 	gptOSS bool
+	// deepseek: DeepSeek V2 (2) or V3 (3): multi-head latent attention,
+	// leading dense layers, shared experts (deepseek.go).
+	deepseek int
 	// ministral3: Ministral 3's attention temperature
 	// (attention.temperature_scale) over a yarn rope (ministral3.go).
 	ministral3 bool
@@ -340,6 +350,8 @@ var archs = []archSpec{
 	{hf: "Gemma2ForCausalLM", gguf: "gemma2", noBias: true, normShift: 1, tiedOnly: true, postNorms: true},
 	{hf: "Gemma3ForCausalLM", gguf: "gemma3", noBias: true, qkNorm: true, normShift: 1, postNorms: true, gemma3: true},
 	{hf: "Gemma3ForConditionalGeneration", gguf: "gemma3", noBias: true, qkNorm: true, normShift: 1, postNorms: true, gemma3: true, vlm: true},
+	{hf: "DeepseekV2ForCausalLM", gguf: "deepseek2", deepseek: 2},
+	{hf: "DeepseekV3ForCausalLM", gguf: "deepseek2", deepseek: 3},
 	{hf: "GPT2LMHeadModel", gguf: "gpt2"},
 	{hf: "BertModel", gguf: "bert"},
 	{hf: "BertForMaskedLM", gguf: "bert"},
@@ -508,6 +520,9 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		if arch.moe != nil {
 			moeKeys(w, a, arch, hp)
 		}
+		if arch.deepseek != 0 {
+			deepseekKeys(w, a, hp)
+		}
 		if arch.ministral3 && hp.attnTemp != 0 {
 			w.Set(a+".attention.temperature_scale", gguf.Float32(float32(hp.attnTemp)))
 		}
@@ -535,6 +550,8 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		plan, err = planGPT2(st, hp)
 	case "bert":
 		plan, err = planBERT(st, hp, arch.classifier)
+	case "deepseek2":
+		plan, err = planDeepSeek2(st, arch, hp)
 	default:
 		plan, err = planTensors(st, arch, hp)
 	}

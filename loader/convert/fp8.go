@@ -170,3 +170,39 @@ func (f *fp8Scales) apply(vals []float32, r int) {
 		}
 	}
 }
+
+// loadFloat32s reads a whole tensor as float32, dequantizing FP8 with its
+// scales (block: quantization_config.weight_block_size).
+func loadFloat32s(st *safetensors.Model, name string, block []int) ([]float32, error) {
+	info, ok := st.Tensor(name)
+	if !ok {
+		return nil, fmt.Errorf("tensor %q: not in the checkpoint", name)
+	}
+	if info.DType != safetensors.F8E4M3 {
+		return st.Float32s(name)
+	}
+	if len(info.Shape) == 0 {
+		return nil, fmt.Errorf("%w: FP8 tensor %q is a scalar", ErrMismatch, name)
+	}
+	rows, cols := int(info.Shape[0]), 1
+	for _, d := range info.Shape[1:] {
+		cols *= int(d)
+	}
+	sc, err := newFP8Scales(st, name, rows, cols, block)
+	if err != nil {
+		return nil, err
+	}
+	f, _ := st.FileOf(name)
+	raw := make([]byte, rows*cols)
+	if err := readAt(f, raw, info.Offset); err != nil {
+		return nil, fmt.Errorf("tensor %q: %w", name, err)
+	}
+	out := make([]float32, len(raw))
+	if err := safetensors.DecodeF8E4M3(out, raw); err != nil {
+		return nil, fmt.Errorf("tensor %q: %w", name, err)
+	}
+	for r := range rows {
+		sc.apply(out[r*cols:(r+1)*cols], r)
+	}
+	return out, nil
+}

@@ -67,16 +67,14 @@ var fp8Schemes = map[string]fp8Scheme{
 	"channel": {quant: "compressed-tensors", scale: "_scale", blockRows: 1, activation: ".input_scale"},
 }
 
-// fp8Fixture writes tiny-llama-st with its projections quantized to FP8
-// under scheme s, and the same checkpoint with those weights dequantized
-// (code × scale in float64, then rounded to F32) from the bytes written;
-// edit, if not nil, changes the FP8 checkpoint.
-func fp8Fixture(t *testing.T, s fp8Scheme, edit func(map[string]any, []stTensor) []stTensor) (fp8Dir, deqDir string) {
+// fp8Quantize returns ts with the 2-D weights whose names contain
+// "_proj.weight" quantized to FP8 under scheme s, with their scales
+// (fp8s), and the same tensors with those weights dequantized (code ×
+// scale in float64, rounded to F32) from the codes written (deqs).
+func fp8Quantize(t *testing.T, ts []stTensor, s fp8Scheme) (fp8s, deqs []stTensor) {
 	t.Helper()
-	fp8Dir, deqDir = t.TempDir(), t.TempDir()
-	var fp8s, deqs []stTensor
-	for _, st := range f32Tensors(t, shareddata.Path(t, "models", "hf", "tiny-llama-st"), nil) {
-		if !strings.Contains(st.name, "_proj.weight") {
+	for _, st := range ts {
+		if !strings.Contains(st.name, "_proj.weight") || len(st.shape) != 2 || st.dtype != "F32" {
 			fp8s, deqs = append(fp8s, st), append(deqs, st)
 			continue
 		}
@@ -125,13 +123,28 @@ func fp8Fixture(t *testing.T, s fp8Scheme, edit func(map[string]any, []stTensor)
 		}
 		deqs = append(deqs, f32Tensor(st.name, st.shape, deq))
 	}
+	return fp8s, deqs
+}
+
+// quantConfig is the quantization_config of scheme s.
+func (s fp8Scheme) quantConfig() map[string]any {
+	q := map[string]any{"quant_method": s.quant}
+	if s.configBlock {
+		q["weight_block_size"] = []int{s.blockRows, s.blockCols}
+	}
+	return q
+}
+
+// fp8Fixture writes tiny-llama-st with its projections quantized to FP8
+// under scheme s, and the same checkpoint dequantized (fp8Quantize);
+// edit, if not nil, changes the FP8 checkpoint.
+func fp8Fixture(t *testing.T, s fp8Scheme, edit func(map[string]any, []stTensor) []stTensor) (fp8Dir, deqDir string) {
+	t.Helper()
+	fp8Dir, deqDir = t.TempDir(), t.TempDir()
+	fp8s, deqs := fp8Quantize(t, f32Tensors(t, shareddata.Path(t, "models", "hf", "tiny-llama-st"), nil), s)
 	var cfg map[string]any
 	copyHFFiles(t, "tiny-llama-st", fp8Dir, func(m map[string]any) {
-		q := map[string]any{"quant_method": s.quant}
-		if s.configBlock {
-			q["weight_block_size"] = []int{s.blockRows, s.blockCols}
-		}
-		m["quantization_config"] = q
+		m["quantization_config"] = s.quantConfig()
 		cfg = m
 	})
 	copyHFFiles(t, "tiny-llama-st", deqDir, func(map[string]any) {})

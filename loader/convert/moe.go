@@ -169,10 +169,10 @@ func (ep expertParts) add(arch archSpec, h hparams, n int, e, proj, name string,
 }
 
 // plans returns one stacked tensor per layer and projection, in layer
-// order; every expert must be present.
-func (ep expertParts) plans(h hparams) ([]tensorPlan, error) {
+// order, from layer first on; every expert must be present.
+func (ep expertParts) plans(h hparams, first int) ([]tensorPlan, error) {
 	var out []tensorPlan
-	for n := range h.layers {
+	for n := first; n < h.layers; n++ {
 		for _, g := range []string{"ffn_gate_exps", "ffn_down_exps", "ffn_up_exps"} {
 			key := fmt.Sprintf("blk.%d.%s.weight", n, g)
 			parts := ep[key]

@@ -23,6 +23,9 @@ type tensorPlan struct {
 	parts    []string   // if not nil, tensors stacked along a new first dimension (hfName is empty)
 	shift    float32    // added to every value (Gemma's norm weights)
 	oss      *ossSource // if not nil, a gpt-oss expert tensor (hfName is empty)
+	// derive, if not nil, computes the data when the tensor is written
+	// (DeepSeek's k_b and v_b, split from kv_b_proj).
+	derive func(tw *tensorWriter) ([]float32, error)
 }
 
 // sortPlan orders the tensors by rank, then by block number (numerically,
@@ -280,7 +283,7 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			}
 			stacked, err = oss.plans(h)
 		} else {
-			stacked, err = experts.plans(h)
+			stacked, err = experts.plans(h, 0)
 		}
 		if err != nil {
 			return nil, err

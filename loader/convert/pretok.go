@@ -157,6 +157,12 @@ const (
 	// Small 3, Pixtral): o200k's cased-letter runs without the
 	// contractions, and one digit at a time.
 	tekkenRegex = `[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	// deepseekV3Regex is DeepSeek-V3's third Split (after its digits and
+	// kana-and-CJK ones): a symbol fused to the ASCII word after it,
+	// letters with their marks, and punctuation runs.
+	deepseekV3Regex = `[!"#$%&'()*+,\-./:;<=>?@\[\\\]^_` + "`" + `{|}~][A-Za-z]+|[^\r\n\p{L}\p{P}\p{S}]?[\p{L}\p{M}]+| ?[\p{P}\p{S}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	// deepseekV3CJK is DeepSeek-V3's run of CJK ideographs and kana.
+	deepseekV3CJK = "[\u4e00-\u9fa5\u3040-\u309f\u30a0-\u30ff]+"
 	// deepseekLetters is DeepSeek-LLM's class of cased letters.
 	deepseekLetters = "\\s?[A-Za-z\u00b5\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u01ba\u01bc-\u01bf\u01c4-\u0293\u0295-\u02af" +
 		"\u0370-\u0373\u0376\u0377\u037b-\u037d\u037f\u0386\u0388-\u038a\u038c\u038e-\u03a1\u03a3-\u03f5\u03f7-\u0481" +
@@ -212,6 +218,9 @@ var preFamilies = []preFamily{
 		splitStep("[\r\n]"), splitStep(`\s?\p{L}+`), splitStep(`\s?\p{P}+`), splitStep(deepseekCJK),
 		"Digits(individual_digits=true)", byteLevelStep(false),
 	}, norms: []string{normNone}, from: "deepseek-ai/deepseek-coder-6.7b-base"},
+	{name: "deepseek-v3", steps: []preStep{
+		splitStep(`\p{N}{1,3}`), splitStep(deepseekV3CJK), splitStep(deepseekV3Regex), byteLevelStep(false),
+	}, norms: []string{normNone}, from: "deepseek-ai/DeepSeek-V3"},
 	{name: "falcon", steps: []preStep{
 		"Punctuation(Contiguous)", byteLevelStep(true), "Digits(individual_digits=false)", splitStep("[0-9][0-9][0-9]"),
 	}, norms: []string{normNone}, from: "tiiuae/falcon-7b"},

@@ -62,6 +62,9 @@ type ropeScaling struct {
 	// mistral3 and deepseek2 archs read). See yarnAttnCorrection.
 	yarnAttn float64
 	logMul   *float64
+	// fixedAttn: the arch's graph fixes the yarn magnitude itself
+	// (deepseek2, checked by deepseekHparams): no correction is written.
+	fixedAttn bool
 	// longFactor and shortFactor are longrope's per-frequency divisors,
 	// one per rotated pair; attnFactor is its attention (magnitude)
 	// factor, which multiplies the rotated cos and sin.
@@ -344,7 +347,7 @@ func (rs ropeScaling) write(w *gguf.Writer, a string) {
 				w.Set(a+".rope.scaling."+k.name, gguf.Float32(float32(*k.v)))
 			}
 		}
-		if c := rs.yarnAttnCorrection(); math.Abs(c-1) > 1e-7 {
+		if c := rs.yarnAttnCorrection(); !rs.fixedAttn && math.Abs(c-1) > 1e-7 {
 			w.Set(a+".rope.scaling.attn_factor", gguf.Float32(float32(c)))
 		}
 	case ropeLongrope:

@@ -171,8 +171,15 @@ func (tw *tensorWriter) writeTensor(ctx context.Context, w io.Writer, p tensorPl
 		}
 		return nil
 	}
+	if p.derive != nil {
+		data, err := p.derive(tw)
+		if err != nil {
+			return err
+		}
+		return tw.encode(w, data, typ)
+	}
 	if p.transpo {
-		data, err := tw.st.Float32s(p.hfName)
+		data, err := loadFloat32s(tw.st, p.hfName, tw.fp8Block)
 		if err != nil {
 			return err
 		}

@@ -48,6 +48,10 @@ const (
 	// Small 3) with the regex llama.cpp quotes from its tokenizer.json.
 	preTekken = `{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}]}`
 
+	// preDeepSeekV3 is DeepSeek-V3's: digits by three, CJK and kana runs,
+	// then its word regex, whose CR and LF the file holds as characters.
+	preDeepSeekV3 = `{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"\\p{N}{1,3}"},"behavior":"Isolated","invert":false},{"type":"Split","pattern":{"Regex":"[一-龥぀-ゟ゠-ヿ]+"},"behavior":"Isolated","invert":false},{"type":"Split","pattern":{"Regex":"[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_` + "`" + `{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}]}`
+
 	normEmptySeq = `{"type":"Sequence","normalizers":[]}`
 	normNFC      = `{"type":"NFC"}`
 	// postLlama3 is Llama 3's post-processor: <|begin_of_text|> first.
@@ -428,6 +432,7 @@ func TestPreTokenizerDetection(t *testing.T) {
 		{"gpt-4o", preGPT4o, "", "", "gpt-4o", false},
 		{"gpt-4o isolated", preGPT4oIsolated, "", "", "gpt-4o", false},
 		{"tekken", preTekken, "", "", "tekken", false},
+		{"deepseek-v3", preDeepSeekV3, normEmptySeq, "", "deepseek-v3", false},
 		{"gpt-2 on a Llama", preGPT2, "", "", "gpt-2", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -601,6 +606,39 @@ func TestTekkenTokenization(t *testing.T) {
 		if a, b := tokenize(tekken, text), tokenize(gpt4o, text); slices.Equal(a, b) {
 			t.Errorf("%q: tekken and gpt-4o agree (%v): the test cannot tell them apart", text, a)
 		}
+	}
+}
+
+// TestDeepSeekV3Tokenization: llama.cpp's deepseek-v3 pre-tokenizer, as
+// detected, splits digits in threes (a merge of "3 4" is not applied
+// across "123|4") and isolates CJK runs.
+func TestDeepSeekV3Tokenization(t *testing.T) {
+	dir := bpeFixture(t, preDeepSeekV3, normEmptySeq, "")
+	addFirstMerges(t, dir, "3 4", "1 2")
+	out := filepath.Join(t.TempDir(), "m.gguf")
+	if err := convert.Convert(context.Background(), dir, out, convert.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	m := loadModel(t, out, engine.ModelOptions{VocabOnly: true})
+	tokenize := func(s string) []engine.Token {
+		ids, err := m.Tokenize(s, false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	for _, pieces := range [][]string{{"123", "456", "7"}, {"foo", "\u4e2d\u6587", "ABC"}, {"Hello", " world"}, {"#include"}} {
+		text := strings.Join(pieces, "")
+		var want []engine.Token
+		for _, p := range pieces {
+			want = append(want, tokenize(p)...)
+		}
+		if got := tokenize(text); !slices.Equal(got, want) {
+			t.Errorf("%q: tokens %v, want %v (the pieces %q one by one)", text, got, want, pieces)
+		}
+	}
+	if a, b := tokenize("1234"), tokenize("34"); slices.Contains(a, b[0]) || len(b) != 1 {
+		t.Errorf("\"1234\" %v uses the \"34\" merge %v across the digit groups", a, b)
 	}
 }
 
