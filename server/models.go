@@ -354,7 +354,7 @@ func (m *manager) open(e *entry) (*llm.Pipeline, target, memEstimate, error) {
 		}
 		dm, err := estimateMemory(path, mem.Context/max(m.cfg.Parallel, 1), m.cfg.Parallel)
 		if err != nil {
-			return nil, target{}, memEstimate{}, errorf(http.StatusBadRequest, "invalid_model", "the draft model %s of %q: %v", d, e.name, err)
+			return nil, target{}, memEstimate{}, errorf(http.StatusInternalServerError, "draft_unavailable", "the draft model %s of %q: %v", d, e.name, err)
 		}
 		mem.Draft = dm.Total()
 	}

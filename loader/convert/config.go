@@ -52,8 +52,10 @@ type hfConfig struct {
 	MoE moeConfig `json:"-"`
 	// gpt-oss.
 	GptOSS gptOSSConfig `json:"-"`
-	// DeepSeek V2 and V3.
+	// DeepSeek V2 and V3, and GLM-4.5's experts.
 	DeepSeek deepseekConfig `json:"-"`
+	// GLM-4.5's attention.
+	GLM glmConfig `json:"-"`
 
 	// A classifier's labels by id ("0": "LABEL_0").
 	ID2Label map[string]string `json:"id2label"`
@@ -106,8 +108,10 @@ type hparams struct {
 	// attnTemp is Ministral 3's attention temperature β
 	// (llama_4_scaling_beta).
 	attnTemp float64
-	// ds holds DeepSeek's attention and experts (deepseek.go).
-	ds *deepseekHparams
+	// ds holds DeepSeek's attention sizes (deepseek.go), smoe the MLP of
+	// DeepSeek and GLM-4.5 (sharedmoe.go).
+	ds   *deepseekHparams
+	smoe *sharedMoE
 	// fp8Block is quantization_config.weight_block_size, the blocks of
 	// FP8 weights' scales (nil: not given).
 	fp8Block []int
@@ -129,6 +133,9 @@ func readConfig(dir string) (*hfConfig, error) {
 		return nil, fmt.Errorf("convert: config.json: %w", err)
 	}
 	if err := json.Unmarshal(raw, &c.DeepSeek); err != nil {
+		return nil, fmt.Errorf("convert: config.json: %w", err)
+	}
+	if err := json.Unmarshal(raw, &c.GLM); err != nil {
 		return nil, fmt.Errorf("convert: config.json: %w", err)
 	}
 	return &c, nil
@@ -180,8 +187,13 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 			return h, fmt.Errorf("%w: config.json: %s is missing or not positive", ErrMismatch, f.name)
 		}
 	}
-	if h.kvHeads <= 0 {
+	if h.kvHeads <= 0 || arch.deepseek != 0 {
+		// DeepSeek's latent attention has one KV head, whatever
+		// num_key_value_heads says; its head sizes are its own.
 		h.kvHeads = h.heads
+	}
+	if arch.deepseek != 0 && h.headDim <= 0 {
+		h.headDim = 2 // replaced by deepseekHparams
 	}
 	if h.heads%h.kvHeads != 0 {
 		return h, fmt.Errorf("%w: config.json: num_attention_heads %d is not a multiple of num_key_value_heads %d", ErrMismatch, h.heads, h.kvHeads)
@@ -268,6 +280,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	switch {
 	case arch.deepseek != 0:
 		if err := c.deepseekHparams(arch, &h); err != nil {
+			return h, err
+		}
+	case arch.glm4moe:
+		if err := c.glm4moeHparams(arch, &h); err != nil {
 			return h, err
 		}
 	case arch.ministral3:

@@ -125,12 +125,17 @@
 //     whose ids are past vocab_size (gemma-3-1b's <image_soft_token>) are
 //     dropped, logged, as convert_hf_to_gguf.py drops them.
 //   - DeepseekV2ForCausalLM (DeepSeek-V2, V2-Lite, V2.5) and
-//     DeepseekV3ForCausalLM (DeepSeek-V3, R1, V3.1, Moonlight, Kimi K2)
+//     DeepseekV3ForCausalLM (DeepSeek-V3, R1, V3.1)
 //     → GGUF arch "deepseek2": multi-head latent attention with kv_b_proj
 //     split into attn_k_b and attn_v_b, leading dense layers, routed and
 //     shared experts, softmax or sigmoid routing with V3's score
 //     correction and expert groups, yarn with mscale_all_dim; the
 //     multi-token-prediction layers are skipped. See deepseek.go.
+//   - Glm4MoeForCausalLM (GLM-4.5, GLM-4.5-Air, GLM-4.6) → GGUF arch
+//     "glm4moe": q/k/v biases, optional per-head q/k norms, partial NEOX
+//     rope, leading dense layers then routed and shared experts with
+//     sigmoid routing; the tokenizer as llama.cpp's glm4 with its turn
+//     tokens. See glm4moe.go.
 //   - GPT2LMHeadModel → GGUF arch "gpt2": the Conv1D weights, stored
 //     [in, out], are transposed; the head is tied to the embeddings.
 //   - BertModel (also in the sentence-transformers layout, whose tensors
@@ -321,6 +326,9 @@ type archSpec struct {
 	// deepseek: DeepSeek V2 (2) or V3 (3): multi-head latent attention,
 	// leading dense layers, shared experts (deepseek.go).
 	deepseek int
+	// glm4moe: GLM-4.5's attention (q/k/v biases, optional per-head q/k
+	// norms, partial NEOX rope) and sharedMoE MLP (glm4moe.go).
+	glm4moe bool
 	// ministral3: Ministral 3's attention temperature
 	// (attention.temperature_scale) over a yarn rope (ministral3.go).
 	ministral3 bool
@@ -352,6 +360,7 @@ var archs = []archSpec{
 	{hf: "Gemma3ForConditionalGeneration", gguf: "gemma3", noBias: true, qkNorm: true, normShift: 1, postNorms: true, gemma3: true, vlm: true},
 	{hf: "DeepseekV2ForCausalLM", gguf: "deepseek2", deepseek: 2},
 	{hf: "DeepseekV3ForCausalLM", gguf: "deepseek2", deepseek: 3},
+	{hf: "Glm4MoeForCausalLM", gguf: "glm4moe", partialRotary: true, glm4moe: true},
 	{hf: "GPT2LMHeadModel", gguf: "gpt2"},
 	{hf: "BertModel", gguf: "bert"},
 	{hf: "BertForMaskedLM", gguf: "bert"},
@@ -523,6 +532,9 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		if arch.deepseek != 0 {
 			deepseekKeys(w, a, hp)
 		}
+		if arch.glm4moe {
+			sharedMoEKeys(w, a, hp)
+		}
 		if arch.ministral3 && hp.attnTemp != 0 {
 			w.Set(a+".attention.temperature_scale", gguf.Float32(float32(hp.attnTemp)))
 		}
@@ -552,6 +564,8 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		plan, err = planBERT(st, hp, arch.classifier)
 	case "deepseek2":
 		plan, err = planDeepSeek2(st, arch, hp)
+	case "glm4moe":
+		plan, err = planGLM4MoE(st, arch, hp, cfg.GLM.UseQKNorm)
 	default:
 		plan, err = planTensors(st, arch, hp)
 	}

@@ -2,18 +2,15 @@ package convert
 
 import (
 	"fmt"
-	"log/slog"
 	"math"
-	"regexp"
-	"slices"
-	"strconv"
 
 	"github.com/llm-go/llm/loader/gguf"
 	"github.com/llm-go/llm/loader/safetensors"
 )
 
 // DeepSeek V2 and V3 (DeepseekV2ForCausalLM: DeepSeek-V2, V2-Lite, V2.5;
-// DeepseekV3ForCausalLM: DeepSeek-V3, R1, Kimi K2, Moonlight) → GGUF arch
+// DeepseekV3ForCausalLM: DeepSeek-V3, R1, V3.1; Kimi K2 and Moonlight
+// ship tiktoken tokenizers, which are not converted) → GGUF arch
 // "deepseek2", as convert_hf_to_gguf.py writes it:
 //
 //   - Multi-head latent attention. The query is q_proj, or (with
@@ -28,18 +25,8 @@ import (
 //     The KV cache holds one head of kv_lora_rank + qk_rope_head_dim
 //     (attention.key_length, value_length kv_lora_rank), the per-head
 //     sizes going to key_length_mla and value_length_mla.
-//   - The first first_k_dense_replace layers have a dense MLP, the others
-//     n_routed_experts experts (stacked as ffn_{gate,up,down}_exps) and
-//     n_shared_experts shared ones (ffn_{gate,up,down}_shexp) that every
-//     token runs. The router is softmax (V2) or sigmoid (V3, with
-//     e_score_correction_bias as exp_probs_b, which picks the experts
-//     but does not weight them); the top-k weights are renormalised when
-//     norm_topk_prob says so and then scaled by routed_scaling_factor (V2
-//     scales only when it does not renormalise: expert_weights_scale is
-//     then 1). V3's noaux_tc picks the topk_group groups of experts with
-//     the highest sums of their best two scores, as llama.cpp does; V2's
-//     group_limited_greedy ranks a group by its best score, which
-//     llama.cpp does not: that is logged.
+//   - The MLP is a sharedMoE (sharedmoe.go): leading dense layers, then
+//     routed and shared experts, softmax (V2) or sigmoid (V3) routing.
 //   - Yarn: llama.cpp scales cos and sin by 1 and the attention scores by
 //     get_mscale(factor, mscale_all_dim)², as DeepSeek does when mscale
 //     equals mscale_all_dim (every release); other yarn magnitudes, and
@@ -48,9 +35,7 @@ import (
 //
 // llama.cpp decides between q_proj and the q_a/q_b pair by the layer
 // count alone (26 or 27 layers: q_proj, as DeepSeek-V2-Lite), so a
-// checkpoint whose query does not match its layer count is refused. The
-// multi-token-prediction layers past num_hidden_layers
-// (num_nextn_predict_layers) are skipped, as llama.cpp does not run them.
+// checkpoint whose query does not match its layer count is refused.
 
 // deepseekConfig holds config.json's DeepSeek fields.
 type deepseekConfig struct {
@@ -73,14 +58,10 @@ type deepseekConfig struct {
 	AttentionBias       bool     `json:"attention_bias"`
 }
 
-// deepseekHparams are the validated DeepSeek hyperparameters.
+// deepseekHparams are the validated sizes of DeepSeek's multi-head
+// latent attention; its MLP is a sharedMoE.
 type deepseekHparams struct {
 	qLora, kvLora, nope, rope, vHead int
-	dense, shared                    int // leading dense layers, shared experts
-	scale                            float64
-	norm, sigmoid, scoreBias         bool
-	groups, groupsUsed               int
-	nextN                            int // multi-token-prediction layers, skipped
 }
 
 // deepseekLite reports whether llama.cpp's deepseek2 graph takes a model
@@ -91,12 +72,12 @@ func deepseekLite(layers int) bool { return layers == 26 || layers == 27 }
 // fields.
 func (c *hfConfig) deepseekHparams(arch archSpec, h *hparams) error {
 	d := c.DeepSeek
-	m := c.MoE
-	ds := &deepseekHparams{kvLora: d.KVLoraRank, nope: d.QKNopeHeadDim, rope: d.QKRopeHeadDim, vHead: d.VHeadDim, dense: d.FirstKDenseReplace, nextN: d.NextN}
+	ds := &deepseekHparams{kvLora: d.KVLoraRank, nope: d.QKNopeHeadDim, rope: d.QKRopeHeadDim, vHead: d.VHeadDim}
+	var err error
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"kv_lora_rank", ds.kvLora}, {"qk_nope_head_dim", ds.nope}, {"qk_rope_head_dim", ds.rope}, {"v_head_dim", ds.vHead}, {"n_routed_experts", d.NRoutedExperts}, {"moe_intermediate_size", m.MoeIntermediateSize}} {
+	}{{"kv_lora_rank", ds.kvLora}, {"qk_nope_head_dim", ds.nope}, {"qk_rope_head_dim", ds.rope}, {"v_head_dim", ds.vHead}} {
 		if f.v <= 0 {
 			return fmt.Errorf("%w: config.json: %s is missing or not positive", ErrMismatch, f.name)
 		}
@@ -121,83 +102,15 @@ func (c *hfConfig) deepseekHparams(arch archSpec, h *hparams) error {
 	if d.AttentionBias {
 		return fmt.Errorf("%w: %s with attention_bias true (llama.cpp's deepseek2 graph has no attention biases)", ErrUnsupported, arch.hf)
 	}
-	if d.NextN < 0 {
-		return fmt.Errorf("%w: config.json: num_nextn_predict_layers %d is negative", ErrMismatch, d.NextN)
-	}
-
-	// Experts.
-	h.experts, h.expertsUsed, h.expertFFN = d.NRoutedExperts, m.NumExpertsPerTok, m.MoeIntermediateSize
-	switch {
-	case h.experts < 2:
-		return fmt.Errorf("%w: config.json: n_routed_experts %d: a mixture needs 2 or more", ErrMismatch, h.experts)
-	case h.expertsUsed <= 0 || h.expertsUsed > h.experts:
-		return fmt.Errorf("%w: config.json: num_experts_per_tok %d must be in [1, %d]", ErrMismatch, h.expertsUsed, h.experts)
-	case ds.dense < 0 || ds.dense >= h.layers:
-		return fmt.Errorf("%w: config.json: first_k_dense_replace %d must be in [0, %d): llama.cpp's deepseek2 graph needs a layer with experts", ErrMismatch, ds.dense, h.layers)
-	case d.MoeLayerFreq != nil && *d.MoeLayerFreq != 1:
-		return fmt.Errorf("%w: %s with moe_layer_freq %d: llama.cpp's deepseek2 graph has experts in every layer after the first first_k_dense_replace", ErrUnsupported, arch.hf, *d.MoeLayerFreq)
-	case ds.dense > 0 && h.ffn <= 0:
-		return fmt.Errorf("%w: config.json: intermediate_size is missing or not positive", ErrMismatch)
-	}
-	ds.shared = 1
-	if d.NSharedExperts != nil {
-		ds.shared = *d.NSharedExperts
-	}
-	if ds.shared < 1 {
-		return fmt.Errorf("%w: %s with n_shared_experts %d: llama.cpp's deepseek2 graph needs shared experts", ErrUnsupported, arch.hf, ds.shared)
-	}
-	switch d.ScoringFunc {
-	case "", "softmax":
-	case "sigmoid":
-		ds.sigmoid = true
-	default:
-		return fmt.Errorf("%w: %s with scoring_func %q: softmax and sigmoid are converted", ErrUnsupported, arch.hf, d.ScoringFunc)
-	}
-	ds.norm = m.NormTopkProb != nil && *m.NormTopkProb && h.expertsUsed > 1
-	ds.scale = 1
-	if f := d.RoutedScalingFactor; f != nil {
-		if !(*f > 0) || math.IsInf(*f, 0) {
-			return fmt.Errorf("%w: config.json: routed_scaling_factor %v is not positive", ErrMismatch, *f)
-		}
-		if !(arch.deepseek == 2 && ds.norm) {
-			ds.scale = *f
-		}
-	}
-	groups, used := 1, 1
-	if d.NGroup != nil {
-		groups = *d.NGroup
-	}
-	if d.TopkGroup != nil {
-		used = *d.TopkGroup
-	}
-	switch d.TopkMethod {
-	case "", "greedy":
-	case "noaux_tc", "group_limited_greedy":
-		ds.scoreBias = d.TopkMethod == "noaux_tc"
-		if groups <= 1 {
-			break
-		}
-		if h.experts%groups != 0 || h.experts/groups < 2 || used < 1 || used > groups || used*(h.experts/groups) < h.expertsUsed {
-			return fmt.Errorf("%w: config.json: n_group %d and topk_group %d do not fit %d experts, %d used per token (groups of 2 or more experts, enough of them chosen)",
-				ErrMismatch, groups, used, h.experts, h.expertsUsed)
-		}
-		ds.groups, ds.groupsUsed = groups, used
-		if d.TopkMethod == "group_limited_greedy" {
-			slog.Info("convert: topk_method group_limited_greedy ranks a group of experts by its best score; llama.cpp ranks it by the sum of its best two, which may choose other groups",
-				"architecture", arch.hf, "n_group", groups, "topk_group", used)
-		}
-	default:
-		return fmt.Errorf("%w: %s with topk_method %q: greedy, group_limited_greedy and noaux_tc are converted", ErrUnsupported, arch.hf, d.TopkMethod)
+	if h.smoe, err = c.sharedMoEHparams(arch, h); err != nil {
+		return err
 	}
 
 	// Rope: llama.cpp's deepseek2 yarn (see above).
 	switch h.rope.kind {
 	case ropeNone:
 	case ropeYarn:
-		params, err := parseRopeJSON(c.RopeScaling, "rope_scaling")
-		if err == nil && params == nil {
-			params, err = parseRopeJSON(c.RopeParameters, "rope_parameters")
-		}
+		params, err := c.ropeSource()
 		if err != nil {
 			return err
 		}
@@ -239,236 +152,72 @@ func deepseekKeys(w *gguf.Writer, a string, h hparams) {
 		u("attention.q_lora_rank", ds.qLora)
 	}
 	u("attention.kv_lora_rank", ds.kvLora)
-	u("leading_dense_block_count", ds.dense)
-	u("expert_count", h.experts)
-	u("expert_used_count", h.expertsUsed)
-	u("expert_feed_forward_length", h.expertFFN)
-	u("expert_shared_count", ds.shared)
-	w.Set(a+".expert_weights_scale", gguf.Float32(float32(ds.scale)))
-	w.Set(a+".expert_weights_norm", gguf.Bool(ds.norm))
-	gating := 1 // llama.cpp's LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX
-	if ds.sigmoid {
-		gating = 2
-	}
-	u("expert_gating_func", gating)
-	if ds.groups > 1 {
-		u("expert_group_count", ds.groups)
-		u("expert_group_used_count", ds.groupsUsed)
-	}
+	sharedMoEKeys(w, a, h)
 }
-
-// deepseekMoE names DeepSeek's experts.
-var deepseekMoE = &moeSpec{router: "mlp.gate.weight", experts: regexp.MustCompile(`^mlp\.experts\.(\d+)\.(\w+_proj\.weight)$`),
-	gate: "gate_proj.weight", up: "up_proj.weight", down: "down_proj.weight", expertFFNKey: true}
 
 // planDeepSeek2 maps a DeepSeek checkpoint's tensors to deepseek2's.
 func planDeepSeek2(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, error) {
 	ds := h.ds
-	H, V, E := int64(h.hidden), int64(h.vocab), int64(h.experts)
-	heads := int64(h.heads)
+	H, heads := int64(h.hidden), int64(h.heads)
 	qk, nope, vh, kvl, rope := int64(ds.nope+ds.rope), int64(ds.nope), int64(ds.vHead), int64(ds.kvLora), int64(ds.rope)
-	F, I, S := int64(h.ffn), int64(h.expertFFN), int64(ds.shared*h.expertFFN)
-	var plan []tensorPlan
-	seen := map[string]bool{}
-	experts := expertParts{}
-	moeArch := arch
-	moeArch.moe = deepseekMoE
-	skippedMTP := 0
-	add := func(p tensorPlan, t safetensors.TensorInfo, want []int64) error {
-		if !slices.Equal(t.Shape, want) {
-			return fmt.Errorf("%w: tensor %q has shape %v, config.json implies %v", ErrMismatch, t.Name, t.Shape, want)
-		}
-		if err := checkWeightDType(st, t, h); err != nil {
-			return err
-		}
-		if seen[p.ggufName] {
-			return fmt.Errorf("%w: two tensors for %s (the second is %q)", ErrMismatch, p.ggufName, t.Name)
-		}
-		if p.hfName == "" && p.derive == nil {
-			p.hfName = t.Name
-		}
-		if p.shape == nil {
-			p.shape = t.Shape
-		}
-		seen[p.ggufName] = true
-		plan = append(plan, p)
-		return nil
-	}
-	for _, t := range st.Tensors() {
-		name := t.Name
-		if fp8Aux(st, name) || ignoredRE.MatchString(name) {
-			continue
-		}
-		var err error
-		switch name {
-		case "model.embed_tokens.weight":
-			err = add(tensorPlan{ggufName: "token_embd.weight", layer: -1}, t, []int64{V, H})
-		case "model.norm.weight":
-			err = add(tensorPlan{ggufName: "output_norm.weight", layer: -1}, t, []int64{H})
-		case "lm_head.weight":
-			err = add(tensorPlan{ggufName: "output.weight", layer: -1}, t, []int64{V, H})
-		default:
-			m := layerRE.FindStringSubmatch(name)
-			if m == nil {
-				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, name, arch.hf)
-			}
-			n, aerr := strconv.Atoi(m[1])
-			switch {
-			case aerr != nil || n >= h.layers+ds.nextN:
-				return nil, fmt.Errorf("%w: tensor %q: layer %s is outside num_hidden_layers %d", ErrMismatch, name, m[1], h.layers)
-			case n >= h.layers:
-				skippedMTP++
-				continue
-			}
-			err = planDeepSeekLayer(st, moeArch, h, n, m[2], t, experts, add, dims{H: H, E: E, heads: heads, qk: qk, nope: nope, vh: vh, kvl: kvl, rope: rope, F: F, I: I, S: S})
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	if skippedMTP > 0 {
-		slog.Info("convert: the multi-token-prediction layers are skipped (llama.cpp does not run them)", "architecture", arch.hf, "tensors", skippedMTP)
-	}
-	if h.tied && !seen["output.weight"] {
-		for _, p := range plan {
-			if p.ggufName == "token_embd.weight" {
-				plan = append(plan, tensorPlan{hfName: p.hfName, ggufName: "output.weight", shape: p.shape, layer: -1})
-				seen["output.weight"] = true
-				break
-			}
-		}
-	}
-	stacked, err := experts.plans(h, ds.dense)
-	if err != nil {
-		return nil, err
-	}
-	for _, p := range stacked {
-		seen[p.ggufName] = true
-	}
-	plan = append(plan, stacked...)
-	required := []string{"token_embd.weight", "output_norm.weight", "output.weight"}
-	for i := range h.layers {
-		per := []string{"attn_norm", "attn_kv_a_mqa", "attn_kv_a_norm", "attn_k_b", "attn_v_b", "attn_output", "ffn_norm"}
-		if ds.qLora > 0 {
-			per = append(per, "attn_q_a", "attn_q_a_norm", "attn_q_b")
-		} else {
-			per = append(per, "attn_q")
-		}
-		if i < ds.dense {
-			per = append(per, "ffn_gate", "ffn_up", "ffn_down")
-		} else {
-			per = append(per, "ffn_gate_inp", "ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp")
-		}
-		for _, s := range per {
-			required = append(required, fmt.Sprintf("blk.%d.%s.weight", i, s))
-		}
-		if i >= ds.dense && ds.scoreBias {
-			required = append(required, fmt.Sprintf("blk.%d.exp_probs_b.bias", i))
-		}
-	}
-	for _, r := range required {
-		if !seen[r] {
-			return nil, fmt.Errorf("%w: the checkpoint has no tensor for %s", ErrMismatch, r)
-		}
-	}
-	sortPlan(plan, rank)
-	return plan, nil
-}
-
-// dims are a DeepSeek layer's tensor sizes.
-type dims struct {
-	H, E, heads, qk, nope, vh, kvl, rope, F, I, S int64
-}
-
-// planDeepSeekLayer plans the tensor suffix of layer n.
-func planDeepSeekLayer(st *safetensors.Model, arch archSpec, h hparams, n int, suffix string, t safetensors.TensorInfo, experts expertParts,
-	add func(tensorPlan, safetensors.TensorInfo, []int64) error, d dims) error {
-	ds := h.ds
-	moe := n >= ds.dense
-	blk := func(g string) tensorPlan { return tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s", n, g), layer: n} }
-	refuse := func(why string) error {
-		return fmt.Errorf("%w tensor %q in a %s checkpoint: %s", ErrUnsupported, t.Name, arch.hf, why)
-	}
-	switch suffix {
-	case "input_layernorm.weight":
-		return add(blk("attn_norm.weight"), t, []int64{d.H})
-	case "post_attention_layernorm.weight":
-		return add(blk("ffn_norm.weight"), t, []int64{d.H})
-	case "self_attn.q_proj.weight":
-		if ds.qLora > 0 {
-			return refuse("q_proj with q_lora_rank set")
-		}
-		return add(blk("attn_q.weight"), t, []int64{d.heads * d.qk, d.H})
-	case "self_attn.q_a_proj.weight", "self_attn.q_a_layernorm.weight", "self_attn.q_b_proj.weight":
-		if ds.qLora == 0 {
-			return refuse("a q_lora_rank projection without q_lora_rank")
-		}
-		q := int64(ds.qLora)
-		switch suffix {
-		case "self_attn.q_a_proj.weight":
-			return add(blk("attn_q_a.weight"), t, []int64{q, d.H})
-		case "self_attn.q_a_layernorm.weight":
-			return add(blk("attn_q_a_norm.weight"), t, []int64{q})
-		}
-		return add(blk("attn_q_b.weight"), t, []int64{d.heads * d.qk, q})
-	case "self_attn.kv_a_proj_with_mqa.weight":
-		return add(blk("attn_kv_a_mqa.weight"), t, []int64{d.kvl + d.rope, d.H})
-	case "self_attn.kv_a_layernorm.weight":
-		return add(blk("attn_kv_a_norm.weight"), t, []int64{d.kvl})
-	case "self_attn.kv_b_proj.weight":
-		want := []int64{d.heads * (d.nope + d.vh), d.kvl}
-		name := t.Name
-		k := blk("attn_k_b.weight")
-		k.shape, k.derive = []int64{d.heads, d.kvl, d.nope}, func(tw *tensorWriter) ([]float32, error) {
-			return splitKVB(tw, name, int(d.heads), int(d.nope), int(d.vh), int(d.kvl), true)
-		}
-		v := blk("attn_v_b.weight")
-		v.shape, v.derive = []int64{d.heads, d.vh, d.kvl}, func(tw *tensorWriter) ([]float32, error) {
-			return splitKVB(tw, name, int(d.heads), int(d.nope), int(d.vh), int(d.kvl), false)
-		}
-		if err := add(k, t, want); err != nil {
-			return err
-		}
-		return add(v, t, want)
-	case "self_attn.o_proj.weight":
-		return add(blk("attn_output.weight"), t, []int64{d.H, d.heads * d.vh})
-	case "mlp.gate_proj.weight", "mlp.up_proj.weight", "mlp.down_proj.weight":
-		if moe {
-			return refuse(fmt.Sprintf("a dense MLP in layer %d, past first_k_dense_replace %d", n, ds.dense))
+	attn := func(n int, suffix string, t safetensors.TensorInfo, add addFunc) (bool, error) {
+		blk := func(g string) tensorPlan { return tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s", n, g), layer: n} }
+		refuse := func(why string) (bool, error) {
+			return true, fmt.Errorf("%w tensor %q in a %s checkpoint: %s", ErrUnsupported, t.Name, arch.hf, why)
 		}
 		switch suffix {
-		case "mlp.gate_proj.weight":
-			return add(blk("ffn_gate.weight"), t, []int64{d.F, d.H})
-		case "mlp.up_proj.weight":
-			return add(blk("ffn_up.weight"), t, []int64{d.F, d.H})
+		case "input_layernorm.weight":
+			return true, add(blk("attn_norm.weight"), t, []int64{H})
+		case "post_attention_layernorm.weight":
+			return true, add(blk("ffn_norm.weight"), t, []int64{H})
+		case "self_attn.q_proj.weight":
+			if ds.qLora > 0 {
+				return refuse("q_proj with q_lora_rank set")
+			}
+			return true, add(blk("attn_q.weight"), t, []int64{heads * qk, H})
+		case "self_attn.q_a_proj.weight", "self_attn.q_a_layernorm.weight", "self_attn.q_b_proj.weight":
+			if ds.qLora == 0 {
+				return refuse("a q_lora_rank projection without q_lora_rank")
+			}
+			q := int64(ds.qLora)
+			switch suffix {
+			case "self_attn.q_a_proj.weight":
+				return true, add(blk("attn_q_a.weight"), t, []int64{q, H})
+			case "self_attn.q_a_layernorm.weight":
+				return true, add(blk("attn_q_a_norm.weight"), t, []int64{q})
+			}
+			return true, add(blk("attn_q_b.weight"), t, []int64{heads * qk, q})
+		case "self_attn.kv_a_proj_with_mqa.weight":
+			return true, add(blk("attn_kv_a_mqa.weight"), t, []int64{kvl + rope, H})
+		case "self_attn.kv_a_layernorm.weight":
+			return true, add(blk("attn_kv_a_norm.weight"), t, []int64{kvl})
+		case "self_attn.kv_b_proj.weight":
+			want := []int64{heads * (nope + vh), kvl}
+			name := t.Name
+			k := blk("attn_k_b.weight")
+			k.shape, k.derive = []int64{heads, kvl, nope}, func(tw *tensorWriter) ([]float32, error) {
+				return splitKVB(tw, name, int(heads), int(nope), int(vh), int(kvl), true)
+			}
+			v := blk("attn_v_b.weight")
+			v.shape, v.derive = []int64{heads, vh, kvl}, func(tw *tensorWriter) ([]float32, error) {
+				return splitKVB(tw, name, int(heads), int(nope), int(vh), int(kvl), false)
+			}
+			if err := add(k, t, want); err != nil {
+				return true, err
+			}
+			return true, add(v, t, want)
+		case "self_attn.o_proj.weight":
+			return true, add(blk("attn_output.weight"), t, []int64{H, heads * vh})
 		}
-		return add(blk("ffn_down.weight"), t, []int64{d.H, d.F})
+		return false, nil
 	}
-	if !moe {
-		return refuse(fmt.Sprintf("experts in layer %d, within first_k_dense_replace %d", n, ds.dense))
+	required := []string{"attn_norm", "attn_kv_a_mqa", "attn_kv_a_norm", "attn_k_b", "attn_v_b", "attn_output", "ffn_norm"}
+	if ds.qLora > 0 {
+		required = append(required, "attn_q_a", "attn_q_a_norm", "attn_q_b")
+	} else {
+		required = append(required, "attn_q")
 	}
-	switch suffix {
-	case "mlp.gate.weight":
-		return add(blk("ffn_gate_inp.weight"), t, []int64{d.E, d.H})
-	case "mlp.gate.e_score_correction_bias":
-		if !ds.scoreBias {
-			return refuse("e_score_correction_bias without topk_method noaux_tc")
-		}
-		return add(blk("exp_probs_b.bias"), t, []int64{d.E})
-	case "mlp.shared_experts.gate_proj.weight":
-		return add(blk("ffn_gate_shexp.weight"), t, []int64{d.S, d.H})
-	case "mlp.shared_experts.up_proj.weight":
-		return add(blk("ffn_up_shexp.weight"), t, []int64{d.S, d.H})
-	case "mlp.shared_experts.down_proj.weight":
-		return add(blk("ffn_down_shexp.weight"), t, []int64{d.H, d.S})
-	}
-	if e := arch.moe.experts.FindStringSubmatch(suffix); e != nil {
-		if err := checkWeightDType(st, t, h); err != nil {
-			return err
-		}
-		return experts.add(arch, h, n, e[1], e[2], t.Name, t.Shape)
-	}
-	return refuse("not a DeepSeek tensor")
+	return planSharedMoEModel(st, arch, h, attn, required)
 }
 
 // splitKVB reads kv_b_proj ([heads·(nope+v), kvLora]: per head its key

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/loader/convert"
 	"github.com/llm-go/llm/loader/gguf"
 )
@@ -144,17 +145,49 @@ type dsRef struct {
 	scale          float64 // the attention scores' scale
 	emb, out, norm []float64
 	layers         []dsLayer
-	// Features the sensitivity check leaves out.
-	noShared, noBias, noGroups, halvesRope bool
-	weightScale                            float64
+	moe            smoeRef
+	// halvesRope rotates rotate_half's pairs: a feature left out.
+	halvesRope bool
 }
 
 type dsLayer struct {
 	attnNorm, ffnNorm, wq, wqa, qaNorm, wqb, wkva, kvaNorm, wkvb, wo []float64
 	wg, wu, wd                                                       []float64
-	router, bias                                                     []float64
-	experts                                                          [][3][]float64
-	shared                                                           [3][]float64
+	moe                                                              *smoeLayer // nil in the dense layers
+}
+
+// smoeRef is the float64 MLP of DeepSeek V2/V3 and GLM-4.5 (sharedMoE):
+// softmax or sigmoid router, the selection bias, groups ranked by the sum
+// of their best two scores, the top experts' unbiased scores renormalised
+// (norm) and scaled, plus the shared experts; and the features the
+// sensitivity checks leave out.
+type smoeRef struct {
+	hidden, experts, used, expertFFN, sharedFFN, groups, groupsUsed int
+	sigmoid, norm                                                   bool
+	scale                                                           float64
+	noShared, noBias, noGroups                                      bool
+}
+
+// smoeLayer holds one layer's router, selection bias (or nil), experts
+// (gate, up, down) and shared experts.
+type smoeLayer struct {
+	router, bias []float64
+	experts      [][3][]float64
+	shared       [3][]float64
+}
+
+// readSMoE reads the MLP of layer prefix p.
+func readSMoE(r *stReader, p string, experts int, bias bool) *smoeLayer {
+	L := &smoeLayer{router: r.get(p + "mlp.gate.weight")}
+	if bias {
+		L.bias = r.get(p + "mlp.gate.e_score_correction_bias")
+	}
+	L.shared = [3][]float64{r.get(p + "mlp.shared_experts.gate_proj.weight"), r.get(p + "mlp.shared_experts.up_proj.weight"), r.get(p + "mlp.shared_experts.down_proj.weight")}
+	for e := range experts {
+		q := p + "mlp.experts." + strconv.Itoa(e) + "."
+		L.experts = append(L.experts, [3][]float64{r.get(q + "gate_proj.weight"), r.get(q + "up_proj.weight"), r.get(q + "down_proj.weight")})
+	}
+	return L
 }
 
 func (c dsCase) reference(t *testing.T, dir string) *dsRef {
@@ -162,9 +195,11 @@ func (c dsCase) reference(t *testing.T, dir string) *dsRef {
 	r := openST(t, dir)
 	invFreq, _ := hfYarn(10000, c.rope, c.ropeFactor, c.ropeOrig, 32, 1)
 	ms := 0.1*c.mscale*math.Log(c.ropeFactor) + 1
-	m := &dsRef{c: c, invFreq: invFreq, scale: ms * ms / math.Sqrt(float64(c.nope+c.rope)), weightScale: c.scale}
+	m := &dsRef{c: c, invFreq: invFreq, scale: ms * ms / math.Sqrt(float64(c.nope+c.rope))}
+	m.moe = smoeRef{hidden: c.hidden, experts: c.experts, used: c.used, expertFFN: c.expertFFN, sharedFFN: c.shared * c.expertFFN,
+		groups: c.groups, groupsUsed: c.groupsUsed, sigmoid: c.v3, norm: c.norm, scale: c.scale}
 	if !c.v3 && c.norm {
-		m.weightScale = 1
+		m.moe.scale = 1
 	}
 	m.emb, m.out, m.norm = r.get("model.embed_tokens.weight"), r.get("lm_head.weight"), r.get("model.norm.weight")
 	for l := range c.layers {
@@ -180,15 +215,7 @@ func (c dsCase) reference(t *testing.T, dir string) *dsRef {
 		if l < c.dense {
 			L.wg, L.wu, L.wd = r.get(p+"mlp.gate_proj.weight"), r.get(p+"mlp.up_proj.weight"), r.get(p+"mlp.down_proj.weight")
 		} else {
-			L.router = r.get(p + "mlp.gate.weight")
-			if c.v3 {
-				L.bias = r.get(p + "mlp.gate.e_score_correction_bias")
-			}
-			L.shared = [3][]float64{r.get(p + "mlp.shared_experts.gate_proj.weight"), r.get(p + "mlp.shared_experts.up_proj.weight"), r.get(p + "mlp.shared_experts.down_proj.weight")}
-			for e := range c.experts {
-				q := p + "mlp.experts." + strconv.Itoa(e) + "."
-				L.experts = append(L.experts, [3][]float64{r.get(q + "gate_proj.weight"), r.get(q + "up_proj.weight"), r.get(q + "down_proj.weight")})
-			}
+			L.moe = readSMoE(r, p, c.experts, c.v3)
 		}
 		m.layers = append(m.layers, L)
 	}
@@ -226,20 +253,20 @@ func (m *dsRef) rotate(v []float64, pos int) {
 
 func silu(x float64) float64 { return x / (1 + math.Exp(-x)) }
 
-func (m *dsRef) mlp(w [3][]float64, h []float64, width int) []float64 {
+// gatedMLP is SiLU(gate·h)·(up·h) through down, of the given width.
+func gatedMLP(w [3][]float64, h []float64, width, hidden int) []float64 {
 	g, u := matvec(w[0], h, width), matvec(w[1], h, width)
 	for i := range g {
 		g[i] = silu(g[i]) * u[i]
 	}
-	return matvec(w[2], g, m.c.hidden)
+	return matvec(w[2], g, hidden)
 }
 
 // route returns the experts a token uses and their weights.
-func (m *dsRef) route(L dsLayer, h []float64) ([]int, []float64) {
-	c := m.c
-	logits := matvec(L.router, h, c.experts)
+func (s *smoeRef) route(L *smoeLayer, h []float64) ([]int, []float64) {
+	logits := matvec(L.router, h, s.experts)
 	probs := make([]float64, len(logits))
-	if c.v3 {
+	if s.sigmoid {
 		for i, x := range logits {
 			probs[i] = 1 / (1 + math.Exp(-x))
 		}
@@ -255,17 +282,17 @@ func (m *dsRef) route(L dsLayer, h []float64) ([]int, []float64) {
 		}
 	}
 	sel := slices.Clone(probs)
-	if L.bias != nil && !m.noBias {
+	if L.bias != nil && !s.noBias {
 		for i := range sel {
 			sel[i] += L.bias[i]
 		}
 	}
-	byScore := func(s []float64, idx []int) {
-		slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(s[b], s[a]) })
+	byScore := func(sc []float64, idx []int) {
+		slices.SortStableFunc(idx, func(a, b int) int { return cmp.Compare(sc[b], sc[a]) })
 	}
-	if c.groups > 1 && !m.noGroups {
-		per := c.experts / c.groups
-		gs := make([]float64, c.groups)
+	if s.groups > 1 && !s.noGroups {
+		per := s.experts / s.groups
+		gs := make([]float64, s.groups)
 		for g := range gs {
 			x := slices.Clone(sel[g*per : (g+1)*per])
 			slices.Sort(x)
@@ -276,18 +303,18 @@ func (m *dsRef) route(L dsLayer, h []float64) ([]int, []float64) {
 			order = append(order, g)
 		}
 		byScore(gs, order)
-		for _, g := range order[c.groupsUsed:] {
+		for _, g := range order[s.groupsUsed:] {
 			for e := g * per; e < (g+1)*per; e++ {
 				sel[e] = math.Inf(-1)
 			}
 		}
 	}
-	idx := make([]int, c.experts)
+	idx := make([]int, s.experts)
 	for i := range idx {
 		idx[i] = i
 	}
 	byScore(sel, idx)
-	top := idx[:c.used]
+	top := idx[:s.used]
 	w := make([]float64, len(top))
 	var sum float64
 	for i, e := range top {
@@ -295,12 +322,28 @@ func (m *dsRef) route(L dsLayer, h []float64) ([]int, []float64) {
 		sum += w[i]
 	}
 	for i := range w {
-		if c.norm {
+		if s.norm {
 			w[i] /= sum
 		}
-		w[i] *= m.weightScale
+		w[i] *= s.scale
 	}
 	return top, w
+}
+
+// forward is the layer's MLP output for h.
+func (s *smoeRef) forward(L *smoeLayer, h []float64) []float64 {
+	out := make([]float64, s.hidden)
+	if !s.noShared {
+		out = gatedMLP(L.shared, h, s.sharedFFN, s.hidden)
+	}
+	top, w := s.route(L, h)
+	for n, e := range top {
+		y := gatedMLP(L.experts[e], h, s.expertFFN, s.hidden)
+		for d := range out {
+			out[d] += w[n] * y[d]
+		}
+	}
+	return out
 }
 
 func (m *dsRef) forward(ids []int) []float64 {
@@ -366,20 +409,10 @@ func (m *dsRef) forward(ids []int) []float64 {
 		for i := range T {
 			h := dsRMS(x[i], L.ffnNorm)
 			var out []float64
-			if L.router == nil {
-				out = m.mlp([3][]float64{L.wg, L.wu, L.wd}, h, c.ffn)
+			if L.moe == nil {
+				out = gatedMLP([3][]float64{L.wg, L.wu, L.wd}, h, c.ffn, H)
 			} else {
-				out = make([]float64, H)
-				if !m.noShared {
-					out = m.mlp(L.shared, h, c.shared*c.expertFFN)
-				}
-				top, w := m.route(L, h)
-				for n, e := range top {
-					y := m.mlp(L.experts[e], h, c.expertFFN)
-					for d := range out {
-						out[d] += w[n] * y[d]
-					}
-				}
+				out = m.moe.forward(L.moe, h)
 			}
 			for e := range out {
 				x[i][e] += out[e]
@@ -443,14 +476,14 @@ func TestDeepSeek(t *testing.T) {
 			long := slices.MaxFunc(prompts, func(a, b refPrompt) int { return len(a.PromptIDs) - len(b.PromptIDs) })
 			_, got := greedy(t, ctx, toTokens(long.PromptIDs), 1)
 			edits := map[string]func(*dsRef){
-				"shared experts":         func(m *dsRef) { m.noShared = true },
+				"shared experts":         func(m *dsRef) { m.moe.noShared = true },
 				"yarn's attention scale": func(m *dsRef) { m.scale = 1 / math.Sqrt(float64(c.nope+c.rope)) },
 				"interleaved rope":       func(m *dsRef) { m.halvesRope = true },
-				"weight scale":           func(m *dsRef) { m.weightScale = 1 },
+				"weight scale":           func(m *dsRef) { m.moe.scale = 1 },
 			}
 			if v3 {
-				edits["score bias"] = func(m *dsRef) { m.noBias = true }
-				edits["groups"] = func(m *dsRef) { m.noGroups = true }
+				edits["score bias"] = func(m *dsRef) { m.moe.noBias = true }
+				edits["groups"] = func(m *dsRef) { m.moe.noGroups = true }
 			}
 			for what, edit := range edits {
 				m := fresh()
@@ -518,6 +551,8 @@ func TestDeepSeekRefused(t *testing.T) {
 		{"scoring", v3, setConfig("scoring_func", "sparsemax"), convert.ErrUnsupported, "scoring_func"},
 		{"groups", v3, setConfig("n_group", 3), convert.ErrMismatch, "n_group"},
 		{"moe_layer_freq", v3, setConfig("moe_layer_freq", 2), convert.ErrUnsupported, "moe_layer_freq"},
+		{"n_shared_experts missing", v3, setConfig("n_shared_experts", nil), convert.ErrUnsupported, "n_shared_experts"},
+		{"too many experts", v3, setConfig("n_routed_experts", 513), convert.ErrUnsupported, "at most 512"},
 		{"no score bias", v3, dropTensor("model.layers.1.mlp.gate.e_score_correction_bias"), convert.ErrMismatch, "exp_probs_b"},
 		{"no expert", v3, dropTensor("model.layers.2.mlp.experts.5.up_proj.weight"), convert.ErrMismatch, "expert 5"},
 		{"kv_b shape", v3, setConfig("v_head_dim", 5), convert.ErrMismatch, "kv_b_proj"},
@@ -531,14 +566,28 @@ func TestDeepSeekRefused(t *testing.T) {
 			}
 		})
 	}
-	// V2 renormalising: routed_scaling_factor is not applied (written as 1).
-	dir := lite.fixture(t, setConfig("norm_topk_prob", true))
+	// Every group chosen: no grouping is written (llama.cpp refuses
+	// expert_group_used_count equal to expert_group_count).
+	dir := v3.fixture(t, setConfig("topk_group", 4))
 	out := filepath.Join(t.TempDir(), "x.gguf")
 	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f16"}); err != nil {
 		t.Fatal(err)
 	}
 	f, err := gguf.Open(out)
 	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := f.Float("deepseek2.expert_group_count"); ok {
+		t.Errorf("topk_group = n_group: expert_group_count %v written", v)
+	}
+	loadModel(t, out, engine.ModelOptions{}).Close()
+	// V2 renormalising: routed_scaling_factor is not applied (written as 1).
+	dir = lite.fixture(t, setConfig("norm_topk_prob", true))
+	out = filepath.Join(t.TempDir(), "x.gguf")
+	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f16"}); err != nil {
+		t.Fatal(err)
+	}
+	if f, err = gguf.Open(out); err != nil {
 		t.Fatal(err)
 	}
 	if v, _ := f.Float("deepseek2.expert_weights_scale"); v != 1 {

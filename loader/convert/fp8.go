@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 
 	"github.com/llm-go/llm/loader/safetensors"
@@ -23,10 +24,18 @@ import (
 // input_scale, which only inference that keeps activations in FP8 uses)
 // are left out.
 
-// fp8Config is config.json's quantization_config, as far as FP8 needs.
+// fp8Config is config.json's quantization_config, as far as FP8 needs:
+// transformers' weight_block_size, or compressed-tensors' block_structure
+// of a "block" weights strategy.
 type fp8Config struct {
 	QuantMethod     string `json:"quant_method"`
 	WeightBlockSize []int  `json:"weight_block_size"`
+	ConfigGroups    map[string]struct {
+		Weights *struct {
+			Strategy       string `json:"strategy"`
+			BlockStructure []int  `json:"block_structure"`
+		} `json:"weights"`
+	} `json:"config_groups"`
 }
 
 // readFP8Config decodes quantization_config; absent gives the zero value.
@@ -37,6 +46,18 @@ func readFP8Config(raw json.RawMessage) (fp8Config, error) {
 	}
 	if err := json.Unmarshal(raw, &q); err != nil {
 		return q, fmt.Errorf("convert: config.json: quantization_config: %w", err)
+	}
+	if q.WeightBlockSize == nil {
+		for name, g := range q.ConfigGroups {
+			w := g.Weights
+			if w == nil || w.Strategy != "block" {
+				continue
+			}
+			if q.WeightBlockSize != nil && !slices.Equal(q.WeightBlockSize, w.BlockStructure) {
+				return q, fmt.Errorf("%w: config.json: quantization_config.config_groups: groups with different block_structure (%s: %v, another %v)", ErrUnsupported, name, w.BlockStructure, q.WeightBlockSize)
+			}
+			q.WeightBlockSize = w.BlockStructure
+		}
 	}
 	if b := q.WeightBlockSize; b != nil && (len(b) != 2 || b[0] <= 0 || b[1] <= 0) {
 		return q, fmt.Errorf("%w: config.json: quantization_config.weight_block_size %v is not two positive sizes", ErrMismatch, b)
@@ -118,16 +139,10 @@ func newFP8Scales(st *safetensors.Model, name string, rows, cols int, block []in
 		return nil, fmt.Errorf("%w: tensor %q is FP8 without a scale", ErrMismatch, name)
 	}
 	info, _ := st.Tensor(sname)
-	scale, err := st.Float32s(sname)
-	if err != nil {
-		return nil, fmt.Errorf("convert: %w", err)
+	if rows <= 0 || cols <= 0 {
+		return nil, fmt.Errorf("%w: FP8 tensor %q has no elements (%d × %d)", ErrMismatch, name, rows, cols)
 	}
-	for i, s := range scale {
-		if math.IsNaN(float64(s)) || math.IsInf(float64(s), 0) {
-			return nil, fmt.Errorf("%w: tensor %q: scale %d is %v", ErrMismatch, sname, i, s)
-		}
-	}
-	f := &fp8Scales{scale: scale}
+	f := &fp8Scales{}
 	sr, sc := 1, 1
 	switch len(info.Shape) {
 	case 0:
@@ -146,10 +161,10 @@ func newFP8Scales(st *safetensors.Model, name string, rows, cols int, block []in
 		f.blockRows, f.blockCols = 1, cols
 	case block != nil:
 		f.blockRows, f.blockCols = block[0], block[1]
-	case sr > 0 && sc > 0 && rows%sr == 0 && cols%sc == 0:
-		f.blockRows, f.blockCols = rows/sr, cols/sc
 	default:
-		return nil, fmt.Errorf("%w: tensor %q has shape %v, which does not divide %q (%d × %d) into blocks, and config.json gives no quantization_config.weight_block_size",
+		// The block cannot be told from the scale's shape (960 rows in
+		// 8 scale rows are blocks of 128, padded, not of 120).
+		return nil, fmt.Errorf("%w: tensor %q has shape %v: block scales of %q (%d × %d), but config.json's quantization_config gives no weight_block_size (or block_structure)",
 			ErrMismatch, sname, info.Shape, name, rows, cols)
 	}
 	if sr != ceil(rows, f.blockRows) || sc != ceil(cols, f.blockCols) {
@@ -157,6 +172,16 @@ func newFP8Scales(st *safetensors.Model, name string, rows, cols int, block []in
 			ErrMismatch, sname, info.Shape, name, rows, cols, f.blockRows, f.blockCols, ceil(rows, f.blockRows), ceil(cols, f.blockCols))
 	}
 	f.perRow = sc
+	scale, err := st.Float32s(sname)
+	if err != nil {
+		return nil, fmt.Errorf("convert: %w", err)
+	}
+	for i, s := range scale {
+		if math.IsNaN(float64(s)) || math.IsInf(float64(s), 0) {
+			return nil, fmt.Errorf("%w: tensor %q: scale %d is %v", ErrMismatch, sname, i, s)
+		}
+	}
+	f.scale = scale
 	return f, nil
 }
 

@@ -53,7 +53,9 @@ type fp8Scheme struct {
 	quant                string // quantization_config.quant_method
 	scale                string
 	blockRows, blockCols int
-	configBlock          bool   // weight_block_size in config.json
+	configBlock          bool   // the block in config.json
+	structure            bool   // as compressed-tensors' block_structure, not weight_block_size
+	rowVector            bool   // per-row scales as a 1-D tensor
 	activation           string // "" or the activation scale suffix
 }
 
@@ -65,6 +67,10 @@ var fp8Schemes = map[string]fp8Scheme{
 	"tensor": {quant: "fp8", scale: "_scale_inv", activation: ".activation_scale"},
 	// compressed-tensors (llm-compressor's FP8): one scale per row.
 	"channel": {quant: "compressed-tensors", scale: "_scale", blockRows: 1, activation: ".input_scale"},
+	// One scale per row as a 1-D tensor.
+	"row vector": {quant: "fp8", scale: "_scale_inv", blockRows: 1, rowVector: true},
+	// compressed-tensors' block strategy, its block in config_groups.
+	"block structure": {quant: "compressed-tensors", scale: "_scale", blockRows: 32, blockCols: 32, configBlock: true, structure: true},
 }
 
 // fp8Quantize returns ts with the 2-D weights whose names contain
@@ -110,6 +116,8 @@ func fp8Quantize(t *testing.T, ts []stTensor, s fp8Scheme) (fp8s, deqs []stTenso
 		sshape := []int64{}
 		switch {
 		case sr*sc == 1:
+		case sc == 1 && br == 1 && s.rowVector:
+			sshape = []int64{int64(sr)}
 		case sc == 1 && br == 1:
 			sshape = []int64{int64(sr), 1}
 		default:
@@ -129,7 +137,11 @@ func fp8Quantize(t *testing.T, ts []stTensor, s fp8Scheme) (fp8s, deqs []stTenso
 // quantConfig is the quantization_config of scheme s.
 func (s fp8Scheme) quantConfig() map[string]any {
 	q := map[string]any{"quant_method": s.quant}
-	if s.configBlock {
+	switch {
+	case s.configBlock && s.structure:
+		q["config_groups"] = map[string]any{"group_0": map[string]any{"targets": []string{"Linear"},
+			"weights": map[string]any{"num_bits": 8, "type": "float", "strategy": "block", "block_structure": []int{s.blockRows, s.blockCols}}}}
+	case s.configBlock:
 		q["weight_block_size"] = []int{s.blockRows, s.blockCols}
 	}
 	return q
@@ -208,8 +220,18 @@ func TestFP8Errors(t *testing.T) {
 			cfg["quantization_config"] = map[string]any{"quant_method": "fp8", "weight_block_size": []int{32, 32}}
 			return ts
 		}, "needs"},
+		// 64 rows in 2 scale rows could be blocks of 32 or, padded, of 48
+		// (as here): without the block in config.json it is refused.
 		{"no block size", fp8Schemes["block"], setConfig("quantization_config", map[string]any{"quant_method": "fp8"}), "weight_block_size"},
 		{"bad block size", fp8Schemes["block"], setConfig("quantization_config", map[string]any{"quant_method": "fp8", "weight_block_size": []int{0, 128}}), "weight_block_size"},
+		{"empty weight", fp8Schemes["tensor"], func(_ map[string]any, ts []stTensor) []stTensor {
+			for i, s := range ts {
+				if s.name == "model.layers.0.self_attn.q_proj.weight" {
+					ts[i] = stTensor{name: s.name, dtype: "F8_E4M3", shape: []int64{0, 64}, data: func(io.Writer) error { return nil }}
+				}
+			}
+			return ts
+		}, "shape"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir, _ := fp8Fixture(t, tc.scheme, tc.edit)

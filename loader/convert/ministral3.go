@@ -19,8 +19,10 @@ import (
 // mscale_all_dim is written as rope.scaling.yarn_log_multiplier.
 
 // ministral3Text reports whether a Mistral3ForConditionalGeneration's
-// text model is Ministral 3: text_config's model_type is "ministral3" or
-// it has llama_4_scaling_beta (in rope_parameters or at its top level).
+// text model is Ministral 3: text_config's model_type is "ministral3", or
+// absent with llama_4_scaling_beta (in rope_parameters or at its top
+// level). Another text model with llama_4_scaling_beta (Mistral Large 3's
+// is DeepSeek V3's) is refused by name.
 func (c *hfConfig) ministral3Text() (bool, error) {
 	if isNull(c.TextConfig) {
 		return false, nil
@@ -35,7 +37,16 @@ func (c *hfConfig) ministral3Text() (bool, error) {
 	if err := json.Unmarshal(c.TextConfig, &text); err != nil {
 		return false, fmt.Errorf("convert: config.json: text_config: %w", err)
 	}
-	return text.ModelType == "ministral3" || !isNull(text.Llama4Scaling) || !isNull(text.Rope.Llama4Scaling), nil
+	temp := !isNull(text.Llama4Scaling) || !isNull(text.Rope.Llama4Scaling)
+	switch {
+	case text.ModelType == "ministral3":
+		return true, nil
+	case temp && text.ModelType == "":
+		return true, nil
+	case temp:
+		return false, fmt.Errorf("%w: Mistral3ForConditionalGeneration with a %q text model and llama_4_scaling_beta: only Ministral 3's (model_type ministral3) is converted", ErrUnsupported, text.ModelType)
+	}
+	return false, nil
 }
 
 // ministral3Hparams reads Ministral 3's attention temperature β and yarn
@@ -59,8 +70,15 @@ func (c *hfConfig) ministral3Hparams(h *hparams) error {
 		return fmt.Errorf("%w: config.json: llama_4_scaling_beta %v is not a non-negative number", ErrMismatch, *beta)
 	}
 	h.attnTemp = *beta
-	if params != nil && params.MscaleAllDim != nil {
-		h.rope.logMul = params.MscaleAllDim
+	src, err := c.ropeSource()
+	if err != nil {
+		return err
+	}
+	if m := src.MscaleAllDim; m != nil && *m != 0 {
+		if !(*m > 0) || math.IsInf(*m, 0) {
+			return fmt.Errorf("%w: config.json: mscale_all_dim %v is not a non-negative number", ErrMismatch, *m)
+		}
+		h.rope.logMul = m
 	}
 	return nil
 }

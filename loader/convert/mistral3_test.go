@@ -3,6 +3,7 @@ package convert_test
 import (
 	"context"
 	"errors"
+	"math"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -176,6 +177,22 @@ func TestMinistral3(t *testing.T) {
 				"default yarn magnitude":   func(m *refModel) { m.ropeAttn = mag },
 			})
 		})
+	}
+	// mscale_all_dim other than mscale: llama.cpp's magnitude from the
+	// log multiplier (mscale taken as 1) is transformers'.
+	t.Run("mscale_all_dim 0.5", func(t *testing.T) {
+		dir := causal(func(m map[string]any) { m["rope_parameters"].(map[string]any)["mscale_all_dim"] = 0.5 })
+		out := filepath.Join(t.TempDir(), "m3.gguf")
+		if err := convert.Convert(ctx, dir, out, convert.Options{Type: "f32", Name: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		m := fresh()
+		m.ropeAttn = (0.1*math.Log(4) + 1) / (0.05*math.Log(4) + 1)
+		checkRef(t, refContext(t, out), prompts, m.forward, 1e-5)
+	})
+	dir := vlm(func(m map[string]any) { m["model_type"] = "deepseek_v3" })
+	if err := convert.Convert(ctx, dir, filepath.Join(t.TempDir(), "x.gguf"), convert.Options{}); !errors.Is(err, convert.ErrUnsupported) || !strings.Contains(err.Error(), "deepseek_v3") {
+		t.Errorf("another text model with llama_4_scaling_beta: %v", err)
 	}
 	for _, tc := range []struct {
 		name string

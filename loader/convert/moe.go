@@ -46,6 +46,10 @@ var (
 		gate: "w1.weight", up: "w3.weight", down: "w2.weight", norm: true}
 )
 
+// maxExperts is llama.cpp's LLAMA_MAX_EXPERTS: it aborts loading a model
+// with more.
+const maxExperts = 512
+
 // moeConfig holds config.json's mixture-of-experts fields.
 type moeConfig struct {
 	NumExperts          int             `json:"num_experts"`       // Qwen
@@ -73,6 +77,8 @@ func (c *hfConfig) moeHparams(arch archSpec, h *hparams) error {
 	switch {
 	case h.experts <= 1:
 		return fmt.Errorf("%w: config.json: %s needs num_experts (or num_local_experts) > 1", ErrMismatch, arch.hf)
+	case h.experts > maxExperts:
+		return fmt.Errorf("%w: config.json: %d experts: llama.cpp runs at most %d", ErrUnsupported, h.experts, maxExperts)
 	case h.expertsUsed <= 0 || h.expertsUsed > h.experts:
 		return fmt.Errorf("%w: config.json: num_experts_per_tok %d must be in [1, %d]", ErrMismatch, h.expertsUsed, h.experts)
 	case h.expertFFN <= 0:

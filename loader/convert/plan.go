@@ -179,10 +179,10 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			}
 			if arch.moe != nil && arch.moe.experts != nil {
 				if e := arch.moe.experts.FindStringSubmatch(m[2]); e != nil {
-					if err := checkWeightDType(st, t, h); err != nil {
+					if err := experts.add(arch, h, n, e[1], e[2], t.Name, t.Shape); err != nil {
 						return nil, err
 					}
-					if err := experts.add(arch, h, n, e[1], e[2], t.Name, t.Shape); err != nil {
+					if err := checkWeightDType(st, t, h); err != nil {
 						return nil, err
 					}
 					continue

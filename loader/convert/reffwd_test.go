@@ -88,6 +88,8 @@ type refLayer struct {
 	// clamped SwiGLU (ossMoE).
 	bo, sinks, routerBias []float64
 	oss                   []ossRefExpert
+	// mlp, if not nil, is the layer's MLP (GLM-4.5's sharedMoE).
+	mlp func(h []float64) []float64
 }
 
 // ossRefExpert is one gpt-oss expert: gate_up [2·ffn, hidden] with its
@@ -419,6 +421,8 @@ func (m *refModel) forward(ids []int) []float64 {
 			}
 			var d []float64
 			switch {
+			case L.mlp != nil:
+				d = L.mlp(h)
 			case L.oss != nil:
 				d = m.ossMoE(L, h)
 			case L.router != nil:

@@ -93,6 +93,16 @@ func parseRopeJSON(raw json.RawMessage, key string) (*ropeJSON, error) {
 	return &r, nil
 }
 
+// ropeSource returns the rope scaling object rope reads: rope_scaling, or
+// else rope_parameters (nil when neither is given).
+func (c *hfConfig) ropeSource() (*ropeJSON, error) {
+	src, err := parseRopeJSON(c.RopeScaling, "rope_scaling")
+	if err == nil && src == nil {
+		src, err = parseRopeJSON(c.RopeParameters, "rope_parameters")
+	}
+	return src, err
+}
+
 // rope reads rope_theta, partial_rotary_factor and the rope scaling from
 // rope_theta/rope_scaling (transformers 4) or rope_parameters
 // (transformers 5). ctxLen is the model's context length, the default of

@@ -42,6 +42,7 @@ type vocab struct {
 
 	bos, eos, unk, pad int // -1 when unknown
 	sep, cls, mask     int // -1 when unknown
+	eot, eom           int // end of turn and of message (GLM-4.5); -1 when unknown
 	addBOS, addEOS     *bool
 	chatTemplate       string
 	// addSpacePrefix, if not nil, is tokenizer.ggml.add_space_prefix:
@@ -150,7 +151,7 @@ func readVocab(dir string, cfg *hfConfig, arch archSpec) (*vocab, error) {
 		}
 	}
 	spacePrefix := norm.prepends("▁")
-	v := &vocab{bos: -1, eos: -1, unk: -1, pad: -1, sep: -1, cls: -1, mask: -1}
+	v := &vocab{bos: -1, eos: -1, unk: -1, pad: -1, sep: -1, cls: -1, mask: -1, eot: -1, eom: -1}
 	switch {
 	case tj.Model.Type == "WordPiece" && arch.gguf == "bert":
 		if err := checkWordPiece(tj); err != nil {
@@ -276,6 +277,9 @@ func readVocab(dir string, cfg *hfConfig, arch archSpec) (*vocab, error) {
 
 	if err := v.readSpecial(dir, cfg, tj.PostProcessor); err != nil {
 		return nil, err
+	}
+	if arch.glm4moe {
+		glmVocab(v)
 	}
 	if v.model == kindBPE && v.addBOS == nil {
 		// GPT-2's tokenizer adds no BOS.
@@ -555,6 +559,8 @@ func (v *vocab) write(w *gguf.Writer) {
 		{"tokenizer.ggml.seperator_token_id", v.sep}, // llama.cpp's spelling
 		{"tokenizer.ggml.cls_token_id", v.cls},
 		{"tokenizer.ggml.mask_token_id", v.mask},
+		{"tokenizer.ggml.eot_token_id", v.eot},
+		{"tokenizer.ggml.eom_token_id", v.eom},
 	} {
 		if s.id >= 0 {
 			w.Set(s.key, gguf.Uint32(uint32(s.id)))
