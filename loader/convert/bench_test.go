@@ -146,9 +146,17 @@ const (
 
 // writeBenchModel writes the synthetic checkpoint into dir and returns the
 // safetensors file's path.
-func writeBenchModel(b testing.TB, dir string) string {
+func writeBenchModel(b testing.TB, dir string) string { return writeBenchModelAs(b, dir, false) }
+
+// writeBenchModelAs writes the synthetic checkpoint, with fp8 its
+// projections as FP8 in blocks of 128 × 128 with F32 scales (DeepSeek's
+// and Qwen3-FP8's layout).
+func writeBenchModelAs(b testing.TB, dir string, fp8 bool) string {
 	b.Helper()
 	copyHFFiles(b, "tiny-llama-st", dir, func(c map[string]any) {
+		if fp8 {
+			c["quantization_config"] = map[string]any{"quant_method": "fp8", "weight_block_size": []int{128, 128}}
+		}
 		c["hidden_size"] = benchHidden
 		c["intermediate_size"] = benchFFN
 		c["num_hidden_layers"] = benchLayers
@@ -179,6 +187,15 @@ func writeBenchModel(b testing.TB, dir string) string {
 	var ts []stTensor
 	add := func(name string, shape ...int64) {
 		t := stTensor{name: name, dtype: "BF16", shape: shape}
+		if fp8 && strings.HasSuffix(name, "_proj.weight") {
+			t.dtype = "F8_E4M3"
+			sr, sc := (shape[0]+127)/128, (shape[1]+127)/128
+			scales := make([]float32, sr*sc)
+			for i := range scales {
+				scales[i] = 0.0001 * float32(1+i%7)
+			}
+			ts = append(ts, f32Tensor(name+"_scale_inv", []int64{sr, sc}, scales))
+		}
 		t.data = func(w io.Writer) error { return fill(w, t.size()) }
 		ts = append(ts, t)
 	}
@@ -203,6 +220,44 @@ func writeBenchModel(b testing.TB, dir string) string {
 		b.Fatal(err)
 	}
 	return path
+}
+
+// BenchmarkConvertFP8 converts the synthetic ~1 GB checkpoint to F16 from
+// BF16 and from FP8 (block scales), alternating, each in a child process,
+// and reports the FP8 conversion's time over the BF16 one's (same output).
+func BenchmarkConvertFP8(b *testing.B) {
+	var dirs [2]string
+	for i, fp8 := range []bool{false, true} {
+		dirs[i] = b.TempDir()
+		writeBenchModelAs(b, dirs[i], fp8)
+		if err := exec.Command("sh", "-c", "cat "+dirs[i]+"/*.safetensors > /dev/null").Run(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	out := filepath.Join(b.TempDir(), "model.gguf")
+	var times [2]time.Duration
+	b.ResetTimer()
+	for range b.N {
+		var its [2]time.Duration
+		for i, dir := range dirs {
+			syscall.Sync()
+			cmd := exec.Command(os.Args[0], "-test.run=^TestConvertChild$", "-test.count=1")
+			cmd.Env = append(os.Environ(), "LLM_CONVERT_CHILD_DIR="+dir, "LLM_CONVERT_CHILD_OUT="+out)
+			t0 := time.Now()
+			if o, err := cmd.CombinedOutput(); err != nil {
+				b.Fatalf("child: %v\n%s", err, o)
+			}
+			its[i] = time.Since(t0)
+			times[i] += its[i]
+			os.Remove(out)
+		}
+		b.Logf("BF16 %.2f s, FP8 %.2f s", its[0].Seconds(), its[1].Seconds())
+	}
+	b.StopTimer()
+	params := float64(benchVocab*benchHidden*2+benchLayers*(3*benchHidden*benchFFN+2*benchHidden*benchHidden+2*benchHidden*benchKV*benchHidden/benchHeads)) / 1e6
+	b.ReportMetric(params*float64(b.N)/times[0].Seconds(), "bf16-Mparams/s")
+	b.ReportMetric(params*float64(b.N)/times[1].Seconds(), "fp8-Mparams/s")
+	b.ReportMetric(times[1].Seconds()/times[0].Seconds(), "fp8/bf16-time")
 }
 
 // TestConvertChild converts LLM_CONVERT_CHILD_DIR to LLM_CONVERT_CHILD_OUT

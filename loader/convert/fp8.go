@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -126,6 +127,9 @@ type fp8Scales struct {
 	scale                []float32 // row-major, [⌈rows/blockRows⌉, ⌈cols/blockCols⌉]
 	perRow               int       // scales per block row
 	blockRows, blockCols int
+	// tabs are toF16's tables for the block row tabRow.
+	tabs   [][256]uint16
+	tabRow int
 }
 
 // newFP8Scales reads the scale of the FP8 weight name (rows × cols, its
@@ -183,6 +187,33 @@ func newFP8Scales(st *safetensors.Model, name string, rows, cols int, block []in
 	}
 	f.scale = scale
 	return f, nil
+}
+
+// toF16 writes the F16 values of raw, the FP8 codes of source row r,
+// scaled, into dst (2 bytes each): through one table of the 256 codes'
+// F16 values per scale, built when a row of scale blocks is first met, so
+// that each value costs a lookup. The values are those of apply then
+// rounding to F16.
+func (f *fp8Scales) toF16(dst, raw []byte, r int) {
+	br := r / f.blockRows
+	if f.tabs == nil || f.tabRow != br {
+		if f.tabs == nil {
+			f.tabs = make([][256]uint16, f.perRow)
+		}
+		s := f.scale[br*f.perRow:]
+		for b := range f.tabs {
+			for c := range 256 {
+				f.tabs[b][c] = f32ToF16(math.Float32bits(safetensors.F8E4M3Value(byte(c)) * s[b]))
+			}
+		}
+		f.tabRow = br
+	}
+	for b, c0 := 0, 0; c0 < len(raw); b, c0 = b+1, c0+f.blockCols {
+		tab := &f.tabs[b]
+		for j, code := range raw[c0:min(c0+f.blockCols, len(raw))] {
+			binary.LittleEndian.PutUint16(dst[2*(c0+j):], tab[code])
+		}
+	}
 }
 
 // apply multiplies vals, the FP8 codes of source row r, by their scales.

@@ -296,6 +296,14 @@ func (tw *tensorWriter) produce(ctx context.Context, p tensorPlan, typ gguf.Type
 			out = raw
 		case p.shift == 0 && typ == gguf.TypeF16 && (info.DType == safetensors.BF16 || info.DType == safetensors.F32):
 			out = toF16(&tw.outs[slot], raw, info.DType)
+		case p.shift == 0 && typ == gguf.TypeF16 && fp8 != nil:
+			if cap(tw.outs[slot]) < 2*len(raw) {
+				tw.outs[slot] = make([]byte, 2*len(raw))
+			}
+			out = tw.outs[slot][:2*len(raw)]
+			for i := range n {
+				fp8.toF16(out[2*i*cols:2*(i+1)*cols], raw[i*cols:(i+1)*cols], source(r0+i))
+			}
 		default:
 			if cap(tw.f32) < step*cols {
 				tw.f32 = make([]float32, step*cols)

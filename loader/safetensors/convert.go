@@ -60,6 +60,9 @@ var f8e4m3 = func() (t [256]float32) {
 	return t
 }()
 
+// F8E4M3Value returns the value of the F8_E4M3 byte b.
+func F8E4M3Value(b byte) float32 { return f8e4m3[b] }
+
 // DecodeF8E4M3 converts raw F8_E4M3 bytes into dst, which must hold
 // len(raw) elements. The conversion is exact. The values are the FP8
 // codes; the weights they quantize are these times their scale.
