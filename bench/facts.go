@@ -27,6 +27,9 @@ type Facts struct {
 
 	Layers, Embd, FF, Heads, KVHeads, HeadDim, Vocab int
 	Experts, ExpertsUsed                             int
+	// ValueDim is a value head's size in the KV cache (HeadDim when 0;
+	// DeepSeek's latent attention caches fewer values than keys).
+	ValueDim int
 }
 
 // FactsFromFile reads the facts of the GGUF model at path from its header
@@ -70,6 +73,7 @@ func FactsFromFile(path string) (Facts, error) {
 	if k := get("attention.key_length"); k > 0 {
 		f.HeadDim = k
 	}
+	f.ValueDim = get("attention.value_length")
 	f.LayerBytes = make([]uint64, f.Layers)
 	f.TiedOutput = true
 	for _, file := range files {
@@ -123,27 +127,21 @@ func FactsFromShape(s synth.Shape, quant string) (Facts, error) {
 		return Facts{}, err
 	}
 	params := s.Params()
-	e, v, ff := uint64(s.Embd), uint64(s.Vocab), uint64(s.FF)
-	q, kv := uint64(s.Heads*s.HeadDim()), uint64(s.KVHeads*s.HeadDim())
-	layerParams := 2*e + 2*e*q + 2*e*kv + 3*e*ff
-	if x := uint64(s.Experts); x > 0 {
-		layerParams = 2*e + 2*e*q + 2*e*kv + e*x + 3*e*ff*x
-	}
+	b := s.Breakdown()
 	scale := float64(total) / float64(params) // bytes per weight
+	kvHeads, k, v := s.KVDims()
 	f := Facts{
 		Params: params, WeightBytes: total, TiedOutput: s.TiedEmbeddings,
-		Layers: s.Layers, Embd: s.Embd, FF: s.FF, Heads: s.Heads, KVHeads: s.KVHeads,
-		HeadDim: s.HeadDim(), Vocab: s.Vocab, Experts: s.Experts, ExpertsUsed: s.ExpertsUsed,
-		ExpertBytes: uint64(float64(3*e*ff*uint64(s.Experts)*uint64(s.Layers)) * scale),
+		Layers: s.Layers, Embd: s.Embd, FF: s.FF, Heads: s.Heads, KVHeads: kvHeads,
+		HeadDim: k, ValueDim: v, Vocab: s.Vocab, Experts: s.Experts, ExpertsUsed: s.ExpertsUsed,
+		ExpertBytes: uint64(float64(b.Experts) * scale),
 	}
-	f.EmbdBytes = uint64(float64(e*v) * scale)
-	f.EmbdRow = f.EmbdBytes / v
-	if !s.TiedEmbeddings {
-		f.OutputBytes = uint64(float64(e*v+e) * scale)
-	}
+	f.EmbdBytes = uint64(float64(b.Embd) * scale)
+	f.EmbdRow = f.EmbdBytes / uint64(s.Vocab)
+	f.OutputBytes = uint64(float64(b.Output) * scale)
 	f.LayerBytes = make([]uint64, s.Layers)
-	for i := range f.LayerBytes {
-		f.LayerBytes[i] = uint64(float64(layerParams) * scale)
+	for i, n := range b.Layers {
+		f.LayerBytes[i] = uint64(float64(n) * scale)
 	}
 	return f, nil
 }
@@ -168,15 +166,19 @@ func (f Facts) BytesPerToken() uint64 {
 }
 
 // KVBytes is the size of a KV cache of nCtx positions with K and V cache
-// types typeK and typeV: n_layer · n_ctx · n_kv_heads · head_dim · (bytes
-// per K element + bytes per V element).
+// types typeK and typeV: n_layer · n_ctx · n_kv_heads · (head_dim · bytes
+// per K element + value head size · bytes per V element).
 func (f Facts) KVBytes(nCtx int, typeK, typeV string) uint64 {
 	bk, err1 := cacheTypeBytes(typeK)
 	bv, err2 := cacheTypeBytes(typeV)
 	if err1 != nil || err2 != nil {
 		bk, bv = 2, 2
 	}
-	return uint64(float64(f.Layers) * float64(nCtx) * float64(f.KVHeads*f.HeadDim) * (bk + bv))
+	vd := f.ValueDim
+	if vd == 0 {
+		vd = f.HeadDim
+	}
+	return uint64(float64(f.Layers) * float64(nCtx) * float64(f.KVHeads) * (float64(f.HeadDim)*bk + float64(vd)*bv))
 }
 
 // cacheTypeBytes is the bytes per element of a KV cache type.

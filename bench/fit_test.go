@@ -185,3 +185,43 @@ func TestFactsMixtureOfExperts(t *testing.T) {
 		}
 	}
 }
+
+// TestFactsSharedMoE: for GLM-4.5 and DeepSeek shapes (leading dense
+// layers, shared experts; DeepSeek's latent KV cache) the facts from the
+// shape agree with those from the file: layer and expert bytes within 1%
+// (norms are F32), the same KV cache size.
+func TestFactsSharedMoE(t *testing.T) {
+	for _, spec := range []string{
+		"arch=glm4moe,vocab=512,embd=64,ff=32,layers=3,heads=4,kv_heads=2,head_dim=32,experts=8,experts_used=2,dense_layers=1,dense_ff=128,shared_experts=1,rope_dim=16",
+		"arch=deepseek2,vocab=512,embd=64,ff=32,layers=3,heads=4,experts=8,experts_used=2,dense_layers=1,dense_ff=128,shared_experts=2,q_lora=32,kv_lora=64,qk_nope=32,qk_rope=16,v_head=16",
+	} {
+		shapes, err := ParseSynthetic(spec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := shapes[0]
+		path := filepath.Join(t.TempDir(), "m.gguf")
+		if err := synth.Write(context.Background(), path, s, synth.Options{Seed: 1}); err != nil {
+			t.Fatal(err)
+		}
+		file, err := FactsFromFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		est, err := FactsFromShape(s, "F16")
+		if err != nil {
+			t.Fatal(err)
+		}
+		near := func(a, b uint64) bool { return math.Abs(float64(a)-float64(b)) <= 0.01*float64(b) }
+		if file.WeightBytes != est.WeightBytes || !near(est.ExpertBytes, file.ExpertBytes) || !near(est.BytesPerToken(), file.BytesPerToken()) ||
+			!near(est.LayerBytes[0], file.LayerBytes[0]) || !near(est.LayerBytes[2], file.LayerBytes[2]) {
+			t.Errorf("%s:\nfile %+v\nestimate %+v", s.Name, file, est)
+		}
+		if a, b := file.KVBytes(256, "f16", "f16"), est.KVBytes(256, "f16", "f16"); a != b {
+			t.Errorf("%s: KV bytes from the file %d, from the shape %d", s.Name, a, b)
+		}
+		if s.Arch == "deepseek2" && file.KVBytes(256, "f16", "f16") != 3*256*(80+64)*2 {
+			t.Errorf("deepseek2 KV bytes %d, want one head of 64+16 keys and 64 values", file.KVBytes(256, "f16", "f16"))
+		}
+	}
+}

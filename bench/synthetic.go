@@ -16,6 +16,10 @@ import (
 //
 // With experts, ff is the size of one expert's MLP; arch=gpt-oss makes an
 // OpenAI gpt-oss model (which needs experts) instead of a llama one.
+// arch=glm4moe (GLM-4.5) and arch=deepseek2 (DeepSeek's latent attention)
+// take dense_layers, dense_ff and shared_experts, glm4moe rope_dim, and
+// deepseek2 q_lora, kv_lora, qk_nope, qk_rope and v_head (see
+// synth.Shape).
 //
 // An explicit shape without a name is named after its dimensions
 // (custom-v32000-e4096-f11008-l32-h32-kv8), so that its cached file is not
@@ -37,6 +41,8 @@ func ParseSynthetic(spec string) ([]synth.Shape, error) {
 		"vocab": &s.Vocab, "embd": &s.Embd, "ff": &s.FF, "layers": &s.Layers,
 		"heads": &s.Heads, "kv_heads": &s.KVHeads, "ctx": &s.Context,
 		"head_dim": &s.HeadSize, "experts": &s.Experts, "experts_used": &s.ExpertsUsed,
+		"dense_layers": &s.DenseLayers, "dense_ff": &s.DenseFF, "shared_experts": &s.SharedExperts, "rope_dim": &s.RopeDim,
+		"q_lora": &s.QLoraRank, "kv_lora": &s.KVLoraRank, "qk_nope": &s.QKNope, "qk_rope": &s.QKRope, "v_head": &s.VHead,
 	}
 	seen := map[string]bool{}
 	for _, kv := range strings.Split(spec, ",") {
@@ -69,7 +75,8 @@ func ParseSynthetic(spec string) ([]synth.Shape, error) {
 		}
 		p, ok := ints[k]
 		if !ok {
-			return nil, fmt.Errorf("bench: synthetic shape: unknown key %q (vocab, embd, ff, layers, heads, kv_heads, head_dim, experts, experts_used, ctx, rope_theta, tied, arch, name)", k)
+			return nil, fmt.Errorf("bench: synthetic shape: unknown key %q (vocab, embd, ff, layers, heads, kv_heads, head_dim, experts, experts_used, ctx, rope_theta, tied, arch, name; "+
+				"for glm4moe and deepseek2 dense_layers, dense_ff, shared_experts, rope_dim, q_lora, kv_lora, qk_nope, qk_rope, v_head)", k)
 		}
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -92,6 +99,15 @@ func ParseSynthetic(spec string) ([]synth.Shape, error) {
 		}
 		if s.Experts > 0 {
 			s.Name += fmt.Sprintf("-x%dof%d", s.ExpertsUsed, s.Experts)
+		}
+		for _, p := range []struct {
+			tag string
+			v   int
+		}{{"d", s.DenseLayers}, {"df", s.DenseFF}, {"s", s.SharedExperts}, {"r", s.RopeDim},
+			{"ql", s.QLoraRank}, {"kvl", s.KVLoraRank}, {"n", s.QKNope}, {"qr", s.QKRope}, {"vh", s.VHead}} {
+			if p.v != 0 {
+				s.Name += fmt.Sprintf("-%s%d", p.tag, p.v)
+			}
 		}
 		if s.Arch != "" && s.Arch != "llama" {
 			s.Name = strings.Replace(s.Name, "custom-", "custom-"+s.Arch+"-", 1)

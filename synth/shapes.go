@@ -1,10 +1,12 @@
 // Package synth writes random-weight GGUF models with the real shapes of
 // well-known models (TinyLlama-1.1B, Llama-3-8B, Mixtral-8x7B, gpt-oss-20b,
-// ...) and a valid vocabulary, in F32 or F16 directly or in any llama.cpp
-// type by quantizing through the engine. Shapes are llama-architecture
-// models (dense, or Mixtral-style mixtures of experts) or, with Arch
-// "gpt-oss", OpenAI's gpt-oss (biases, attention sinks, sliding-window
-// layers, experts in MXFP4 with MXFP4_MOE as released).
+// GLM-4.5-Air, DeepSeek-V2-Lite, ...) and a valid vocabulary, in F32 or
+// F16 directly or in any llama.cpp type by quantizing through the engine.
+// Shapes are llama-architecture models (dense, or Mixtral-style mixtures
+// of experts) or, with Arch "gpt-oss", OpenAI's gpt-oss (biases, attention
+// sinks, sliding-window layers, experts in MXFP4 with MXFP4_MOE as
+// released), "glm4moe" (GLM-4.5) or "deepseek2" (DeepSeek V2/V3's latent
+// attention): the last two with leading dense layers and shared experts.
 //
 // The models produce gibberish but cost exactly what the real ones cost to
 // run: tests use small ones, and benchmarks use full-size ones to measure
@@ -44,6 +46,20 @@ type Shape struct {
 	SlidingWindow int
 	YarnFactor    float32
 	YarnContext   int
+	// With Arch "glm4moe" (GLM-4.5) or "deepseek2" (DeepSeek V2/V3): the
+	// first DenseLayers blocks have a dense MLP of DenseFF, the others
+	// Experts experts of FF and SharedExperts shared ones of FF that every
+	// token runs (sharedmoe.go).
+	DenseLayers, DenseFF, SharedExperts int
+	// RopeDim is the rotated part of each head (glm4moe: half; 0: all).
+	RopeDim int
+	// DeepSeek's multi-head latent attention: the query's low rank
+	// (QLoraRank; 0: one projection, which llama.cpp takes only for 26 or
+	// 27 layers), the compressed KV (KVLoraRank), and each head's
+	// unrotated and rotated query/key sizes and value size. YarnMscale is
+	// its yarn mscale_all_dim (attention scaled by its get_mscale²).
+	QLoraRank, KVLoraRank, QKNope, QKRope, VHead int
+	YarnMscale                                   float32
 }
 
 // arch is the GGUF architecture.
@@ -75,6 +91,14 @@ var Shapes = map[string]Shape{
 		Context: 131072, RopeTheta: 150000, NormEps: 1e-5, Experts: 32, ExpertsUsed: 4, SlidingWindow: 128, YarnFactor: 32, YarnContext: 4096},
 	"gpt-oss-120b": {Name: "gpt-oss-120b", Arch: "gpt-oss", Vocab: 201088, Embd: 2880, FF: 2880, Layers: 36, Heads: 64, KVHeads: 8, HeadSize: 64,
 		Context: 131072, RopeTheta: 150000, NormEps: 1e-5, Experts: 128, ExpertsUsed: 4, SlidingWindow: 128, YarnFactor: 32, YarnContext: 4096},
+	// GLM-4.5-Air and DeepSeek-V2-Lite (their config.json files; the
+	// multi-token-prediction layer, which llama.cpp does not run, left
+	// out).
+	"glm-4.5-air": {Name: "glm-4.5-air", Arch: "glm4moe", Vocab: 151552, Embd: 4096, FF: 1408, Layers: 46, Heads: 96, KVHeads: 8, HeadSize: 128,
+		Context: 131072, RopeTheta: 1e6, NormEps: 1e-5, Experts: 128, ExpertsUsed: 8, DenseLayers: 1, DenseFF: 10944, SharedExperts: 1, RopeDim: 64},
+	"deepseek-v2-lite": {Name: "deepseek-v2-lite", Arch: "deepseek2", Vocab: 102400, Embd: 2048, FF: 1408, Layers: 27, Heads: 16, KVHeads: 16,
+		Context: 163840, RopeTheta: 10000, NormEps: 1e-6, Experts: 64, ExpertsUsed: 6, DenseLayers: 1, DenseFF: 10944, SharedExperts: 2,
+		KVLoraRank: 512, QKNope: 128, QKRope: 64, VHead: 128, YarnFactor: 40, YarnContext: 4096, YarnMscale: 0.707},
 }
 
 // Lookup returns the named shape (case-insensitive).
@@ -117,14 +141,17 @@ func (s Shape) Validate() error {
 		return fmt.Errorf("synth: hidden %d and feed-forward %d sizes must be multiples of 32", s.Embd, s.FF)
 	case s.RopeTheta <= 0 || s.NormEps <= 0:
 		return fmt.Errorf("synth: rope theta and norm epsilon must be positive")
-	case s.arch() != "llama" && s.arch() != "gpt-oss":
-		return fmt.Errorf("synth: architecture %q: llama or gpt-oss", s.Arch)
+	case s.arch() != "llama" && s.arch() != "gpt-oss" && !s.sharedMoE():
+		return fmt.Errorf("synth: architecture %q: llama, gpt-oss, glm4moe or deepseek2", s.Arch)
 	case s.arch() == "gpt-oss" && s.Experts == 0:
 		return fmt.Errorf("synth: gpt-oss needs experts")
 	case s.arch() == "gpt-oss" && s.TiedEmbeddings:
 		return fmt.Errorf("synth: gpt-oss has no tied embeddings")
 	case s.SlidingWindow < 0 || s.YarnFactor < 0 || s.YarnContext < 0 || (s.YarnFactor > 0) != (s.YarnContext > 0):
 		return fmt.Errorf("synth: sliding window %d, yarn factor %v over %d: want none or positive values (a yarn factor with its context)", s.SlidingWindow, s.YarnFactor, s.YarnContext)
+	}
+	if s.sharedMoE() {
+		return s.validateSharedMoE()
 	}
 	return nil
 }
@@ -133,22 +160,26 @@ func (s Shape) Validate() error {
 // and the scale of its random values (0 for norm weights, which are 1,
 // and, with zero, for biases and attention sinks, which are 0).
 type tensorSpec struct {
-	name  string
-	shape []uint64
-	fanIn int
-	zero  bool
+	name    string
+	shape   []uint64
+	fanIn   int
+	zero    bool
+	experts bool // stacked experts' matrix
 }
 
 // expert reports whether t is a stacked experts' matrix.
-func (t tensorSpec) expert() bool { return len(t.shape) == 3 && t.fanIn > 0 }
+func (t tensorSpec) expert() bool { return t.experts }
 
 func (s Shape) tensors() []tensorSpec {
 	e, f, v := uint64(s.Embd), uint64(s.FF), uint64(s.Vocab)
 	q, kv := uint64(s.Heads*s.HeadDim()), uint64(s.KVHeads*s.HeadDim())
 	x := uint64(s.Experts)
 	out := []tensorSpec{{name: "token_embd.weight", shape: []uint64{e, v}, fanIn: s.Embd}}
-	if s.arch() == "gpt-oss" {
+	switch {
+	case s.arch() == "gpt-oss":
 		return append(out, s.gptOSSTensors()...)
+	case s.sharedMoE():
+		return append(out, s.sharedMoETensors()...)
 	}
 	for i := range s.Layers {
 		p := fmt.Sprintf("blk.%d.", i)
@@ -170,9 +201,9 @@ func (s Shape) tensors() []tensorSpec {
 		}
 		out = append(out,
 			tensorSpec{name: p + "ffn_gate_inp.weight", shape: []uint64{e, x}, fanIn: s.Embd},
-			tensorSpec{name: p + "ffn_gate_exps.weight", shape: []uint64{e, f, x}, fanIn: s.Embd},
-			tensorSpec{name: p + "ffn_up_exps.weight", shape: []uint64{e, f, x}, fanIn: s.Embd},
-			tensorSpec{name: p + "ffn_down_exps.weight", shape: []uint64{f, e, x}, fanIn: s.FF},
+			tensorSpec{name: p + "ffn_gate_exps.weight", shape: []uint64{e, f, x}, fanIn: s.Embd, experts: true},
+			tensorSpec{name: p + "ffn_up_exps.weight", shape: []uint64{e, f, x}, fanIn: s.Embd, experts: true},
+			tensorSpec{name: p + "ffn_down_exps.weight", shape: []uint64{f, e, x}, fanIn: s.FF, experts: true},
 		)
 	}
 	out = append(out, tensorSpec{name: "output_norm.weight", shape: []uint64{e}, fanIn: 0})
@@ -207,16 +238,60 @@ func (s Shape) gptOSSTensors() []tensorSpec {
 			tensorSpec{name: p + "post_attention_norm.weight", shape: []uint64{e}},
 			tensorSpec{name: p + "ffn_gate_inp.weight", shape: []uint64{e, x}, fanIn: s.Embd},
 			tensorSpec{name: p + "ffn_gate_inp.bias", shape: []uint64{x}, zero: true},
-			tensorSpec{name: p + "ffn_gate_exps.weight", shape: []uint64{e, f, x}, fanIn: s.Embd},
+			tensorSpec{name: p + "ffn_gate_exps.weight", shape: []uint64{e, f, x}, fanIn: s.Embd, experts: true},
 			tensorSpec{name: p + "ffn_gate_exps.bias", shape: []uint64{f, x}, zero: true},
-			tensorSpec{name: p + "ffn_up_exps.weight", shape: []uint64{e, f, x}, fanIn: s.Embd},
+			tensorSpec{name: p + "ffn_up_exps.weight", shape: []uint64{e, f, x}, fanIn: s.Embd, experts: true},
 			tensorSpec{name: p + "ffn_up_exps.bias", shape: []uint64{f, x}, zero: true},
-			tensorSpec{name: p + "ffn_down_exps.weight", shape: []uint64{f, e, x}, fanIn: s.FF},
+			tensorSpec{name: p + "ffn_down_exps.weight", shape: []uint64{f, e, x}, fanIn: s.FF, experts: true},
 			tensorSpec{name: p + "ffn_down_exps.bias", shape: []uint64{e, x}, zero: true},
 		)
 	}
 	return append(out, tensorSpec{name: "output_norm.weight", shape: []uint64{e}},
 		tensorSpec{name: "output.weight", shape: []uint64{e, v}, fanIn: s.Embd})
+}
+
+// Breakdown counts a shape's weights by where they are: per block, the
+// stacked experts of all blocks (included in Layers), the token
+// embeddings, and the output norm and matrix.
+type Breakdown struct {
+	Layers                []uint64
+	Experts, Embd, Output uint64
+}
+
+// Breakdown returns the shape's weights by where they are.
+func (s Shape) Breakdown() Breakdown {
+	b := Breakdown{Layers: make([]uint64, s.Layers)}
+	for _, t := range s.tensors() {
+		m := uint64(1)
+		for _, d := range t.shape {
+			m *= d
+		}
+		var layer int
+		switch {
+		case t.name == "token_embd.weight":
+			b.Embd += m
+		case strings.HasPrefix(t.name, "output"):
+			b.Output += m
+		default:
+			if _, err := fmt.Sscanf(t.name, "blk.%d.", &layer); err == nil && layer < s.Layers {
+				b.Layers[layer] += m
+				if t.experts {
+					b.Experts += m
+				}
+			}
+		}
+	}
+	return b
+}
+
+// KVDims returns what one position of the KV cache holds per layer: KV
+// heads, and each head's key and value sizes (DeepSeek's latent attention
+// caches one head of the compressed KV and the rotated key).
+func (s Shape) KVDims() (heads, k, v int) {
+	if s.Arch == "deepseek2" {
+		return 1, s.KVLoraRank + s.QKRope, s.KVLoraRank
+	}
+	return s.KVHeads, s.HeadDim(), s.HeadDim()
 }
 
 // Params returns the number of weights.

@@ -33,6 +33,7 @@ func TestShapesValid(t *testing.T) {
 		"llama-3-70b": 70.55e9, "mistral-7b": 7.25e9, "smollm-135m": 0.1348e9,
 		"mixtral-8x7b": 46.70e9, "qwen3-30b-a3b": 30.53e9,
 		"gpt-oss-20b": 20.91e9, "gpt-oss-120b": 116.83e9,
+		"glm-4.5-air": 106e9, "deepseek-v2-lite": 15.7e9,
 	} {
 		got := float64(Shapes[name].Params())
 		if got < want*0.99 || got > want*1.01 {
@@ -220,41 +221,108 @@ func TestGptOSS(t *testing.T) {
 					t.Errorf("%s: %v %v, want %v", name, ok, ti.Type, typ)
 				}
 			}
-			m, err := engine.LoadModel(ctx, path, engine.ModelOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
-			c, err := m.NewContext(engine.ContextOptions{ContextLength: 64, Threads: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			b, err := engine.NewBatch(16, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer b.Close()
-			for i := range 12 {
-				b.Add(engine.Token(10+i), engine.Pos(i), i == 11, 0)
-			}
-			if err := c.Decode(ctx, b); err != nil {
-				t.Fatal(err)
-			}
-			logits, err := c.Logits(11)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, v := range logits {
-				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-					t.Fatalf("non-finite logit %v", v)
-				}
-			}
+			decodeFinite(t, path)
 		})
 	}
 	bad := tinyOSS
 	bad.Experts, bad.ExpertsUsed = 0, 0
 	if err := bad.Validate(); err == nil {
 		t.Error("gpt-oss without experts accepted")
+	}
+}
+
+// decodeFinite loads the model at path, decodes 12 tokens and checks the
+// last logits are finite.
+func decodeFinite(t *testing.T, path string) {
+	t.Helper()
+	ctx := context.Background()
+	m, err := engine.LoadModel(ctx, path, engine.ModelOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	c, err := m.NewContext(engine.ContextOptions{ContextLength: 64, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b, err := engine.NewBatch(16, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for i := range 12 {
+		b.Add(engine.Token(10+i), engine.Pos(i), i == 11, 0)
+	}
+	if err := c.Decode(ctx, b); err != nil {
+		t.Fatal(err)
+	}
+	logits, err := c.Logits(11)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range logits {
+		if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+			t.Fatalf("non-finite logit %v", v)
+		}
+	}
+}
+
+// Small GLM-4.5 and DeepSeek shapes (q_lora, as DeepSeek-V3; and the
+// single query projection llama.cpp takes for 26 layers, as V2-Lite).
+var (
+	tinyGLM = Shape{Name: "tiny-glm", Arch: "glm4moe", Vocab: 1000, Embd: 64, FF: 32, Layers: 3, Heads: 4, KVHeads: 2, HeadSize: 32,
+		Context: 512, RopeTheta: 10000, NormEps: 1e-5, Experts: 8, ExpertsUsed: 2, DenseLayers: 1, DenseFF: 128, SharedExperts: 1, RopeDim: 16}
+	tinyDS = Shape{Name: "tiny-ds", Arch: "deepseek2", Vocab: 1000, Embd: 64, FF: 32, Layers: 3, Heads: 4, KVHeads: 4,
+		Context: 512, RopeTheta: 10000, NormEps: 1e-6, Experts: 8, ExpertsUsed: 2, DenseLayers: 1, DenseFF: 128, SharedExperts: 2,
+		QLoraRank: 32, KVLoraRank: 32, QKNope: 32, QKRope: 16, VHead: 16, YarnFactor: 4, YarnContext: 128, YarnMscale: 1}
+	tinyDSLite = Shape{Name: "tiny-ds-lite", Arch: "deepseek2", Vocab: 1000, Embd: 64, FF: 32, Layers: 26, Heads: 4, KVHeads: 4,
+		Context: 512, RopeTheta: 10000, NormEps: 1e-6, Experts: 8, ExpertsUsed: 2, DenseLayers: 1, DenseFF: 128, SharedExperts: 2,
+		KVLoraRank: 32, QKNope: 32, QKRope: 16, VHead: 16}
+)
+
+// TestSharedMoE writes GLM-4.5 and DeepSeek shapes in F16 and Q8_0 (whose
+// sizes WeightBytes gives exactly) and runs them: llama.cpp loads every
+// tensor and gives finite logits. Shapes llama.cpp cannot load are
+// refused.
+func TestSharedMoE(t *testing.T) {
+	ctx := context.Background()
+	for _, s := range []Shape{tinyGLM, tinyDS, tinyDSLite} {
+		for _, q := range []string{"F16", "Q8_0"} {
+			t.Run(s.Name+"/"+q, func(t *testing.T) {
+				path := filepath.Join(t.TempDir(), q+".gguf")
+				if err := Create(ctx, path, s, q, 1, 1); err != nil {
+					t.Fatal(err)
+				}
+				f, err := gguf.Open(path)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var size uint64
+				for _, ti := range f.Tensors {
+					size += ti.Size
+				}
+				if got, err := s.WeightBytes(q); err != nil || got != size {
+					t.Errorf("WeightBytes %d, %v; the file holds %d", got, err, size)
+				}
+				if f.Architecture() != s.Arch || f.ParamCount() != s.Params() {
+					t.Errorf("architecture %q, %d parameters; want %s, %d", f.Architecture(), f.ParamCount(), s.Arch, s.Params())
+				}
+				decodeFinite(t, path)
+			})
+		}
+	}
+	for name, edit := range map[string]func(*Shape){
+		"no shared experts":   func(s *Shape) { s.SharedExperts = 0 },
+		"all layers dense":    func(s *Shape) { s.DenseLayers = s.Layers },
+		"q_lora on 26 layers": func(s *Shape) { s.QLoraRank = 32 },
+		"odd rope":            func(s *Shape) { s.QKRope = 15 },
+		"qk_nope of 16":       func(s *Shape) { s.QKNope = 16 },
+	} {
+		s := tinyDSLite
+		edit(&s)
+		if err := s.Validate(); err == nil {
+			t.Errorf("%s accepted", name)
+		}
 	}
 }

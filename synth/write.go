@@ -80,6 +80,9 @@ func Write(ctx context.Context, path string, s Shape, opts Options) error {
 		w.Set(a+".rope.scaling.factor", gguf.Float32(s.YarnFactor))
 		w.Set(a+".rope.scaling.original_context_length", gguf.Uint32(uint32(s.YarnContext)))
 	}
+	if s.sharedMoE() {
+		s.sharedMoEKeys(w)
+	}
 
 	tokens, scores, types := vocabulary(s.Vocab)
 	w.Set("tokenizer.ggml.model", gguf.String("llama"))
