@@ -364,7 +364,7 @@ func resolve(ctx context.Context, name string, cfg *config) (string, error) {
 			return "", fmt.Errorf("llm: %s is a LoRA adapter (adapter_config.json): load its base model with WithLoRA(%q, 1): %w", name, name, ErrUnsupportedModel)
 		}
 		if st.IsDir() {
-			return convertOnce(ctx, name, "")
+			return convertOnce(ctx, name, "", "f16")
 		}
 		return name, nil
 	}
@@ -376,7 +376,8 @@ func resolve(ctx context.Context, name string, cfg *config) (string, error) {
 		return "", fmt.Errorf("llm: %s is a LoRA adapter (adapter_config.json): load its base model with WithLoRA(%q, 1): %w", name, name, ErrUnsupportedModel)
 	}
 	if snap.Format() == "safetensors" {
-		return convertOnce(ctx, snap.Dir, snap.Repo+"@"+snap.Commit)
+		ref, _ := hub.ParseRef(name) // parsed by pullHub already
+		return convertOnce(ctx, snap.Dir, snap.Repo+"@"+snap.Commit, convert.HubType(ref.Quant))
 	}
 	if snap.Format() != "gguf" {
 		return "", fmt.Errorf("llm: %s holds %s weights: %w", name, snap.Format(), ErrUnsupportedModel)
@@ -396,7 +397,7 @@ func pullHub(ctx context.Context, name string, cfg *config) (*hub.Snapshot, erro
 			return nil, fmt.Errorf("llm: %w", err)
 		}
 	}
-	snap, err := client.Pull(ctx, ref, hub.PullOptions{})
+	snap, err := client.Pull(ctx, ref, hub.PullOptions{Convertible: convert.ConvertibleType})
 	if err != nil {
 		return nil, fmt.Errorf("llm: %w", err)
 	}
@@ -423,14 +424,15 @@ func resolveAdapter(ctx context.Context, name string, cfg *config) (string, erro
 	return "", fmt.Errorf("llm: %s holds no LoRA adapter (neither a GGUF file nor a PEFT adapter_config.json)", name)
 }
 
-// convertOnce converts a Hugging Face safetensors checkpoint to an F16 GGUF
-// in the user cache the first time, and reuses it afterwards.
-func convertOnce(ctx context.Context, dir, key string) (string, error) {
+// convertOnce converts a Hugging Face safetensors checkpoint to a GGUF of
+// type typ (f16, or the quantization a Hub name gives) in the user cache
+// the first time, and reuses it afterwards.
+func convertOnce(ctx context.Context, dir, key, typ string) (string, error) {
 	cache, err := convert.DefaultCacheDir()
 	if err != nil {
 		return "", fmt.Errorf("llm: %w", err)
 	}
-	path, err := convert.Cached(ctx, dir, cache, key, "f16")
+	path, err := convert.Cached(ctx, dir, cache, key, typ)
 	if err != nil {
 		if errors.Is(err, convert.ErrUnsupported) {
 			return "", fmt.Errorf("llm: %w: %w", ErrUnsupportedModel, err)

@@ -14,6 +14,9 @@ import (
 type PullOptions struct {
 	Include []string // fnmatch globs; when set they replace the default choice of files
 	Exclude []string // fnmatch globs of files to leave out
+	// Convertible, when not nil, lets a ref's quantization name the type
+	// a safetensors repo is converted to (see Selection.Convertible).
+	Convertible func(quant string) bool
 }
 
 var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -30,7 +33,7 @@ func (c *Client) Pull(ctx context.Context, ref Ref, opts PullOptions) (*Snapshot
 	if err := ref.Validate(); err != nil {
 		return nil, fmt.Errorf("hub: %w", err)
 	}
-	sel := Selection{Quant: ref.Quant, File: ref.File, Include: opts.Include, Exclude: opts.Exclude}
+	sel := Selection{Quant: ref.Quant, File: ref.File, Include: opts.Include, Exclude: opts.Exclude, Convertible: opts.Convertible}
 	if c.Offline {
 		snap, err := c.Cache.Resolve(ref, sel)
 		if err != nil {

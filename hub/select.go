@@ -16,6 +16,11 @@ type Selection struct {
 	File    string   // one file; a split GGUF brings all its parts
 	Include []string // fnmatch globs; when set they replace the default choice
 	Exclude []string // fnmatch globs removed from the result
+	// Convertible, when not nil, lets Quant name the type a repo of
+	// safetensors weights (with no GGUF file) is to be converted to:
+	// when it accepts Quant, such a repo's default files are selected,
+	// and the caller converts them.
+	Convertible func(quant string) bool
 }
 
 // DefaultQuant is the quantization picked from a GGUF repo when none is
@@ -182,6 +187,18 @@ func SelectFiles(paths []string, sel Selection) ([]string, error) {
 				}
 			}
 		}
+	case sel.Quant != "" && sel.Convertible != nil && len(groupGGUF(paths)) == 0 && hasSafetensors(paths):
+		if !sel.Convertible(sel.Quant) {
+			return nil, fmt.Errorf("quantization %s: the repo holds safetensors weights (no GGUF file), and they do not convert to %s: %w", sel.Quant, sel.Quant, ErrNotFound)
+		}
+		files, err := defaultFiles(paths)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range files {
+			out[f] = true
+		}
+		addReadme()
 	case sel.Quant != "":
 		var match []*ggufGroup
 		for _, g := range groupGGUF(paths) {
@@ -234,6 +251,17 @@ func SelectFiles(paths []string, sel Selection) ([]string, error) {
 	}
 	sort.Strings(res)
 	return res, nil
+}
+
+// hasSafetensors reports whether the repo has top-level safetensors
+// weights.
+func hasSafetensors(paths []string) bool {
+	for _, p := range paths {
+		if !strings.Contains(p, "/") && strings.HasSuffix(p, ".safetensors") {
+			return true
+		}
+	}
+	return false
 }
 
 func defaultFiles(paths []string) ([]string, error) {

@@ -44,6 +44,16 @@ func TestSelectFiles(t *testing.T) {
 			"special_tokens_map.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json",
 		}, nil},
 		{"include bin", st, Selection{Include: []string{"*.bin", "config.json"}}, []string{"config.json", "pytorch_model.bin"}, nil},
+		// A quantization of a safetensors repo is the type to convert to,
+		// when the caller converts and accepts it.
+		{"safetensors to convert", st, Selection{Quant: "Q4_K_M", Convertible: func(q string) bool { return q == "Q4_K_M" }}, []string{
+			"README.md", "config.json", "generation_config.json",
+			"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors", "model.safetensors.index.json",
+			"special_tokens_map.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json",
+		}, nil},
+		{"safetensors not convertible", st, Selection{Quant: "IQ1_S", Convertible: func(q string) bool { return q == "Q4_K_M" }}, nil, ErrNotFound},
+		{"safetensors without a converter", st, Selection{Quant: "Q4_K_M"}, nil, ErrNotFound},
+		{"gguf repo ignores the converter", gguf, Selection{Quant: "Q8_0", Convertible: func(string) bool { return true }}, []string{"README.md", "model-q8_0.gguf"}, nil},
 		{"only bin", []string{"config.json", "pytorch_model.bin"}, Selection{}, nil, ErrNotFound},
 		{"single gguf", []string{"README.md", "stories260K.gguf"}, Selection{}, []string{"README.md", "stories260K.gguf"}, nil},
 		{"ambiguous", []string{"a.gguf", "b.gguf"}, Selection{}, nil, ErrAmbiguous},

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/llm-go/llm/hub"
+	"github.com/llm-go/llm/loader/convert"
 )
 
 // pullRequest is Ollama's /api/pull request ("name" is the older spelling).
@@ -121,7 +122,7 @@ func (s *Server) handlePull(w http.ResponseWriter, r *http.Request) {
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		_, pullErr = client.Pull(ctx, ref, hub.PullOptions{})
+		_, pullErr = client.Pull(ctx, ref, hub.PullOptions{Convertible: convert.ConvertibleType})
 	}()
 	stream := req.Stream == nil || *req.Stream
 	if !stream {

@@ -111,7 +111,7 @@ func (r *resolver) weights(ctx context.Context, name, source string, pull bool) 
 	st, statErr := os.Stat(source)
 	if statErr == nil {
 		if st.IsDir() {
-			return convertDir(ctx, source, "")
+			return convertDir(ctx, source, "", "f16")
 		}
 		return source, nil
 	}
@@ -128,9 +128,9 @@ func (r *resolver) weights(ctx context.Context, name, source string, pull bool) 
 	}
 	var snap *hub.Snapshot
 	if pull {
-		snap, err = client.Pull(ctx, ref, hub.PullOptions{})
+		snap, err = client.Pull(ctx, ref, hub.PullOptions{Convertible: convert.ConvertibleType})
 	} else {
-		snap, err = client.Cache.Resolve(ref, hub.Selection{})
+		snap, err = client.Cache.Resolve(ref, hub.Selection{Convertible: convert.ConvertibleType})
 	}
 	if err != nil {
 		if errors.Is(err, hub.ErrNotFound) || errors.Is(err, hub.ErrOffline) || errors.Is(err, hub.ErrInvalidName) || errors.Is(err, hub.ErrAmbiguous) {
@@ -145,19 +145,20 @@ func (r *resolver) weights(ctx context.Context, name, source string, pull bool) 
 	case "gguf":
 		return snap.ModelPath(), nil
 	case "safetensors":
-		return convertDir(ctx, snap.Dir, snap.Repo+"@"+snap.Commit)
+		return convertDir(ctx, snap.Dir, snap.Repo+"@"+snap.Commit, convert.HubType(ref.Quant))
 	}
 	return "", fmt.Errorf("%s holds %s weights: %w", source, snap.Format(), llm.ErrUnsupportedModel)
 }
 
-// convertDir converts a safetensors checkpoint to an F16 GGUF in the user
-// cache the first time, and reuses it afterwards.
-func convertDir(ctx context.Context, dir, key string) (string, error) {
+// convertDir converts a safetensors checkpoint to a GGUF of type typ (f16,
+// or the quantization a Hub name gives) in the user cache the first time,
+// and reuses it afterwards.
+func convertDir(ctx context.Context, dir, key, typ string) (string, error) {
 	cache, err := convert.DefaultCacheDir()
 	if err != nil {
 		return "", fmt.Errorf("converting %s: %w", dir, err)
 	}
-	path, err := convert.Cached(ctx, dir, cache, key, "f16")
+	path, err := convert.Cached(ctx, dir, cache, key, typ)
 	if err != nil {
 		if errors.Is(err, convert.ErrUnsupported) {
 			return "", fmt.Errorf("converting %s: %w: %w", dir, llm.ErrUnsupportedModel, err)

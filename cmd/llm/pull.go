@@ -15,6 +15,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/llm-go/llm/hub"
+	"github.com/llm-go/llm/loader/convert"
 )
 
 func init() {
@@ -102,7 +103,7 @@ func runPull(ctx context.Context, sio *stdio, args []string) error {
 	prog := newProgress(ctx, sio.err, quiet)
 	client.Progress = prog
 	start := time.Now()
-	snap, err := client.Pull(ctx, ref, hub.PullOptions{Include: include, Exclude: exclude})
+	snap, err := client.Pull(ctx, ref, hub.PullOptions{Include: include, Exclude: exclude, Convertible: convert.ConvertibleType})
 	prog.Wait()
 	if err != nil {
 		return err
@@ -117,6 +118,16 @@ func runPull(ctx context.Context, sio *stdio, args []string) error {
 			fmt.Fprint(sio.err, ", all cached")
 		}
 		fmt.Fprintln(sio.err)
+	}
+	if snap.Format() == "safetensors" && ref.Quant != "" {
+		// org/repo:TYPE of a safetensors repo: converted to that type now,
+		// as running it would.
+		path, err := convertOnce(ctx, sio, ref.String(), snap.Dir, snap.Repo+"@"+snap.Commit, convert.HubType(ref.Quant))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(sio.out, path)
+		return nil
 	}
 	fmt.Fprintln(sio.out, snap.ModelPath())
 	return nil

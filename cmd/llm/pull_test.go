@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/llm-go/llm/hub/hubserver"
+	"github.com/llm-go/llm/loader/gguf"
 	"github.com/llm-go/llm/hub/hubtest"
 )
 
@@ -181,4 +182,48 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestPullConvertQuant: org/repo:TYPE of a safetensors repo pulls its
+// files and converts them to TYPE into the conversion cache (pull prints
+// the GGUF); running the same name reuses it; a type the converter does
+// not write is refused before anything is downloaded.
+func TestPullConvertQuant(t *testing.T) {
+	srv := hubtest.Shared(t)
+	hubEnv(t, srv)
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	served := srv.Served("test/tiny-llama-st", "model.safetensors")
+	code, _, errOut := run(t, "", "pull", "test/tiny-llama-st:IQ1_S")
+	if code == 0 || !strings.Contains(errOut, "do not convert to IQ1_S") {
+		t.Errorf("an unconvertible type: %d %s", code, errOut)
+	}
+	if n := srv.Served("test/tiny-llama-st", "model.safetensors"); n != served {
+		t.Errorf("the weights were downloaded (%d bytes) for an unconvertible type", n-served)
+	}
+	code, out, errOut := run(t, "", "pull", "test/tiny-llama-st:Q8_0")
+	if code != 0 {
+		t.Fatalf("pull: %d %s", code, errOut)
+	}
+	path := strings.TrimSpace(out)
+	if !strings.HasSuffix(path, "-q8_0.gguf") || !strings.Contains(errOut, "converted to GGUF (Q8_0") {
+		t.Errorf("pull printed %q\n%s", out, errOut)
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ft, _ := f.Uint("general.file_type"); ft != 7 { // LLAMA_FTYPE_MOSTLY_Q8_0
+		t.Errorf("file type %d, want 7 (Q8_0)", ft)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, gen, errOut := run(t, "", "generate", "test/tiny-llama-st:Q8_0", "--temp", "0", "-t", "1", "-n", "4", "Hello")
+	if code != 0 || gen == "" {
+		t.Fatalf("generate: %d %q %s", code, gen, errOut)
+	}
+	if st2, err := os.Stat(path); err != nil || !st2.ModTime().Equal(st.ModTime()) {
+		t.Errorf("the conversion was not reused: %v", err)
+	}
 }

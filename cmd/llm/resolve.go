@@ -16,7 +16,8 @@ import (
 
 // resolveModel turns a MODEL argument into a local GGUF path: an existing
 // file as it is, else a Hub name (org/repo, org/repo:QUANT,
-// org/repo/file.gguf) pulled into the shared HF cache when missing.
+// org/repo/file.gguf) pulled into the shared HF cache when missing. A
+// safetensors repo is converted, to QUANT when the name gives one.
 func resolveModel(ctx context.Context, sio *stdio, name string) (string, error) {
 	st, statErr := os.Stat(name)
 	if statErr == nil {
@@ -24,7 +25,7 @@ func resolveModel(ctx context.Context, sio *stdio, name string) (string, error) 
 			return "", adapterAsModel(name)
 		}
 		if st.IsDir() {
-			return convertOnce(ctx, sio, name, name, "")
+			return convertOnce(ctx, sio, name, name, "", "f16")
 		}
 		return name, nil
 	}
@@ -41,7 +42,7 @@ func resolveModel(ctx context.Context, sio *stdio, name string) (string, error) 
 	}
 	prog := newProgress(ctx, sio.err, false)
 	client.Progress = prog
-	snap, err := client.Pull(ctx, ref, hub.PullOptions{})
+	snap, err := client.Pull(ctx, ref, hub.PullOptions{Convertible: convert.ConvertibleType})
 	prog.Wait()
 	if err != nil {
 		return "", err
@@ -50,7 +51,7 @@ func resolveModel(ctx context.Context, sio *stdio, name string) (string, error) 
 		return "", adapterAsModel(name)
 	}
 	if snap.Format() == "safetensors" {
-		return convertOnce(ctx, sio, name, snap.Dir, snap.Repo+"@"+snap.Commit)
+		return convertOnce(ctx, sio, name, snap.Dir, snap.Repo+"@"+snap.Commit, convert.HubType(ref.Quant))
 	}
 	if snap.Format() != "gguf" {
 		return "", fmt.Errorf("%s holds %s weights, which cannot be run", name, snap.Format())
@@ -94,15 +95,16 @@ func resolveAdapter(ctx context.Context, sio *stdio, name string) (string, error
 	return "", fmt.Errorf("%s holds no LoRA adapter (neither a GGUF file nor a PEFT adapter_config.json)", name)
 }
 
-// convertOnce converts a safetensors checkpoint to F16 GGUF into the user
-// cache, once; later calls reuse the file.
-func convertOnce(ctx context.Context, sio *stdio, name, dir, key string) (string, error) {
+// convertOnce converts a safetensors checkpoint to a GGUF of type typ
+// (f16, or the quantization a Hub name gives) into the user cache, once;
+// later calls reuse the file.
+func convertOnce(ctx context.Context, sio *stdio, name, dir, key, typ string) (string, error) {
 	cache, err := convert.DefaultCacheDir()
 	if err != nil {
 		return "", err
 	}
-	fmt.Fprintf(sio.err, "llm: using %s converted to GGUF (F16, cached in %s)\n", name, cache)
-	return convert.Cached(ctx, dir, cache, key, "f16")
+	fmt.Fprintf(sio.err, "llm: using %s converted to GGUF (%s, cached in %s)\n", name, strings.ToUpper(typ), cache)
+	return convert.Cached(ctx, dir, cache, key, typ)
 }
 
 // openPipeline resolves MODEL (a file, an HF directory, a preset or a Hub

@@ -50,6 +50,26 @@ func ToType(ctx context.Context, dir, out, typ string, threads int, progress fun
 	return nil
 }
 
+// ConvertibleType reports whether ToType converts to typ
+// (case-insensitive): f32, f16, bf16, q8_0, or a type engine.QuantTypes
+// lists. A Hub name's quantization (org/repo:Q4_K_M) on a safetensors
+// repo names the type it is converted to when this accepts it.
+func ConvertibleType(typ string) bool {
+	if _, ok := outTypes[strings.ToLower(typ)]; ok {
+		return true
+	}
+	return slices.ContainsFunc(engine.QuantTypes(), func(q string) bool { return strings.EqualFold(q, typ) })
+}
+
+// HubType is the type a safetensors Hub repo named ref is converted to:
+// its quantization (org/repo:Q4_K_M) in lower case, else "f16".
+func HubType(quant string) string {
+	if quant == "" {
+		return "f16"
+	}
+	return strings.ToLower(quant)
+}
+
 // hasMXFP4 reports whether the checkpoint in dir holds MXFP4 blocks (U8
 // *_blocks tensors, as gpt-oss's releases).
 func hasMXFP4(dir string) bool {
