@@ -189,7 +189,8 @@ type Pipeline struct {
 // preset made from a Modelfile (see package modelfile), or a Hugging Face
 // Hub name (org/repo, org/repo:Q4_K_M, org/repo/file.gguf) that is pulled
 // into the shared HF cache when missing (unless HF_HUB_OFFLINE is set) and
-// converted the same way when it holds safetensors.
+// converted the same way when it holds safetensors (to the type the name
+// gives, org/repo:Q4_K_M, when it gives one).
 //
 // A preset's PARAMETERs become the defaults of every call (a call's own
 // options override them; num_ctx, num_thread and num_gpu apply when the
