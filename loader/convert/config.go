@@ -286,6 +286,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		if err := c.glm4moeHparams(arch, &h); err != nil {
 			return h, err
 		}
+	case arch.glm4:
+		if err := glm4Hparams(arch, &h); err != nil {
+			return h, err
+		}
 	case arch.ministral3:
 		if err := c.ministral3Hparams(&h); err != nil {
 			return h, err

@@ -131,6 +131,8 @@
 //     shared experts, softmax or sigmoid routing with V3's score
 //     correction and expert groups, yarn with mscale_all_dim; the
 //     multi-token-prediction layers are skipped. See deepseek.go.
+//   - Glm4ForCausalLM (GLM-4-0414, GLM-Z1) → GGUF arch "glm4": sandwich
+//     norms, the fused gate_up_proj, partial rope; see glm4moe.go.
 //   - Glm4MoeForCausalLM (GLM-4.5, GLM-4.5-Air, GLM-4.6) → GGUF arch
 //     "glm4moe": q/k/v biases, optional per-head q/k norms, partial NEOX
 //     rope, leading dense layers then routed and shared experts with
@@ -326,6 +328,9 @@ type archSpec struct {
 	// deepseek: DeepSeek V2 (2) or V3 (3): multi-head latent attention,
 	// leading dense layers, shared experts (deepseek.go).
 	deepseek int
+	// glm4: GLM-4's sandwich norms (post_self_attn_layernorm,
+	// post_mlp_layernorm) and fused gate_up_proj (glm4moe.go).
+	glm4 bool
 	// glm4moe: GLM-4.5's attention (q/k/v biases, optional per-head q/k
 	// norms, partial NEOX rope) and sharedMoE MLP (glm4moe.go).
 	glm4moe bool
@@ -360,6 +365,7 @@ var archs = []archSpec{
 	{hf: "Gemma3ForConditionalGeneration", gguf: "gemma3", noBias: true, qkNorm: true, normShift: 1, postNorms: true, gemma3: true, vlm: true},
 	{hf: "DeepseekV2ForCausalLM", gguf: "deepseek2", deepseek: 2},
 	{hf: "DeepseekV3ForCausalLM", gguf: "deepseek2", deepseek: 3},
+	{hf: "Glm4ForCausalLM", gguf: "glm4", partialRotary: true, glm4: true},
 	{hf: "Glm4MoeForCausalLM", gguf: "glm4moe", partialRotary: true, glm4moe: true},
 	{hf: "GPT2LMHeadModel", gguf: "gpt2"},
 	{hf: "BertModel", gguf: "bert"},

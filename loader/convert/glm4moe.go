@@ -27,6 +27,32 @@ import (
 // The multi-token-prediction layer is skipped; llama.cpp reads
 // nextn_predict_layers as 0 and runs every block written.
 
+// GLM-4 (Glm4ForCausalLM: GLM-4-9B-0414, GLM-4-32B-0414, GLM-Z1) →
+// GGUF arch "glm4": the attention as GLM-4.5's but rotating interleaved
+// pairs (llama.cpp's "norm" rope, which the checkpoint's layout is
+// already), q/k/v biases optional, and sandwich norms:
+// post_self_attn_layernorm after the attention (post_attention_norm),
+// post_attention_layernorm before the MLP (ffn_norm) and
+// post_mlp_layernorm after it (post_ffw_norm); gate_up_proj stays fused
+// as ffn_up, which llama.cpp splits in halves, gate first. llama.cpp's
+// glm4 sizes the attention output by the hidden size, so head_dim ×
+// heads must equal it. The tokenizer is GLM-4.5's.
+
+// glm4Names are GLM-4's per-layer names that differ from Llama's.
+var glm4Names = map[string]string{
+	"post_self_attn_layernorm.weight": "post_attention_norm.weight",
+	"post_mlp_layernorm.weight":       "post_ffw_norm.weight",
+	"mlp.gate_up_proj.weight":         "ffn_up.weight",
+}
+
+// glm4Hparams checks a GLM-4 config.
+func glm4Hparams(arch archSpec, h *hparams) error {
+	if h.headDim*h.heads != h.hidden {
+		return fmt.Errorf("%w: %s with head_dim %d × %d heads ≠ hidden_size %d (llama.cpp's glm4 sizes the attention by the hidden size)", ErrUnsupported, arch.hf, h.headDim, h.heads, h.hidden)
+	}
+	return nil
+}
+
 // glmConfig holds config.json's GLM-4.5 fields.
 type glmConfig struct {
 	UseQKNorm     bool  `json:"use_qk_norm"`

@@ -87,7 +87,8 @@ func expectedShape(suffix string, h hparams) []int64 {
 	q, kv := int64(h.heads*h.headDim), int64(h.kvHeads*h.headDim)
 	switch suffix {
 	case "input_layernorm.weight", "post_attention_layernorm.weight", "self_attn.o_proj.bias",
-		"pre_feedforward_layernorm.weight", "post_feedforward_layernorm.weight":
+		"pre_feedforward_layernorm.weight", "post_feedforward_layernorm.weight",
+		"post_self_attn_layernorm.weight", "post_mlp_layernorm.weight":
 		return []int64{H}
 	case "self_attn.q_proj.weight":
 		return []int64{q, H}
@@ -201,6 +202,15 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			if g2, is2 := gemma2Names[m[2]]; is2 && arch.postNorms {
 				g, ok = g2, true
 			}
+			if g4, is4 := glm4Names[m[2]]; is4 && arch.glm4 {
+				g, ok = g4, true
+			}
+			if arch.glm4 && m[2] == "self_attn.o_proj.bias" {
+				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: llama.cpp's glm4 arch has no attention output bias", ErrUnsupported, t.Name, arch.hf)
+			}
+			if arch.glm4 && (m[2] == "mlp.gate_proj.weight" || m[2] == "mlp.up_proj.weight") {
+				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: llama.cpp's glm4 arch takes the fused gate_up_proj", ErrUnsupported, t.Name, arch.hf)
+			}
 			if arch.olmo2 {
 				g, ok = olmoNames[m[2]]
 				if !ok && m[2] != "input_layernorm.weight" && m[2] != "post_attention_layernorm.weight" {
@@ -215,7 +225,7 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			if arch.fused && splitOnly[m[2]] {
 				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: llama.cpp's %s arch takes fused qkv_proj and gate_up_proj weights", ErrUnsupported, t.Name, arch.hf, arch.gguf)
 			}
-			if !ok || (isNorm && !arch.qkNorm) || (isBias && arch.noBias) || (!arch.fused && fusedOnly[m[2]]) {
+			if !ok || (isNorm && !arch.qkNorm) || (isBias && arch.noBias) || (!arch.fused && fusedOnly[m[2]] && !(arch.glm4 && m[2] == "mlp.gate_up_proj.weight")) {
 				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, t.Name, arch.hf)
 			}
 			p.ggufName, p.layer = fmt.Sprintf("blk.%d.%s", n, g), n
@@ -301,6 +311,9 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 	}
 	if arch.olmo2 {
 		perLayer = []string{"attn_q", "attn_k", "attn_v", "attn_output", "post_attention_norm", "ffn_gate", "ffn_up", "ffn_down", "post_ffw_norm"}
+	}
+	if arch.glm4 {
+		perLayer = []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "post_attention_norm", "ffn_norm", "ffn_up", "ffn_down", "post_ffw_norm"}
 	}
 	for i := range h.layers {
 		for _, s := range perLayer {

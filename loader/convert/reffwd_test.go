@@ -37,6 +37,9 @@ type refModel struct {
 	// before they are added, and logitDiv divides the logits (Granite; 0:
 	// 1).
 	residualScale, logitDiv float64
+	// ropePairs rotates adjacent pairs (2i, 2i+1) of the rotated
+	// dimensions (GLM-4's interleaved layout) instead of rotate_half's.
+	ropePairs bool
 	// tempBeta and tempOrig, when tempBeta is not 0, are Llama 4's
 	// attention temperature (Ministral 3): each query, after its rope, is
 	// multiplied by 1 + tempBeta·ln(1 + ⌊pos/tempOrig⌋).
@@ -269,6 +272,16 @@ func rope(v []float64, pos int, invFreq []float64, mscale float64) {
 	}
 }
 
+// ropePairs rotates one head in place in adjacent pairs (2i, 2i+1), each
+// by pos·invFreq[i], cos and sin scaled by mscale.
+func ropePairs(v []float64, pos int, invFreq []float64, mscale float64) {
+	for i, f := range invFreq {
+		c, s := mscale*math.Cos(float64(pos)*f), mscale*math.Sin(float64(pos)*f)
+		x0, x1 := v[2*i], v[2*i+1]
+		v[2*i], v[2*i+1] = x0*c-x1*s, x1*c+x0*s
+	}
+}
+
 // addBias adds b to v, when b is not nil.
 func addBias(v, b []float64) {
 	for i := range b {
@@ -342,9 +355,13 @@ func (m *refModel) forward(ids []int) []float64 {
 			}
 			headNorm(q, L.qNorm, nh)
 			headNorm(k, L.kNorm, nkv)
+			rot := rope
+			if m.ropePairs {
+				rot = ropePairs
+			}
 			for j := range nh {
 				if !L.noRope {
-					rope(q[j*hd:(j+1)*hd], i, freqs, ms)
+					rot(q[j*hd:(j+1)*hd], i, freqs, ms)
 				}
 			}
 			if m.tempBeta != 0 {
@@ -355,7 +372,7 @@ func (m *refModel) forward(ids []int) []float64 {
 			}
 			for j := range nkv {
 				if !L.noRope {
-					rope(k[j*hd:(j+1)*hd], i, freqs, ms)
+					rot(k[j*hd:(j+1)*hd], i, freqs, ms)
 				}
 			}
 			v := matvec(L.wv, h, nkv*hd)

@@ -278,7 +278,7 @@ func readVocab(dir string, cfg *hfConfig, arch archSpec) (*vocab, error) {
 	if err := v.readSpecial(dir, cfg, tj.PostProcessor); err != nil {
 		return nil, err
 	}
-	if arch.glm4moe {
+	if arch.glm4moe || arch.glm4 {
 		glmVocab(v)
 	}
 	if v.model == kindBPE && v.addBOS == nil {
