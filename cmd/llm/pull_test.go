@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/llm-go/llm/hub/hubserver"
-	"github.com/llm-go/llm/loader/gguf"
 	"github.com/llm-go/llm/hub/hubtest"
+	"github.com/llm-go/llm/loader/gguf"
 )
 
 // hubEnv points the Hub settings at srv and a fresh cache, with no token.
