@@ -225,3 +225,17 @@ func TestFactsSharedMoE(t *testing.T) {
 		}
 	}
 }
+
+// TestParseSyntheticArchKeys: the keys of one architecture are refused for
+// another.
+func TestParseSyntheticArchKeys(t *testing.T) {
+	for _, spec := range []string{
+		"vocab=512,embd=64,ff=96,layers=2,heads=4,dense_layers=1",
+		"arch=glm4moe,vocab=512,embd=64,ff=32,layers=3,heads=4,experts=8,experts_used=2,shared_experts=1,q_lora=32",
+		"arch=deepseek2,vocab=512,embd=64,ff=32,layers=3,heads=4,experts=8,experts_used=2,shared_experts=1,rope_dim=16",
+	} {
+		if _, err := ParseSynthetic(spec); err == nil || !strings.Contains(err.Error(), "applies to") {
+			t.Errorf("%s: %v", spec, err)
+		}
+	}
+}

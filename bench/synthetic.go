@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -87,6 +88,14 @@ func ParseSynthetic(spec string) ([]synth.Shape, error) {
 	for _, k := range []string{"vocab", "embd", "ff", "layers", "heads"} {
 		if !seen[k] {
 			return nil, fmt.Errorf("bench: synthetic shape %q: %s is missing", spec, k)
+		}
+	}
+	for k, archs := range map[string]string{
+		"dense_layers": "glm4moe deepseek2", "dense_ff": "glm4moe deepseek2", "shared_experts": "glm4moe deepseek2",
+		"rope_dim": "glm4moe", "q_lora": "deepseek2", "kv_lora": "deepseek2", "qk_nope": "deepseek2", "qk_rope": "deepseek2", "v_head": "deepseek2",
+	} {
+		if seen[k] && !slices.Contains(strings.Fields(archs), s.Arch) {
+			return nil, fmt.Errorf("bench: synthetic shape: %s applies to arch=%s only", k, strings.ReplaceAll(archs, " ", " or arch="))
 		}
 	}
 	if !seen["kv_heads"] {

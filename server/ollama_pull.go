@@ -3,7 +3,9 @@ package server
 import (
 	"errors"
 	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/llm-go/llm/hub"
@@ -87,7 +89,8 @@ func (p *pullProgress) updates() []pullStatus {
 
 // handlePull answers POST /api/pull: it pulls a Hub model into the shared
 // cache, streaming progress as Ollama does (one line per file update, at
-// most every 200 ms, then "success").
+// most every 200 ms, then "success"). org/repo:TYPE of a safetensors repo
+// is converted to TYPE too ("converting to TYPE").
 func (s *Server) handlePull(w http.ResponseWriter, r *http.Request) {
 	var req pullRequest
 	if _, err := decodeBody(r, &req); err != nil {
@@ -118,20 +121,31 @@ func (s *Server) handlePull(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := s.requestContext(r.Context())
 	defer cancel()
 
-	var pullErr error
+	var pullErr, convErr error
+	var converting atomic.Bool
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		_, pullErr = client.Pull(ctx, ref, hub.PullOptions{Convertible: convert.ConvertibleType})
+		snap, err := client.Pull(ctx, ref, hub.PullOptions{Convertible: convert.ConvertibleType})
+		if pullErr = err; err != nil || snap.Format() != "safetensors" || ref.Quant == "" {
+			return
+		}
+		// org/repo:TYPE of a safetensors repo: converted now, as llm pull
+		// does, rather than by the first request that loads it.
+		converting.Store(true)
+		_, convErr = convertDir(ctx, snap.Dir, snap.Repo+"@"+snap.Commit, convert.HubType(ref.Quant))
 	}()
 	stream := req.Stream == nil || *req.Stream
 	if !stream {
 		<-finished
-		if pullErr != nil {
+		switch {
+		case pullErr != nil:
 			writeOllamaError(w, pullError(name, pullErr))
-			return
+		case convErr != nil:
+			writeOllamaError(w, asAPIError(convErr))
+		default:
+			writeJSON(w, http.StatusOK, pullStatus{Status: "success"})
 		}
-		writeJSON(w, http.StatusOK, pullStatus{Status: "success"})
 		return
 	}
 	es := newNDJSON(w)
@@ -142,13 +156,19 @@ func (s *Server) handlePull(w http.ResponseWriter, r *http.Request) {
 	}
 	tick := time.NewTicker(200 * time.Millisecond)
 	defer tick.Stop()
+	announced := false
 	for done := false; !done; {
 		select {
 		case <-finished:
 			done = true
 		case <-tick.C:
 		}
-		for _, u := range prog.updates() {
+		updates := prog.updates()
+		if converting.Load() && !announced {
+			announced = true
+			updates = append(updates, pullStatus{Status: "converting to " + strings.ToUpper(ref.Quant)})
+		}
+		for _, u := range updates {
 			if err := es.send(u); err != nil {
 				cancel()
 				<-finished
@@ -156,8 +176,12 @@ func (s *Server) handlePull(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	if pullErr != nil {
+	switch {
+	case pullErr != nil:
 		es.send(map[string]string{"error": pullError(name, pullErr).msg})
+		return
+	case convErr != nil:
+		es.send(map[string]string{"error": asAPIError(convErr).msg})
 		return
 	}
 	for _, st := range []string{"verifying sha256 digest", "writing manifest", "success"} {

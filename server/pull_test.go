@@ -4,6 +4,9 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -66,5 +69,45 @@ func TestPull(t *testing.T) {
 	err = c.Pull(context.Background(), &api.PullRequest{Model: "test/no-such-repo"}, func(api.ProgressResponse) error { return nil })
 	if err == nil || !strings.Contains(err.Error(), "not found") {
 		t.Errorf("streamed pull of an unknown repo: %v", err)
+	}
+}
+
+// TestPullConvert: /api/pull of org/repo:TYPE on a safetensors repo
+// converts it ("converting to Q8_0") into the conversion cache, so that the
+// first request finds it converted.
+func TestPullConvert(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	fake := hubtest.Shared(t)
+	client, err := hub.NewClient(hub.Env{Endpoint: fake.URL, HubCache: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := testConfig(t)
+	cfg.Models, cfg.Hub = nil, client
+	_, base := start(t, cfg)
+	u, _ := url.Parse(base)
+	c := api.NewClient(u, http.DefaultClient)
+	const name = "test/tiny-llama-st:Q8_0"
+	var statuses []string
+	if err := c.Pull(context.Background(), &api.PullRequest{Model: name}, func(p api.ProgressResponse) error {
+		statuses = append(statuses, p.Status)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Contains(statuses, "converting to Q8_0") || statuses[len(statuses)-1] != "success" {
+		t.Errorf("statuses %q", statuses)
+	}
+	matches, _ := filepath.Glob(filepath.Join(os.Getenv("XDG_CACHE_HOME"), "llm", "converted", "*-q8_0.gguf"))
+	if len(matches) != 1 {
+		t.Errorf("converted files %v, want one Q8_0", matches)
+	}
+	resp, body := post(t, base+"/api/generate", map[string]any{"model": name, "prompt": "Hello", "stream": false, "options": greedyOllama(4)})
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("generate with the converted model: %d %s", resp.StatusCode, body)
+	}
+	resp, body = post(t, base+"/api/pull", map[string]any{"model": "test/tiny-llama-st:IQ1_S", "stream": false})
+	if resp.StatusCode != http.StatusNotFound || !strings.Contains(decode[ollamaResp](t, body).Error, "IQ1_S") {
+		t.Errorf("an unconvertible type: %d %s", resp.StatusCode, body)
 	}
 }

@@ -93,7 +93,8 @@ var Shapes = map[string]Shape{
 		Context: 131072, RopeTheta: 150000, NormEps: 1e-5, Experts: 128, ExpertsUsed: 4, SlidingWindow: 128, YarnFactor: 32, YarnContext: 4096},
 	// GLM-4.5-Air and DeepSeek-V2-Lite (their config.json files; the
 	// multi-token-prediction layer, which llama.cpp does not run, left
-	// out).
+	// out). Both route as GLM-4.5 does (sigmoid scores, a selection bias),
+	// where V2-Lite uses a softmax: the same cost.
 	"glm-4.5-air": {Name: "glm-4.5-air", Arch: "glm4moe", Vocab: 151552, Embd: 4096, FF: 1408, Layers: 46, Heads: 96, KVHeads: 8, HeadSize: 128,
 		Context: 131072, RopeTheta: 1e6, NormEps: 1e-5, Experts: 128, ExpertsUsed: 8, DenseLayers: 1, DenseFF: 10944, SharedExperts: 1, RopeDim: 64},
 	"deepseek-v2-lite": {Name: "deepseek-v2-lite", Arch: "deepseek2", Vocab: 102400, Embd: 2048, FF: 1408, Layers: 27, Heads: 16, KVHeads: 16,

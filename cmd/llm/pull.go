@@ -122,7 +122,13 @@ func runPull(ctx context.Context, sio *stdio, args []string) error {
 	if snap.Format() == "safetensors" && ref.Quant != "" {
 		// org/repo:TYPE of a safetensors repo: converted to that type now,
 		// as running it would.
-		path, err := convertOnce(ctx, sio, ref.String(), snap.Dir, snap.Repo+"@"+snap.Commit, convert.HubType(ref.Quant))
+		cs := sio
+		if quiet {
+			q := *sio
+			q.err = io.Discard
+			cs = &q
+		}
+		path, err := convertOnce(ctx, cs, ref.String(), snap.Dir, snap.Repo+"@"+snap.Commit, convert.HubType(ref.Quant))
 		if err != nil {
 			return err
 		}

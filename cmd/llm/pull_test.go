@@ -226,4 +226,23 @@ func TestPullConvertQuant(t *testing.T) {
 	if st2, err := os.Stat(path); err != nil || !st2.ModTime().Equal(st.ModTime()) {
 		t.Errorf("the conversion was not reused: %v", err)
 	}
+	// -q prints the path only; rm of the type removes the conversion and
+	// keeps the checkpoint.
+	if code, out, errOut := run(t, "", "pull", "-q", "test/tiny-llama-st:Q8_0"); code != 0 || errOut != "" || strings.TrimSpace(out) != path {
+		t.Errorf("pull -q: %d %q %q", code, out, errOut)
+	}
+	code, out, errOut = run(t, "", "rm", "test/tiny-llama-st:Q8_0")
+	if _, err := os.Stat(path); code != 0 || !errors.Is(err, os.ErrNotExist) || !strings.Contains(out, "converted to Q8_0") {
+		t.Errorf("rm :Q8_0: %d %q %s; the file: %v", code, out, errOut, err)
+	}
+	if code, out, _ := run(t, "", "list"); code != 0 || !strings.Contains(out, "test/tiny-llama-st") {
+		t.Errorf("the checkpoint went with its conversion: %s", out)
+	}
+	run(t, "", "pull", "-q", "test/tiny-llama-st:Q8_0")
+	if code, _, errOut := run(t, "", "rm", "test/tiny-llama-st"); code != 0 {
+		t.Fatalf("rm: %s", errOut)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("rm of the repo left its conversion: %v", err)
+	}
 }

@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/llm-go/llm/hub"
+	"github.com/llm-go/llm/loader/convert"
 	"github.com/llm-go/llm/modelfile"
 )
 
@@ -13,7 +15,7 @@ func init() {
 	register(&command{
 		name:    "rm",
 		usage:   "[flags] MODEL[:QUANT]|PRESET...",
-		summary: "remove a model (or one quantization or file of it) from the Hugging Face cache, or a preset",
+		summary: "remove a model (or one quantization or file of it) from the Hugging Face cache, with its conversions, or a preset",
 		run:     runRm,
 	})
 }
@@ -53,12 +55,28 @@ func runRm(ctx context.Context, sio *stdio, args []string) error {
 		if err != nil {
 			return err
 		}
+		// Conversions of a safetensors repo: org/repo:TYPE removes that
+		// type's, leaving the checkpoint; org/repo removes them all with it.
+		var conv []string
+		var convBytes int64
+		if ref.File == "" {
+			if dir, err := convert.DefaultCacheDir(); err == nil {
+				if conv, convBytes, err = convert.RemoveConverted(dir, ref.Repo, ref.Quant); err != nil {
+					return fmt.Errorf("%s: %w", arg, err)
+				}
+			}
+		}
+		if ref.Quant != "" && len(conv) > 0 {
+			fmt.Fprintf(sio.out, "removed %s: %s converted to %s, %s freed\n", ref.String(),
+				plural(len(conv), "file"), strings.ToUpper(ref.Quant), hub.FormatBytes(convBytes))
+			continue
+		}
 		res, err := client.Cache.Remove(ref)
 		if err != nil {
 			return fmt.Errorf("%s: %w", arg, err)
 		}
 		fmt.Fprintf(sio.out, "removed %s: %s, %s, %s freed\n", ref.String(),
-			plural(res.Files, "file"), plural(res.Blobs, "blob"), hub.FormatBytes(res.Bytes))
+			plural(res.Files+len(conv), "file"), plural(res.Blobs, "blob"), hub.FormatBytes(res.Bytes+convBytes))
 	}
 	return nil
 }

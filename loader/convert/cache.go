@@ -4,9 +4,12 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -61,13 +64,47 @@ func ConvertibleType(typ string) bool {
 	return slices.ContainsFunc(engine.QuantTypes(), func(q string) bool { return strings.EqualFold(q, typ) })
 }
 
-// HubType is the type a safetensors Hub repo named ref is converted to:
-// its quantization (org/repo:Q4_K_M) in lower case, else "f16".
+// HubType is the type a safetensors Hub repo is converted to, given the
+// quantization its name carries (org/repo:Q4_K_M): that in lower case,
+// else "f16".
 func HubType(quant string) string {
 	if quant == "" {
 		return "f16"
 	}
 	return strings.ToLower(quant)
+}
+
+// RemoveConverted deletes from cacheDir the conversions Cached made of
+// the Hub repo's snapshots (keys repo@commit), of type typ, or of every
+// type when typ is empty. It returns the files removed and their bytes.
+func RemoveConverted(cacheDir, repo, typ string) (files []string, bytes int64, err error) {
+	t := `[a-z0-9_]+`
+	if typ != "" {
+		t = regexp.QuoteMeta(strings.ToLower(typ))
+	}
+	re := regexp.MustCompile(`^` + regexp.QuoteMeta(safeName(repo)) + `-[0-9a-f]{40}-` + t + `\.gguf$`)
+	entries, err := os.ReadDir(cacheDir)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, 0, nil
+		}
+		return nil, 0, fmt.Errorf("convert: %w", err)
+	}
+	for _, e := range entries {
+		if !re.MatchString(e.Name()) {
+			continue
+		}
+		p := filepath.Join(cacheDir, e.Name())
+		info, err := e.Info()
+		if err != nil {
+			return files, bytes, fmt.Errorf("convert: %w", err)
+		}
+		if err := os.Remove(p); err != nil {
+			return files, bytes, fmt.Errorf("convert: %w", err)
+		}
+		files, bytes = append(files, p), bytes+info.Size()
+	}
+	return files, bytes, nil
 }
 
 // hasMXFP4 reports whether the checkpoint in dir holds MXFP4 blocks (U8

@@ -214,6 +214,12 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	if c.RMSNormEps != nil {
 		h.rmsEps = *c.RMSNormEps
 	}
+	if (arch.glm4 || arch.glm4moe) && c.PartialRotaryFactor == nil {
+		if p, err := parseRopeJSON(c.RopeParameters, "rope_parameters"); err != nil || p == nil || p.PartialRotaryFactor == nil {
+			half := 0.5 // Glm4Config's and Glm4MoeConfig's default
+			c.PartialRotaryFactor = &half
+		}
+	}
 	var partial, localBase float64
 	if arch.gemma3 {
 		h.ropeTheta, partial, localBase, h.rope, err = c.gemma3Rope(h.ctxLen)

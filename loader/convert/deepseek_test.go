@@ -581,6 +581,18 @@ func TestDeepSeekRefused(t *testing.T) {
 		t.Errorf("topk_group = n_group: expert_group_count %v written", v)
 	}
 	loadModel(t, out, engine.ModelOptions{}).Close()
+	// V3 without norm_topk_prob: transformers' default, true.
+	dir = v3.fixture(t, func(cfg map[string]any, ts []stTensor) []stTensor { delete(cfg, "norm_topk_prob"); return ts })
+	out = filepath.Join(t.TempDir(), "x.gguf")
+	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f16"}); err != nil {
+		t.Fatal(err)
+	}
+	if f, err = gguf.Open(out); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := f.Bool("deepseek2.expert_weights_norm"); !b {
+		t.Error("V3 without norm_topk_prob: expert_weights_norm false, want transformers' default true")
+	}
 	// V2 renormalising: routed_scaling_factor is not applied (written as 1).
 	dir = lite.fixture(t, setConfig("norm_topk_prob", true))
 	out = filepath.Join(t.TempDir(), "x.gguf")

@@ -103,6 +103,17 @@ func TestGLM4(t *testing.T) {
 	if ti, ok := f.Tensor("blk.0.ffn_up.weight"); !ok || ti.Shape[1] != 2*glm4FFN {
 		t.Errorf("ffn_up %+v %v, want the fused gate and up", ti, ok)
 	}
+	// Without partial_rotary_factor, Glm4Config's 0.5.
+	noPartial := glm4Fixture(t, func(cfg map[string]any, ts []stTensor) []stTensor { delete(cfg, "partial_rotary_factor"); return ts })
+	out2 := filepath.Join(t.TempDir(), "glm4.gguf")
+	if err := convert.Convert(context.Background(), noPartial, out2, convert.Options{Type: "f16", Name: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if f2, err := gguf.Open(out2); err != nil {
+		t.Fatal(err)
+	} else if v, _ := f2.Uint("glm4.rope.dimension_count"); v != glm4HeadDim/2 {
+		t.Errorf("no partial_rotary_factor: rope.dimension_count %d, want %d", v, glm4HeadDim/2)
+	}
 	ctx := refContext(t, out)
 	fresh := func() *refModel { return glm4Reference(t, dir) }
 	checkRef(t, ctx, prompts, fresh().forward, 1e-5)

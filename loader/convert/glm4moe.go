@@ -128,4 +128,8 @@ func glmVocab(v *vocab) {
 		v.bos = i
 	}
 	v.eot, v.eom = id("<|user|>"), id("<|observation|>")
+	// The chat template writes [gMASK]<sop> itself; nothing is added
+	// (llama.cpp's glm4 pre-tokenizer adds no BOS either).
+	f := false
+	v.addBOS = &f
 }

@@ -263,6 +263,8 @@ func TestGLM4MoERefused(t *testing.T) {
 		msg  string
 	}{
 		{"no attention bias", setConfig("attention_bias", false), convert.ErrUnsupported, "attention_bias"},
+		{"softmax routing", setConfig("scoring_func", "softmax"), convert.ErrUnsupported, "scoring_func"},
+		{"greedy routing", setConfig("topk_method", "greedy"), convert.ErrUnsupported, "topk_method"},
 		{"q_norm without use_qk_norm", func(_ map[string]any, ts []stTensor) []stTensor {
 			return append(ts, f32Tensor("model.layers.0.self_attn.q_norm.weight", []int64{glmHeadDim}, make([]float32, glmHeadDim)))
 		}, convert.ErrUnsupported, "q_norm"},

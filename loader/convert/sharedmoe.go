@@ -68,8 +68,13 @@ func (c *hfConfig) sharedMoEHparams(arch archSpec, h *hparams) (*sharedMoE, erro
 	}
 	scoring, method := d.ScoringFunc, d.TopkMethod
 	if arch.glm4moe {
-		// GLM-4.5's router is always DeepSeek V3's.
-		scoring, method = cmpOr(scoring, "sigmoid"), cmpOr(method, "noaux_tc")
+		// transformers' Glm4Moe always routes as DeepSeek V3's noaux_tc,
+		// whatever the config says, and llama.cpp's glm4moe requires the
+		// selection bias: other settings are refused, not followed.
+		if cmpOr(scoring, "sigmoid") != "sigmoid" || cmpOr(method, "noaux_tc") != "noaux_tc" {
+			return nil, fmt.Errorf("%w: %s with scoring_func %q and topk_method %q: GLM-4.5 routes by sigmoid scores with the selection bias (noaux_tc) only", ErrUnsupported, arch.hf, scoring, method)
+		}
+		scoring, method = "sigmoid", "noaux_tc"
 	}
 	switch scoring {
 	case "", "softmax":
@@ -78,7 +83,14 @@ func (c *hfConfig) sharedMoEHparams(arch archSpec, h *hparams) (*sharedMoE, erro
 	default:
 		return nil, fmt.Errorf("%w: %s with scoring_func %q: softmax and sigmoid are converted", ErrUnsupported, arch.hf, scoring)
 	}
-	s.norm = m.NormTopkProb != nil && *m.NormTopkProb && h.expertsUsed > 1
+	// norm_topk_prob defaults to false for DeepSeek V2 (which also skips
+	// it for a single expert) and true for V3 and GLM-4.5, as in
+	// transformers.
+	if arch.deepseek == 2 {
+		s.norm = m.NormTopkProb != nil && *m.NormTopkProb && h.expertsUsed > 1
+	} else {
+		s.norm = m.NormTopkProb == nil || *m.NormTopkProb
+	}
 	s.scale = 1
 	if f := d.RoutedScalingFactor; f != nil {
 		if !(*f > 0) || math.IsInf(*f, 0) {
