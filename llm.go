@@ -398,8 +398,12 @@ func pullHub(ctx context.Context, name string, cfg *config) (*hub.Snapshot, erro
 			return nil, fmt.Errorf("llm: %w", err)
 		}
 	}
-	snap, err := client.Pull(ctx, ref, hub.PullOptions{Convertible: convert.ConvertibleType})
+	snap, err := client.Pull(ctx, ref, hub.PullOptions{Convertible: convert.ConvertibleType, Check: convert.CheckSnapshot})
 	if err != nil {
+		if errors.Is(err, convert.ErrUnsupported) || errors.Is(err, convert.ErrMismatch) {
+			// Refused from its config.json, before the weights.
+			return nil, fmt.Errorf("llm: %w: %w", ErrUnsupportedModel, err)
+		}
 		return nil, fmt.Errorf("llm: %w", err)
 	}
 	return snap, nil

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 )
@@ -17,6 +19,13 @@ type PullOptions struct {
 	// Convertible, when not nil, lets a ref's quantization name the type
 	// a safetensors repo is converted to (see Selection.Convertible).
 	Convertible func(quant string) bool
+	// Check, when not nil and the selection holds safetensors weights, is
+	// called before any weights file is fetched, with the snapshot
+	// directory holding the selected files that are not weights
+	// (config.json, the tokenizer's files, ...); its error stops the pull.
+	// A converter checks there that it can convert the model before
+	// gigabytes are downloaded.
+	Check func(dir string) error
 }
 
 var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -82,7 +91,6 @@ func (c *Client) Pull(ctx context.Context, ref Ref, opts PullOptions) (*Snapshot
 	var (
 		mu       sync.Mutex
 		firstErr error
-		wg       sync.WaitGroup
 		etags    = make([]string, len(files))
 	)
 	fail := func(err error) {
@@ -93,31 +101,65 @@ func (c *Client) Pull(ctx context.Context, ref Ref, opts PullOptions) (*Snapshot
 		}
 		mu.Unlock()
 	}
-	for i, file := range files {
-		if err := sem.acquire(ctx); err != nil {
-			break
-		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer sem.release()
-			etag, err := c.pullFile(ctx, ref.Repo, commit, file, byPath[file], sem, prog, &received)
-			if err != nil {
-				if errors.Is(err, ErrNotFound) {
-					c.Cache.markNoExist(ref.Repo, commit, file)
-				}
-				fail(fmt.Errorf("hub: %s: %s: %w", ref.Repo, file, err))
-				return
+	// fetch puts the files whose indexes are idx in the cache.
+	fetch := func(idx []int) error {
+		var wg sync.WaitGroup
+		for _, i := range idx {
+			file := files[i]
+			if err := sem.acquire(ctx); err != nil {
+				break
 			}
-			etags[i] = etag
-		}()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer sem.release()
+				etag, err := c.pullFile(ctx, ref.Repo, commit, file, byPath[file], sem, prog, &received)
+				if err != nil {
+					if errors.Is(err, ErrNotFound) {
+						c.Cache.markNoExist(ref.Repo, commit, file)
+					}
+					fail(fmt.Errorf("hub: %s: %s: %w", ref.Repo, file, err))
+					return
+				}
+				etags[i] = etag
+			}()
+		}
+		wg.Wait()
+		if firstErr == nil && ctx.Err() != nil {
+			firstErr = ctx.Err()
+		}
+		if firstErr != nil {
+			return c.explain(ref, firstErr)
+		}
+		return nil
 	}
-	wg.Wait()
-	if firstErr == nil && ctx.Err() != nil {
-		firstErr = ctx.Err()
+	check := opts.Check
+	if !slices.ContainsFunc(files, func(f string) bool { return strings.HasSuffix(f, ".safetensors") }) {
+		check = nil
 	}
-	if firstErr != nil {
-		return nil, c.explain(ref, firstErr)
+	var small, weights []int
+	for i, f := range files {
+		if check != nil && isWeights(f) {
+			weights = append(weights, i)
+		} else {
+			small = append(small, i)
+		}
+	}
+	if err := fetch(small); err != nil {
+		return nil, err
+	}
+	if check != nil {
+		for _, i := range small {
+			if _, err := c.Cache.linkSnapshot(ref.Repo, commit, files[i], etags[i]); err != nil {
+				return nil, fmt.Errorf("hub: %s: %s: %w", ref.Repo, files[i], err)
+			}
+		}
+		if err := check(c.Cache.SnapshotDir(ref.Repo, commit)); err != nil {
+			return nil, fmt.Errorf("hub: %s: %w", ref.Repo, err)
+		}
+		if err := fetch(weights); err != nil {
+			return nil, err
+		}
 	}
 	snap := &Snapshot{Repo: ref.Repo, Revision: ref.rev(), Commit: commit, Dir: c.Cache.SnapshotDir(ref.Repo, commit), Downloaded: received.Load()}
 	for i, file := range files {
@@ -135,6 +177,18 @@ func (c *Client) Pull(ctx context.Context, ref Ref, opts PullOptions) (*Snapshot
 		return nil, fmt.Errorf("hub: %s: ref %s: %w", ref.Repo, ref.rev(), err)
 	}
 	return snap, nil
+}
+
+// isWeights reports whether a repo file holds weights (as opposed to
+// configuration, tokenizer and card files).
+func isWeights(p string) bool {
+	low := strings.ToLower(p)
+	for _, ext := range []string{".safetensors", ".gguf", ".bin", ".pt", ".pth", ".h5", ".msgpack", ".onnx", ".ckpt"} {
+		if strings.HasSuffix(low, ext) {
+			return true
+		}
+	}
+	return false
 }
 
 // pullFile puts one file's blob in the cache and returns its ETag.

@@ -126,7 +126,7 @@ func (s *Server) handlePull(w http.ResponseWriter, r *http.Request) {
 	finished := make(chan struct{})
 	go func() {
 		defer close(finished)
-		snap, err := client.Pull(ctx, ref, hub.PullOptions{Convertible: convert.ConvertibleType})
+		snap, err := client.Pull(ctx, ref, hub.PullOptions{Convertible: convert.ConvertibleType, Check: convert.CheckSnapshot})
 		if pullErr = err; err != nil || snap.Format() != "safetensors" || ref.Quant == "" {
 			return
 		}
@@ -198,6 +198,9 @@ func pullError(name string, err error) *apiError {
 		return errModelNotFound(name, err)
 	case errors.Is(err, hub.ErrOffline):
 		return &apiError{status: http.StatusServiceUnavailable, code: "offline", msg: "pulling " + name + ": " + err.Error(), err: err}
+	case errors.Is(err, convert.ErrUnsupported), errors.Is(err, convert.ErrMismatch):
+		// Refused from its config.json, before the weights.
+		return &apiError{status: http.StatusBadRequest, code: "unsupported_model", param: "model", msg: "pulling " + name + ": " + err.Error(), err: err}
 	}
 	e := asAPIError(err)
 	if e.status == http.StatusInternalServerError {

@@ -128,13 +128,17 @@ func (r *resolver) weights(ctx context.Context, name, source string, pull bool) 
 	}
 	var snap *hub.Snapshot
 	if pull {
-		snap, err = client.Pull(ctx, ref, hub.PullOptions{Convertible: convert.ConvertibleType})
+		snap, err = client.Pull(ctx, ref, hub.PullOptions{Convertible: convert.ConvertibleType, Check: convert.CheckSnapshot})
 	} else {
 		snap, err = client.Cache.Resolve(ref, hub.Selection{Convertible: convert.ConvertibleType})
 	}
 	if err != nil {
 		if errors.Is(err, hub.ErrNotFound) || errors.Is(err, hub.ErrOffline) || errors.Is(err, hub.ErrInvalidName) || errors.Is(err, hub.ErrAmbiguous) {
 			return "", errModelNotFound(name, err)
+		}
+		if errors.Is(err, convert.ErrUnsupported) || errors.Is(err, convert.ErrMismatch) {
+			// Checked before the weights were fetched.
+			return "", fmt.Errorf("%w: %w", llm.ErrUnsupportedModel, err)
 		}
 		if ctx.Err() == nil && !errors.Is(err, hub.ErrUnauthorized) && !errors.Is(err, hub.ErrDiskFull) {
 			return "", errorf(502, "hub_error", "pulling %s: %v", source, err)

@@ -103,7 +103,7 @@ func runPull(ctx context.Context, sio *stdio, args []string) error {
 	prog := newProgress(ctx, sio.err, quiet)
 	client.Progress = prog
 	start := time.Now()
-	snap, err := client.Pull(ctx, ref, hub.PullOptions{Include: include, Exclude: exclude, Convertible: convert.ConvertibleType})
+	snap, err := client.Pull(ctx, ref, hub.PullOptions{Include: include, Exclude: exclude, Convertible: convert.ConvertibleType, Check: convert.CheckSnapshot})
 	prog.Wait()
 	if err != nil {
 		return err

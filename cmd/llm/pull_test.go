@@ -12,6 +12,7 @@ import (
 
 	"github.com/llm-go/llm/hub/hubserver"
 	"github.com/llm-go/llm/hub/hubtest"
+	"github.com/llm-go/llm/internal/shareddata"
 	"github.com/llm-go/llm/loader/gguf"
 )
 
@@ -244,5 +245,36 @@ func TestPullConvertQuant(t *testing.T) {
 	}
 	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("rm of the repo left its conversion: %v", err)
+	}
+}
+
+// TestPullChecksBeforeWeights: a safetensors repo whose architecture the
+// converter does not take is refused once its config.json is fetched,
+// before its weights are.
+func TestPullChecksBeforeWeights(t *testing.T) {
+	srv := hubtest.Shared(t)
+	hubEnv(t, srv)
+	dir := shareddata.Path(t, "models", "hf", "tiny-llama-st")
+	var files []*hubserver.File
+	for _, name := range []string{"tokenizer.json", "tokenizer_config.json", "model.safetensors"} {
+		f, err := hubserver.DiskFile(name, filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files = append(files, f)
+	}
+	files = append(files, hubserver.MemFile("config.json", []byte(`{"architectures":["FooForCausalLM"],"hidden_size":64,"num_hidden_layers":2,"num_attention_heads":4,"vocab_size":32000}`)))
+	srv.Add(hubserver.NewRepo("acme/foo", files...))
+	for _, args := range [][]string{{"pull", "acme/foo"}, {"generate", "acme/foo", "Hello"}} {
+		code, _, errOut := run(t, "", args...)
+		if code == 0 || !strings.Contains(errOut, "FooForCausalLM") {
+			t.Errorf("%v: %d %s", args, code, errOut)
+		}
+	}
+	if n := srv.Served("acme/foo", "model.safetensors"); n != 0 {
+		t.Errorf("%d bytes of weights downloaded for an architecture that is not converted", n)
+	}
+	if n := srv.Served("acme/foo", "config.json"); n == 0 {
+		t.Error("config.json was not fetched")
 	}
 }

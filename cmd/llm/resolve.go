@@ -42,7 +42,7 @@ func resolveModel(ctx context.Context, sio *stdio, name string) (string, error) 
 	}
 	prog := newProgress(ctx, sio.err, false)
 	client.Progress = prog
-	snap, err := client.Pull(ctx, ref, hub.PullOptions{Convertible: convert.ConvertibleType})
+	snap, err := client.Pull(ctx, ref, hub.PullOptions{Convertible: convert.ConvertibleType, Check: convert.CheckSnapshot})
 	prog.Wait()
 	if err != nil {
 		return "", err

@@ -74,6 +74,16 @@ func HubType(quant string) string {
 	return strings.ToLower(quant)
 }
 
+// CheckSnapshot is Check for the small files of a Hub snapshot, before
+// its weights are fetched (hub.PullOptions.Check): a PEFT adapter passes
+// (its base is checked when it is loaded).
+func CheckSnapshot(dir string) error {
+	if IsAdapterDir(dir) {
+		return nil
+	}
+	return Check(dir)
+}
+
 // RemoveConverted deletes from cacheDir the conversions Cached made of
 // the Hub repo's snapshots (keys repo@commit), of type typ, or of every
 // type when typ is empty. It returns the files removed and their bytes.

@@ -419,6 +419,62 @@ func Convert(ctx context.Context, dir, out string, opts Options) error {
 	return nil
 }
 
+// Check validates the checkpoint in dir as far as it can without its
+// weights: config.json (the architecture and what llama.cpp needs of its
+// hyperparameters) and the tokenizer. Hub pulls run it before fetching a
+// checkpoint's weights, so that one that cannot be converted is refused
+// before gigabytes are downloaded.
+func Check(dir string) error {
+	_, _, _, _, err := prepare(dir)
+	return err
+}
+
+// prepare reads and validates config.json and the tokenizer of the
+// checkpoint in dir.
+func prepare(dir string) (*hfConfig, archSpec, hparams, *vocab, error) {
+	fail := func(err error) (*hfConfig, archSpec, hparams, *vocab, error) {
+		return nil, archSpec{}, hparams{}, nil, err
+	}
+	cfg, err := readConfig(dir)
+	if err != nil {
+		return fail(err)
+	}
+	arch, err := findArch(cfg.Architectures)
+	if err != nil {
+		return fail(err)
+	}
+	if arch.vlm && !arch.gemma3 {
+		m3, err := cfg.ministral3Text()
+		if err != nil {
+			return fail(err)
+		}
+		if m3 {
+			arch.gguf, arch.ministral3 = "mistral3", true
+		}
+	}
+	hp, err := cfg.hparams(arch)
+	if err != nil {
+		return fail(err)
+	}
+	voc, err := readVocab(dir, cfg, arch)
+	if err != nil {
+		return fail(err)
+	}
+	if len(voc.tokens) > hp.vocab && arch.gemma3 {
+		dropped, err := voc.dropAddedAbove(hp.vocab)
+		if err != nil {
+			return fail(err)
+		}
+		slog.Info("convert: added tokens beyond config.json's vocab_size dropped (the embeddings have no row for them)",
+			"architecture", arch.hf, "vocab_size", hp.vocab, "tokens", dropped)
+	}
+	if len(voc.tokens) > hp.vocab {
+		return fail(fmt.Errorf("%w: tokenizer has %d tokens, config vocab_size is %d", ErrMismatch, len(voc.tokens), hp.vocab))
+	}
+	voc.padTo(hp.vocab)
+	return cfg, arch, hp, voc, nil
+}
+
 // Build prepares a GGUF writer for the checkpoint in dir: it validates the
 // config, every tensor's name and shape, and the tokenizer, and registers
 // each tensor with a callback that reads and converts it when the writer
@@ -430,43 +486,10 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		return nil, nil, err
 	}
 
-	cfg, err := readConfig(dir)
+	cfg, arch, hp, voc, err := prepare(dir)
 	if err != nil {
 		return nil, nil, err
 	}
-	arch, err := findArch(cfg.Architectures)
-	if err != nil {
-		return nil, nil, err
-	}
-	if arch.vlm && !arch.gemma3 {
-		m3, err := cfg.ministral3Text()
-		if err != nil {
-			return nil, nil, err
-		}
-		if m3 {
-			arch.gguf, arch.ministral3 = "mistral3", true
-		}
-	}
-	hp, err := cfg.hparams(arch)
-	if err != nil {
-		return nil, nil, err
-	}
-	voc, err := readVocab(dir, cfg, arch)
-	if err != nil {
-		return nil, nil, err
-	}
-	if len(voc.tokens) > hp.vocab && arch.gemma3 {
-		dropped, err := voc.dropAddedAbove(hp.vocab)
-		if err != nil {
-			return nil, nil, err
-		}
-		slog.Info("convert: added tokens beyond config.json's vocab_size dropped (the embeddings have no row for them)",
-			"architecture", arch.hf, "vocab_size", hp.vocab, "tokens", dropped)
-	}
-	if len(voc.tokens) > hp.vocab {
-		return nil, nil, fmt.Errorf("%w: tokenizer has %d tokens, config vocab_size is %d", ErrMismatch, len(voc.tokens), hp.vocab)
-	}
-	voc.padTo(hp.vocab)
 
 	st, err := safetensors.OpenDir(dir)
 	if err != nil {
