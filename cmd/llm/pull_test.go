@@ -227,6 +227,9 @@ func TestPullConvertQuant(t *testing.T) {
 	if st2, err := os.Stat(path); err != nil || !st2.ModTime().Equal(st.ModTime()) {
 		t.Errorf("the conversion was not reused: %v", err)
 	}
+	if code, out, errOut := run(t, "", "show", "test/tiny-llama-st:Q8_0"); code != 0 || !strings.Contains(out, "model.safetensors") {
+		t.Errorf("show :Q8_0: %d\n%s%s", code, out, errOut)
+	}
 	// -q prints the path only; rm of the type removes the conversion and
 	// keeps the checkpoint.
 	if code, out, errOut := run(t, "", "pull", "-q", "test/tiny-llama-st:Q8_0"); code != 0 || errOut != "" || strings.TrimSpace(out) != path {

@@ -16,6 +16,7 @@ import (
 	"github.com/llm-go/llm"
 	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/hub"
+	"github.com/llm-go/llm/loader/convert"
 	"github.com/llm-go/llm/loader/gguf"
 	"github.com/llm-go/llm/modelfile"
 	"github.com/llm-go/llm/tokenizer"
@@ -248,7 +249,9 @@ func showCached(c *hub.Cache, ref hub.Ref) (*modelReport, error) {
 // names (all of them when the repo has several and ref names none), or the
 // safetensors shards.
 func weightFiles(paths []string, ref hub.Ref) ([][]string, error) {
-	sel := hub.Selection{Quant: ref.Quant, File: ref.File}
+	// org/repo:TYPE of a safetensors repo names a conversion: the
+	// checkpoint's shards are described.
+	sel := hub.Selection{Quant: ref.Quant, File: ref.File, Convertible: convert.ConvertibleType}
 	files, err := hub.SelectFiles(paths, sel)
 	switch {
 	case errors.Is(err, hub.ErrAmbiguous):
