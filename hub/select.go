@@ -168,6 +168,17 @@ func SelectFiles(paths []string, sel Selection) ([]string, error) {
 			out["README.md"] = true
 		}
 	}
+	addDefault := func() error {
+		files, err := defaultFiles(paths)
+		if err != nil {
+			return err
+		}
+		for _, f := range files {
+			out[f] = true
+		}
+		addReadme()
+		return nil
+	}
 	switch {
 	case sel.File != "":
 		if !have[sel.File] {
@@ -191,14 +202,9 @@ func SelectFiles(paths []string, sel Selection) ([]string, error) {
 		if !sel.Convertible(sel.Quant) {
 			return nil, fmt.Errorf("quantization %s: the repo holds safetensors weights (no GGUF file), and they do not convert to %s: %w", sel.Quant, sel.Quant, ErrNotFound)
 		}
-		files, err := defaultFiles(paths)
-		if err != nil {
+		if err := addDefault(); err != nil {
 			return nil, err
 		}
-		for _, f := range files {
-			out[f] = true
-		}
-		addReadme()
 	case sel.Quant != "":
 		var match []*ggufGroup
 		for _, g := range groupGGUF(paths) {
@@ -223,14 +229,9 @@ func SelectFiles(paths []string, sel Selection) ([]string, error) {
 		}
 		addReadme()
 	case len(sel.Include) == 0:
-		files, err := defaultFiles(paths)
-		if err != nil {
+		if err := addDefault(); err != nil {
 			return nil, err
 		}
-		for _, f := range files {
-			out[f] = true
-		}
-		addReadme()
 	}
 	for _, p := range paths {
 		if len(sel.Include) > 0 && matchAny(sel.Include, p) {

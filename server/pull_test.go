@@ -16,11 +16,10 @@ import (
 	"github.com/llm-go/llm/hub/hubtest"
 )
 
-// TestPull pulls stories260K from a fake Hub with /api/pull (Ollama's
-// client, streaming progress), lists it in /api/tags under its Hub name and
-// generates with it; an unknown repo is a 404.
-func TestPull(t *testing.T) {
-	ref := reference(t)
+// pullServer starts a server with no model whose Hub is the shared fake
+// one, with an empty cache, and returns its URL and an Ollama client.
+func pullServer(t *testing.T) (string, *api.Client) {
+	t.Helper()
 	fake := hubtest.Shared(t)
 	client, err := hub.NewClient(hub.Env{Endpoint: fake.URL, HubCache: t.TempDir()})
 	if err != nil {
@@ -30,11 +29,19 @@ func TestPull(t *testing.T) {
 	cfg.Models, cfg.Hub = nil, client
 	_, base := start(t, cfg)
 	u, _ := url.Parse(base)
-	c := api.NewClient(u, http.DefaultClient)
+	return base, api.NewClient(u, http.DefaultClient)
+}
+
+// TestPull pulls stories260K from a fake Hub with /api/pull (Ollama's
+// client, streaming progress), lists it in /api/tags under its Hub name and
+// generates with it; an unknown repo is a 404.
+func TestPull(t *testing.T) {
+	ref := reference(t)
+	base, c := pullServer(t)
 	const name = "test/stories260K/stories260K.gguf"
 	var statuses []string
 	var last api.ProgressResponse
-	err = c.Pull(context.Background(), &api.PullRequest{Model: name}, func(p api.ProgressResponse) error {
+	err := c.Pull(context.Background(), &api.PullRequest{Model: name}, func(p api.ProgressResponse) error {
 		statuses = append(statuses, p.Status)
 		if p.Digest == "stories260K.gguf" {
 			last = p
@@ -77,16 +84,7 @@ func TestPull(t *testing.T) {
 // first request finds it converted.
 func TestPullConvert(t *testing.T) {
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
-	fake := hubtest.Shared(t)
-	client, err := hub.NewClient(hub.Env{Endpoint: fake.URL, HubCache: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg := testConfig(t)
-	cfg.Models, cfg.Hub = nil, client
-	_, base := start(t, cfg)
-	u, _ := url.Parse(base)
-	c := api.NewClient(u, http.DefaultClient)
+	base, c := pullServer(t)
 	const name = "test/tiny-llama-st:Q8_0"
 	var statuses []string
 	if err := c.Pull(context.Background(), &api.PullRequest{Model: name}, func(p api.ProgressResponse) error {

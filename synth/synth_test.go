@@ -188,24 +188,9 @@ var tinyOSS = Shape{Name: "tiny-oss", Arch: "gpt-oss", Vocab: 1000, Embd: 64, FF
 // MXFP4, kept by llama.cpp's quantizer, the rest Q8_0) and in Q8_0, whose
 // sizes WeightBytes gives exactly, and runs them: finite logits.
 func TestGptOSS(t *testing.T) {
-	ctx := context.Background()
 	for _, q := range []string{"MXFP4_MOE", "Q8_0", "F16"} {
 		t.Run(q, func(t *testing.T) {
-			path := filepath.Join(t.TempDir(), q+".gguf")
-			if err := Create(ctx, path, tinyOSS, q, 1, 1); err != nil {
-				t.Fatal(err)
-			}
-			f, err := gguf.Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var size uint64
-			for _, ti := range f.Tensors {
-				size += ti.Size
-			}
-			if got, err := tinyOSS.WeightBytes(q); err != nil || got != size {
-				t.Errorf("WeightBytes %d, %v; the file holds %d", got, err, size)
-			}
+			path, f := createChecked(t, tinyOSS, q)
 			if f.Architecture() != "gpt-oss" {
 				t.Errorf("architecture %q", f.Architecture())
 			}
@@ -229,6 +214,29 @@ func TestGptOSS(t *testing.T) {
 	if err := bad.Validate(); err == nil {
 		t.Error("gpt-oss without experts accepted")
 	}
+}
+
+// createChecked creates shape s in type q and checks that WeightBytes
+// gives the size of its tensors exactly; it returns the file's path and
+// header.
+func createChecked(t *testing.T, s Shape, q string) (string, *gguf.File) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), q+".gguf")
+	if err := Create(context.Background(), path, s, q, 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var size uint64
+	for _, ti := range f.Tensors {
+		size += ti.Size
+	}
+	if got, err := s.WeightBytes(q); err != nil || got != size {
+		t.Errorf("WeightBytes %d, %v; the file holds %d", got, err, size)
+	}
+	return path, f
 }
 
 // decodeFinite loads the model at path, decodes 12 tokens and checks the
@@ -286,25 +294,10 @@ var (
 // tensor and gives finite logits. Shapes llama.cpp cannot load are
 // refused.
 func TestSharedMoE(t *testing.T) {
-	ctx := context.Background()
 	for _, s := range []Shape{tinyGLM, tinyDS, tinyDSLite} {
 		for _, q := range []string{"F16", "Q8_0"} {
 			t.Run(s.Name+"/"+q, func(t *testing.T) {
-				path := filepath.Join(t.TempDir(), q+".gguf")
-				if err := Create(ctx, path, s, q, 1, 1); err != nil {
-					t.Fatal(err)
-				}
-				f, err := gguf.Open(path)
-				if err != nil {
-					t.Fatal(err)
-				}
-				var size uint64
-				for _, ti := range f.Tensors {
-					size += ti.Size
-				}
-				if got, err := s.WeightBytes(q); err != nil || got != size {
-					t.Errorf("WeightBytes %d, %v; the file holds %d", got, err, size)
-				}
+				path, f := createChecked(t, s, q)
 				if f.Architecture() != s.Arch || f.ParamCount() != s.Params() {
 					t.Errorf("architecture %q, %d parameters; want %s, %d", f.Architecture(), f.ParamCount(), s.Arch, s.Params())
 				}

@@ -3,7 +3,6 @@ package convert_test
 import (
 	"context"
 	"errors"
-	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"strings"
@@ -37,16 +36,8 @@ func glm4Fixture(t *testing.T, edit func(map[string]any, []stTensor) []stTensor)
 	})
 	r := rand.New(rand.NewPCG(9, 4))
 	H, Q, KV, F := int64(glm4Hidden), int64(glm4Heads*glm4HeadDim), int64(glm4KV*glm4HeadDim), int64(glm4FFN)
-	mat := func(name string, rows, cols int64) stTensor {
-		return f32Tensor(name, []int64{rows, cols}, randn(r, int(rows*cols), 1/math.Sqrt(float64(cols))))
-	}
-	vec := func(name string, n int64, mean, sd float64) stTensor {
-		v := randn(r, int(n), sd)
-		for i := range v {
-			v[i] += float32(mean)
-		}
-		return f32Tensor(name, []int64{n}, v)
-	}
+	w := randWeights{r}
+	mat, vec := w.mat, w.vec
 	ts := []stTensor{
 		f32Tensor("model.embed_tokens.weight", []int64{dsVocab, H}, randn(r, dsVocab*glm4Hidden, 1)),
 		vec("model.norm.weight", H, 1, 0.1), mat("lm_head.weight", dsVocab, H),

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -69,16 +68,8 @@ func (c glmCase) fixture(t *testing.T, tokDir string, edit func(map[string]any, 
 	}
 	r := rand.New(rand.NewPCG(3, 5))
 	H, Q, KV := int64(glmHidden), int64(glmHeads*glmHeadDim), int64(glmKV*glmHeadDim)
-	mat := func(name string, rows, cols int64) stTensor {
-		return f32Tensor(name, []int64{rows, cols}, randn(r, int(rows*cols), 1/math.Sqrt(float64(cols))))
-	}
-	vec := func(name string, n int64, mean, sd float64) stTensor {
-		v := randn(r, int(n), sd)
-		for i := range v {
-			v[i] += float32(mean)
-		}
-		return f32Tensor(name, []int64{n}, v)
-	}
+	w := randWeights{r}
+	mat, vec := w.mat, w.vec
 	ts := []stTensor{
 		f32Tensor("model.embed_tokens.weight", []int64{int64(c.vocab), H}, randn(r, c.vocab*glmHidden, 1)),
 		vec("model.norm.weight", H, 1, 0.1), mat("lm_head.weight", int64(c.vocab), H),

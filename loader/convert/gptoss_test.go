@@ -318,7 +318,7 @@ func TestGptOSSReference(t *testing.T) {
 // reference (a feature left out) moves its logits from llama.cpp's by
 // more than 1e-3, so that a comparison within 1e-5 would see the feature.
 // fresh makes an unedited reference.
-func checkSensitive(t *testing.T, c *engine.Context, prompts []refPrompt, fresh func() *refModel, edits map[string]func(*refModel)) {
+func checkSensitive[M interface{ forward([]int) []float64 }](t *testing.T, c *engine.Context, prompts []refPrompt, fresh func() M, edits map[string]func(M)) {
 	t.Helper()
 	long := slices.MaxFunc(prompts, func(a, b refPrompt) int { return len(a.PromptIDs) - len(b.PromptIDs) })
 	_, got := greedy(t, c, toTokens(long.PromptIDs), 1)

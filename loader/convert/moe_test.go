@@ -110,6 +110,23 @@ func f32Tensors(t *testing.T, dir string, each func(name string, shape []int64, 
 	return ts
 }
 
+// randWeights makes a fixture's random tensors from one generator.
+type randWeights struct{ r *rand.Rand }
+
+// mat is a [rows, cols] matrix of values of variance 1/cols.
+func (w randWeights) mat(name string, rows, cols int64) stTensor {
+	return f32Tensor(name, []int64{rows, cols}, randn(w.r, int(rows*cols), 1/math.Sqrt(float64(cols))))
+}
+
+// vec is a vector of n values around mean with standard deviation sd.
+func (w randWeights) vec(name string, n int64, mean, sd float64) stTensor {
+	v := randn(w.r, int(n), sd)
+	for i := range v {
+		v[i] += float32(mean)
+	}
+	return f32Tensor(name, []int64{n}, v)
+}
+
 // randn returns n normal values of standard deviation sd.
 func randn(r *rand.Rand, n int, sd float64) []float32 {
 	out := make([]float32, n)
