@@ -113,20 +113,16 @@ func TestFactsFromShapeMatchesFile(t *testing.T) {
 	}
 }
 
-// TestFactsMixtureOfExperts: a synthetic mixture of experts (4 experts, 2
-// used, a head size that is not embd/heads) runs in llama.cpp; its facts
-// from the file and from the shape agree, and a token reads only the
-// experts it uses.
-func TestFactsMixtureOfExperts(t *testing.T) {
-	shapes, err := ParseSynthetic("vocab=512,embd=64,ff=96,layers=2,heads=4,kv_heads=2,head_dim=32,experts=4,experts_used=2")
+// shapeFacts writes the synthetic shape spec in F16 and returns it, the
+// file's path, and its facts from the file and from the shape.
+func shapeFacts(t *testing.T, spec string) (synth.Shape, string, Facts, Facts) {
+	t.Helper()
+	shapes, err := ParseSynthetic(spec)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := shapes[0]
-	if s.Name != "custom-v512-e64-f96-l2-h4-kv2-hd32-x2of4" {
-		t.Errorf("name %q", s.Name)
-	}
-	path := filepath.Join(t.TempDir(), "moe.gguf")
+	path := filepath.Join(t.TempDir(), "m.gguf")
 	if err := synth.Write(context.Background(), path, s, synth.Options{Seed: 1}); err != nil {
 		t.Fatal(err)
 	}
@@ -137,6 +133,18 @@ func TestFactsMixtureOfExperts(t *testing.T) {
 	est, err := FactsFromShape(s, "F16")
 	if err != nil {
 		t.Fatal(err)
+	}
+	return s, path, file, est
+}
+
+// TestFactsMixtureOfExperts: a synthetic mixture of experts (4 experts, 2
+// used, a head size that is not embd/heads) runs in llama.cpp; its facts
+// from the file and from the shape agree, and a token reads only the
+// experts it uses.
+func TestFactsMixtureOfExperts(t *testing.T) {
+	s, path, file, est := shapeFacts(t, "vocab=512,embd=64,ff=96,layers=2,heads=4,kv_heads=2,head_dim=32,experts=4,experts_used=2")
+	if s.Name != "custom-v512-e64-f96-l2-h4-kv2-hd32-x2of4" {
+		t.Errorf("name %q", s.Name)
 	}
 	// Experts: 3 matrices of 64×96 per expert, 4 experts, 2 layers, F16.
 	const experts = 3 * 64 * 96 * 4 * 2 * 2
@@ -195,23 +203,7 @@ func TestFactsSharedMoE(t *testing.T) {
 		"arch=glm4moe,vocab=512,embd=64,ff=32,layers=3,heads=4,kv_heads=2,head_dim=32,experts=8,experts_used=2,dense_layers=1,dense_ff=128,shared_experts=1,rope_dim=16",
 		"arch=deepseek2,vocab=512,embd=64,ff=32,layers=3,heads=4,experts=8,experts_used=2,dense_layers=1,dense_ff=128,shared_experts=2,q_lora=32,kv_lora=64,qk_nope=32,qk_rope=16,v_head=16",
 	} {
-		shapes, err := ParseSynthetic(spec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		s := shapes[0]
-		path := filepath.Join(t.TempDir(), "m.gguf")
-		if err := synth.Write(context.Background(), path, s, synth.Options{Seed: 1}); err != nil {
-			t.Fatal(err)
-		}
-		file, err := FactsFromFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		est, err := FactsFromShape(s, "F16")
-		if err != nil {
-			t.Fatal(err)
-		}
+		s, _, file, est := shapeFacts(t, spec)
 		near := func(a, b uint64) bool { return math.Abs(float64(a)-float64(b)) <= 0.01*float64(b) }
 		if file.WeightBytes != est.WeightBytes || !near(est.ExpertBytes, file.ExpertBytes) || !near(est.BytesPerToken(), file.BytesPerToken()) ||
 			!near(est.LayerBytes[0], file.LayerBytes[0]) || !near(est.LayerBytes[2], file.LayerBytes[2]) {
