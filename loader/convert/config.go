@@ -296,6 +296,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		if err := glm4Hparams(arch, &h); err != nil {
 			return h, err
 		}
+	case arch.reluSq:
+		if c.HiddenAct != "relu2" {
+			return h, fmt.Errorf("%w: %s with hidden_act %q: llama.cpp's %s graph squares a ReLU (relu2)", ErrUnsupported, arch.hf, c.HiddenAct, arch.gguf)
+		}
 	case arch.ministral3:
 		if err := c.ministral3Hparams(&h); err != nil {
 			return h, err

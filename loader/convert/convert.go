@@ -69,6 +69,9 @@
 //     without attention biases; every fourth layer has no rotary
 //     embedding, which llama.cpp's graph hard-codes, so a config.json whose
 //     no_rope_layers says otherwise is refused.
+//   - ArceeForCausalLM (AFM-4.5B) → GGUF arch "arcee": as Llama (permuted
+//     q/k, llama3 or yarn rope scaling) with an MLP of up_proj, ReLU² and
+//     down_proj and no gate; hidden_act must be relu2.
 //   - GraniteForCausalLM → GGUF arch "granite": as Llama (permuted q/k),
 //     with embedding_multiplier, residual_multiplier, attention_multiplier
 //     and logits_scaling as embedding_scale, residual_scale,
@@ -328,6 +331,8 @@ type archSpec struct {
 	// deepseek: DeepSeek V2 (2) or V3 (3): multi-head latent attention,
 	// leading dense layers, shared experts (deepseek.go).
 	deepseek int
+	// reluSq: Arcee's MLP, up then ReLU² then down, with no gate.
+	reluSq bool
 	// glm4: GLM-4's sandwich norms (post_self_attn_layernorm,
 	// post_mlp_layernorm) and fused gate_up_proj (glm4moe.go).
 	glm4 bool
@@ -347,6 +352,7 @@ var archs = []archSpec{
 	{hf: "LlamaForCausalLM", gguf: "llama", permute: true, ropeFreqs: true},
 	{hf: "MistralForCausalLM", gguf: "llama", permute: true, ropeFreqs: true},
 	{hf: "SmolLM3ForCausalLM", gguf: "smollm3", permute: true, noBias: true, noRopeStep: 4},
+	{hf: "ArceeForCausalLM", gguf: "arcee", permute: true, ropeFreqs: true, reluSq: true},
 	{hf: "GraniteForCausalLM", gguf: "granite", permute: true, ropeFreqs: true, granite: true},
 	{hf: "Mistral3ForConditionalGeneration", gguf: "llama", permute: true, ropeFreqs: true, vlm: true},
 	{hf: "Ministral3ForCausalLM", gguf: "mistral3", permute: true, ropeFreqs: true, ministral3: true},

@@ -205,6 +205,9 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			if g4, is4 := glm4Names[m[2]]; is4 && arch.glm4 {
 				g, ok = g4, true
 			}
+			if arch.reluSq && m[2] == "mlp.gate_proj.weight" {
+				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: its MLP has no gate", ErrUnsupported, t.Name, arch.hf)
+			}
 			if arch.glm4 && m[2] == "self_attn.o_proj.bias" {
 				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: llama.cpp's glm4 arch has no attention output bias", ErrUnsupported, t.Name, arch.hf)
 			}
@@ -314,6 +317,9 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 	}
 	if arch.glm4 {
 		perLayer = []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "post_attention_norm", "ffn_norm", "ffn_up", "ffn_down", "post_ffw_norm"}
+	}
+	if arch.reluSq {
+		perLayer = []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_up", "ffn_down"}
 	}
 	for i := range h.layers {
 		for _, s := range perLayer {

@@ -37,6 +37,8 @@ type refModel struct {
 	// before they are added, and logitDiv divides the logits (Granite; 0:
 	// 1).
 	residualScale, logitDiv float64
+	// reluSq makes the MLP ungated: down·relu(up·h)² (Arcee).
+	reluSq bool
 	// ropePairs rotates adjacent pairs (2i, 2i+1) of the rotated
 	// dimensions (GLM-4's interleaved layout) instead of rotate_half's.
 	ropePairs bool
@@ -444,6 +446,12 @@ func (m *refModel) forward(ids []int) []float64 {
 				d = m.ossMoE(L, h)
 			case L.router != nil:
 				d = m.moe(L, h)
+			case m.reluSq:
+				u := matvec(L.wu, h, L.ffn)
+				for e := range u {
+					u[e] = max(u[e], 0) * max(u[e], 0)
+				}
+				d = matvec(L.wd, u, H)
 			default:
 				g, u := matvec(L.wg, h, L.ffn), matvec(L.wu, h, L.ffn)
 				for e := range g {
@@ -491,12 +499,15 @@ func loadLlamaRef(t *testing.T, dir string, m refModel, layers int) *refModel {
 			wq:       r.get(p + "self_attn.q_proj.weight"), wk: r.get(p + "self_attn.k_proj.weight"),
 			wv: r.get(p + "self_attn.v_proj.weight"), wo: r.get(p + "self_attn.o_proj.weight"),
 			ffnNorm: r.get(p + "post_attention_layernorm.weight"),
-			wg:      r.get(p + "mlp.gate_proj.weight"), wu: r.get(p + "mlp.up_proj.weight"), wd: r.get(p + "mlp.down_proj.weight"),
+			wu: r.get(p + "mlp.up_proj.weight"), wd: r.get(p + "mlp.down_proj.weight"),
+		}
+		if r.has(p + "mlp.gate_proj.weight") {
+			L.wg = r.get(p + "mlp.gate_proj.weight")
 		}
 		if r.has(p + "self_attn.q_norm.weight") {
 			L.qNorm, L.kNorm = r.get(p+"self_attn.q_norm.weight"), r.get(p+"self_attn.k_norm.weight")
 		}
-		L.ffn = len(L.wg) / m.hidden
+		L.ffn = len(L.wu) / m.hidden
 		m.layers = append(m.layers, L)
 	}
 	return &m
