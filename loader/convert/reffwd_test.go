@@ -499,7 +499,7 @@ func loadLlamaRef(t *testing.T, dir string, m refModel, layers int) *refModel {
 			wq:       r.get(p + "self_attn.q_proj.weight"), wk: r.get(p + "self_attn.k_proj.weight"),
 			wv: r.get(p + "self_attn.v_proj.weight"), wo: r.get(p + "self_attn.o_proj.weight"),
 			ffnNorm: r.get(p + "post_attention_layernorm.weight"),
-			wu: r.get(p + "mlp.up_proj.weight"), wd: r.get(p + "mlp.down_proj.weight"),
+			wu:      r.get(p + "mlp.up_proj.weight"), wd: r.get(p + "mlp.down_proj.weight"),
 		}
 		if r.has(p + "mlp.gate_proj.weight") {
 			L.wg = r.get(p + "mlp.gate_proj.weight")
