@@ -45,6 +45,10 @@ type hfConfig struct {
 	// quantization_config: FP8 checkpoints' block size (fp8.go).
 	Quant json.RawMessage `json:"quantization_config"`
 
+	// allowMrope: rope() reads a multimodal rope as the plain one (a VL
+	// model's text model).
+	allowMrope bool `json:"-"`
+
 	// Ministral 3's attention temperature, when not in rope_parameters.
 	Llama4ScalingBeta *float64 `json:"llama_4_scaling_beta"`
 
@@ -220,6 +224,7 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 			c.PartialRotaryFactor = &half
 		}
 	}
+	c.allowMrope = arch.mrope
 	var partial, localBase float64
 	if arch.gemma3 {
 		h.ropeTheta, partial, localBase, h.rope, err = c.gemma3Rope(h.ctxLen)
@@ -333,6 +338,9 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 // config (as convert_hf_to_gguf.py merges it over the top level), and
 // refuses what the GGUF arch cannot express.
 func (c *hfConfig) textConfig(arch archSpec) error {
+	if isNull(c.TextConfig) && arch.mrope {
+		return nil // Qwen2-VL's text fields are at the top level
+	}
 	if isNull(c.TextConfig) {
 		return fmt.Errorf("%w: config.json: %s has no text_config", ErrMismatch, arch.hf)
 	}

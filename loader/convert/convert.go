@@ -29,6 +29,12 @@
 //     biases and with the per-head RMS norm weights q_norm and k_norm
 //     (blk.N.attn_q_norm.weight, blk.N.attn_k_norm.weight); head_dim comes
 //     from config.json.
+//   - Qwen2VLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration
+//     and Qwen3VLForConditionalGeneration → GGUF arch "qwen2" and "qwen3":
+//     their text model (text_config when there is one; the language
+//     model's tensors in either layout), for text: the multimodal rope's
+//     sections (mrope_section) rotate text tokens as a plain rope does,
+//     and the vision tower ("visual.") is skipped.
 //   - Qwen3MoeForCausalLM → GGUF arch "qwen3moe" and MixtralForCausalLM →
 //     "llama" (permuted as Llama): mixtures of experts. Each layer's router
 //     (mlp.gate, block_sparse_moe.gate) becomes blk.N.ffn_gate_inp.weight,
@@ -331,6 +337,10 @@ type archSpec struct {
 	// deepseek: DeepSeek V2 (2) or V3 (3): multi-head latent attention,
 	// leading dense layers, shared experts (deepseek.go).
 	deepseek int
+	// mrope: a Qwen2-VL/Qwen3-VL text model, whose multimodal rope
+	// (mrope_section) rotates text tokens as a plain rope does (their
+	// three position ids are equal): written without it, as a text model.
+	mrope bool
 	// reluSq: Arcee's MLP, up then ReLU² then down, with no gate.
 	reluSq bool
 	// glm4: GLM-4's sandwich norms (post_self_attn_layernorm,
@@ -359,6 +369,9 @@ var archs = []archSpec{
 	{hf: "MixtralForCausalLM", gguf: "llama", permute: true, ropeFreqs: true, moe: mixtralMoE},
 	{hf: "Qwen2ForCausalLM", gguf: "qwen2", qkvBias: true},
 	{hf: "Qwen3ForCausalLM", gguf: "qwen3", noBias: true, qkNorm: true},
+	{hf: "Qwen2VLForConditionalGeneration", gguf: "qwen2", qkvBias: true, vlm: true, mrope: true},
+	{hf: "Qwen2_5_VLForConditionalGeneration", gguf: "qwen2", qkvBias: true, vlm: true, mrope: true},
+	{hf: "Qwen3VLForConditionalGeneration", gguf: "qwen3", noBias: true, qkNorm: true, vlm: true, mrope: true},
 	{hf: "Qwen3MoeForCausalLM", gguf: "qwen3moe", noBias: true, qkNorm: true, moe: qwenMoE},
 	{hf: "Qwen2MoeForCausalLM", gguf: "qwen2moe", qkvBias: true, moe: qwen2MoE, untiedOnly: true},
 	{hf: "GptOssForCausalLM", gguf: "gpt-oss", qkvBias: true, moe: gptOSSMoE, untiedOnly: true, gptOSS: true},

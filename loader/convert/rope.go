@@ -29,6 +29,7 @@ type ropeJSON struct {
 	Llama4ScalingBeta   *float64        `json:"llama_4_scaling_beta"`
 	PartialRotaryFactor *float64        `json:"partial_rotary_factor"`
 	FullAttention       json.RawMessage `json:"full_attention"`
+	MropeSection        []int           `json:"mrope_section"`
 	// longrope's per-frequency divisors.
 	LongFactor  []float64 `json:"long_factor"`
 	ShortFactor []float64 `json:"short_factor"`
@@ -172,6 +173,12 @@ func (c *hfConfig) rope(ctxLen int) (theta, partial float64, rs ropeScaling, err
 			return def, nil
 		}
 		return 0, fmt.Errorf("%w: config.json: %s of type %q has no original_max_position_embeddings", ErrMismatch, key, kind)
+	}
+	if kind == "mrope" || kind == "default" && src.MropeSection != nil {
+		if !c.allowMrope {
+			return 0, 0, rs, fmt.Errorf("%w %s: multimodal rope (mrope_section) is converted only for the text model of Qwen2-VL and Qwen3-VL", ErrUnsupported, key)
+		}
+		return theta, partial, rs, nil
 	}
 	switch kind {
 	case "", "default", "none":

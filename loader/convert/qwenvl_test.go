@@ -1,0 +1,117 @@
+package convert_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/llm-go/llm/internal/shareddata"
+	"github.com/llm-go/llm/loader/convert"
+	"github.com/llm-go/llm/loader/gguf"
+)
+
+// vlFixture rewrites the text checkpoint in src as a Qwen VL one: its
+// config (as text_config when nested, else at the top level, with the
+// multimodal rope), its tensors under prefix, and a small vision tower.
+func vlFixture(t *testing.T, src, base, arch string, nested bool, rope map[string]any, prefix string) string {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(src, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	var cfg map[string]any
+	copyHFFiles(t, base, dir, func(m map[string]any) {
+		clear(m)
+		if err := json.Unmarshal(raw, &m); err != nil {
+			t.Fatal(err)
+		}
+		text := m
+		if nested {
+			text = map[string]any{}
+			for k, v := range m {
+				text[k] = v
+			}
+			delete(text, "architectures")
+			clear(m)
+			m["text_config"], m["tie_word_embeddings"] = text, text["tie_word_embeddings"]
+		}
+		text["rope_scaling"] = rope
+		m["architectures"], m["vision_config"] = []string{arch}, map[string]any{"depth": 1, "hidden_size": 16}
+		cfg = m
+	})
+	var ts []stTensor
+	for _, s := range f32Tensors(t, src, nil) {
+		if strings.HasPrefix(s.name, "model.") {
+			s.name = prefix + strings.TrimPrefix(s.name, "model.")
+		}
+		ts = append(ts, s)
+	}
+	ts = append(ts, f32Tensor("visual.blocks.0.attn.qkv.weight", []int64{48, 16}, make([]float32, 48*16)))
+	return finishFixture(t, base, dir, cfg, ts, nil)
+}
+
+// sameGGUF fails unless a and b hold the same tensors, byte for byte.
+func sameGGUF(t *testing.T, a, b string) {
+	t.Helper()
+	read := func(p string) (*gguf.File, []byte) {
+		f, err := gguf.Open(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f, raw
+	}
+	fa, ra := read(a)
+	fb, rb := read(b)
+	if fa.Architecture() != fb.Architecture() || len(fa.Tensors) != len(fb.Tensors) {
+		t.Fatalf("%s with %d tensors, want %s with %d", fa.Architecture(), len(fa.Tensors), fb.Architecture(), len(fb.Tensors))
+	}
+	for _, ti := range fb.Tensors {
+		got, ok := fa.Tensor(ti.Name)
+		if !ok || got.Type != ti.Type || !bytes.Equal(ra[fa.DataOffset+int64(got.Offset):][:got.Size], rb[fb.DataOffset+int64(ti.Offset):][:ti.Size]) {
+			t.Errorf("%s differs (%v)", ti.Name, ok)
+		}
+	}
+}
+
+// TestQwenVL converts the text models of Qwen2-VL/Qwen2.5-VL (config at the
+// top level, both tensor layouts) and Qwen3-VL (text_config) to the same
+// tensors as the Qwen2 and Qwen3 checkpoints they were made from: the
+// multimodal rope is the plain one for text, and the vision tower is
+// skipped. A multimodal rope elsewhere is refused.
+func TestQwenVL(t *testing.T) {
+	ctx := context.Background()
+	conv := func(dir string) string {
+		out := filepath.Join(t.TempDir(), "m.gguf")
+		if err := convert.Convert(ctx, dir, out, convert.Options{Type: "f16", Name: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	qwen2 := shareddata.Path(t, "models", "hf", "tiny-qwen2-st")
+	want2 := conv(qwen2)
+	mrope := map[string]any{"type": "mrope", "mrope_section": []int{2, 3, 3}}
+	for _, prefix := range []string{"model.", "model.language_model."} {
+		for _, arch := range []string{"Qwen2VLForConditionalGeneration", "Qwen2_5_VLForConditionalGeneration"} {
+			sameGGUF(t, conv(vlFixture(t, qwen2, "tiny-qwen2-st", arch, false, mrope, prefix)), want2)
+		}
+	}
+	qwen3 := qwen3Fixture(t, 1)
+	imrope := map[string]any{"rope_type": "default", "mrope_section": []int{2, 3, 3}, "mrope_interleaved": true}
+	sameGGUF(t, conv(vlFixture(t, qwen3, "tiny-qwen2-st", "Qwen3VLForConditionalGeneration", true, imrope, "model.language_model.")), conv(qwen3))
+
+	dir := copyFixture(t, "tiny-qwen2-st", func(c map[string]any) { c["rope_scaling"] = mrope })
+	err := convert.Convert(ctx, dir, filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
+	if !errors.Is(err, convert.ErrUnsupported) || !strings.Contains(err.Error(), "mrope") {
+		t.Errorf("mrope on Qwen2: %v", err)
+	}
+}
