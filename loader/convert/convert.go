@@ -30,7 +30,9 @@
 //     (blk.N.attn_q_norm.weight, blk.N.attn_k_norm.weight); head_dim comes
 //     from config.json.
 //   - Qwen2VLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration
-//     and Qwen3VLForConditionalGeneration → GGUF arch "qwen2" and "qwen3":
+//     and Qwen3VLForConditionalGeneration → GGUF arch "qwen2" and "qwen3",
+//     and Qwen3VLMoeForConditionalGeneration → "qwen3moe" (its fused
+//     experts split and transposed per expert):
 //     their text model (text_config when there is one; the language
 //     model's tensors in either layout), for text: the multimodal rope's
 //     sections (mrope_section) rotate text tokens as a plain rope does,
@@ -341,6 +343,9 @@ type archSpec struct {
 	// (mrope_section) rotates text tokens as a plain rope does (their
 	// three position ids are equal): written without it, as a text model.
 	mrope bool
+	// fusedExperts: Qwen3-VL-MoE's experts, fused into gate_up_proj and
+	// down_proj per layer ([experts, in, out]; moe.go).
+	fusedExperts bool
 	// reluSq: Arcee's MLP, up then ReLU² then down, with no gate.
 	reluSq bool
 	// glm4: GLM-4's sandwich norms (post_self_attn_layernorm,
@@ -372,6 +377,7 @@ var archs = []archSpec{
 	{hf: "Qwen2VLForConditionalGeneration", gguf: "qwen2", qkvBias: true, vlm: true, mrope: true},
 	{hf: "Qwen2_5_VLForConditionalGeneration", gguf: "qwen2", qkvBias: true, vlm: true, mrope: true},
 	{hf: "Qwen3VLForConditionalGeneration", gguf: "qwen3", noBias: true, qkNorm: true, vlm: true, mrope: true},
+	{hf: "Qwen3VLMoeForConditionalGeneration", gguf: "qwen3moe", noBias: true, qkNorm: true, moe: qwenMoE, vlm: true, mrope: true, fusedExperts: true},
 	{hf: "Qwen3MoeForCausalLM", gguf: "qwen3moe", noBias: true, qkNorm: true, moe: qwenMoE},
 	{hf: "Qwen2MoeForCausalLM", gguf: "qwen2moe", qkvBias: true, moe: qwen2MoE, untiedOnly: true},
 	{hf: "GptOssForCausalLM", gguf: "gpt-oss", qkvBias: true, moe: gptOSSMoE, untiedOnly: true, gptOSS: true},

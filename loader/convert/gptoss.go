@@ -161,9 +161,11 @@ func gptOSSShape(suffix string, h hparams) []int64 {
 
 // Row selections of a fused gate_up tensor.
 const (
-	rowsAll  = iota // every row (down_proj)
-	rowsEven        // the gate projection's rows
-	rowsOdd         // the up projection's rows
+	rowsAll    = iota // every row (down_proj)
+	rowsEven          // the gate projection's rows
+	rowsOdd           // the up projection's rows
+	rowsFirst         // the first half of the rows (Qwen3-VL-MoE's gate)
+	rowsSecond        // the second half (its up projection)
 )
 
 // ossSource is a GGUF expert tensor assembled from a gpt-oss layer's
@@ -176,7 +178,8 @@ type ossSource struct {
 	weight string
 	// bias names a float bias [experts, rows].
 	bias string
-	// sel picks the rows (rowsAll, rowsEven or rowsOdd).
+	// sel picks the rows (rowsAll, rowsEven, rowsOdd, rowsFirst or
+	// rowsSecond).
 	sel int
 	// experts, rows and cols are the source's experts, rows per expert
 	// (before selection) and values per row.
@@ -198,6 +201,8 @@ func (s *ossSource) srcRow(r int) int {
 		return 2 * r
 	case rowsOdd:
 		return 2*r + 1
+	case rowsSecond:
+		return s.rows/2 + r
 	}
 	return r
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/llm-go/llm/loader/gguf"
+	"github.com/llm-go/llm/loader/safetensors"
 )
 
 // moeSpec names a mixture-of-experts checkpoint's MLP tensors: in each
@@ -172,6 +173,57 @@ func (ep expertParts) add(arch archSpec, h hparams, n int, e, proj, name string,
 	}
 	ep[key][i] = name
 	return nil
+}
+
+// fusedExperts holds Qwen3-VL-MoE's experts by layer: mlp.experts.gate_up_proj
+// [experts, hidden, 2·ffn] (in, out; the gate's outputs then the up
+// projection's) and mlp.experts.down_proj [experts, ffn, hidden].
+type fusedExperts map[int]map[string]safetensors.TensorInfo
+
+// add records layer n's tensor t when suffix is a fused expert tensor.
+func (fe fusedExperts) add(n int, suffix string, t safetensors.TensorInfo) bool {
+	if suffix != "mlp.experts.gate_up_proj" && suffix != "mlp.experts.down_proj" {
+		return false
+	}
+	if fe[n] == nil {
+		fe[n] = map[string]safetensors.TensorInfo{}
+	}
+	fe[n][suffix] = t
+	return true
+}
+
+// plans checks each layer's fused experts and returns the GGUF expert
+// tensors, each expert's matrix transposed to (out, in) as it is written.
+func (fe fusedExperts) plans(h hparams) ([]tensorPlan, error) {
+	E, H, I := int64(h.experts), int64(h.hidden), int64(h.expertFFN)
+	var out []tensorPlan
+	for n := range h.layers {
+		for _, f := range []struct {
+			suffix string
+			shape  []int64 // [experts, in, out]
+			gguf   []string
+			sel    []int
+		}{
+			{"mlp.experts.gate_up_proj", []int64{E, H, 2 * I}, []string{"ffn_gate_exps", "ffn_up_exps"}, []int{rowsFirst, rowsSecond}},
+			{"mlp.experts.down_proj", []int64{E, I, H}, []string{"ffn_down_exps"}, []int{rowsAll}},
+		} {
+			t, ok := fe[n][f.suffix]
+			if !ok {
+				return nil, fmt.Errorf("%w: the checkpoint has no tensor for layer %d's %s", ErrMismatch, n, f.suffix)
+			}
+			if !slices.Equal(t.Shape, f.shape) {
+				return nil, fmt.Errorf("%w: tensor %q has shape %v, config.json implies %v", ErrMismatch, t.Name, t.Shape, f.shape)
+			}
+			if !t.DType.Supported() {
+				return nil, fmt.Errorf("%w: tensor %q has dtype %s; the converter reads F32, F16 and BF16 fused experts", ErrUnsupported, t.Name, t.DType)
+			}
+			for i, g := range f.gguf {
+				src := &ossSource{weight: t.Name, sel: f.sel[i], experts: int(E), rows: int(f.shape[2]), cols: int(f.shape[1])}
+				out = append(out, tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s.weight", n, g), shape: []int64{E, int64(src.outRows()), f.shape[1]}, layer: n, oss: src})
+			}
+		}
+	}
+	return out, nil
 }
 
 // plans returns one stacked tensor per layer and projection, in layer

@@ -128,6 +128,7 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 	seen := map[string]bool{}
 	experts := expertParts{}
 	oss := ossExperts{}
+	fused := fusedExperts{}
 	V, H := int64(h.vocab), int64(h.hidden)
 	skipped := 0
 	for _, t := range st.Tensors() {
@@ -177,6 +178,9 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			}
 			if arch.moe != nil && moeDense[m[2]] {
 				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: llama.cpp's %s graph has experts in every layer", ErrUnsupported, t.Name, arch.hf, arch.gguf)
+			}
+			if arch.fusedExperts && fused.add(n, m[2], t) {
+				continue
 			}
 			if arch.moe != nil && arch.moe.experts != nil {
 				if e := arch.moe.experts.FindStringSubmatch(m[2]); e != nil {
@@ -295,6 +299,8 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 				}
 			}
 			stacked, err = oss.plans(h)
+		} else if arch.fusedExperts {
+			stacked, err = fused.plans(h)
 		} else {
 			stacked, err = experts.plans(h, 0)
 		}

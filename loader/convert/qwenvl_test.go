@@ -3,8 +3,10 @@ package convert_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -114,4 +116,75 @@ func TestQwenVL(t *testing.T) {
 	if !errors.Is(err, convert.ErrUnsupported) || !strings.Contains(err.Error(), "mrope") {
 		t.Errorf("mrope on Qwen2: %v", err)
 	}
+}
+
+// TestQwen3VLMoE converts the text model of Qwen3-VL-MoE, whose experts
+// are fused per layer (gate_up_proj [experts, hidden, 2·ffn], gate then
+// up; down_proj [experts, ffn, hidden]), to the same tensors as the
+// Qwen3-MoE checkpoint with separate experts it was made from.
+func TestQwen3VLMoE(t *testing.T) {
+	ctx := context.Background()
+	c := moeCases[0] // Qwen3-MoE: 4 experts of 32 over a hidden size of 64
+	src := c.fixture(t, nil)
+	const E, H, I = 4, 64, 32
+	st := map[string][]float32{}
+	var ts []stTensor
+	for _, s := range f32Tensors(t, src, nil) {
+		var buf bytes.Buffer
+		if err := s.data(&buf); err != nil {
+			t.Fatal(err)
+		}
+		v := make([]float32, buf.Len()/4)
+		for i := range v {
+			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(buf.Bytes()[4*i:]))
+		}
+		st[s.name] = v
+		if !strings.Contains(s.name, ".mlp.experts.") {
+			ts = append(ts, f32Tensor(strings.Replace(s.name, "model.", "model.language_model.", 1), s.shape, v))
+		}
+	}
+	for n := range 2 {
+		p := layerPrefix(n)
+		gateUp, down := make([]float32, E*H*2*I), make([]float32, E*I*H)
+		for e := range E {
+			g, u, d := st[p+c.expert(e, "gate")], st[p+c.expert(e, "up")], st[p+c.expert(e, "down")] // [I,H], [I,H], [H,I]
+			for h := range H {
+				for i := range I {
+					gateUp[(e*H+h)*2*I+i] = g[i*H+h]
+					gateUp[(e*H+h)*2*I+I+i] = u[i*H+h]
+					down[(e*I+i)*H+h] = d[h*I+i]
+				}
+			}
+		}
+		q := strings.Replace(p, "model.", "model.language_model.", 1)
+		ts = append(ts, f32Tensor(q+"mlp.experts.gate_up_proj", []int64{E, H, 2 * I}, gateUp), f32Tensor(q+"mlp.experts.down_proj", []int64{E, I, H}, down))
+	}
+	raw, err := os.ReadFile(filepath.Join(src, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var text map[string]any
+	if err := json.Unmarshal(raw, &text); err != nil {
+		t.Fatal(err)
+	}
+	delete(text, "architectures")
+	text["rope_scaling"] = map[string]any{"rope_type": "default", "mrope_section": []int{2, 3, 3}, "mrope_interleaved": true}
+	cfg := map[string]any{"architectures": []string{"Qwen3VLMoeForConditionalGeneration"}, "text_config": text,
+		"tie_word_embeddings": text["tie_word_embeddings"], "vision_config": map[string]any{"depth": 1}}
+	dir := t.TempDir()
+	copyHFFiles(t, c.base, dir, func(m map[string]any) {
+		clear(m)
+		for k, v := range cfg {
+			m[k] = v
+		}
+	})
+	finishFixture(t, c.base, dir, cfg, append(ts, f32Tensor("model.visual.patch_embed.proj.weight", []int64{16, 3}, make([]float32, 48))), nil)
+	conv := func(d string) string {
+		out := filepath.Join(t.TempDir(), "m.gguf")
+		if err := convert.Convert(ctx, d, out, convert.Options{Type: "f32", Name: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	sameGGUF(t, conv(dir), conv(src))
 }
