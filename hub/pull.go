@@ -19,8 +19,9 @@ type PullOptions struct {
 	// Convertible, when not nil, lets a ref's quantization name the type
 	// a safetensors repo is converted to (see Selection.Convertible).
 	Convertible func(quant string) bool
-	// Check, when not nil and the selection holds safetensors weights, is
-	// called before any weights file is fetched, with the snapshot
+	// Check, when not nil and the default selection is a safetensors
+	// checkpoint (no Include, no file named, config.json among the files),
+	// is called before any weights file is fetched, with the snapshot
 	// directory holding the selected files that are not weights
 	// (config.json, the tokenizer's files, ...); its error stops the pull.
 	// A converter checks there that it can convert the model before
@@ -133,8 +134,11 @@ func (c *Client) Pull(ctx context.Context, ref Ref, opts PullOptions) (*Snapshot
 		}
 		return nil
 	}
+	// Only for the default choice of a safetensors checkpoint's files: a
+	// selection the user made may leave out what the check reads.
 	check := opts.Check
-	if !slices.ContainsFunc(files, func(f string) bool { return strings.HasSuffix(f, ".safetensors") }) {
+	if len(opts.Include) > 0 || ref.File != "" || !slices.Contains(files, "config.json") ||
+		!slices.ContainsFunc(files, func(f string) bool { return strings.HasSuffix(f, ".safetensors") }) {
 		check = nil
 	}
 	var small, weights []int

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -463,5 +464,44 @@ func TestPullBadPartialStartsOver(t *testing.T) {
 	}
 	if fileSHA256(t, blob) != sha256Hex(content) || snap.Downloaded != int64(len(content)-1000+len(content)) {
 		t.Errorf("downloaded %d", snap.Downloaded)
+	}
+}
+
+// TestPullCheck: PullOptions.Check sees a safetensors checkpoint's small
+// files before its weights are fetched and can stop the pull; it is not
+// called for a selection the user made (a file, Include), nor for a GGUF
+// repo.
+func TestPullCheck(t *testing.T) {
+	srv := hubtest.Shared(t)
+	ctx := context.Background()
+	var seen []string
+	refuse := errors.New("refused")
+	check := func(dir string) error {
+		entries, _ := os.ReadDir(dir)
+		seen = seen[:0]
+		for _, e := range entries {
+			seen = append(seen, e.Name())
+		}
+		return refuse
+	}
+	served := srv.Served("test/tiny-llama-st", "model.safetensors")
+	_, err := newClient(t, srv).Pull(ctx, mustRef(t, "test/tiny-llama-st"), hub.PullOptions{Check: check})
+	if !errors.Is(err, refuse) || !slices.Contains(seen, "config.json") || !slices.Contains(seen, "tokenizer.json") || slices.Contains(seen, "model.safetensors") {
+		t.Errorf("default selection: %v, the check saw %v", err, seen)
+	}
+	if n := srv.Served("test/tiny-llama-st", "model.safetensors"); n != served {
+		t.Errorf("%d bytes of weights fetched before a failed check", n-served)
+	}
+	for _, tc := range []struct {
+		ref  string
+		opts hub.PullOptions
+	}{
+		{"test/tiny-llama-st/model.safetensors", hub.PullOptions{Check: check}},
+		{"test/tiny-llama-st", hub.PullOptions{Check: check, Include: []string{"*.safetensors"}}},
+		{"test/stories260K/stories260K.gguf", hub.PullOptions{Check: check}},
+	} {
+		if _, err := newClient(t, srv).Pull(ctx, mustRef(t, tc.ref), tc.opts); err != nil {
+			t.Errorf("%s %v: %v (the check must not run)", tc.ref, tc.opts.Include, err)
+		}
 	}
 }

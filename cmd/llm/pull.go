@@ -103,7 +103,12 @@ func runPull(ctx context.Context, sio *stdio, args []string) error {
 	prog := newProgress(ctx, sio.err, quiet)
 	client.Progress = prog
 	start := time.Now()
-	snap, err := client.Pull(ctx, ref, hub.PullOptions{Include: include, Exclude: exclude, Convertible: convert.ConvertibleType, Check: convert.CheckSnapshot})
+	opts := hub.PullOptions{Include: include, Exclude: exclude, Convertible: convert.ConvertibleType}
+	if ref.Quant != "" {
+		// A conversion follows: check it can be done before the weights.
+		opts.Check = convert.CheckSnapshot
+	}
+	snap, err := client.Pull(ctx, ref, opts)
 	prog.Wait()
 	if err != nil {
 		return err

@@ -252,8 +252,8 @@ func TestPullConvertQuant(t *testing.T) {
 }
 
 // TestPullChecksBeforeWeights: a safetensors repo whose architecture the
-// converter does not take is refused once its config.json is fetched,
-// before its weights are.
+// converter does not take is refused, when it is to be converted, once
+// its config.json is fetched, before its weights are.
 func TestPullChecksBeforeWeights(t *testing.T) {
 	srv := hubtest.Shared(t)
 	hubEnv(t, srv)
@@ -268,7 +268,7 @@ func TestPullChecksBeforeWeights(t *testing.T) {
 	}
 	files = append(files, hubserver.MemFile("config.json", []byte(`{"architectures":["FooForCausalLM"],"hidden_size":64,"num_hidden_layers":2,"num_attention_heads":4,"vocab_size":32000}`)))
 	srv.Add(hubserver.NewRepo("acme/foo", files...))
-	for _, args := range [][]string{{"pull", "acme/foo"}, {"generate", "acme/foo", "Hello"}} {
+	for _, args := range [][]string{{"pull", "acme/foo:Q8_0"}, {"generate", "acme/foo", "Hello"}} {
 		code, _, errOut := run(t, "", args...)
 		if code == 0 || !strings.Contains(errOut, "FooForCausalLM") {
 			t.Errorf("%v: %d %s", args, code, errOut)
@@ -279,5 +279,9 @@ func TestPullChecksBeforeWeights(t *testing.T) {
 	}
 	if n := srv.Served("acme/foo", "config.json"); n == 0 {
 		t.Error("config.json was not fetched")
+	}
+	// A plain pull only downloads: it converts nothing, so checks nothing.
+	if code, _, errOut := run(t, "", "pull", "acme/foo"); code != 0 {
+		t.Errorf("pull without a type: %d %s", code, errOut)
 	}
 }

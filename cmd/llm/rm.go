@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/llm-go/llm/hub"
@@ -60,8 +62,14 @@ func runRm(ctx context.Context, sio *stdio, args []string) error {
 		var conv []string
 		var convBytes int64
 		if ref.File == "" {
+			var commits []string
+			if es, err := os.ReadDir(filepath.Join(client.Cache.RepoDir(ref.Repo), "snapshots")); err == nil {
+				for _, e := range es {
+					commits = append(commits, e.Name())
+				}
+			}
 			if dir, err := convert.DefaultCacheDir(); err == nil {
-				if conv, convBytes, err = convert.RemoveConverted(dir, ref.Repo, ref.Quant); err != nil {
+				if conv, convBytes, err = convert.RemoveConverted(dir, ref.Repo, commits, ref.Quant); err != nil {
 					return fmt.Errorf("%s: %w", arg, err)
 				}
 			}

@@ -62,8 +62,16 @@ func TestArcee(t *testing.T) {
 			}
 		},
 	})
+	// Without hidden_act: ArceeConfig's relu2.
+	noAct := arceeFixture(t, func(cfg map[string]any, ts []stTensor) []stTensor { delete(cfg, "hidden_act"); return ts })
+	if err := convert.Convert(context.Background(), noAct, filepath.Join(t.TempDir(), "x.gguf"), convert.Options{}); err != nil {
+		t.Errorf("no hidden_act: %v", err)
+	}
 	for name, edit := range map[string]func(map[string]any, []stTensor) []stTensor{
 		"silu": setConfig("hidden_act", "silu"),
+		"attention bias": func(_ map[string]any, ts []stTensor) []stTensor {
+			return append(ts, f32Tensor("model.layers.0.self_attn.q_proj.bias", []int64{64}, make([]float32, 64)))
+		},
 		"a gate": func(_ map[string]any, ts []stTensor) []stTensor {
 			return append(ts, f32Tensor("model.layers.0.mlp.gate_proj.weight", []int64{128, 64}, make([]float32, 128*64)))
 		},

@@ -85,14 +85,22 @@ func CheckSnapshot(dir string) error {
 }
 
 // RemoveConverted deletes from cacheDir the conversions Cached made of
-// the Hub repo's snapshots (keys repo@commit), of type typ, or of every
-// type when typ is empty. It returns the files removed and their bytes.
-func RemoveConverted(cacheDir, repo, typ string) (files []string, bytes int64, err error) {
+// the Hub repo's snapshots at commits (keys repo@commit), of type typ, or
+// of every type when typ is empty. It returns the files removed and their
+// bytes.
+func RemoveConverted(cacheDir, repo string, commits []string, typ string) (files []string, bytes int64, err error) {
+	if len(commits) == 0 {
+		return nil, 0, nil
+	}
 	t := `[a-z0-9_]+`
 	if typ != "" {
 		t = regexp.QuoteMeta(strings.ToLower(typ))
 	}
-	re := regexp.MustCompile(`^` + regexp.QuoteMeta(safeName(repo)) + `-[0-9a-f]{40}-` + t + `\.gguf$`)
+	alts := make([]string, len(commits))
+	for i, c := range commits {
+		alts[i] = regexp.QuoteMeta(safeName(c))
+	}
+	re := regexp.MustCompile(`^` + regexp.QuoteMeta(safeName(repo)) + `-(` + strings.Join(alts, "|") + `)-` + t + `\.gguf$`)
 	entries, err := os.ReadDir(cacheDir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {

@@ -302,7 +302,7 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 			return h, err
 		}
 	case arch.reluSq:
-		if c.HiddenAct != "relu2" {
+		if c.HiddenAct != "relu2" && c.HiddenAct != "" { // ArceeConfig's default is relu2
 			return h, fmt.Errorf("%w: %s with hidden_act %q: llama.cpp's %s graph squares a ReLU (relu2)", ErrUnsupported, arch.hf, c.HiddenAct, arch.gguf)
 		}
 	case arch.ministral3:

@@ -246,6 +246,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math"
 	"os"
@@ -367,7 +368,7 @@ var archs = []archSpec{
 	{hf: "LlamaForCausalLM", gguf: "llama", permute: true, ropeFreqs: true},
 	{hf: "MistralForCausalLM", gguf: "llama", permute: true, ropeFreqs: true},
 	{hf: "SmolLM3ForCausalLM", gguf: "smollm3", permute: true, noBias: true, noRopeStep: 4},
-	{hf: "ArceeForCausalLM", gguf: "arcee", permute: true, ropeFreqs: true, reluSq: true},
+	{hf: "ArceeForCausalLM", gguf: "arcee", permute: true, ropeFreqs: true, reluSq: true, noBias: true},
 	{hf: "GraniteForCausalLM", gguf: "granite", permute: true, ropeFreqs: true, granite: true},
 	{hf: "Mistral3ForConditionalGeneration", gguf: "llama", permute: true, ropeFreqs: true, vlm: true},
 	{hf: "Ministral3ForCausalLM", gguf: "mistral3", permute: true, ropeFreqs: true, ministral3: true},
@@ -450,6 +451,11 @@ func Convert(ctx context.Context, dir, out string, opts Options) error {
 // checkpoint's weights, so that one that cannot be converted is refused
 // before gigabytes are downloaded.
 func Check(dir string) error {
+	for _, f := range []string{"config.json", "tokenizer.json"} {
+		if _, err := os.Stat(filepath.Join(dir, f)); errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("%w checkpoint: no %s (the converter reads a transformers checkpoint's config.json and tokenizer.json)", ErrUnsupported, f)
+		}
+	}
 	_, _, _, _, err := prepare(dir)
 	return err
 }
@@ -468,7 +474,7 @@ func prepare(dir string) (*hfConfig, archSpec, hparams, *vocab, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if arch.vlm && !arch.gemma3 {
+	if arch.hf == "Mistral3ForConditionalGeneration" {
 		m3, err := cfg.ministral3Text()
 		if err != nil {
 			return fail(err)

@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/llm-go/llm/loader/gguf"
 	"github.com/llm-go/llm/loader/safetensors"
@@ -182,6 +183,7 @@ type fusedExperts map[int]map[string]safetensors.TensorInfo
 
 // add records layer n's tensor t when suffix is a fused expert tensor.
 func (fe fusedExperts) add(n int, suffix string, t safetensors.TensorInfo) bool {
+	suffix = strings.TrimSuffix(suffix, ".weight")
 	if suffix != "mlp.experts.gate_up_proj" && suffix != "mlp.experts.down_proj" {
 		return false
 	}

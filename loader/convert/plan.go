@@ -299,7 +299,10 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 				}
 			}
 			stacked, err = oss.plans(h)
-		} else if arch.fusedExperts {
+		} else if arch.fusedExperts && len(fused) > 0 {
+			if len(experts) > 0 {
+				return nil, fmt.Errorf("%w: %s checkpoint with both fused (gate_up_proj) and per-expert tensors", ErrMismatch, arch.hf)
+			}
 			stacked, err = fused.plans(h)
 		} else {
 			stacked, err = experts.plans(h, 0)

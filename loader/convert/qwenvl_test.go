@@ -6,9 +6,11 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -124,11 +126,15 @@ func TestQwenVL(t *testing.T) {
 // Qwen3-MoE checkpoint with separate experts it was made from.
 func TestQwen3VLMoE(t *testing.T) {
 	ctx := context.Background()
-	c := moeCases[0] // Qwen3-MoE: 4 experts of 32 over a hidden size of 64
+	// Qwen3-MoE's case with experts of 48 over a hidden size of 64, so
+	// that gate_up_proj [E, 64, 96] cannot be read transposed.
+	c := moeCases[0]
+	c.ffn, c.config = 48, maps.Clone(c.config)
+	c.config["moe_intermediate_size"] = 48
 	src := c.fixture(t, nil)
-	const E, H, I = 4, 64, 32
+	const E, H, I = 4, 64, 48
 	st := map[string][]float32{}
-	var ts []stTensor
+	var ts, perExpert []stTensor
 	for _, s := range f32Tensors(t, src, nil) {
 		var buf bytes.Buffer
 		if err := s.data(&buf); err != nil {
@@ -139,8 +145,10 @@ func TestQwen3VLMoE(t *testing.T) {
 			v[i] = math.Float32frombits(binary.LittleEndian.Uint32(buf.Bytes()[4*i:]))
 		}
 		st[s.name] = v
+		renamed := f32Tensor(strings.Replace(s.name, "model.", "model.language_model.", 1), s.shape, v)
+		perExpert = append(perExpert, renamed)
 		if !strings.Contains(s.name, ".mlp.experts.") {
-			ts = append(ts, f32Tensor(strings.Replace(s.name, "model.", "model.language_model.", 1), s.shape, v))
+			ts = append(ts, renamed)
 		}
 	}
 	for n := range 2 {
@@ -171,20 +179,35 @@ func TestQwen3VLMoE(t *testing.T) {
 	text["rope_scaling"] = map[string]any{"rope_type": "default", "mrope_section": []int{2, 3, 3}, "mrope_interleaved": true}
 	cfg := map[string]any{"architectures": []string{"Qwen3VLMoeForConditionalGeneration"}, "text_config": text,
 		"tie_word_embeddings": text["tie_word_embeddings"], "vision_config": map[string]any{"depth": 1}}
-	dir := t.TempDir()
-	copyHFFiles(t, c.base, dir, func(m map[string]any) {
-		clear(m)
-		for k, v := range cfg {
-			m[k] = v
-		}
-	})
-	finishFixture(t, c.base, dir, cfg, append(ts, f32Tensor("model.visual.patch_embed.proj.weight", []int64{16, 3}, make([]float32, 48))), nil)
-	conv := func(d string) string {
-		out := filepath.Join(t.TempDir(), "m.gguf")
-		if err := convert.Convert(ctx, d, out, convert.Options{Type: "f32", Name: "x"}); err != nil {
-			t.Fatal(err)
-		}
-		return out
+	vl := func(ts []stTensor) string {
+		dir := t.TempDir()
+		copyHFFiles(t, c.base, dir, func(m map[string]any) {
+			clear(m)
+			for k, v := range cfg {
+				m[k] = v
+			}
+		})
+		return finishFixture(t, c.base, dir, cfg, append(ts, f32Tensor("model.visual.patch_embed.proj.weight", []int64{16, 3}, make([]float32, 48))), nil)
 	}
-	sameGGUF(t, conv(dir), conv(src))
+	conv := func(d string) (string, error) {
+		out := filepath.Join(t.TempDir(), "m.gguf")
+		return out, convert.Convert(ctx, d, out, convert.Options{Type: "f32", Name: "x"})
+	}
+	want, err := conv(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fusedOnly := slices.Clone(ts[len(ts)-4:]) // the fused tensors of both layers, before vl sorts ts
+	// Fused, and one tensor per expert (as some releases store them).
+	for name, tensors := range map[string][]stTensor{"fused": ts, "per expert": perExpert} {
+		got, err := conv(vl(slices.Clone(tensors)))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		sameGGUF(t, got, want)
+	}
+	both := append(slices.Clone(perExpert), fusedOnly...)
+	if _, err := conv(vl(both)); !errors.Is(err, convert.ErrMismatch) {
+		t.Errorf("both layouts: %v, want ErrMismatch", err)
+	}
 }

@@ -174,7 +174,7 @@ func (c *hfConfig) rope(ctxLen int) (theta, partial float64, rs ropeScaling, err
 		}
 		return 0, fmt.Errorf("%w: config.json: %s of type %q has no original_max_position_embeddings", ErrMismatch, key, kind)
 	}
-	if kind == "mrope" || kind == "default" && src.MropeSection != nil {
+	if kind == "mrope" || (kind == "" || kind == "default") && src.MropeSection != nil {
 		if !c.allowMrope {
 			return 0, 0, rs, fmt.Errorf("%w %s: multimodal rope (mrope_section) is converted only for the text model of Qwen2-VL and Qwen3-VL", ErrUnsupported, key)
 		}
