@@ -49,6 +49,9 @@ type hfConfig struct {
 	// model's text model).
 	allowMrope bool `json:"-"`
 
+	// Command R's logit multiplier.
+	LogitScale *float64 `json:"logit_scale"`
+
 	// Ministral 3's attention temperature, when not in rope_parameters.
 	Llama4ScalingBeta *float64 `json:"llama_4_scaling_beta"`
 
@@ -116,6 +119,10 @@ type hparams struct {
 	// DeepSeek and GLM-4.5 (sharedmoe.go).
 	ds   *deepseekHparams
 	smoe *sharedMoE
+	// cohereQKNorm: Command R+'s per-head q/k LayerNorms; logitScale
+	// multiplies Command R's logits.
+	cohereQKNorm bool
+	logitScale   float64
 	// fp8Block is quantization_config.weight_block_size, the blocks of
 	// FP8 weights' scales (nil: not given).
 	fp8Block []int
@@ -299,6 +306,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		}
 	case arch.glm4:
 		if err := glm4Hparams(arch, &h); err != nil {
+			return h, err
+		}
+	case arch.cohere:
+		if err := c.cohereHparams(arch, &h); err != nil {
 			return h, err
 		}
 	case arch.reluSq:

@@ -77,6 +77,10 @@
 //     without attention biases; every fourth layer has no rotary
 //     embedding, which llama.cpp's graph hard-codes, so a config.json whose
 //     no_rope_layers says otherwise is refused.
+//   - CohereForCausalLM (Command R 35B, Aya 23 and Aya Expanse) → GGUF
+//     arch "command-r": LayerNorms without bias, attention and MLP in
+//     parallel on one norm, interleaved rope, the logit scale; see
+//     cohere.go.
 //   - ArceeForCausalLM (AFM-4.5B) → GGUF arch "arcee": as Llama (permuted
 //     q/k, llama3 or yarn rope scaling) with an MLP of up_proj, ReLU² and
 //     down_proj and no gate; hidden_act must be relu2.
@@ -347,6 +351,9 @@ type archSpec struct {
 	// fusedExperts: Qwen3-VL-MoE's experts, fused into gate_up_proj and
 	// down_proj per layer ([experts, in, out]; moe.go).
 	fusedExperts bool
+	// cohere: Command R's LayerNorms (no bias), parallel attention and
+	// MLP, logit scale and optional per-head q/k LayerNorms (cohere.go).
+	cohere bool
 	// reluSq: Arcee's MLP, up then ReLU² then down, with no gate.
 	reluSq bool
 	// glm4: GLM-4's sandwich norms (post_self_attn_layernorm,
@@ -368,6 +375,7 @@ var archs = []archSpec{
 	{hf: "LlamaForCausalLM", gguf: "llama", permute: true, ropeFreqs: true},
 	{hf: "MistralForCausalLM", gguf: "llama", permute: true, ropeFreqs: true},
 	{hf: "SmolLM3ForCausalLM", gguf: "smollm3", permute: true, noBias: true, noRopeStep: 4},
+	{hf: "CohereForCausalLM", gguf: "command-r", noBias: true, tiedOnly: true, cohere: true},
 	{hf: "ArceeForCausalLM", gguf: "arcee", permute: true, ropeFreqs: true, reluSq: true, noBias: true},
 	{hf: "GraniteForCausalLM", gguf: "granite", permute: true, ropeFreqs: true, granite: true},
 	{hf: "Mistral3ForConditionalGeneration", gguf: "llama", permute: true, ropeFreqs: true, vlm: true},
@@ -594,6 +602,9 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		}
 		if arch.glm4moe {
 			sharedMoEKeys(w, a, hp)
+		}
+		if arch.cohere {
+			cohereKeys(w, a, hp)
 		}
 		if arch.ministral3 && hp.attnTemp != 0 {
 			w.Set(a+".attention.temperature_scale", gguf.Float32(float32(hp.attnTemp)))

@@ -232,11 +232,20 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			if arch.fused && splitOnly[m[2]] {
 				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: llama.cpp's %s arch takes fused qkv_proj and gate_up_proj weights", ErrUnsupported, t.Name, arch.hf, arch.gguf)
 			}
-			if !ok || (isNorm && !arch.qkNorm) || (isBias && arch.noBias) || (!arch.fused && fusedOnly[m[2]] && !(arch.glm4 && m[2] == "mlp.gate_up_proj.weight")) {
+			if !ok || (isNorm && !arch.qkNorm && !arch.cohere) || (isBias && arch.noBias) || (!arch.fused && fusedOnly[m[2]] && !(arch.glm4 && m[2] == "mlp.gate_up_proj.weight")) {
 				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, t.Name, arch.hf)
 			}
 			p.ggufName, p.layer = fmt.Sprintf("blk.%d.%s", n, g), n
 			want = expectedShape(m[2], h)
+			if arch.cohere && isNorm {
+				if !h.cohereQKNorm {
+					return nil, fmt.Errorf("%w tensor %q in a %s checkpoint with use_qk_norm false", ErrUnsupported, t.Name, arch.hf)
+				}
+				want = []int64{int64(h.heads), int64(h.headDim)}
+				if m[2] == "self_attn.k_norm.weight" {
+					want = []int64{int64(h.kvHeads), int64(h.headDim)}
+				}
+			}
 			if arch.olmo2 && isNorm { // over the whole projection
 				want = []int64{int64(h.heads * h.headDim)}
 				if m[2] == "self_attn.k_norm.weight" {
@@ -329,6 +338,12 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 	}
 	if arch.reluSq {
 		perLayer = []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_up", "ffn_down"}
+	}
+	if arch.cohere {
+		perLayer = []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}
+		if h.cohereQKNorm {
+			perLayer = append(perLayer, "attn_q_norm", "attn_k_norm")
+		}
 	}
 	for i := range h.layers {
 		for _, s := range perLayer {

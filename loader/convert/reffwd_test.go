@@ -39,6 +39,12 @@ type refModel struct {
 	residualScale, logitDiv float64
 	// reluSq makes the MLP ungated: down·relu(up·h)² (Arcee).
 	reluSq bool
+	// layerNorm makes every norm a LayerNorm without bias (the mean
+	// subtracted; Cohere); parallel runs the attention and the MLP on
+	// the same normed input, both added to the residual (attnNorm only);
+	// logitScale multiplies the logits (0: 1).
+	layerNorm, parallel bool
+	logitScale          float64
 	// ropePairs rotates adjacent pairs (2i, 2i+1) of the rotated
 	// dimensions (GLM-4's interleaved layout) instead of rotate_half's.
 	ropePairs bool
@@ -237,14 +243,21 @@ func (r *stReader) has(name string) bool {
 func layerPrefix(l int) string { return "model.layers." + strconv.Itoa(l) + "." }
 
 func (m *refModel) rms(x, g []float64) []float64 {
+	var mean float64
+	if m.layerNorm {
+		for _, v := range x {
+			mean += v
+		}
+		mean /= float64(len(x))
+	}
 	var s float64
 	for _, v := range x {
-		s += v * v
+		s += (v - mean) * (v - mean)
 	}
 	r := 1 / math.Sqrt(s/float64(len(x))+m.eps)
 	out := make([]float64, len(x))
 	for i := range x {
-		out[i] = x[i] * r * (g[i] + m.normOffset)
+		out[i] = (x[i] - mean) * r * (g[i] + m.normOffset)
 	}
 	return out
 }
@@ -325,7 +338,10 @@ func (m *refModel) forward(ids []int) []float64 {
 	headNorm := func(v, g []float64, n int) {
 		for j := range n {
 			h := v[j*hd : (j+1)*hd]
-			if g != nil {
+			switch {
+			case len(g) == n*hd: // one weight vector per head (Cohere)
+				copy(h, m.rms(h, g[j*hd:(j+1)*hd]))
+			case g != nil:
 				copy(h, m.rms(h, g))
 			}
 		}
@@ -344,11 +360,13 @@ func (m *refModel) forward(ids []int) []float64 {
 			ms = L.mscale
 		}
 		qs, ks, vs := make([][]float64, T), make([][]float64, T), make([][]float64, T)
+		normed := make([][]float64, T) // the attention's inputs, for a parallel MLP
 		for i := range T {
 			h := x[i]
 			if L.attnNorm != nil {
 				h = m.rms(x[i], L.attnNorm)
 			}
+			normed[i] = h
 			q, k := matvec(L.wq, h, nh*hd), matvec(L.wk, h, nkv*hd)
 			addBias(q, L.bq)
 			addBias(k, L.bk)
@@ -435,7 +453,10 @@ func (m *refModel) forward(ids []int) []float64 {
 				x[i][e] += o[e]
 			}
 			h := x[i]
-			if L.ffnNorm != nil {
+			switch {
+			case m.parallel:
+				h = normed[i]
+			case L.ffnNorm != nil:
 				h = m.rms(x[i], L.ffnNorm)
 			}
 			var d []float64
@@ -478,6 +499,9 @@ func (m *refModel) forward(ids []int) []float64 {
 		if m.logitDiv != 0 {
 			logits[i] /= m.logitDiv
 		}
+		if m.logitScale != 0 {
+			logits[i] *= m.logitScale
+		}
 	}
 	return logits
 }
@@ -498,11 +522,14 @@ func loadLlamaRef(t *testing.T, dir string, m refModel, layers int) *refModel {
 			attnNorm: r.get(p + "input_layernorm.weight"),
 			wq:       r.get(p + "self_attn.q_proj.weight"), wk: r.get(p + "self_attn.k_proj.weight"),
 			wv: r.get(p + "self_attn.v_proj.weight"), wo: r.get(p + "self_attn.o_proj.weight"),
-			ffnNorm: r.get(p + "post_attention_layernorm.weight"),
-			wu:      r.get(p + "mlp.up_proj.weight"), wd: r.get(p + "mlp.down_proj.weight"),
+
+			wu: r.get(p + "mlp.up_proj.weight"), wd: r.get(p + "mlp.down_proj.weight"),
 		}
 		if r.has(p + "mlp.gate_proj.weight") {
 			L.wg = r.get(p + "mlp.gate_proj.weight")
+		}
+		if r.has(p + "post_attention_layernorm.weight") {
+			L.ffnNorm = r.get(p + "post_attention_layernorm.weight")
 		}
 		if r.has(p + "self_attn.q_norm.weight") {
 			L.qNorm, L.kNorm = r.get(p+"self_attn.q_norm.weight"), r.get(p+"self_attn.k_norm.weight")

@@ -281,6 +281,9 @@ func readVocab(dir string, cfg *hfConfig, arch archSpec) (*vocab, error) {
 	if arch.glm4moe || arch.glm4 {
 		glmVocab(v)
 	}
+	if arch.cohere && v.pre == "starcoder" {
+		v.pre = "command-r" // the same regex; llama.cpp keeps spaces as they are
+	}
 	if v.model == kindBPE && v.addBOS == nil {
 		// GPT-2's tokenizer adds no BOS.
 		f := false

@@ -1,0 +1,125 @@
+package convert_test
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/llm-go/llm/internal/shareddata"
+	"github.com/llm-go/llm/loader/convert"
+	"github.com/llm-go/llm/loader/gguf"
+)
+
+// cohereFixture writes tiny-llama-st as a Command R checkpoint: no MLP
+// norm, tied embeddings, layer_norm_eps and logit_scale, and with qkNorm
+// per-head q/k norm weights ([heads, head_dim]) and 64 layers (its two
+// repeated), as llama.cpp reads those norms only then; edit changes it.
+func cohereFixture(t *testing.T, qkNorm bool, edit func(map[string]any, []stTensor) []stTensor) string {
+	t.Helper()
+	dir := t.TempDir()
+	var cfg map[string]any
+	copyHFFiles(t, "tiny-llama-st", dir, func(m map[string]any) {
+		m["architectures"], m["model_type"] = []string{"CohereForCausalLM"}, "cohere"
+		m["layer_norm_eps"], m["logit_scale"], m["use_qk_norm"], m["tie_word_embeddings"] = 1e-5, 0.125, qkNorm, true
+		delete(m, "rms_norm_eps")
+		if qkNorm {
+			m["num_hidden_layers"] = 64
+		}
+		cfg = m
+	})
+	w := randWeights{rand.New(rand.NewPCG(5, 6))}
+	var ts []stTensor
+	layers := 2
+	if qkNorm {
+		layers = 64
+	}
+	for _, s := range f32Tensors(t, shareddata.Path(t, "models", "hf", "tiny-llama-st"), nil) {
+		if s.name == "lm_head.weight" || strings.HasSuffix(s.name, "post_attention_layernorm.weight") {
+			continue
+		}
+		if !strings.HasPrefix(s.name, "model.layers.") {
+			ts = append(ts, s)
+			continue
+		}
+		src := strings.TrimPrefix(s.name, "model.layers.")
+		n, rest, _ := strings.Cut(src, ".")
+		for l := n[0] - '0'; int(l) < layers; l += 2 { // layer l repeats layer l%2
+			c := s
+			c.name = layerPrefix(int(l)) + rest
+			ts = append(ts, c)
+			if qkNorm && rest == "input_layernorm.weight" {
+				p := layerPrefix(int(l))
+				q, k := w.vec(p+"self_attn.q_norm.weight", 4*16, 1, 0.2), w.vec(p+"self_attn.k_norm.weight", 2*16, 1, 0.2)
+				q.shape, k.shape = []int64{4, 16}, []int64{2, 16}
+				ts = append(ts, q, k)
+			}
+		}
+	}
+	return finishFixture(t, "tiny-llama-st", dir, cfg, ts, edit)
+}
+
+// TestCohere converts Command R checkpoints (with and without q/k norms) to
+// llama.cpp's command-r and checks the logits against the float64
+// reference (LayerNorms, the parallel block, interleaved rope, the logit
+// scale), which would see each left out.
+func TestCohere(t *testing.T) {
+	prompts := readReference(t, "tiny-llama-st").Prompts
+	for _, qkNorm := range []bool{false, true} {
+		dir := cohereFixture(t, qkNorm, nil)
+		out := filepath.Join(t.TempDir(), "cr.gguf")
+		if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32", Name: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		f, err := gguf.Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v, _ := f.Float("command-r.logit_scale"); f.Architecture() != "command-r" || v != 0.125 {
+			t.Errorf("arch %q, logit_scale %v", f.Architecture(), v)
+		}
+		if _, ok := f.Float("command-r.attention.layer_norm_rms_epsilon"); ok {
+			t.Error("an RMS norm epsilon written for LayerNorms")
+		}
+		layers := 2
+		if qkNorm {
+			layers = 64
+		}
+		fresh := func() *refModel {
+			return loadLlamaRef(t, dir, refModel{hidden: 64, heads: 4, kvHeads: 2, headDim: 16, eps: 1e-5, invFreq: defaultInvFreq(10000, 16),
+				ropePairs: true, layerNorm: true, parallel: true, logitScale: 0.125}, layers)
+		}
+		ctx := refContext(t, out)
+		checkRef(t, ctx, prompts, fresh().forward, 1e-5)
+		edits := map[string]func(*refModel){
+			"LayerNorm":        func(m *refModel) { m.layerNorm = false },
+			"interleaved rope": func(m *refModel) { m.ropePairs = false },
+			"logit scale":      func(m *refModel) { m.logitScale = 0 },
+		}
+		if !qkNorm { // 64 sequential blocks of these weights overflow
+			edits["parallel block"] = func(m *refModel) { m.parallel = false }
+		}
+		if qkNorm {
+			edits["per-head q/k norms"] = func(m *refModel) {
+				for i := range m.layers {
+					m.layers[i].qNorm, m.layers[i].kNorm = m.layers[i].qNorm[:16], m.layers[i].kNorm[:16]
+				}
+			}
+		}
+		checkSensitive(t, ctx, prompts, fresh, edits)
+	}
+	for name, edit := range map[string]func(map[string]any, []stTensor) []stTensor{
+		"q_norm without use_qk_norm": func(_ map[string]any, ts []stTensor) []stTensor {
+			return append(ts, f32Tensor("model.layers.0.self_attn.q_norm.weight", []int64{4, 16}, make([]float32, 64)))
+		},
+		"head_dim × heads ≠ hidden": setConfig("head_dim", 32),
+		"use_qk_norm with 2 layers": setConfig("use_qk_norm", true),
+	} {
+		err := convert.Convert(context.Background(), cohereFixture(t, false, edit), filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
+		if !errors.Is(err, convert.ErrUnsupported) {
+			t.Errorf("%s: %v, want ErrUnsupported", name, err)
+		}
+	}
+}
