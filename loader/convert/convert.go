@@ -209,7 +209,7 @@
 // pre-tokenizer family, which llama.cpp implements with its own regexes:
 // gpt-2, llama-bpe (Llama 3), qwen2, gpt-4o (o200k: Phi-4-mini, gpt-oss),
 // tekken (Mistral-Nemo, Mistral Small 3), deepseek-llm, deepseek-coder,
-// deepseek-v3, falcon or starcoder (see PreTokenizers).
+// deepseek-v3, falcon, starcoder or command-r (see PreTokenizers).
 // convert_hf_to_gguf.py identifies the family by a hash of a test
 // tokenization, which needs Hugging Face's tokenizer; this package instead
 // matches tokenizer.json's pre_tokenizer (its Split regexes and their

@@ -225,6 +225,9 @@ var preFamilies = []preFamily{
 		"Punctuation(Contiguous)", byteLevelStep(true), "Digits(individual_digits=false)", splitStep("[0-9][0-9][0-9]"),
 	}, norms: []string{normNone}, from: "tiiuae/falcon-7b"},
 	{name: "starcoder", steps: []preStep{"Digits(individual_digits=true)", byteLevelStep(true)}, norms: []string{normNone}, from: "bigcode/starcoder"},
+	// Command R's: StarCoder's steps with an NFC normalizer, which
+	// llama.cpp's command-r does not apply (text is nearly always NFC).
+	{name: "command-r", steps: []preStep{"Digits(individual_digits=true)", byteLevelStep(true)}, norms: []string{normNFC}, from: "CohereForAI/c4ai-command-r-v01"},
 }
 
 // PreTokenizers returns the tokenizer.ggml.pre names Convert detects for a

@@ -433,6 +433,7 @@ func TestPreTokenizerDetection(t *testing.T) {
 		{"gpt-4o isolated", preGPT4oIsolated, "", "", "gpt-4o", false},
 		{"tekken", preTekken, "", "", "tekken", false},
 		{"deepseek-v3", preDeepSeekV3, normEmptySeq, "", "deepseek-v3", false},
+		{"command-r", preStarcoder, normNFC, "", "command-r", false},
 		{"gpt-2 on a Llama", preGPT2, "", "", "gpt-2", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
