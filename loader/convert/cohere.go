@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 
@@ -39,8 +40,43 @@ func (c *hfConfig) cohereHparams(arch archSpec, h *hparams) error {
 		return fmt.Errorf("%w: config.json: logit_scale %v and layer_norm_eps %v must be positive", ErrMismatch, h.logitScale, h.rmsEps)
 	}
 	h.cohereQKNorm = c.GLM.UseQKNorm
+	if arch.cohere2 {
+		return c.cohere2Hparams(arch, h)
+	}
 	if h.cohereQKNorm != (h.layers >= 64) {
 		return fmt.Errorf("%w: %s with use_qk_norm %v and %d layers: llama.cpp's command-r reads q/k norms for 64 layers or more (Command R+) and only then", ErrUnsupported, arch.hf, h.cohereQKNorm, h.layers)
+	}
+	return nil
+}
+
+// cohere2Hparams checks Cohere2's layers against llama.cpp's fixed
+// pattern: layers 4k+3 global (no rope, full attention), the others
+// sliding-window with rope.
+func (c *hfConfig) cohere2Hparams(arch archSpec, h *hparams) error {
+	if h.cohereQKNorm {
+		return fmt.Errorf("%w: %s with use_qk_norm (llama.cpp's cohere2 has no q/k norms)", ErrUnsupported, arch.hf)
+	}
+	h.slidingWindow = positiveInt(c.SlidingWindow)
+	if h.slidingWindow == 0 {
+		return fmt.Errorf("%w: config.json: %s without a positive sliding_window", ErrMismatch, arch.hf)
+	}
+	if p := positiveInt(c.SlidingWindowPattern); !isNull(c.SlidingWindowPattern) && p != 4 {
+		return fmt.Errorf("%w: %s with sliding_window_pattern %s: llama.cpp's cohere2 makes every fourth layer global", ErrUnsupported, arch.hf, c.SlidingWindowPattern)
+	}
+	if !isNull(c.LayerTypes) {
+		var types []string
+		if err := json.Unmarshal(c.LayerTypes, &types); err != nil {
+			return fmt.Errorf("%w: config.json: layer_types: %v", ErrMismatch, err)
+		}
+		for i := range h.layers {
+			want := "sliding_attention"
+			if (i+1)%4 == 0 {
+				want = "full_attention"
+			}
+			if i >= len(types) || types[i] != want {
+				return fmt.Errorf("%w: %s with layer_types %v: llama.cpp's cohere2 makes every fourth layer global, the others sliding", ErrUnsupported, arch.hf, types)
+			}
+		}
 	}
 	return nil
 }
@@ -51,4 +87,7 @@ func cohereKeys(w *gguf.Writer, a string, h hparams) {
 	w.Delete(a + ".attention.layer_norm_rms_epsilon")
 	w.Set(a+".attention.layer_norm_epsilon", gguf.Float32(float32(h.rmsEps)))
 	w.Set(a+".logit_scale", gguf.Float32(float32(h.logitScale)))
+	if h.slidingWindow > 0 {
+		w.Set(a+".attention.sliding_window", gguf.Uint32(uint32(h.slidingWindow)))
+	}
 }

@@ -19,23 +19,28 @@ import (
 // repeated), as llama.cpp reads those norms only then; edit changes it.
 func cohereFixture(t *testing.T, qkNorm bool, edit func(map[string]any, []stTensor) []stTensor) string {
 	t.Helper()
-	dir := t.TempDir()
-	var cfg map[string]any
-	copyHFFiles(t, "tiny-llama-st", dir, func(m map[string]any) {
-		m["architectures"], m["model_type"] = []string{"CohereForCausalLM"}, "cohere"
-		m["layer_norm_eps"], m["logit_scale"], m["use_qk_norm"], m["tie_word_embeddings"] = 1e-5, 0.125, qkNorm, true
-		delete(m, "rms_norm_eps")
-		if qkNorm {
-			m["num_hidden_layers"] = 64
-		}
-		cfg = m
-	})
-	w := randWeights{rand.New(rand.NewPCG(5, 6))}
-	var ts []stTensor
 	layers := 2
 	if qkNorm {
 		layers = 64
 	}
+	return cohereFixtureN(t, "CohereForCausalLM", layers, qkNorm, edit)
+}
+
+// cohereFixtureN writes the Command R fixture as arch with layers layers
+// (tiny-llama-st's two repeated).
+func cohereFixtureN(t *testing.T, arch string, layers int, qkNorm bool, edit func(map[string]any, []stTensor) []stTensor) string {
+	t.Helper()
+	dir := t.TempDir()
+	var cfg map[string]any
+	copyHFFiles(t, "tiny-llama-st", dir, func(m map[string]any) {
+		m["architectures"], m["model_type"] = []string{arch}, "cohere"
+		m["layer_norm_eps"], m["logit_scale"], m["use_qk_norm"], m["tie_word_embeddings"] = 1e-5, 0.125, qkNorm, true
+		delete(m, "rms_norm_eps")
+		m["num_hidden_layers"] = layers
+		cfg = m
+	})
+	w := randWeights{rand.New(rand.NewPCG(5, 6))}
+	var ts []stTensor
 	for _, s := range f32Tensors(t, shareddata.Path(t, "models", "hf", "tiny-llama-st"), nil) {
 		if s.name == "lm_head.weight" || strings.HasSuffix(s.name, "post_attention_layernorm.weight") {
 			continue
@@ -120,6 +125,70 @@ func TestCohere(t *testing.T) {
 		err := convert.Convert(context.Background(), cohereFixture(t, false, edit), filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
 		if !errors.Is(err, convert.ErrUnsupported) {
 			t.Errorf("%s: %v, want ErrUnsupported", name, err)
+		}
+	}
+}
+
+// TestCohere2 converts Command R7B's layout (cohere2: three sliding-window
+// layers with rope, then a global one without) and checks the logits
+// against the float64 reference, which would see the window or the global
+// layers' missing rope left out; other layer patterns are refused.
+func TestCohere2(t *testing.T) {
+	prompts := readReference(t, "tiny-llama-st").Prompts
+	const window = 4
+	sliding := func(cfg map[string]any, ts []stTensor) []stTensor {
+		cfg["sliding_window"], cfg["sliding_window_pattern"] = window, 4
+		return ts
+	}
+	dir := cohereFixtureN(t, "Cohere2ForCausalLM", 8, false, sliding)
+	out := filepath.Join(t.TempDir(), "c2.gguf")
+	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32", Name: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := f.Uint("cohere2.attention.sliding_window"); f.Architecture() != "cohere2" || v != window {
+		t.Errorf("arch %q, sliding_window %d", f.Architecture(), v)
+	}
+	fresh := func() *refModel {
+		m := loadLlamaRef(t, dir, refModel{hidden: 64, heads: 4, kvHeads: 2, headDim: 16, eps: 1e-5, invFreq: defaultInvFreq(10000, 16),
+			ropePairs: true, layerNorm: true, parallel: true, logitScale: 0.125}, 8)
+		for i := range m.layers {
+			if (i+1)%4 == 0 {
+				m.layers[i].noRope = true
+			} else {
+				m.layers[i].window = window
+			}
+		}
+		return m
+	}
+	ctx := refContext(t, out)
+	checkRef(t, ctx, prompts, fresh().forward, 1e-5)
+	checkSensitive(t, ctx, prompts, fresh, map[string]func(*refModel){
+		"sliding window": func(m *refModel) {
+			for i := range m.layers {
+				m.layers[i].window = 0
+			}
+		},
+		"no rope in the global layers": func(m *refModel) {
+			for i := range m.layers {
+				m.layers[i].noRope = false
+			}
+		},
+	})
+	for name, edit := range map[string]func(map[string]any, []stTensor) []stTensor{
+		"pattern 6": func(cfg map[string]any, ts []stTensor) []stTensor {
+			sliding(cfg, ts)
+			cfg["sliding_window_pattern"] = 6
+			return ts
+		},
+		"no window": func(cfg map[string]any, ts []stTensor) []stTensor { delete(cfg, "sliding_window"); return ts },
+	} {
+		err := convert.Convert(context.Background(), cohereFixtureN(t, "Cohere2ForCausalLM", 8, false, edit), filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
+		if err == nil {
+			t.Errorf("%s: converted", name)
 		}
 	}
 }

@@ -81,6 +81,9 @@
 //     arch "command-r": LayerNorms without bias, attention and MLP in
 //     parallel on one norm, interleaved rope, the logit scale; see
 //     cohere.go.
+//   - Cohere2ForCausalLM (Command R7B, Command A) → GGUF arch "cohere2":
+//     as Command R, with sliding-window layers that rotate and every
+//     fourth layer global without rope; see cohere.go.
 //   - ArceeForCausalLM (AFM-4.5B) → GGUF arch "arcee": as Llama (permuted
 //     q/k, llama3 or yarn rope scaling) with an MLP of up_proj, ReLU² and
 //     down_proj and no gate; hidden_act must be relu2.
@@ -354,6 +357,9 @@ type archSpec struct {
 	// cohere: Command R's LayerNorms (no bias), parallel attention and
 	// MLP, logit scale and optional per-head q/k LayerNorms (cohere.go).
 	cohere bool
+	// cohere2: Command R7B's and Command A's three sliding-window layers
+	// (with rope) to one global layer (without), cohere.go.
+	cohere2 bool
 	// reluSq: Arcee's MLP, up then ReLU² then down, with no gate.
 	reluSq bool
 	// glm4: GLM-4's sandwich norms (post_self_attn_layernorm,
@@ -376,6 +382,7 @@ var archs = []archSpec{
 	{hf: "MistralForCausalLM", gguf: "llama", permute: true, ropeFreqs: true},
 	{hf: "SmolLM3ForCausalLM", gguf: "smollm3", permute: true, noBias: true, noRopeStep: 4},
 	{hf: "CohereForCausalLM", gguf: "command-r", noBias: true, tiedOnly: true, cohere: true},
+	{hf: "Cohere2ForCausalLM", gguf: "cohere2", noBias: true, tiedOnly: true, cohere: true, cohere2: true},
 	{hf: "ArceeForCausalLM", gguf: "arcee", permute: true, ropeFreqs: true, reluSq: true, noBias: true},
 	{hf: "GraniteForCausalLM", gguf: "granite", permute: true, ropeFreqs: true, granite: true},
 	{hf: "Mistral3ForConditionalGeneration", gguf: "llama", permute: true, ropeFreqs: true, vlm: true},
