@@ -39,9 +39,18 @@ func (c *hfConfig) cohereHparams(arch archSpec, h *hparams) error {
 	if !(h.logitScale > 0) || math.IsInf(h.logitScale, 0) || !(h.rmsEps > 0) {
 		return fmt.Errorf("%w: config.json: logit_scale %v and layer_norm_eps %v must be positive", ErrMismatch, h.logitScale, h.rmsEps)
 	}
+	if c.HiddenAct != "" && c.HiddenAct != "silu" {
+		return fmt.Errorf("%w: %s with hidden_act %q: llama.cpp's %s graph gates its MLP with SiLU", ErrUnsupported, arch.hf, c.HiddenAct, arch.gguf)
+	}
 	h.cohereQKNorm = c.GLM.UseQKNorm
 	if arch.cohere2 {
 		return c.cohere2Hparams(arch, h)
+	}
+	// Command R's max_position_embeddings (8192) is not what it was
+	// trained for: model_max_length (131072) is, as
+	// convert_hf_to_gguf.py reads it.
+	if c.ModelMaxLength > 0 {
+		h.ctxLen = c.ModelMaxLength
 	}
 	if h.cohereQKNorm != (h.layers >= 64) {
 		return fmt.Errorf("%w: %s with use_qk_norm %v and %d layers: llama.cpp's command-r reads q/k norms for 64 layers or more (Command R+) and only then", ErrUnsupported, arch.hf, h.cohereQKNorm, h.layers)
@@ -57,8 +66,11 @@ func (c *hfConfig) cohere2Hparams(arch archSpec, h *hparams) error {
 		return fmt.Errorf("%w: %s with use_qk_norm (llama.cpp's cohere2 has no q/k norms)", ErrUnsupported, arch.hf)
 	}
 	h.slidingWindow = positiveInt(c.SlidingWindow)
+	if len(c.SlidingWindow) == 0 {
+		h.slidingWindow = 4096 // Cohere2Config's default
+	}
 	if h.slidingWindow == 0 {
-		return fmt.Errorf("%w: config.json: %s without a positive sliding_window", ErrMismatch, arch.hf)
+		return fmt.Errorf("%w: config.json: %s with sliding_window %s: llama.cpp's cohere2 needs a positive window", ErrMismatch, arch.hf, c.SlidingWindow)
 	}
 	if p := positiveInt(c.SlidingWindowPattern); !isNull(c.SlidingWindowPattern) && p != 4 {
 		return fmt.Errorf("%w: %s with sliding_window_pattern %s: llama.cpp's cohere2 makes every fourth layer global", ErrUnsupported, arch.hf, c.SlidingWindowPattern)

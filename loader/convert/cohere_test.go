@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -115,12 +116,38 @@ func TestCohere(t *testing.T) {
 		}
 		checkSensitive(t, ctx, prompts, fresh, edits)
 	}
+	// F16 (the CLI's default): the per-head q/k norms [heads, head_dim]
+	// stay F32, which ggml's norm multiply requires (F16 ones abort it).
+	f16 := filepath.Join(t.TempDir(), "cr16.gguf")
+	dir := cohereFixture(t, true, setConfig("model_max_length", 131072))
+	if err := convert.Convert(context.Background(), dir, f16, convert.Options{Type: "f16", Name: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(f16)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"blk.63.attn_q_norm.weight", "blk.63.attn_k_norm.weight"} {
+		if ti, ok := f.Tensor(name); !ok || ti.Type != gguf.TypeF32 {
+			t.Errorf("%s: %v %+v, want F32", name, ok, ti)
+		}
+	}
+	if v, _ := f.Uint("command-r.context_length"); v != 131072 {
+		t.Errorf("context_length %d, want model_max_length 131072", v)
+	}
+	ref := loadLlamaRef(t, dir, refModel{hidden: 64, heads: 4, kvHeads: 2, headDim: 16, eps: 1e-5, invFreq: defaultInvFreq(10000, 16),
+		ropePairs: true, layerNorm: true, parallel: true, logitScale: 0.125}, 64)
+	checkRef(t, refContext(t, f16), readReference(t, "tiny-llama-st").Prompts[:1], ref.forward, 5e-2)
 	for name, edit := range map[string]func(map[string]any, []stTensor) []stTensor{
 		"q_norm without use_qk_norm": func(_ map[string]any, ts []stTensor) []stTensor {
 			return append(ts, f32Tensor("model.layers.0.self_attn.q_norm.weight", []int64{4, 16}, make([]float32, 64)))
 		},
 		"head_dim × heads ≠ hidden": setConfig("head_dim", 32),
 		"use_qk_norm with 2 layers": setConfig("use_qk_norm", true),
+		"hidden_act gelu":           setConfig("hidden_act", "gelu"),
+		"an MLP norm": func(_ map[string]any, ts []stTensor) []stTensor {
+			return append(ts, f32Tensor("model.layers.0.post_attention_layernorm.weight", []int64{64}, make([]float32, 64)))
+		},
 	} {
 		err := convert.Convert(context.Background(), cohereFixture(t, false, edit), filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
 		if !errors.Is(err, convert.ErrUnsupported) {
@@ -184,11 +211,25 @@ func TestCohere2(t *testing.T) {
 			cfg["sliding_window_pattern"] = 6
 			return ts
 		},
-		"no window": func(cfg map[string]any, ts []stTensor) []stTensor { delete(cfg, "sliding_window"); return ts },
+		"window 0": func(cfg map[string]any, ts []stTensor) []stTensor { cfg["sliding_window"] = 0; return ts },
+		"a global layer sliding": func(cfg map[string]any, ts []stTensor) []stTensor {
+			cfg["layer_types"] = slices.Repeat([]string{"sliding_attention"}, 8)
+			return ts
+		},
 	} {
 		err := convert.Convert(context.Background(), cohereFixtureN(t, "Cohere2ForCausalLM", 8, false, edit), filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
-		if err == nil {
-			t.Errorf("%s: converted", name)
+		if !errors.Is(err, convert.ErrUnsupported) && !errors.Is(err, convert.ErrMismatch) {
+			t.Errorf("%s: %v, want ErrUnsupported or ErrMismatch", name, err)
 		}
+	}
+	// Without sliding_window: Cohere2Config's 4096.
+	def := filepath.Join(t.TempDir(), "def.gguf")
+	if err := convert.Convert(context.Background(), cohereFixtureN(t, "Cohere2ForCausalLM", 8, false, nil), def, convert.Options{Name: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := gguf.Open(def); err != nil {
+		t.Fatal(err)
+	} else if v, _ := f.Uint("cohere2.attention.sliding_window"); v != 4096 {
+		t.Errorf("default sliding_window %d, want 4096", v)
 	}
 }

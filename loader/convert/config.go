@@ -21,6 +21,7 @@ type hfConfig struct {
 	RopeTheta             *float64        `json:"rope_theta"`
 	RopeParameters        json.RawMessage `json:"rope_parameters"`
 	MaxPositionEmbeddings int             `json:"max_position_embeddings"`
+	ModelMaxLength        int             `json:"model_max_length"` // Command R
 	VocabSize             int             `json:"vocab_size"`
 	TieWordEmbeddings     *bool           `json:"tie_word_embeddings"`
 	HeadDim               int             `json:"head_dim"`

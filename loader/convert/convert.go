@@ -92,6 +92,11 @@
 //     and logits_scaling as embedding_scale, residual_scale,
 //     attention.scale and logit_scale (1 when absent, as GraniteConfig's
 //     defaults; llama.cpp requires all four).
+//   - GraniteMoeForCausalLM (Granite 3.x MoE) → GGUF arch "granitemoe":
+//     Granite with experts in every layer, fused per layer as
+//     block_sparse_moe.input_linear (each expert's gate rows, then its
+//     up rows) and output_linear, split into ffn_{gate,up,down}_exps; the
+//     router's top-k logits are softmaxed. GraniteMoeShared is refused.
 //   - Phi3ForCausalLM (Phi-3 mini and medium; not Phi3SmallForCausalLM)
 //     → GGUF arch "phi3": the fused qkv_proj and gate_up_proj weights are
 //     kept fused (blk.N.attn_qkv.weight, and blk.N.ffn_up.weight holding
@@ -351,8 +356,9 @@ type archSpec struct {
 	// (mrope_section) rotates text tokens as a plain rope does (their
 	// three position ids are equal): written without it, as a text model.
 	mrope bool
-	// fusedExperts: Qwen3-VL-MoE's experts, fused into gate_up_proj and
-	// down_proj per layer ([experts, in, out]; moe.go).
+	// fusedExperts: experts fused into two tensors per layer, named by
+	// moe.fusedGateUp and moe.fusedDown (Qwen3-VL-MoE, GraniteMoE;
+	// moe.go).
 	fusedExperts bool
 	// cohere: Command R's LayerNorms (no bias), parallel attention and
 	// MLP, logit scale and optional per-head q/k LayerNorms (cohere.go).
@@ -385,6 +391,7 @@ var archs = []archSpec{
 	{hf: "Cohere2ForCausalLM", gguf: "cohere2", noBias: true, tiedOnly: true, cohere: true, cohere2: true},
 	{hf: "ArceeForCausalLM", gguf: "arcee", permute: true, ropeFreqs: true, reluSq: true, noBias: true},
 	{hf: "GraniteForCausalLM", gguf: "granite", permute: true, ropeFreqs: true, granite: true},
+	{hf: "GraniteMoeForCausalLM", gguf: "granitemoe", permute: true, ropeFreqs: true, granite: true, moe: graniteMoE, fusedExperts: true},
 	{hf: "Mistral3ForConditionalGeneration", gguf: "llama", permute: true, ropeFreqs: true, vlm: true},
 	{hf: "Ministral3ForCausalLM", gguf: "mistral3", permute: true, ropeFreqs: true, ministral3: true},
 	{hf: "MixtralForCausalLM", gguf: "llama", permute: true, ropeFreqs: true, moe: mixtralMoE},
@@ -393,7 +400,7 @@ var archs = []archSpec{
 	{hf: "Qwen2VLForConditionalGeneration", gguf: "qwen2", qkvBias: true, vlm: true, mrope: true},
 	{hf: "Qwen2_5_VLForConditionalGeneration", gguf: "qwen2", qkvBias: true, vlm: true, mrope: true},
 	{hf: "Qwen3VLForConditionalGeneration", gguf: "qwen3", noBias: true, qkNorm: true, vlm: true, mrope: true},
-	{hf: "Qwen3VLMoeForConditionalGeneration", gguf: "qwen3moe", noBias: true, qkNorm: true, moe: qwenMoE, vlm: true, mrope: true, fusedExperts: true},
+	{hf: "Qwen3VLMoeForConditionalGeneration", gguf: "qwen3moe", noBias: true, qkNorm: true, moe: qwenVLMoE, vlm: true, mrope: true, fusedExperts: true},
 	{hf: "Qwen3MoeForCausalLM", gguf: "qwen3moe", noBias: true, qkNorm: true, moe: qwenMoE},
 	{hf: "Qwen2MoeForCausalLM", gguf: "qwen2moe", qkvBias: true, moe: qwen2MoE, untiedOnly: true},
 	{hf: "GptOssForCausalLM", gguf: "gpt-oss", qkvBias: true, moe: gptOSSMoE, untiedOnly: true, gptOSS: true},

@@ -164,8 +164,8 @@ const (
 	rowsAll    = iota // every row (down_proj)
 	rowsEven          // the gate projection's rows
 	rowsOdd           // the up projection's rows
-	rowsFirst         // the first half of the rows (Qwen3-VL-MoE's gate)
-	rowsSecond        // the second half (its up projection)
+	rowsFirst         // the first half of the rows (a fused gate)
+	rowsSecond        // the second half (the fused up projection)
 )
 
 // ossSource is a GGUF expert tensor assembled from a gpt-oss layer's
@@ -174,8 +174,10 @@ type ossSource struct {
 	// blocks and scales name an MXFP4 weight: U8 [experts, rows, nb, 16]
 	// and [experts, rows, nb], nb = cols/32.
 	blocks, scales string
-	// weight names a float weight stored [experts, cols, rows] (in, out).
+	// weight names a float weight stored [experts, cols, rows] (in, out),
+	// or with outIn [experts, rows, cols].
 	weight string
+	outIn  bool
 	// bias names a float bias [experts, rows].
 	bias string
 	// sel picks the rows (rowsAll, rowsEven, rowsOdd, rowsFirst or
@@ -365,7 +367,8 @@ func (tw *tensorWriter) writeOSS(ctx context.Context, w io.Writer, p tensorPlan,
 		return nil
 	case s.weight != "":
 		// [experts, cols (in), rows (out)]: one expert's matrix at a time,
-		// transposed to [rows, cols] with the selected rows.
+		// transposed to [rows, cols] with the selected rows (or, with
+		// outIn, the selected rows as they are).
 		vals, dst := make([]float32, s.cols*s.rows), make([]float32, rows*s.cols)
 		for e := range s.experts {
 			if err := ctx.Err(); err != nil {
@@ -376,6 +379,10 @@ func (tw *tensorWriter) writeOSS(ctx context.Context, w io.Writer, p tensorPlan,
 			}
 			for r := range rows {
 				sr := s.srcRow(r)
+				if s.outIn {
+					copy(dst[r*s.cols:(r+1)*s.cols], vals[sr*s.cols:(sr+1)*s.cols])
+					continue
+				}
 				for c := range s.cols {
 					dst[r*s.cols+c] = vals[c*s.rows+sr]
 				}

@@ -31,6 +31,13 @@ type moeSpec struct {
 	// sigmoid gate (Qwen2-MoE): its projections' per-layer prefix and its
 	// gate; "" when there is none.
 	shared, sharedGate string
+	// fusedGateUp and fusedDown name a layer's fused experts (without
+	// ".weight") for archs with archSpec.fusedExperts: every expert's gate
+	// and up projections in one tensor, the gate's outputs first, and the
+	// down projections in another. fusedOutIn: they are stored [experts,
+	// out, in] (GraniteMoE) rather than [experts, in, out] (Qwen3-VL-MoE).
+	fusedGateUp, fusedDown string
+	fusedOutIn             bool
 }
 
 var (
@@ -46,7 +53,27 @@ var (
 	// the down projection.
 	mixtralMoE = &moeSpec{router: "block_sparse_moe.gate.weight", experts: regexp.MustCompile(`^block_sparse_moe\.experts\.(\d+)\.(w[123]\.weight)$`),
 		gate: "w1.weight", up: "w3.weight", down: "w2.weight", norm: true}
+	// Qwen3-VL-MoE: Qwen3-MoE's experts, per expert or fused.
+	qwenVLMoE = &moeSpec{router: "mlp.gate.weight", experts: regexp.MustCompile(`^mlp\.experts\.(\d+)\.(\w+_proj\.weight)$`),
+		gate: "gate_proj.weight", up: "up_proj.weight", down: "down_proj.weight", expertFFNKey: true, norm: true, normKey: true,
+		fusedGateUp: "mlp.experts.gate_up_proj", fusedDown: "mlp.experts.down_proj"}
+	// GraniteMoE (GraniteMoeMoE): a router whose top-k logits are
+	// softmaxed (the renormalised softmax llama.cpp computes), and fused
+	// experts: input_linear [experts, 2·ffn, hidden] (gate rows, then up)
+	// and output_linear [experts, hidden, ffn]; intermediate_size is an
+	// expert's width.
+	graniteMoE = &moeSpec{router: "block_sparse_moe.router.layer.weight", norm: true,
+		fusedGateUp: "block_sparse_moe.input_linear", fusedDown: "block_sparse_moe.output_linear", fusedOutIn: true}
 )
+
+// perExpert matches suffix against spec's per-expert projections: nil,
+// or the expert and the projection's name.
+func (spec *moeSpec) perExpert(suffix string) []string {
+	if spec.experts == nil {
+		return nil
+	}
+	return spec.experts.FindStringSubmatch(suffix)
+}
 
 // maxExperts is llama.cpp's LLAMA_MAX_EXPERTS: it aborts loading a model
 // with more.
@@ -176,15 +203,15 @@ func (ep expertParts) add(arch archSpec, h hparams, n int, e, proj, name string,
 	return nil
 }
 
-// fusedExperts holds Qwen3-VL-MoE's experts by layer: mlp.experts.gate_up_proj
-// [experts, hidden, 2·ffn] (in, out; the gate's outputs then the up
-// projection's) and mlp.experts.down_proj [experts, ffn, hidden].
+// fusedExperts holds a layer's fused experts by layer and by name
+// (moeSpec.fusedGateUp and fusedDown).
 type fusedExperts map[int]map[string]safetensors.TensorInfo
 
-// add records layer n's tensor t when suffix is a fused expert tensor.
-func (fe fusedExperts) add(n int, suffix string, t safetensors.TensorInfo) bool {
+// add records layer n's tensor t when suffix is one of spec's fused
+// expert tensors.
+func (fe fusedExperts) add(spec *moeSpec, n int, suffix string, t safetensors.TensorInfo) bool {
 	suffix = strings.TrimSuffix(suffix, ".weight")
-	if suffix != "mlp.experts.gate_up_proj" && suffix != "mlp.experts.down_proj" {
+	if suffix != spec.fusedGateUp && suffix != spec.fusedDown {
 		return false
 	}
 	if fe[n] == nil {
@@ -195,33 +222,37 @@ func (fe fusedExperts) add(n int, suffix string, t safetensors.TensorInfo) bool 
 }
 
 // plans checks each layer's fused experts and returns the GGUF expert
-// tensors, each expert's matrix transposed to (out, in) as it is written.
-func (fe fusedExperts) plans(h hparams) ([]tensorPlan, error) {
+// tensors, each expert's matrix written (out, in).
+func (fe fusedExperts) plans(spec *moeSpec, h hparams) ([]tensorPlan, error) {
 	E, H, I := int64(h.experts), int64(h.hidden), int64(h.expertFFN)
 	var out []tensorPlan
 	for n := range h.layers {
 		for _, f := range []struct {
-			suffix string
-			shape  []int64 // [experts, in, out]
-			gguf   []string
-			sel    []int
+			suffix  string
+			in, out int64
+			gguf    []string
+			sel     []int
 		}{
-			{"mlp.experts.gate_up_proj", []int64{E, H, 2 * I}, []string{"ffn_gate_exps", "ffn_up_exps"}, []int{rowsFirst, rowsSecond}},
-			{"mlp.experts.down_proj", []int64{E, I, H}, []string{"ffn_down_exps"}, []int{rowsAll}},
+			{spec.fusedGateUp, H, 2 * I, []string{"ffn_gate_exps", "ffn_up_exps"}, []int{rowsFirst, rowsSecond}},
+			{spec.fusedDown, I, H, []string{"ffn_down_exps"}, []int{rowsAll}},
 		} {
 			t, ok := fe[n][f.suffix]
 			if !ok {
 				return nil, fmt.Errorf("%w: the checkpoint has no tensor for layer %d's %s", ErrMismatch, n, f.suffix)
 			}
-			if !slices.Equal(t.Shape, f.shape) {
-				return nil, fmt.Errorf("%w: tensor %q has shape %v, config.json implies %v", ErrMismatch, t.Name, t.Shape, f.shape)
+			shape := []int64{E, f.in, f.out}
+			if spec.fusedOutIn {
+				shape = []int64{E, f.out, f.in}
+			}
+			if !slices.Equal(t.Shape, shape) {
+				return nil, fmt.Errorf("%w: tensor %q has shape %v, config.json implies %v", ErrMismatch, t.Name, t.Shape, shape)
 			}
 			if !t.DType.Supported() {
 				return nil, fmt.Errorf("%w: tensor %q has dtype %s; the converter reads F32, F16 and BF16 fused experts", ErrUnsupported, t.Name, t.DType)
 			}
 			for i, g := range f.gguf {
-				src := &ossSource{weight: t.Name, sel: f.sel[i], experts: int(E), rows: int(f.shape[2]), cols: int(f.shape[1])}
-				out = append(out, tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s.weight", n, g), shape: []int64{E, int64(src.outRows()), f.shape[1]}, layer: n, oss: src})
+				src := &ossSource{weight: t.Name, sel: f.sel[i], experts: int(E), rows: int(f.out), cols: int(f.in), outIn: spec.fusedOutIn}
+				out = append(out, tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s.weight", n, g), shape: []int64{E, int64(src.outRows()), f.in}, layer: n, oss: src})
 			}
 		}
 	}

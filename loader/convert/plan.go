@@ -179,11 +179,11 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			if arch.moe != nil && moeDense[m[2]] {
 				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: llama.cpp's %s graph has experts in every layer", ErrUnsupported, t.Name, arch.hf, arch.gguf)
 			}
-			if arch.fusedExperts && fused.add(n, m[2], t) {
+			if arch.fusedExperts && fused.add(arch.moe, n, m[2], t) {
 				continue
 			}
-			if arch.moe != nil && arch.moe.experts != nil {
-				if e := arch.moe.experts.FindStringSubmatch(m[2]); e != nil {
+			if arch.moe != nil {
+				if e := arch.moe.perExpert(m[2]); e != nil {
 					if err := experts.add(arch, h, n, e[1], e[2], t.Name, t.Shape); err != nil {
 						return nil, err
 					}
@@ -217,6 +217,9 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			}
 			if arch.glm4 && (m[2] == "mlp.gate_proj.weight" || m[2] == "mlp.up_proj.weight") {
 				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: llama.cpp's glm4 arch takes the fused gate_up_proj", ErrUnsupported, t.Name, arch.hf)
+			}
+			if arch.cohere && m[2] == "post_attention_layernorm.weight" {
+				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: llama.cpp's %s runs attention and MLP on one norm", ErrUnsupported, t.Name, arch.hf, arch.gguf)
 			}
 			if arch.olmo2 {
 				g, ok = olmoNames[m[2]]
@@ -310,9 +313,9 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			stacked, err = oss.plans(h)
 		} else if arch.fusedExperts && len(fused) > 0 {
 			if len(experts) > 0 {
-				return nil, fmt.Errorf("%w: %s checkpoint with both fused (gate_up_proj) and per-expert tensors", ErrMismatch, arch.hf)
+				return nil, fmt.Errorf("%w: %s checkpoint with both fused (%s) and per-expert tensors", ErrMismatch, arch.hf, arch.moe.fusedGateUp)
 			}
-			stacked, err = fused.plans(h)
+			stacked, err = fused.plans(arch.moe, h)
 		} else {
 			stacked, err = experts.plans(h, 0)
 		}

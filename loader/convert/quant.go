@@ -41,9 +41,10 @@ func parseOutType(s string) (gguf.Type, uint32, error) {
 // experts' router (ffn_gate_inp), which stay F32 as convert_hf_to_gguf.py
 // and llama.cpp's quantizer keep them, and Q8_0 rows whose length is not a
 // multiple of 32, which fall back to F16 as convert_hf_to_gguf.py's do;
-// F32 for the rest (norms, biases).
+// F32 for the rest: biases, and norms, including Command R+'s per-head
+// q/k norm weights [heads, head_dim], which ggml multiplies only as F32.
 func tensorType(name string, shape []int64, out gguf.Type) gguf.Type {
-	if len(shape) < 2 || len(shape) > 3 || keepF32[name] || strings.Contains(name, ".ffn_gate_inp") || strings.HasSuffix(name, ".bias") {
+	if len(shape) < 2 || len(shape) > 3 || keepF32[name] || strings.Contains(name, ".ffn_gate_inp") || strings.HasSuffix(name, ".bias") || strings.HasSuffix(name, "_norm.weight") {
 		return gguf.TypeF32
 	}
 	if out == gguf.TypeQ8_0 && shape[len(shape)-1]%qk8_0 != 0 {
