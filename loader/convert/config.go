@@ -22,6 +22,7 @@ type hfConfig struct {
 	RopeParameters        json.RawMessage `json:"rope_parameters"`
 	MaxPositionEmbeddings int             `json:"max_position_embeddings"`
 	ModelMaxLength        int             `json:"model_max_length"` // Command R
+	ClipQKV               *float64        `json:"clip_qkv"`         // OLMo, OLMoE
 	VocabSize             int             `json:"vocab_size"`
 	TieWordEmbeddings     *bool           `json:"tie_word_embeddings"`
 	HeadDim               int             `json:"head_dim"`
@@ -324,6 +325,11 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	case arch.moe != nil:
 		if err := c.moeHparams(arch, &h); err != nil {
 			return h, err
+		}
+		if arch.wideQKNorm {
+			if err := c.olmoHparams(arch, &h); err != nil {
+				return h, err
+			}
 		}
 		if arch.gptOSS {
 			if err := c.gptOSSHparams(&h); err != nil {

@@ -73,6 +73,10 @@
 //     projections; OLMo 3's sliding_window is written and its layer_types
 //     must be llama.cpp's fixed pattern (three sliding layers, then a full
 //     one); its rope scaling applies to the full layers only. See olmo.go.
+//   - OlmoeForCausalLM → GGUF arch "olmoe": pre-norm blocks, q_norm/k_norm
+//     over the whole projections, unpermuted, experts in every layer with
+//     the top-k weights not renormalised; as many KV heads as heads, no
+//     clip_qkv. See olmo.go.
 //   - SmolLM3ForCausalLM → GGUF arch "smollm3": as Llama (permuted q/k),
 //     without attention biases; every fourth layer has no rotary
 //     embedding, which llama.cpp's graph hard-codes, so a config.json whose
@@ -381,6 +385,9 @@ type archSpec struct {
 	// before), and q/k norms over the whole projections; olmo3 adds its
 	// sliding-window layers (olmo.go).
 	olmo2, olmo3 bool
+	// wideQKNorm: q_norm and k_norm over the whole projections, not per
+	// head (OLMo 2/3, OLMoE); head_dim × heads must be hidden_size.
+	wideQKNorm bool
 }
 
 var archs = []archSpec{
@@ -404,8 +411,9 @@ var archs = []archSpec{
 	{hf: "Qwen3MoeForCausalLM", gguf: "qwen3moe", noBias: true, qkNorm: true, moe: qwenMoE},
 	{hf: "Qwen2MoeForCausalLM", gguf: "qwen2moe", qkvBias: true, moe: qwen2MoE, untiedOnly: true},
 	{hf: "GptOssForCausalLM", gguf: "gpt-oss", qkvBias: true, moe: gptOSSMoE, untiedOnly: true, gptOSS: true},
-	{hf: "Olmo2ForCausalLM", gguf: "olmo2", noBias: true, qkNorm: true, olmo2: true, untiedOnly: true},
-	{hf: "Olmo3ForCausalLM", gguf: "olmo2", noBias: true, qkNorm: true, olmo2: true, olmo3: true, untiedOnly: true},
+	{hf: "Olmo2ForCausalLM", gguf: "olmo2", noBias: true, qkNorm: true, wideQKNorm: true, olmo2: true, untiedOnly: true},
+	{hf: "Olmo3ForCausalLM", gguf: "olmo2", noBias: true, qkNorm: true, wideQKNorm: true, olmo2: true, olmo3: true, untiedOnly: true},
+	{hf: "OlmoeForCausalLM", gguf: "olmoe", noBias: true, qkNorm: true, wideQKNorm: true, moe: olmoeMoE, untiedOnly: true},
 	{hf: "Phi3ForCausalLM", gguf: "phi3", noBias: true, fused: true, partialRotary: true, longrope: true},
 	{hf: "GemmaForCausalLM", gguf: "gemma", noBias: true, normShift: 1, tiedOnly: true},
 	{hf: "Gemma2ForCausalLM", gguf: "gemma2", noBias: true, normShift: 1, tiedOnly: true, postNorms: true},

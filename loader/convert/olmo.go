@@ -3,6 +3,7 @@ package convert
 import (
 	"encoding/json"
 	"fmt"
+	"regexp"
 )
 
 // OLMo 2 (Olmo2ForCausalLM) and OLMo 3 (Olmo3ForCausalLM) → GGUF arch
@@ -23,12 +24,31 @@ var olmoNames = map[string]string{
 	"post_feedforward_layernorm.weight": "post_ffw_norm.weight",
 }
 
-// olmoHparams checks what llama.cpp's olmo2 graph fixes: a head size of
-// hidden_size / num_attention_heads and, for OLMo 3, sliding-window
-// attention in layers 0, 1, 2 of every four.
+// OLMoE (OlmoeForCausalLM) → GGUF arch "olmoe": pre-norm blocks as
+// Llama's, OLMo 2's q/k norms over the whole projections, NEOX rope, and
+// experts in every layer (mlp.gate, mlp.experts.N.*_proj) whose top-k
+// softmax weights are not renormalised (norm_topk_prob false, OlmoeConfig's
+// default; llama.cpp's graph fixes that). intermediate_size is an expert's
+// width. clip_qkv, which llama.cpp's olmoe graph does not apply, is refused,
+// and so are fewer KV heads than heads (llama.cpp sizes k_norm by
+// hidden_size).
+
+// olmoeMoE is OLMoE's mixture of experts (OlmoeSparseMoeBlock).
+var olmoeMoE = &moeSpec{router: "mlp.gate.weight", experts: regexp.MustCompile(`^mlp\.experts\.(\d+)\.(\w+_proj\.weight)$`),
+	gate: "gate_proj.weight", up: "up_proj.weight", down: "down_proj.weight"}
+
+// olmoHparams checks what llama.cpp's olmo2 and olmoe graphs fix: a head
+// size of hidden_size / num_attention_heads, no clip_qkv and, for OLMo 3,
+// sliding-window attention in layers 0, 1, 2 of every four.
 func (c *hfConfig) olmoHparams(arch archSpec, h *hparams) error {
 	if h.headDim*h.heads != h.hidden {
-		return fmt.Errorf("%w: %s with head_dim %d × %d heads ≠ hidden_size %d: llama.cpp's olmo2 graph takes the head size from hidden_size", ErrUnsupported, arch.hf, h.headDim, h.heads, h.hidden)
+		return fmt.Errorf("%w: %s with head_dim %d × %d heads ≠ hidden_size %d: llama.cpp's %s graph takes the head size from hidden_size", ErrUnsupported, arch.hf, h.headDim, h.heads, h.hidden, arch.gguf)
+	}
+	if arch.moe == olmoeMoE && h.kvHeads != h.heads {
+		return fmt.Errorf("%w: %s with %d KV heads for %d heads: llama.cpp's olmoe graph sizes k_norm by hidden_size", ErrUnsupported, arch.hf, h.kvHeads, h.heads)
+	}
+	if c.ClipQKV != nil {
+		return fmt.Errorf("%w: %s with clip_qkv %v: llama.cpp's %s graph does not clip q, k and v", ErrUnsupported, arch.hf, *c.ClipQKV, arch.gguf)
 	}
 	if !arch.olmo3 {
 		return nil

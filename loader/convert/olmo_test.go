@@ -3,6 +3,7 @@ package convert_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -210,5 +211,107 @@ func TestOLMoErrors(t *testing.T) {
 				t.Errorf("got %v, want %v naming %q", err, tc.target, tc.want)
 			}
 		})
+	}
+}
+
+// olmoeCase is a tiny OLMoE checkpoint: tiny-llama-st's attention with 4
+// KV heads and whole-projection q/k norms (both added by olmoeNorms), and 4 random experts
+// of 48 per layer, 2 used, their weights not renormalised.
+var olmoeCase = moeCase{
+	name: "OLMoE", base: "tiny-llama-st", arch: "olmoe",
+	config: map[string]any{"architectures": []string{"OlmoeForCausalLM"}, "model_type": "olmoe", "num_experts": 4,
+		"num_experts_per_tok": 2, "intermediate_size": 48, "norm_topk_prob": false, "clip_qkv": nil},
+	router: "mlp.gate.weight",
+	expert: func(e int, proj string) string { return fmt.Sprintf("mlp.experts.%d.%s_proj.weight", e, proj) },
+	ffn:    48,
+	refHP:  refModel{hidden: 64, heads: 4, kvHeads: 4, headDim: 16, eps: 1e-5, invFreq: defaultInvFreq(1e4, 16)},
+	noNorm: true,
+}
+
+// olmoeNorms gives both layers 4 KV heads (random k and v projections, as
+// OLMoE has as many as heads) and random q_norm and k_norm weights [64],
+// then applies edit (when not nil).
+func olmoeNorms(edit func(map[string]any, []stTensor) []stTensor) func(map[string]any, []stTensor) []stTensor {
+	return func(cfg map[string]any, ts []stTensor) []stTensor {
+		cfg["num_key_value_heads"] = 4
+		w := randWeights{rand.New(rand.NewPCG(7, 8))}
+		ts = slices.DeleteFunc(ts, func(s stTensor) bool {
+			return strings.HasSuffix(s.name, "self_attn.k_proj.weight") || strings.HasSuffix(s.name, "self_attn.v_proj.weight")
+		})
+		for l := range 2 {
+			p := layerPrefix(l)
+			ts = append(ts, w.vec(p+"self_attn.q_norm.weight", 64, 1, 0.2), w.vec(p+"self_attn.k_norm.weight", 64, 1, 0.2),
+				w.mat(p+"self_attn.k_proj.weight", 64, 64), w.mat(p+"self_attn.v_proj.weight", 64, 64))
+		}
+		if edit != nil {
+			ts = edit(cfg, ts)
+		}
+		return ts
+	}
+}
+
+// TestOLMoE converts a tiny OLMoE checkpoint to llama.cpp's olmoe and
+// checks the logits against the float64 reference, which would see the
+// q/k norms left out or the expert weights renormalised; settings llama.cpp
+// cannot follow are refused.
+func TestOLMoE(t *testing.T) {
+	dir := olmoeCase.fixture(t, olmoeNorms(nil))
+	out := filepath.Join(t.TempDir(), "olmoe.gguf")
+	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32", Name: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Architecture() != "olmoe" {
+		t.Errorf("architecture %q", f.Architecture())
+	}
+	for key, want := range map[string]uint64{"olmoe.expert_count": 4, "olmoe.expert_used_count": 2, "olmoe.feed_forward_length": 48} {
+		if v, ok := f.Uint(key); !ok || v != want {
+			t.Errorf("%s = %v (%v), want %v", key, v, ok, want)
+		}
+	}
+	fresh := func() *refModel {
+		m := olmoeCase.reference(t, dir)
+		r := openST(t, dir)
+		for l := range m.layers {
+			m.layers[l].qNormFull, m.layers[l].kNormFull = r.get(layerPrefix(l)+"self_attn.q_norm.weight"), r.get(layerPrefix(l)+"self_attn.k_norm.weight")
+		}
+		return m
+	}
+	ctx := refContext(t, out)
+	prompts := readReference(t, "tiny-llama-st").Prompts
+	checkRef(t, ctx, prompts, fresh().forward, 1e-5)
+	checkSensitive(t, ctx, prompts, fresh, map[string]func(*refModel){
+		"q/k norms": func(m *refModel) {
+			for l := range m.layers {
+				m.layers[l].qNormFull, m.layers[l].kNormFull = nil, nil
+			}
+		},
+		"renormalised expert weights": func(m *refModel) {
+			for l := range m.layers {
+				m.layers[l].noNorm = false
+			}
+		},
+	})
+	for name, tc := range map[string]struct {
+		edit func(map[string]any, []stTensor) []stTensor
+		want error
+	}{
+		"norm_topk_prob true": {setConfig("norm_topk_prob", true), convert.ErrUnsupported},
+		"clip_qkv":            {setConfig("clip_qkv", 8.0), convert.ErrUnsupported},
+		"head_dim 32":         {setConfig("head_dim", 32), convert.ErrUnsupported},
+		"2 KV heads":          {setConfig("num_key_value_heads", 2), convert.ErrUnsupported},
+		"per-head q_norm": {func(_ map[string]any, ts []stTensor) []stTensor {
+			ts = slices.DeleteFunc(ts, func(s stTensor) bool { return s.name == "model.layers.1.self_attn.q_norm.weight" })
+			return append(ts, f32Tensor("model.layers.1.self_attn.q_norm.weight", []int64{16}, make([]float32, 16)))
+		}, convert.ErrMismatch},
+		"no k_norm": {dropTensor("model.layers.0.self_attn.k_norm.weight"), convert.ErrMismatch},
+	} {
+		d := olmoeCase.fixture(t, olmoeNorms(tc.edit))
+		if err := convert.Convert(context.Background(), d, filepath.Join(t.TempDir(), "x.gguf"), convert.Options{}); !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", name, err, tc.want)
+		}
 	}
 }

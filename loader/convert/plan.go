@@ -249,7 +249,7 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 					want = []int64{int64(h.kvHeads), int64(h.headDim)}
 				}
 			}
-			if arch.olmo2 && isNorm { // over the whole projection
+			if arch.wideQKNorm && isNorm { // over the whole projection
 				want = []int64{int64(h.heads * h.headDim)}
 				if m[2] == "self_attn.k_norm.weight" {
 					want = []int64{int64(h.kvHeads * h.headDim)}

@@ -27,7 +27,7 @@ import (
 // declaring the same pre-tokenizer JSON get the same name. That is only a
 // problem where llama.cpp gives such families different regexes, and for
 // the table below it does not (starcoder, refact and smollm declare the
-// same steps and share llama.cpp's regexes; so do gpt-2 and mpt).
+// same steps and share llama.cpp's regexes; so do gpt-2, mpt and olmo).
 
 // preStep is one pre-tokenizer step in canonical form.
 type preStep string
@@ -228,6 +228,9 @@ var preFamilies = []preFamily{
 	// Command R's: StarCoder's steps with an NFC normalizer, which
 	// llama.cpp's command-r does not apply (text is nearly always NFC).
 	{name: "command-r", steps: []preStep{"Digits(individual_digits=true)", byteLevelStep(true)}, norms: []string{normNFC}, from: "CohereForAI/c4ai-command-r-v01"},
+	// GPT-NeoX's tokenizer (OLMo, OLMoE): GPT-2's step with an NFC
+	// normalizer, which llama.cpp's olmo does not apply either.
+	{name: "olmo", steps: []preStep{byteLevelStep(true)}, norms: []string{normNFC}, from: "allenai/OLMoE-1B-7B-0924"},
 }
 
 // PreTokenizers returns the tokenizer.ggml.pre names Convert detects for a

@@ -434,6 +434,7 @@ func TestPreTokenizerDetection(t *testing.T) {
 		{"tekken", preTekken, "", "", "tekken", false},
 		{"deepseek-v3", preDeepSeekV3, normEmptySeq, "", "deepseek-v3", false},
 		{"command-r", preStarcoder, normNFC, "", "command-r", false},
+		{"olmo", preGPT2, normNFC, "", "olmo", false},
 		{"gpt-2 on a Llama", preGPT2, "", "", "gpt-2", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
