@@ -221,7 +221,10 @@
 // pre-tokenizer family, which llama.cpp implements with its own regexes:
 // gpt-2, llama-bpe (Llama 3), qwen2, gpt-4o (o200k: Phi-4-mini, gpt-oss),
 // tekken (Mistral-Nemo, Mistral Small 3), deepseek-llm, deepseek-coder,
-// deepseek-v3, falcon, starcoder or command-r (see PreTokenizers).
+// deepseek-v3, falcon, starcoder, command-r or olmo (see PreTokenizers).
+// Without tokenizer.json, a SentencePiece tokenizer.model is read instead
+// when it is a BPE model with byte fallback, an identity normalizer and
+// whitespace kept, which llama.cpp's "llama" tokenizer reproduces (spm.go).
 // convert_hf_to_gguf.py identifies the family by a hash of a test
 // tokenization, which needs Hugging Face's tokenizer; this package instead
 // matches tokenizer.json's pre_tokenizer (its Split regexes and their
@@ -262,7 +265,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"log/slog"
 	"math"
 	"os"
@@ -481,10 +483,11 @@ func Convert(ctx context.Context, dir, out string, opts Options) error {
 // checkpoint's weights, so that one that cannot be converted is refused
 // before gigabytes are downloaded.
 func Check(dir string) error {
-	for _, f := range []string{"config.json", "tokenizer.json"} {
-		if _, err := os.Stat(filepath.Join(dir, f)); errors.Is(err, fs.ErrNotExist) {
-			return fmt.Errorf("%w checkpoint: no %s (the converter reads a transformers checkpoint's config.json and tokenizer.json)", ErrUnsupported, f)
-		}
+	if !hasFile(dir, "config.json") {
+		return fmt.Errorf("%w checkpoint: no config.json (the converter reads a transformers checkpoint's config.json and tokenizer.json or tokenizer.model)", ErrUnsupported)
+	}
+	if !hasFile(dir, "tokenizer.json") && !hasFile(dir, "tokenizer.model") {
+		return fmt.Errorf("%w checkpoint: no tokenizer.json or tokenizer.model (the converter reads a transformers checkpoint's config.json and tokenizer.json or tokenizer.model)", ErrUnsupported)
 	}
 	_, _, _, _, err := prepare(dir)
 	return err

@@ -127,10 +127,13 @@ func (n normalizerJSON) replaces(from, to string) bool {
 
 var byteTokenRE = regexp.MustCompile(`^<0x[0-9A-F]{2}>$`)
 
-// readVocab reads tokenizer.json, tokenizer_config.json,
-// special_tokens_map.json and chat_template.jinja.
+// readVocab reads tokenizer.json (or, without it, tokenizer.model: spm.go),
+// tokenizer_config.json, special_tokens_map.json and chat_template.jinja.
 func readVocab(dir string, cfg *hfConfig, arch archSpec) (*vocab, error) {
 	raw, err := os.ReadFile(filepath.Join(dir, "tokenizer.json"))
+	if errors.Is(err, fs.ErrNotExist) && hasFile(dir, "tokenizer.model") {
+		return readVocabSPM(dir, cfg, arch)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
@@ -581,4 +584,10 @@ func (v *vocab) write(w *gguf.Writer) {
 	if v.chatTemplate != "" {
 		w.Set("tokenizer.chat_template", gguf.String(v.chatTemplate))
 	}
+}
+
+// hasFile reports whether dir has a file called name.
+func hasFile(dir, name string) bool {
+	fi, err := os.Stat(filepath.Join(dir, name))
+	return err == nil && fi.Mode().IsRegular()
 }
