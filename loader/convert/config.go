@@ -23,6 +23,7 @@ type hfConfig struct {
 	MaxPositionEmbeddings int             `json:"max_position_embeddings"`
 	ModelMaxLength        int             `json:"model_max_length"` // Command R
 	ClipQKV               *float64        `json:"clip_qkv"`         // OLMo, OLMoE
+	UseBias               *bool           `json:"use_bias"`         // ERNIE 4.5
 	VocabSize             int             `json:"vocab_size"`
 	TieWordEmbeddings     *bool           `json:"tie_word_embeddings"`
 	HeadDim               int             `json:"head_dim"`
@@ -313,6 +314,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	case arch.cohere:
 		if err := c.cohereHparams(arch, &h); err != nil {
 			return h, err
+		}
+	case arch.gguf == "ernie4_5":
+		if c.UseBias != nil && *c.UseBias {
+			return h, fmt.Errorf("%w: %s with use_bias true: llama.cpp's ernie4_5 graph has no MLP biases", ErrUnsupported, arch.hf)
 		}
 	case arch.reluSq:
 		if c.HiddenAct != "relu2" && c.HiddenAct != "" { // ArceeConfig's default is relu2

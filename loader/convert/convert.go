@@ -88,6 +88,10 @@
 //   - Cohere2ForCausalLM (Command R7B, Command A) → GGUF arch "cohere2":
 //     as Command R, with sliding-window layers that rotate and every
 //     fourth layer global without rope; see cohere.go.
+//   - Ernie4_5ForCausalLM (ERNIE 4.5 0.3B) → GGUF arch "ernie4_5": Llama's
+//     blocks with the rope on interleaved pairs, so q/k are written
+//     unpermuted (llama.cpp's "norm" rope); use_bias true (biases on the
+//     MLP too) is refused.
 //   - ArceeForCausalLM (AFM-4.5B) → GGUF arch "arcee": as Llama (permuted
 //     q/k, llama3 or yarn rope scaling) with an MLP of up_proj, ReLU² and
 //     down_proj and no gate; hidden_act must be relu2.
@@ -398,6 +402,7 @@ var archs = []archSpec{
 	{hf: "SmolLM3ForCausalLM", gguf: "smollm3", permute: true, noBias: true, noRopeStep: 4},
 	{hf: "CohereForCausalLM", gguf: "command-r", noBias: true, tiedOnly: true, cohere: true},
 	{hf: "Cohere2ForCausalLM", gguf: "cohere2", noBias: true, tiedOnly: true, cohere: true, cohere2: true},
+	{hf: "Ernie4_5ForCausalLM", gguf: "ernie4_5", noBias: true},
 	{hf: "ArceeForCausalLM", gguf: "arcee", permute: true, ropeFreqs: true, reluSq: true, noBias: true},
 	{hf: "GraniteForCausalLM", gguf: "granite", permute: true, ropeFreqs: true, granite: true},
 	{hf: "GraniteMoeForCausalLM", gguf: "granitemoe", permute: true, ropeFreqs: true, granite: true, moe: graniteMoE, fusedExperts: true},
