@@ -66,6 +66,8 @@ type hfConfig struct {
 	DeepSeek deepseekConfig `json:"-"`
 	// GLM-4.5's attention.
 	GLM glmConfig `json:"-"`
+	// ERNIE 4.5 MoE's experts.
+	Ernie ernieConfig `json:"-"`
 
 	// A classifier's labels by id ("0": "LABEL_0").
 	ID2Label map[string]string `json:"id2label"`
@@ -150,6 +152,9 @@ func readConfig(dir string) (*hfConfig, error) {
 		return nil, fmt.Errorf("convert: config.json: %w", err)
 	}
 	if err := json.Unmarshal(raw, &c.GLM); err != nil {
+		return nil, fmt.Errorf("convert: config.json: %w", err)
+	}
+	if err := json.Unmarshal(raw, &c.Ernie); err != nil {
 		return nil, fmt.Errorf("convert: config.json: %w", err)
 	}
 	return &c, nil
@@ -313,6 +318,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		}
 	case arch.cohere:
 		if err := c.cohereHparams(arch, &h); err != nil {
+			return h, err
+		}
+	case arch.ernieMoE:
+		if err := c.ernieMoEHparams(arch, &h); err != nil {
 			return h, err
 		}
 	case arch.gguf == "ernie4_5":

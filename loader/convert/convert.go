@@ -92,6 +92,10 @@
 //     blocks with the rope on interleaved pairs, so q/k are written
 //     unpermuted (llama.cpp's "norm" rope); use_bias true (biases on the
 //     MLP too) is refused.
+//   - Ernie4_5_MoeForCausalLM (ERNIE 4.5 21B-A3B, 300B-A47B) → GGUF arch
+//     "ernie4_5-moe": that attention, dense leading layers, then experts
+//     with a softmax router, a selection bias and shared experts; see
+//     ernie.go.
 //   - ArceeForCausalLM (AFM-4.5B) → GGUF arch "arcee": as Llama (permuted
 //     q/k, llama3 or yarn rope scaling) with an MLP of up_proj, ReLU² and
 //     down_proj and no gate; hidden_act must be relu2.
@@ -384,6 +388,9 @@ type archSpec struct {
 	// glm4moe: GLM-4.5's attention (q/k/v biases, optional per-head q/k
 	// norms, partial NEOX rope) and sharedMoE MLP (glm4moe.go).
 	glm4moe bool
+	// ernieMoE: ERNIE 4.5 MoE's sharedMoE MLP, with its own config names
+	// and router bias (ernie.go).
+	ernieMoE bool
 	// ministral3: Ministral 3's attention temperature
 	// (attention.temperature_scale) over a yarn rope (ministral3.go).
 	ministral3 bool
@@ -403,6 +410,7 @@ var archs = []archSpec{
 	{hf: "CohereForCausalLM", gguf: "command-r", noBias: true, tiedOnly: true, cohere: true},
 	{hf: "Cohere2ForCausalLM", gguf: "cohere2", noBias: true, tiedOnly: true, cohere: true, cohere2: true},
 	{hf: "Ernie4_5ForCausalLM", gguf: "ernie4_5", noBias: true},
+	{hf: "Ernie4_5_MoeForCausalLM", gguf: "ernie4_5-moe", noBias: true, ernieMoE: true},
 	{hf: "ArceeForCausalLM", gguf: "arcee", permute: true, ropeFreqs: true, reluSq: true, noBias: true},
 	{hf: "GraniteForCausalLM", gguf: "granite", permute: true, ropeFreqs: true, granite: true},
 	{hf: "GraniteMoeForCausalLM", gguf: "granitemoe", permute: true, ropeFreqs: true, granite: true, moe: graniteMoE, fusedExperts: true},
@@ -633,6 +641,9 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		if arch.glm4moe {
 			sharedMoEKeys(w, a, hp)
 		}
+		if arch.ernieMoE {
+			ernieMoEKeys(w, a, hp)
+		}
 		if arch.cohere {
 			cohereKeys(w, a, hp)
 		}
@@ -667,6 +678,8 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		plan, err = planDeepSeek2(st, arch, hp)
 	case "glm4moe":
 		plan, err = planGLM4MoE(st, arch, hp, cfg.GLM.UseQKNorm)
+	case "ernie4_5-moe":
+		plan, err = planErnieMoE(st, arch, hp)
 	default:
 		plan, err = planTensors(st, arch, hp)
 	}

@@ -265,6 +265,10 @@ func planSharedMoEModel(st *safetensors.Model, arch archSpec, h hparams, attn at
 			err = add(tensorPlan{ggufName: "output.weight", layer: -1}, t, []int64{V, H})
 		default:
 			m := layerRE.FindStringSubmatch(name)
+			if m == nil && arch.ernieMoE && strings.HasPrefix(name, "model.mtp_") {
+				skippedMTP++ // ERNIE 4.5's multi-token-prediction block
+				continue
+			}
 			if m == nil {
 				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, name, arch.hf)
 			}
@@ -311,7 +315,10 @@ func planSharedMoEModel(st *safetensors.Model, arch archSpec, h hparams, attn at
 		if i < s.dense {
 			per = append(per, "ffn_gate", "ffn_up", "ffn_down")
 		} else {
-			per = append(per, "ffn_gate_inp", "ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp")
+			per = append(per, "ffn_gate_inp")
+			if s.shared > 0 {
+				per = append(per, "ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp")
+			}
 		}
 		for _, r := range per {
 			if !strings.HasSuffix(r, ".bias") {
