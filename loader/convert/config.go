@@ -68,6 +68,8 @@ type hfConfig struct {
 	GLM glmConfig `json:"-"`
 	// ERNIE 4.5 MoE's experts.
 	Ernie ernieConfig `json:"-"`
+	// Granite 4.0's layers, Mamba-2 mixers and shared MLP.
+	GraniteH graniteHybridConfig `json:"-"`
 
 	// A classifier's labels by id ("0": "LABEL_0").
 	ID2Label map[string]string `json:"id2label"`
@@ -124,6 +126,8 @@ type hparams struct {
 	// DeepSeek and GLM-4.5 (sharedmoe.go).
 	ds   *deepseekHparams
 	smoe *sharedMoE
+	// gh is Granite 4.0's layout (granite4.go).
+	gh *graniteHybrid
 	// cohereQKNorm: Command R+'s per-head q/k LayerNorms; logitScale
 	// multiplies Command R's logits.
 	cohereQKNorm bool
@@ -155,6 +159,9 @@ func readConfig(dir string) (*hfConfig, error) {
 		return nil, fmt.Errorf("convert: config.json: %w", err)
 	}
 	if err := json.Unmarshal(raw, &c.Ernie); err != nil {
+		return nil, fmt.Errorf("convert: config.json: %w", err)
+	}
+	if err := json.Unmarshal(raw, &c.GraniteH); err != nil {
 		return nil, fmt.Errorf("convert: config.json: %w", err)
 	}
 	return &c, nil
@@ -304,6 +311,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		}
 	}
 	switch {
+	case arch.graniteHybrid:
+		if err := c.graniteHybridHparams(arch, &h); err != nil {
+			return h, err
+		}
 	case arch.deepseek != 0:
 		if err := c.deepseekHparams(arch, &h); err != nil {
 			return h, err

@@ -109,6 +109,10 @@
 //     block_sparse_moe.input_linear (each expert's gate rows, then its
 //     up rows) and output_linear, split into ffn_{gate,up,down}_exps; the
 //     router's top-k logits are softmaxed. GraniteMoeShared is refused.
+//   - GraniteMoeHybridForCausalLM (Granite 4.0) → GGUF arch
+//     "granitehybrid": Mamba-2 and attention layers, a shared MLP and
+//     optional GraniteMoE experts; without Mamba-2 layers "granite" or
+//     "granitemoe"; see granite4.go.
 //   - Phi3ForCausalLM (Phi-3 mini and medium; not Phi3SmallForCausalLM)
 //     → GGUF arch "phi3": the fused qkv_proj and gate_up_proj weights are
 //     kept fused (blk.N.attn_qkv.weight, and blk.N.ffn_up.weight holding
@@ -401,6 +405,10 @@ type archSpec struct {
 	// wideQKNorm: q_norm and k_norm over the whole projections, not per
 	// head (OLMo 2/3, OLMoE); head_dim × heads must be hidden_size.
 	wideQKNorm bool
+	// graniteHybrid: Granite 4.0's Mamba-2 and attention layers, shared
+	// MLP and optional experts (granite4.go); gguf is decided by the
+	// config (granitehybrid, or granite or granitemoe without Mamba-2).
+	graniteHybrid bool
 }
 
 var archs = []archSpec{
@@ -414,6 +422,7 @@ var archs = []archSpec{
 	{hf: "ArceeForCausalLM", gguf: "arcee", permute: true, ropeFreqs: true, reluSq: true, noBias: true},
 	{hf: "GraniteForCausalLM", gguf: "granite", permute: true, ropeFreqs: true, granite: true},
 	{hf: "GraniteMoeForCausalLM", gguf: "granitemoe", permute: true, ropeFreqs: true, granite: true, moe: graniteMoE, fusedExperts: true},
+	{hf: "GraniteMoeHybridForCausalLM", gguf: "granitehybrid", permute: true, ropeFreqs: true, granite: true, graniteHybrid: true},
 	{hf: "Mistral3ForConditionalGeneration", gguf: "llama", permute: true, ropeFreqs: true, vlm: true},
 	{hf: "Ministral3ForCausalLM", gguf: "mistral3", permute: true, ropeFreqs: true, ministral3: true},
 	{hf: "MixtralForCausalLM", gguf: "llama", permute: true, ropeFreqs: true, moe: mixtralMoE},
@@ -527,6 +536,11 @@ func prepare(dir string) (*hfConfig, archSpec, hparams, *vocab, error) {
 		}
 		if m3 {
 			arch.gguf, arch.ministral3 = "mistral3", true
+		}
+	}
+	if arch.graniteHybrid {
+		if arch.gguf, err = cfg.graniteHybridArch(); err != nil {
+			return fail(err)
 		}
 	}
 	hp, err := cfg.hparams(arch)
@@ -658,6 +672,9 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 				return fail(err)
 			}
 		}
+		if arch.graniteHybrid {
+			graniteHybridKeys(w, a, hp)
+		}
 		switch {
 		case arch.gemma3:
 			gemma3Keys(w, hp)
@@ -670,6 +687,12 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 
 	var plan []tensorPlan
 	switch arch.gguf {
+	case "granite", "granitemoe", "granitehybrid":
+		if arch.graniteHybrid {
+			plan, err = planGraniteHybrid(st, arch, hp)
+		} else {
+			plan, err = planTensors(st, arch, hp)
+		}
 	case "gpt2":
 		plan, err = planGPT2(st, hp)
 	case "bert":

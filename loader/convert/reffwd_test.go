@@ -101,6 +101,10 @@ type refLayer struct {
 	oss                   []ossRefExpert
 	// mlp, if not nil, is the layer's MLP (GLM-4.5's sharedMoE).
 	mlp func(h []float64) []float64
+	// mixer, if not nil, replaces the attention: it maps the normed
+	// inputs of every position to the sublayer's outputs (a Mamba-2
+	// layer).
+	mixer func(h [][]float64) [][]float64
 }
 
 // ossRefExpert is one gpt-oss expert: gate_up [2·ffn, hidden] with its
@@ -361,7 +365,17 @@ func (m *refModel) forward(ids []int) []float64 {
 		}
 		qs, ks, vs := make([][]float64, T), make([][]float64, T), make([][]float64, T)
 		normed := make([][]float64, T) // the attention's inputs, for a parallel MLP
+		var mixed [][]float64
+		if L.mixer != nil {
+			for i := range T {
+				normed[i] = m.rms(x[i], L.attnNorm)
+			}
+			mixed = L.mixer(normed)
+		}
 		for i := range T {
+			if L.mixer != nil {
+				break
+			}
 			h := x[i]
 			if L.attnNorm != nil {
 				h = m.rms(x[i], L.attnNorm)
@@ -400,47 +414,12 @@ func (m *refModel) forward(ids []int) []float64 {
 			qs[i], ks[i], vs[i] = q, k, v
 		}
 		for i := range T {
-			att := make([]float64, nh*hd)
-			for j := range nh {
-				kv := j / (nh / nkv)
-				s0 := 0
-				if L.window > 0 {
-					s0 = max(0, i-L.window+1)
-				}
-				sc := make([]float64, i+1)
-				mx := math.Inf(-1)
-				for s := range i + 1 {
-					if s < s0 {
-						sc[s] = math.Inf(-1)
-						continue
-					}
-					var d float64
-					for e := range hd {
-						d += qs[i][j*hd+e] * ks[s][kv*hd+e]
-					}
-					sc[s] = softcap(d*scale, m.attnSoftcap)
-					mx = max(mx, sc[s])
-				}
-				if L.sinks != nil {
-					mx = max(mx, L.sinks[j])
-				}
-				var z float64
-				for s := range sc {
-					sc[s] = math.Exp(sc[s] - mx)
-					z += sc[s]
-				}
-				if L.sinks != nil {
-					// The sink takes part in the softmax but has no value.
-					z += math.Exp(L.sinks[j] - mx)
-				}
-				for s := range sc {
-					for e := range hd {
-						att[j*hd+e] += sc[s] / z * vs[s][kv*hd+e]
-					}
-				}
+			var o []float64
+			if L.mixer != nil {
+				o = mixed[i]
+			} else {
+				o = m.attend(L, qs, ks, vs, i, scale)
 			}
-			o := matvec(L.wo, att, H)
-			addBias(o, L.bo)
 			if L.postAttnNorm != nil {
 				o = m.rms(o, L.postAttnNorm)
 			}
@@ -504,6 +483,54 @@ func (m *refModel) forward(ids []int) []float64 {
 		}
 	}
 	return logits
+}
+
+// attend is position i's attention output (before the residual) over the
+// queries, keys and values of positions 0..i.
+func (m *refModel) attend(L refLayer, qs, ks, vs [][]float64, i int, scale float64) []float64 {
+	nh, nkv, hd := m.heads, m.kvHeads, m.headDim
+	att := make([]float64, nh*hd)
+	for j := range nh {
+		kv := j / (nh / nkv)
+		s0 := 0
+		if L.window > 0 {
+			s0 = max(0, i-L.window+1)
+		}
+		sc := make([]float64, i+1)
+		mx := math.Inf(-1)
+		for s := range i + 1 {
+			if s < s0 {
+				sc[s] = math.Inf(-1)
+				continue
+			}
+			var d float64
+			for e := range hd {
+				d += qs[i][j*hd+e] * ks[s][kv*hd+e]
+			}
+			sc[s] = softcap(d*scale, m.attnSoftcap)
+			mx = max(mx, sc[s])
+		}
+		if L.sinks != nil {
+			mx = max(mx, L.sinks[j])
+		}
+		var z float64
+		for s := range sc {
+			sc[s] = math.Exp(sc[s] - mx)
+			z += sc[s]
+		}
+		if L.sinks != nil {
+			// The sink takes part in the softmax but has no value.
+			z += math.Exp(L.sinks[j] - mx)
+		}
+		for s := range sc {
+			for e := range hd {
+				att[j*hd+e] += sc[s] / z * vs[s][kv*hd+e]
+			}
+		}
+	}
+	o := matvec(L.wo, att, m.hidden)
+	addBias(o, L.bo)
+	return o
 }
 
 // loadLlamaRef reads a Llama-layout checkpoint (separate q/k/v and

@@ -1,0 +1,446 @@
+package convert
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+
+	"github.com/llm-go/llm/loader/gguf"
+	"github.com/llm-go/llm/loader/safetensors"
+)
+
+// Granite 4.0 (GraniteMoeHybridForCausalLM) mixes Mamba-2 layers with
+// attention layers, as config.json's layer_types says (absent: all
+// Mamba-2, GraniteMoeHybridConfig's default). Every layer has a shared
+// MLP (shared_mlp.input_linear holds its gate rows, then its up rows),
+// and with num_local_experts > 0 (default 8) also GraniteMoE's fused
+// experts, whose outputs the shared MLP's are added to. Granite's four
+// multipliers apply as in Granite 3. The attention rotates only with
+// position_embedding_type "rope" (Granite 4.0-H has none).
+//
+// With some Mamba-2 layer the GGUF arch is "granitehybrid": per layer
+// head_count_kv is 0 for a Mamba-2 layer, whose tensors are in_proj
+// (z, then x·B·C, then dt), the causal conv1d over x·B·C ([channels, 1,
+// kernel] written [channels, kernel]) and its bias (zeros when
+// mamba_conv_bias is false, as llama.cpp always adds one), dt_bias, A
+// written as -exp(A_log), D, the gated RMS norm (normalised per group, as
+// the Mamba-2 kernels the models run with do) and out_proj. llama.cpp
+// runs only mamba_expand 2 and no in/out projection biases. Without Mamba-2
+// layers (Granite 4.0 Micro, 1B, 350M) the arch is "granite", or
+// "granitemoe" with experts, as convert_hf_to_gguf.py writes them; the
+// shared MLP is then the dense MLP or the shared expert.
+//
+// Unlike convert_hf_to_gguf.py, which writes a context length of 2^20 for
+// the hybrid models (their attention has no positions), context_length is
+// max_position_embeddings, the context the model was trained for.
+
+// graniteHybridConfig holds config.json's Granite 4.0 fields.
+type graniteHybridConfig struct {
+	LayerTypes    json.RawMessage `json:"layer_types"`
+	NumExperts    *int            `json:"num_local_experts"`
+	ExpertsPerTok *int            `json:"num_experts_per_tok"`
+	SharedFFN     *int            `json:"shared_intermediate_size"`
+	AttentionBias *bool           `json:"attention_bias"`
+	MambaHeads    *int            `json:"mamba_n_heads"`
+	MambaGroups   *int            `json:"mamba_n_groups"`
+	MambaState    *int            `json:"mamba_d_state"`
+	MambaHead     json.RawMessage `json:"mamba_d_head"`
+	MambaConv     *int            `json:"mamba_d_conv"`
+	MambaExpand   *int            `json:"mamba_expand"`
+	MambaConvBias *bool           `json:"mamba_conv_bias"`
+	MambaProjBias *bool           `json:"mamba_proj_bias"`
+}
+
+// graniteHybrid holds a Granite 4.0 model's validated layout.
+type graniteHybrid struct {
+	attn  []bool // per layer: attention (else Mamba-2)
+	mamba bool   // some layer is Mamba-2
+	rope  bool   // the attention rotates (position_embedding_type "rope")
+	// The Mamba-2 mixer: kernel width, inner size, state size, heads,
+	// groups, and whether conv1d has a bias.
+	dConv, dInner, dState, heads, groups int
+	convBias                             bool
+}
+
+// convDim is the width of conv1d's channels, x·B·C.
+func (g *graniteHybrid) convDim() int { return g.dInner + 2*g.groups*g.dState }
+
+// inProj is the width of in_proj's output: z, x·B·C, dt.
+func (g *graniteHybrid) inProj() int { return g.dInner + g.convDim() + g.heads }
+
+// graniteLayerTypes reads layer_types: true for an attention layer.
+func (c *hfConfig) graniteLayerTypes() ([]bool, error) {
+	n := c.NumHiddenLayers
+	if isNull(c.GraniteH.LayerTypes) {
+		return make([]bool, max(n, 0)), nil // all Mamba-2
+	}
+	var types []string
+	if err := json.Unmarshal(c.GraniteH.LayerTypes, &types); err != nil {
+		return nil, fmt.Errorf("%w: config.json: layer_types: %v", ErrMismatch, err)
+	}
+	if len(types) != n {
+		return nil, fmt.Errorf("%w: config.json: layer_types has %d entries for %d layers", ErrMismatch, len(types), n)
+	}
+	attn := make([]bool, n)
+	for i, t := range types {
+		switch t {
+		case "attention":
+			attn[i] = true
+		case "mamba":
+		default:
+			return nil, fmt.Errorf("%w: config.json: layer_types[%d] is %q; Granite's layers are \"mamba\" or \"attention\"", ErrMismatch, i, t)
+		}
+	}
+	return attn, nil
+}
+
+// graniteHybridArch is the GGUF arch of a Granite 4.0 checkpoint.
+func (c *hfConfig) graniteHybridArch() (string, error) {
+	attn, err := c.graniteLayerTypes()
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case slices.Contains(attn, false):
+		return "granitehybrid", nil
+	case c.graniteExperts() > 0:
+		return "granitemoe", nil
+	}
+	return "granite", nil
+}
+
+// graniteExperts is num_local_experts, 8 when absent.
+func (c *hfConfig) graniteExperts() int {
+	if c.GraniteH.NumExperts == nil {
+		return 8
+	}
+	return *c.GraniteH.NumExperts
+}
+
+// graniteHybridHparams reads and checks a Granite 4.0 config.
+func (c *hfConfig) graniteHybridHparams(arch archSpec, h *hparams) error {
+	gc := c.GraniteH
+	g := &graniteHybrid{}
+	var err error
+	if g.attn, err = c.graniteLayerTypes(); err != nil {
+		return err
+	}
+	g.mamba = slices.Contains(g.attn, false)
+	switch c.PositionEmbeddingType {
+	case "rope":
+		g.rope = true
+	case "", "nope":
+	default:
+		return fmt.Errorf("%w: config.json: position_embedding_type %q; Granite 4.0's attention has \"rope\" or none", ErrUnsupported, c.PositionEmbeddingType)
+	}
+	if c.HiddenAct != "" && c.HiddenAct != "silu" {
+		return fmt.Errorf("%w: %s with hidden_act %q: llama.cpp's %s graph gates the MLP with SiLU", ErrUnsupported, arch.hf, c.HiddenAct, arch.gguf)
+	}
+	if gc.AttentionBias != nil && *gc.AttentionBias {
+		return fmt.Errorf("%w: %s with attention_bias true is not converted", ErrUnsupported, arch.hf)
+	}
+	// GraniteMoeHybridAttention's head size is hidden_size / heads,
+	// whatever head_dim says.
+	if h.hidden%h.heads != 0 {
+		return fmt.Errorf("%w: config.json: hidden_size %d is not a multiple of num_attention_heads %d", ErrMismatch, h.hidden, h.heads)
+	}
+	h.headDim, h.ropeDim = h.hidden/h.heads, h.hidden/h.heads
+	if h.headDim%2 != 0 {
+		return fmt.Errorf("%w: config.json: head dimension %d is odd", ErrMismatch, h.headDim)
+	}
+	shared := 1024 // GraniteMoeHybridConfig's default
+	if gc.SharedFFN != nil {
+		shared = *gc.SharedFFN
+	}
+	if shared <= 0 {
+		return fmt.Errorf("%w: config.json: shared_intermediate_size %d is not positive", ErrMismatch, shared)
+	}
+	if experts := c.graniteExperts(); experts == 0 {
+		h.ffn = shared // the shared MLP is the dense MLP
+	} else {
+		used := 2
+		if gc.ExpertsPerTok != nil {
+			used = *gc.ExpertsPerTok
+		}
+		h.experts, h.expertsUsed, h.expertFFN, h.sharedFFN = experts, used, h.ffn, shared
+		switch {
+		case experts < 2:
+			return fmt.Errorf("%w: config.json: num_local_experts %d: a mixture needs 2 or more (0: none)", ErrMismatch, experts)
+		case experts > maxExperts:
+			return fmt.Errorf("%w: config.json: num_local_experts %d: llama.cpp runs at most %d experts", ErrUnsupported, experts, maxExperts)
+		case used <= 0 || used > experts:
+			return fmt.Errorf("%w: config.json: num_experts_per_tok %d must be in [1, %d]", ErrMismatch, used, experts)
+		}
+	}
+	h.gh = g
+	if !g.mamba {
+		return nil
+	}
+	intOr := func(p *int, def int) int {
+		if p == nil {
+			return def
+		}
+		return *p
+	}
+	// GraniteMoeHybridConfig's defaults.
+	expand := intOr(gc.MambaExpand, 2)
+	g.heads, g.groups = intOr(gc.MambaHeads, 128), intOr(gc.MambaGroups, 1)
+	g.dState, g.dConv = intOr(gc.MambaState, 256), intOr(gc.MambaConv, 4)
+	g.convBias = gc.MambaConvBias == nil || *gc.MambaConvBias
+	g.dInner = expand * h.hidden
+	switch {
+	case expand != 2:
+		return fmt.Errorf("%w: %s with mamba_expand %d: llama.cpp runs Mamba-2 layers twice as wide as the hidden size only", ErrUnsupported, arch.hf, expand)
+	case gc.MambaProjBias != nil && *gc.MambaProjBias:
+		return fmt.Errorf("%w: %s with mamba_proj_bias true: llama.cpp's %s has no in_proj or out_proj bias", ErrUnsupported, arch.hf, arch.gguf)
+	case g.heads <= 0 || g.dInner%g.heads != 0:
+		return fmt.Errorf("%w: config.json: mamba_n_heads %d does not divide the Mamba-2 inner size %d", ErrMismatch, g.heads, g.dInner)
+	case g.groups <= 0 || g.heads%g.groups != 0:
+		return fmt.Errorf("%w: config.json: mamba_n_groups %d does not divide mamba_n_heads %d", ErrMismatch, g.groups, g.heads)
+	case g.dState <= 0:
+		return fmt.Errorf("%w: config.json: mamba_d_state %d is not positive", ErrMismatch, g.dState)
+	case g.dConv < 2:
+		return fmt.Errorf("%w: config.json: mamba_d_conv %d: the convolution needs a kernel of 2 or more", ErrMismatch, g.dConv)
+	}
+	if !isNull(gc.MambaHead) {
+		var auto string
+		if json.Unmarshal(gc.MambaHead, &auto) != nil || auto != "auto" {
+			d := positiveInt(gc.MambaHead)
+			if d*g.heads != g.dInner {
+				return fmt.Errorf("%w: config.json: mamba_d_head %s × mamba_n_heads %d is not the Mamba-2 inner size %d", ErrMismatch, gc.MambaHead, g.heads, g.dInner)
+			}
+		}
+	}
+	return nil
+}
+
+// graniteHybridKeys writes what llama.cpp's granite, granitemoe and
+// granitehybrid read beyond the common keys: whether the attention
+// rotates, the experts, and the Mamba-2 sizes with one KV head count per
+// layer (0: a Mamba-2 layer).
+func graniteHybridKeys(w *gguf.Writer, a string, h hparams) {
+	g := h.gh
+	w.Set(a+".rope.scaling.finetuned", gguf.Bool(g.rope))
+	if h.experts > 0 {
+		w.Set(a+".expert_count", gguf.Uint32(uint32(h.experts)))
+		w.Set(a+".expert_used_count", gguf.Uint32(uint32(h.expertsUsed)))
+		w.Set(a+".expert_shared_feed_forward_length", gguf.Uint32(uint32(h.sharedFFN)))
+	}
+	if !g.mamba {
+		return
+	}
+	w.Set(a+".ssm.conv_kernel", gguf.Uint32(uint32(g.dConv)))
+	w.Set(a+".ssm.inner_size", gguf.Uint32(uint32(g.dInner)))
+	w.Set(a+".ssm.state_size", gguf.Uint32(uint32(g.dState)))
+	w.Set(a+".ssm.time_step_rank", gguf.Uint32(uint32(g.heads)))
+	w.Set(a+".ssm.group_count", gguf.Uint32(uint32(g.groups)))
+	kv := make([]uint32, h.layers)
+	for i, attn := range g.attn {
+		if attn {
+			kv[i] = uint32(h.kvHeads)
+		}
+	}
+	w.Set(a+".attention.head_count_kv", gguf.Uint32s(kv))
+}
+
+// planGraniteHybrid maps a Granite 4.0 checkpoint's tensors.
+func planGraniteHybrid(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, error) {
+	g := h.gh
+	H, V := int64(h.hidden), int64(h.vocab)
+	Q, KV := int64(h.heads*h.headDim), int64(h.kvHeads*h.headDim)
+	NH, DI, S := int64(g.heads), int64(g.dInner), int64(h.ffn)
+	moe := h.experts > 0
+	if moe {
+		S = int64(h.sharedFFN)
+	}
+	var plan []tensorPlan
+	seen := map[string]bool{}
+	fused := fusedExperts{}
+	add := func(p tensorPlan, t safetensors.TensorInfo, want []int64) error {
+		if !slices.Equal(t.Shape, want) {
+			return fmt.Errorf("%w: tensor %q has shape %v, config.json implies %v", ErrMismatch, t.Name, t.Shape, want)
+		}
+		if err := checkWeightDType(st, t, h); err != nil {
+			return err
+		}
+		if seen[p.ggufName] {
+			return fmt.Errorf("%w: two tensors for %s (the second is %q)", ErrMismatch, p.ggufName, t.Name)
+		}
+		if p.hfName == "" && p.derive == nil && p.oss == nil {
+			p.hfName = t.Name
+		}
+		if p.shape == nil {
+			p.shape = t.Shape
+		}
+		seen[p.ggufName] = true
+		plan = append(plan, p)
+		return nil
+	}
+	// The shared MLP is the dense MLP without experts.
+	gate, up, down := "ffn_gate", "ffn_up", "ffn_down"
+	if moe {
+		gate, up, down = "ffn_gate_shexp", "ffn_up_shexp", "ffn_down_shexp"
+	}
+	layer := func(n int, suffix string, t safetensors.TensorInfo) error {
+		blk := func(name string) tensorPlan { return tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s", n, name), layer: n} }
+		refuse := func(why string) error {
+			return fmt.Errorf("%w tensor %q in a %s checkpoint: %s", ErrUnsupported, t.Name, arch.hf, why)
+		}
+		attn := g.attn[n]
+		if attn && len(suffix) > 6 && suffix[:6] == "mamba." {
+			return refuse(fmt.Sprintf("Mamba-2 weights in layer %d, an attention layer in layer_types", n))
+		}
+		if !attn && len(suffix) > 10 && suffix[:10] == "self_attn." {
+			return refuse(fmt.Sprintf("attention weights in layer %d, a Mamba-2 layer in layer_types", n))
+		}
+		switch suffix {
+		case "input_layernorm.weight":
+			return add(blk("attn_norm.weight"), t, []int64{H})
+		case "post_attention_layernorm.weight":
+			return add(blk("ffn_norm.weight"), t, []int64{H})
+		case "self_attn.q_proj.weight":
+			p := blk("attn_q.weight")
+			p.permute = h.heads
+			return add(p, t, []int64{Q, H})
+		case "self_attn.k_proj.weight":
+			p := blk("attn_k.weight")
+			p.permute = h.kvHeads
+			return add(p, t, []int64{KV, H})
+		case "self_attn.v_proj.weight":
+			return add(blk("attn_v.weight"), t, []int64{KV, H})
+		case "self_attn.o_proj.weight":
+			return add(blk("attn_output.weight"), t, []int64{H, Q})
+		case "mamba.in_proj.weight":
+			return add(blk("ssm_in.weight"), t, []int64{int64(g.inProj()), H})
+		case "mamba.conv1d.weight":
+			p := blk("ssm_conv1d.weight")
+			p.shape = []int64{int64(g.convDim()), int64(g.dConv)}
+			return add(p, t, []int64{int64(g.convDim()), 1, int64(g.dConv)})
+		case "mamba.conv1d.bias":
+			if !g.convBias {
+				return refuse("a conv1d bias with mamba_conv_bias false")
+			}
+			return add(blk("ssm_conv1d.bias"), t, []int64{int64(g.convDim())})
+		case "mamba.dt_bias":
+			return add(blk("ssm_dt.bias"), t, []int64{NH})
+		case "mamba.A_log":
+			p := blk("ssm_a")
+			name := t.Name
+			p.shape, p.derive = []int64{NH, 1}, func(tw *tensorWriter) ([]float32, error) {
+				v, err := loadFloat32s(tw.st, name, tw.fp8Block)
+				for i := range v {
+					v[i] = float32(-math.Exp(float64(v[i])))
+				}
+				return v, err
+			}
+			return add(p, t, []int64{NH})
+		case "mamba.D":
+			p := blk("ssm_d")
+			p.shape = []int64{NH, 1}
+			return add(p, t, []int64{NH})
+		case "mamba.norm.weight":
+			p := blk("ssm_norm.weight")
+			p.shape = []int64{int64(g.groups), DI / int64(g.groups)}
+			return add(p, t, []int64{DI})
+		case "mamba.out_proj.weight":
+			return add(blk("ssm_out.weight"), t, []int64{H, DI})
+		case "shared_mlp.input_linear.weight":
+			if !t.DType.Supported() {
+				return fmt.Errorf("%w: tensor %q has dtype %s; the converter reads F32, F16 and BF16 fused MLPs", ErrUnsupported, t.Name, t.DType)
+			}
+			for _, half := range []struct {
+				name string
+				sel  int
+			}{{gate, rowsFirst}, {up, rowsSecond}} {
+				p := blk(half.name + ".weight")
+				p.shape = []int64{S, H}
+				p.oss = &ossSource{weight: t.Name, sel: half.sel, experts: 1, rows: int(2 * S), cols: int(H), outIn: true}
+				if err := add(p, t, []int64{2 * S, H}); err != nil {
+					return err
+				}
+			}
+			return nil
+		case "shared_mlp.output_linear.weight":
+			return add(blk(down+".weight"), t, []int64{H, S})
+		case "block_sparse_moe.router.layer.weight":
+			if !moe {
+				return refuse("a router with num_local_experts 0")
+			}
+			return add(blk("ffn_gate_inp.weight"), t, []int64{int64(h.experts), H})
+		}
+		if moe && fused.add(graniteMoE, n, suffix, t) {
+			return checkWeightDType(st, t, h)
+		}
+		return refuse("not a tensor of the model")
+	}
+	for _, t := range st.Tensors() {
+		name := t.Name
+		if fp8Aux(st, name) || ignoredRE.MatchString(name) {
+			continue
+		}
+		var err error
+		switch name {
+		case "model.embed_tokens.weight":
+			err = add(tensorPlan{ggufName: "token_embd.weight", layer: -1}, t, []int64{V, H})
+		case "model.norm.weight":
+			err = add(tensorPlan{ggufName: "output_norm.weight", layer: -1}, t, []int64{H})
+		case "lm_head.weight":
+			err = add(tensorPlan{ggufName: "output.weight", layer: -1}, t, []int64{V, H})
+		default:
+			m := layerRE.FindStringSubmatch(name)
+			if m == nil {
+				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, name, arch.hf)
+			}
+			n, aerr := strconv.Atoi(m[1])
+			if aerr != nil || n >= h.layers {
+				return nil, fmt.Errorf("%w: tensor %q: layer %s is outside num_hidden_layers %d", ErrMismatch, name, m[1], h.layers)
+			}
+			err = layer(n, m[2], t)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	if moe {
+		stacked, err := fused.plans(graniteMoE, h)
+		if err != nil {
+			return nil, err
+		}
+		for _, p := range stacked {
+			seen[p.ggufName] = true
+		}
+		plan = append(plan, stacked...)
+	}
+	required := []string{"token_embd.weight", "output_norm.weight"}
+	if !h.tied {
+		required = append(required, "output.weight")
+	}
+	for n, attn := range g.attn {
+		names := []string{"attn_norm.weight", "ffn_norm.weight", gate + ".weight", up + ".weight", down + ".weight"}
+		if moe {
+			names = append(names, "ffn_gate_inp.weight")
+		}
+		if attn {
+			names = append(names, "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight")
+		} else {
+			if !g.convBias {
+				cd := int64(g.convDim())
+				plan = append(plan, tensorPlan{ggufName: fmt.Sprintf("blk.%d.ssm_conv1d.bias", n), shape: []int64{cd}, gen: make([]float32, cd), layer: n})
+				seen[fmt.Sprintf("blk.%d.ssm_conv1d.bias", n)] = true
+			}
+			names = append(names, "ssm_in.weight", "ssm_conv1d.weight", "ssm_conv1d.bias", "ssm_dt.bias", "ssm_a", "ssm_d", "ssm_norm.weight", "ssm_out.weight")
+		}
+		for _, s := range names {
+			required = append(required, fmt.Sprintf("blk.%d.%s", n, s))
+		}
+	}
+	for _, r := range required {
+		if !seen[r] {
+			return nil, fmt.Errorf("%w: the checkpoint has no tensor for %s", ErrMismatch, r)
+		}
+	}
+	sortPlan(plan, rank)
+	return plan, nil
+}
