@@ -39,9 +39,6 @@ func (c *hfConfig) cohereHparams(arch archSpec, h *hparams) error {
 	if !(h.logitScale > 0) || math.IsInf(h.logitScale, 0) || !(h.rmsEps > 0) {
 		return fmt.Errorf("%w: config.json: logit_scale %v and layer_norm_eps %v must be positive", ErrMismatch, h.logitScale, h.rmsEps)
 	}
-	if c.HiddenAct != "" && c.HiddenAct != "silu" {
-		return fmt.Errorf("%w: %s with hidden_act %q: llama.cpp's %s graph gates its MLP with SiLU", ErrUnsupported, arch.hf, c.HiddenAct, arch.gguf)
-	}
 	h.cohereQKNorm = c.GLM.UseQKNorm
 	if arch.cohere2 {
 		return c.cohere2Hparams(arch, h)
@@ -49,8 +46,8 @@ func (c *hfConfig) cohereHparams(arch archSpec, h *hparams) error {
 	// Command R's max_position_embeddings (8192) is not what it was
 	// trained for: model_max_length (131072) is, as
 	// convert_hf_to_gguf.py reads it.
-	if c.ModelMaxLength > 0 {
-		h.ctxLen = c.ModelMaxLength
+	if n := positiveInt(c.ModelMaxLength); n > 0 {
+		h.ctxLen = n
 	}
 	if h.cohereQKNorm != (h.layers >= 64) {
 		return fmt.Errorf("%w: %s with use_qk_norm %v and %d layers: llama.cpp's command-r reads q/k norms for 64 layers or more (Command R+) and only then", ErrUnsupported, arch.hf, h.cohereQKNorm, h.layers)

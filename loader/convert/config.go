@@ -21,7 +21,7 @@ type hfConfig struct {
 	RopeTheta             *float64        `json:"rope_theta"`
 	RopeParameters        json.RawMessage `json:"rope_parameters"`
 	MaxPositionEmbeddings int             `json:"max_position_embeddings"`
-	ModelMaxLength        int             `json:"model_max_length"` // Command R
+	ModelMaxLength        json.RawMessage `json:"model_max_length"` // Command R
 	ClipQKV               *float64        `json:"clip_qkv"`         // OLMo, OLMoE
 	UseBias               *bool           `json:"use_bias"`         // ERNIE 4.5
 	VocabSize             int             `json:"vocab_size"`
@@ -237,13 +237,31 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		h.ctxLen = 2048
 	}
 	h.rmsEps = 1e-6
+	switch arch.hf {
+	case "OlmoeForCausalLM", "Ernie4_5ForCausalLM", "Ernie4_5_MoeForCausalLM":
+		h.rmsEps = 1e-5 // their configs' defaults
+	}
 	if c.RMSNormEps != nil {
 		h.rmsEps = *c.RMSNormEps
+	}
+	if err := c.checkActivation(arch); err != nil {
+		return h, err
 	}
 	if (arch.glm4 || arch.glm4moe) && c.PartialRotaryFactor == nil {
 		if p, err := parseRopeJSON(c.RopeParameters, "rope_parameters"); err != nil || p == nil || p.PartialRotaryFactor == nil {
 			half := 0.5 // Glm4Config's and Glm4MoeConfig's default
 			c.PartialRotaryFactor = &half
+		}
+	}
+	if arch.gguf == "ernie4_5" || arch.ernieMoE {
+		// Ernie4_5Config's defaults: rope_theta 500000, tied embeddings.
+		if c.RopeTheta == nil && isNull(c.RopeParameters) {
+			theta := 500000.0
+			c.RopeTheta = &theta
+		}
+		if c.TieWordEmbeddings == nil {
+			tied := true
+			c.TieWordEmbeddings = &tied
 		}
 	}
 	c.allowMrope = arch.mrope
@@ -375,6 +393,17 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		}
 	}
 	return h, nil
+}
+
+// checkActivation refuses a hidden_act other than SiLU for the archs
+// whose llama.cpp graph gates the MLP with SiLU (all but Gemma's GELU,
+// Arcee's ReLU², GPT-2's and BERT's own, and gpt-oss's clamped SwiGLU).
+func (c *hfConfig) checkActivation(arch archSpec) error {
+	if c.HiddenAct == "" || c.HiddenAct == "silu" || c.HiddenAct == "swish" ||
+		arch.normShift != 0 || arch.reluSq || arch.gptOSS || arch.gguf == "gpt2" || arch.gguf == "bert" {
+		return nil
+	}
+	return fmt.Errorf("%w: %s with hidden_act %q: llama.cpp's %s graph gates the MLP with SiLU", ErrUnsupported, arch.hf, c.HiddenAct, arch.gguf)
 }
 
 // textConfig makes a vision-language config.json's text_config the

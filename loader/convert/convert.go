@@ -563,6 +563,9 @@ func prepare(dir string) (*hfConfig, archSpec, hparams, *vocab, error) {
 		return fail(fmt.Errorf("%w: tokenizer has %d tokens, config vocab_size is %d", ErrMismatch, len(voc.tokens), hp.vocab))
 	}
 	voc.padTo(hp.vocab)
+	if err := voc.checkUnique(); err != nil {
+		return fail(err)
+	}
 	return cfg, arch, hp, voc, nil
 }
 

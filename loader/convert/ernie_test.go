@@ -82,8 +82,30 @@ func TestErnie45(t *testing.T) {
 			"interleaved rope": func(m *refModel) { m.ropePairs = false },
 		})
 	}
+	// Without rope_theta, rms_norm_eps and tie_word_embeddings,
+	// Ernie4_5Config's defaults: 500000, 1e-5, tied.
+	bare := ernieFixture(t, 16, func(c map[string]any, ts []stTensor) []stTensor {
+		delete(c, "rope_theta")
+		delete(c, "rms_norm_eps")
+		delete(c, "tie_word_embeddings")
+		return ts
+	})
+	out := filepath.Join(t.TempDir(), "bare.gguf")
+	if err := convert.Convert(context.Background(), bare, out, convert.Options{Name: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := gguf.Open(out); err != nil {
+		t.Fatal(err)
+	} else {
+		theta, _ := f.Float("ernie4_5.rope.freq_base")
+		eps, _ := f.Float("ernie4_5.attention.layer_norm_rms_epsilon")
+		if _, untied := f.Tensor("output.weight"); theta != 500000 || float32(eps) != 1e-5 || untied {
+			t.Errorf("defaults: freq_base %v, eps %v, output.weight %v", theta, eps, untied)
+		}
+	}
 	for name, edit := range map[string]func(map[string]any, []stTensor) []stTensor{
 		"use_bias": setConfig("use_bias", true),
+		"gelu":     setConfig("hidden_act", "gelu"),
 		"a q bias": func(_ map[string]any, ts []stTensor) []stTensor {
 			return append(ts, f32Tensor("model.layers.0.self_attn.q_proj.bias", []int64{64}, make([]float32, 64)))
 		},
@@ -96,7 +118,7 @@ func TestErnie45(t *testing.T) {
 }
 
 // An ERNIE 4.5 MoE fixture: hidden size 32, 4 heads of 16 (so heads ×
-// head_dim is twice the hidden size, as in ERNIE-4.5-21B-A3B), one dense
+// head_dim is twice the hidden size, which the arch allows), one dense
 // layer of 48 then two with 8 experts of 16 (3 used) and 2 shared ones,
 // and multi-token-prediction tensors.
 const (

@@ -135,9 +135,6 @@ func (c *hfConfig) graniteHybridHparams(arch archSpec, h *hparams) error {
 	default:
 		return fmt.Errorf("%w: config.json: position_embedding_type %q; Granite 4.0's attention has \"rope\" or none", ErrUnsupported, c.PositionEmbeddingType)
 	}
-	if c.HiddenAct != "" && c.HiddenAct != "silu" {
-		return fmt.Errorf("%w: %s with hidden_act %q: llama.cpp's %s graph gates the MLP with SiLU", ErrUnsupported, arch.hf, c.HiddenAct, arch.gguf)
-	}
 	if gc.AttentionBias != nil && *gc.AttentionBias {
 		return fmt.Errorf("%w: %s with attention_bias true is not converted", ErrUnsupported, arch.hf)
 	}

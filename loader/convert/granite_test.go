@@ -175,3 +175,13 @@ func TestGraniteMoE(t *testing.T) {
 		}
 	}
 }
+
+// TestModelMaxLengthIgnored checks that a config.json model_max_length
+// that is no integer (as tokenizer configs write 1e30) does not stop the
+// conversion of an arch that does not read it.
+func TestModelMaxLengthIgnored(t *testing.T) {
+	dir := copyFixture(t, "tiny-llama-st", func(c map[string]any) { c["model_max_length"] = 1e30 })
+	if err := convert.Convert(context.Background(), dir, filepath.Join(t.TempDir(), "x.gguf"), convert.Options{}); err != nil {
+		t.Fatal(err)
+	}
+}

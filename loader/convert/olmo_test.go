@@ -303,6 +303,7 @@ func TestOLMoE(t *testing.T) {
 		"clip_qkv":            {setConfig("clip_qkv", 8.0), convert.ErrUnsupported},
 		"head_dim 32":         {setConfig("head_dim", 32), convert.ErrUnsupported},
 		"2 KV heads":          {setConfig("num_key_value_heads", 2), convert.ErrUnsupported},
+		"gelu":                {setConfig("hidden_act", "gelu"), convert.ErrUnsupported},
 		"per-head q_norm": {func(_ map[string]any, ts []stTensor) []stTensor {
 			ts = slices.DeleteFunc(ts, func(s stTensor) bool { return s.name == "model.layers.1.self_attn.q_norm.weight" })
 			return append(ts, f32Tensor("model.layers.1.self_attn.q_norm.weight", []int64{16}, make([]float32, 16)))

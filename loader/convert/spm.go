@@ -44,10 +44,12 @@ type spModel struct {
 	byteFallback bool
 	// unk, bos, eos and pad are the trainer's ids (-1: none).
 	unk, bos, eos, pad int
-	// normalizer is NormalizerSpec.name; addDummyPrefix and
-	// removeExtraWhitespaces its settings.
-	normalizer                             string
-	addDummyPrefix, removeExtraWhitespaces bool
+	// normalizer is NormalizerSpec.name; addDummyPrefix,
+	// removeExtraWhitespaces and escapeWhitespaces its settings.
+	normalizer                                                string
+	addDummyPrefix, removeExtraWhitespaces, escapeWhitespaces bool
+	// suffixWhitespace is TrainerSpec.treat_whitespace_as_suffix.
+	suffixWhitespace bool
 }
 
 const spBPE = 2 // TrainerSpec.ModelType BPE
@@ -124,7 +126,7 @@ func parseSPModel(raw []byte) (*spModel, error) {
 	if err != nil {
 		return nil, err
 	}
-	m := &spModel{modelType: 1, unk: 0, bos: 1, eos: 2, pad: -1, addDummyPrefix: true, removeExtraWhitespaces: true}
+	m := &spModel{modelType: 1, unk: 0, bos: 1, eos: 2, pad: -1, addDummyPrefix: true, removeExtraWhitespaces: true, escapeWhitespaces: true}
 	for _, f := range fields {
 		switch {
 		case f.num == 1 && f.wire == 2: // pieces
@@ -159,6 +161,8 @@ func parseSPModel(raw []byte) (*spModel, error) {
 				switch s.num {
 				case 3:
 					m.modelType = int64(s.v)
+				case 24:
+					m.suffixWhitespace = s.v != 0
 				case 35:
 					m.byteFallback = s.v != 0
 				case 40:
@@ -184,6 +188,8 @@ func parseSPModel(raw []byte) (*spModel, error) {
 					m.addDummyPrefix = s.v != 0
 				case s.num == 4 && s.wire == 0:
 					m.removeExtraWhitespaces = s.v != 0
+				case s.num == 5 && s.wire == 0:
+					m.escapeWhitespaces = s.v != 0
 				}
 			}
 		}
@@ -206,6 +212,10 @@ func spmVocab(m *spModel) (*vocab, error) {
 		return nil, fmt.Errorf("%w tokenizer: tokenizer.model normalizes with %q; llama.cpp normalizes nothing (identity)", ErrUnsupported, m.normalizer)
 	case m.removeExtraWhitespaces:
 		return nil, fmt.Errorf("%w tokenizer: tokenizer.model collapses whitespace (remove_extra_whitespaces); llama.cpp's SentencePiece tokenizer keeps it", ErrUnsupported)
+	case !m.escapeWhitespaces:
+		return nil, fmt.Errorf("%w tokenizer: tokenizer.model keeps spaces as they are (escape_whitespaces false); llama.cpp's SentencePiece tokenizer writes them as ▁", ErrUnsupported)
+	case m.suffixWhitespace:
+		return nil, fmt.Errorf("%w tokenizer: tokenizer.model puts ▁ after words (treat_whitespace_as_suffix); llama.cpp's SentencePiece tokenizer puts it before", ErrUnsupported)
 	}
 	n := len(m.pieces)
 	v := &vocab{model: kindSPM, bos: -1, eos: -1, unk: -1, pad: -1, sep: -1, cls: -1, mask: -1, eot: -1, eom: -1,
@@ -214,6 +224,12 @@ func spmVocab(m *spModel) (*vocab, error) {
 		v.tokens[i], v.scores[i], v.types[i] = p.piece, p.score, p.typ
 		if p.typ == tokByte && !byteTokenRE.MatchString(p.piece) {
 			return nil, fmt.Errorf("convert: tokenizer.model: byte piece %d is %q, not <0xXX>", i, p.piece)
+		}
+		if p.typ == tokUserDefined {
+			// llama.cpp matches a user-defined token against the text as
+			// it is, and prints it as it is: spaces, not ▁ (as for the
+			// added tokens below).
+			v.tokens[i] = strings.ReplaceAll(p.piece, "▁", " ")
 		}
 	}
 	for _, id := range []*int{&m.unk, &m.bos, &m.eos, &m.pad} {
@@ -267,7 +283,7 @@ func readVocabSPM(dir string, cfg *hfConfig, arch archSpec) (*vocab, error) {
 		}
 		for len(v.tokens) <= id {
 			n := len(v.tokens)
-			v.tokens, v.scores, v.types = append(v.tokens, fmt.Sprintf("[PAD%d]", n)), append(v.scores, 0), append(v.types, tokUnused)
+			v.tokens, v.scores, v.types = append(v.tokens, fmt.Sprintf("[PAD%d]", n)), append(v.scores, padScore), append(v.types, tokUnused)
 		}
 		if v.types[id] != tokUnused && v.tokens[id] != content {
 			slog.Warn("convert: an added token replaces a SentencePiece piece", "id", id, "piece", v.tokens[id], "token", content)
@@ -296,7 +312,46 @@ func readVocabSPM(dir string, cfg *hfConfig, arch archSpec) (*vocab, error) {
 	if err := v.readSpecial(dir, cfg, nil); err != nil {
 		return nil, err
 	}
+	// With no BOS, EOS or padding named by the checkpoint's files, the
+	// tokenizer's own; with no BOS at all, none is added (llama.cpp would
+	// take token 1 for it).
+	for _, p := range []struct {
+		dst     *int
+		trainer int
+	}{{&v.bos, m.bos}, {&v.eos, m.eos}, {&v.pad, m.pad}} {
+		if *p.dst < 0 && p.trainer >= 0 && p.trainer < len(v.tokens) {
+			*p.dst = p.trainer
+		}
+	}
+	if v.bos < 0 && v.addBOS == nil {
+		f := false
+		v.addBOS = &f
+	}
+	if err := v.checkBytes(); err != nil {
+		return nil, err
+	}
 	return v, nil
+}
+
+// checkBytes checks that a byte-fallback vocabulary has all 256 byte
+// tokens: llama.cpp's SentencePiece tokenizer looks up the byte token of
+// any character it has no piece for, and a missing one throws out of the
+// C API, which ends the program.
+func (v *vocab) checkBytes() error {
+	have := make([]bool, 256)
+	for i, t := range v.tokens {
+		if v.types[i] != tokByte || !byteTokenRE.MatchString(t) {
+			continue
+		}
+		b, err := strconv.ParseUint(t[3:5], 16, 8)
+		if err == nil {
+			have[b] = true
+		}
+	}
+	if i := slices.Index(have, false); i >= 0 {
+		return fmt.Errorf("convert: tokenizer.model has byte fallback but no byte token <0x%02X> (or an added token replaced it)", i)
+	}
+	return nil
 }
 
 // readOptionalJSON decodes the JSON file at path into v; a missing file

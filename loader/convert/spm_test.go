@@ -56,6 +56,25 @@ func spmDir(t *testing.T, model []byte, files map[string]string) string {
 	return dir
 }
 
+// spmPieces encodes a SentencePiece model's pieces: 3 specials, the 256
+// byte pieces but those in missing, "▁a", and extra (text, type) pairs.
+func spmPieces(missing []int, extra ...any) []byte {
+	var b []byte
+	for i, p := range []string{"<unk>", "<s>", "</s>"} {
+		b = append(b, protoMsg(1, protoMsg(1, p, 2, float32(0), 3, []int{2, 3, 3}[i]))...)
+	}
+	for i := range 256 {
+		if !slices.Contains(missing, i) {
+			b = append(b, protoMsg(1, protoMsg(1, "<0x"+strings.ToUpper(strconv.FormatInt(int64(i)|0x100, 16)[1:])+">", 2, float32(0), 3, 6))...)
+		}
+	}
+	b = append(b, protoMsg(1, protoMsg(1, "▁a", 2, float32(-1)))...)
+	for i := 0; i < len(extra); i += 2 {
+		b = append(b, protoMsg(1, protoMsg(1, extra[i].(string), 2, float32(-2), 3, extra[i+1].(int)))...)
+	}
+	return b
+}
+
 // TestSentencePieceModel converts a checkpoint whose tokenizer is only a
 // real SentencePiece BPE model (tokenizer.model) and checks that llama.cpp
 // tokenizes the converted GGUF exactly as SentencePiece did (digits split,
@@ -164,15 +183,7 @@ func protoMsg(fields ...any) []byte {
 // naming the problem; the pieces are 3 specials, 256 bytes and "▁a".
 func TestSentencePieceModelRefused(t *testing.T) {
 	model := func(trainer, normalizer []byte) []byte {
-		var b []byte
-		for i, p := range []string{"<unk>", "<s>", "</s>"} {
-			b = append(b, protoMsg(1, protoMsg(1, p, 2, float32(0), 3, []int{2, 3, 3}[i]))...)
-		}
-		for i := range 256 {
-			b = append(b, protoMsg(1, protoMsg(1, "<0x"+strings.ToUpper(strconv.FormatInt(int64(i)|0x100, 16)[1:])+">", 2, float32(0), 3, 6))...)
-		}
-		b = append(b, protoMsg(1, protoMsg(1, "▁a", 2, float32(-1)))...)
-		return append(b, protoMsg(2, trainer, 3, normalizer)...)
+		return append(spmPieces(nil), protoMsg(2, trainer, 3, normalizer)...)
 	}
 	bpe := protoMsg(3, 2, 35, 1, 43, -1)
 	identity := protoMsg(1, "identity", 3, 1, 4, 0)
@@ -191,10 +202,62 @@ func TestSentencePieceModelRefused(t *testing.T) {
 		"collapsed whitespace":  {model(bpe, protoMsg(1, "identity")), "remove_extra_whitespaces", true},
 		"truncated":             {model(bpe, identity)[:100], "malformed", false},
 		"bos outside the model": {model(protoMsg(3, 2, 35, 1, 41, 5000), identity), "outside", false},
+		"spaces kept":           {model(bpe, protoMsg(1, "identity", 4, 0, 5, 0)), "escape_whitespaces", true},
+		"▁ after words":         {model(protoMsg(3, 2, 35, 1, 24, 1), identity), "treat_whitespace_as_suffix", true},
+		"a byte piece missing":  {append(spmPieces([]int{0xE3}), protoMsg(2, bpe, 3, identity)...), "<0xE3>", false},
 	} {
 		err := convert.Convert(context.Background(), spmDir(t, tc.model, nil), filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
 		if err == nil || !strings.Contains(err.Error(), tc.want) || errors.Is(err, convert.ErrUnsupported) != tc.unsupported {
 			t.Errorf("%s: %v, want an error naming %q (unsupported: %v)", name, err, tc.want, tc.unsupported)
+		}
+	}
+}
+
+// TestSentencePieceModelTokens checks the vocabulary made of SentencePiece
+// models beyond the test model: a user-defined piece is written with
+// spaces for its ▁ (llama.cpp matches and prints it as written); with no
+// ids in the checkpoint's files the trainer's BOS and EOS are used, and a
+// trainer without a BOS writes add_bos_token false; an added token that
+// repeats a piece's text, or replaces a byte piece, is refused (llama.cpp
+// would abort or throw).
+func TestSentencePieceModelTokens(t *testing.T) {
+	bpe, identity := protoMsg(3, 2, 35, 1, 43, -1), protoMsg(1, "identity", 3, 1, 4, 0)
+	dir := spmDir(t, append(spmPieces(nil, "▁▁b", 4), protoMsg(2, bpe, 3, identity)...), nil)
+	writeTinyLlama(t, dir, 608, -1, -1)
+	out := filepath.Join(t.TempDir(), "x.gguf")
+	if err := convert.Convert(context.Background(), dir, out, convert.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	v := readGGUFVocab(t, out)
+	if v.tokens[260] != "  b" || v.types[260] != 4 {
+		t.Errorf("user-defined piece: %q type %d, want \"  b\" type 4", v.tokens[260], v.types[260])
+	}
+	if v.ids["bos"] != 1 || v.ids["eos"] != 2 || v.addBOS != nil {
+		t.Errorf("trainer ids: %v, add_bos %v", v.ids, v.addBOS)
+	}
+
+	noBOS := protoMsg(3, 2, 35, 1, 41, -1, 43, -1)
+	dir = spmDir(t, append(spmPieces(nil), protoMsg(2, noBOS, 3, identity)...), nil)
+	writeTinyLlama(t, dir, 608, -1, -1)
+	if err := convert.Convert(context.Background(), dir, out, convert.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if v := readGGUFVocab(t, out); v.addBOS == nil || *v.addBOS {
+		t.Errorf("no BOS: add_bos_token %v", v.addBOS)
+	} else if _, ok := v.ids["bos"]; ok {
+		t.Errorf("no BOS: bos id %d written", v.ids["bos"])
+	}
+
+	for name, tc := range map[string]struct{ added, want string }{
+		"a piece's text again": {`{"<s>": 300}`, "duplicate"},
+		"over a byte piece":    {`{"<x>": 10}`, "<0x07>"},
+	} {
+		dir := spmDir(t, append(spmPieces(nil), protoMsg(2, bpe, 3, identity)...), map[string]string{"added_tokens.json": tc.added})
+		err := convert.Convert(context.Background(), dir, filepath.Join(t.TempDir(), "y.gguf"), convert.Options{})
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want an error naming %q", name, err, tc.want)
+		} else {
+			t.Logf("%s: %v", name, err)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/llm-go/llm/loader/gguf"
@@ -525,13 +526,34 @@ func (v *vocab) phantomSpaces() {
 	}
 }
 
+// checkUnique checks that no two tokens have the same text (an empty one
+// counting as "[EMPTY_i]", as llama.cpp renames it): llama.cpp aborts
+// loading such a vocabulary.
+func (v *vocab) checkUnique() error {
+	seen := make(map[string]int, len(v.tokens))
+	for i, t := range v.tokens {
+		if t == "" {
+			t = "[EMPTY_" + strconv.Itoa(i) + "]"
+		}
+		if j, dup := seen[t]; dup {
+			return fmt.Errorf("convert: tokenizer: token %d %q has the text of token %d (llama.cpp aborts on duplicate tokens)", i, t, j)
+		}
+		seen[t] = i
+	}
+	return nil
+}
+
+// padScore is the score of a filler token, as convert_hf_to_gguf.py
+// writes it.
+const padScore = -1000
+
 // padTo extends the vocabulary to n tokens, as convert_hf_to_gguf.py does
 // when config.json's vocab_size exceeds the tokenizer's.
 func (v *vocab) padTo(n int) {
 	for id := len(v.tokens); id < n; id++ {
 		v.tokens = append(v.tokens, fmt.Sprintf("[PAD%d]", id))
 		if v.scores != nil {
-			v.scores = append(v.scores, 0)
+			v.scores = append(v.scores, padScore)
 		}
 		v.types = append(v.types, tokUnused)
 	}
