@@ -3,6 +3,7 @@ package bench
 import (
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -30,6 +31,11 @@ type Facts struct {
 	// ValueDim is a value head's size in the KV cache (HeadDim when 0;
 	// DeepSeek's latent attention caches fewer values than keys).
 	ValueDim int
+	// LayerKVHeads, when not nil, are each layer's KV heads: 0 in a
+	// recurrent layer (a hybrid model's Mamba-2 layers), which keeps
+	// RecurrentBytes of state per sequence instead of a KV cache.
+	LayerKVHeads   []int
+	RecurrentBytes uint64
 }
 
 // FactsFromFile reads the facts of the GGUF model at path from its header
@@ -65,6 +71,17 @@ func FactsFromFile(path string) (Facts, error) {
 	}
 	if f.KVHeads == 0 {
 		f.KVHeads = f.Heads
+	}
+	if kv, ok := h.LayerUints(arch+".attention.head_count_kv", f.Layers); ok && slices.Contains(kv, 0) {
+		f.LayerKVHeads, f.KVHeads = make([]int, len(kv)), 0
+		for i, n := range kv {
+			f.LayerKVHeads[i] = int(min(n, 1<<31-1))
+			f.KVHeads = max(f.KVHeads, f.LayerKVHeads[i])
+		}
+		conv, inner, state, groups := uint64(get("ssm.conv_kernel")), uint64(get("ssm.inner_size")), uint64(get("ssm.state_size")), uint64(get("ssm.group_count"))
+		if conv > 0 {
+			f.RecurrentBytes = 4 * ((conv-1)*(inner+2*groups*state) + state*inner)
+		}
 	}
 	f.Experts, f.ExpertsUsed = get("expert_count"), get("expert_used_count")
 	if f.Heads > 0 {
@@ -167,7 +184,9 @@ func (f Facts) BytesPerToken() uint64 {
 
 // KVBytes is the size of a KV cache of nCtx positions with K and V cache
 // types typeK and typeV: n_layer · n_ctx · n_kv_heads · (head_dim · bytes
-// per K element + value head size · bytes per V element).
+// per K element + value head size · bytes per V element), summed over the
+// layers where they differ, a recurrent layer counting its state for one
+// sequence.
 func (f Facts) KVBytes(nCtx int, typeK, typeV string) uint64 {
 	bk, err1 := cacheTypeBytes(typeK)
 	bv, err2 := cacheTypeBytes(typeV)
@@ -178,7 +197,18 @@ func (f Facts) KVBytes(nCtx int, typeK, typeV string) uint64 {
 	if vd == 0 {
 		vd = f.HeadDim
 	}
-	return uint64(float64(f.Layers) * float64(nCtx) * float64(f.KVHeads) * (float64(f.HeadDim)*bk + float64(vd)*bv))
+	if f.LayerKVHeads == nil {
+		return uint64(float64(f.Layers) * float64(nCtx) * float64(f.KVHeads) * (float64(f.HeadDim)*bk + float64(vd)*bv))
+	}
+	var n uint64
+	for _, heads := range f.LayerKVHeads {
+		if heads == 0 {
+			n += f.RecurrentBytes
+			continue
+		}
+		n += uint64(float64(nCtx) * float64(heads) * (float64(f.HeadDim)*bk + float64(vd)*bv))
+	}
+	return n
 }
 
 // cacheTypeBytes is the bytes per element of a KV cache type.

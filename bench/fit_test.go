@@ -3,8 +3,10 @@ package bench
 import (
 	"context"
 	"errors"
+	"github.com/llm-go/llm/loader/gguf"
 	"math"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -229,5 +231,34 @@ func TestParseSyntheticArchKeys(t *testing.T) {
 		if _, err := ParseSynthetic(spec); err == nil || !strings.Contains(err.Error(), "applies to") {
 			t.Errorf("%s: %v", spec, err)
 		}
+	}
+}
+
+// TestFactsHybrid: a hybrid model's KV cache is in its attention layers
+// only (head_count_kv per layer, 0 elsewhere), and each recurrent layer
+// keeps its Mamba-2 state instead; stories260K made hybrid (attention in
+// blocks 0 and 4).
+func TestFactsHybrid(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "hybrid.gguf")
+	err := gguf.Rewrite(path, tinyModel(t), func(w *gguf.Writer) {
+		w.Set("llama.attention.head_count_kv", gguf.Uint32s([]uint32{4, 0, 0, 0, 4}))
+		w.Set("llama.ssm.conv_kernel", gguf.Uint32(4))
+		w.Set("llama.ssm.inner_size", gguf.Uint32(128))
+		w.Set("llama.ssm.state_size", gguf.Uint32(16))
+		w.Set("llama.ssm.group_count", gguf.Uint32(1))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := FactsFromFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := uint64(4 * (3*(128+2*16) + 16*128))
+	if !slices.Equal(f.LayerKVHeads, []int{4, 0, 0, 0, 4}) || f.KVHeads != 4 || f.RecurrentBytes != state {
+		t.Errorf("facts: KV heads %v (%d), state %d", f.LayerKVHeads, f.KVHeads, f.RecurrentBytes)
+	}
+	if kv, want := f.KVBytes(1024, "f16", "f16"), uint64(2*1024*4*(8*2+8*2))+3*state; kv != want {
+		t.Errorf("KV bytes %d, want %d", kv, want)
 	}
 }

@@ -66,9 +66,11 @@ func AutoGPULayers(path string, copts ContextOptions) (int, string, error) {
 		ctxLen = SequenceContext(0, h)
 	}
 	heads, _ := h.Uint(arch + ".attention.head_count")
-	kvHeads, ok := h.Uint(arch + ".attention.head_count_kv")
+	// One KV head count for all layers, or one per layer (0 in a hybrid
+	// model's recurrent layers).
+	kvHeads, ok := h.LayerUints(arch+".attention.head_count_kv", int(nLayer))
 	if !ok {
-		kvHeads = heads
+		kvHeads, _ = h.LayerUints(arch+".attention.head_count", int(nLayer))
 	}
 	embd, _ := h.Uint(arch + ".embedding_length")
 	headDim := uint64(0)
@@ -78,7 +80,15 @@ func AutoGPULayers(path string, copts ContextOptions) (int, string, error) {
 	if k, ok := h.Uint(arch + ".attention.key_length"); ok {
 		headDim = k
 	}
-	kvPerLayer := uint64(2 * float64(ctxLen) * float64(kvHeads*headDim) * CacheTypeBytes(copts.TypeK))
+	// A layer's memory: its KV cache, or, in a recurrent layer (no KV
+	// heads), the recurrent state of each sequence.
+	state := recurrentStateBytes(h, arch) * uint64(max(1, copts.MaxSequences))
+	memory := func(i int) uint64 {
+		if i >= len(kvHeads) || kvHeads[i] == 0 {
+			return state
+		}
+		return uint64(2 * float64(ctxLen) * float64(kvHeads[i]*headDim) * CacheTypeBytes(copts.TypeK))
+	}
 	var vocab uint64
 	if v, ok := h.Lookup("tokenizer.ggml.tokens"); ok {
 		vocab = uint64(v.Len())
@@ -87,8 +97,12 @@ func AutoGPULayers(path string, copts ContextOptions) (int, string, error) {
 
 	budget := int64(free) - int64(max(graph, computeReserve))
 	layers := 0
+	var total uint64
 	for i := range perLayer {
-		need := int64(perLayer[i] + kvPerLayer)
+		total += perLayer[i] + memory(i)
+	}
+	for i := range perLayer {
+		need := int64(perLayer[i] + memory(i))
 		if need > budget {
 			break
 		}
@@ -100,7 +114,7 @@ func AutoGPULayers(path string, copts ContextOptions) (int, string, error) {
 		return int(nLayer) + 1, fmt.Sprintf("all %d layers fit in %s (%.1f GiB free)", nLayer, gpus, gib(free)), nil
 	}
 	return layers, fmt.Sprintf("%d of %d layers fit in %s (%.1f GiB free; %.2f GiB per layer with KV for %d tokens; %.2f GiB for the compute graph)",
-		layers, nLayer, gpus, gib(free), gib(perLayer[0]+kvPerLayer), ctxLen, gib(max(graph, computeReserve))), nil
+		layers, nLayer, gpus, gib(free), gib(total/nLayer), ctxLen, gib(max(graph, computeReserve))), nil
 }
 
 // computeGraph estimates the bytes of llama.cpp's compute buffer on the
@@ -276,4 +290,20 @@ func SequenceContext(configured int, h *gguf.File) int {
 		n = int(t)
 	}
 	return n
+}
+
+// recurrentStateBytes is the F32 recurrent state llama.cpp keeps per
+// sequence in a recurrent layer of a Mamba-style model (0 for others):
+// the convolution's last ssm.conv_kernel-1 inputs of ssm.inner_size +
+// 2·ssm.group_count·ssm.state_size channels, and the ssm.state_size ×
+// ssm.inner_size SSM state.
+func recurrentStateBytes(h *gguf.File, arch string) uint64 {
+	conv, _ := h.Uint(arch + ".ssm.conv_kernel")
+	inner, _ := h.Uint(arch + ".ssm.inner_size")
+	st, _ := h.Uint(arch + ".ssm.state_size")
+	groups, _ := h.Uint(arch + ".ssm.group_count")
+	if conv == 0 || inner == 0 {
+		return 0
+	}
+	return 4 * ((conv-1)*(inner+2*groups*st) + st*inner)
 }

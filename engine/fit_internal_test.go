@@ -180,3 +180,57 @@ func TestAutoGPULayersGraph(t *testing.T) {
 		t.Errorf("with flash attention: %d layers (%q, %v), want all 5 and the output", n, why, err)
 	}
 }
+
+// TestAutoGPULayersHybrid: a hybrid model's recurrent layers (head_count_kv
+// 0 in its per-layer array) have no KV cache but a small recurrent state
+// per sequence; stories260K made hybrid (attention in blocks 0 and 4)
+// fits whole where the memory of its blocks, two KV caches and three
+// states of two sequences each is free, and counting a KV cache in every
+// block would fit two.
+func TestAutoGPULayersHybrid(t *testing.T) {
+	src := shareddata.Path(t, "models", "stories260K.gguf")
+	path := t.TempDir() + "/hybrid.gguf"
+	err := gguf.Rewrite(path, src, func(w *gguf.Writer) {
+		w.Set("llama.attention.head_count_kv", gguf.Uint32s([]uint32{4, 0, 0, 0, 4}))
+		w.Set("llama.ssm.conv_kernel", gguf.Uint32(4))
+		w.Set("llama.ssm.inner_size", gguf.Uint32(128))
+		w.Set("llama.ssm.state_size", gguf.Uint32(16))
+		w.Set("llama.ssm.group_count", gguf.Uint32(1))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(d func() []Device) { devices = d }(devices)
+	const ctx = 1 << 20
+	graph := computeGraph(ctx, 64, 8, 512, 512, true)
+	kv := uint64(2 * ctx * 4 * 8 * 2)
+	state := uint64(4 * (3*(128+2*16) + 16*128))
+	h, err := gguf.ValidateModel(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var blocks, output uint64
+	for _, ti := range h.Tensors {
+		switch {
+		case strings.HasPrefix(ti.Name, "blk."):
+			blocks += ti.Size
+		case strings.HasPrefix(ti.Name, "output"):
+			output += ti.Size
+		}
+	}
+	if _, ok := h.Tensor("output.weight"); !ok {
+		te, _ := h.Tensor("token_embd.weight")
+		output += te.Size
+	}
+	devices = func() []Device {
+		return []Device{{Name: "FAKE0", Type: DeviceGPU, MemoryFree: max(graph, computeReserve) + blocks + 2*kv + 3*2*state + output}}
+	}
+	opts := ContextOptions{ContextLength: ctx, FlashAttention: FlashAttentionOn, MaxSequences: 2}
+	if n, why, err := AutoGPULayers(path, opts); err != nil || n != 6 {
+		t.Errorf("%d layers (%q, %v), want all 5 and the output", n, why, err)
+	}
+	opts.MaxSequences = 4 // with the states of two more sequences the output no longer fits
+	if n, why, err := AutoGPULayers(path, opts); err != nil || n != 5 {
+		t.Errorf("4 sequences: %d layers (%q, %v), want the 5 blocks", n, why, err)
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/cgo"
+	"slices"
 	"strings"
 	"sync"
 	"unsafe"
@@ -306,7 +307,7 @@ type Info struct {
 	EmbeddingSize int       // width of the hidden state
 	Layers        int       // number of blocks
 	Heads         int       // attention heads
-	KVHeads       int       // key/value heads
+	KVHeads       int       // key/value heads (of the layers with the most: a hybrid model's recurrent layers have none)
 	VocabSize     int       // number of tokens
 	VocabType     VocabType // tokenizer kind
 	HasEncoder    bool      // an encoder (BERT, T5); false with VocabOnly
@@ -335,6 +336,9 @@ func (m *Model) readInfo() Info {
 		info.Layers = get("block_count")
 		info.Heads = get("attention.head_count")
 		info.KVHeads = get("attention.head_count_kv")
+		if kv := maxLayerKVHeads(h, arch, info.Layers); kv > 0 {
+			info.KVHeads = kv
+		}
 		info.Parameters = h.ParamCount()
 		for _, t := range h.Tensors {
 			info.SizeBytes += t.Size
@@ -351,10 +355,28 @@ func (m *Model) readInfo() Info {
 	info.EmbeddingSize = int(C.llama_model_n_embd(m.c))
 	info.Layers = int(C.llama_model_n_layer(m.c))
 	info.Heads = int(C.llama_model_n_head(m.c))
-	info.KVHeads = int(C.llama_model_n_head_kv(m.c))
+	info.KVHeads = int(C.llama_model_n_head_kv(m.c)) // layer 0's
+	if kv := maxLayerKVHeads(h, arch, info.Layers); kv > 0 {
+		info.KVHeads = kv
+	}
 	info.HasEncoder = bool(C.llama_model_has_encoder(m.c))
 	info.HasDecoder = bool(C.llama_model_has_decoder(m.c))
 	return info
+}
+
+// maxLayerKVHeads is the most KV heads of any of the model's layers when
+// attention.head_count_kv is one number per layer (a hybrid model's
+// recurrent layers have none), or 0.
+func maxLayerKVHeads(h *gguf.File, arch string, layers int) int {
+	v, ok := h.Lookup(arch + ".attention.head_count_kv")
+	if !ok || !v.IsArray() {
+		return 0
+	}
+	kv, ok := h.LayerUints(arch+".attention.head_count_kv", layers)
+	if !ok || len(kv) == 0 {
+		return 0
+	}
+	return int(min(slices.Max(kv), 1<<31-1))
 }
 
 // Info returns the model's facts. With ModelOptions.VocabOnly they are read

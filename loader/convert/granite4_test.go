@@ -9,6 +9,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/loader/convert"
 	"github.com/llm-go/llm/loader/gguf"
 )
@@ -310,6 +311,9 @@ func TestGraniteHybrid(t *testing.T) {
 			}
 			if ti, ok := f.Tensor("blk.0.ssm_a"); !ok || !slices.Equal(ti.Shape, []uint64{1, g4MHeads}) {
 				t.Errorf("ssm_a %+v (%v)", ti, ok)
+			}
+			if m := loadModel(t, out, engine.ModelOptions{}); !m.IsRecurrent() || m.Info().KVHeads != g4KV {
+				t.Errorf("recurrent %v, KV heads %d", m.IsRecurrent(), m.Info().KVHeads)
 			}
 			fresh := func() *g4Ref { return c.reference(t, dir) }
 			ctx := refContext(t, out)

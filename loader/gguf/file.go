@@ -81,6 +81,31 @@ func (f *File) Uint(key string) (uint64, bool) {
 	return v.AsUint()
 }
 
+// LayerUints returns the value of key for each of n blocks: one
+// non-negative integer for all of them, or an array of one per block, as
+// llama.cpp reads per-layer hyperparameters (attention.head_count_kv of a
+// hybrid model is 0 in its recurrent layers). ok is false when key is
+// absent, is not made of non-negative integers, or is an array of another
+// length.
+func (f *File) LayerUints(key string, n int) ([]uint64, bool) {
+	v, ok := f.Lookup(key)
+	if !ok || n < 0 {
+		return nil, false
+	}
+	if x, ok := v.AsUint(); ok {
+		out := make([]uint64, n)
+		for i := range out {
+			out[i] = x
+		}
+		return out, true
+	}
+	xs, ok := v.AsUints()
+	if !ok || len(xs) != n {
+		return nil, false
+	}
+	return xs, true
+}
+
 // Int returns the value of key if it is an integer of any integer type that
 // fits in an int64.
 func (f *File) Int(key string) (int64, bool) {

@@ -189,6 +189,7 @@ func TestFileGetters(t *testing.T) {
 		{"eps", Float32(0.25)},
 		{"flag", Bool(true)},
 		{"toks", Strings([]string{"a", "b"})},
+		{"kv", Uint32s([]uint32{0, 4, 0})},
 	}, Tensors: []TensorInfo{
 		{Name: "x", Shape: []uint64{2, 3}},
 		{Name: "y", Shape: []uint64{4}},
@@ -219,6 +220,16 @@ func TestFileGetters(t *testing.T) {
 	}
 	if _, ok := f.String("n"); ok {
 		t.Error("String of a u32")
+	}
+	for _, tc := range []struct {
+		key  string
+		n    int
+		want []uint64
+	}{{"n", 3, []uint64{5, 5, 5}}, {"kv", 3, []uint64{0, 4, 0}}, {"kv", 4, nil}, {"neg", 3, nil}, {"toks", 2, nil}, {"missing", 1, nil}} {
+		got, ok := f.LayerUints(tc.key, tc.n)
+		if ok != (tc.want != nil) || !slices.Equal(got, tc.want) {
+			t.Errorf("LayerUints(%q, %d) = %v, %v; want %v", tc.key, tc.n, got, ok, tc.want)
+		}
 	}
 	for _, get := range []func(string) bool{
 		func(k string) bool { _, ok := f.String(k); return ok },
