@@ -70,7 +70,9 @@ func TestArcee(t *testing.T) {
 	for name, edit := range map[string]func(map[string]any, []stTensor) []stTensor{
 		"silu": setConfig("hidden_act", "silu"),
 		"attention bias": func(_ map[string]any, ts []stTensor) []stTensor {
-			return append(ts, f32Tensor("model.layers.0.self_attn.q_proj.bias", []int64{64}, make([]float32, 64)))
+			b := make([]float32, 64)
+			b[0] = 1 // a zero bias would be left out
+			return append(ts, f32Tensor("model.layers.0.self_attn.q_proj.bias", []int64{64}, b))
 		},
 		"a gate": func(_ map[string]any, ts []stTensor) []stTensor {
 			return append(ts, f32Tensor("model.layers.0.mlp.gate_proj.weight", []int64{128, 64}, make([]float32, 128*64)))

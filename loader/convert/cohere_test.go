@@ -222,6 +222,33 @@ func TestCohere2(t *testing.T) {
 			t.Errorf("%s: %v, want ErrUnsupported or ErrMismatch", name, err)
 		}
 	}
+	// Zero attention biases (as some Cohere2 releases ship) are left out;
+	// others are refused.
+	biases := func(v float32) func(map[string]any, []stTensor) []stTensor {
+		return func(_ map[string]any, ts []stTensor) []stTensor {
+			for l := range 8 {
+				for _, p := range []string{"q", "k", "v", "o"} {
+					n := map[string]int64{"q": 64, "k": 32, "v": 32, "o": 64}[p]
+					b := make([]float32, n)
+					b[n-1] = v
+					ts = append(ts, f32Tensor(layerPrefix(l)+"self_attn."+p+"_proj.bias", []int64{n}, b))
+				}
+			}
+			return ts
+		}
+	}
+	zeros := filepath.Join(t.TempDir(), "zeros.gguf")
+	if err := convert.Convert(context.Background(), cohereFixtureN(t, "Cohere2ForCausalLM", 8, false, biases(0)), zeros, convert.Options{Name: "x"}); err != nil {
+		t.Fatalf("zero biases: %v", err)
+	}
+	if f, err := gguf.Open(zeros); err != nil {
+		t.Fatal(err)
+	} else if _, ok := f.Tensor("blk.0.attn_q.bias"); ok {
+		t.Error("zero biases written")
+	}
+	if err := convert.Convert(context.Background(), cohereFixtureN(t, "Cohere2ForCausalLM", 8, false, biases(0.5)), zeros, convert.Options{}); !errors.Is(err, convert.ErrUnsupported) {
+		t.Errorf("biases: %v, want ErrUnsupported", err)
+	}
 	// Without sliding_window: Cohere2Config's 4096.
 	def := filepath.Join(t.TempDir(), "def.gguf")
 	if err := convert.Convert(context.Background(), cohereFixtureN(t, "Cohere2ForCausalLM", 8, false, nil), def, convert.Options{Name: "x"}); err != nil {

@@ -107,7 +107,9 @@ func TestErnie45(t *testing.T) {
 		"use_bias": setConfig("use_bias", true),
 		"gelu":     setConfig("hidden_act", "gelu"),
 		"a q bias": func(_ map[string]any, ts []stTensor) []stTensor {
-			return append(ts, f32Tensor("model.layers.0.self_attn.q_proj.bias", []int64{64}, make([]float32, 64)))
+			b := make([]float32, 64)
+			b[3] = 0.25 // a zero bias would be left out
+			return append(ts, f32Tensor("model.layers.0.self_attn.q_proj.bias", []int64{64}, b))
 		},
 	} {
 		err := convert.Convert(context.Background(), ernieFixture(t, 16, edit), filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})

@@ -130,7 +130,7 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 	oss := ossExperts{}
 	fused := fusedExperts{}
 	V, H := int64(h.vocab), int64(h.hidden)
-	skipped := 0
+	skipped, zeroBiases := 0, 0
 	for _, t := range st.Tensors() {
 		p := tensorPlan{layer: -1}
 		var want []int64
@@ -232,6 +232,19 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			}
 			isNorm := m[2] == "self_attn.q_norm.weight" || m[2] == "self_attn.k_norm.weight"
 			isBias := strings.HasPrefix(m[2], "self_attn.") && strings.HasSuffix(m[2], ".bias")
+			if isBias && arch.noBias {
+				// As convert_hf_to_gguf.py for Command R7B's: biases that
+				// are all zero are no biases, and are left out.
+				zero, err := allZero(st, t.Name)
+				if err != nil {
+					return nil, err
+				}
+				if !zero {
+					return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: llama.cpp's %s has no attention biases", ErrUnsupported, t.Name, arch.hf, arch.gguf)
+				}
+				zeroBiases++
+				continue
+			}
 			if arch.fused && splitOnly[m[2]] {
 				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: llama.cpp's %s arch takes fused qkv_proj and gate_up_proj weights", ErrUnsupported, t.Name, arch.hf, arch.gguf)
 			}
@@ -276,6 +289,9 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 		p.hfName, p.shape = t.Name, t.Shape
 		seen[p.ggufName] = true
 		plan = append(plan, p)
+	}
+	if zeroBiases > 0 {
+		slog.Info("convert: attention biases that are all zero left out (llama.cpp's graph has none)", "architecture", arch.hf, "tensors", zeroBiases)
 	}
 	if skipped > 0 {
 		slog.Info("convert: converting the language model only; the vision tower and multi-modal projector are skipped (llama.cpp reads them from a separate mmproj file)",
@@ -384,4 +400,18 @@ func rank(name string) int {
 		return 3
 	}
 	return 1
+}
+
+// allZero reports whether every value of the tensor name is zero.
+func allZero(st *safetensors.Model, name string) (bool, error) {
+	v, err := loadFloat32s(st, name, nil)
+	if err != nil {
+		return false, fmt.Errorf("convert: %w", err)
+	}
+	for _, x := range v {
+		if x != 0 {
+			return false, nil
+		}
+	}
+	return true, nil
 }
