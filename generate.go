@@ -127,7 +127,10 @@ const (
 	DropOldestTurns ContextPolicy = 1 << 0
 	// ShiftWindow lets generation go on when the context is full: the older
 	// half of the tokens after the first (the BOS) is discarded and the rest
-	// shifted down, as llama.cpp's context shift does.
+	// shifted down, as llama.cpp's context shift does. A model whose memory
+	// cannot do that (whose context cannot shift, or a recurrent model:
+	// Mamba, RWKV, hybrids, whose state cannot discard tokens) ends the
+	// request then with an error wrapping ErrPromptTooLong.
 	ShiftWindow ContextPolicy = 1 << 1
 )
 

@@ -804,6 +804,12 @@ func (s *scheduler) release(j *job) {
 func (s *scheduler) shift(q *sequence) (int, error) {
 	const keep = 1
 	discard := (len(q.tokens) - keep) / 2
+	if s.p.model.IsRecurrent() {
+		// llama.cpp would shift the attention layers of a hybrid, but the
+		// recurrent state keeps what the discarded tokens left in it (and
+		// Granite 4.0-H's position-free keys would be rotated as RoPE's).
+		return 0, fmt.Errorf("llm: this model's context cannot shift: its recurrent memory cannot discard tokens: %w", ErrPromptTooLong)
+	}
 	if ok, err := s.c.CanShift(); err != nil || !ok {
 		return 0, fmt.Errorf("llm: this model's context cannot shift: %w", ErrPromptTooLong)
 	}

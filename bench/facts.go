@@ -153,6 +153,9 @@ func FactsFromShape(s synth.Shape, quant string) (Facts, error) {
 		HeadDim: k, ValueDim: v, Vocab: s.Vocab, Experts: s.Experts, ExpertsUsed: s.ExpertsUsed,
 		ExpertBytes: uint64(float64(b.Experts) * scale),
 	}
+	if s.KVLayers() != s.Layers { // a hybrid: KV in its attention layers only
+		f.LayerKVHeads, f.RecurrentBytes = s.LayerKVHeads(), s.RecurrentBytes()
+	}
 	f.EmbdBytes = uint64(float64(b.Embd) * scale)
 	f.EmbdRow = f.EmbdBytes / uint64(s.Vocab)
 	f.OutputBytes = uint64(float64(b.Output) * scale)

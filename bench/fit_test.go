@@ -261,4 +261,24 @@ func TestFactsHybrid(t *testing.T) {
 	if kv, want := f.KVBytes(1024, "f16", "f16"), uint64(2*1024*4*(8*2+8*2))+3*state; kv != want {
 		t.Errorf("KV bytes %d, want %d", kv, want)
 	}
+
+	// Granite 4.0-H Tiny's shape: KV in 4 of its 40 layers, the others'
+	// Mamba-2 state, as the file says.
+	s := synth.Shapes["granite-4.0-h-tiny"]
+	est, err := FactsFromShape(s, "Q4_K_M")
+	if err != nil {
+		t.Fatal(err)
+	}
+	kvLayers := 0
+	for _, n := range est.LayerKVHeads {
+		if n > 0 {
+			kvLayers++
+		}
+	}
+	if kvLayers != 4 || len(est.LayerKVHeads) != 40 || est.RecurrentBytes != s.RecurrentBytes() {
+		t.Errorf("granite-4.0-h-tiny: KV heads %v, state %d", est.LayerKVHeads, est.RecurrentBytes)
+	}
+	if kv, want := est.KVBytes(4096, "f16", "f16"), uint64(4*4096*4*(128*2+128*2))+36*s.RecurrentBytes(); kv != want {
+		t.Errorf("granite-4.0-h-tiny: KV bytes %d, want %d", kv, want)
+	}
 }

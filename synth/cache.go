@@ -163,12 +163,13 @@ func (s Shape) WeightBytes(quant string) (uint64, error) {
 }
 
 // bytesOf sums the tensors' sizes, each matrix in the type typeOf gives it
-// (norm weights, biases and sinks are F32).
+// (norm weights, biases, sinks, Mamba-2's A and D and its convolution
+// are F32).
 func (s Shape) bytesOf(typeOf func(tensorSpec) gguf.Type) (uint64, error) {
 	var total uint64
 	for _, t := range s.tensors() {
 		tt := gguf.TypeF32
-		if t.fanIn > 0 {
+		if t.fanIn > 0 && !t.f32 {
 			tt = typeOf(t)
 		}
 		size, err := tensorBytes(tt, t.shape)

@@ -6,7 +6,9 @@
 // of experts) or, with Arch "gpt-oss", OpenAI's gpt-oss (biases, attention
 // sinks, sliding-window layers, experts in MXFP4 with MXFP4_MOE as
 // released), "glm4moe" (GLM-4.5) or "deepseek2" (DeepSeek V2/V3's latent
-// attention): the last two with leading dense layers and shared experts.
+// attention): the last two with leading dense layers and shared experts;
+// or "granitehybrid" (IBM Granite 4.0-H): Mamba-2 layers with a few
+// attention layers, a dense MLP or experts beside a shared MLP.
 //
 // The models produce gibberish but cost exactly what the real ones cost to
 // run: tests use small ones, and benchmarks use full-size ones to measure
@@ -60,6 +62,17 @@ type Shape struct {
 	// its yarn mscale_all_dim (attention scaled by its get_mscale²).
 	QLoraRank, KVLoraRank, QKNope, QKRope, VHead int
 	YarnMscale                                   float32
+	// With Arch "granitehybrid" (Granite 4.0-H, granite.go): the blocks
+	// listed in AttnLayers (indices, increasing) are attention layers, the
+	// others Mamba-2 layers of SSMHeads heads (llama.cpp's time_step_rank),
+	// a state of SSMState per head dimension, SSMGroups groups of B and C
+	// and a causal convolution of SSMConv taps, twice as wide as the
+	// hidden size (the only expansion llama.cpp runs). Every block has
+	// the dense MLP of FF or, with Experts, experts of FF beside a shared
+	// MLP of SharedFF (none when 0).
+	AttnLayers                             []int
+	SSMHeads, SSMState, SSMGroups, SSMConv int
+	SharedFF                               int
 }
 
 // arch is the GGUF architecture.
@@ -100,6 +113,15 @@ var Shapes = map[string]Shape{
 	"deepseek-v2-lite": {Name: "deepseek-v2-lite", Arch: "deepseek2", Vocab: 102400, Embd: 2048, FF: 1408, Layers: 27, Heads: 16, KVHeads: 16,
 		Context: 163840, RopeTheta: 10000, NormEps: 1e-6, Experts: 64, ExpertsUsed: 6, DenseLayers: 1, DenseFF: 10944, SharedExperts: 2,
 		KVLoraRank: 512, QKNope: 128, QKRope: 64, VHead: 128, YarnFactor: 40, YarnContext: 4096, YarnMscale: 0.707},
+	// IBM Granite 4.0-H (their config.json files): Mamba-2 layers with
+	// attention (without positions) in 4 of 40, tied embeddings; Tiny has
+	// 64 experts (6 used) beside a shared MLP, 1B a dense MLP.
+	"granite-4.0-h-tiny": {Name: "granite-4.0-h-tiny", Arch: "granitehybrid", Vocab: 100352, Embd: 1536, FF: 512, Layers: 40, Heads: 12, KVHeads: 4,
+		Context: 131072, RopeTheta: 10000, NormEps: 1e-5, TiedEmbeddings: true, Experts: 64, ExpertsUsed: 6, SharedFF: 1024,
+		AttnLayers: []int{5, 15, 25, 35}, SSMHeads: 48, SSMState: 128, SSMGroups: 1, SSMConv: 4},
+	"granite-4.0-h-1b": {Name: "granite-4.0-h-1b", Arch: "granitehybrid", Vocab: 100352, Embd: 1536, FF: 4096, Layers: 40, Heads: 12, KVHeads: 4,
+		Context: 131072, RopeTheta: 10000, NormEps: 1e-5, TiedEmbeddings: true,
+		AttnLayers: []int{5, 15, 25, 35}, SSMHeads: 48, SSMState: 128, SSMGroups: 1, SSMConv: 4},
 }
 
 // Lookup returns the named shape (case-insensitive).
@@ -142,8 +164,10 @@ func (s Shape) Validate() error {
 		return fmt.Errorf("synth: hidden %d and feed-forward %d sizes must be multiples of 32", s.Embd, s.FF)
 	case s.RopeTheta <= 0 || s.NormEps <= 0:
 		return fmt.Errorf("synth: rope theta and norm epsilon must be positive")
-	case s.arch() != "llama" && s.arch() != "gpt-oss" && !s.sharedMoE():
-		return fmt.Errorf("synth: architecture %q: llama, gpt-oss, glm4moe or deepseek2", s.Arch)
+	case s.arch() != "llama" && s.arch() != "gpt-oss" && !s.sharedMoE() && !s.graniteHybrid():
+		return fmt.Errorf("synth: architecture %q: llama, gpt-oss, glm4moe, deepseek2 or granitehybrid", s.Arch)
+	case !s.graniteHybrid() && (len(s.AttnLayers) > 0 || s.SSMHeads != 0 || s.SSMState != 0 || s.SSMGroups != 0 || s.SSMConv != 0 || s.SharedFF != 0):
+		return fmt.Errorf("synth: attention layers, Mamba-2 sizes and a shared MLP width apply to granitehybrid only")
 	case s.arch() == "gpt-oss" && s.Experts == 0:
 		return fmt.Errorf("synth: gpt-oss needs experts")
 	case s.arch() == "gpt-oss" && s.TiedEmbeddings:
@@ -151,8 +175,11 @@ func (s Shape) Validate() error {
 	case s.SlidingWindow < 0 || s.YarnFactor < 0 || s.YarnContext < 0 || (s.YarnFactor > 0) != (s.YarnContext > 0):
 		return fmt.Errorf("synth: sliding window %d, yarn factor %v over %d: want none or positive values (a yarn factor with its context)", s.SlidingWindow, s.YarnFactor, s.YarnContext)
 	}
-	if s.sharedMoE() {
+	switch {
+	case s.sharedMoE():
 		return s.validateSharedMoE()
+	case s.graniteHybrid():
+		return s.validateGraniteHybrid()
 	}
 	return nil
 }
@@ -166,7 +193,24 @@ type tensorSpec struct {
 	fanIn   int
 	zero    bool
 	experts bool // stacked experts' matrix
+	f32     bool // stored in F32 in every file type (Mamba's conv1d, which ggml runs in F32 only)
+	fill    fill // values of their own (fanIn 0, F32), when not fillDefault
 }
+
+// fill says how a tensor's values are drawn, beside the default (random
+// of variance 1/fanIn, ones, or zeros).
+type fill int
+
+const (
+	fillDefault fill = iota
+	// fillSSMA: Mamba-2's A, -exp(U(log 1, log 16)), as Mamba-2 initialises
+	// A_log, so that each head's state decays.
+	fillSSMA
+	// fillDtBias: Mamba-2's dt bias, the inverse softplus of a time step
+	// drawn log-uniformly in [0.01, 0.1] (Mamba-2's dt_min and dt_max
+	// range, narrowed).
+	fillDtBias
+)
 
 // expert reports whether t is a stacked experts' matrix.
 func (t tensorSpec) expert() bool { return t.experts }
@@ -181,6 +225,8 @@ func (s Shape) tensors() []tensorSpec {
 		return append(out, s.gptOSSTensors()...)
 	case s.sharedMoE():
 		return append(out, s.sharedMoETensors()...)
+	case s.graniteHybrid():
+		return append(out, s.graniteHybridTensors()...)
 	}
 	for i := range s.Layers {
 		p := fmt.Sprintf("blk.%d.", i)
@@ -287,12 +333,24 @@ func (s Shape) Breakdown() Breakdown {
 
 // KVDims returns what one position of the KV cache holds per layer: KV
 // heads, and each head's key and value sizes (DeepSeek's latent attention
-// caches one head of the compressed KV and the rotated key).
+// caches one head of the compressed KV and the rotated key). Of a
+// granitehybrid shape only the attention layers have a KV cache (see
+// KVLayers and LayerKVHeads); its Mamba-2 layers hold a state of a fixed
+// size instead (RecurrentBytes).
 func (s Shape) KVDims() (heads, k, v int) {
 	if s.Arch == "deepseek2" {
 		return 1, s.KVLoraRank + s.QKRope, s.KVLoraRank
 	}
 	return s.KVHeads, s.HeadDim(), s.HeadDim()
+}
+
+// KVLayers returns how many layers have a KV cache: all but a
+// granitehybrid shape's Mamba-2 layers.
+func (s Shape) KVLayers() int {
+	if s.graniteHybrid() {
+		return len(s.AttnLayers)
+	}
+	return s.Layers
 }
 
 // Params returns the number of weights.

@@ -3,10 +3,13 @@ package synth
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -313,6 +316,295 @@ func TestSharedMoE(t *testing.T) {
 		"qk_nope of 16":       func(s *Shape) { s.QKNope = 16 },
 	} {
 		s := tinyDSLite
+		edit(&s)
+		if err := s.Validate(); err == nil {
+			t.Errorf("%s accepted", name)
+		}
+	}
+}
+
+// Small Granite 4.0-H shapes: experts beside a shared MLP and two groups
+// (Granite 4.0-H Tiny has one) with an output matrix, and the dense MLP
+// with tied embeddings (as H 1B), each with one attention layer among
+// Mamba-2 layers.
+var (
+	tinyGranite = Shape{Name: "tiny-granite", Arch: "granitehybrid", Vocab: 1000, Embd: 64, FF: 32, Layers: 4, Heads: 4, KVHeads: 2,
+		Context: 512, RopeTheta: 10000, NormEps: 1e-5, Experts: 4, ExpertsUsed: 2, SharedFF: 64,
+		AttnLayers: []int{1}, SSMHeads: 8, SSMState: 16, SSMGroups: 2, SSMConv: 4}
+	tinyGraniteDense = Shape{Name: "tiny-granite-dense", Arch: "granitehybrid", Vocab: 1000, Embd: 64, FF: 128, Layers: 3, Heads: 4, KVHeads: 4,
+		Context: 512, RopeTheta: 10000, NormEps: 1e-5, TiedEmbeddings: true,
+		AttnLayers: []int{2}, SSMHeads: 4, SSMState: 32, SSMGroups: 1, SSMConv: 4}
+)
+
+// TestGraniteHybrid writes Granite 4.0-H shapes in F32, F16, Q8_0 and
+// Q4_0 (whose sizes WeightBytes gives exactly): the keys llama.cpp's
+// granitehybrid reads, its tensors' shapes and types (Mamba-2's A, D and
+// convolution in F32 whatever the type), A negative and the time steps
+// small; llama.cpp loads them as recurrent models and decodes a few
+// hundred tokens to finite logits.
+func TestGraniteHybrid(t *testing.T) {
+	for _, s := range []Shape{tinyGranite, tinyGraniteDense} {
+		for _, q := range []string{"F32", "F16", "Q8_0", "Q4_0"} {
+			t.Run(s.Name+"/"+q, func(t *testing.T) {
+				path, f := createChecked(t, s, q)
+				if f.Architecture() != "granitehybrid" || f.ParamCount() != s.Params() {
+					t.Errorf("architecture %q, %d parameters; want granitehybrid, %d", f.Architecture(), f.ParamCount(), s.Params())
+				}
+				checkGraniteKeys(t, f, s)
+				checkGraniteTensors(t, path, f, s, q)
+				decodeLong(t, path, s)
+			})
+		}
+	}
+}
+
+// checkGraniteKeys checks the metadata of a granitehybrid file of shape s.
+func checkGraniteKeys(t *testing.T, f *gguf.File, s Shape) {
+	t.Helper()
+	v, ok := f.Lookup("granitehybrid.attention.head_count_kv")
+	kv, _ := v.AsUints()
+	if !ok || len(kv) != s.Layers {
+		t.Fatalf("head_count_kv %v: want one per layer", v)
+	}
+	for i, n := range kv {
+		want := uint64(0)
+		if s.isAttn(i) {
+			want = uint64(s.KVHeads)
+		}
+		if n != want {
+			t.Errorf("layer %d: head_count_kv %d, want %d", i, n, want)
+		}
+	}
+	for k, want := range map[string]uint64{
+		"ssm.conv_kernel": uint64(s.SSMConv), "ssm.inner_size": uint64(2 * s.Embd), "ssm.state_size": uint64(s.SSMState),
+		"ssm.time_step_rank": uint64(s.SSMHeads), "ssm.group_count": uint64(s.SSMGroups), "feed_forward_length": uint64(s.FF),
+		"block_count": uint64(s.Layers), "embedding_length": uint64(s.Embd), "attention.head_count": uint64(s.Heads),
+		"expert_count": uint64(s.Experts), "expert_used_count": uint64(s.ExpertsUsed), "expert_shared_feed_forward_length": uint64(s.SharedFF),
+	} {
+		got, ok := f.Uint("granitehybrid." + k)
+		if want == 0 && !ok {
+			continue // no experts: no expert keys
+		}
+		if got != want {
+			t.Errorf("%s = %d (%v), want %d", k, got, ok, want)
+		}
+	}
+	if b, ok := f.Bool("granitehybrid.rope.scaling.finetuned"); !ok || b {
+		t.Errorf("rope.scaling.finetuned %v %v: want false (no rope)", b, ok)
+	}
+	for k, want := range map[string]float64{"embedding_scale": 12, "residual_scale": 0.22, "logit_scale": 8, "attention.scale": 1 / float64(s.HeadDim())} {
+		if got, ok := f.Float("granitehybrid." + k); !ok || math.Abs(got-want) > 1e-6 {
+			t.Errorf("%s = %v (%v), want %v", k, got, ok, want)
+		}
+	}
+}
+
+// checkGraniteTensors checks the shapes and types of a granitehybrid
+// file's tensors, as llama.cpp creates them, and the values of Mamba-2's
+// A and dt bias.
+func checkGraniteTensors(t *testing.T, path string, f *gguf.File, s Shape, q string) {
+	t.Helper()
+	e, di, nh, ng, ds := uint64(s.Embd), uint64(2*s.Embd), uint64(s.SSMHeads), uint64(s.SSMGroups), uint64(s.SSMState)
+	mat := map[string]gguf.Type{"F32": gguf.TypeF32, "F16": gguf.TypeF16, "Q8_0": gguf.TypeQ8_0, "Q4_0": gguf.TypeQ4_0}[q]
+	mamba := 0
+	for s.isAttn(mamba) {
+		mamba++
+	}
+	attn := s.AttnLayers[0]
+	p, a := fmt.Sprintf("blk.%d.", mamba), fmt.Sprintf("blk.%d.", attn)
+	type spec struct {
+		shape []uint64
+		typ   gguf.Type
+	}
+	want := map[string]spec{
+		p + "attn_norm.weight":   {[]uint64{e}, gguf.TypeF32},
+		p + "ssm_in.weight":      {[]uint64{e, 2*di + 2*ng*ds + nh}, mat},
+		p + "ssm_conv1d.weight":  {[]uint64{uint64(s.SSMConv), di + 2*ng*ds}, gguf.TypeF32},
+		p + "ssm_conv1d.bias":    {[]uint64{di + 2*ng*ds}, gguf.TypeF32},
+		p + "ssm_dt.bias":        {[]uint64{nh}, gguf.TypeF32},
+		p + "ssm_a":              {[]uint64{1, nh}, gguf.TypeF32},
+		p + "ssm_d":              {[]uint64{1, nh}, gguf.TypeF32},
+		p + "ssm_norm.weight":    {[]uint64{di / ng, ng}, gguf.TypeF32},
+		p + "ssm_out.weight":     {[]uint64{di, e}, mat},
+		p + "ffn_norm.weight":    {[]uint64{e}, gguf.TypeF32},
+		a + "attn_q.weight":      {[]uint64{e, uint64(s.Heads * s.HeadDim())}, mat},
+		a + "attn_k.weight":      {[]uint64{e, uint64(s.KVHeads * s.HeadDim())}, mat},
+		a + "attn_v.weight":      {[]uint64{e, uint64(s.KVHeads * s.HeadDim())}, mat},
+		a + "attn_output.weight": {[]uint64{uint64(s.Heads * s.HeadDim()), e}, mat},
+		"output_norm.weight":     {[]uint64{e}, gguf.TypeF32},
+	}
+	if s.Experts > 0 {
+		x, ff, sf := uint64(s.Experts), uint64(s.FF), uint64(s.SharedFF)
+		for _, b := range []string{p, a} {
+			router := mat
+			if mat != gguf.TypeF32 && mat != gguf.TypeF16 {
+				router = gguf.TypeF16 // llama.cpp's quantizer leaves routers as they are
+			}
+			want[b+"ffn_gate_inp.weight"] = spec{[]uint64{e, x}, router}
+			want[b+"ffn_up_exps.weight"] = spec{[]uint64{e, ff, x}, mat}
+			want[b+"ffn_down_exps.weight"] = spec{[]uint64{ff, e, x}, mat}
+			want[b+"ffn_gate_shexp.weight"] = spec{[]uint64{e, sf}, mat}
+			want[b+"ffn_down_shexp.weight"] = spec{[]uint64{sf, e}, mat}
+		}
+	} else {
+		want[a+"ffn_down.weight"] = spec{[]uint64{uint64(s.FF), e}, mat}
+	}
+	// llama.cpp's quantizer writes a trailing dimension of 1 as none.
+	trim := func(s []uint64) []uint64 {
+		for len(s) > 1 && s[len(s)-1] == 1 {
+			s = s[:len(s)-1]
+		}
+		return s
+	}
+	for name, w := range want {
+		ti, ok := f.Tensor(name)
+		if !ok || !slices.Equal(trim(ti.Shape), trim(w.shape)) || ti.Type != w.typ {
+			t.Errorf("%s: %v %v %v, want %v %v", name, ok, ti.Shape, ti.Type, w.shape, w.typ)
+		}
+	}
+	absent := []string{p + "attn_q.weight", a + "ssm_in.weight", p + "ffn_gate_inp.weight"}
+	if s.Experts > 0 {
+		absent[2] = p + "ffn_gate.weight"
+	}
+	if _, ok := f.Tensor("output.weight"); ok == s.TiedEmbeddings {
+		t.Errorf("output.weight: %v with tied embeddings %v", ok, s.TiedEmbeddings)
+	}
+	for _, name := range absent {
+		if _, ok := f.Tensor(name); ok {
+			t.Errorf("%s should not exist", name)
+		}
+	}
+	// A decays each head's state; the time steps softplus(dt bias) are
+	// small, as in trained models.
+	read := func(name string) []float32 {
+		ti, _ := f.Tensor(name)
+		fh, err := os.Open(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fh.Close()
+		buf := make([]byte, ti.Size)
+		if _, err := fh.ReadAt(buf, f.DataOffset+int64(ti.Offset)); err != nil {
+			t.Fatal(err)
+		}
+		out := make([]float32, len(buf)/4)
+		for i := range out {
+			out[i] = math.Float32frombits(binary.LittleEndian.Uint32(buf[4*i:]))
+		}
+		return out
+	}
+	for _, v := range read(p + "ssm_a") {
+		if v > -1 || v < -16 {
+			t.Errorf("A = %v, want in [-16, -1]", v)
+		}
+	}
+	for _, v := range read(p + "ssm_dt.bias") {
+		if dt := math.Log1p(math.Exp(float64(v))); dt < 0.0099 || dt > 0.101 {
+			t.Errorf("dt bias %v: softplus %v, want in [0.01, 0.1]", v, dt)
+		}
+	}
+	for _, v := range read(p + "ssm_d") {
+		if v != 1 {
+			t.Errorf("D = %v, want 1", v)
+		}
+	}
+}
+
+// decodeLong loads a granitehybrid model, checks llama.cpp sees it as
+// recurrent with its shape, and decodes a prompt of 200 tokens and 100
+// more one at a time (greedily), all logits finite.
+func decodeLong(t *testing.T, path string, s Shape) {
+	t.Helper()
+	ctx := context.Background()
+	m, err := engine.LoadModel(ctx, path, engine.ModelOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	if !m.IsRecurrent() {
+		t.Error("not recurrent")
+	}
+	if info := m.Info(); info.Layers != s.Layers || info.EmbeddingSize != s.Embd || info.VocabSize != s.Vocab {
+		t.Errorf("info %+v", info)
+	}
+	c, err := m.NewContext(engine.ContextOptions{ContextLength: 512, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b, err := engine.NewBatch(512, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	const prompt, gen = 200, 100
+	for i := range prompt {
+		b.Add(engine.Token(3+(i*37)%(s.Vocab-3)), engine.Pos(i), i == prompt-1, 0)
+	}
+	distinct := map[engine.Token]bool{}
+	for pos := prompt; ; pos++ {
+		if err := c.Decode(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+		logits, err := c.Logits(b.Len() - 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		best := 0
+		for i, v := range logits {
+			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+				t.Fatalf("position %d: non-finite logit %v", pos, v)
+			}
+			if v > logits[best] {
+				best = i
+			}
+		}
+		distinct[engine.Token(best)] = true
+		if pos == prompt+gen {
+			break
+		}
+		b.Clear()
+		b.Add(engine.Token(best), engine.Pos(pos), true, 0)
+	}
+	// With its own output matrix the random model writes several tokens
+	// (soon in a cycle); with tied embeddings (and Granite's embedding
+	// multiplier of 12) it repeats its input token.
+	if !s.TiedEmbeddings && len(distinct) < 3 {
+		t.Errorf("%d distinct tokens among %d generated", len(distinct), gen+1)
+	}
+}
+
+// TestGraniteShapes: the real Granite 4.0-H shapes have the parameters
+// their cards give (Tiny 7B, H 1B 1.5B), KV caches in 4 of 40 layers and
+// a recurrent state; shapes llama.cpp cannot load are refused.
+func TestGraniteShapes(t *testing.T) {
+	for name, want := range map[string]float64{"granite-4.0-h-tiny": 6.94e9, "granite-4.0-h-1b": 1.46e9} {
+		s := Shapes[name]
+		if got := float64(s.Params()); got < want*0.99 || got > want*1.01 {
+			t.Errorf("%s: %.4g parameters, want about %.4g", name, got, want)
+		}
+		kv := s.LayerKVHeads()
+		if s.KVLayers() != 4 || len(kv) != 40 || kv[5] != 4 || kv[35] != 4 || kv[0] != 0 || kv[39] != 0 ||
+			s.RecurrentBytes() != 4*(3*(3072+2*128)+128*3072) {
+			t.Errorf("%s: %d KV layers, KV heads %v, %d bytes of state per layer", name, s.KVLayers(), kv, s.RecurrentBytes())
+		}
+	}
+	if kv := tiny.LayerKVHeads(); tiny.KVLayers() != tiny.Layers || tiny.RecurrentBytes() != 0 || !slices.Equal(kv, []int{2, 2}) {
+		t.Errorf("llama: %d KV layers, KV heads %v, %d bytes of state", tiny.KVLayers(), kv, tiny.RecurrentBytes())
+	}
+	for name, edit := range map[string]func(*Shape){
+		"heads not dividing the inner size": func(s *Shape) { s.SSMHeads = 7 },
+		"groups not dividing the heads":     func(s *Shape) { s.SSMGroups = 3 },
+		"no state":                          func(s *Shape) { s.SSMState = 0 },
+		"a convolution of 1":                func(s *Shape) { s.SSMConv = 1 },
+		"all attention":                     func(s *Shape) { s.AttnLayers = []int{0, 1, 2, 3} },
+		"attention layer out of range":      func(s *Shape) { s.AttnLayers = []int{4} },
+		"attention layers unordered":        func(s *Shape) { s.AttnLayers = []int{2, 1} },
+		"shared MLP without experts":        func(s *Shape) { s.Experts, s.ExpertsUsed = 0, 0 },
+		"shared MLP of 48":                  func(s *Shape) { s.SharedFF = 48 },
+		"Mamba-2 sizes on llama":            func(s *Shape) { s.Arch = "" },
+	} {
+		s := tinyGranite
 		edit(&s)
 		if err := s.Validate(); err == nil {
 			t.Errorf("%s accepted", name)

@@ -80,8 +80,11 @@ func Write(ctx context.Context, path string, s Shape, opts Options) error {
 		w.Set(a+".rope.scaling.factor", gguf.Float32(s.YarnFactor))
 		w.Set(a+".rope.scaling.original_context_length", gguf.Uint32(uint32(s.YarnContext)))
 	}
-	if s.sharedMoE() {
+	switch {
+	case s.sharedMoE():
 		s.sharedMoEKeys(w)
+	case s.graniteHybrid():
+		s.graniteHybridKeys(w)
 	}
 
 	tokens, scores, types := vocabulary(s.Vocab)
@@ -99,7 +102,7 @@ func Write(ctx context.Context, path string, s Shape, opts Options) error {
 	for i, t := range s.tensors() {
 		tt := typ
 		switch {
-		case t.fanIn == 0:
+		case t.fanIn == 0 || t.f32:
 			tt = gguf.TypeF32
 		case opts.MXFP4Experts && t.expert():
 			tt = gguf.TypeMXFP4
@@ -141,6 +144,9 @@ func writeRandom(ctx context.Context, out io.Writer, typ gguf.Type, t tensorSpec
 	if typ == gguf.TypeMXFP4 {
 		// Chunks of whole blocks: 32 values in 17 bytes.
 		return writeMXFP4(ctx, out, n, t.fanIn, seed)
+	}
+	if t.fill != fillDefault {
+		return writeFilled(out, t.fill, n, seed)
 	}
 	workers := runtime.GOMAXPROCS(0)
 	bufs := make([][]byte, workers)
@@ -202,6 +208,28 @@ func writeMXFP4(ctx context.Context, out io.Writer, n uint64, fanIn int, seed ui
 		}
 	}
 	return nil
+}
+
+// writeFilled writes n F32 values drawn as f says (small tensors: one
+// generator).
+func writeFilled(out io.Writer, f fill, n, seed uint64) error {
+	rng := rand.New(rand.NewPCG(seed, 0x5851F42D4C957F2D))
+	buf := make([]byte, 4*n)
+	for i := range n {
+		var v float64
+		switch f {
+		case fillSSMA:
+			v = -math.Exp(rng.Float64() * math.Log(16))
+		case fillDtBias:
+			dt := math.Exp(math.Log(0.01) + rng.Float64()*(math.Log(0.1)-math.Log(0.01)))
+			v = dt + math.Log(-math.Expm1(-dt)) // softplus⁻¹(dt) = log(exp(dt) - 1)
+		default:
+			return fmt.Errorf("synth: unknown fill %d", f)
+		}
+		binary.LittleEndian.PutUint32(buf[4*i:], math.Float32bits(float32(v)))
+	}
+	_, err := out.Write(buf)
+	return err
 }
 
 // fillChunk fills buf with the values of one chunk: uniform on [-a, a), or
