@@ -424,3 +424,35 @@ func TestRecurrentShiftEvidence(t *testing.T) {
 		t.Skip("llama.cpp no longer rotates the keys of granitehybrid without rope on a shift; ShiftWindow's refusal stands for the recurrent state")
 	}
 }
+
+// TestRecurrentSequenceChoice: with two sequences, a request that would
+// have to clear the one holding a conversation (it shares a prefix with
+// it, but a recurrent memory cannot drop the rest) goes to the empty one
+// instead, and the next request goes to the sequence whose whole memory
+// begins its prompt rather than to one sharing more that it would clear;
+// the conversation is then continued from its memory.
+func TestRecurrentSequenceChoice(t *testing.T) {
+	path := recurrentModel(t)
+	long := recTokens(1, 30)
+	p := openRecurrent(t, path, llm.WithParallel(2))
+	first := recGreedy(t, p, long, 8) // one sequence: long and its answer
+	// long's first 10 tokens, decoded and no more: the empty sequence
+	// takes them (the other would be cleared).
+	if res := recGreedy(t, p, long[:10], 0); res.Timings.PromptEvaluated != 10 {
+		t.Fatalf("long[:10]: %d prompt tokens decoded", res.Timings.PromptEvaluated)
+	}
+	// A prompt sharing long's first 20 tokens: the first sequence shares
+	// more but holds more, the second holds exactly 10 of them.
+	prompt := recCat(long[:20], recTokens(4, 12)[1:])
+	want := recFresh(t, path, prompt, 16)
+	got := recGreedy(t, p, prompt, 16)
+	recSame(t, "the prompt", got, want)
+	if got.Timings.PromptEvaluated != len(prompt)-10 {
+		t.Errorf("%d of %d prompt tokens decoded, want all but the 10 the second sequence holds", got.Timings.PromptEvaluated, len(prompt))
+	}
+	// The first sequence was kept: long, its answer and more reuses it.
+	next := recCat(long, first.Tokens, recTokens(5, 4)[1:])
+	if res := recGreedy(t, p, next, 4); res.Timings.PromptEvaluated != 5 {
+		t.Errorf("the first conversation continued: %d of %d prompt tokens decoded, want 5: the answer's last token (sampled, never decoded) and the 4 new ones", res.Timings.PromptEvaluated, len(next))
+	}
+}

@@ -315,15 +315,24 @@ func (s *scheduler) setRunning() {
 }
 
 // start gives j the free sequence whose memory shares the longest prefix
-// with its prompt, and keeps that prefix.
+// with its prompt, and keeps that prefix; of sequences that keep as much,
+// the one holding the fewest tokens, so that longer memories stay for
+// later requests. A recurrent model's memory cannot drop its last tokens,
+// so there only a sequence whose whole memory begins the prompt keeps
+// anything.
 func (s *scheduler) start(j *job) error {
 	var best *sequence
 	bestKeep := -1
+	recurrent := s.p.model.IsRecurrent()
 	for _, q := range s.seqs {
 		if q.busy {
 			continue
 		}
-		if k := commonPrefix(q.tokens, j.ids); k > bestKeep {
+		k := commonPrefix(q.tokens, j.ids)
+		if recurrent && (k < len(q.tokens) || k >= len(j.ids)) {
+			k = 0 // cleared below
+		}
+		if k > bestKeep || (k == bestKeep && len(q.tokens) < len(best.tokens)) {
 			best, bestKeep = q, k
 		}
 	}
