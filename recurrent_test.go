@@ -13,6 +13,8 @@ import (
 
 	"github.com/llm-go/llm"
 	"github.com/llm-go/llm/engine"
+	"github.com/llm-go/llm/internal/shareddata"
+	"github.com/llm-go/llm/loader/gguf"
 	"github.com/llm-go/llm/synth"
 )
 
@@ -454,5 +456,54 @@ func TestRecurrentSequenceChoice(t *testing.T) {
 	next := recCat(long, first.Tokens, recTokens(5, 4)[1:])
 	if res := recGreedy(t, p, next, 4); res.Timings.PromptEvaluated != 5 {
 		t.Errorf("the first conversation continued: %d of %d prompt tokens decoded, want 5: the answer's last token (sampled, never decoded) and the 4 new ones", res.Timings.PromptEvaluated, len(next))
+	}
+}
+
+// TestShiftWindowWithoutPositions: a Granite model whose attention has no
+// positions (rope.scaling.finetuned false; here stories260K rewritten as
+// one) is not recurrent, and llama.cpp would shift its context, rotating
+// its keys as RoPE's: ShiftWindow refuses it, saying why, where the same
+// model with rope shifts.
+func TestShiftWindowWithoutPositions(t *testing.T) {
+	src := shareddata.Path(t, "models", "stories260K.gguf")
+	granite := func(rope bool) string {
+		path := filepath.Join(t.TempDir(), "granite.gguf")
+		f, err := gguf.Open(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = gguf.Rewrite(path, src, func(w *gguf.Writer) {
+			for _, kv := range f.KV {
+				if rest, ok := strings.CutPrefix(kv.Key, "llama."); ok {
+					w.Delete(kv.Key)
+					w.Set("granite."+rest, kv.Value)
+				}
+			}
+			w.Set("general.architecture", gguf.String("granite"))
+			for _, k := range []string{"embedding_scale", "residual_scale", "attention.scale", "logit_scale"} {
+				w.Set("granite."+k, gguf.Float32(1))
+			}
+			w.Set("granite.attention.scale", gguf.Float32(0.125))
+			w.Set("granite.rope.scaling.finetuned", gguf.Bool(rope))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	ctx := context.Background()
+	for _, rope := range []bool{true, false} {
+		p, err := llm.New(ctx, granite(rope), llm.WithThreads(1), llm.WithContextLength(64))
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, err := p.Generate(ctx, "Once upon a time", llm.Temperature(0), llm.MaxTokens(100), llm.WithContextPolicy(llm.ShiftWindow))
+		p.Close()
+		switch {
+		case rope && (err != nil || res.Shifted == 0):
+			t.Errorf("with rope: %v, shifted %d", err, res.Shifted)
+		case !rope && (!errors.Is(err, llm.ErrPromptTooLong) || !strings.Contains(err.Error(), "no positions")):
+			t.Errorf("without positions: %v, want ErrPromptTooLong saying why", err)
+		}
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -819,6 +820,9 @@ func (s *scheduler) shift(q *sequence) (int, error) {
 		// Granite 4.0-H's position-free keys would be rotated as RoPE's).
 		return 0, fmt.Errorf("llm: this model's context cannot shift: its recurrent memory cannot discard tokens: %w", ErrPromptTooLong)
 	}
+	if positionFree(s.p.model) {
+		return 0, fmt.Errorf("llm: this model's context cannot shift: its attention has no positions, and llama.cpp's shift would rotate its keys as RoPE's: %w", ErrPromptTooLong)
+	}
 	if ok, err := s.c.CanShift(); err != nil || !ok {
 		return 0, fmt.Errorf("llm: this model's context cannot shift: %w", ErrPromptTooLong)
 	}
@@ -833,4 +837,18 @@ func (s *scheduler) shift(q *sequence) (int, error) {
 		s.dm.shift(q.id, keep, discard)
 	}
 	return discard, nil
+}
+
+// positionFree reports whether the model's attention has no positions (a
+// Granite model with rope.scaling.finetuned false), whose cached keys
+// llama.cpp's context shift would still rotate as RoPE keys (their arch's
+// rope type), changing what they attend to.
+func positionFree(m *engine.Model) bool {
+	h := m.Header()
+	arch := h.Architecture()
+	if !strings.HasPrefix(arch, "granite") {
+		return false
+	}
+	rope, ok := h.Bool(arch + ".rope.scaling.finetuned")
+	return ok && !rope
 }

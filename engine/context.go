@@ -130,6 +130,8 @@ type ContextOptions struct {
 	// SplitKV gives each sequence its own ContextLength/MaxSequences slice
 	// of the KV memory instead of sharing one buffer (llama.cpp's
 	// kv_unified = false). It can be faster when sequences share no prefix.
+	// A hybrid model's attention layers (Granite 4.0-H) then give every
+	// sequence the whole ContextLength: MaxSequences times the memory.
 	SplitKV bool
 }
 

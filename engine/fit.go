@@ -82,12 +82,19 @@ func AutoGPULayers(path string, copts ContextOptions) (int, string, error) {
 	}
 	// A layer's memory: its KV cache, or, in a recurrent layer (no KV
 	// heads), the recurrent state of each sequence.
-	state := recurrentStateBytes(h, arch) * uint64(max(1, copts.MaxSequences))
+	seqs := uint64(max(1, copts.MaxSequences))
+	state := recurrentStateBytes(h, arch) * seqs
+	kvCtx := float64(ctxLen)
+	if state > 0 && copts.SplitKV {
+		// llama.cpp sizes a hybrid's attention memory by the whole
+		// context, and split, each sequence gets one.
+		kvCtx *= float64(seqs)
+	}
 	memory := func(i int) uint64 {
 		if i >= len(kvHeads) || kvHeads[i] == 0 {
 			return state
 		}
-		return uint64(2 * float64(ctxLen) * float64(kvHeads[i]*headDim) * CacheTypeBytes(copts.TypeK))
+		return uint64(2 * kvCtx * float64(kvHeads[i]*headDim) * CacheTypeBytes(copts.TypeK))
 	}
 	var vocab uint64
 	if v, ok := h.Lookup("tokenizer.ggml.tokens"); ok {
@@ -293,7 +300,10 @@ func SequenceContext(configured int, h *gguf.File) int {
 }
 
 // recurrentStateBytes is the F32 recurrent state llama.cpp keeps per
-// sequence in a recurrent layer of a Mamba-style model (0 for others):
+// sequence in a recurrent layer of a Mamba-style model, read from the ssm
+// keys (0 for others: RWKV's and LFM2's states, and hybrids that declare
+// their recurrent layers otherwise, such as Falcon-H1 and Qwen3-Next, are
+// not counted, and their layers are counted as attention layers):
 // the convolution's last ssm.conv_kernel-1 inputs of ssm.inner_size +
 // 2·ssm.group_count·ssm.state_size channels, and the ssm.state_size ×
 // ssm.inner_size SSM state.

@@ -229,6 +229,11 @@ func TestAutoGPULayersHybrid(t *testing.T) {
 	if n, why, err := AutoGPULayers(path, opts); err != nil || n != 6 {
 		t.Errorf("%d layers (%q, %v), want all 5 and the output", n, why, err)
 	}
+	split := opts
+	split.SplitKV = true // a hybrid's attention then holds the whole context per sequence
+	if n, why, err := AutoGPULayers(path, split); err != nil || n != 4 {
+		t.Errorf("split KV: %d layers (%q, %v), want 4 (the last KV cache, twice as large, does not fit)", n, why, err)
+	}
 	opts.MaxSequences = 4 // with the states of two more sequences the output no longer fits
 	if n, why, err := AutoGPULayers(path, opts); err != nil || n != 5 {
 		t.Errorf("4 sequences: %d layers (%q, %v), want the 5 blocks", n, why, err)

@@ -25,9 +25,10 @@ import (
 // (z, then x·B·C, then dt), the causal conv1d over x·B·C ([channels, 1,
 // kernel] written [channels, kernel]) and its bias (zeros when
 // mamba_conv_bias is false, as llama.cpp always adds one), dt_bias, A
-// written as -exp(A_log), D, the gated RMS norm (normalised per group, as
-// the Mamba-2 kernels the models run with do) and out_proj. llama.cpp
-// runs only mamba_expand 2 and no in/out projection biases. Without Mamba-2
+// written as -exp(A_log), D, the gated RMS norm and out_proj. llama.cpp
+// runs only mamba_expand 2, no in/out projection biases, and normalises
+// the gated output per group where transformers normalises it whole, so
+// mamba_n_groups must be 1 (as in every released Granite 4.0). Without Mamba-2
 // layers (Granite 4.0 Micro, 1B, 350M) the arch is "granite", or
 // "granitemoe" with experts, as convert_hf_to_gguf.py writes them; the
 // shared MLP is then the dense MLP or the shared expert.
@@ -39,6 +40,7 @@ import (
 // graniteHybridConfig holds config.json's Granite 4.0 fields.
 type graniteHybridConfig struct {
 	LayerTypes    json.RawMessage `json:"layer_types"`
+	BlockTypes    json.RawMessage `json:"layers_block_type"` // layer_types' alias
 	NumExperts    *int            `json:"num_local_experts"`
 	ExpertsPerTok *int            `json:"num_experts_per_tok"`
 	SharedFFN     *int            `json:"shared_intermediate_size"`
@@ -73,12 +75,18 @@ func (g *graniteHybrid) inProj() int { return g.dInner + g.convDim() + g.heads }
 // graniteLayerTypes reads layer_types: true for an attention layer.
 func (c *hfConfig) graniteLayerTypes() ([]bool, error) {
 	n := c.NumHiddenLayers
-	if isNull(c.GraniteH.LayerTypes) {
-		return make([]bool, max(n, 0)), nil // all Mamba-2
+	raw := c.GraniteH.LayerTypes
+	if isNull(raw) {
+		raw = c.GraniteH.BlockTypes
 	}
 	var types []string
-	if err := json.Unmarshal(c.GraniteH.LayerTypes, &types); err != nil {
-		return nil, fmt.Errorf("%w: config.json: layer_types: %v", ErrMismatch, err)
+	if !isNull(raw) {
+		if err := json.Unmarshal(raw, &types); err != nil {
+			return nil, fmt.Errorf("%w: config.json: layer_types: %v", ErrMismatch, err)
+		}
+	}
+	if len(types) == 0 {
+		return make([]bool, max(n, 0)), nil // all Mamba-2, GraniteMoeHybridConfig's default
 	}
 	if len(types) != n {
 		return nil, fmt.Errorf("%w: config.json: layer_types has %d entries for %d layers", ErrMismatch, len(types), n)
@@ -196,6 +204,11 @@ func (c *hfConfig) graniteHybridHparams(arch archSpec, h *hparams) error {
 		return fmt.Errorf("%w: config.json: mamba_n_heads %d does not divide the Mamba-2 inner size %d", ErrMismatch, g.heads, g.dInner)
 	case g.groups <= 0 || g.heads%g.groups != 0:
 		return fmt.Errorf("%w: config.json: mamba_n_groups %d does not divide mamba_n_heads %d", ErrMismatch, g.groups, g.heads)
+	case g.groups != 1:
+		// transformers' GraniteMoeHybridRMSNormGated normalises over the
+		// whole inner size, llama.cpp per group: they agree for one group
+		// (every released Granite 4.0) only.
+		return fmt.Errorf("%w: %s with mamba_n_groups %d: transformers normalises the gated output over all groups at once, llama.cpp per group", ErrUnsupported, arch.hf, g.groups)
 	case g.dState <= 0:
 		return fmt.Errorf("%w: config.json: mamba_d_state %d is not positive", ErrMismatch, g.dState)
 	case g.dConv < 2:

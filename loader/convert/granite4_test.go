@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/llm-go/llm/engine"
@@ -270,19 +271,19 @@ func convertG4(t *testing.T, dir string) (string, *gguf.File) {
 
 // TestGraniteHybrid converts Granite 4.0-H checkpoints (Mamba-2 layers
 // with one attention layer; experts with a shared MLP, or the shared MLP
-// alone; one and two groups; with and without conv1d's bias) to llama.cpp's
-// granitehybrid and checks the keys and the logits against the float64
-// reference, which would see D, the gate, conv1d's bias, A's sign, the
-// shared MLP or the residual multiplier left out.
+// alone; attention with rope; with and without conv1d's bias) to
+// llama.cpp's granitehybrid and checks the keys and the logits against the
+// float64 reference, which would see D, the gate, conv1d's bias, A's
+// sign, the shared MLP, the residual multiplier or the rope left out.
 func TestGraniteHybrid(t *testing.T) {
 	prompts := readReference(t, "tiny-llama-st").Prompts
 	dense := g4Hybrid
 	dense.experts = 0
-	two := g4Hybrid
-	two.groups = 2
+	rope := g4Hybrid
+	rope.rope = true
 	noBias := g4Hybrid
 	noBias.convBias = false
-	for name, c := range map[string]g4Case{"experts": g4Hybrid, "dense": dense, "two groups": two, "no conv bias": noBias} {
+	for name, c := range map[string]g4Case{"experts": g4Hybrid, "dense": dense, "rope": rope, "no conv bias": noBias} {
 		t.Run(name, func(t *testing.T) {
 			dir := c.fixture(t, nil)
 			out, f := convertG4(t, dir)
@@ -306,8 +307,8 @@ func TestGraniteHybrid(t *testing.T) {
 			} else if kv, ok := v.AsUints(); !ok || !slices.Equal(kv, []uint64{0, g4KV, 0, 0}) {
 				t.Errorf("head_count_kv %v", v)
 			}
-			if v, ok := f.Lookup("granitehybrid.rope.scaling.finetuned"); !ok || v.String() != "false" {
-				t.Errorf("rope.scaling.finetuned %v (%v)", v, ok)
+			if v, ok := f.Bool("granitehybrid.rope.scaling.finetuned"); !ok || v != c.rope {
+				t.Errorf("rope.scaling.finetuned %v (%v), want %v", v, ok, c.rope)
 			}
 			if ti, ok := f.Tensor("blk.0.ssm_a"); !ok || !slices.Equal(ti.Shape, []uint64{1, g4MHeads}) {
 				t.Errorf("ssm_a %+v (%v)", ti, ok)
@@ -331,6 +332,13 @@ func TestGraniteHybrid(t *testing.T) {
 			}
 			if c.experts > 0 {
 				edits["shared MLP"] = func(m *g4Ref) { m.shared = false }
+			}
+			if c.rope {
+				edits["rope"] = func(m *g4Ref) {
+					for i := range m.layers {
+						m.layers[i].noRope = true
+					}
+				}
 			}
 			checkSensitive(t, ctx, prompts, fresh, edits)
 		})
@@ -373,8 +381,17 @@ func TestGraniteNonHybrid(t *testing.T) {
 }
 
 // TestGraniteHybridRefused checks the Granite 4.0 layouts llama.cpp cannot
-// run, or that contradict their config, are refused with the error kind.
+// run, or that contradict their config, are refused with the error kind;
+// layers_block_type, layer_types' alias, is read.
 func TestGraniteHybridRefused(t *testing.T) {
+	alias := g4Hybrid.fixture(t, func(c map[string]any, ts []stTensor) []stTensor {
+		c["layers_block_type"] = c["layer_types"]
+		delete(c, "layer_types")
+		return ts
+	})
+	if _, f := convertG4(t, alias); f.Architecture() != "granitehybrid" {
+		t.Errorf("layers_block_type: arch %q", f.Architecture())
+	}
 	for name, tc := range map[string]struct {
 		edit func(map[string]any, []stTensor) []stTensor
 		want error
@@ -385,6 +402,8 @@ func TestGraniteHybridRefused(t *testing.T) {
 		"position_embedding alibi": {setConfig("position_embedding_type", "alibi"), convert.ErrUnsupported},
 		"gelu":                     {setConfig("hidden_act", "gelu"), convert.ErrUnsupported},
 		"3 groups of 8 heads":      {setConfig("mamba_n_groups", 3), convert.ErrMismatch},
+		"2 groups":                 {setConfig("mamba_n_groups", 2), convert.ErrUnsupported},
+		"layer_types empty":        {setConfig("layer_types", []string{}), convert.ErrUnsupported}, // all Mamba-2: layer 1's attention refused
 		"mamba_d_head 32":          {setConfig("mamba_d_head", 32), convert.ErrMismatch},
 		"a layer type":             {setConfig("layer_types", []string{"mamba", "attention", "mamba", "mlp"}), convert.ErrMismatch},
 		"too few layer types":      {setConfig("layer_types", []string{"mamba", "attention"}), convert.ErrMismatch},
@@ -406,6 +425,9 @@ func TestGraniteHybridRefused(t *testing.T) {
 		}, convert.ErrUnsupported},
 	} {
 		err := convert.Convert(context.Background(), g4Hybrid.fixture(t, tc.edit), filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
+		if tc.want == convert.ErrUnsupported && name == "layer_types empty" && (err == nil || !strings.Contains(err.Error(), "a Mamba-2 layer")) {
+			t.Errorf("%s: %v, want layer 1 read as a Mamba-2 layer", name, err)
+		}
 		if !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", name, err, tc.want)
 		} else {
