@@ -6,6 +6,8 @@
 #include <dlfcn.h>
 #endif
 
+#include <string.h>
+
 #include "llama_api.h"
 #include "_cgo_export.h"
 
@@ -120,4 +122,13 @@ static bool llm_progress_cb(float progress, void * user_data) {
 void llm_set_progress(struct llama_model_params * params, uintptr_t handle) {
     params->progress_callback = llm_progress_cb;
     params->progress_callback_user_data = (void *) handle;
+}
+
+// llm_set_int_override makes o override the metadata key (cut to 127
+// bytes) with the integer v.
+void llm_set_int_override(struct llama_model_kv_override * o, const char * key, int64_t v) {
+    o->tag = LLAMA_KV_OVERRIDE_TYPE_INT;
+    strncpy(o->key, key, sizeof(o->key) - 1);
+    o->key[sizeof(o->key) - 1] = 0;
+    o->val_i64 = v;
 }

@@ -96,6 +96,21 @@ enum llama_vocab_type {
     LLAMA_VOCAB_TYPE_PLAMO2 = 6,
 };
 
+enum llama_model_kv_override_type {
+    LLAMA_KV_OVERRIDE_TYPE_INT = 0,
+    LLAMA_KV_OVERRIDE_TYPE_FLOAT = 1,
+    LLAMA_KV_OVERRIDE_TYPE_BOOL = 2,
+    LLAMA_KV_OVERRIDE_TYPE_STR = 3,
+};
+
+// A metadata value the loader reads in place of the file's (the union on
+// one line: TestABI's parser checks its offset and size through val_str).
+struct llama_model_kv_override {
+    enum llama_model_kv_override_type tag;
+    char key[128];
+    union { int64_t val_i64; double val_f64; bool val_bool; char val_str[128]; };
+};
+
 enum llama_token_attr {
     LLAMA_TOKEN_ATTR_UNDEFINED = 0,
     LLAMA_TOKEN_ATTR_UNKNOWN = 1,
@@ -433,6 +448,7 @@ void llm_free_context(struct llama_context * ctx);
 int64_t llm_deferred_backend_frees(void);
 void llm_set_abort(struct llama_context * ctx, int32_t * flag);
 void llm_set_progress(struct llama_model_params * params, uintptr_t handle);
+void llm_set_int_override(struct llama_model_kv_override * o, const char * key, int64_t v);
 
 #ifdef __cplusplus
 }

@@ -164,6 +164,17 @@ func LoadModel(ctx context.Context, path string, opts ModelOptions) (*Model, err
 		pinner.Pin(&split[0])
 		params.tensor_split = (*C.float)(unsafe.Pointer(&split[0]))
 	}
+	if o := loadWorkarounds(header); len(o) > 0 {
+		// A zeroed entry ends the list.
+		list := (*[1 << 10]C.struct_llama_model_kv_override)(C.calloc(C.size_t(len(o)+1), C.size_t(unsafe.Sizeof(C.struct_llama_model_kv_override{}))))
+		defer C.free(unsafe.Pointer(list))
+		for i, kv := range o {
+			key := C.CString(kv.key)
+			C.llm_set_int_override(&list[i], key, C.int64_t(kv.value))
+			C.free(unsafe.Pointer(key))
+		}
+		params.kv_overrides = &list[0]
+	}
 	handle := cgo.NewHandle(&loadState{ctx: ctx, progress: opts.Progress})
 	defer handle.Delete()
 	C.llm_set_progress(&params, C.uintptr_t(handle))
@@ -416,4 +427,30 @@ func (m *Model) ChatTemplates() map[string]string {
 		}
 	}
 	return out
+}
+
+// intOverride is a metadata key the loader reads as value.
+type intOverride struct {
+	key   string
+	value int64
+}
+
+// loadWorkarounds are the metadata values llama.cpp must read in place of
+// a valid file's to load it without crashing: its nemotron_h (Nemotron-H,
+// Nemotron Nano 2) divides the MLP width by expert_used_count, 0 without
+// experts (a division by zero that kills the process), unless
+// expert_feed_forward_length is set, which a model without experts does
+// not otherwise read.
+func loadWorkarounds(h *gguf.File) []intOverride {
+	arch := h.Architecture()
+	if arch != "nemotron_h" && arch != "nemotron_h_moe" {
+		return nil
+	}
+	if n, ok := h.Uint(arch + ".expert_feed_forward_length"); ok && n > 0 {
+		return nil
+	}
+	if n, _ := h.Uint(arch + ".expert_used_count"); n > 0 {
+		return nil
+	}
+	return []intOverride{{arch + ".expert_feed_forward_length", 1}}
 }

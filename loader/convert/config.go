@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -70,6 +71,8 @@ type hfConfig struct {
 	Ernie ernieConfig `json:"-"`
 	// Granite 4.0's layers, Mamba-2 mixers and shared MLP.
 	GraniteH graniteHybridConfig `json:"-"`
+	// Nemotron-H's blocks and Mamba-2 mixers.
+	NemotronH nemotronHConfig `json:"-"`
 
 	// A classifier's labels by id ("0": "LABEL_0").
 	ID2Label map[string]string `json:"id2label"`
@@ -126,8 +129,10 @@ type hparams struct {
 	// DeepSeek and GLM-4.5 (sharedmoe.go).
 	ds   *deepseekHparams
 	smoe *sharedMoE
-	// gh is Granite 4.0's layout (granite4.go).
+	// gh is Granite 4.0's layout (granite4.go), nh Nemotron-H's
+	// (nemotronh.go).
 	gh *graniteHybrid
+	nh *nemotronH
 	// cohereQKNorm: Command R+'s per-head q/k LayerNorms; logitScale
 	// multiplies Command R's logits.
 	cohereQKNorm bool
@@ -142,6 +147,7 @@ func readConfig(dir string) (*hfConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
+	raw = pythonJSON(raw)
 	var c hfConfig
 	if err := json.Unmarshal(raw, &c); err != nil {
 		return nil, fmt.Errorf("convert: config.json: %w", err)
@@ -162,6 +168,9 @@ func readConfig(dir string) (*hfConfig, error) {
 		return nil, fmt.Errorf("convert: config.json: %w", err)
 	}
 	if err := json.Unmarshal(raw, &c.GraniteH); err != nil {
+		return nil, fmt.Errorf("convert: config.json: %w", err)
+	}
+	if err := json.Unmarshal(raw, &c.NemotronH); err != nil {
 		return nil, fmt.Errorf("convert: config.json: %w", err)
 	}
 	return &c, nil
@@ -333,6 +342,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		if err := c.graniteHybridHparams(arch, &h); err != nil {
 			return h, err
 		}
+	case arch.nemotronH:
+		if err := c.nemotronHHparams(arch, &h); err != nil {
+			return h, err
+		}
 	case arch.deepseek != 0:
 		if err := c.deepseekHparams(arch, &h); err != nil {
 			return h, err
@@ -400,10 +413,52 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 // Arcee's ReLU², GPT-2's and BERT's own, and gpt-oss's clamped SwiGLU).
 func (c *hfConfig) checkActivation(arch archSpec) error {
 	if c.HiddenAct == "" || c.HiddenAct == "silu" || c.HiddenAct == "swish" ||
-		arch.normShift != 0 || arch.reluSq || arch.gptOSS || arch.gguf == "gpt2" || arch.gguf == "bert" {
+		arch.normShift != 0 || arch.reluSq || arch.gptOSS || arch.nemotronH || arch.gguf == "gpt2" || arch.gguf == "bert" {
 		return nil
 	}
 	return fmt.Errorf("%w: %s with hidden_act %q: llama.cpp's %s graph gates the MLP with SiLU", ErrUnsupported, arch.hf, c.HiddenAct, arch.gguf)
+}
+
+// pythonJSON replaces the Infinity, -Infinity and NaN that Python's json
+// module writes for floats (outside strings), which are not JSON, by null.
+func pythonJSON(raw []byte) []byte {
+	if !bytes.Contains(raw, []byte("Infinity")) && !bytes.Contains(raw, []byte("NaN")) {
+		return raw
+	}
+	out := make([]byte, 0, len(raw))
+	inString := false
+	for i := 0; i < len(raw); i++ {
+		b := raw[i]
+		if inString {
+			out = append(out, b)
+			switch b {
+			case '\\':
+				if i+1 < len(raw) {
+					i++
+					out = append(out, raw[i])
+				}
+			case '"':
+				inString = false
+			}
+			continue
+		}
+		if b == '"' {
+			inString = true
+		}
+		matched := false
+		for _, tok := range []string{"-Infinity", "Infinity", "NaN"} {
+			if bytes.HasPrefix(raw[i:], []byte(tok)) {
+				out = append(out, "null"...)
+				i += len(tok) - 1
+				matched = true
+				break
+			}
+		}
+		if !matched {
+			out = append(out, b)
+		}
+	}
+	return out
 }
 
 // textConfig makes a vision-language config.json's text_config the

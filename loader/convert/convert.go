@@ -113,6 +113,9 @@
 //     "granitehybrid": Mamba-2 and attention layers, a shared MLP and
 //     optional GraniteMoE experts; without Mamba-2 layers "granite" or
 //     "granitemoe"; see granite4.go.
+//   - NemotronHForCausalLM (Nemotron-H, Nemotron Nano 2) → GGUF arch
+//     "nemotron_h": blocks of one Mamba-2 mixer, attention without
+//     positions or a ReLU² MLP each; see nemotronh.go.
 //   - Phi3ForCausalLM (Phi-3 mini and medium; not Phi3SmallForCausalLM)
 //     → GGUF arch "phi3": the fused qkv_proj and gate_up_proj weights are
 //     kept fused (blk.N.attn_qkv.weight, and blk.N.ffn_up.weight holding
@@ -409,6 +412,9 @@ type archSpec struct {
 	// MLP and optional experts (granite4.go); gguf is decided by the
 	// config (granitehybrid, or granite or granitemoe without Mamba-2).
 	graniteHybrid bool
+	// nemotronH: Nemotron-H's blocks of one Mamba-2 mixer, attention or
+	// MLP each (nemotronh.go).
+	nemotronH bool
 }
 
 var archs = []archSpec{
@@ -423,6 +429,7 @@ var archs = []archSpec{
 	{hf: "GraniteForCausalLM", gguf: "granite", permute: true, ropeFreqs: true, granite: true},
 	{hf: "GraniteMoeForCausalLM", gguf: "granitemoe", permute: true, ropeFreqs: true, granite: true, moe: graniteMoE, fusedExperts: true},
 	{hf: "GraniteMoeHybridForCausalLM", gguf: "granitehybrid", permute: true, ropeFreqs: true, granite: true, graniteHybrid: true},
+	{hf: "NemotronHForCausalLM", gguf: "nemotron_h", nemotronH: true},
 	{hf: "Mistral3ForConditionalGeneration", gguf: "llama", permute: true, ropeFreqs: true, vlm: true},
 	{hf: "Ministral3ForCausalLM", gguf: "mistral3", permute: true, ropeFreqs: true, ministral3: true},
 	{hf: "MixtralForCausalLM", gguf: "llama", permute: true, ropeFreqs: true, moe: mixtralMoE},
@@ -678,6 +685,9 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		if arch.graniteHybrid {
 			graniteHybridKeys(w, a, hp)
 		}
+		if arch.nemotronH {
+			nemotronHKeys(w, a, hp)
+		}
 		switch {
 		case arch.gemma3:
 			gemma3Keys(w, hp)
@@ -696,6 +706,8 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		} else {
 			plan, err = planTensors(st, arch, hp)
 		}
+	case "nemotron_h":
+		plan, err = planNemotronH(st, arch, hp)
 	case "gpt2":
 		plan, err = planGPT2(st, hp)
 	case "bert":

@@ -6,6 +6,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/llm-go/llm/loader/gguf"
 	"github.com/llm-go/llm/loader/safetensors"
@@ -260,7 +261,7 @@ func planGraniteHybrid(st *safetensors.Model, arch archSpec, h hparams) ([]tenso
 	g := h.gh
 	H, V := int64(h.hidden), int64(h.vocab)
 	Q, KV := int64(h.heads*h.headDim), int64(h.kvHeads*h.headDim)
-	NH, DI, S := int64(g.heads), int64(g.dInner), int64(h.ffn)
+	S := int64(h.ffn)
 	moe := h.experts > 0
 	if moe {
 		S = int64(h.sharedFFN)
@@ -305,6 +306,11 @@ func planGraniteHybrid(st *safetensors.Model, arch archSpec, h hparams) ([]tenso
 		if !attn && len(suffix) > 10 && suffix[:10] == "self_attn." {
 			return refuse(fmt.Sprintf("attention weights in layer %d, a Mamba-2 layer in layer_types", n))
 		}
+		if rest, ok := strings.CutPrefix(suffix, "mamba."); ok {
+			if ok, err := mamba2Tensor(g, blk, add, rest, t, H); ok || err != nil {
+				return err
+			}
+		}
 		switch suffix {
 		case "input_layernorm.weight":
 			return add(blk("attn_norm.weight"), t, []int64{H})
@@ -322,40 +328,6 @@ func planGraniteHybrid(st *safetensors.Model, arch archSpec, h hparams) ([]tenso
 			return add(blk("attn_v.weight"), t, []int64{KV, H})
 		case "self_attn.o_proj.weight":
 			return add(blk("attn_output.weight"), t, []int64{H, Q})
-		case "mamba.in_proj.weight":
-			return add(blk("ssm_in.weight"), t, []int64{int64(g.inProj()), H})
-		case "mamba.conv1d.weight":
-			p := blk("ssm_conv1d.weight")
-			p.shape = []int64{int64(g.convDim()), int64(g.dConv)}
-			return add(p, t, []int64{int64(g.convDim()), 1, int64(g.dConv)})
-		case "mamba.conv1d.bias":
-			if !g.convBias {
-				return refuse("a conv1d bias with mamba_conv_bias false")
-			}
-			return add(blk("ssm_conv1d.bias"), t, []int64{int64(g.convDim())})
-		case "mamba.dt_bias":
-			return add(blk("ssm_dt.bias"), t, []int64{NH})
-		case "mamba.A_log":
-			p := blk("ssm_a")
-			name := t.Name
-			p.shape, p.derive = []int64{NH, 1}, func(tw *tensorWriter) ([]float32, error) {
-				v, err := loadFloat32s(tw.st, name, tw.fp8Block)
-				for i := range v {
-					v[i] = float32(-math.Exp(float64(v[i])))
-				}
-				return v, err
-			}
-			return add(p, t, []int64{NH})
-		case "mamba.D":
-			p := blk("ssm_d")
-			p.shape = []int64{NH, 1}
-			return add(p, t, []int64{NH})
-		case "mamba.norm.weight":
-			p := blk("ssm_norm.weight")
-			p.shape = []int64{int64(g.groups), DI / int64(g.groups)}
-			return add(p, t, []int64{DI})
-		case "mamba.out_proj.weight":
-			return add(blk("ssm_out.weight"), t, []int64{H, DI})
 		case "shared_mlp.input_linear.weight":
 			if !t.DType.Supported() {
 				return fmt.Errorf("%w: tensor %q has dtype %s; the converter reads F32, F16 and BF16 fused MLPs", ErrUnsupported, t.Name, t.DType)
@@ -435,12 +407,8 @@ func planGraniteHybrid(st *safetensors.Model, arch archSpec, h hparams) ([]tenso
 		if attn {
 			names = append(names, "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight")
 		} else {
-			if !g.convBias {
-				cd := int64(g.convDim())
-				plan = append(plan, tensorPlan{ggufName: fmt.Sprintf("blk.%d.ssm_conv1d.bias", n), shape: []int64{cd}, gen: make([]float32, cd), layer: n})
-				seen[fmt.Sprintf("blk.%d.ssm_conv1d.bias", n)] = true
-			}
-			names = append(names, "ssm_in.weight", "ssm_conv1d.weight", "ssm_conv1d.bias", "ssm_dt.bias", "ssm_a", "ssm_d", "ssm_norm.weight", "ssm_out.weight")
+			plan = append(plan, g.zeroConvBias(n, seen)...)
+			names = append(names, mamba2Required...)
 		}
 		for _, s := range names {
 			required = append(required, fmt.Sprintf("blk.%d.%s", n, s))
@@ -453,4 +421,65 @@ func planGraniteHybrid(st *safetensors.Model, arch archSpec, h hparams) ([]tenso
 	}
 	sortPlan(plan, rank)
 	return plan, nil
+}
+
+// mamba2Required are the tensors of a Mamba-2 layer, after "blk.N.".
+var mamba2Required = []string{"ssm_in.weight", "ssm_conv1d.weight", "ssm_conv1d.bias", "ssm_dt.bias", "ssm_a", "ssm_d", "ssm_norm.weight", "ssm_out.weight"}
+
+// mamba2Tensor plans the Mamba-2 mixer tensor suffix (in_proj.weight,
+// conv1d.weight, ..., after the mixer's prefix) of the layer blk names,
+// reporting whether suffix is one: conv1d [C, 1, K] written [C, K], A
+// written -exp(A_log) [heads, 1], D [heads, 1], the gated norm [groups,
+// inner/groups].
+func mamba2Tensor(g *graniteHybrid, blk func(string) tensorPlan, add addFunc, suffix string, t safetensors.TensorInfo, H int64) (bool, error) {
+	NH, DI, CD := int64(g.heads), int64(g.dInner), int64(g.convDim())
+	switch suffix {
+	case "in_proj.weight":
+		return true, add(blk("ssm_in.weight"), t, []int64{int64(g.inProj()), H})
+	case "conv1d.weight":
+		p := blk("ssm_conv1d.weight")
+		p.shape = []int64{CD, int64(g.dConv)}
+		return true, add(p, t, []int64{CD, 1, int64(g.dConv)})
+	case "conv1d.bias":
+		if !g.convBias {
+			return true, fmt.Errorf("%w tensor %q: a conv1d bias where the config says there is none", ErrUnsupported, t.Name)
+		}
+		return true, add(blk("ssm_conv1d.bias"), t, []int64{CD})
+	case "dt_bias":
+		return true, add(blk("ssm_dt.bias"), t, []int64{NH})
+	case "A_log":
+		p := blk("ssm_a")
+		name := t.Name
+		p.shape, p.derive = []int64{NH, 1}, func(tw *tensorWriter) ([]float32, error) {
+			v, err := loadFloat32s(tw.st, name, tw.fp8Block)
+			for i := range v {
+				v[i] = float32(-math.Exp(float64(v[i])))
+			}
+			return v, err
+		}
+		return true, add(p, t, []int64{NH})
+	case "D":
+		p := blk("ssm_d")
+		p.shape = []int64{NH, 1}
+		return true, add(p, t, []int64{NH})
+	case "norm.weight":
+		p := blk("ssm_norm.weight")
+		p.shape = []int64{int64(g.groups), DI / int64(g.groups)}
+		return true, add(p, t, []int64{DI})
+	case "out_proj.weight":
+		return true, add(blk("ssm_out.weight"), t, []int64{H, DI})
+	}
+	return false, nil
+}
+
+// zeroConvBias plans layer n's conv1d bias as zeros when the mixers have
+// none (llama.cpp adds one whatever), marking it seen.
+func (g *graniteHybrid) zeroConvBias(n int, seen map[string]bool) []tensorPlan {
+	if g.convBias {
+		return nil
+	}
+	name := fmt.Sprintf("blk.%d.ssm_conv1d.bias", n)
+	seen[name] = true
+	cd := int64(g.convDim())
+	return []tensorPlan{{ggufName: name, shape: []int64{cd}, gen: make([]float32, cd), layer: n}}
 }

@@ -114,8 +114,9 @@ type mamba2Ref struct {
 	inProj, convW, convB, dtBias, aLog, d, norm, outProj []float64
 	hidden, dInner, dState, heads, groups, dConv         int
 	eps                                                  float64
-	// Left out for the sensitivity checks.
-	noD, noGate, noConvBias, negA bool
+	// Left out for the sensitivity checks (wholeNorm: the gated norm over
+	// the whole inner size, not per group).
+	noD, noGate, noConvBias, negA, wholeNorm bool
 }
 
 func softplus(x float64) float64 { return math.Log1p(math.Exp(x)) }
@@ -173,8 +174,12 @@ func (mr *mamba2Ref) forward(hs [][]float64) [][]float64 {
 				y[i] *= silu(z[i])
 			}
 		}
-		gs := DI / G
-		for g := range G {
+		ng := G
+		if mr.wholeNorm {
+			ng = 1
+		}
+		gs := DI / ng
+		for g := range ng {
 			part := y[g*gs : (g+1)*gs]
 			var ss float64
 			for _, v := range part {

@@ -105,6 +105,8 @@ type refLayer struct {
 	// inputs of every position to the sublayer's outputs (a Mamba-2
 	// layer).
 	mixer func(h [][]float64) [][]float64
+	// noMLP: the block is its first sublayer alone (Nemotron-H).
+	noMLP bool
 }
 
 // ossRefExpert is one gpt-oss expert: gate_up [2·ffn, hidden] with its
@@ -430,6 +432,9 @@ func (m *refModel) forward(ids []int) []float64 {
 			}
 			for e := range H {
 				x[i][e] += o[e]
+			}
+			if L.noMLP {
+				continue
 			}
 			h := x[i]
 			switch {

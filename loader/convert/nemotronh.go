@@ -1,0 +1,361 @@
+package convert
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/llm-go/llm/loader/gguf"
+	"github.com/llm-go/llm/loader/safetensors"
+)
+
+// Nemotron-H (NemotronHForCausalLM: NVIDIA Nemotron-H, Nemotron Nano 2) →
+// GGUF arch "nemotron_h": every block is one RMS-normed sublayer added to
+// the residual, as hybrid_override_pattern says ("M" a Mamba-2 mixer, "*"
+// attention without positions, "-" an MLP of up_proj, ReLU² and
+// down_proj). The Mamba-2 mixers are Granite 4.0's (granite4.go: in_proj,
+// conv1d, dt_bias, A as -exp(A_log), D, the gated norm, out_proj), of
+// mamba_num_heads heads of mamba_head_dim, normalised per group as
+// transformers' NemotronH does. llama.cpp tells the blocks apart by
+// head_count_kv and feed_forward_length, one of each per block: an
+// attention block has KV heads and no MLP width, an MLP block the
+// reverse, and a Mamba-2 block neither. The tensors are named backbone.*
+// (the released checkpoints) or model.*. Mixtures of experts ("E",
+// nemotron_h_moe) are refused.
+
+// nemotronHConfig holds config.json's Nemotron-H fields.
+type nemotronHConfig struct {
+	Pattern       json.RawMessage `json:"hybrid_override_pattern"`
+	BlockTypes    json.RawMessage `json:"layers_block_type"`
+	AttnHeadDim   *int            `json:"attention_head_dim"`
+	MambaHeads    *int            `json:"mamba_num_heads"`
+	MambaHeadDim  *int            `json:"mamba_head_dim"`
+	StateSize     *int            `json:"ssm_state_size"`
+	Groups        *int            `json:"n_groups"`
+	ConvKernel    *int            `json:"conv_kernel"`
+	UseConvBias   *bool           `json:"use_conv_bias"`
+	UseBias       *bool           `json:"use_bias"`
+	MLPBias       *bool           `json:"mlp_bias"`
+	MLPAct        string          `json:"mlp_hidden_act"`
+	MambaAct      string          `json:"mamba_hidden_act"`
+	TimeStepLimit json.RawMessage `json:"time_step_limit"`
+	RoutedExperts *int            `json:"n_routed_experts"`
+}
+
+// Nemotron-H's block kinds.
+const (
+	nhMamba = iota
+	nhAttention
+	nhMLP
+)
+
+// nemotronH holds a Nemotron-H model's validated layout.
+type nemotronH struct {
+	blocks  []int // per layer: nhMamba, nhAttention or nhMLP
+	mlpBias bool
+	mamba   graniteHybrid // the Mamba-2 sizes (dInner, dState, heads, groups, dConv, convBias)
+}
+
+// nemotronHBlocks reads hybrid_override_pattern (or layers_block_type).
+func (c *hfConfig) nemotronHBlocks() ([]int, error) {
+	n := c.NumHiddenLayers
+	var types []string
+	var pattern string
+	switch {
+	case !isNull(c.NemotronH.Pattern):
+		if err := json.Unmarshal(c.NemotronH.Pattern, &pattern); err != nil {
+			return nil, fmt.Errorf("%w: config.json: hybrid_override_pattern: %v", ErrMismatch, err)
+		}
+		for _, r := range pattern {
+			types = append(types, string(r))
+		}
+	case !isNull(c.NemotronH.BlockTypes):
+		if err := json.Unmarshal(c.NemotronH.BlockTypes, &types); err != nil {
+			return nil, fmt.Errorf("%w: config.json: layers_block_type: %v", ErrMismatch, err)
+		}
+	default:
+		return nil, fmt.Errorf("%w: config.json: NemotronHForCausalLM has no hybrid_override_pattern", ErrMismatch)
+	}
+	if len(types) != n {
+		return nil, fmt.Errorf("%w: config.json: the block pattern has %d entries for %d layers", ErrMismatch, len(types), n)
+	}
+	blocks := make([]int, n)
+	for i, t := range types {
+		switch t {
+		case "M", "mamba":
+			blocks[i] = nhMamba
+		case "*", "attention":
+			blocks[i] = nhAttention
+		case "-", "mlp":
+			blocks[i] = nhMLP
+		case "E", "moe":
+			return nil, fmt.Errorf("%w: NemotronHForCausalLM with experts (block %d): llama.cpp's nemotron_h_moe is not converted", ErrUnsupported, i)
+		default:
+			return nil, fmt.Errorf("%w: config.json: block %d is %q; Nemotron-H's blocks are M (Mamba-2), * (attention) and - (MLP)", ErrMismatch, i, t)
+		}
+	}
+	return blocks, nil
+}
+
+// nemotronHHparams reads and checks a Nemotron-H config.
+func (c *hfConfig) nemotronHHparams(arch archSpec, h *hparams) error {
+	nc := c.NemotronH
+	if nc.RoutedExperts != nil && *nc.RoutedExperts > 0 {
+		return fmt.Errorf("%w: NemotronHForCausalLM with n_routed_experts %d: llama.cpp's nemotron_h_moe is not converted", ErrUnsupported, *nc.RoutedExperts)
+	}
+	blocks, err := c.nemotronHBlocks()
+	if err != nil {
+		return err
+	}
+	g := &nemotronH{blocks: blocks, mlpBias: nc.MLPBias != nil && *nc.MLPBias}
+	if c.HeadDim <= 0 && nc.AttnHeadDim != nil {
+		h.headDim = *nc.AttnHeadDim
+	}
+	h.ropeDim = h.headDim
+	switch { // the norms' epsilon is layer_norm_epsilon (default 1e-5)
+	case c.LayerNormEpsilon != nil:
+		h.rmsEps = *c.LayerNormEpsilon
+	case c.RMSNormEps == nil:
+		h.rmsEps = 1e-5
+	}
+	for _, a := range []struct{ name, v, want string }{{"mlp_hidden_act", nc.MLPAct, "relu2"}, {"mamba_hidden_act", nc.MambaAct, "silu"}} {
+		if a.v != "" && a.v != a.want {
+			return fmt.Errorf("%w: %s with %s %q: llama.cpp's %s graph runs %s", ErrUnsupported, arch.hf, a.name, a.v, arch.gguf, a.want)
+		}
+	}
+	if nc.UseBias != nil && *nc.UseBias {
+		return fmt.Errorf("%w: %s with use_bias true: llama.cpp's %s has no in_proj or out_proj bias", ErrUnsupported, arch.hf, arch.gguf)
+	}
+	if err := checkTimeStepLimit(nc.TimeStepLimit); err != nil {
+		return fmt.Errorf("%w: %s: %v", ErrUnsupported, arch.hf, err)
+	}
+	m := &g.mamba
+	for _, f := range []struct {
+		name string
+		v    *int
+		dst  *int
+	}{{"mamba_num_heads", nc.MambaHeads, &m.heads}, {"ssm_state_size", nc.StateSize, &m.dState}, {"n_groups", nc.Groups, &m.groups}} {
+		if f.v == nil || *f.v <= 0 {
+			return fmt.Errorf("%w: config.json: %s has no positive %s", ErrMismatch, arch.hf, f.name)
+		}
+		*f.dst = *f.v
+	}
+	if nc.MambaHeadDim == nil || *nc.MambaHeadDim <= 0 {
+		return fmt.Errorf("%w: config.json: %s has no positive mamba_head_dim", ErrMismatch, arch.hf)
+	}
+	m.dInner = m.heads * *nc.MambaHeadDim
+	m.dConv = 4
+	if nc.ConvKernel != nil {
+		m.dConv = *nc.ConvKernel
+	}
+	m.convBias = nc.UseConvBias == nil || *nc.UseConvBias
+	switch {
+	case m.heads%m.groups != 0 || m.dInner%m.groups != 0:
+		return fmt.Errorf("%w: config.json: n_groups %d does not divide mamba_num_heads %d", ErrMismatch, m.groups, m.heads)
+	case m.dConv < 2:
+		return fmt.Errorf("%w: config.json: conv_kernel %d: the convolution needs a kernel of 2 or more", ErrMismatch, m.dConv)
+	}
+	h.nh = g
+	return nil
+}
+
+// checkTimeStepLimit accepts a time_step_limit llama.cpp computes as
+// transformers does: none, or [0, ∞) (Python writes ∞ as Infinity, which
+// readConfig reads as null, or as "Infinity"), as llama.cpp clamps no time
+// step.
+func checkTimeStepLimit(raw json.RawMessage) error {
+	if isNull(raw) {
+		return nil
+	}
+	var lim []any
+	if err := json.Unmarshal(raw, &lim); err != nil || len(lim) != 2 {
+		return fmt.Errorf("time_step_limit %s: want [min, max]", strings.Join(strings.Fields(string(raw)), ""))
+	}
+	value := func(v any) (float64, bool) {
+		switch x := v.(type) {
+		case nil:
+			return math.Inf(1), true
+		case float64:
+			return x, true
+		case string:
+			f, err := strconv.ParseFloat(x, 64)
+			return f, err == nil
+		}
+		return 0, false
+	}
+	lo, ok1 := value(lim[0])
+	hi, ok2 := value(lim[1])
+	if !ok1 || !ok2 || lo > 0 || hi < 1e10 {
+		return fmt.Errorf("time_step_limit [%v, %v] clamps the time step, which llama.cpp does not", lim[0], lim[1])
+	}
+	return nil
+}
+
+// nemotronHKeys writes the per-block head_count_kv and
+// feed_forward_length llama.cpp tells the blocks apart by, the head sizes
+// and the Mamba-2 sizes.
+func nemotronHKeys(w *gguf.Writer, a string, h hparams) {
+	g := h.nh
+	kv, ff := make([]uint32, h.layers), make([]uint32, h.layers)
+	for i, b := range g.blocks {
+		switch b {
+		case nhAttention:
+			kv[i] = uint32(h.kvHeads)
+		case nhMLP:
+			ff[i] = uint32(h.ffn)
+		}
+	}
+	w.Set(a+".attention.head_count_kv", gguf.Uint32s(kv))
+	w.Set(a+".feed_forward_length", gguf.Uint32s(ff))
+	// This llama.cpp divides the MLP width by expert_used_count (0 without
+	// experts: a division by zero that kills the process) unless
+	// expert_feed_forward_length is set; without experts it is unused.
+	w.Set(a+".expert_feed_forward_length", gguf.Uint32(uint32(h.ffn)))
+	w.Set(a+".attention.key_length", gguf.Uint32(uint32(h.headDim)))
+	w.Set(a+".attention.value_length", gguf.Uint32(uint32(h.headDim)))
+	m := g.mamba
+	w.Set(a+".ssm.conv_kernel", gguf.Uint32(uint32(m.dConv)))
+	w.Set(a+".ssm.inner_size", gguf.Uint32(uint32(m.dInner)))
+	w.Set(a+".ssm.state_size", gguf.Uint32(uint32(m.dState)))
+	w.Set(a+".ssm.time_step_rank", gguf.Uint32(uint32(m.heads)))
+	w.Set(a+".ssm.group_count", gguf.Uint32(uint32(m.groups)))
+}
+
+var nemotronLayerRE = regexp.MustCompile(`^(?:backbone|model)\.layers\.(\d+)\.(.+)$`)
+
+// planNemotronH maps a Nemotron-H checkpoint's tensors.
+func planNemotronH(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, error) {
+	g := h.nh
+	m := &g.mamba
+	H, V, F := int64(h.hidden), int64(h.vocab), int64(h.ffn)
+	Q, KV := int64(h.heads*h.headDim), int64(h.kvHeads*h.headDim)
+	var plan []tensorPlan
+	seen := map[string]bool{}
+	add := func(p tensorPlan, t safetensors.TensorInfo, want []int64) error {
+		if !slices.Equal(t.Shape, want) {
+			return fmt.Errorf("%w: tensor %q has shape %v, config.json implies %v", ErrMismatch, t.Name, t.Shape, want)
+		}
+		if err := checkWeightDType(st, t, h); err != nil {
+			return err
+		}
+		if seen[p.ggufName] {
+			return fmt.Errorf("%w: two tensors for %s (the second is %q)", ErrMismatch, p.ggufName, t.Name)
+		}
+		if p.hfName == "" && p.derive == nil {
+			p.hfName = t.Name
+		}
+		if p.shape == nil {
+			p.shape = t.Shape
+		}
+		seen[p.ggufName] = true
+		plan = append(plan, p)
+		return nil
+	}
+	kinds := [...]string{nhMamba: "a Mamba-2", nhAttention: "an attention", nhMLP: "an MLP"}
+	layer := func(n int, suffix string, t safetensors.TensorInfo) error {
+		blk := func(name string) tensorPlan { return tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s", n, name), layer: n} }
+		kind := g.blocks[n]
+		refuse := func() error {
+			return fmt.Errorf("%w tensor %q in a %s checkpoint: not a tensor of block %d, %s block", ErrUnsupported, t.Name, arch.hf, n, kinds[kind])
+		}
+		if suffix == "norm.weight" {
+			return add(blk("attn_norm.weight"), t, []int64{H})
+		}
+		switch kind {
+		case nhMamba:
+			if rest, ok := strings.CutPrefix(suffix, "mixer."); ok {
+				if ok, err := mamba2Tensor(m, blk, add, rest, t, H); ok || err != nil {
+					return err
+				}
+			}
+		case nhAttention:
+			switch suffix {
+			case "mixer.q_proj.weight":
+				return add(blk("attn_q.weight"), t, []int64{Q, H})
+			case "mixer.k_proj.weight":
+				return add(blk("attn_k.weight"), t, []int64{KV, H})
+			case "mixer.v_proj.weight":
+				return add(blk("attn_v.weight"), t, []int64{KV, H})
+			case "mixer.o_proj.weight":
+				return add(blk("attn_output.weight"), t, []int64{H, Q})
+			}
+		case nhMLP:
+			switch suffix {
+			case "mixer.up_proj.weight":
+				return add(blk("ffn_up.weight"), t, []int64{F, H})
+			case "mixer.down_proj.weight":
+				return add(blk("ffn_down.weight"), t, []int64{H, F})
+			case "mixer.up_proj.bias", "mixer.down_proj.bias":
+				if !g.mlpBias {
+					return fmt.Errorf("%w tensor %q in a %s checkpoint with mlp_bias false", ErrUnsupported, t.Name, arch.hf)
+				}
+				if suffix == "mixer.up_proj.bias" {
+					return add(blk("ffn_up.bias"), t, []int64{F})
+				}
+				return add(blk("ffn_down.bias"), t, []int64{H})
+			}
+		}
+		return refuse()
+	}
+	for _, t := range st.Tensors() {
+		name := t.Name
+		if fp8Aux(st, name) || ignoredRE.MatchString(name) {
+			continue
+		}
+		var err error
+		switch name {
+		case "backbone.embeddings.weight", "model.embeddings.weight":
+			err = add(tensorPlan{ggufName: "token_embd.weight", layer: -1}, t, []int64{V, H})
+		case "backbone.norm_f.weight", "model.norm_f.weight":
+			err = add(tensorPlan{ggufName: "output_norm.weight", layer: -1}, t, []int64{H})
+		case "lm_head.weight":
+			err = add(tensorPlan{ggufName: "output.weight", layer: -1}, t, []int64{V, H})
+		default:
+			mm := nemotronLayerRE.FindStringSubmatch(name)
+			if mm == nil {
+				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, name, arch.hf)
+			}
+			n, aerr := strconv.Atoi(mm[1])
+			if aerr != nil || n >= h.layers {
+				return nil, fmt.Errorf("%w: tensor %q: layer %s is outside num_hidden_layers %d", ErrMismatch, name, mm[1], h.layers)
+			}
+			err = layer(n, mm[2], t)
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	required := []string{"token_embd.weight", "output_norm.weight"}
+	if !h.tied {
+		required = append(required, "output.weight")
+	}
+	for n, kind := range g.blocks {
+		names := []string{"attn_norm.weight"}
+		switch kind {
+		case nhMamba:
+			plan = append(plan, m.zeroConvBias(n, seen)...)
+			names = append(names, mamba2Required...)
+		case nhAttention:
+			names = append(names, "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight")
+		case nhMLP:
+			names = append(names, "ffn_up.weight", "ffn_down.weight")
+			if g.mlpBias {
+				names = append(names, "ffn_up.bias", "ffn_down.bias")
+			}
+		}
+		for _, s := range names {
+			required = append(required, fmt.Sprintf("blk.%d.%s", n, s))
+		}
+	}
+	for _, r := range required {
+		if !seen[r] {
+			return nil, fmt.Errorf("%w: the checkpoint has no tensor for %s", ErrMismatch, r)
+		}
+	}
+	sortPlan(plan, rank)
+	return plan, nil
+}
