@@ -32,9 +32,12 @@ type Facts struct {
 	// DeepSeek's latent attention caches fewer values than keys).
 	ValueDim int
 	// LayerKVHeads, when not nil, are each layer's KV heads: 0 in a
-	// recurrent layer (a hybrid model's Mamba-2 layers), which keeps
-	// RecurrentBytes of state per sequence instead of a KV cache.
+	// hybrid model's layers without attention, of which those marked in
+	// LayerRecurrent (its Mamba-2 layers) keep RecurrentBytes of state
+	// per sequence instead of a KV cache (Nemotron-H's MLP layers keep
+	// nothing).
 	LayerKVHeads   []int
+	LayerRecurrent []bool
 	RecurrentBytes uint64
 }
 
@@ -73,9 +76,17 @@ func FactsFromFile(path string) (Facts, error) {
 		f.KVHeads = f.Heads
 	}
 	if kv, ok := h.LayerUints(arch+".attention.head_count_kv", f.Layers); ok && slices.Contains(kv, 0) {
-		f.LayerKVHeads, f.KVHeads = make([]int, len(kv)), 0
+		f.LayerKVHeads, f.LayerRecurrent, f.KVHeads = make([]int, len(kv)), make([]bool, len(kv)), 0
+		// As llama.cpp tells them apart: a layer without KV heads is
+		// recurrent, unless feed_forward_length (one per layer) gives it
+		// an MLP (Nemotron-H's MLP layers).
+		ff, perLayerFF := h.LayerUints(arch+".feed_forward_length", f.Layers)
+		if v, ok := h.Lookup(arch + ".feed_forward_length"); !ok || !v.IsArray() {
+			perLayerFF = false
+		}
 		for i, n := range kv {
 			f.LayerKVHeads[i] = int(min(n, 1<<31-1))
+			f.LayerRecurrent[i] = n == 0 && (!perLayerFF || ff[i] == 0)
 			f.KVHeads = max(f.KVHeads, f.LayerKVHeads[i])
 		}
 		conv, inner, state, groups := uint64(get("ssm.conv_kernel")), uint64(get("ssm.inner_size")), uint64(get("ssm.state_size")), uint64(get("ssm.group_count"))
@@ -155,6 +166,10 @@ func FactsFromShape(s synth.Shape, quant string) (Facts, error) {
 	}
 	if s.KVLayers() != s.Layers { // a hybrid: KV in its attention layers only
 		f.LayerKVHeads, f.RecurrentBytes = s.LayerKVHeads(), s.RecurrentBytes()
+		f.LayerRecurrent = make([]bool, len(f.LayerKVHeads))
+		for i, n := range f.LayerKVHeads {
+			f.LayerRecurrent[i] = n == 0 // granitehybrid: every layer without attention is Mamba-2
+		}
 	}
 	f.EmbdBytes = uint64(float64(b.Embd) * scale)
 	f.EmbdRow = f.EmbdBytes / uint64(s.Vocab)
@@ -204,9 +219,11 @@ func (f Facts) KVBytes(nCtx int, typeK, typeV string) uint64 {
 		return uint64(float64(f.Layers) * float64(nCtx) * float64(f.KVHeads) * (float64(f.HeadDim)*bk + float64(vd)*bv))
 	}
 	var n uint64
-	for _, heads := range f.LayerKVHeads {
+	for i, heads := range f.LayerKVHeads {
 		if heads == 0 {
-			n += f.RecurrentBytes
+			if i < len(f.LayerRecurrent) && f.LayerRecurrent[i] {
+				n += f.RecurrentBytes
+			}
 			continue
 		}
 		n += uint64(float64(nCtx) * float64(heads) * (float64(f.HeadDim)*bk + float64(vd)*bv))

@@ -262,6 +262,20 @@ func TestFactsHybrid(t *testing.T) {
 		t.Errorf("KV bytes %d, want %d", kv, want)
 	}
 
+	// Nemotron-H's layout: a layer with an MLP of its own (per-layer
+	// feed_forward_length) and no KV heads is not recurrent.
+	nh := filepath.Join(t.TempDir(), "nemotron.gguf")
+	if err := gguf.Rewrite(nh, path, func(w *gguf.Writer) {
+		w.Set("llama.feed_forward_length", gguf.Uint32s([]uint32{0, 0, 128, 0, 0}))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := FactsFromFile(nh); err != nil {
+		t.Fatal(err)
+	} else if kv, want := g.KVBytes(1024, "f16", "f16"), uint64(2*1024*4*(8*2+8*2))+2*state; kv != want || !slices.Equal(g.LayerRecurrent, []bool{false, true, false, true, false}) {
+		t.Errorf("an MLP layer: KV bytes %d, want %d; recurrent %v", kv, want, g.LayerRecurrent)
+	}
+
 	// Granite 4.0-H Tiny's shape: KV in 4 of its 40 layers, the others'
 	// Mamba-2 state, as the file says.
 	s := synth.Shapes["granite-4.0-h-tiny"]

@@ -90,8 +90,18 @@ func AutoGPULayers(path string, copts ContextOptions) (int, string, error) {
 		// context, and split, each sequence gets one.
 		kvCtx *= float64(seqs)
 	}
+	// As llama.cpp tells them apart: a layer without KV heads is
+	// recurrent, unless feed_forward_length (one per layer) gives it an
+	// MLP (Nemotron-H's MLP layers keep nothing).
+	ff, perLayerFF := h.LayerUints(arch+".feed_forward_length", int(nLayer))
+	if v, ok := h.Lookup(arch + ".feed_forward_length"); !ok || !v.IsArray() {
+		perLayerFF = false
+	}
 	memory := func(i int) uint64 {
 		if i >= len(kvHeads) || kvHeads[i] == 0 {
+			if perLayerFF && ff[i] > 0 {
+				return 0
+			}
 			return state
 		}
 		return uint64(2 * kvCtx * float64(kvHeads[i]*headDim) * CacheTypeBytes(copts.TypeK))

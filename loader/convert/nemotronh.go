@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -36,6 +37,8 @@ type nemotronHConfig struct {
 	MambaHeadDim  *int            `json:"mamba_head_dim"`
 	StateSize     *int            `json:"ssm_state_size"`
 	Groups        *int            `json:"n_groups"`
+	MambaGroups   *int            `json:"mamba_n_groups"`   // n_groups' other spelling
+	MambaNumGroup *int            `json:"mamba_num_groups"` // and another
 	ConvKernel    *int            `json:"conv_kernel"`
 	UseConvBias   *bool           `json:"use_conv_bias"`
 	UseBias       *bool           `json:"use_bias"`
@@ -134,6 +137,9 @@ func (c *hfConfig) nemotronHHparams(arch archSpec, h *hparams) error {
 		return fmt.Errorf("%w: %s: %v", ErrUnsupported, arch.hf, err)
 	}
 	m := &g.mamba
+	if nc.Groups == nil {
+		nc.Groups = cmp.Or(nc.MambaGroups, nc.MambaNumGroup)
+	}
 	for _, f := range []struct {
 		name string
 		v    *int

@@ -216,6 +216,14 @@ func TestNemotronHRefused(t *testing.T) {
 	if err := convert.Convert(context.Background(), inf, filepath.Join(t.TempDir(), "inf.gguf"), convert.Options{}); err != nil {
 		t.Errorf("time_step_limit [0.0, Infinity]: %v", err)
 	}
+	alias := nemotronHFixture(t, "backbone.", func(c map[string]any, ts []stTensor) []stTensor {
+		c["mamba_n_groups"] = c["n_groups"]
+		delete(c, "n_groups")
+		return ts
+	})
+	if err := convert.Convert(context.Background(), alias, filepath.Join(t.TempDir(), "alias.gguf"), convert.Options{}); err != nil {
+		t.Errorf("mamba_n_groups for n_groups: %v", err)
+	}
 	for name, tc := range map[string]struct {
 		edit func(map[string]any, []stTensor) []stTensor
 		want error
