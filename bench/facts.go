@@ -165,11 +165,9 @@ func FactsFromShape(s synth.Shape, quant string) (Facts, error) {
 		ExpertBytes: uint64(float64(b.Experts) * scale),
 	}
 	if s.KVLayers() != s.Layers { // a hybrid: KV in its attention layers only
-		f.LayerKVHeads, f.RecurrentBytes = s.LayerKVHeads(), s.RecurrentBytes()
-		f.LayerRecurrent = make([]bool, len(f.LayerKVHeads))
-		for i, n := range f.LayerKVHeads {
-			f.LayerRecurrent[i] = n == 0 // granitehybrid: every layer without attention is Mamba-2
-		}
+		// State in its Mamba-2 layers only: Nemotron-H's MLP layers keep
+		// neither.
+		f.LayerKVHeads, f.LayerRecurrent, f.RecurrentBytes = s.LayerKVHeads(), s.LayerRecurrent(), s.RecurrentBytes()
 	}
 	f.EmbdBytes = uint64(float64(b.Embd) * scale)
 	f.EmbdRow = f.EmbdBytes / uint64(s.Vocab)

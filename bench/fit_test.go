@@ -295,4 +295,33 @@ func TestFactsHybrid(t *testing.T) {
 	if kv, want := est.KVBytes(4096, "f16", "f16"), uint64(4*4096*4*(128*2+128*2))+36*s.RecurrentBytes(); kv != want {
 		t.Errorf("granite-4.0-h-tiny: KV bytes %d, want %d", kv, want)
 	}
+
+	// Nemotron Nano 2's shape: KV in its 4 attention layers, state in its
+	// 27 Mamba-2 layers only, nothing in its 25 MLP layers.
+	n := synth.Shapes["nemotron-nano-9b-v2"]
+	nf, err := FactsFromShape(n, "Q4_K_M")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var attn, recurrent []int
+	for i := range nf.LayerKVHeads {
+		if nf.LayerKVHeads[i] > 0 {
+			attn = append(attn, i)
+		}
+		if nf.LayerRecurrent[i] {
+			recurrent = append(recurrent, i)
+		}
+	}
+	if !slices.Equal(attn, []int{14, 21, 30, 39}) || len(recurrent) != 27 || len(nf.LayerKVHeads) != 56 || len(nf.LayerRecurrent) != 56 {
+		t.Errorf("nemotron-nano-9b-v2: attention layers %v, %d recurrent layers", attn, len(recurrent))
+	}
+	for _, i := range recurrent {
+		if n.Pattern[i] != 'M' {
+			t.Errorf("nemotron-nano-9b-v2: layer %d (%c) counted recurrent", i, n.Pattern[i])
+		}
+	}
+	state = uint64(4 * (3*(10240+2*8*128) + 128*10240))
+	if kv, want := nf.KVBytes(4096, "f16", "f16"), uint64(4*4096*8*(128*2+128*2))+27*state; nf.RecurrentBytes != state || kv != want {
+		t.Errorf("nemotron-nano-9b-v2: KV bytes %d, want %d; state %d, want %d", kv, want, nf.RecurrentBytes, state)
+	}
 }

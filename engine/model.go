@@ -166,8 +166,12 @@ func LoadModel(ctx context.Context, path string, opts ModelOptions) (*Model, err
 	}
 	if o := loadWorkarounds(header); len(o) > 0 {
 		// A zeroed entry ends the list.
-		list := (*[1 << 10]C.struct_llama_model_kv_override)(C.calloc(C.size_t(len(o)+1), C.size_t(unsafe.Sizeof(C.struct_llama_model_kv_override{}))))
-		defer C.free(unsafe.Pointer(list))
+		p := C.calloc(C.size_t(len(o)+1), C.size_t(unsafe.Sizeof(C.struct_llama_model_kv_override{})))
+		if p == nil {
+			return nil, fmt.Errorf("engine: loading %s: out of memory for %d metadata overrides: %w", path, len(o), ErrLoad)
+		}
+		defer C.free(p)
+		list := unsafe.Slice((*C.struct_llama_model_kv_override)(p), len(o)+1)
 		for i, kv := range o {
 			key := C.CString(kv.key)
 			C.llm_set_int_override(&list[i], key, C.int64_t(kv.value))

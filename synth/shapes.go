@@ -7,8 +7,10 @@
 // sinks, sliding-window layers, experts in MXFP4 with MXFP4_MOE as
 // released), "glm4moe" (GLM-4.5) or "deepseek2" (DeepSeek V2/V3's latent
 // attention): the last two with leading dense layers and shared experts;
-// or "granitehybrid" (IBM Granite 4.0-H): Mamba-2 layers with a few
-// attention layers, a dense MLP or experts beside a shared MLP.
+// "granitehybrid" (IBM Granite 4.0-H): Mamba-2 layers with a few
+// attention layers, a dense MLP or experts beside a shared MLP; or
+// "nemotron_h" (NVIDIA Nemotron-H, Nemotron Nano 2): blocks of one
+// sublayer each, Mamba-2, attention or a ReLU² MLP.
 //
 // The models produce gibberish but cost exactly what the real ones cost to
 // run: tests use small ones, and benchmarks use full-size ones to measure
@@ -67,12 +69,20 @@ type Shape struct {
 	// others Mamba-2 layers of SSMHeads heads (llama.cpp's time_step_rank),
 	// a state of SSMState per head dimension, SSMGroups groups of B and C
 	// and a causal convolution of SSMConv taps, twice as wide as the
-	// hidden size (the only expansion llama.cpp runs). Every block has
-	// the dense MLP of FF or, with Experts, experts of FF beside a shared
-	// MLP of SharedFF (none when 0).
+	// hidden size (the only expansion llama.cpp's granitehybrid runs).
+	// Every block has the dense MLP of FF or, with Experts, experts of FF
+	// beside a shared MLP of SharedFF (none when 0).
 	AttnLayers                             []int
 	SSMHeads, SSMState, SSMGroups, SSMConv int
 	SharedFF                               int
+	// With Arch "nemotron_h" (Nemotron-H, Nemotron Nano 2, nemotron.go):
+	// Pattern gives each block's one sublayer, a character per block as
+	// Nemotron-H's hybrid_override_pattern writes it: "M" a Mamba-2 layer
+	// (of the SSM sizes above, SSMHeads heads of SSMHeadDim: an inner size
+	// of their product), "*" attention (Heads, KVHeads, HeadSize; no
+	// positions) and "-" an MLP of FF (up, ReLU², down).
+	Pattern    string
+	SSMHeadDim int
 }
 
 // arch is the GGUF architecture.
@@ -122,6 +132,12 @@ var Shapes = map[string]Shape{
 	"granite-4.0-h-1b": {Name: "granite-4.0-h-1b", Arch: "granitehybrid", Vocab: 100352, Embd: 1536, FF: 4096, Layers: 40, Heads: 12, KVHeads: 4,
 		Context: 131072, RopeTheta: 10000, NormEps: 1e-5, TiedEmbeddings: true,
 		AttnLayers: []int{5, 15, 25, 35}, SSMHeads: 48, SSMState: 128, SSMGroups: 1, SSMConv: 4},
+	// NVIDIA Nemotron Nano 9B v2 (its config.json): 27 Mamba-2 blocks, 4
+	// attention blocks (without positions) and 25 MLP blocks, its own
+	// output matrix. RopeTheta is unused.
+	"nemotron-nano-9b-v2": {Name: "nemotron-nano-9b-v2", Arch: "nemotron_h", Vocab: 131072, Embd: 4480, FF: 15680, Layers: 56, Heads: 40, KVHeads: 8,
+		HeadSize: 128, Context: 131072, RopeTheta: 10000, NormEps: 1e-5,
+		Pattern: "M-M-M-MM-M-M-M*-M-M-M*-M-M-M-M*-M-M-M-M*-M-MM-M-M-M-M-M-", SSMHeads: 128, SSMHeadDim: 80, SSMState: 128, SSMGroups: 8, SSMConv: 4},
 }
 
 // Lookup returns the named shape (case-insensitive).
@@ -164,10 +180,14 @@ func (s Shape) Validate() error {
 		return fmt.Errorf("synth: hidden %d and feed-forward %d sizes must be multiples of 32", s.Embd, s.FF)
 	case s.RopeTheta <= 0 || s.NormEps <= 0:
 		return fmt.Errorf("synth: rope theta and norm epsilon must be positive")
-	case s.arch() != "llama" && s.arch() != "gpt-oss" && !s.sharedMoE() && !s.graniteHybrid():
-		return fmt.Errorf("synth: architecture %q: llama, gpt-oss, glm4moe, deepseek2 or granitehybrid", s.Arch)
-	case !s.graniteHybrid() && (len(s.AttnLayers) > 0 || s.SSMHeads != 0 || s.SSMState != 0 || s.SSMGroups != 0 || s.SSMConv != 0 || s.SharedFF != 0):
-		return fmt.Errorf("synth: attention layers, Mamba-2 sizes and a shared MLP width apply to granitehybrid only")
+	case s.arch() != "llama" && s.arch() != "gpt-oss" && !s.sharedMoE() && !s.mamba2():
+		return fmt.Errorf("synth: architecture %q: llama, gpt-oss, glm4moe, deepseek2, granitehybrid or nemotron_h", s.Arch)
+	case !s.mamba2() && (s.SSMHeads != 0 || s.SSMState != 0 || s.SSMGroups != 0 || s.SSMConv != 0):
+		return fmt.Errorf("synth: Mamba-2 sizes apply to granitehybrid and nemotron_h only")
+	case !s.graniteHybrid() && (len(s.AttnLayers) > 0 || s.SharedFF != 0):
+		return fmt.Errorf("synth: attention layers and a shared MLP width apply to granitehybrid only (nemotron_h: Pattern)")
+	case !s.nemotronH() && (s.Pattern != "" || s.SSMHeadDim != 0):
+		return fmt.Errorf("synth: a block pattern and a Mamba-2 head size apply to nemotron_h only")
 	case s.arch() == "gpt-oss" && s.Experts == 0:
 		return fmt.Errorf("synth: gpt-oss needs experts")
 	case s.arch() == "gpt-oss" && s.TiedEmbeddings:
@@ -180,6 +200,8 @@ func (s Shape) Validate() error {
 		return s.validateSharedMoE()
 	case s.graniteHybrid():
 		return s.validateGraniteHybrid()
+	case s.nemotronH():
+		return s.validateNemotronH()
 	}
 	return nil
 }
@@ -227,6 +249,8 @@ func (s Shape) tensors() []tensorSpec {
 		return append(out, s.sharedMoETensors()...)
 	case s.graniteHybrid():
 		return append(out, s.graniteHybridTensors()...)
+	case s.nemotronH():
+		return append(out, s.nemotronHTensors()...)
 	}
 	for i := range s.Layers {
 		p := fmt.Sprintf("blk.%d.", i)
@@ -333,10 +357,11 @@ func (s Shape) Breakdown() Breakdown {
 
 // KVDims returns what one position of the KV cache holds per layer: KV
 // heads, and each head's key and value sizes (DeepSeek's latent attention
-// caches one head of the compressed KV and the rotated key). Of a
-// granitehybrid shape only the attention layers have a KV cache (see
-// KVLayers and LayerKVHeads); its Mamba-2 layers hold a state of a fixed
-// size instead (RecurrentBytes).
+// caches one head of the compressed KV and the rotated key). Of a hybrid
+// shape (granitehybrid, nemotron_h) only the attention layers have a KV
+// cache (see KVLayers and LayerKVHeads); its Mamba-2 layers hold a state
+// of a fixed size instead (RecurrentBytes, LayerRecurrent), and
+// nemotron_h's MLP layers nothing.
 func (s Shape) KVDims() (heads, k, v int) {
 	if s.Arch == "deepseek2" {
 		return 1, s.KVLoraRank + s.QKRope, s.KVLoraRank
@@ -344,13 +369,19 @@ func (s Shape) KVDims() (heads, k, v int) {
 	return s.KVHeads, s.HeadDim(), s.HeadDim()
 }
 
-// KVLayers returns how many layers have a KV cache: all but a
-// granitehybrid shape's Mamba-2 layers.
+// KVLayers returns how many layers have a KV cache: all but a hybrid
+// shape's Mamba-2 layers (and nemotron_h's MLP layers).
 func (s Shape) KVLayers() int {
-	if s.graniteHybrid() {
-		return len(s.AttnLayers)
+	if !s.mamba2() {
+		return s.Layers
 	}
-	return s.Layers
+	n := 0
+	for i := range s.Layers {
+		if s.isAttn(i) {
+			n++
+		}
+	}
+	return n
 }
 
 // Params returns the number of weights.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -37,6 +38,7 @@ func TestShapesValid(t *testing.T) {
 		"mixtral-8x7b": 46.70e9, "qwen3-30b-a3b": 30.53e9,
 		"gpt-oss-20b": 20.91e9, "gpt-oss-120b": 116.83e9,
 		"glm-4.5-air": 106e9, "deepseek-v2-lite": 15.7e9,
+		"nemotron-nano-9b-v2": 8.89e9,
 	} {
 		got := float64(Shapes[name].Params())
 		if got < want*0.99 || got > want*1.01 {
@@ -404,35 +406,17 @@ func checkGraniteKeys(t *testing.T, f *gguf.File, s Shape) {
 // A and dt bias.
 func checkGraniteTensors(t *testing.T, path string, f *gguf.File, s Shape, q string) {
 	t.Helper()
-	e, di, nh, ng, ds := uint64(s.Embd), uint64(2*s.Embd), uint64(s.SSMHeads), uint64(s.SSMGroups), uint64(s.SSMState)
-	mat := map[string]gguf.Type{"F32": gguf.TypeF32, "F16": gguf.TypeF16, "Q8_0": gguf.TypeQ8_0, "Q4_0": gguf.TypeQ4_0}[q]
+	e, di := uint64(s.Embd), uint64(2*s.Embd)
+	mat := matrixType[q]
 	mamba := 0
 	for s.isAttn(mamba) {
 		mamba++
 	}
 	attn := s.AttnLayers[0]
 	p, a := fmt.Sprintf("blk.%d.", mamba), fmt.Sprintf("blk.%d.", attn)
-	type spec struct {
-		shape []uint64
-		typ   gguf.Type
-	}
-	want := map[string]spec{
-		p + "attn_norm.weight":   {[]uint64{e}, gguf.TypeF32},
-		p + "ssm_in.weight":      {[]uint64{e, 2*di + 2*ng*ds + nh}, mat},
-		p + "ssm_conv1d.weight":  {[]uint64{uint64(s.SSMConv), di + 2*ng*ds}, gguf.TypeF32},
-		p + "ssm_conv1d.bias":    {[]uint64{di + 2*ng*ds}, gguf.TypeF32},
-		p + "ssm_dt.bias":        {[]uint64{nh}, gguf.TypeF32},
-		p + "ssm_a":              {[]uint64{1, nh}, gguf.TypeF32},
-		p + "ssm_d":              {[]uint64{1, nh}, gguf.TypeF32},
-		p + "ssm_norm.weight":    {[]uint64{di / ng, ng}, gguf.TypeF32},
-		p + "ssm_out.weight":     {[]uint64{di, e}, mat},
-		p + "ffn_norm.weight":    {[]uint64{e}, gguf.TypeF32},
-		a + "attn_q.weight":      {[]uint64{e, uint64(s.Heads * s.HeadDim())}, mat},
-		a + "attn_k.weight":      {[]uint64{e, uint64(s.KVHeads * s.HeadDim())}, mat},
-		a + "attn_v.weight":      {[]uint64{e, uint64(s.KVHeads * s.HeadDim())}, mat},
-		a + "attn_output.weight": {[]uint64{uint64(s.Heads * s.HeadDim()), e}, mat},
-		"output_norm.weight":     {[]uint64{e}, gguf.TypeF32},
-	}
+	want := mamba2Specs(s, p, di, mat)
+	maps.Copy(want, attnSpecs(s, a, mat))
+	want[p+"ffn_norm.weight"] = tensorWant{[]uint64{e}, gguf.TypeF32}
 	if s.Experts > 0 {
 		x, ff, sf := uint64(s.Experts), uint64(s.FF), uint64(s.SharedFF)
 		for _, b := range []string{p, a} {
@@ -440,15 +424,76 @@ func checkGraniteTensors(t *testing.T, path string, f *gguf.File, s Shape, q str
 			if mat != gguf.TypeF32 && mat != gguf.TypeF16 {
 				router = gguf.TypeF16 // llama.cpp's quantizer leaves routers as they are
 			}
-			want[b+"ffn_gate_inp.weight"] = spec{[]uint64{e, x}, router}
-			want[b+"ffn_up_exps.weight"] = spec{[]uint64{e, ff, x}, mat}
-			want[b+"ffn_down_exps.weight"] = spec{[]uint64{ff, e, x}, mat}
-			want[b+"ffn_gate_shexp.weight"] = spec{[]uint64{e, sf}, mat}
-			want[b+"ffn_down_shexp.weight"] = spec{[]uint64{sf, e}, mat}
+			want[b+"ffn_gate_inp.weight"] = tensorWant{[]uint64{e, x}, router}
+			want[b+"ffn_up_exps.weight"] = tensorWant{[]uint64{e, ff, x}, mat}
+			want[b+"ffn_down_exps.weight"] = tensorWant{[]uint64{ff, e, x}, mat}
+			want[b+"ffn_gate_shexp.weight"] = tensorWant{[]uint64{e, sf}, mat}
+			want[b+"ffn_down_shexp.weight"] = tensorWant{[]uint64{sf, e}, mat}
 		}
 	} else {
-		want[a+"ffn_down.weight"] = spec{[]uint64{uint64(s.FF), e}, mat}
+		want[a+"ffn_down.weight"] = tensorWant{[]uint64{uint64(s.FF), e}, mat}
 	}
+	checkTensors(t, f, want)
+	absent := []string{p + "attn_q.weight", a + "ssm_in.weight", p + "ffn_gate_inp.weight"}
+	if s.Experts > 0 {
+		absent[2] = p + "ffn_gate.weight"
+	}
+	if _, ok := f.Tensor("output.weight"); ok == s.TiedEmbeddings {
+		t.Errorf("output.weight: %v with tied embeddings %v", ok, s.TiedEmbeddings)
+	}
+	for _, name := range absent {
+		if _, ok := f.Tensor(name); ok {
+			t.Errorf("%s should not exist", name)
+		}
+	}
+	checkMamba2Values(t, path, f, p)
+}
+
+// matrixType is the type of the matrices in a file of each single type.
+var matrixType = map[string]gguf.Type{"F32": gguf.TypeF32, "F16": gguf.TypeF16, "Q8_0": gguf.TypeQ8_0, "Q4_0": gguf.TypeQ4_0}
+
+// tensorWant is a tensor's expected shape and type.
+type tensorWant struct {
+	shape []uint64
+	typ   gguf.Type
+}
+
+// mamba2Specs are the expected tensors of the Mamba-2 block whose names
+// start with p, of inner size di, its matrices in mat (the convolution,
+// A, D and the norms F32 whatever the type); with the block's norm and
+// the output norm.
+func mamba2Specs(s Shape, p string, di uint64, mat gguf.Type) map[string]tensorWant {
+	e, nh, ng, ds := uint64(s.Embd), uint64(s.SSMHeads), uint64(s.SSMGroups), uint64(s.SSMState)
+	return map[string]tensorWant{
+		p + "attn_norm.weight":  {[]uint64{e}, gguf.TypeF32},
+		p + "ssm_in.weight":     {[]uint64{e, 2*di + 2*ng*ds + nh}, mat},
+		p + "ssm_conv1d.weight": {[]uint64{uint64(s.SSMConv), di + 2*ng*ds}, gguf.TypeF32},
+		p + "ssm_conv1d.bias":   {[]uint64{di + 2*ng*ds}, gguf.TypeF32},
+		p + "ssm_dt.bias":       {[]uint64{nh}, gguf.TypeF32},
+		p + "ssm_a":             {[]uint64{1, nh}, gguf.TypeF32},
+		p + "ssm_d":             {[]uint64{1, nh}, gguf.TypeF32},
+		p + "ssm_norm.weight":   {[]uint64{di / ng, ng}, gguf.TypeF32},
+		p + "ssm_out.weight":    {[]uint64{di, e}, mat},
+		"output_norm.weight":    {[]uint64{e}, gguf.TypeF32},
+	}
+}
+
+// attnSpecs are the expected tensors of the attention (no biases) of the
+// block whose names start with a.
+func attnSpecs(s Shape, a string, mat gguf.Type) map[string]tensorWant {
+	e, q, kv := uint64(s.Embd), uint64(s.Heads*s.HeadDim()), uint64(s.KVHeads*s.HeadDim())
+	return map[string]tensorWant{
+		a + "attn_norm.weight":   {[]uint64{e}, gguf.TypeF32},
+		a + "attn_q.weight":      {[]uint64{e, q}, mat},
+		a + "attn_k.weight":      {[]uint64{e, kv}, mat},
+		a + "attn_v.weight":      {[]uint64{e, kv}, mat},
+		a + "attn_output.weight": {[]uint64{q, e}, mat},
+	}
+}
+
+// checkTensors checks the file's tensors have the shapes and types of want.
+func checkTensors(t *testing.T, f *gguf.File, want map[string]tensorWant) {
+	t.Helper()
 	// llama.cpp's quantizer writes a trailing dimension of 1 as none.
 	trim := func(s []uint64) []uint64 {
 		for len(s) > 1 && s[len(s)-1] == 1 {
@@ -462,20 +507,13 @@ func checkGraniteTensors(t *testing.T, path string, f *gguf.File, s Shape, q str
 			t.Errorf("%s: %v %v %v, want %v %v", name, ok, ti.Shape, ti.Type, w.shape, w.typ)
 		}
 	}
-	absent := []string{p + "attn_q.weight", a + "ssm_in.weight", p + "ffn_gate_inp.weight"}
-	if s.Experts > 0 {
-		absent[2] = p + "ffn_gate.weight"
-	}
-	if _, ok := f.Tensor("output.weight"); ok == s.TiedEmbeddings {
-		t.Errorf("output.weight: %v with tied embeddings %v", ok, s.TiedEmbeddings)
-	}
-	for _, name := range absent {
-		if _, ok := f.Tensor(name); ok {
-			t.Errorf("%s should not exist", name)
-		}
-	}
-	// A decays each head's state; the time steps softplus(dt bias) are
-	// small, as in trained models.
+}
+
+// checkMamba2Values checks the values of the Mamba-2 block whose names
+// start with p: A decays each head's state; the time steps softplus(dt
+// bias) are small, as in trained models; D is 1.
+func checkMamba2Values(t *testing.T, path string, f *gguf.File, p string) {
+	t.Helper()
 	read := func(name string) []float32 {
 		ti, _ := f.Tensor(name)
 		fh, err := os.Open(path)
@@ -510,7 +548,7 @@ func checkGraniteTensors(t *testing.T, path string, f *gguf.File, s Shape, q str
 	}
 }
 
-// decodeLong loads a granitehybrid model, checks llama.cpp sees it as
+// decodeLong loads a hybrid model (granitehybrid, nemotron_h), checks llama.cpp sees it as
 // recurrent with its shape, and decodes a prompt of 200 tokens and 100
 // more one at a time (greedily), all logits finite.
 func decodeLong(t *testing.T, path string, s Shape) {
@@ -605,6 +643,167 @@ func TestGraniteShapes(t *testing.T) {
 		"Mamba-2 sizes on llama":            func(s *Shape) { s.Arch = "" },
 	} {
 		s := tinyGranite
+		edit(&s)
+		if err := s.Validate(); err == nil {
+			t.Errorf("%s accepted", name)
+		}
+	}
+}
+
+// tinyNemotron is a small Nemotron-H shape: all three kinds of blocks, a
+// Mamba-2 inner size (3 heads of 32) unlike twice the hidden size, two
+// groups, heads of 32 (40 heads of 128 make 5120, not 4480, in Nemotron
+// Nano 2) and its own output matrix.
+var tinyNemotron = Shape{Name: "tiny-nemotron", Arch: "nemotron_h", Vocab: 1000, Embd: 64, FF: 96, Layers: 6, Heads: 4, KVHeads: 2, HeadSize: 32,
+	Context: 512, RopeTheta: 10000, NormEps: 1e-5, Pattern: "M-M*-M", SSMHeads: 4, SSMHeadDim: 24, SSMState: 16, SSMGroups: 2, SSMConv: 4}
+
+// TestNemotronH writes a Nemotron-H shape in F32, F16, Q8_0 and Q4_0
+// (whose sizes WeightBytes gives exactly): the keys llama.cpp's
+// nemotron_h reads (KV heads and MLP width per block), its tensors'
+// shapes and types, block by block; llama.cpp loads it as a recurrent
+// model and decodes a few hundred tokens to finite logits.
+func TestNemotronH(t *testing.T) {
+	s := tinyNemotron
+	for _, q := range []string{"F32", "F16", "Q8_0", "Q4_0"} {
+		t.Run(q, func(t *testing.T) {
+			path, f := createChecked(t, s, q)
+			if f.Architecture() != "nemotron_h" || f.ParamCount() != s.Params() {
+				t.Errorf("architecture %q, %d parameters; want nemotron_h, %d", f.Architecture(), f.ParamCount(), s.Params())
+			}
+			checkNemotronKeys(t, f, s)
+			checkNemotronTensors(t, path, f, s, q)
+			decodeLong(t, path, s)
+		})
+	}
+}
+
+// checkNemotronKeys checks the metadata of a nemotron_h file of shape s.
+func checkNemotronKeys(t *testing.T, f *gguf.File, s Shape) {
+	t.Helper()
+	perLayer := func(key string) []uint64 {
+		v, ok := f.Lookup("nemotron_h." + key)
+		n, _ := v.AsUints()
+		if !ok || !v.IsArray() || len(n) != s.Layers {
+			t.Fatalf("%s %v: want one per layer", key, v)
+		}
+		return n
+	}
+	kv, ff := perLayer("attention.head_count_kv"), perLayer("feed_forward_length")
+	for i, c := range s.Pattern {
+		var wantKV, wantFF uint64
+		switch c {
+		case '*':
+			wantKV = uint64(s.KVHeads)
+		case '-':
+			wantFF = uint64(s.FF)
+		}
+		if kv[i] != wantKV || ff[i] != wantFF {
+			t.Errorf("block %d (%c): head_count_kv %d, feed_forward_length %d; want %d, %d", i, c, kv[i], ff[i], wantKV, wantFF)
+		}
+	}
+	for k, want := range map[string]uint64{
+		"ssm.conv_kernel": uint64(s.SSMConv), "ssm.inner_size": uint64(s.SSMHeads * s.SSMHeadDim), "ssm.state_size": uint64(s.SSMState),
+		"ssm.time_step_rank": uint64(s.SSMHeads), "ssm.group_count": uint64(s.SSMGroups),
+		"block_count": uint64(s.Layers), "embedding_length": uint64(s.Embd), "context_length": uint64(s.Context),
+		"attention.head_count": uint64(s.Heads), "attention.key_length": uint64(s.HeadDim()), "attention.value_length": uint64(s.HeadDim()),
+		"expert_feed_forward_length": uint64(s.FF),
+	} {
+		if got, ok := f.Uint("nemotron_h." + k); !ok || got != want {
+			t.Errorf("%s = %d (%v), want %d", k, got, ok, want)
+		}
+	}
+	if got, ok := f.Float("nemotron_h.attention.layer_norm_rms_epsilon"); !ok || math.Abs(got-float64(s.NormEps)) > 1e-9 {
+		t.Errorf("layer_norm_rms_epsilon %v (%v), want %v", got, ok, s.NormEps)
+	}
+	if _, ok := f.Uint("nemotron_h.expert_count"); ok {
+		t.Error("expert_count set without experts")
+	}
+}
+
+// checkNemotronTensors checks the shapes and types of a nemotron_h file's
+// tensors, block by block as the pattern says, and the values of Mamba-2's
+// A, dt bias and D.
+func checkNemotronTensors(t *testing.T, path string, f *gguf.File, s Shape, q string) {
+	t.Helper()
+	e, v, ff, di := uint64(s.Embd), uint64(s.Vocab), uint64(s.FF), uint64(s.SSMHeads*s.SSMHeadDim)
+	mat := matrixType[q]
+	out := mat
+	if mat != gguf.TypeF32 && mat != gguf.TypeF16 {
+		out = gguf.TypeQ8_0 // Q6_K needs rows of 256; Q8_0 stays
+	}
+	want := map[string]tensorWant{"output.weight": {[]uint64{e, v}, out}, "token_embd.weight": {[]uint64{e, v}, mat}}
+	counts := map[rune]int{}
+	for i, c := range s.Pattern {
+		counts[c]++
+		p := fmt.Sprintf("blk.%d.", i)
+		switch c {
+		case 'M':
+			maps.Copy(want, mamba2Specs(s, p, di, mat))
+			checkMamba2Values(t, path, f, p)
+		case '*':
+			maps.Copy(want, attnSpecs(s, p, mat))
+		case '-':
+			want[p+"attn_norm.weight"] = tensorWant{[]uint64{e}, gguf.TypeF32}
+			want[p+"ffn_up.weight"] = tensorWant{[]uint64{e, ff}, mat}
+			want[p+"ffn_down.weight"] = tensorWant{[]uint64{ff, e}, mat}
+		}
+	}
+	checkTensors(t, f, want)
+	// Nothing else: no MLP norm, gate or biases, one sublayer per block.
+	for _, ti := range f.Tensors {
+		if _, ok := want[ti.Name]; !ok {
+			t.Errorf("unexpected tensor %s", ti.Name)
+		}
+	}
+	if len(f.Tensors) != len(want) || counts['M'] == 0 || counts['*'] == 0 || counts['-'] == 0 {
+		t.Errorf("%d tensors, want %d; blocks %v", len(f.Tensors), len(want), counts)
+	}
+}
+
+// TestNemotronShapes: Nemotron Nano 9B v2 has the parameters its card
+// gives (8.89B), KV caches in its 4 attention blocks, a recurrent state in
+// its 27 Mamba-2 blocks and neither in its 25 MLP blocks; shapes llama.cpp
+// cannot load are refused.
+func TestNemotronShapes(t *testing.T) {
+	s := Shapes["nemotron-nano-9b-v2"]
+	if len(s.Pattern) != 56 || strings.Count(s.Pattern, "M") != 27 || strings.Count(s.Pattern, "*") != 4 || strings.Count(s.Pattern, "-") != 25 {
+		t.Errorf("pattern %q", s.Pattern)
+	}
+	if got := float64(s.Params()); got < 8.85e9 || got > 8.93e9 {
+		t.Errorf("%.4g parameters, want about 8.89e9", got)
+	}
+	kv, rec := s.LayerKVHeads(), s.LayerRecurrent()
+	for i, c := range s.Pattern {
+		if (kv[i] == 8) != (c == '*') || kv[i] != 0 && kv[i] != 8 || rec[i] != (c == 'M') {
+			t.Errorf("block %d (%c): %d KV heads, recurrent %v", i, c, kv[i], rec[i])
+		}
+	}
+	if s.KVLayers() != 4 || s.RecurrentBytes() != 4*(3*(10240+2*8*128)+128*10240) {
+		t.Errorf("%d KV layers, %d bytes of state per layer", s.KVLayers(), s.RecurrentBytes())
+	}
+	if rec := tiny.LayerRecurrent(); !slices.Equal(rec, []bool{false, false}) {
+		t.Errorf("llama: recurrent %v", rec)
+	}
+	if rec := tinyGranite.LayerRecurrent(); !slices.Equal(rec, []bool{true, false, true, true}) {
+		t.Errorf("granitehybrid: recurrent %v", rec)
+	}
+	for name, edit := range map[string]func(*Shape){
+		"pattern too short":          func(s *Shape) { s.Pattern = "M-M*-" },
+		"pattern with experts":       func(s *Shape) { s.Pattern = "M-M*-E" },
+		"pattern with an unknown":    func(s *Shape) { s.Pattern = "M-M*-x" },
+		"no Mamba-2 block":           func(s *Shape) { s.Pattern = "*-*--*" },
+		"no attention block":         func(s *Shape) { s.Pattern = "M-M--M" },
+		"no Mamba-2 head size":       func(s *Shape) { s.SSMHeadDim = 0 },
+		"inner size of 4×20":         func(s *Shape) { s.SSMHeadDim = 20 },
+		"groups not dividing heads":  func(s *Shape) { s.SSMGroups = 3 },
+		"no state":                   func(s *Shape) { s.SSMState = 0 },
+		"a convolution of 1":         func(s *Shape) { s.SSMConv = 1 },
+		"experts":                    func(s *Shape) { s.Experts, s.ExpertsUsed = 4, 2 },
+		"attention layers":           func(s *Shape) { s.AttnLayers = []int{3} },
+		"pattern on granitehybrid":   func(s *Shape) { s.Arch = "granitehybrid" },
+		"Mamba-2 head size on llama": func(s *Shape) { s.Arch, s.Pattern, s.SSMHeads, s.SSMState, s.SSMGroups, s.SSMConv = "", "", 0, 0, 0, 0 },
+	} {
+		s := tinyNemotron
 		edit(&s)
 		if err := s.Validate(); err == nil {
 			t.Errorf("%s accepted", name)

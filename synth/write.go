@@ -85,6 +85,8 @@ func Write(ctx context.Context, path string, s Shape, opts Options) error {
 		s.sharedMoEKeys(w)
 	case s.graniteHybrid():
 		s.graniteHybridKeys(w)
+	case s.nemotronH():
+		s.nemotronHKeys(w)
 	}
 
 	tokens, scores, types := vocabulary(s.Vocab)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/llm-go/llm/internal/pyjson"
 	"io"
 	"os"
 	"path"
@@ -358,7 +359,7 @@ func describeWeights(files []string, local func(string) string) weightsReport {
 				MaxPos        uint64   `json:"max_position_embeddings"`
 				NPositions    uint64   `json:"n_positions"`
 			}
-			if json.Unmarshal(b, &cfg) == nil {
+			if json.Unmarshal(pyjson.Clean(b), &cfg) == nil {
 				w.Architecture = strings.Join(cfg.Architectures, ", ")
 				w.ContextLength = max(cfg.MaxPos, cfg.NPositions)
 			}

@@ -1,9 +1,9 @@
 package convert
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/llm-go/llm/internal/pyjson"
 	"math"
 	"os"
 	"path/filepath"
@@ -147,7 +147,7 @@ func readConfig(dir string) (*hfConfig, error) {
 	if err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
-	raw = pythonJSON(raw)
+	raw = pyjson.Clean(raw)
 	var c hfConfig
 	if err := json.Unmarshal(raw, &c); err != nil {
 		return nil, fmt.Errorf("convert: config.json: %w", err)
@@ -194,6 +194,12 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	if arch.vlm && !arch.gemma3 {
 		if err := c.textConfig(arch); err != nil {
 			return h, err
+		}
+	}
+	if arch.nemotronH && c.NumHiddenLayers == 0 {
+		// transformers writes the blocks and not their count.
+		if blocks, err := c.nemotronHBlocks(); err == nil {
+			c.NumHiddenLayers = len(blocks)
 		}
 	}
 	q, err := readFP8Config(c.Quant)
@@ -417,48 +423,6 @@ func (c *hfConfig) checkActivation(arch archSpec) error {
 		return nil
 	}
 	return fmt.Errorf("%w: %s with hidden_act %q: llama.cpp's %s graph gates the MLP with SiLU", ErrUnsupported, arch.hf, c.HiddenAct, arch.gguf)
-}
-
-// pythonJSON replaces the Infinity, -Infinity and NaN that Python's json
-// module writes for floats (outside strings), which are not JSON, by null.
-func pythonJSON(raw []byte) []byte {
-	if !bytes.Contains(raw, []byte("Infinity")) && !bytes.Contains(raw, []byte("NaN")) {
-		return raw
-	}
-	out := make([]byte, 0, len(raw))
-	inString := false
-	for i := 0; i < len(raw); i++ {
-		b := raw[i]
-		if inString {
-			out = append(out, b)
-			switch b {
-			case '\\':
-				if i+1 < len(raw) {
-					i++
-					out = append(out, raw[i])
-				}
-			case '"':
-				inString = false
-			}
-			continue
-		}
-		if b == '"' {
-			inString = true
-		}
-		matched := false
-		for _, tok := range []string{"-Infinity", "Infinity", "NaN"} {
-			if bytes.HasPrefix(raw[i:], []byte(tok)) {
-				out = append(out, "null"...)
-				i += len(tok) - 1
-				matched = true
-				break
-			}
-		}
-		if !matched {
-			out = append(out, b)
-		}
-	}
-	return out
 }
 
 // textConfig makes a vision-language config.json's text_config the

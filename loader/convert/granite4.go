@@ -212,8 +212,8 @@ func (c *hfConfig) graniteHybridHparams(arch archSpec, h *hparams) error {
 		return fmt.Errorf("%w: %s with mamba_n_groups %d: transformers normalises the gated output over all groups at once, llama.cpp per group", ErrUnsupported, arch.hf, g.groups)
 	case g.dState <= 0:
 		return fmt.Errorf("%w: config.json: mamba_d_state %d is not positive", ErrMismatch, g.dState)
-	case g.dConv < 2:
-		return fmt.Errorf("%w: config.json: mamba_d_conv %d: the convolution needs a kernel of 2 or more", ErrMismatch, g.dConv)
+	case g.dConv != 3 && g.dConv != 4:
+		return fmt.Errorf("%w: %s with mamba_d_conv %d: ggml's CUDA convolution runs kernels of 3 or 4 only (others abort)", ErrUnsupported, arch.hf, g.dConv)
 	}
 	if !isNull(gc.MambaHead) {
 		var auto string

@@ -40,13 +40,15 @@ type nemotronHConfig struct {
 	MambaGroups   *int            `json:"mamba_n_groups"`   // n_groups' other spelling
 	MambaNumGroup *int            `json:"mamba_num_groups"` // and another
 	ConvKernel    *int            `json:"conv_kernel"`
+	MambaDConv    *int            `json:"mamba_d_conv"` // conv_kernel's older name
 	UseConvBias   *bool           `json:"use_conv_bias"`
+	MambaConvBias *bool           `json:"mamba_conv_bias"` // use_conv_bias's older name
 	UseBias       *bool           `json:"use_bias"`
 	MLPBias       *bool           `json:"mlp_bias"`
 	MLPAct        string          `json:"mlp_hidden_act"`
 	MambaAct      string          `json:"mamba_hidden_act"`
 	TimeStepLimit json.RawMessage `json:"time_step_limit"`
-	RoutedExperts *int            `json:"n_routed_experts"`
+	MambaDtLimit  json.RawMessage `json:"mamba_dt_limit"` // time_step_limit's older name
 }
 
 // Nemotron-H's block kinds.
@@ -63,42 +65,43 @@ type nemotronH struct {
 	mamba   graniteHybrid // the Mamba-2 sizes (dInner, dState, heads, groups, dConv, convBias)
 }
 
-// nemotronHBlocks reads hybrid_override_pattern (or layers_block_type).
+// nemotronHBlocks reads the blocks from layers_block_type (as
+// transformers prefers it: "mamba" or "linear_attention", "attention" or
+// "full_attention", "mlp", "moe") or hybrid_override_pattern (M, *, -, E).
 func (c *hfConfig) nemotronHBlocks() ([]int, error) {
-	n := c.NumHiddenLayers
 	var types []string
-	var pattern string
 	switch {
+	case !isNull(c.NemotronH.BlockTypes):
+		if err := json.Unmarshal(c.NemotronH.BlockTypes, &types); err != nil {
+			return nil, fmt.Errorf("%w: config.json: layers_block_type: %v", ErrMismatch, err)
+		}
 	case !isNull(c.NemotronH.Pattern):
+		var pattern string
 		if err := json.Unmarshal(c.NemotronH.Pattern, &pattern); err != nil {
 			return nil, fmt.Errorf("%w: config.json: hybrid_override_pattern: %v", ErrMismatch, err)
 		}
 		for _, r := range pattern {
 			types = append(types, string(r))
 		}
-	case !isNull(c.NemotronH.BlockTypes):
-		if err := json.Unmarshal(c.NemotronH.BlockTypes, &types); err != nil {
-			return nil, fmt.Errorf("%w: config.json: layers_block_type: %v", ErrMismatch, err)
-		}
 	default:
-		return nil, fmt.Errorf("%w: config.json: NemotronHForCausalLM has no hybrid_override_pattern", ErrMismatch)
+		return nil, fmt.Errorf("%w: config.json: NemotronHForCausalLM has no layers_block_type or hybrid_override_pattern", ErrMismatch)
 	}
-	if len(types) != n {
+	if n := c.NumHiddenLayers; n > 0 && len(types) != n {
 		return nil, fmt.Errorf("%w: config.json: the block pattern has %d entries for %d layers", ErrMismatch, len(types), n)
 	}
-	blocks := make([]int, n)
+	blocks := make([]int, len(types))
 	for i, t := range types {
 		switch t {
-		case "M", "mamba":
+		case "M", "mamba", "linear_attention":
 			blocks[i] = nhMamba
-		case "*", "attention":
+		case "*", "attention", "full_attention":
 			blocks[i] = nhAttention
 		case "-", "mlp":
 			blocks[i] = nhMLP
 		case "E", "moe":
 			return nil, fmt.Errorf("%w: NemotronHForCausalLM with experts (block %d): llama.cpp's nemotron_h_moe is not converted", ErrUnsupported, i)
 		default:
-			return nil, fmt.Errorf("%w: config.json: block %d is %q; Nemotron-H's blocks are M (Mamba-2), * (attention) and - (MLP)", ErrMismatch, i, t)
+			return nil, fmt.Errorf("%w: config.json: block %d is %q; Nemotron-H's blocks are Mamba-2 (M), attention (*) and MLP (-)", ErrMismatch, i, t)
 		}
 	}
 	return blocks, nil
@@ -107,9 +110,6 @@ func (c *hfConfig) nemotronHBlocks() ([]int, error) {
 // nemotronHHparams reads and checks a Nemotron-H config.
 func (c *hfConfig) nemotronHHparams(arch archSpec, h *hparams) error {
 	nc := c.NemotronH
-	if nc.RoutedExperts != nil && *nc.RoutedExperts > 0 {
-		return fmt.Errorf("%w: NemotronHForCausalLM with n_routed_experts %d: llama.cpp's nemotron_h_moe is not converted", ErrUnsupported, *nc.RoutedExperts)
-	}
 	blocks, err := c.nemotronHBlocks()
 	if err != nil {
 		return err
@@ -118,12 +118,20 @@ func (c *hfConfig) nemotronHHparams(arch archSpec, h *hparams) error {
 	if c.HeadDim <= 0 && nc.AttnHeadDim != nil {
 		h.headDim = *nc.AttnHeadDim
 	}
+	if h.headDim <= 0 || h.headDim%2 != 0 {
+		return fmt.Errorf("%w: config.json: attention head size %d: want a positive even size", ErrMismatch, h.headDim)
+	}
 	h.ropeDim = h.headDim
-	switch { // the norms' epsilon is layer_norm_epsilon (default 1e-5)
+	// The norms' epsilon: layer_norm_epsilon (NemotronHConfig's, default
+	// 1e-5), else rms_norm_eps, as convert_hf_to_gguf.py looks them up.
+	switch {
 	case c.LayerNormEpsilon != nil:
 		h.rmsEps = *c.LayerNormEpsilon
 	case c.RMSNormEps == nil:
 		h.rmsEps = 1e-5
+	}
+	if nc.MambaAct == "swish" { // the same function
+		nc.MambaAct = "silu"
 	}
 	for _, a := range []struct{ name, v, want string }{{"mlp_hidden_act", nc.MLPAct, "relu2"}, {"mamba_hidden_act", nc.MambaAct, "silu"}} {
 		if a.v != "" && a.v != a.want {
@@ -132,6 +140,9 @@ func (c *hfConfig) nemotronHHparams(arch archSpec, h *hparams) error {
 	}
 	if nc.UseBias != nil && *nc.UseBias {
 		return fmt.Errorf("%w: %s with use_bias true: llama.cpp's %s has no in_proj or out_proj bias", ErrUnsupported, arch.hf, arch.gguf)
+	}
+	if isNull(nc.TimeStepLimit) {
+		nc.TimeStepLimit = nc.MambaDtLimit
 	}
 	if err := checkTimeStepLimit(nc.TimeStepLimit); err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrUnsupported, arch.hf, err)
@@ -155,15 +166,16 @@ func (c *hfConfig) nemotronHHparams(arch archSpec, h *hparams) error {
 	}
 	m.dInner = m.heads * *nc.MambaHeadDim
 	m.dConv = 4
-	if nc.ConvKernel != nil {
-		m.dConv = *nc.ConvKernel
+	if k := cmp.Or(nc.ConvKernel, nc.MambaDConv); k != nil {
+		m.dConv = *k
 	}
-	m.convBias = nc.UseConvBias == nil || *nc.UseConvBias
+	bias := cmp.Or(nc.UseConvBias, nc.MambaConvBias)
+	m.convBias = bias == nil || *bias
 	switch {
 	case m.heads%m.groups != 0 || m.dInner%m.groups != 0:
 		return fmt.Errorf("%w: config.json: n_groups %d does not divide mamba_num_heads %d", ErrMismatch, m.groups, m.heads)
-	case m.dConv < 2:
-		return fmt.Errorf("%w: config.json: conv_kernel %d: the convolution needs a kernel of 2 or more", ErrMismatch, m.dConv)
+	case m.dConv != 3 && m.dConv != 4:
+		return fmt.Errorf("%w: %s with conv_kernel %d: ggml's CUDA convolution runs kernels of 3 or 4 only (others abort)", ErrUnsupported, arch.hf, m.dConv)
 	}
 	h.nh = g
 	return nil
@@ -172,7 +184,7 @@ func (c *hfConfig) nemotronHHparams(arch archSpec, h *hparams) error {
 // checkTimeStepLimit accepts a time_step_limit llama.cpp computes as
 // transformers does: none, or [0, ∞) (Python writes ∞ as Infinity, which
 // readConfig reads as null, or as "Infinity"), as llama.cpp clamps no time
-// step.
+// step (pyjson reads Python's -Infinity, Infinity and NaN as null).
 func checkTimeStepLimit(raw json.RawMessage) error {
 	if isNull(raw) {
 		return nil
@@ -181,10 +193,12 @@ func checkTimeStepLimit(raw json.RawMessage) error {
 	if err := json.Unmarshal(raw, &lim); err != nil || len(lim) != 2 {
 		return fmt.Errorf("time_step_limit %s: want [min, max]", strings.Join(strings.Fields(string(raw)), ""))
 	}
-	value := func(v any) (float64, bool) {
+	// null is what pyjson makes of Python's -Infinity, Infinity and NaN:
+	// no bound either way.
+	value := func(v any, none float64) (float64, bool) {
 		switch x := v.(type) {
 		case nil:
-			return math.Inf(1), true
+			return none, true
 		case float64:
 			return x, true
 		case string:
@@ -193,8 +207,8 @@ func checkTimeStepLimit(raw json.RawMessage) error {
 		}
 		return 0, false
 	}
-	lo, ok1 := value(lim[0])
-	hi, ok2 := value(lim[1])
+	lo, ok1 := value(lim[0], math.Inf(-1))
+	hi, ok2 := value(lim[1], math.Inf(1))
 	if !ok1 || !ok2 || lo > 0 || hi < 1e10 {
 		return fmt.Errorf("time_step_limit [%v, %v] clamps the time step, which llama.cpp does not", lim[0], lim[1])
 	}

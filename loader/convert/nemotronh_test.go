@@ -1,10 +1,12 @@
 package convert_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -224,17 +226,45 @@ func TestNemotronHRefused(t *testing.T) {
 	if err := convert.Convert(context.Background(), alias, filepath.Join(t.TempDir(), "alias.gguf"), convert.Options{}); err != nil {
 		t.Errorf("mamba_n_groups for n_groups: %v", err)
 	}
+	// As current transformers saves it: layers_block_type with its names
+	// (over a pattern that says otherwise), no num_hidden_layers, a
+	// dataclass default n_routed_experts 8 on a dense model, the older
+	// names of conv_kernel and use_conv_bias, swish, and an unclamped
+	// time step written [-Infinity, Infinity].
+	current := nemotronHFixture(t, "backbone.", func(c map[string]any, ts []stTensor) []stTensor {
+		c["layers_block_type"] = []string{"linear_attention", "full_attention", "mlp", "linear_attention", "mlp"}
+		c["hybrid_override_pattern"] = "MMMMM"
+		delete(c, "num_hidden_layers")
+		c["n_routed_experts"] = 8
+		c["mamba_d_conv"], c["mamba_conv_bias"] = c["conv_kernel"], c["use_conv_bias"]
+		delete(c, "conv_kernel")
+		delete(c, "use_conv_bias")
+		c["mamba_hidden_act"] = "swish"
+		return ts
+	})
+	cfg, err := os.ReadFile(filepath.Join(current, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg = bytes.Replace(cfg, []byte(`"rms_norm_eps"`), []byte(`"time_step_limit": [-Infinity, Infinity], "rms_norm_eps"`), 1)
+	replaceFile(t, current, "config.json", cfg)
+	if err := convert.Convert(context.Background(), current, filepath.Join(t.TempDir(), "current.gguf"), convert.Options{}); err != nil {
+		t.Errorf("a config as current transformers writes it: %v", err)
+	}
 	for name, tc := range map[string]struct {
 		edit func(map[string]any, []stTensor) []stTensor
 		want error
 	}{
 		"experts":                {setConfig("hybrid_override_pattern", "M*-ME"), convert.ErrUnsupported},
-		"n_routed_experts":       {setConfig("n_routed_experts", 8), convert.ErrUnsupported},
 		"a pattern too short":    {setConfig("hybrid_override_pattern", "M*-M"), convert.ErrMismatch},
 		"an unknown block":       {setConfig("hybrid_override_pattern", "M*-MX"), convert.ErrMismatch},
 		"gelu MLP":               {setConfig("mlp_hidden_act", "gelu"), convert.ErrUnsupported},
 		"use_bias":               {setConfig("use_bias", true), convert.ErrUnsupported},
 		"a time step limit":      {setConfig("time_step_limit", []float64{0.001, 0.1}), convert.ErrUnsupported},
+		"a mamba_dt_limit":       {setConfig("mamba_dt_limit", []float64{0.0, 0.1}), convert.ErrUnsupported},
+		"conv_kernel 5":          {setConfig("conv_kernel", 5), convert.ErrUnsupported},
+		"moe blocks":             {setConfig("layers_block_type", []string{"mamba", "attention", "mlp", "mamba", "moe"}), convert.ErrUnsupported},
+		"an odd head size":       {func(c map[string]any, ts []stTensor) []stTensor { c["head_dim"] = 31; return ts }, convert.ErrMismatch},
 		"3 groups":               {setConfig("n_groups", 3), convert.ErrMismatch},
 		"no mamba_head_dim":      {func(c map[string]any, ts []stTensor) []stTensor { delete(c, "mamba_head_dim"); return ts }, convert.ErrMismatch},
 		"MLP where attention is": {setConfig("hybrid_override_pattern", "M--M-"), convert.ErrUnsupported},
