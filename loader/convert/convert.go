@@ -115,7 +115,8 @@
 //     "granitemoe"; see granite4.go.
 //   - NemotronHForCausalLM (Nemotron-H, Nemotron Nano 2) → GGUF arch
 //     "nemotron_h": blocks of one Mamba-2 mixer, attention without
-//     positions or a ReLU² MLP each; see nemotronh.go.
+//     positions or a ReLU² MLP each; with experts in place of the MLPs
+//     (Nemotron 3 Nano) "nemotron_h_moe"; see nemotronh.go.
 //   - Phi3ForCausalLM (Phi-3 mini and medium; not Phi3SmallForCausalLM)
 //     → GGUF arch "phi3": the fused qkv_proj and gate_up_proj weights are
 //     kept fused (blk.N.attn_qkv.weight, and blk.N.ffn_up.weight holding
@@ -550,6 +551,9 @@ func prepare(dir string) (*hfConfig, archSpec, hparams, *vocab, error) {
 			return fail(err)
 		}
 	}
+	if arch.nemotronH {
+		arch.gguf = cfg.nemotronHArch()
+	}
 	hp, err := cfg.hparams(arch)
 	if err != nil {
 		return fail(err)
@@ -706,7 +710,7 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		} else {
 			plan, err = planTensors(st, arch, hp)
 		}
-	case "nemotron_h":
+	case "nemotron_h", "nemotron_h_moe":
 		plan, err = planNemotronH(st, arch, hp)
 	case "gpt2":
 		plan, err = planGPT2(st, hp)

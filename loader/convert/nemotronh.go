@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"maps"
 	"math"
 	"regexp"
 	"slices"
@@ -25,8 +27,10 @@ import (
 // head_count_kv and feed_forward_length, one of each per block: an
 // attention block has KV heads and no MLP width, an MLP block the
 // reverse, and a Mamba-2 block neither. The tensors are named backbone.*
-// (the released checkpoints) or model.*. Mixtures of experts ("E",
-// nemotron_h_moe) are refused.
+// (the released checkpoints) or model.*. With expert blocks ("E", Nemotron
+// 3 Nano) the arch is "nemotron_h_moe": a sigmoid router with a selection
+// bias, ReLU² experts (per expert, or fused [experts, out, in]) and shared
+// ones; the multi-token-prediction tensors (mtp.*) are skipped.
 
 // nemotronHConfig holds config.json's Nemotron-H fields.
 type nemotronHConfig struct {
@@ -49,6 +53,18 @@ type nemotronHConfig struct {
 	MambaAct      string          `json:"mamba_hidden_act"`
 	TimeStepLimit json.RawMessage `json:"time_step_limit"`
 	MambaDtLimit  json.RawMessage `json:"mamba_dt_limit"` // time_step_limit's older name
+
+	// The experts of nemotron_h_moe (Nemotron 3 Nano).
+	RoutedExperts *int            `json:"n_routed_experts"`
+	ExpertsPerTok *int            `json:"num_experts_per_tok"`
+	ExpertFFN     *int            `json:"moe_intermediate_size"`
+	SharedFFN     *int            `json:"moe_shared_expert_intermediate_size"`
+	SharedExperts *int            `json:"n_shared_experts"`
+	NormTopK      *bool           `json:"norm_topk_prob"`
+	RoutedScale   *float64        `json:"routed_scaling_factor"`
+	NGroup        *int            `json:"n_group"`
+	TopKGroup     *int            `json:"topk_group"`
+	LatentSize    json.RawMessage `json:"moe_latent_size"`
 }
 
 // Nemotron-H's block kinds.
@@ -56,13 +72,19 @@ const (
 	nhMamba = iota
 	nhAttention
 	nhMLP
+	nhMoE
 )
 
 // nemotronH holds a Nemotron-H model's validated layout.
 type nemotronH struct {
-	blocks  []int // per layer: nhMamba, nhAttention or nhMLP
+	blocks  []int // per layer: nhMamba, nhAttention, nhMLP or nhMoE
 	mlpBias bool
-	mamba   graniteHybrid // the Mamba-2 sizes (dInner, dState, heads, groups, dConv, convBias)
+	// The experts: how many are shared (their width is h.sharedFFN),
+	// whether the top-k weights are renormalised, and their scale.
+	shared     int
+	normTopK   bool
+	routeScale float64
+	mamba      graniteHybrid // the Mamba-2 sizes (dInner, dState, heads, groups, dConv, convBias)
 }
 
 // nemotronHBlocks reads the blocks from layers_block_type (as
@@ -99,12 +121,21 @@ func (c *hfConfig) nemotronHBlocks() ([]int, error) {
 		case "-", "mlp":
 			blocks[i] = nhMLP
 		case "E", "moe":
-			return nil, fmt.Errorf("%w: NemotronHForCausalLM with experts (block %d): llama.cpp's nemotron_h_moe is not converted", ErrUnsupported, i)
+			blocks[i] = nhMoE
 		default:
 			return nil, fmt.Errorf("%w: config.json: block %d is %q; Nemotron-H's blocks are Mamba-2 (M), attention (*) and MLP (-)", ErrMismatch, i, t)
 		}
 	}
 	return blocks, nil
+}
+
+// nemotronHArch is the GGUF arch of a Nemotron-H checkpoint:
+// nemotron_h_moe when it has experts.
+func (c *hfConfig) nemotronHArch() string {
+	if blocks, err := c.nemotronHBlocks(); err == nil && slices.Contains(blocks, nhMoE) {
+		return "nemotron_h_moe"
+	}
+	return "nemotron_h"
 }
 
 // nemotronHHparams reads and checks a Nemotron-H config.
@@ -177,7 +208,67 @@ func (c *hfConfig) nemotronHHparams(arch archSpec, h *hparams) error {
 	case m.dConv != 3 && m.dConv != 4:
 		return fmt.Errorf("%w: %s with conv_kernel %d: ggml's CUDA convolution runs kernels of 3 or 4 only (others abort)", ErrUnsupported, arch.hf, m.dConv)
 	}
+	if slices.Contains(blocks, nhMoE) {
+		if err := c.nemotronHExperts(arch, h, g); err != nil {
+			return err
+		}
+	}
 	h.nh = g
+	return nil
+}
+
+// nemotronHExperts reads and checks the experts of a Nemotron-H MoE
+// (transformers' NemotronHMoE: a sigmoid router whose
+// e_score_correction_bias picks the experts but does not weight them, the
+// top-k weights renormalised with norm_topk_prob and scaled by
+// routed_scaling_factor, ReLU² experts of up and down projections, and
+// shared experts of the same kind added).
+func (c *hfConfig) nemotronHExperts(arch archSpec, h *hparams, g *nemotronH) error {
+	nc := c.NemotronH
+	if slices.Contains(g.blocks, nhMLP) {
+		return fmt.Errorf("%w: %s with both MLP and expert blocks: llama.cpp's nemotron_h_moe runs every MLP block through the experts", ErrUnsupported, arch.hf)
+	}
+	if !isNull(nc.LatentSize) {
+		return fmt.Errorf("%w: %s with moe_latent_size: this llama.cpp has no latent expert projections", ErrUnsupported, arch.hf)
+	}
+	for _, f := range []struct {
+		name string
+		v    *int
+		dst  *int
+	}{{"n_routed_experts", nc.RoutedExperts, &h.experts}, {"num_experts_per_tok", nc.ExpertsPerTok, &h.expertsUsed},
+		{"moe_intermediate_size", nc.ExpertFFN, &h.expertFFN}, {"moe_shared_expert_intermediate_size", nc.SharedFFN, &h.sharedFFN},
+		{"n_shared_experts", nc.SharedExperts, &g.shared}} {
+		if f.v == nil || *f.v <= 0 {
+			return fmt.Errorf("%w: config.json: %s with experts has no positive %s", ErrMismatch, arch.hf, f.name)
+		}
+		*f.dst = *f.v
+	}
+	h.ffn = h.expertFFN
+	g.normTopK = nc.NormTopK == nil || *nc.NormTopK
+	g.routeScale = 1
+	if nc.RoutedScale != nil {
+		g.routeScale = *nc.RoutedScale
+	}
+	groups, used := 1, 1
+	if nc.NGroup != nil {
+		groups = *nc.NGroup
+	}
+	if nc.TopKGroup != nil {
+		used = *nc.TopKGroup
+	}
+	switch {
+	case h.experts < 2:
+		return fmt.Errorf("%w: config.json: n_routed_experts %d: a mixture needs 2 or more", ErrMismatch, h.experts)
+	case h.experts > maxExperts:
+		return fmt.Errorf("%w: config.json: n_routed_experts %d: llama.cpp runs at most %d experts", ErrUnsupported, h.experts, maxExperts)
+	case h.expertsUsed > h.experts:
+		return fmt.Errorf("%w: config.json: num_experts_per_tok %d of %d experts", ErrMismatch, h.expertsUsed, h.experts)
+	case !(g.routeScale > 0) || math.IsInf(g.routeScale, 0):
+		return fmt.Errorf("%w: config.json: routed_scaling_factor %v must be positive", ErrMismatch, g.routeScale)
+	case groups > 1 && used < groups:
+		// llama.cpp's nemotron_h_moe does not pick expert groups.
+		return fmt.Errorf("%w: %s with topk_group %d of n_group %d: llama.cpp's %s does not choose expert groups", ErrUnsupported, arch.hf, used, groups, arch.gguf)
+	}
 	return nil
 }
 
@@ -225,7 +316,7 @@ func nemotronHKeys(w *gguf.Writer, a string, h hparams) {
 		switch b {
 		case nhAttention:
 			kv[i] = uint32(h.kvHeads)
-		case nhMLP:
+		case nhMLP, nhMoE:
 			ff[i] = uint32(h.ffn)
 		}
 	}
@@ -235,6 +326,14 @@ func nemotronHKeys(w *gguf.Writer, a string, h hparams) {
 	// experts: a division by zero that kills the process) unless
 	// expert_feed_forward_length is set; without experts it is unused.
 	w.Set(a+".expert_feed_forward_length", gguf.Uint32(uint32(h.ffn)))
+	if h.experts > 0 {
+		w.Set(a+".expert_count", gguf.Uint32(uint32(h.experts)))
+		w.Set(a+".expert_used_count", gguf.Uint32(uint32(h.expertsUsed)))
+		w.Set(a+".expert_shared_feed_forward_length", gguf.Uint32(uint32(h.sharedFFN)))
+		w.Set(a+".expert_shared_count", gguf.Uint32(uint32(g.shared)))
+		w.Set(a+".expert_weights_norm", gguf.Bool(g.normTopK))
+		w.Set(a+".expert_weights_scale", gguf.Float32(float32(g.routeScale)))
+	}
 	w.Set(a+".attention.key_length", gguf.Uint32(uint32(h.headDim)))
 	w.Set(a+".attention.value_length", gguf.Uint32(uint32(h.headDim)))
 	m := g.mamba
@@ -245,7 +344,10 @@ func nemotronHKeys(w *gguf.Writer, a string, h hparams) {
 	w.Set(a+".ssm.group_count", gguf.Uint32(uint32(m.groups)))
 }
 
-var nemotronLayerRE = regexp.MustCompile(`^(?:backbone|model)\.layers\.(\d+)\.(.+)$`)
+var (
+	nemotronLayerRE  = regexp.MustCompile(`^(?:backbone|model)\.layers\.(\d+)\.(.+)$`)
+	nemotronExpertRE = regexp.MustCompile(`^mixer\.experts\.(\d+)\.(up_proj|down_proj)\.weight$`)
+)
 
 // planNemotronH maps a Nemotron-H checkpoint's tensors.
 func planNemotronH(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, error) {
@@ -275,7 +377,10 @@ func planNemotronH(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPla
 		plan = append(plan, p)
 		return nil
 	}
-	kinds := [...]string{nhMamba: "a Mamba-2", nhAttention: "an attention", nhMLP: "an MLP"}
+	kinds := [...]string{nhMamba: "a Mamba-2", nhAttention: "an attention", nhMLP: "an MLP", nhMoE: "an expert"}
+	E, I, S := int64(h.experts), int64(h.expertFFN), int64(h.sharedFFN)
+	perExpert := map[string][]string{} // per layer's stacked name: each expert's tensor
+	mtp := 0
 	layer := func(n int, suffix string, t safetensors.TensorInfo) error {
 		blk := func(name string) tensorPlan { return tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s", n, name), layer: n} }
 		kind := g.blocks[n]
@@ -318,12 +423,56 @@ func planNemotronH(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPla
 				}
 				return add(blk("ffn_down.bias"), t, []int64{H})
 			}
+		case nhMoE:
+			switch suffix {
+			case "mixer.gate.weight":
+				return add(blk("ffn_gate_inp.weight"), t, []int64{E, H})
+			case "mixer.gate.e_score_correction_bias":
+				return add(blk("exp_probs_b.bias"), t, []int64{E})
+			case "mixer.shared_experts.up_proj.weight":
+				return add(blk("ffn_up_shexp.weight"), t, []int64{S, H})
+			case "mixer.shared_experts.down_proj.weight":
+				return add(blk("ffn_down_shexp.weight"), t, []int64{H, S})
+			case "mixer.experts.up_proj", "mixer.experts.up_proj.weight": // fused, [experts, out, in]
+				return add(blk("ffn_up_exps.weight"), t, []int64{E, I, H})
+			case "mixer.experts.down_proj", "mixer.experts.down_proj.weight":
+				return add(blk("ffn_down_exps.weight"), t, []int64{E, H, I})
+			}
+			if e := nemotronExpertRE.FindStringSubmatch(suffix); e != nil {
+				i, _ := strconv.Atoi(e[1])
+				name, want := "ffn_up_exps.weight", []int64{I, H}
+				if e[2] == "down_proj" {
+					name, want = "ffn_down_exps.weight", []int64{H, I}
+				}
+				key := fmt.Sprintf("blk.%d.%s", n, name)
+				switch {
+				case i >= h.experts:
+					return fmt.Errorf("%w: tensor %q: expert %d of n_routed_experts %d", ErrMismatch, t.Name, i, h.experts)
+				case !slices.Equal(t.Shape, want):
+					return fmt.Errorf("%w: tensor %q has shape %v, config.json implies %v", ErrMismatch, t.Name, t.Shape, want)
+				}
+				if err := checkWeightDType(st, t, h); err != nil {
+					return err
+				}
+				if perExpert[key] == nil {
+					perExpert[key] = make([]string, h.experts)
+				}
+				if perExpert[key][i] != "" {
+					return fmt.Errorf("%w: two tensors for expert %d of %s (the second is %q)", ErrMismatch, i, key, t.Name)
+				}
+				perExpert[key][i] = t.Name
+				return nil
+			}
 		}
 		return refuse()
 	}
 	for _, t := range st.Tensors() {
 		name := t.Name
 		if fp8Aux(st, name) || ignoredRE.MatchString(name) {
+			continue
+		}
+		if strings.HasPrefix(name, "mtp.") {
+			mtp++ // multi-token prediction, for speculative decoding: not converted
 			continue
 		}
 		var err error
@@ -349,6 +498,25 @@ func planNemotronH(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPla
 			return nil, err
 		}
 	}
+	if mtp > 0 {
+		slog.Info("convert: multi-token-prediction tensors skipped", "architecture", arch.hf, "tensors", mtp)
+	}
+	for _, key := range slices.Sorted(maps.Keys(perExpert)) {
+		parts := perExpert[key]
+		if seen[key] {
+			return nil, fmt.Errorf("%w: %s both fused and per expert", ErrMismatch, key)
+		}
+		if i := slices.Index(parts, ""); i >= 0 {
+			return nil, fmt.Errorf("%w: the checkpoint has no tensor for expert %d of %s", ErrMismatch, i, key)
+		}
+		n, _ := strconv.Atoi(strings.Split(key, ".")[1])
+		shape := []int64{E, I, H}
+		if strings.Contains(key, "down") {
+			shape = []int64{E, H, I}
+		}
+		plan = append(plan, tensorPlan{ggufName: key, parts: parts, shape: shape, layer: n})
+		seen[key] = true
+	}
 	required := []string{"token_embd.weight", "output_norm.weight"}
 	if !h.tied {
 		required = append(required, "output.weight")
@@ -366,6 +534,9 @@ func planNemotronH(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPla
 			if g.mlpBias {
 				names = append(names, "ffn_up.bias", "ffn_down.bias")
 			}
+		case nhMoE:
+			names = append(names, "ffn_gate_inp.weight", "exp_probs_b.bias", "ffn_up_exps.weight", "ffn_down_exps.weight",
+				"ffn_up_shexp.weight", "ffn_down_shexp.weight")
 		}
 		for _, s := range names {
 			required = append(required, fmt.Sprintf("blk.%d.%s", n, s))

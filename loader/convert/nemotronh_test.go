@@ -2,6 +2,7 @@ package convert_test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"math"
@@ -9,6 +10,8 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/llm-go/llm/engine"
@@ -24,20 +27,36 @@ import (
 const (
 	nhPattern, nhHidden, nhHeads, nhKV, nhHeadDim = "M*-M-", 64, 4, 2, 32
 	nhMHeads, nhMHeadDim, nhGroups, nhState, nhFF = 8, 12, 2, 16, 96
+	// Nemotron 3 Nano's layout: the MLP blocks are experts, "ME*ME": 8
+	// experts of 32 (3 used, renormalised, scaled by 2.5) and a shared one
+	// of 48.
+	nhMoEPattern, nhExperts, nhUsed, nhExpertFF, nhSharedFF, nhScale = "ME*ME", 8, 3, 32, 48, 2.5
 )
 
 func nemotronHFixture(t *testing.T, prefix string, edit func(map[string]any, []stTensor) []stTensor) string {
+	return nemotronHFixtureOf(t, prefix, nhPattern, false, edit)
+}
+
+// nemotronHFixtureOf writes a Nemotron-H fixture of the given block
+// pattern; fused stores its experts [experts, out, in] as transformers
+// does, else per expert as the released checkpoints.
+func nemotronHFixtureOf(t *testing.T, prefix, pattern string, fused bool, edit func(map[string]any, []stTensor) []stTensor) string {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := map[string]any{
 		"architectures": []string{"NemotronHForCausalLM"}, "model_type": "nemotron_h",
-		"hidden_size": nhHidden, "num_hidden_layers": len(nhPattern), "hybrid_override_pattern": nhPattern,
+		"hidden_size": nhHidden, "num_hidden_layers": len(pattern), "hybrid_override_pattern": pattern,
 		"num_attention_heads": nhHeads, "num_key_value_heads": nhKV, "head_dim": nhHeadDim, "intermediate_size": nhFF,
 		"mamba_num_heads": nhMHeads, "mamba_head_dim": nhMHeadDim, "n_groups": nhGroups, "ssm_state_size": nhState,
 		"conv_kernel": 4, "use_conv_bias": true, "use_bias": false, "mlp_bias": false, "mlp_hidden_act": "relu2",
 		"mamba_hidden_act": "silu", "layer_norm_epsilon": 1e-5, "rms_norm_eps": 1e-5, "attention_bias": false,
 		"max_position_embeddings": 4096, "vocab_size": g4Vocab, "tie_word_embeddings": false, "bos_token_id": 1, "eos_token_id": 2,
 		"expand": 2, "chunk_size": 128, "residual_in_fp32": false, "rescale_prenorm_residual": true,
+	}
+	if strings.Contains(pattern, "E") {
+		cfg["n_routed_experts"], cfg["num_experts_per_tok"], cfg["moe_intermediate_size"] = nhExperts, nhUsed, nhExpertFF
+		cfg["moe_shared_expert_intermediate_size"], cfg["n_shared_experts"], cfg["norm_topk_prob"] = nhSharedFF, 1, true
+		cfg["routed_scaling_factor"], cfg["n_group"], cfg["topk_group"], cfg["num_nextn_predict_layers"] = nhScale, 1, 1, 1
 	}
 	copyHFFiles(t, "tiny-llama-st", dir, func(m map[string]any) {
 		clear(m)
@@ -52,10 +71,26 @@ func nemotronHFixture(t *testing.T, prefix string, edit func(map[string]any, []s
 	Q, KV := int64(nhHeads*nhHeadDim), int64(nhKV*nhHeadDim)
 	ts := []stTensor{f32Tensor(prefix+"embeddings.weight", []int64{g4Vocab, H}, randn(r, g4Vocab*nhHidden, 1)),
 		w.vec(prefix+"norm_f.weight", H, 1, 0.1), w.mat("lm_head.weight", g4Vocab, H)}
-	for l, kind := range nhPattern {
+	if strings.Contains(pattern, "E") {
+		ts = append(ts, w.vec("mtp.layers.0.norm.weight", H, 1, 0.1)) // multi-token prediction: skipped
+	}
+	for l, kind := range pattern {
 		p := prefix + "layers." + string(rune('0'+l)) + "."
 		ts = append(ts, w.vec(p+"norm.weight", H, 1, 0.1))
 		switch kind {
+		case 'E':
+			ts = append(ts, w.mat(p+"mixer.gate.weight", nhExperts, H), w.vec(p+"mixer.gate.e_score_correction_bias", nhExperts, 0, 0.3),
+				w.mat(p+"mixer.shared_experts.up_proj.weight", nhSharedFF, H), w.mat(p+"mixer.shared_experts.down_proj.weight", H, nhSharedFF))
+			if fused {
+				up, down := w.mat(p+"mixer.experts.up_proj", nhExperts*nhExpertFF, H), w.mat(p+"mixer.experts.down_proj", nhExperts*H, nhExpertFF)
+				up.shape, down.shape = []int64{nhExperts, nhExpertFF, H}, []int64{nhExperts, H, nhExpertFF}
+				ts = append(ts, up, down)
+				break
+			}
+			for e := range nhExperts {
+				q := p + "mixer.experts." + strconv.Itoa(e) + "."
+				ts = append(ts, w.mat(q+"up_proj.weight", nhExpertFF, H), w.mat(q+"down_proj.weight", H, nhExpertFF))
+			}
 		case '*':
 			ts = append(ts, w.mat(p+"mixer.q_proj.weight", Q, H), w.mat(p+"mixer.k_proj.weight", KV, H),
 				w.mat(p+"mixer.v_proj.weight", KV, H), w.mat(p+"mixer.o_proj.weight", H, Q))
@@ -80,15 +115,89 @@ func nemotronHFixture(t *testing.T, prefix string, edit func(map[string]any, []s
 // without positions, scaled by 1/sqrt(head size); MLPs down(relu(up·h)²);
 // the Mamba-2 mixers' gated norm per group.
 func nemotronHReference(t *testing.T, dir, prefix string) (*refModel, []*mamba2Ref) {
+	return nemotronHReferenceOf(t, dir, prefix, nhPattern, nil)
+}
+
+// nhMoERef is a Nemotron-H MoE block's reference, with knobs for the
+// sensitivity checks.
+type nhMoERef struct {
+	noBias, noNorm, noScale, noShared bool
+}
+
+func nemotronHReferenceOf(t *testing.T, dir, prefix, pattern string, moe *nhMoERef) (*refModel, []*mamba2Ref) {
 	t.Helper()
 	r := openST(t, dir)
 	m := &refModel{hidden: nhHidden, heads: nhHeads, kvHeads: nhKV, headDim: nhHeadDim, eps: 1e-5, invFreq: defaultInvFreq(10000, nhHeadDim)}
 	m.emb, m.norm, m.out = r.get(prefix+"embeddings.weight"), r.get(prefix+"norm_f.weight"), r.get("lm_head.weight")
 	var mixers []*mamba2Ref
-	for l, kind := range nhPattern {
+	relu2 := func(up, down []float64, h []float64, width int) []float64 {
+		u := matvec(up, h, width)
+		for e := range u {
+			u[e] = max(u[e], 0) * max(u[e], 0)
+		}
+		return matvec(down, u, nhHidden)
+	}
+	for l, kind := range pattern {
 		p := prefix + "layers." + string(rune('0'+l)) + "."
 		L := refLayer{attnNorm: r.get(p + "norm.weight"), noMLP: true, noRope: true}
 		switch kind {
+		case 'E':
+			router, bias := r.get(p+"mixer.gate.weight"), r.get(p+"mixer.gate.e_score_correction_bias")
+			shUp, shDown := r.get(p+"mixer.shared_experts.up_proj.weight"), r.get(p+"mixer.shared_experts.down_proj.weight")
+			var ups, downs [][]float64
+			for e := range nhExperts {
+				if r.has(p + "mixer.experts.up_proj") { // fused [experts, out, in]
+					up, down := r.get(p+"mixer.experts.up_proj"), r.get(p+"mixer.experts.down_proj")
+					n := nhExpertFF * nhHidden
+					ups, downs = append(ups, up[e*n:(e+1)*n]), append(downs, down[e*n:(e+1)*n])
+					continue
+				}
+				q := p + "mixer.experts." + strconv.Itoa(e) + "."
+				ups, downs = append(ups, r.get(q+"up_proj.weight")), append(downs, r.get(q+"down_proj.weight"))
+			}
+			L.mixer = func(hs [][]float64) [][]float64 {
+				out := make([][]float64, len(hs))
+				for i, h := range hs {
+					logits := matvec(router, h, nhExperts)
+					score, choice := make([]float64, nhExperts), make([]float64, nhExperts)
+					for e, v := range logits {
+						score[e] = 1 / (1 + math.Exp(-v))
+						choice[e] = score[e]
+						if !moe.noBias {
+							choice[e] += bias[e]
+						}
+					}
+					order := make([]int, nhExperts)
+					for e := range order {
+						order[e] = e
+					}
+					slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(choice[b], choice[a]) })
+					var sum float64
+					for _, e := range order[:nhUsed] {
+						sum += score[e]
+					}
+					o := make([]float64, nhHidden)
+					for _, e := range order[:nhUsed] {
+						wgt := score[e]
+						if !moe.noNorm {
+							wgt /= sum + 1e-20
+						}
+						if !moe.noScale {
+							wgt *= nhScale
+						}
+						for j, v := range relu2(ups[e], downs[e], h, nhExpertFF) {
+							o[j] += wgt * v
+						}
+					}
+					if !moe.noShared {
+						for j, v := range relu2(shUp, shDown, h, nhSharedFF) {
+							o[j] += v
+						}
+					}
+					out[i] = o
+				}
+				return out
+			}
 		case '*':
 			L.wq, L.wk, L.wv, L.wo = r.get(p+"mixer.q_proj.weight"), r.get(p+"mixer.k_proj.weight"), r.get(p+"mixer.v_proj.weight"), r.get(p+"mixer.o_proj.weight")
 		case '-':
@@ -279,6 +388,71 @@ func TestNemotronHRefused(t *testing.T) {
 			t.Errorf("%s: %v, want %v", name, err, tc.want)
 		} else {
 			t.Logf("%s: %v", name, err)
+		}
+	}
+}
+
+// TestNemotronHMoE converts Nemotron 3 Nano layouts (expert blocks in
+// place of the MLPs; experts per expert, as released, and fused, as
+// transformers stores them) to llama.cpp's nemotron_h_moe and checks the
+// keys and the logits against the float64 reference, which would see the
+// selection bias, the renormalisation, the routed scale or the shared
+// expert left out.
+func TestNemotronHMoE(t *testing.T) {
+	prompts := readReference(t, "tiny-llama-st").Prompts
+	for _, fused := range []bool{false, true} {
+		dir := nemotronHFixtureOf(t, "backbone.", nhMoEPattern, fused, nil)
+		out := filepath.Join(t.TempDir(), "nhmoe.gguf")
+		if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32", Name: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		f, err := gguf.Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if f.Architecture() != "nemotron_h_moe" {
+			t.Fatalf("architecture %q", f.Architecture())
+		}
+		for key, want := range map[string]uint64{"expert_count": nhExperts, "expert_used_count": nhUsed, "expert_feed_forward_length": nhExpertFF,
+			"expert_shared_feed_forward_length": nhSharedFF, "expert_shared_count": 1} {
+			if v, ok := f.Uint("nemotron_h_moe." + key); !ok || v != want {
+				t.Errorf("%s = %v (%v), want %v", key, v, ok, want)
+			}
+		}
+		if v, ok := f.Lookup("nemotron_h_moe.feed_forward_length"); !ok {
+			t.Error("no feed_forward_length")
+		} else if got, _ := v.AsUints(); !slices.Equal(got, []uint64{0, nhExpertFF, 0, 0, nhExpertFF}) {
+			t.Errorf("feed_forward_length %v", got)
+		}
+		if s, _ := f.Float("nemotron_h_moe.expert_weights_scale"); s != nhScale {
+			t.Errorf("expert_weights_scale %v", s)
+		}
+		fresh := func(m *nhMoERef) func() *refModel {
+			return func() *refModel { ref, _ := nemotronHReferenceOf(t, dir, "backbone.", nhMoEPattern, m); return ref }
+		}
+		ctx := refContext(t, out)
+		checkRef(t, ctx, prompts, fresh(&nhMoERef{})().forward, 1e-5)
+		for name, m := range map[string]*nhMoERef{"selection bias": {noBias: true}, "renormalisation": {noNorm: true},
+			"routed scale": {noScale: true}, "shared expert": {noShared: true}} {
+			checkSensitive(t, ctx, prompts, fresh(m), map[string]func(*refModel){name: func(*refModel) {}})
+		}
+	}
+	for name, tc := range map[string]struct {
+		edit func(map[string]any, []stTensor) []stTensor
+		want error
+	}{
+		"grouped experts":   {func(c map[string]any, ts []stTensor) []stTensor { c["n_group"], c["topk_group"] = 4, 2; return ts }, convert.ErrUnsupported},
+		"latent experts":    {setConfig("moe_latent_size", 16), convert.ErrUnsupported},
+		"no shared experts": {setConfig("n_shared_experts", 0), convert.ErrMismatch},
+		"an expert missing": {dropTensor("backbone.layers.4.mixer.experts.5.down_proj.weight"), convert.ErrMismatch},
+		"no selection bias": {dropTensor("backbone.layers.1.mixer.gate.e_score_correction_bias"), convert.ErrMismatch},
+		"an expert too many": {func(_ map[string]any, ts []stTensor) []stTensor {
+			return append(ts, f32Tensor("backbone.layers.1.mixer.experts.8.up_proj.weight", []int64{nhExpertFF, nhHidden}, make([]float32, nhExpertFF*nhHidden)))
+		}, convert.ErrMismatch},
+	} {
+		err := convert.Convert(context.Background(), nemotronHFixtureOf(t, "backbone.", nhMoEPattern, false, tc.edit), filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", name, err, tc.want)
 		}
 	}
 }
