@@ -120,7 +120,9 @@ var singleTypes = map[string]gguf.Type{
 // (Q2_K, Q3_K_S/M/L, Q4_K_S/M, Q5_K_S/M), which llama.cpp quantizes tensor
 // by tensor to different types, it is an approximation: the parameter count
 // times llama.cpp's documented average bits per weight (Q4_K_M ≈ 4.89,
-// Q5_K_M ≈ 5.69, Q3_K_M ≈ 3.91, ...), within a few percent of real files.
+// Q5_K_M ≈ 5.69, Q3_K_M ≈ 3.91, ...), within a few percent of real files,
+// but for matrices whose rows are not a multiple of 256 values, which
+// llama.cpp gives a fallback type (kQuantFallback), counted at its size.
 func (s Shape) WeightBytes(quant string) (uint64, error) {
 	q := normQuant(quant)
 	if q == "MXFP4_MOE" {
@@ -137,7 +139,51 @@ func (s Shape) WeightBytes(quant string) (uint64, error) {
 		})
 	}
 	if bpw, ok := bitsPerWeight[q]; ok {
-		return uint64(math.Ceil(float64(s.Params()) * bpw / 8)), nil
+		// Matrices whose rows are not a multiple of 256 values cannot take
+		// a k-quant: llama.cpp's quantizer gives them its fallback type.
+		fallback := kQuantFallback(q)
+		moreBits := q == "Q4_K_M" || q == "Q5_K_M" || q == "Q4_K" || q == "Q5_K"
+		tensors := s.tensors()
+		nV := 0
+		for _, t := range tensors {
+			if strings.HasSuffix(t.name, ".attn_v.weight") {
+				nV++
+			}
+		}
+		var bits float64
+		iV := 0
+		for _, t := range tensors {
+			n := 1.0
+			for _, d := range t.shape {
+				n *= float64(d)
+			}
+			// Q4_K_M and Q5_K_M give some layers' ffn_down and attn_v Q6_K,
+			// whose fallback is Q8_0.
+			six := false
+			if moreBits {
+				if strings.HasSuffix(t.name, ".attn_v.weight") {
+					six = useMoreBits(iV, nV)
+					iV++
+				} else if strings.HasSuffix(t.name, ".ffn_down.weight") || strings.HasSuffix(t.name, ".ffn_down_exps.weight") {
+					var layer int
+					fmt.Sscanf(t.name, "blk.%d.", &layer)
+					six = useMoreBits(layer, s.Layers)
+				}
+			}
+			if t.fanIn > 0 && !t.f32 && t.shape[0]%256 != 0 {
+				typ := fallback
+				if isOutput(s, t.name) || six {
+					typ = gguf.TypeQ8_0 // Q6_K's fallback
+				}
+				row, err := typ.RowSize(t.shape[0])
+				if err == nil {
+					bits += n / float64(t.shape[0]) * float64(row) * 8
+					continue
+				}
+			}
+			bits += n * bpw
+		}
+		return uint64(math.Ceil(bits / 8)), nil
 	}
 	typ, ok := singleTypes[q]
 	if !ok {
@@ -157,9 +203,34 @@ func (s Shape) WeightBytes(quant string) (uint64, error) {
 			return gguf.TypeF16 // llama.cpp's quantizer leaves routers as they are
 		case quantized && isOutput(s, t.name):
 			return outputType(typ, t.shape[0])
+		case typ == gguf.TypeQ6_K && t.shape[0]%256 != 0:
+			return kQuantFallback(q)
 		}
 		return typ
 	})
+}
+
+// useMoreBits is llama.cpp's choice of the i-th of n layers that
+// Q4_K_M and Q5_K_M quantize with more bits: the first and last eighth,
+// and every third between.
+func useMoreBits(i, n int) bool {
+	return i < n/8 || i >= 7*n/8 || (i-n/8)%3 == 2
+}
+
+// kQuantFallback is the type llama.cpp's quantizer gives a matrix whose
+// rows are not a multiple of 256 values in a file of k-quant type quant
+// (Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0, Q2_K and Q3_K → IQ4_NL), by the
+// type the file mostly holds.
+func kQuantFallback(quant string) gguf.Type {
+	switch {
+	case strings.HasPrefix(quant, "Q2_K"), strings.HasPrefix(quant, "Q3_K"):
+		return gguf.TypeIQ4_NL
+	case strings.HasPrefix(quant, "Q4_K"):
+		return gguf.TypeQ5_0
+	case strings.HasPrefix(quant, "Q5_K"):
+		return gguf.TypeQ5_1
+	}
+	return gguf.TypeQ8_0
 }
 
 // bytesOf sums the tensors' sizes, each matrix in the type typeOf gives it

@@ -810,3 +810,37 @@ func TestNemotronShapes(t *testing.T) {
 		}
 	}
 }
+
+// TestKQuantFallback: in a k-quant file, llama.cpp gives matrices whose
+// rows are not a multiple of 256 values a fallback type (Q4_K_M: Q5_0,
+// the output Q8_0; Q6_K: Q8_0); WeightBytes counts them at that size, so
+// that a shape like Nemotron Nano 2's (hidden size 4480) is not
+// underestimated. Here every row is 96 or 160 values: the estimate is
+// within 3% of the real Q4_K_M file (the average 4.89 bits per weight
+// alone would be far below it), and Q6_K is exact.
+func TestKQuantFallback(t *testing.T) {
+	s := Shape{Name: "odd", Vocab: 1000, Embd: 96, FF: 160, Layers: 2, Heads: 3, KVHeads: 1, Context: 256, RopeTheta: 10000, NormEps: 1e-5}
+	path := filepath.Join(t.TempDir(), "q4km.gguf")
+	if err := Create(context.Background(), path, s, "Q4_K_M", 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var size uint64
+	for _, ti := range f.Tensors {
+		size += ti.Size
+	}
+	est, err := s.WeightBytes("Q4_K_M")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := float64(est) / float64(size); r < 0.97 || r > 1.03 {
+		t.Errorf("Q4_K_M: WeightBytes %d, the file holds %d (%.3f)", est, size, r)
+	}
+	if avg := uint64(float64(s.Params()) * bitsPerWeight["Q4_K_M"] / 8); float64(avg) > 0.95*float64(size) {
+		t.Errorf("the average alone gives %d of %d: this shape does not test the fallback", avg, size)
+	}
+	createChecked(t, s, "Q6_K")
+}
