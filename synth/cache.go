@@ -151,7 +151,7 @@ func (s Shape) WeightBytes(quant string) (uint64, error) {
 			}
 		}
 		var bits float64
-		iV := 0
+		iV, iDown := 0, 0
 		for _, t := range tensors {
 			n := 1.0
 			for _, d := range t.shape {
@@ -164,9 +164,14 @@ func (s Shape) WeightBytes(quant string) (uint64, error) {
 				if strings.HasSuffix(t.name, ".attn_v.weight") {
 					six = useMoreBits(iV, nV)
 					iV++
-				} else if strings.HasSuffix(t.name, ".ffn_down.weight") || strings.HasSuffix(t.name, ".ffn_down_exps.weight") {
-					var layer int
-					fmt.Sscanf(t.name, "blk.%d.", &layer)
+				} else if strings.Contains(t.name, ".ffn_down") { // as llama.cpp matches it: the shared experts' too
+					// llama.cpp counts the ffn_down tensors, or with
+					// experts reads the block from the name.
+					layer := iDown
+					if s.Experts > 1 {
+						fmt.Sscanf(t.name, "blk.%d.", &layer)
+					}
+					iDown++
 					six = useMoreBits(layer, s.Layers)
 				}
 			}
@@ -205,6 +210,8 @@ func (s Shape) WeightBytes(quant string) (uint64, error) {
 			return outputType(typ, t.shape[0])
 		case typ == gguf.TypeQ6_K && t.shape[0]%256 != 0:
 			return kQuantFallback(q)
+		case typ == gguf.TypeIQ4_XS && t.shape[0]%256 != 0:
+			return gguf.TypeIQ4_NL // llama.cpp's fallback for IQ4_XS
 		}
 		return typ
 	})

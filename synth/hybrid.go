@@ -65,8 +65,8 @@ func (s Shape) validateMamba2() error {
 		return fmt.Errorf("synth: %s: %d groups do not divide %d Mamba-2 heads", s.Arch, s.SSMGroups, s.SSMHeads)
 	case s.SSMState <= 0:
 		return fmt.Errorf("synth: %s: state size %d is not positive", s.Arch, s.SSMState)
-	case s.SSMConv < 2:
-		return fmt.Errorf("synth: %s: a convolution of %d taps: want 2 or more", s.Arch, s.SSMConv)
+	case s.SSMConv != 3 && s.SSMConv != 4:
+		return fmt.Errorf("synth: %s: a convolution of %d taps: ggml's CUDA convolution runs 3 or 4 only (others abort)", s.Arch, s.SSMConv)
 	}
 	return nil
 }

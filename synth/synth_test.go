@@ -635,6 +635,7 @@ func TestGraniteShapes(t *testing.T) {
 		"groups not dividing the heads":     func(s *Shape) { s.SSMGroups = 3 },
 		"no state":                          func(s *Shape) { s.SSMState = 0 },
 		"a convolution of 1":                func(s *Shape) { s.SSMConv = 1 },
+		"a convolution of 5 (CUDA aborts)":  func(s *Shape) { s.SSMConv = 5 },
 		"all attention":                     func(s *Shape) { s.AttnLayers = []int{0, 1, 2, 3} },
 		"attention layer out of range":      func(s *Shape) { s.AttnLayers = []int{4} },
 		"attention layers unordered":        func(s *Shape) { s.AttnLayers = []int{2, 1} },
@@ -788,20 +789,21 @@ func TestNemotronShapes(t *testing.T) {
 		t.Errorf("granitehybrid: recurrent %v", rec)
 	}
 	for name, edit := range map[string]func(*Shape){
-		"pattern too short":          func(s *Shape) { s.Pattern = "M-M*-" },
-		"pattern with experts":       func(s *Shape) { s.Pattern = "M-M*-E" },
-		"pattern with an unknown":    func(s *Shape) { s.Pattern = "M-M*-x" },
-		"no Mamba-2 block":           func(s *Shape) { s.Pattern = "*-*--*" },
-		"no attention block":         func(s *Shape) { s.Pattern = "M-M--M" },
-		"no Mamba-2 head size":       func(s *Shape) { s.SSMHeadDim = 0 },
-		"inner size of 4×20":         func(s *Shape) { s.SSMHeadDim = 20 },
-		"groups not dividing heads":  func(s *Shape) { s.SSMGroups = 3 },
-		"no state":                   func(s *Shape) { s.SSMState = 0 },
-		"a convolution of 1":         func(s *Shape) { s.SSMConv = 1 },
-		"experts":                    func(s *Shape) { s.Experts, s.ExpertsUsed = 4, 2 },
-		"attention layers":           func(s *Shape) { s.AttnLayers = []int{3} },
-		"pattern on granitehybrid":   func(s *Shape) { s.Arch = "granitehybrid" },
-		"Mamba-2 head size on llama": func(s *Shape) { s.Arch, s.Pattern, s.SSMHeads, s.SSMState, s.SSMGroups, s.SSMConv = "", "", 0, 0, 0, 0 },
+		"pattern too short":                func(s *Shape) { s.Pattern = "M-M*-" },
+		"pattern with experts":             func(s *Shape) { s.Pattern = "M-M*-E" },
+		"pattern with an unknown":          func(s *Shape) { s.Pattern = "M-M*-x" },
+		"no Mamba-2 block":                 func(s *Shape) { s.Pattern = "*-*--*" },
+		"no attention block":               func(s *Shape) { s.Pattern = "M-M--M" },
+		"no Mamba-2 head size":             func(s *Shape) { s.SSMHeadDim = 0 },
+		"inner size of 4×20":               func(s *Shape) { s.SSMHeadDim = 20 },
+		"groups not dividing heads":        func(s *Shape) { s.SSMGroups = 3 },
+		"no state":                         func(s *Shape) { s.SSMState = 0 },
+		"a convolution of 1":               func(s *Shape) { s.SSMConv = 1 },
+		"a convolution of 5 (CUDA aborts)": func(s *Shape) { s.SSMConv = 5 },
+		"experts":                          func(s *Shape) { s.Experts, s.ExpertsUsed = 4, 2 },
+		"attention layers":                 func(s *Shape) { s.AttnLayers = []int{3} },
+		"pattern on granitehybrid":         func(s *Shape) { s.Arch = "granitehybrid" },
+		"Mamba-2 head size on llama":       func(s *Shape) { s.Arch, s.Pattern, s.SSMHeads, s.SSMState, s.SSMGroups, s.SSMConv = "", "", 0, 0, 0, 0 },
 	} {
 		s := tinyNemotron
 		edit(&s)
@@ -843,4 +845,20 @@ func TestKQuantFallback(t *testing.T) {
 		t.Errorf("the average alone gives %d of %d: this shape does not test the fallback", avg, size)
 	}
 	createChecked(t, s, "Q6_K")
+	// IQ4_XS's 256-value blocks fall back to IQ4_NL: sized, within 3%.
+	xs := filepath.Join(t.TempDir(), "iq4xs.gguf")
+	if err := Create(context.Background(), xs, s, "IQ4_XS", 1, 1); err != nil {
+		t.Fatal(err)
+	}
+	fx, err := gguf.Open(xs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var xsSize uint64
+	for _, ti := range fx.Tensors {
+		xsSize += ti.Size
+	}
+	if est, err := s.WeightBytes("IQ4_XS"); err != nil || float64(est) < 0.97*float64(xsSize) || float64(est) > 1.03*float64(xsSize) {
+		t.Errorf("IQ4_XS: WeightBytes %d, %v; the file holds %d", est, err, xsSize)
+	}
 }

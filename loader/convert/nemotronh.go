@@ -84,7 +84,11 @@ type nemotronH struct {
 	shared     int
 	normTopK   bool
 	routeScale float64
-	mamba      graniteHybrid // the Mamba-2 sizes (dInner, dState, heads, groups, dConv, convBias)
+	// groups and groupsUsed: the experts fall in groups, of which the
+	// router keeps the best groupsUsed (by their two best scores) before
+	// picking experts; 0 when it does not.
+	groups, groupsUsed int
+	mamba              graniteHybrid // the Mamba-2 sizes (dInner, dState, heads, groups, dConv, convBias)
 }
 
 // nemotronHBlocks reads the blocks from layers_block_type (as
@@ -221,8 +225,9 @@ func (c *hfConfig) nemotronHHparams(arch archSpec, h *hparams) error {
 // (transformers' NemotronHMoE: a sigmoid router whose
 // e_score_correction_bias picks the experts but does not weight them, the
 // top-k weights renormalised with norm_topk_prob and scaled by
-// routed_scaling_factor, ReLU² experts of up and down projections, and
-// shared experts of the same kind added).
+// routed_scaling_factor, optionally within the topk_group best of n_group
+// expert groups, ReLU² experts of up and down projections, and a shared
+// MLP of the same kind added).
 func (c *hfConfig) nemotronHExperts(arch archSpec, h *hparams, g *nemotronH) error {
 	nc := c.NemotronH
 	if slices.Contains(g.blocks, nhMLP) {
@@ -236,14 +241,19 @@ func (c *hfConfig) nemotronHExperts(arch archSpec, h *hparams, g *nemotronH) err
 		v    *int
 		dst  *int
 	}{{"n_routed_experts", nc.RoutedExperts, &h.experts}, {"num_experts_per_tok", nc.ExpertsPerTok, &h.expertsUsed},
-		{"moe_intermediate_size", nc.ExpertFFN, &h.expertFFN}, {"moe_shared_expert_intermediate_size", nc.SharedFFN, &h.sharedFFN},
-		{"n_shared_experts", nc.SharedExperts, &g.shared}} {
+		{"moe_intermediate_size", nc.ExpertFFN, &h.expertFFN}, {"moe_shared_expert_intermediate_size", nc.SharedFFN, &h.sharedFFN}} {
 		if f.v == nil || *f.v <= 0 {
 			return fmt.Errorf("%w: config.json: %s with experts has no positive %s", ErrMismatch, arch.hf, f.name)
 		}
 		*f.dst = *f.v
 	}
 	h.ffn = h.expertFFN
+	// transformers builds one shared MLP of moe_shared_expert_intermediate_size
+	// whatever n_shared_experts says.
+	g.shared = 1
+	if nc.SharedExperts != nil && *nc.SharedExperts > 0 {
+		g.shared = *nc.SharedExperts
+	}
 	g.normTopK = nc.NormTopK == nil || *nc.NormTopK
 	g.routeScale = 1
 	if nc.RoutedScale != nil {
@@ -265,9 +275,10 @@ func (c *hfConfig) nemotronHExperts(arch archSpec, h *hparams, g *nemotronH) err
 		return fmt.Errorf("%w: config.json: num_experts_per_tok %d of %d experts", ErrMismatch, h.expertsUsed, h.experts)
 	case !(g.routeScale > 0) || math.IsInf(g.routeScale, 0):
 		return fmt.Errorf("%w: config.json: routed_scaling_factor %v must be positive", ErrMismatch, g.routeScale)
+	case groups > 1 && used < groups && (used < 1 || h.experts%groups != 0 || h.experts/groups < 2):
+		return fmt.Errorf("%w: config.json: topk_group %d of n_group %d over %d experts: want groups of 2 or more experts dividing them, and at least one kept", ErrMismatch, used, groups, h.experts)
 	case groups > 1 && used < groups:
-		// llama.cpp's nemotron_h_moe does not pick expert groups.
-		return fmt.Errorf("%w: %s with topk_group %d of n_group %d: llama.cpp's %s does not choose expert groups", ErrUnsupported, arch.hf, used, groups, arch.gguf)
+		g.groups, g.groupsUsed = groups, used
 	}
 	return nil
 }
@@ -333,6 +344,10 @@ func nemotronHKeys(w *gguf.Writer, a string, h hparams) {
 		w.Set(a+".expert_shared_count", gguf.Uint32(uint32(g.shared)))
 		w.Set(a+".expert_weights_norm", gguf.Bool(g.normTopK))
 		w.Set(a+".expert_weights_scale", gguf.Float32(float32(g.routeScale)))
+		if g.groups > 1 {
+			w.Set(a+".expert_group_count", gguf.Uint32(uint32(g.groups)))
+			w.Set(a+".expert_group_used_count", gguf.Uint32(uint32(g.groupsUsed)))
+		}
 	}
 	w.Set(a+".attention.key_length", gguf.Uint32(uint32(h.headDim)))
 	w.Set(a+".attention.value_length", gguf.Uint32(uint32(h.headDim)))

@@ -122,6 +122,9 @@ func nemotronHReference(t *testing.T, dir, prefix string) (*refModel, []*mamba2R
 // sensitivity checks.
 type nhMoERef struct {
 	noBias, noNorm, noScale, noShared bool
+	// groups and topKGroup: the router keeps the topKGroup groups with
+	// the best two scores (with the bias) before choosing (0: no groups).
+	groups, topKGroup int
 }
 
 func nemotronHReferenceOf(t *testing.T, dir, prefix, pattern string, moe *nhMoERef) (*refModel, []*mamba2Ref) {
@@ -165,6 +168,25 @@ func nemotronHReferenceOf(t *testing.T, dir, prefix, pattern string, moe *nhMoER
 						choice[e] = score[e]
 						if !moe.noBias {
 							choice[e] += bias[e]
+						}
+					}
+					if moe.groups > 1 {
+						per := nhExperts / moe.groups
+						type gs struct {
+							g int
+							s float64
+						}
+						var gsc []gs
+						for gi := range moe.groups {
+							part := slices.Clone(choice[gi*per : (gi+1)*per])
+							slices.SortFunc(part, func(a, b float64) int { return cmp.Compare(b, a) })
+							gsc = append(gsc, gs{gi, part[0] + part[1]})
+						}
+						slices.SortStableFunc(gsc, func(a, b gs) int { return cmp.Compare(b.s, a.s) })
+						for _, x := range gsc[moe.topKGroup:] {
+							for e := x.g * per; e < (x.g+1)*per; e++ {
+								choice[e] = math.Inf(-1)
+							}
 						}
 					}
 					order := make([]int, nhExperts)
@@ -441,9 +463,8 @@ func TestNemotronHMoE(t *testing.T) {
 		edit func(map[string]any, []stTensor) []stTensor
 		want error
 	}{
-		"grouped experts":   {func(c map[string]any, ts []stTensor) []stTensor { c["n_group"], c["topk_group"] = 4, 2; return ts }, convert.ErrUnsupported},
 		"latent experts":    {setConfig("moe_latent_size", 16), convert.ErrUnsupported},
-		"no shared experts": {setConfig("n_shared_experts", 0), convert.ErrMismatch},
+		"groups of one":     {func(c map[string]any, ts []stTensor) []stTensor { c["n_group"], c["topk_group"] = 8, 4; return ts }, convert.ErrMismatch},
 		"an expert missing": {dropTensor("backbone.layers.4.mixer.experts.5.down_proj.weight"), convert.ErrMismatch},
 		"no selection bias": {dropTensor("backbone.layers.1.mixer.gate.e_score_correction_bias"), convert.ErrMismatch},
 		"an expert too many": {func(_ map[string]any, ts []stTensor) []stTensor {
@@ -455,4 +476,36 @@ func TestNemotronHMoE(t *testing.T) {
 			t.Errorf("%s: %v, want %v", name, err, tc.want)
 		}
 	}
+}
+
+// TestNemotronHMoEGroups: with n_group 4 and topk_group 2 the router keeps
+// the two groups (of two experts) with the best scores before choosing, as
+// llama.cpp does with expert_group_count and expert_group_used_count;
+// the reference would see the groups left out.
+func TestNemotronHMoEGroups(t *testing.T) {
+	prompts := readReference(t, "tiny-llama-st").Prompts
+	dir := nemotronHFixtureOf(t, "backbone.", nhMoEPattern, false, func(c map[string]any, ts []stTensor) []stTensor {
+		c["n_group"], c["topk_group"] = 4, 2
+		delete(c, "n_shared_experts") // transformers' default: one
+		return ts
+	})
+	out := filepath.Join(t.TempDir(), "groups.gguf")
+	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32", Name: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for key, want := range map[string]uint64{"expert_group_count": 4, "expert_group_used_count": 2, "expert_shared_count": 1} {
+		if v, ok := f.Uint("nemotron_h_moe." + key); !ok || v != want {
+			t.Errorf("%s = %v (%v), want %v", key, v, ok, want)
+		}
+	}
+	fresh := func(m *nhMoERef) func() *refModel {
+		return func() *refModel { ref, _ := nemotronHReferenceOf(t, dir, "backbone.", nhMoEPattern, m); return ref }
+	}
+	ctx := refContext(t, out)
+	checkRef(t, ctx, prompts, fresh(&nhMoERef{groups: 4, topKGroup: 2})().forward, 1e-5)
+	checkSensitive(t, ctx, prompts, fresh(&nhMoERef{}), map[string]func(*refModel){"expert groups": func(*refModel) {}})
 }
