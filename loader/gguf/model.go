@@ -30,7 +30,9 @@ func SplitPath(prefix string, no, count int) string {
 // abort or read out of bounds on (tokenizer.ggml.tokens an array of unique
 // strings; tokenizer.ggml.scores an f32 array and tokenizer.ggml.token_type
 // an i32 array, each at least as long; tokenizer.ggml.merges an array of
-// strings) and, when its metadata says it is the first file of a split
+// strings), the hyperparameters llama.cpp's loader asserts on (see
+// checkHparams: expert counts and groups, the rope scaling type) and, when
+// its metadata says it is the first file of a split
 // model (split.count > 1),
 // every other file of the split, named as [SplitPath] names them. It checks
 // what llama.cpp's model loader requires of splits: split.count and
@@ -45,6 +47,9 @@ func ValidateModel(path string) (*File, error) {
 		return nil, err
 	}
 	if err := checkVocab(f); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if err := checkHparams(f); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	cv, ok := f.Lookup(KeySplitCount)
