@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/llm-go/llm/loader/gguf"
@@ -266,29 +265,9 @@ func planGraniteHybrid(st *safetensors.Model, arch archSpec, h hparams) ([]tenso
 	if moe {
 		S = int64(h.sharedFFN)
 	}
-	var plan []tensorPlan
-	seen := map[string]bool{}
+	pl := newPlanner(st, h)
+	add := pl.add
 	fused := fusedExperts{}
-	add := func(p tensorPlan, t safetensors.TensorInfo, want []int64) error {
-		if !slices.Equal(t.Shape, want) {
-			return fmt.Errorf("%w: tensor %q has shape %v, config.json implies %v", ErrMismatch, t.Name, t.Shape, want)
-		}
-		if err := checkWeightDType(st, t, h); err != nil {
-			return err
-		}
-		if seen[p.ggufName] {
-			return fmt.Errorf("%w: two tensors for %s (the second is %q)", ErrMismatch, p.ggufName, t.Name)
-		}
-		if p.hfName == "" && p.derive == nil && p.oss == nil {
-			p.hfName = t.Name
-		}
-		if p.shape == nil {
-			p.shape = t.Shape
-		}
-		seen[p.ggufName] = true
-		plan = append(plan, p)
-		return nil
-	}
 	// The shared MLP is the dense MLP without experts.
 	gate, up, down := "ffn_gate", "ffn_up", "ffn_down"
 	if moe {
@@ -371,15 +350,11 @@ func planGraniteHybrid(st *safetensors.Model, arch archSpec, h hparams) ([]tenso
 		case "lm_head.weight":
 			err = add(tensorPlan{ggufName: "output.weight", layer: -1}, t, []int64{V, H})
 		default:
-			m := layerRE.FindStringSubmatch(name)
-			if m == nil {
-				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, name, arch.hf)
+			n, suffix, berr := blockOf(layerRE, name, h.layers, arch)
+			if berr != nil {
+				return nil, berr
 			}
-			n, aerr := strconv.Atoi(m[1])
-			if aerr != nil || n >= h.layers {
-				return nil, fmt.Errorf("%w: tensor %q: layer %s is outside num_hidden_layers %d", ErrMismatch, name, m[1], h.layers)
-			}
-			err = layer(n, m[2], t)
+			err = layer(n, suffix, t)
 		}
 		if err != nil {
 			return nil, err
@@ -390,10 +365,7 @@ func planGraniteHybrid(st *safetensors.Model, arch archSpec, h hparams) ([]tenso
 		if err != nil {
 			return nil, err
 		}
-		for _, p := range stacked {
-			seen[p.ggufName] = true
-		}
-		plan = append(plan, stacked...)
+		pl.put(stacked...)
 	}
 	required := []string{"token_embd.weight", "output_norm.weight"}
 	if !h.tied {
@@ -407,20 +379,14 @@ func planGraniteHybrid(st *safetensors.Model, arch archSpec, h hparams) ([]tenso
 		if attn {
 			names = append(names, "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight")
 		} else {
-			plan = append(plan, g.zeroConvBias(n, seen)...)
+			pl.put(g.zeroConvBias(n)...)
 			names = append(names, mamba2Required...)
 		}
 		for _, s := range names {
 			required = append(required, fmt.Sprintf("blk.%d.%s", n, s))
 		}
 	}
-	for _, r := range required {
-		if !seen[r] {
-			return nil, fmt.Errorf("%w: the checkpoint has no tensor for %s", ErrMismatch, r)
-		}
-	}
-	sortPlan(plan, rank)
-	return plan, nil
+	return pl.finish(required)
 }
 
 // mamba2Required are the tensors of a Mamba-2 layer, after "blk.N.".
@@ -473,13 +439,12 @@ func mamba2Tensor(g *graniteHybrid, blk func(string) tensorPlan, add addFunc, su
 }
 
 // zeroConvBias plans layer n's conv1d bias as zeros when the mixers have
-// none (llama.cpp adds one whatever), marking it seen.
-func (g *graniteHybrid) zeroConvBias(n int, seen map[string]bool) []tensorPlan {
+// none (llama.cpp adds one whatever).
+func (g *graniteHybrid) zeroConvBias(n int) []tensorPlan {
 	if g.convBias {
 		return nil
 	}
 	name := fmt.Sprintf("blk.%d.ssm_conv1d.bias", n)
-	seen[name] = true
 	cd := int64(g.convDim())
 	return []tensorPlan{{ggufName: name, shape: []int64{cd}, gen: make([]float32, cd), layer: n}}
 }

@@ -370,28 +370,8 @@ func planNemotronH(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPla
 	m := &g.mamba
 	H, V, F := int64(h.hidden), int64(h.vocab), int64(h.ffn)
 	Q, KV := int64(h.heads*h.headDim), int64(h.kvHeads*h.headDim)
-	var plan []tensorPlan
-	seen := map[string]bool{}
-	add := func(p tensorPlan, t safetensors.TensorInfo, want []int64) error {
-		if !slices.Equal(t.Shape, want) {
-			return fmt.Errorf("%w: tensor %q has shape %v, config.json implies %v", ErrMismatch, t.Name, t.Shape, want)
-		}
-		if err := checkWeightDType(st, t, h); err != nil {
-			return err
-		}
-		if seen[p.ggufName] {
-			return fmt.Errorf("%w: two tensors for %s (the second is %q)", ErrMismatch, p.ggufName, t.Name)
-		}
-		if p.hfName == "" && p.derive == nil {
-			p.hfName = t.Name
-		}
-		if p.shape == nil {
-			p.shape = t.Shape
-		}
-		seen[p.ggufName] = true
-		plan = append(plan, p)
-		return nil
-	}
+	pl := newPlanner(st, h)
+	add := pl.add
 	kinds := [...]string{nhMamba: "a Mamba-2", nhAttention: "an attention", nhMLP: "an MLP", nhMoE: "an expert"}
 	E, I, S := int64(h.experts), int64(h.expertFFN), int64(h.sharedFFN)
 	perExpert := map[string][]string{} // per layer's stacked name: each expert's tensor
@@ -499,15 +479,11 @@ func planNemotronH(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPla
 		case "lm_head.weight":
 			err = add(tensorPlan{ggufName: "output.weight", layer: -1}, t, []int64{V, H})
 		default:
-			mm := nemotronLayerRE.FindStringSubmatch(name)
-			if mm == nil {
-				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, name, arch.hf)
+			n, suffix, berr := blockOf(nemotronLayerRE, name, h.layers, arch)
+			if berr != nil {
+				return nil, berr
 			}
-			n, aerr := strconv.Atoi(mm[1])
-			if aerr != nil || n >= h.layers {
-				return nil, fmt.Errorf("%w: tensor %q: layer %s is outside num_hidden_layers %d", ErrMismatch, name, mm[1], h.layers)
-			}
-			err = layer(n, mm[2], t)
+			err = layer(n, suffix, t)
 		}
 		if err != nil {
 			return nil, err
@@ -518,7 +494,7 @@ func planNemotronH(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPla
 	}
 	for _, key := range slices.Sorted(maps.Keys(perExpert)) {
 		parts := perExpert[key]
-		if seen[key] {
+		if pl.seen[key] {
 			return nil, fmt.Errorf("%w: %s both fused and per expert", ErrMismatch, key)
 		}
 		if i := slices.Index(parts, ""); i >= 0 {
@@ -529,8 +505,7 @@ func planNemotronH(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPla
 		if strings.Contains(key, "down") {
 			shape = []int64{E, H, I}
 		}
-		plan = append(plan, tensorPlan{ggufName: key, parts: parts, shape: shape, layer: n})
-		seen[key] = true
+		pl.put(tensorPlan{ggufName: key, parts: parts, shape: shape, layer: n})
 	}
 	required := []string{"token_embd.weight", "output_norm.weight"}
 	if !h.tied {
@@ -540,7 +515,7 @@ func planNemotronH(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPla
 		names := []string{"attn_norm.weight"}
 		switch kind {
 		case nhMamba:
-			plan = append(plan, m.zeroConvBias(n, seen)...)
+			pl.put(m.zeroConvBias(n)...)
 			names = append(names, mamba2Required...)
 		case nhAttention:
 			names = append(names, "attn_q.weight", "attn_k.weight", "attn_v.weight", "attn_output.weight")
@@ -557,11 +532,5 @@ func planNemotronH(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPla
 			required = append(required, fmt.Sprintf("blk.%d.%s", n, s))
 		}
 	}
-	for _, r := range required {
-		if !seen[r] {
-			return nil, fmt.Errorf("%w: the checkpoint has no tensor for %s", ErrMismatch, r)
-		}
-	}
-	sortPlan(plan, rank)
-	return plan, nil
+	return pl.finish(required)
 }

@@ -415,3 +415,74 @@ func allZero(st *safetensors.Model, name string) (bool, error) {
 	}
 	return true, nil
 }
+
+// planner collects a plan tensor by tensor: each checked against the shape
+// config.json implies and for its dtype, and no GGUF name twice.
+type planner struct {
+	st   *safetensors.Model
+	h    hparams
+	plan []tensorPlan
+	seen map[string]bool
+}
+
+func newPlanner(st *safetensors.Model, h hparams) *planner {
+	return &planner{st: st, h: h, seen: map[string]bool{}}
+}
+
+// add plans p for the checkpoint tensor t, which must have shape want; p
+// reads t unless it derives its data or has a source of its own, and has
+// t's shape unless it sets one.
+func (pl *planner) add(p tensorPlan, t safetensors.TensorInfo, want []int64) error {
+	if !slices.Equal(t.Shape, want) {
+		return fmt.Errorf("%w: tensor %q has shape %v, config.json implies %v", ErrMismatch, t.Name, t.Shape, want)
+	}
+	if err := checkWeightDType(pl.st, t, pl.h); err != nil {
+		return err
+	}
+	if pl.seen[p.ggufName] {
+		return fmt.Errorf("%w: two tensors for %s (the second is %q)", ErrMismatch, p.ggufName, t.Name)
+	}
+	if p.hfName == "" && p.derive == nil && p.oss == nil {
+		p.hfName = t.Name
+	}
+	if p.shape == nil {
+		p.shape = t.Shape
+	}
+	pl.put(p)
+	return nil
+}
+
+// put plans p as it is (a stacked or generated tensor).
+func (pl *planner) put(ps ...tensorPlan) {
+	for _, p := range ps {
+		pl.seen[p.ggufName] = true
+		pl.plan = append(pl.plan, p)
+	}
+}
+
+// finish checks that every required GGUF tensor is planned and returns
+// the plan in llama.cpp's conventional order.
+func (pl *planner) finish(required []string) ([]tensorPlan, error) {
+	for _, r := range required {
+		if !pl.seen[r] {
+			return nil, fmt.Errorf("%w: the checkpoint has no tensor for %s", ErrMismatch, r)
+		}
+	}
+	sortPlan(pl.plan, rank)
+	return pl.plan, nil
+}
+
+// blockOf splits a checkpoint tensor name into its block number and the
+// rest with re (whose groups are those two), refusing a name re does not
+// match and a block at or past layers.
+func blockOf(re *regexp.Regexp, name string, layers int, arch archSpec) (int, string, error) {
+	m := re.FindStringSubmatch(name)
+	if m == nil {
+		return 0, "", fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, name, arch.hf)
+	}
+	n, err := strconv.Atoi(m[1])
+	if err != nil || n >= layers {
+		return 0, "", fmt.Errorf("%w: tensor %q: layer %s is outside num_hidden_layers %d", ErrMismatch, name, m[1], layers)
+	}
+	return n, m[2], nil
+}

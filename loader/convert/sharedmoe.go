@@ -179,32 +179,12 @@ func planSharedMoEModel(st *safetensors.Model, arch archSpec, h hparams, attn at
 	s := h.smoe
 	H, V, E := int64(h.hidden), int64(h.vocab), int64(h.experts)
 	F, S := int64(h.ffn), int64(s.shared*h.expertFFN)
-	var plan []tensorPlan
-	seen := map[string]bool{}
+	pl := newPlanner(st, h)
+	add := pl.add
 	experts := expertParts{}
 	moeArch := arch
 	moeArch.moe = sharedMoESpec
 	skippedMTP := 0
-	add := func(p tensorPlan, t safetensors.TensorInfo, want []int64) error {
-		if !slices.Equal(t.Shape, want) {
-			return fmt.Errorf("%w: tensor %q has shape %v, config.json implies %v", ErrMismatch, t.Name, t.Shape, want)
-		}
-		if err := checkWeightDType(st, t, h); err != nil {
-			return err
-		}
-		if seen[p.ggufName] {
-			return fmt.Errorf("%w: two tensors for %s (the second is %q)", ErrMismatch, p.ggufName, t.Name)
-		}
-		if p.hfName == "" && p.derive == nil {
-			p.hfName = t.Name
-		}
-		if p.shape == nil {
-			p.shape = t.Shape
-		}
-		seen[p.ggufName] = true
-		plan = append(plan, p)
-		return nil
-	}
 	mlp := func(n int, suffix string, t safetensors.TensorInfo) error {
 		blk := func(g string) tensorPlan { return tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s", n, g), layer: n} }
 		refuse := func(why string) error {
@@ -292,11 +272,10 @@ func planSharedMoEModel(st *safetensors.Model, arch archSpec, h hparams, attn at
 	if skippedMTP > 0 {
 		slog.Info("convert: the multi-token-prediction layers are skipped (llama.cpp does not run them)", "architecture", arch.hf, "tensors", skippedMTP)
 	}
-	if h.tied && !seen["output.weight"] {
-		for _, p := range plan {
+	if h.tied && !pl.seen["output.weight"] {
+		for _, p := range pl.plan {
 			if p.ggufName == "token_embd.weight" {
-				plan = append(plan, tensorPlan{hfName: p.hfName, ggufName: "output.weight", shape: p.shape, layer: -1})
-				seen["output.weight"] = true
+				pl.put(tensorPlan{hfName: p.hfName, ggufName: "output.weight", shape: p.shape, layer: -1})
 				break
 			}
 		}
@@ -305,10 +284,7 @@ func planSharedMoEModel(st *safetensors.Model, arch archSpec, h hparams, attn at
 	if err != nil {
 		return nil, err
 	}
-	for _, p := range stacked {
-		seen[p.ggufName] = true
-	}
-	plan = append(plan, stacked...)
+	pl.put(stacked...)
 	required := []string{"token_embd.weight", "output_norm.weight", "output.weight"}
 	for i := range h.layers {
 		per := slices.Clone(attnRequired)
@@ -330,11 +306,5 @@ func planSharedMoEModel(st *safetensors.Model, arch archSpec, h hparams, attn at
 			required = append(required, fmt.Sprintf("blk.%d.exp_probs_b.bias", i))
 		}
 	}
-	for _, r := range required {
-		if !seen[r] {
-			return nil, fmt.Errorf("%w: the checkpoint has no tensor for %s", ErrMismatch, r)
-		}
-	}
-	sortPlan(plan, rank)
-	return plan, nil
+	return pl.finish(required)
 }
