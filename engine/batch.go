@@ -129,11 +129,16 @@ func (b *Batch) check(c *Context) error {
 		return fmt.Errorf("engine: decode of an empty batch: %w", ErrInvalidArgument)
 	case n > c.nBatch:
 		return fmt.Errorf("engine: batch of %d tokens exceeds the context's batch size %d: %w", n, c.nBatch, ErrInvalidArgument)
+	case c.nonCausal && n > c.nUbatch:
+		return fmt.Errorf("engine: batch of %d tokens exceeds the micro-batch %d, which a model without causal attention must decode in one: %w", n, c.nUbatch, ErrInvalidArgument)
 	}
 	nVocab := c.model.nVocab
 	for i := range n {
 		if t := int32(b.token[i]); t < 0 || t >= nVocab {
 			return fmt.Errorf("engine: batch row %d: token %d outside the vocabulary [0, %d): %w", i, t, nVocab, ErrInvalidArgument)
+		}
+		if p := int(b.pos[i]); c.posLimit > 0 && p >= c.posLimit {
+			return fmt.Errorf("engine: batch row %d: position %d past the model's %d learned positions: %w", i, p, c.posLimit, ErrInvalidArgument)
 		}
 		for _, s := range unsafe.Slice(b.seq[i], int(b.nSeq[i])) {
 			if s < 0 || int(s) >= c.nSeqMax {

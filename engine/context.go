@@ -145,8 +145,15 @@ type Context struct {
 	abort *C.int32_t // polled by llama.cpp's abort callback
 
 	nCtx, nBatch, nSeqMax int
-	embeddings            bool
-	pooling               Pooling
+	// nUbatch is the micro-batch; a model whose attention is not causal
+	// (BERT) must decode a batch in one (llama.cpp asserts it).
+	nUbatch   int
+	nonCausal bool
+	// posLimit, when not 0, is the number of learned positions (GPT-2's,
+	// BERT's position_embd rows): llama.cpp aborts on a position past them.
+	posLimit   int
+	embeddings bool
+	pooling    Pooling
 
 	adapters map[*Adapter]float32 // applied LoRA adapters and their scales
 
@@ -188,7 +195,14 @@ func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 		nCtx:       int(C.llama_n_ctx(cc)),
 		nBatch:     int(C.llama_n_batch(cc)),
 		nSeqMax:    int(C.llama_n_seq_max(cc)),
+		nUbatch:    int(C.llama_n_ubatch(cc)),
 		embeddings: opts.Embeddings,
+	}
+	if causal, ok := m.header.Bool(m.header.Architecture() + ".attention.causal"); ok && !causal {
+		c.nonCausal = true
+	}
+	if t, ok := m.header.Tensor("position_embd.weight"); ok && len(t.Shape) == 2 {
+		c.posLimit = int(min(t.Shape[1], 1<<31-1))
 	}
 	c.pooling = poolingFromC(C.llama_pooling_type(cc))
 	C.llm_set_abort(cc, c.abort)

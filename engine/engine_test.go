@@ -17,6 +17,7 @@ import (
 
 	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/internal/shareddata"
+	"github.com/llm-go/llm/internal/testmodel"
 	"github.com/llm-go/llm/loader/gguf"
 	"github.com/llm-go/llm/synth"
 )
@@ -798,5 +799,53 @@ func TestContextFreesBackendsLast(t *testing.T) {
 	}
 	if n := engine.DeferredBackendFrees() - before; n < 1 {
 		t.Errorf("%d backend frees held back while the context was freed, want at least 1 (is the engine linked with --wrap=ggml_backend_free?)", n)
+	}
+}
+
+// TestNonCausalMicroBatch: a model without causal attention (BERT) must
+// decode a batch in one micro-batch, and within its learned positions;
+// otherwise Decode is an error, where llama.cpp would abort the process.
+func TestNonCausalMicroBatch(t *testing.T) {
+	path, _ := testmodel.BERT(t, false)
+	m, err := engine.LoadModel(context.Background(), path, engine.ModelOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	c, err := m.NewContext(engine.ContextOptions{ContextLength: 64, BatchSize: 32, MicroBatchSize: 8, Embeddings: true, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b, err := engine.NewBatch(32, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for i := range 12 {
+		if err := b.Add(engine.Token(101+i%3), engine.Pos(i), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Decode(context.Background(), b); !errors.Is(err, engine.ErrInvalidArgument) {
+		t.Errorf("12 tokens in micro-batches of 8: %v, want ErrInvalidArgument", err)
+	}
+	b.Clear()
+	for i := range 8 {
+		if err := b.Add(engine.Token(101+i%3), engine.Pos(i), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Decode(context.Background(), b); err != nil {
+		t.Errorf("8 tokens: %v", err)
+	}
+	// Its learned positions end at testmodel.BERTCtx: a position past
+	// them is an error, where llama.cpp would abort.
+	b.Clear()
+	if err := b.Add(101, engine.Pos(testmodel.BERTCtx+6), true); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Decode(context.Background(), b); !errors.Is(err, engine.ErrInvalidArgument) {
+		t.Errorf("a position past the learned ones: %v, want ErrInvalidArgument", err)
 	}
 }

@@ -190,12 +190,26 @@ func TestAutoGPULayersGraph(t *testing.T) {
 func TestAutoGPULayersHybrid(t *testing.T) {
 	src := shareddata.Path(t, "models", "stories260K.gguf")
 	path := t.TempDir() + "/hybrid.gguf"
-	err := gguf.Rewrite(path, src, func(w *gguf.Writer) {
-		w.Set("llama.attention.head_count_kv", gguf.Uint32s([]uint32{4, 0, 0, 0, 4}))
-		w.Set("llama.ssm.conv_kernel", gguf.Uint32(4))
-		w.Set("llama.ssm.inner_size", gguf.Uint32(128))
-		w.Set("llama.ssm.state_size", gguf.Uint32(16))
-		w.Set("llama.ssm.group_count", gguf.Uint32(1))
+	// As a granitehybrid (llama.cpp refuses a llama whose layers differ),
+	// which the estimate reads from the header alone.
+	orig, err := gguf.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = gguf.Rewrite(path, src, func(w *gguf.Writer) {
+		for _, kv := range orig.KV {
+			if rest, ok := strings.CutPrefix(kv.Key, "llama."); ok {
+				w.Delete(kv.Key)
+				w.Set("granitehybrid."+rest, kv.Value)
+			}
+		}
+		w.Set("general.architecture", gguf.String("granitehybrid"))
+		w.Set("granitehybrid.attention.head_count_kv", gguf.Uint32s([]uint32{4, 0, 0, 0, 4}))
+		w.Set("granitehybrid.ssm.conv_kernel", gguf.Uint32(4))
+		w.Set("granitehybrid.ssm.inner_size", gguf.Uint32(128))
+		w.Set("granitehybrid.ssm.state_size", gguf.Uint32(16))
+		w.Set("granitehybrid.ssm.group_count", gguf.Uint32(1))
+		w.Set("granitehybrid.ssm.time_step_rank", gguf.Uint32(8))
 	})
 	if err != nil {
 		t.Fatal(err)

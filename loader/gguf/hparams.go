@@ -3,6 +3,7 @@ package gguf
 import (
 	"fmt"
 	"slices"
+	"strings"
 )
 
 // maxExperts is llama.cpp's LLAMA_MAX_EXPERTS.
@@ -18,7 +19,10 @@ const maxExperts = 512
 //   - {arch}.expert_group_count fewer than the experts and, above 1,
 //     dividing them, with {arch}.expert_group_used_count between 1 and
 //     the groups (exclusive);
-//   - {arch}.rope.scaling.type one of none, linear, yarn and longrope.
+//   - {arch}.rope.scaling.type one of none, linear, yarn and longrope;
+//   - the attention's sizes (checkHeads), single archs' keys
+//     (checkArchKeys) and the tensors llama.cpp tries operations on
+//     before checking their shapes (checkTensorForms).
 func checkHparams(f *File) error {
 	arch := f.Architecture()
 	if arch == "" {
@@ -49,6 +53,186 @@ func checkHparams(f *File) error {
 	}
 	if s, ok := f.String(arch + ".rope.scaling.type"); ok && !slices.Contains([]string{"none", "linear", "yarn", "longrope"}, s) {
 		return fail("rope.scaling.type %q is not none, linear, yarn or longrope", s)
+	}
+	if err := checkHeads(f, arch, fail); err != nil {
+		return err
+	}
+	if err := checkArchKeys(f, arch, fail); err != nil {
+		return err
+	}
+	return checkTensorForms(f, arch)
+}
+
+// uniformHeadArchs size their KV cache and attention from layer 0: a
+// per-layer head_count_kv must be the same in every layer.
+var uniformHeadArchs = []string{"llama", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3", "phi3", "mistral3", "command-r", "cohere2",
+	"olmo2", "olmoe", "smollm3", "ernie4_5", "ernie4_5-moe", "granite", "granitemoe", "glm4", "glm4moe", "gpt-oss", "bert", "gpt2", "arcee", "deepseek2"}
+
+// exactRopeArchs assert that the rotated dimensions are the whole head.
+var exactRopeArchs = []string{"qwen2", "qwen3", "qwen3moe", "mistral3", "olmo2", "smollm3", "ernie4_5", "ernie4_5-moe", "granite", "granitemoe", "gpt-oss"}
+
+// sameKVArchs assert that keys and values have one head size.
+var sameKVArchs = []string{"llama", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3", "glm4moe", "mistral3", "command-r", "cohere2",
+	"olmo2", "smollm3", "ernie4_5", "ernie4_5-moe", "granite", "granitemoe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "bert", "gpt2", "gpt-oss"}
+
+// checkHeads checks the attention's sizes: block_count not 0; the
+// per-layer head counts and MLP widths integer arrays; head_count_kv
+// dividing head_count in every layer, and the same in every layer where
+// the arch takes layer 0's; key and value heads of one size where the arch
+// asserts it; and rope.dimension_count even and at most the head size
+// (the whole head where the arch asserts it).
+func checkHeads(f *File, arch string, fail func(string, ...any) error) error {
+	n, ok := f.Uint(arch + ".block_count")
+	if !ok {
+		return nil
+	}
+	if n == 0 {
+		return fail("block_count is 0")
+	}
+	per := func(key string) ([]uint64, error) {
+		v, ok := f.Lookup(arch + "." + key)
+		if !ok {
+			return nil, nil
+		}
+		if v.IsArray() && v.Elem() != ValueInt32 && v.Elem() != ValueUint32 {
+			return nil, fail("%s has type %s; llama.cpp reads arr[i32] or arr[u32]", key, typeName(v))
+		}
+		xs, _ := f.LayerUints(arch+"."+key, int(n))
+		return xs, nil // nil when of the wrong length: llama.cpp refuses that itself
+	}
+	heads, err := per("attention.head_count")
+	if err != nil {
+		return err
+	}
+	kv, err := per("attention.head_count_kv")
+	if err != nil {
+		return err
+	}
+	if _, err := per("feed_forward_length"); err != nil {
+		return err
+	}
+	if (arch == "gemma2" || arch == "gemma3") && len(heads) > 0 && heads[0] == 0 {
+		return fail("attention.head_count is 0 in layer 0")
+	}
+	for i := range kv {
+		if i < len(heads) && kv[i] > 0 && heads[i]%kv[i] != 0 {
+			return fail("attention.head_count %d is not a multiple of attention.head_count_kv %d in layer %d", heads[i], kv[i], i)
+		}
+		if slices.Contains(uniformHeadArchs, arch) && kv[i] != kv[0] {
+			return fail("attention.head_count_kv differs between layers 0 (%d) and %d (%d)", kv[0], i, kv[i])
+		}
+	}
+	kl, hasK := f.Uint(arch + ".attention.key_length")
+	vl, hasV := f.Uint(arch + ".attention.value_length")
+	if hasK && hasV && kl != vl && slices.Contains(sameKVArchs, arch) {
+		return fail("attention.key_length %d and attention.value_length %d differ", kl, vl)
+	}
+	headDim := kl
+	if !hasK {
+		embd, _ := f.Uint(arch + ".embedding_length")
+		if len(heads) == 0 || heads[0] == 0 {
+			return nil
+		}
+		headDim = embd / heads[0]
+	}
+	if rot, ok := f.Uint(arch + ".rope.dimension_count"); ok && arch != "deepseek2" {
+		switch {
+		case rot%2 != 0 || rot > headDim:
+			return fail("rope.dimension_count %d: want an even count of at most the head size %d", rot, headDim)
+		case rot != headDim && slices.Contains(exactRopeArchs, arch):
+			return fail("rope.dimension_count %d does not match the head size %d", rot, headDim)
+		}
+	}
+	return nil
+}
+
+// checkArchKeys checks the keys of single archs llama.cpp asserts on: the
+// pooling type, the experts' gating function, glm4moe's and
+// ernie4_5-moe's experts, DeepSeek's latent attention and attention
+// temperature (Mistral 3's takes its length from the rope), and the
+// Mamba-2 sizes.
+func checkArchKeys(f *File, arch string, fail func(string, ...any) error) error {
+	get := func(key string) (uint64, bool) { return f.Uint(arch + "." + key) }
+	if p, ok := get("pooling_type"); ok && p > 4 {
+		return fail("pooling_type %d: llama.cpp knows 0 to 4", p)
+	}
+	if g, ok := get("expert_gating_func"); ok && g > 3 {
+		return fail("expert_gating_func %d: llama.cpp knows 0 to 3", g)
+	}
+	if e, _ := get("expert_count"); arch == "glm4moe" && e == 0 {
+		return fail("expert_count is 0")
+	}
+	if s, ok := get("interleave_moe_layer_step"); ok && s == 0 && arch == "ernie4_5-moe" {
+		return fail("interleave_moe_layer_step is 0")
+	}
+	if scale, ok := f.Float(arch + ".attention.temperature_scale"); ok && scale != 0 && arch == "deepseek2" {
+		if n, _ := get("attention.temperature_length"); n == 0 {
+			return fail("attention.temperature_scale %v without attention.temperature_length", scale)
+		}
+	}
+	if arch == "deepseek2" {
+		kMLA, _ := get("attention.key_length_mla")
+		vMLA, _ := get("attention.value_length_mla")
+		if kMLA > 0 && vMLA > 0 {
+			rank, _ := get("attention.kv_lora_rank")
+			rot, _ := get("rope.dimension_count")
+			kl, _ := get("attention.key_length")
+			vl, _ := get("attention.value_length")
+			kv, _ := get("attention.head_count_kv")
+			if kv != 1 || kl != rank+rot || vl != rank {
+				return fail("latent attention: head_count_kv %d, key_length %d, value_length %d; want 1, kv_lora_rank + rope.dimension_count (%d), kv_lora_rank (%d)", kv, kl, vl, rank+rot, rank)
+			}
+		}
+	}
+	inner, ok := get("ssm.inner_size")
+	if !ok {
+		return nil
+	}
+	groups, _ := get("ssm.group_count")
+	heads, _ := get("ssm.time_step_rank")
+	conv, hasConv := get("ssm.conv_kernel")
+	embd, _ := get("embedding_length")
+	mamba2 := arch == "granitehybrid" || arch == "nemotron_h" || arch == "nemotron_h_moe" || arch == "mamba2"
+	switch {
+	case hasConv && conv != 3 && conv != 4:
+		return fail("ssm.conv_kernel %d: ggml's CUDA convolution runs 3 or 4 only", conv)
+	case mamba2 && groups == 0:
+		return fail("ssm.group_count is 0")
+	case mamba2 && (heads == 0 || heads%groups != 0 || inner%heads != 0 || inner%groups != 0):
+		return fail("ssm.time_step_rank %d, ssm.group_count %d, ssm.inner_size %d: the groups must divide the heads, and the heads and groups the inner size", heads, groups, inner)
+	case arch == "granitehybrid" && inner != 2*embd:
+		return fail("ssm.inner_size %d is not twice embedding_length %d", inner, embd)
+	}
+	return nil
+}
+
+// checkTensorForms checks what llama.cpp builds test operations on before
+// it checks tensor shapes: rope frequency factors in F32, embeddings of
+// at most 2 dimensions, stacked experts of at most 3, Mamba's conv1d and
+// A of 2; and that classifier.output_labels is an array of strings.
+func checkTensorForms(f *File, arch string) error {
+	if v, ok := f.Lookup(arch + ".classifier.output_labels"); ok && (!v.IsArray() || v.Elem() != ValueString) {
+		return fmt.Errorf("gguf: %s.classifier.output_labels has type %s, must be arr[str] (llama.cpp aborts): %w", arch, typeName(v), ErrInvalid)
+	}
+	for _, t := range f.Tensors {
+		bad := ""
+		dims := len(t.Shape)
+		for dims > 1 && t.Shape[dims-1] == 1 {
+			dims--
+		}
+		switch {
+		case (t.Name == "rope_freqs.weight" || strings.HasPrefix(t.Name, "rope_factors_") || strings.HasSuffix(t.Name, ".rope_freqs.weight")) && t.Type != TypeF32:
+			bad = "must be F32"
+		case (t.Name == "token_embd.weight" || t.Name == "position_embd.weight" || t.Name == "token_types.weight") && dims > 2:
+			bad = "must have at most 2 dimensions"
+		case strings.HasSuffix(t.Name, "_exps.weight") && dims > 3:
+			bad = "must have at most 3 dimensions"
+		case (strings.HasSuffix(t.Name, ".ssm_conv1d.weight") || strings.HasSuffix(t.Name, ".ssm_a")) && dims > 2:
+			bad = "must have at most 2 dimensions"
+		}
+		if bad != "" {
+			return fmt.Errorf("gguf: tensor %s (%s, shape %v) %s (llama.cpp aborts): %w", t.Name, t.Type, t.Shape, bad, ErrInvalid)
+		}
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package gguf
 
 import (
+	"io"
 	"path/filepath"
 	"testing"
 )
@@ -39,6 +40,99 @@ func TestValidateModelHparams(t *testing.T) {
 				w.Set(kv.Key, kv.Value)
 			}
 			p := filepath.Join(t.TempDir(), "h.gguf")
+			if err := w.WriteFile(p); err != nil {
+				t.Fatal(err)
+			}
+			_, err := ValidateModel(p)
+			if tc.words == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			wantErr(t, err, ErrInvalid, append(tc.words, p, "llama.cpp aborts")...)
+		})
+	}
+}
+
+// TestValidateModelShapes checks the attention, arch and tensor-form
+// conditions llama.cpp asserts on (at load, context creation or the first
+// decode) are refused, and real layouts pass.
+func TestValidateModelShapes(t *testing.T) {
+	type tensor struct {
+		name  string
+		typ   Type
+		shape []uint64
+	}
+	u := func(k string, v uint32) KV { return KV{k, Uint32(v)} }
+	llama := []KV{{"general.architecture", String("llama")}, u("llama.block_count", 2), u("llama.embedding_length", 64),
+		u("llama.attention.head_count", 4), u("llama.attention.head_count_kv", 2), u("llama.rope.dimension_count", 16)}
+	with := func(base []KV, kv ...KV) []KV { return append(append([]KV(nil), base...), kv...) }
+	as := func(arch string, kv ...KV) []KV {
+		out := []KV{{"general.architecture", String(arch)}, u(arch+".block_count", 2), u(arch+".embedding_length", 64), u(arch+".attention.head_count", 4)}
+		for _, x := range kv {
+			x.Key = arch + "." + x.Key
+			out = append(out, x)
+		}
+		return out
+	}
+	tests := []struct {
+		name    string
+		kv      []KV
+		tensors []tensor
+		words   []string // nil: valid
+	}{
+		{name: "llama", kv: llama},
+		{name: "phi3 partial rope", kv: as("phi3", u("rope.dimension_count", 8))},
+		{name: "granitehybrid", kv: as("granitehybrid", KV{"attention.head_count_kv", Uint32s([]uint32{0, 2})}, u("ssm.inner_size", 128),
+			u("ssm.group_count", 1), u("ssm.time_step_rank", 8), u("ssm.conv_kernel", 4))},
+		{name: "deepseek2 MLA", kv: as("deepseek2", u("attention.head_count_kv", 1), u("attention.key_length_mla", 192), u("attention.value_length_mla", 128),
+			u("attention.kv_lora_rank", 512), u("rope.dimension_count", 64), u("attention.key_length", 576), u("attention.value_length", 512))},
+		{name: "rope_freqs F32", kv: llama, tensors: []tensor{{"rope_freqs.weight", TypeF32, []uint64{8}}}},
+		{name: "block_count 0", kv: with(llama, u("llama.block_count", 0)), words: []string{"block_count is 0"}},
+		{name: "odd rope", kv: with(llama, u("llama.rope.dimension_count", 15)), words: []string{"rope.dimension_count 15"}},
+		{name: "rope past the head", kv: with(llama, u("llama.rope.dimension_count", 32)), words: []string{"rope.dimension_count 32"}},
+		{name: "qwen2 partial rope", kv: as("qwen2", u("rope.dimension_count", 8)), words: []string{"does not match the head size 16"}},
+		{name: "KV heads per layer", kv: with(llama, KV{"llama.attention.head_count_kv", Uint32s([]uint32{2, 4})}), words: []string{"differs between layers"}},
+		{name: "heads not a multiple", kv: with(llama, u("llama.attention.head_count_kv", 3)), words: []string{"not a multiple"}},
+		{name: "float head counts", kv: with(llama, KV{"llama.attention.head_count", Float32s([]float32{4, 4})}), words: []string{"attention.head_count has type arr[f32]"}},
+		{name: "key and value sizes", kv: with(llama, u("llama.attention.key_length", 16), u("llama.attention.value_length", 32)), words: []string{"key_length 16 and attention.value_length 32"}},
+		{name: "gemma2 no heads", kv: as("gemma2", KV{"attention.head_count", Uint32s([]uint32{0, 4})}), words: []string{"head_count is 0 in layer 0"}},
+		{name: "pooling 7", kv: as("bert", u("pooling_type", 7)), words: []string{"pooling_type 7"}},
+		{name: "gating 4", kv: as("deepseek2", u("expert_gating_func", 4)), words: []string{"expert_gating_func 4"}},
+		{name: "glm4moe no experts", kv: as("glm4moe"), words: []string{"expert_count is 0"}},
+		{name: "ernie step 0", kv: as("ernie4_5-moe", u("interleave_moe_layer_step", 0)), words: []string{"interleave_moe_layer_step is 0"}},
+		{name: "deepseek2 MLA widths", kv: as("deepseek2", u("attention.head_count_kv", 1), u("attention.key_length_mla", 192), u("attention.value_length_mla", 128),
+			u("attention.kv_lora_rank", 512), u("rope.dimension_count", 64), u("attention.key_length", 512), u("attention.value_length", 512)), words: []string{"latent attention"}},
+		{name: "deepseek2 temperature", kv: as("deepseek2", KV{"attention.temperature_scale", Float32(0.1)}), words: []string{"without attention.temperature_length"}},
+		{name: "no SSM groups", kv: as("nemotron_h", u("ssm.inner_size", 128), u("ssm.time_step_rank", 8)), words: []string{"ssm.group_count is 0"}},
+		{name: "SSM heads and groups", kv: as("nemotron_h", u("ssm.inner_size", 128), u("ssm.time_step_rank", 8), u("ssm.group_count", 3)), words: []string{"the groups must divide"}},
+		{name: "granitehybrid width", kv: as("granitehybrid", u("ssm.inner_size", 192), u("ssm.group_count", 1), u("ssm.time_step_rank", 8)), words: []string{"not twice"}},
+		{name: "SSM kernel 5", kv: as("mamba", u("ssm.inner_size", 128), u("ssm.conv_kernel", 5)), words: []string{"ssm.conv_kernel 5"}},
+		{name: "rope_freqs F16", kv: llama, tensors: []tensor{{"rope_freqs.weight", TypeF16, []uint64{8}}}, words: []string{"rope_freqs.weight", "must be F32"}},
+		{name: "embeddings 3-D", kv: llama, tensors: []tensor{{"token_embd.weight", TypeF32, []uint64{64, 10, 2}}}, words: []string{"token_embd.weight", "at most 2"}},
+		{name: "labels not strings", kv: as("bert", KV{"classifier.output_labels", Uint32s([]uint32{1, 2})}), words: []string{"classifier.output_labels"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			w := NewWriter()
+			for _, kv := range tc.kv {
+				w.Set(kv.Key, kv.Value)
+			}
+			for _, ti := range tc.tensors {
+				n := uint64(1)
+				for _, d := range ti.shape {
+					n *= d
+				}
+				size := int(n) * 4
+				if ti.typ == TypeF16 {
+					size = int(n) * 2
+				}
+				if err := w.AddTensor(ti.name, ti.typ, ti.shape, func(wr io.Writer) error { _, err := wr.Write(make([]byte, size)); return err }); err != nil {
+					t.Fatal(err)
+				}
+			}
+			p := filepath.Join(t.TempDir(), "s.gguf")
 			if err := w.WriteFile(p); err != nil {
 				t.Fatal(err)
 			}
