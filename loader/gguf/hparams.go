@@ -165,6 +165,10 @@ func checkArchKeys(f *File, arch string, fail func(string, ...any) error) error 
 	if s, ok := get("interleave_moe_layer_step"); ok && s == 0 && arch == "ernie4_5-moe" {
 		return fail("interleave_moe_layer_step is 0")
 	}
+	if w, ok := get("attention.sliding_window"); ok && w == 0 && slices.Contains([]string{"gemma2", "cohere2", "gpt-oss"}, arch) {
+		// Not an abort: every position masked, NaN logits.
+		return fmt.Errorf("gguf: %s: attention.sliding_window is 0: llama.cpp would mask every position (NaN logits): %w", arch, ErrInvalid)
+	}
 	if scale, ok := f.Float(arch + ".attention.temperature_scale"); ok && scale != 0 && arch == "deepseek2" {
 		if n, _ := get("attention.temperature_length"); n == 0 {
 			return fail("attention.temperature_scale %v without attention.temperature_length", scale)
