@@ -113,6 +113,10 @@
 //     "granitehybrid": Mamba-2 and attention layers, a shared MLP and
 //     optional GraniteMoE experts; without Mamba-2 layers "granite" or
 //     "granitemoe"; see granite4.go.
+//   - Exaone4ForCausalLM (EXAONE 4.0) → GGUF arch "exaone4": OLMo 2's
+//     post norms with per-head q/k norms, NEOX rope, and in the 64-layer
+//     models a sliding window in three layers of every four (the global
+//     ones without rope); see olmo.go.
 //   - NemotronHForCausalLM (Nemotron-H, Nemotron Nano 2) → GGUF arch
 //     "nemotron_h": blocks of one Mamba-2 mixer, attention without
 //     positions or a ReLU² MLP each; with experts in place of the MLPs
@@ -416,6 +420,9 @@ type archSpec struct {
 	// nemotronH: Nemotron-H's blocks of one Mamba-2 mixer, attention or
 	// MLP each (nemotronh.go).
 	nemotronH bool
+	// exaone4: EXAONE 4.0's OLMo 2-style post norms with per-head q/k
+	// norms, and its 64-layer models' sliding window (olmo.go).
+	exaone4 bool
 }
 
 var archs = []archSpec{
@@ -444,6 +451,7 @@ var archs = []archSpec{
 	{hf: "Qwen2MoeForCausalLM", gguf: "qwen2moe", qkvBias: true, moe: qwen2MoE, untiedOnly: true},
 	{hf: "GptOssForCausalLM", gguf: "gpt-oss", qkvBias: true, moe: gptOSSMoE, untiedOnly: true, gptOSS: true},
 	{hf: "Olmo2ForCausalLM", gguf: "olmo2", noBias: true, qkNorm: true, wideQKNorm: true, olmo2: true, untiedOnly: true},
+	{hf: "Exaone4ForCausalLM", gguf: "exaone4", noBias: true, qkNorm: true, olmo2: true, ropeFreqs: true, exaone4: true},
 	{hf: "Olmo3ForCausalLM", gguf: "olmo2", noBias: true, qkNorm: true, wideQKNorm: true, olmo2: true, olmo3: true, untiedOnly: true},
 	{hf: "OlmoeForCausalLM", gguf: "olmoe", noBias: true, qkNorm: true, wideQKNorm: true, moe: olmoeMoE, untiedOnly: true},
 	{hf: "Phi3ForCausalLM", gguf: "phi3", noBias: true, fused: true, partialRotary: true, longrope: true},
@@ -678,7 +686,7 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		if arch.ministral3 && hp.attnTemp != 0 {
 			w.Set(a+".attention.temperature_scale", gguf.Float32(float32(hp.attnTemp)))
 		}
-		if arch.gptOSS || arch.olmo3 {
+		if arch.gptOSS || arch.olmo3 || (arch.exaone4 && hp.slidingWindow > 0) {
 			w.Set(a+".attention.sliding_window", gguf.Uint32(uint32(hp.slidingWindow)))
 		}
 		if arch.granite {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 )
 
 // OLMo 2 (Olmo2ForCausalLM) and OLMo 3 (Olmo3ForCausalLM) → GGUF arch
@@ -50,6 +51,9 @@ func (c *hfConfig) olmoHparams(arch archSpec, h *hparams) error {
 	if c.ClipQKV != nil {
 		return fmt.Errorf("%w: %s with clip_qkv %v: llama.cpp's %s graph does not clip q, k and v", ErrUnsupported, arch.hf, *c.ClipQKV, arch.gguf)
 	}
+	if arch.exaone4 {
+		return c.exaone4Hparams(arch, h)
+	}
 	if !arch.olmo3 {
 		return nil
 	}
@@ -77,5 +81,67 @@ func (c *hfConfig) olmoHparams(arch archSpec, h *hparams) error {
 			return fmt.Errorf("%w: %s with layer_types %v: llama.cpp's olmo2 graph uses a sliding window in layers 0-2 of every four and full attention in the fourth", ErrUnsupported, arch.hf, types)
 		}
 	}
+	return nil
+}
+
+// EXAONE 4.0 (Exaone4ForCausalLM) → GGUF arch "exaone4": OLMo 2's blocks
+// (norms after each sublayer only) with per-head q/k norms, NEOX rope
+// (llama3 scaling as rope_freqs), and in the sliding-window models (32B)
+// a window in layers 0-2 of every four, the fourth global and without
+// rope. llama.cpp's exaone4 uses a sliding window only in 64-layer models
+// and then in that pattern, so other layouts with a window are refused.
+
+// exaone4Hparams reads EXAONE 4.0's layer types: layer_types, else
+// sliding_window with sliding_window_pattern (a count, or a string of L
+// and G).
+func (c *hfConfig) exaone4Hparams(arch archSpec, h *hparams) error {
+	sliding := make([]bool, h.layers)
+	window := positiveInt(c.SlidingWindow)
+	if c.SlidingWindow == nil {
+		window = 4096 // Exaone4Config's default
+	}
+	var types []string
+	switch {
+	case !isNull(c.LayerTypes):
+		if err := json.Unmarshal(c.LayerTypes, &types); err != nil {
+			return fmt.Errorf("%w: config.json: layer_types: %v", ErrMismatch, err)
+		}
+		if len(types) != h.layers {
+			return fmt.Errorf("%w: config.json: layer_types has %d entries for %d layers", ErrMismatch, len(types), h.layers)
+		}
+		for i, t := range types {
+			switch t {
+			case "sliding_attention":
+				sliding[i] = true
+			case "full_attention":
+			default:
+				return fmt.Errorf("%w: config.json: layer_types[%d] is %q", ErrMismatch, i, t)
+			}
+		}
+	case window > 0 && !isNull(c.SlidingWindowPattern):
+		var pattern string
+		n := positiveInt(c.SlidingWindowPattern)
+		if json.Unmarshal(c.SlidingWindowPattern, &pattern) == nil {
+			n = len(pattern) // "LLLG": the last of each n is global
+		}
+		if n <= 0 {
+			return fmt.Errorf("%w: config.json: sliding_window_pattern %s", ErrMismatch, c.SlidingWindowPattern)
+		}
+		for i := range sliding {
+			sliding[i] = (i+1)%n != 0
+		}
+	}
+	if !slices.Contains(sliding, true) {
+		return nil
+	}
+	if window <= 0 {
+		return fmt.Errorf("%w: config.json: %s with sliding layers has no positive sliding_window", ErrMismatch, arch.hf)
+	}
+	for i, s := range sliding {
+		if h.layers != 64 || s != (i%4 != 3) {
+			return fmt.Errorf("%w: %s with sliding layers in %d layers: llama.cpp's exaone4 uses a window only in 64-layer models, in layers 0-2 of every four", ErrUnsupported, arch.hf, h.layers)
+		}
+	}
+	h.slidingWindow = window
 	return nil
 }
