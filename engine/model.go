@@ -121,7 +121,11 @@ func LoadModel(ctx context.Context, path string, opts ModelOptions) (*Model, err
 		return nil, err
 	}
 	loadDefaultBackends()
-	header, err := gguf.ValidateModel(path)
+	validate := gguf.ValidateModel
+	if opts.VocabOnly {
+		validate = gguf.ValidateVocab // llama.cpp reads no hyperparameters then
+	}
+	header, err := validate(path)
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}

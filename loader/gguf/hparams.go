@@ -215,7 +215,7 @@ func checkArchKeys(f *File, arch string, fail func(string, ...any) error) error 
 // at most 2 dimensions, stacked experts of at most 3, Mamba's conv1d and
 // A of 2; and that classifier.output_labels is an array of strings.
 func checkTensorForms(f *File, arch string) error {
-	if v, ok := f.Lookup(arch + ".classifier.output_labels"); ok && (!v.IsArray() || v.Elem() != ValueString) {
+	if v, ok := f.Lookup(arch + ".classifier.output_labels"); ok && v.IsArray() && v.Elem() != ValueString {
 		return fmt.Errorf("gguf: %s.classifier.output_labels has type %s, must be arr[str] (llama.cpp aborts): %w", arch, typeName(v), ErrInvalid)
 	}
 	for _, t := range f.Tensors {

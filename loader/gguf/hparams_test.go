@@ -114,6 +114,18 @@ func TestValidateModelShapes(t *testing.T) {
 		{name: "gemma2 window 0", kv: as("gemma2", u("attention.sliding_window", 0)), words: []string{"sliding_window is 0", "NaN"}},
 		{name: "labels not strings", kv: as("bert", KV{"classifier.output_labels", Uint32s([]uint32{1, 2})}), words: []string{"classifier.output_labels"}},
 	}
+	// A vocabulary-only load reads no hyperparameters: it is not refused.
+	w := NewWriter()
+	for _, kv := range with(llama, u("llama.block_count", 0)) {
+		w.Set(kv.Key, kv.Value)
+	}
+	vp := filepath.Join(t.TempDir(), "v.gguf")
+	if err := w.WriteFile(vp); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ValidateVocab(vp); err != nil {
+		t.Errorf("ValidateVocab: %v", err)
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			w := NewWriter()

@@ -41,7 +41,14 @@ func SplitPath(prefix string, no, count int) string {
 // right split.no (llama.cpp aborts when that key is not a u16), tensor names
 // are unique across all files, and split.tensors.count (i32) is the total
 // number of tensors. It returns the first file's File.
-func ValidateModel(path string) (*File, error) {
+func ValidateModel(path string) (*File, error) { return validateModel(path, true) }
+
+// ValidateVocab validates the GGUF file at path as ValidateModel does for
+// a vocabulary-only load (llama.cpp's vocab_only), which reads no
+// hyperparameters and no tensors: everything but those checks.
+func ValidateVocab(path string) (*File, error) { return validateModel(path, false) }
+
+func validateModel(path string, hparams bool) (*File, error) {
 	f, err := Open(path)
 	if err != nil {
 		return nil, err
@@ -49,8 +56,10 @@ func ValidateModel(path string) (*File, error) {
 	if err := checkVocab(f); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if err := checkHparams(f); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if hparams {
+		if err := checkHparams(f); err != nil {
+			return nil, fmt.Errorf("%s: %w", path, err)
+		}
 	}
 	cv, ok := f.Lookup(KeySplitCount)
 	if !ok {
