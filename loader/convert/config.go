@@ -25,6 +25,7 @@ type hfConfig struct {
 	ModelMaxLength        json.RawMessage `json:"model_max_length"` // Command R
 	ClipQKV               *float64        `json:"clip_qkv"`         // OLMo, OLMoE
 	UseBias               *bool           `json:"use_bias"`         // ERNIE 4.5
+	MLPBias               *bool           `json:"mlp_bias"`         // Seed-OSS
 	VocabSize             int             `json:"vocab_size"`
 	TieWordEmbeddings     *bool           `json:"tie_word_embeddings"`
 	HeadDim               int             `json:"head_dim"`
@@ -371,6 +372,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	case arch.ernieMoE:
 		if err := c.ernieMoEHparams(arch, &h); err != nil {
 			return h, err
+		}
+	case arch.seedOSS:
+		if c.MLPBias != nil && *c.MLPBias {
+			return h, fmt.Errorf("%w: %s with mlp_bias true: llama.cpp's %s graph has no MLP biases", ErrUnsupported, arch.hf, arch.gguf)
 		}
 	case arch.gguf == "ernie4_5":
 		if c.UseBias != nil && *c.UseBias {

@@ -117,6 +117,10 @@
 //     post norms with per-head q/k norms, NEOX rope, and in the 64-layer
 //     models a sliding window in three layers of every four (the global
 //     ones without rope); see olmo.go.
+//   - SeedOssForCausalLM (Seed-OSS 36B) → GGUF arch "seed_oss": Qwen2's
+//     blocks (NEOX rope, q/k/v biases with attention_bias) whose pre-MLP
+//     norm llama.cpp names post_attention_norm; an output or MLP bias is
+//     refused.
 //   - NemotronHForCausalLM (Nemotron-H, Nemotron Nano 2) → GGUF arch
 //     "nemotron_h": blocks of one Mamba-2 mixer, attention without
 //     positions or a ReLU² MLP each; with experts in place of the MLPs
@@ -423,6 +427,9 @@ type archSpec struct {
 	// exaone4: EXAONE 4.0's OLMo 2-style post norms with per-head q/k
 	// norms, and its 64-layer models' sliding window (olmo.go).
 	exaone4 bool
+	// seedOSS: Seed-OSS's pre-MLP norm named post_attention_norm, q/k/v
+	// biases when attention_bias, no output bias.
+	seedOSS bool
 }
 
 var archs = []archSpec{
@@ -451,6 +458,7 @@ var archs = []archSpec{
 	{hf: "Qwen2MoeForCausalLM", gguf: "qwen2moe", qkvBias: true, moe: qwen2MoE, untiedOnly: true},
 	{hf: "GptOssForCausalLM", gguf: "gpt-oss", qkvBias: true, moe: gptOSSMoE, untiedOnly: true, gptOSS: true},
 	{hf: "Olmo2ForCausalLM", gguf: "olmo2", noBias: true, qkNorm: true, wideQKNorm: true, olmo2: true, untiedOnly: true},
+	{hf: "SeedOssForCausalLM", gguf: "seed_oss", seedOSS: true},
 	{hf: "Exaone4ForCausalLM", gguf: "exaone4", noBias: true, qkNorm: true, olmo2: true, ropeFreqs: true, exaone4: true},
 	{hf: "Olmo3ForCausalLM", gguf: "olmo2", noBias: true, qkNorm: true, wideQKNorm: true, olmo2: true, olmo3: true, untiedOnly: true},
 	{hf: "OlmoeForCausalLM", gguf: "olmoe", noBias: true, qkNorm: true, wideQKNorm: true, moe: olmoeMoE, untiedOnly: true},

@@ -221,6 +221,14 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			if arch.cohere && m[2] == "post_attention_layernorm.weight" {
 				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: llama.cpp's %s runs attention and MLP on one norm", ErrUnsupported, t.Name, arch.hf, arch.gguf)
 			}
+			if arch.seedOSS {
+				switch m[2] {
+				case "post_attention_layernorm.weight": // its MLP's input norm, so named in llama.cpp
+					g = "post_attention_norm.weight"
+				case "self_attn.o_proj.bias":
+					return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: llama.cpp's %s has no attention output bias", ErrUnsupported, t.Name, arch.hf, arch.gguf)
+				}
+			}
 			if arch.olmo2 {
 				g, ok = olmoNames[m[2]]
 				if !ok && m[2] != "input_layernorm.weight" && m[2] != "post_attention_layernorm.weight" {
@@ -351,6 +359,9 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 	}
 	if arch.olmo2 {
 		perLayer = []string{"attn_q", "attn_k", "attn_v", "attn_output", "post_attention_norm", "ffn_gate", "ffn_up", "ffn_down", "post_ffw_norm"}
+	}
+	if arch.seedOSS {
+		perLayer = []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "post_attention_norm", "ffn_gate", "ffn_up", "ffn_down"}
 	}
 	if arch.glm4 {
 		perLayer = []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "post_attention_norm", "ffn_norm", "ffn_up", "ffn_down", "post_ffw_norm"}
