@@ -197,6 +197,9 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 			return h, err
 		}
 	}
+	if arch.seedOSS && c.HeadDim <= 0 {
+		c.HeadDim = 128 // SeedOssConfig's default
+	}
 	if arch.nemotronH && c.NumHiddenLayers == 0 {
 		// transformers writes the blocks and not their count.
 		if blocks, err := c.nemotronHBlocks(); err == nil {
@@ -254,7 +257,7 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	}
 	h.rmsEps = 1e-6
 	switch arch.hf {
-	case "OlmoeForCausalLM", "Ernie4_5ForCausalLM", "Ernie4_5_MoeForCausalLM":
+	case "OlmoeForCausalLM", "Ernie4_5ForCausalLM", "Ernie4_5_MoeForCausalLM", "Exaone4ForCausalLM":
 		h.rmsEps = 1e-5 // their configs' defaults
 	}
 	if c.RMSNormEps != nil {

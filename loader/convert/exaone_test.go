@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/loader/convert"
 	"github.com/llm-go/llm/loader/gguf"
 )
@@ -150,6 +151,19 @@ func TestExaone4(t *testing.T) {
 			return ts
 		}, convert.ErrUnsupported},
 		"a head size beside the hidden size": {4, setConfig("head_dim", 32), convert.ErrUnsupported},
+		"64 layers without a window":         {64, nil, convert.ErrUnsupported},
+		"a window and no sliding layer": {4, func(c map[string]any, ts []stTensor) []stTensor {
+			c["sliding_window"], c["layer_types"] = 3, []string{"full_attention", "full_attention", "full_attention", "full_attention"}
+			return ts
+		}, convert.ErrUnsupported},
+		"the default window and pattern in 4 layers": {4, func(c map[string]any, ts []stTensor) []stTensor {
+			delete(c, "sliding_window") // 4096, and the default pattern LLLG
+			return ts
+		}, convert.ErrUnsupported},
+		"a pattern of letters": {8, func(c map[string]any, ts []stTensor) []stTensor {
+			c["sliding_window"], c["sliding_window_pattern"] = 3, "LLGL"
+			return ts
+		}, convert.ErrUnsupported},
 		"a bias": {4, func(_ map[string]any, ts []stTensor) []stTensor {
 			b := make([]float32, 64)
 			b[0] = 1
@@ -161,4 +175,31 @@ func TestExaone4(t *testing.T) {
 			t.Errorf("%s: %v, want %v", name, err, tc.want)
 		}
 	}
+}
+
+// TestExaone4Layout: the 32B's config as released (64 layers, a window,
+// the pattern as a string and no layer_types) gives the LLLG layout,
+// llama3 rope scaling gives rope_freqs, and a pattern of other letters is
+// read letter by letter (and refused, as llama.cpp fixes LLLG).
+func TestExaone4Layout(t *testing.T) {
+	dir := exaone4Fixture(t, 64, 0, false, func(c map[string]any, ts []stTensor) []stTensor {
+		c["sliding_window"], c["sliding_window_pattern"] = 5, "LLLG"
+		c["rope_scaling"] = map[string]any{"rope_type": "llama3", "factor": 16.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 256}
+		return ts
+	})
+	out := filepath.Join(t.TempDir(), "e.gguf")
+	if err := convert.Convert(context.Background(), dir, out, convert.Options{Name: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w, _ := f.Uint("exaone4.attention.sliding_window"); w != 5 {
+		t.Errorf("sliding_window %d, want 5", w)
+	}
+	if _, ok := f.Tensor("rope_freqs.weight"); !ok {
+		t.Error("no rope_freqs for llama3 scaling")
+	}
+	loadModel(t, out, engine.ModelOptions{})
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"regexp"
 	"slices"
+	"strings"
 )
 
 // OLMo 2 (Olmo2ForCausalLM) and OLMo 3 (Olmo3ForCausalLM) → GGUF arch
@@ -91,18 +92,23 @@ func (c *hfConfig) olmoHparams(arch archSpec, h *hparams) error {
 // rope. llama.cpp's exaone4 uses a sliding window only in 64-layer models
 // and then in that pattern, so other layouts with a window are refused.
 
-// exaone4Hparams reads EXAONE 4.0's layer types: layer_types, else
-// sliding_window with sliding_window_pattern (a count, or a string of L
-// and G).
+// exaone4Hparams reads EXAONE 4.0's layer types as transformers builds
+// them: layer_types, else with a sliding_window (absent: 4096; null: none)
+// sliding_window_pattern (absent: 4), a count whose last of each is global
+// or a string of L (sliding) and G (global). transformers rotates a layer
+// only without a window or when it slides.
 func (c *hfConfig) exaone4Hparams(arch archSpec, h *hparams) error {
 	sliding := make([]bool, h.layers)
 	window := positiveInt(c.SlidingWindow)
-	if c.SlidingWindow == nil {
+	switch {
+	case c.SlidingWindow == nil:
 		window = 4096 // Exaone4Config's default
+	case !isNull(c.SlidingWindow) && window == 0:
+		return fmt.Errorf("%w: config.json: sliding_window %s is not a positive integer", ErrMismatch, c.SlidingWindow)
 	}
-	var types []string
 	switch {
 	case !isNull(c.LayerTypes):
+		var types []string
 		if err := json.Unmarshal(c.LayerTypes, &types); err != nil {
 			return fmt.Errorf("%w: config.json: layer_types: %v", ErrMismatch, err)
 		}
@@ -118,24 +124,29 @@ func (c *hfConfig) exaone4Hparams(arch archSpec, h *hparams) error {
 				return fmt.Errorf("%w: config.json: layer_types[%d] is %q", ErrMismatch, i, t)
 			}
 		}
-	case window > 0 && !isNull(c.SlidingWindowPattern):
-		var pattern string
-		n := positiveInt(c.SlidingWindowPattern)
-		if json.Unmarshal(c.SlidingWindowPattern, &pattern) == nil {
-			n = len(pattern) // "LLLG": the last of each n is global
-		}
-		if n <= 0 {
-			return fmt.Errorf("%w: config.json: sliding_window_pattern %s", ErrMismatch, c.SlidingWindowPattern)
+	case window > 0:
+		pattern := "LLLG" // sliding_window_pattern 4, the default
+		if c.SlidingWindowPattern != nil {
+			if n := positiveInt(c.SlidingWindowPattern); n > 0 {
+				pattern = strings.Repeat("L", n-1) + "G"
+			} else if json.Unmarshal(c.SlidingWindowPattern, &pattern) != nil || pattern == "" || strings.Trim(pattern, "LG") != "" {
+				return fmt.Errorf("%w: config.json: sliding_window_pattern %s: want a count or a string of L and G", ErrMismatch, c.SlidingWindowPattern)
+			}
 		}
 		for i := range sliding {
-			sliding[i] = (i+1)%n != 0
+			sliding[i] = pattern[i%len(pattern)] == 'L'
 		}
 	}
-	if !slices.Contains(sliding, true) {
-		return nil
-	}
-	if window <= 0 {
+	anySliding := slices.Contains(sliding, true)
+	switch {
+	case anySliding && window == 0:
 		return fmt.Errorf("%w: config.json: %s with sliding layers has no positive sliding_window", ErrMismatch, arch.hf)
+	case !anySliding && window > 0:
+		return fmt.Errorf("%w: %s with a sliding_window and no sliding layer: transformers rotates no layer then, llama.cpp every one", ErrUnsupported, arch.hf)
+	case !anySliding && h.layers == 64:
+		return fmt.Errorf("%w: %s of 64 layers without a sliding window: llama.cpp's exaone4 uses one in every 64-layer model", ErrUnsupported, arch.hf)
+	case !anySliding:
+		return nil
 	}
 	for i, s := range sliding {
 		if h.layers != 64 || s != (i%4 != 3) {

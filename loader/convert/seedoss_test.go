@@ -83,7 +83,7 @@ func TestSeedOSS(t *testing.T) {
 		checkSensitive(t, ctx, prompts, fresh, map[string]func(*refModel){
 			"biases": func(m *refModel) {
 				for l := range m.layers {
-					m.layers[l].bq, m.layers[l].bk = nil, nil
+					m.layers[l].bq, m.layers[l].bk, m.layers[l].bv = nil, nil, nil
 				}
 			},
 			"rope on adjacent pairs": func(m *refModel) { m.ropePairs = true },

@@ -165,7 +165,8 @@ func checkArchKeys(f *File, arch string, fail func(string, ...any) error) error 
 	if s, ok := get("interleave_moe_layer_step"); ok && s == 0 && arch == "ernie4_5-moe" {
 		return fail("interleave_moe_layer_step is 0")
 	}
-	if w, ok := get("attention.sliding_window"); ok && w == 0 && slices.Contains([]string{"gemma2", "cohere2", "gpt-oss"}, arch) {
+	layers, _ := get("block_count")
+	if w, ok := get("attention.sliding_window"); ok && w == 0 && (slices.Contains([]string{"gemma2", "cohere2", "gpt-oss"}, arch) || (arch == "exaone4" && layers == 64)) {
 		// Not an abort: every position masked, NaN logits.
 		return fmt.Errorf("gguf: %s: attention.sliding_window is 0: llama.cpp would mask every position (NaN logits): %w", arch, ErrInvalid)
 	}

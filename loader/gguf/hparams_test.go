@@ -111,6 +111,7 @@ func TestValidateModelShapes(t *testing.T) {
 		{name: "SSM kernel 5", kv: as("mamba", u("ssm.inner_size", 128), u("ssm.conv_kernel", 5)), words: []string{"ssm.conv_kernel 5"}},
 		{name: "rope_freqs F16", kv: llama, tensors: []tensor{{"rope_freqs.weight", TypeF16, []uint64{8}}}, words: []string{"rope_freqs.weight", "must be F32"}},
 		{name: "embeddings 3-D", kv: llama, tensors: []tensor{{"token_embd.weight", TypeF32, []uint64{64, 10, 2}}}, words: []string{"token_embd.weight", "at most 2"}},
+		{name: "exaone4 64 layers window 0", kv: append(as("exaone4", u("attention.sliding_window", 0)), u("exaone4.block_count", 64)), words: []string{"sliding_window is 0"}},
 		{name: "gemma2 window 0", kv: as("gemma2", u("attention.sliding_window", 0)), words: []string{"sliding_window is 0", "NaN"}},
 		{name: "labels not strings", kv: as("bert", KV{"classifier.output_labels", Uint32s([]uint32{1, 2})}), words: []string{"classifier.output_labels"}},
 	}
