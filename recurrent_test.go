@@ -14,6 +14,7 @@ import (
 	"github.com/llm-go/llm"
 	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/internal/shareddata"
+	"github.com/llm-go/llm/internal/testmodel"
 	"github.com/llm-go/llm/loader/gguf"
 	"github.com/llm-go/llm/synth"
 )
@@ -465,31 +466,14 @@ func TestRecurrentSequenceChoice(t *testing.T) {
 // its keys as RoPE's: ShiftWindow refuses it, saying why, where the same
 // model with rope shifts.
 func TestShiftWindowWithoutPositions(t *testing.T) {
-	src := shareddata.Path(t, "models", "stories260K.gguf")
 	granite := func(rope bool) string {
-		path := filepath.Join(t.TempDir(), "granite.gguf")
-		f, err := gguf.Open(src)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = gguf.Rewrite(path, src, func(w *gguf.Writer) {
-			for _, kv := range f.KV {
-				if rest, ok := strings.CutPrefix(kv.Key, "llama."); ok {
-					w.Delete(kv.Key)
-					w.Set("granite."+rest, kv.Value)
-				}
+		return testmodel.AsArch(t, shareddata.Path(t, "models", "stories260K.gguf"), "granite", func(set func(string, gguf.Value)) {
+			for _, k := range []string{"embedding_scale", "residual_scale", "logit_scale"} {
+				set(k, gguf.Float32(1))
 			}
-			w.Set("general.architecture", gguf.String("granite"))
-			for _, k := range []string{"embedding_scale", "residual_scale", "attention.scale", "logit_scale"} {
-				w.Set("granite."+k, gguf.Float32(1))
-			}
-			w.Set("granite.attention.scale", gguf.Float32(0.125))
-			w.Set("granite.rope.scaling.finetuned", gguf.Bool(rope))
+			set("attention.scale", gguf.Float32(0.125))
+			set("rope.scaling.finetuned", gguf.Bool(rope))
 		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return path
 	}
 	ctx := context.Background()
 	for _, rope := range []bool{true, false} {

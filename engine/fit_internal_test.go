@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/llm-go/llm/internal/shareddata"
+	"github.com/llm-go/llm/internal/testmodel"
 	"github.com/llm-go/llm/loader/gguf"
 )
 
@@ -188,32 +189,16 @@ func TestAutoGPULayersGraph(t *testing.T) {
 // states of two sequences each is free, and counting a KV cache in every
 // block would fit two.
 func TestAutoGPULayersHybrid(t *testing.T) {
-	src := shareddata.Path(t, "models", "stories260K.gguf")
-	path := t.TempDir() + "/hybrid.gguf"
 	// As a granitehybrid (llama.cpp refuses a llama whose layers differ),
 	// which the estimate reads from the header alone.
-	orig, err := gguf.Open(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = gguf.Rewrite(path, src, func(w *gguf.Writer) {
-		for _, kv := range orig.KV {
-			if rest, ok := strings.CutPrefix(kv.Key, "llama."); ok {
-				w.Delete(kv.Key)
-				w.Set("granitehybrid."+rest, kv.Value)
-			}
-		}
-		w.Set("general.architecture", gguf.String("granitehybrid"))
-		w.Set("granitehybrid.attention.head_count_kv", gguf.Uint32s([]uint32{4, 0, 0, 0, 4}))
-		w.Set("granitehybrid.ssm.conv_kernel", gguf.Uint32(4))
-		w.Set("granitehybrid.ssm.inner_size", gguf.Uint32(128))
-		w.Set("granitehybrid.ssm.state_size", gguf.Uint32(16))
-		w.Set("granitehybrid.ssm.group_count", gguf.Uint32(1))
-		w.Set("granitehybrid.ssm.time_step_rank", gguf.Uint32(8))
+	path := testmodel.AsArch(t, shareddata.Path(t, "models", "stories260K.gguf"), "granitehybrid", func(set func(string, gguf.Value)) {
+		set("attention.head_count_kv", gguf.Uint32s([]uint32{4, 0, 0, 0, 4}))
+		set("ssm.conv_kernel", gguf.Uint32(4))
+		set("ssm.inner_size", gguf.Uint32(128))
+		set("ssm.state_size", gguf.Uint32(16))
+		set("ssm.group_count", gguf.Uint32(1))
+		set("ssm.time_step_rank", gguf.Uint32(8))
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	defer func(d func() []Device) { devices = d }(devices)
 	const ctx = 1 << 20
 	graph := computeGraph(ctx, 64, 8, 512, 512, true)

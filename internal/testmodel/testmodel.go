@@ -266,3 +266,32 @@ func StoriesPEFT(t testing.TB) string {
 	}
 	return dir
 }
+
+// AsArch writes a copy of the llama GGUF at src as a file of arch: its
+// llama.* keys renamed arch.*, general.architecture arch, then edit
+// applied (set writes arch.key). It returns the copy's path, in a
+// temporary directory of t.
+func AsArch(t testing.TB, src, arch string, edit func(set func(key string, v gguf.Value))) string {
+	t.Helper()
+	f, err := gguf.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), arch+".gguf")
+	err = gguf.Rewrite(path, src, func(w *gguf.Writer) {
+		for _, kv := range f.KV {
+			if rest, ok := strings.CutPrefix(kv.Key, "llama."); ok {
+				w.Delete(kv.Key)
+				w.Set(arch+"."+rest, kv.Value)
+			}
+		}
+		w.Set("general.architecture", gguf.String(arch))
+		if edit != nil {
+			edit(func(key string, v gguf.Value) { w.Set(arch+"."+key, v) })
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
