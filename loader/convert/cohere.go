@@ -1,7 +1,6 @@
 package convert
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 
@@ -72,19 +71,13 @@ func (c *hfConfig) cohere2Hparams(arch archSpec, h *hparams) error {
 	if p := positiveInt(c.SlidingWindowPattern); !isNull(c.SlidingWindowPattern) && p != 4 {
 		return fmt.Errorf("%w: %s with sliding_window_pattern %s: llama.cpp's cohere2 makes every fourth layer global", ErrUnsupported, arch.hf, c.SlidingWindowPattern)
 	}
-	if !isNull(c.LayerTypes) {
-		var types []string
-		if err := json.Unmarshal(c.LayerTypes, &types); err != nil {
-			return fmt.Errorf("%w: config.json: layer_types: %v", ErrMismatch, err)
-		}
-		for i := range h.layers {
-			want := "sliding_attention"
-			if (i+1)%4 == 0 {
-				want = "full_attention"
-			}
-			if i >= len(types) || types[i] != want {
-				return fmt.Errorf("%w: %s with layer_types %v: llama.cpp's cohere2 makes every fourth layer global, the others sliding", ErrUnsupported, arch.hf, types)
-			}
+	sliding, err := c.slidingLayers(h.layers)
+	if err != nil {
+		return err
+	}
+	for i, s := range sliding {
+		if s != ((i+1)%4 != 0) {
+			return fmt.Errorf("%w: %s with layer_types %s: llama.cpp's cohere2 makes every fourth layer global, the others sliding", ErrUnsupported, arch.hf, c.LayerTypes)
 		}
 	}
 	return nil

@@ -422,6 +422,33 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	return h, nil
 }
 
+// slidingLayers reads layer_types, one per layer "sliding_attention" or
+// "full_attention": per layer whether it uses the sliding window; nil
+// when config.json has none.
+func (c *hfConfig) slidingLayers(layers int) ([]bool, error) {
+	if isNull(c.LayerTypes) {
+		return nil, nil
+	}
+	var types []string
+	if err := json.Unmarshal(c.LayerTypes, &types); err != nil {
+		return nil, fmt.Errorf("%w: config.json: layer_types: %v", ErrMismatch, err)
+	}
+	if len(types) != layers {
+		return nil, fmt.Errorf("%w: config.json: layer_types has %d entries for %d layers", ErrMismatch, len(types), layers)
+	}
+	sliding := make([]bool, layers)
+	for i, t := range types {
+		switch t {
+		case "sliding_attention":
+			sliding[i] = true
+		case "full_attention":
+		default:
+			return nil, fmt.Errorf("%w layer type %q (layer %d): sliding_attention and full_attention are converted", ErrUnsupported, t, i)
+		}
+	}
+	return sliding, nil
+}
+
 // checkActivation refuses a hidden_act other than SiLU for the archs
 // whose llama.cpp graph gates the MLP with SiLU (all but Gemma's GELU,
 // Arcee's ReLU², GPT-2's and BERT's own, and gpt-oss's clamped SwiGLU).

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/llm-go/llm/internal/shareddata"
@@ -34,19 +33,7 @@ func ernieFixture(t *testing.T, headDim int, edit func(map[string]any, []stTenso
 		if s.name == "lm_head.weight" {
 			continue
 		}
-		if headDim != 16 && strings.Contains(s.name, ".self_attn.") {
-			p, proj, _ := strings.Cut(s.name, "self_attn.")
-			hd := int64(headDim)
-			switch proj {
-			case "q_proj.weight":
-				s = w.mat(s.name, 4*hd, 64)
-			case "k_proj.weight", "v_proj.weight":
-				s = w.mat(s.name, 2*hd, 64)
-			case "o_proj.weight":
-				s = w.mat(p+"self_attn.o_proj.weight", 64, 4*hd)
-			}
-		}
-		ts = append(ts, s)
+		ts = append(ts, w.wideHeads(s, headDim))
 	}
 	return finishFixture(t, "tiny-llama-st", dir, cfg, ts, edit)
 }

@@ -168,26 +168,11 @@ func ropeHasTheta(raw json.RawMessage) bool {
 // sliding_window_pattern p (default 6): layer i slides unless (i+1) % p
 // is 0.
 func gemma3LayerTypes(c *hfConfig, layers int) ([]bool, error) {
-	sliding := make([]bool, layers)
-	if !isNull(c.LayerTypes) {
-		var lt []string
-		if err := json.Unmarshal(c.LayerTypes, &lt); err != nil {
-			return nil, fmt.Errorf("convert: config.json: layer_types: %w", err)
-		}
-		if len(lt) != layers {
-			return nil, fmt.Errorf("%w: config.json: %d layer_types for %d layers", ErrMismatch, len(lt), layers)
-		}
-		for i, s := range lt {
-			switch s {
-			case "sliding_attention":
-				sliding[i] = true
-			case "full_attention":
-			default:
-				return nil, fmt.Errorf("%w layer type %q (layer %d) for Gemma 3", ErrUnsupported, s, i)
-			}
-		}
-		return sliding, nil
+	sliding, err := c.slidingLayers(layers)
+	if sliding != nil || err != nil {
+		return sliding, err
 	}
+	sliding = make([]bool, layers)
 	p := gemma3Pattern
 	if len(c.SlidingWindowPattern) > 0 {
 		if p = positiveInt(c.SlidingWindowPattern); p == 0 {

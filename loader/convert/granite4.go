@@ -258,7 +258,7 @@ func graniteHybridKeys(w *gguf.Writer, a string, h hparams) {
 // planGraniteHybrid maps a Granite 4.0 checkpoint's tensors.
 func planGraniteHybrid(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, error) {
 	g := h.gh
-	H, V := int64(h.hidden), int64(h.vocab)
+	H := int64(h.hidden)
 	Q, KV := int64(h.heads*h.headDim), int64(h.kvHeads*h.headDim)
 	S := int64(h.ffn)
 	moe := h.experts > 0
@@ -341,15 +341,8 @@ func planGraniteHybrid(st *safetensors.Model, arch archSpec, h hparams) ([]tenso
 		if fp8Aux(st, name) || ignoredRE.MatchString(name) {
 			continue
 		}
-		var err error
-		switch name {
-		case "model.embed_tokens.weight":
-			err = add(tensorPlan{ggufName: "token_embd.weight", layer: -1}, t, []int64{V, H})
-		case "model.norm.weight":
-			err = add(tensorPlan{ggufName: "output_norm.weight", layer: -1}, t, []int64{H})
-		case "lm_head.weight":
-			err = add(tensorPlan{ggufName: "output.weight", layer: -1}, t, []int64{V, H})
-		default:
+		ok, err := pl.outer(t, llamaEmb, llamaNorm)
+		if !ok && err == nil {
 			n, suffix, berr := blockOf(layerRE, name, h.layers, arch)
 			if berr != nil {
 				return nil, berr

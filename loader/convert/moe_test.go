@@ -127,6 +127,26 @@ func (w randWeights) vec(name string, n int64, mean, sd float64) stTensor {
 	return f32Tensor(name, []int64{n}, v)
 }
 
+// wideHeads replaces tiny-llama-st's attention projection s with a random
+// one for 4 heads (2 KV heads) of headDim over its hidden size of 64, when
+// headDim is not its 16.
+func (w randWeights) wideHeads(s stTensor, headDim int) stTensor {
+	p, proj, ok := strings.Cut(s.name, "self_attn.")
+	if !ok || headDim == 16 {
+		return s
+	}
+	hd := int64(headDim)
+	switch proj {
+	case "q_proj.weight":
+		return w.mat(s.name, 4*hd, 64)
+	case "k_proj.weight", "v_proj.weight":
+		return w.mat(s.name, 2*hd, 64)
+	case "o_proj.weight":
+		return w.mat(p+"self_attn.o_proj.weight", 64, 4*hd)
+	}
+	return s
+}
+
 // randn returns n normal values of standard deviation sd.
 func randn(r *rand.Rand, n int, sd float64) []float32 {
 	out := make([]float32, n)

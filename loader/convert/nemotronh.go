@@ -368,7 +368,7 @@ var (
 func planNemotronH(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, error) {
 	g := h.nh
 	m := &g.mamba
-	H, V, F := int64(h.hidden), int64(h.vocab), int64(h.ffn)
+	H, F := int64(h.hidden), int64(h.ffn)
 	Q, KV := int64(h.heads*h.headDim), int64(h.kvHeads*h.headDim)
 	pl := newPlanner(st, h)
 	add := pl.add
@@ -470,15 +470,8 @@ func planNemotronH(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPla
 			mtp++ // multi-token prediction, for speculative decoding: not converted
 			continue
 		}
-		var err error
-		switch name {
-		case "backbone.embeddings.weight", "model.embeddings.weight":
-			err = add(tensorPlan{ggufName: "token_embd.weight", layer: -1}, t, []int64{V, H})
-		case "backbone.norm_f.weight", "model.norm_f.weight":
-			err = add(tensorPlan{ggufName: "output_norm.weight", layer: -1}, t, []int64{H})
-		case "lm_head.weight":
-			err = add(tensorPlan{ggufName: "output.weight", layer: -1}, t, []int64{V, H})
-		default:
+		ok, err := pl.outer(t, []string{"backbone.embeddings.weight", "model.embeddings.weight"}, []string{"backbone.norm_f.weight", "model.norm_f.weight"})
+		if !ok && err == nil {
 			n, suffix, berr := blockOf(nemotronLayerRE, name, h.layers, arch)
 			if berr != nil {
 				return nil, berr

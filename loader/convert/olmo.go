@@ -64,22 +64,13 @@ func (c *hfConfig) olmoHparams(arch archSpec, h *hparams) error {
 	} else if !isNull(c.SlidingWindow) {
 		return fmt.Errorf("%w: config.json: sliding_window %s is not a positive integer", ErrMismatch, c.SlidingWindow)
 	}
-	var types []string
-	if !isNull(c.LayerTypes) {
-		if err := json.Unmarshal(c.LayerTypes, &types); err != nil {
-			return fmt.Errorf("%w: config.json: layer_types: %v", ErrMismatch, err)
-		}
-		if len(types) != h.layers {
-			return fmt.Errorf("%w: config.json: layer_types has %d entries for %d layers", ErrMismatch, len(types), h.layers)
-		}
+	sliding, err := c.slidingLayers(h.layers)
+	if err != nil {
+		return err
 	}
-	for i, t := range types {
-		want := "sliding_attention"
-		if i%4 == 3 {
-			want = "full_attention"
-		}
-		if t != want {
-			return fmt.Errorf("%w: %s with layer_types %v: llama.cpp's olmo2 graph uses a sliding window in layers 0-2 of every four and full attention in the fourth", ErrUnsupported, arch.hf, types)
+	for i, s := range sliding {
+		if s != (i%4 != 3) {
+			return fmt.Errorf("%w: %s with layer_types %s: llama.cpp's olmo2 graph uses a sliding window in layers 0-2 of every four and full attention in the fourth", ErrUnsupported, arch.hf, c.LayerTypes)
 		}
 	}
 	return nil
@@ -108,21 +99,9 @@ func (c *hfConfig) exaone4Hparams(arch archSpec, h *hparams) error {
 	}
 	switch {
 	case !isNull(c.LayerTypes):
-		var types []string
-		if err := json.Unmarshal(c.LayerTypes, &types); err != nil {
-			return fmt.Errorf("%w: config.json: layer_types: %v", ErrMismatch, err)
-		}
-		if len(types) != h.layers {
-			return fmt.Errorf("%w: config.json: layer_types has %d entries for %d layers", ErrMismatch, len(types), h.layers)
-		}
-		for i, t := range types {
-			switch t {
-			case "sliding_attention":
-				sliding[i] = true
-			case "full_attention":
-			default:
-				return fmt.Errorf("%w: config.json: layer_types[%d] is %q", ErrMismatch, i, t)
-			}
+		var err error
+		if sliding, err = c.slidingLayers(h.layers); err != nil {
+			return err
 		}
 	case window > 0:
 		pattern := "LLLG" // sliding_window_pattern 4, the default

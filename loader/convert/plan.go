@@ -463,6 +463,25 @@ func (pl *planner) add(p tensorPlan, t safetensors.TensorInfo, want []int64) err
 	return nil
 }
 
+// outer plans t when it is one of the tensors outside the blocks: the
+// embeddings (named emb), the final norm (norm) or the head
+// (lm_head.weight), reporting whether it is.
+func (pl *planner) outer(t safetensors.TensorInfo, emb, norm []string) (bool, error) {
+	V, H := int64(pl.h.vocab), int64(pl.h.hidden)
+	switch {
+	case slices.Contains(emb, t.Name):
+		return true, pl.add(tensorPlan{ggufName: "token_embd.weight", layer: -1}, t, []int64{V, H})
+	case slices.Contains(norm, t.Name):
+		return true, pl.add(tensorPlan{ggufName: "output_norm.weight", layer: -1}, t, []int64{H})
+	case t.Name == "lm_head.weight":
+		return true, pl.add(tensorPlan{ggufName: "output.weight", layer: -1}, t, []int64{V, H})
+	}
+	return false, nil
+}
+
+// Llama's names of the embeddings and the final norm.
+var llamaEmb, llamaNorm = []string{"model.embed_tokens.weight"}, []string{"model.norm.weight"}
+
 // put plans p as it is (a stacked or generated tensor).
 func (pl *planner) put(ps ...tensorPlan) {
 	for _, p := range ps {

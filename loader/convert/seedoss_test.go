@@ -31,17 +31,7 @@ func seedOSSFixture(t *testing.T, headDim int, edit func(map[string]any, []stTen
 	var ts []stTensor
 	for _, s := range f32Tensors(t, shareddata.Path(t, "models", "hf", "tiny-llama-st"), nil) {
 		p, proj, ok := strings.Cut(s.name, "self_attn.")
-		if ok && headDim != 16 {
-			switch proj {
-			case "q_proj.weight":
-				s = w.mat(s.name, 4*hd, 64)
-			case "k_proj.weight", "v_proj.weight":
-				s = w.mat(s.name, 2*hd, 64)
-			case "o_proj.weight":
-				s = w.mat(s.name, 64, 4*hd)
-			}
-		}
-		ts = append(ts, s)
+		ts = append(ts, w.wideHeads(s, headDim))
 		if ok && proj == "q_proj.weight" {
 			ts = append(ts, w.vec(p+"self_attn.q_proj.bias", 4*hd, 0, 0.5), w.vec(p+"self_attn.k_proj.bias", 2*hd, 0, 0.5),
 				w.vec(p+"self_attn.v_proj.bias", 2*hd, 0, 0.5))

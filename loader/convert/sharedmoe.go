@@ -177,7 +177,7 @@ type attnFunc func(n int, suffix string, t safetensors.TensorInfo, add addFunc) 
 // have given (without "blk.N." and, for weights, ".weight").
 func planSharedMoEModel(st *safetensors.Model, arch archSpec, h hparams, attn attnFunc, attnRequired []string) ([]tensorPlan, error) {
 	s := h.smoe
-	H, V, E := int64(h.hidden), int64(h.vocab), int64(h.experts)
+	H, E := int64(h.hidden), int64(h.experts)
 	F, S := int64(h.ffn), int64(s.shared*h.expertFFN)
 	pl := newPlanner(st, h)
 	add := pl.add
@@ -235,14 +235,9 @@ func planSharedMoEModel(st *safetensors.Model, arch archSpec, h hparams, attn at
 		if fp8Aux(st, name) || ignoredRE.MatchString(name) {
 			continue
 		}
-		var err error
-		switch name {
-		case "model.embed_tokens.weight":
-			err = add(tensorPlan{ggufName: "token_embd.weight", layer: -1}, t, []int64{V, H})
-		case "model.norm.weight":
-			err = add(tensorPlan{ggufName: "output_norm.weight", layer: -1}, t, []int64{H})
-		case "lm_head.weight":
-			err = add(tensorPlan{ggufName: "output.weight", layer: -1}, t, []int64{V, H})
+		ok, err := pl.outer(t, llamaEmb, llamaNorm)
+		switch {
+		case ok || err != nil:
 		default:
 			m := layerRE.FindStringSubmatch(name)
 			if m == nil && arch.ernieMoE && strings.HasPrefix(name, "model.mtp_") {
