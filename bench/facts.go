@@ -90,7 +90,10 @@ func FactsFromFile(path string) (Facts, error) {
 			f.KVHeads = max(f.KVHeads, f.LayerKVHeads[i])
 		}
 		conv, inner, state, groups := uint64(get("ssm.conv_kernel")), uint64(get("ssm.inner_size")), uint64(get("ssm.state_size")), uint64(get("ssm.group_count"))
-		if conv > 0 {
+		switch l := uint64(get("shortconv.l_cache")); {
+		case l > 1: // LFM2: the convolution's last l-1 inputs
+			f.RecurrentBytes = 4 * (l - 1) * uint64(f.Embd)
+		case conv > 0:
 			f.RecurrentBytes = 4 * ((conv-1)*(inner+2*groups*state) + state*inner)
 		}
 	}

@@ -276,6 +276,21 @@ func TestFactsHybrid(t *testing.T) {
 		t.Errorf("an MLP layer: KV bytes %d, want %d; recurrent %v", kv, want, g.LayerRecurrent)
 	}
 
+	// LFM2's layout: the convolution layers keep their last l_cache-1
+	// inputs.
+	lf := filepath.Join(t.TempDir(), "lfm2.gguf")
+	if err := gguf.Rewrite(lf, tinyModel(t), func(w *gguf.Writer) {
+		w.Set("llama.attention.head_count_kv", gguf.Uint32s([]uint32{4, 0, 0, 0, 4}))
+		w.Set("llama.shortconv.l_cache", gguf.Uint32(3))
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if g, err := FactsFromFile(lf); err != nil {
+		t.Fatal(err)
+	} else if conv := uint64(4 * 2 * g.Embd); g.RecurrentBytes != conv || g.KVBytes(1024, "f16", "f16") != uint64(2*1024*4*(8*2+8*2))+3*conv {
+		t.Errorf("LFM2: state %d, want %d; KV bytes %d", g.RecurrentBytes, conv, g.KVBytes(1024, "f16", "f16"))
+	}
+
 	// Granite 4.0-H Tiny's shape: KV in 4 of its 40 layers, the others'
 	// Mamba-2 state, as the file says.
 	s := synth.Shapes["granite-4.0-h-tiny"]

@@ -311,13 +311,18 @@ func SequenceContext(configured int, h *gguf.File) int {
 
 // recurrentStateBytes is the F32 recurrent state llama.cpp keeps per
 // sequence in a recurrent layer of a Mamba-style model, read from the ssm
-// keys (0 for others: RWKV's and LFM2's states, and hybrids that declare
-// their recurrent layers otherwise, such as Falcon-H1 and Qwen3-Next, are
-// not counted, and their layers are counted as attention layers):
-// the convolution's last ssm.conv_kernel-1 inputs of ssm.inner_size +
-// 2·ssm.group_count·ssm.state_size channels, and the ssm.state_size ×
-// ssm.inner_size SSM state.
+// keys: the convolution's last ssm.conv_kernel-1 inputs of ssm.inner_size
+// + 2·ssm.group_count·ssm.state_size channels, and the ssm.state_size ×
+// ssm.inner_size SSM state; of LFM2, the convolution's last
+// shortconv.l_cache-1 inputs of embedding_length channels. It is 0 for
+// others (RWKV's states, and hybrids that declare their recurrent layers
+// otherwise, such as Falcon-H1 and Qwen3-Next, are not counted, and their
+// layers are counted as attention layers).
 func recurrentStateBytes(h *gguf.File, arch string) uint64 {
+	if l, _ := h.Uint(arch + ".shortconv.l_cache"); l > 1 {
+		embd, _ := h.Uint(arch + ".embedding_length")
+		return 4 * (l - 1) * embd
+	}
 	conv, _ := h.Uint(arch + ".ssm.conv_kernel")
 	inner, _ := h.Uint(arch + ".ssm.inner_size")
 	st, _ := h.Uint(arch + ".ssm.state_size")

@@ -238,3 +238,35 @@ func TestAutoGPULayersHybrid(t *testing.T) {
 		t.Errorf("4 sequences: %d layers (%q, %v), want the 5 blocks", n, why, err)
 	}
 }
+
+// TestLFM2State checks LFM2's recurrent state, the convolution's last
+// shortconv.l_cache-1 inputs per channel, and that an lfm2 file whose
+// final norm this llama.cpp does not find by name is refused with the
+// reason before llama.cpp sees it.
+func TestLFM2State(t *testing.T) {
+	path := testmodel.AsArch(t, shareddata.Path(t, "models", "stories260K.gguf"), "lfm2", func(set func(string, gguf.Value)) {
+		set("attention.head_count_kv", gguf.Uint32s([]uint32{0, 4, 0, 0, 4}))
+		set("shortconv.l_cache", gguf.Uint32(3))
+	})
+	h, err := gguf.ValidateModel(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := recurrentStateBytes(h, "lfm2"), uint64(4*2*64); got != want {
+		t.Errorf("state %d bytes, want %d", got, want)
+	}
+	err = loadable(h)
+	if !errors.Is(err, ErrLoad) || !strings.Contains(err.Error(), "output_norm.weight") || !strings.Contains(err.Error(), "llm convert") {
+		t.Errorf("loadable: %v", err)
+	}
+	if _, err := LoadModel(context.Background(), path, ModelOptions{}); !errors.Is(err, ErrLoad) || !strings.Contains(err.Error(), "llm convert") {
+		t.Errorf("LoadModel: %v", err)
+	}
+	llama, err := gguf.ValidateModel(shareddata.Path(t, "models", "stories260K.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := loadable(llama); err != nil {
+		t.Errorf("llama: %v", err)
+	}
+}

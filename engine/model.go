@@ -129,6 +129,9 @@ func LoadModel(ctx context.Context, path string, opts ModelOptions) (*Model, err
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
+	if err := loadable(header); err != nil {
+		return nil, fmt.Errorf("engine: loading %s: %w", path, err)
+	}
 	if opts.TensorSplit != nil && len(opts.TensorSplit) > int(C.llama_max_devices()) {
 		return nil, fmt.Errorf("engine: %d tensor split entries, at most %d: %w",
 			len(opts.TensorSplit), int(C.llama_max_devices()), ErrInvalidArgument)
@@ -441,6 +444,27 @@ func (m *Model) ChatTemplates() map[string]string {
 type intOverride struct {
 	key   string
 	value int64
+}
+
+// loadable refuses, with the reason, a valid file this llama.cpp cannot
+// load although others can: an lfm2 model whose final norm is named as
+// convert_hf_to_gguf.py (token_embd_norm.weight) or Ollama
+// (output_norm.weight) names it, where this llama.cpp looks for
+// "output_norm", the name llm convert writes.
+func loadable(h *gguf.File) error {
+	if h.Architecture() != "lfm2" {
+		return nil
+	}
+	if _, ok := h.Tensor("output_norm"); ok {
+		return nil
+	}
+	for _, name := range []string{"token_embd_norm.weight", "output_norm.weight"} {
+		if _, ok := h.Tensor(name); ok {
+			return fmt.Errorf("the lfm2 model's final norm is %s, which the llama.cpp this build carries (Ollama v0.17.4's) does not load: "+
+				"it looks for \"output_norm\"; convert the model from its safetensors with llm convert: %w", name, ErrLoad)
+		}
+	}
+	return nil
 }
 
 // loadWorkarounds are the metadata values llama.cpp must read in place of

@@ -74,6 +74,8 @@ type hfConfig struct {
 	GraniteH graniteHybridConfig `json:"-"`
 	// Nemotron-H's blocks and Mamba-2 mixers.
 	NemotronH nemotronHConfig `json:"-"`
+	// LFM2's layers, convolutions and experts.
+	LFM2 lfm2Config `json:"-"`
 
 	// A classifier's labels by id ("0": "LABEL_0").
 	ID2Label map[string]string `json:"id2label"`
@@ -134,6 +136,8 @@ type hparams struct {
 	// (nemotronh.go).
 	gh *graniteHybrid
 	nh *nemotronH
+	// lfm is LFM2's layout (lfm2.go).
+	lfm *lfm2
 	// cohereQKNorm: Command R+'s per-head q/k LayerNorms; logitScale
 	// multiplies Command R's logits.
 	cohereQKNorm bool
@@ -174,6 +178,9 @@ func readConfig(dir string) (*hfConfig, error) {
 	if err := json.Unmarshal(raw, &c.NemotronH); err != nil {
 		return nil, fmt.Errorf("convert: config.json: %w", err)
 	}
+	if err := json.Unmarshal(raw, &c.LFM2); err != nil {
+		return nil, fmt.Errorf("convert: config.json: %w", err)
+	}
 	return &c, nil
 }
 
@@ -194,6 +201,11 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	}
 	if arch.vlm && !arch.gemma3 {
 		if err := c.textConfig(arch); err != nil {
+			return h, err
+		}
+	}
+	if arch.lfm2 {
+		if err := c.lfm2Defaults(arch); err != nil {
 			return h, err
 		}
 	}
@@ -354,6 +366,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		}
 	case arch.nemotronH:
 		if err := c.nemotronHHparams(arch, &h); err != nil {
+			return h, err
+		}
+	case arch.lfm2:
+		if err := c.lfm2Hparams(arch, &h); err != nil {
 			return h, err
 		}
 	case arch.deepseek != 0:

@@ -125,6 +125,11 @@
 //     "nemotron_h": blocks of one Mamba-2 mixer, attention without
 //     positions or a ReLU² MLP each; with experts in place of the MLPs
 //     (Nemotron 3 Nano) "nemotron_h_moe"; see nemotronh.go.
+//   - Lfm2ForCausalLM (LFM2, LFM2.5) → GGUF arch "lfm2": gated
+//     short-convolution layers and attention layers with per-head q/k
+//     norms and NEOX rope; Lfm2MoeForCausalLM (LFM2-8B-A1B) → "lfm2moe",
+//     with sigmoid-routed experts after the leading dense layers; see
+//     lfm2.go.
 //   - Phi3ForCausalLM (Phi-3 mini and medium; not Phi3SmallForCausalLM)
 //     → GGUF arch "phi3": the fused qkv_proj and gate_up_proj weights are
 //     kept fused (blk.N.attn_qkv.weight, and blk.N.ffn_up.weight holding
@@ -430,6 +435,9 @@ type archSpec struct {
 	// seedOSS: Seed-OSS's pre-MLP norm named post_attention_norm, q/k/v
 	// biases when attention_bias, no output bias.
 	seedOSS bool
+	// lfm2: LFM2's short-convolution and attention layers, and
+	// LFM2-MoE's sigmoid-routed experts after its dense layers (lfm2.go).
+	lfm2 bool
 }
 
 var archs = []archSpec{
@@ -445,6 +453,8 @@ var archs = []archSpec{
 	{hf: "GraniteMoeForCausalLM", gguf: "granitemoe", permute: true, ropeFreqs: true, granite: true, moe: graniteMoE, fusedExperts: true},
 	{hf: "GraniteMoeHybridForCausalLM", gguf: "granitehybrid", permute: true, ropeFreqs: true, granite: true, graniteHybrid: true},
 	{hf: "NemotronHForCausalLM", gguf: "nemotron_h", nemotronH: true},
+	{hf: "Lfm2ForCausalLM", gguf: "lfm2", lfm2: true},
+	{hf: "Lfm2MoeForCausalLM", gguf: "lfm2moe", lfm2: true, moe: lfm2MoE, fusedExperts: true},
 	{hf: "Mistral3ForConditionalGeneration", gguf: "llama", permute: true, ropeFreqs: true, vlm: true},
 	{hf: "Ministral3ForCausalLM", gguf: "mistral3", permute: true, ropeFreqs: true, ministral3: true},
 	{hf: "MixtralForCausalLM", gguf: "llama", permute: true, ropeFreqs: true, moe: mixtralMoE},
@@ -708,6 +718,9 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		if arch.nemotronH {
 			nemotronHKeys(w, a, hp)
 		}
+		if arch.lfm2 {
+			lfm2Keys(w, a, hp)
+		}
 		switch {
 		case arch.gemma3:
 			gemma3Keys(w, hp)
@@ -728,6 +741,8 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		}
 	case "nemotron_h", "nemotron_h_moe":
 		plan, err = planNemotronH(st, arch, hp)
+	case "lfm2", "lfm2moe":
+		plan, err = planLFM2(st, arch, hp)
 	case "gpt2":
 		plan, err = planGPT2(st, hp)
 	case "bert":

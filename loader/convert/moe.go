@@ -224,36 +224,48 @@ func (fe fusedExperts) add(spec *moeSpec, n int, suffix string, t safetensors.Te
 // plans checks each layer's fused experts and returns the GGUF expert
 // tensors, each expert's matrix written (out, in).
 func (fe fusedExperts) plans(spec *moeSpec, h hparams) ([]tensorPlan, error) {
-	E, H, I := int64(h.experts), int64(h.hidden), int64(h.expertFFN)
 	var out []tensorPlan
 	for n := range h.layers {
-		for _, f := range []struct {
-			suffix  string
-			in, out int64
-			gguf    []string
-			sel     []int
-		}{
-			{spec.fusedGateUp, H, 2 * I, []string{"ffn_gate_exps", "ffn_up_exps"}, []int{rowsFirst, rowsSecond}},
-			{spec.fusedDown, I, H, []string{"ffn_down_exps"}, []int{rowsAll}},
-		} {
-			t, ok := fe[n][f.suffix]
-			if !ok {
-				return nil, fmt.Errorf("%w: the checkpoint has no tensor for layer %d's %s", ErrMismatch, n, f.suffix)
-			}
-			shape := []int64{E, f.in, f.out}
-			if spec.fusedOutIn {
-				shape = []int64{E, f.out, f.in}
-			}
-			if !slices.Equal(t.Shape, shape) {
-				return nil, fmt.Errorf("%w: tensor %q has shape %v, config.json implies %v", ErrMismatch, t.Name, t.Shape, shape)
-			}
-			if !t.DType.Supported() {
-				return nil, fmt.Errorf("%w: tensor %q has dtype %s; the converter reads F32, F16 and BF16 fused experts", ErrUnsupported, t.Name, t.DType)
-			}
-			for i, g := range f.gguf {
-				src := &ossSource{weight: t.Name, sel: f.sel[i], experts: int(E), rows: int(f.out), cols: int(f.in), outIn: spec.fusedOutIn}
-				out = append(out, tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s.weight", n, g), shape: []int64{E, int64(src.outRows()), f.in}, layer: n, oss: src})
-			}
+		ps, err := fe.layerPlans(spec, h, n)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ps...)
+	}
+	return out, nil
+}
+
+// layerPlans checks layer n's fused experts and returns its GGUF expert
+// tensors.
+func (fe fusedExperts) layerPlans(spec *moeSpec, h hparams, n int) ([]tensorPlan, error) {
+	E, H, I := int64(h.experts), int64(h.hidden), int64(h.expertFFN)
+	var out []tensorPlan
+	for _, f := range []struct {
+		suffix  string
+		in, out int64
+		gguf    []string
+		sel     []int
+	}{
+		{spec.fusedGateUp, H, 2 * I, []string{"ffn_gate_exps", "ffn_up_exps"}, []int{rowsFirst, rowsSecond}},
+		{spec.fusedDown, I, H, []string{"ffn_down_exps"}, []int{rowsAll}},
+	} {
+		t, ok := fe[n][f.suffix]
+		if !ok {
+			return nil, fmt.Errorf("%w: the checkpoint has no tensor for layer %d's %s", ErrMismatch, n, f.suffix)
+		}
+		shape := []int64{E, f.in, f.out}
+		if spec.fusedOutIn {
+			shape = []int64{E, f.out, f.in}
+		}
+		if !slices.Equal(t.Shape, shape) {
+			return nil, fmt.Errorf("%w: tensor %q has shape %v, config.json implies %v", ErrMismatch, t.Name, t.Shape, shape)
+		}
+		if !t.DType.Supported() {
+			return nil, fmt.Errorf("%w: tensor %q has dtype %s; the converter reads F32, F16 and BF16 fused experts", ErrUnsupported, t.Name, t.DType)
+		}
+		for i, g := range f.gguf {
+			src := &ossSource{weight: t.Name, sel: f.sel[i], experts: int(E), rows: int(f.out), cols: int(f.in), outIn: spec.fusedOutIn}
+			out = append(out, tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s.weight", n, g), shape: []int64{E, int64(src.outRows()), f.in}, layer: n, oss: src})
 		}
 	}
 	return out, nil
@@ -264,21 +276,32 @@ func (fe fusedExperts) plans(spec *moeSpec, h hparams) ([]tensorPlan, error) {
 func (ep expertParts) plans(h hparams, first int) ([]tensorPlan, error) {
 	var out []tensorPlan
 	for n := first; n < h.layers; n++ {
-		for _, g := range []string{"ffn_gate_exps", "ffn_down_exps", "ffn_up_exps"} {
-			key := fmt.Sprintf("blk.%d.%s.weight", n, g)
-			parts := ep[key]
-			if parts == nil {
-				return nil, fmt.Errorf("%w: the checkpoint has no tensor for %s", ErrMismatch, key)
-			}
-			if i := slices.Index(parts, ""); i >= 0 {
-				return nil, fmt.Errorf("%w: the checkpoint has no tensor for expert %d of %s", ErrMismatch, i, key)
-			}
-			shape := []int64{int64(h.experts), int64(h.expertFFN), int64(h.hidden)}
-			if g == "ffn_down_exps" {
-				shape[1], shape[2] = shape[2], shape[1]
-			}
-			out = append(out, tensorPlan{ggufName: key, parts: parts, shape: shape, layer: n})
+		ps, err := ep.plansLayer(h, n)
+		if err != nil {
+			return nil, err
 		}
+		out = append(out, ps...)
+	}
+	return out, nil
+}
+
+// plansLayer returns layer n's stacked tensors, one per projection.
+func (ep expertParts) plansLayer(h hparams, n int) ([]tensorPlan, error) {
+	var out []tensorPlan
+	for _, g := range []string{"ffn_gate_exps", "ffn_down_exps", "ffn_up_exps"} {
+		key := fmt.Sprintf("blk.%d.%s.weight", n, g)
+		parts := ep[key]
+		if parts == nil {
+			return nil, fmt.Errorf("%w: the checkpoint has no tensor for %s", ErrMismatch, key)
+		}
+		if i := slices.Index(parts, ""); i >= 0 {
+			return nil, fmt.Errorf("%w: the checkpoint has no tensor for expert %d of %s", ErrMismatch, i, key)
+		}
+		shape := []int64{int64(h.experts), int64(h.expertFFN), int64(h.hidden)}
+		if g == "ffn_down_exps" {
+			shape[1], shape[2] = shape[2], shape[1]
+		}
+		out = append(out, tensorPlan{ggufName: key, parts: parts, shape: shape, layer: n})
 	}
 	return out, nil
 }

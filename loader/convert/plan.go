@@ -405,7 +405,7 @@ func rank(name string) int {
 	switch name {
 	case "token_embd.weight":
 		return 0
-	case "output_norm.weight":
+	case "output_norm.weight", lfm2OutputNorm:
 		return 2
 	case "output.weight":
 		return 3

@@ -43,10 +43,12 @@ func parseOutType(s string) (gguf.Type, uint32, error) {
 // multiple of 32, which fall back to F16 as convert_hf_to_gguf.py's do;
 // F32 for the rest: biases, and norms, including Command R+'s per-head
 // q/k norm weights [heads, head_dim], which ggml multiplies only as F32,
-// and Mamba-2's conv1d, A and D, which its kernels read as F32.
+// Mamba-2's conv1d, A and D and LFM2's convolution, which ggml's kernels
+// read as F32.
 func tensorType(name string, shape []int64, out gguf.Type) gguf.Type {
 	if len(shape) < 2 || len(shape) > 3 || keepF32[name] || strings.Contains(name, ".ffn_gate_inp") || strings.HasSuffix(name, ".bias") || strings.HasSuffix(name, "_norm.weight") ||
-		strings.HasSuffix(name, ".ssm_conv1d.weight") || strings.HasSuffix(name, ".ssm_a") || strings.HasSuffix(name, ".ssm_d") {
+		strings.HasSuffix(name, ".ssm_conv1d.weight") || strings.HasSuffix(name, ".ssm_a") || strings.HasSuffix(name, ".ssm_d") ||
+		strings.HasSuffix(name, ".shortconv.conv.weight") {
 		return gguf.TypeF32
 	}
 	if out == gguf.TypeQ8_0 && shape[len(shape)-1]%qk8_0 != 0 {

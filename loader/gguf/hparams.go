@@ -149,8 +149,8 @@ func checkHeads(f *File, arch string, fail func(string, ...any) error) error {
 // checkArchKeys checks the keys of single archs llama.cpp asserts on: the
 // pooling type, the experts' gating function, glm4moe's and
 // ernie4_5-moe's experts, DeepSeek's latent attention and attention
-// temperature (Mistral 3's takes its length from the rope), and the
-// Mamba-2 sizes.
+// temperature (Mistral 3's takes its length from the rope), the Mamba-2
+// sizes, LFM2's convolution width and LFM2-MoE's experts.
 func checkArchKeys(f *File, arch string, fail func(string, ...any) error) error {
 	get := func(key string) (uint64, bool) { return f.Uint(arch + "." + key) }
 	if p, ok := get("pooling_type"); ok && p > 4 {
@@ -189,6 +189,16 @@ func checkArchKeys(f *File, arch string, fail func(string, ...any) error) error 
 			}
 		}
 	}
+	if l, ok := get("shortconv.l_cache"); ok && l != 3 && l != 4 {
+		// lfm2 asserts a width above 1, ggml's CUDA convolution 3 or 4.
+		return fail("shortconv.l_cache %d: ggml's CUDA convolution runs 3 or 4 only", l)
+	}
+	if arch == "lfm2moe" {
+		dense, _ := get("leading_dense_block_count")
+		if e, _ := get("expert_count"); e == 0 && dense < layers {
+			return fail("leading_dense_block_count %d of block_count %d leaves layers with experts, and expert_count is 0", dense, layers)
+		}
+	}
 	inner, ok := get("ssm.inner_size")
 	if !ok {
 		return nil
@@ -214,7 +224,9 @@ func checkArchKeys(f *File, arch string, fail func(string, ...any) error) error 
 // checkTensorForms checks what llama.cpp builds test operations on before
 // it checks tensor shapes: rope frequency factors in F32, embeddings of
 // at most 2 dimensions, stacked experts of at most 3, Mamba's conv1d and
-// A of 2; and that classifier.output_labels is an array of strings.
+// A of 2; what ggml's kernels assert at the first decode: Mamba's and
+// LFM2's convolution weights in F32; and that classifier.output_labels
+// is an array of strings.
 func checkTensorForms(f *File, arch string) error {
 	if v, ok := f.Lookup(arch + ".classifier.output_labels"); ok && v.IsArray() && v.Elem() != ValueString {
 		return fmt.Errorf("gguf: %s.classifier.output_labels has type %s, must be arr[str] (llama.cpp aborts): %w", arch, typeName(v), ErrInvalid)
@@ -234,6 +246,8 @@ func checkTensorForms(f *File, arch string) error {
 			bad = "must have at most 3 dimensions"
 		case (strings.HasSuffix(t.Name, ".ssm_conv1d.weight") || strings.HasSuffix(t.Name, ".ssm_a")) && dims > 2:
 			bad = "must have at most 2 dimensions"
+		case (strings.HasSuffix(t.Name, ".ssm_conv1d.weight") || strings.HasSuffix(t.Name, ".shortconv.conv.weight")) && t.Type != TypeF32:
+			bad = "must be F32 (ggml's convolution reads F32 only)"
 		}
 		if bad != "" {
 			return fmt.Errorf("gguf: tensor %s (%s, shape %v) %s (llama.cpp aborts): %w", t.Name, t.Type, t.Shape, bad, ErrInvalid)

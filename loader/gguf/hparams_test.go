@@ -113,6 +113,14 @@ func TestValidateModelShapes(t *testing.T) {
 		{name: "embeddings 3-D", kv: llama, tensors: []tensor{{"token_embd.weight", TypeF32, []uint64{64, 10, 2}}}, words: []string{"token_embd.weight", "at most 2"}},
 		{name: "exaone4 64 layers window 0", kv: append(as("exaone4", u("attention.sliding_window", 0)), u("exaone4.block_count", 64)), words: []string{"sliding_window is 0"}},
 		{name: "gemma2 window 0", kv: as("gemma2", u("attention.sliding_window", 0)), words: []string{"sliding_window is 0", "NaN"}},
+		{name: "lfm2", kv: as("lfm2", KV{"attention.head_count_kv", Uint32s([]uint32{0, 2})}, u("shortconv.l_cache", 3)),
+			tensors: []tensor{{"blk.0.shortconv.conv.weight", TypeF32, []uint64{3, 64}}}},
+		{name: "lfm2 width 2", kv: as("lfm2", u("shortconv.l_cache", 2)), words: []string{"shortconv.l_cache 2"}},
+		{name: "lfm2 conv F16", kv: as("lfm2", u("shortconv.l_cache", 3)), tensors: []tensor{{"blk.0.shortconv.conv.weight", TypeF16, []uint64{3, 64}}}, words: []string{"shortconv.conv.weight", "must be F32"}},
+		{name: "mamba conv1d F16", kv: llama, tensors: []tensor{{"blk.0.ssm_conv1d.weight", TypeF16, []uint64{4, 64}}}, words: []string{"ssm_conv1d.weight", "must be F32"}},
+		{name: "lfm2moe", kv: as("lfm2moe", u("leading_dense_block_count", 1), u("expert_count", 4), u("expert_used_count", 2))},
+		{name: "lfm2moe all dense", kv: as("lfm2moe", u("leading_dense_block_count", 2))},
+		{name: "lfm2moe no experts", kv: as("lfm2moe", u("leading_dense_block_count", 1)), words: []string{"leading_dense_block_count 1", "expert_count is 0"}},
 		{name: "labels not strings", kv: as("bert", KV{"classifier.output_labels", Uint32s([]uint32{1, 2})}), words: []string{"classifier.output_labels"}},
 	}
 	// A vocabulary-only load reads no hyperparameters: it is not refused.
