@@ -367,18 +367,20 @@ func TestLFM2Refused(t *testing.T) {
 		edit func(map[string]any, []stTensor) []stTensor
 		want error
 	}{
-		"conv_bias":             {lfCase{}, setConfig("conv_bias", true), convert.ErrUnsupported},
-		"conv_L_cache 5":        {lfCase{}, setConfig("conv_L_cache", 5), convert.ErrUnsupported},
-		"head_dim 32":           {lfCase{}, setConfig("head_dim", 32), convert.ErrUnsupported},
-		"gelu":                  {lfCase{}, setConfig("hidden_act", "gelu"), convert.ErrUnsupported},
-		"a layer type":          {lfCase{}, setConfig("layer_types", []string{"conv", "full_attention", "conv", "mamba"}), convert.ErrMismatch},
-		"too few layer types":   {lfCase{}, setConfig("layer_types", []string{"conv", "full_attention"}), convert.ErrMismatch},
-		"attention as conv":     {lfCase{}, setConfig("layer_types", []string{"conv", "conv", "conv", "conv"}), convert.ErrUnsupported},
-		"full_attn_idxs 9":      {lfCase{idxs: true}, setConfig("full_attn_idxs", []int{9}), convert.ErrMismatch},
-		"block_ff_dim":          {lfCase{}, setConfig("block_ff_dim", 120), convert.ErrMismatch}, // two thirds, 80, rounded up: 96
-		"no q_layernorm":        {lfCase{}, dropTensor("model.layers.1.self_attn.q_layernorm.weight"), convert.ErrMismatch},
-		"no conv":               {lfCase{}, dropTensor("model.layers.2.conv.conv.weight"), convert.ErrMismatch},
-		"a conv bias":           {lfCase{}, func(_ map[string]any, ts []stTensor) []stTensor { return append(ts, f32Tensor("model.layers.0.conv.conv.bias", []int64{lfHidden}, make([]float32, lfHidden))) }, convert.ErrUnsupported},
+		"conv_bias":           {lfCase{}, setConfig("conv_bias", true), convert.ErrUnsupported},
+		"conv_L_cache 5":      {lfCase{}, setConfig("conv_L_cache", 5), convert.ErrUnsupported},
+		"head_dim 32":         {lfCase{}, setConfig("head_dim", 32), convert.ErrUnsupported},
+		"gelu":                {lfCase{}, setConfig("hidden_act", "gelu"), convert.ErrUnsupported},
+		"a layer type":        {lfCase{}, setConfig("layer_types", []string{"conv", "full_attention", "conv", "mamba"}), convert.ErrMismatch},
+		"too few layer types": {lfCase{}, setConfig("layer_types", []string{"conv", "full_attention"}), convert.ErrMismatch},
+		"attention as conv":   {lfCase{}, setConfig("layer_types", []string{"conv", "conv", "conv", "conv"}), convert.ErrUnsupported},
+		"full_attn_idxs 9":    {lfCase{idxs: true}, setConfig("full_attn_idxs", []int{9}), convert.ErrMismatch},
+		"block_ff_dim":        {lfCase{}, setConfig("block_ff_dim", 120), convert.ErrMismatch}, // two thirds, 80, rounded up: 96
+		"no q_layernorm":      {lfCase{}, dropTensor("model.layers.1.self_attn.q_layernorm.weight"), convert.ErrMismatch},
+		"no conv":             {lfCase{}, dropTensor("model.layers.2.conv.conv.weight"), convert.ErrMismatch},
+		"a conv bias": {lfCase{}, func(_ map[string]any, ts []stTensor) []stTensor {
+			return append(ts, f32Tensor("model.layers.0.conv.conv.bias", []int64{lfHidden}, make([]float32, lfHidden)))
+		}, convert.ErrUnsupported},
 		"moe without types":     {moe, setConfig("layer_types", nil), convert.ErrMismatch},
 		"routed_scaling_factor": {moe, setConfig("routed_scaling_factor", 2.0), convert.ErrUnsupported},
 		"norm_topk_prob false":  {moe, setConfig("norm_topk_prob", false), convert.ErrUnsupported},
