@@ -128,9 +128,10 @@ func (p preJSON) steps() []preStep {
 // write it) give the same pieces. Each has a catch-all for whitespace
 // (\s+) and the complements of letters, numbers and whitespace.
 var totalRegexes = map[string]bool{
-	canonRegex(llama3Regex): true,
-	canonRegex(qwen2Regex):  true,
-	canonRegex(gpt4oRegex):  true,
+	canonRegex(llama3Regex):    true,
+	canonRegex(qwen2Regex):     true,
+	canonRegex(gpt4oRegex):     true,
+	canonRegex(seedCoderRegex): true,
 }
 
 // byteLevelStep is the canonical ByteLevel step; withRegex: it also applies
@@ -157,6 +158,10 @@ const (
 	// Small 3, Pixtral): o200k's cased-letter runs without the
 	// contractions, and one digit at a time.
 	tekkenRegex = `[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`
+	// seedCoderRegex is Seed-Coder's and Seed-OSS's: Qwen2's with a
+	// single digit spelled \p{N}{1}, and punctuation runs that keep
+	// line breaks out.
+	seedCoderRegex = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1}| ?[^\s\p{L}\p{N}\r\n]+|\s*[\r\n]+|\s+(?!\S)|\s+`
 	// deepseekV3Regex is DeepSeek-V3's third Split (after its digits and
 	// kana-and-CJK ones): a symbol fused to the ASCII word after it,
 	// letters with their marks, and punctuation runs.
@@ -210,6 +215,10 @@ var preFamilies = []preFamily{
 	// The regex llama.cpp quotes as Tekken's tokenizer.json's
 	// (llama-vocab.cpp, LLAMA_VOCAB_PRE_TYPE_TEKKEN).
 	{name: "tekken", steps: []preStep{splitStep(tekkenRegex), byteLevelStep(false)}, norms: []string{normNone}, from: "mistralai/Mistral-Nemo-Instruct-2407"},
+	// The regex llama.cpp quotes as Seed-Coder's tokenizer.json's
+	// (llama-vocab.cpp, LLAMA_VOCAB_PRE_TYPE_SEED_CODER), which Seed-OSS
+	// shares.
+	{name: "seed-coder", steps: []preStep{splitStep(seedCoderRegex), byteLevelStep(false)}, norms: []string{normNone}, from: "ByteDance-Seed/Seed-Coder-8B-Base, ByteDance-Seed/Seed-OSS-36B-Instruct"},
 	{name: "deepseek-llm", steps: []preStep{
 		splitStep("[\r\n]"), splitStep(deepseekLetters), splitStep(deepseekPunct), splitStep(`\s+$`), splitStep(deepseekCJK),
 		"Digits(individual_digits=true)", byteLevelStep(false),

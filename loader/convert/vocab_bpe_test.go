@@ -48,6 +48,10 @@ const (
 	// Small 3) with the regex llama.cpp quotes from its tokenizer.json.
 	preTekken = `{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}]}`
 
+	// preSeedCoder is Seed-Coder's and Seed-OSS's: one digit at a time,
+	// punctuation without the line breaks after it.
+	preSeedCoder = `{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\\r\\n\\p{L}\\p{N}]?\\p{L}+|\\p{N}{1}| ?[^\\s\\p{L}\\p{N}\\r\\n]+|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":false,"use_regex":false}]}`
+
 	// preDeepSeekV3 is DeepSeek-V3's: digits by three, CJK and kana runs,
 	// then its word regex, whose CR and LF the file holds as characters.
 	preDeepSeekV3 = `{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"\\p{N}{1,3}"},"behavior":"Isolated","invert":false},{"type":"Split","pattern":{"Regex":"[一-龥぀-ゟ゠-ヿ]+"},"behavior":"Isolated","invert":false},{"type":"Split","pattern":{"Regex":"[!\"#$%&'()*+,\\-./:;<=>?@\\[\\\\\\]^_` + "`" + `{|}~][A-Za-z]+|[^\r\n\\p{L}\\p{P}\\p{S}]?[\\p{L}\\p{M}]+| ?[\\p{P}\\p{S}]+[\r\n]*|\\s*[\r\n]+|\\s+(?!\\S)|\\s+"},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}]}`
@@ -432,6 +436,7 @@ func TestPreTokenizerDetection(t *testing.T) {
 		{"gpt-4o", preGPT4o, "", "", "gpt-4o", false},
 		{"gpt-4o isolated", preGPT4oIsolated, "", "", "gpt-4o", false},
 		{"tekken", preTekken, "", "", "tekken", false},
+		{"seed-coder", preSeedCoder, "", "", "seed-coder", false},
 		{"deepseek-v3", preDeepSeekV3, normEmptySeq, "", "deepseek-v3", false},
 		{"command-r", preStarcoder, normNFC, "", "command-r", false},
 		{"olmo", preGPT2, normNFC, "", "olmo", false},
@@ -607,6 +612,45 @@ func TestTekkenTokenization(t *testing.T) {
 	for _, text := range []string{"123", "I'm"} {
 		if a, b := tokenize(tekken, text), tokenize(gpt4o, text); slices.Equal(a, b) {
 			t.Errorf("%q: tekken and gpt-4o agree (%v): the test cannot tell them apart", text, a)
+		}
+	}
+}
+
+// TestSeedCoderTokenization: a Seed-Coder (Seed-OSS) tokenizer converts to
+// llama.cpp's seed-coder pre-tokenizer, which splits digits one by one and
+// keeps a line break out of the punctuation before it (where Llama 3's
+// keeps three digits, and the line breaks with the punctuation).
+func TestSeedCoderTokenization(t *testing.T) {
+	convertPre := func(pre string) *engine.Model {
+		dir := bpeFixture(t, pre, "", "")
+		addFirstMerges(t, dir, "1 2", "! \u010a")
+		out := filepath.Join(t.TempDir(), "m.gguf")
+		if err := convert.Convert(context.Background(), dir, out, convert.Options{}); err != nil {
+			t.Fatal(err)
+		}
+		return loadModel(t, out, engine.ModelOptions{VocabOnly: true})
+	}
+	seed, llama3 := convertPre(preSeedCoder), convertPre(preLlama3)
+	tokenize := func(m *engine.Model, s string) []engine.Token {
+		ids, err := m.Tokenize(s, false, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ids
+	}
+	for _, pieces := range [][]string{{"1", "2", "3"}, {"x", "!", "\n"}, {"Hello", " world"}, {"I", "'m"}} {
+		text := strings.Join(pieces, "")
+		var want []engine.Token
+		for _, p := range pieces {
+			want = append(want, tokenize(seed, p)...)
+		}
+		if got := tokenize(seed, text); !slices.Equal(got, want) {
+			t.Errorf("%q: seed-coder tokens %v, want %v (the pieces %q one by one)", text, got, want, pieces)
+		}
+	}
+	for _, text := range []string{"123", "x!\n"} {
+		if a, b := tokenize(seed, text), tokenize(llama3, text); slices.Equal(a, b) {
+			t.Errorf("%q: seed-coder and llama-bpe agree (%v): the test cannot tell them apart", text, a)
 		}
 	}
 }
