@@ -489,6 +489,9 @@ func (c *hfConfig) textConfig(arch archSpec) error {
 	if err := json.Unmarshal(c.TextConfig, c); err != nil {
 		return fmt.Errorf("convert: config.json: text_config: %w", err)
 	}
+	if err := json.Unmarshal(c.TextConfig, &c.LFM2); err != nil {
+		return fmt.Errorf("convert: config.json: text_config: %w", err)
+	}
 	return json.Unmarshal(c.TextConfig, &c.MoE)
 }
 

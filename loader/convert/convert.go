@@ -128,8 +128,9 @@
 //   - Lfm2ForCausalLM (LFM2, LFM2.5) → GGUF arch "lfm2": gated
 //     short-convolution layers and attention layers with per-head q/k
 //     norms and NEOX rope; Lfm2MoeForCausalLM (LFM2-8B-A1B) → "lfm2moe",
-//     with sigmoid-routed experts after the leading dense layers; see
-//     lfm2.go.
+//     with sigmoid-routed experts after the leading dense layers;
+//     Lfm2VlForConditionalGeneration (LFM2-VL) → "lfm2", its language
+//     model; see lfm2.go.
 //   - Phi3ForCausalLM (Phi-3 mini and medium; not Phi3SmallForCausalLM)
 //     → GGUF arch "phi3": the fused qkv_proj and gate_up_proj weights are
 //     kept fused (blk.N.attn_qkv.weight, and blk.N.ffn_up.weight holding
@@ -455,6 +456,7 @@ var archs = []archSpec{
 	{hf: "NemotronHForCausalLM", gguf: "nemotron_h", nemotronH: true},
 	{hf: "Lfm2ForCausalLM", gguf: "lfm2", lfm2: true},
 	{hf: "Lfm2MoeForCausalLM", gguf: "lfm2moe", lfm2: true, moe: lfm2MoE, fusedExperts: true},
+	{hf: "Lfm2VlForConditionalGeneration", gguf: "lfm2", lfm2: true, vlm: true},
 	{hf: "Mistral3ForConditionalGeneration", gguf: "llama", permute: true, ropeFreqs: true, vlm: true},
 	{hf: "Ministral3ForCausalLM", gguf: "mistral3", permute: true, ropeFreqs: true, ministral3: true},
 	{hf: "MixtralForCausalLM", gguf: "llama", permute: true, ropeFreqs: true, moe: mixtralMoE},

@@ -3,6 +3,7 @@ package convert
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"regexp"
 	"strings"
 
@@ -25,6 +26,9 @@ import (
 // The MLP width is worked out as transformers does: block_ff_dim (else
 // intermediate_size), with block_auto_adjust_ff_dim taken to two thirds,
 // then times block_ffn_dim_multiplier and rounded up to block_multiple_of.
+//
+// Lfm2VlForConditionalGeneration (LFM2-VL) converts as its language model,
+// an LFM2 (text_config), the vision tower and projector skipped.
 //
 // Lfm2MoeForCausalLM (LFM2-8B-A1B, LFM2-24B-A2B) → "lfm2moe": the first
 // num_dense_layers keep the dense MLP (intermediate_size wide); the rest
@@ -334,13 +338,22 @@ func planLFM2(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, er
 		}
 		return refuse("not a tensor of the model")
 	}
+	skipped := 0
 	for _, t := range st.Tensors() {
-		if fp8Aux(st, t.Name) || ignoredRE.MatchString(t.Name) {
+		name := t.Name
+		if arch.vlm { // LFM2-VL: the language model's tensors by their text names
+			var skip bool
+			if name, skip = gemma3TextName(name); skip {
+				skipped++
+				continue
+			}
+		}
+		if fp8Aux(st, t.Name) || ignoredRE.MatchString(name) {
 			continue
 		}
-		ok, err := pl.outer(t, llamaEmb, []string{"model.embedding_norm.weight"})
+		ok, err := pl.outerAs(t, name, llamaEmb, []string{"model.embedding_norm.weight"})
 		if !ok && err == nil {
-			n, suffix, berr := blockOf(layerRE, t.Name, h.layers, arch)
+			n, suffix, berr := blockOf(layerRE, name, h.layers, arch)
 			if berr != nil {
 				return nil, berr
 			}
@@ -349,6 +362,10 @@ func planLFM2(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, er
 		if err != nil {
 			return nil, err
 		}
+	}
+	if skipped > 0 {
+		slog.Info("convert: converting the language model only; the vision tower and multi-modal projector are skipped (llama.cpp reads them from a separate mmproj file)",
+			"architecture", arch.hf, "skipped_tensors", skipped)
 	}
 	if moe {
 		if err := lfm2Experts(pl, experts, fused, h); err != nil {

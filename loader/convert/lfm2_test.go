@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/llm-go/llm/engine"
@@ -34,6 +35,10 @@ type lfCase struct {
 	fused      bool // the experts fused as transformers 5 stores them
 	expertBias bool // use_expert_bias
 	idxs       bool // full_attn_idxs in place of layer_types
+	// vl: an LFM2-VL checkpoint, whose language model this is (its
+	// config in text_config, its tensors under model.language_model.),
+	// beside a vision tower and projector.
+	vl bool
 }
 
 func (c lfCase) config() map[string]any {
@@ -48,6 +53,11 @@ func (c lfCase) config() map[string]any {
 		m["full_attn_idxs"] = []int{1}
 	} else {
 		m["layer_types"] = lfLayers
+	}
+	if c.vl {
+		delete(m, "architectures")
+		return map[string]any{"architectures": []string{"Lfm2VlForConditionalGeneration"}, "model_type": "lfm2-vl", "text_config": m,
+			"vision_config": map[string]any{"model_type": "siglip2_vision_model", "hidden_size": 32}, "downsample_factor": 2, "image_token_index": 396}
 	}
 	if c.moe {
 		m["architectures"], m["model_type"] = []string{"Lfm2MoeForCausalLM"}, "lfm2_moe"
@@ -105,6 +115,12 @@ func (c lfCase) fixture(t *testing.T, edit func(map[string]any, []stTensor) []st
 				ts = append(ts, w.mat(q+"w1.weight", I, H), w.mat(q+"w3.weight", I, H), w.mat(q+"w2.weight", H, I))
 			}
 		}
+	}
+	if c.vl {
+		for i := range ts {
+			ts[i].name = "model.language_model." + strings.TrimPrefix(ts[i].name, "model.")
+		}
+		ts = append(ts, w.mat("model.vision_tower.encoder.layers.0.mlp.fc1.weight", 32, 32), w.mat("model.multi_modal_projector.linear_1.weight", H, 128))
 	}
 	return finishFixture(t, "tiny-llama-st", dir, cfg, ts, edit)
 }
@@ -266,9 +282,16 @@ func TestLFM2(t *testing.T) {
 	for name, c := range map[string]lfCase{
 		"lfm2": {}, "full_attn_idxs": {idxs: true},
 		"moe": {moe: true, expertBias: true}, "moe fused": {moe: true, fused: true, expertBias: true}, "moe without bias": {moe: true},
+		"lfm2-vl": {vl: true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := c.fixture(t, nil)
+			refDir := dir
+			if c.vl { // the same weights under the text model's names
+				text := c
+				text.vl = false
+				refDir = text.fixture(t, nil)
+			}
 			out := filepath.Join(t.TempDir(), "lfm2.gguf")
 			if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32", Name: "x"}); err != nil {
 				t.Fatal(err)
@@ -303,7 +326,7 @@ func TestLFM2(t *testing.T) {
 			if m := loadModel(t, out, engine.ModelOptions{}); !m.IsRecurrent() || m.Info().KVHeads != lfKV {
 				t.Errorf("recurrent %v, KV heads %d", m.IsRecurrent(), m.Info().KVHeads)
 			}
-			fresh := func() *lfRef { return c.reference(t, dir) }
+			fresh := func() *lfRef { return c.reference(t, refDir) }
 			ctx := refContext(t, out)
 			checkRef(t, ctx, prompts, fresh().forward, 1e-5)
 			all := func(edit func(*shortConvRef)) func(*lfRef) {

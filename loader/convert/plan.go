@@ -467,13 +467,19 @@ func (pl *planner) add(p tensorPlan, t safetensors.TensorInfo, want []int64) err
 // embeddings (named emb), the final norm (norm) or the head
 // (lm_head.weight), reporting whether it is.
 func (pl *planner) outer(t safetensors.TensorInfo, emb, norm []string) (bool, error) {
+	return pl.outerAs(t, t.Name, emb, norm)
+}
+
+// outerAs is outer for t known by name (a vision-language checkpoint's
+// tensor by its text model's name).
+func (pl *planner) outerAs(t safetensors.TensorInfo, name string, emb, norm []string) (bool, error) {
 	V, H := int64(pl.h.vocab), int64(pl.h.hidden)
 	switch {
-	case slices.Contains(emb, t.Name):
+	case slices.Contains(emb, name):
 		return true, pl.add(tensorPlan{ggufName: "token_embd.weight", layer: -1}, t, []int64{V, H})
-	case slices.Contains(norm, t.Name):
+	case slices.Contains(norm, name):
 		return true, pl.add(tensorPlan{ggufName: "output_norm.weight", layer: -1}, t, []int64{H})
-	case t.Name == "lm_head.weight":
+	case name == "lm_head.weight":
 		return true, pl.add(tensorPlan{ggufName: "output.weight", layer: -1}, t, []int64{V, H})
 	}
 	return false, nil
