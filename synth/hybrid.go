@@ -23,11 +23,18 @@ const (
 // mamba2 reports whether the shape has Mamba-2 layers.
 func (s Shape) mamba2() bool { return s.graniteHybrid() || s.nemotronH() }
 
+// hybrid reports whether some of the shape's layers keep a recurrent
+// state in place of a KV cache: Mamba-2's or LFM2's convolution's.
+func (s Shape) hybrid() bool { return s.mamba2() || s.lfm2() }
+
 // block returns the kind of block i: its character of Pattern with
-// nemotron_h, Mamba-2 unless listed in AttnLayers with granitehybrid, and
-// attention in the other shapes.
+// nemotron_h, Mamba-2 unless listed in AttnLayers with granitehybrid, a
+// convolution unless listed there with lfm2 and lfm2moe, and attention in
+// the other shapes.
 func (s Shape) block(i int) byte {
 	switch {
+	case s.lfm2():
+		return s.lfm2Block(i)
 	case s.nemotronH():
 		if i < 0 || i >= len(s.Pattern) {
 			return blockMLP
@@ -121,12 +128,16 @@ func (s Shape) mamba2Keys(w *gguf.Writer) {
 	u("ssm.group_count", s.SSMGroups)
 }
 
-// RecurrentBytes returns the size of the state one Mamba-2 layer keeps
-// for one sequence, in F32 as llama.cpp keeps it (the memory that replaces
-// the KV cache there, of a fixed size whatever the context): the
-// convolution's last SSMConv-1 inputs and the SSM state. It is 0 for
-// shapes without Mamba-2 layers (see LayerKVHeads and LayerRecurrent).
+// RecurrentBytes returns the size of the state one Mamba-2 or convolution
+// layer keeps for one sequence, in F32 as llama.cpp keeps it (the memory
+// that replaces the KV cache there, of a fixed size whatever the context):
+// Mamba-2's convolution's last SSMConv-1 inputs and the SSM state; LFM2's
+// convolution's last ConvWidth-1 inputs. It is 0 for shapes without such
+// layers (see LayerKVHeads and LayerRecurrent).
 func (s Shape) RecurrentBytes() uint64 {
+	if s.lfm2() {
+		return 4 * uint64(s.ConvWidth-1) * uint64(s.Embd)
+	}
 	if !s.mamba2() {
 		return 0
 	}
@@ -134,9 +145,9 @@ func (s Shape) RecurrentBytes() uint64 {
 }
 
 // LayerKVHeads returns each layer's KV heads (see KVDims): 0 in a hybrid
-// shape's layers without attention, its Mamba-2 layers (which keep
-// RecurrentBytes of state per sequence instead, see LayerRecurrent) and
-// nemotron_h's MLP layers (which keep nothing).
+// shape's layers without attention, its Mamba-2 or convolution layers
+// (which keep RecurrentBytes of state per sequence instead, see
+// LayerRecurrent) and nemotron_h's MLP layers (which keep nothing).
 func (s Shape) LayerKVHeads() []int {
 	heads, _, _ := s.KVDims()
 	out := make([]int, s.Layers)
@@ -148,12 +159,14 @@ func (s Shape) LayerKVHeads() []int {
 	return out
 }
 
-// LayerRecurrent returns which layers are Mamba-2 layers, each keeping
-// RecurrentBytes of state per sequence: none outside the hybrids.
+// LayerRecurrent returns which layers are Mamba-2 or convolution layers,
+// each keeping RecurrentBytes of state per sequence: none outside the
+// hybrids.
 func (s Shape) LayerRecurrent() []bool {
 	out := make([]bool, s.Layers)
 	for i := range out {
-		out[i] = s.mamba2() && s.block(i) == blockMamba
+		b := s.block(i)
+		out[i] = s.hybrid() && (b == blockMamba || b == blockConv)
 	}
 	return out
 }

@@ -10,7 +10,9 @@
 // "granitehybrid" (IBM Granite 4.0-H): Mamba-2 layers with a few
 // attention layers, a dense MLP or experts beside a shared MLP; or
 // "nemotron_h" (NVIDIA Nemotron-H, Nemotron Nano 2): blocks of one
-// sublayer each, Mamba-2, attention or a ReLU² MLP.
+// sublayer each, Mamba-2, attention or a ReLU² MLP; or "lfm2" and
+// "lfm2moe" (LiquidAI LFM2, LFM2-MoE): gated short convolutions with a few
+// attention layers.
 //
 // The models produce gibberish but cost exactly what the real ones cost to
 // run: tests use small ones, and benchmarks use full-size ones to measure
@@ -83,6 +85,12 @@ type Shape struct {
 	// positions) and "-" an MLP of FF (up, ReLU², down).
 	Pattern    string
 	SSMHeadDim int
+	// With Arch "lfm2" (LiquidAI LFM2) or "lfm2moe" (LFM2-MoE, lfm2.go):
+	// the blocks in AttnLayers are attention layers (with per-head q/k
+	// norms), the others gated short convolutions over ConvWidth
+	// positions; lfm2moe's first DenseLayers blocks have a dense MLP of
+	// DenseFF, the others Experts experts of FF.
+	ConvWidth int
 }
 
 // arch is the GGUF architecture.
@@ -138,6 +146,17 @@ var Shapes = map[string]Shape{
 	"nemotron-nano-9b-v2": {Name: "nemotron-nano-9b-v2", Arch: "nemotron_h", Vocab: 131072, Embd: 4480, FF: 15680, Layers: 56, Heads: 40, KVHeads: 8,
 		HeadSize: 128, Context: 131072, RopeTheta: 10000, NormEps: 1e-5,
 		Pattern: "M-M-M-MM-M-M-M*-M-M-M*-M-M-M-M*-M-M-M-M*-M-MM-M-M-M-M-M-", SSMHeads: 128, SSMHeadDim: 80, SSMState: 128, SSMGroups: 8, SSMConv: 4},
+	// LiquidAI LFM2 (their config.json files): short convolutions over 3
+	// positions, attention in 6 of 16 layers (10 ones of 24 with
+	// experts), tied embeddings. The MLP widths are as transformers sizes
+	// them from block_ff_dim (two thirds, rounded up to 256).
+	"lfm2-350m": {Name: "lfm2-350m", Arch: "lfm2", Vocab: 65536, Embd: 1024, FF: 4608, Layers: 16, Heads: 16, KVHeads: 8,
+		Context: 128000, RopeTheta: 1e6, NormEps: 1e-5, TiedEmbeddings: true, AttnLayers: []int{2, 5, 8, 10, 12, 14}, ConvWidth: 3},
+	"lfm2-1.2b": {Name: "lfm2-1.2b", Arch: "lfm2", Vocab: 65536, Embd: 2048, FF: 8192, Layers: 16, Heads: 32, KVHeads: 8,
+		Context: 128000, RopeTheta: 1e6, NormEps: 1e-5, TiedEmbeddings: true, AttnLayers: []int{2, 5, 8, 10, 12, 14}, ConvWidth: 3},
+	"lfm2-8b-a1b": {Name: "lfm2-8b-a1b", Arch: "lfm2moe", Vocab: 65536, Embd: 2048, FF: 1792, Layers: 24, Heads: 32, KVHeads: 8,
+		Context: 128000, RopeTheta: 1e6, NormEps: 1e-5, TiedEmbeddings: true, Experts: 32, ExpertsUsed: 4, DenseLayers: 2, DenseFF: 7168,
+		AttnLayers: []int{2, 6, 10, 14, 18, 21}, ConvWidth: 3},
 }
 
 // Lookup returns the named shape (case-insensitive).
@@ -180,12 +199,16 @@ func (s Shape) Validate() error {
 		return fmt.Errorf("synth: hidden %d and feed-forward %d sizes must be multiples of 32", s.Embd, s.FF)
 	case s.RopeTheta <= 0 || s.NormEps <= 0:
 		return fmt.Errorf("synth: rope theta and norm epsilon must be positive")
-	case s.arch() != "llama" && s.arch() != "gpt-oss" && !s.sharedMoE() && !s.mamba2():
-		return fmt.Errorf("synth: architecture %q: llama, gpt-oss, glm4moe, deepseek2, granitehybrid or nemotron_h", s.Arch)
+	case s.arch() != "llama" && s.arch() != "gpt-oss" && !s.sharedMoE() && !s.mamba2() && !s.lfm2():
+		return fmt.Errorf("synth: architecture %q: llama, gpt-oss, glm4moe, deepseek2, granitehybrid, nemotron_h, lfm2 or lfm2moe", s.Arch)
 	case !s.mamba2() && (s.SSMHeads != 0 || s.SSMState != 0 || s.SSMGroups != 0 || s.SSMConv != 0):
 		return fmt.Errorf("synth: Mamba-2 sizes apply to granitehybrid and nemotron_h only")
-	case !s.graniteHybrid() && (len(s.AttnLayers) > 0 || s.SharedFF != 0):
-		return fmt.Errorf("synth: attention layers and a shared MLP width apply to granitehybrid only (nemotron_h: Pattern)")
+	case !s.graniteHybrid() && !s.lfm2() && len(s.AttnLayers) > 0:
+		return fmt.Errorf("synth: attention layers apply to granitehybrid, lfm2 and lfm2moe only (nemotron_h: Pattern)")
+	case !s.graniteHybrid() && s.SharedFF != 0:
+		return fmt.Errorf("synth: a shared MLP width applies to granitehybrid only")
+	case !s.lfm2() && s.ConvWidth != 0:
+		return fmt.Errorf("synth: a short convolution's width applies to lfm2 and lfm2moe only")
 	case !s.nemotronH() && (s.Pattern != "" || s.SSMHeadDim != 0):
 		return fmt.Errorf("synth: a block pattern and a Mamba-2 head size apply to nemotron_h only")
 	case s.arch() == "gpt-oss" && s.Experts == 0:
@@ -202,6 +225,8 @@ func (s Shape) Validate() error {
 		return s.validateGraniteHybrid()
 	case s.nemotronH():
 		return s.validateNemotronH()
+	case s.lfm2():
+		return s.validateLFM2()
 	}
 	return nil
 }
@@ -251,6 +276,8 @@ func (s Shape) tensors() []tensorSpec {
 		return append(out, s.graniteHybridTensors()...)
 	case s.nemotronH():
 		return append(out, s.nemotronHTensors()...)
+	case s.lfm2():
+		return append(out, s.lfm2Tensors()...)
 	}
 	for i := range s.Layers {
 		p := fmt.Sprintf("blk.%d.", i)
@@ -358,10 +385,10 @@ func (s Shape) Breakdown() Breakdown {
 // KVDims returns what one position of the KV cache holds per layer: KV
 // heads, and each head's key and value sizes (DeepSeek's latent attention
 // caches one head of the compressed KV and the rotated key). Of a hybrid
-// shape (granitehybrid, nemotron_h) only the attention layers have a KV
-// cache (see KVLayers and LayerKVHeads); its Mamba-2 layers hold a state
-// of a fixed size instead (RecurrentBytes, LayerRecurrent), and
-// nemotron_h's MLP layers nothing.
+// shape (granitehybrid, nemotron_h, lfm2, lfm2moe) only the attention
+// layers have a KV cache (see KVLayers and LayerKVHeads); its Mamba-2 or
+// convolution layers hold a state of a fixed size instead
+// (RecurrentBytes, LayerRecurrent), and nemotron_h's MLP layers nothing.
 func (s Shape) KVDims() (heads, k, v int) {
 	if s.Arch == "deepseek2" {
 		return 1, s.KVLoraRank + s.QKRope, s.KVLoraRank
@@ -370,9 +397,9 @@ func (s Shape) KVDims() (heads, k, v int) {
 }
 
 // KVLayers returns how many layers have a KV cache: all but a hybrid
-// shape's Mamba-2 layers (and nemotron_h's MLP layers).
+// shape's Mamba-2 or convolution layers (and nemotron_h's MLP layers).
 func (s Shape) KVLayers() int {
-	if !s.mamba2() {
+	if !s.hybrid() {
 		return s.Layers
 	}
 	n := 0

@@ -862,3 +862,89 @@ func TestKQuantFallback(t *testing.T) {
 		t.Errorf("IQ4_XS: WeightBytes %d, %v; the file holds %d", est, err, xsSize)
 	}
 }
+
+// tinyLFM2 and tinyLFM2MoE are small LFM2 shapes: attention in layers 1
+// and 3 of 4 (5), short convolutions in the others; LFM2-MoE's first
+// layer dense, then 4 experts (2 used).
+var (
+	tinyLFM2 = Shape{Name: "tiny-lfm2", Arch: "lfm2", Vocab: 1000, Embd: 64, FF: 96, Layers: 4, Heads: 4, KVHeads: 2,
+		Context: 512, RopeTheta: 1e6, NormEps: 1e-5, TiedEmbeddings: true, AttnLayers: []int{1, 3}, ConvWidth: 3}
+	tinyLFM2MoE = Shape{Name: "tiny-lfm2moe", Arch: "lfm2moe", Vocab: 1000, Embd: 64, FF: 32, Layers: 5, Heads: 4, KVHeads: 2,
+		Context: 512, RopeTheta: 1e6, NormEps: 1e-5, TiedEmbeddings: true, Experts: 4, ExpertsUsed: 2, DenseLayers: 1, DenseFF: 128,
+		AttnLayers: []int{1, 3}, ConvWidth: 3}
+)
+
+// TestLFM2 writes LFM2 and LFM2-MoE shapes in F32 and Q8_0 (whose sizes
+// WeightBytes gives exactly): the keys llama.cpp's lfm2 and lfm2moe read,
+// the convolution kept F32, the final norm under the name this llama.cpp
+// loads; llama.cpp loads each as a recurrent model and decodes a few
+// hundred tokens to finite logits.
+func TestLFM2(t *testing.T) {
+	for _, s := range []Shape{tinyLFM2, tinyLFM2MoE} {
+		for _, q := range []string{"F32", "Q8_0"} {
+			t.Run(s.Name+"/"+q, func(t *testing.T) {
+				path, f := createChecked(t, s, q)
+				a := s.Arch
+				if f.Architecture() != a || f.ParamCount() != s.Params() {
+					t.Errorf("architecture %q, %d parameters; want %s, %d", f.Architecture(), f.ParamCount(), a, s.Params())
+				}
+				if v, ok := f.Lookup(a + ".attention.head_count_kv"); !ok {
+					t.Error("no head_count_kv")
+				} else if kv, _ := v.AsUints(); !slices.Equal(kv, []uint64{0, 2, 0, 2, 0}[:s.Layers]) {
+					t.Errorf("head_count_kv %v", v)
+				}
+				want := map[string]uint64{"shortconv.l_cache": 3, "feed_forward_length": uint64(s.FF)}
+				if a == "lfm2moe" {
+					want = map[string]uint64{"shortconv.l_cache": 3, "feed_forward_length": 128, "expert_feed_forward_length": 32,
+						"leading_dense_block_count": 1, "expert_gating_func": 2, "expert_count": 4, "expert_used_count": 2}
+				}
+				for k, v := range want {
+					if got, ok := f.Uint(a + "." + k); !ok || got != v {
+						t.Errorf("%s = %d (%v), want %d", k, got, ok, v)
+					}
+				}
+				if ti, ok := f.Tensor("blk.0.shortconv.conv.weight"); !ok || ti.Type != gguf.TypeF32 {
+					t.Errorf("convolution %+v (%v), want F32", ti, ok)
+				}
+				if _, ok := f.Tensor(s.lfm2OutputNorm()); !ok {
+					t.Errorf("no %s", s.lfm2OutputNorm())
+				}
+				decodeLong(t, path, s)
+			})
+		}
+	}
+}
+
+// TestLFM2Shapes: the LFM2 shapes have the parameters their cards give
+// (354,483,968 and 1,170,340,608; 8.3B), KV caches in 6 layers and the
+// convolutions' state in the others; shapes llama.cpp cannot load are
+// refused.
+func TestLFM2Shapes(t *testing.T) {
+	for name, want := range map[string]float64{"lfm2-350m": 354483968, "lfm2-1.2b": 1170340608, "lfm2-8b-a1b": 8.3e9} {
+		s := Shapes[name]
+		if got := float64(s.Params()); got < want*0.995 || got > want*1.005 {
+			t.Errorf("%s: %.10g parameters, want about %.10g", name, got, want)
+		}
+		rec := s.LayerRecurrent()
+		if s.KVLayers() != 6 || s.RecurrentBytes() != uint64(4*2*s.Embd) || rec[2] || !rec[0] || !rec[s.Layers-1] {
+			t.Errorf("%s: %d KV layers, %d bytes of state, recurrent %v", name, s.KVLayers(), s.RecurrentBytes(), rec)
+		}
+	}
+	for name, edit := range map[string]func(*Shape){
+		"a convolution of 5 (CUDA aborts)": func(s *Shape) { s.ConvWidth = 5 },
+		"heads of 32":                      func(s *Shape) { s.HeadSize = 32 },
+		"all attention":                    func(s *Shape) { s.AttnLayers = []int{0, 1, 2, 3, 4} },
+		"no attention":                     func(s *Shape) { s.AttnLayers = nil },
+		"untied":                           func(s *Shape) { s.TiedEmbeddings = false },
+		"all dense":                        func(s *Shape) { s.DenseLayers = 5 },
+		"no experts":                       func(s *Shape) { s.Experts, s.ExpertsUsed = 0, 0 },
+		"experts on lfm2":                  func(s *Shape) { s.Arch = "lfm2" },
+		"convolution on llama":             func(s *Shape) { s.Arch, s.AttnLayers, s.Experts, s.ExpertsUsed, s.DenseLayers, s.DenseFF = "", nil, 0, 0, 0, 0 },
+	} {
+		s := tinyLFM2MoE
+		edit(&s)
+		if err := s.Validate(); err == nil {
+			t.Errorf("%s accepted", name)
+		}
+	}
+}
