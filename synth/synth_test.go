@@ -939,7 +939,9 @@ func TestLFM2Shapes(t *testing.T) {
 		"all dense":                        func(s *Shape) { s.DenseLayers = 5 },
 		"no experts":                       func(s *Shape) { s.Experts, s.ExpertsUsed = 0, 0 },
 		"experts on lfm2":                  func(s *Shape) { s.Arch = "lfm2" },
-		"convolution on llama":             func(s *Shape) { s.Arch, s.AttnLayers, s.Experts, s.ExpertsUsed, s.DenseLayers, s.DenseFF = "", nil, 0, 0, 0, 0 },
+		"convolution on llama": func(s *Shape) {
+			s.Arch, s.AttnLayers, s.Experts, s.ExpertsUsed, s.DenseLayers, s.DenseFF = "", nil, 0, 0, 0, 0
+		},
 	} {
 		s := tinyLFM2MoE
 		edit(&s)
