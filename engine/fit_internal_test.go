@@ -262,6 +262,12 @@ func TestLFM2State(t *testing.T) {
 	if _, err := LoadModel(context.Background(), path, ModelOptions{}); !errors.Is(err, ErrLoad) || !strings.Contains(err.Error(), "llm convert") {
 		t.Errorf("LoadModel: %v", err)
 	}
+	// Its vocabulary alone loads: llama.cpp then reads no tensor.
+	if m, err := LoadModel(context.Background(), path, ModelOptions{VocabOnly: true}); err != nil {
+		t.Errorf("vocabulary only: %v", err)
+	} else {
+		m.Close()
+	}
 	llama, err := gguf.ValidateModel(shareddata.Path(t, "models", "stories260K.gguf"))
 	if err != nil {
 		t.Fatal(err)

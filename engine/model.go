@@ -129,8 +129,10 @@ func LoadModel(ctx context.Context, path string, opts ModelOptions) (*Model, err
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
-	if err := loadable(header); err != nil {
-		return nil, fmt.Errorf("engine: loading %s: %w", path, err)
+	if !opts.VocabOnly { // llama.cpp then loads no tensor
+		if err := loadable(header); err != nil {
+			return nil, fmt.Errorf("engine: loading %s: %w", path, err)
+		}
 	}
 	if opts.TensorSplit != nil && len(opts.TensorSplit) > int(C.llama_max_devices()) {
 		return nil, fmt.Errorf("engine: %d tensor split entries, at most %d: %w",

@@ -147,8 +147,9 @@ var Shapes = map[string]Shape{
 		HeadSize: 128, Context: 131072, RopeTheta: 10000, NormEps: 1e-5,
 		Pattern: "M-M-M-MM-M-M-M*-M-M-M*-M-M-M-M*-M-M-M-M*-M-MM-M-M-M-M-M-", SSMHeads: 128, SSMHeadDim: 80, SSMState: 128, SSMGroups: 8, SSMConv: 4},
 	// LiquidAI LFM2 (their config.json files): short convolutions over 3
-	// positions, attention in 6 of 16 layers (10 ones of 24 with
-	// experts), tied embeddings. The MLP widths are as transformers sizes
+	// positions, attention in 6 layers (of 16; of 24 in LFM2-8B-A1B, whose
+	// first 2 layers are dense and the others have experts), tied
+	// embeddings. The MLP widths are as transformers sizes
 	// them from block_ff_dim (two thirds, rounded up to 256).
 	"lfm2-350m": {Name: "lfm2-350m", Arch: "lfm2", Vocab: 65536, Embd: 1024, FF: 4608, Layers: 16, Heads: 16, KVHeads: 8,
 		Context: 128000, RopeTheta: 1e6, NormEps: 1e-5, TiedEmbeddings: true, AttnLayers: []int{2, 5, 8, 10, 12, 14}, ConvWidth: 3},

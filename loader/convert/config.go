@@ -74,8 +74,11 @@ type hfConfig struct {
 	GraniteH graniteHybridConfig `json:"-"`
 	// Nemotron-H's blocks and Mamba-2 mixers.
 	NemotronH nemotronHConfig `json:"-"`
-	// LFM2's layers, convolutions and experts.
-	LFM2 lfm2Config `json:"-"`
+	// LFM2's layers, convolutions and experts, and why they did not
+	// decode (reported for LFM2 only: other configs may use the names
+	// otherwise).
+	LFM2    lfm2Config `json:"-"`
+	lfm2Err error
 
 	// A classifier's labels by id ("0": "LABEL_0").
 	ID2Label map[string]string `json:"id2label"`
@@ -178,9 +181,7 @@ func readConfig(dir string) (*hfConfig, error) {
 	if err := json.Unmarshal(raw, &c.NemotronH); err != nil {
 		return nil, fmt.Errorf("convert: config.json: %w", err)
 	}
-	if err := json.Unmarshal(raw, &c.LFM2); err != nil {
-		return nil, fmt.Errorf("convert: config.json: %w", err)
-	}
+	c.lfm2Err = json.Unmarshal(raw, &c.LFM2)
 	return &c, nil
 }
 
@@ -469,7 +470,7 @@ func (c *hfConfig) slidingLayers(layers int) ([]bool, error) {
 // whose llama.cpp graph gates the MLP with SiLU (all but Gemma's GELU,
 // Arcee's ReLU², GPT-2's and BERT's own, and gpt-oss's clamped SwiGLU).
 func (c *hfConfig) checkActivation(arch archSpec) error {
-	if c.HiddenAct == "" || c.HiddenAct == "silu" || c.HiddenAct == "swish" ||
+	if c.HiddenAct == "" || c.HiddenAct == "silu" || c.HiddenAct == "swish" || arch.gguf == "lfm2" || // Lfm2MLP's SiLU is fixed
 		arch.normShift != 0 || arch.reluSq || arch.gptOSS || arch.nemotronH || arch.gguf == "gpt2" || arch.gguf == "bert" {
 		return nil
 	}
@@ -489,8 +490,11 @@ func (c *hfConfig) textConfig(arch archSpec) error {
 	if err := json.Unmarshal(c.TextConfig, c); err != nil {
 		return fmt.Errorf("convert: config.json: text_config: %w", err)
 	}
-	if err := json.Unmarshal(c.TextConfig, &c.LFM2); err != nil {
-		return fmt.Errorf("convert: config.json: text_config: %w", err)
+	if arch.lfm2 {
+		c.LFM2 = lfm2Config{}
+		if c.lfm2Err = json.Unmarshal(c.TextConfig, &c.LFM2); c.lfm2Err != nil {
+			c.lfm2Err = fmt.Errorf("text_config: %w", c.lfm2Err)
+		}
 	}
 	return json.Unmarshal(c.TextConfig, &c.MoE)
 }

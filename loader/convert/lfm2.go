@@ -77,21 +77,38 @@ var lfm2MoE = &moeSpec{router: "feed_forward.gate.weight", experts: regexp.MustC
 	fusedGateUp: "feed_forward.experts.gate_up_proj", fusedDown: "feed_forward.experts.down_proj", fusedOutIn: true}
 
 // lfm2Defaults applies Lfm2Config's and Lfm2MoeConfig's defaults and
-// original key names ahead of the common reading: norm_eps, theta,
-// tie_embedding, and the dense MLP's width.
+// original key names ahead of the common reading: norm_eps, theta (which
+// Lfm2Config prefers to rope_theta), tie_embedding, 8 KV heads, a context
+// of 128000, and the dense MLP's width.
 func (c *hfConfig) lfm2Defaults(arch archSpec) error {
+	if c.lfm2Err != nil {
+		return fmt.Errorf("convert: config.json: %w", c.lfm2Err)
+	}
 	l := c.LFM2
+	moe := arch.gguf == "lfm2moe"
+	if arch.vlm && strings.Contains(c.ModelType, "moe") {
+		// text_config's model_type: an LFM2-VL on an LFM2-MoE.
+		return fmt.Errorf("%w: %s whose language model is %q: converted as LFM2 only", ErrUnsupported, arch.hf, c.ModelType)
+	}
 	eps := 1e-5
 	if l.NormEps != nil {
 		eps = *l.NormEps
 	}
 	c.RMSNormEps = &eps
-	if c.RopeTheta == nil && isNull(c.RopeParameters) {
+	switch p, err := parseRopeJSON(c.RopeParameters, "rope_parameters"); {
+	case err != nil:
+		return err
+	case l.Theta != nil && !moe:
+		c.RopeTheta = l.Theta
+	case c.RopeTheta == nil && (p == nil || p.RopeTheta == nil):
 		theta := 1e6
-		if l.Theta != nil {
-			theta = *l.Theta
-		}
 		c.RopeTheta = &theta
+	}
+	if c.NumKeyValueHeads == 0 {
+		c.NumKeyValueHeads = 8
+	}
+	if c.MaxPositionEmbeddings == 0 {
+		c.MaxPositionEmbeddings = 128000
 	}
 	tied := true
 	switch {
@@ -257,9 +274,6 @@ func lfm2Keys(w *gguf.Writer, a string, h hparams) {
 // lfm2moe's final norm is output_norm.weight here.
 const lfm2OutputNorm = "output_norm"
 
-// gatingSigmoid is llama.cpp's LLAMA_EXPERT_GATING_FUNC_TYPE_SIGMOID.
-const gatingSigmoid = 2
-
 // planLFM2 maps an LFM2 or LFM2-MoE checkpoint's tensors.
 func planLFM2(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, error) {
 	g := h.lfm
@@ -267,6 +281,9 @@ func planLFM2(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, er
 	Q, KV, D := int64(h.heads*h.headDim), int64(h.kvHeads*h.headDim), int64(h.headDim)
 	moe := arch.gguf == "lfm2moe"
 	pl := newPlanner(st, h)
+	if !moe {
+		pl.outputNorm = lfm2OutputNorm
+	}
 	add := pl.add
 	experts, fused := expertParts{}, fusedExperts{}
 	layer := func(n int, suffix string, t safetensors.TensorInfo) error {
@@ -274,12 +291,15 @@ func planLFM2(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, er
 		refuse := func(why string) error {
 			return fmt.Errorf("%w tensor %q in a %s checkpoint: %s", ErrUnsupported, t.Name, arch.hf, why)
 		}
+		contradict := func(why string) error {
+			return fmt.Errorf("%w: tensor %q: %s", ErrMismatch, t.Name, why)
+		}
 		attn, sparse := g.attn[n], moe && n >= g.dense
 		switch {
 		case attn && strings.HasPrefix(suffix, "conv."):
-			return refuse(fmt.Sprintf("convolution weights in layer %d, an attention layer in layer_types", n))
+			return contradict(fmt.Sprintf("convolution weights in layer %d, an attention layer in layer_types", n))
 		case !attn && strings.HasPrefix(suffix, "self_attn."):
-			return refuse(fmt.Sprintf("attention weights in layer %d, a convolution layer in layer_types", n))
+			return contradict(fmt.Sprintf("attention weights in layer %d, a convolution layer in layer_types", n))
 		}
 		switch suffix {
 		case "operator_norm.weight":
@@ -316,6 +336,9 @@ func planLFM2(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, er
 			case "feed_forward.w2.weight":
 				return add(blk("ffn_down.weight"), t, []int64{H, F})
 			}
+			if moe && strings.HasPrefix(suffix, "feed_forward.") {
+				return contradict(fmt.Sprintf("experts in layer %d, one of num_dense_layers %d", n, g.dense))
+			}
 			return refuse("not a tensor of the model")
 		}
 		switch suffix {
@@ -323,7 +346,7 @@ func planLFM2(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, er
 			return add(blk("ffn_gate_inp.weight"), t, []int64{E, H})
 		case "feed_forward.expert_bias":
 			if !g.expertBias {
-				return refuse("an expert_bias where config.json's use_expert_bias is false")
+				return contradict("an expert_bias where config.json's use_expert_bias is false")
 			}
 			return add(blk("exp_probs_b.bias"), t, []int64{E})
 		}
@@ -335,6 +358,9 @@ func planLFM2(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, er
 		}
 		if fused.add(lfm2MoE, n, suffix, t) {
 			return nil
+		}
+		if strings.HasPrefix(suffix, "feed_forward.w") {
+			return contradict(fmt.Sprintf("a dense MLP in layer %d, past num_dense_layers %d", n, g.dense))
 		}
 		return refuse("not a tensor of the model")
 	}
@@ -348,8 +374,8 @@ func planLFM2(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, er
 				continue
 			}
 		}
-		if fp8Aux(st, t.Name) || ignoredRE.MatchString(name) {
-			continue
+		if fp8Aux(st, t.Name) || ignoredRE.MatchString(name) || name == "lm_head.weight" && h.tied {
+			continue // tied: transformers runs the embeddings as the head
 		}
 		ok, err := pl.outerAs(t, name, llamaEmb, []string{"model.embedding_norm.weight"})
 		if !ok && err == nil {
@@ -371,17 +397,10 @@ func planLFM2(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, er
 		if err := lfm2Experts(pl, experts, fused, h); err != nil {
 			return nil, err
 		}
-	} else {
-		for i := range pl.plan {
-			if pl.plan[i].ggufName == "output_norm.weight" {
-				pl.plan[i].ggufName = lfm2OutputNorm
-			}
-		}
-		pl.seen[lfm2OutputNorm] = pl.seen["output_norm.weight"]
 	}
-	required := []string{"token_embd.weight", lfm2OutputNorm}
-	if moe {
-		required[1] = "output_norm.weight"
+	required := []string{"token_embd.weight", "output_norm.weight"}
+	if !moe {
+		required[1] = lfm2OutputNorm
 	}
 	if !h.tied {
 		required = append(required, "output.weight")

@@ -385,38 +385,134 @@ func TestLFM2Q8(t *testing.T) {
 // contradict their config, are refused with the error kind.
 func TestLFM2Refused(t *testing.T) {
 	moe := lfCase{moe: true, expertBias: true}
+	zeros := func(name string, shape ...int64) stTensor {
+		n := int64(1)
+		for _, d := range shape {
+			n *= d
+		}
+		return f32Tensor(name, shape, make([]float32, n))
+	}
 	for name, tc := range map[string]struct {
 		c    lfCase
 		edit func(map[string]any, []stTensor) []stTensor
 		want error
 	}{
-		"conv_bias":           {lfCase{}, setConfig("conv_bias", true), convert.ErrUnsupported},
-		"conv_L_cache 5":      {lfCase{}, setConfig("conv_L_cache", 5), convert.ErrUnsupported},
-		"head_dim 32":         {lfCase{}, setConfig("head_dim", 32), convert.ErrUnsupported},
-		"gelu":                {lfCase{}, setConfig("hidden_act", "gelu"), convert.ErrUnsupported},
-		"a layer type":        {lfCase{}, setConfig("layer_types", []string{"conv", "full_attention", "conv", "mamba"}), convert.ErrMismatch},
-		"too few layer types": {lfCase{}, setConfig("layer_types", []string{"conv", "full_attention"}), convert.ErrMismatch},
-		"attention as conv":   {lfCase{}, setConfig("layer_types", []string{"conv", "conv", "conv", "conv"}), convert.ErrUnsupported},
-		"full_attn_idxs 9":    {lfCase{idxs: true}, setConfig("full_attn_idxs", []int{9}), convert.ErrMismatch},
-		"block_ff_dim":        {lfCase{}, setConfig("block_ff_dim", 120), convert.ErrMismatch}, // two thirds, 80, rounded up: 96
-		"no q_layernorm":      {lfCase{}, dropTensor("model.layers.1.self_attn.q_layernorm.weight"), convert.ErrMismatch},
-		"no conv":             {lfCase{}, dropTensor("model.layers.2.conv.conv.weight"), convert.ErrMismatch},
+		"conv_bias":             {lfCase{}, setConfig("conv_bias", true), convert.ErrUnsupported},
+		"conv_L_cache 5":        {lfCase{}, setConfig("conv_L_cache", 5), convert.ErrUnsupported},
+		"head_dim 32":           {lfCase{}, setConfig("head_dim", 32), convert.ErrUnsupported},
+		"moe gelu":              {moe, setConfig("hidden_act", "gelu"), convert.ErrUnsupported},
+		"a layer type":          {lfCase{}, setConfig("layer_types", []string{"conv", "full_attention", "conv", "mamba"}), convert.ErrMismatch},
+		"too few layer types":   {lfCase{}, setConfig("layer_types", []string{"conv", "full_attention"}), convert.ErrMismatch},
+		"attention as conv":     {lfCase{}, setConfig("layer_types", []string{"conv", "conv", "conv", "conv"}), convert.ErrMismatch},
+		"full_attn_idxs 9":      {lfCase{idxs: true}, setConfig("full_attn_idxs", []int{9}), convert.ErrMismatch},
+		"block_ff_dim":          {lfCase{}, setConfig("block_ff_dim", 120), convert.ErrMismatch}, // two thirds, 80, rounded up: 96
+		"no q_layernorm":        {lfCase{}, dropTensor("model.layers.1.self_attn.q_layernorm.weight"), convert.ErrMismatch},
+		"no conv":               {lfCase{}, dropTensor("model.layers.2.conv.conv.weight"), convert.ErrMismatch},
+		"untied without a head": {lfCase{}, setConfig("tie_embedding", false), convert.ErrMismatch},
+		"multiplier null": {lfCase{}, func(c map[string]any, ts []stTensor) []stTensor {
+			c["block_ff_dim"], c["block_ffn_dim_multiplier"] = 190, nil // 126, not rounded up to 128
+			return ts
+		}, convert.ErrMismatch},
 		"a conv bias": {lfCase{}, func(_ map[string]any, ts []stTensor) []stTensor {
-			return append(ts, f32Tensor("model.layers.0.conv.conv.bias", []int64{lfHidden}, make([]float32, lfHidden)))
+			return append(ts, zeros("model.layers.0.conv.conv.bias", lfHidden))
 		}, convert.ErrUnsupported},
 		"moe without types":     {moe, setConfig("layer_types", nil), convert.ErrMismatch},
 		"routed_scaling_factor": {moe, setConfig("routed_scaling_factor", 2.0), convert.ErrUnsupported},
 		"norm_topk_prob false":  {moe, setConfig("norm_topk_prob", false), convert.ErrUnsupported},
 		"num_dense_layers 5":    {moe, setConfig("num_dense_layers", 5), convert.ErrMismatch},
-		"bias without use":      {moe, setConfig("use_expert_bias", false), convert.ErrUnsupported},
+		"bias without use":      {moe, setConfig("use_expert_bias", false), convert.ErrMismatch},
 		"an expert missing":     {moe, dropTensor("model.layers.2.feed_forward.experts.5.w2.weight"), convert.ErrMismatch},
-		"dense layer 1":         {moe, setConfig("num_dense_layers", 2), convert.ErrUnsupported},
+		"dense layer 1":         {moe, setConfig("num_dense_layers", 2), convert.ErrMismatch},
+		"experts in layer 0":    {moe, setConfig("num_dense_layers", 0), convert.ErrMismatch},
+		"both fused and per expert": {moe, func(_ map[string]any, ts []stTensor) []stTensor {
+			return append(ts, zeros("model.layers.2.feed_forward.experts.gate_up_proj", lfExperts, 2*lfExpertFF, lfHidden),
+				zeros("model.layers.2.feed_forward.experts.down_proj", lfExperts, lfHidden, lfExpertFF))
+		}, convert.ErrMismatch},
+		"VL on LFM2-MoE": {lfCase{vl: true}, func(c map[string]any, ts []stTensor) []stTensor {
+			c["text_config"].(map[string]any)["model_type"] = "lfm2_moe"
+			return ts
+		}, convert.ErrUnsupported},
 	} {
-		err := convert.Convert(context.Background(), tc.c.fixture(t, tc.edit), filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
-		if !errors.Is(err, tc.want) {
-			t.Errorf("%s: %v, want %v", name, err, tc.want)
-		} else {
-			t.Logf("%s: %v", name, err)
-		}
+		t.Run(name, func(t *testing.T) {
+			err := convert.Convert(context.Background(), tc.c.fixture(t, tc.edit), filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
+			if !errors.Is(err, tc.want) {
+				t.Errorf("%v, want %v", err, tc.want)
+			} else {
+				t.Log(err)
+			}
+		})
+	}
+}
+
+// TestLFM2Config checks config.json's LFM2 fields are read as
+// transformers reads them: theta over rope_theta (lfm2 only), 1e6 when
+// neither is given, a context of 128000 by default, the MLP width from
+// block_ff_dim over intermediate_size, adjusted or not, with a
+// multiplier; an untied head; a gelu hidden_act on dense LFM2, whose MLP
+// is SiLU whatever it says; a tied checkpoint's head left out; LFM2-VL's
+// older tensor names.
+func TestLFM2Config(t *testing.T) {
+	moe := lfCase{moe: true, expertBias: true}
+	head := f32Tensor("lm_head.weight", []int64{g4Vocab, lfHidden}, make([]float32, g4Vocab*lfHidden))
+	edit := func(f func(map[string]any)) func(map[string]any, []stTensor) []stTensor {
+		return func(c map[string]any, ts []stTensor) []stTensor { f(c); return ts }
+	}
+	for name, tc := range map[string]struct {
+		c         lfCase
+		edit      func(map[string]any, []stTensor) []stTensor
+		theta     float64
+		ctx       uint64
+		hasOutput bool
+	}{
+		"theta over rope_theta": {lfCase{}, setConfig("theta", 5e5), 5e5, 4096, false},
+		"no theta":              {lfCase{}, edit(func(c map[string]any) { delete(c, "rope_theta") }), 1e6, 4096, false},
+		"moe ignores theta":     {moe, edit(func(c map[string]any) { delete(c, "rope_theta"); c["theta"] = 5e5 }), 1e6, 4096, false},
+		"no context":            {lfCase{}, edit(func(c map[string]any) { delete(c, "max_position_embeddings") }), 1e4, 128000, false},
+		"block_ff_dim first":    {lfCase{}, setConfig("intermediate_size", 999), 1e4, 4096, false},
+		"intermediate_size": {lfCase{}, edit(func(c map[string]any) { // 192 → 128
+			delete(c, "block_ff_dim")
+			c["intermediate_size"] = 192
+		}), 1e4, 4096, false},
+		"not adjusted": {lfCase{}, edit(func(c map[string]any) {
+			c["block_ff_dim"], c["block_auto_adjust_ff_dim"] = 128, false
+		}), 1e4, 4096, false},
+		"multiplier 1.5": {lfCase{}, edit(func(c map[string]any) { // 128 → 85 → 127 → 128
+			c["block_ff_dim"], c["block_ffn_dim_multiplier"] = 128, 1.5
+		}), 1e4, 4096, false},
+		"untied": {lfCase{}, func(c map[string]any, ts []stTensor) []stTensor {
+			c["tie_embedding"] = false
+			return append(ts, head)
+		}, 1e4, 4096, true},
+		"gelu":      {lfCase{}, setConfig("hidden_act", "gelu"), 1e4, 4096, false},
+		"tied head": {lfCase{}, func(_ map[string]any, ts []stTensor) []stTensor { return append(ts, head) }, 1e4, 4096, false},
+		"VL, older names": {lfCase{vl: true}, func(_ map[string]any, ts []stTensor) []stTensor {
+			for i := range ts {
+				if rest, ok := strings.CutPrefix(ts[i].name, "model.language_model."); ok {
+					ts[i].name = "language_model.model." + rest
+				}
+			}
+			return ts
+		}, 1e4, 4096, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "x.gguf")
+			if err := convert.Convert(context.Background(), tc.c.fixture(t, tc.edit), out, convert.Options{}); err != nil {
+				t.Fatal(err)
+			}
+			f, err := gguf.Open(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a := f.Architecture()
+			if got, _ := f.Float(a + ".rope.freq_base"); got != tc.theta {
+				t.Errorf("freq_base %v, want %v", got, tc.theta)
+			}
+			if got, _ := f.Uint(a + ".context_length"); got != tc.ctx {
+				t.Errorf("context_length %v, want %v", got, tc.ctx)
+			}
+			if _, ok := f.Tensor("output.weight"); ok != tc.hasOutput {
+				t.Errorf("output.weight written: %v, want %v", ok, tc.hasOutput)
+			}
+		})
 	}
 }

@@ -75,6 +75,13 @@ func (spec *moeSpec) perExpert(suffix string) []string {
 	return spec.experts.FindStringSubmatch(suffix)
 }
 
+// llama.cpp's expert gating functions (expert_gating_func):
+// LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX and _SIGMOID.
+const (
+	gatingSoftmax = 1
+	gatingSigmoid = 2
+)
+
 // maxExperts is llama.cpp's LLAMA_MAX_EXPERTS: it aborts loading a model
 // with more.
 const maxExperts = 512

@@ -434,6 +434,9 @@ type planner struct {
 	h    hparams
 	plan []tensorPlan
 	seen map[string]bool
+	// outputNorm is the final norm's GGUF name ("" for
+	// output_norm.weight).
+	outputNorm string
 }
 
 func newPlanner(st *safetensors.Model, h hparams) *planner {
@@ -478,7 +481,11 @@ func (pl *planner) outerAs(t safetensors.TensorInfo, name string, emb, norm []st
 	case slices.Contains(emb, name):
 		return true, pl.add(tensorPlan{ggufName: "token_embd.weight", layer: -1}, t, []int64{V, H})
 	case slices.Contains(norm, name):
-		return true, pl.add(tensorPlan{ggufName: "output_norm.weight", layer: -1}, t, []int64{H})
+		g := pl.outputNorm
+		if g == "" {
+			g = "output_norm.weight"
+		}
+		return true, pl.add(tensorPlan{ggufName: g, layer: -1}, t, []int64{H})
 	case name == "lm_head.weight":
 		return true, pl.add(tensorPlan{ggufName: "output.weight", layer: -1}, t, []int64{V, H})
 	}

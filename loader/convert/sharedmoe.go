@@ -148,9 +148,9 @@ func sharedMoEKeys(w *gguf.Writer, a string, h hparams) {
 	u("expert_shared_count", s.shared)
 	w.Set(a+".expert_weights_scale", gguf.Float32(float32(s.scale)))
 	w.Set(a+".expert_weights_norm", gguf.Bool(s.norm))
-	gating := 1 // llama.cpp's LLAMA_EXPERT_GATING_FUNC_TYPE_SOFTMAX
+	gating := gatingSoftmax
 	if s.sigmoid {
-		gating = 2
+		gating = gatingSigmoid
 	}
 	u("expert_gating_func", gating)
 	if s.groups > 1 {

@@ -73,7 +73,12 @@ var exactRopeArchs = []string{"qwen2", "qwen3", "qwen3moe", "mistral3", "olmo2",
 
 // sameKVArchs assert that keys and values have one head size.
 var sameKVArchs = []string{"llama", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3", "glm4moe", "mistral3", "command-r", "cohere2",
-	"olmo2", "smollm3", "ernie4_5", "ernie4_5-moe", "granite", "granitemoe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "bert", "gpt2", "gpt-oss"}
+	"olmo2", "smollm3", "ernie4_5", "ernie4_5-moe", "granite", "granitemoe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "bert", "gpt2", "gpt-oss",
+	"lfm2", "lfm2moe"}
+
+// embdHeadArchs project the queries to the hidden size: heads × head size
+// must be embedding_length (the graph's reshape aborts otherwise).
+var embdHeadArchs = []string{"lfm2", "lfm2moe"}
 
 // checkHeads checks the attention's sizes: block_count not 0; the
 // per-layer head counts and MLP widths integer arrays; head_count_kv
@@ -128,8 +133,19 @@ func checkHeads(f *File, arch string, fail func(string, ...any) error) error {
 		return fail("attention.key_length %d and attention.value_length %d differ", kl, vl)
 	}
 	headDim := kl
+	embd, _ := f.Uint(arch + ".embedding_length")
+	if slices.Contains(embdHeadArchs, arch) && len(heads) > 0 {
+		hd := kl
+		if !hasK && heads[0] > 0 {
+			hd = embd / heads[0]
+		}
+		for i, n := range heads {
+			if n == 0 || n*hd != embd {
+				return fail("attention.head_count %d of head size %d in layer %d: the queries must fill embedding_length %d", n, hd, i, embd)
+			}
+		}
+	}
 	if !hasK {
-		embd, _ := f.Uint(arch + ".embedding_length")
 		if len(heads) == 0 || heads[0] == 0 {
 			return nil
 		}
