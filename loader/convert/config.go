@@ -79,6 +79,9 @@ type hfConfig struct {
 	// otherwise).
 	LFM2    lfm2Config `json:"-"`
 	lfm2Err error
+	// MiniMax-M2's fields, and why they did not decode.
+	MiniMax minimaxConfig `json:"-"`
+	mmErr   error
 
 	// A classifier's labels by id ("0": "LABEL_0").
 	ID2Label map[string]string `json:"id2label"`
@@ -182,6 +185,7 @@ func readConfig(dir string) (*hfConfig, error) {
 		return nil, fmt.Errorf("convert: config.json: %w", err)
 	}
 	c.lfm2Err = json.Unmarshal(raw, &c.LFM2)
+	c.mmErr = json.Unmarshal(raw, &c.MiniMax)
 	return &c, nil
 }
 
@@ -207,6 +211,11 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	}
 	if arch.lfm2 {
 		if err := c.lfm2Defaults(arch); err != nil {
+			return h, err
+		}
+	}
+	if arch.minimax {
+		if err := c.minimaxDefaults(); err != nil {
 			return h, err
 		}
 	}
@@ -371,6 +380,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		}
 	case arch.lfm2:
 		if err := c.lfm2Hparams(arch, &h); err != nil {
+			return h, err
+		}
+	case arch.minimax:
+		if err := c.minimaxHparams(arch, &h); err != nil {
 			return h, err
 		}
 	case arch.deepseek != 0:

@@ -125,6 +125,10 @@
 //     "nemotron_h": blocks of one Mamba-2 mixer, attention without
 //     positions or a ReLU² MLP each; with experts in place of the MLPs
 //     (Nemotron 3 Nano) "nemotron_h_moe"; see nemotronh.go.
+//   - MiniMaxM2ForCausalLM (MiniMax-M2, M2.1) → GGUF arch "minimax-m2":
+//     Mixtral's experts with a sigmoid router and its selection bias,
+//     q/k norms over the whole projections, NEOX rope over rotary_dim;
+//     see minimax.go.
 //   - Lfm2ForCausalLM (LFM2, LFM2.5) → GGUF arch "lfm2": gated
 //     short-convolution layers and attention layers with per-head q/k
 //     norms and NEOX rope; Lfm2MoeForCausalLM (LFM2-8B-A1B) → "lfm2moe",
@@ -436,6 +440,9 @@ type archSpec struct {
 	// seedOSS: Seed-OSS's pre-MLP norm named post_attention_norm, q/k/v
 	// biases when attention_bias, no output bias.
 	seedOSS bool
+	// minimax: MiniMax-M2's sigmoid-routed experts and whole-projection
+	// q/k norms over a partial rope (minimax.go).
+	minimax bool
 	// lfm2: LFM2's short-convolution and attention layers, and
 	// LFM2-MoE's sigmoid-routed experts after its dense layers (lfm2.go).
 	lfm2 bool
@@ -454,6 +461,8 @@ var archs = []archSpec{
 	{hf: "GraniteMoeForCausalLM", gguf: "granitemoe", permute: true, ropeFreqs: true, granite: true, moe: graniteMoE, fusedExperts: true},
 	{hf: "GraniteMoeHybridForCausalLM", gguf: "granitehybrid", permute: true, ropeFreqs: true, granite: true, graniteHybrid: true},
 	{hf: "NemotronHForCausalLM", gguf: "nemotron_h", nemotronH: true},
+	{hf: "MiniMaxM2ForCausalLM", gguf: "minimax-m2", noBias: true, qkNorm: true, wideQKNorm: true, partialRotary: true, untiedOnly: true,
+		moe: minimaxMoE, minimax: true},
 	{hf: "Lfm2ForCausalLM", gguf: "lfm2", lfm2: true},
 	{hf: "Lfm2MoeForCausalLM", gguf: "lfm2moe", lfm2: true, moe: lfm2MoE, fusedExperts: true},
 	{hf: "Lfm2VlForConditionalGeneration", gguf: "lfm2", lfm2: true, vlm: true},

@@ -38,7 +38,7 @@ import (
 
 // gptOSSMoE is gpt-oss's routing: softmax over the top-k logits, the same
 // as renormalising the top-k softmax weights.
-var gptOSSMoE = &moeSpec{router: "mlp.router.weight", expertFFNKey: true, norm: true}
+var gptOSSMoE = &moeSpec{router: "mlp.router.weight", expertFFNKey: true, ffnIsExpert: true, norm: true}
 
 // gptOSSLimit and gptOSSAlpha are the clamped SwiGLU's constants llama.cpp
 // hard-codes for the gpt-oss graph (LLM_FFN_SWIGLU_OAI_MOE).

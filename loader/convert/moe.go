@@ -38,6 +38,14 @@ type moeSpec struct {
 	// out, in] (GraniteMoE) rather than [experts, in, out] (Qwen3-VL-MoE).
 	fusedGateUp, fusedDown string
 	fusedOutIn             bool
+	// ffnIsExpert: intermediate_size is an expert's width (gpt-oss,
+	// MiniMax-M2), written as expert_feed_forward_length too.
+	ffnIsExpert bool
+	// routerBias names the router's selection bias (exp_probs_b), which
+	// picks the experts but does not weight them; "" when there is none.
+	// sigmoid: the router scores by sigmoid (expert_gating_func).
+	routerBias string
+	sigmoid    bool
 }
 
 var (
@@ -107,7 +115,7 @@ func (c *hfConfig) moeHparams(arch archSpec, h *hparams) error {
 	h.experts = max(m.NumExperts, m.NumLocalExperts)
 	h.expertsUsed = m.NumExpertsPerTok
 	h.expertFFN = h.ffn
-	if arch.moe.expertFFNKey && !arch.gptOSS { // gpt-oss: intermediate_size is the experts' width
+	if arch.moe.expertFFNKey && !arch.moe.ffnIsExpert {
 		h.expertFFN = m.MoeIntermediateSize
 	}
 	switch {
@@ -150,6 +158,9 @@ func moeKeys(w *gguf.Writer, a string, arch archSpec, h hparams) {
 	}
 	if arch.moe.shared != "" {
 		w.Set(a+".expert_shared_feed_forward_length", gguf.Uint32(uint32(h.sharedFFN)))
+	}
+	if arch.moe.sigmoid {
+		w.Set(a+".expert_gating_func", gguf.Uint32(gatingSigmoid))
 	}
 }
 

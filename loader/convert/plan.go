@@ -197,6 +197,11 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 					want = []int64{int64(h.experts), H}
 					break
 				}
+				if arch.moe.routerBias != "" && m[2] == arch.moe.routerBias {
+					p.ggufName, p.layer = fmt.Sprintf("blk.%d.exp_probs_b.bias", n), n
+					want = []int64{int64(h.experts)}
+					break
+				}
 				if g, shape, ok := arch.moe.sharedTensor(m[2], h); ok {
 					p.ggufName, p.layer, want = fmt.Sprintf("blk.%d.%s", n, g), n, shape
 					break
@@ -378,6 +383,9 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 	for i := range h.layers {
 		for _, s := range perLayer {
 			required = append(required, fmt.Sprintf("blk.%d.%s.weight", i, s))
+		}
+		if arch.moe != nil && arch.moe.routerBias != "" {
+			required = append(required, fmt.Sprintf("blk.%d.exp_probs_b.bias", i))
 		}
 		if arch.qkvBias {
 			for _, s := range []string{"attn_q", "attn_k", "attn_v"} {

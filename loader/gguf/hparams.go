@@ -74,7 +74,7 @@ var exactRopeArchs = []string{"qwen2", "qwen3", "qwen3moe", "mistral3", "olmo2",
 // sameKVArchs assert that keys and values have one head size.
 var sameKVArchs = []string{"llama", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3", "glm4moe", "mistral3", "command-r", "cohere2",
 	"olmo2", "smollm3", "ernie4_5", "ernie4_5-moe", "granite", "granitemoe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "bert", "gpt2", "gpt-oss",
-	"lfm2", "lfm2moe"}
+	"lfm2", "lfm2moe", "minimax-m2"}
 
 // embdHeadArchs project the queries to the hidden size: heads × head size
 // must be embedding_length (the graph's reshape aborts otherwise).
