@@ -75,7 +75,7 @@ func FactsFromFile(path string) (Facts, error) {
 	if f.KVHeads == 0 {
 		f.KVHeads = f.Heads
 	}
-	if kv, ok := h.LayerUints(arch+".attention.head_count_kv", f.Layers); ok && slices.Contains(kv, 0) {
+	if kv, ok := h.LayerKVHeads(f.Layers); ok && slices.Contains(kv, 0) {
 		f.LayerKVHeads, f.LayerRecurrent, f.KVHeads = make([]int, len(kv)), make([]bool, len(kv)), 0
 		// As llama.cpp tells them apart: a layer without KV heads is
 		// recurrent, unless feed_forward_length (one per layer) gives it

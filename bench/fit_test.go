@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/llm-go/llm/engine"
+	"github.com/llm-go/llm/internal/testmodel"
 	"github.com/llm-go/llm/synth"
 )
 
@@ -289,6 +290,21 @@ func TestFactsHybrid(t *testing.T) {
 		t.Fatal(err)
 	} else if conv := uint64(4 * 2 * g.Embd); g.RecurrentBytes != conv || g.KVBytes(1024, "f16", "f16") != uint64(2*1024*4*(8*2+8*2))+3*conv {
 		t.Errorf("LFM2: state %d, want %d; KV bytes %d", g.RecurrentBytes, conv, g.KVBytes(1024, "f16", "f16"))
+	}
+
+	// Qwen3-Next's layout: one head_count_kv, but llama.cpp makes all
+	// layers but every fourth recurrent (stories260K has 5: layer 3
+	// attends).
+	q3n := testmodel.AsArch(t, tinyModel(t), "qwen3next", func(set func(string, gguf.Value)) {
+		for k, v := range map[string]uint32{"ssm.conv_kernel": 4, "ssm.inner_size": 64, "ssm.state_size": 16, "ssm.time_step_rank": 4, "ssm.group_count": 2} {
+			set(k, gguf.Uint32(v))
+		}
+	})
+	if g, err := FactsFromFile(q3n); err != nil {
+		t.Fatal(err)
+	} else if st := uint64(4 * (3*(64+2*2*16) + 16*64)); g.RecurrentBytes != st || !slices.Equal(g.LayerRecurrent, []bool{true, true, true, false, true}) ||
+		g.KVBytes(1024, "f16", "f16") != uint64(2*1024*4*(8*2))+4*st {
+		t.Errorf("Qwen3-Next: state %d, recurrent %v, KV bytes %d", g.RecurrentBytes, g.LayerRecurrent, g.KVBytes(1024, "f16", "f16"))
 	}
 
 	// Granite 4.0-H Tiny's shape: KV in 4 of its 40 layers, the others'

@@ -68,10 +68,7 @@ func AutoGPULayers(path string, copts ContextOptions) (int, string, error) {
 	heads, _ := h.Uint(arch + ".attention.head_count")
 	// One KV head count for all layers, or one per layer (0 in a hybrid
 	// model's recurrent layers).
-	kvHeads, ok := h.LayerUints(arch+".attention.head_count_kv", int(nLayer))
-	if !ok {
-		kvHeads, _ = h.LayerUints(arch+".attention.head_count", int(nLayer))
-	}
+	kvHeads, _ := h.LayerKVHeads(int(nLayer))
 	embd, _ := h.Uint(arch + ".embedding_length")
 	headDim := uint64(0)
 	if heads > 0 {

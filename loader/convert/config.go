@@ -82,6 +82,9 @@ type hfConfig struct {
 	// MiniMax-M2's fields, and why they did not decode.
 	MiniMax minimaxConfig `json:"-"`
 	mmErr   error
+	// Qwen3-Next's DeltaNet fields, and why they did not decode.
+	Qwen3Next qwen3NextConfig `json:"-"`
+	q3nErr    error
 
 	// A classifier's labels by id ("0": "LABEL_0").
 	ID2Label map[string]string `json:"id2label"`
@@ -142,8 +145,9 @@ type hparams struct {
 	// (nemotronh.go).
 	gh *graniteHybrid
 	nh *nemotronH
-	// lfm is LFM2's layout (lfm2.go).
+	// lfm is LFM2's layout (lfm2.go), q3n Qwen3-Next's (qwen3next.go).
 	lfm *lfm2
+	q3n *qwen3Next
 	// cohereQKNorm: Command R+'s per-head q/k LayerNorms; logitScale
 	// multiplies Command R's logits.
 	cohereQKNorm bool
@@ -186,6 +190,7 @@ func readConfig(dir string) (*hfConfig, error) {
 	}
 	c.lfm2Err = json.Unmarshal(raw, &c.LFM2)
 	c.mmErr = json.Unmarshal(raw, &c.MiniMax)
+	c.q3nErr = json.Unmarshal(raw, &c.Qwen3Next)
 	return &c, nil
 }
 
@@ -216,6 +221,11 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	}
 	if arch.minimax {
 		if err := c.minimaxDefaults(); err != nil {
+			return h, err
+		}
+	}
+	if arch.qwen3next {
+		if err := c.qwen3NextDefaults(); err != nil {
 			return h, err
 		}
 	}
@@ -384,6 +394,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		}
 	case arch.minimax:
 		if err := c.minimaxHparams(arch, &h); err != nil {
+			return h, err
+		}
+	case arch.qwen3next:
+		if err := c.qwen3NextHparams(arch, &h); err != nil {
 			return h, err
 		}
 	case arch.deepseek != 0:

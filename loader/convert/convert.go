@@ -125,6 +125,9 @@
 //     "nemotron_h": blocks of one Mamba-2 mixer, attention without
 //     positions or a ReLU² MLP each; with experts in place of the MLPs
 //     (Nemotron 3 Nano) "nemotron_h_moe"; see nemotronh.go.
+//   - Qwen3NextForCausalLM (Qwen3-Next-80B-A3B) → GGUF arch "qwen3next":
+//     Gated DeltaNet layers with a gated attention layer in every four,
+//     Qwen2-MoE's experts with a shared expert; see qwen3next.go.
 //   - MiniMaxM2ForCausalLM (MiniMax-M2, M2.1) → GGUF arch "minimax-m2":
 //     Mixtral's experts with a sigmoid router and its selection bias,
 //     q/k norms over the whole projections, NEOX rope over rotary_dim;
@@ -440,6 +443,9 @@ type archSpec struct {
 	// seedOSS: Seed-OSS's pre-MLP norm named post_attention_norm, q/k/v
 	// biases when attention_bias, no output bias.
 	seedOSS bool
+	// qwen3next: Qwen3-Next's Gated DeltaNet and gated attention layers
+	// (qwen3next.go).
+	qwen3next bool
 	// minimax: MiniMax-M2's sigmoid-routed experts and whole-projection
 	// q/k norms over a partial rope (minimax.go).
 	minimax bool
@@ -461,6 +467,7 @@ var archs = []archSpec{
 	{hf: "GraniteMoeForCausalLM", gguf: "granitemoe", permute: true, ropeFreqs: true, granite: true, moe: graniteMoE, fusedExperts: true},
 	{hf: "GraniteMoeHybridForCausalLM", gguf: "granitehybrid", permute: true, ropeFreqs: true, granite: true, graniteHybrid: true},
 	{hf: "NemotronHForCausalLM", gguf: "nemotron_h", nemotronH: true},
+	{hf: "Qwen3NextForCausalLM", gguf: "qwen3next", noBias: true, qkNorm: true, partialRotary: true, moe: qwen3NextMoE, fusedExperts: true, qwen3next: true},
 	{hf: "MiniMaxM2ForCausalLM", gguf: "minimax-m2", noBias: true, qkNorm: true, wideQKNorm: true, partialRotary: true, untiedOnly: true,
 		moe: minimaxMoE, minimax: true},
 	{hf: "Lfm2ForCausalLM", gguf: "lfm2", lfm2: true},
@@ -732,6 +739,9 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		if arch.lfm2 {
 			lfm2Keys(w, a, hp)
 		}
+		if arch.qwen3next {
+			qwen3NextKeys(w, a, hp)
+		}
 		switch {
 		case arch.gemma3:
 			gemma3Keys(w, hp)
@@ -754,6 +764,8 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		plan, err = planNemotronH(st, arch, hp)
 	case "lfm2", "lfm2moe":
 		plan, err = planLFM2(st, arch, hp)
+	case "qwen3next":
+		plan, err = planQwen3Next(st, arch, hp)
 	case "gpt2":
 		plan, err = planGPT2(st, hp)
 	case "bert":

@@ -443,8 +443,9 @@ type planner struct {
 	plan []tensorPlan
 	seen map[string]bool
 	// outputNorm is the final norm's GGUF name ("" for
-	// output_norm.weight).
-	outputNorm string
+	// output_norm.weight); outputShift is added to its weights.
+	outputNorm  string
+	outputShift float32
 }
 
 func newPlanner(st *safetensors.Model, h hparams) *planner {
@@ -493,7 +494,7 @@ func (pl *planner) outerAs(t safetensors.TensorInfo, name string, emb, norm []st
 		if g == "" {
 			g = "output_norm.weight"
 		}
-		return true, pl.add(tensorPlan{ggufName: g, layer: -1}, t, []int64{H})
+		return true, pl.add(tensorPlan{ggufName: g, layer: -1, shift: pl.outputShift}, t, []int64{H})
 	case name == "lm_head.weight":
 		return true, pl.add(tensorPlan{ggufName: "output.weight", layer: -1}, t, []int64{V, H})
 	}

@@ -1,5 +1,7 @@
 package gguf
 
+import "slices"
+
 // KV is one metadata key-value pair.
 type KV struct {
 	Key   string
@@ -104,6 +106,29 @@ func (f *File) LayerUints(key string, n int) ([]uint64, bool) {
 		return nil, false
 	}
 	return xs, true
+}
+
+// LayerKVHeads returns the KV heads of each of n blocks as llama.cpp sizes
+// their KV cache: {arch}.attention.head_count_kv (else head_count), one
+// for all blocks or one per block, 0 in a hybrid model's recurrent layers;
+// for qwen3next, whose recurrent layers llama.cpp fixes by position (all
+// but every fourth) whatever head_count_kv says, 0 there too. ok is as
+// LayerUints's.
+func (f *File) LayerKVHeads(n int) ([]uint64, bool) {
+	arch := f.Architecture()
+	kv, ok := f.LayerUints(arch+".attention.head_count_kv", n)
+	if !ok {
+		kv, ok = f.LayerUints(arch+".attention.head_count", n)
+	}
+	if ok && arch == "qwen3next" {
+		kv = slices.Clone(kv)
+		for i := range kv {
+			if (i+1)%4 != 0 {
+				kv[i] = 0
+			}
+		}
+	}
+	return kv, ok
 }
 
 // Int returns the value of key if it is an integer of any integer type that

@@ -119,6 +119,10 @@ func checkHeads(f *File, arch string, fail func(string, ...any) error) error {
 	if (arch == "gemma2" || arch == "gemma3") && len(heads) > 0 && heads[0] == 0 {
 		return fail("attention.head_count is 0 in layer 0")
 	}
+	if arch == "qwen3next" && len(kv) > 0 && kv[0] == 0 {
+		// Its graph sizes the attention's keys by layer 0's.
+		return fail("attention.head_count_kv is 0 in layer 0")
+	}
 	for i := range kv {
 		if i < len(heads) && kv[i] > 0 && heads[i]%kv[i] != 0 {
 			return fail("attention.head_count %d is not a multiple of attention.head_count_kv %d in layer %d", heads[i], kv[i], i)
@@ -221,6 +225,7 @@ func checkArchKeys(f *File, arch string, fail func(string, ...any) error) error 
 	}
 	groups, _ := get("ssm.group_count")
 	heads, _ := get("ssm.time_step_rank")
+	state, _ := get("ssm.state_size")
 	conv, hasConv := get("ssm.conv_kernel")
 	embd, _ := get("embedding_length")
 	mamba2 := arch == "granitehybrid" || arch == "nemotron_h" || arch == "nemotron_h_moe" || arch == "mamba2"
@@ -233,6 +238,10 @@ func checkArchKeys(f *File, arch string, fail func(string, ...any) error) error 
 		return fail("ssm.time_step_rank %d, ssm.group_count %d, ssm.inner_size %d: the groups must divide the heads, and the heads and groups the inner size", heads, groups, inner)
 	case arch == "granitehybrid" && inner != 2*embd:
 		return fail("ssm.inner_size %d is not twice embedding_length %d", inner, embd)
+	case arch == "qwen3next" && (groups == 0 || heads == 0 || heads%groups != 0 || inner != heads*state):
+		// Its DeltaNet: groups key heads, heads value heads, all of
+		// state_size; inner_size the value width.
+		return fail("ssm.group_count %d, ssm.time_step_rank %d, ssm.state_size %d, ssm.inner_size %d: the key heads must divide the value heads, and the value heads of state_size fill inner_size", groups, heads, state, inner)
 	}
 	return nil
 }

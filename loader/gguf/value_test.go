@@ -231,6 +231,24 @@ func TestFileGetters(t *testing.T) {
 			t.Errorf("LayerUints(%q, %d) = %v, %v; want %v", tc.key, tc.n, got, ok, tc.want)
 		}
 	}
+	// LayerKVHeads: head_count_kv, else head_count; qwen3next's recurrent
+	// layers (all but every fourth) have none whatever it says.
+	for _, tc := range []struct {
+		arch string
+		kv   []KV
+		want []uint64
+	}{
+		{"llama", []KV{{"llama.attention.head_count_kv", Uint32(2)}}, []uint64{2, 2, 2, 2, 2}},
+		{"llama", []KV{{"llama.attention.head_count", Uint32(8)}}, []uint64{8, 8, 8, 8, 8}},
+		{"granitehybrid", []KV{{"granitehybrid.attention.head_count_kv", Uint32s([]uint32{0, 4, 0, 0, 4})}}, []uint64{0, 4, 0, 0, 4}},
+		{"qwen3next", []KV{{"qwen3next.attention.head_count_kv", Uint32(2)}}, []uint64{0, 0, 0, 2, 0}},
+		{"llama", nil, nil},
+	} {
+		g := &File{KV: append([]KV{{"general.architecture", String(tc.arch)}}, tc.kv...)}
+		if got, ok := g.LayerKVHeads(5); ok != (tc.want != nil) || !slices.Equal(got, tc.want) {
+			t.Errorf("%s: LayerKVHeads = %v, %v; want %v", tc.arch, got, ok, tc.want)
+		}
+	}
 	for _, get := range []func(string) bool{
 		func(k string) bool { _, ok := f.String(k); return ok },
 		func(k string) bool { _, ok := f.Uint(k); return ok },
