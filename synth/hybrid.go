@@ -25,7 +25,7 @@ func (s Shape) mamba2() bool { return s.graniteHybrid() || s.nemotronH() }
 
 // hybrid reports whether some of the shape's layers keep a recurrent
 // state in place of a KV cache: Mamba-2's or LFM2's convolution's.
-func (s Shape) hybrid() bool { return s.mamba2() || s.lfm2() }
+func (s Shape) hybrid() bool { return s.mamba2() || s.lfm2() || s.qwen3next() }
 
 // block returns the kind of block i: its character of Pattern with
 // nemotron_h, Mamba-2 unless listed in AttnLayers with granitehybrid, a
@@ -35,6 +35,8 @@ func (s Shape) block(i int) byte {
 	switch {
 	case s.lfm2():
 		return s.lfm2Block(i)
+	case s.qwen3next():
+		return qwen3NextBlock(i)
 	case s.nemotronH():
 		if i < 0 || i >= len(s.Pattern) {
 			return blockMLP
@@ -53,6 +55,9 @@ func (s Shape) isAttn(i int) bool { return s.block(i) == blockAttn }
 // granitehybrid (the only expansion llama.cpp's runs), SSMHeads heads of
 // SSMHeadDim with nemotron_h.
 func (s Shape) ssmInner() int {
+	if s.qwen3next() {
+		return s.SSMHeads * s.SSMState
+	}
 	if s.nemotronH() {
 		return s.SSMHeads * s.SSMHeadDim
 	}
@@ -138,7 +143,7 @@ func (s Shape) RecurrentBytes() uint64 {
 	if s.lfm2() {
 		return 4 * uint64(s.ConvWidth-1) * uint64(s.Embd)
 	}
-	if !s.mamba2() {
+	if !s.mamba2() && !s.qwen3next() {
 		return 0
 	}
 	return 4 * (uint64(s.SSMConv-1)*uint64(s.ssmConvDim()) + uint64(s.SSMState)*uint64(s.ssmInner()))
@@ -166,7 +171,7 @@ func (s Shape) LayerRecurrent() []bool {
 	out := make([]bool, s.Layers)
 	for i := range out {
 		b := s.block(i)
-		out[i] = s.hybrid() && (b == blockMamba || b == blockConv)
+		out[i] = s.hybrid() && (b == blockMamba || b == blockConv || b == blockDelta)
 	}
 	return out
 }

@@ -12,7 +12,8 @@
 // "nemotron_h" (NVIDIA Nemotron-H, Nemotron Nano 2): blocks of one
 // sublayer each, Mamba-2, attention or a ReLU² MLP; or "lfm2" and
 // "lfm2moe" (LiquidAI LFM2, LFM2-MoE): gated short convolutions with a few
-// attention layers.
+// attention layers; or "qwen3next" (Qwen3-Next): Gated DeltaNet layers
+// with gated attention in every fourth, experts beside a shared expert.
 //
 // The models produce gibberish but cost exactly what the real ones cost to
 // run: tests use small ones, and benchmarks use full-size ones to measure
@@ -91,6 +92,12 @@ type Shape struct {
 	// positions; lfm2moe's first DenseLayers blocks have a dense MLP of
 	// DenseFF, the others Experts experts of FF.
 	ConvWidth int
+	// With Arch "qwen3next" (Qwen3-Next, qwen3next.go): every fourth
+	// block attends (Heads, KVHeads, HeadSize, RopeDim rotated, an output
+	// gate), the others are Gated DeltaNets of SSMGroups key heads and
+	// SSMHeads value heads of SSMState with a convolution of SSMConv;
+	// every block has Experts experts of FF beside a shared expert of
+	// SharedFF.
 }
 
 // arch is the GGUF architecture.
@@ -158,6 +165,13 @@ var Shapes = map[string]Shape{
 	"lfm2-8b-a1b": {Name: "lfm2-8b-a1b", Arch: "lfm2moe", Vocab: 65536, Embd: 2048, FF: 1792, Layers: 24, Heads: 32, KVHeads: 8,
 		Context: 128000, RopeTheta: 1e6, NormEps: 1e-5, TiedEmbeddings: true, Experts: 32, ExpertsUsed: 4, DenseLayers: 2, DenseFF: 7168,
 		AttnLayers: []int{2, 6, 10, 14, 18, 21}, ConvWidth: 3},
+	// Qwen3-Next-80B-A3B (its config.json; the multi-token-prediction
+	// layer left out): Gated DeltaNet layers of 16 key and 32 value heads
+	// of 128, gated attention in every fourth layer (16 heads of 256, a
+	// quarter rotated), 512 experts (10 used) beside a shared expert.
+	"qwen3-next-80b-a3b": {Name: "qwen3-next-80b-a3b", Arch: "qwen3next", Vocab: 151936, Embd: 2048, FF: 512, Layers: 48, Heads: 16, KVHeads: 2,
+		HeadSize: 256, Context: 262144, RopeTheta: 1e7, NormEps: 1e-6, Experts: 512, ExpertsUsed: 10, SharedFF: 512, RopeDim: 64,
+		SSMHeads: 32, SSMGroups: 16, SSMState: 128, SSMConv: 4},
 }
 
 // Lookup returns the named shape (case-insensitive).
@@ -200,14 +214,14 @@ func (s Shape) Validate() error {
 		return fmt.Errorf("synth: hidden %d and feed-forward %d sizes must be multiples of 32", s.Embd, s.FF)
 	case s.RopeTheta <= 0 || s.NormEps <= 0:
 		return fmt.Errorf("synth: rope theta and norm epsilon must be positive")
-	case s.arch() != "llama" && s.arch() != "gpt-oss" && !s.sharedMoE() && !s.mamba2() && !s.lfm2():
-		return fmt.Errorf("synth: architecture %q: llama, gpt-oss, glm4moe, deepseek2, granitehybrid, nemotron_h, lfm2 or lfm2moe", s.Arch)
-	case !s.mamba2() && (s.SSMHeads != 0 || s.SSMState != 0 || s.SSMGroups != 0 || s.SSMConv != 0):
-		return fmt.Errorf("synth: Mamba-2 sizes apply to granitehybrid and nemotron_h only")
+	case s.arch() != "llama" && s.arch() != "gpt-oss" && !s.sharedMoE() && !s.mamba2() && !s.lfm2() && !s.qwen3next():
+		return fmt.Errorf("synth: architecture %q: llama, gpt-oss, glm4moe, deepseek2, granitehybrid, nemotron_h, lfm2, lfm2moe or qwen3next", s.Arch)
+	case !s.mamba2() && !s.qwen3next() && (s.SSMHeads != 0 || s.SSMState != 0 || s.SSMGroups != 0 || s.SSMConv != 0):
+		return fmt.Errorf("synth: Mamba-2 sizes apply to granitehybrid, nemotron_h and qwen3next only")
 	case !s.graniteHybrid() && !s.lfm2() && len(s.AttnLayers) > 0:
 		return fmt.Errorf("synth: attention layers apply to granitehybrid, lfm2 and lfm2moe only (nemotron_h: Pattern)")
-	case !s.graniteHybrid() && s.SharedFF != 0:
-		return fmt.Errorf("synth: a shared MLP width applies to granitehybrid only")
+	case !s.graniteHybrid() && !s.qwen3next() && s.SharedFF != 0:
+		return fmt.Errorf("synth: a shared MLP width applies to granitehybrid and qwen3next only")
 	case !s.lfm2() && s.ConvWidth != 0:
 		return fmt.Errorf("synth: a short convolution's width applies to lfm2 and lfm2moe only")
 	case !s.nemotronH() && (s.Pattern != "" || s.SSMHeadDim != 0):
@@ -228,6 +242,8 @@ func (s Shape) Validate() error {
 		return s.validateNemotronH()
 	case s.lfm2():
 		return s.validateLFM2()
+	case s.qwen3next():
+		return s.validateQwen3Next()
 	}
 	return nil
 }
@@ -279,6 +295,8 @@ func (s Shape) tensors() []tensorSpec {
 		return append(out, s.nemotronHTensors()...)
 	case s.lfm2():
 		return append(out, s.lfm2Tensors()...)
+	case s.qwen3next():
+		return append(out, s.qwen3NextTensors()...)
 	}
 	for i := range s.Layers {
 		p := fmt.Sprintf("blk.%d.", i)

@@ -950,3 +950,60 @@ func TestLFM2Shapes(t *testing.T) {
 		}
 	}
 }
+
+// tinyQwen3Next is a small Qwen3-Next shape: 3 Gated DeltaNet layers (2
+// key heads, 4 value heads of 32) and an attention layer (4 heads of 32, 8
+// rotated); 4 experts (2 used) beside a shared expert.
+var tinyQwen3Next = Shape{Name: "tiny-qwen3next", Arch: "qwen3next", Vocab: 1000, Embd: 64, FF: 32, Layers: 4, Heads: 4, KVHeads: 2, HeadSize: 32,
+	Context: 512, RopeTheta: 1e4, NormEps: 1e-6, Experts: 4, ExpertsUsed: 2, SharedFF: 64, RopeDim: 8, SSMHeads: 4, SSMGroups: 2, SSMState: 32, SSMConv: 4}
+
+// TestQwen3Next writes a Qwen3-Next shape in F32 and Q8_0 (whose sizes
+// WeightBytes gives exactly): the keys llama.cpp's qwen3next reads, the
+// convolution kept F32; llama.cpp loads it as a recurrent model and
+// decodes a few hundred tokens to finite logits. Qwen3-Next-80B-A3B has
+// the parameters its card gives (80B, without the multi-token prediction
+// layer), KV caches in 12 of its 48 layers and the DeltaNets' state in the
+// others.
+func TestQwen3Next(t *testing.T) {
+	s := tinyQwen3Next
+	for _, q := range []string{"F32", "Q8_0"} {
+		t.Run(q, func(t *testing.T) {
+			path, f := createChecked(t, s, q)
+			if f.Architecture() != "qwen3next" || f.ParamCount() != s.Params() {
+				t.Errorf("architecture %q, %d parameters; want qwen3next, %d", f.Architecture(), f.ParamCount(), s.Params())
+			}
+			for k, v := range map[string]uint64{"ssm.conv_kernel": 4, "ssm.inner_size": 128, "ssm.state_size": 32, "ssm.time_step_rank": 4,
+				"ssm.group_count": 2, "rope.dimension_count": 8, "attention.key_length": 32, "expert_shared_feed_forward_length": 64} {
+				if got, ok := f.Uint("qwen3next." + k); !ok || got != v {
+					t.Errorf("%s = %d (%v), want %d", k, got, ok, v)
+				}
+			}
+			if ti, ok := f.Tensor("blk.0.ssm_conv1d.weight"); !ok || ti.Type != gguf.TypeF32 {
+				t.Errorf("convolution %+v (%v), want F32", ti, ok)
+			}
+			decodeLong(t, path, s)
+		})
+	}
+	big := Shapes["qwen3-next-80b-a3b"]
+	if got := float64(big.Params()); got < 79e9 || got > 81e9 {
+		t.Errorf("qwen3-next-80b-a3b: %.4g parameters, want about 80e9", got)
+	}
+	rec := big.LayerRecurrent()
+	if big.KVLayers() != 12 || rec[3] || !rec[0] || !rec[46] || rec[47] || big.RecurrentBytes() != 4*(3*(4096+2*16*128)+128*4096) {
+		t.Errorf("qwen3-next-80b-a3b: %d KV layers, %d bytes of state, recurrent %v", big.KVLayers(), big.RecurrentBytes(), rec)
+	}
+	for name, edit := range map[string]func(*Shape){
+		"3 layers":             func(s *Shape) { s.Layers = 3 },
+		"no shared expert":     func(s *Shape) { s.SharedFF = 0 },
+		"no experts":           func(s *Shape) { s.Experts, s.ExpertsUsed = 0, 0 },
+		"key heads not divide": func(s *Shape) { s.SSMGroups = 3 },
+		"convolution of 5":     func(s *Shape) { s.SSMConv = 5 },
+		"odd rope":             func(s *Shape) { s.RopeDim = 7 },
+	} {
+		s := tinyQwen3Next
+		edit(&s)
+		if err := s.Validate(); err == nil {
+			t.Errorf("%s accepted", name)
+		}
+	}
+}

@@ -89,6 +89,8 @@ func Write(ctx context.Context, path string, s Shape, opts Options) error {
 		s.nemotronHKeys(w)
 	case s.lfm2():
 		s.lfm2Keys(w)
+	case s.qwen3next():
+		s.qwen3NextKeys(w)
 	}
 
 	tokens, scores, types := vocabulary(s.Vocab)
