@@ -13,7 +13,9 @@
 // sublayer each, Mamba-2, attention or a ReLU² MLP; or "lfm2" and
 // "lfm2moe" (LiquidAI LFM2, LFM2-MoE): gated short convolutions with a few
 // attention layers; or "qwen3next" (Qwen3-Next): Gated DeltaNet layers
-// with gated attention in every fourth, experts beside a shared expert.
+// with gated attention in every fourth, experts beside a shared expert;
+// or "minimax-m2" (MiniMax-M2): Mixtral's blocks with whole-projection q/k
+// norms and sigmoid routing.
 //
 // The models produce gibberish but cost exactly what the real ones cost to
 // run: tests use small ones, and benchmarks use full-size ones to measure
@@ -58,7 +60,8 @@ type Shape struct {
 	// Experts experts of FF and SharedExperts shared ones of FF that every
 	// token runs (sharedmoe.go).
 	DenseLayers, DenseFF, SharedExperts int
-	// RopeDim is the rotated part of each head (glm4moe: half; 0: all).
+	// RopeDim is the rotated part of each head (glm4moe: half; qwen3next,
+	// minimax-m2: their own; 0: all).
 	RopeDim int
 	// DeepSeek's multi-head latent attention: the query's low rank
 	// (QLoraRank; 0: one projection, which llama.cpp takes only for 26 or
@@ -172,6 +175,11 @@ var Shapes = map[string]Shape{
 	"qwen3-next-80b-a3b": {Name: "qwen3-next-80b-a3b", Arch: "qwen3next", Vocab: 151936, Embd: 2048, FF: 512, Layers: 48, Heads: 16, KVHeads: 2,
 		HeadSize: 256, Context: 262144, RopeTheta: 1e7, NormEps: 1e-6, Experts: 512, ExpertsUsed: 10, SharedFF: 512, RopeDim: 64,
 		SSMHeads: 32, SSMGroups: 16, SSMState: 128, SSMConv: 4},
+	// MiniMax-M2 (its config.json): 256 experts (8 used) routed by sigmoid
+	// scores, q/k norms over the whole projections, 64 of each head's 128
+	// dimensions rotated.
+	"minimax-m2": {Name: "minimax-m2", Arch: "minimax-m2", Vocab: 200064, Embd: 3072, FF: 1536, Layers: 62, Heads: 48, KVHeads: 8, HeadSize: 128,
+		Context: 196608, RopeTheta: 5e6, NormEps: 1e-6, Experts: 256, ExpertsUsed: 8, RopeDim: 64},
 }
 
 // Lookup returns the named shape (case-insensitive).
@@ -214,8 +222,8 @@ func (s Shape) Validate() error {
 		return fmt.Errorf("synth: hidden %d and feed-forward %d sizes must be multiples of 32", s.Embd, s.FF)
 	case s.RopeTheta <= 0 || s.NormEps <= 0:
 		return fmt.Errorf("synth: rope theta and norm epsilon must be positive")
-	case s.arch() != "llama" && s.arch() != "gpt-oss" && !s.sharedMoE() && !s.mamba2() && !s.lfm2() && !s.qwen3next():
-		return fmt.Errorf("synth: architecture %q: llama, gpt-oss, glm4moe, deepseek2, granitehybrid, nemotron_h, lfm2, lfm2moe or qwen3next", s.Arch)
+	case s.arch() != "llama" && s.arch() != "gpt-oss" && !s.sharedMoE() && !s.mamba2() && !s.lfm2() && !s.qwen3next() && !s.minimax():
+		return fmt.Errorf("synth: architecture %q: llama, gpt-oss, glm4moe, deepseek2, granitehybrid, nemotron_h, lfm2, lfm2moe, qwen3next or minimax-m2", s.Arch)
 	case !s.mamba2() && !s.qwen3next() && (s.SSMHeads != 0 || s.SSMState != 0 || s.SSMGroups != 0 || s.SSMConv != 0):
 		return fmt.Errorf("synth: Mamba-2 sizes apply to granitehybrid, nemotron_h and qwen3next only")
 	case !s.graniteHybrid() && !s.lfm2() && len(s.AttnLayers) > 0:
@@ -244,6 +252,8 @@ func (s Shape) Validate() error {
 		return s.validateLFM2()
 	case s.qwen3next():
 		return s.validateQwen3Next()
+	case s.minimax():
+		return s.validateMiniMax()
 	}
 	return nil
 }
@@ -297,6 +307,8 @@ func (s Shape) tensors() []tensorSpec {
 		return append(out, s.lfm2Tensors()...)
 	case s.qwen3next():
 		return append(out, s.qwen3NextTensors()...)
+	case s.minimax():
+		return append(out, s.miniMaxTensors()...)
 	}
 	for i := range s.Layers {
 		p := fmt.Sprintf("blk.%d.", i)

@@ -39,6 +39,7 @@ func TestShapesValid(t *testing.T) {
 		"gpt-oss-20b": 20.91e9, "gpt-oss-120b": 116.83e9,
 		"glm-4.5-air": 106e9, "deepseek-v2-lite": 15.7e9,
 		"nemotron-nano-9b-v2": 8.89e9,
+		"minimax-m2":          229e9, // 230B on its card, 229B on its Hugging Face page
 	} {
 		got := float64(Shapes[name].Params())
 		if got < want*0.99 || got > want*1.01 {
@@ -1001,6 +1002,72 @@ func TestQwen3Next(t *testing.T) {
 		"odd rope":             func(s *Shape) { s.RopeDim = 7 },
 	} {
 		s := tinyQwen3Next
+		edit(&s)
+		if err := s.Validate(); err == nil {
+			t.Errorf("%s accepted", name)
+		}
+	}
+}
+
+// tinyMiniMax is a small MiniMax-M2 shape: 4 heads of 32 (2 KV heads),
+// 16 of each head's 32 dimensions rotated, 4 experts (2 used).
+var tinyMiniMax = Shape{Name: "tiny-minimax", Arch: "minimax-m2", Vocab: 1000, Embd: 64, FF: 32, Layers: 2, Heads: 4, KVHeads: 2, HeadSize: 32,
+	Context: 512, RopeTheta: 1e4, NormEps: 1e-6, Experts: 4, ExpertsUsed: 2, RopeDim: 16}
+
+// TestMiniMaxM2 writes a MiniMax-M2 shape in F32 and Q8_0 (whose sizes
+// WeightBytes gives exactly) with the keys llama.cpp's minimax-m2 reads;
+// llama.cpp loads it and generates.
+func TestMiniMaxM2(t *testing.T) {
+	s := tinyMiniMax
+	for _, q := range []string{"F32", "Q8_0"} {
+		t.Run(q, func(t *testing.T) {
+			path, f := createChecked(t, s, q)
+			if f.Architecture() != "minimax-m2" || f.ParamCount() != s.Params() {
+				t.Errorf("architecture %q, %d parameters; want minimax-m2, %d", f.Architecture(), f.ParamCount(), s.Params())
+			}
+			for k, v := range map[string]uint64{"rope.dimension_count": 16, "expert_gating_func": 2, "expert_feed_forward_length": 32, "attention.key_length": 32} {
+				if got, ok := f.Uint("minimax-m2." + k); !ok || got != v {
+					t.Errorf("%s = %d (%v), want %d", k, got, ok, v)
+				}
+			}
+			m, err := engine.LoadModel(context.Background(), path, engine.ModelOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			c, err := m.NewContext(engine.ContextOptions{ContextLength: 128, Threads: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			b, err := engine.NewBatch(8, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close()
+			for i := range 8 {
+				b.Add(engine.Token(3+i), engine.Pos(i), i == 7, 0)
+			}
+			if err := c.Decode(context.Background(), b); err != nil {
+				t.Fatal(err)
+			}
+			logits, err := c.Logits(7)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, v := range logits {
+				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
+					t.Fatalf("non-finite logit %v", v)
+				}
+			}
+		})
+	}
+	for name, edit := range map[string]func(*Shape){
+		"no experts": func(s *Shape) { s.Experts, s.ExpertsUsed = 0, 0 },
+		"tied":       func(s *Shape) { s.TiedEmbeddings = true },
+		"odd rope":   func(s *Shape) { s.RopeDim = 15 },
+	} {
+		s := tinyMiniMax
 		edit(&s)
 		if err := s.Validate(); err == nil {
 			t.Errorf("%s accepted", name)

@@ -91,6 +91,8 @@ func Write(ctx context.Context, path string, s Shape, opts Options) error {
 		s.lfm2Keys(w)
 	case s.qwen3next():
 		s.qwen3NextKeys(w)
+	case s.minimax():
+		s.miniMaxKeys(w)
 	}
 
 	tokens, scores, types := vocabulary(s.Vocab)
