@@ -336,7 +336,9 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		if !arch.partialRotary {
 			return h, fmt.Errorf("%w: partial_rotary_factor %v for %s", ErrUnsupported, partial, arch.hf)
 		}
-		h.ropeDim = int(partial * float64(h.headDim))
+		// transformers truncates; the epsilon keeps a factor given as
+		// dims/head_dim from landing a hair under its integer.
+		h.ropeDim = int(partial*float64(h.headDim) + 1e-9)
 		if h.ropeDim <= 0 || h.ropeDim > h.headDim || h.ropeDim%2 != 0 {
 			return h, fmt.Errorf("%w: config.json: partial_rotary_factor %v gives %d rotated dimensions of %d", ErrMismatch, partial, h.ropeDim, h.headDim)
 		}

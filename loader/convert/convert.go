@@ -428,7 +428,8 @@ type archSpec struct {
 	// sliding-window layers (olmo.go).
 	olmo2, olmo3 bool
 	// wideQKNorm: q_norm and k_norm over the whole projections, not per
-	// head (OLMo 2/3, OLMoE); head_dim × heads must be hidden_size.
+	// head (OLMo 2/3, OLMoE, where head_dim × heads must be hidden_size;
+	// MiniMax-M2).
 	wideQKNorm bool
 	// graniteHybrid: Granite 4.0's Mamba-2 and attention layers, shared
 	// MLP and optional experts (granite4.go); gguf is decided by the

@@ -2,6 +2,7 @@ package convert
 
 import (
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 )
@@ -35,15 +36,25 @@ var minimaxMoE = &moeSpec{router: "block_sparse_moe.gate.weight", experts: regex
 	routerBias: "block_sparse_moe.e_score_correction_bias", sigmoid: true}
 
 // minimaxDefaults applies MiniMaxM2Config's defaults ahead of the common
-// reading: head_dim 128, rope_theta 5e6, and rotary_dim as the partial
-// rotary factor.
+// reading: head_dim 128, 8 KV heads, 256 experts (8 used), rope_theta 5e6,
+// and rotary_dim as the partial rotary factor. Its router always
+// renormalises the top-k weights: norm_topk_prob is not read.
 func (c *hfConfig) minimaxDefaults() error {
 	if c.mmErr != nil {
 		return fmt.Errorf("convert: config.json: %w", c.mmErr)
 	}
-	if c.HeadDim <= 0 {
-		c.HeadDim = 128
+	for _, d := range []struct {
+		p *int
+		v int
+	}{{&c.HeadDim, 128}, {&c.NumKeyValueHeads, 8}, {&c.MoE.NumExpertsPerTok, 8}} {
+		if *d.p <= 0 {
+			*d.p = d.v
+		}
 	}
+	if c.MoE.NumLocalExperts <= 0 && c.MoE.NumExperts <= 0 { // num_experts is its alias
+		c.MoE.NumLocalExperts = 256
+	}
+	c.MoE.NormTopkProb = nil
 	if c.RopeTheta == nil {
 		if p, err := parseRopeJSON(c.RopeParameters, "rope_parameters"); err != nil {
 			return err
@@ -53,10 +64,13 @@ func (c *hfConfig) minimaxDefaults() error {
 		}
 	}
 	if r := c.MiniMax.RotaryDim; r != nil {
-		if *r <= 0 || *r > c.HeadDim || *r%2 != 0 {
-			return fmt.Errorf("%w: config.json: rotary_dim %d: want an even count of at most head_dim %d", ErrMismatch, *r, c.HeadDim)
-		}
 		f := float64(*r) / float64(c.HeadDim)
+		switch {
+		case *r <= 0 || *r > c.HeadDim || *r%2 != 0:
+			return fmt.Errorf("%w: config.json: rotary_dim %d: want an even count of at most head_dim %d", ErrMismatch, *r, c.HeadDim)
+		case c.PartialRotaryFactor != nil && math.Abs(*c.PartialRotaryFactor-f) > 1e-9:
+			return fmt.Errorf("%w: config.json: rotary_dim %d and partial_rotary_factor %v of head_dim %d disagree", ErrMismatch, *r, *c.PartialRotaryFactor, c.HeadDim)
+		}
 		c.PartialRotaryFactor = &f
 	}
 	return nil

@@ -146,18 +146,18 @@ func TestMiniMaxM2Refused(t *testing.T) {
 		edit func(map[string]any, []stTensor) []stTensor
 		want error
 	}{
-		"softmax router":       {setConfig("scoring_func", "softmax"), convert.ErrUnsupported},
-		"no routing bias":      {setConfig("use_routing_bias", false), convert.ErrUnsupported},
-		"no q/k norm":          {setConfig("use_qk_norm", false), convert.ErrUnsupported},
-		"per-head q/k norm":    {setConfig("qk_norm_type", "per_head"), convert.ErrUnsupported},
-		"shared experts":       {setConfig("shared_intermediate_size", 64), convert.ErrUnsupported},
-		"lightning attention":  {setConfig("attn_type_list", []int{0, 1}), convert.ErrUnsupported},
-		"attn_type_list short": {setConfig("attn_type_list", []int{1}), convert.ErrMismatch},
-		"rotary_dim odd":       {setConfig("rotary_dim", 15), convert.ErrMismatch},
-		"rotary_dim over head": {setConfig("rotary_dim", 64), convert.ErrMismatch},
-		"norm_topk_prob false": {setConfig("norm_topk_prob", false), convert.ErrUnsupported},
-		"no selection bias":    {dropTensor("model.layers.1.block_sparse_moe.e_score_correction_bias"), convert.ErrMismatch},
-		"an expert missing":    {dropTensor("model.layers.0.block_sparse_moe.experts.3.w3.weight"), convert.ErrMismatch},
+		"softmax router":        {setConfig("scoring_func", "softmax"), convert.ErrUnsupported},
+		"no routing bias":       {setConfig("use_routing_bias", false), convert.ErrUnsupported},
+		"no q/k norm":           {setConfig("use_qk_norm", false), convert.ErrUnsupported},
+		"per-head q/k norm":     {setConfig("qk_norm_type", "per_head"), convert.ErrUnsupported},
+		"shared experts":        {setConfig("shared_intermediate_size", 64), convert.ErrUnsupported},
+		"lightning attention":   {setConfig("attn_type_list", []int{0, 1}), convert.ErrUnsupported},
+		"attn_type_list short":  {setConfig("attn_type_list", []int{1}), convert.ErrMismatch},
+		"rotary_dim odd":        {setConfig("rotary_dim", 15), convert.ErrMismatch},
+		"rotary_dim over head":  {setConfig("rotary_dim", 64), convert.ErrMismatch},
+		"rotary_dim and factor": {setConfig("partial_rotary_factor", 0.25), convert.ErrMismatch},
+		"no selection bias":     {dropTensor("model.layers.1.block_sparse_moe.e_score_correction_bias"), convert.ErrMismatch},
+		"an expert missing":     {dropTensor("model.layers.0.block_sparse_moe.experts.3.w3.weight"), convert.ErrMismatch},
 		"q_norm per head": {func(_ map[string]any, ts []stTensor) []stTensor {
 			return resize(ts, "model.layers.0.self_attn.q_norm.weight", mmHeadDim)
 		}, convert.ErrMismatch},
@@ -184,4 +184,45 @@ func resize(ts []stTensor, name string, n int) []stTensor {
 		}
 	}
 	return ts
+}
+
+// TestMiniMaxM2Config converts configs transformers reads the same:
+// without rope_theta (5e6), without rotary_dim (the whole head rotated),
+// with norm_topk_prob false (MiniMax's router renormalises whatever it
+// says), with tied embeddings (the embeddings written again as the output
+// matrix llama.cpp requires).
+func TestMiniMaxM2Config(t *testing.T) {
+	for name, tc := range map[string]struct {
+		edit  func(map[string]any, []stTensor) []stTensor
+		theta float64
+		rot   uint64
+	}{
+		"no rope_theta":        {func(c map[string]any, ts []stTensor) []stTensor { delete(c, "rope_theta"); return ts }, 5e6, mmRotary},
+		"no rotary_dim":        {func(c map[string]any, ts []stTensor) []stTensor { delete(c, "rotary_dim"); return ts }, 1e4, mmHeadDim},
+		"norm_topk_prob false": {setConfig("norm_topk_prob", false), 1e4, mmRotary},
+		"tied": {func(c map[string]any, ts []stTensor) []stTensor {
+			c["tie_word_embeddings"] = true
+			return slices.DeleteFunc(ts, func(s stTensor) bool { return s.name == "lm_head.weight" })
+		}, 1e4, mmRotary},
+	} {
+		t.Run(name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "x.gguf")
+			if err := convert.Convert(context.Background(), minimaxFixture(t, tc.edit), out, convert.Options{}); err != nil {
+				t.Fatal(err)
+			}
+			f, err := gguf.Open(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, _ := f.Float("minimax-m2.rope.freq_base"); got != tc.theta {
+				t.Errorf("freq_base %v, want %v", got, tc.theta)
+			}
+			if got, _ := f.Uint("minimax-m2.rope.dimension_count"); got != tc.rot {
+				t.Errorf("rope.dimension_count %d, want %d", got, tc.rot)
+			}
+			if _, ok := f.Tensor("output.weight"); !ok {
+				t.Error("no output.weight")
+			}
+		})
+	}
 }

@@ -108,8 +108,8 @@ type moeConfig struct {
 
 // moeHparams reads and checks the experts of a mixture-of-experts config.
 // llama.cpp's qwen3moe and llama (Mixtral) graphs route every layer's MLP
-// through the experts, with softmax gating and the top-k weights
-// renormalised to sum to 1.
+// through the experts, with softmax gating (sigmoid with moeSpec.sigmoid)
+// and the top-k weights renormalised to sum to 1 (with moeSpec.norm).
 func (c *hfConfig) moeHparams(arch archSpec, h *hparams) error {
 	m := c.MoE
 	h.experts = max(m.NumExperts, m.NumLocalExperts)
@@ -127,8 +127,10 @@ func (c *hfConfig) moeHparams(arch archSpec, h *hparams) error {
 		return fmt.Errorf("%w: config.json: num_experts_per_tok %d must be in [1, %d]", ErrMismatch, h.expertsUsed, h.experts)
 	case h.expertFFN <= 0:
 		return fmt.Errorf("%w: config.json: moe_intermediate_size is missing or not positive", ErrMismatch)
-	case arch.moe.norm && (m.NormTopkProb != nil && !*m.NormTopkProb || arch.moe.normKey && m.NormTopkProb == nil):
-		return fmt.Errorf("%w: %s with norm_topk_prob false (or missing: transformers' default): llama.cpp's %s graph always renormalises the top-%d expert weights", ErrUnsupported, arch.hf, arch.gguf, h.expertsUsed)
+	case arch.moe.norm && m.NormTopkProb != nil && !*m.NormTopkProb:
+		return fmt.Errorf("%w: %s with norm_topk_prob false: llama.cpp's %s graph always renormalises the top-%d expert weights", ErrUnsupported, arch.hf, arch.gguf, h.expertsUsed)
+	case arch.moe.norm && arch.moe.normKey && m.NormTopkProb == nil:
+		return fmt.Errorf("%w: %s with norm_topk_prob missing (transformers' default, false): llama.cpp's %s graph always renormalises the top-%d expert weights", ErrUnsupported, arch.hf, arch.gguf, h.expertsUsed)
 	case !arch.moe.norm && m.NormTopkProb != nil && *m.NormTopkProb:
 		return fmt.Errorf("%w: %s with norm_topk_prob true: llama.cpp's %s graph never renormalises the expert weights", ErrUnsupported, arch.hf, arch.gguf)
 	case arch.moe.shared != "" && m.SharedExpertSize <= 0:

@@ -73,13 +73,20 @@ var qwen3NextMoE = &moeSpec{router: "mlp.gate.weight", experts: regexp.MustCompi
 	fusedGateUp: "mlp.experts.gate_up_proj", fusedDown: "mlp.experts.down_proj", fusedOutIn: true}
 
 // qwen3NextDefaults applies Qwen3NextConfig's defaults ahead of the
-// common reading: head_dim 256 and partial_rotary_factor 0.25.
+// common reading: head_dim 256, partial_rotary_factor 0.25, 2 KV heads,
+// 512 experts of 512 (10 used) and a shared expert of 512.
 func (c *hfConfig) qwen3NextDefaults() error {
 	if c.q3nErr != nil {
 		return fmt.Errorf("convert: config.json: %w", c.q3nErr)
 	}
-	if c.HeadDim <= 0 {
-		c.HeadDim = 256
+	for _, d := range []struct {
+		p *int
+		v int
+	}{{&c.HeadDim, 256}, {&c.NumKeyValueHeads, 2}, {&c.MoE.NumExperts, 512}, {&c.MoE.NumExpertsPerTok, 10},
+		{&c.MoE.MoeIntermediateSize, 512}, {&c.MoE.SharedExpertSize, 512}} {
+		if *d.p <= 0 {
+			*d.p = d.v
+		}
 	}
 	if c.PartialRotaryFactor == nil {
 		if p, err := parseRopeJSON(c.RopeParameters, "rope_parameters"); err != nil {
@@ -104,8 +111,8 @@ func (c *hfConfig) qwen3NextHparams(arch archSpec, h *hparams) error {
 		}
 		return *p
 	}
-	g := &qwen3Next{conv: intOr(qc.ConvKernel, 4), kHeads: intOr(qc.KeyHeads, 16), vHeads: intOr(qc.ValueHeads, 32), headDim: intOr(qc.KeyHeadDim, 128)}
-	interval := intOr(qc.FullAttentionInterval, 4)
+	g := &qwen3Next{conv: intOr(qc.ConvKernel, 4), kHeads: intOr(qc.KeyHeads, 16), vHeads: intOr(qc.ValueHeads, 32),
+		headDim: intOr(qc.KeyHeadDim, 128)}
 	switch vd := intOr(qc.ValueHeadDim, 128); {
 	case qc.AttentionBias != nil && *qc.AttentionBias:
 		return fmt.Errorf("%w: %s with attention_bias true: llama.cpp's %s has no attention biases", ErrUnsupported, arch.hf, arch.gguf)
@@ -115,27 +122,37 @@ func (c *hfConfig) qwen3NextHparams(arch archSpec, h *hparams) error {
 		return fmt.Errorf("%w: config.json: %d value heads over %d key heads of %d: the key heads must divide the value heads", ErrMismatch, g.vHeads, g.kHeads, g.headDim)
 	case g.conv != 3 && g.conv != 4:
 		return fmt.Errorf("%w: %s with linear_conv_kernel_dim %d: ggml's CUDA convolution runs 3 or 4 only (others abort)", ErrUnsupported, arch.hf, g.conv)
-	case interval != 4:
-		return fmt.Errorf("%w: %s with full_attention_interval %d: llama.cpp's %s has attention in every fourth layer", ErrUnsupported, arch.hf, interval, arch.gguf)
-	case h.sharedFFN <= 0:
-		return fmt.Errorf("%w: config.json: shared_expert_intermediate_size is missing: llama.cpp's %s runs a shared expert", ErrMismatch, arch.gguf)
 	}
+	// llama.cpp fixes the layout: full attention in every fourth layer.
 	g.attn = make([]bool, h.layers)
 	for i := range g.attn {
 		g.attn[i] = (i+1)%4 == 0
 	}
-	if !isNull(c.LayerTypes) {
-		var types []string
-		if err := json.Unmarshal(c.LayerTypes, &types); err != nil {
-			return fmt.Errorf("%w: config.json: layer_types: %v", ErrMismatch, err)
+	if isNull(c.LayerTypes) { // transformers builds them from the interval
+		switch interval := intOr(qc.FullAttentionInterval, 4); {
+		case interval <= 0:
+			return fmt.Errorf("%w: config.json: full_attention_interval %d is not positive", ErrMismatch, interval)
+		case interval != 4:
+			return fmt.Errorf("%w: %s with full_attention_interval %d: llama.cpp's %s has attention in every fourth layer", ErrUnsupported, arch.hf, interval, arch.gguf)
 		}
-		if len(types) != h.layers {
-			return fmt.Errorf("%w: config.json: layer_types has %d entries for %d layers", ErrMismatch, len(types), h.layers)
+		h.q3n = g
+		return nil
+	}
+	var types []string
+	if err := json.Unmarshal(c.LayerTypes, &types); err != nil {
+		return fmt.Errorf("%w: config.json: layer_types: %v", ErrMismatch, err)
+	}
+	if len(types) != h.layers {
+		return fmt.Errorf("%w: config.json: layer_types has %d entries for %d layers", ErrMismatch, len(types), h.layers)
+	}
+	for i, t := range types {
+		want := "linear_attention"
+		if g.attn[i] {
+			want = "full_attention"
 		}
-		for i, t := range types {
-			if want := map[bool]string{true: "full_attention", false: "linear_attention"}[g.attn[i]]; t != want {
-				return fmt.Errorf("%w: %s with layer_types[%d] %q: llama.cpp's %s has linear attention in three layers of every four, then full attention", ErrUnsupported, arch.hf, i, t, arch.gguf)
-			}
+		if t != want {
+			return fmt.Errorf("%w: %s with layer_types[%d] %q: llama.cpp's %s has linear attention in three layers of every four, then full attention",
+				ErrUnsupported, arch.hf, i, t, arch.gguf)
 		}
 	}
 	h.q3n = g
@@ -207,10 +224,13 @@ func planQwen3Next(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPla
 			name := t.Name
 			p.derive = func(tw *tensorWriter) ([]float32, error) {
 				v, err := loadFloat32s(tw.st, name, tw.fp8Block)
+				if err != nil {
+					return nil, err
+				}
 				for i := range v {
 					v[i] = float32(-math.Exp(float64(v[i])))
 				}
-				return v, err
+				return v, nil
 			}
 			return add(p, t, []int64{NV})
 		case "linear_attn.norm.weight":
@@ -261,8 +281,10 @@ func planQwen3Next(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPla
 		var stacked []tensorPlan
 		var err error
 		if fused[n] != nil {
-			if experts[fmt.Sprintf("blk.%d.ffn_up_exps.weight", n)] != nil {
-				return nil, fmt.Errorf("%w: layer %d's experts both fused and per expert", ErrMismatch, n)
+			for _, g := range []string{"ffn_gate_exps", "ffn_up_exps", "ffn_down_exps"} {
+				if experts[fmt.Sprintf("blk.%d.%s.weight", n, g)] != nil {
+					return nil, fmt.Errorf("%w: layer %d's experts both fused and per expert", ErrMismatch, n)
+				}
 			}
 			stacked, err = fused.layerPlans(qwen3NextMoE, h, n)
 		} else {

@@ -423,18 +423,35 @@ func TestQwen3NextRefused(t *testing.T) {
 		edit func(map[string]any, []stTensor) []stTensor
 		want error
 	}{
-		"attention every 2nd layer": {setConfig("full_attention_interval", 2), convert.ErrUnsupported},
-		"layer types":               {setConfig("layer_types", []string{"linear_attention", "full_attention", "linear_attention", "full_attention"}), convert.ErrUnsupported},
-		"value head size":           {setConfig("linear_value_head_dim", 32), convert.ErrUnsupported},
-		"3 key heads":               {setConfig("linear_num_key_heads", 3), convert.ErrMismatch},
-		"convolution of 5":          {setConfig("linear_conv_kernel_dim", 5), convert.ErrUnsupported},
-		"attention bias":            {setConfig("attention_bias", true), convert.ErrUnsupported},
-		"dense layers":              {setConfig("mlp_only_layers", []int{0}), convert.ErrUnsupported},
-		"no shared expert":          {setConfig("shared_expert_intermediate_size", 0), convert.ErrMismatch},
-		"norm_topk_prob false":      {setConfig("norm_topk_prob", false), convert.ErrUnsupported},
-		"no A_log":                  {dropTensor("model.layers.1.linear_attn.A_log"), convert.ErrMismatch},
-		"no shared gate":            {dropTensor("model.layers.2.mlp.shared_expert_gate.weight"), convert.ErrMismatch},
-		"an expert missing":         {dropTensor("model.layers.0.mlp.experts.1.up_proj.weight"), convert.ErrMismatch},
+		"attention every 2nd layer": {func(c map[string]any, ts []stTensor) []stTensor {
+			delete(c, "layer_types")
+			c["full_attention_interval"] = 2
+			return ts
+		}, convert.ErrUnsupported},
+		"interval 0": {func(c map[string]any, ts []stTensor) []stTensor {
+			delete(c, "layer_types")
+			c["full_attention_interval"] = 0
+			return ts
+		}, convert.ErrMismatch},
+		"layer types":         {setConfig("layer_types", []string{"linear_attention", "full_attention", "linear_attention", "full_attention"}), convert.ErrUnsupported},
+		"value head size":     {setConfig("linear_value_head_dim", 32), convert.ErrUnsupported},
+		"3 key heads":         {setConfig("linear_num_key_heads", 3), convert.ErrMismatch},
+		"convolution of 5":    {setConfig("linear_conv_kernel_dim", 5), convert.ErrUnsupported},
+		"attention bias":      {setConfig("attention_bias", true), convert.ErrUnsupported},
+		"dense layers":        {setConfig("mlp_only_layers", []int{0}), convert.ErrUnsupported},
+		"shared expert width": {setConfig("shared_expert_intermediate_size", 64), convert.ErrMismatch},
+		"fused and per expert": {func(_ map[string]any, ts []stTensor) []stTensor {
+			n := q3nExperts * 2 * q3nFF * q3nHidden
+			return append(ts, f32Tensor("model.layers.1.mlp.experts.gate_up_proj", []int64{q3nExperts, 2 * q3nFF, q3nHidden}, make([]float32, n)),
+				f32Tensor("model.layers.1.mlp.experts.down_proj", []int64{q3nExperts, q3nHidden, q3nFF}, make([]float32, n/2)))
+		}, convert.ErrMismatch},
+		"attention weights in a DeltaNet layer": {func(_ map[string]any, ts []stTensor) []stTensor {
+			return append(ts, f32Tensor("model.layers.0.self_attn.k_norm.weight", []int64{q3nHeadDim}, make([]float32, q3nHeadDim)))
+		}, convert.ErrMismatch},
+		"norm_topk_prob false": {setConfig("norm_topk_prob", false), convert.ErrUnsupported},
+		"no A_log":             {dropTensor("model.layers.1.linear_attn.A_log"), convert.ErrMismatch},
+		"no shared gate":       {dropTensor("model.layers.2.mlp.shared_expert_gate.weight"), convert.ErrMismatch},
+		"an expert missing":    {dropTensor("model.layers.0.mlp.experts.1.up_proj.weight"), convert.ErrMismatch},
 	} {
 		t.Run(name, func(t *testing.T) {
 			err := convert.Convert(context.Background(), q3nCase{}.fixture(t, tc.edit), filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
@@ -473,4 +490,40 @@ func stepwise(t *testing.T, c *engine.Context, ids []int) []float32 {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// TestQwen3NextConfig converts configs transformers completes: without
+// layer_types (from the interval), without the DeltaNet's and experts'
+// sizes (Qwen3NextConfig's defaults, here those of the fixture's where
+// they agree), with tied embeddings (no output matrix written).
+func TestQwen3NextConfig(t *testing.T) {
+	for name, tc := range map[string]struct {
+		edit   func(map[string]any, []stTensor) []stTensor
+		output bool
+	}{
+		"no layer_types": {func(c map[string]any, ts []stTensor) []stTensor {
+			delete(c, "layer_types")
+			delete(c, "full_attention_interval")
+			return ts
+		}, true},
+		"tied": {func(c map[string]any, ts []stTensor) []stTensor {
+			c["tie_word_embeddings"] = true
+			return slices.DeleteFunc(ts, func(s stTensor) bool { return s.name == "lm_head.weight" })
+		}, false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "x.gguf")
+			if err := convert.Convert(context.Background(), q3nCase{}.fixture(t, tc.edit), out, convert.Options{}); err != nil {
+				t.Fatal(err)
+			}
+			f, err := gguf.Open(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := f.Tensor("output.weight"); ok != tc.output {
+				t.Errorf("output.weight written: %v, want %v", ok, tc.output)
+			}
+			loadModel(t, out, engine.ModelOptions{})
+		})
+	}
 }

@@ -66,7 +66,8 @@ func checkHparams(f *File) error {
 // uniformHeadArchs size their KV cache and attention from layer 0: a
 // per-layer head_count_kv must be the same in every layer.
 var uniformHeadArchs = []string{"llama", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3", "phi3", "mistral3", "command-r", "cohere2",
-	"olmo2", "olmoe", "smollm3", "ernie4_5", "ernie4_5-moe", "granite", "granitemoe", "glm4", "glm4moe", "gpt-oss", "bert", "gpt2", "arcee", "deepseek2"}
+	"olmo2", "olmoe", "smollm3", "ernie4_5", "ernie4_5-moe", "granite", "granitemoe", "glm4", "glm4moe", "gpt-oss", "bert", "gpt2", "arcee", "deepseek2",
+	"minimax-m2"}
 
 // exactRopeArchs assert that the rotated dimensions are the whole head.
 var exactRopeArchs = []string{"qwen2", "qwen3", "qwen3moe", "mistral3", "olmo2", "smollm3", "ernie4_5", "ernie4_5-moe", "granite", "granitemoe", "gpt-oss"}
@@ -74,7 +75,7 @@ var exactRopeArchs = []string{"qwen2", "qwen3", "qwen3moe", "mistral3", "olmo2",
 // sameKVArchs assert that keys and values have one head size.
 var sameKVArchs = []string{"llama", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3", "glm4moe", "mistral3", "command-r", "cohere2",
 	"olmo2", "smollm3", "ernie4_5", "ernie4_5-moe", "granite", "granitemoe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "bert", "gpt2", "gpt-oss",
-	"lfm2", "lfm2moe", "minimax-m2"}
+	"lfm2", "lfm2moe", "minimax-m2", "qwen3next"}
 
 // embdHeadArchs project the queries to the hidden size: heads × head size
 // must be embedding_length (the graph's reshape aborts otherwise).
@@ -119,9 +120,18 @@ func checkHeads(f *File, arch string, fail func(string, ...any) error) error {
 	if (arch == "gemma2" || arch == "gemma3") && len(heads) > 0 && heads[0] == 0 {
 		return fail("attention.head_count is 0 in layer 0")
 	}
-	if arch == "qwen3next" && len(kv) > 0 && kv[0] == 0 {
-		// Its graph sizes the attention's keys by layer 0's.
-		return fail("attention.head_count_kv is 0 in layer 0")
+	if arch == "qwen3next" {
+		// Its graph sizes every attention layer's keys by layer 0's (the
+		// KV cache by each layer's own); its recurrent layers (all but
+		// every fourth) hold none whatever the key says.
+		if len(kv) > 0 && kv[0] == 0 {
+			return fail("attention.head_count_kv is 0 in layer 0")
+		}
+		for i := range kv {
+			if (i+1)%4 == 0 && kv[i] != kv[0] {
+				return fail("attention.head_count_kv %d in layer %d and %d in layer 0: qwen3next's attention layers take layer 0's", kv[i], i, kv[0])
+			}
+		}
 	}
 	for i := range kv {
 		if i < len(heads) && kv[i] > 0 && heads[i]%kv[i] != 0 {
@@ -179,8 +189,12 @@ func checkArchKeys(f *File, arch string, fail func(string, ...any) error) error 
 	if g, ok := get("expert_gating_func"); ok && g > 3 {
 		return fail("expert_gating_func %d: llama.cpp knows 0 to 3", g)
 	}
-	if e, _ := get("expert_count"); arch == "glm4moe" && e == 0 {
+	if e, _ := get("expert_count"); (arch == "glm4moe" || arch == "qwen3next" || arch == "minimax-m2") && e == 0 {
 		return fail("expert_count is 0")
+	}
+	if g, ok := get("expert_gating_func"); arch == "minimax-m2" && (!ok || g == 0) {
+		// llama.cpp sets no default for minimax-m2 and aborts on none.
+		return fail("expert_gating_func is missing or 0")
 	}
 	if s, ok := get("interleave_moe_layer_step"); ok && s == 0 && arch == "ernie4_5-moe" {
 		return fail("interleave_moe_layer_step is 0")
@@ -238,7 +252,7 @@ func checkArchKeys(f *File, arch string, fail func(string, ...any) error) error 
 		return fail("ssm.time_step_rank %d, ssm.group_count %d, ssm.inner_size %d: the groups must divide the heads, and the heads and groups the inner size", heads, groups, inner)
 	case arch == "granitehybrid" && inner != 2*embd:
 		return fail("ssm.inner_size %d is not twice embedding_length %d", inner, embd)
-	case arch == "qwen3next" && (groups == 0 || heads == 0 || heads%groups != 0 || inner != heads*state):
+	case arch == "qwen3next" && (groups == 0 || heads == 0 || state == 0 || heads%groups != 0 || inner != heads*state):
 		// Its DeltaNet: groups key heads, heads value heads, all of
 		// state_size; inner_size the value width.
 		return fail("ssm.group_count %d, ssm.time_step_rank %d, ssm.state_size %d, ssm.inner_size %d: the key heads must divide the value heads, and the value heads of state_size fill inner_size", groups, heads, state, inner)
