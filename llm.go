@@ -16,7 +16,12 @@
 // share one pass over the weights. Requests beyond n wait in order. Each
 // slot remembers the tokens its KV memory holds, and a new request takes
 // the free slot sharing the longest prefix with its prompt, so the next
-// turn of a chat decodes only its new tokens.
+// turn of a chat decodes only its new tokens. A recurrent or hybrid
+// model's memory (Mamba-2, Gated DeltaNet, LFM2's convolutions) cannot
+// drop its last tokens; there each slot also keeps a checkpoint of its
+// state after the last prompt but its final token, so the same prompt
+// again, or a conversation whose last answer comes back other than it was
+// written, decodes from that point instead of from the start.
 //
 // With a GPU backend library installed (make cuda), New offloads the
 // layers that fit in free GPU memory unless WithGPULayers says otherwise,

@@ -93,9 +93,9 @@ func recCat(parts ...[]llm.Token) []llm.Token { return slices.Concat(parts...) }
 // TestRecurrentMemoryReuse: a prompt gives on a pipeline that served other
 // requests what it gives on a new one. A recurrent memory cannot drop the
 // end of a sequence, so a sequence sharing only a prefix with the prompt
-// (here its BOS) is cleared and the prompt decoded whole; so is one
-// holding the whole prompt, whose last token must be decoded again for
-// its logits.
+// (here its BOS) is cleared and the prompt decoded whole; one holding the
+// whole prompt, whose last token must be decoded again for its logits,
+// rewinds to its checkpoint after the prompt's other tokens.
 func TestRecurrentMemoryReuse(t *testing.T) {
 	path := recurrentModel(t)
 	prompt, other := recTokens(1, 30), recTokens(2, 25)
@@ -111,21 +111,22 @@ func TestRecurrentMemoryReuse(t *testing.T) {
 	if got.Timings.PromptEvaluated != len(prompt) {
 		t.Errorf("after another prompt: %d of %d prompt tokens decoded, want all (only the BOS was shared)", got.Timings.PromptEvaluated, len(prompt))
 	}
-	// The same prompt again: the sequence holds it and more.
+	// The same prompt again: the sequence holds it and more; it rewinds to
+	// its checkpoint and decodes the last prompt token.
 	again := recGreedy(t, p, prompt, 32)
 	recSame(t, "the same prompt again", again, want)
-	if again.Timings.PromptEvaluated != len(prompt) {
-		t.Errorf("the same prompt again: %d of %d prompt tokens decoded", again.Timings.PromptEvaluated, len(prompt))
+	if again.Timings.PromptEvaluated != 1 {
+		t.Errorf("the same prompt again: %d of %d prompt tokens decoded, want 1", again.Timings.PromptEvaluated, len(prompt))
 	}
 	// A sequence holding exactly the prompt (MaxTokens(0) decodes it and
-	// stops): its last token is decoded again from a cleared memory.
+	// stops): the same.
 	if res := recGreedy(t, p, prompt, 0); len(res.Tokens) != 0 {
 		t.Fatalf("MaxTokens(0): %v", res.Tokens)
 	}
 	exact := recGreedy(t, p, prompt, 32)
 	recSame(t, "after the prompt alone", exact, want)
-	if exact.Timings.PromptEvaluated != len(prompt) {
-		t.Errorf("after the prompt alone: %d of %d prompt tokens decoded", exact.Timings.PromptEvaluated, len(prompt))
+	if exact.Timings.PromptEvaluated != 1 {
+		t.Errorf("after the prompt alone: %d of %d prompt tokens decoded, want 1", exact.Timings.PromptEvaluated, len(prompt))
 	}
 	// A sequence holding a prefix of the prompt, and nothing more, is kept:
 	// only the rest is decoded.
@@ -176,14 +177,17 @@ func TestRecurrentMemoryReuse(t *testing.T) {
 // previous prompt and answer: the next turn of a conversation) decodes
 // only its new tokens and gives what a new pipeline gives for the whole
 // prompt; one that leaves the sequence in the middle (an edited
-// conversation) is decoded whole, never continuing the state past the
-// divergence.
+// conversation) is decoded from the sequence's checkpoint (the previous
+// prompt but its last token) when it begins with what came before it, and
+// whole otherwise, never continuing the state past the divergence.
 func TestRecurrentMultiTurn(t *testing.T) {
 	path := recurrentModel(t)
 	p := openRecurrent(t, path)
 	ids := recTokens(3, 24)
-	var held int // tokens the sequence's memory holds
+	var held int         // tokens the sequence's memory holds
+	var last []llm.Token // the last prompt: the checkpoint is after all but its last token
 	for turn := range 4 {
+		last = ids
 		res := recGreedy(t, p, ids, 12)
 		recSame(t, fmt.Sprintf("turn %d", turn), res, recFresh(t, path, ids, 12))
 		if want := len(ids) - held; turn > 0 && res.Timings.PromptEvaluated != want {
@@ -206,11 +210,16 @@ func TestRecurrentMultiTurn(t *testing.T) {
 			at = len(ids) - 8
 		}
 		edited := recCat(ids[:at], recTokens(20+at, 6)[1:])
+		want := len(edited)
+		if ck := len(last) - 1; ck < len(edited) && slices.Equal(last[:ck], edited[:ck]) {
+			want -= ck
+		}
 		res := recGreedy(t, p, edited, 12)
 		recSame(t, fmt.Sprintf("diverging at %d", at), res, recFresh(t, path, edited, 12))
-		if res.Timings.PromptEvaluated != len(edited) {
-			t.Errorf("diverging at %d: %d of %d prompt tokens decoded, want all", at, res.Timings.PromptEvaluated, len(edited))
+		if res.Timings.PromptEvaluated != want {
+			t.Errorf("diverging at %d: %d of %d prompt tokens decoded, want %d", at, res.Timings.PromptEvaluated, len(edited), want)
 		}
+		last = edited
 		ids = recCat(edited, res.Tokens[:len(res.Tokens)-1])
 	}
 	// A prompt that is a prefix of what the sequence holds.
@@ -489,5 +498,38 @@ func TestShiftWindowWithoutPositions(t *testing.T) {
 		case !rope && (!errors.Is(err, llm.ErrPromptTooLong) || !strings.Contains(err.Error(), "no positions")):
 			t.Errorf("without positions: %v, want ErrPromptTooLong saying why", err)
 		}
+	}
+}
+
+// TestRecurrentCheckpoint: a conversation whose last answer comes back
+// other than it was written (a client re-rendering it, a template that
+// drops its reasoning) leaves the sequence inside that answer; the
+// sequence rewinds to its checkpoint, after the previous prompt but its
+// last token, and decodes only from there, giving what a new pipeline
+// gives. A prompt that leaves the previous one before its checkpoint is
+// decoded whole.
+func TestRecurrentCheckpoint(t *testing.T) {
+	path := recurrentModel(t)
+	p := openRecurrent(t, path)
+	prompt := recTokens(9, 40)
+	res := recGreedy(t, p, prompt, 12)
+	if len(res.Tokens) < 4 {
+		t.Fatalf("too short an answer to test with: %v", res.Tokens)
+	}
+	answer := slices.Clone(res.Tokens)
+	answer[1] = 260 + (answer[1]+1)%740 // written back otherwise
+	next := recCat(prompt, answer, recTokens(11, 6)[1:])
+	got := recGreedy(t, p, next, 12)
+	recSame(t, "the answer written back otherwise", got, recFresh(t, path, next, 12))
+	if want := len(next) - (len(prompt) - 1); got.Timings.PromptEvaluated != want {
+		t.Errorf("the answer written back otherwise: %d of %d prompt tokens decoded, want %d", got.Timings.PromptEvaluated, len(next), want)
+	}
+	// Its checkpoint is now after next but its last token: a prompt
+	// diverging inside the first prompt goes back to the start.
+	early := recCat(prompt[:10], recTokens(12, 8)[1:])
+	got = recGreedy(t, p, early, 12)
+	recSame(t, "diverging before the checkpoint", got, recFresh(t, path, early, 12))
+	if got.Timings.PromptEvaluated != len(early) {
+		t.Errorf("diverging before the checkpoint: %d of %d prompt tokens decoded, want all", got.Timings.PromptEvaluated, len(early))
 	}
 }

@@ -61,6 +61,20 @@ type sequence struct {
 	id     engine.SeqID
 	tokens []engine.Token // what its KV memory holds
 	busy   bool
+	// ckpt, with a recurrent model, is its state after its first ckptLen
+	// tokens (the last prompt's all but its last token), to rewind to:
+	// valid while tokens still begins with those it was taken after.
+	ckpt    *engine.Checkpoint
+	ckptLen int
+}
+
+// truncate keeps q's first n tokens (the memory past them already
+// dropped), forgetting a checkpoint past them.
+func (q *sequence) truncate(n int) {
+	q.tokens = q.tokens[:n]
+	if n < q.ckptLen {
+		q.ckpt, q.ckptLen = nil, 0
+	}
 }
 
 // job is one request. The fields above mail belong to the scheduler.
@@ -318,23 +332,28 @@ func (s *scheduler) setRunning() {
 // start gives j the free sequence whose memory shares the longest prefix
 // with its prompt, and keeps that prefix; of sequences that keep as much,
 // the one holding the fewest tokens, so that longer memories stay for
-// later requests. A recurrent model's memory cannot drop its last tokens,
-// so there only a sequence whose whole memory begins the prompt keeps
-// anything.
+// later requests. A recurrent model's memory cannot drop its last tokens:
+// there a sequence keeps its whole memory when that begins the prompt, or
+// else rewinds to its checkpoint when the tokens before it begin the
+// prompt (the same prompt again, or a conversation whose last answer came
+// back other than it was written).
 func (s *scheduler) start(j *job) error {
 	var best *sequence
-	bestKeep := -1
+	bestKeep, rewind := -1, false
 	recurrent := s.p.model.IsRecurrent()
 	for _, q := range s.seqs {
 		if q.busy {
 			continue
 		}
-		k := commonPrefix(q.tokens, j.ids)
+		k, r := commonPrefix(q.tokens, j.ids), false
 		if recurrent && (k < len(q.tokens) || k >= len(j.ids)) {
 			k = 0 // cleared below
+			if q.ckpt != nil && q.ckptLen < len(j.ids) && commonPrefix(q.tokens[:q.ckptLen], j.ids) == q.ckptLen {
+				k, r = q.ckptLen, true
+			}
 		}
 		if k > bestKeep || (k == bestKeep && len(q.tokens) < len(best.tokens)) {
-			best, bestKeep = q, k
+			best, bestKeep, rewind = q, k, r
 		}
 	}
 	j.g.sampling.ContextSize = s.p.nCtx
@@ -350,14 +369,21 @@ func (s *scheduler) start(j *job) error {
 	if keep == len(j.ids) {
 		keep-- // the last prompt token is decoded again for its logits
 	}
-	if ok, err := s.c.RemoveTokens(best.id, engine.Pos(keep), -1); err != nil || !ok {
+	var kept bool
+	if rewind {
+		kept = s.c.RestoreCheckpoint(best.id, best.ckpt) == nil
+	} else {
+		ok, err := s.c.RemoveTokens(best.id, engine.Pos(keep), -1)
+		kept = ok && err == nil
+	}
+	if !kept {
 		keep = 0
 		if _, err := s.c.RemoveTokens(best.id, 0, -1); err != nil {
 			smp.Close()
 			return fmt.Errorf("llm: %w", err)
 		}
 	}
-	best.tokens = best.tokens[:keep]
+	best.truncate(keep)
 	best.busy = true
 	j.seq, j.next, j.smp = best, keep, smp
 	j.lookahead = j.g.lookup
@@ -372,6 +398,18 @@ func (s *scheduler) start(j *job) error {
 	j.res = &Result{Model: s.p.name, Timings: Timings{PromptTokens: len(j.ids), PromptEvaluated: len(j.ids) - keep}}
 	j.prefillAt = time.Now()
 	return nil
+}
+
+// checkpoint keeps q's recurrent state after the tokens it holds, in place
+// of an older checkpoint; without one (llama.cpp gave no state) a later
+// prompt is decoded from where start can keep.
+func (s *scheduler) checkpoint(q *sequence) {
+	cp, err := s.c.Checkpoint(q.id)
+	if err != nil {
+		q.ckpt, q.ckptLen = nil, 0
+		return
+	}
+	q.ckpt, q.ckptLen = cp, len(q.tokens)
 }
 
 func commonPrefix(a, b []engine.Token) int {
@@ -449,12 +487,16 @@ func (s *scheduler) step() {
 			spans = append(spans, span{j, j.row, 1 + len(j.draft)})
 		}
 	}
+	recurrent := s.p.model.IsRecurrent()
 	for _, j := range s.active {
 		if j.feeding || j.next >= len(j.ids) || b.Len() >= b.Cap() {
 			continue
 		}
 		from := b.Len()
 		end := min(len(j.ids), j.next+b.Cap()-from)
+		if recurrent && j.next < len(j.ids)-1 {
+			end = min(end, len(j.ids)-1) // a checkpoint before the last token
+		}
 		for i := j.next; i < end; i++ {
 			b.Add(j.ids[i], engine.Pos(i), i == len(j.ids)-1, j.seq.id)
 		}
@@ -483,7 +525,7 @@ func (s *scheduler) step() {
 		// fail their requests.
 		for _, sp := range spans {
 			s.c.RemoveTokens(sp.j.seq.id, 0, -1)
-			sp.j.seq.tokens = sp.j.seq.tokens[:0]
+			sp.j.seq.truncate(0)
 			sp.j.draft, sp.j.unverified = nil, 0
 			s.end(sp.j, fmt.Errorf("llm: %w", err))
 		}
@@ -500,6 +542,9 @@ func (s *scheduler) step() {
 		} else {
 			j.seq.tokens = append(j.seq.tokens, j.ids[j.next:j.next+sp.n]...)
 			j.next += sp.n
+			if recurrent && j.next == len(j.ids)-1 && j.seq.ckptLen != j.next {
+				s.checkpoint(j.seq)
+			}
 			if j.next == len(j.ids) {
 				j.generateAt = time.Now()
 				j.res.Timings.PromptDuration = j.generateAt.Sub(j.prefillAt)
@@ -710,10 +755,10 @@ func (s *scheduler) dropDraft(j *job) error {
 		// A memory that cannot drop its last tokens (a recurrent model's):
 		// forget the sequence.
 		s.c.RemoveTokens(q.id, 0, -1)
-		q.tokens = q.tokens[:0]
+		q.truncate(0)
 		return fmt.Errorf("llm: PromptLookup needs a model whose memory can drop tokens: %w", ErrUnsupportedModel)
 	}
-	q.tokens = q.tokens[:from]
+	q.truncate(from)
 	return nil
 }
 

@@ -1,0 +1,106 @@
+package engine
+
+// #include "llama_api.h"
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"unsafe"
+)
+
+// statePartialOnly is llama.cpp's LLAMA_STATE_SEQ_FLAGS_PARTIAL_ONLY: of a
+// hybrid model's memory, the recurrent part alone.
+const statePartialOnly = 1
+
+// ErrCheckpoint is wrapped by the error for a checkpoint that cannot be
+// restored: the sequence no longer holds what came before it.
+var ErrCheckpoint = errors.New("engine: checkpoint does not fit the sequence")
+
+// A Checkpoint is a recurrent model's state of one sequence at one
+// position (its recurrent layers only: a hybrid model's attention memory
+// stays in the context), taken by Context.Checkpoint. A recurrent memory
+// cannot drop its last tokens; restoring a checkpoint rewinds the sequence
+// to it instead, so a prompt that shares the tokens up to it is not decoded
+// again from the start.
+type Checkpoint struct {
+	pos  Pos    // the last position the state has seen
+	data []byte // llama.cpp's partial sequence state
+}
+
+// Pos returns the last position the checkpoint's state has seen: restored,
+// the sequence holds positions 0 to Pos.
+func (cp *Checkpoint) Pos() Pos { return cp.pos }
+
+// Size returns the checkpoint's size in bytes.
+func (cp *Checkpoint) Size() int { return len(cp.data) }
+
+// Checkpoint copies the recurrent state of sequence seq of a recurrent or
+// hybrid model, which must hold at least one token.
+func (c *Context) Checkpoint(seq SeqID) (*Checkpoint, error) {
+	if !c.model.IsRecurrent() {
+		return nil, fmt.Errorf("engine: checkpoint of sequence %d: the model keeps no recurrent state (its memory can drop tokens)", seq)
+	}
+	if err := c.lock(); err != nil {
+		return nil, err
+	}
+	defer c.mu.Unlock()
+	if err := c.checkSeq(seq); err != nil {
+		return nil, err
+	}
+	mem := C.llama_get_memory(c.c)
+	pos := C.llama_memory_seq_pos_max(mem, C.llama_seq_id(seq))
+	if pos < 0 {
+		return nil, fmt.Errorf("engine: checkpoint of sequence %d: it is empty", seq)
+	}
+	size := C.llama_state_seq_get_size_ext(c.c, C.llama_seq_id(seq), statePartialOnly)
+	if size == 0 {
+		return nil, fmt.Errorf("engine: checkpoint of sequence %d: llama.cpp gave no state", seq)
+	}
+	data := make([]byte, int(size))
+	if n := C.llama_state_seq_get_data_ext(c.c, (*C.uint8_t)(unsafe.Pointer(&data[0])), size, C.llama_seq_id(seq), statePartialOnly); n != size {
+		return nil, fmt.Errorf("engine: checkpoint of sequence %d: llama.cpp gave %d of %d bytes of state", seq, n, size)
+	}
+	return &Checkpoint{pos: Pos(pos), data: data}, nil
+}
+
+// RestoreCheckpoint rewinds sequence seq to cp, taken of the same sequence
+// of this context: its recurrent state becomes cp's and its memory past
+// cp's position is dropped. The sequence must still hold the positions up
+// to cp's as they were when cp was taken (a hybrid model's attention
+// memory of them is kept); the caller tracks that. An error wrapping
+// ErrCheckpoint leaves the sequence cleared.
+func (c *Context) RestoreCheckpoint(seq SeqID, cp *Checkpoint) error {
+	if cp == nil || len(cp.data) == 0 {
+		return fmt.Errorf("engine: restoring sequence %d: no checkpoint: %w", seq, ErrCheckpoint)
+	}
+	if err := c.lock(); err != nil {
+		return err
+	}
+	defer c.mu.Unlock()
+	if err := c.checkSeq(seq); err != nil {
+		return err
+	}
+	mem := C.llama_get_memory(c.c)
+	fail := func(why string) error {
+		C.llama_memory_seq_rm(mem, C.llama_seq_id(seq), -1, -1)
+		return fmt.Errorf("engine: restoring sequence %d: %s: %w", seq, why, ErrCheckpoint)
+	}
+	if hi := C.llama_memory_seq_pos_max(mem, C.llama_seq_id(seq)); hi < C.llama_pos(cp.pos) {
+		return fail(fmt.Sprintf("it holds positions up to %d, the checkpoint %d", hi, cp.pos))
+	}
+	takeLastError()
+	if got := C.llama_state_seq_set_data_ext(c.c, (*C.uint8_t)(unsafe.Pointer(&cp.data[0])), C.size_t(len(cp.data)), C.llama_seq_id(seq), statePartialOnly); got == 0 {
+		reason := takeLastError()
+		if reason == "" {
+			reason = "llama.cpp refused the state"
+		}
+		return fail(reason)
+	}
+	// The recurrent state now ends at cp.pos: drop the attention memory
+	// past it.
+	if !C.llama_memory_seq_rm(mem, C.llama_seq_id(seq), C.llama_pos(cp.pos)+1, -1) {
+		return fail("llama.cpp could not drop the positions past it")
+	}
+	return nil
+}
