@@ -75,7 +75,7 @@ func FactsFromFile(path string) (Facts, error) {
 	if f.KVHeads == 0 {
 		f.KVHeads = f.Heads
 	}
-	if kv, ok := h.LayerKVHeads(f.Layers); ok && slices.Contains(kv, 0) {
+	if kv, ok := h.LayerKVHeads(f.Layers); ok && (slices.Contains(kv, 0) || arch == "falcon-h1") {
 		f.LayerKVHeads, f.LayerRecurrent, f.KVHeads = make([]int, len(kv)), make([]bool, len(kv)), 0
 		// As llama.cpp tells them apart: a layer without KV heads is
 		// recurrent, unless feed_forward_length (one per layer) gives it
@@ -86,7 +86,8 @@ func FactsFromFile(path string) (Facts, error) {
 		}
 		for i, n := range kv {
 			f.LayerKVHeads[i] = int(min(n, 1<<31-1))
-			f.LayerRecurrent[i] = n == 0 && (!perLayerFF || ff[i] == 0)
+			// Falcon-H1's layers each keep both.
+			f.LayerRecurrent[i] = n == 0 && (!perLayerFF || ff[i] == 0) || arch == "falcon-h1"
 			f.KVHeads = max(f.KVHeads, f.LayerKVHeads[i])
 		}
 		conv, inner, state, groups := uint64(get("ssm.conv_kernel")), uint64(get("ssm.inner_size")), uint64(get("ssm.state_size")), uint64(get("ssm.group_count"))
@@ -221,11 +222,8 @@ func (f Facts) KVBytes(nCtx int, typeK, typeV string) uint64 {
 	}
 	var n uint64
 	for i, heads := range f.LayerKVHeads {
-		if heads == 0 {
-			if i < len(f.LayerRecurrent) && f.LayerRecurrent[i] {
-				n += f.RecurrentBytes
-			}
-			continue
+		if i < len(f.LayerRecurrent) && f.LayerRecurrent[i] {
+			n += f.RecurrentBytes // beside a KV cache in Falcon-H1's layers
 		}
 		n += uint64(float64(nCtx) * float64(heads) * (float64(f.HeadDim)*bk + float64(vd)*bv))
 	}

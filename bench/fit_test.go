@@ -307,6 +307,18 @@ func TestFactsHybrid(t *testing.T) {
 		t.Errorf("Qwen3-Next: state %d, recurrent %v, KV bytes %d", g.RecurrentBytes, g.LayerRecurrent, g.KVBytes(1024, "f16", "f16"))
 	}
 
+	// Falcon-H1's layout: every layer keeps a KV cache and a Mamba-2 state.
+	fh := testmodel.AsArch(t, tinyModel(t), "falcon-h1", func(set func(string, gguf.Value)) {
+		for k, v := range map[string]uint32{"ssm.conv_kernel": 4, "ssm.inner_size": 128, "ssm.state_size": 16, "ssm.time_step_rank": 8, "ssm.group_count": 1} {
+			set(k, gguf.Uint32(v))
+		}
+	})
+	if g, err := FactsFromFile(fh); err != nil {
+		t.Fatal(err)
+	} else if perLayer := uint64(2*1024*4*(8*2+8*2)) / 2; g.KVBytes(1024, "f16", "f16") != 5*perLayer+5*state {
+		t.Errorf("Falcon-H1: KV bytes %d, want %d: a KV cache and a state in each of 5 layers", g.KVBytes(1024, "f16", "f16"), 5*perLayer+5*state)
+	}
+
 	// Granite 4.0-H Tiny's shape: KV in 4 of its 40 layers, the others'
 	// Mamba-2 state, as the file says.
 	s := synth.Shapes["granite-4.0-h-tiny"]

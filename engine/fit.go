@@ -78,7 +78,8 @@ func AutoGPULayers(path string, copts ContextOptions) (int, string, error) {
 		headDim = k
 	}
 	// A layer's memory: its KV cache, or, in a recurrent layer (no KV
-	// heads), the recurrent state of each sequence.
+	// heads), the recurrent state of each sequence; Falcon-H1's layers
+	// keep both.
 	seqs := uint64(max(1, copts.MaxSequences))
 	state := recurrentStateBytes(h, arch) * seqs
 	kvCtx := float64(ctxLen)
@@ -101,7 +102,11 @@ func AutoGPULayers(path string, copts ContextOptions) (int, string, error) {
 			}
 			return state
 		}
-		return uint64(2 * kvCtx * float64(kvHeads[i]*headDim) * CacheTypeBytes(copts.TypeK))
+		kv := uint64(2 * kvCtx * float64(kvHeads[i]*headDim) * CacheTypeBytes(copts.TypeK))
+		if arch == "falcon-h1" {
+			kv += state // its layers keep a KV cache and a Mamba-2 state both
+		}
+		return kv
 	}
 	var vocab uint64
 	if v, ok := h.Lookup("tokenizer.ggml.tokens"); ok {
@@ -307,14 +312,13 @@ func SequenceContext(configured int, h *gguf.File) int {
 }
 
 // recurrentStateBytes is the F32 recurrent state llama.cpp keeps per
-// sequence in a recurrent layer of a Mamba-style model, read from the ssm
-// keys: the convolution's last ssm.conv_kernel-1 inputs of ssm.inner_size
-// + 2·ssm.group_count·ssm.state_size channels, and the ssm.state_size ×
-// ssm.inner_size SSM state; of LFM2, the convolution's last
-// shortconv.l_cache-1 inputs of embedding_length channels. It is 0 for
-// others (RWKV's states, and hybrids that declare their recurrent layers
-// otherwise, such as Falcon-H1 and Qwen3-Next, are not counted, and their
-// layers are counted as attention layers).
+// sequence in a recurrent layer of a Mamba-style model (Mamba-2 hybrids,
+// Falcon-H1, Qwen3-Next's DeltaNets), read from the ssm keys: the
+// convolution's last ssm.conv_kernel-1 inputs of ssm.inner_size +
+// 2·ssm.group_count·ssm.state_size channels, and the ssm.state_size ×
+// ssm.inner_size state; of LFM2, the convolution's last shortconv.l_cache-1
+// inputs of embedding_length channels. It is 0 for others (RWKV's states
+// are not counted).
 func recurrentStateBytes(h *gguf.File, arch string) uint64 {
 	if l, _ := h.Uint(arch + ".shortconv.l_cache"); l > 1 {
 		embd, _ := h.Uint(arch + ".embedding_length")

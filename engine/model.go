@@ -452,8 +452,17 @@ type intOverride struct {
 // load although others can: an lfm2 model whose final norm is named as
 // convert_hf_to_gguf.py (token_embd_norm.weight) or Ollama
 // (output_norm.weight) names it, where this llama.cpp looks for
-// "output_norm", the name llm convert writes.
+// "output_norm", the name llm convert writes; a falcon-h1 model whose MLP
+// norms carry the .weight suffix this llama.cpp does not look for.
 func loadable(h *gguf.File) error {
+	if h.Architecture() == "falcon-h1" {
+		_, bare := h.Tensor("blk.0.ffn_norm")
+		if _, suffixed := h.Tensor("blk.0.ffn_norm.weight"); suffixed && !bare {
+			return fmt.Errorf("the falcon-h1 model's MLP norms are named blk.N.ffn_norm.weight, which the llama.cpp this build carries does not load: "+
+				"it looks for blk.N.ffn_norm; convert the model from its safetensors with llm convert: %w", ErrLoad)
+		}
+		return nil
+	}
 	if h.Architecture() != "lfm2" {
 		return nil
 	}

@@ -85,6 +85,10 @@ type hfConfig struct {
 	// Qwen3-Next's DeltaNet fields, and why they did not decode.
 	Qwen3Next qwen3NextConfig `json:"-"`
 	q3nErr    error
+	// Falcon-H1's Mamba-2 sizes and multipliers, and why they did not
+	// decode.
+	FalconH1 falconH1Config `json:"-"`
+	fh1Err   error
 
 	// A classifier's labels by id ("0": "LABEL_0").
 	ID2Label map[string]string `json:"id2label"`
@@ -145,9 +149,11 @@ type hparams struct {
 	// (nemotronh.go).
 	gh *graniteHybrid
 	nh *nemotronH
-	// lfm is LFM2's layout (lfm2.go), q3n Qwen3-Next's (qwen3next.go).
+	// lfm is LFM2's layout (lfm2.go), q3n Qwen3-Next's (qwen3next.go),
+	// fh1 Falcon-H1's (falconh1.go).
 	lfm *lfm2
 	q3n *qwen3Next
+	fh1 *falconH1
 	// cohereQKNorm: Command R+'s per-head q/k LayerNorms; logitScale
 	// multiplies Command R's logits.
 	cohereQKNorm bool
@@ -191,6 +197,7 @@ func readConfig(dir string) (*hfConfig, error) {
 	c.lfm2Err = json.Unmarshal(raw, &c.LFM2)
 	c.mmErr = json.Unmarshal(raw, &c.MiniMax)
 	c.q3nErr = json.Unmarshal(raw, &c.Qwen3Next)
+	c.fh1Err = json.Unmarshal(raw, &c.FalconH1)
 	return &c, nil
 }
 
@@ -289,7 +296,7 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	}
 	h.rmsEps = 1e-6
 	switch arch.hf {
-	case "OlmoeForCausalLM", "Ernie4_5ForCausalLM", "Ernie4_5_MoeForCausalLM", "Exaone4ForCausalLM":
+	case "OlmoeForCausalLM", "Ernie4_5ForCausalLM", "Ernie4_5_MoeForCausalLM", "Exaone4ForCausalLM", "FalconH1ForCausalLM":
 		h.rmsEps = 1e-5 // their configs' defaults
 	}
 	if c.RMSNormEps != nil {
@@ -400,6 +407,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		}
 	case arch.qwen3next:
 		if err := c.qwen3NextHparams(arch, &h); err != nil {
+			return h, err
+		}
+	case arch.falconH1:
+		if err := c.falconH1Hparams(arch, &h); err != nil {
 			return h, err
 		}
 	case arch.deepseek != 0:

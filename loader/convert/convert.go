@@ -125,6 +125,9 @@
 //     "nemotron_h": blocks of one Mamba-2 mixer, attention without
 //     positions or a ReLU² MLP each; with experts in place of the MLPs
 //     (Nemotron 3 Nano) "nemotron_h_moe"; see nemotronh.go.
+//   - FalconH1ForCausalLM (Falcon-H1, Falcon-H1R) → GGUF arch "falcon-h1":
+//     attention and a Mamba-2 mixer side by side in every layer, the µP
+//     multipliers folded into the weights; see falconh1.go.
 //   - Qwen3NextForCausalLM (Qwen3-Next-80B-A3B) → GGUF arch "qwen3next":
 //     Gated DeltaNet layers with a gated attention layer in every four,
 //     Qwen2-MoE's experts with a shared expert; see qwen3next.go.
@@ -447,6 +450,9 @@ type archSpec struct {
 	// qwen3next: Qwen3-Next's Gated DeltaNet and gated attention layers
 	// (qwen3next.go).
 	qwen3next bool
+	// falconH1: Falcon-H1's attention and Mamba-2 side by side in every
+	// layer, its multipliers folded into the weights (falconh1.go).
+	falconH1 bool
 	// minimax: MiniMax-M2's sigmoid-routed experts and whole-projection
 	// q/k norms over a partial rope (minimax.go).
 	minimax bool
@@ -468,6 +474,7 @@ var archs = []archSpec{
 	{hf: "GraniteMoeForCausalLM", gguf: "granitemoe", permute: true, ropeFreqs: true, granite: true, moe: graniteMoE, fusedExperts: true},
 	{hf: "GraniteMoeHybridForCausalLM", gguf: "granitehybrid", permute: true, ropeFreqs: true, granite: true, graniteHybrid: true},
 	{hf: "NemotronHForCausalLM", gguf: "nemotron_h", nemotronH: true},
+	{hf: "FalconH1ForCausalLM", gguf: "falcon-h1", noBias: true, falconH1: true},
 	{hf: "Qwen3NextForCausalLM", gguf: "qwen3next", noBias: true, qkNorm: true, partialRotary: true, moe: qwen3NextMoE, fusedExperts: true, qwen3next: true},
 	{hf: "MiniMaxM2ForCausalLM", gguf: "minimax-m2", noBias: true, qkNorm: true, wideQKNorm: true, partialRotary: true, untiedOnly: true,
 		moe: minimaxMoE, minimax: true},
@@ -743,6 +750,9 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		if arch.qwen3next {
 			qwen3NextKeys(w, a, hp)
 		}
+		if arch.falconH1 {
+			falconH1Keys(w, a, hp)
+		}
 		switch {
 		case arch.gemma3:
 			gemma3Keys(w, hp)
@@ -767,6 +777,8 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		plan, err = planLFM2(st, arch, hp)
 	case "qwen3next":
 		plan, err = planQwen3Next(st, arch, hp)
+	case "falcon-h1":
+		plan, err = planFalconH1(st, arch, hp)
 	case "gpt2":
 		plan, err = planGPT2(st, hp)
 	case "bert":

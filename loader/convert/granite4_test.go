@@ -117,6 +117,11 @@ type mamba2Ref struct {
 	// Left out for the sensitivity checks (wholeNorm: the gated norm over
 	// the whole inner size, not per group).
 	noD, noGate, noConvBias, negA, wholeNorm bool
+	// noNorm: the mixer has no gated norm (Falcon-H1 without
+	// mamba_rms_norm); zxbcdt, if not nil, multiplies in_proj's z, x, B,
+	// C and dt outputs (Falcon-H1's ssm_multipliers).
+	noNorm bool
+	zxbcdt []float64
 }
 
 func softplus(x float64) float64 { return math.Log1p(math.Exp(x)) }
@@ -127,6 +132,14 @@ func (mr *mamba2Ref) forward(hs [][]float64) [][]float64 {
 	proj := make([][]float64, len(hs))
 	for t, h := range hs {
 		proj[t] = matvec(mr.inProj, h, DI+CD+NH)
+		if mr.zxbcdt != nil {
+			ends := [5]int{DI, 2 * DI, 2*DI + G*N, 2*DI + 2*G*N, DI + CD + NH}
+			for i, from := 0, 0; i < 5; from, i = ends[i], i+1 {
+				for j := from; j < ends[i]; j++ {
+					proj[t][j] *= mr.zxbcdt[i]
+				}
+			}
+		}
 	}
 	state := make([]float64, NH*P*N)
 	outs := make([][]float64, len(hs))
@@ -178,7 +191,10 @@ func (mr *mamba2Ref) forward(hs [][]float64) [][]float64 {
 		if mr.wholeNorm {
 			ng = 1
 		}
-		gs := DI / ng
+		if mr.noNorm {
+			ng = 0
+		}
+		gs := DI / max(ng, 1)
 		for g := range ng {
 			part := y[g*gs : (g+1)*gs]
 			var ss float64

@@ -291,12 +291,12 @@ func (tw *tensorWriter) produce(ctx context.Context, p tensorPlan, typ gguf.Type
 		}
 		var out []byte
 		switch {
-		case p.shift == 0 && ((typ == gguf.TypeF32 && info.DType == safetensors.F32) || (typ == gguf.TypeF16 && info.DType == safetensors.F16) ||
+		case p.shift == 0 && p.scale == 0 && ((typ == gguf.TypeF32 && info.DType == safetensors.F32) || (typ == gguf.TypeF16 && info.DType == safetensors.F16) ||
 			(typ == gguf.TypeBF16 && info.DType == safetensors.BF16)):
 			out = raw
-		case p.shift == 0 && typ == gguf.TypeF16 && (info.DType == safetensors.BF16 || info.DType == safetensors.F32):
+		case p.shift == 0 && p.scale == 0 && typ == gguf.TypeF16 && (info.DType == safetensors.BF16 || info.DType == safetensors.F32):
 			out = toF16(&tw.outs[slot], raw, info.DType)
-		case p.shift == 0 && typ == gguf.TypeF16 && fp8 != nil:
+		case p.shift == 0 && p.scale == 0 && typ == gguf.TypeF16 && fp8 != nil:
 			if cap(tw.outs[slot]) < 2*len(raw) {
 				tw.outs[slot] = make([]byte, 2*len(raw))
 			}
@@ -318,6 +318,11 @@ func (tw *tensorWriter) produce(ctx context.Context, p tensorPlan, typ gguf.Type
 				}
 			} else if err := safetensors.DecodeFloat32s(vals, info.DType, raw); err != nil {
 				return fmt.Errorf("tensor %q: %w", p.hfName, err)
+			}
+			if p.scale != 0 {
+				for i := range vals {
+					vals[i] *= p.scale
+				}
 			}
 			if p.shift != 0 {
 				for i := range vals {
