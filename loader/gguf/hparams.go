@@ -242,7 +242,7 @@ func checkArchKeys(f *File, arch string, fail func(string, ...any) error) error 
 	state, _ := get("ssm.state_size")
 	conv, hasConv := get("ssm.conv_kernel")
 	embd, _ := get("embedding_length")
-	mamba2 := arch == "granitehybrid" || arch == "nemotron_h" || arch == "nemotron_h_moe" || arch == "mamba2"
+	mamba2 := arch == "granitehybrid" || arch == "nemotron_h" || arch == "nemotron_h_moe" || arch == "mamba2" || arch == "falcon-h1"
 	switch {
 	case hasConv && conv != 3 && conv != 4:
 		return fail("ssm.conv_kernel %d: ggml's CUDA convolution runs 3 or 4 only", conv)

@@ -134,6 +134,8 @@ func TestValidateModelShapes(t *testing.T) {
 		{name: "qwen3next key and value sizes", kv: as("qwen3next", u("attention.key_length", 16), u("attention.value_length", 32)), words: []string{"key_length 16"}},
 		{name: "qwen3next no state", kv: as("qwen3next", u("expert_count", 4), u("expert_used_count", 2), u("ssm.inner_size", 0), u("ssm.state_size", 0), u("ssm.time_step_rank", 4), u("ssm.group_count", 2)),
 			words: []string{"ssm.state_size 0"}},
+		{name: "falcon-h1", kv: as("falcon-h1", u("ssm.inner_size", 96), u("ssm.group_count", 2), u("ssm.time_step_rank", 6), u("ssm.conv_kernel", 4))},
+		{name: "falcon-h1 groups", kv: as("falcon-h1", u("ssm.inner_size", 96), u("ssm.group_count", 4), u("ssm.time_step_rank", 6)), words: []string{"ssm.group_count 4"}},
 		{name: "minimax-m2", kv: as("minimax-m2", u("expert_count", 4), u("expert_used_count", 2), u("expert_gating_func", 2))},
 		{name: "minimax-m2 no gating", kv: as("minimax-m2", u("expert_count", 4), u("expert_used_count", 2)), words: []string{"expert_gating_func is missing"}},
 		{name: "minimax-m2 no experts", kv: as("minimax-m2", u("expert_gating_func", 2)), words: []string{"expert_count is 0"}},
