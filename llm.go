@@ -19,9 +19,10 @@
 // turn of a chat decodes only its new tokens. A recurrent or hybrid
 // model's memory (Mamba-2, Gated DeltaNet, LFM2's convolutions) cannot
 // drop its last tokens; there each slot also keeps a checkpoint of its
-// state after the last prompt but its final token, so the same prompt
-// again, or a conversation whose last answer comes back other than it was
-// written, decodes from that point instead of from the start.
+// state after a recent prompt but its final token (prompts of 33 tokens or
+// more), so the same prompt again, or a conversation whose last answer
+// comes back other than it was written, decodes from that point instead
+// of from the start.
 //
 // With a GPU backend library installed (make cuda), New offloads the
 // layers that fit in free GPU memory unless WithGPULayers says otherwise,
@@ -158,6 +159,10 @@ func WithLoRA(path string, scale float32) Option {
 
 // WithParallel sets how many requests are decoded together, each in its
 // own sequence of the one context (default 1; the others wait in order).
+// With a recurrent or hybrid model each sequence also keeps a checkpoint
+// of its recurrent state in host memory (the model's state of one
+// sequence: kilobytes for LFM2, tens of megabytes for large Mamba-2 and
+// DeltaNet models).
 func WithParallel(n int) Option { return func(c *config) { c.parallel = n } }
 
 // WithHub sets the Hub client used to pull models named org/repo (default:

@@ -39,6 +39,9 @@ type scheduler struct {
 	p       *Pipeline
 	c       *engine.Context
 	batch   *engine.Batch
+	// recurrent: the model's memory cannot drop its last tokens (Mamba,
+	// RWKV, hybrids): sequences keep checkpoints to rewind to.
+	recurrent bool
 	seqs    []*sequence
 	active  []*job
 	history []engine.Token  // scratch: a sequence's tokens, for drafting
@@ -62,11 +65,17 @@ type sequence struct {
 	tokens []engine.Token // what its KV memory holds
 	busy   bool
 	// ckpt, with a recurrent model, is its state after its first ckptLen
-	// tokens (the last prompt's all but its last token), to rewind to:
+	// tokens (a recent prompt's all but its last token), to rewind to:
 	// valid while tokens still begins with those it was taken after.
 	ckpt    *engine.Checkpoint
 	ckptLen int
 }
+
+// minCheckpoint is the fewest tokens a checkpoint is taken after: a
+// shorter prompt costs less to decode again than the checkpoint (an extra
+// decode step to stop before the prompt's last token, and a copy of the
+// recurrent state).
+const minCheckpoint = 32
 
 // truncate keeps q's first n tokens (the memory past them already
 // dropped), forgetting a checkpoint past them.
@@ -171,7 +180,7 @@ func newScheduler(p *Pipeline, c *engine.Context) (*scheduler, error) {
 		c.Close()
 		return nil, err
 	}
-	s := &scheduler{p: p, c: c, batch: b, exited: make(chan struct{}), wake: make(chan struct{}, 1)}
+	s := &scheduler{p: p, c: c, batch: b, exited: make(chan struct{}), wake: make(chan struct{}, 1), recurrent: p.model.IsRecurrent()}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	for i := range p.cfg.parallel {
 		s.seqs = append(s.seqs, &sequence{id: engine.SeqID(i)})
@@ -277,6 +286,9 @@ func (s *scheduler) closeAll() {
 	for _, j := range s.active {
 		s.end(j, ErrClosed)
 	}
+	for _, q := range s.seqs {
+		q.ckpt, q.ckptLen = nil, 0
+	}
 	s.mu.Lock()
 	q := s.queue
 	s.queue, s.closed = nil, true // run queues nothing more
@@ -340,7 +352,7 @@ func (s *scheduler) setRunning() {
 func (s *scheduler) start(j *job) error {
 	var best *sequence
 	bestKeep, rewind := -1, false
-	recurrent := s.p.model.IsRecurrent()
+	recurrent := s.recurrent
 	for _, q := range s.seqs {
 		if q.busy {
 			continue
@@ -352,7 +364,11 @@ func (s *scheduler) start(j *job) error {
 				k, r = q.ckptLen, true
 			}
 		}
-		if k > bestKeep || (k == bestKeep && len(q.tokens) < len(best.tokens)) {
+		better := k > bestKeep || (k == bestKeep && len(q.tokens) < len(best.tokens))
+		if k == 0 && bestKeep == 0 && (q.ckpt == nil) != (best.ckpt == nil) {
+			better = q.ckpt == nil // a checkpoint kept for later is worth more than tokens
+		}
+		if better {
 			best, bestKeep, rewind = q, k, r
 		}
 	}
@@ -371,7 +387,11 @@ func (s *scheduler) start(j *job) error {
 	}
 	var kept bool
 	if rewind {
-		kept = s.c.RestoreCheckpoint(best.id, best.ckpt) == nil
+		err := s.c.RestoreCheckpoint(best.id, best.ckpt)
+		if err != nil {
+			slog.Debug("llm: checkpoint not restored", "seq", best.id, "err", err)
+		}
+		kept = err == nil
 	} else {
 		ok, err := s.c.RemoveTokens(best.id, engine.Pos(keep), -1)
 		kept = ok && err == nil
@@ -384,13 +404,16 @@ func (s *scheduler) start(j *job) error {
 		}
 	}
 	best.truncate(keep)
+	if recurrent && keep == len(j.ids)-1 && keep >= minCheckpoint && best.ckptLen != keep {
+		s.checkpoint(best) // the kept memory ends just before the last prompt token
+	}
 	best.busy = true
 	j.seq, j.next, j.smp = best, keep, smp
 	j.lookahead = j.g.lookup
 	if s.dm != nil {
 		j.lookahead = s.dm.max
 	}
-	if s.p.model.IsRecurrent() {
+	if recurrent {
 		j.lookahead = 0 // its memory cannot drop a rejected draft
 	}
 	j.detok = s.p.model.NewDetokenizer(false)
@@ -401,15 +424,22 @@ func (s *scheduler) start(j *job) error {
 }
 
 // checkpoint keeps q's recurrent state after the tokens it holds, in place
-// of an older checkpoint; without one (llama.cpp gave no state) a later
-// prompt is decoded from where start can keep.
+// of (and in the memory of) an older checkpoint; without one (llama.cpp
+// gave no state) a later prompt is decoded from where start can keep.
 func (s *scheduler) checkpoint(q *sequence) {
-	cp, err := s.c.Checkpoint(q.id)
-	if err != nil {
-		q.ckpt, q.ckptLen = nil, 0
-		return
+	cp, err := s.c.Checkpoint(q.id, q.ckpt)
+	switch {
+	case err != nil:
+		slog.Debug("llm: no checkpoint", "seq", q.id, "err", err)
+		cp = nil
+	case int(cp.Pos())+1 != len(q.tokens):
+		slog.Debug("llm: no checkpoint: the state's position is not the sequence's", "seq", q.id, "pos", cp.Pos(), "tokens", len(q.tokens))
+		cp = nil
 	}
-	q.ckpt, q.ckptLen = cp, len(q.tokens)
+	q.ckpt, q.ckptLen = cp, 0
+	if cp != nil {
+		q.ckptLen = len(q.tokens)
+	}
 }
 
 func commonPrefix(a, b []engine.Token) int {
@@ -487,14 +517,14 @@ func (s *scheduler) step() {
 			spans = append(spans, span{j, j.row, 1 + len(j.draft)})
 		}
 	}
-	recurrent := s.p.model.IsRecurrent()
+	recurrent := s.recurrent
 	for _, j := range s.active {
 		if j.feeding || j.next >= len(j.ids) || b.Len() >= b.Cap() {
 			continue
 		}
 		from := b.Len()
 		end := min(len(j.ids), j.next+b.Cap()-from)
-		if recurrent && j.next < len(j.ids)-1 {
+		if recurrent && j.next < len(j.ids)-1 && len(j.ids)-1 >= minCheckpoint {
 			end = min(end, len(j.ids)-1) // a checkpoint before the last token
 		}
 		for i := j.next; i < end; i++ {
@@ -542,7 +572,7 @@ func (s *scheduler) step() {
 		} else {
 			j.seq.tokens = append(j.seq.tokens, j.ids[j.next:j.next+sp.n]...)
 			j.next += sp.n
-			if recurrent && j.next == len(j.ids)-1 && j.seq.ckptLen != j.next {
+			if recurrent && j.next == len(j.ids)-1 && j.next >= minCheckpoint && j.seq.ckptLen != j.next {
 				s.checkpoint(j.seq)
 			}
 			if j.next == len(j.ids) {
@@ -859,7 +889,7 @@ func (s *scheduler) release(j *job) {
 func (s *scheduler) shift(q *sequence) (int, error) {
 	const keep = 1
 	discard := (len(q.tokens) - keep) / 2
-	if s.p.model.IsRecurrent() {
+	if s.recurrent {
 		// llama.cpp would shift the attention layers of a hybrid, but the
 		// recurrent state keeps what the discarded tokens left in it (and
 		// Granite 4.0-H's position-free keys would be rotated as RoPE's).
@@ -878,6 +908,7 @@ func (s *scheduler) shift(q *sequence) (int, error) {
 		return 0, fmt.Errorf("llm: %w", err)
 	}
 	q.tokens = append(q.tokens[:keep], q.tokens[keep+discard:]...)
+	q.ckpt, q.ckptLen = nil, 0 // its tokens moved
 	if s.dm != nil {
 		s.dm.shift(q.id, keep, discard)
 	}
