@@ -36,20 +36,20 @@ func (p *Pipeline) Stats() Stats {
 // together, one batch per step (continuous batching). Only its goroutine
 // touches the context, the batch and the sequences.
 type scheduler struct {
-	p       *Pipeline
-	c       *engine.Context
-	batch   *engine.Batch
+	p     *Pipeline
+	c     *engine.Context
+	batch *engine.Batch
 	// recurrent: the model's memory cannot drop its last tokens (Mamba,
 	// RWKV, hybrids): sequences keep checkpoints to rewind to.
 	recurrent bool
-	seqs    []*sequence
-	active  []*job
-	history []engine.Token  // scratch: a sequence's tokens, for drafting
-	dm      *drafter        // the draft model (WithDraft), or nil
-	dreqs   []*draftReq     // scratch: this step's draft requests, one per sequence
-	exited  chan struct{}   // closed when loop returns
-	ctx     context.Context // cancelled by Close, aborting a decode
-	cancel  context.CancelFunc
+	seqs      []*sequence
+	active    []*job
+	history   []engine.Token  // scratch: a sequence's tokens, for drafting
+	dm        *drafter        // the draft model (WithDraft), or nil
+	dreqs     []*draftReq     // scratch: this step's draft requests, one per sequence
+	exited    chan struct{}   // closed when loop returns
+	ctx       context.Context // cancelled by Close, aborting a decode
+	cancel    context.CancelFunc
 
 	mu      sync.Mutex
 	queue   []*job
