@@ -89,6 +89,8 @@ type hfConfig struct {
 	// decode.
 	FalconH1 falconH1Config `json:"-"`
 	fh1Err   error
+	// Apertus's fields.
+	Apertus apertusConfig `json:"-"`
 
 	// A classifier's labels by id ("0": "LABEL_0").
 	ID2Label map[string]string `json:"id2label"`
@@ -198,6 +200,7 @@ func readConfig(dir string) (*hfConfig, error) {
 	c.mmErr = json.Unmarshal(raw, &c.MiniMax)
 	c.q3nErr = json.Unmarshal(raw, &c.Qwen3Next)
 	c.fh1Err = json.Unmarshal(raw, &c.FalconH1)
+	json.Unmarshal(raw, &c.Apertus) // booleans; a mistyped one reads as absent
 	return &c, nil
 }
 
@@ -296,7 +299,7 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	}
 	h.rmsEps = 1e-6
 	switch arch.hf {
-	case "OlmoeForCausalLM", "Ernie4_5ForCausalLM", "Ernie4_5_MoeForCausalLM", "Exaone4ForCausalLM", "FalconH1ForCausalLM":
+	case "OlmoeForCausalLM", "Ernie4_5ForCausalLM", "Ernie4_5_MoeForCausalLM", "Exaone4ForCausalLM", "FalconH1ForCausalLM", "ApertusForCausalLM":
 		h.rmsEps = 1e-5 // their configs' defaults
 	}
 	if c.RMSNormEps != nil {
@@ -413,6 +416,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		if err := c.falconH1Hparams(arch, &h); err != nil {
 			return h, err
 		}
+	case arch.apertus:
+		if err := c.apertusHparams(arch, &h); err != nil {
+			return h, err
+		}
 	case arch.deepseek != 0:
 		if err := c.deepseekHparams(arch, &h); err != nil {
 			return h, err
@@ -510,7 +517,7 @@ func (c *hfConfig) slidingLayers(layers int) ([]bool, error) {
 // whose llama.cpp graph gates the MLP with SiLU (all but Gemma's GELU,
 // Arcee's ReLU², GPT-2's and BERT's own, and gpt-oss's clamped SwiGLU).
 func (c *hfConfig) checkActivation(arch archSpec) error {
-	if c.HiddenAct == "" || c.HiddenAct == "silu" || c.HiddenAct == "swish" || arch.gguf == "lfm2" || // Lfm2MLP's SiLU is fixed
+	if c.HiddenAct == "" || c.HiddenAct == "silu" || c.HiddenAct == "swish" || arch.gguf == "lfm2" || arch.apertus || // Lfm2MLP's SiLU is fixed; Apertus's xIELU is checked on its own
 		arch.normShift != 0 || arch.reluSq || arch.gptOSS || arch.nemotronH || arch.gguf == "gpt2" || arch.gguf == "bert" {
 		return nil
 	}

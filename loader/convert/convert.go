@@ -125,6 +125,9 @@
 //     "nemotron_h": blocks of one Mamba-2 mixer, attention without
 //     positions or a ReLU² MLP each; with experts in place of the MLPs
 //     (Nemotron 3 Nano) "nemotron_h_moe"; see nemotronh.go.
+//   - ApertusForCausalLM (Apertus 8B, 70B) → GGUF arch "apertus": Llama's
+//     attention with per-head q/k norms, NEOX rope, an ungated MLP with
+//     per-layer xIELU parameters (written as keys); see apertus.go.
 //   - FalconH1ForCausalLM (Falcon-H1, Falcon-H1R) → GGUF arch "falcon-h1":
 //     attention and a Mamba-2 mixer side by side in every layer, the µP
 //     multipliers folded into the weights; see falconh1.go.
@@ -453,6 +456,8 @@ type archSpec struct {
 	// falconH1: Falcon-H1's attention and Mamba-2 side by side in every
 	// layer, its multipliers folded into the weights (falconh1.go).
 	falconH1 bool
+	// apertus: Apertus's xIELU MLP and per-head q/k norms (apertus.go).
+	apertus bool
 	// minimax: MiniMax-M2's sigmoid-routed experts and whole-projection
 	// q/k norms over a partial rope (minimax.go).
 	minimax bool
@@ -475,6 +480,7 @@ var archs = []archSpec{
 	{hf: "GraniteMoeHybridForCausalLM", gguf: "granitehybrid", permute: true, ropeFreqs: true, granite: true, graniteHybrid: true},
 	{hf: "NemotronHForCausalLM", gguf: "nemotron_h", nemotronH: true},
 	{hf: "FalconH1ForCausalLM", gguf: "falcon-h1", noBias: true, falconH1: true},
+	{hf: "ApertusForCausalLM", gguf: "apertus", noBias: true, qkNorm: true, ropeFreqs: true, apertus: true},
 	{hf: "Qwen3NextForCausalLM", gguf: "qwen3next", noBias: true, qkNorm: true, partialRotary: true, moe: qwen3NextMoE, fusedExperts: true, qwen3next: true},
 	{hf: "MiniMaxM2ForCausalLM", gguf: "minimax-m2", noBias: true, qkNorm: true, wideQKNorm: true, partialRotary: true, untiedOnly: true,
 		moe: minimaxMoE, minimax: true},
@@ -779,6 +785,10 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		plan, err = planQwen3Next(st, arch, hp)
 	case "falcon-h1":
 		plan, err = planFalconH1(st, arch, hp)
+	case "apertus":
+		if plan, err = planApertus(st, arch, hp); err == nil {
+			err = apertusKeys(w, a, st, hp)
+		}
 	case "gpt2":
 		plan, err = planGPT2(st, hp)
 	case "bert":
