@@ -32,10 +32,10 @@ type Facts struct {
 	// DeepSeek's latent attention caches fewer values than keys).
 	ValueDim int
 	// LayerKVHeads, when not nil, are each layer's KV heads: 0 in a
-	// hybrid model's layers without attention, of which those marked in
-	// LayerRecurrent (its Mamba-2 layers) keep RecurrentBytes of state
-	// per sequence instead of a KV cache (Nemotron-H's MLP layers keep
-	// nothing).
+	// hybrid model's layers without attention. Those marked in
+	// LayerRecurrent (its Mamba-2 or convolution layers) keep
+	// RecurrentBytes of state per sequence, mostly instead of a KV cache
+	// (Falcon-H1's layers keep both; Nemotron-H's MLP layers neither).
 	LayerKVHeads   []int
 	LayerRecurrent []bool
 	RecurrentBytes uint64
@@ -168,9 +168,10 @@ func FactsFromShape(s synth.Shape, quant string) (Facts, error) {
 		HeadDim: k, ValueDim: v, Vocab: s.Vocab, Experts: s.Experts, ExpertsUsed: s.ExpertsUsed,
 		ExpertBytes: uint64(float64(b.Experts) * scale),
 	}
-	if s.KVLayers() != s.Layers { // a hybrid: KV in its attention layers only
-		// State in its Mamba-2 layers only: Nemotron-H's MLP layers keep
-		// neither.
+	if s.KVLayers() != s.Layers || s.RecurrentBytes() > 0 {
+		// A hybrid: KV in its attention layers only, state in its Mamba-2
+		// or convolution layers only (Nemotron-H's MLP layers keep
+		// neither; Falcon-H1's layers keep both).
 		f.LayerKVHeads, f.LayerRecurrent, f.RecurrentBytes = s.LayerKVHeads(), s.LayerRecurrent(), s.RecurrentBytes()
 	}
 	f.EmbdBytes = uint64(float64(b.Embd) * scale)

@@ -339,6 +339,19 @@ func TestFactsHybrid(t *testing.T) {
 		t.Errorf("granite-4.0-h-tiny: KV bytes %d, want %d", kv, want)
 	}
 
+	// Falcon-H1 7B's shape: a KV cache and a Mamba-2 state in each of its
+	// 44 layers.
+	fs := synth.Shapes["falcon-h1-7b"]
+	ff, err := FactsFromShape(fs, "Q4_K_M")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fstate := uint64(4 * (3*(3072+2*256) + 256*3072))
+	if kv, want := ff.KVBytes(4096, "f16", "f16"), uint64(44*4096*2*(128*2+128*2))+44*fstate; ff.RecurrentBytes != fstate || kv != want ||
+		slices.Contains(ff.LayerRecurrent, false) || len(ff.LayerRecurrent) != 44 {
+		t.Errorf("falcon-h1-7b: KV bytes %d, want %d; state %d, want %d; recurrent %v", kv, want, ff.RecurrentBytes, fstate, ff.LayerRecurrent)
+	}
+
 	// Nemotron Nano 2's shape: KV in its 4 attention layers, state in its
 	// 27 Mamba-2 layers only, nothing in its 25 MLP layers.
 	n := synth.Shapes["nemotron-nano-9b-v2"]

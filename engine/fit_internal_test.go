@@ -276,3 +276,34 @@ func TestLFM2State(t *testing.T) {
 		t.Errorf("llama: %v", err)
 	}
 }
+
+// TestFalconH1Loadable: a falcon-h1 file is refused before llama.cpp sees
+// it when its MLP norms carry the .weight suffix this llama.cpp does not
+// look up, or when a layer lacks the convolution's bias, which llama.cpp
+// takes as optional but adds anyway (a crash at the first decode).
+func TestFalconH1Loadable(t *testing.T) {
+	file := func(names ...string) *gguf.File {
+		f := &gguf.File{KV: []gguf.KV{{Key: "general.architecture", Value: gguf.String("falcon-h1")}, {Key: "falcon-h1.block_count", Value: gguf.Uint32(2)}}}
+		for _, n := range names {
+			f.Tensors = append(f.Tensors, gguf.TensorInfo{Name: n})
+		}
+		return f
+	}
+	for _, tc := range []struct {
+		name  string
+		f     *gguf.File
+		words string // in the error; "" for none
+	}{
+		{"as llm convert writes it", file("blk.0.ffn_norm", "blk.1.ffn_norm", "blk.0.ssm_conv1d.bias", "blk.1.ssm_conv1d.bias"), ""},
+		{"suffixed MLP norms", file("blk.0.ffn_norm.weight", "blk.1.ffn_norm.weight", "blk.0.ssm_conv1d.bias", "blk.1.ssm_conv1d.bias"), "blk.N.ffn_norm.weight"},
+		{"no convolution bias in layer 1", file("blk.0.ffn_norm", "blk.1.ffn_norm", "blk.0.ssm_conv1d.bias"), "blk.1.ssm_conv1d.bias"},
+	} {
+		err := loadable(tc.f)
+		switch {
+		case tc.words == "" && err != nil:
+			t.Errorf("%s: %v", tc.name, err)
+		case tc.words != "" && (!errors.Is(err, ErrLoad) || !strings.Contains(err.Error(), tc.words)):
+			t.Errorf("%s: %v, want ErrLoad naming %s", tc.name, err, tc.words)
+		}
+	}
+}

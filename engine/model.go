@@ -461,6 +461,15 @@ func loadable(h *gguf.File) error {
 			return fmt.Errorf("the falcon-h1 model's MLP norms are named blk.N.ffn_norm.weight, which the llama.cpp this build carries does not load: "+
 				"it looks for blk.N.ffn_norm; convert the model from its safetensors with llm convert: %w", ErrLoad)
 		}
+		// llama.cpp takes the convolution's bias as optional but adds it
+		// unconditionally: without it the first decode would crash.
+		n, _ := h.Uint("falcon-h1.block_count")
+		for i := range min(n, 1<<16) {
+			if _, ok := h.Tensor(fmt.Sprintf("blk.%d.ssm_conv1d.bias", i)); !ok {
+				return fmt.Errorf("the falcon-h1 model has no blk.%d.ssm_conv1d.bias, which the llama.cpp this build carries needs (it would crash); "+
+					"convert the model with llm convert, which writes zeros where the checkpoint has none: %w", i, ErrLoad)
+			}
+		}
 		return nil
 	}
 	if h.Architecture() != "lfm2" {

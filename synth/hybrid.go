@@ -21,7 +21,7 @@ const (
 )
 
 // mamba2 reports whether the shape has Mamba-2 layers.
-func (s Shape) mamba2() bool { return s.graniteHybrid() || s.nemotronH() }
+func (s Shape) mamba2() bool { return s.graniteHybrid() || s.nemotronH() || s.falconH1() }
 
 // hybrid reports whether some of the shape's layers keep a recurrent
 // state in place of a KV cache: Mamba-2's or LFM2's convolution's.
@@ -37,6 +37,8 @@ func (s Shape) block(i int) byte {
 		return s.lfm2Block(i)
 	case s.qwen3next():
 		return qwen3NextBlock(i)
+	case s.falconH1():
+		return blockAttn // and a Mamba-2 mixer beside it (LayerRecurrent)
 	case s.nemotronH():
 		if i < 0 || i >= len(s.Pattern) {
 			return blockMLP
@@ -53,12 +55,12 @@ func (s Shape) isAttn(i int) bool { return s.block(i) == blockAttn }
 
 // ssmInner is the Mamba-2 layers' inner size: twice the hidden size with
 // granitehybrid (the only expansion llama.cpp's runs), SSMHeads heads of
-// SSMHeadDim with nemotron_h.
+// SSMHeadDim with nemotron_h and falcon-h1.
 func (s Shape) ssmInner() int {
 	if s.qwen3next() {
 		return s.SSMHeads * s.SSMState
 	}
-	if s.nemotronH() {
+	if s.nemotronH() || s.falconH1() {
 		return s.SSMHeads * s.SSMHeadDim
 	}
 	return 2 * s.Embd
@@ -171,7 +173,7 @@ func (s Shape) LayerRecurrent() []bool {
 	out := make([]bool, s.Layers)
 	for i := range out {
 		b := s.block(i)
-		out[i] = s.hybrid() && (b == blockMamba || b == blockConv || b == blockDelta)
+		out[i] = s.falconH1() || s.hybrid() && (b == blockMamba || b == blockConv || b == blockDelta)
 	}
 	return out
 }

@@ -10,7 +10,8 @@
 // "granitehybrid" (IBM Granite 4.0-H): Mamba-2 layers with a few
 // attention layers, a dense MLP or experts beside a shared MLP; or
 // "nemotron_h" (NVIDIA Nemotron-H, Nemotron Nano 2): blocks of one
-// sublayer each, Mamba-2, attention or a ReLU² MLP; or "lfm2" and
+// sublayer each, Mamba-2, attention or a ReLU² MLP; or "falcon-h1"
+// (TII Falcon-H1): attention beside a Mamba-2 mixer in every layer; or "lfm2" and
 // "lfm2moe" (LiquidAI LFM2, LFM2-MoE): gated short convolutions with a few
 // attention layers; or "qwen3next" (Qwen3-Next): Gated DeltaNet layers
 // with gated attention in every fourth, experts beside a shared expert;
@@ -87,6 +88,9 @@ type Shape struct {
 	// (of the SSM sizes above, SSMHeads heads of SSMHeadDim: an inner size
 	// of their product), "*" attention (Heads, KVHeads, HeadSize; no
 	// positions) and "-" an MLP of FF (up, ReLU², down).
+	// With Arch "falcon-h1" (Falcon-H1, falconh1.go) every block has the
+	// attention (Heads, KVHeads, HeadSize) and beside it a Mamba-2 mixer
+	// of SSMHeads heads of SSMHeadDim, then a gated MLP of FF.
 	Pattern    string
 	SSMHeadDim int
 	// With Arch "lfm2" (LiquidAI LFM2) or "lfm2moe" (LFM2-MoE, lfm2.go):
@@ -156,6 +160,12 @@ var Shapes = map[string]Shape{
 	"nemotron-nano-9b-v2": {Name: "nemotron-nano-9b-v2", Arch: "nemotron_h", Vocab: 131072, Embd: 4480, FF: 15680, Layers: 56, Heads: 40, KVHeads: 8,
 		HeadSize: 128, Context: 131072, RopeTheta: 10000, NormEps: 1e-5,
 		Pattern: "M-M-M-MM-M-M-M*-M-M-M*-M-M-M-M*-M-M-M-M*-M-MM-M-M-M-M-M-", SSMHeads: 128, SSMHeadDim: 80, SSMState: 128, SSMGroups: 8, SSMConv: 4},
+	// TII Falcon-H1 7B (its config.json): attention (12 heads of 128, 2
+	// KV heads) beside a Mamba-2 mixer (24 heads of 128, a state of 256)
+	// in each of 44 layers, its own output matrix; the µP multipliers,
+	// folded into the weights when converting, cost nothing.
+	"falcon-h1-7b": {Name: "falcon-h1-7b", Arch: "falcon-h1", Vocab: 130048, Embd: 3072, FF: 12288, Layers: 44, Heads: 12, KVHeads: 2,
+		HeadSize: 128, Context: 262144, RopeTheta: 1e11, NormEps: 1e-5, SSMHeads: 24, SSMHeadDim: 128, SSMState: 256, SSMGroups: 1, SSMConv: 4},
 	// LiquidAI LFM2 (their config.json files): short convolutions over 3
 	// positions, attention in 6 layers (of 16; of 24 in LFM2-8B-A1B, whose
 	// first 2 layers are dense and the others have experts), tied
@@ -223,17 +233,19 @@ func (s Shape) Validate() error {
 	case s.RopeTheta <= 0 || s.NormEps <= 0:
 		return fmt.Errorf("synth: rope theta and norm epsilon must be positive")
 	case s.arch() != "llama" && s.arch() != "gpt-oss" && !s.sharedMoE() && !s.mamba2() && !s.lfm2() && !s.qwen3next() && !s.minimax():
-		return fmt.Errorf("synth: architecture %q: llama, gpt-oss, glm4moe, deepseek2, granitehybrid, nemotron_h, lfm2, lfm2moe, qwen3next or minimax-m2", s.Arch)
+		return fmt.Errorf("synth: architecture %q: llama, gpt-oss, glm4moe, deepseek2, granitehybrid, nemotron_h, falcon-h1, lfm2, lfm2moe, qwen3next or minimax-m2", s.Arch)
 	case !s.mamba2() && !s.qwen3next() && (s.SSMHeads != 0 || s.SSMState != 0 || s.SSMGroups != 0 || s.SSMConv != 0):
-		return fmt.Errorf("synth: Mamba-2 sizes apply to granitehybrid, nemotron_h and qwen3next only")
+		return fmt.Errorf("synth: Mamba-2 sizes apply to granitehybrid, nemotron_h, falcon-h1 and qwen3next only")
 	case !s.graniteHybrid() && !s.lfm2() && len(s.AttnLayers) > 0:
 		return fmt.Errorf("synth: attention layers apply to granitehybrid, lfm2 and lfm2moe only (nemotron_h: Pattern)")
 	case !s.graniteHybrid() && !s.qwen3next() && s.SharedFF != 0:
 		return fmt.Errorf("synth: a shared MLP width applies to granitehybrid and qwen3next only")
 	case !s.lfm2() && s.ConvWidth != 0:
 		return fmt.Errorf("synth: a short convolution's width applies to lfm2 and lfm2moe only")
-	case !s.nemotronH() && (s.Pattern != "" || s.SSMHeadDim != 0):
-		return fmt.Errorf("synth: a block pattern and a Mamba-2 head size apply to nemotron_h only")
+	case !s.nemotronH() && s.Pattern != "":
+		return fmt.Errorf("synth: a block pattern applies to nemotron_h only")
+	case !s.nemotronH() && !s.falconH1() && s.SSMHeadDim != 0:
+		return fmt.Errorf("synth: a Mamba-2 head size applies to nemotron_h and falcon-h1 only")
 	case s.arch() == "gpt-oss" && s.Experts == 0:
 		return fmt.Errorf("synth: gpt-oss needs experts")
 	case s.arch() == "gpt-oss" && s.TiedEmbeddings:
@@ -248,6 +260,8 @@ func (s Shape) Validate() error {
 		return s.validateGraniteHybrid()
 	case s.nemotronH():
 		return s.validateNemotronH()
+	case s.falconH1():
+		return s.validateFalconH1()
 	case s.lfm2():
 		return s.validateLFM2()
 	case s.qwen3next():
@@ -303,6 +317,8 @@ func (s Shape) tensors() []tensorSpec {
 		return append(out, s.graniteHybridTensors()...)
 	case s.nemotronH():
 		return append(out, s.nemotronHTensors()...)
+	case s.falconH1():
+		return append(out, s.falconH1Tensors()...)
 	case s.lfm2():
 		return append(out, s.lfm2Tensors()...)
 	case s.qwen3next():

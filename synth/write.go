@@ -87,6 +87,8 @@ func Write(ctx context.Context, path string, s Shape, opts Options) error {
 		s.graniteHybridKeys(w)
 	case s.nemotronH():
 		s.nemotronHKeys(w)
+	case s.falconH1():
+		s.falconH1Keys(w)
 	case s.lfm2():
 		s.lfm2Keys(w)
 	case s.qwen3next():

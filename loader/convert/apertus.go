@@ -1,6 +1,7 @@
 package convert
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 
@@ -27,6 +28,24 @@ type apertusConfig struct {
 	AttentionBias *bool `json:"attention_bias"`
 }
 
+// apertusDefaults fills in what ApertusConfig assumes when config.json
+// leaves it out: rope_theta 12e6, llama3 rope scaling (factor 8 over 8192
+// positions, low and high frequency factors 1 and 4) when neither
+// rope_scaling nor rope_parameters is there (an explicit null means none),
+// and 65536 positions.
+func (c *hfConfig) apertusDefaults() {
+	if c.RopeTheta == nil && !ropeHasTheta(c.RopeParameters) {
+		theta := 12e6
+		c.RopeTheta = &theta
+	}
+	if len(c.RopeScaling) == 0 && len(c.RopeParameters) == 0 {
+		c.RopeScaling = json.RawMessage(`{"rope_type": "llama3", "factor": 8.0, "original_max_position_embeddings": 8192, "low_freq_factor": 1.0, "high_freq_factor": 4.0}`)
+	}
+	if c.MaxPositionEmbeddings == 0 {
+		c.MaxPositionEmbeddings = 65536
+	}
+}
+
 // apertusHparams checks what llama.cpp's apertus graph fixes.
 func (c *hfConfig) apertusHparams(arch archSpec, h *hparams) error {
 	a := c.Apertus
@@ -37,8 +56,10 @@ func (c *hfConfig) apertusHparams(arch archSpec, h *hparams) error {
 		return fmt.Errorf("%w: %s with qk_norm false: llama.cpp's %s norms q and k", ErrUnsupported, arch.hf, arch.gguf)
 	case a.PostNorm != nil && *a.PostNorm:
 		return fmt.Errorf("%w: %s with post_norm: llama.cpp's %s norms before each sublayer only", ErrUnsupported, arch.hf, arch.gguf)
-	case a.AttentionBias != nil && *a.AttentionBias || c.MLPBias != nil && *c.MLPBias:
-		return fmt.Errorf("%w: %s with attention or MLP biases: llama.cpp's %s graph adds none to q, k and v", ErrUnsupported, arch.hf, arch.gguf)
+	case a.AttentionBias != nil && *a.AttentionBias:
+		// ApertusMLP has no biases whatever mlp_bias says; a bias tensor
+		// is refused as not a tensor of the model.
+		return fmt.Errorf("%w: %s with attention_bias: llama.cpp's %s graph adds none to q, k and v", ErrUnsupported, arch.hf, arch.gguf)
 	}
 	return nil
 }

@@ -1,11 +1,15 @@
 package convert_test
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"io"
 	"math"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -62,12 +66,46 @@ func apertusFixture(t *testing.T, edit func(map[string]any, []stTensor) []stTens
 	return finishFixture(t, "tiny-llama-st", dir, cfg, ts, edit)
 }
 
+// apertusReleased edits the fixture to what ApertusConfig assumes and the
+// released checkpoints store: no rope_theta, rope_scaling or
+// max_position_embeddings in config.json, tied embeddings, and the xIELU
+// parameters in BF16.
+func apertusReleased(cfg map[string]any, ts []stTensor) []stTensor {
+	delete(cfg, "rope_theta")
+	delete(cfg, "rope_scaling")
+	delete(cfg, "max_position_embeddings")
+	cfg["tie_word_embeddings"] = true
+	ts = slices.DeleteFunc(ts, func(s stTensor) bool { return s.name == "lm_head.weight" })
+	for i, s := range ts {
+		if !strings.Contains(s.name, ".act_fn.") {
+			continue
+		}
+		var buf bytes.Buffer
+		if err := s.data(&buf); err != nil {
+			panic(err)
+		}
+		v := math.Float32frombits(binary.LittleEndian.Uint32(buf.Bytes()))
+		ts[i] = bf16Scalar(s.name, s.shape, v)
+	}
+	return ts
+}
+
+// bf16Scalar is a one-value BF16 tensor of the given shape ([1] or []),
+// rounded to nearest even.
+func bf16Scalar(name string, shape []int64, v float32) stTensor {
+	b := math.Float32bits(v)
+	b += 0x7fff + (b>>16)&1
+	raw := binary.LittleEndian.AppendUint16(nil, uint16(b>>16))
+	return stTensor{name: name, dtype: "BF16", shape: shape, data: func(w io.Writer) error { _, err := w.Write(raw); return err }}
+}
+
 // apertusRef is the float64 reference: Llama's attention with per-head
 // q/k norms and rotate_half rope, and the MLP down·xIELU(up·h) of
 // transformers' XIELUActivation with the layer's parameters.
 type apertusRef struct {
 	*refModel
-	xielu [][4]float64 // per layer: softplus(alpha_p), beta + softplus(alpha_n), beta, eps
+	ropeTheta float64
+	xielu     [][4]float64 // per layer: softplus(alpha_p), beta + softplus(alpha_n), beta, eps
 }
 
 // xielu is XIELUActivation with the parameters p already taken through
@@ -82,10 +120,10 @@ func xielu(x float64, p [4]float64) float64 {
 
 // newApertusRef reads the fixture in dir; invFreq are the rope
 // frequencies.
-func newApertusRef(t *testing.T, dir string, invFreq []float64) *apertusRef {
+func newApertusRef(t *testing.T, dir string, theta float64, invFreq []float64) *apertusRef {
 	t.Helper()
 	r := openST(t, dir)
-	m := &apertusRef{refModel: &refModel{hidden: 64, heads: 4, kvHeads: 2, headDim: 16, eps: 1e-5, invFreq: invFreq}}
+	m := &apertusRef{ropeTheta: theta, refModel: &refModel{hidden: 64, heads: 4, kvHeads: 2, headDim: 16, eps: 1e-5, invFreq: invFreq}}
 	m.emb, m.norm = r.get("model.embed_tokens.weight"), r.get("model.norm.weight")
 	m.out = m.emb
 	if r.has("lm_head.weight") {
@@ -130,9 +168,15 @@ func TestApertus(t *testing.T) {
 		name    string
 		edit    func(map[string]any, []stTensor) []stTensor
 		invFreq []float64
+		ctx     uint64 // context_length
+		scaled  bool   // rope_freqs written
 	}{
-		{"plain rope", nil, defaultInvFreq(10000, 16)},
-		{"llama3 rope", setConfig("rope_scaling", llama3Scaling), hfLlama3InvFreq(10000, 16, 8, 1, 4, 64)},
+		{"plain rope", nil, defaultInvFreq(10000, 16), 2048, false},
+		{"llama3 rope", setConfig("rope_scaling", llama3Scaling), hfLlama3InvFreq(10000, 16, 8, 1, 4, 64), 2048, true},
+		// ApertusConfig's defaults, a tied head (which llama.cpp's
+		// apertus needs written as output.weight) and the xIELU
+		// parameters in BF16, of shapes [1] and [], as released.
+		{"defaults, tied, bf16", apertusReleased, hfLlama3InvFreq(12e6, 16, 8, 1, 4, 8192), 65536, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := apertusFixture(t, tc.edit)
@@ -147,6 +191,9 @@ func TestApertus(t *testing.T) {
 			if f.Architecture() != "apertus" {
 				t.Errorf("arch %q", f.Architecture())
 			}
+			if n, ok := f.Uint("apertus.context_length"); !ok || n != tc.ctx {
+				t.Errorf("context_length %d, want %d", n, tc.ctx)
+			}
 			for _, name := range []string{"output.weight", "blk.1.attn_q_norm.weight", "blk.1.ffn_norm.weight"} {
 				if _, ok := f.Tensor(name); !ok {
 					t.Errorf("%s not written", name)
@@ -155,17 +202,23 @@ func TestApertus(t *testing.T) {
 			if _, ok := f.Tensor("blk.0.ffn_gate.weight"); ok {
 				t.Error("ffn_gate written")
 			}
-			if _, ok := f.Tensor("rope_freqs.weight"); ok != (tc.edit != nil) {
+			if _, ok := f.Tensor("rope_freqs.weight"); ok != tc.scaled {
 				t.Errorf("rope_freqs written %v", ok)
 			}
-			for i, key := range []string{"xielu.alpha_p", "xielu.alpha_n", "xielu.beta", "xielu.eps"} {
-				kv, found := f.Lookup(key)
+			r := openST(t, dir)
+			for _, param := range []string{"alpha_p", "alpha_n", "beta", "eps"} {
+				kv, found := f.Lookup("xielu." + param)
 				v, ok := kv.AsFloat32s()
-				if !found || !ok || len(v) != 2 || v[0] != apertusXIELU[0][i] || v[1] != apertusXIELU[1][i] {
-					t.Errorf("%s = %v (%v), want the raw per-layer values", key, v, ok)
+				want := []float32{float32(r.get(layerPrefix(0) + "mlp.act_fn." + param)[0]), float32(r.get(layerPrefix(1) + "mlp.act_fn." + param)[0])}
+				if !found || !ok || !slices.Equal(v, want) {
+					t.Errorf("xielu.%s = %v (%v), want the raw per-layer values %v", param, v, ok, want)
 				}
 			}
-			fresh := func() *apertusRef { return newApertusRef(t, dir, tc.invFreq) }
+			theta := 10000.0
+			if tc.ctx == 65536 {
+				theta = 12e6
+			}
+			fresh := func() *apertusRef { return newApertusRef(t, dir, theta, tc.invFreq) }
 			ctx := refContext(t, out)
 			checkRef(t, ctx, prompts, fresh().forward, 1e-5)
 			edits := map[string]func(*apertusRef){
@@ -176,15 +229,20 @@ func TestApertus(t *testing.T) {
 				},
 				"softplus": func(m *apertusRef) {
 					for l := range m.xielu {
-						m.xielu[l][0], m.xielu[l][1] = float64(apertusXIELU[l][0]), float64(apertusXIELU[l][1])
+						m.xielu[l][0], m.xielu[l][1] = float64(apertusXIELU[l][0]), m.xielu[l][1]-softplus(float64(apertusXIELU[l][1]))+float64(apertusXIELU[l][1])
 					}
 				},
 				"beta":                  func(m *apertusRef) { m.xielu[0][2], m.xielu[1][2] = 0, 0 },
 				"eps":                   func(m *apertusRef) { m.xielu[1][3] = 0 },
 				"layers' xIELU swapped": func(m *apertusRef) { m.xielu[0], m.xielu[1] = m.xielu[1], m.xielu[0] },
 			}
-			if tc.edit != nil {
-				edits["llama3 scaling"] = func(m *apertusRef) { m.invFreq = defaultInvFreq(10000, 16) }
+			switch {
+			case tc.ctx == 65536:
+				// Over 8192 positions llama3 scaling barely moves these
+				// prompts; the default theta does.
+				edits["rope_theta 1e4"] = func(m *apertusRef) { m.invFreq = hfLlama3InvFreq(10000, 16, 8, 1, 4, 8192) }
+			case tc.scaled:
+				edits["llama3 scaling"] = func(m *apertusRef) { m.invFreq = defaultInvFreq(m.ropeTheta, 16) }
 			}
 			checkSensitive(t, ctx, prompts, fresh, edits)
 			// Q8_0: the scalar xIELU tensors stay keys, the rest quantized.
@@ -199,10 +257,18 @@ func TestApertus(t *testing.T) {
 		edit func(map[string]any, []stTensor) []stTensor
 		want error
 	}{
-		"silu":           {setConfig("hidden_act", "silu"), convert.ErrUnsupported},
-		"post_norm":      {setConfig("post_norm", true), convert.ErrUnsupported},
-		"qk_norm false":  {setConfig("qk_norm", false), convert.ErrUnsupported},
-		"attention_bias": {setConfig("attention_bias", true), convert.ErrUnsupported},
+		"silu": {setConfig("hidden_act", "silu"), convert.ErrUnsupported},
+		"an MLP bias": {func(_ map[string]any, ts []stTensor) []stTensor {
+			b := make([]float32, 128)
+			b[0] = 1
+			return append(ts, f32Tensor("model.layers.0.mlp.up_proj.bias", []int64{128}, b))
+		}, convert.ErrUnsupported},
+		"no alpha_n": {dropTensor("model.layers.0.mlp.act_fn.alpha_n"), convert.ErrMismatch},
+		// ApertusMLP has no biases whatever mlp_bias says.
+		"mlp_bias without biases": {setConfig("mlp_bias", true), nil},
+		"post_norm":               {setConfig("post_norm", true), convert.ErrUnsupported},
+		"qk_norm false":           {setConfig("qk_norm", false), convert.ErrUnsupported},
+		"attention_bias":          {setConfig("attention_bias", true), convert.ErrUnsupported},
 		"a gate": {func(_ map[string]any, ts []stTensor) []stTensor {
 			return append(ts, f32Tensor("model.layers.0.mlp.gate_proj.weight", []int64{128, 64}, make([]float32, 128*64)))
 		}, convert.ErrUnsupported},

@@ -239,6 +239,12 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 			return h, err
 		}
 	}
+	if arch.apertus {
+		c.apertusDefaults()
+	}
+	if arch.falconH1 {
+		c.falconH1Defaults()
+	}
 	if arch.seedOSS && c.HeadDim <= 0 {
 		c.HeadDim = 128 // SeedOssConfig's default
 	}

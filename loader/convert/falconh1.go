@@ -3,6 +3,7 @@ package convert
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/llm-go/llm/loader/gguf"
@@ -28,8 +29,8 @@ import (
 // The Mamba-2 mixer is Granite 4.0's (granite4.go) with the inner size
 // mamba_d_ssm; its gated norm (mamba_rms_norm) is applied after the gate,
 // as llama.cpp does, so mamba_norm_before_gate with the norm is refused,
-// as are attention, MLP and projection biases, which llama.cpp's falcon-h1
-// graph does not add.
+// as are attention and projection biases, which llama.cpp's falcon-h1
+// graph does not add, and MLP biases, which are not converted.
 
 // falconH1FFNNorm is the name llama.cpp's falcon-h1 loads each block's MLP
 // norm by: its base name alone, as it does ssm_a and ssm_d.
@@ -37,7 +38,7 @@ const falconH1FFNNorm = "ffn_norm"
 
 // falconH1Config holds config.json's Falcon-H1 fields.
 type falconH1Config struct {
-	DSSM          *int            `json:"mamba_d_ssm"`
+	DSSM          json.RawMessage `json:"mamba_d_ssm"`
 	Expand        *int            `json:"mamba_expand"`
 	Heads         *int            `json:"mamba_n_heads"`
 	DHead         json.RawMessage `json:"mamba_d_head"`
@@ -73,6 +74,21 @@ type falconH1 struct {
 	emb, head, key, attnIn, attnOut, ssmIn, ssmOut float64
 	mlp                                            [2]float64
 	zxbcdt                                         [5]float64
+}
+
+// falconH1Defaults fills in what FalconH1Config assumes when config.json
+// leaves it out: rope_theta 1e5, 8 KV heads, 8192 positions.
+func (c *hfConfig) falconH1Defaults() {
+	if c.RopeTheta == nil && !ropeHasTheta(c.RopeParameters) {
+		theta := 1e5
+		c.RopeTheta = &theta
+	}
+	if c.NumKeyValueHeads == 0 {
+		c.NumKeyValueHeads = 8
+	}
+	if c.MaxPositionEmbeddings == 0 {
+		c.MaxPositionEmbeddings = 8192
+	}
 }
 
 // falconH1Hparams reads and checks a Falcon-H1 config.
@@ -115,18 +131,41 @@ func (c *hfConfig) falconH1Hparams(arch archSpec, h *hparams) error {
 	default:
 		copy(g.zxbcdt[:], fc.SSM)
 	}
+	for _, x := range []struct {
+		name string
+		v    float64
+	}{{"lm_head_multiplier", g.head}, {"embedding_multiplier", g.emb}, {"key_multiplier", g.key}, {"attention_in_multiplier", g.attnIn},
+		{"attention_out_multiplier", g.attnOut}, {"ssm_in_multiplier", g.ssmIn}, {"ssm_out_multiplier", g.ssmOut},
+		{"mlp_multipliers[0]", g.mlp[0]}, {"mlp_multipliers[1]", g.mlp[1]}, {"ssm_multipliers[0]", g.zxbcdt[0]}, {"ssm_multipliers[1]", g.zxbcdt[1]},
+		{"ssm_multipliers[2]", g.zxbcdt[2]}, {"ssm_multipliers[3]", g.zxbcdt[3]}, {"ssm_multipliers[4]", g.zxbcdt[4]}} {
+		// A multiplier is folded into float32 weights: 0 (or one that
+		// rounds to 0) would erase them.
+		if f := float32(x.v); f == 0 || math.IsInf(float64(f), 0) || math.IsNaN(x.v) {
+			return fmt.Errorf("%w: config.json: %s %v: want a finite multiplier that is not 0", ErrMismatch, x.name, x.v)
+		}
+	}
 	m := &g.mamba
-	m.dInner = intOr(fc.DSSM, 0)
-	if m.dInner <= 0 {
+	// FalconH1Config: mamba_d_ssm defaults to 1024; null means
+	// mamba_expand × hidden_size.
+	switch {
+	case len(fc.DSSM) == 0:
+		m.dInner = 1024
+	case isNull(fc.DSSM):
 		m.dInner = intOr(fc.Expand, 2) * h.hidden
+	default:
+		if m.dInner = positiveInt(fc.DSSM); m.dInner == 0 {
+			return fmt.Errorf("%w: config.json: mamba_d_ssm %s is not a positive integer", ErrMismatch, fc.DSSM)
+		}
 	}
 	m.heads, m.groups, m.dState, m.dConv = intOr(fc.Heads, 128), intOr(fc.Groups, 1), intOr(fc.DState, 256), intOr(fc.DConv, 4)
 	m.convBias = yes(fc.ConvBias, true)
 	switch {
 	case yes(fc.ProjBias, false) || yes(fc.ProjectorBias, false):
 		return fmt.Errorf("%w: %s with mamba_proj_bias or projectors_bias: llama.cpp's %s has no in_proj or out_proj bias", ErrUnsupported, arch.hf, arch.gguf)
-	case yes(fc.AttnBias, false) || yes(fc.MLPBias, false):
-		return fmt.Errorf("%w: %s with attention_bias or mlp_bias: llama.cpp's %s graph adds no attention or MLP biases", ErrUnsupported, arch.hf, arch.gguf)
+	case yes(fc.AttnBias, false):
+		return fmt.Errorf("%w: %s with attention_bias: llama.cpp's %s graph adds none to q, k and v", ErrUnsupported, arch.hf, arch.gguf)
+	case yes(fc.MLPBias, false):
+		return fmt.Errorf("%w: %s with mlp_bias: MLP biases (which mlp_multipliers would scale) are not converted", ErrUnsupported, arch.hf)
 	case g.norm && yes(fc.NormBefore, true):
 		return fmt.Errorf("%w: %s with mamba_rms_norm and mamba_norm_before_gate: llama.cpp's %s norms the gated output, after the gate", ErrUnsupported, arch.hf, arch.gguf)
 	case m.heads <= 0 || m.dInner%m.heads != 0:

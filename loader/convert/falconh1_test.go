@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/llm-go/llm/engine"
@@ -321,6 +322,9 @@ func TestFalconH1Refused(t *testing.T) {
 		"a norm without config": {fhCase{norm: true}, setConfig("mamba_rms_norm", false), convert.ErrMismatch},
 		"no A_log":              {fhCase{}, dropTensor("model.layers.1.mamba.A_log"), convert.ErrMismatch},
 		"no norm":               {fhCase{norm: true}, dropTensor("model.layers.2.mamba.norm.weight"), convert.ErrMismatch},
+		"a zero multiplier":     {fhCase{}, setConfig("key_multiplier", 0.0), convert.ErrMismatch},
+		"a tiny multiplier":     {fhCase{}, setConfig("ssm_multipliers", []float64{1, 1, 1e-50, 1, 1}), convert.ErrMismatch},
+		"mamba_d_ssm of 0":      {fhCase{}, setConfig("mamba_d_ssm", 0), convert.ErrMismatch},
 	} {
 		t.Run(name, func(t *testing.T) {
 			err := convert.Convert(context.Background(), tc.c.fixture(t, tc.edit), filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
@@ -330,5 +334,47 @@ func TestFalconH1Refused(t *testing.T) {
 				t.Log(err)
 			}
 		})
+	}
+}
+
+// TestFalconH1Defaults checks FalconH1Config's defaults for what config.json
+// leaves out: rope_theta 1e5, 8 KV heads, 8192 positions, and mamba_d_ssm
+// 1024 when absent but mamba_expand × hidden_size when null (neither of
+// which the fixture's 6 Mamba-2 heads divide, as the errors say).
+func TestFalconH1Defaults(t *testing.T) {
+	dir := fhCase{}.fixture(t, func(cfg map[string]any, ts []stTensor) []stTensor {
+		delete(cfg, "rope_theta")
+		delete(cfg, "max_position_embeddings")
+		return ts
+	})
+	out := filepath.Join(t.TempDir(), "x.gguf")
+	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if theta, ok := f.Float("falcon-h1.rope.freq_base"); !ok || theta != 1e5 {
+		t.Errorf("rope.freq_base %v, want 1e5", theta)
+	}
+	if n, ok := f.Uint("falcon-h1.context_length"); !ok || n != 8192 {
+		t.Errorf("context_length %d, want 8192", n)
+	}
+	for name, tc := range map[string]struct {
+		edit  func(map[string]any, []stTensor) []stTensor
+		words string
+	}{
+		"absent": {func(cfg map[string]any, ts []stTensor) []stTensor { delete(cfg, "mamba_d_ssm"); return ts }, "inner size 1024"},
+		"null":   {setConfig("mamba_d_ssm", nil), "inner size 128"},
+		"no KV heads": {func(cfg map[string]any, ts []stTensor) []stTensor {
+			delete(cfg, "num_key_value_heads") // 8, more than the 4 heads
+			return ts
+		}, "num_key_value_heads 8"},
+	} {
+		err := convert.Convert(context.Background(), fhCase{}.fixture(t, tc.edit), filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
+		if !errors.Is(err, convert.ErrMismatch) || !strings.Contains(err.Error(), tc.words) {
+			t.Errorf("mamba_d_ssm %s: %v, want ErrMismatch naming %q", name, err, tc.words)
+		}
 	}
 }

@@ -401,7 +401,7 @@ func mamba2Tensor(g *graniteHybrid, blk func(string) tensorPlan, add addFunc, su
 		return true, add(p, t, []int64{CD, 1, int64(g.dConv)})
 	case "conv1d.bias":
 		if !g.convBias {
-			return true, fmt.Errorf("%w tensor %q: a conv1d bias where the config says there is none", ErrUnsupported, t.Name)
+			return true, fmt.Errorf("%w: tensor %q: a conv1d bias where the config says there is none", ErrMismatch, t.Name)
 		}
 		return true, add(blk("ssm_conv1d.bias"), t, []int64{CD})
 	case "dt_bias":

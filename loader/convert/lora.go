@@ -91,6 +91,12 @@ func ConvertLoRA(ctx context.Context, dir, out string, base *gguf.File, baseTens
 	defer st.Close()
 
 	arch := base.Architecture()
+	if arch == "falcon-h1" {
+		// Its µP multipliers are folded into the base weights and not
+		// recorded in the GGUF, so an adapter's B matrices could not be
+		// scaled to match.
+		return fmt.Errorf("%w: LoRA adapters of a falcon-h1 base: its multipliers are folded into the base weights", ErrUnsupported)
+	}
 	heads, _ := base.Uint(arch + ".attention.head_count")
 	kvHeads, ok := base.Uint(arch + ".attention.head_count_kv")
 	if !ok {

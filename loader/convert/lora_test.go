@@ -246,12 +246,25 @@ func TestConvertLoRAErrors(t *testing.T) {
 		{"another PEFT type", map[string]any{"peft_type": "IA3"}, basePath, convert.ErrUnsupported, "IA3"},
 		{"r disagrees with the tensors", map[string]any{"r": 8}, basePath, convert.ErrMismatch, "r is 8"},
 		{"another base model", nil, stories, convert.ErrMismatch, "does not fit the base model"},
+		{"a falcon-h1 base", nil, "falcon-h1", convert.ErrUnsupported, "multipliers are folded"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			adapterDir, _ := peftFixture(t, "tiny-llama-st", tc.cfg)
 			h := header
-			if tc.base == stories {
+			switch tc.base {
+			case stories:
 				h = storiesHeader
+			case "falcon-h1":
+				// The base's header as a falcon-h1 model's (whose
+				// multipliers llm convert folds into its weights).
+				fh := *header
+				fh.KV = slices.Clone(header.KV)
+				for i := range fh.KV {
+					if fh.KV[i].Key == "general.architecture" {
+						fh.KV[i].Value = gguf.String("falcon-h1")
+					}
+				}
+				h, tc.base = &fh, basePath
 			}
 			_, err := convert.LoRAFile(ctx, adapterDir, t.TempDir(), tc.base, h)
 			if !errors.Is(err, tc.target) || !strings.Contains(err.Error(), tc.want) {

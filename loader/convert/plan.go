@@ -22,7 +22,7 @@ type tensorPlan struct {
 	gen      []float32  // if not nil, the data, computed (hfName is empty)
 	parts    []string   // if not nil, tensors stacked along a new first dimension (hfName is empty)
 	shift    float32    // added to every value (Gemma's norm weights)
-	scale    float32    // if not 0, multiplies every value (Falcon-H1's multipliers), before shift
+	scale    float32    // if not 0, multiplies every value (Falcon-H1's multipliers), before shift; only of tensors written as stored or stacked
 	oss      *ossSource // if not nil, a gpt-oss expert tensor (hfName is empty)
 	// derive, if not nil, computes the data when the tensor is written
 	// (DeepSeek's k_b and v_b, split from kv_b_proj).

@@ -154,6 +154,10 @@ func f32ToF16(w uint32) uint16 {
 
 // writeTensor reads one tensor, converts it and writes it as typ.
 func (tw *tensorWriter) writeTensor(ctx context.Context, w io.Writer, p tensorPlan, typ gguf.Type) error {
+	if p.scale != 0 && (p.gen != nil || p.oss != nil || p.derive != nil || p.transpo) {
+		// Those paths compute their values and would ignore it.
+		return fmt.Errorf("tensor %q: a scale applies only to tensors written as stored (or stacked)", p.ggufName)
+	}
 	if p.gen != nil {
 		return tw.encode(w, p.gen, typ)
 	}
