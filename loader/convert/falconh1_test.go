@@ -295,6 +295,16 @@ func TestFalconH1(t *testing.T) {
 				}
 			}
 			checkSensitive(t, ctx, prompts, fresh, edits)
+			// F16 and Q8_0: the multipliers applied on those paths too
+			// (each would move the logits far beyond the rounding).
+			for typ, tol := range map[string]float64{"f16": 0.01, "q8_0": 0.15} {
+				p := filepath.Join(t.TempDir(), typ+".gguf")
+				if err := convert.Convert(context.Background(), dir, p, convert.Options{Type: typ, Name: "x"}); err != nil {
+					t.Fatal(err)
+				}
+				t.Logf("%s:", typ)
+				checkRef(t, refContext(t, p), prompts, fresh().forward, tol)
+			}
 		})
 	}
 }
