@@ -87,7 +87,7 @@ func FactsFromFile(path string) (Facts, error) {
 		for i, n := range kv {
 			f.LayerKVHeads[i] = int(min(n, 1<<31-1))
 			// Falcon-H1's layers each keep both.
-			f.LayerRecurrent[i] = n == 0 && (!perLayerFF || ff[i] == 0) || arch == "falcon-h1"
+			f.LayerRecurrent[i] = (n == 0 && (!perLayerFF || ff[i] == 0)) || arch == "falcon-h1"
 			f.KVHeads = max(f.KVHeads, f.LayerKVHeads[i])
 		}
 		conv, inner, state, groups := uint64(get("ssm.conv_kernel")), uint64(get("ssm.inner_size")), uint64(get("ssm.state_size")), uint64(get("ssm.group_count"))

@@ -89,6 +89,9 @@ type hfConfig struct {
 	// decode.
 	FalconH1 falconH1Config `json:"-"`
 	fh1Err   error
+	// Bamba's fields, and their decoding error.
+	Bamba    bambaConfig `json:"-"`
+	bambaErr error
 	// Apertus's fields.
 	Apertus apertusConfig `json:"-"`
 
@@ -201,6 +204,7 @@ func readConfig(dir string) (*hfConfig, error) {
 	c.q3nErr = json.Unmarshal(raw, &c.Qwen3Next)
 	c.fh1Err = json.Unmarshal(raw, &c.FalconH1)
 	json.Unmarshal(raw, &c.Apertus) // booleans; a mistyped one reads as absent
+	c.bambaErr = json.Unmarshal(raw, &c.Bamba)
 	return &c, nil
 }
 
@@ -400,6 +404,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	switch {
 	case arch.graniteHybrid:
 		if err := c.graniteHybridHparams(arch, &h); err != nil {
+			return h, err
+		}
+	case arch.bamba:
+		if err := c.bambaHparams(arch, &h); err != nil {
 			return h, err
 		}
 	case arch.nemotronH:

@@ -125,6 +125,9 @@
 //     "nemotron_h": blocks of one Mamba-2 mixer, attention without
 //     positions or a ReLU² MLP each; with experts in place of the MLPs
 //     (Nemotron 3 Nano) "nemotron_h_moe"; see nemotronh.go.
+//   - BambaForCausalLM (Bamba-9B) → GGUF arch "granitehybrid": Mamba-2
+//     layers with attention in a few (half of each head rotated) and a
+//     gated MLP in every layer; see bamba.go.
 //   - ApertusForCausalLM (Apertus 8B, 70B) → GGUF arch "apertus": Llama's
 //     attention with per-head q/k norms, NEOX rope, an ungated MLP with
 //     per-layer xIELU parameters (written as keys); see apertus.go.
@@ -458,6 +461,8 @@ type archSpec struct {
 	falconH1 bool
 	// apertus: Apertus's xIELU MLP and per-head q/k norms (apertus.go).
 	apertus bool
+	// bamba: Bamba's Mamba-2 hybrid, written as granitehybrid (bamba.go).
+	bamba bool
 	// minimax: MiniMax-M2's sigmoid-routed experts and whole-projection
 	// q/k norms over a partial rope (minimax.go).
 	minimax bool
@@ -479,6 +484,7 @@ var archs = []archSpec{
 	{hf: "GraniteMoeForCausalLM", gguf: "granitemoe", permute: true, ropeFreqs: true, granite: true, moe: graniteMoE, fusedExperts: true},
 	{hf: "GraniteMoeHybridForCausalLM", gguf: "granitehybrid", permute: true, ropeFreqs: true, granite: true, graniteHybrid: true},
 	{hf: "NemotronHForCausalLM", gguf: "nemotron_h", nemotronH: true},
+	{hf: "BambaForCausalLM", gguf: "granitehybrid", permute: true, bamba: true},
 	{hf: "FalconH1ForCausalLM", gguf: "falcon-h1", noBias: true, falconH1: true},
 	{hf: "ApertusForCausalLM", gguf: "apertus", noBias: true, qkNorm: true, ropeFreqs: true, apertus: true},
 	{hf: "Qwen3NextForCausalLM", gguf: "qwen3next", noBias: true, qkNorm: true, partialRotary: true, moe: qwen3NextMoE, fusedExperts: true, qwen3next: true},
@@ -744,7 +750,7 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 				return fail(err)
 			}
 		}
-		if arch.graniteHybrid {
+		if arch.graniteHybrid || arch.bamba {
 			graniteHybridKeys(w, a, hp)
 		}
 		if arch.nemotronH {
@@ -772,9 +778,12 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 	var plan []tensorPlan
 	switch arch.gguf {
 	case "granite", "granitemoe", "granitehybrid":
-		if arch.graniteHybrid {
+		switch {
+		case arch.bamba:
+			plan, err = planBamba(st, arch, hp)
+		case arch.graniteHybrid:
 			plan, err = planGraniteHybrid(st, arch, hp)
-		} else {
+		default:
 			plan, err = planTensors(st, arch, hp)
 		}
 	case "nemotron_h", "nemotron_h_moe":

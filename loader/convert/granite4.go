@@ -183,6 +183,15 @@ func (c *hfConfig) graniteHybridHparams(arch archSpec, h *hparams) error {
 	if !g.mamba {
 		return nil
 	}
+	return c.graniteMamba2(arch, h, g, false)
+}
+
+// graniteMamba2 reads and checks the mamba_* sizes Granite 4.0 and Bamba
+// share (their configs' defaults). perGroupNorm says the model normalises
+// the gated output per group, as llama.cpp does (Bamba); Granite 4.0
+// normalises it whole, which agrees for one group only.
+func (c *hfConfig) graniteMamba2(arch archSpec, h *hparams, g *graniteHybrid, perGroupNorm bool) error {
+	gc := c.GraniteH
 	intOr := func(p *int, def int) int {
 		if p == nil {
 			return def
@@ -204,7 +213,7 @@ func (c *hfConfig) graniteHybridHparams(arch archSpec, h *hparams) error {
 		return fmt.Errorf("%w: config.json: mamba_n_heads %d does not divide the Mamba-2 inner size %d", ErrMismatch, g.heads, g.dInner)
 	case g.groups <= 0 || g.heads%g.groups != 0:
 		return fmt.Errorf("%w: config.json: mamba_n_groups %d does not divide mamba_n_heads %d", ErrMismatch, g.groups, g.heads)
-	case g.groups != 1:
+	case g.groups != 1 && !perGroupNorm:
 		// transformers' GraniteMoeHybridRMSNormGated normalises over the
 		// whole inner size, llama.cpp per group: they agree for one group
 		// (every released Granite 4.0) only.

@@ -101,6 +101,24 @@ func ConvertLoRA(ctx context.Context, dir, out string, base *gguf.File, baseTens
 	kvHeads, ok := base.Uint(arch + ".attention.head_count_kv")
 	if !ok {
 		kvHeads = heads
+		// One per layer in a hybrid (0 in its layers without attention):
+		// its attention layers'.
+		layers, _ := base.Uint(arch + ".block_count")
+		if kv, ok := base.LayerKVHeads(int(min(layers, 1<<16))); ok {
+			kvHeads = slices.Max(append(kv, 0))
+		}
+	}
+	// A partial rope (Bamba's) permutes the rotated rows of each head only.
+	var rot int
+	if r, ok := base.Uint(arch + ".rope.dimension_count"); ok && heads > 0 {
+		hd, ok := base.Uint(arch + ".attention.key_length")
+		if !ok {
+			embd, _ := base.Uint(arch + ".embedding_length")
+			hd = embd / heads
+		}
+		if r < hd {
+			rot = int(r)
+		}
 	}
 	permute := permutedArch(arch) // as Convert permutes those archs' q/k rows
 	byName := make(map[string]gguf.TensorInfo, len(baseTensors))
@@ -141,9 +159,9 @@ func ConvertLoRA(ctx context.Context, dir, out string, base *gguf.File, baseTens
 			if permute {
 				switch {
 				case strings.HasSuffix(g, ".attn_q.weight"):
-					p.permute = int(heads)
+					p.permute, p.permuteRot = int(heads), rot
 				case strings.HasSuffix(g, ".attn_k.weight"):
-					p.permute = int(kvHeads)
+					p.permute, p.permuteRot = int(kvHeads), rot
 				}
 			}
 		}

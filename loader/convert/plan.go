@@ -15,15 +15,19 @@ import (
 type tensorPlan struct {
 	hfName   string
 	ggufName string
-	shape    []int64    // row-major (HF) shape
-	permute  int        // > 0: permute rows with this many heads
-	transpo  bool       // transpose a 2-D [in, out] tensor to [out, in]
-	layer    int        // block number, -1 outside the blocks
-	gen      []float32  // if not nil, the data, computed (hfName is empty)
-	parts    []string   // if not nil, tensors stacked along a new first dimension (hfName is empty)
-	shift    float32    // added to every value (Gemma's norm weights)
-	scale    float32    // if not 0, multiplies every value (Falcon-H1's multipliers), before shift; only of tensors written as stored or stacked
-	oss      *ossSource // if not nil, a gpt-oss expert tensor (hfName is empty)
+	shape    []int64 // row-major (HF) shape
+	permute  int     // > 0: permute rows with this many heads
+	// permuteRot, with permute, is how many of each head's leading rows
+	// rotate (a partial rope: those are permuted, the rest stay in place;
+	// 0: all).
+	permuteRot int
+	transpo    bool       // transpose a 2-D [in, out] tensor to [out, in]
+	layer      int        // block number, -1 outside the blocks
+	gen        []float32  // if not nil, the data, computed (hfName is empty)
+	parts      []string   // if not nil, tensors stacked along a new first dimension (hfName is empty)
+	shift      float32    // added to every value (Gemma's norm weights)
+	scale      float32    // if not 0, multiplies every value (Falcon-H1's multipliers), before shift; only of tensors written as stored or stacked
+	oss        *ossSource // if not nil, a gpt-oss expert tensor (hfName is empty)
 	// derive, if not nil, computes the data when the tensor is written
 	// (DeepSeek's k_b and v_b, split from kv_b_proj).
 	derive func(tw *tensorWriter) ([]float32, error)

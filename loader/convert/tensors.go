@@ -209,8 +209,8 @@ func (tw *tensorWriter) writeTensor(ctx context.Context, w io.Writer, p tensorPl
 			return err
 		}
 	}
-	if p.permute > 0 && (rows%p.permute != 0 || (rows/p.permute)%2 != 0) {
-		return fmt.Errorf("tensor %q: cannot permute %d rows over %d heads", p.hfName, rows, p.permute)
+	if p.permute > 0 && (rows%p.permute != 0 || (rows/p.permute)%2 != 0 || p.permuteRot < 0 || p.permuteRot%2 != 0 || p.permuteRot > rows/p.permute) {
+		return fmt.Errorf("tensor %q: cannot permute %d rows over %d heads (%d of each rotated)", p.hfName, rows, p.permute, p.permuteRot)
 	}
 	rowBytes := cols * esz
 	step := max(1, chunkBytes/rowBytes)
@@ -275,10 +275,19 @@ func (tw *tensorWriter) produce(ctx context.Context, p tensorPlan, typ gguf.Type
 			// the adjacent-pair layout, as convert_hf_to_gguf.py's
 			// permute does: within each head, output row 2i+j is source
 			// row j*headDim/2+i.
+			// With a partial rope only the first permuteRot rows of a
+			// head are permuted.
 			hd := rows / p.permute
-			half := hd / 2
+			rot := hd
+			if p.permuteRot > 0 {
+				rot = p.permuteRot
+			}
+			half := rot / 2
 			source = func(r int) int {
 				h, k := r/hd, r%hd
+				if k >= rot {
+					return r
+				}
 				return h*hd + (k%2)*half + k/2
 			}
 		}
