@@ -128,21 +128,8 @@ func planApertus(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 		}
 		return fmt.Errorf("%w tensor %q in a %s checkpoint: not a tensor of the model", ErrUnsupported, t.Name, arch.hf)
 	}
-	for _, t := range st.Tensors() {
-		if fp8Aux(st, t.Name) || ignoredRE.MatchString(t.Name) {
-			continue
-		}
-		ok, err := pl.outer(t, llamaEmb, llamaNorm)
-		if !ok && err == nil {
-			n, suffix, berr := blockOf(layerRE, t.Name, h.layers, arch)
-			if berr != nil {
-				return nil, berr
-			}
-			err = layer(n, suffix, t)
-		}
-		if err != nil {
-			return nil, err
-		}
+	if err := pl.walk(arch, layerRE, llamaEmb, llamaNorm, nil, layer); err != nil {
+		return nil, err
 	}
 	if h.tied && !pl.seen["output.weight"] {
 		// llama.cpp's apertus requires its own output matrix.

@@ -12,11 +12,12 @@ import (
 // convert_hf_to_gguf.py writes it: Mamba-2 layers with attention in the
 // layers attn_layer_indices lists, every layer with a gated MLP
 // (feed_forward), no multipliers. Its Mamba-2 mixers are Granite 4.0's
-// (granite4.go: mamba_* keys of the same names and defaults), with the
-// gated output normalised per group, as llama.cpp does. The attention
-// rotates half of each head (BambaConfig fixes partial_rotary_factor at
-// 0.5 and takes no rope scaling): the q/k rows of that half go to
-// llama.cpp's adjacent-pair layout, the other half stays in place.
+// (granite4.go: mamba_* keys of the same names and defaults), with one
+// group (transformers normalises the gated output whole, llama.cpp per
+// group). The attention rotates half of each head (partial_rotary_factor
+// 0.5 unless config.json says otherwise; rope scaling is refused): the q/k
+// rows of the rotated part go to llama.cpp's adjacent-pair layout, the
+// rest stays in place.
 // (convert_hf_to_gguf.py permutes whole heads, which pairs different
 // dimensions than transformers rotates.)
 
@@ -54,18 +55,38 @@ func (c *hfConfig) bambaHparams(arch archSpec, h *hparams) error {
 	if c.MLPBias != nil && *c.MLPBias {
 		return fmt.Errorf("%w: %s with mlp_bias true: llama.cpp's %s adds no MLP biases", ErrUnsupported, arch.hf, arch.gguf)
 	}
-	// BambaConfig sets partial_rotary_factor 0.5 and rope_scaling None
-	// whatever config.json says; attn_rotary_emb, which transformers does
-	// not read, must agree.
-	h.ropeDim, h.rope = h.headDim/2, ropeScaling{}
+	// attn_rotary_emb, which transformers does not read, must agree with
+	// partial_rotary_factor (bambaDefaults).
 	switch {
-	case h.headDim%4 != 0:
-		return fmt.Errorf("%w: config.json: head dimension %d: half of it must be even to rotate", ErrMismatch, h.headDim)
+	case h.rope.kind != ropeNone:
+		return fmt.Errorf("%w: %s with rope scaling %q: not converted", ErrUnsupported, arch.hf, h.rope.kind)
 	case bc.AttnRotary != nil && *bc.AttnRotary != h.ropeDim:
-		return fmt.Errorf("%w: config.json: attn_rotary_emb %d: transformers rotates half of each head of %d", ErrMismatch, *bc.AttnRotary, h.headDim)
+		return fmt.Errorf("%w: config.json: attn_rotary_emb %d: partial_rotary_factor rotates %d of each head of %d", ErrMismatch, *bc.AttnRotary, h.ropeDim, h.headDim)
 	}
 	h.gh = g
-	return c.graniteMamba2(arch, h, g, true)
+	// BambaRMSNormGated normalises the gated output over the whole inner
+	// size, llama.cpp per group: one group only.
+	return c.graniteMamba2(arch, h, g, false)
+}
+
+// bambaDefaults fills in what BambaConfig assumes when config.json leaves
+// it out: half of each head rotated (transformers 4.x sets
+// partial_rotary_factor 0.5 unless config.json gives one; transformers 5
+// rotates whole heads, against the model's training code), 8 KV heads,
+// 262144 positions.
+func (c *hfConfig) bambaDefaults() {
+	if c.PartialRotaryFactor == nil {
+		if p, err := parseRopeJSON(c.RopeParameters, "rope_parameters"); err == nil && (p == nil || p.PartialRotaryFactor == nil) {
+			half := 0.5
+			c.PartialRotaryFactor = &half
+		}
+	}
+	if c.NumKeyValueHeads == 0 {
+		c.NumKeyValueHeads = 8
+	}
+	if c.MaxPositionEmbeddings == 0 {
+		c.MaxPositionEmbeddings = 262144
+	}
 }
 
 // bambaNorm is Bamba's final norm.
@@ -121,21 +142,8 @@ func planBamba(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, e
 		}
 		return refuse("not a tensor of the model")
 	}
-	for _, t := range st.Tensors() {
-		if fp8Aux(st, t.Name) || ignoredRE.MatchString(t.Name) {
-			continue
-		}
-		ok, err := pl.outer(t, llamaEmb, bambaNorm)
-		if !ok && err == nil {
-			n, suffix, berr := blockOf(layerRE, t.Name, h.layers, arch)
-			if berr != nil {
-				return nil, berr
-			}
-			err = layer(n, suffix, t)
-		}
-		if err != nil {
-			return nil, err
-		}
+	if err := pl.walk(arch, layerRE, llamaEmb, bambaNorm, nil, layer); err != nil {
+		return nil, err
 	}
 	required := []string{"token_embd.weight", "output_norm.weight"}
 	if !h.tied {

@@ -13,9 +13,9 @@ import (
 )
 
 // bambaBase is the Granite 4.0 layout a Bamba fixture is rewritten from:
-// Mamba-2 mixers in two groups (Bamba normalises per group), attention in
-// layer 1, a dense MLP of 96, conv1d biases.
-var bambaBase = g4Case{layers: []string{"mamba", "attention", "mamba", "mamba"}, groups: 2, rope: true, convBias: true}
+// Mamba-2 mixers in one group, attention in layer 1, a dense MLP of 96,
+// conv1d biases.
+var bambaBase = g4Case{layers: []string{"mamba", "attention", "mamba", "mamba"}, groups: 1, rope: true, convBias: true}
 
 // bambaFixture writes a Bamba checkpoint from the Granite 4.0 fixture in
 // g4dir: Bamba's config (attn_layer_indices [1], half of each head of 16
@@ -74,20 +74,40 @@ func bambaRef(t *testing.T, g4dir, dir string) *g4Ref {
 	return ref
 }
 
-// TestBamba converts a Bamba checkpoint to llama.cpp's granitehybrid and
-// checks the keys and the logits against the float64 reference, which
-// would see the partial rope made whole (or left out), the gated norm
-// taken over all groups, D or the gate left out.
+// TestBamba converts Bamba checkpoints, with config.json as released
+// (attn_rotary_emb) and as transformers saves it (partial_rotary_factor;
+// BambaConfig's defaults for what it leaves out), to llama.cpp's
+// granitehybrid and checks the keys and the logits against the float64
+// reference, which would see the partial rope made whole (or left out), D
+// or the gate left out.
 func TestBamba(t *testing.T) {
+	for name, tc := range map[string]struct {
+		edit func(map[string]any, []stTensor) []stTensor
+		ctx  uint64
+	}{
+		"as released": {nil, 4096},
+		"as transformers saves it": {func(cfg map[string]any, ts []stTensor) []stTensor {
+			delete(cfg, "attn_rotary_emb")
+			delete(cfg, "rms_norm_eps")
+			delete(cfg, "max_position_embeddings")
+			cfg["partial_rotary_factor"] = 0.5
+			return ts
+		}, 262144},
+	} {
+		t.Run(name, func(t *testing.T) { testBamba(t, tc.edit, tc.ctx) })
+	}
+}
+
+func testBamba(t *testing.T, edit func(map[string]any, []stTensor) []stTensor, ctxLen uint64) {
 	prompts := readReference(t, "tiny-llama-st").Prompts
 	g4dir := bambaBase.fixture(t, nil)
-	dir := bambaFixture(t, g4dir, nil)
+	dir := bambaFixture(t, g4dir, edit)
 	out, f := convertG4(t, dir)
 	if f.Architecture() != "granitehybrid" {
 		t.Fatalf("architecture %q", f.Architecture())
 	}
-	for k, v := range map[string]uint64{"ssm.inner_size": 2 * g4Hidden, "ssm.group_count": 2, "ssm.time_step_rank": g4MHeads,
-		"rope.dimension_count": 8, "feed_forward_length": 2 * g4Shared} {
+	for k, v := range map[string]uint64{"ssm.inner_size": 2 * g4Hidden, "ssm.group_count": 1, "ssm.time_step_rank": g4MHeads,
+		"rope.dimension_count": 8, "feed_forward_length": 2 * g4Shared, "context_length": ctxLen} {
 		if got, ok := f.Uint("granitehybrid." + k); !ok || got != v {
 			t.Errorf("%s = %v (%v), want %v", k, got, ok, v)
 		}
@@ -113,11 +133,6 @@ func TestBamba(t *testing.T) {
 		"no rope": func(m *g4Ref) {
 			for l := range m.layers {
 				m.layers[l].noRope = true
-			}
-		},
-		"norm over all groups": func(m *g4Ref) {
-			for _, mr := range m.mixers {
-				mr.wholeNorm = true
 			}
 		},
 		"D":    func(m *g4Ref) { m.mixers[0].noD, m.mixers[1].noD, m.mixers[2].noD = true, true, true },
@@ -149,6 +164,8 @@ func TestBambaRefused(t *testing.T) {
 		"projection bias":          {setConfig("mamba_proj_bias", true), convert.ErrUnsupported},
 		"attention bias":           {setConfig("attention_bias", true), convert.ErrUnsupported},
 		"groups not dividing":      {setConfig("mamba_n_groups", 3), convert.ErrMismatch},
+		"two groups":               {setConfig("mamba_n_groups", 2), convert.ErrUnsupported},
+		"rope scaling":             {setConfig("rope_scaling", llama3Scaling), convert.ErrUnsupported},
 		"kernel of 5":              {setConfig("mamba_d_conv", 5), convert.ErrUnsupported},
 		"no A_log":                 {dropTensor("model.layers.2.mamba.A_log"), convert.ErrMismatch},
 		"no up_proj":               {dropTensor("model.layers.0.feed_forward.up_proj.weight"), convert.ErrMismatch},

@@ -249,6 +249,9 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	if arch.falconH1 {
 		c.falconH1Defaults()
 	}
+	if arch.bamba {
+		c.bambaDefaults()
+	}
 	if arch.seedOSS && c.HeadDim <= 0 {
 		c.HeadDim = 128 // SeedOssConfig's default
 	}
@@ -309,7 +312,7 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	}
 	h.rmsEps = 1e-6
 	switch arch.hf {
-	case "OlmoeForCausalLM", "Ernie4_5ForCausalLM", "Ernie4_5_MoeForCausalLM", "Exaone4ForCausalLM", "FalconH1ForCausalLM", "ApertusForCausalLM":
+	case "OlmoeForCausalLM", "Ernie4_5ForCausalLM", "Ernie4_5_MoeForCausalLM", "Exaone4ForCausalLM", "FalconH1ForCausalLM", "ApertusForCausalLM", "BambaForCausalLM":
 		h.rmsEps = 1e-5 // their configs' defaults
 	}
 	if c.RMSNormEps != nil {

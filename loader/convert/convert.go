@@ -484,7 +484,7 @@ var archs = []archSpec{
 	{hf: "GraniteMoeForCausalLM", gguf: "granitemoe", permute: true, ropeFreqs: true, granite: true, moe: graniteMoE, fusedExperts: true},
 	{hf: "GraniteMoeHybridForCausalLM", gguf: "granitehybrid", permute: true, ropeFreqs: true, granite: true, graniteHybrid: true},
 	{hf: "NemotronHForCausalLM", gguf: "nemotron_h", nemotronH: true},
-	{hf: "BambaForCausalLM", gguf: "granitehybrid", permute: true, bamba: true},
+	{hf: "BambaForCausalLM", gguf: "granitehybrid", permute: true, partialRotary: true, bamba: true},
 	{hf: "FalconH1ForCausalLM", gguf: "falcon-h1", noBias: true, falconH1: true},
 	{hf: "ApertusForCausalLM", gguf: "apertus", noBias: true, qkNorm: true, ropeFreqs: true, apertus: true},
 	{hf: "Qwen3NextForCausalLM", gguf: "qwen3next", noBias: true, qkNorm: true, partialRotary: true, moe: qwen3NextMoE, fusedExperts: true, qwen3next: true},

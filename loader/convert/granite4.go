@@ -345,22 +345,8 @@ func planGraniteHybrid(st *safetensors.Model, arch archSpec, h hparams) ([]tenso
 		}
 		return refuse("not a tensor of the model")
 	}
-	for _, t := range st.Tensors() {
-		name := t.Name
-		if fp8Aux(st, name) || ignoredRE.MatchString(name) {
-			continue
-		}
-		ok, err := pl.outer(t, llamaEmb, llamaNorm)
-		if !ok && err == nil {
-			n, suffix, berr := blockOf(layerRE, name, h.layers, arch)
-			if berr != nil {
-				return nil, berr
-			}
-			err = layer(n, suffix, t)
-		}
-		if err != nil {
-			return nil, err
-		}
+	if err := pl.walk(arch, layerRE, llamaEmb, llamaNorm, nil, layer); err != nil {
+		return nil, err
 	}
 	if moe {
 		stacked, err := fused.plans(graniteMoE, h)

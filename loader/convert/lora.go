@@ -97,29 +97,7 @@ func ConvertLoRA(ctx context.Context, dir, out string, base *gguf.File, baseTens
 		// scaled to match.
 		return fmt.Errorf("%w: LoRA adapters of a falcon-h1 base: its multipliers are folded into the base weights", ErrUnsupported)
 	}
-	heads, _ := base.Uint(arch + ".attention.head_count")
-	kvHeads, ok := base.Uint(arch + ".attention.head_count_kv")
-	if !ok {
-		kvHeads = heads
-		// One per layer in a hybrid (0 in its layers without attention):
-		// its attention layers'.
-		layers, _ := base.Uint(arch + ".block_count")
-		if kv, ok := base.LayerKVHeads(int(min(layers, 1<<16))); ok {
-			kvHeads = slices.Max(append(kv, 0))
-		}
-	}
-	// A partial rope (Bamba's) permutes the rotated rows of each head only.
-	var rot int
-	if r, ok := base.Uint(arch + ".rope.dimension_count"); ok && heads > 0 {
-		hd, ok := base.Uint(arch + ".attention.key_length")
-		if !ok {
-			embd, _ := base.Uint(arch + ".embedding_length")
-			hd = embd / heads
-		}
-		if r < hd {
-			rot = int(r)
-		}
-	}
+	heads, kvHeads, rot := loraHeads(base)
 	permute := permutedArch(arch) // as Convert permutes those archs' q/k rows
 	byName := make(map[string]gguf.TensorInfo, len(baseTensors))
 	for _, t := range baseTensors {
@@ -240,9 +218,37 @@ func permutedArch(gguf string) bool {
 	return false
 }
 
+// loraHeads returns what permuting an adapter's q/k rows takes from its
+// base: the heads, the KV heads (of a hybrid's attention layers, when one
+// per layer) and, for a partial rope (Bamba's), how many of each head's
+// rows rotate (0: all).
+func loraHeads(base *gguf.File) (heads, kvHeads uint64, rot int) {
+	arch := base.Architecture()
+	heads, _ = base.Uint(arch + ".attention.head_count")
+	kvHeads, ok := base.Uint(arch + ".attention.head_count_kv")
+	if !ok {
+		kvHeads = heads
+		layers, _ := base.Uint(arch + ".block_count")
+		if kv, ok := base.LayerKVHeads(int(min(layers, 1<<16))); ok {
+			kvHeads = slices.Max(append(kv, 0))
+		}
+	}
+	if r, ok := base.Uint(arch + ".rope.dimension_count"); ok && heads > 0 {
+		hd, ok := base.Uint(arch + ".attention.key_length")
+		if !ok {
+			embd, _ := base.Uint(arch + ".embedding_length")
+			hd = embd / heads
+		}
+		if r < hd {
+			rot = int(r)
+		}
+	}
+	return heads, kvHeads, rot
+}
+
 // loRAFormat versions LoRAFile's conversions: a change to ConvertLoRA's
 // output changes the cache's file names.
-const loRAFormat = "v2"
+const loRAFormat = "v3" // v3: a hybrid's per-layer KV heads, a partial rope's rows
 
 // loraBaseName maps a PEFT module name (model.layers.N.self_attn.q_proj,
 // lm_head) to the GGUF tensor it adapts.
@@ -298,9 +304,8 @@ func LoRAFile(ctx context.Context, path, cacheDir, basePath string, base *gguf.F
 	// The conversion depends on the base's names and heads (the permuted
 	// q/k rows), not on its weights.
 	arch := base.Architecture()
-	heads, _ := base.Uint(arch + ".attention.head_count")
-	kvHeads, _ := base.Uint(arch + ".attention.head_count_kv")
-	out := filepath.Join(cacheDir, safeName(fmt.Sprintf("lora-%s-%s-%s-%d-%d", loRAFormat, key, arch, heads, kvHeads))+"-f16.gguf")
+	heads, kvHeads, rot := loraHeads(base)
+	out := filepath.Join(cacheDir, safeName(fmt.Sprintf("lora-%s-%s-%s-%d-%d-%d", loRAFormat, key, arch, heads, kvHeads, rot))+"-f16.gguf")
 	if _, err := os.Stat(out); err == nil {
 		return out, nil
 	}

@@ -461,26 +461,9 @@ func planNemotronH(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPla
 		}
 		return refuse()
 	}
-	for _, t := range st.Tensors() {
-		name := t.Name
-		if fp8Aux(st, name) || ignoredRE.MatchString(name) {
-			continue
-		}
-		if strings.HasPrefix(name, "mtp.") {
-			mtp++ // multi-token prediction, for speculative decoding: not converted
-			continue
-		}
-		ok, err := pl.outer(t, []string{"backbone.embeddings.weight", "model.embeddings.weight"}, []string{"backbone.norm_f.weight", "model.norm_f.weight"})
-		if !ok && err == nil {
-			n, suffix, berr := blockOf(nemotronLayerRE, name, h.layers, arch)
-			if berr != nil {
-				return nil, berr
-			}
-			err = layer(n, suffix, t)
-		}
-		if err != nil {
-			return nil, err
-		}
+	if err := pl.walk(arch, nemotronLayerRE, []string{"backbone.embeddings.weight", "model.embeddings.weight"},
+		[]string{"backbone.norm_f.weight", "model.norm_f.weight"}, skipMTP(&mtp), layer); err != nil {
+		return nil, err
 	}
 	if mtp > 0 {
 		slog.Info("convert: multi-token-prediction tensors skipped", "architecture", arch.hf, "tensors", mtp)

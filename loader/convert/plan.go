@@ -529,6 +529,45 @@ func (pl *planner) finish(required []string) ([]tensorPlan, error) {
 	return pl.plan, nil
 }
 
+// walk plans every tensor of the checkpoint: the embeddings and final norm
+// named in emb and norm and the output matrix itself, each block's tensors
+// through layer (with the block number and the name's rest by re). FP8
+// scales, ignored tensors and those skip reports (when not nil) are passed
+// over.
+func (pl *planner) walk(arch archSpec, re *regexp.Regexp, emb, norm []string, skip func(name string) bool,
+	layer func(n int, suffix string, t safetensors.TensorInfo) error) error {
+	for _, t := range pl.st.Tensors() {
+		if fp8Aux(pl.st, t.Name) || ignoredRE.MatchString(t.Name) || skip != nil && skip(t.Name) {
+			continue
+		}
+		ok, err := pl.outer(t, emb, norm)
+		if !ok && err == nil {
+			n, suffix, berr := blockOf(re, t.Name, pl.h.layers, arch)
+			if berr != nil {
+				return berr
+			}
+			err = layer(n, suffix, t)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// skipMTP is a walk skip that passes over the multi-token-prediction
+// tensors (mtp.*, for speculative decoding: not converted), counting them
+// in n.
+func skipMTP(n *int) func(string) bool {
+	return func(name string) bool {
+		if strings.HasPrefix(name, "mtp.") {
+			*n++
+			return true
+		}
+		return false
+	}
+}
+
 // blockOf splits a checkpoint tensor name into its block number and the
 // rest with re (whose groups are those two), refusing a name re does not
 // match and a block at or past layers.

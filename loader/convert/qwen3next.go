@@ -254,25 +254,8 @@ func planQwen3Next(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPla
 		}
 		return fmt.Errorf("%w tensor %q in a %s checkpoint: not a tensor of the model", ErrUnsupported, t.Name, arch.hf)
 	}
-	for _, t := range st.Tensors() {
-		if fp8Aux(st, t.Name) || ignoredRE.MatchString(t.Name) {
-			continue
-		}
-		if strings.HasPrefix(t.Name, "mtp.") {
-			mtp++ // multi-token prediction, for speculative decoding: not converted
-			continue
-		}
-		ok, err := pl.outer(t, llamaEmb, llamaNorm)
-		if !ok && err == nil {
-			n, suffix, berr := blockOf(layerRE, t.Name, h.layers, arch)
-			if berr != nil {
-				return nil, berr
-			}
-			err = layer(n, suffix, t)
-		}
-		if err != nil {
-			return nil, err
-		}
+	if err := pl.walk(arch, layerRE, llamaEmb, llamaNorm, skipMTP(&mtp), layer); err != nil {
+		return nil, err
 	}
 	if mtp > 0 {
 		slog.Info("convert: multi-token-prediction tensors skipped", "architecture", arch.hf, "tensors", mtp)
