@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -179,4 +180,30 @@ func TestBambaRefused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestConvertLoRABamba converts a PEFT adapter of a Bamba's attention (and
+// head): lora_B's q/k rows must be permuted as the base's, half of each
+// head, with the KV heads of the attention layers (head_count_kv is one
+// per layer, 0 in the Mamba-2 layers).
+func TestConvertLoRABamba(t *testing.T) {
+	base := bambaFixture(t, bambaBase.fixture(t, nil), nil)
+	var modules []string
+	for _, m := range []string{"q_proj", "k_proj", "v_proj", "o_proj"} {
+		modules = append(modules, "model.layers.1.self_attn."+m)
+	}
+	adapter, merged := peftFixtureDir(t, base, "test/bamba", modules, nil, func(dst string) {
+		entries, err := os.ReadDir(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.Name() != "model.safetensors" {
+				if err := os.Symlink(filepath.Join(base, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	})
+	checkLoRA(t, base, adapter, merged, readReference(t, "tiny-llama-st").Prompts)
 }

@@ -38,27 +38,35 @@ func peftFixture(t *testing.T, base string, cfg map[string]any) (adapter, merged
 // edited by baseEdit (the base then being copyFixture(base, baseEdit)).
 func peftFixtureAs(t *testing.T, base string, cfg map[string]any, baseEdit func(map[string]any)) (adapter, merged string) {
 	t.Helper()
-	st, err := safetensors.OpenDir(shareddata.Path(t, "models", "hf", base))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer st.Close()
-	r := rand.New(rand.NewPCG(3, 4))
 	var modules []string
 	for l := range 2 {
 		for _, m := range peftTargets {
 			modules = append(modules, fmt.Sprintf("model.layers.%d.%s", l, m))
 		}
 	}
+	return peftFixtureDir(t, shareddata.Path(t, "models", "hf", base), "test/"+base, modules, cfg, func(dst string) { copyHFFiles(t, base, dst, baseEdit) })
+}
+
+// peftFixtureDir writes a PEFT LoRA adapter of the checkpoint in baseDir
+// (named name) for modules (and lm_head when the base has one), and the
+// checkpoint with it merged, whose other files copyFiles writes.
+func peftFixtureDir(t *testing.T, baseDir, name string, modules []string, cfg map[string]any, copyFiles func(dst string)) (adapter, merged string) {
+	t.Helper()
+	st, err := safetensors.OpenDir(baseDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	r := rand.New(rand.NewPCG(3, 4))
 	if _, ok := st.Tensor("lm_head.weight"); ok {
-		modules = append(modules, "lm_head")
+		modules = append(slices.Clone(modules), "lm_head")
 	}
 	var lora, weights []stTensor
 	delta := map[string][]float32{}
 	for _, mod := range modules {
 		ti, ok := st.Tensor(mod + ".weight")
 		if !ok {
-			t.Fatalf("%s has no %s", base, mod)
+			t.Fatalf("%s has no %s", name, mod)
 		}
 		out, in := int(ti.Shape[0]), int(ti.Shape[1])
 		a, b := randn(r, peftRank*in, 0.2), randn(r, out*peftRank, 0.2)
@@ -93,7 +101,7 @@ func peftFixtureAs(t *testing.T, base string, cfg map[string]any, baseEdit func(
 	if cfg == nil {
 		cfg = map[string]any{}
 	}
-	full := map[string]any{"peft_type": "LORA", "r": peftRank, "lora_alpha": peftAlpha, "base_model_name_or_path": "test/" + base,
+	full := map[string]any{"peft_type": "LORA", "r": peftRank, "lora_alpha": peftAlpha, "base_model_name_or_path": name,
 		"target_modules": []string{"q_proj", "k_proj"}, "use_rslora": false, "use_dora": false, "rank_pattern": map[string]any{}}
 	for k, v := range cfg {
 		full[k] = v
@@ -106,7 +114,7 @@ func peftFixtureAs(t *testing.T, base string, cfg map[string]any, baseEdit func(
 		t.Fatal(err)
 	}
 	merged = t.TempDir()
-	copyHFFiles(t, base, merged, baseEdit)
+	copyFiles(merged)
 	if err := writeSafetensors(filepath.Join(merged, "model.safetensors"), weights); err != nil {
 		t.Fatal(err)
 	}
@@ -133,85 +141,94 @@ func TestConvertLoRA(t *testing.T) {
 	} {
 		base := tc.base
 		t.Run(tc.name, func(t *testing.T) {
-			ctx := context.Background()
 			adapterDir, mergedDir := peftFixtureAs(t, base, nil, tc.edit)
-			dir := t.TempDir()
-			basePath, mergedPath := filepath.Join(dir, "base.gguf"), filepath.Join(dir, "merged.gguf")
-			for src, out := range map[string]string{copyFixture(t, base, tc.edit): basePath, mergedDir: mergedPath} {
-				if err := convert.Convert(ctx, src, out, convert.Options{Type: "f32"}); err != nil {
-					t.Fatal(err)
-				}
-			}
-			header, err := gguf.ValidateModel(basePath)
-			if err != nil {
-				t.Fatal(err)
-			}
-			// F32 here, so that the comparison is not of F16 rounding.
-			tensors, err := gguf.AllTensors(basePath, header)
-			if err != nil {
-				t.Fatal(err)
-			}
-			adapterPath := filepath.Join(dir, "adapter.gguf")
-			if err := convert.ConvertLoRA(ctx, adapterDir, adapterPath, header, tensors, convert.Options{Type: "f32"}); err != nil {
-				t.Fatal(err)
-			}
-			f, err := gguf.Open(adapterPath)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if a, _ := f.Float(gguf.KeyLoRAAlpha); a != peftAlpha || f.Architecture() != header.Architecture() {
-				t.Errorf("alpha %v, architecture %q", a, f.Architecture())
-			}
-			if ti, ok := f.Tensor("blk.1.attn_k.weight.lora_b"); !ok || !slices.Equal(ti.Shape, []uint64{peftRank, 32}) || ti.Type != gguf.TypeF32 {
-				t.Errorf("blk.1.attn_k.weight.lora_b: %v %+v", ok, ti)
-			}
-
-			opts := engine.ContextOptions{ContextLength: 256, TypeK: "f32", TypeV: "f32", FlashAttention: engine.FlashAttentionOff}
-			m := loadModel(t, basePath, engine.ModelOptions{})
-			a, err := m.LoadAdapter(adapterPath)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c, err := m.NewContext(opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			if err := c.SetAdapter(a, 1); err != nil {
-				t.Fatal(err)
-			}
-			want := loadModel(t, mergedPath, engine.ModelOptions{})
-			wc, err := want.NewContext(opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer wc.Close()
-			for _, p := range readReference(t, base).Prompts {
-				_, got := greedy(t, c, toTokens(p.PromptIDs), 1)
-				_, ref := greedy(t, wc, toTokens(p.PromptIDs), 1)
-				ref64 := make([]float64, len(ref))
-				for i, v := range ref {
-					ref64[i] = float64(v)
-				}
-				if re := relErr(got, ref64); re > 1e-5 {
-					t.Errorf("%q: relative logit error %.3g against the merged model", p.Text, re)
-				} else {
-					t.Logf("%q: relative logit error %.3g", p.Text, re)
-				}
-			}
-			// LoRAFile converts to F16 once, then reuses the file.
-			cache := t.TempDir()
-			first, err := convert.LoRAFile(ctx, adapterDir, cache, basePath, header)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if f, err := gguf.Open(first); err != nil || f.Tensors[0].Type != gguf.TypeF16 {
-				t.Errorf("LoRAFile: %v", err)
-			}
-			if again, err := convert.LoRAFile(ctx, adapterDir, cache, basePath, header); err != nil || again != first {
-				t.Errorf("the second LoRAFile: %q, %v; want the cached %q", again, err, first)
-			}
+			checkLoRA(t, copyFixture(t, base, tc.edit), adapterDir, mergedDir, readReference(t, base).Prompts)
 		})
+	}
+}
+
+// checkLoRA converts the checkpoint in baseDir, the adapter in adapterDir
+// and the merged checkpoint in mergedDir, and checks that the base with
+// the adapter applied gives the merged model's logits, and that LoRAFile
+// converts to F16 once and reuses the file.
+func checkLoRA(t *testing.T, baseDir, adapterDir, mergedDir string, prompts []refPrompt) {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
+	basePath, mergedPath := filepath.Join(dir, "base.gguf"), filepath.Join(dir, "merged.gguf")
+	for src, out := range map[string]string{baseDir: basePath, mergedDir: mergedPath} {
+		if err := convert.Convert(ctx, src, out, convert.Options{Type: "f32"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	header, err := gguf.ValidateModel(basePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// F32 here, so that the comparison is not of F16 rounding.
+	tensors, err := gguf.AllTensors(basePath, header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adapterPath := filepath.Join(dir, "adapter.gguf")
+	if err := convert.ConvertLoRA(ctx, adapterDir, adapterPath, header, tensors, convert.Options{Type: "f32"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(adapterPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, _ := f.Float(gguf.KeyLoRAAlpha); a != peftAlpha || f.Architecture() != header.Architecture() {
+		t.Errorf("alpha %v, architecture %q", a, f.Architecture())
+	}
+	if ti, ok := f.Tensor("blk.1.attn_k.weight.lora_b"); !ok || !slices.Equal(ti.Shape, []uint64{peftRank, 32}) || ti.Type != gguf.TypeF32 {
+		t.Errorf("blk.1.attn_k.weight.lora_b: %v %+v", ok, ti)
+	}
+
+	opts := engine.ContextOptions{ContextLength: 256, TypeK: "f32", TypeV: "f32", FlashAttention: engine.FlashAttentionOff}
+	m := loadModel(t, basePath, engine.ModelOptions{})
+	a, err := m.LoadAdapter(adapterPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := m.NewContext(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.SetAdapter(a, 1); err != nil {
+		t.Fatal(err)
+	}
+	want := loadModel(t, mergedPath, engine.ModelOptions{})
+	wc, err := want.NewContext(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wc.Close()
+	for _, p := range prompts {
+		_, got := greedy(t, c, toTokens(p.PromptIDs), 1)
+		_, ref := greedy(t, wc, toTokens(p.PromptIDs), 1)
+		ref64 := make([]float64, len(ref))
+		for i, v := range ref {
+			ref64[i] = float64(v)
+		}
+		if re := relErr(got, ref64); re > 1e-5 {
+			t.Errorf("%q: relative logit error %.3g against the merged model", p.Text, re)
+		} else {
+			t.Logf("%q: relative logit error %.3g", p.Text, re)
+		}
+	}
+	// LoRAFile converts to F16 once, then reuses the file.
+	cache := t.TempDir()
+	first, err := convert.LoRAFile(ctx, adapterDir, cache, basePath, header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, err := gguf.Open(first); err != nil || f.Tensors[0].Type != gguf.TypeF16 {
+		t.Errorf("LoRAFile: %v", err)
+	}
+	if again, err := convert.LoRAFile(ctx, adapterDir, cache, basePath, header); err != nil || again != first {
+		t.Errorf("the second LoRAFile: %q, %v; want the cached %q", again, err, first)
 	}
 }
 
