@@ -15,15 +15,10 @@ func (s Shape) falconH1() bool { return s.Arch == "falcon-h1" }
 // in every layer, no experts and no list of attention layers (every layer
 // attends).
 func (s Shape) validateFalconH1() error {
-	if err := s.validateMamba2(); err != nil {
+	if err := s.validateMamba2Heads(); err != nil {
 		return err
 	}
-	switch {
-	case s.SSMHeadDim <= 0:
-		return fmt.Errorf("synth: falcon-h1: Mamba-2 head size %d is not positive", s.SSMHeadDim)
-	case s.ssmInner()%32 != 0:
-		return fmt.Errorf("synth: falcon-h1: Mamba-2 inner size %d (%d heads of %d) is not a multiple of 32", s.ssmInner(), s.SSMHeads, s.SSMHeadDim)
-	case s.Experts != 0:
+	if s.Experts != 0 {
 		return fmt.Errorf("synth: falcon-h1 has no experts")
 	}
 	return nil

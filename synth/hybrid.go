@@ -85,6 +85,22 @@ func (s Shape) validateMamba2() error {
 	return nil
 }
 
+// validateMamba2Heads checks the Mamba-2 sizes of a shape whose inner size
+// is SSMHeads heads of SSMHeadDim (nemotron_h, falcon-h1): a positive head
+// size and an inner size the quantized types' blocks divide.
+func (s Shape) validateMamba2Heads() error {
+	if err := s.validateMamba2(); err != nil {
+		return err
+	}
+	switch {
+	case s.SSMHeadDim <= 0:
+		return fmt.Errorf("synth: %s: Mamba-2 head size %d is not positive", s.Arch, s.SSMHeadDim)
+	case s.ssmInner()%32 != 0:
+		return fmt.Errorf("synth: %s: Mamba-2 inner size %d (%d heads of %d) is not a multiple of 32", s.Arch, s.ssmInner(), s.SSMHeads, s.SSMHeadDim)
+	}
+	return nil
+}
+
 // mamba2Tensors are the tensors of the Mamba-2 mixer of the block whose
 // names start with p, as llama.cpp creates them: the input projection (z,
 // then x·B·C, then dt), the convolution (F32, which ggml runs only in),

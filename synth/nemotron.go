@@ -16,14 +16,10 @@ func (s Shape) nemotronH() bool { return s.Arch == "nemotron_h" }
 // kind per layer with Mamba-2 and attention blocks, Mamba-2 heads of
 // SSMHeadDim, no experts (llama.cpp's nemotron_h_moe).
 func (s Shape) validateNemotronH() error {
-	if err := s.validateMamba2(); err != nil {
+	if err := s.validateMamba2Heads(); err != nil {
 		return err
 	}
 	switch {
-	case s.SSMHeadDim <= 0:
-		return fmt.Errorf("synth: nemotron_h: Mamba-2 head size %d is not positive", s.SSMHeadDim)
-	case s.ssmInner()%32 != 0:
-		return fmt.Errorf("synth: nemotron_h: Mamba-2 inner size %d (%d heads of %d) is not a multiple of 32", s.ssmInner(), s.SSMHeads, s.SSMHeadDim)
 	case s.Experts != 0:
 		return fmt.Errorf("synth: nemotron_h: experts are nemotron_h_moe's, not synthesized")
 	case len(s.Pattern) != s.Layers:
