@@ -48,6 +48,9 @@ func (c *hfConfig) apertusDefaults() {
 
 // apertusHparams checks what llama.cpp's apertus graph fixes.
 func (c *hfConfig) apertusHparams(arch archSpec, h *hparams) error {
+	if c.apertusErr != nil {
+		return fmt.Errorf("%w: config.json: %v", ErrMismatch, c.apertusErr)
+	}
 	a := c.Apertus
 	switch {
 	case c.HiddenAct != "" && c.HiddenAct != "xielu":

@@ -269,6 +269,7 @@ func TestApertus(t *testing.T) {
 		"post_norm":               {setConfig("post_norm", true), convert.ErrUnsupported},
 		"qk_norm false":           {setConfig("qk_norm", false), convert.ErrUnsupported},
 		"attention_bias":          {setConfig("attention_bias", true), convert.ErrUnsupported},
+		"post_norm as a string":   {setConfig("post_norm", "true"), convert.ErrMismatch},
 		"a gate": {func(_ map[string]any, ts []stTensor) []stTensor {
 			return append(ts, f32Tensor("model.layers.0.mlp.gate_proj.weight", []int64{128, 64}, make([]float32, 128*64)))
 		}, convert.ErrUnsupported},

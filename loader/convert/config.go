@@ -92,8 +92,9 @@ type hfConfig struct {
 	// Bamba's fields, and their decoding error.
 	Bamba    bambaConfig `json:"-"`
 	bambaErr error
-	// Apertus's fields.
-	Apertus apertusConfig `json:"-"`
+	// Apertus's fields, and their decoding error.
+	Apertus    apertusConfig `json:"-"`
+	apertusErr error
 
 	// A classifier's labels by id ("0": "LABEL_0").
 	ID2Label map[string]string `json:"id2label"`
@@ -203,7 +204,7 @@ func readConfig(dir string) (*hfConfig, error) {
 	c.mmErr = json.Unmarshal(raw, &c.MiniMax)
 	c.q3nErr = json.Unmarshal(raw, &c.Qwen3Next)
 	c.fh1Err = json.Unmarshal(raw, &c.FalconH1)
-	json.Unmarshal(raw, &c.Apertus) // booleans; a mistyped one reads as absent
+	c.apertusErr = json.Unmarshal(raw, &c.Apertus)
 	c.bambaErr = json.Unmarshal(raw, &c.Bamba)
 	return &c, nil
 }
