@@ -70,10 +70,9 @@ func (c *hfConfig) bambaHparams(arch archSpec, h *hparams) error {
 }
 
 // bambaDefaults fills in what BambaConfig assumes when config.json leaves
-// it out: half of each head rotated (transformers 4.x sets
-// partial_rotary_factor 0.5 unless config.json gives one; transformers 5
-// rotates whole heads, against the model's training code), 8 KV heads,
-// 262144 positions.
+// it out: half of each head rotated (BambaConfig sets
+// partial_rotary_factor 0.5; transformers 5 forces it, 4 lets config.json
+// give another), 8 KV heads, 262144 positions.
 func (c *hfConfig) bambaDefaults() {
 	if c.PartialRotaryFactor == nil {
 		if p, err := parseRopeJSON(c.RopeParameters, "rope_parameters"); err == nil && (p == nil || p.PartialRotaryFactor == nil) {

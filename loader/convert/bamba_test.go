@@ -92,6 +92,7 @@ func TestBamba(t *testing.T) {
 			delete(cfg, "rms_norm_eps")
 			delete(cfg, "max_position_embeddings")
 			cfg["partial_rotary_factor"] = 0.5
+			cfg["time_step_limit"] = []any{0.0, nil} // Python's [0.0, Infinity] as pyjson reads it
 			return ts
 		}, 262144},
 	} {
@@ -167,6 +168,7 @@ func TestBambaRefused(t *testing.T) {
 		"groups not dividing":      {setConfig("mamba_n_groups", 3), convert.ErrMismatch},
 		"two groups":               {setConfig("mamba_n_groups", 2), convert.ErrUnsupported},
 		"rope scaling":             {setConfig("rope_scaling", llama3Scaling), convert.ErrUnsupported},
+		"time step clamped":        {setConfig("time_step_limit", []float64{0.001, 0.1}), convert.ErrUnsupported},
 		"kernel of 5":              {setConfig("mamba_d_conv", 5), convert.ErrUnsupported},
 		"no A_log":                 {dropTensor("model.layers.2.mamba.A_log"), convert.ErrMismatch},
 		"no up_proj":               {dropTensor("model.layers.0.feed_forward.up_proj.weight"), convert.ErrMismatch},

@@ -53,6 +53,7 @@ type graniteHybridConfig struct {
 	MambaExpand   *int            `json:"mamba_expand"`
 	MambaConvBias *bool           `json:"mamba_conv_bias"`
 	MambaProjBias *bool           `json:"mamba_proj_bias"`
+	TimeStepLimit json.RawMessage `json:"time_step_limit"`
 }
 
 // graniteHybrid holds a Granite 4.0 model's validated layout.
@@ -222,6 +223,11 @@ func (c *hfConfig) graniteMamba2(arch archSpec, h *hparams, g *graniteHybrid, pe
 		return fmt.Errorf("%w: config.json: mamba_d_state %d is not positive", ErrMismatch, g.dState)
 	case g.dConv != 3 && g.dConv != 4:
 		return fmt.Errorf("%w: %s with mamba_d_conv %d: ggml's CUDA convolution runs kernels of 3 or 4 only (others abort)", ErrUnsupported, arch.hf, g.dConv)
+	}
+	// The mixers clamp the time step to time_step_limit (BambaMixer's,
+	// which Granite 4.0's reuses); llama.cpp does not clamp.
+	if err := checkTimeStepLimit(gc.TimeStepLimit); err != nil {
+		return fmt.Errorf("%w: %s with %v", ErrUnsupported, arch.hf, err)
 	}
 	if !isNull(gc.MambaHead) {
 		var auto string

@@ -425,6 +425,7 @@ func TestGraniteHybridRefused(t *testing.T) {
 		"3 groups of 8 heads":      {setConfig("mamba_n_groups", 3), convert.ErrMismatch},
 		"mamba_d_conv 2":           {setConfig("mamba_d_conv", 2), convert.ErrUnsupported},
 		"2 groups":                 {setConfig("mamba_n_groups", 2), convert.ErrUnsupported},
+		"time step clamped":        {setConfig("time_step_limit", []float64{0.001, 0.1}), convert.ErrUnsupported},
 		"layer_types empty":        {setConfig("layer_types", []string{}), convert.ErrUnsupported}, // all Mamba-2: layer 1's attention refused
 		"mamba_d_head 32":          {setConfig("mamba_d_head", 32), convert.ErrMismatch},
 		"a layer type":             {setConfig("layer_types", []string{"mamba", "attention", "mamba", "mlp"}), convert.ErrMismatch},
