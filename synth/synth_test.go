@@ -1030,36 +1030,7 @@ func TestMiniMaxM2(t *testing.T) {
 					t.Errorf("%s = %d (%v), want %d", k, got, ok, v)
 				}
 			}
-			m, err := engine.LoadModel(context.Background(), path, engine.ModelOptions{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer m.Close()
-			c, err := m.NewContext(engine.ContextOptions{ContextLength: 128, Threads: 1})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			b, err := engine.NewBatch(8, 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer b.Close()
-			for i := range 8 {
-				b.Add(engine.Token(3+i), engine.Pos(i), i == 7, 0)
-			}
-			if err := c.Decode(context.Background(), b); err != nil {
-				t.Fatal(err)
-			}
-			logits, err := c.Logits(7)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, v := range logits {
-				if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
-					t.Fatalf("non-finite logit %v", v)
-				}
-			}
+			decodeFinite(t, path)
 		})
 	}
 	for name, edit := range map[string]func(*Shape){

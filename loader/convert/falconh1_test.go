@@ -125,32 +125,8 @@ func (m *fhRef) attention(l int, hs [][]float64) [][]float64 {
 		}
 		qs[t], ks[t], vs[t] = q, k, v
 	}
-	outs := make([][]float64, T)
-	for t := range T {
-		att := make([]float64, nh*d)
-		for j := range nh {
-			kv := j / (nh / nkv)
-			sc := make([]float64, t+1)
-			mx := math.Inf(-1)
-			for s := range t + 1 {
-				var dot float64
-				for e := range d {
-					dot += qs[t][j*d+e] * ks[s][kv*d+e]
-				}
-				sc[s] = dot / math.Sqrt(float64(d))
-				mx = max(mx, sc[s])
-			}
-			var z float64
-			for s := range sc {
-				sc[s] = math.Exp(sc[s] - mx)
-				z += sc[s]
-			}
-			for s := range sc {
-				for e := range d {
-					att[j*d+e] += sc[s] / z * vs[s][kv*d+e]
-				}
-			}
-		}
+	outs := causalAttention(qs, ks, vs, nh, nkv, d)
+	for t, att := range outs {
 		outs[t] = matvec(L.wo, att, m.hidden)
 	}
 	return outs

@@ -255,17 +255,13 @@ func (c g4Case) reference(t *testing.T, dir string) *g4Ref {
 			continue
 		}
 		L.router, L.topK, L.ffn = r.get(p+"block_sparse_moe.router.layer.weight"), g4Used, g4ExpertFFN
-		ein, eout := r.get(p+"block_sparse_moe.input_linear.weight"), r.get(p+"block_sparse_moe.output_linear.weight")
-		const I, H = g4ExpertFFN, g4Hidden
-		for e := range c.experts {
-			gu := ein[e*2*I*H : (e+1)*2*I*H]
-			L.experts = append(L.experts, [3][]float64{gu[:I*H], gu[I*H:], eout[e*H*I : (e+1)*H*I]})
-		}
+		L.experts = fusedExpertsRef(r.get(p+"block_sparse_moe.input_linear.weight"), r.get(p+"block_sparse_moe.output_linear.weight"),
+			c.experts, g4ExpertFFN, g4Hidden)
 		moeL := L
 		L.mlp = func(h []float64) []float64 {
 			o := m.moe(moeL, h)
 			if ref.shared {
-				for i, v := range gatedMLP(sh, h, S, H) {
+				for i, v := range gatedMLP(sh, h, S, g4Hidden) {
 					o[i] += v
 				}
 			}

@@ -254,11 +254,7 @@ func (c lfCase) reference(t *testing.T, dir string) *lfRef {
 		}
 		const I, H = lfExpertFF, lfHidden
 		if c.fused {
-			gu, down := r.get(p+"feed_forward.experts.gate_up_proj"), r.get(p+"feed_forward.experts.down_proj")
-			for e := range lfExperts {
-				x := gu[e*2*I*H : (e+1)*2*I*H]
-				L.experts = append(L.experts, [3][]float64{x[:I*H], x[I*H:], down[e*H*I : (e+1)*H*I]})
-			}
+			L.experts = fusedExpertsRef(r.get(p+"feed_forward.experts.gate_up_proj"), r.get(p+"feed_forward.experts.down_proj"), lfExperts, I, H)
 		} else {
 			for e := range lfExperts {
 				q := p + "feed_forward.experts." + strconv.Itoa(e) + "."

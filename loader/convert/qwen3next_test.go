@@ -253,32 +253,8 @@ func (ga *gatedAttnRef) forward(hs [][]float64) [][]float64 {
 		}
 		qs[t], gates[t], ks[t], vs[t] = q, g, k, v
 	}
-	outs := make([][]float64, T)
-	for t := range T {
-		att := make([]float64, nh*d)
-		for j := range nh {
-			kv := j / (nh / nkv)
-			sc := make([]float64, t+1)
-			mx := math.Inf(-1)
-			for s := range t + 1 {
-				var dot float64
-				for e := range d {
-					dot += qs[t][j*d+e] * ks[s][kv*d+e]
-				}
-				sc[s] = dot / math.Sqrt(d)
-				mx = max(mx, sc[s])
-			}
-			var z float64
-			for s := range sc {
-				sc[s] = math.Exp(sc[s] - mx)
-				z += sc[s]
-			}
-			for s := range sc {
-				for e := range d {
-					att[j*d+e] += sc[s] / z * vs[s][kv*d+e]
-				}
-			}
-		}
+	outs := causalAttention(qs, ks, vs, nh, nkv, d)
+	for t, att := range outs {
 		if !ga.noGate {
 			for i := range att {
 				att[i] /= 1 + math.Exp(-gates[t][i])
@@ -321,11 +297,7 @@ func (c q3nCase) reference(t *testing.T, dir string) *q3nRef {
 		}
 		const I, H = q3nFF, q3nHidden
 		if c.fused {
-			gu, down := r.get(p+"mlp.experts.gate_up_proj"), r.get(p+"mlp.experts.down_proj")
-			for e := range q3nExperts {
-				x := gu[e*2*I*H : (e+1)*2*I*H]
-				L.experts = append(L.experts, [3][]float64{x[:I*H], x[I*H:], down[e*H*I : (e+1)*H*I]})
-			}
+			L.experts = fusedExpertsRef(r.get(p+"mlp.experts.gate_up_proj"), r.get(p+"mlp.experts.down_proj"), q3nExperts, I, H)
 		} else {
 			for e := range q3nExperts {
 				q := p + "mlp.experts." + strconv.Itoa(e) + "."

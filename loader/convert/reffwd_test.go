@@ -571,3 +571,51 @@ func loadLlamaRef(t *testing.T, dir string, m refModel, layers int) *refModel {
 	}
 	return &m
 }
+
+// causalAttention is softmax attention of each position over itself and
+// the earlier ones, with nh query heads sharing nkv key/value heads of d
+// (grouped in order) and scores scaled by 1/sqrt(d): per position, the
+// heads' outputs side by side, before the output projection.
+func causalAttention(qs, ks, vs [][]float64, nh, nkv, d int) [][]float64 {
+	outs := make([][]float64, len(qs))
+	for t := range qs {
+		att := make([]float64, nh*d)
+		for j := range nh {
+			kv := j / (nh / nkv)
+			sc := make([]float64, t+1)
+			mx := math.Inf(-1)
+			for s := range t + 1 {
+				var dot float64
+				for e := range d {
+					dot += qs[t][j*d+e] * ks[s][kv*d+e]
+				}
+				sc[s] = dot / math.Sqrt(float64(d))
+				mx = max(mx, sc[s])
+			}
+			var z float64
+			for s := range sc {
+				sc[s] = math.Exp(sc[s] - mx)
+				z += sc[s]
+			}
+			for s := range sc {
+				for e := range d {
+					att[j*d+e] += sc[s] / z * vs[s][kv*d+e]
+				}
+			}
+		}
+		outs[t] = att
+	}
+	return outs
+}
+
+// fusedExpertsRef splits transformers' fused experts, gate_up [experts,
+// 2·ffn, hidden] (gate rows, then up rows) and down [experts, hidden, ffn],
+// into each expert's gate, up and down.
+func fusedExpertsRef(gu, down []float64, experts, ffn, hidden int) [][3][]float64 {
+	out := make([][3][]float64, experts)
+	for e := range experts {
+		x := gu[e*2*ffn*hidden : (e+1)*2*ffn*hidden]
+		out[e] = [3][]float64{x[:ffn*hidden], x[ffn*hidden:], down[e*hidden*ffn : (e+1)*hidden*ffn]}
+	}
+	return out
+}
