@@ -95,6 +95,9 @@ type hfConfig struct {
 	// Apertus's fields, and their decoding error.
 	Apertus    apertusConfig `json:"-"`
 	apertusErr error
+	// Llama 4's text fields, and their decoding error.
+	Llama4 llama4Config `json:"-"`
+	l4Err  error
 
 	// A classifier's labels by id ("0": "LABEL_0").
 	ID2Label map[string]string `json:"id2label"`
@@ -160,6 +163,8 @@ type hparams struct {
 	lfm *lfm2
 	q3n *qwen3Next
 	fh1 *falconH1
+	// l4 is Llama 4's layout (llama4.go).
+	l4 *llama4
 	// cohereQKNorm: Command R+'s per-head q/k LayerNorms; logitScale
 	// multiplies Command R's logits.
 	cohereQKNorm bool
@@ -206,6 +211,7 @@ func readConfig(dir string) (*hfConfig, error) {
 	c.fh1Err = json.Unmarshal(raw, &c.FalconH1)
 	c.apertusErr = json.Unmarshal(raw, &c.Apertus)
 	c.bambaErr = json.Unmarshal(raw, &c.Bamba)
+	c.l4Err = json.Unmarshal(raw, &c.Llama4)
 	return &c, nil
 }
 
@@ -246,6 +252,11 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	}
 	if arch.apertus {
 		c.apertusDefaults()
+	}
+	if arch.llama4 {
+		if err := c.llama4Defaults(); err != nil {
+			return h, err
+		}
 	}
 	if arch.falconH1 {
 		c.falconH1Defaults()
@@ -438,6 +449,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		if err := c.apertusHparams(arch, &h); err != nil {
 			return h, err
 		}
+	case arch.llama4:
+		if err := c.llama4Hparams(arch, &h); err != nil {
+			return h, err
+		}
 	case arch.deepseek != 0:
 		if err := c.deepseekHparams(arch, &h); err != nil {
 			return h, err
@@ -559,6 +574,12 @@ func (c *hfConfig) textConfig(arch archSpec) error {
 		c.LFM2 = lfm2Config{}
 		if c.lfm2Err = json.Unmarshal(c.TextConfig, &c.LFM2); c.lfm2Err != nil {
 			c.lfm2Err = fmt.Errorf("text_config: %w", c.lfm2Err)
+		}
+	}
+	if arch.llama4 {
+		c.Llama4 = llama4Config{}
+		if c.l4Err = json.Unmarshal(c.TextConfig, &c.Llama4); c.l4Err != nil {
+			c.l4Err = fmt.Errorf("text_config: %w", c.l4Err)
 		}
 	}
 	return json.Unmarshal(c.TextConfig, &c.MoE)

@@ -147,6 +147,12 @@
 //     with sigmoid-routed experts after the leading dense layers;
 //     Lfm2VlForConditionalGeneration (LFM2-VL) → "lfm2", its language
 //     model; see lfm2.go.
+//   - Llama4ForConditionalGeneration (Llama 4 Scout, Maverick) and
+//     Llama4ForCausalLM → GGUF arch "llama4": the language model, with
+//     three chunked-attention layers (rope, weightless q/k norms) to one
+//     global layer (no rope, attention temperature), and experts every
+//     interleave_moe_layer_step layers beside a shared expert, their
+//     input scaled by the sigmoid of the router's logit; see llama4.go.
 //   - Phi3ForCausalLM (Phi-3 mini and medium; not Phi3SmallForCausalLM)
 //     → GGUF arch "phi3": the fused qkv_proj and gate_up_proj weights are
 //     kept fused (blk.N.attn_qkv.weight, and blk.N.ffn_up.weight holding
@@ -469,6 +475,9 @@ type archSpec struct {
 	// lfm2: LFM2's short-convolution and attention layers, and
 	// LFM2-MoE's sigmoid-routed experts after its dense layers (lfm2.go).
 	lfm2 bool
+	// llama4: Llama 4's chunked and NoPE layers, interleaved experts with
+	// a shared expert (llama4.go).
+	llama4 bool
 }
 
 var archs = []archSpec{
@@ -493,6 +502,8 @@ var archs = []archSpec{
 	{hf: "Lfm2ForCausalLM", gguf: "lfm2", lfm2: true},
 	{hf: "Lfm2MoeForCausalLM", gguf: "lfm2moe", lfm2: true, moe: lfm2MoE, fusedExperts: true},
 	{hf: "Lfm2VlForConditionalGeneration", gguf: "lfm2", lfm2: true, vlm: true},
+	{hf: "Llama4ForConditionalGeneration", gguf: "llama4", noBias: true, ropeFreqs: true, moe: llama4MoE, llama4: true, vlm: true},
+	{hf: "Llama4ForCausalLM", gguf: "llama4", noBias: true, ropeFreqs: true, moe: llama4MoE, llama4: true},
 	{hf: "Mistral3ForConditionalGeneration", gguf: "llama", permute: true, ropeFreqs: true, vlm: true},
 	{hf: "Ministral3ForCausalLM", gguf: "mistral3", permute: true, ropeFreqs: true, ministral3: true},
 	{hf: "MixtralForCausalLM", gguf: "llama", permute: true, ropeFreqs: true, moe: mixtralMoE},
@@ -765,6 +776,9 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		if arch.falconH1 {
 			falconH1Keys(w, a, hp)
 		}
+		if arch.llama4 {
+			llama4Keys(w, a, hp)
+		}
 		switch {
 		case arch.gemma3:
 			gemma3Keys(w, hp)
@@ -794,6 +808,8 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		plan, err = planQwen3Next(st, arch, hp)
 	case "falcon-h1":
 		plan, err = planFalconH1(st, arch, hp)
+	case "llama4":
+		plan, err = planLlama4(st, arch, hp)
 	case "apertus":
 		if plan, err = planApertus(st, arch, hp); err == nil {
 			err = apertusKeys(w, a, st, hp)

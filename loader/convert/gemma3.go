@@ -47,7 +47,7 @@ const (
 // tower and the multi-modal projector (which llama.cpp loads from a
 // separate mmproj file) are reported as skip.
 func gemma3TextName(name string) (text string, skip bool) {
-	for _, p := range []string{"vision_tower.", "multi_modal_projector.", "model.vision_tower.", "model.multi_modal_projector.", "visual.", "model.visual."} {
+	for _, p := range []string{"vision_tower.", "multi_modal_projector.", "model.vision_tower.", "model.multi_modal_projector.", "visual.", "model.visual.", "vision_model.", "model.vision_model."} {
 		if strings.HasPrefix(name, p) {
 			return "", true
 		}

@@ -394,7 +394,11 @@ func planLFM2(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, er
 			"architecture", arch.hf, "skipped_tensors", skipped)
 	}
 	if moe {
-		if err := lfm2Experts(pl, experts, fused, h); err != nil {
+		sparse := make([]bool, h.layers)
+		for n := g.dense; n < h.layers; n++ {
+			sparse[n] = true
+		}
+		if err := stackExperts(pl, lfm2MoE, experts, fused, h, sparse); err != nil {
 			return nil, err
 		}
 	}
@@ -429,11 +433,13 @@ func planLFM2(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, er
 	return pl.finish(required)
 }
 
-// lfm2Experts plans the stacked experts of LFM2-MoE's sparse layers,
-// each layer's read either per expert or fused, not both.
-func lfm2Experts(pl *planner, experts expertParts, fused fusedExperts, h hparams) error {
-	g := h.lfm
-	for n := g.dense; n < h.layers; n++ {
+// stackExperts plans the stacked experts of the layers sparse marks, each
+// layer's read either per expert or fused (named by spec), not both.
+func stackExperts(pl *planner, spec *moeSpec, experts expertParts, fused fusedExperts, h hparams, sparse []bool) error {
+	for n, ok := range sparse {
+		if !ok {
+			continue
+		}
 		var stacked []tensorPlan
 		var err error
 		if fused[n] != nil {
@@ -442,7 +448,7 @@ func lfm2Experts(pl *planner, experts expertParts, fused fusedExperts, h hparams
 					return fmt.Errorf("%w: layer %d's experts both fused and per expert", ErrMismatch, n)
 				}
 			}
-			stacked, err = fused.layerPlans(lfm2MoE, h, n)
+			stacked, err = fused.layerPlans(spec, h, n)
 		} else {
 			stacked, err = experts.plansLayer(h, n)
 		}

@@ -207,8 +207,9 @@ func (c *hfConfig) rope(ctxLen int) (theta, partial float64, rs ropeScaling, err
 		if rs.highFreq, err = num("high_freq_factor", src.HighFreqFactor); err != nil {
 			break
 		}
-		if rs.highFreq <= rs.lowFreq {
-			err = fmt.Errorf("%w: config.json: %s high_freq_factor %v is not above low_freq_factor %v", ErrMismatch, key, rs.highFreq, rs.lowFreq)
+		if rs.highFreq < rs.lowFreq {
+			// Equal (Llama 4 Scout's 1 and 1) leaves no band between.
+			err = fmt.Errorf("%w: config.json: %s high_freq_factor %v is below low_freq_factor %v", ErrMismatch, key, rs.highFreq, rs.lowFreq)
 			break
 		}
 		rs.origCtx, err = origCtx(0)
@@ -401,7 +402,10 @@ func (rs ropeScaling) factorTensors() []tensorPlan {
 // divided by factor, and those between are interpolated, the new
 // frequency being (1-s)·freq/factor + s·freq with
 // s = (original_max_position_embeddings/wavelen - low_freq_factor) /
-// (high_freq_factor - low_freq_factor).
+// (high_freq_factor - low_freq_factor). When the two factors are equal
+// there is no band between (Llama 4 Scout): a wavelength of exactly
+// original_max_position_embeddings/low_freq_factor, where transformers
+// divides 0 by 0, keeps its frequency.
 func llama3RopeFreqs(theta float64, dim int, rs ropeScaling) []float32 {
 	out := make([]float32, dim/2)
 	orig := float64(rs.origCtx)
@@ -414,6 +418,8 @@ func llama3RopeFreqs(theta float64, dim int, rs ropeScaling) []float32 {
 			out[i] = 1
 		case wavelen > lowWave:
 			out[i] = float32(rs.factor)
+		case rs.highFreq == rs.lowFreq:
+			out[i] = 1
 		default:
 			s := (orig/wavelen - rs.lowFreq) / (rs.highFreq - rs.lowFreq)
 			out[i] = float32(1 / ((1-s)/rs.factor + s))

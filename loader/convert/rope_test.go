@@ -234,7 +234,7 @@ func TestRopeScalingErrors(t *testing.T) {
 			c["rope_scaling"] = map[string]any{"rope_type": "llama3", "factor": 8.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
 		}, convert.ErrMismatch, "low_freq_factor"},
 		{"llama3 bands reversed", "tiny-llama-st", func(c map[string]any) {
-			c["rope_scaling"] = map[string]any{"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 4.0, "high_freq_factor": 4.0, "original_max_position_embeddings": 8192}
+			c["rope_scaling"] = map[string]any{"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 4.0, "high_freq_factor": 2.0, "original_max_position_embeddings": 8192}
 		}, convert.ErrMismatch, "high_freq_factor"},
 		{"llama3 for qwen2", "tiny-qwen2-st", func(c map[string]any) { c["rope_scaling"] = llama3Scaling },
 			convert.ErrUnsupported, "rope_freqs"},

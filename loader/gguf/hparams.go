@@ -67,15 +67,15 @@ func checkHparams(f *File) error {
 // per-layer head_count_kv must be the same in every layer.
 var uniformHeadArchs = []string{"llama", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3", "phi3", "mistral3", "command-r", "cohere2",
 	"olmo2", "olmoe", "smollm3", "ernie4_5", "ernie4_5-moe", "granite", "granitemoe", "glm4", "glm4moe", "gpt-oss", "bert", "gpt2", "arcee", "deepseek2",
-	"minimax-m2", "falcon-h1", "apertus"}
+	"minimax-m2", "falcon-h1", "apertus", "llama4"}
 
 // exactRopeArchs assert that the rotated dimensions are the whole head.
-var exactRopeArchs = []string{"qwen2", "qwen3", "qwen3moe", "mistral3", "olmo2", "smollm3", "ernie4_5", "ernie4_5-moe", "granite", "granitemoe", "gpt-oss", "apertus"}
+var exactRopeArchs = []string{"qwen2", "qwen3", "qwen3moe", "mistral3", "olmo2", "smollm3", "ernie4_5", "ernie4_5-moe", "granite", "granitemoe", "gpt-oss", "apertus", "llama4"}
 
 // sameKVArchs assert that keys and values have one head size.
 var sameKVArchs = []string{"llama", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "phi3", "glm4moe", "mistral3", "command-r", "cohere2",
 	"olmo2", "smollm3", "ernie4_5", "ernie4_5-moe", "granite", "granitemoe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "bert", "gpt2", "gpt-oss",
-	"lfm2", "lfm2moe", "minimax-m2", "qwen3next", "falcon-h1", "apertus"}
+	"lfm2", "lfm2moe", "minimax-m2", "qwen3next", "falcon-h1", "apertus", "llama4"}
 
 // embdHeadArchs project the queries to the hidden size: heads × head size
 // must be embedding_length (the graph's reshape aborts otherwise).
@@ -198,6 +198,12 @@ func checkArchKeys(f *File, arch string, fail func(string, ...any) error) error 
 	}
 	if s, ok := get("interleave_moe_layer_step"); ok && s == 0 && arch == "ernie4_5-moe" {
 		return fail("interleave_moe_layer_step is 0")
+	}
+	if s, _ := get("interleave_moe_layer_step"); arch == "llama4" && s > 0 {
+		if e, _ := get("expert_count"); e == 0 {
+			// Its layers with experts would have routers of no experts.
+			return fail("interleave_moe_layer_step %d puts experts in layers, and expert_count is 0", s)
+		}
 	}
 	layers, _ := get("block_count")
 	if w, ok := get("attention.sliding_window"); ok && w == 0 && (slices.Contains([]string{"gemma2", "cohere2", "gpt-oss"}, arch) || (arch == "exaone4" && layers == 64)) {
