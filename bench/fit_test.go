@@ -197,7 +197,7 @@ func TestFactsMixtureOfExperts(t *testing.T) {
 	}
 }
 
-// TestFactsSharedMoE: for GLM-4.5 and DeepSeek shapes (leading dense
+// TestFactsSharedMoE: for GLM-4.5, DeepSeek and Llama 4 shapes (dense
 // layers, shared experts; DeepSeek's latent KV cache) the facts from the
 // shape agree with those from the file: layer and expert bytes within 1%
 // (norms are F32), the same KV cache size.
@@ -205,6 +205,7 @@ func TestFactsSharedMoE(t *testing.T) {
 	for _, spec := range []string{
 		"arch=glm4moe,vocab=512,embd=64,ff=32,layers=3,heads=4,kv_heads=2,head_dim=32,experts=8,experts_used=2,dense_layers=1,dense_ff=128,shared_experts=1,rope_dim=16",
 		"arch=deepseek2,vocab=512,embd=64,ff=32,layers=3,heads=4,experts=8,experts_used=2,dense_layers=1,dense_ff=128,shared_experts=2,q_lora=32,kv_lora=64,qk_nope=32,qk_rope=16,v_head=16",
+		"arch=llama4,vocab=512,embd=64,ff=32,layers=4,heads=4,kv_heads=2,head_dim=32,experts=4,experts_used=1,moe_step=2,dense_ff=96",
 	} {
 		s, _, file, est := shapeFacts(t, spec)
 		near := func(a, b uint64) bool { return math.Abs(float64(a)-float64(b)) <= 0.01*float64(b) }
@@ -228,6 +229,7 @@ func TestParseSyntheticArchKeys(t *testing.T) {
 		"vocab=512,embd=64,ff=96,layers=2,heads=4,dense_layers=1",
 		"arch=glm4moe,vocab=512,embd=64,ff=32,layers=3,heads=4,experts=8,experts_used=2,shared_experts=1,q_lora=32",
 		"arch=deepseek2,vocab=512,embd=64,ff=32,layers=3,heads=4,experts=8,experts_used=2,shared_experts=1,rope_dim=16",
+		"arch=glm4moe,vocab=512,embd=64,ff=32,layers=3,heads=4,experts=8,experts_used=2,shared_experts=1,moe_step=2",
 	} {
 		if _, err := ParseSynthetic(spec); err == nil || !strings.Contains(err.Error(), "applies to") {
 			t.Errorf("%s: %v", spec, err)

@@ -43,7 +43,7 @@ func ParseSynthetic(spec string) ([]synth.Shape, error) {
 		"heads": &s.Heads, "kv_heads": &s.KVHeads, "ctx": &s.Context,
 		"head_dim": &s.HeadSize, "experts": &s.Experts, "experts_used": &s.ExpertsUsed,
 		"dense_layers": &s.DenseLayers, "dense_ff": &s.DenseFF, "shared_experts": &s.SharedExperts, "rope_dim": &s.RopeDim,
-		"q_lora": &s.QLoraRank, "kv_lora": &s.KVLoraRank, "qk_nope": &s.QKNope, "qk_rope": &s.QKRope, "v_head": &s.VHead,
+		"moe_step": &s.MoEStep, "q_lora": &s.QLoraRank, "kv_lora": &s.KVLoraRank, "qk_nope": &s.QKNope, "qk_rope": &s.QKRope, "v_head": &s.VHead,
 	}
 	seen := map[string]bool{}
 	for _, kv := range strings.Split(spec, ",") {
@@ -77,7 +77,7 @@ func ParseSynthetic(spec string) ([]synth.Shape, error) {
 		p, ok := ints[k]
 		if !ok {
 			return nil, fmt.Errorf("bench: synthetic shape: unknown key %q (vocab, embd, ff, layers, heads, kv_heads, head_dim, experts, experts_used, ctx, rope_theta, tied, arch, name; "+
-				"for glm4moe and deepseek2 dense_layers, dense_ff, shared_experts, rope_dim, q_lora, kv_lora, qk_nope, qk_rope, v_head)", k)
+				"for glm4moe and deepseek2 dense_layers, dense_ff, shared_experts, rope_dim, q_lora, kv_lora, qk_nope, qk_rope, v_head; for llama4 moe_step, dense_ff)", k)
 		}
 		n, err := strconv.Atoi(v)
 		if err != nil {
@@ -91,7 +91,7 @@ func ParseSynthetic(spec string) ([]synth.Shape, error) {
 		}
 	}
 	for k, archs := range map[string]string{
-		"dense_layers": "glm4moe deepseek2", "dense_ff": "glm4moe deepseek2", "shared_experts": "glm4moe deepseek2",
+		"dense_layers": "glm4moe deepseek2", "dense_ff": "glm4moe deepseek2 llama4", "shared_experts": "glm4moe deepseek2", "moe_step": "llama4",
 		"rope_dim": "glm4moe", "q_lora": "deepseek2", "kv_lora": "deepseek2", "qk_nope": "deepseek2", "qk_rope": "deepseek2", "v_head": "deepseek2",
 	} {
 		if seen[k] && !slices.Contains(strings.Fields(archs), s.Arch) {
@@ -113,7 +113,7 @@ func ParseSynthetic(spec string) ([]synth.Shape, error) {
 			tag string
 			v   int
 		}{{"d", s.DenseLayers}, {"df", s.DenseFF}, {"s", s.SharedExperts}, {"r", s.RopeDim},
-			{"ql", s.QLoraRank}, {"kvl", s.KVLoraRank}, {"n", s.QKNope}, {"qr", s.QKRope}, {"vh", s.VHead}} {
+			{"ms", s.MoEStep}, {"ql", s.QLoraRank}, {"kvl", s.KVLoraRank}, {"n", s.QKNope}, {"qr", s.QKRope}, {"vh", s.VHead}} {
 			if p.v != 0 {
 				s.Name += fmt.Sprintf("-%s%d", p.tag, p.v)
 			}

@@ -16,7 +16,8 @@
 // attention layers; or "qwen3next" (Qwen3-Next): Gated DeltaNet layers
 // with gated attention in every fourth, experts beside a shared expert;
 // or "minimax-m2" (MiniMax-M2): Mixtral's blocks with whole-projection q/k
-// norms and sigmoid routing.
+// norms and sigmoid routing; or "llama4" (Llama 4 Scout, Maverick): chunked
+// attention, experts every MoEStep layers beside a shared expert.
 //
 // The models produce gibberish but cost exactly what the real ones cost to
 // run: tests use small ones, and benchmarks use full-size ones to measure
@@ -105,6 +106,11 @@ type Shape struct {
 	// SSMHeads value heads of SSMState with a convolution of SSMConv;
 	// every block has Experts experts of FF beside a shared expert of
 	// SharedFF.
+	// With Arch "llama4" (Llama 4, llama4.go): the layers n with n+1 a
+	// multiple of MoEStep have Experts experts of FF beside a shared
+	// expert of FF, the others a dense MLP of DenseFF; three layers in
+	// four attend within chunks of 8192 positions.
+	MoEStep int
 }
 
 // arch is the GGUF architecture.
@@ -190,6 +196,15 @@ var Shapes = map[string]Shape{
 	// dimensions rotated.
 	"minimax-m2": {Name: "minimax-m2", Arch: "minimax-m2", Vocab: 200064, Embd: 3072, FF: 1536, Layers: 62, Heads: 48, KVHeads: 8, HeadSize: 128,
 		Context: 196608, RopeTheta: 5e6, NormEps: 1e-6, Experts: 256, ExpertsUsed: 8, RopeDim: 64},
+	// Llama 4 Scout and Maverick (their text_config; the vision model left
+	// out): 40 heads of 128 (8 KV heads), experts of 8192 (one used)
+	// beside a shared expert of 8192, in every layer of Scout (16 experts)
+	// and every other layer of Maverick (128 experts; dense MLPs of 16384
+	// between). Scout's llama3 rope scaling costs nothing and is left out.
+	"llama-4-scout-17b-16e": {Name: "llama-4-scout-17b-16e", Arch: "llama4", Vocab: 202048, Embd: 5120, FF: 8192, Layers: 48, Heads: 40, KVHeads: 8,
+		HeadSize: 128, Context: 10485760, RopeTheta: 5e5, NormEps: 1e-5, Experts: 16, ExpertsUsed: 1, MoEStep: 1},
+	"llama-4-maverick-17b-128e": {Name: "llama-4-maverick-17b-128e", Arch: "llama4", Vocab: 202048, Embd: 5120, FF: 8192, DenseFF: 16384, Layers: 48,
+		Heads: 40, KVHeads: 8, HeadSize: 128, Context: 1048576, RopeTheta: 5e5, NormEps: 1e-5, Experts: 128, ExpertsUsed: 1, MoEStep: 2},
 }
 
 // Lookup returns the named shape (case-insensitive).
@@ -232,8 +247,10 @@ func (s Shape) Validate() error {
 		return fmt.Errorf("synth: hidden %d and feed-forward %d sizes must be multiples of 32", s.Embd, s.FF)
 	case s.RopeTheta <= 0 || s.NormEps <= 0:
 		return fmt.Errorf("synth: rope theta and norm epsilon must be positive")
-	case s.arch() != "llama" && s.arch() != "gpt-oss" && !s.sharedMoE() && !s.mamba2() && !s.lfm2() && !s.qwen3next() && !s.minimax():
-		return fmt.Errorf("synth: architecture %q: llama, gpt-oss, glm4moe, deepseek2, granitehybrid, nemotron_h, falcon-h1, lfm2, lfm2moe, qwen3next or minimax-m2", s.Arch)
+	case s.arch() != "llama" && s.arch() != "gpt-oss" && !s.sharedMoE() && !s.mamba2() && !s.lfm2() && !s.qwen3next() && !s.minimax() && !s.llama4():
+		return fmt.Errorf("synth: architecture %q: llama, gpt-oss, glm4moe, deepseek2, granitehybrid, nemotron_h, falcon-h1, lfm2, lfm2moe, qwen3next, minimax-m2 or llama4", s.Arch)
+	case !s.llama4() && s.MoEStep != 0:
+		return fmt.Errorf("synth: a step between the layers with experts applies to llama4 only")
 	case !s.mamba2() && !s.qwen3next() && (s.SSMHeads != 0 || s.SSMState != 0 || s.SSMGroups != 0 || s.SSMConv != 0):
 		return fmt.Errorf("synth: Mamba-2 sizes apply to granitehybrid, nemotron_h, falcon-h1 and qwen3next only")
 	case !s.graniteHybrid() && !s.lfm2() && len(s.AttnLayers) > 0:
@@ -268,6 +285,8 @@ func (s Shape) Validate() error {
 		return s.validateQwen3Next()
 	case s.minimax():
 		return s.validateMiniMax()
+	case s.llama4():
+		return s.validateLlama4()
 	}
 	return nil
 }
@@ -325,6 +344,8 @@ func (s Shape) tensors() []tensorSpec {
 		return append(out, s.qwen3NextTensors()...)
 	case s.minimax():
 		return append(out, s.miniMaxTensors()...)
+	case s.llama4():
+		return append(out, s.llama4Tensors()...)
 	}
 	for i := range s.Layers {
 		p := fmt.Sprintf("blk.%d.", i)

@@ -1045,3 +1045,61 @@ func TestMiniMaxM2(t *testing.T) {
 		}
 	}
 }
+
+// tinyLlama4 is a small Llama 4 shape: 4 layers (the fourth attends fully
+// without rope), 4 heads of 32 (2 KV heads), 4 experts of 32 (1 used)
+// beside a shared expert in layers 1 and 3, dense MLPs of 96 in 0 and 2.
+var tinyLlama4 = Shape{Name: "tiny-llama4", Arch: "llama4", Vocab: 1000, Embd: 64, FF: 32, DenseFF: 96, Layers: 4, Heads: 4, KVHeads: 2, HeadSize: 32,
+	Context: 512, RopeTheta: 5e5, NormEps: 1e-5, Experts: 4, ExpertsUsed: 1, MoEStep: 2}
+
+// TestLlama4 writes a Llama 4 shape in F32 and Q8_0 with the keys
+// llama.cpp's llama4 reads; llama.cpp loads it and generates. Scout's and
+// Maverick's shapes have the 17B active parameters of their names and
+// Maverick the 400B of its card (Scout's 109B counts its vision model).
+func TestLlama4(t *testing.T) {
+	s := tinyLlama4
+	for _, q := range []string{"F32", "Q8_0"} {
+		t.Run(q, func(t *testing.T) {
+			path, f := createChecked(t, s, q)
+			if f.Architecture() != "llama4" || f.ParamCount() != s.Params() {
+				t.Errorf("architecture %q, %d parameters; want llama4, %d", f.Architecture(), f.ParamCount(), s.Params())
+			}
+			for k, v := range map[string]uint64{"feed_forward_length": 96, "expert_feed_forward_length": 32, "interleave_moe_layer_step": 2,
+				"expert_count": 4, "expert_used_count": 1} {
+				if got, ok := f.Uint("llama4." + k); !ok || got != v {
+					t.Errorf("%s = %d (%v), want %d", k, got, ok, v)
+				}
+			}
+			for name, want := range map[string]bool{"blk.1.ffn_gate_shexp.weight": true, "blk.0.ffn_gate.weight": true, "blk.0.ffn_gate_inp.weight": false} {
+				if _, ok := f.Tensor(name); ok != want {
+					t.Errorf("%s present %v, want %v", name, ok, want)
+				}
+			}
+			decodeFinite(t, path)
+		})
+	}
+	for name, want := range map[string]struct{ active, total float64 }{
+		"llama-4-scout-17b-16e": {17e9, 0}, "llama-4-maverick-17b-128e": {17e9, 400e9},
+	} {
+		s := Shapes[name]
+		b := s.Breakdown()
+		total := float64(s.Params())
+		active := total - float64(b.Experts) + float64(b.Experts)/float64(s.Experts)*float64(s.ExpertsUsed)
+		if active < want.active*0.99 || active > want.active*1.02 || want.total > 0 && (total < want.total*0.99 || total > want.total*1.01) {
+			t.Errorf("%s: %.4g active of %.4g parameters, want %.4g of %.4g", name, active, total, want.active, want.total)
+		}
+	}
+	for name, edit := range map[string]func(*Shape){
+		"no experts":    func(s *Shape) { s.Experts, s.ExpertsUsed = 0, 0 },
+		"step 0":        func(s *Shape) { s.MoEStep = 0 },
+		"no dense FF":   func(s *Shape) { s.DenseFF = 0 },
+		"shared count":  func(s *Shape) { s.SharedExperts = 1 },
+		"step on llama": func(s *Shape) { s.Arch = "" },
+	} {
+		s := tinyLlama4
+		edit(&s)
+		if err := s.Validate(); err == nil {
+			t.Errorf("%s accepted", name)
+		}
+	}
+}

@@ -95,6 +95,8 @@ func Write(ctx context.Context, path string, s Shape, opts Options) error {
 		s.qwen3NextKeys(w)
 	case s.minimax():
 		s.miniMaxKeys(w)
+	case s.llama4():
+		s.llama4Keys(w)
 	}
 
 	tokens, scores, types := vocabulary(s.Vocab)

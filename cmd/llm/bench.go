@@ -69,7 +69,7 @@ func runBench(ctx context.Context, sio *stdio, args []string) error {
 	fs := newFlags("bench", &f.verbose)
 	fs.VarP(listOf(&f.models, "paths"), "model", "m", "GGUF model file(s), comma-separated or repeated")
 	fs.Var(listOf(&f.synthetic, "shapes"), "synthetic", "synthetic model shape(s): "+strings.Join(shapeNames(), ", ")+
-		", or explicit dimensions vocab=N,embd=N,ff=N,layers=N,heads=N,kv_heads=N[,head_dim=N,experts=N,experts_used=N,ctx=N,arch=gpt-oss|glm4moe|deepseek2,name=NAME]; glm4moe and deepseek2 take dense_layers, dense_ff, shared_experts, rope_dim, q_lora, kv_lora, qk_nope, qk_rope, v_head")
+		", or explicit dimensions vocab=N,embd=N,ff=N,layers=N,heads=N,kv_heads=N[,head_dim=N,experts=N,experts_used=N,ctx=N,arch=gpt-oss|glm4moe|deepseek2|llama4,name=NAME]; glm4moe and deepseek2 take dense_layers, dense_ff, shared_experts, rope_dim, q_lora, kv_lora, qk_nope, qk_rope, v_head; llama4 moe_step and dense_ff")
 	fs.VarP(listOf(&f.quants, "types"), "quant", "q", "llama.cpp type(s) of the synthetic models: Q4_0, Q4_K_M, Q5_K_M, Q8_0, F16, ... (default Q4_0)")
 	fs.Uint64Var(&f.seed, "seed", 1, "seed of the synthetic weights")
 	fs.VarP(listOf(&f.prompt, "ints"), "n-prompt", "p", "prompt tokens of the pp tests (default 512)")
