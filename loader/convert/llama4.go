@@ -37,10 +37,12 @@ import (
 // (gate_up_proj [experts, hidden, 2·width], the gate's columns first, and
 // down_proj [experts, width, hidden]), or per expert.
 //
-// A config whose every layer attends fully (layer_types all
-// full_attention, with the rope in every layer: MobileLLM-R1's layout) is
-// written with sliding_window 0, which llama.cpp runs as a plain llama
-// graph with the q/k norms.
+// A dense config (no experts) whose every layer attends fully
+// (layer_types all full_attention, with the rope in every layer:
+// MobileLLM-R1's layout) is written with sliding_window 0, which llama.cpp
+// runs as a plain llama graph with the q/k norms; with experts that graph
+// would route them Mixtral's way (softmax, no shared expert), so such a
+// config is refused.
 
 // llama4ChunkSize, llama4FloorScale and llama4AttnScale are what llama.cpp's
 // llama4 fixes: the chunk, and the attention temperature's floor_scale and
@@ -120,10 +122,14 @@ func (c *hfConfig) llama4Defaults() error {
 }
 
 // llama4Number decodes an optional number of a Llama 4 config: def when
-// absent or null.
+// absent; null is refused (transformers takes it as no chunking or no
+// temperature, which llama.cpp's llama4 does not do).
 func llama4Number(raw json.RawMessage, name string, def float64) (float64, error) {
-	if isNull(raw) {
+	if len(raw) == 0 {
 		return def, nil
+	}
+	if isNull(raw) {
+		return 0, fmt.Errorf("%w: Llama 4 with %s null: llama.cpp's llama4 fixes it", ErrUnsupported, name)
 	}
 	var v float64
 	if err := json.Unmarshal(raw, &v); err != nil {
@@ -155,7 +161,7 @@ func (c *hfConfig) llama4Hparams(arch archSpec, h *hparams) error {
 		return unsupported("attention_bias true: llama.cpp's %s has no attention biases", arch.gguf)
 	}
 	if h.rope.kind != ropeNone && h.rope.kind != ropeLlama3 {
-		return unsupported("%s rope scaling: transformers' Llama 4 scales by llama3's rule only", h.rope.kind)
+		return unsupported("%s rope scaling: Llama 4's llama3 scaling (Scout) or none (Maverick) is converted", h.rope.kind)
 	}
 
 	// The MLPs: experts in moe_layers (by default the last layer of each
@@ -193,8 +199,10 @@ func (c *hfConfig) llama4Hparams(arch archSpec, h *hparams) error {
 			}
 		}
 		switch {
-		case h.experts <= 0 || h.experts > maxExperts:
-			return mismatch("num_local_experts %d: want 1 to %d for the layers with experts", h.experts, maxExperts)
+		case h.experts <= 0:
+			return mismatch("num_local_experts %d is not positive, and layers have experts", h.experts)
+		case h.experts > maxExperts:
+			return unsupported("%d experts: llama.cpp runs at most %d", h.experts, maxExperts)
 		case h.expertsUsed <= 0 || h.expertsUsed > h.experts:
 			return mismatch("num_experts_per_tok %d must be in [1, %d]", h.expertsUsed, h.experts)
 		case h.expertFFN <= 0:
@@ -260,6 +268,9 @@ func (c *hfConfig) llama4Hparams(arch archSpec, h *hparams) error {
 		// rotates in every layer.
 		if i := slices.Index(rope, false); i >= 0 {
 			return unsupported("every layer attending fully and layer %d without rope (no_rope_layers): llama.cpp's %s then rotates in every layer", i, arch.gguf)
+		}
+		if h.experts > 0 {
+			return unsupported("every layer attending fully and experts: llama.cpp's %s then runs its plain llama graph, which routes experts by softmax without the shared expert", arch.gguf)
 		}
 		g.full = true
 		return nil
@@ -371,8 +382,10 @@ func planLlama4(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, 
 			case "feed_forward.down_proj.weight":
 				return add(blk("ffn_down.weight"), t, []int64{H, F})
 			}
-			if strings.HasPrefix(suffix, "feed_forward.") {
-				return fmt.Errorf("%w: tensor %q: experts in layer %d, which has a dense MLP by moe_layers (interleave_moe_layer_step)", ErrMismatch, t.Name, n)
+			for _, p := range []string{"feed_forward.router.", "feed_forward.experts.", "feed_forward.shared_expert."} {
+				if strings.HasPrefix(suffix, p) {
+					return fmt.Errorf("%w: tensor %q: experts in layer %d, which has a dense MLP by moe_layers (interleave_moe_layer_step)", ErrMismatch, t.Name, n)
+				}
 			}
 			return fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, t.Name, arch.hf)
 		}

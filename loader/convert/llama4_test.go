@@ -20,7 +20,7 @@ import (
 
 // l4Dims sizes a Llama 4 fixture: 4 layers over tiny-llama-st's tokenizer
 // (layers 0-2 chunked with rope, layer 3 global without), experts in the
-// layers interleave_moe_layer_step marks.
+// layers interleave_moe_layer_step marks (step 0: none, moe_layers []).
 type l4Dims struct {
 	hidden, heads, kv, headDim int
 	experts, used, ff, mlp     int
@@ -39,6 +39,12 @@ var l4Main = l4Dims{hidden: 64, heads: 4, kv: 2, headDim: 32, experts: 4, used: 
 var l4Long = l4Dims{hidden: 64, heads: 2, kv: 1, headDim: 8, experts: 4, used: 1, ff: 16, mlp: 32, step: 1}
 
 const l4Layers = 4
+
+// moe reports whether layer l has experts.
+func (d l4Dims) moe(l int) bool { return d.step > 0 && (l+1)%d.step == 0 }
+
+// l4Dense is a dense fixture (no experts), for the fully attending layout.
+var l4Dense = l4Dims{hidden: 64, heads: 4, kv: 2, headDim: 32, mlp: 96}
 
 // l4Rope is the fixture's rope: llama3 scaling as Llama 4 Scout's (factor
 // 16, both band factors 1) over an original context of 64, so that the
@@ -63,6 +69,9 @@ func llama4Fixture(t *testing.T, d l4Dims, lay l4Layout, edit func(map[string]an
 		"use_qk_norm": true, "attention_bias": false, "hidden_act": "silu", "rms_norm_eps": 1e-5, "rope_theta": 10000.0,
 		"rope_scaling": l4Rope, "max_position_embeddings": 16384, "vocab_size": g4Vocab, "tie_word_embeddings": false,
 		"bos_token_id": 1, "eos_token_id": 2,
+	}
+	if d.step == 0 {
+		text["interleave_moe_layer_step"], text["moe_layers"] = 1, []int{}
 	}
 	cfg := text
 	if !lay.causalLM {
@@ -94,7 +103,7 @@ func llama4Fixture(t *testing.T, d l4Dims, lay l4Layout, edit func(map[string]an
 		ts = append(ts, w.vec(p+"input_layernorm.weight", H, 1, 0.1), w.vec(p+"post_attention_layernorm.weight", H, 1, 0.1),
 			w.mat(p+"self_attn.q_proj.weight", Q, H), w.mat(p+"self_attn.k_proj.weight", KV, H), w.mat(p+"self_attn.v_proj.weight", KV, H),
 			w.mat(p+"self_attn.o_proj.weight", H, Q))
-		if (l+1)%d.step != 0 {
+		if !d.moe(l) {
 			ts = append(ts, w.mat(p+"feed_forward.gate_proj.weight", F, H), w.mat(p+"feed_forward.up_proj.weight", F, H), w.mat(p+"feed_forward.down_proj.weight", H, F))
 			continue
 		}
@@ -162,7 +171,7 @@ func llama4Reference(t *testing.T, dir string, d l4Dims, prefix string) *l4Ref {
 		L := l4RefLayer{attnNorm: get(p + "input_layernorm.weight"), ffnNorm: get(p + "post_attention_layernorm.weight"),
 			wq: get(p + "self_attn.q_proj.weight"), wk: get(p + "self_attn.k_proj.weight"), wv: get(p + "self_attn.v_proj.weight"),
 			wo: get(p + "self_attn.o_proj.weight"), rope: (l+1)%4 != 0}
-		if (l+1)%d.step != 0 {
+		if !d.moe(l) {
 			L.wg, L.wu, L.wd = get(p+"feed_forward.gate_proj.weight"), get(p+"feed_forward.up_proj.weight"), get(p+"feed_forward.down_proj.weight")
 		} else {
 			L.router = get(p + "feed_forward.router.weight")
@@ -513,7 +522,8 @@ func l4Set(k string, v any) func(map[string]any, []stTensor) []stTensor {
 }
 
 // TestLlama4Config converts configs that leave Llama4TextConfig's defaults
-// out, and the fully attending layout (MobileLLM-R1's), and checks the keys.
+// out, or say them as transformers 5 and Llama 4 Scout do, and checks the
+// keys.
 func TestLlama4Config(t *testing.T) {
 	for name, tc := range map[string]struct {
 		edit func(map[string]any, []stTensor) []stTensor
@@ -534,11 +544,6 @@ func TestLlama4Config(t *testing.T) {
 			c["layer_types"] = []string{"chunked_attention", "chunked_attention", "chunked_attention", "full_attention"}
 			c["attn_temperature_tuning"] = 4 // as Llama 4 Scout's config.json says
 		}), map[string]float64{"rope.freq_base": 2e4}, false},
-		"every layer full": {l4Text(func(c map[string]any) {
-			c["no_rope_layers"] = []int{1, 1, 1, 1}
-			c["layer_types"] = []string{"full_attention", "full_attention", "full_attention", "full_attention"}
-			c["attn_temperature_tuning"] = false
-		}), map[string]float64{"attention.sliding_window": 0}, true},
 	} {
 		t.Run(name, func(t *testing.T) {
 			out := filepath.Join(t.TempDir(), "x.gguf")
@@ -597,6 +602,15 @@ func TestLlama4Refused(t *testing.T) {
 		"step 0":                  {l4Set("interleave_moe_layer_step", 0), convert.ErrMismatch},
 		"yarn":                    {l4Set("rope_scaling", map[string]any{"rope_type": "yarn", "factor": 4.0, "original_max_position_embeddings": 64}), convert.ErrUnsupported},
 		"gelu":                    {l4Set("hidden_act", "gelu"), convert.ErrUnsupported},
+		"chunk null":              {l4Set("attention_chunk_size", nil), convert.ErrUnsupported},
+		"temperature null":        {l4Set("attn_temperature_tuning", nil), convert.ErrUnsupported},
+		"full with experts": {l4Text(func(c map[string]any) {
+			c["no_rope_layers"] = []int{1, 1, 1, 1}
+			c["layer_types"] = []string{"full_attention", "full_attention", "full_attention", "full_attention"}
+		}), convert.ErrUnsupported},
+		"a bias in a dense MLP": {func(c map[string]any, ts []stTensor) []stTensor {
+			return append(ts, f32Tensor("language_model.model.layers.0.feed_forward.up_proj.bias", []int64{96}, make([]float32, 96)))
+		}, convert.ErrUnsupported},
 		"experts in a dense layer": {func(c map[string]any, ts []stTensor) []stTensor {
 			return append(ts, f32Tensor("language_model.model.layers.0.feed_forward.router.weight", []int64{4, 64}, make([]float32, 256)))
 		}, convert.ErrMismatch},
@@ -616,4 +630,43 @@ func TestLlama4Refused(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestLlama4Full converts a dense Llama 4 whose every layer attends fully
+// with rope (MobileLLM-R1's layout): written with sliding_window 0, which
+// llama.cpp runs as its plain llama graph with the q/k norms, and checked
+// against the reference.
+func TestLlama4Full(t *testing.T) {
+	full := l4Text(func(c map[string]any) {
+		c["no_rope_layers"] = []int{1, 1, 1, 1}
+		c["layer_types"] = []string{"full_attention", "full_attention", "full_attention", "full_attention"}
+	})
+	dir := llama4Fixture(t, l4Dense, l4Layout{}, full)
+	out := filepath.Join(t.TempDir(), "l4.gguf")
+	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32", Name: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range map[string]uint64{"attention.sliding_window": 0, "interleave_moe_layer_step": 0, "expert_count": 0, "feed_forward_length": 96} {
+		if got, ok := f.Uint("llama4." + k); !ok || got != v {
+			t.Errorf("%s = %d (%v), want %d", k, got, ok, v)
+		}
+	}
+	fresh := func() *l4Ref {
+		m := llama4Reference(t, dir, l4Dense, "language_model.")
+		for i := range m.layers {
+			m.layers[i].rope = true
+		}
+		return m
+	}
+	prompts := readReference(t, "tiny-llama-st").Prompts
+	ctx := refContext(t, out)
+	checkRef(t, ctx, prompts, fresh().forward, 1e-5)
+	checkSensitive(t, ctx, prompts, fresh, map[string]func(*l4Ref){
+		"q/k norms":          func(m *l4Ref) { m.noQKNorm = true },
+		"no rope in layer 3": func(m *l4Ref) { m.layers[3].rope = false },
+	})
 }
