@@ -53,6 +53,29 @@ func (p *Pipeline) Embed(ctx context.Context, texts ...string) ([][]float32, err
 	return out, nil
 }
 
+// modelPooling is the pooling a model's GGUF names in {arch}.pooling_type,
+// given to llama.cpp explicitly: llama.cpp reads the key for some archs
+// only (BERT's, Qwen2's and Qwen3's), and a decoder converted from a
+// sentence-transformers model (e5-mistral's llama) names it too. Without
+// the key, mean, as sentence-transformers defaults.
+func modelPooling(h *gguf.File) engine.Pooling {
+	v, ok := h.Uint(h.Architecture() + ".pooling_type")
+	if !ok {
+		return engine.PoolingMean
+	}
+	switch v {
+	case 1:
+		return engine.PoolingMean
+	case 2:
+		return engine.PoolingCLS
+	case 3:
+		return engine.PoolingLast
+	case poolingRank:
+		return engine.PoolingRank
+	}
+	return engine.PoolingDefault
+}
+
 // maxEmbedSequences is how many inputs one embeddings batch may hold.
 const maxEmbedSequences = 16
 
@@ -63,10 +86,7 @@ func (p *Pipeline) pooled(ctx context.Context, inputs [][]engine.Token, what fun
 	e := &p.embed
 	e.once.Do(func() {
 		h := p.model.Header()
-		pooling := engine.PoolingMean
-		if _, ok := h.Uint(h.Architecture() + ".pooling_type"); ok {
-			pooling = engine.PoolingDefault
-		}
+		pooling := modelPooling(h)
 		n := p.EmbedContextLength()
 		// As many sequences as divide the micro-batch (llama.cpp rounds it
 		// to a multiple of them for mean pooling).

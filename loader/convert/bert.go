@@ -118,9 +118,27 @@ const (
 )
 
 // readPooling returns the pooling type of a sentence-transformers
-// checkpoint: that of the Pooling module modules.json lists (or, without
-// modules.json, of 1_Pooling/config.json), mean when there is none.
+// checkpoint (see sentencePooling), mean when it names none.
 func readPooling(dir string) (uint32, error) {
+	p, ok, err := sentencePooling(dir)
+	if err != nil || ok {
+		return p, err
+	}
+	return poolingMean, nil
+}
+
+// sentenceModules are the sentence-transformers modules (the last part of
+// modules.json's type) that llama.cpp's pooled embeddings reproduce: the
+// model itself, its pooling, and the normalisation (which Embed always
+// does).
+var sentenceModules = []string{"Transformer", "Pooling", "Normalize"}
+
+// sentencePooling returns the pooling type of a sentence-transformers
+// checkpoint: that of the Pooling module modules.json lists (or, without
+// modules.json, of 1_Pooling/config.json), and whether there is one. A
+// modules.json with modules llama.cpp does not run (Dense projections,
+// ...) is refused: the embeddings would silently differ.
+func sentencePooling(dir string) (uint32, bool, error) {
 	path := ""
 	if raw, err := os.ReadFile(filepath.Join(dir, "modules.json")); err == nil {
 		var mods []struct {
@@ -128,26 +146,29 @@ func readPooling(dir string) (uint32, error) {
 			Path string `json:"path"`
 		}
 		if err := json.Unmarshal(raw, &mods); err != nil {
-			return 0, fmt.Errorf("convert: modules.json: %w", err)
+			return 0, false, fmt.Errorf("convert: modules.json: %w", err)
 		}
 		for _, m := range mods {
-			if strings.HasSuffix(m.Type, "Pooling") {
+			kind := m.Type[strings.LastIndex(m.Type, ".")+1:]
+			if !slices.Contains(sentenceModules, kind) {
+				return 0, false, fmt.Errorf("%w sentence-transformers module %q (modules.json): llama.cpp runs the model, its pooling and normalisation only", ErrUnsupported, m.Type)
+			}
+			if kind == "Pooling" && path == "" {
 				path = m.Path
-				break
 			}
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return 0, fmt.Errorf("convert: %w", err)
+		return 0, false, fmt.Errorf("convert: %w", err)
 	} else if _, err := os.Stat(filepath.Join(dir, "1_Pooling", "config.json")); err == nil {
 		path = "1_Pooling"
 	}
 	if path == "" {
-		return poolingMean, nil
+		return 0, false, nil
 	}
 	file := filepath.Join(dir, filepath.FromSlash(path), "config.json")
 	raw, err := os.ReadFile(file)
 	if err != nil {
-		return 0, fmt.Errorf("convert: pooling: %w", err)
+		return 0, false, fmt.Errorf("convert: pooling: %w", err)
 	}
 	var pc struct {
 		Mean bool   `json:"pooling_mode_mean_tokens"`
@@ -156,17 +177,17 @@ func readPooling(dir string) (uint32, error) {
 		Mode string `json:"pooling_mode"`
 	}
 	if err := json.Unmarshal(raw, &pc); err != nil {
-		return 0, fmt.Errorf("convert: %s: %w", file, err)
+		return 0, false, fmt.Errorf("convert: %s: %w", file, err)
 	}
 	switch {
 	case pc.Mean || pc.Mode == "mean":
-		return poolingMean, nil
+		return poolingMean, true, nil
 	case pc.CLS || pc.Mode == "cls":
-		return poolingCLS, nil
+		return poolingCLS, true, nil
 	case pc.Last || pc.Mode == "lasttoken":
-		return poolingLast, nil
+		return poolingLast, true, nil
 	}
-	return 0, fmt.Errorf("%w pooling in %s: only mean, cls and lasttoken pooling are in llama.cpp", ErrUnsupported, file)
+	return 0, false, fmt.Errorf("%w pooling in %s: only mean, cls and lasttoken pooling are in llama.cpp", ErrUnsupported, file)
 }
 
 // bertTensor is the GGUF name and the row-major shape of a BERT tensor.

@@ -240,6 +240,13 @@
 //     and the classifier as cls.output, pooled with llama.cpp's rank
 //     pooling; id2label's labels are written when there are several.
 //
+// A decoder checkpoint that is a sentence-transformers embedding model
+// (Qwen3-Embedding, e5-mistral: modules.json and a Pooling module) gets
+// {arch}.pooling_type from its pooling (mean, cls or lasttoken), as
+// convert_hf_to_gguf.py writes it for Qwen2 and Qwen3; modules other than
+// the model, its pooling and Normalize (a Dense projection, ...) are
+// refused, for BERT too.
+//
 // Rope scaling (rope_scaling, or transformers 5's rope_parameters): "linear"
 // and "yarn" are written as {arch}.rope.scaling.* keys; "llama3" (Llama
 // 3.1 and later) as the rope_freqs.weight tensor of per-frequency divisors
@@ -637,6 +644,9 @@ func prepare(dir string) (*hfConfig, archSpec, hparams, *vocab, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if _, _, err := sentencePooling(dir); err != nil {
+		return fail(err)
+	}
 	if len(voc.tokens) > hp.vocab && arch.gemma3 {
 		dropped, err := voc.dropAddedAbove(hp.vocab)
 		if err != nil {
@@ -734,6 +744,15 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		}
 		if arch.fused {
 			phi3Keys(w, cfg)
+		}
+		// A sentence-transformers embedding model on a decoder
+		// (Qwen3-Embedding, e5-mistral): its pooling, which llama.cpp's
+		// qwen2 and qwen3 read and Embed passes to any other.
+		switch pooling, ok, err := sentencePooling(dir); {
+		case err != nil:
+			return fail(err)
+		case ok:
+			w.Set(a+".pooling_type", gguf.Uint32(pooling))
 		}
 		if arch.moe != nil {
 			moeKeys(w, a, arch, hp)
