@@ -20,7 +20,7 @@ const (
 
 // encoderArchs are llama.cpp architectures that encode rather than
 // generate.
-var encoderArchs = []string{"bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "modern-bert", "neo-bert", "t5encoder"}
+var encoderArchs = []string{"bert", "nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "modern-bert", "neo-bert", "t5encoder", "gemma-embedding"}
 
 // fimTokens are the token texts llama.cpp takes as the fill-in-the-middle
 // prefix when the metadata names none.

@@ -118,27 +118,44 @@ const (
 )
 
 // readPooling returns the pooling type of a sentence-transformers
-// checkpoint (see sentencePooling), mean when it names none.
+// checkpoint (see readSentence), mean when it names none.
 func readPooling(dir string) (uint32, error) {
-	p, ok, err := sentencePooling(dir)
-	if err != nil || ok {
-		return p, err
+	st, err := readSentence(dir)
+	if err != nil || st.found {
+		return st.pooling, err
 	}
 	return poolingMean, nil
 }
 
-// sentenceModules are the sentence-transformers modules (the last part of
-// modules.json's type) that llama.cpp's pooled embeddings reproduce: the
-// model itself, its pooling, and the normalisation (which Embed always
-// does).
-var sentenceModules = []string{"Transformer", "Pooling", "Normalize"}
+// sentenceKinds are the sentence-transformers modules (the last part of
+// modules.json's type) the converter knows: the model itself, its pooling,
+// Dense projections (which llama.cpp runs for gemma-embedding only) and the
+// normalisation (which Embed always does).
+var sentenceKinds = []string{"Transformer", "Pooling", "Dense", "Normalize"}
 
-// sentencePooling returns the pooling type of a sentence-transformers
-// checkpoint: that of the Pooling module modules.json lists (or, without
-// modules.json, of 1_Pooling/config.json), and whether there is one. A
-// modules.json with modules llama.cpp does not run (Dense projections,
-// ...) is refused: the embeddings would silently differ.
-func sentencePooling(dir string) (uint32, bool, error) {
+// sentence describes a sentence-transformers checkpoint's modules.
+type sentence struct {
+	pooling uint32 // llama.cpp's pooling type
+	found   bool   // a Pooling module names it
+	// dense are the Dense modules after the pooling, in order.
+	dense []denseModule
+}
+
+// denseModule is a sentence-transformers Dense module: a linear layer
+// from in to out features, without bias or activation, its weight
+// linear.weight [out, in] in dir/model.safetensors.
+type denseModule struct {
+	dir     string
+	in, out int
+}
+
+// readSentence reads a sentence-transformers checkpoint's modules.json
+// (or, without one, 1_Pooling/config.json): the pooling and the Dense
+// modules. Modules the converter does not know are refused, as are Dense
+// modules with a bias or an activation, or before the pooling: the
+// embeddings would silently differ.
+func readSentence(dir string) (sentence, error) {
+	var st sentence
 	path := ""
 	if raw, err := os.ReadFile(filepath.Join(dir, "modules.json")); err == nil {
 		var mods []struct {
@@ -146,29 +163,38 @@ func sentencePooling(dir string) (uint32, bool, error) {
 			Path string `json:"path"`
 		}
 		if err := json.Unmarshal(raw, &mods); err != nil {
-			return 0, false, fmt.Errorf("convert: modules.json: %w", err)
+			return st, fmt.Errorf("convert: modules.json: %w", err)
 		}
 		for _, m := range mods {
 			kind := m.Type[strings.LastIndex(m.Type, ".")+1:]
-			if !slices.Contains(sentenceModules, kind) {
-				return 0, false, fmt.Errorf("%w sentence-transformers module %q (modules.json): llama.cpp runs the model, its pooling and normalisation only", ErrUnsupported, m.Type)
-			}
-			if kind == "Pooling" && path == "" {
+			switch {
+			case !slices.Contains(sentenceKinds, kind):
+				return st, fmt.Errorf("%w sentence-transformers module %q (modules.json): llama.cpp runs the model, its pooling, Dense projections (gemma-embedding) and normalisation only", ErrUnsupported, m.Type)
+			case kind == "Pooling" && path == "":
 				path = m.Path
+			case kind == "Dense":
+				if path == "" {
+					return st, fmt.Errorf("%w: a sentence-transformers Dense module (%s) before the pooling: llama.cpp projects the pooled embedding", ErrUnsupported, m.Path)
+				}
+				d, err := readDense(dir, m.Path)
+				if err != nil {
+					return st, err
+				}
+				st.dense = append(st.dense, d)
 			}
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
-		return 0, false, fmt.Errorf("convert: %w", err)
+		return st, fmt.Errorf("convert: %w", err)
 	} else if _, err := os.Stat(filepath.Join(dir, "1_Pooling", "config.json")); err == nil {
 		path = "1_Pooling"
 	}
 	if path == "" {
-		return 0, false, nil
+		return st, nil
 	}
 	file := filepath.Join(dir, filepath.FromSlash(path), "config.json")
 	raw, err := os.ReadFile(file)
 	if err != nil {
-		return 0, false, fmt.Errorf("convert: pooling: %w", err)
+		return st, fmt.Errorf("convert: pooling: %w", err)
 	}
 	var pc struct {
 		Mean bool   `json:"pooling_mode_mean_tokens"`
@@ -177,17 +203,51 @@ func sentencePooling(dir string) (uint32, bool, error) {
 		Mode string `json:"pooling_mode"`
 	}
 	if err := json.Unmarshal(raw, &pc); err != nil {
-		return 0, false, fmt.Errorf("convert: %s: %w", file, err)
+		return st, fmt.Errorf("convert: %s: %w", file, err)
 	}
+	st.found = true
 	switch {
 	case pc.Mean || pc.Mode == "mean":
-		return poolingMean, true, nil
+		st.pooling = poolingMean
 	case pc.CLS || pc.Mode == "cls":
-		return poolingCLS, true, nil
+		st.pooling = poolingCLS
 	case pc.Last || pc.Mode == "lasttoken":
-		return poolingLast, true, nil
+		st.pooling = poolingLast
+	default:
+		return st, fmt.Errorf("%w pooling in %s: only mean, cls and lasttoken pooling are in llama.cpp", ErrUnsupported, file)
 	}
-	return 0, false, fmt.Errorf("%w pooling in %s: only mean, cls and lasttoken pooling are in llama.cpp", ErrUnsupported, file)
+	return st, nil
+}
+
+// readDense reads the config.json of the Dense module in dir/path: a
+// linear layer without bias and with the identity activation, as
+// llama.cpp runs it.
+func readDense(dir, path string) (denseModule, error) {
+	d := denseModule{dir: filepath.Join(dir, filepath.FromSlash(path))}
+	file := filepath.Join(d.dir, "config.json")
+	raw, err := os.ReadFile(file)
+	if err != nil {
+		return d, fmt.Errorf("convert: Dense module: %w", err)
+	}
+	var dc struct {
+		In   int    `json:"in_features"`
+		Out  int    `json:"out_features"`
+		Bias *bool  `json:"bias"`
+		Act  string `json:"activation_function"`
+	}
+	if err := json.Unmarshal(raw, &dc); err != nil {
+		return d, fmt.Errorf("convert: %s: %w", file, err)
+	}
+	switch {
+	case dc.In <= 0 || dc.Out <= 0:
+		return d, fmt.Errorf("%w: %s: in_features %d and out_features %d must be positive", ErrMismatch, file, dc.In, dc.Out)
+	case dc.Bias == nil || *dc.Bias:
+		return d, fmt.Errorf("%w: a sentence-transformers Dense module with a bias (%s): llama.cpp's projection has none", ErrUnsupported, file)
+	case !strings.HasSuffix(dc.Act, "Identity"):
+		return d, fmt.Errorf("%w: a sentence-transformers Dense module with activation %q (%s): llama.cpp's projection is linear", ErrUnsupported, dc.Act, file)
+	}
+	d.in, d.out = dc.In, dc.Out
+	return d, nil
 }
 
 // bertTensor is the GGUF name and the row-major shape of a BERT tensor.

@@ -46,6 +46,8 @@ type hfConfig struct {
 	SlidingWindowPattern json.RawMessage `json:"sliding_window_pattern"`
 	LayerTypes           json.RawMessage `json:"layer_types"`
 	HiddenActivation     string          `json:"hidden_activation"`
+	// EmbeddingGemma: attention both ways.
+	UseBidirectionalAttention *bool `json:"use_bidirectional_attention"`
 
 	// quantization_config: FP8 checkpoints' block size (fp8.go).
 	Quant json.RawMessage `json:"quantization_config"`
@@ -508,7 +510,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 			return h, err
 		}
 	case arch.gemma3:
-		if err := gemma3Hparams(c, &h, localBase); err != nil {
+		if arch.gemmaEmbed && (c.UseBidirectionalAttention == nil || !*c.UseBidirectionalAttention) {
+			return h, fmt.Errorf("%w: %s without use_bidirectional_attention: llama.cpp's gemma-embedding attends both ways (convert a causal Gemma 3 as Gemma3ForCausalLM)", ErrUnsupported, arch.hf)
+		}
+		if err := gemma3Hparams(c, &h, localBase, arch.gemmaEmbed); err != nil {
 			return h, err
 		}
 	case arch.postNorms:

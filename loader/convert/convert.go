@@ -153,6 +153,11 @@
 //     global layer (no rope, attention temperature), and experts every
 //     interleave_moe_layer_step layers beside a shared expert, their
 //     input scaled by the sigmoid of the router's logit; see llama4.go.
+//   - Gemma3TextModel with use_bidirectional_attention (EmbeddingGemma)
+//     → GGUF arch "gemma-embedding": Gemma 3's blocks attending both ways
+//     (the sliding layers within a symmetric window), mean-pooled (or as
+//     its Pooling module says) and projected by its two Dense modules;
+//     see gemmaembed.go.
 //   - Phi3ForCausalLM (Phi-3 mini and medium; not Phi3SmallForCausalLM)
 //     → GGUF arch "phi3": the fused qkv_proj and gate_up_proj weights are
 //     kept fused (blk.N.attn_qkv.weight, and blk.N.ffn_up.weight holding
@@ -485,6 +490,10 @@ type archSpec struct {
 	// llama4: Llama 4's chunked and NoPE layers, interleaved experts with
 	// a shared expert (llama4.go).
 	llama4 bool
+	// gemmaEmbed: EmbeddingGemma, Gemma 3's blocks attending both ways,
+	// pooled and projected by its sentence-transformers modules
+	// (gemmaembed.go).
+	gemmaEmbed bool
 }
 
 var archs = []archSpec{
@@ -532,6 +541,7 @@ var archs = []archSpec{
 	{hf: "GemmaForCausalLM", gguf: "gemma", noBias: true, normShift: 1, tiedOnly: true},
 	{hf: "Gemma2ForCausalLM", gguf: "gemma2", noBias: true, normShift: 1, tiedOnly: true, postNorms: true},
 	{hf: "Gemma3ForCausalLM", gguf: "gemma3", noBias: true, qkNorm: true, normShift: 1, postNorms: true, gemma3: true},
+	{hf: "Gemma3TextModel", gguf: "gemma-embedding", noBias: true, qkNorm: true, normShift: 1, postNorms: true, gemma3: true, gemmaEmbed: true},
 	{hf: "Gemma3ForConditionalGeneration", gguf: "gemma3", noBias: true, qkNorm: true, normShift: 1, postNorms: true, gemma3: true, vlm: true},
 	{hf: "DeepseekV2ForCausalLM", gguf: "deepseek2", deepseek: 2},
 	{hf: "DeepseekV3ForCausalLM", gguf: "deepseek2", deepseek: 3},
@@ -644,7 +654,11 @@ func prepare(dir string) (*hfConfig, archSpec, hparams, *vocab, error) {
 	if err != nil {
 		return fail(err)
 	}
-	if _, _, err := sentencePooling(dir); err != nil {
+	sent, err := readSentence(dir)
+	if err != nil {
+		return fail(err)
+	}
+	if err := checkDense(arch, hp, sent.dense); err != nil {
 		return fail(err)
 	}
 	if len(voc.tokens) > hp.vocab && arch.gemma3 {
@@ -747,12 +761,25 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		}
 		// A sentence-transformers embedding model on a decoder
 		// (Qwen3-Embedding, e5-mistral): its pooling, which llama.cpp's
-		// qwen2 and qwen3 read and Embed passes to any other.
-		switch pooling, ok, err := sentencePooling(dir); {
-		case err != nil:
+		// qwen2 and qwen3 read and Embed passes to any other;
+		// gemma-embedding requires it (mean by default, as
+		// sentence-transformers) and takes the Dense projections.
+		sent, err := readSentence(dir)
+		if err != nil {
 			return fail(err)
-		case ok:
-			w.Set(a+".pooling_type", gguf.Uint32(pooling))
+		}
+		if sent.found || arch.gemmaEmbed {
+			if !sent.found {
+				sent.pooling = poolingMean
+			}
+			w.Set(a+".pooling_type", gguf.Uint32(sent.pooling))
+		}
+		if len(sent.dense) == 2 {
+			for i, d := range sent.dense {
+				n := strconv.Itoa(i + 2)
+				w.Set(a+".dense_"+n+"_feat_in", gguf.Uint32(uint32(d.in)))
+				w.Set(a+".dense_"+n+"_feat_out", gguf.Uint32(uint32(d.out)))
+			}
 		}
 		if arch.moe != nil {
 			moeKeys(w, a, arch, hp)
@@ -800,7 +827,7 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		}
 		switch {
 		case arch.gemma3:
-			gemma3Keys(w, hp)
+			gemma3Keys(w, a, arch, hp)
 		case arch.postNorms:
 			gemma2Keys(w, hp)
 		}
@@ -845,6 +872,12 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		plan, err = planErnieMoE(st, arch, hp)
 	default:
 		plan, err = planTensors(st, arch, hp)
+	}
+	if err == nil && arch.gemmaEmbed {
+		var dense []tensorPlan
+		if dense, err = densePlans(dir); err == nil {
+			plan = append(plan, dense...)
+		}
 	}
 	if err != nil {
 		return fail(err)

@@ -63,6 +63,16 @@ func gemma3TextName(name string) (text string, skip bool) {
 	return name, false
 }
 
+// rootKeyed maps a tensor of a model saved without its "model." prefix
+// (sentence-transformers' EmbeddingGemma: embed_tokens.weight, layers.N.*,
+// norm.weight) to the prefixed name.
+func rootKeyed(name string) string {
+	if name == "embed_tokens.weight" || name == "norm.weight" || strings.HasPrefix(name, "layers.") {
+		return "model." + name
+	}
+	return name
+}
+
 // gemma3Config prepares a Gemma 3 config.json for hparams: for
 // Gemma3ForConditionalGeneration (vlm) the text_config fields replace the
 // top-level ones (as convert_hf_to_gguf.py merges them), then the fields
@@ -194,16 +204,19 @@ func gemma3LayerTypes(c *hfConfig, layers int) ([]bool, error) {
 // rope scaling on the local layers are fixed. Only linear rope scaling
 // (applied, as transformers does, to the global layers only) is
 // converted.
-func gemma3Hparams(c *hfConfig, h *hparams, local float64) error {
-	const arch = "Gemma 3"
+func gemma3Hparams(c *hfConfig, h *hparams, local float64, embed bool) error {
+	arch, cpp := "Gemma 3", "gemma3"
+	if embed {
+		arch, cpp = "EmbeddingGemma (Gemma3TextModel)", "gemma-embedding"
+	}
 	switch c.HiddenActivation {
 	case "", "gelu_pytorch_tanh":
 	default:
-		return fmt.Errorf("%w: %s with hidden_activation %q (llama.cpp's gemma3 arch uses the tanh GELU, gelu_pytorch_tanh)", ErrUnsupported, arch, c.HiddenActivation)
+		return fmt.Errorf("%w: %s with hidden_activation %q (llama.cpp's %s arch uses the tanh GELU, gelu_pytorch_tanh)", ErrUnsupported, arch, c.HiddenActivation, cpp)
 	}
 	if !isNull(c.AttnLogitSoftcapping) {
-		return fmt.Errorf("%w: %s with attn_logit_softcapping %s (llama.cpp's gemma3 arch does not soft-cap the attention scores)",
-			ErrUnsupported, arch, c.AttnLogitSoftcapping)
+		return fmt.Errorf("%w: %s with attn_logit_softcapping %s (llama.cpp's %s arch does not soft-cap the attention scores)",
+			ErrUnsupported, arch, c.AttnLogitSoftcapping, cpp)
 	}
 	fc, ok, err := optFloat(c.FinalLogitSoftcapping, "final_logit_softcapping", 0)
 	if err != nil {
@@ -218,15 +231,15 @@ func gemma3Hparams(c *hfConfig, h *hparams, local float64) error {
 	switch h.rope.kind {
 	case ropeNone, ropeLinear:
 	default:
-		return fmt.Errorf("%w: %s rope scaling for %s (llama.cpp's gemma3 arch applies only linear scaling as transformers does, to the global layers)",
-			ErrUnsupported, h.rope.kind, arch)
+		return fmt.Errorf("%w: %s rope scaling for %s (llama.cpp's %s arch applies only linear scaling as transformers does, to the global layers)",
+			ErrUnsupported, h.rope.kind, arch, cpp)
 	}
 	q, ok, err := optFloat(c.QueryPreAttnScalar, "query_pre_attn_scalar", gemma3QueryScalar)
 	if err != nil {
 		return err
 	}
 	want := float64(h.headDim)
-	if h.layers == 62 {
+	if h.layers == 62 && !embed { // gemma-embedding always scales by 1/sqrt(head_dim)
 		want = float64(h.hidden / h.heads)
 	}
 	if !ok || q != want {
@@ -234,8 +247,8 @@ func gemma3Hparams(c *hfConfig, h *hparams, local float64) error {
 		if ok {
 			got = fmt.Sprint(q)
 		}
-		return fmt.Errorf("%w: %s with query_pre_attn_scalar %s: llama.cpp's gemma3 arch scales the queries by 1/sqrt(%v) for this shape",
-			ErrUnsupported, arch, got, want)
+		return fmt.Errorf("%w: %s with query_pre_attn_scalar %s: llama.cpp's %s arch scales the queries by 1/sqrt(%v) for this shape",
+			ErrUnsupported, arch, got, cpp, want)
 	}
 
 	sliding, err := gemma3LayerTypes(c, h.layers)
@@ -252,15 +265,15 @@ func gemma3Hparams(c *hfConfig, h *hparams, local float64) error {
 			match = false
 		}
 	}
-	if len(global) == len(sliding) {
+	if len(global) == len(sliding) && !embed {
 		// No sliding-window layer: llama.cpp without a sliding_window key
 		// treats every layer as global, with rope_theta and the scaling.
 		h.slidingWindow = 0
 		return nil
 	}
-	if !match {
-		return fmt.Errorf("%w: %s with global (full_attention) layers %v (layer_types or sliding_window_pattern): llama.cpp's gemma3 arch makes layers 5, 11, 17, ... (every sixth) global and the others sliding-window",
-			ErrUnsupported, arch, global)
+	if !match || embed && len(global) == len(sliding) {
+		return fmt.Errorf("%w: %s with global (full_attention) layers %v (layer_types or sliding_window_pattern): llama.cpp's %s arch makes layers 5, 11, 17, ... (every sixth) global and the others sliding-window",
+			ErrUnsupported, arch, global, cpp)
 	}
 	switch {
 	case len(c.SlidingWindow) == 0:
@@ -271,22 +284,23 @@ func gemma3Hparams(c *hfConfig, h *hparams, local float64) error {
 		return fmt.Errorf("%w: %s with sliding-window layers and sliding_window %s", ErrUnsupported, arch, c.SlidingWindow)
 	}
 	if local != llamaGemma3SWABase {
-		return fmt.Errorf("%w: %s with rope_local_base_freq %v: llama.cpp's gemma3 arch rotates the sliding-window layers with base %v",
-			ErrUnsupported, arch, local, llamaGemma3SWABase)
+		return fmt.Errorf("%w: %s with rope_local_base_freq %v: llama.cpp's %s arch rotates the sliding-window layers with base %v",
+			ErrUnsupported, arch, local, cpp, llamaGemma3SWABase)
 	}
 	return nil
 }
 
-// gemma3Keys sets the keys llama.cpp's gemma3 arch reads beyond the
-// common ones: the sliding window (absent when every layer is global,
-// which turns llama.cpp's sliding window off) and the final soft-cap when
-// config.json sets one.
-func gemma3Keys(w *gguf.Writer, h hparams) {
+// gemma3Keys sets the keys llama.cpp's gemma3 (and gemma-embedding) arch
+// reads beyond the common ones: the sliding window (absent when every
+// layer is global, which turns llama.cpp's sliding window off) and the
+// final soft-cap when config.json sets one (not for embeddings, which
+// have no logits).
+func gemma3Keys(w *gguf.Writer, a string, arch archSpec, h hparams) {
 	if h.slidingWindow > 0 {
-		w.Set("gemma3.attention.sliding_window", gguf.Uint32(uint32(h.slidingWindow)))
+		w.Set(a+".attention.sliding_window", gguf.Uint32(uint32(h.slidingWindow)))
 	}
-	if h.finalSoftcap > 0 {
-		w.Set("gemma3.final_logit_softcapping", gguf.Float32(float32(h.finalSoftcap)))
+	if h.finalSoftcap > 0 && !arch.gemmaEmbed {
+		w.Set(a+".final_logit_softcapping", gguf.Float32(float32(h.finalSoftcap)))
 	}
 }
 

@@ -150,6 +150,9 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 				continue
 			}
 		}
+		if arch.gemmaEmbed {
+			name = rootKeyed(name)
+		}
 		switch {
 		case ignoredRE.MatchString(name):
 			continue

@@ -23,6 +23,13 @@ func writeSentenceModules(t *testing.T, dir, mode string, extra ...string) {
 		`{"idx":2,"name":"2","path":"2_Normalize","type":"sentence_transformers.models.Normalize"}`
 	for _, e := range extra {
 		mods += `,{"idx":3,"name":"3","path":"3_X","type":"sentence_transformers.models.` + e + `"}`
+		if err := os.MkdirAll(filepath.Join(dir, "3_X"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		cfg := `{"in_features": 64, "out_features": 64, "bias": false, "activation_function": "torch.nn.modules.linear.Identity"}`
+		if err := os.WriteFile(filepath.Join(dir, "3_X", "config.json"), []byte(cfg), 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := os.WriteFile(filepath.Join(dir, "modules.json"), []byte(mods+"]"), 0o644); err != nil {
 		t.Fatal(err)

@@ -53,6 +53,9 @@ type refModel struct {
 	// multiplied by 1 + tempBeta·ln(1 + ⌊pos/tempOrig⌋).
 	tempBeta float64
 	tempOrig int
+	// bidir: every position attends to every other (an encoder,
+	// EmbeddingGemma), each layer's symWindow limiting how far.
+	bidir bool
 
 	emb, out, norm []float64 // out: the [vocab, hidden] head
 	layers         []refLayer
@@ -69,6 +72,7 @@ type refLayer struct {
 	postFFNNorm              []float64 // on the MLP output (Gemma 2, 3)
 	ffn                      int
 	window                   int // > 0: attend to the last window positions only
+	symWindow                int // > 0, with bidir: attend to positions at most symWindow away
 	// invFreq, if not nil, replaces the model's rope frequencies in this
 	// layer (Gemma 3's local layers rotate with their own base).
 	invFreq []float64
@@ -326,6 +330,33 @@ func (m *refModel) act(x float64) float64 {
 
 // forward returns the logits after ids.
 func (m *refModel) forward(ids []int) []float64 {
+	x := m.run(ids)
+	H, T := m.hidden, len(ids)
+	logits := matvec(m.out, m.rms(x[T-1], m.norm), len(m.out)/H)
+	for i := range logits {
+		logits[i] = softcap(logits[i], m.finalSoftcap)
+		if m.logitDiv != 0 {
+			logits[i] /= m.logitDiv
+		}
+		if m.logitScale != 0 {
+			logits[i] *= m.logitScale
+		}
+	}
+	return logits
+}
+
+// states returns every position's final hidden state (after the final
+// norm).
+func (m *refModel) states(ids []int) [][]float64 {
+	x := m.run(ids)
+	for i := range x {
+		x[i] = m.rms(x[i], m.norm)
+	}
+	return x
+}
+
+// run returns every position's hidden state after the blocks.
+func (m *refModel) run(ids []int) [][]float64 {
 	H, nh, nkv, hd := m.hidden, m.heads, m.kvHeads, m.headDim
 	scale := m.attnScale
 	if scale == 0 {
@@ -477,17 +508,7 @@ func (m *refModel) forward(ids []int) []float64 {
 			}
 		}
 	}
-	logits := matvec(m.out, m.rms(x[T-1], m.norm), len(m.out)/H)
-	for i := range logits {
-		logits[i] = softcap(logits[i], m.finalSoftcap)
-		if m.logitDiv != 0 {
-			logits[i] /= m.logitDiv
-		}
-		if m.logitScale != 0 {
-			logits[i] *= m.logitScale
-		}
-	}
-	return logits
+	return x
 }
 
 // attend is position i's attention output (before the residual) over the
@@ -497,13 +518,19 @@ func (m *refModel) attend(L refLayer, qs, ks, vs [][]float64, i int, scale float
 	att := make([]float64, nh*hd)
 	for j := range nh {
 		kv := j / (nh / nkv)
-		s0 := 0
+		s0, last := 0, i
 		if L.window > 0 {
 			s0 = max(0, i-L.window+1)
 		}
-		sc := make([]float64, i+1)
+		if m.bidir {
+			last = len(ks) - 1
+			if L.symWindow > 0 {
+				s0, last = max(0, i-L.symWindow), min(last, i+L.symWindow)
+			}
+		}
+		sc := make([]float64, last+1)
 		mx := math.Inf(-1)
-		for s := range i + 1 {
+		for s := range last + 1 {
 			if s < s0 {
 				sc[s] = math.Inf(-1)
 				continue
