@@ -43,7 +43,16 @@ var auxFiles = map[string]bool{
 	"chat_template.json": true, "chat_template.jinja": true,
 	"preprocessor_config.json": true, "processor_config.json": true,
 	"adapter_config.json": true, // a PEFT adapter's (with adapter_model.safetensors)
+	// A sentence-transformers model's module list, which names its
+	// pooling and projections (sentenceModuleRE).
+	"modules.json": true,
 }
+
+// sentenceModuleRE matches the files of a sentence-transformers model's
+// modules, in the folders it names after them (1_Pooling, 2_Dense, ...):
+// their config.json and a Dense projection's weights. The converter reads
+// them for the embedding's pooling and projections.
+var sentenceModuleRE = regexp.MustCompile(`^\d+_(Pooling|Dense|Normalize)/(config\.json|model\.safetensors)$`)
 
 var (
 	splitRE      = regexp.MustCompile(`(?i)^(.*)-(\d{5})-of-(\d{5})\.gguf$`)
@@ -279,6 +288,10 @@ func defaultFiles(paths []string) ([]string, error) {
 	var out []string
 	weights := false
 	for _, p := range paths {
+		if sentenceModuleRE.MatchString(p) {
+			out = append(out, p)
+			continue
+		}
 		if strings.Contains(p, "/") {
 			continue
 		}

@@ -44,6 +44,14 @@ func TestSelectFiles(t *testing.T) {
 			"special_tokens_map.json", "tokenizer.json", "tokenizer.model", "tokenizer_config.json",
 		}, nil},
 		{"include bin", st, Selection{Include: []string{"*.bin", "config.json"}}, []string{"config.json", "pytorch_model.bin"}, nil},
+		// A sentence-transformers model: its modules' configurations and
+		// Dense weights too (EmbeddingGemma's layout), not its ONNX export.
+		{"sentence-transformers", []string{"config.json", "model.safetensors", "tokenizer.json", "modules.json", "1_Pooling/config.json",
+			"2_Dense/config.json", "2_Dense/model.safetensors", "3_Dense/config.json", "3_Dense/model.safetensors", "onnx/model.onnx",
+			"config_sentence_transformers.json"}, Selection{}, []string{
+			"1_Pooling/config.json", "2_Dense/config.json", "2_Dense/model.safetensors", "3_Dense/config.json", "3_Dense/model.safetensors",
+			"config.json", "model.safetensors", "modules.json", "tokenizer.json",
+		}, nil},
 		// A quantization of a safetensors repo is the type to convert to,
 		// when the caller converts and accepts it.
 		{"safetensors to convert", st, Selection{Quant: "Q4_K_M", Convertible: func(q string) bool { return q == "Q4_K_M" }}, []string{
