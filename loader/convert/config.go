@@ -100,6 +100,9 @@ type hfConfig struct {
 	// Llama 4's text fields, and their decoding error.
 	Llama4 llama4Config `json:"-"`
 	l4Err  error
+	// NomicBertConfig's fields, and their decoding error.
+	NomicBert nomicBertConfig `json:"-"`
+	nbErr     error
 
 	// A classifier's labels by id ("0": "LABEL_0").
 	ID2Label map[string]string `json:"id2label"`
@@ -214,6 +217,7 @@ func readConfig(dir string) (*hfConfig, error) {
 	c.apertusErr = json.Unmarshal(raw, &c.Apertus)
 	c.bambaErr = json.Unmarshal(raw, &c.Bamba)
 	c.l4Err = json.Unmarshal(raw, &c.Llama4)
+	c.nbErr = json.Unmarshal(raw, &c.NomicBert)
 	return &c, nil
 }
 
@@ -223,6 +227,8 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		return c.gpt2Hparams()
 	case "bert":
 		return c.bertHparams()
+	case "nomic-bert":
+		return c.nomicBertHparams()
 	}
 	if arch.gemma3 {
 		if err := c.gemma3Config(arch.vlm); err != nil {
@@ -556,7 +562,7 @@ func (c *hfConfig) slidingLayers(layers int) ([]bool, error) {
 // Arcee's ReLU², GPT-2's and BERT's own, and gpt-oss's clamped SwiGLU).
 func (c *hfConfig) checkActivation(arch archSpec) error {
 	if c.HiddenAct == "" || c.HiddenAct == "silu" || c.HiddenAct == "swish" || arch.gguf == "lfm2" || arch.apertus || // Lfm2MLP's SiLU is fixed; Apertus's xIELU is checked on its own
-		arch.normShift != 0 || arch.reluSq || arch.gptOSS || arch.nemotronH || arch.gguf == "gpt2" || arch.gguf == "bert" {
+		arch.normShift != 0 || arch.reluSq || arch.gptOSS || arch.nemotronH || arch.gguf == "gpt2" || arch.encoder() {
 		return nil
 	}
 	return fmt.Errorf("%w: %s with hidden_act %q: llama.cpp's %s graph gates the MLP with SiLU", ErrUnsupported, arch.hf, c.HiddenAct, arch.gguf)

@@ -222,6 +222,9 @@
 //     rope, leading dense layers then routed and shared experts with
 //     sigmoid routing; the tokenizer as llama.cpp's glm4 with its turn
 //     tokens. See glm4moe.go.
+//   - NomicBertModel (nomic-embed-text v1 and v1.5) → GGUF arch
+//     "nomic-bert": a post-norm encoder with a fused Wqkv, NEOX rope and a
+//     SwiGLU MLP; see nomicbert.go.
 //   - GPT2LMHeadModel → GGUF arch "gpt2": the Conv1D weights, stored
 //     [in, out], are transposed; the head is tied to the embeddings.
 //   - BertModel (also in the sentence-transformers layout, whose tensors
@@ -551,6 +554,7 @@ var archs = []archSpec{
 	{hf: "BertModel", gguf: "bert"},
 	{hf: "BertForMaskedLM", gguf: "bert"},
 	{hf: "BertForSequenceClassification", gguf: "bert", classifier: true},
+	{hf: "NomicBertModel", gguf: "nomic-bert"},
 }
 
 // Supported returns the Hugging Face architecture names Convert accepts.
@@ -747,6 +751,11 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		w.Set(a+".attention.causal", gguf.Bool(false))
 		w.Set(a+".pooling_type", gguf.Uint32(pooling))
 		voc.typeCount = hp.typeVocab
+	case "nomic-bert":
+		if err := nomicBertKeys(w, a, dir, hp); err != nil {
+			return fail(err)
+		}
+		voc.typeCount = hp.typeVocab
 	default:
 		w.Set(a+".attention.head_count_kv", gguf.Uint32(uint32(hp.kvHeads)))
 		w.Set(a+".rope.freq_base", gguf.Float32(float32(hp.ropeTheta)))
@@ -864,6 +873,8 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		plan, err = planGPT2(st, hp)
 	case "bert":
 		plan, err = planBERT(st, hp, arch.classifier)
+	case "nomic-bert":
+		plan, err = planNomicBert(st, hp)
 	case "deepseek2":
 		plan, err = planDeepSeek2(st, arch, hp)
 	case "glm4moe":

@@ -252,7 +252,7 @@ func spmVocab(m *spModel) (*vocab, error) {
 // vocab_size ignored, a special one a control token, another
 // user-defined), then the special tokens.
 func readVocabSPM(dir string, cfg *hfConfig, arch archSpec) (*vocab, error) {
-	if arch.gguf == "bert" {
+	if arch.encoder() {
 		return nil, fmt.Errorf("%w tokenizer: %s is converted only with a WordPiece tokenizer.json, not a tokenizer.model", ErrUnsupported, arch.hf)
 	}
 	m, err := readSPModel(filepath.Join(dir, "tokenizer.model"))

@@ -157,14 +157,14 @@ func readVocab(dir string, cfg *hfConfig, arch archSpec) (*vocab, error) {
 	spacePrefix := norm.prepends("▁")
 	v := &vocab{bos: -1, eos: -1, unk: -1, pad: -1, sep: -1, cls: -1, mask: -1, eot: -1, eom: -1}
 	switch {
-	case tj.Model.Type == "WordPiece" && arch.gguf == "bert":
+	case tj.Model.Type == "WordPiece" && arch.encoder():
 		if err := checkWordPiece(tj); err != nil {
 			return nil, err
 		}
 		v.model = kindWPM
 	case tj.Model.Type == "WordPiece":
 		return nil, fmt.Errorf("%w tokenizer: a WordPiece tokenizer is converted only for BERT, not for %s", ErrUnsupported, arch.hf)
-	case arch.gguf == "bert":
+	case arch.encoder():
 		return nil, fmt.Errorf("%w tokenizer: %s is converted only with a WordPiece tokenizer.json (llama.cpp's bert vocabulary); this one has model %q",
 			ErrUnsupported, arch.hf, tj.Model.Type)
 	case tj.Model.Type == "BPE" && tj.Model.ByteFallback && (spacePrefix || norm.replaces(" ", "▁")):
