@@ -3,7 +3,6 @@ package convert
 import (
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"regexp"
 	"strings"
 
@@ -364,34 +363,8 @@ func planLFM2(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, er
 		}
 		return refuse("not a tensor of the model")
 	}
-	skipped := 0
-	for _, t := range st.Tensors() {
-		name := t.Name
-		if arch.vlm { // LFM2-VL: the language model's tensors by their text names
-			var skip bool
-			if name, skip = gemma3TextName(name); skip {
-				skipped++
-				continue
-			}
-		}
-		if fp8Aux(st, t.Name) || ignoredRE.MatchString(name) || name == "lm_head.weight" && h.tied {
-			continue // tied: transformers runs the embeddings as the head
-		}
-		ok, err := pl.outerAs(t, name, llamaEmb, []string{"model.embedding_norm.weight"})
-		if !ok && err == nil {
-			n, suffix, berr := blockOf(layerRE, name, h.layers, arch)
-			if berr != nil {
-				return nil, berr
-			}
-			err = layer(n, suffix, t)
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	if skipped > 0 {
-		slog.Info("convert: converting the language model only; the vision tower and multi-modal projector are skipped (llama.cpp reads them from a separate mmproj file)",
-			"architecture", arch.hf, "skipped_tensors", skipped)
+	if err := pl.walkText(arch, llamaEmb, []string{"model.embedding_norm.weight"}, layer); err != nil {
+		return nil, err
 	}
 	if moe {
 		sparse := make([]bool, h.layers)

@@ -3,7 +3,6 @@ package convert
 import (
 	"encoding/json"
 	"fmt"
-	"log/slog"
 	"math"
 	"regexp"
 	"slices"
@@ -413,34 +412,8 @@ func planLlama4(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, 
 		}
 		return fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, t.Name, arch.hf)
 	}
-	skipped := 0
-	for _, t := range st.Tensors() {
-		name := t.Name
-		if arch.vlm {
-			var skip bool
-			if name, skip = gemma3TextName(name); skip {
-				skipped++
-				continue
-			}
-		}
-		if fp8Aux(st, t.Name) || ignoredRE.MatchString(name) || name == "lm_head.weight" && h.tied {
-			continue
-		}
-		ok, err := pl.outerAs(t, name, llamaEmb, llamaNorm)
-		if !ok && err == nil {
-			n, suffix, berr := blockOf(layerRE, name, h.layers, arch)
-			if berr != nil {
-				return nil, berr
-			}
-			err = layer(n, suffix, t)
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	if skipped > 0 {
-		slog.Info("convert: converting the language model only; the vision model and multi-modal projector are skipped (llama.cpp reads them from a separate mmproj file)",
-			"architecture", arch.hf, "skipped_tensors", skipped)
+	if err := pl.walkText(arch, llamaEmb, llamaNorm, layer); err != nil {
+		return nil, err
 	}
 	if err := stackExperts(pl, llama4MoE, experts, fused, h, g.moe); err != nil {
 		return nil, err

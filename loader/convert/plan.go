@@ -558,6 +558,44 @@ func (pl *planner) walk(arch archSpec, re *regexp.Regexp, emb, norm []string, sk
 	return nil
 }
 
+// walkText is walk for a model that may be a vision-language checkpoint's
+// language model (arch.vlm): its tensors known by their text model's names
+// (gemma3TextName), the vision tower and projector skipped and counted in
+// a log line; a tied head's lm_head.weight is skipped too (transformers
+// runs the embeddings as the head).
+func (pl *planner) walkText(arch archSpec, emb, norm []string, layer func(n int, suffix string, t safetensors.TensorInfo) error) error {
+	skipped := 0
+	for _, t := range pl.st.Tensors() {
+		name := t.Name
+		if arch.vlm {
+			var skip bool
+			if name, skip = gemma3TextName(name); skip {
+				skipped++
+				continue
+			}
+		}
+		if fp8Aux(pl.st, t.Name) || ignoredRE.MatchString(name) || name == "lm_head.weight" && pl.h.tied {
+			continue
+		}
+		ok, err := pl.outerAs(t, name, emb, norm)
+		if !ok && err == nil {
+			n, suffix, berr := blockOf(layerRE, name, pl.h.layers, arch)
+			if berr != nil {
+				return berr
+			}
+			err = layer(n, suffix, t)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	if skipped > 0 {
+		slog.Info("convert: converting the language model only; the vision model and multi-modal projector are skipped (llama.cpp reads them from a separate mmproj file)",
+			"architecture", arch.hf, "skipped_tensors", skipped)
+	}
+	return nil
+}
+
 // skipMTP is a walk skip that passes over the multi-token-prediction
 // tensors (mtp.*, for speculative decoding: not converted), counting them
 // in n.
