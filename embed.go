@@ -56,7 +56,7 @@ func (p *Pipeline) Embed(ctx context.Context, texts ...string) ([][]float32, err
 // modelPooling is the pooling a model's GGUF names in {arch}.pooling_type,
 // given to llama.cpp explicitly: llama.cpp reads the key for some archs
 // only (BERT's, Qwen2's and Qwen3's), and a decoder converted from a
-// sentence-transformers model (e5-mistral's llama) names it too. Without
+// sentence-transformers model on another arch (llama) names it too. Without
 // the key, mean, as sentence-transformers defaults.
 func modelPooling(h *gguf.File) engine.Pooling {
 	v, ok := h.Uint(h.Architecture() + ".pooling_type")

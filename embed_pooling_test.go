@@ -15,7 +15,7 @@ import (
 // TestEmbedPoolingKey: a model whose GGUF names its pooling in
 // {arch}.pooling_type, on an arch whose llama.cpp graph does not read the
 // key (llama: a decoder converted from a sentence-transformers model such
-// as e5-mistral), is pooled as the key says: last token, or mean; each
+// as a Mistral-based embedding model), is pooled as the key says: last token, or mean; each
 // compared with the per-token embeddings of the same text, pooled here.
 func TestEmbedPoolingKey(t *testing.T) {
 	src := shareddata.Path(t, "models", "stories260K.gguf")

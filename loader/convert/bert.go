@@ -121,6 +121,9 @@ const (
 // checkpoint (see readSentence), mean when it names none.
 func readPooling(dir string) (uint32, error) {
 	st, err := readSentence(dir)
+	if err == nil {
+		err = st.check(false)
+	}
 	if err != nil || st.found {
 		return st.pooling, err
 	}
@@ -139,6 +142,19 @@ type sentence struct {
 	found   bool   // a Pooling module names it
 	// dense are the Dense modules after the pooling, in order.
 	dense []denseModule
+	// unknown says why llama.cpp cannot reproduce the embedding: a module
+	// it does not run, a Dense module before the pooling ("" when none).
+	unknown string
+}
+
+// check refuses a checkpoint whose modules llama.cpp does not run, for an
+// embedding model (a reranker's modules act on its scores, which llama.cpp
+// computes its own way).
+func (st sentence) check(reranker bool) error {
+	if st.unknown != "" && !reranker {
+		return fmt.Errorf("%w: %s", ErrUnsupported, st.unknown)
+	}
+	return nil
 }
 
 // denseModule is a sentence-transformers Dense module: a linear layer
@@ -151,9 +167,10 @@ type denseModule struct {
 
 // readSentence reads a sentence-transformers checkpoint's modules.json
 // (or, without one, 1_Pooling/config.json): the pooling and the Dense
-// modules. Modules the converter does not know are refused, as are Dense
-// modules with a bias or an activation, or before the pooling: the
-// embeddings would silently differ.
+// modules. Modules the converter does not know, or Dense modules before
+// the pooling, are reported in unknown (see check); Dense modules with a
+// bias or an activation are refused: the embeddings would silently
+// differ.
 func readSentence(dir string) (sentence, error) {
 	var st sentence
 	path := ""
@@ -169,13 +186,16 @@ func readSentence(dir string) (sentence, error) {
 			kind := m.Type[strings.LastIndex(m.Type, ".")+1:]
 			switch {
 			case !slices.Contains(sentenceKinds, kind):
-				return st, fmt.Errorf("%w sentence-transformers module %q (modules.json): llama.cpp runs the model, its pooling, Dense projections (gemma-embedding) and normalisation only", ErrUnsupported, m.Type)
+				if st.unknown == "" {
+					st.unknown = fmt.Sprintf("sentence-transformers module %q (modules.json): llama.cpp runs the model, its pooling, Dense projections (gemma-embedding) and normalisation only", m.Type)
+				}
 			case kind == "Pooling" && path == "":
 				path = m.Path
-			case kind == "Dense":
-				if path == "" {
-					return st, fmt.Errorf("%w: a sentence-transformers Dense module (%s) before the pooling: llama.cpp projects the pooled embedding", ErrUnsupported, m.Path)
+			case kind == "Dense" && path == "":
+				if st.unknown == "" {
+					st.unknown = fmt.Sprintf("a sentence-transformers Dense module (%s) before the pooling: llama.cpp projects the pooled embedding", m.Path)
 				}
+			case kind == "Dense":
 				d, err := readDense(dir, m.Path)
 				if err != nil {
 					return st, err
@@ -193,6 +213,9 @@ func readSentence(dir string) (sentence, error) {
 	}
 	file := filepath.Join(dir, filepath.FromSlash(path), "config.json")
 	raw, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return st, fmt.Errorf("%w: modules.json names the Pooling module %s, which has no config.json", ErrMismatch, path)
+	}
 	if err != nil {
 		return st, fmt.Errorf("convert: pooling: %w", err)
 	}
@@ -226,6 +249,9 @@ func readDense(dir, path string) (denseModule, error) {
 	d := denseModule{dir: filepath.Join(dir, filepath.FromSlash(path))}
 	file := filepath.Join(d.dir, "config.json")
 	raw, err := os.ReadFile(file)
+	if errors.Is(err, fs.ErrNotExist) {
+		return d, fmt.Errorf("%w: modules.json names the Dense module %s, which has no config.json", ErrMismatch, path)
+	}
 	if err != nil {
 		return d, fmt.Errorf("convert: Dense module: %w", err)
 	}

@@ -174,6 +174,9 @@ type hparams struct {
 	// multiplies Command R's logits.
 	cohereQKNorm bool
 	logitScale   float64
+	// embedding: a sentence-transformers embedding model (a Pooling
+	// module): the head may be missing.
+	embedding bool
 	// fp8Block is quantization_config.weight_block_size, the blocks of
 	// FP8 weights' scales (nil: not given).
 	fp8Block []int

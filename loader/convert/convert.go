@@ -29,6 +29,9 @@
 //     biases and with the per-head RMS norm weights q_norm and k_norm
 //     (blk.N.attn_q_norm.weight, blk.N.attn_k_norm.weight); head_dim comes
 //     from config.json.
+//   - Qwen3ForCausalLM whose model card is Qwen3-Reranker's → GGUF arch
+//     "qwen3" as a reranker (rank pooling on its "yes" and "no" rows);
+//     see qwen3rerank.go.
 //   - Qwen2VLForConditionalGeneration, Qwen2_5_VLForConditionalGeneration
 //     and Qwen3VLForConditionalGeneration → GGUF arch "qwen2" and "qwen3",
 //     and Qwen3VLMoeForConditionalGeneration → "qwen3moe" (its fused
@@ -249,11 +252,14 @@
 //     pooling; id2label's labels are written when there are several.
 //
 // A decoder checkpoint that is a sentence-transformers embedding model
-// (Qwen3-Embedding, e5-mistral: modules.json and a Pooling module) gets
+// (Qwen3-Embedding: modules.json and a Pooling module) gets
 // {arch}.pooling_type from its pooling (mean, cls or lasttoken), as
-// convert_hf_to_gguf.py writes it for Qwen2 and Qwen3; modules other than
-// the model, its pooling and Normalize (a Dense projection, ...) are
-// refused, for BERT too.
+// convert_hf_to_gguf.py writes it for Qwen2 and Qwen3, and may have no
+// head (Qwen3-Embedding-4B and 8B are untied without one; llama.cpp uses
+// the embeddings) nor the "model." prefix on its tensors (saved as the
+// base model); modules other than the model, its pooling and Normalize
+// (a Dense projection, ...) are refused, for BERT too, except for
+// rerankers, whose modules act on the scores.
 //
 // Rope scaling (rope_scaling, or transformers 5's rope_parameters): "linear"
 // and "yarn" are written as {arch}.rope.scaling.* keys; "llama3" (Llama
@@ -662,9 +668,13 @@ func prepare(dir string) (*hfConfig, archSpec, hparams, *vocab, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if err := sent.check(arch.classifier || isQwen3Reranker(arch, dir)); err != nil {
+		return fail(err)
+	}
 	if err := checkDense(arch, hp, sent.dense); err != nil {
 		return fail(err)
 	}
+	hp.embedding = sent.found && !arch.classifier && !isQwen3Reranker(arch, dir)
 	if len(voc.tokens) > hp.vocab && arch.gemma3 {
 		dropped, err := voc.dropAddedAbove(hp.vocab)
 		if err != nil {
@@ -733,12 +743,12 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 	case "bert":
 		// A bidirectional encoder with LayerNorm and learned positions,
 		// pooled into one embedding per sequence.
-		pooling, err := readPooling(dir)
-		if err != nil {
-			return fail(err)
-		}
-		if arch.classifier {
-			pooling = poolingRank
+		pooling := uint32(poolingRank)
+		if !arch.classifier {
+			if pooling, err = readPooling(dir); err != nil {
+				return fail(err)
+			}
+		} else {
 			labels, err := cfg.labels()
 			if err != nil {
 				return fail(err)
@@ -769,7 +779,7 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 			phi3Keys(w, cfg)
 		}
 		// A sentence-transformers embedding model on a decoder
-		// (Qwen3-Embedding, e5-mistral): its pooling, which llama.cpp's
+		// (Qwen3-Embedding): its pooling, which llama.cpp's
 		// qwen2 and qwen3 read and Embed passes to any other;
 		// gemma-embedding requires it (mean by default, as
 		// sentence-transformers) and takes the Dense projections.
@@ -777,7 +787,7 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		if err != nil {
 			return fail(err)
 		}
-		if sent.found || arch.gemmaEmbed {
+		if (sent.found || arch.gemmaEmbed) && !isQwen3Reranker(arch, dir) {
 			if !sent.found {
 				sent.pooling = poolingMean
 			}
@@ -883,6 +893,11 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		plan, err = planErnieMoE(st, arch, hp)
 	default:
 		plan, err = planTensors(st, arch, hp)
+	}
+	rerank := isQwen3Reranker(arch, dir)
+	if err == nil && rerank {
+		qwen3RerankKeys(w, a)
+		plan, err = qwen3RerankHead(plan, st, voc, hp)
 	}
 	if err == nil && arch.gemmaEmbed {
 		var dense []tensorPlan

@@ -27,10 +27,10 @@ import (
 // llama.cpp's nomic-bert runs exactly that, so configs that differ are
 // refused: another activation, causal attention, biases, pre-norm blocks,
 // a partial or interleaved rope, xPos scaling (rotary_emb_scale_base),
-// rotary_head_dim (the flag of an old xformers bug), fewer KV heads. With
-// rotary_scaling_factor (dynamic NTK beyond max_trained_positions) the
-// context is max_trained_positions, within which transformers' rope is
-// the plain one, as convert_hf_to_gguf.py caps it.
+// rotary_head_dim (the flag of an old xformers bug), fewer KV heads. The
+// context is max_trained_positions, on which the models were trained (and
+// past which, with rotary_scaling_factor, transformers scales the rope),
+// as convert_hf_to_gguf.py writes it.
 
 // nomicBertConfig holds NomicBertConfig's fields (beside GPT-2's n_embd,
 // n_layer, n_head, n_inner, n_positions, layer_norm_epsilon).
@@ -139,11 +139,11 @@ func (c *hfConfig) nomicBertHparams() (hparams, error) {
 	case h.typeVocab < 0:
 		return h, fmt.Errorf("%w: config.json: type_vocab_size %d is negative", ErrMismatch, h.typeVocab)
 	}
-	if !isNull(n.RotaryScalingFactor) {
-		// Dynamic NTK scaling past max_trained_positions: within them the
-		// plain rope.
-		h.ctxLen = min(h.ctxLen, or(n.MaxTrainedPositions, 2048))
-	}
+	// Trained on max_trained_positions (2048) whatever n_positions says
+	// (8192 in v1 and v1.5), as convert_hf_to_gguf.py writes it; past
+	// them transformers scales the rope (dynamic NTK) when
+	// rotary_scaling_factor is set.
+	h.ctxLen = min(h.ctxLen, or(n.MaxTrainedPositions, 2048))
 	return h, nil
 }
 

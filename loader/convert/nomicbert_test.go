@@ -219,7 +219,7 @@ func TestNomicBert(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			want := map[string]uint64{"feed_forward_length": nbFFN, "context_length": 8192, "vocab_size": nbVocab, "rope.dimension_count": nbHidden / nbHeads,
+			want := map[string]uint64{"feed_forward_length": nbFFN, "context_length": 2048, "vocab_size": nbVocab, "rope.dimension_count": nbHidden / nbHeads,
 				"pooling_type": map[string]uint64{"mean": 1, "cls": 2}[pooling]}
 			for k, v := range want {
 				if got, ok := f.Uint("nomic-bert." + k); !ok || got != v {
@@ -315,7 +315,7 @@ func TestNomicBertRefused(t *testing.T) {
 			}
 		})
 	}
-	// Dynamic NTK scaling: the context is capped at max_trained_positions.
+	// Dynamic NTK scaling: the context is max_trained_positions.
 	dir := nomicBertFixture(t, "mean", func(c map[string]any) { c["rotary_scaling_factor"] = 2.0 })
 	out := filepath.Join(t.TempDir(), "nb.gguf")
 	if err := convert.Convert(context.Background(), dir, out, convert.Options{}); err != nil {

@@ -136,6 +136,11 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 	fused := fusedExperts{}
 	V, H := int64(h.vocab), int64(h.hidden)
 	skipped, zeroBiases := 0, 0
+	// Saved as the base model (sentence-transformers' embedding models:
+	// EmbeddingGemma, Qwen3-Embedding): names without "model.".
+	_, prefixed := st.Tensor("model.embed_tokens.weight")
+	_, bare := st.Tensor("embed_tokens.weight")
+	root := bare && !prefixed
 	for _, t := range st.Tensors() {
 		p := tensorPlan{layer: -1}
 		var want []int64
@@ -150,7 +155,7 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 				continue
 			}
 		}
-		if arch.gemmaEmbed {
+		if root {
 			name = rootKeyed(name)
 		}
 		switch {
@@ -319,7 +324,7 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			"architecture", arch.hf, "skipped_tensors", skipped)
 	}
 
-	if h.tied && arch.untiedOnly && !seen["output.weight"] {
+	if (h.tied || h.embedding) && arch.untiedOnly && !seen["output.weight"] {
 		for _, p := range plan {
 			if p.ggufName == "token_embd.weight" {
 				plan = append(plan, tensorPlan{hfName: p.hfName, ggufName: "output.weight", shape: p.shape, layer: -1})
@@ -329,7 +334,8 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 		}
 	}
 	required := []string{"token_embd.weight", "output_norm.weight"}
-	if !h.tied || arch.untiedOnly {
+	if !h.tied && !h.embedding || arch.untiedOnly {
+		// An embedding model needs no head: llama.cpp uses the embeddings.
 		required = append(required, "output.weight")
 	}
 	perLayer := []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_gate", "ffn_up", "ffn_down"}

@@ -6,6 +6,8 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/llm-go/llm/engine"
@@ -167,6 +169,15 @@ func TestSentenceModulesRefused(t *testing.T) {
 	if err := convert.Check(bert); !errors.Is(err, convert.ErrUnsupported) {
 		t.Errorf("BERT with a Dense module: %v, want ErrUnsupported", err)
 	}
+	// A reranker's modules act on its scores: not refused.
+	rr := qwen3Fixture(t, 1)
+	if err := os.WriteFile(filepath.Join(rr, "README.md"), []byte("# Qwen3-Reranker-0.6B\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeSentenceModules(t, rr, "last", "LogitScore")
+	if err := convert.Check(rr); err != nil {
+		t.Errorf("a reranker with a LogitScore module: %v", err)
+	}
 	// Without modules.json, a decoder is no embedding model: no pooling.
 	plain := qwen3Fixture(t, 1)
 	out := filepath.Join(t.TempDir(), "x.gguf")
@@ -177,5 +188,191 @@ func TestSentenceModulesRefused(t *testing.T) {
 		t.Fatal(err)
 	} else if v, ok := f.Uint("qwen3.pooling_type"); ok {
 		t.Errorf("pooling_type %d written for a plain decoder", v)
+	}
+}
+
+// TestQwen3Reranker converts a Qwen3 checkpoint whose model card is
+// Qwen3-Reranker's as a reranker, and checks that llama.cpp's rank
+// pooling gives the reference's P(yes) against "no" after the last token.
+func TestQwen3Reranker(t *testing.T) {
+	dir := qwen3Fixture(t, 1)
+	if err := os.WriteFile(filepath.Join(dir, "README.md"), []byte("---\nlicense: apache-2.0\n---\n# Qwen3-Reranker-0.6B\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "rr.gguf")
+	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := f.Uint("qwen3.pooling_type"); v != 4 {
+		t.Errorf("pooling_type %d, want 4 (rank)", v)
+	}
+	if tmpl, _ := f.String("tokenizer.chat_template.rerank"); !strings.Contains(tmpl, "{query}") || !strings.Contains(tmpl, "{document}") {
+		t.Errorf("rerank template %q", tmpl)
+	}
+	if ti, ok := f.Tensor("cls.output.weight"); !ok || !slices.Equal(ti.Shape, []uint64{64, 2}) {
+		t.Errorf("cls.output.weight: %+v (%v)", ti, ok)
+	}
+	if _, ok := f.Tensor("output.weight"); ok {
+		t.Error("output.weight written")
+	}
+	toks, _ := f.Strings("tokenizer.ggml.tokens")
+	yes, no := slices.Index(toks, "yes"), slices.Index(toks, "no")
+	ref := loadLlamaRef(t, dir, refModel{hidden: 64, heads: 4, kvHeads: 2, headDim: 16, eps: 1e-6, invFreq: defaultInvFreq(1e6, 16)}, 2)
+	m := loadModel(t, out, engine.ModelOptions{})
+	c, err := m.NewContext(engine.ContextOptions{ContextLength: 256, Embeddings: true, Pooling: engine.PoolingRank,
+		TypeK: "f32", TypeV: "f32", FlashAttention: engine.FlashAttentionOff, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, p := range readReference(t, "tiny-qwen2-st").Prompts {
+		if err := c.ClearMemory(false); err != nil {
+			t.Fatal(err)
+		}
+		b, err := engine.NewBatch(len(p.PromptIDs), 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, id := range p.PromptIDs {
+			if err := b.Add(engine.Token(id), engine.Pos(i), true); err != nil {
+				t.Fatal(err)
+			}
+		}
+		err = c.Decode(context.Background(), b)
+		b.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := c.SequenceEmbeddings(0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := ref.forward(p.PromptIDs)
+		pYes := 1 / (1 + math.Exp(l[no]-l[yes]))
+		if len(got) != 2 || math.Abs(float64(got[0])-pYes) > 1e-5 || math.Abs(float64(got[1])-(1-pYes)) > 1e-5 {
+			t.Errorf("%q: scores %v, want P(yes) %.6f", p.Text, got, pYes)
+		} else {
+			t.Logf("%q: P(yes) %.6f (reference %.6f)", p.Text, got[0], pYes)
+		}
+	}
+	// Without the model card, a plain Qwen3.
+	plain := qwen3Fixture(t, 1)
+	out = filepath.Join(t.TempDir(), "q3.gguf")
+	if err := convert.Convert(context.Background(), plain, out, convert.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := gguf.Open(out); err != nil {
+		t.Fatal(err)
+	} else if _, ok := f.Tensor("cls.output.weight"); ok {
+		t.Error("cls.output.weight written for a plain Qwen3")
+	}
+}
+
+// TestQwen3EmbeddingLayout converts a checkpoint laid out as
+// Qwen3-Embedding-4B and 8B are: saved as the base model (no "model."
+// prefix), untied without a head, last-token pooling, and a tokenizer whose
+// post-processor appends a token other than its EOS (<|endoftext|> after
+// <|im_end|>; here </s> after <unk>). The converter writes no head, makes
+// the appended token the EOS (added) and the named one the end of turn,
+// as gguf-py does; llama.cpp then pools the appended token's state, as
+// sentence-transformers does.
+func TestQwen3EmbeddingLayout(t *testing.T) {
+	dir := qwen3Fixture(t, 1)
+	writeSentenceModules(t, dir, "last")
+	var ts []stTensor
+	for _, s := range f32Tensors(t, dir, nil) {
+		s.name = strings.TrimPrefix(s.name, "model.")
+		ts = append(ts, s)
+	}
+	slices.SortStableFunc(ts, func(a, b stTensor) int { return strings.Compare(a.name, b.name) })
+	if err := writeSafetensors(filepath.Join(dir, "model.safetensors"), ts); err != nil {
+		t.Fatal(err)
+	}
+	editJSON(t, filepath.Join(dir, "config.json"), func(c map[string]any) { c["tie_word_embeddings"] = false })
+	editJSON(t, filepath.Join(dir, "tokenizer.json"), func(c map[string]any) {
+		c["post_processor"] = map[string]any{"type": "TemplateProcessing",
+			"single": []any{map[string]any{"SpecialToken": map[string]any{"id": "<s>", "type_id": 0}}, map[string]any{"Sequence": map[string]any{"id": "A", "type_id": 0}},
+				map[string]any{"SpecialToken": map[string]any{"id": "</s>", "type_id": 0}}},
+			"pair": []any{}, "special_tokens": map[string]any{}}
+	})
+	editJSON(t, filepath.Join(dir, "tokenizer_config.json"), func(c map[string]any) {
+		delete(c, "add_eos_token")
+		c["eos_token"] = "<unk>"
+	})
+	editJSON(t, filepath.Join(dir, "special_tokens_map.json"), func(c map[string]any) { c["eos_token"] = "<unk>" })
+	out := filepath.Join(t.TempDir(), "emb.gguf")
+	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := f.Tensor("output.weight"); ok {
+		t.Error("output.weight written for a checkpoint without a head")
+	}
+	for k, want := range map[string]uint64{"tokenizer.ggml.eos_token_id": 2, "tokenizer.ggml.eot_token_id": 0, "qwen3.pooling_type": 3} {
+		if got, ok := f.Uint(k); !ok || got != want {
+			t.Errorf("%s = %d (%v), want %d", k, got, ok, want)
+		}
+	}
+	if add, ok := f.Bool("tokenizer.ggml.add_eos_token"); !ok || !add {
+		t.Errorf("add_eos_token %v (%v), want true", add, ok)
+	}
+	m := loadModel(t, out, engine.ModelOptions{})
+	toks, err := m.Tokenize("The quick brown fox", true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(toks) < 3 || toks[0] != 1 || toks[len(toks)-1] != 2 {
+		t.Fatalf("tokens %v: want <s> ... </s>", toks)
+	}
+	c, err := m.NewContext(engine.ContextOptions{ContextLength: 256, Embeddings: true, TypeK: "f32", TypeV: "f32",
+		FlashAttention: engine.FlashAttentionOff, Threads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	b, err := engine.NewBatch(len(toks), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ids := make([]int, len(toks))
+	for i, id := range toks {
+		ids[i] = int(id)
+		if err := b.Add(id, engine.Pos(i), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Decode(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	got, err := c.SequenceEmbeddings(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := t.TempDir() // the reference reads the prefixed names
+	var prefixed []stTensor
+	for _, s := range ts {
+		s.name = "model." + s.name
+		prefixed = append(prefixed, s)
+	}
+	if err := writeSafetensors(filepath.Join(root, "model.safetensors"), prefixed); err != nil {
+		t.Fatal(err)
+	}
+	ref := loadLlamaRef(t, root, refModel{hidden: 64, heads: 4, kvHeads: 2, headDim: 16, eps: 1e-6, invFreq: defaultInvFreq(1e6, 16)}, 2)
+	ref.out = make([]float64, 64*64)
+	for i := range 64 {
+		ref.out[i*65] = 1
+	}
+	if re := relErr(got, ref.forward(ids)); !(re < 1e-5) {
+		t.Errorf("relative error %.3g", re)
+	} else {
+		t.Logf("tokens %v: relative error %.3g", ids, re)
 	}
 }

@@ -415,6 +415,13 @@ func (v *vocab) readSpecial(dir string, cfg *hfConfig, postProc json.RawMessage)
 	if eosName == "" {
 		eosName = sepName
 	}
+	if last := postProcessorLast(postProc); last != "" && eosName != "" && last != eosName && id(last) >= 0 {
+		// The post-processor appends a token other than the EOS
+		// (Qwen3-Embedding's <|endoftext|> after each text, its EOS
+		// <|im_end|>): as gguf-py, that token becomes the EOS, added, and
+		// the named EOS the end of turn.
+		v.eot, eosName = id(eosName), last
+	}
 	v.bos = fallback(id(bosName), cfg.BOSTokenID)
 	v.eos = fallback(id(eosName), cfg.EOSTokenID)
 	v.pad = fallback(id(name("pad_token")), cfg.PadTokenID)
@@ -508,6 +515,39 @@ func postProcessorAdds(raw json.RawMessage, bos, cls, eos string) (addBOS, addEO
 		}
 	}
 	return addBOS, addEOS
+}
+
+// postProcessorLast returns the special token a TemplateProcessing
+// post-processor (alone or in a Sequence) appends to a single sequence, ""
+// when none.
+func postProcessorLast(raw json.RawMessage) string {
+	var p struct {
+		Type       string            `json:"type"`
+		Processors []json.RawMessage `json:"processors"`
+		Single     []struct {
+			SpecialToken *struct {
+				ID string `json:"id"`
+			} `json:"SpecialToken"`
+		} `json:"single"`
+	}
+	if isNull(raw) || json.Unmarshal(raw, &p) != nil {
+		return ""
+	}
+	if p.Type == "Sequence" {
+		for _, q := range p.Processors {
+			if last := postProcessorLast(q); last != "" {
+				return last
+			}
+		}
+		return ""
+	}
+	if p.Type != "TemplateProcessing" || len(p.Single) < 2 {
+		return ""
+	}
+	if l := p.Single[len(p.Single)-1].SpecialToken; l != nil {
+		return l.ID
+	}
+	return ""
 }
 
 // phantomSpaces rewrites a WordPiece vocabulary as llama.cpp's bert
