@@ -44,6 +44,10 @@ type Params struct {
 	Threads   []int    // CPU threads (-t)
 	GPULayers []int    // layers offloaded to GPUs (-ngl; 99: all)
 	FlashAttn []int    // FlashAttnAuto, FlashAttnOff or FlashAttnOn (-fa)
+	// Embeddings runs the tests in a context that computes embeddings
+	// (-embd; llama-bench's embeddings field). An encoder (BERT, ...)
+	// always does, whatever this says.
+	Embeddings []bool
 
 	// Repetitions is how many timed runs each test gets (-r).
 	Repetitions int
@@ -67,6 +71,7 @@ func DefaultParams(models ...Model) Params {
 		Threads:     []int{DefaultThreads()},
 		GPULayers:   []int{99},
 		FlashAttn:   []int{FlashAttnAuto},
+		Embeddings:  []bool{false},
 		Repetitions: 5,
 	}
 }
@@ -80,10 +85,13 @@ type Instance struct {
 	TypeK     string
 	TypeV     string
 	FlashAttn int
-	Threads   int
-	Depth     int
-	NPrompt   int
-	NGen      int
+	// Embeddings: the context computes embeddings (always, for an
+	// encoder's results).
+	Embeddings bool
+	Threads    int
+	Depth      int
+	NPrompt    int
+	NGen       int
 }
 
 // Name is the test's name as llama-bench prints it: pp512, tg128,
@@ -154,7 +162,7 @@ func (p Params) Validate() error {
 
 // Instances expands the parameters to their cross product, in llama-bench's
 // order: by model, then GPU layers, batch, micro-batch, K and V cache
-// types, flash attention, threads and depth; for each combination the
+// types, flash attention, threads, depth and embeddings; for each combination the
 // prompt tests, then the generation tests, then the combined ones. This
 // order loads each model once per GPU-layer setting.
 func (p Params) Instances() []Instance {
@@ -168,27 +176,29 @@ func (p Params) Instances() []Instance {
 							for _, fa := range p.FlashAttn {
 								for _, nt := range p.Threads {
 									for _, nd := range p.Depth {
-										base := Instance{Model: m, GPULayers: ngl, Batch: nb, UBatch: nub,
-											TypeK: tk, TypeV: tv, FlashAttn: fa, Threads: nt, Depth: nd}
-										for _, n := range p.NPrompt {
-											if n > 0 {
-												in := base
-												in.NPrompt = n
-												out = append(out, in)
+										for _, embd := range orFalse(p.Embeddings) {
+											base := Instance{Model: m, GPULayers: ngl, Batch: nb, UBatch: nub,
+												TypeK: tk, TypeV: tv, FlashAttn: fa, Threads: nt, Depth: nd, Embeddings: embd}
+											for _, n := range p.NPrompt {
+												if n > 0 {
+													in := base
+													in.NPrompt = n
+													out = append(out, in)
+												}
 											}
-										}
-										for _, n := range p.NGen {
-											if n > 0 {
-												in := base
-												in.NGen = n
-												out = append(out, in)
+											for _, n := range p.NGen {
+												if n > 0 {
+													in := base
+													in.NGen = n
+													out = append(out, in)
+												}
 											}
-										}
-										for _, pg := range p.PG {
-											if pg.Prompt > 0 || pg.Gen > 0 {
-												in := base
-												in.NPrompt, in.NGen = pg.Prompt, pg.Gen
-												out = append(out, in)
+											for _, pg := range p.PG {
+												if pg.Prompt > 0 || pg.Gen > 0 {
+													in := base
+													in.NPrompt, in.NGen = pg.Prompt, pg.Gen
+													out = append(out, in)
+												}
 											}
 										}
 									}
@@ -201,6 +211,14 @@ func (p Params) Instances() []Instance {
 		}
 	}
 	return out
+}
+
+// orFalse is bs, or just false when empty (Params made before Embeddings).
+func orFalse(bs []bool) []bool {
+	if len(bs) == 0 {
+		return []bool{false}
+	}
+	return bs
 }
 
 var rangeRE = regexp.MustCompile(`^(-?\d+)(?:-(\d+)(?:([+*])(\d+))?)?$`)

@@ -146,7 +146,7 @@ var fieldsLlamaBench = []field{
 	{"tensor_split", kindString, func(*Result) (string, bool) { return str("0.00") }},
 	{"tensor_buft_overrides", kindString, func(*Result) (string, bool) { return str("none") }},
 	{"use_mmap", kindBool, func(*Result) (string, bool) { return btoa(true) }},
-	{"embeddings", kindBool, func(*Result) (string, bool) { return btoa(false) }},
+	{"embeddings", kindBool, func(r *Result) (string, bool) { return btoa(r.Embeddings) }},
 	{"no_op_offload", kindInt, func(*Result) (string, bool) { return itoa(0) }},
 	{"no_host", kindBool, func(*Result) (string, bool) { return btoa(false) }},
 	{"n_prompt", kindInt, func(r *Result) (string, bool) { return itoa(r.NPrompt) }},

@@ -280,11 +280,37 @@ func ContextOptions(in Instance) engine.ContextOptions {
 		FlashAttention: fa,
 		TypeK:          engine.CacheType(in.TypeK),
 		TypeV:          engine.CacheType(in.TypeV),
+		Embeddings:     in.Embeddings,
 	}
+}
+
+// ErrEncoder is wrapped by the error of a test an encoder cannot run: one
+// that generates, or has a depth, or whose prompt does not fit one
+// micro-batch (an encoder attends over its whole input at once).
+var ErrEncoder = errors.New("the model is an encoder")
+
+// encoderTest checks and adapts an encoder's test: a prompt alone, within
+// one micro-batch, in a context that computes embeddings.
+func encoderTest(in Instance) (Instance, error) {
+	switch {
+	case in.NGen > 0 || in.Depth > 0:
+		return in, fmt.Errorf("%w (it embeds; it generates nothing and keeps no KV cache): benchmark it with -n 0 and no depth", ErrEncoder)
+	case in.NPrompt > min(in.UBatch, in.Batch):
+		return in, fmt.Errorf("%w: it attends over its whole input at once, so the prompt of %d tokens must fit the micro-batch (-ub %d, -b %d)",
+			ErrEncoder, in.NPrompt, in.UBatch, in.Batch)
+	}
+	in.Embeddings = true
+	return in, nil
 }
 
 // runInstance runs one test on the loaded model in a fresh context.
 func runInstance(ctx context.Context, cur *loaded, in Instance, p Params, o Options, notify func(string, int)) (Result, error) {
+	if cur.model.NonCausal() {
+		var err error
+		if in, err = encoderTest(in); err != nil {
+			return Result{}, err
+		}
+	}
 	c, err := cur.model.NewContext(ContextOptions(in))
 	if err != nil {
 		return Result{}, err

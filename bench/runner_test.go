@@ -10,6 +10,7 @@ import (
 
 	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/internal/shareddata"
+	"github.com/llm-go/llm/internal/testmodel"
 )
 
 // recorder is a Decoder that records its calls.
@@ -228,4 +229,46 @@ func TestEngineDecoderPositions(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("cleared", 0, 0)
+}
+
+// TestRunEncoder: an encoder (a BERT) runs its prompt tests in a context
+// that computes embeddings, reported so; its generation and depth tests,
+// and a prompt longer than the micro-batch, fail with ErrEncoder. A
+// decoder runs with -embd 1 too, reported so.
+func TestRunEncoder(t *testing.T) {
+	bert, _ := testmodel.BERT(t, false)
+	p := DefaultParams(Model{Path: bert})
+	p.NPrompt, p.NGen = []int{16, 48}, []int{4}
+	p.Depth = []int{0, 8}
+	p.Threads = []int{1}
+	p.Batch, p.UBatch = []int{32}, []int{32}
+	p.Repetitions = 1
+	var errs []error
+	res, err := Run(context.Background(), p, Options{OnError: func(err error) { errs = append(errs, err) }})
+	if err == nil {
+		t.Fatal("no error for the tests an encoder cannot run")
+	}
+	if len(res) != 1 || res[0].NPrompt != 16 || res[0].Depth != 0 || !res[0].Embeddings {
+		t.Fatalf("results %+v, want pp16 alone, with embeddings", res)
+	}
+	// pp48 (over the micro-batch), tg4, and at depth 8 pp16, pp48 and tg4.
+	if len(errs) != 5 {
+		t.Errorf("%d failures, want 5: %v", len(errs), errs)
+	}
+	for _, e := range errs {
+		if !errors.Is(e, ErrEncoder) {
+			t.Errorf("%v, want ErrEncoder", e)
+		}
+	}
+
+	p = DefaultParams(Model{Path: tinyModel(t)})
+	p.NPrompt, p.NGen, p.Threads, p.Repetitions = []int{8}, []int{0}, []int{1}, 1
+	p.Embeddings = []bool{false, true}
+	res, err = Run(context.Background(), p, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 2 || res[0].Embeddings || !res[1].Embeddings {
+		t.Errorf("results %+v, want embeddings false then true", res)
+	}
 }

@@ -198,9 +198,7 @@ func (m *Model) NewContext(opts ContextOptions) (*Context, error) {
 		nUbatch:    int(C.llama_n_ubatch(cc)),
 		embeddings: opts.Embeddings,
 	}
-	if causal, ok := m.header.Bool(m.header.Architecture() + ".attention.causal"); ok && !causal {
-		c.nonCausal = true
-	}
+	c.nonCausal = m.NonCausal()
 	if t, ok := m.header.Tensor("position_embd.weight"); ok && len(t.Shape) == 2 {
 		c.posLimit = int(min(t.Shape[1], 1<<31-1))
 	}

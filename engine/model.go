@@ -448,6 +448,19 @@ type intOverride struct {
 	value int64
 }
 
+// NonCausal reports whether the model attends both ways (an encoder: BERT,
+// nomic-bert, EmbeddingGemma): its metadata says attention.causal false,
+// or its arch is one llama.cpp makes non-causal itself (gemma-embedding).
+// Such a model decodes a sequence in one micro-batch and generates
+// nothing.
+func (m *Model) NonCausal() bool {
+	arch := m.header.Architecture()
+	if causal, ok := m.header.Bool(arch + ".attention.causal"); ok {
+		return !causal
+	}
+	return arch == "gemma-embedding"
+}
+
 // loadable refuses, with the reason, a valid file this llama.cpp cannot
 // load although others can: an lfm2 model whose final norm is named as
 // convert_hf_to_gguf.py (token_embd_norm.weight) or Ollama

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,7 @@ func init() {
 var benchAliases = map[string]string{
 	"-pg": "--pg", "-ub": "--ubatch-size", "-ngl": "--n-gpu-layers",
 	"-fa": "--flash-attn", "-ctk": "--cache-type-k", "-ctv": "--cache-type-v",
+	"-embd": "--embeddings",
 }
 
 // rewriteBenchArgs turns llama-bench's -ngl 99 (and -ngl=99) into
@@ -57,6 +59,7 @@ type benchFlags struct {
 	models, synthetic, quants               []string
 	prompt, gen, pg, depth, batch, ubatch   []string
 	typeK, typeV, threads, ngl, flashAttn   []string
+	embeddings                              []string
 	reps                                    int
 	output, plot, cacheDir                  string
 	seed                                    uint64
@@ -83,6 +86,7 @@ func runBench(ctx context.Context, sio *stdio, args []string) error {
 	fs.VarP(listOf(&f.threads, "ints"), "threads", "t", fmt.Sprintf("CPU threads (default %d, the physical cores)", bench.DefaultThreads()))
 	fs.Var(listOf(&f.ngl, "ints"), "n-gpu-layers", "layers offloaded to GPUs (-ngl; 99: all; default 99)")
 	fs.Var(listOf(&f.flashAttn, "0|1|auto"), "flash-attn", "flash attention (-fa): 0, 1 or auto (default auto)")
+	fs.Var(listOf(&f.embeddings, "0|1"), "embeddings", "compute embeddings (-embd): 0 or 1 (default 0; an encoder always does, and runs pp tests only)")
 	fs.IntVarP(&f.reps, "repetitions", "r", 5, "timed repetitions of each test")
 	fs.BoolVar(&f.noWarmup, "no-warmup", false, "skip the warm-up run before each test")
 	fs.StringVarP(&f.output, "output", "o", "md", "output format: "+strings.Join(bench.Formats, ", "))
@@ -189,6 +193,16 @@ func benchParams(f *benchFlags) (bench.Params, []synth.Shape, []string, error) {
 			return p, nil, nil, usagef("%s", strings.TrimPrefix(err.Error(), "bench: "))
 		}
 		p.PG = append(p.PG, pg)
+	}
+	if len(f.embeddings) > 0 {
+		p.Embeddings = nil
+		for _, s := range strings.Split(strings.Join(f.embeddings, ","), ",") {
+			b, err := strconv.ParseBool(strings.TrimSpace(s))
+			if err != nil {
+				return p, nil, nil, usagef("--embeddings %q: want 0 or 1", s)
+			}
+			p.Embeddings = append(p.Embeddings, b)
+		}
 	}
 	if len(f.flashAttn) > 0 {
 		fa, err := bench.ParseFlashAttn(strings.Join(f.flashAttn, ","))
