@@ -17,7 +17,8 @@
 // with gated attention in every fourth, experts beside a shared expert;
 // or "minimax-m2" (MiniMax-M2): Mixtral's blocks with whole-projection q/k
 // norms and sigmoid routing; or "llama4" (Llama 4 Scout, Maverick): chunked
-// attention, experts every MoEStep layers beside a shared expert.
+// attention, experts every MoEStep layers beside a shared expert; or the
+// embedding models "nomic-bert" and "gemma-embedding" (encoder.go).
 //
 // The models produce gibberish but cost exactly what the real ones cost to
 // run: tests use small ones, and benchmarks use full-size ones to measure
@@ -205,6 +206,14 @@ var Shapes = map[string]Shape{
 		HeadSize: 128, Context: 10485760, RopeTheta: 5e5, NormEps: 1e-5, Experts: 16, ExpertsUsed: 1, MoEStep: 1},
 	"llama-4-maverick-17b-128e": {Name: "llama-4-maverick-17b-128e", Arch: "llama4", Vocab: 202048, Embd: 5120, FF: 8192, DenseFF: 16384, Layers: 48,
 		Heads: 40, KVHeads: 8, HeadSize: 128, Context: 1048576, RopeTheta: 5e5, NormEps: 1e-5, Experts: 128, ExpertsUsed: 1, MoEStep: 2},
+	// Embedding models (their config.json files), for their prompt
+	// processing (llm bench -n 0): nomic-embed-text v1.5 (nomic-bert, a
+	// context of the 2048 positions it was trained on) and EmbeddingGemma
+	// 300M with its two projections of the pooled embedding.
+	"nomic-embed-text-v1.5": {Name: "nomic-embed-text-v1.5", Arch: "nomic-bert", Vocab: 30528, Embd: 768, FF: 3072, Layers: 12, Heads: 12, KVHeads: 12,
+		Context: 2048, RopeTheta: 1000, NormEps: 1e-12, TiedEmbeddings: true},
+	"embeddinggemma-300m": {Name: "embeddinggemma-300m", Arch: "gemma-embedding", Vocab: 262144, Embd: 768, FF: 1152, Layers: 24, Heads: 3, KVHeads: 1,
+		HeadSize: 256, Context: 2048, RopeTheta: 1e6, NormEps: 1e-6, TiedEmbeddings: true, SlidingWindow: 512, DenseFF: 3072},
 }
 
 // Lookup returns the named shape (case-insensitive).
@@ -247,8 +256,8 @@ func (s Shape) Validate() error {
 		return fmt.Errorf("synth: hidden %d and feed-forward %d sizes must be multiples of 32", s.Embd, s.FF)
 	case s.RopeTheta <= 0 || s.NormEps <= 0:
 		return fmt.Errorf("synth: rope theta and norm epsilon must be positive")
-	case s.arch() != "llama" && s.arch() != "gpt-oss" && !s.sharedMoE() && !s.mamba2() && !s.lfm2() && !s.qwen3next() && !s.minimax() && !s.llama4():
-		return fmt.Errorf("synth: architecture %q: llama, gpt-oss, glm4moe, deepseek2, granitehybrid, nemotron_h, falcon-h1, lfm2, lfm2moe, qwen3next, minimax-m2 or llama4", s.Arch)
+	case s.arch() != "llama" && s.arch() != "gpt-oss" && !s.sharedMoE() && !s.mamba2() && !s.lfm2() && !s.qwen3next() && !s.minimax() && !s.llama4() && !s.encoder():
+		return fmt.Errorf("synth: architecture %q: llama, gpt-oss, glm4moe, deepseek2, granitehybrid, nemotron_h, falcon-h1, lfm2, lfm2moe, qwen3next, minimax-m2, llama4, nomic-bert or gemma-embedding", s.Arch)
 	case !s.llama4() && s.MoEStep != 0:
 		return fmt.Errorf("synth: a step between the layers with experts applies to llama4 only")
 	case !s.mamba2() && !s.qwen3next() && (s.SSMHeads != 0 || s.SSMState != 0 || s.SSMGroups != 0 || s.SSMConv != 0):
@@ -265,6 +274,8 @@ func (s Shape) Validate() error {
 		return fmt.Errorf("synth: a Mamba-2 head size applies to nemotron_h and falcon-h1 only")
 	case s.arch() == "gpt-oss" && s.Experts == 0:
 		return fmt.Errorf("synth: gpt-oss needs experts")
+	case s.SlidingWindow != 0 && s.arch() != "gpt-oss" && s.arch() != "gemma-embedding":
+		return fmt.Errorf("synth: a sliding window applies to gpt-oss and gemma-embedding only")
 	case s.arch() == "gpt-oss" && s.TiedEmbeddings:
 		return fmt.Errorf("synth: gpt-oss has no tied embeddings")
 	case s.SlidingWindow < 0 || s.YarnFactor < 0 || s.YarnContext < 0 || (s.YarnFactor > 0) != (s.YarnContext > 0):
@@ -287,6 +298,8 @@ func (s Shape) Validate() error {
 		return s.validateMiniMax()
 	case s.llama4():
 		return s.validateLlama4()
+	case s.encoder():
+		return s.validateEncoder()
 	}
 	return nil
 }
@@ -346,6 +359,8 @@ func (s Shape) tensors() []tensorSpec {
 		return append(out, s.miniMaxTensors()...)
 	case s.llama4():
 		return append(out, s.llama4Tensors()...)
+	case s.encoder():
+		return append(out, s.encoderTensors()...)
 	}
 	for i := range s.Layers {
 		p := fmt.Sprintf("blk.%d.", i)

@@ -1103,3 +1103,67 @@ func TestLlama4(t *testing.T) {
 		}
 	}
 }
+
+// TestEncoders writes small nomic-bert and EmbeddingGemma shapes in F32 and
+// Q8_0 with the keys llama.cpp reads; llama.cpp loads each and pools a
+// finite embedding of 12 tokens (a window of 8: 4 positions each side).
+// The real shapes have their cards' parameters: 137M for nomic-embed-text
+// v1.5, 308M for EmbeddingGemma with its projections.
+func TestEncoders(t *testing.T) {
+	for _, s := range []Shape{
+		{Name: "tiny-nomic", Arch: "nomic-bert", Vocab: 1000, Embd: 64, FF: 96, Layers: 2, Heads: 4, KVHeads: 4, Context: 512, RopeTheta: 1000, NormEps: 1e-12},
+		{Name: "tiny-gemma-embedding", Arch: "gemma-embedding", Vocab: 1000, Embd: 64, FF: 96, Layers: 7, Heads: 2, KVHeads: 1, HeadSize: 32,
+			Context: 512, RopeTheta: 1e6, NormEps: 1e-6, SlidingWindow: 8, DenseFF: 128},
+	} {
+		for _, q := range []string{"F32", "Q8_0"} {
+			t.Run(s.Arch+"/"+q, func(t *testing.T) {
+				path, f := createChecked(t, s, q)
+				if f.Architecture() != s.Arch || f.ParamCount() != s.Params() {
+					t.Errorf("architecture %q, %d parameters; want %s, %d", f.Architecture(), f.ParamCount(), s.Arch, s.Params())
+				}
+				ctx := context.Background()
+				m, err := engine.LoadModel(ctx, path, engine.ModelOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer m.Close()
+				if !m.NonCausal() {
+					t.Error("not an encoder")
+				}
+				c, err := m.NewContext(engine.ContextOptions{ContextLength: 64, Threads: 1, Embeddings: true})
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer c.Close()
+				b, err := engine.NewBatch(16, 1)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer b.Close()
+				for i := range 12 {
+					b.Add(engine.Token(10+i), engine.Pos(i), true, 0)
+				}
+				if err := c.Decode(ctx, b); err != nil {
+					t.Fatal(err)
+				}
+				v, err := c.SequenceEmbeddings(0)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(v) != s.Embd {
+					t.Fatalf("embedding of %d, want %d", len(v), s.Embd)
+				}
+				for _, x := range v {
+					if math.IsNaN(float64(x)) || math.IsInf(float64(x), 0) {
+						t.Fatal("non-finite embedding")
+					}
+				}
+			})
+		}
+	}
+	for name, want := range map[string]float64{"nomic-embed-text-v1.5": 137e6, "embeddinggemma-300m": 308e6} {
+		if got := float64(Shapes[name].Params()); got < want*0.99 || got > want*1.01 {
+			t.Errorf("%s: %.4g parameters, want about %.4g", name, got, want)
+		}
+	}
+}

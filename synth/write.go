@@ -97,6 +97,8 @@ func Write(ctx context.Context, path string, s Shape, opts Options) error {
 		s.miniMaxKeys(w)
 	case s.llama4():
 		s.llama4Keys(w)
+	case s.encoder():
+		s.encoderKeys(w)
 	}
 
 	tokens, scores, types := vocabulary(s.Vocab)
