@@ -69,6 +69,14 @@ func newMarkdown(w io.Writer, p Params, sys System) *markdownPrinter {
 	if swept(p.FlashAttn, FlashAttnAuto) {
 		cols = append(cols, intCol("fa", 3, func(r *Result) int { return r.FlashAttn }))
 	}
+	if swept(p.Embeddings, false) {
+		cols = append(cols, intCol("embd", 4, func(r *Result) int {
+			if r.Embeddings {
+				return 1
+			}
+			return 0
+		}))
+	}
 	cols = append(cols,
 		mdColumn{"test", 15, func(r *Result) string { return r.Name() }},
 		mdColumn{"t/s", 20, func(r *Result) string { return fmt.Sprintf("%.2f ± %.2f", r.AvgTS(), r.StddevTS()) }},

@@ -161,45 +161,25 @@ func (p Params) Validate() error {
 }
 
 // Instances expands the parameters to their cross product, in llama-bench's
-// order: by model, then GPU layers, batch, micro-batch, K and V cache
-// types, flash attention, threads, depth and embeddings; for each combination the
+// order: by model, then GPU layers, embeddings, batch, micro-batch, K and V
+// cache types, flash attention, threads and depth; for each combination the
 // prompt tests, then the generation tests, then the combined ones. This
 // order loads each model once per GPU-layer setting.
 func (p Params) Instances() []Instance {
 	var out []Instance
 	for _, m := range p.Models {
 		for _, ngl := range p.GPULayers {
-			for _, nb := range p.Batch {
-				for _, nub := range p.UBatch {
-					for _, tk := range p.TypeK {
-						for _, tv := range p.TypeV {
-							for _, fa := range p.FlashAttn {
-								for _, nt := range p.Threads {
-									for _, nd := range p.Depth {
-										for _, embd := range orFalse(p.Embeddings) {
+			for _, embd := range orFalse(p.Embeddings) {
+				for _, nb := range p.Batch {
+					for _, nub := range p.UBatch {
+						for _, tk := range p.TypeK {
+							for _, tv := range p.TypeV {
+								for _, fa := range p.FlashAttn {
+									for _, nt := range p.Threads {
+										for _, nd := range p.Depth {
 											base := Instance{Model: m, GPULayers: ngl, Batch: nb, UBatch: nub,
 												TypeK: tk, TypeV: tv, FlashAttn: fa, Threads: nt, Depth: nd, Embeddings: embd}
-											for _, n := range p.NPrompt {
-												if n > 0 {
-													in := base
-													in.NPrompt = n
-													out = append(out, in)
-												}
-											}
-											for _, n := range p.NGen {
-												if n > 0 {
-													in := base
-													in.NGen = n
-													out = append(out, in)
-												}
-											}
-											for _, pg := range p.PG {
-												if pg.Prompt > 0 || pg.Gen > 0 {
-													in := base
-													in.NPrompt, in.NGen = pg.Prompt, pg.Gen
-													out = append(out, in)
-												}
-											}
+											out = append(out, base.tests(p)...)
 										}
 									}
 								}
@@ -208,6 +188,34 @@ func (p Params) Instances() []Instance {
 					}
 				}
 			}
+		}
+	}
+	return out
+}
+
+// tests are base's prompt tests, then its generation tests, then the
+// combined ones.
+func (base Instance) tests(p Params) []Instance {
+	var out []Instance
+	for _, n := range p.NPrompt {
+		if n > 0 {
+			in := base
+			in.NPrompt = n
+			out = append(out, in)
+		}
+	}
+	for _, n := range p.NGen {
+		if n > 0 {
+			in := base
+			in.NGen = n
+			out = append(out, in)
+		}
+	}
+	for _, pg := range p.PG {
+		if pg.Prompt > 0 || pg.Gen > 0 {
+			in := base
+			in.NPrompt, in.NGen = pg.Prompt, pg.Gen
+			out = append(out, in)
 		}
 	}
 	return out

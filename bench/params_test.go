@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"fmt"
 	"slices"
 	"strings"
 	"testing"
@@ -161,5 +162,34 @@ func TestValidate(t *testing.T) {
 		if err := p.Validate(); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestInstancesEmbeddings: -embd loops outside the batch sizes, as
+// llama-bench's, and gets a markdown column when swept.
+func TestInstancesEmbeddings(t *testing.T) {
+	p := DefaultParams(Model{Path: "a.gguf"})
+	p.NGen, p.Batch, p.Embeddings = []int{0}, []int{8, 16}, []bool{false, true}
+	var got []string
+	for _, in := range p.Instances() {
+		got = append(got, fmt.Sprintf("embd%v/b%d", in.Embeddings, in.Batch))
+	}
+	if want := []string{"embdfalse/b8", "embdfalse/b16", "embdtrue/b8", "embdtrue/b16"}; !slices.Equal(got, want) {
+		t.Errorf("instances %v, want %v", got, want)
+	}
+	var buf strings.Builder
+	pr, err := NewPrinter("md", &buf, p, System{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Result{Instance: p.Instances()[2]}
+	if err := pr.Header(); err != nil {
+		t.Fatal(err)
+	}
+	if err := pr.Print(&r); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), " embd |") || !strings.Contains(buf.String(), "|    1 |") {
+		t.Errorf("no embd column:\n%s", buf.String())
 	}
 }

@@ -31,6 +31,12 @@ var sweeps = []sweep{
 	{"micro-batch size (n_ubatch)", "ub", func(in Instance) int { return in.UBatch }},
 	{"GPU layers (ngl)", "ngl", func(in Instance) int { return in.GPULayers }},
 	{"flash attention", "fa", func(in Instance) int { return in.FlashAttn }},
+	{"embeddings", "embd", func(in Instance) int {
+		if in.Embeddings {
+			return 1
+		}
+		return 0
+	}},
 }
 
 // Plot draws tokens/s against the swept parameter to path (the format from

@@ -450,16 +450,23 @@ type intOverride struct {
 
 // NonCausal reports whether the model attends both ways (an encoder: BERT,
 // nomic-bert, EmbeddingGemma): its metadata says attention.causal false,
-// or its arch is one llama.cpp makes non-causal itself (gemma-embedding).
+// or its arch is one llama.cpp decodes so itself (gemma-embedding, the
+// diffusion models).
 // Such a model decodes a sequence in one micro-batch and generates
 // nothing.
 func (m *Model) NonCausal() bool {
 	arch := m.header.Architecture()
-	if causal, ok := m.header.Bool(arch + ".attention.causal"); ok {
-		return !causal
+	if slices.Contains(memorylessArchs, arch) {
+		return true
 	}
-	return arch == "gemma-embedding"
+	causal, ok := m.header.Bool(arch + ".attention.causal")
+	return ok && !causal
 }
+
+// memorylessArchs are the archs llama.cpp gives no KV memory and decodes as
+// encoders whatever their metadata says: EmbeddingGemma and the diffusion
+// models.
+var memorylessArchs = []string{"gemma-embedding", "dream", "llada", "llada-moe", "rnd1"}
 
 // loadable refuses, with the reason, a valid file this llama.cpp cannot
 // load although others can: an lfm2 model whose final norm is named as

@@ -50,9 +50,10 @@ var auxFiles = map[string]bool{
 
 // sentenceModuleRE matches the files of a sentence-transformers model's
 // modules, in the folders it numbers (1_Pooling, 2_Dense, 2_Dense_1024,
-// ...): their config.json and a Dense projection's weights. The converter reads
+// ...): their config.json and a Dense projection's weights (not a legacy
+// 0_Transformer's copy of the model). The converter reads
 // them for the embedding's pooling and projections.
-var sentenceModuleRE = regexp.MustCompile(`^\d+_[^/]+/(config\.json|model\.safetensors)$`)
+var sentenceModuleRE = regexp.MustCompile(`^\d+_(Pooling|Dense|Normalize)[^/]*/(config\.json|model\.safetensors)$`)
 
 var (
 	splitRE      = regexp.MustCompile(`(?i)^(.*)-(\d{5})-of-(\d{5})\.gguf$`)

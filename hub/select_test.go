@@ -48,7 +48,8 @@ func TestSelectFiles(t *testing.T) {
 		// Dense weights too (EmbeddingGemma's layout), not its ONNX export.
 		{"sentence-transformers", []string{"config.json", "model.safetensors", "tokenizer.json", "modules.json", "1_Pooling/config.json",
 			"2_Dense/config.json", "2_Dense/model.safetensors", "3_Dense/config.json", "3_Dense/model.safetensors", "onnx/model.onnx",
-			"config_sentence_transformers.json", "4_Dense_1024/config.json", "4_Dense_1024/pytorch_model.bin"}, Selection{}, []string{
+			"config_sentence_transformers.json", "4_Dense_1024/config.json", "4_Dense_1024/pytorch_model.bin", "0_Transformer/config.json",
+			"0_Transformer/model.safetensors"}, Selection{}, []string{
 			"1_Pooling/config.json", "2_Dense/config.json", "2_Dense/model.safetensors", "3_Dense/config.json", "3_Dense/model.safetensors",
 			"4_Dense_1024/config.json",
 			"config.json", "model.safetensors", "modules.json", "tokenizer.json",

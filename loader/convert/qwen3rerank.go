@@ -31,13 +31,16 @@ const qwen3RerankTemplate = "<|im_start|>system\nJudge whether the Document meet
 	"retrieve relevant passages that answer the query\n<Query>: {query}\n<Document>: {document}<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\n"
 
 // isQwen3Reranker reports whether the Qwen3 checkpoint in dir is a
-// Qwen3-Reranker, by its model card.
+// Qwen3-Reranker, by its model card's heading or its directory's name.
 func isQwen3Reranker(arch archSpec, dir string) bool {
 	if arch.hf != "Qwen3ForCausalLM" {
 		return false
 	}
+	if abs, err := filepath.Abs(dir); err == nil && strings.Contains(strings.ToLower(filepath.Base(abs)), "qwen3-reranker") {
+		return true
+	}
 	raw, err := os.ReadFile(filepath.Join(dir, "README.md"))
-	return err == nil && strings.Contains(string(raw), "# Qwen3-Reranker")
+	return err == nil && strings.Contains(strings.ToLower(string(raw)), "# qwen3-reranker")
 }
 
 // qwen3RerankKeys writes the reranker's keys.
