@@ -2,6 +2,7 @@ package llm
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"sync"
@@ -74,6 +75,35 @@ func modelPooling(h *gguf.File) engine.Pooling {
 		return engine.PoolingRank
 	}
 	return engine.PoolingDefault
+}
+
+// ErrDimensions is wrapped by the error of an embedding size outside 1 to
+// the model's width.
+var ErrDimensions = errors.New("llm: embedding dimensions out of range")
+
+// EmbedDimensions is Embed with each embedding cut to its first dims values
+// and normalised again, as sentence-transformers' truncate_dim and the
+// OpenAI API's dimensions do: for a model trained for it (Matryoshka:
+// nomic-embed-text v1.5, EmbeddingGemma, Qwen3-Embedding) a smaller
+// embedding of nearly the same quality. dims must be between 1 and the
+// model's width (which gives Embed's embeddings).
+func (p *Pipeline) EmbedDimensions(ctx context.Context, dims int, texts ...string) ([][]float32, error) {
+	if err := p.checkOpen(); err != nil {
+		return nil, err
+	}
+	if width := p.model.Info().EmbeddingSize; dims < 1 || dims > width {
+		return nil, fmt.Errorf("%w: %d for %s, whose embeddings have %d", ErrDimensions, dims, p.name, width)
+	}
+	vecs, err := p.Embed(ctx, texts...)
+	if err != nil {
+		return nil, err
+	}
+	for i, v := range vecs {
+		if dims < len(v) {
+			vecs[i] = normalize(v[:dims:dims])
+		}
+	}
+	return vecs, nil
 }
 
 // maxEmbedSequences is how many inputs one embeddings batch may hold.

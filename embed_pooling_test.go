@@ -2,6 +2,7 @@ package llm_test
 
 import (
 	"context"
+	"errors"
 	"math"
 	"testing"
 
@@ -92,5 +93,45 @@ func TestEmbedPoolingKey(t *testing.T) {
 				t.Errorf("embedding differs from the %s token embedding by %.3g", tc.name, maxd)
 			}
 		})
+	}
+}
+
+// TestEmbedDimensions: EmbedDimensions cuts each embedding to its first
+// values and normalises them again; sizes outside 1 to the width are
+// refused with ErrDimensions.
+func TestEmbedDimensions(t *testing.T) {
+	ctx := context.Background()
+	p, err := llm.New(ctx, shareddata.Path(t, "models", "stories260K.gguf"), llm.WithThreads(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	texts := []string{"Once upon a time", "a little dog"}
+	full, err := p.Embed(ctx, texts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut, err := p.EmbedDimensions(ctx, 16, texts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range texts {
+		var n float64
+		for _, x := range full[i][:16] {
+			n += float64(x) * float64(x)
+		}
+		if len(cut[i]) != 16 {
+			t.Fatalf("%d values, want 16", len(cut[i]))
+		}
+		for j, x := range cut[i] {
+			if d := math.Abs(float64(x) - float64(full[i][j])/math.Sqrt(n)); d > 1e-6 {
+				t.Fatalf("text %d value %d: %g, want %g", i, j, x, float64(full[i][j])/math.Sqrt(n))
+			}
+		}
+	}
+	for _, d := range []int{0, 65} {
+		if _, err := p.EmbedDimensions(ctx, d, texts...); !errors.Is(err, llm.ErrDimensions) {
+			t.Errorf("dimensions %d: %v, want ErrDimensions", d, err)
+		}
 	}
 }

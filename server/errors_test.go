@@ -79,7 +79,7 @@ func TestErrors(t *testing.T) {
 		{"embedding input", "/v1/embeddings", `{"model":"stories260K","input":[[1,2]]}`, 400, "input", []string{"token ids"}},
 		{"embedding empty", "/v1/embeddings", `{"model":"stories260K","input":[""]}`, 400, "input", []string{"empty"}},
 		{"embedding format", "/v1/embeddings", `{"model":"stories260K","input":"a","encoding_format":"hex"}`, 400, "encoding_format", []string{"base64"}},
-		{"embedding dimensions", "/v1/embeddings", `{"model":"stories260K","input":"a","dimensions":8}`, 400, "dimensions", []string{"64"}},
+		{"embedding dimensions", "/v1/embeddings", `{"model":"stories260K","input":"a","dimensions":65}`, 400, "dimensions", []string{"64"}},
 		{"embedding too long", "/v1/embeddings", `{"model":"stories260K","input":"` + longPrompt + `"}`, 400, "", []string{"512"}},
 		{"unknown endpoint", "/v1/nothing", `{}`, 404, "", []string{"no such endpoint"}},
 

@@ -25,7 +25,8 @@ type embeddingData struct {
 }
 
 // handleOpenAIEmbeddings answers POST /v1/embeddings. Inputs are strings;
-// token-id inputs are refused, and dimensions must be the model's width.
+// token-id inputs are refused, and dimensions cuts the embeddings (1 to the
+// model's width).
 func (s *Server) handleOpenAIEmbeddings(w http.ResponseWriter, r *http.Request) {
 	var req embeddingsRequest
 	if _, err := decodeBody(r, &req); err != nil {
@@ -89,11 +90,13 @@ func embedInputs(field string, raw json.RawMessage) ([]string, error) {
 }
 
 // embed embeds texts with the lease's model and counts their tokens.
-// dims, when set, must be the model's embedding width.
+// dims, when set, cuts the embeddings to that many values, normalised
+// again (Pipeline.EmbedDimensions); it must be between 1 and the model's
+// width.
 func (s *Server) embed(ctx context.Context, l *lease, texts []string, dims *int) ([][]float32, int, error) {
 	width := l.p.Model().Info().EmbeddingSize
-	if dims != nil && *dims != width {
-		return nil, 0, badRequest("dimensions", "model %q makes embeddings of %d dimensions; other sizes are not supported (asked for %d)", l.name, width, *dims)
+	if dims != nil && (*dims < 1 || *dims > width) {
+		return nil, 0, badRequest("dimensions", "model %q makes embeddings of %d dimensions: dimensions must be 1 to %d (asked for %d)", l.name, width, width, *dims)
 	}
 	tokens := 0
 	for _, t := range texts {
@@ -103,7 +106,11 @@ func (s *Server) embed(ctx context.Context, l *lease, texts []string, dims *int)
 		}
 		tokens += len(ids)
 	}
-	vecs, err := l.p.Embed(ctx, texts...)
+	d := width
+	if dims != nil {
+		d = *dims
+	}
+	vecs, err := l.p.EmbedDimensions(ctx, d, texts...)
 	if err != nil {
 		return nil, 0, err
 	}

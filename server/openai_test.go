@@ -263,6 +263,18 @@ func TestOpenAIEmbeddingsAndModels(t *testing.T) {
 	if len(vec) != 64 || math.Abs(n-1) > 1e-4 {
 		t.Errorf("embedding of %d dimensions, norm² %g", len(vec), n)
 	}
+	// dimensions cuts the embedding, normalised again: the first values'
+	// directions are the full one's.
+	_, body = post(t, url+"/v1/embeddings", map[string]any{"model": storiesName, "input": []string{"The little dog"}, "dimensions": 16})
+	cut := decode[[]float64](t, decode[embResp](t, body).Data[0].Embedding)
+	var nf, nc float64
+	for i, x := range cut {
+		nc += x * x
+		nf += vec[i] * vec[i]
+	}
+	if len(cut) != 16 || math.Abs(nc-1) > 1e-4 || math.Abs(cut[3]-vec[3]/math.Sqrt(nf)) > 1e-5 {
+		t.Errorf("dimensions 16: %d values, norm² %g: %s", len(cut), nc, body)
+	}
 	_, body = post(t, url+"/v1/embeddings", map[string]any{"model": storiesName, "input": "The little dog", "encoding_format": "base64"})
 	b64 := decode[string](t, decode[embResp](t, body).Data[0].Embedding)
 	if len(b64) != (64*4+2)/3*4 {

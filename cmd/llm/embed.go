@@ -19,10 +19,12 @@ func init() {
 func runEmbed(ctx context.Context, sio *stdio, args []string) error {
 	var (
 		verbose bool
+		dims    int
 		mf      modelFlags
 	)
 	fs := newFlags("embed", &verbose)
 	mf.register(fs)
+	fs.IntVar(&dims, "dimensions", 0, "cut the embeddings to their first N values, normalised again (Matryoshka models: nomic-embed-text v1.5, EmbeddingGemma, Qwen3-Embedding); 0: the model's width")
 	if err := parseFlags(fs, commands["embed"], sio, args); err != nil {
 		return err
 	}
@@ -53,7 +55,10 @@ func runEmbed(ctx context.Context, sio *stdio, args []string) error {
 		return err
 	}
 	defer p.Close()
-	vecs, err := p.Embed(ctx, texts...)
+	if dims == 0 {
+		dims = p.Model().Info().EmbeddingSize
+	}
+	vecs, err := p.EmbedDimensions(ctx, dims, texts...)
 	if err != nil {
 		return err
 	}
