@@ -189,26 +189,7 @@ func TestGemmaEmbedding(t *testing.T) {
 	prompts := readReference(t, "tiny-llama-st").Prompts
 	got := make([][]float32, len(prompts))
 	for i, p := range prompts {
-		if err := c.ClearMemory(false); err != nil {
-			t.Fatal(err)
-		}
-		b, err := engine.NewBatch(len(p.PromptIDs), 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for j, id := range p.PromptIDs {
-			if err := b.Add(engine.Token(id), engine.Pos(j), true); err != nil {
-				t.Fatal(err)
-			}
-		}
-		err = c.Decode(context.Background(), b)
-		b.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if got[i], err = c.SequenceEmbeddings(0); err != nil {
-			t.Fatal(err)
-		}
+		got[i] = pooledEmbedding(t, c, p.PromptIDs)
 		want := loadGemmaEmbedRef(t, dir, geWindow/2).embed(p.PromptIDs)
 		if re := relErr(got[i], want); !(re < 2e-3) {
 			t.Errorf("%q: relative error %.3g", p.Text, re)

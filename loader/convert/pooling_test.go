@@ -94,27 +94,7 @@ func TestDecoderEmbeddingPooling(t *testing.T) {
 			}
 			defer c.Close()
 			for _, p := range prompts {
-				if err := c.ClearMemory(false); err != nil {
-					t.Fatal(err)
-				}
-				b, err := engine.NewBatch(len(p.PromptIDs), 1)
-				if err != nil {
-					t.Fatal(err)
-				}
-				for i, id := range p.PromptIDs {
-					if err := b.Add(engine.Token(id), engine.Pos(i), true); err != nil {
-						t.Fatal(err)
-					}
-				}
-				err = c.Decode(context.Background(), b)
-				b.Close()
-				if err != nil {
-					t.Fatal(err)
-				}
-				got, err := c.SequenceEmbeddings(0)
-				if err != nil {
-					t.Fatal(err)
-				}
+				got := pooledEmbedding(t, c, p.PromptIDs)
 				want := ref.forward(p.PromptIDs)
 				if tc.mode == "mean" {
 					want = make([]float64, 64)
@@ -230,27 +210,7 @@ func TestQwen3Reranker(t *testing.T) {
 	}
 	defer c.Close()
 	for _, p := range readReference(t, "tiny-qwen2-st").Prompts {
-		if err := c.ClearMemory(false); err != nil {
-			t.Fatal(err)
-		}
-		b, err := engine.NewBatch(len(p.PromptIDs), 1)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for i, id := range p.PromptIDs {
-			if err := b.Add(engine.Token(id), engine.Pos(i), true); err != nil {
-				t.Fatal(err)
-			}
-		}
-		err = c.Decode(context.Background(), b)
-		b.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, err := c.SequenceEmbeddings(0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		got := pooledEmbedding(t, c, p.PromptIDs)
 		l := ref.forward(p.PromptIDs)
 		pYes := 1 / (1 + math.Exp(l[no]-l[yes]))
 		if len(got) != 2 || math.Abs(float64(got[0])-pYes) > 1e-5 || math.Abs(float64(got[1])-(1-pYes)) > 1e-5 {
@@ -337,25 +297,11 @@ func TestQwen3EmbeddingLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	b, err := engine.NewBatch(len(toks), 1)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
 	ids := make([]int, len(toks))
 	for i, id := range toks {
 		ids[i] = int(id)
-		if err := b.Add(id, engine.Pos(i), true); err != nil {
-			t.Fatal(err)
-		}
 	}
-	if err := c.Decode(context.Background(), b); err != nil {
-		t.Fatal(err)
-	}
-	got, err := c.SequenceEmbeddings(0)
-	if err != nil {
-		t.Fatal(err)
-	}
+	got := pooledEmbedding(t, c, ids)
 	root := t.TempDir() // the reference reads the prefixed names
 	var prefixed []stTensor
 	for _, s := range ts {
@@ -375,4 +321,31 @@ func TestQwen3EmbeddingLayout(t *testing.T) {
 	} else {
 		t.Logf("tokens %v: relative error %.3g", ids, re)
 	}
+}
+
+// pooledEmbedding decodes ids as one sequence in the embeddings context c,
+// its memory cleared first, and returns the sequence's pooled output.
+func pooledEmbedding(t *testing.T, c *engine.Context, ids []int) []float32 {
+	t.Helper()
+	if err := c.ClearMemory(false); err != nil {
+		t.Fatal(err)
+	}
+	b, err := engine.NewBatch(len(ids), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	for i, id := range ids {
+		if err := b.Add(engine.Token(id), engine.Pos(i), true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Decode(context.Background(), b); err != nil {
+		t.Fatal(err)
+	}
+	v, err := c.SequenceEmbeddings(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
