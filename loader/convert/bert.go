@@ -59,7 +59,7 @@ func checkWordPiece(tj tokenizerJSON) error {
 // bertHparams reads a BertModel config.json: BERT's post-norm encoder with
 // learned absolute positions and token types, LayerNorm (layer_norm_eps,
 // transformers' default 1e-12) and GELU.
-func (c *hfConfig) bertHparams() (hparams, error) {
+func (c *hfConfig) bertHparams(arch archSpec) (hparams, error) {
 	h := hparams{
 		hidden: c.HiddenSize,
 		ffn:    c.IntermediateSize,
@@ -94,6 +94,19 @@ func (c *hfConfig) bertHparams() (hparams, error) {
 		return h, fmt.Errorf("%w: config.json: hidden_size %d is not a multiple of num_attention_heads %d", ErrMismatch, h.hidden, h.heads)
 	}
 	h.kvHeads, h.headDim = h.heads, h.hidden/h.heads
+	if arch.xlmr {
+		// RoBERTa numbers positions from pad_token_id+1: the rows before
+		// are never read, and are left out.
+		pad := 1
+		if n, ok := firstID(c.PadTokenID); ok {
+			pad = n
+		}
+		h.posOffset = pad + 1
+		if pad < 0 || h.ctxLen <= h.posOffset {
+			return h, fmt.Errorf("%w: config.json: max_position_embeddings %d with pad_token_id %d leaves no positions", ErrMismatch, h.ctxLen, pad)
+		}
+		h.ctxLen -= h.posOffset
+	}
 	switch c.HiddenAct {
 	case "", "gelu", "gelu_new", "gelu_pytorch_tanh":
 		// llama.cpp's bert graph uses GELU (the tanh form).
@@ -294,7 +307,8 @@ var bertIgnored = regexp.MustCompile(`^(embeddings\.position_ids|pooler\..*|cls\
 // Old checkpoints' LayerNorm gamma and beta are read as weight and bias.
 // With classifier (BertForSequenceClassification), the pooler becomes
 // llama.cpp's cls (a dense layer and tanh) and the classifier cls.output.
-func planBERT(st *safetensors.Model, h hparams, classifier bool) ([]tensorPlan, error) {
+func planBERT(st *safetensors.Model, h hparams, arch archSpec) ([]tensorPlan, error) {
+	classifier := arch.classifier
 	H, I, V, P, T := int64(h.hidden), int64(h.ffn), int64(h.vocab), int64(h.ctxLen), int64(h.typeVocab)
 	top := map[string]bertTensor{
 		"embeddings.word_embeddings.weight":       {"token_embd.weight", []int64{V, H}},
@@ -303,12 +317,24 @@ func planBERT(st *safetensors.Model, h hparams, classifier bool) ([]tensorPlan, 
 		"embeddings.LayerNorm.weight":             {"token_embd_norm.weight", []int64{H}},
 		"embeddings.LayerNorm.bias":               {"token_embd_norm.bias", []int64{H}},
 	}
-	if classifier {
+	switch {
+	case classifier && arch.xlmr:
+		// RobertaClassificationHead: the first token through dense, tanh,
+		// out_proj.
+		L := int64(max(h.labels, 1))
+		top["classifier.dense.weight"] = bertTensor{"cls.weight", []int64{H, H}}
+		top["classifier.dense.bias"] = bertTensor{"cls.bias", []int64{H}}
+		top["classifier.out_proj.weight"] = bertTensor{"cls.output.weight", []int64{L, H}}
+		top["classifier.out_proj.bias"] = bertTensor{"cls.output.bias", []int64{L}}
+	case classifier:
 		L := int64(max(h.labels, 1))
 		top["pooler.dense.weight"] = bertTensor{"cls.weight", []int64{H, H}}
 		top["pooler.dense.bias"] = bertTensor{"cls.bias", []int64{H}}
 		top["classifier.weight"] = bertTensor{"cls.output.weight", []int64{L, H}}
 		top["classifier.bias"] = bertTensor{"cls.output.bias", []int64{L}}
+	}
+	if h.posOffset > 0 {
+		top["embeddings.position_embeddings.weight"] = bertTensor{"position_embd.weight", []int64{P + int64(h.posOffset), H}}
 	}
 	layer := map[string]bertTensor{
 		"attention.self.query.weight":       {"attn_q.weight", []int64{H, H}},
@@ -331,7 +357,7 @@ func planBERT(st *safetensors.Model, h hparams, classifier bool) ([]tensorPlan, 
 	var plan []tensorPlan
 	seen := map[string]bool{}
 	for _, t := range st.Tensors() {
-		name := strings.TrimPrefix(t.Name, "bert.")
+		name := strings.TrimPrefix(strings.TrimPrefix(t.Name, "bert."), "roberta.")
 		if n, ok := strings.CutSuffix(name, ".gamma"); ok {
 			name = n + ".weight"
 		} else if n, ok := strings.CutSuffix(name, ".beta"); ok {
@@ -369,6 +395,16 @@ func planBERT(st *safetensors.Model, h hparams, classifier bool) ([]tensorPlan, 
 			return nil, fmt.Errorf("%w: tensor %q appears twice", ErrMismatch, p.ggufName)
 		}
 		p.hfName, p.shape = t.Name, t.Shape
+		if p.ggufName == "position_embd.weight" && h.posOffset > 0 {
+			// Without the rows before position 0 (RoBERTa's).
+			rows := make([]int, P)
+			for i := range rows {
+				rows[i] = h.posOffset + i
+			}
+			name := t.Name
+			p.hfName, p.shape = "", []int64{P, H}
+			p.derive = func(*tensorWriter) ([]float32, error) { return readRows(st, name, int(H), rows...) }
+		}
 		seen[p.ggufName] = true
 		plan = append(plan, p)
 	}

@@ -174,6 +174,9 @@ type hparams struct {
 	// multiplies Command R's logits.
 	cohereQKNorm bool
 	logitScale   float64
+	// posOffset is the rows of the position embeddings before position
+	// 0 (RoBERTa's pad_token_id+1; 0 for BERT).
+	posOffset int
 	// embedding: a sentence-transformers embedding model (a Pooling
 	// module): the head may be missing.
 	embedding bool
@@ -229,7 +232,7 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	case "gpt2":
 		return c.gpt2Hparams()
 	case "bert":
-		return c.bertHparams()
+		return c.bertHparams(arch)
 	case "nomic-bert":
 		return c.nomicBertHparams()
 	}

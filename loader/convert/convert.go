@@ -228,6 +228,13 @@
 //   - NomicBertModel (nomic-embed-text v1 and v1.5) → GGUF arch
 //     "nomic-bert": a post-norm encoder with a fused Wqkv, NEOX rope and a
 //     SwiGLU MLP; see nomicbert.go.
+//   - XLMRobertaModel (bge-m3, multilingual-e5) and
+//     XLMRobertaForSequenceClassification (bge-reranker-v2-m3) → GGUF
+//     arch "bert": BERT's tensors under "roberta." or none, the position
+//     embeddings without their first pad_token_id+1 rows (RoBERTa counts
+//     positions from there), the classification head (dense, tanh,
+//     out_proj) as cls and cls.output, and the Unigram tokenizer as
+//     llama.cpp's "t5" vocabulary (unigram.go).
 //   - GPT2LMHeadModel → GGUF arch "gpt2": the Conv1D weights, stored
 //     [in, out], are transposed; the head is tied to the embeddings.
 //   - BertModel (also in the sentence-transformers layout, whose tensors
@@ -499,6 +506,9 @@ type archSpec struct {
 	// llama4: Llama 4's chunked and NoPE layers, interleaved experts with
 	// a shared expert (llama4.go).
 	llama4 bool
+	// xlmr: XLM-RoBERTa, BERT's encoder with RoBERTa's positions (offset
+	// by the padding id) and a Unigram tokenizer (unigram.go).
+	xlmr bool
 	// gemmaEmbed: EmbeddingGemma, Gemma 3's blocks attending both ways,
 	// pooled and projected by its sentence-transformers modules
 	// (gemmaembed.go).
@@ -561,6 +571,8 @@ var archs = []archSpec{
 	{hf: "BertForMaskedLM", gguf: "bert"},
 	{hf: "BertForSequenceClassification", gguf: "bert", classifier: true},
 	{hf: "NomicBertModel", gguf: "nomic-bert"},
+	{hf: "XLMRobertaModel", gguf: "bert", xlmr: true},
+	{hf: "XLMRobertaForSequenceClassification", gguf: "bert", classifier: true, xlmr: true},
 }
 
 // Supported returns the Hugging Face architecture names Convert accepts.
@@ -882,7 +894,7 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 	case "gpt2":
 		plan, err = planGPT2(st, hp)
 	case "bert":
-		plan, err = planBERT(st, hp, arch.classifier)
+		plan, err = planBERT(st, hp, arch)
 	case "nomic-bert":
 		plan, err = planNomicBert(st, hp)
 	case "deepseek2":

@@ -30,6 +30,7 @@ const (
 	kindSPM = "llama" // SentencePiece-style BPE with byte fallback
 	kindBPE = "gpt2"  // byte-level BPE
 	kindWPM = "bert"  // WordPiece
+	kindUGM = "t5"    // SentencePiece's Unigram (unigram.go)
 )
 
 // vocab is the tokenizer metadata written to the GGUF file.
@@ -53,6 +54,10 @@ type vocab struct {
 	// typeCount, if > 0, is tokenizer.ggml.token_type_count (BERT's
 	// type_vocab_size).
 	typeCount int
+	// A Unigram vocabulary's precompiled charsmap (nil: none) and, when
+	// not nil, whether whitespace runs are merged.
+	charsmap      []byte
+	removeExtraWS *bool
 }
 
 type tokenizerJSON struct {
@@ -138,6 +143,28 @@ func readVocab(dir string, cfg *hfConfig, arch archSpec) (*vocab, error) {
 	if err != nil {
 		return nil, fmt.Errorf("convert: %w", err)
 	}
+	var probe struct {
+		Model struct {
+			Type string `json:"type"`
+		} `json:"model"`
+	}
+	if err := json.Unmarshal(raw, &probe); err != nil {
+		return nil, fmt.Errorf("convert: tokenizer.json: %w", err)
+	}
+	if probe.Model.Type == "Unigram" {
+		if !arch.xlmr {
+			return nil, fmt.Errorf("%w tokenizer: a Unigram tokenizer.json is converted for XLM-RoBERTa only, not for %s", ErrUnsupported, arch.hf)
+		}
+		v := &vocab{bos: -1, eos: -1, unk: -1, pad: -1, sep: -1, cls: -1, mask: -1, eot: -1, eom: -1}
+		post, err := readUnigram(raw, v)
+		if err != nil {
+			return nil, err
+		}
+		if err := v.readSpecial(dir, cfg, post); err != nil {
+			return nil, err
+		}
+		return v, nil
+	}
 	var tj tokenizerJSON
 	if err := json.Unmarshal(raw, &tj); err != nil {
 		return nil, fmt.Errorf("convert: tokenizer.json: %w", err)
@@ -157,6 +184,8 @@ func readVocab(dir string, cfg *hfConfig, arch archSpec) (*vocab, error) {
 	spacePrefix := norm.prepends("▁")
 	v := &vocab{bos: -1, eos: -1, unk: -1, pad: -1, sep: -1, cls: -1, mask: -1, eot: -1, eom: -1}
 	switch {
+	case arch.xlmr:
+		return nil, fmt.Errorf("%w tokenizer: %s is converted with its Unigram tokenizer.json only; this one has model %q", ErrUnsupported, arch.hf, tj.Model.Type)
 	case tj.Model.Type == "WordPiece" && arch.encoder():
 		if err := checkWordPiece(tj); err != nil {
 			return nil, err
@@ -428,7 +457,7 @@ func (v *vocab) readSpecial(dir string, cfg *hfConfig, postProc json.RawMessage)
 	v.cls, v.sep, v.mask = id(clsName), id(sepName), id(name("mask_token"))
 	if u := id(name("unk_token")); u >= 0 {
 		v.unk = u
-		if v.model == kindSPM {
+		if v.model == kindSPM || v.model == kindUGM {
 			v.types[u] = tokUnknown
 		}
 	}
@@ -642,6 +671,12 @@ func (v *vocab) write(w *gguf.Writer) {
 	}
 	if v.addSpacePrefix != nil {
 		w.Set("tokenizer.ggml.add_space_prefix", gguf.Bool(*v.addSpacePrefix))
+	}
+	if v.removeExtraWS != nil {
+		w.Set("tokenizer.ggml.remove_extra_whitespaces", gguf.Bool(*v.removeExtraWS))
+	}
+	if v.charsmap != nil {
+		w.Set("tokenizer.ggml.precompiled_charsmap", gguf.Uint8s(v.charsmap))
 	}
 	if v.chatTemplate != "" {
 		w.Set("tokenizer.chat_template", gguf.String(v.chatTemplate))
