@@ -2,9 +2,10 @@ package convert
 
 import (
 	"encoding/base64"
-	"encoding/binary"
 	"encoding/json"
 	"fmt"
+
+	"github.com/llm-go/llm/loader/gguf"
 )
 
 // A Unigram tokenizer.json (XLM-RoBERTa's: bge-m3, multilingual-e5, the
@@ -129,10 +130,8 @@ func readUnigram(raw []byte, v *vocab) (json.RawMessage, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%w: tokenizer.json: precompiled_charsmap: %v", ErrMismatch, err)
 			}
-			// llama.cpp reads a blob size, the double array, then the
-			// replacement strings.
-			if len(cm) < 4 || uint64(binary.LittleEndian.Uint32(cm))+4 >= uint64(len(cm)) {
-				return nil, fmt.Errorf("%w: tokenizer.json: precompiled_charsmap of %d bytes is not a SentencePiece charsmap", ErrMismatch, len(cm))
+			if err := gguf.CheckCharsmap(cm); err != nil {
+				return nil, fmt.Errorf("%w: tokenizer.json: precompiled_charsmap: %v", ErrMismatch, err)
 			}
 			v.charsmap = cm
 		case s.Type == "Strip" && s.Left != nil && !*s.Left && s.Right != nil && *s.Right:

@@ -2,6 +2,8 @@ package convert_test
 
 import (
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -213,6 +215,35 @@ func TestXLMRoberta(t *testing.T) {
 				t.Errorf("positions from row 0: the reference differs by only %.3g", d)
 			}
 		}
+	}
+}
+
+// TestXLMRobertaCharsmap: the tokenizer's precompiled charsmap reaches
+// llama.cpp, which normalizes with it: a charsmap mapping "A" to "a"
+// tokenizes "A cat" as "a cat".
+func TestXLMRobertaCharsmap(t *testing.T) {
+	units := make([]uint32, 256)
+	units[65] = 37<<10 | 1<<8 | 'A' // 'A' from the root: a leaf whose value (unit 100) is replacement 0
+	cm := binary.LittleEndian.AppendUint32(nil, uint32(4*len(units)))
+	for _, u := range units {
+		cm = binary.LittleEndian.AppendUint32(cm, u)
+	}
+	cm = append(cm, 'a', 0)
+	dir := xlmrFixture(t, false, func(tj map[string]any) {
+		tj["normalizer"].(map[string]any)["normalizers"].([]any)[0].(map[string]any)["precompiled_charsmap"] = base64.StdEncoding.EncodeToString(cm)
+	})
+	out := filepath.Join(t.TempDir(), "xlmr.gguf")
+	if err := convert.Convert(context.Background(), dir, out, convert.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	m := loadModel(t, out, engine.ModelOptions{})
+	got, err := m.Tokenize("A cat", true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := append(append([]int{0}, unigramViterbi("a cat")...), 2)
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("tokens %v, want %v (\"a cat\")", got, want)
 	}
 }
 

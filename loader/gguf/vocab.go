@@ -25,10 +25,20 @@ const (
 //   - tokenizer.ggml.scores must be an array of f32, and
 //     tokenizer.ggml.token_type an array of i32, with at least one entry per
 //     token (llama.cpp reads them as raw arrays indexed by token id);
-//   - tokenizer.ggml.merges must be an array of strings.
+//   - tokenizer.ggml.merges must be an array of strings;
+//   - tokenizer.ggml.precompiled_charsmap must be an array of bytes that
+//     CheckCharsmap accepts.
 func checkVocab(f *File) error {
 	if v, ok := f.Lookup(keyMerges); ok && v.Elem() != ValueString {
 		return fmt.Errorf("gguf: %s has type %s, must be arr[str]: %w", keyMerges, typeName(v), ErrInvalid)
+	}
+	if v, ok := f.Lookup(keyCharsmap); ok {
+		if v.Type != ValueArray || (v.Elem() != ValueUint8 && v.Elem() != ValueInt8) {
+			return fmt.Errorf("gguf: %s has type %s, must be arr[u8]: %w", keyCharsmap, typeName(v), ErrInvalid)
+		}
+		if err := CheckCharsmap(v.raw); err != nil {
+			return err
+		}
 	}
 	tv, ok := f.Lookup(keyTokens)
 	if !ok {
