@@ -20,9 +20,17 @@ import (
 //
 // The normalizers transformers' SentencePiece converters write are
 // accepted: Precompiled alone, or followed by Replace(" {2,}", " ") (or by
-// Strip(right) and Replace(" {2,}", "▁")), which llama.cpp's
-// remove_extra_whitespaces does (it also drops leading spaces, which the
-// second form keeps as one "▁"). Any other step is refused.
+// Strip(right) and Replace(" {2,}", "▁")), whose merging of whitespace runs
+// is llama.cpp's remove_extra_whitespaces. Two differences from
+// transformers are left, as with convert_hf_to_gguf.py's files: with
+// merging, llama.cpp drops trailing whitespace (the first form keeps one
+// space, which transformers' Metaspace makes a "▁" token: a text ending in
+// a space or a newline has one token fewer), and without it (Precompiled
+// alone, older files) a text's leading space is one "▁" more than
+// transformers makes. Any other step is refused, as are a Metaspace that
+// prepends no "▁" with whitespace merging (llama.cpp then prepends one
+// anyway) and a vocabulary with no unknown token (llama.cpp's UGM would
+// take id 2 for it).
 
 // unigramJSON holds what the converter reads of a Unigram tokenizer.json.
 type unigramJSON struct {
@@ -88,7 +96,9 @@ func readUnigram(raw []byte, v *vocab) (json.RawMessage, error) {
 		v.tokens[id], v.scores[id], v.types[id] = piece, float32(score), tokNormal
 	}
 	for id := len(uj.Model.Vocab); id < n; id++ {
-		v.tokens[id], v.types[id] = fmt.Sprintf("[PAD%d]", id), tokUnused
+		// A score no segmentation would choose, as convert_hf_to_gguf.py
+		// gives them (llama.cpp's UGM matches unused tokens in the text).
+		v.tokens[id], v.scores[id], v.types[id] = fmt.Sprintf("[PAD%d]", id), -10000, tokUnused
 	}
 	for _, a := range uj.AddedTokens {
 		if a.ID < len(uj.Model.Vocab) && v.tokens[a.ID] != a.Content {
@@ -100,12 +110,14 @@ func readUnigram(raw []byte, v *vocab) (json.RawMessage, error) {
 			v.types[a.ID] = tokControl
 		}
 	}
-	if u := uj.Model.UnkID; u != nil {
-		if *u < 0 || *u >= n {
-			return nil, fmt.Errorf("%w: tokenizer.json: unk_id %d is outside the %d tokens", ErrMismatch, *u, n)
-		}
-		v.unk, v.types[*u] = *u, tokUnknown
+	u := uj.Model.UnkID
+	switch {
+	case u == nil:
+		return nil, fmt.Errorf("%w tokenizer: a Unigram model without unk_id (llama.cpp's UGM would take token 2 as the unknown token)", ErrUnsupported)
+	case *u < 0 || *u >= n:
+		return nil, fmt.Errorf("%w: tokenizer.json: unk_id %d is outside the %d tokens", ErrMismatch, *u, n)
 	}
+	v.unk, v.types[*u] = *u, tokUnknown
 
 	var norm unigramStep
 	if !isNull(uj.Normalizer) {
@@ -157,6 +169,9 @@ func readUnigram(raw []byte, v *vocab) (json.RawMessage, error) {
 		default:
 			return nil, fmt.Errorf("%w tokenizer: Metaspace prepend_scheme %q", ErrUnsupported, *pre.PrependSheme)
 		}
+	}
+	if !prefix && mergeWS {
+		return nil, fmt.Errorf("%w tokenizer: a Metaspace that prepends no \"▁\" with whitespace runs merged (llama.cpp then prepends one)", ErrUnsupported)
 	}
 	v.addSpacePrefix = &prefix
 	return uj.PostProcessor, nil

@@ -46,7 +46,10 @@ type vocab struct {
 	sep, cls, mask     int // -1 when unknown
 	eot, eom           int // end of turn and of message (GLM-4.5); -1 when unknown
 	addBOS, addEOS     *bool
-	chatTemplate       string
+	// addSEP, if not nil, is tokenizer.ggml.add_sep_token: a pair is
+	// joined by the EOS and then the SEP (XLM-RoBERTa's </s> </s>).
+	addSEP       *bool
+	chatTemplate string
 	// addSpacePrefix, if not nil, is tokenizer.ggml.add_space_prefix:
 	// false for a SentencePiece-style vocabulary whose normalizer
 	// replaces spaces with "▁" but prepends none (Gemma).
@@ -152,8 +155,8 @@ func readVocab(dir string, cfg *hfConfig, arch archSpec) (*vocab, error) {
 		return nil, fmt.Errorf("convert: tokenizer.json: %w", err)
 	}
 	if probe.Model.Type == "Unigram" {
-		if !arch.xlmr {
-			return nil, fmt.Errorf("%w tokenizer: a Unigram tokenizer.json is converted for XLM-RoBERTa only, not for %s", ErrUnsupported, arch.hf)
+		if arch.gguf != "bert" {
+			return nil, fmt.Errorf("%w tokenizer: a Unigram tokenizer.json is converted for BERT and XLM-RoBERTa encoders only, not for %s", ErrUnsupported, arch.hf)
 		}
 		v := &vocab{bos: -1, eos: -1, unk: -1, pad: -1, sep: -1, cls: -1, mask: -1, eot: -1, eom: -1}
 		post, err := readUnigram(raw, v)
@@ -463,6 +466,13 @@ func (v *vocab) readSpecial(dir string, cfg *hfConfig, postProc json.RawMessage)
 	}
 
 	v.addBOS, v.addEOS = postProcessorAdds(postProc, bosName, clsName, eosName)
+	if pairSeparators(postProc) == 2 {
+		// As gguf-py: the pair template joins the sequences with two
+		// special tokens (XLM-RoBERTa's "</s> </s>"), llama.cpp's EOS then
+		// SEP.
+		t := true
+		v.addSEP = &t
+	}
 	for key, dst := range map[string]**bool{"add_bos_token": &v.addBOS, "add_eos_token": &v.addEOS} {
 		if raw, ok := tc[key]; ok {
 			var b bool
@@ -544,6 +554,48 @@ func postProcessorAdds(raw json.RawMessage, bos, cls, eos string) (addBOS, addEO
 		}
 	}
 	return addBOS, addEOS
+}
+
+// pairSeparators returns how many special tokens a TemplateProcessing
+// post-processor (alone or in a Sequence) puts between the two sequences of
+// a pair (0: none, or no pair template).
+func pairSeparators(raw json.RawMessage) int {
+	var p struct {
+		Type       string            `json:"type"`
+		Processors []json.RawMessage `json:"processors"`
+		Pair       []struct {
+			SpecialToken *struct{} `json:"SpecialToken"`
+			Sequence     *struct {
+				ID string `json:"id"`
+			} `json:"Sequence"`
+		} `json:"pair"`
+	}
+	if isNull(raw) || json.Unmarshal(raw, &p) != nil {
+		return 0
+	}
+	if p.Type == "Sequence" {
+		for _, q := range p.Processors {
+			if n := pairSeparators(q); n > 0 {
+				return n
+			}
+		}
+		return 0
+	}
+	n, inA := 0, false
+	for _, e := range p.Pair {
+		switch {
+		case e.Sequence != nil && e.Sequence.ID == "A":
+			inA = true
+		case e.Sequence != nil && e.Sequence.ID == "B":
+			if inA {
+				return n
+			}
+			return 0
+		case e.SpecialToken != nil && inA:
+			n++
+		}
+	}
+	return 0
 }
 
 // postProcessorLast returns the special token a TemplateProcessing
@@ -668,6 +720,9 @@ func (v *vocab) write(w *gguf.Writer) {
 	}
 	if v.addEOS != nil {
 		w.Set("tokenizer.ggml.add_eos_token", gguf.Bool(*v.addEOS))
+	}
+	if v.addSEP != nil {
+		w.Set("tokenizer.ggml.add_sep_token", gguf.Bool(*v.addSEP))
 	}
 	if v.addSpacePrefix != nil {
 		w.Set("tokenizer.ggml.add_space_prefix", gguf.Bool(*v.addSpacePrefix))

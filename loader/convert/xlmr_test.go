@@ -71,8 +71,10 @@ func xlmrFixture(t *testing.T, reranker bool, edit func(tj map[string]any)) stri
 			map[string]any{"type": "Replace", "pattern": map[string]any{"Regex": " {2,}"}, "content": " "}}},
 		"pre_tokenizer": map[string]any{"type": "Metaspace", "replacement": "▁", "add_prefix_space": true},
 		"post_processor": map[string]any{"type": "TemplateProcessing",
-			"single":         []any{map[string]any{"SpecialToken": map[string]any{"id": "<s>", "type_id": 0}}, map[string]any{"Sequence": map[string]any{"id": "A", "type_id": 0}}, map[string]any{"SpecialToken": map[string]any{"id": "</s>", "type_id": 0}}},
-			"pair":           []any{},
+			"single": []any{map[string]any{"SpecialToken": map[string]any{"id": "<s>", "type_id": 0}}, map[string]any{"Sequence": map[string]any{"id": "A", "type_id": 0}}, map[string]any{"SpecialToken": map[string]any{"id": "</s>", "type_id": 0}}},
+			"pair": []any{map[string]any{"SpecialToken": map[string]any{"id": "<s>", "type_id": 0}}, map[string]any{"Sequence": map[string]any{"id": "A", "type_id": 0}},
+				map[string]any{"SpecialToken": map[string]any{"id": "</s>", "type_id": 0}}, map[string]any{"SpecialToken": map[string]any{"id": "</s>", "type_id": 0}},
+				map[string]any{"Sequence": map[string]any{"id": "B", "type_id": 0}}, map[string]any{"SpecialToken": map[string]any{"id": "</s>", "type_id": 0}}},
 			"special_tokens": map[string]any{}},
 		"model": map[string]any{"type": "Unigram", "unk_id": 3, "vocab": vocab},
 	}
@@ -167,6 +169,10 @@ func TestXLMRoberta(t *testing.T) {
 	}
 	if model, _ := f.String("tokenizer.ggml.model"); model != "t5" {
 		t.Errorf("tokenizer model %q, want t5", model)
+	}
+	// A pair is <s> A </s> </s> B </s>: llama.cpp's EOS, then its SEP.
+	if sep, ok := f.Bool("tokenizer.ggml.add_sep_token"); !ok || !sep {
+		t.Errorf("add_sep_token %v (%v), want true", sep, ok)
 	}
 	for k, want := range map[string]uint64{"bert.context_length": 64, "bert.pooling_type": 2, "tokenizer.ggml.unknown_token_id": 3, "tokenizer.ggml.mask_token_id": 36} {
 		if got, ok := f.Uint(k); !ok || got != want {
@@ -271,6 +277,11 @@ func TestXLMRobertaReranker(t *testing.T) {
 	if c.Pooling() != engine.PoolingRank {
 		t.Fatalf("pooling %v, want rank", c.Pooling())
 	}
+	// A query and a document are joined by </s> </s>: the EOS, then the
+	// SEP llama.cpp adds.
+	if sp := m.SpecialTokens(); !sp.AddEOS || !sp.AddSEP || sp.EOS != 2 || sp.SEP != 2 {
+		t.Errorf("special tokens %+v: want EOS and SEP </s>, both added", sp)
+	}
 	ids := []int{0, 5, 6, 2, 2, 8, 7, 2}
 	got := pooledEmbedding(t, c, ids)
 	h0 := ref.Forward(ids)[0]
@@ -296,6 +307,10 @@ func TestXLMRobertaRefused(t *testing.T) {
 		"bad charsmap": func(tj map[string]any) {
 			tj["normalizer"] = map[string]any{"type": "Precompiled", "precompiled_charsmap": "AAAA"}
 		},
+		"no unk_id": func(tj map[string]any) { delete(tj["model"].(map[string]any), "unk_id") },
+		"no prefix, merged": func(tj map[string]any) {
+			tj["pre_tokenizer"] = map[string]any{"type": "Metaspace", "replacement": "▁", "prepend_scheme": "never"}
+		},
 	} {
 		t.Run(name, func(t *testing.T) {
 			err := convert.Check(xlmrFixture(t, false, edit))
@@ -305,5 +320,37 @@ func TestXLMRobertaRefused(t *testing.T) {
 				t.Log(err)
 			}
 		})
+	}
+}
+
+// TestBertUnigram converts a BertModel with XLM-RoBERTa's Unigram tokenizer
+// (multilingual-e5-small's and paraphrase-multilingual-MiniLM's layout):
+// BERT's positions from row 0, the t5 vocabulary.
+func TestBertUnigram(t *testing.T) {
+	dir := xlmrFixture(t, false, nil)
+	editJSON(t, filepath.Join(dir, "config.json"), func(c map[string]any) {
+		c["architectures"], c["model_type"], c["max_position_embeddings"] = []string{"BertModel"}, "bert", xlmrMaxPos
+	})
+	out := filepath.Join(t.TempDir(), "bert.gguf")
+	if err := convert.Convert(context.Background(), dir, out, convert.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if model, _ := f.String("tokenizer.ggml.model"); model != "t5" {
+		t.Errorf("tokenizer model %q, want t5", model)
+	}
+	if ti, ok := f.Tensor("position_embd.weight"); !ok || ti.Shape[1] != xlmrMaxPos {
+		t.Errorf("position_embd.weight %+v (%v), want all %d rows", ti, ok, xlmrMaxPos)
+	}
+	m := loadModel(t, out, engine.ModelOptions{})
+	got, err := m.Tokenize("the cat", true, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := append(append([]int{0}, unigramViterbi("the cat")...), 2); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("tokens %v, want %v", got, want)
 	}
 }
