@@ -10,6 +10,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"text/tabwriter"
@@ -64,6 +65,7 @@ type weightsReport struct {
 	TemplateKind  string   `json:"template_kind,omitempty"` // jinja, builtin or plain: how chats are rendered
 	DTypes        []string `json:"dtypes,omitempty"`
 	Capabilities  []string `json:"capabilities,omitempty"` // llm.Capabilities, of a GGUF
+	Embedding     string   `json:"embedding,omitempty"`    // an embedding model's size and pooling
 	Adapter       string   `json:"adapter,omitempty"`      // what a LoRA adapter GGUF is
 	Offload       string   `json:"offload,omitempty"`      // what --ngl auto would offload
 	Error         string   `json:"error,omitempty"`
@@ -327,6 +329,9 @@ func describeWeights(files []string, local func(string) string) weightsReport {
 			w.ChatTemplate = &has
 			w.TemplateKind = templateKind(src, has)
 			w.Capabilities = llm.Capabilities(f)
+			if slices.Contains(w.Capabilities, llm.CapEmbedding) {
+				w.Embedding = embeddingSummary(f)
+			}
 		}
 		return w
 	}
@@ -489,6 +494,9 @@ func printReport(w io.Writer, r *modelReport) {
 		if len(wr.Capabilities) > 0 {
 			fmt.Fprintf(tw, "  Capabilities:\t%s\n", strings.Join(wr.Capabilities, ", "))
 		}
+		if wr.Embedding != "" {
+			fmt.Fprintf(tw, "  Embeddings:\t%s\n", wr.Embedding)
+		}
 		if wr.Offload != "" {
 			fmt.Fprintf(tw, "  GPU offload:\t%s\n", wr.Offload)
 		}
@@ -601,4 +609,23 @@ func templateKind(src string, has bool) string {
 		return "builtin"
 	}
 	return "plain"
+}
+
+// embeddingSummary describes an embedding model's output: its size (after
+// EmbeddingGemma's projections) and the pooling Embed uses.
+func embeddingSummary(f *gguf.File) string {
+	arch := f.Architecture()
+	dims, _ := f.Uint(arch + ".embedding_length")
+	if d, ok := f.Uint(arch + ".dense_3_feat_out"); ok && d > 0 {
+		dims = d
+	}
+	pooling := "mean"
+	if p, ok := f.Uint(arch + ".pooling_type"); ok {
+		pooling = map[uint64]string{0: "none", 1: "mean", 2: "CLS", 3: "last token"}[p]
+	}
+	s := fmt.Sprintf("%d dimensions, %s pooling", dims, pooling)
+	if _, ok := f.Uint(arch + ".dense_2_feat_out"); ok {
+		s += ", then the model's projections"
+	}
+	return s
 }

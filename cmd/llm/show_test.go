@@ -33,6 +33,12 @@ func TestShowLocal(t *testing.T) {
 	if !regexp.MustCompile(`Capabilities:\s+completion\n`).MatchString(out) {
 		t.Errorf("show of stories260K: no capabilities line:\n%s", out)
 	}
+	// An embedding model's size and pooling.
+	bert, _ := testmodel.BERT(t, false)
+	code, out, stderr = run(t, "", "show", bert)
+	if code != 0 || !regexp.MustCompile(`Capabilities:\s+embedding\n\s+Embeddings:\s+32 dimensions, mean pooling\n`).MatchString(out) {
+		t.Errorf("show of a BERT: exit %d (%s):\n%s", code, stderr, out)
+	}
 	// A LoRA adapter is said to be one, without a model's capabilities.
 	adapter := testmodel.StoriesLoRA(t, nil)
 	code, out, stderr = run(t, "", "show", adapter)
