@@ -94,7 +94,7 @@ func (c *hfConfig) bertHparams(arch archSpec) (hparams, error) {
 		return h, fmt.Errorf("%w: config.json: hidden_size %d is not a multiple of num_attention_heads %d", ErrMismatch, h.hidden, h.heads)
 	}
 	h.kvHeads, h.headDim = h.heads, h.hidden/h.heads
-	if arch.xlmr {
+	if arch.roberta {
 		// RoBERTa numbers positions from pad_token_id+1: the rows before
 		// are never read, and are left out.
 		pad := 1
@@ -318,7 +318,7 @@ func planBERT(st *safetensors.Model, h hparams, arch archSpec) ([]tensorPlan, er
 		"embeddings.LayerNorm.bias":               {"token_embd_norm.bias", []int64{H}},
 	}
 	switch {
-	case classifier && arch.xlmr:
+	case classifier && arch.roberta:
 		// RobertaClassificationHead: the first token through dense, tanh,
 		// out_proj.
 		L := int64(max(h.labels, 1))

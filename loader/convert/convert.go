@@ -235,6 +235,10 @@
 //     positions from there), the classification head (dense, tanh,
 //     out_proj) as cls and cls.output, and the Unigram tokenizer as
 //     llama.cpp's "t5" vocabulary (unigram.go).
+//   - RobertaModel (granite-embedding, all-distilroberta, all-roberta) and
+//     RobertaForSequenceClassification → GGUF arch "bert" as XLM-RoBERTa,
+//     with its byte-level BPE tokenizer as GPT-2's and the pre-tokenizer
+//     "roberta-bpe" (llama.cpp joins a pair with </s> </s>).
 //   - GPT2LMHeadModel → GGUF arch "gpt2": the Conv1D weights, stored
 //     [in, out], are transposed; the head is tied to the embeddings.
 //   - BertModel (also in the sentence-transformers layout, whose tensors
@@ -506,9 +510,11 @@ type archSpec struct {
 	// llama4: Llama 4's chunked and NoPE layers, interleaved experts with
 	// a shared expert (llama4.go).
 	llama4 bool
-	// xlmr: XLM-RoBERTa, BERT's encoder with RoBERTa's positions (offset
-	// by the padding id) and a Unigram tokenizer (unigram.go).
-	xlmr bool
+	// roberta: RoBERTa and XLM-RoBERTa, BERT's encoder with RoBERTa's
+	// positions (offset by the padding id) and classification head, and a
+	// byte-level BPE (RoBERTa) or Unigram (XLM-RoBERTa, unigram.go)
+	// tokenizer.
+	roberta bool
 	// gemmaEmbed: EmbeddingGemma, Gemma 3's blocks attending both ways,
 	// pooled and projected by its sentence-transformers modules
 	// (gemmaembed.go).
@@ -571,8 +577,10 @@ var archs = []archSpec{
 	{hf: "BertForMaskedLM", gguf: "bert"},
 	{hf: "BertForSequenceClassification", gguf: "bert", classifier: true},
 	{hf: "NomicBertModel", gguf: "nomic-bert"},
-	{hf: "XLMRobertaModel", gguf: "bert", xlmr: true},
-	{hf: "XLMRobertaForSequenceClassification", gguf: "bert", classifier: true, xlmr: true},
+	{hf: "XLMRobertaModel", gguf: "bert", roberta: true},
+	{hf: "RobertaModel", gguf: "bert", roberta: true},
+	{hf: "RobertaForSequenceClassification", gguf: "bert", classifier: true, roberta: true},
+	{hf: "XLMRobertaForSequenceClassification", gguf: "bert", classifier: true, roberta: true},
 }
 
 // Supported returns the Hugging Face architecture names Convert accepts.

@@ -187,8 +187,19 @@ func readVocab(dir string, cfg *hfConfig, arch archSpec) (*vocab, error) {
 	spacePrefix := norm.prepends("▁")
 	v := &vocab{bos: -1, eos: -1, unk: -1, pad: -1, sep: -1, cls: -1, mask: -1, eot: -1, eom: -1}
 	switch {
-	case arch.xlmr:
-		return nil, fmt.Errorf("%w tokenizer: %s is converted with its Unigram tokenizer.json only; this one has model %q", ErrUnsupported, arch.hf, tj.Model.Type)
+	case arch.roberta && tj.Model.Type == "BPE" && !tj.Model.ByteFallback && pre.has("ByteLevel"):
+		// RoBERTa's byte-level BPE: GPT-2's pre-tokenizer, which llama.cpp
+		// calls roberta-bpe when a pair is joined by </s> </s>.
+		v.model = kindBPE
+		if v.pre, err = detectPre(tj.PreTokenizer, tj.Normalizer); err != nil {
+			return nil, err
+		}
+		if v.pre != "gpt-2" {
+			return nil, fmt.Errorf("%w tokenizer: %s with the %s pre-tokenizer: RoBERTa's is GPT-2's", ErrUnsupported, arch.hf, v.pre)
+		}
+		v.pre = "roberta-bpe"
+	case arch.roberta:
+		return nil, fmt.Errorf("%w tokenizer: %s is converted with a Unigram (XLM-RoBERTa) or byte-level BPE (RoBERTa) tokenizer.json; this one has model %q", ErrUnsupported, arch.hf, tj.Model.Type)
 	case tj.Model.Type == "WordPiece" && arch.encoder():
 		if err := checkWordPiece(tj); err != nil {
 			return nil, err
@@ -573,13 +584,16 @@ func pairSeparators(raw json.RawMessage) int {
 	if isNull(raw) || json.Unmarshal(raw, &p) != nil {
 		return 0
 	}
-	if p.Type == "Sequence" {
+	switch p.Type {
+	case "Sequence":
 		for _, q := range p.Processors {
 			if n := pairSeparators(q); n > 0 {
 				return n
 			}
 		}
 		return 0
+	case "RobertaProcessing": // <s> A </s> </s> B </s>
+		return 2
 	}
 	n, inA := 0, false
 	for _, e := range p.Pair {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/llm-go/llm/engine"
 	ref64 "github.com/llm-go/llm/internal/reference"
+	"github.com/llm-go/llm/internal/shareddata"
 	"github.com/llm-go/llm/loader/convert"
 	"github.com/llm-go/llm/loader/gguf"
 )
@@ -352,5 +353,104 @@ func TestBertUnigram(t *testing.T) {
 	}
 	if want := append(append([]int{0}, unigramViterbi("the cat")...), 2); fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("tokens %v, want %v", got, want)
+	}
+}
+
+// TestRoberta converts the tiny XLM-RoBERTa's weights as a RobertaModel
+// with tiny-random-gpt2's byte-level BPE tokenizer made RoBERTa's (its
+// special tokens, RobertaProcessing): the pre-tokenizer is written
+// roberta-bpe, a text is <s> GPT-2's tokens </s> (checked on the GPT-2
+// reference texts), a pair is joined by </s> </s>, and the embedding is
+// the reference's.
+func TestRoberta(t *testing.T) {
+	dir := xlmrFixture(t, false, nil)
+	raw, err := os.ReadFile(shareddata.Path(t, "models", "hf", "tiny-random-gpt2", "tokenizer.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tj map[string]any
+	if err := json.Unmarshal(raw, &tj); err != nil {
+		t.Fatal(err)
+	}
+	const V = 1005 // GPT-2's 1000, then <s> <pad> </s> <unk> <mask>
+	var added []any
+	for i, s := range []string{"<s>", "<pad>", "</s>", "<unk>", "<mask>"} {
+		added = append(added, map[string]any{"id": 1000 + i, "content": s, "special": true, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false})
+	}
+	tj["added_tokens"] = added
+	tj["post_processor"] = map[string]any{"type": "RobertaProcessing", "sep": []any{"</s>", 1002}, "cls": []any{"<s>", 1000}, "trim_offsets": true, "add_prefix_space": false}
+	if raw, err = json.Marshal(tj); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	editJSON(t, filepath.Join(dir, "config.json"), func(c map[string]any) {
+		c["architectures"], c["model_type"], c["vocab_size"] = []string{"RobertaModel"}, "roberta", V
+	})
+	w := randWeights{rand.New(rand.NewPCG(9, 9))}
+	var ts []stTensor
+	for _, s := range f32Tensors(t, dir, nil) {
+		if s.name == "embeddings.word_embeddings.weight" {
+			s = w.mat(s.name, V, bertHidden)
+		}
+		ts = append(ts, s)
+	}
+	if err := writeSafetensors(filepath.Join(dir, "model.safetensors"), ts); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "roberta.gguf")
+	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pre, _ := f.String("tokenizer.ggml.pre"); pre != "roberta-bpe" {
+		t.Errorf("pre-tokenizer %q, want roberta-bpe", pre)
+	}
+	m := loadModel(t, out, engine.ModelOptions{})
+	if sp := m.SpecialTokens(); !sp.AddBOS || !sp.AddEOS || !sp.AddSEP || sp.BOS != 1000 || sp.EOS != 1002 {
+		t.Errorf("special tokens %+v: want <s> and </s> added, a pair joined by </s> </s>", sp)
+	}
+	var ref struct {
+		Cases []gpt2Case `json:"cases"`
+	}
+	raw, err = os.ReadFile(shareddata.Path(t, "testdata", "reference", "tiny-random-gpt2_reference.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &ref); err != nil {
+		t.Fatal(err)
+	}
+	r := openST(t, dir)
+	pos := r.get("embeddings.position_embeddings.weight")
+	model := &ref64.BERT{Hidden: bertHidden, Heads: bertHeads, Eps: 1e-5, WordEmb: r.get("embeddings.word_embeddings.weight"), PosEmb: pos[2*bertHidden:],
+		TypeEmb: r.get("embeddings.token_type_embeddings.weight"), EmbNormW: r.get("embeddings.LayerNorm.weight"), EmbNormB: r.get("embeddings.LayerNorm.bias")}
+	model.Layers = loadBertRef(t, dir, "").Layers
+	c, err := m.NewContext(engine.ContextOptions{ContextLength: 64, BatchSize: 64, MicroBatchSize: 64, Threads: 1, Embeddings: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	for _, tc := range ref.Cases {
+		toks, err := m.Tokenize(tc.Text, true, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := append(append([]int{1000}, tc.InputIDs...), 1002)
+		if len(want) > 64 {
+			continue
+		}
+		if fmt.Sprint(toks) != fmt.Sprint(want) {
+			t.Errorf("%q: tokens %v, want %v", tc.Text, toks, want)
+			continue
+		}
+		if re := relErr(pooledEmbedding(t, c, want), ref64.Pool(model.Forward(want), true)); !(re < 2e-3) {
+			t.Errorf("%q: relative error %.3g", tc.Text, re)
+		} else {
+			t.Logf("%q: %d tokens, relative error %.3g", tc.Text, len(want), re)
+		}
 	}
 }
