@@ -8,13 +8,25 @@ import (
 
 // The embedding models' shapes: "nomic-bert" (nomic-embed-text: a BERT-like
 // post-norm encoder with a fused QKV, rope and a SwiGLU MLP, two token
-// types) and "gemma-embedding" (EmbeddingGemma: Gemma 3's blocks attending
-// both ways, a sliding window in five layers of six, DenseFF, when not 0,
-// the width of its two projections of the pooled embedding). Both pool by
-// the mean and generate nothing: benchmark their prompt processing.
+// types), "jina-bert-v2" (jina-embeddings-v2: BERT's post-norm blocks with
+// biases, ALiBi in place of positions, a GEGLU MLP whose up projection is
+// twice FF wide) and "gemma-embedding" (EmbeddingGemma: Gemma 3's blocks
+// attending both ways, a sliding window in five layers of six, DenseFF,
+// when not 0, the width of its two projections of the pooled embedding).
+// All pool by the mean and generate nothing: benchmark their prompt
+// processing.
 
 // encoder reports whether the shape is an embedding model's.
-func (s Shape) encoder() bool { return s.Arch == "nomic-bert" || s.Arch == "gemma-embedding" }
+func (s Shape) encoder() bool { return s.bertLike() || s.Arch == "gemma-embedding" }
+
+// bertLike reports whether the shape is one of llama.cpp's BERT graphs
+// (nomic-bert, jina-bert-v2): LayerNorm after each sublayer, two token
+// types, every head a KV head.
+func (s Shape) bertLike() bool { return s.Arch == "nomic-bert" || s.Arch == "jina-bert-v2" }
+
+// alibi reports whether the shape has ALiBi in place of rope
+// (jina-bert-v2).
+func (s Shape) alibi() bool { return s.Arch == "jina-bert-v2" }
 
 // validateEncoder checks what the embedding models add: no experts, the
 // whole head rotated, nomic-bert's one head size, and EmbeddingGemma's
@@ -23,10 +35,10 @@ func (s Shape) validateEncoder() error {
 	switch {
 	case s.Experts != 0 || s.DenseLayers != 0 || s.SharedExperts != 0 || s.RopeDim != 0 || s.MoEStep != 0:
 		return fmt.Errorf("synth: %s has no experts, dense layers or partial rope", s.Arch)
-	case s.Arch == "nomic-bert" && (s.KVHeads != s.Heads || s.HeadSize != 0 && s.HeadSize*s.Heads != s.Embd):
-		return fmt.Errorf("synth: nomic-bert's heads are all KV heads of hidden/heads")
-	case s.Arch == "nomic-bert" && s.DenseFF != 0:
-		return fmt.Errorf("synth: nomic-bert has no projections of its embedding")
+	case s.bertLike() && (s.KVHeads != s.Heads || s.HeadSize != 0 && s.HeadSize*s.Heads != s.Embd):
+		return fmt.Errorf("synth: %s's heads are all KV heads of hidden/heads", s.Arch)
+	case s.bertLike() && s.DenseFF != 0:
+		return fmt.Errorf("synth: %s has no projections of its embedding", s.Arch)
 	case s.Arch == "gemma-embedding" && s.SlidingWindow <= 0:
 		return fmt.Errorf("synth: gemma-embedding needs its sliding window")
 	case s.DenseFF < 0 || s.DenseFF%32 != 0:
@@ -44,12 +56,26 @@ func (s Shape) encoderTensors() []tensorSpec {
 	}
 	zero := func(name string, n uint64) tensorSpec { return tensorSpec{name: name, shape: []uint64{n}, zero: true} }
 	var out []tensorSpec
-	if s.Arch == "nomic-bert" {
+	if s.bertLike() {
 		// The token types stay F32, as converted and as llama.cpp's
 		// quantizer leaves them.
 		types := t("token_types.weight", s.Embd, e, 2)
 		types.f32 = true
 		out = append(out, types, t("token_embd_norm.weight", 0, e), zero("token_embd_norm.bias", e))
+	}
+	if s.Arch == "jina-bert-v2" {
+		for i := range s.Layers {
+			p := fmt.Sprintf("blk.%d.", i)
+			for _, n := range []string{"attn_q", "attn_k", "attn_v", "attn_output"} {
+				out = append(out, t(p+n+".weight", s.Embd, e, e), zero(p+n+".bias", e))
+			}
+			out = append(out, t(p+"attn_output_norm.weight", 0, e), zero(p+"attn_output_norm.bias", e),
+				t(p+"ffn_up.weight", s.Embd, e, 2*f), t(p+"ffn_down.weight", s.FF, f, e), zero(p+"ffn_down.bias", e),
+				t(p+"layer_output_norm.weight", 0, e), zero(p+"layer_output_norm.bias", e))
+		}
+		return out
+	}
+	if s.Arch == "nomic-bert" {
 		for i := range s.Layers {
 			p := fmt.Sprintf("blk.%d.", i)
 			out = append(out, t(p+"attn_qkv.weight", s.Embd, e, 3*e), t(p+"attn_output.weight", s.Embd, e, e),
@@ -76,14 +102,14 @@ func (s Shape) encoderTensors() []tensorSpec {
 }
 
 // encoderKeys sets the metadata the embedding models add: mean pooling,
-// no causal mask (nomic-bert's key; llama.cpp makes gemma-embedding
-// non-causal itself), nomic-bert's LayerNorm epsilon and two token types,
+// no causal mask (the BERT graphs' key; llama.cpp makes gemma-embedding
+// non-causal itself), their LayerNorm epsilon and two token types,
 // EmbeddingGemma's window and projections.
 func (s Shape) encoderKeys(w *gguf.Writer) {
 	a := s.Arch
 	u := func(k string, v int) { w.Set(a+"."+k, gguf.Uint32(uint32(v))) }
 	u("pooling_type", 1)
-	if a == "nomic-bert" {
+	if s.bertLike() {
 		w.Set(a+".attention.causal", gguf.Bool(false))
 		w.Set(a+".attention.layer_norm_epsilon", gguf.Float32(s.NormEps))
 		w.Set("tokenizer.ggml.token_type_count", gguf.Uint32(2))

@@ -18,7 +18,8 @@
 // or "minimax-m2" (MiniMax-M2): Mixtral's blocks with whole-projection q/k
 // norms and sigmoid routing; or "llama4" (Llama 4 Scout, Maverick): chunked
 // attention, experts every MoEStep layers beside a shared expert; or the
-// embedding models "nomic-bert" and "gemma-embedding" (encoder.go).
+// embedding models "nomic-bert", "jina-bert-v2" and "gemma-embedding"
+// (encoder.go).
 //
 // The models produce gibberish but cost exactly what the real ones cost to
 // run: tests use small ones, and benchmarks use full-size ones to measure
@@ -209,9 +210,12 @@ var Shapes = map[string]Shape{
 	// Embedding models (their config.json files), for their prompt
 	// processing (llm bench -n 0): nomic-embed-text v1.5 (nomic-bert, a
 	// context of the 2048 positions it was trained on) and EmbeddingGemma
-	// 300M with its two projections of the pooled embedding.
+	// 300M with its two projections of the pooled embedding, and
+	// jina-embeddings-v2-base-en (jina-bert-v2, ALiBi: 8192 positions).
 	"nomic-embed-text-v1.5": {Name: "nomic-embed-text-v1.5", Arch: "nomic-bert", Vocab: 30528, Embd: 768, FF: 3072, Layers: 12, Heads: 12, KVHeads: 12,
 		Context: 2048, RopeTheta: 1000, NormEps: 1e-12, TiedEmbeddings: true},
+	"jina-embeddings-v2-base-en": {Name: "jina-embeddings-v2-base-en", Arch: "jina-bert-v2", Vocab: 30528, Embd: 768, FF: 3072, Layers: 12, Heads: 12,
+		KVHeads: 12, Context: 8192, NormEps: 1e-12, TiedEmbeddings: true},
 	"embeddinggemma-300m": {Name: "embeddinggemma-300m", Arch: "gemma-embedding", Vocab: 262144, Embd: 768, FF: 1152, Layers: 24, Heads: 3, KVHeads: 1,
 		HeadSize: 256, Context: 2048, RopeTheta: 1e6, NormEps: 1e-6, TiedEmbeddings: true, SlidingWindow: 512, DenseFF: 3072},
 }
@@ -254,10 +258,12 @@ func (s Shape) Validate() error {
 		return fmt.Errorf("synth: head size %d is odd (RoPE rotates pairs)", s.HeadDim())
 	case s.Embd%32 != 0 || s.FF%32 != 0:
 		return fmt.Errorf("synth: hidden %d and feed-forward %d sizes must be multiples of 32", s.Embd, s.FF)
-	case s.RopeTheta <= 0 || s.NormEps <= 0:
+	case s.RopeTheta <= 0 && !s.alibi() || s.NormEps <= 0:
 		return fmt.Errorf("synth: rope theta and norm epsilon must be positive")
+	case s.RopeTheta != 0 && s.alibi():
+		return fmt.Errorf("synth: %s has ALiBi, no rope theta", s.Arch)
 	case s.arch() != "llama" && s.arch() != "gpt-oss" && !s.sharedMoE() && !s.mamba2() && !s.lfm2() && !s.qwen3next() && !s.minimax() && !s.llama4() && !s.encoder():
-		return fmt.Errorf("synth: architecture %q: llama, gpt-oss, glm4moe, deepseek2, granitehybrid, nemotron_h, falcon-h1, lfm2, lfm2moe, qwen3next, minimax-m2, llama4, nomic-bert or gemma-embedding", s.Arch)
+		return fmt.Errorf("synth: architecture %q: llama, gpt-oss, glm4moe, deepseek2, granitehybrid, nemotron_h, falcon-h1, lfm2, lfm2moe, qwen3next, minimax-m2, llama4, nomic-bert, jina-bert-v2 or gemma-embedding", s.Arch)
 	case !s.llama4() && s.MoEStep != 0:
 		return fmt.Errorf("synth: a step between the layers with experts applies to llama4 only")
 	case !s.mamba2() && !s.qwen3next() && (s.SSMHeads != 0 || s.SSMState != 0 || s.SSMGroups != 0 || s.SSMConv != 0):

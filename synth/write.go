@@ -56,8 +56,10 @@ func Write(ctx context.Context, path string, s Shape, opts Options) error {
 	w.Set(a+".feed_forward_length", gguf.Uint32(uint32(s.FF)))
 	w.Set(a+".attention.head_count", gguf.Uint32(uint32(s.Heads)))
 	w.Set(a+".attention.head_count_kv", gguf.Uint32(uint32(s.KVHeads)))
-	w.Set(a+".rope.dimension_count", gguf.Uint32(uint32(s.HeadDim())))
-	w.Set(a+".rope.freq_base", gguf.Float32(s.RopeTheta))
+	if !s.alibi() {
+		w.Set(a+".rope.dimension_count", gguf.Uint32(uint32(s.HeadDim())))
+		w.Set(a+".rope.freq_base", gguf.Float32(s.RopeTheta))
+	}
 	w.Set(a+".attention.layer_norm_rms_epsilon", gguf.Float32(s.NormEps))
 	if s.HeadDim()*s.Heads != s.Embd {
 		w.Set(a+".attention.key_length", gguf.Uint32(uint32(s.HeadDim())))

@@ -107,6 +107,10 @@ func (c *hfConfig) bertHparams(arch archSpec) (hparams, error) {
 		}
 		h.ctxLen -= h.posOffset
 	}
+	if arch.gguf == "jina-bert-v2" {
+		// GEGLU's GELU is fixed; hidden_act is not read.
+		return h, c.jinaBertCheck(arch)
+	}
 	switch c.HiddenAct {
 	case "", "gelu", "gelu_new", "gelu_pytorch_tanh":
 		// llama.cpp's bert graph uses GELU (the tanh form).
@@ -354,6 +358,13 @@ func planBERT(st *safetensors.Model, h hparams, arch archSpec) ([]tensorPlan, er
 		"output.LayerNorm.weight":           {"layer_output_norm.weight", []int64{H}},
 		"output.LayerNorm.bias":             {"layer_output_norm.bias", []int64{H}},
 	}
+	if arch.gguf == "jina-bert-v2" {
+		delete(top, "embeddings.position_embeddings.weight")
+		jinaLayer(layer, H, I)
+		if err := checkJinaLayout(st, arch); err != nil {
+			return nil, err
+		}
+	}
 	var plan []tensorPlan
 	seen := map[string]bool{}
 	for _, t := range st.Tensors() {
@@ -373,7 +384,7 @@ func planBERT(st *safetensors.Model, h hparams, arch archSpec) ([]tensorPlan, er
 		} else {
 			m := bertLayerRE.FindStringSubmatch(name)
 			if m == nil {
-				return nil, fmt.Errorf("%w tensor %q in a BertModel checkpoint", ErrUnsupported, t.Name)
+				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, t.Name, arch.hf)
 			}
 			n, err := strconv.Atoi(m[1])
 			if err != nil || n >= h.layers {
@@ -381,7 +392,7 @@ func planBERT(st *safetensors.Model, h hparams, arch archSpec) ([]tensorPlan, er
 			}
 			e, ok := layer[m[2]]
 			if !ok {
-				return nil, fmt.Errorf("%w tensor %q in a BertModel checkpoint", ErrUnsupported, t.Name)
+				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, t.Name, arch.hf)
 			}
 			p.ggufName, want, p.layer = fmt.Sprintf("blk.%d.%s", n, e.name), e.shape, n
 		}

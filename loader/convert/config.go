@@ -124,6 +124,8 @@ type hfConfig struct {
 	HiddenAct             string   `json:"hidden_act"`
 	PositionEmbeddingType string   `json:"position_embedding_type"`
 	IsDecoder             bool     `json:"is_decoder"`
+	// JinaBertConfig's MLP: "original" (BERT's) or a GLU ("geglu").
+	FeedForwardType string `json:"feed_forward_type"`
 
 	// GPT-2 names.
 	NEmbd            int      `json:"n_embd"`
@@ -231,7 +233,7 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	switch arch.gguf {
 	case "gpt2":
 		return c.gpt2Hparams()
-	case "bert":
+	case "bert", "jina-bert-v2":
 		return c.bertHparams(arch)
 	case "nomic-bert":
 		return c.nomicBertHparams()

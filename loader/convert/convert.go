@@ -239,6 +239,10 @@
 //     RobertaForSequenceClassification → GGUF arch "bert" as XLM-RoBERTa,
 //     with its byte-level BPE tokenizer as GPT-2's and the pre-tokenizer
 //     "roberta-bpe" (llama.cpp joins a pair with </s> </s>).
+//   - JinaBertModel and JinaBertForMaskedLM (jina-embeddings-v2, its
+//     custom modeling code) → GGUF arch "jina-bert-v2": BERT with ALiBi in
+//     place of position embeddings and a GEGLU MLP (gated_layers, written
+//     whole as ffn_up; wo; layernorm); see jinabert.go.
 //   - GPT2LMHeadModel → GGUF arch "gpt2": the Conv1D weights, stored
 //     [in, out], are transposed; the head is tied to the embeddings.
 //   - BertModel (also in the sentence-transformers layout, whose tensors
@@ -577,6 +581,8 @@ var archs = []archSpec{
 	{hf: "BertForMaskedLM", gguf: "bert"},
 	{hf: "BertForSequenceClassification", gguf: "bert", classifier: true},
 	{hf: "NomicBertModel", gguf: "nomic-bert"},
+	{hf: "JinaBertModel", gguf: "jina-bert-v2"},
+	{hf: "JinaBertForMaskedLM", gguf: "jina-bert-v2"},
 	{hf: "XLMRobertaModel", gguf: "bert", roberta: true},
 	{hf: "RobertaModel", gguf: "bert", roberta: true},
 	{hf: "RobertaForSequenceClassification", gguf: "bert", classifier: true, roberta: true},
@@ -760,9 +766,10 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 	case "gpt2":
 		// LayerNorm, learned positions: no rope.
 		w.Set(a+".attention.layer_norm_epsilon", gguf.Float32(float32(hp.rmsEps)))
-	case "bert":
-		// A bidirectional encoder with LayerNorm and learned positions,
-		// pooled into one embedding per sequence.
+	case "bert", "jina-bert-v2":
+		// A bidirectional encoder with LayerNorm (and learned positions,
+		// or jina-bert-v2's ALiBi), pooled into one embedding per
+		// sequence.
 		pooling := uint32(poolingRank)
 		if !arch.classifier {
 			if pooling, err = readPooling(dir); err != nil {
@@ -901,7 +908,7 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		}
 	case "gpt2":
 		plan, err = planGPT2(st, hp)
-	case "bert":
+	case "bert", "jina-bert-v2":
 		plan, err = planBERT(st, hp, arch)
 	case "nomic-bert":
 		plan, err = planNomicBert(st, hp)

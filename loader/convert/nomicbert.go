@@ -168,7 +168,9 @@ var nomicLayerRE = regexp.MustCompile(`^encoder\.layers\.(\d+)\.(.+)$`)
 
 // encoder reports whether the arch is one of llama.cpp's BERT-like
 // encoders, with a WordPiece vocabulary.
-func (a archSpec) encoder() bool { return a.gguf == "bert" || a.gguf == "nomic-bert" }
+func (a archSpec) encoder() bool {
+	return a.gguf == "bert" || a.gguf == "nomic-bert" || a.gguf == "jina-bert-v2"
+}
 
 // planNomicBert maps a NomicBertModel checkpoint's tensors (also under a
 // "bert." prefix, as NomicBertForPreTraining saves them); the pooler and

@@ -1,0 +1,354 @@
+package convert_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/llm-go/llm/engine"
+	"github.com/llm-go/llm/loader/convert"
+	"github.com/llm-go/llm/loader/gguf"
+)
+
+// The tiny JinaBert: bge-small's vocabulary in jina-embeddings-v2's
+// embedding of 30528 rows, 6 heads of 8 (not a power of two, so that the
+// last two heads take ALiBi's interleaved slopes), 2 layers, a GEGLU MLP
+// of 2×64.
+const (
+	jbHidden, jbHeads, jbLayers, jbFFN = 48, 6, 2, 64
+	jbVocab                            = 30528
+)
+
+// jinaBertFixture writes the tiny JinaBertForMaskedLM checkpoint as
+// jina-embeddings-v2-base-en's config.json describes it, with the
+// sentence-transformers mean pooling; edit changes config.json, and the
+// tensor names are those of JinaBertModel under "bert." (changed by
+// rename when not nil), with extra tensors added.
+func jinaBertFixture(t *testing.T, edit func(map[string]any), rename func(string) string, extra ...stTensor) string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := map[string]any{
+		"architectures": []string{"JinaBertForMaskedLM"}, "model_type": "bert", "hidden_size": jbHidden, "num_attention_heads": jbHeads,
+		"num_hidden_layers": jbLayers, "intermediate_size": jbFFN, "max_position_embeddings": 8192, "vocab_size": jbVocab,
+		"type_vocab_size": 2, "layer_norm_eps": 1e-12, "hidden_act": "gelu", "feed_forward_type": "geglu",
+		"position_embedding_type": "alibi", "emb_pooler": "mean", "attn_implementation": "torch", "pad_token_id": 0,
+	}
+	if edit != nil {
+		edit(cfg)
+	}
+	raw, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.json"), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bgeTokenizer(t, dir)
+	writeSentenceModules(t, dir, "mean")
+	w := randWeights{rand.New(rand.NewPCG(17, 5))}
+	H := int64(jbHidden)
+	ts := []stTensor{w.mat("bert.embeddings.word_embeddings.weight", jbVocab, H), w.mat("bert.embeddings.token_type_embeddings.weight", 2, H),
+		w.vec("bert.embeddings.LayerNorm.weight", H, 1, 0.1), w.vec("bert.embeddings.LayerNorm.bias", H, 0, 0.1),
+		w.mat("bert.pooler.dense.weight", H, H), w.vec("bert.pooler.dense.bias", H, 0, 0.1),
+		w.mat("cls.predictions.transform.dense.weight", H, H)}
+	for l := range jbLayers {
+		p := "bert.encoder.layer." + strconv.Itoa(l) + "."
+		for _, n := range []string{"query", "key", "value"} {
+			ts = append(ts, w.mat(p+"attention.self."+n+".weight", H, H), w.vec(p+"attention.self."+n+".bias", H, 0, 0.1))
+		}
+		ts = append(ts, w.mat(p+"attention.output.dense.weight", H, H), w.vec(p+"attention.output.dense.bias", H, 0, 0.1),
+			w.vec(p+"attention.output.LayerNorm.weight", H, 1, 0.1), w.vec(p+"attention.output.LayerNorm.bias", H, 0, 0.1),
+			w.mat(p+"mlp.gated_layers.weight", 2*jbFFN, H), w.mat(p+"mlp.wo.weight", H, jbFFN), w.vec(p+"mlp.wo.bias", H, 0, 0.1),
+			w.vec(p+"mlp.layernorm.weight", H, 1, 0.1), w.vec(p+"mlp.layernorm.bias", H, 0, 0.1))
+	}
+	if rename != nil {
+		for i := range ts {
+			ts[i].name = rename(ts[i].name)
+		}
+	}
+	if err := writeSafetensors(filepath.Join(dir, "model.safetensors"), append(ts, extra...)); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// jbRef is the float64 JinaBertModel of Jina AI's modeling code (ALiBi
+// bias -slope×|i-j|, the GLU MLP with erf GELU), with knobs that change
+// one feature each.
+type jbRef struct {
+	r          *stReader
+	rename     func(string) string // the fixture's, or nil
+	noAlibi    bool                // no position information at all
+	pow2Slopes bool                // every head's slope by the power-of-two formula
+	swapGLU    bool                // GELU of the second half, times the first
+	noTyp      bool                // no token type embedding
+}
+
+// slope is ALiBi's slope of head h of n: 2^(-8(h+1)/n) when n is a power
+// of two; otherwise the closest power c's, then every other one of 2c's.
+func (m *jbRef) slope(h, n int) float64 {
+	c := 1 << int(math.Floor(math.Log2(float64(n))))
+	if m.pow2Slopes || c == n {
+		return math.Pow(2, -8*float64(h+1)/float64(n))
+	}
+	if h < c {
+		return math.Pow(2, -8*float64(h+1)/float64(c))
+	}
+	return math.Pow(2, -8*float64(2*(h-c)+1)/float64(2*c))
+}
+
+// nm is the checkpoint's name of the tensor the reference calls name.
+func (m *jbRef) nm(name string) string {
+	if m.rename == nil {
+		return name
+	}
+	return m.rename(name)
+}
+
+func (m *jbRef) get(name string) []float64 { return m.r.get(m.nm(name)) }
+
+func (m *jbRef) ln(x []float64, name string) []float64 {
+	return (&nbRef{r: m.r}).layerNorm(x, m.nm(name+".weight"), m.nm(name+".bias"))
+}
+
+func (m *jbRef) linear(x []float64, name string, rows int) []float64 {
+	y := matvec(m.get(name+".weight"), x, rows)
+	if b := name + ".bias"; m.r.has(m.nm(b)) {
+		for i, v := range m.get(b) {
+			y[i] += v
+		}
+	}
+	return y
+}
+
+// pooled is the mean of the last hidden states.
+func (m *jbRef) pooled(ids []int) []float64 {
+	H, d, T := jbHidden, jbHidden/jbHeads, len(ids)
+	emb, typ := m.get("bert.embeddings.word_embeddings.weight"), m.get("bert.embeddings.token_type_embeddings.weight")
+	x := make([][]float64, T)
+	for i, id := range ids {
+		v := make([]float64, H)
+		for e := range H {
+			v[e] = emb[id*H+e]
+			if !m.noTyp {
+				v[e] += typ[e]
+			}
+		}
+		x[i] = m.ln(v, "bert.embeddings.LayerNorm")
+	}
+	for l := range jbLayers {
+		p := "bert.encoder.layer." + strconv.Itoa(l) + "."
+		qs, ks, vs := make([][]float64, T), make([][]float64, T), make([][]float64, T)
+		for i := range T {
+			qs[i], ks[i], vs[i] = m.linear(x[i], p+"attention.self.query", H), m.linear(x[i], p+"attention.self.key", H), m.linear(x[i], p+"attention.self.value", H)
+		}
+		for i := range T {
+			att := make([]float64, H)
+			for h := range jbHeads {
+				sl := m.slope(h, jbHeads)
+				if m.noAlibi {
+					sl = 0
+				}
+				sc := make([]float64, T)
+				mx := math.Inf(-1)
+				for s := range T {
+					var dot float64
+					for e := range d {
+						dot += qs[i][h*d+e] * ks[s][h*d+e]
+					}
+					sc[s] = dot/math.Sqrt(float64(d)) - sl*math.Abs(float64(i-s))
+					mx = max(mx, sc[s])
+				}
+				var z float64
+				for s := range sc {
+					sc[s] = math.Exp(sc[s] - mx)
+					z += sc[s]
+				}
+				for s := range sc {
+					for e := range d {
+						att[h*d+e] += sc[s] / z * vs[s][h*d+e]
+					}
+				}
+			}
+			o := m.linear(att, p+"attention.output.dense", H)
+			for e := range H {
+				o[e] += x[i][e]
+			}
+			qs[i] = m.ln(o, p+"attention.output.LayerNorm") // the MLP's input
+		}
+		for i := range T {
+			g := matvec(m.get(p+"mlp.gated_layers.weight"), qs[i], 2*jbFFN)
+			gate, up := g[:jbFFN], g[jbFFN:]
+			if m.swapGLU {
+				gate, up = up, gate
+			}
+			u := make([]float64, jbFFN)
+			for e := range u {
+				u[e] = 0.5 * gate[e] * (1 + math.Erf(gate[e]/math.Sqrt2)) * up[e]
+			}
+			y := m.linear(u, p+"mlp.wo", H)
+			for e := range H {
+				y[e] += qs[i][e]
+			}
+			x[i] = m.ln(y, p+"mlp.layernorm")
+		}
+	}
+	mean := make([]float64, H)
+	for _, v := range x {
+		for e := range v {
+			mean[e] += v[e] / float64(T)
+		}
+	}
+	return mean
+}
+
+// TestJinaBert converts the tiny JinaBertForMaskedLM, with its tensors
+// under "bert." and as released (unprefixed; here also with old
+// LayerNorms' gamma and beta), and checks the keys and llama.cpp's
+// mean-pooled embeddings against the reference, which would see ALiBi left
+// out, the power-of-two slopes in every head, the GLU's halves swapped or
+// the token type left out.
+func TestJinaBert(t *testing.T) {
+	released := func(n string) string {
+		n = strings.TrimPrefix(n, "bert.")
+		if b, ok := strings.CutSuffix(n, "LayerNorm.weight"); ok {
+			return b + "LayerNorm.gamma"
+		}
+		if b, ok := strings.CutSuffix(n, "LayerNorm.bias"); ok {
+			return b + "LayerNorm.beta"
+		}
+		return n
+	}
+	for name, rename := range map[string]func(string) string{"bert. prefix": nil, "unprefixed, gamma and beta": released} {
+		t.Run(name, func(t *testing.T) { testJinaBert(t, rename, rename == nil) })
+	}
+}
+
+// testJinaBert is TestJinaBert for one layout, with the sensitivity checks
+// when sensitivity is set.
+func testJinaBert(t *testing.T, rename func(string) string, sensitivity bool) {
+	// The longest last: the sensitivity checks use it.
+	texts := []string{"cats", "Hello world, how are you?", "The quick brown fox jumps over the lazy dog, and then it runs far away into the woods."}
+	dir := jinaBertFixture(t, nil, rename)
+	if err := convert.Check(dir); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "jb.gguf")
+	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := f.Architecture(); a != "jina-bert-v2" {
+		t.Fatalf("arch %q", a)
+	}
+	for k, v := range map[string]uint64{"feed_forward_length": jbFFN, "context_length": 8192, "vocab_size": jbVocab, "pooling_type": 1} {
+		if got, ok := f.Uint("jina-bert-v2." + k); !ok || got != v {
+			t.Errorf("%s = %d (%v), want %d", k, got, ok, v)
+		}
+	}
+	if c, ok := f.Bool("jina-bert-v2.attention.causal"); !ok || c {
+		t.Errorf("attention.causal %v (%v), want false", c, ok)
+	}
+	for _, name := range []string{"position_embd.weight", "blk.0.ffn_gate.weight"} {
+		if _, ok := f.Tensor(name); ok {
+			t.Errorf("tensor %s written", name)
+		}
+	}
+	if ti, ok := f.Tensor("blk.1.ffn_up.weight"); !ok || len(ti.Shape) != 2 || ti.Shape[1] != 2*jbFFN {
+		t.Errorf("blk.1.ffn_up.weight %v (%v), want the whole gated_layers [%d %d]", ti.Shape, ok, jbHidden, 2*jbFFN)
+	}
+	m := loadModel(t, out, engine.ModelOptions{})
+	if !m.NonCausal() {
+		t.Error("the model is not an encoder")
+	}
+	c, err := m.NewContext(engine.ContextOptions{ContextLength: 64, BatchSize: 64, MicroBatchSize: 64, Threads: 1, Embeddings: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ref := &jbRef{r: openST(t, dir), rename: rename}
+	var got []float32
+	var ids []int
+	for _, text := range texts {
+		toks, err := m.Tokenize(text, true, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = ids[:0]
+		for _, id := range toks {
+			ids = append(ids, int(id))
+		}
+		got = pooledEmbedding(t, c, ids)
+		// 2e-3, as for BERT: ggml's GEGLU uses the tanh form of GELU.
+		if re := relErr(got, ref.pooled(ids)); !(re < 2e-3) {
+			t.Errorf("%q: relative error %.3g", text, re)
+		} else {
+			t.Logf("%q (%d tokens): relative error %.3g", text, len(ids), re)
+		}
+	}
+	if !sensitivity {
+		return
+	}
+	// got and ids are the last, longest text's.
+	for name, r := range map[string]*jbRef{
+		"no ALiBi":                {r: ref.r, rename: rename, noAlibi: true},
+		"power-of-two slopes":     {r: ref.r, rename: rename, pow2Slopes: true},
+		"GELU of the second half": {r: ref.r, rename: rename, swapGLU: true},
+		"no token type":           {r: ref.r, rename: rename, noTyp: true},
+	} {
+		if d := relErr(got, r.pooled(ids)); !(d > 5e-3) {
+			t.Errorf("%s: the reference differs by only %.3g", name, d)
+		} else {
+			t.Logf("%s: %.3g from llama.cpp", name, d)
+		}
+	}
+}
+
+// TestJinaBertRefused checks the JinaBert configurations and layouts
+// llama.cpp's jina-bert-v2 cannot run are refused.
+func TestJinaBertRefused(t *testing.T) {
+	for name, edit := range map[string]func(map[string]any){
+		"absolute positions": func(c map[string]any) { c["position_embedding_type"] = "absolute" },
+		"no position type":   func(c map[string]any) { delete(c, "position_embedding_type") },
+		"reglu":              func(c map[string]any) { c["feed_forward_type"] = "reglu" },
+		"original MLP":       func(c map[string]any) { c["feed_forward_type"] = "original" },
+		"decoder":            func(c map[string]any) { c["is_decoder"] = true },
+	} {
+		t.Run(name, func(t *testing.T) {
+			err := convert.Check(jinaBertFixture(t, edit, nil))
+			if !errors.Is(err, convert.ErrUnsupported) {
+				t.Errorf("%v, want ErrUnsupported", err)
+			} else {
+				t.Log(err)
+			}
+		})
+	}
+	// jina-embeddings-v2-base-code's layout, by its tensors, and a bias
+	// the GLU does not have.
+	w := randWeights{rand.New(rand.NewPCG(1, 1))}
+	for name, extra := range map[string]stTensor{
+		"q norm":            w.vec("bert.encoder.layer.0.attention.self.layer_norm_q.weight", jbHidden, 1, 0.1),
+		"up_gated_layer":    w.mat("bert.encoder.layer.1.mlp.up_gated_layer.weight", 2*jbFFN, jbHidden),
+		"gated_layers bias": w.vec("bert.encoder.layer.1.mlp.gated_layers.bias", 2*jbFFN, 0, 0.1),
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := jinaBertFixture(t, nil, nil, extra)
+			out := filepath.Join(t.TempDir(), "jb.gguf")
+			if err := convert.Convert(context.Background(), dir, out, convert.Options{}); !errors.Is(err, convert.ErrUnsupported) {
+				t.Errorf("%v, want ErrUnsupported", err)
+			} else {
+				t.Log(err)
+			}
+		})
+	}
+}
