@@ -149,34 +149,14 @@ func (m *jbRef) pooled(ids []int) []float64 {
 		for i := range T {
 			qs[i], ks[i], vs[i] = m.linear(x[i], p+"attention.self.query", H), m.linear(x[i], p+"attention.self.key", H), m.linear(x[i], p+"attention.self.value", H)
 		}
-		for i := range T {
-			att := make([]float64, H)
-			for h := range jbHeads {
-				sl := m.slope(h, jbHeads)
-				if m.noAlibi {
-					sl = 0
-				}
-				sc := make([]float64, T)
-				mx := math.Inf(-1)
-				for s := range T {
-					var dot float64
-					for e := range d {
-						dot += qs[i][h*d+e] * ks[s][h*d+e]
-					}
-					sc[s] = dot/math.Sqrt(float64(d)) - sl*math.Abs(float64(i-s))
-					mx = max(mx, sc[s])
-				}
-				var z float64
-				for s := range sc {
-					sc[s] = math.Exp(sc[s] - mx)
-					z += sc[s]
-				}
-				for s := range sc {
-					for e := range d {
-						att[h*d+e] += sc[s] / z * vs[s][h*d+e]
-					}
-				}
+		alibi := func(h, i, s int) float64 {
+			if m.noAlibi {
+				return 0
 			}
+			return -m.slope(h, jbHeads) * math.Abs(float64(i-s))
+		}
+		atts := encoderAttention(qs, ks, vs, jbHeads, d, alibi)
+		for i, att := range atts {
 			o := m.linear(att, p+"attention.output.dense", H)
 			for e := range H {
 				o[e] += x[i][e]
@@ -271,31 +251,9 @@ func testJinaBert(t *testing.T, rename func(string) string, sensitivity bool) {
 	if !m.NonCausal() {
 		t.Error("the model is not an encoder")
 	}
-	c, err := m.NewContext(engine.ContextOptions{ContextLength: 64, BatchSize: 64, MicroBatchSize: 64, Threads: 1, Embeddings: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
 	ref := &jbRef{r: openST(t, dir), rename: rename}
-	var got []float32
-	var ids []int
-	for _, text := range texts {
-		toks, err := m.Tokenize(text, true, false)
-		if err != nil {
-			t.Fatal(err)
-		}
-		ids = ids[:0]
-		for _, id := range toks {
-			ids = append(ids, int(id))
-		}
-		got = pooledEmbedding(t, c, ids)
-		// 2e-3, as for BERT: ggml's GEGLU uses the tanh form of GELU.
-		if re := relErr(got, ref.pooled(ids)); !(re < 2e-3) {
-			t.Errorf("%q: relative error %.3g", text, re)
-		} else {
-			t.Logf("%q (%d tokens): relative error %.3g", text, len(ids), re)
-		}
-	}
+	// ggml's GEGLU uses the tanh form of GELU.
+	got, ids := checkEncoder(t, m, texts, ref.pooled)
 	if !sensitivity {
 		return
 	}

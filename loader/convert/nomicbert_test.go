@@ -134,30 +134,7 @@ func (m *nbRef) states(ids []int) [][]float64 {
 			}
 			qs[i], ks[i], vs[i] = q, k, qkv[2*H:]
 		}
-		for i := range T {
-			att := make([]float64, H)
-			for h := range nbHeads {
-				sc := make([]float64, T)
-				mx := math.Inf(-1)
-				for s := range T {
-					var dot float64
-					for e := range d {
-						dot += qs[i][h*d+e] * ks[s][h*d+e]
-					}
-					sc[s] = dot / math.Sqrt(float64(d))
-					mx = max(mx, sc[s])
-				}
-				var z float64
-				for s := range sc {
-					sc[s] = math.Exp(sc[s] - mx)
-					z += sc[s]
-				}
-				for s := range sc {
-					for e := range d {
-						att[h*d+e] += sc[s] / z * vs[s][h*d+e]
-					}
-				}
-			}
+		for i, att := range encoderAttention(qs, ks, vs, nbHeads, d, nil) {
 			o := matvec(wo, att, H)
 			for e := range H {
 				o[e] += x[i][e]
@@ -230,32 +207,8 @@ func TestNomicBert(t *testing.T) {
 				t.Errorf("rope.freq_base %v (%v), want %v", b, ok, nbBase)
 			}
 			m := loadModel(t, out, engine.ModelOptions{})
-			c, err := m.NewContext(engine.ContextOptions{ContextLength: 64, BatchSize: 64, MicroBatchSize: 64, Threads: 1, Embeddings: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
 			ref := &nbRef{r: openST(t, dir), base: nbBase}
-			var got []float32
-			var ids []int
-			for _, text := range texts {
-				toks, err := m.Tokenize(text, true, false)
-				if err != nil {
-					t.Fatal(err)
-				}
-				ids = ids[:0]
-				for _, id := range toks {
-					ids = append(ids, int(id))
-				}
-				got = pooledEmbedding(t, c, ids)
-				// 2e-3, as for BERT: ggml's SiLU and GELU go through
-				// approximations.
-				if re := relErr(got, ref.pooled(ids, pooling == "cls")); !(re < 2e-3) {
-					t.Errorf("%q: relative error %.3g", text, re)
-				} else {
-					t.Logf("%q (%d tokens): relative error %.3g", text, len(ids), re)
-				}
-			}
+			got, ids := checkEncoder(t, m, texts, func(ids []int) []float64 { return ref.pooled(ids, pooling == "cls") })
 			// got and ids are the last, longest text's.
 			for name, r := range map[string]*nbRef{
 				"rope on pairs":   {r: ref.r, base: nbBase, interleaved: true},

@@ -323,6 +323,38 @@ func TestQwen3EmbeddingLayout(t *testing.T) {
 	}
 }
 
+// checkEncoder pools each text's embedding with the encoder m (its
+// tokenizer adding the special tokens) and compares it with want's at a
+// relative error of 2e-3 (ggml's GELU and SiLU go through
+// approximations); it returns the last text's embedding and ids.
+func checkEncoder(t *testing.T, m *engine.Model, texts []string, want func(ids []int) []float64) ([]float32, []int) {
+	t.Helper()
+	c, err := m.NewContext(engine.ContextOptions{ContextLength: 64, BatchSize: 64, MicroBatchSize: 64, Threads: 1, Embeddings: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var got []float32
+	var ids []int
+	for _, text := range texts {
+		toks, err := m.Tokenize(text, true, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = make([]int, len(toks))
+		for i, id := range toks {
+			ids[i] = int(id)
+		}
+		got = pooledEmbedding(t, c, ids)
+		if re := relErr(got, want(ids)); !(re < 2e-3) {
+			t.Errorf("%q: relative error %.3g", text, re)
+		} else {
+			t.Logf("%q (%d tokens): relative error %.3g", text, len(ids), re)
+		}
+	}
+	return got, ids
+}
+
 // pooledEmbedding decodes ids as one sequence in the embeddings context c,
 // its memory cleared first, and returns the sequence's pooled output.
 func pooledEmbedding(t *testing.T, c *engine.Context, ids []int) []float32 {
