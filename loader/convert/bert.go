@@ -109,6 +109,7 @@ func (c *hfConfig) bertHparams(arch archSpec) (hparams, error) {
 	}
 	if arch.gguf == "jina-bert-v2" {
 		// GEGLU's GELU is fixed; hidden_act is not read.
+		h.glu = c.FeedForwardType
 		return h, c.jinaBertCheck(arch)
 	}
 	switch c.HiddenAct {
@@ -360,8 +361,7 @@ func planBERT(st *safetensors.Model, h hparams, arch archSpec) ([]tensorPlan, er
 	}
 	if arch.gguf == "jina-bert-v2" {
 		delete(top, "embeddings.position_embeddings.weight")
-		jinaLayer(layer, H, I)
-		if err := checkJinaLayout(st, arch); err != nil {
+		if err := jinaLayer(layer, st, h, arch); err != nil {
 			return nil, err
 		}
 	}
@@ -415,6 +415,18 @@ func planBERT(st *safetensors.Model, h hparams, arch archSpec) ([]tensorPlan, er
 			name := t.Name
 			p.hfName, p.shape = "", []int64{P, H}
 			p.derive = func(*tensorWriter) ([]float32, error) { return readRows(st, name, int(H), rows...) }
+		}
+		if arch.gguf == "jina-bert-v2" && strings.HasSuffix(name, ".mlp.up_gated_layer.weight") {
+			// The code model's multiplier first, its gate second: the
+			// halves are swapped for llama.cpp's GEGLU (jinabert.go).
+			half := int(want[0] / 2)
+			rows := make([]int, 2*half)
+			for i := range rows {
+				rows[i] = (i + half) % (2 * half)
+			}
+			name, cols := t.Name, int(want[1])
+			p.hfName = ""
+			p.derive = func(*tensorWriter) ([]float32, error) { return readRows(st, name, cols, rows...) }
 		}
 		seen[p.ggufName] = true
 		plan = append(plan, p)

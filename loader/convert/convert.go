@@ -241,8 +241,11 @@
 //     "roberta-bpe" (llama.cpp joins a pair with </s> </s>).
 //   - JinaBertModel and JinaBertForMaskedLM (jina-embeddings-v2, its
 //     custom modeling code) → GGUF arch "jina-bert-v2": BERT with ALiBi in
-//     place of position embeddings and a GEGLU MLP (gated_layers, written
-//     whole as ffn_up; wo; layernorm); see jinabert.go.
+//     place of position embeddings and a GEGLU MLP, in the English
+//     models' layout or the code model's (q/k LayerNorms, a second
+//     attention norm, its GLU halves swapped), with a WordPiece or
+//     byte-level BPE (pre-tokenizer jina-v2-code) tokenizer; see
+//     jinabert.go.
 //   - GPT2LMHeadModel → GGUF arch "gpt2": the Conv1D weights, stored
 //     [in, out], are transposed; the head is tied to the embeddings.
 //   - BertModel (also in the sentence-transformers layout, whose tensors

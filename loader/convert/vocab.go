@@ -187,9 +187,12 @@ func readVocab(dir string, cfg *hfConfig, arch archSpec) (*vocab, error) {
 	spacePrefix := norm.prepends("▁")
 	v := &vocab{bos: -1, eos: -1, unk: -1, pad: -1, sep: -1, cls: -1, mask: -1, eot: -1, eom: -1}
 	switch {
-	case arch.roberta && tj.Model.Type == "BPE" && !tj.Model.ByteFallback && pre.has("ByteLevel"):
+	case (arch.roberta || arch.gguf == "jina-bert-v2") && tj.Model.Type == "BPE" && !tj.Model.ByteFallback && pre.has("ByteLevel"):
 		// RoBERTa's byte-level BPE: GPT-2's pre-tokenizer, which llama.cpp
-		// calls roberta-bpe when a pair is joined by </s> </s>.
+		// calls roberta-bpe when a pair is joined by </s> </s>, and
+		// jina-v2-code (jina-v2-de and -es the same, <mask> taking the
+		// space before it as RoBERTa's does) for jina-bert-v2. The pair
+		// separator comes from the post-processor (see addSEP).
 		v.model = kindBPE
 		if v.pre, err = detectPre(tj.PreTokenizer, tj.Normalizer); err != nil {
 			return nil, err
@@ -198,6 +201,9 @@ func readVocab(dir string, cfg *hfConfig, arch archSpec) (*vocab, error) {
 			return nil, fmt.Errorf("%w tokenizer: %s with the %s pre-tokenizer: RoBERTa's is GPT-2's", ErrUnsupported, arch.hf, v.pre)
 		}
 		v.pre = "roberta-bpe"
+		if arch.gguf == "jina-bert-v2" {
+			v.pre = "jina-v2-code"
+		}
 	case arch.roberta:
 		return nil, fmt.Errorf("%w tokenizer: %s is converted with a Unigram (XLM-RoBERTa) or byte-level BPE (RoBERTa) tokenizer.json; this one has model %q", ErrUnsupported, arch.hf, tj.Model.Type)
 	case tj.Model.Type == "WordPiece" && arch.encoder():
@@ -477,12 +483,11 @@ func (v *vocab) readSpecial(dir string, cfg *hfConfig, postProc json.RawMessage)
 	}
 
 	v.addBOS, v.addEOS = postProcessorAdds(postProc, bosName, clsName, eosName)
-	if pairSeparators(postProc) == 2 {
+	if sep := pairSeparators(postProc) == 2; sep || v.pre == "jina-v2-code" {
 		// As gguf-py: the pair template joins the sequences with two
 		// special tokens (XLM-RoBERTa's "</s> </s>"), llama.cpp's EOS then
-		// SEP.
-		t := true
-		v.addSEP = &t
+		// SEP. jina-v2-code adds the SEP unless told not to.
+		v.addSEP = &sep
 	}
 	for key, dst := range map[string]**bool{"add_bos_token": &v.addBOS, "add_eos_token": &v.addEOS} {
 		if raw, ok := tc[key]; ok {

@@ -356,14 +356,15 @@ func TestBertUnigram(t *testing.T) {
 	}
 }
 
-// TestRoberta converts the tiny XLM-RoBERTa's weights as a RobertaModel
-// with tiny-random-gpt2's byte-level BPE tokenizer made RoBERTa's (its
-// special tokens, RobertaProcessing): the pre-tokenizer is written
-// roberta-bpe, a text is <s> GPT-2's tokens </s> (checked on the GPT-2
-// reference texts), a pair is joined by </s> </s>, and the embedding is
-// the reference's.
-func TestRoberta(t *testing.T) {
-	dir := xlmrFixture(t, false, nil)
+// robertaVocab is robertaTokenizer's vocabulary: GPT-2's 1000 tokens, then
+// <s> <pad> </s> <unk> <mask>.
+const robertaVocab = 1005
+
+// robertaTokenizer writes tiny-random-gpt2's byte-level BPE tokenizer made
+// RoBERTa's (its special tokens after GPT-2's, RobertaProcessing, and
+// RobertaTokenizer's tokenizer_config.json) to dir.
+func robertaTokenizer(t *testing.T, dir string) {
+	t.Helper()
 	raw, err := os.ReadFile(shareddata.Path(t, "models", "hf", "tiny-random-gpt2", "tokenizer.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -372,10 +373,9 @@ func TestRoberta(t *testing.T) {
 	if err := json.Unmarshal(raw, &tj); err != nil {
 		t.Fatal(err)
 	}
-	const V = 1005 // GPT-2's 1000, then <s> <pad> </s> <unk> <mask>
 	var added []any
 	for i, s := range []string{"<s>", "<pad>", "</s>", "<unk>", "<mask>"} {
-		added = append(added, map[string]any{"id": 1000 + i, "content": s, "special": true, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false})
+		added = append(added, map[string]any{"id": 1000 + i, "content": s, "special": true, "single_word": false, "lstrip": s == "<mask>", "rstrip": false, "normalized": false})
 	}
 	tj["added_tokens"] = added
 	tj["post_processor"] = map[string]any{"type": "RobertaProcessing", "sep": []any{"</s>", 1002}, "cls": []any{"<s>", 1000}, "trim_offsets": true, "add_prefix_space": false}
@@ -385,6 +385,23 @@ func TestRoberta(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "tokenizer.json"), raw, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	tc := `{"bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>", "sep_token": "</s>", "cls_token": "<s>", "pad_token": "<pad>",
+		"mask_token": "<mask>", "tokenizer_class": "RobertaTokenizer"}`
+	if err := os.WriteFile(filepath.Join(dir, "tokenizer_config.json"), []byte(tc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRoberta converts the tiny XLM-RoBERTa's weights as a RobertaModel
+// with tiny-random-gpt2's byte-level BPE tokenizer made RoBERTa's (its
+// special tokens, RobertaProcessing): the pre-tokenizer is written
+// roberta-bpe, a text is <s> GPT-2's tokens </s> (checked on the GPT-2
+// reference texts), a pair is joined by </s> </s>, and the embedding is
+// the reference's.
+func TestRoberta(t *testing.T) {
+	dir := xlmrFixture(t, false, nil)
+	const V = robertaVocab
+	robertaTokenizer(t, dir)
 	editJSON(t, filepath.Join(dir, "config.json"), func(c map[string]any) {
 		c["architectures"], c["model_type"], c["vocab_size"] = []string{"RobertaModel"}, "roberta", V
 	})
@@ -417,7 +434,7 @@ func TestRoberta(t *testing.T) {
 	var ref struct {
 		Cases []gpt2Case `json:"cases"`
 	}
-	raw, err = os.ReadFile(shareddata.Path(t, "testdata", "reference", "tiny-random-gpt2_reference.json"))
+	raw, err := os.ReadFile(shareddata.Path(t, "testdata", "reference", "tiny-random-gpt2_reference.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
