@@ -109,7 +109,6 @@ func (c *hfConfig) bertHparams(arch archSpec) (hparams, error) {
 	}
 	if arch.gguf == "jina-bert-v2" {
 		// GEGLU's GELU is fixed; hidden_act is not read.
-		h.glu = c.FeedForwardType
 		return h, c.jinaBertCheck(arch)
 	}
 	switch c.HiddenAct {
@@ -361,9 +360,7 @@ func planBERT(st *safetensors.Model, h hparams, arch archSpec) ([]tensorPlan, er
 	}
 	if arch.gguf == "jina-bert-v2" {
 		delete(top, "embeddings.position_embeddings.weight")
-		if err := jinaLayer(layer, st, h, arch); err != nil {
-			return nil, err
-		}
+		jinaLayer(layer, st, h)
 	}
 	var plan []tensorPlan
 	seen := map[string]bool{}

@@ -179,9 +179,6 @@ type hparams struct {
 	// posOffset is the rows of the position embeddings before position
 	// 0 (RoBERTa's pad_token_id+1; 0 for BERT).
 	posOffset int
-	// JinaBert: feed_forward_type ("" when absent), checked against the
-	// checkpoint's MLP layout.
-	glu string
 	// embedding: a sentence-transformers embedding model (a Pooling
 	// module): the head may be missing.
 	embedding bool

@@ -26,33 +26,36 @@ import (
 //   - jina-embeddings-v2-small-en and -base-en's: mlp.gated_layers (GELU
 //     of the first half; written whole as ffn_up, which llama.cpp splits
 //     the same way), mlp.wo with a bias, then mlp.layernorm over the sum
-//     with the MLP's input; feed_forward_type must say "geglu".
+//     with the MLP's input.
 //   - jina-embeddings-v2-base-code's (jinaai/jina-bert-v2-qk-post-norm):
 //     the queries and keys LayerNormed over the whole projection
 //     (attention.self.layer_norm_q/k, llama.cpp's attn_q_norm/attn_k_norm),
 //     the attention's LayerNormed output added to the block's input again
 //     and LayerNormed (layer_norm_1, llama.cpp's attn_norm_2),
-//     mlp.up_gated_layer with the multiplier first and the gate second
-//     (written with its halves swapped, so that llama.cpp's GEGLU gates
-//     with the second), mlp.down_layer, then layer_norm_2 over the sum.
+//     mlp.up_gated_layer with the multiplier first and the gate second,
+//     written with its halves swapped: ggml's GEGLU passes the first half
+//     through GELU, which must be Jina's second. (convert_hf_to_gguf.py,
+//     as read here, writes it unswapped, which would gate the multiplier;
+//     the swap is deliberate, and the test's reference fails without it.)
+//     Then mlp.down_layer and layer_norm_2 over the sum.
 //
-// Refused: JinaBertConfig's defaults (position_embedding_type "absolute",
-// feed_forward_type "original", which llama.cpp's jina-bert-v2 does not
-// run) and ReGLU. The tokenizer is WordPiece (the English models) or
-// RoBERTa's byte-level BPE (the code, German and Spanish models; see
-// readVocab). The context is max_position_embeddings (8192 as released;
-// ALiBi has no learned limit).
+// Both say feed_forward_type "geglu" and position_embedding_type "alibi";
+// JinaBertConfig's defaults ("original", "absolute"), which llama.cpp's
+// jina-bert-v2 does not run, and ReGLU are refused. The tokenizer is
+// WordPiece (the English models) or RoBERTa's byte-level BPE (the code,
+// German and Spanish models; see readVocab). The context is
+// max_position_embeddings (8192 as released; ALiBi has no learned limit).
 
 // jinaBertCheck refuses the JinaBertConfig settings llama.cpp's
-// jina-bert-v2 cannot run. An absent feed_forward_type is left to
-// jinaLayer: the code model's layout is a GLU by its tensors.
+// jina-bert-v2 cannot run.
 func (c *hfConfig) jinaBertCheck(arch archSpec) error {
 	switch {
 	case c.PositionEmbeddingType != "alibi":
 		return fmt.Errorf("%w: %s with position_embedding_type %s: llama.cpp's jina-bert-v2 has ALiBi (\"alibi\") and no position embeddings",
 			ErrUnsupported, arch.hf, orDefault(c.PositionEmbeddingType, "absolute"))
-	case c.FeedForwardType != "geglu" && c.FeedForwardType != "":
-		return fmt.Errorf("%w: %s with feed_forward_type %q: llama.cpp's jina-bert-v2 runs a GEGLU MLP (\"geglu\")", ErrUnsupported, arch.hf, c.FeedForwardType)
+	case c.FeedForwardType != "geglu":
+		return fmt.Errorf("%w: %s with feed_forward_type %s: llama.cpp's jina-bert-v2 runs a GEGLU MLP (\"geglu\")",
+			ErrUnsupported, arch.hf, orDefault(c.FeedForwardType, "original"))
 	case c.IsDecoder:
 		return fmt.Errorf("%w: %s with is_decoder true (llama.cpp's jina-bert-v2 is a bidirectional encoder)", ErrUnsupported, arch.hf)
 	}
@@ -71,14 +74,11 @@ func orDefault(v, def string) string {
 // jinaLayer turns planBERT's block tensors into JinaBert's, in the layout
 // the checkpoint has (see above): the GEGLU MLP in place of BERT's
 // intermediate and output layers, and the code model's norms.
-func jinaLayer(layer map[string]bertTensor, st *safetensors.Model, h hparams, arch archSpec) error {
+func jinaLayer(layer map[string]bertTensor, st *safetensors.Model, h hparams) {
 	H, I := int64(h.hidden), int64(h.ffn)
 	code := false
 	for _, t := range st.Tensors() {
 		code = code || strings.Contains(t.Name, ".mlp.up_gated_layer.")
-	}
-	if !code && h.glu != "geglu" {
-		return fmt.Errorf("%w: %s with feed_forward_type %s: llama.cpp's jina-bert-v2 runs a GEGLU MLP (\"geglu\")", ErrUnsupported, arch.hf, orDefault(h.glu, "original"))
 	}
 	for k := range layer {
 		if strings.HasPrefix(k, "intermediate.") || strings.HasPrefix(k, "output.") {
@@ -92,7 +92,7 @@ func jinaLayer(layer map[string]bertTensor, st *safetensors.Model, h hparams, ar
 		layer["mlp.wo.bias"] = vec("ffn_down.bias")
 		layer["mlp.layernorm.weight"] = vec("layer_output_norm.weight")
 		layer["mlp.layernorm.bias"] = vec("layer_output_norm.bias")
-		return nil
+		return
 	}
 	for hf, gg := range map[string]string{
 		"attention.self.layer_norm_q": "attn_q_norm", "attention.self.layer_norm_k": "attn_k_norm",
@@ -103,5 +103,4 @@ func jinaLayer(layer map[string]bertTensor, st *safetensors.Model, h hparams, ar
 	layer["mlp.down_layer.weight"] = bertTensor{"ffn_down.weight", []int64{H, I}}
 	// Its halves swapped by planBERT.
 	layer["mlp.up_gated_layer.weight"] = bertTensor{"ffn_up.weight", []int64{2 * I, H}}
-	return nil
 }

@@ -31,7 +31,7 @@ type jbFixture struct {
 	edit   func(map[string]any) // changes config.json
 	rename func(string) string  // renames the tensors
 	// code writes jina-embeddings-v2-base-code's layout with a RoBERTa
-	// BPE tokenizer, and no feed_forward_type.
+	// BPE tokenizer.
 	code  bool
 	extra []stTensor // more tensors
 }
@@ -53,7 +53,6 @@ func jinaBertFixture(t *testing.T, o jbFixture) string {
 	if o.code {
 		V = robertaVocab
 		cfg["vocab_size"] = robertaVocab
-		delete(cfg, "feed_forward_type")
 		robertaTokenizer(t, dir)
 	} else {
 		bgeTokenizer(t, dir)
@@ -118,6 +117,7 @@ type jbRef struct {
 	noTyp      bool                // no token type embedding
 	code       bool                // jina-embeddings-v2-base-code's layout
 	noNorm1    bool                // the code layout without layer_norm_1
+	noQKNorm   bool                // the code layout without the q/k norms
 }
 
 // slope is ALiBi's slope of head h of n: 2^(-8(h+1)/n) when n is a power
@@ -177,7 +177,7 @@ func (m *jbRef) pooled(ids []int) []float64 {
 		qs, ks, vs := make([][]float64, T), make([][]float64, T), make([][]float64, T)
 		for i := range T {
 			qs[i], ks[i], vs[i] = m.linear(x[i], p+"attention.self.query", H), m.linear(x[i], p+"attention.self.key", H), m.linear(x[i], p+"attention.self.value", H)
-			if m.code {
+			if m.code && !m.noQKNorm {
 				qs[i], ks[i] = m.ln(qs[i], p+"attention.self.layer_norm_q"), m.ln(ks[i], p+"attention.self.layer_norm_k")
 			}
 		}
@@ -265,6 +265,7 @@ func TestJinaBert(t *testing.T) {
 		sensitive(t, got, map[string][]float64{
 			"GELU of the first half": (&jbRef{r: ref.r, rename: unprefixed, code: true, swapGLU: true}).pooled(ids),
 			"no layer_norm_1":        (&jbRef{r: ref.r, rename: unprefixed, code: true, noNorm1: true}).pooled(ids),
+			"no q/k norms":           (&jbRef{r: ref.r, rename: unprefixed, code: true, noQKNorm: true}).pooled(ids),
 			"no ALiBi":               (&jbRef{r: ref.r, rename: unprefixed, code: true, noAlibi: true}).pooled(ids),
 		})
 	})
@@ -335,6 +336,7 @@ func testJinaBert(t *testing.T, o jbFixture) (*jbRef, []float32, []int) {
 		if sp := m.SpecialTokens(); !sp.AddBOS || !sp.AddEOS || !sp.AddSEP || sp.BOS != 1000 || sp.EOS != 1002 {
 			t.Errorf("special tokens %+v: want <s> and </s> added, a pair joined by </s> </s>", sp)
 		}
+		checkRobertaTokens(t, m)
 	}
 	ref := &jbRef{r: openST(t, dir), rename: o.rename, code: o.code}
 	// ggml's GEGLU uses the tanh form of GELU.
@@ -361,14 +363,15 @@ func TestJinaBertRefused(t *testing.T) {
 			}
 		})
 	}
-	// Layouts mixed, a bias the GLU does not have, and the en layout
-	// without feed_forward_type (JinaBertConfig's "original").
+	// Layouts mixed, a bias the GLU does not have, and no
+	// feed_forward_type (JinaBertConfig's "original").
 	w := randWeights{rand.New(rand.NewPCG(1, 1))}
 	for name, o := range map[string]jbFixture{
 		"q norm in the en layout":         {extra: []stTensor{w.vec("bert.encoder.layer.0.attention.self.layer_norm_q.weight", jbHidden, 1, 0.1)}},
 		"up_gated_layer in the en layout": {extra: []stTensor{w.mat("bert.encoder.layer.1.mlp.up_gated_layer.weight", 2*jbFFN, jbHidden)}},
 		"gated_layers bias":               {extra: []stTensor{w.vec("bert.encoder.layer.1.mlp.gated_layers.bias", 2*jbFFN, 0, 0.1)}},
 		"no feed_forward_type":            {edit: func(c map[string]any) { delete(c, "feed_forward_type") }},
+		"code, no feed_forward_type":      {code: true, edit: func(c map[string]any) { delete(c, "feed_forward_type") }},
 	} {
 		t.Run(name, func(t *testing.T) {
 			dir := jinaBertFixture(t, o)

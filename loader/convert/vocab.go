@@ -190,15 +190,17 @@ func readVocab(dir string, cfg *hfConfig, arch archSpec) (*vocab, error) {
 	case (arch.roberta || arch.gguf == "jina-bert-v2") && tj.Model.Type == "BPE" && !tj.Model.ByteFallback && pre.has("ByteLevel"):
 		// RoBERTa's byte-level BPE: GPT-2's pre-tokenizer, which llama.cpp
 		// calls roberta-bpe when a pair is joined by </s> </s>, and
-		// jina-v2-code (jina-v2-de and -es the same, <mask> taking the
-		// space before it as RoBERTa's does) for jina-bert-v2. The pair
-		// separator comes from the post-processor (see addSEP).
+		// jina-v2-code for jina-bert-v2 (<mask> taking the space before it,
+		// as RoBERTa's does). The German and Spanish models' tokenizers,
+		// if they are plain ByteLevel, get that name too: llama.cpp's
+		// jina-v2-de and -es differ from it only in the default pair
+		// separator, and the post-processor's is written (see addSEP).
 		v.model = kindBPE
 		if v.pre, err = detectPre(tj.PreTokenizer, tj.Normalizer); err != nil {
 			return nil, err
 		}
 		if v.pre != "gpt-2" {
-			return nil, fmt.Errorf("%w tokenizer: %s with the %s pre-tokenizer: RoBERTa's is GPT-2's", ErrUnsupported, arch.hf, v.pre)
+			return nil, fmt.Errorf("%w tokenizer: %s with the %s pre-tokenizer: a RoBERTa-style byte-level BPE's is GPT-2's", ErrUnsupported, arch.hf, v.pre)
 		}
 		v.pre = "roberta-bpe"
 		if arch.gguf == "jina-bert-v2" {
@@ -483,10 +485,11 @@ func (v *vocab) readSpecial(dir string, cfg *hfConfig, postProc json.RawMessage)
 	}
 
 	v.addBOS, v.addEOS = postProcessorAdds(postProc, bosName, clsName, eosName)
-	if sep := pairSeparators(postProc) == 2; sep || v.pre == "jina-v2-code" {
+	if sep := pairSeparators(postProc) == 2; sep || v.pre == "jina-v2-code" && !isNull(postProc) {
 		// As gguf-py: the pair template joins the sequences with two
 		// special tokens (XLM-RoBERTa's "</s> </s>"), llama.cpp's EOS then
-		// SEP. jina-v2-code adds the SEP unless told not to.
+		// SEP. jina-v2-code adds the SEP unless told not to by a
+		// post-processor that joins them otherwise.
 		v.addSEP = &sep
 	}
 	for key, dst := range map[string]**bool{"add_bos_token": &v.addBOS, "add_eos_token": &v.addEOS} {

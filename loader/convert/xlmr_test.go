@@ -392,6 +392,31 @@ func robertaTokenizer(t *testing.T, dir string) {
 	}
 }
 
+// checkRobertaTokens checks that m, converted with robertaTokenizer,
+// tokenizes the GPT-2 reference texts as <s>, GPT-2's tokens, </s>.
+func checkRobertaTokens(t *testing.T, m *engine.Model) {
+	t.Helper()
+	var ref struct {
+		Cases []gpt2Case `json:"cases"`
+	}
+	raw, err := os.ReadFile(shareddata.Path(t, "testdata", "reference", "tiny-random-gpt2_reference.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &ref); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range ref.Cases {
+		toks, err := m.Tokenize(tc.Text, true, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := append(append([]int{1000}, tc.InputIDs...), 1002); fmt.Sprint(toks) != fmt.Sprint(want) {
+			t.Errorf("%q: tokens %v, want %v", tc.Text, toks, want)
+		}
+	}
+}
+
 // TestRoberta converts the tiny XLM-RoBERTa's weights as a RobertaModel
 // with tiny-random-gpt2's byte-level BPE tokenizer made RoBERTa's (its
 // special tokens, RobertaProcessing): the pre-tokenizer is written
