@@ -43,31 +43,9 @@ func (m *BERT) Forward(ids []int) [][]float64 {
 		for i := range T {
 			q[i], k[i], v[i] = Affine(L.WQ, L.BQ, x[i]), Affine(L.WK, L.BK, x[i]), Affine(L.WV, L.BV, x[i])
 		}
+		atts := EncoderAttention(q, k, v, m.Heads, hd, nil)
 		next := make([][]float64, T)
-		for i := range T {
-			att := make([]float64, H)
-			for h := range m.Heads {
-				sc := make([]float64, T)
-				mx := math.Inf(-1)
-				for s := range T {
-					var d float64
-					for e := range hd {
-						d += q[i][h*hd+e] * k[s][h*hd+e]
-					}
-					sc[s] = d / math.Sqrt(float64(hd))
-					mx = max(mx, sc[s])
-				}
-				var z float64
-				for s := range sc {
-					sc[s] = math.Exp(sc[s] - mx)
-					z += sc[s]
-				}
-				for s := range sc {
-					for e := range hd {
-						att[h*hd+e] += sc[s] / z * v[s][h*hd+e]
-					}
-				}
-			}
+		for i, att := range atts {
 			o := Affine(L.WO, L.BO, att)
 			for e := range H {
 				o[e] += x[i][e]
@@ -104,6 +82,45 @@ func (m *BERT) layerNorm(x, w, b []float64) []float64 {
 		out[i] = (v-mean)*s*w[i] + b[i]
 	}
 	return out
+}
+
+// EncoderAttention is softmax attention of each position over all of them
+// (an encoder's), with heads heads of d (one key/value head each) and
+// scores scaled by 1/sqrt(d), plus bias(h, i, s) when bias is not nil
+// (ALiBi's): per position, the heads' outputs side by side, before the
+// output projection.
+func EncoderAttention(qs, ks, vs [][]float64, heads, d int, bias func(h, i, s int) float64) [][]float64 {
+	outs := make([][]float64, len(qs))
+	for i := range qs {
+		att := make([]float64, heads*d)
+		for h := range heads {
+			sc := make([]float64, len(ks))
+			mx := math.Inf(-1)
+			for s := range ks {
+				var dot float64
+				for e := range d {
+					dot += qs[i][h*d+e] * ks[s][h*d+e]
+				}
+				sc[s] = dot / math.Sqrt(float64(d))
+				if bias != nil {
+					sc[s] += bias(h, i, s)
+				}
+				mx = max(mx, sc[s])
+			}
+			var z float64
+			for s := range sc {
+				sc[s] = math.Exp(sc[s] - mx)
+				z += sc[s]
+			}
+			for s := range sc {
+				for e := range d {
+					att[h*d+e] += sc[s] / z * vs[s][h*d+e]
+				}
+			}
+		}
+		outs[i] = att
+	}
+	return outs
 }
 
 // Affine returns W·x + b for a row-major [len(b)][len(x)] W.

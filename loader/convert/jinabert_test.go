@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/llm-go/llm/engine"
+	ref64 "github.com/llm-go/llm/internal/reference"
 	"github.com/llm-go/llm/loader/convert"
 	"github.com/llm-go/llm/loader/gguf"
 )
@@ -187,7 +188,7 @@ func (m *jbRef) pooled(ids []int) []float64 {
 			}
 			return -m.slope(h, jbHeads) * math.Abs(float64(i-s))
 		}
-		atts := encoderAttention(qs, ks, vs, jbHeads, d, alibi)
+		atts := ref64.EncoderAttention(qs, ks, vs, jbHeads, d, alibi)
 		for i, att := range atts {
 			o := m.linear(att, p+"attention.output.dense", H)
 			for e := range H {

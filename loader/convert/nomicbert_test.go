@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/llm-go/llm/engine"
+	ref64 "github.com/llm-go/llm/internal/reference"
 	"github.com/llm-go/llm/loader/convert"
 	"github.com/llm-go/llm/loader/gguf"
 )
@@ -134,7 +135,7 @@ func (m *nbRef) states(ids []int) [][]float64 {
 			}
 			qs[i], ks[i], vs[i] = q, k, qkv[2*H:]
 		}
-		for i, att := range encoderAttention(qs, ks, vs, nbHeads, d, nil) {
+		for i, att := range ref64.EncoderAttention(qs, ks, vs, nbHeads, d, nil) {
 			o := matvec(wo, att, H)
 			for e := range H {
 				o[e] += x[i][e]

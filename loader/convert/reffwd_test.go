@@ -599,44 +599,6 @@ func loadLlamaRef(t *testing.T, dir string, m refModel, layers int) *refModel {
 	return &m
 }
 
-// encoderAttention is softmax attention of each position over all of
-// them, with nh heads of d (no grouping) and scores scaled by 1/sqrt(d),
-// plus bias(h, i, s) when bias is not nil (ALiBi's): per position, the
-// heads' outputs side by side, before the output projection.
-func encoderAttention(qs, ks, vs [][]float64, nh, d int, bias func(h, i, s int) float64) [][]float64 {
-	outs := make([][]float64, len(qs))
-	for i := range qs {
-		att := make([]float64, nh*d)
-		for h := range nh {
-			sc := make([]float64, len(ks))
-			mx := math.Inf(-1)
-			for s := range ks {
-				var dot float64
-				for e := range d {
-					dot += qs[i][h*d+e] * ks[s][h*d+e]
-				}
-				sc[s] = dot / math.Sqrt(float64(d))
-				if bias != nil {
-					sc[s] += bias(h, i, s)
-				}
-				mx = max(mx, sc[s])
-			}
-			var z float64
-			for s := range sc {
-				sc[s] = math.Exp(sc[s] - mx)
-				z += sc[s]
-			}
-			for s := range sc {
-				for e := range d {
-					att[h*d+e] += sc[s] / z * vs[s][h*d+e]
-				}
-			}
-		}
-		outs[i] = att
-	}
-	return outs
-}
-
 // causalAttention is softmax attention of each position over itself and
 // the earlier ones, with nh query heads sharing nkv key/value heads of d
 // (grouped in order) and scores scaled by 1/sqrt(d): per position, the
