@@ -21,15 +21,8 @@ func TestFalconH1(t *testing.T) {
 	for _, q := range []string{"F32", "Q8_0", "Q4_0"} {
 		t.Run(q, func(t *testing.T) {
 			path, f := createChecked(t, s, q)
-			if f.Architecture() != "falcon-h1" || f.ParamCount() != s.Params() {
-				t.Errorf("architecture %q, %d parameters; want falcon-h1, %d", f.Architecture(), f.ParamCount(), s.Params())
-			}
-			for k, want := range map[string]uint64{"ssm.inner_size": 96, "ssm.time_step_rank": 4, "ssm.group_count": 2, "ssm.state_size": 16,
-				"ssm.conv_kernel": 4, "attention.key_length": 32, "attention.head_count": 4} {
-				if got, ok := f.Uint("falcon-h1." + k); !ok || got != want {
-					t.Errorf("%s = %d (%v), want %d", k, got, ok, want)
-				}
-			}
+			checkUints(t, f, map[string]uint64{"ssm.inner_size": 96, "ssm.time_step_rank": 4, "ssm.group_count": 2, "ssm.state_size": 16,
+				"ssm.conv_kernel": 4, "attention.key_length": 32, "attention.head_count": 4})
 			if kv, ok := f.LayerKVHeads(s.Layers); !ok || !slices.Equal(kv, []uint64{2, 2, 2}) {
 				t.Errorf("KV heads %v (%v)", kv, ok)
 			}

@@ -97,24 +97,18 @@ func apertusKeys(w *gguf.Writer, a string, st *safetensors.Model, h hparams) err
 // planApertus maps an Apertus checkpoint's tensors.
 func planApertus(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, error) {
 	H, F, D := int64(h.hidden), int64(h.ffn), int64(h.headDim)
-	Q, KV := int64(h.heads)*D, int64(h.kvHeads)*D
 	pl := newPlanner(st, h)
 	add := pl.add
 	layer := func(n int, suffix string, t safetensors.TensorInfo) error {
 		blk := func(name string) tensorPlan { return tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s", n, name), layer: n} }
+		if ok, err := pl.attnProj(n, suffix, t); ok {
+			return err
+		}
 		switch suffix {
 		case "attention_layernorm.weight":
 			return add(blk("attn_norm.weight"), t, []int64{H})
 		case "feedforward_layernorm.weight":
 			return add(blk("ffn_norm.weight"), t, []int64{H})
-		case "self_attn.q_proj.weight":
-			return add(blk("attn_q.weight"), t, []int64{Q, H})
-		case "self_attn.k_proj.weight":
-			return add(blk("attn_k.weight"), t, []int64{KV, H})
-		case "self_attn.v_proj.weight":
-			return add(blk("attn_v.weight"), t, []int64{KV, H})
-		case "self_attn.o_proj.weight":
-			return add(blk("attn_output.weight"), t, []int64{H, Q})
 		case "self_attn.q_norm.weight":
 			return add(blk("attn_q_norm.weight"), t, []int64{D})
 		case "self_attn.k_norm.weight":

@@ -352,25 +352,19 @@ func llama4Keys(w *gguf.Writer, a string, h hparams) {
 func planLlama4(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, error) {
 	g := h.l4
 	H, F, I, E := int64(h.hidden), int64(h.ffn), int64(h.expertFFN), int64(h.experts)
-	Q, KV := int64(h.heads*h.headDim), int64(h.kvHeads*h.headDim)
 	pl := newPlanner(st, h)
 	add := pl.add
 	experts, fused := expertParts{}, fusedExperts{}
 	layer := func(n int, suffix string, t safetensors.TensorInfo) error {
 		blk := func(name string) tensorPlan { return tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s", n, name), layer: n} }
+		if ok, err := pl.attnProj(n, suffix, t); ok {
+			return err
+		}
 		switch suffix {
 		case "input_layernorm.weight":
 			return add(blk("attn_norm.weight"), t, []int64{H})
 		case "post_attention_layernorm.weight":
 			return add(blk("ffn_norm.weight"), t, []int64{H})
-		case "self_attn.q_proj.weight":
-			return add(blk("attn_q.weight"), t, []int64{Q, H})
-		case "self_attn.k_proj.weight":
-			return add(blk("attn_k.weight"), t, []int64{KV, H})
-		case "self_attn.v_proj.weight":
-			return add(blk("attn_v.weight"), t, []int64{KV, H})
-		case "self_attn.o_proj.weight":
-			return add(blk("attn_output.weight"), t, []int64{H, Q})
 		}
 		if !g.moe[n] {
 			switch suffix {

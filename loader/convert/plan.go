@@ -489,6 +489,19 @@ func (pl *planner) add(p tensorPlan, t safetensors.TensorInfo, want []int64) err
 	return nil
 }
 
+// attnProj plans layer n's attention projection suffix
+// (self_attn.{q,k,v,o}_proj.weight, unpermuted) under planTensors' name
+// and shape (layerNames, expectedShape); ok is false for any other suffix.
+func (pl *planner) attnProj(n int, suffix string, t safetensors.TensorInfo) (ok bool, err error) {
+	switch suffix {
+	case "self_attn.q_proj.weight", "self_attn.k_proj.weight", "self_attn.v_proj.weight", "self_attn.o_proj.weight":
+	default:
+		return false, nil
+	}
+	p := tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s", n, layerNames[suffix]), layer: n}
+	return true, pl.add(p, t, expectedShape(suffix, pl.h))
+}
+
 // outer plans t when it is one of the tensors outside the blocks: the
 // embeddings (named emb), the final norm (norm) or the head
 // (lm_head.weight), reporting whether it is.
