@@ -25,7 +25,8 @@ type embedder struct {
 // them: the model's pooling (mean when the model names none) over the
 // text's tokens, normalised to unit length. Texts are embedded in a context
 // of their own, several in one batch (one sequence each) as far as the
-// batch holds them. A reranker has no embeddings: use Rerank.
+// batch holds them. With WithTask, each text follows the task's
+// instruction. A reranker has no embeddings: use Rerank.
 func (p *Pipeline) Embed(ctx context.Context, texts ...string) ([][]float32, error) {
 	if err := p.checkOpen(); err != nil {
 		return nil, err
@@ -35,7 +36,7 @@ func (p *Pipeline) Embed(ctx context.Context, texts ...string) ([][]float32, err
 	}
 	inputs := make([][]engine.Token, len(texts))
 	for i, text := range texts {
-		ids, err := p.model.Tokenize(text, true, false)
+		ids, err := p.model.Tokenize(p.prefix+text, true, false)
 		if err != nil {
 			return nil, fmt.Errorf("llm: %w", err)
 		}

@@ -36,6 +36,7 @@ import (
 	"log/slog"
 	"math"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 
@@ -66,6 +67,9 @@ var (
 	// ErrUnsupportedModel means the name resolved to weights this version
 	// cannot run (for example a safetensors repository).
 	ErrUnsupportedModel = errors.New("llm: unsupported model")
+	// ErrUnknownTask is wrapped by New's error for a WithTask the model
+	// has no task adapter for.
+	ErrUnknownTask = errors.New("llm: unknown task")
 )
 
 // config is what New's options set.
@@ -82,6 +86,7 @@ type config struct {
 	typeK, typeV   engine.CacheType
 	note           func(string)
 	loras          []loraSpec
+	task           string // WithTask's, or ""
 	draft          string // WithDraft's model, or ""
 	draftMax       int
 	draftLayers    int // WithDraftGPULayers
@@ -157,6 +162,16 @@ func WithLoRA(path string, scale float32) Option {
 	return func(c *config) { c.loras = append(c.loras, loraSpec{path, scale}) }
 }
 
+// WithTask embeds for one of the tasks a model has LoRA adapters for
+// (jina-embeddings-v3's retrieval.query, retrieval.passage, separation,
+// classification, text-matching), as its own encode(task=) does: the
+// task's adapter is applied (at scale 1) and its instruction put before
+// every text Embed embeds. The adapters are the files Convert
+// writes beside the model (lora-TASK-<model file>, convert.TaskAdapters).
+// A task the model has no adapter for is an error from New wrapping
+// ErrUnknownTask, naming those it has.
+func WithTask(task string) Option { return func(c *config) { c.task = task } }
+
 // WithParallel sets how many requests are decoded together, each in its
 // own sequence of the one context (default 1; the others wait in order).
 // With a recurrent or hybrid model each sequence also keeps a checkpoint
@@ -189,6 +204,7 @@ type Pipeline struct {
 	preset   *modelfile.Settings // nil unless opened by a preset name
 	defaults []GenerateOption    // the preset's parameters, applied before each call's options
 	adapters []adapter           // LoRA adapters, applied to every context
+	prefix   string              // WithTask's instruction, put before every text Embed embeds
 	harmony  bool                // the chat template speaks harmony (gpt-oss)
 	closeMu  sync.Mutex
 	closed   bool
@@ -249,6 +265,14 @@ func New(ctx context.Context, name string, opts ...Option) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("llm: %w", err)
 	}
+	var prefix string
+	if cfg.task != "" {
+		ta, err := findTask(path, name, cfg.task)
+		if err != nil {
+			return nil, err
+		}
+		cfg.loras, prefix = append(cfg.loras, loraSpec{ta.Path, 1}), ta.PromptPrefix
+	}
 	nCtx := engine.SequenceContext(cfg.contextLength, header)
 	// The chat template first: a bad one fails before the weights load.
 	var (
@@ -289,7 +313,7 @@ func New(ctx context.Context, name string, opts ...Option) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("llm: %w", err)
 	}
-	p := &Pipeline{name: name, model: m, cfg: cfg, done: make(chan struct{}), preset: preset, defaults: defaults, nCtx: nCtx}
+	p := &Pipeline{name: name, model: m, cfg: cfg, done: make(chan struct{}), preset: preset, defaults: defaults, nCtx: nCtx, prefix: prefix}
 	err = p.loadAdapters(ctx)
 	if err == nil {
 		err = p.applyAdapters(c)
@@ -355,6 +379,41 @@ func (p *Pipeline) loadAdapters(ctx context.Context) error {
 		p.adapters = append(p.adapters, adapter{a, l.scale})
 	}
 	return nil
+}
+
+// fileExists reports whether path names a file.
+func fileExists(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && !st.IsDir()
+}
+
+// findTask finds the task adapter for task beside the model file path
+// (the model opened as name).
+func findTask(path, name, task string) (convert.TaskAdapter, error) {
+	tasks, err := convert.TaskAdapters(path)
+	if err != nil {
+		return convert.TaskAdapter{}, fmt.Errorf("llm: %w", err)
+	}
+	names := make([]string, len(tasks))
+	for i, t := range tasks {
+		if t.Task == task {
+			return t, nil
+		}
+		names[i] = t.Task
+	}
+	if file := convert.TaskAdapterPath(path, task); fileExists(file) {
+		// There, but not a task adapter TaskAdapters could read.
+		f, err := gguf.Open(file)
+		if err == nil {
+			name, _ := f.String(gguf.KeyLoRATaskName)
+			err = fmt.Errorf("its %s is %q", gguf.KeyLoRATaskName, name)
+		}
+		return convert.TaskAdapter{}, fmt.Errorf("llm: WithTask(%q): %s: %w: %w", task, file, err, ErrUnknownTask)
+	}
+	if len(names) == 0 {
+		return convert.TaskAdapter{}, fmt.Errorf("llm: WithTask(%q): %s has no task adapters (LoRA files named lora-TASK-%s beside it): %w", task, name, filepath.Base(path), ErrUnknownTask)
+	}
+	return convert.TaskAdapter{}, fmt.Errorf("llm: WithTask(%q): %s has task adapters for %s: %w", task, name, strings.Join(names, ", "), ErrUnknownTask)
 }
 
 // applyAdapters applies the pipeline's LoRA adapters to a context of its

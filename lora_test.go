@@ -3,6 +3,7 @@ package llm_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -160,5 +161,73 @@ func TestLoRAFromHub(t *testing.T) {
 	}
 	if _, err := llm.New(ctx, "test/stories-lora-peft", llm.WithHub(client)); !errors.Is(err, llm.ErrUnsupportedModel) || !strings.Contains(err.Error(), "WithLoRA") {
 		t.Errorf("an adapter as the model: %v", err)
+	}
+}
+
+// TestWithTask: WithTask applies the adapter of the task found beside the
+// model (lora-TASK-<model file>) and puts its instruction before every
+// text Embed embeds, as WithLoRA with the instruction written out does; a
+// task the model has no adapter for is ErrUnknownTask, naming those it
+// has.
+func TestWithTask(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	model := filepath.Join(dir, "stories.gguf")
+	raw, err := os.ReadFile(shareddata.Path(t, "models", "stories260K.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(model, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	const prefix = "Represent the query: "
+	adapter := testmodel.StoriesLoRA(t, func(w *gguf.Writer) {
+		w.Set(gguf.KeyLoRATaskName, gguf.String("query"))
+		w.Set(gguf.KeyLoRAPromptPrefix, gguf.String(prefix))
+	})
+	if err := os.Rename(adapter, filepath.Join(dir, "lora-query-stories.gguf")); err != nil {
+		t.Fatal(err)
+	}
+	adapter = filepath.Join(dir, "lora-query-stories.gguf")
+	embed := func(text string, opts ...llm.Option) []float32 {
+		t.Helper()
+		p, err := llm.New(ctx, model, append([]llm.Option{llm.WithThreads(1)}, opts...)...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer p.Close()
+		v, err := p.Embed(ctx, text)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v[0]
+	}
+	got := embed("The dog ran.", llm.WithTask("query"))
+	want := embed(prefix+"The dog ran.", llm.WithLoRA(adapter, 1))
+	var d, dBase float64
+	base := embed("The dog ran.")
+	for i := range want {
+		d = max(d, math.Abs(float64(got[i]-want[i])))
+		dBase = max(dBase, math.Abs(float64(got[i]-base[i])))
+	}
+	if d > 1e-6 || dBase < 1e-3 {
+		t.Errorf("WithTask: %.3g from the adapter with the instruction written out, %.3g from the base model", d, dBase)
+	}
+	if _, err := llm.New(ctx, model, llm.WithTask("passage")); !errors.Is(err, llm.ErrUnknownTask) || !strings.Contains(err.Error(), "query") {
+		t.Errorf("an unknown task: %v", err)
+	}
+	// A task's file that is no adapter is named when the task is asked for.
+	broken := filepath.Join(dir, "lora-broken-stories.gguf")
+	if err := os.WriteFile(broken, []byte("not a gguf"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := llm.New(ctx, model, llm.WithTask("broken")); !errors.Is(err, llm.ErrUnknownTask) || !strings.Contains(err.Error(), broken) {
+		t.Errorf("a broken task adapter: %v", err)
+	}
+	if v := embed("The dog ran.", llm.WithTask("query")); fmt.Sprint(v) != fmt.Sprint(got) {
+		t.Error("another file beside the model changed the task's embedding")
+	}
+	if _, err := llm.New(ctx, shareddata.Path(t, "models", "stories260K.gguf"), llm.WithTask("query")); !errors.Is(err, llm.ErrUnknownTask) {
+		t.Errorf("a model without task adapters: %v", err)
 	}
 }

@@ -10,7 +10,10 @@ import (
 // post-norm encoder with a fused QKV, rope and a SwiGLU MLP, two token
 // types), "jina-bert-v2" (jina-embeddings-v2: BERT's post-norm blocks with
 // biases, ALiBi in place of positions, a GEGLU MLP whose up projection is
-// twice FF wide) and "gemma-embedding" (EmbeddingGemma: Gemma 3's blocks
+// twice FF wide), "jina-bert-v3" (jina-embeddings-v3: XLM-RoBERTa's
+// post-norm blocks with biases, a fused QKV and rope, a GELU MLP, one token
+// type; its task LoRAs are adapters, not benchmarked) and
+// "gemma-embedding" (EmbeddingGemma: Gemma 3's blocks
 // attending both ways, a sliding window in five layers of six, DenseFF,
 // when not 0, the width of its two projections of the pooled embedding).
 // All pool by the mean and generate nothing: benchmark their prompt
@@ -20,9 +23,20 @@ import (
 func (s Shape) encoder() bool { return s.bertLike() || s.Arch == "gemma-embedding" }
 
 // bertLike reports whether the shape is one of llama.cpp's BERT graphs
-// (nomic-bert, jina-bert-v2): LayerNorm after each sublayer, two token
-// types, every head a KV head.
-func (s Shape) bertLike() bool { return s.Arch == "nomic-bert" || s.Arch == "jina-bert-v2" }
+// (nomic-bert, jina-bert-v2, jina-bert-v3): LayerNorm after each sublayer,
+// token types, every head a KV head.
+func (s Shape) bertLike() bool {
+	return s.Arch == "nomic-bert" || s.Arch == "jina-bert-v2" || s.Arch == "jina-bert-v3"
+}
+
+// tokenTypes is how many token types a BERT graph's shape has: XLM-RoBERTa's
+// one (jina-bert-v3), BERT's two otherwise.
+func (s Shape) tokenTypes() uint64 {
+	if s.Arch == "jina-bert-v3" {
+		return 1
+	}
+	return 2
+}
 
 // alibi reports whether the shape has ALiBi in place of rope
 // (jina-bert-v2).
@@ -59,7 +73,7 @@ func (s Shape) encoderTensors() []tensorSpec {
 	if s.bertLike() {
 		// The token types stay F32, as converted and as llama.cpp's
 		// quantizer leaves them.
-		types := t("token_types.weight", s.Embd, e, 2)
+		types := t("token_types.weight", s.Embd, e, s.tokenTypes())
 		types.f32 = true
 		out = append(out, types, t("token_embd_norm.weight", 0, e), zero("token_embd_norm.bias", e))
 	}
@@ -71,6 +85,17 @@ func (s Shape) encoderTensors() []tensorSpec {
 			}
 			out = append(out, t(p+"attn_output_norm.weight", 0, e), zero(p+"attn_output_norm.bias", e),
 				t(p+"ffn_up.weight", s.Embd, e, 2*f), t(p+"ffn_down.weight", s.FF, f, e), zero(p+"ffn_down.bias", e),
+				t(p+"layer_output_norm.weight", 0, e), zero(p+"layer_output_norm.bias", e))
+		}
+		return out
+	}
+	if s.Arch == "jina-bert-v3" {
+		for i := range s.Layers {
+			p := fmt.Sprintf("blk.%d.", i)
+			out = append(out, t(p+"attn_qkv.weight", s.Embd, e, 3*e), zero(p+"attn_qkv.bias", 3*e),
+				t(p+"attn_output.weight", s.Embd, e, e), zero(p+"attn_output.bias", e),
+				t(p+"attn_output_norm.weight", 0, e), zero(p+"attn_output_norm.bias", e),
+				t(p+"ffn_up.weight", s.Embd, e, f), zero(p+"ffn_up.bias", f), t(p+"ffn_down.weight", s.FF, f, e), zero(p+"ffn_down.bias", e),
 				t(p+"layer_output_norm.weight", 0, e), zero(p+"layer_output_norm.bias", e))
 		}
 		return out
@@ -112,7 +137,7 @@ func (s Shape) encoderKeys(w *gguf.Writer) {
 	if s.bertLike() {
 		w.Set(a+".attention.causal", gguf.Bool(false))
 		w.Set(a+".attention.layer_norm_epsilon", gguf.Float32(s.NormEps))
-		w.Set("tokenizer.ggml.token_type_count", gguf.Uint32(2))
+		w.Set("tokenizer.ggml.token_type_count", gguf.Uint32(uint32(s.tokenTypes())))
 		return
 	}
 	u("attention.sliding_window", s.SlidingWindow)

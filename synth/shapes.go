@@ -211,11 +211,15 @@ var Shapes = map[string]Shape{
 	// processing (llm bench -n 0): nomic-embed-text v1.5 (nomic-bert, a
 	// context of the 2048 positions it was trained on) and EmbeddingGemma
 	// 300M with its two projections of the pooled embedding, and
-	// jina-embeddings-v2-base-en (jina-bert-v2, ALiBi: 8192 positions).
+	// jina-embeddings-v2-base-en (jina-bert-v2, ALiBi: 8192 positions), and
+	// jina-embeddings-v3 (jina-bert-v3: XLM-RoBERTa's vocabulary, 8192
+	// positions, without its task adapters: 558M, llama.cpp's size label).
 	"nomic-embed-text-v1.5": {Name: "nomic-embed-text-v1.5", Arch: "nomic-bert", Vocab: 30528, Embd: 768, FF: 3072, Layers: 12, Heads: 12, KVHeads: 12,
 		Context: 2048, RopeTheta: 1000, NormEps: 1e-12, TiedEmbeddings: true},
 	"jina-embeddings-v2-base-en": {Name: "jina-embeddings-v2-base-en", Arch: "jina-bert-v2", Vocab: 30528, Embd: 768, FF: 3072, Layers: 12, Heads: 12,
 		KVHeads: 12, Context: 8192, NormEps: 1e-12, TiedEmbeddings: true},
+	"jina-embeddings-v3": {Name: "jina-embeddings-v3", Arch: "jina-bert-v3", Vocab: 250002, Embd: 1024, FF: 4096, Layers: 24, Heads: 16, KVHeads: 16,
+		Context: 8192, RopeTheta: 20000, NormEps: 1e-5, TiedEmbeddings: true},
 	"embeddinggemma-300m": {Name: "embeddinggemma-300m", Arch: "gemma-embedding", Vocab: 262144, Embd: 768, FF: 1152, Layers: 24, Heads: 3, KVHeads: 1,
 		HeadSize: 256, Context: 2048, RopeTheta: 1e6, NormEps: 1e-6, TiedEmbeddings: true, SlidingWindow: 512, DenseFF: 3072},
 }
@@ -263,7 +267,7 @@ func (s Shape) Validate() error {
 	case s.RopeTheta != 0 && s.alibi():
 		return fmt.Errorf("synth: %s has ALiBi, no rope theta", s.Arch)
 	case s.arch() != "llama" && s.arch() != "gpt-oss" && !s.sharedMoE() && !s.mamba2() && !s.lfm2() && !s.qwen3next() && !s.minimax() && !s.llama4() && !s.encoder():
-		return fmt.Errorf("synth: architecture %q: llama, gpt-oss, glm4moe, deepseek2, granitehybrid, nemotron_h, falcon-h1, lfm2, lfm2moe, qwen3next, minimax-m2, llama4, nomic-bert, jina-bert-v2 or gemma-embedding", s.Arch)
+		return fmt.Errorf("synth: architecture %q: llama, gpt-oss, glm4moe, deepseek2, granitehybrid, nemotron_h, falcon-h1, lfm2, lfm2moe, qwen3next, minimax-m2, llama4, nomic-bert, jina-bert-v2, jina-bert-v3 or gemma-embedding", s.Arch)
 	case !s.llama4() && s.MoEStep != 0:
 		return fmt.Errorf("synth: a step between the layers with experts applies to llama4 only")
 	case !s.mamba2() && !s.qwen3next() && (s.SSMHeads != 0 || s.SSMState != 0 || s.SSMGroups != 0 || s.SSMConv != 0):

@@ -1047,16 +1047,18 @@ func TestLlama4(t *testing.T) {
 	})
 }
 
-// TestEncoders writes small nomic-bert, jina-bert-v2 and EmbeddingGemma shapes in F32 and
+// TestEncoders writes small nomic-bert, jina-bert-v2, jina-bert-v3 and EmbeddingGemma shapes in F32 and
 // Q8_0 with the keys llama.cpp reads; llama.cpp loads each and pools a
 // finite embedding of 12 tokens (a window of 8: 4 positions each side).
 // The real shapes have their cards' parameters: 137M for nomic-embed-text
 // v1.5 and jina-embeddings-v2-base-en, 308M for EmbeddingGemma with its
-// projections.
+// projections, 558M for jina-embeddings-v3 without its task adapters
+// (llama.cpp's size label; the card's 572M counts them and the pooler).
 func TestEncoders(t *testing.T) {
 	for _, s := range []Shape{
 		{Name: "tiny-nomic", Arch: "nomic-bert", Vocab: 1000, Embd: 64, FF: 96, Layers: 2, Heads: 4, KVHeads: 4, Context: 512, RopeTheta: 1000, NormEps: 1e-12},
 		{Name: "tiny-jina", Arch: "jina-bert-v2", Vocab: 1000, Embd: 64, FF: 96, Layers: 2, Heads: 4, KVHeads: 4, Context: 512, NormEps: 1e-12},
+		{Name: "tiny-jina-v3", Arch: "jina-bert-v3", Vocab: 1000, Embd: 64, FF: 96, Layers: 2, Heads: 4, KVHeads: 4, Context: 512, RopeTheta: 20000, NormEps: 1e-5},
 		{Name: "tiny-gemma-embedding", Arch: "gemma-embedding", Vocab: 1000, Embd: 64, FF: 96, Layers: 7, Heads: 2, KVHeads: 1, HeadSize: 32,
 			Context: 512, RopeTheta: 1e6, NormEps: 1e-6, SlidingWindow: 8, DenseFF: 128},
 	} {
@@ -1103,7 +1105,7 @@ func TestEncoders(t *testing.T) {
 			})
 		}
 	}
-	for name, want := range map[string]float64{"nomic-embed-text-v1.5": 137e6, "embeddinggemma-300m": 308e6, "jina-embeddings-v2-base-en": 137e6} {
+	for name, want := range map[string]float64{"nomic-embed-text-v1.5": 137e6, "embeddinggemma-300m": 308e6, "jina-embeddings-v2-base-en": 137e6, "jina-embeddings-v3": 558e6} {
 		if got := float64(Shapes[name].Params()); got < want*0.99 || got > want*1.01 {
 			t.Errorf("%s: %.4g parameters, want about %.4g", name, got, want)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 
@@ -84,6 +85,11 @@ func runConvert(ctx context.Context, sio *stdio, args []string) error {
 		return err
 	}
 	fmt.Fprintf(sio.err, "wrote %s (%s) in %v\n", out, typ, time.Since(start).Round(time.Millisecond))
+	if tasks, err := convert.TaskAdapters(out); err == nil {
+		for _, t := range tasks {
+			fmt.Fprintf(sio.err, "wrote %s, the adapter of task %s (llm embed --task %s)\n", t.Path, t.Task, t.Task)
+		}
+	}
 	return nil
 }
 
@@ -109,6 +115,53 @@ func runQuantize(ctx context.Context, sio *stdio, args []string) error {
 		return err
 	}
 	fmt.Fprintf(sio.err, "wrote %s (%s) in %v\n", fs.Arg(1), strings.ToUpper(fs.Arg(2)), time.Since(start).Round(time.Millisecond))
+	// The task adapters follow the model (they stay F32, as written),
+	// replacing those of a model quantized to the same path before.
+	tasks, err := convert.TaskAdapters(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if stale, err := convert.TaskAdapters(fs.Arg(1)); err == nil && fs.Arg(0) != fs.Arg(1) {
+		for _, t := range stale {
+			os.Remove(t.Path)
+		}
+	}
+	for _, t := range tasks {
+		to := convert.TaskAdapterPath(fs.Arg(1), t.Task)
+		if err := copyFile(t.Path, to); err != nil {
+			return fmt.Errorf("the adapter of task %s: %w", t.Task, err)
+		}
+		fmt.Fprintf(sio.err, "copied the adapter of task %s to %s\n", t.Task, to)
+	}
+	return nil
+}
+
+// copyFile copies the file from to the path to, through a temporary file
+// renamed into place.
+func copyFile(from, to string) error {
+	in, err := os.Open(from)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	tmp := to + ".tmp"
+	out, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := out.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, to); err != nil {
+		os.Remove(tmp)
+		return err
+	}
 	return nil
 }
 

@@ -3,8 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"strings"
+
+	"github.com/llm-go/llm/loader/convert"
 )
 
 func init() {
@@ -24,6 +27,7 @@ func runEmbed(ctx context.Context, sio *stdio, args []string) error {
 	)
 	fs := newFlags("embed", &verbose)
 	mf.register(fs)
+	fs.StringVar(&mf.task, "task", "", "embed for one of the model's tasks (jina-embeddings-v3: retrieval.query, retrieval.passage, separation, classification, text-matching): its LoRA adapter, and its instruction before each text")
 	fs.IntVar(&dims, "dimensions", 0, "cut the embeddings to their first N values, normalised again (Matryoshka models: nomic-embed-text v1.5, EmbeddingGemma, Qwen3-Embedding); 0: the model's width")
 	if err := parseFlags(fs, commands["embed"], sio, args); err != nil {
 		return err
@@ -55,6 +59,15 @@ func runEmbed(ctx context.Context, sio *stdio, args []string) error {
 		return err
 	}
 	defer p.Close()
+	if mf.task == "" {
+		if tasks, err := convert.TaskAdapters(p.Model().Path()); err == nil && len(tasks) > 0 {
+			names := make([]string, len(tasks))
+			for i, t := range tasks {
+				names[i] = t.Task
+			}
+			fmt.Fprintf(sio.err, "llm: %s has task adapters (%s); without --task it embeds with its base weights\n", fs.Arg(0), strings.Join(names, ", "))
+		}
+	}
 	if dims == 0 {
 		dims = p.Model().Info().EmbeddingSize
 	}

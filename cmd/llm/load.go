@@ -32,6 +32,7 @@ type modelFlags struct {
 	draft       string   // --draft: a draft model (run)
 	draftMax    int      // --draft-max
 	nglDraft    string   // --ngl-draft
+	task        string   // --task: a task adapter (embed)
 }
 
 // registerDraft registers --draft and --draft-max, for commands that load
@@ -273,6 +274,9 @@ func (f *modelFlags) pipelineOptions(sio *stdio) ([]llm.Option, error) {
 	}
 	for _, l := range loras {
 		opts = append(opts, llm.WithLoRA(l.path, l.scale))
+	}
+	if f.task != "" {
+		opts = append(opts, llm.WithTask(f.task))
 	}
 	return opts, nil
 }

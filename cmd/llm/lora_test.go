@@ -1,6 +1,8 @@
 package main
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,6 +12,8 @@ import (
 	"github.com/llm-go/llm/hub/hubtest"
 	"github.com/llm-go/llm/internal/shareddata"
 	"github.com/llm-go/llm/internal/testmodel"
+	"github.com/llm-go/llm/loader/convert"
+	"github.com/llm-go/llm/loader/gguf"
 )
 
 // TestLoRAFlags: --lora and --lora-scaled apply an adapter in generate
@@ -161,5 +165,68 @@ func TestLoRAFromHubCommand(t *testing.T) {
 				t.Errorf("%v: exit %d, %s", args, code, stderr)
 			}
 		}
+	}
+}
+
+// TestEmbedTaskCommand: llm embed --task applies the task adapter found
+// beside the model, and says which tasks a model has when none is given;
+// llm show lists them; llm quantize takes them along.
+func TestEmbedTaskCommand(t *testing.T) {
+	dir := t.TempDir()
+	model := filepath.Join(dir, "stories.gguf")
+	raw, err := os.ReadFile(shareddata.Path(t, "models", "stories260K.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(model, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	adapter := filepath.Join(dir, "lora-query-stories.gguf")
+	if err := os.Rename(testmodel.StoriesLoRA(t, func(w *gguf.Writer) {
+		w.Set(gguf.KeyLoRATaskName, gguf.String("query"))
+		w.Set(gguf.KeyLoRAPromptPrefix, gguf.String("Query: "))
+	}), adapter); err != nil {
+		t.Fatal(err)
+	}
+	embedding := func(args ...string) (string, string) {
+		t.Helper()
+		code, out, stderr := run(t, "", append([]string{"embed", model, "-t", "1"}, args...)...)
+		if code != 0 {
+			t.Fatalf("%v: exit %d: %s", args, code, stderr)
+		}
+		var res struct {
+			Data []struct {
+				Embedding []float32 `json:"embedding"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal([]byte(out), &res); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprint(res.Data[0].Embedding), stderr
+	}
+	base, stderr := embedding("The dog ran.")
+	if !strings.Contains(stderr, "task adapters (query)") {
+		t.Errorf("without --task, stderr %q does not name the tasks", stderr)
+	}
+	task, _ := embedding("--task", "query", "The dog ran.")
+	lora, _ := embedding("--lora", adapter, "Query: The dog ran.")
+	if task != lora || task == base {
+		t.Error("--task query: not the adapter's embedding of the text after its instruction")
+	}
+	if code, _, stderr := run(t, "", "embed", model, "--task", "passage", "x"); code == 0 || !strings.Contains(stderr, "query") {
+		t.Errorf("--task passage: exit %d, %q", code, stderr)
+	}
+	if code, out, stderr := run(t, "", "show", model); code != 0 || !strings.Contains(out, "Tasks:") || !strings.Contains(out, "query") {
+		t.Errorf("show: exit %d, %q %q", code, out, stderr)
+	}
+	if code, out, _ := run(t, "", "show", adapter); code != 0 || !strings.Contains(out, "for task query") {
+		t.Errorf("show the adapter: exit %d, %q", code, out)
+	}
+	q := filepath.Join(t.TempDir(), "stories-f16.gguf")
+	if code, _, stderr := run(t, "", "quantize", model, q, "f16"); code != 0 || !strings.Contains(stderr, "task query") {
+		t.Fatalf("quantize: exit %d, %q", code, stderr)
+	}
+	if _, err := os.Stat(convert.TaskAdapterPath(q, "query")); err != nil {
+		t.Errorf("quantize did not take the task adapter along: %v", err)
 	}
 }

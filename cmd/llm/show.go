@@ -67,6 +67,7 @@ type weightsReport struct {
 	Capabilities  []string `json:"capabilities,omitempty"` // llm.Capabilities, of a GGUF
 	Embedding     string   `json:"embedding,omitempty"`    // an embedding model's size and pooling
 	Adapter       string   `json:"adapter,omitempty"`      // what a LoRA adapter GGUF is
+	Tasks         []string `json:"tasks,omitempty"`        // the task adapters beside a model (convert.TaskAdapters)
 	Offload       string   `json:"offload,omitempty"`      // what --ngl auto would offload
 	Error         string   `json:"error,omitempty"`
 }
@@ -323,6 +324,9 @@ func describeWeights(files []string, local func(string) string) weightsReport {
 				kind, _ := f.String(gguf.KeyAdapterType)
 				alpha, _ := f.Float(gguf.KeyLoRAAlpha)
 				w.Adapter = fmt.Sprintf("%s adapter for %s models: alpha %g, %d tensors (apply with --lora)", kind, w.Architecture, alpha, len(f.Tensors))
+				if task, _ := f.String(gguf.KeyLoRATaskName); task != "" {
+					w.Adapter += fmt.Sprintf(", for task %s (llm embed --task %s)", task, task)
+				}
 				continue
 			}
 			src, has := f.String("tokenizer.chat_template")
@@ -331,6 +335,11 @@ func describeWeights(files []string, local func(string) string) weightsReport {
 			w.Capabilities = llm.Capabilities(f)
 			if slices.Contains(w.Capabilities, llm.CapEmbedding) {
 				w.Embedding = embeddingSummary(f)
+			}
+			if tasks, err := convert.TaskAdapters(local(p)); err == nil {
+				for _, t := range tasks {
+					w.Tasks = append(w.Tasks, t.Task)
+				}
 			}
 		}
 		return w
@@ -496,6 +505,9 @@ func printReport(w io.Writer, r *modelReport) {
 		}
 		if wr.Embedding != "" {
 			fmt.Fprintf(tw, "  Embeddings:\t%s\n", wr.Embedding)
+		}
+		if len(wr.Tasks) > 0 {
+			fmt.Fprintf(tw, "  Tasks:\t%s (llm embed --task)\n", strings.Join(wr.Tasks, ", "))
 		}
 		if wr.Offload != "" {
 			fmt.Fprintf(tw, "  GPU offload:\t%s\n", wr.Offload)

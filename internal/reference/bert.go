@@ -11,11 +11,14 @@ import "math"
 type BERT struct {
 	Hidden, Heads int
 	Eps           float64 // layer norm epsilon
-	// WordEmb is [vocab][Hidden], PosEmb [positions][Hidden]; TypeEmb
-	// starts with the row of token type 0.
+	// WordEmb is [vocab][Hidden], PosEmb [positions][Hidden] (nil: no
+	// learned positions); TypeEmb starts with the row of token type 0.
 	WordEmb, PosEmb, TypeEmb []float64
 	EmbNormW, EmbNormB       []float64
 	Layers                   []BERTLayer
+	// Rope, if not nil, rotates the query and key of position pos (all
+	// heads) in place, after their biases.
+	Rope func(q, k []float64, pos int)
 }
 
 // BERTLayer is one encoder block.
@@ -34,7 +37,10 @@ func (m *BERT) Forward(ids []int) [][]float64 {
 	for i, id := range ids {
 		e := make([]float64, H)
 		for j := range H {
-			e[j] = m.WordEmb[id*H+j] + m.PosEmb[i*H+j] + m.TypeEmb[j]
+			e[j] = m.WordEmb[id*H+j] + m.TypeEmb[j]
+			if m.PosEmb != nil {
+				e[j] += m.PosEmb[i*H+j]
+			}
 		}
 		x[i] = m.layerNorm(e, m.EmbNormW, m.EmbNormB)
 	}
@@ -42,6 +48,9 @@ func (m *BERT) Forward(ids []int) [][]float64 {
 		q, k, v := make([][]float64, T), make([][]float64, T), make([][]float64, T)
 		for i := range T {
 			q[i], k[i], v[i] = Affine(L.WQ, L.BQ, x[i]), Affine(L.WK, L.BK, x[i]), Affine(L.WV, L.BV, x[i])
+			if m.Rope != nil {
+				m.Rope(q[i], k[i], i)
+			}
 		}
 		atts := EncoderAttention(q, k, v, m.Heads, hd, nil)
 		next := make([][]float64, T)

@@ -111,13 +111,18 @@ func (c *hfConfig) bertHparams(arch archSpec) (hparams, error) {
 		// GEGLU's GELU is fixed; hidden_act is not read.
 		return h, c.jinaBertCheck(arch)
 	}
+	if arch.gguf == "jina-bert-v3" {
+		if err := c.jinaV3Hparams(&h); err != nil {
+			return h, err
+		}
+	}
 	switch c.HiddenAct {
 	case "", "gelu", "gelu_new", "gelu_pytorch_tanh":
 		// llama.cpp's bert graph uses GELU (the tanh form).
 	default:
 		return h, fmt.Errorf("%w: BertModel with hidden_act %q (llama.cpp's bert arch uses GELU)", ErrUnsupported, c.HiddenAct)
 	}
-	if p := c.PositionEmbeddingType; p != "" && p != "absolute" {
+	if p := c.PositionEmbeddingType; p != "" && p != "absolute" && arch.gguf != "jina-bert-v3" {
 		return h, fmt.Errorf("%w: BertModel with position_embedding_type %q (llama.cpp's bert arch has absolute positions)", ErrUnsupported, p)
 	}
 	if c.IsDecoder {

@@ -44,10 +44,11 @@ func ToType(ctx context.Context, dir, out, typ string, threads int, progress fun
 	}
 	tmp := out + ".f16.tmp.gguf"
 	defer os.Remove(tmp)
-	if err := Convert(ctx, dir, tmp, Options{Type: "f16", Progress: progress}); err != nil {
+	if err := Convert(ctx, dir, tmp, Options{Type: "f16", Progress: progress, adapterFor: out}); err != nil {
 		return err
 	}
 	if err := engine.Quantize(ctx, tmp, out, typ, threads); err != nil {
+		removeTaskAdapters(out) // written for a model that is not there
 		return fmt.Errorf("convert: quantize to %s: %w", typ, err)
 	}
 	return nil
@@ -100,7 +101,8 @@ func RemoveConverted(cacheDir, repo string, commits []string, typ string) (files
 	for i, c := range commits {
 		alts[i] = regexp.QuoteMeta(safeName(c))
 	}
-	re := regexp.MustCompile(`^` + regexp.QuoteMeta(safeName(repo)) + `-(` + strings.Join(alts, "|") + `)-` + t + `\.gguf$`)
+	// With the task adapters written beside a conversion (lora-TASK-...).
+	re := regexp.MustCompile(`^(lora-[A-Za-z0-9._-]+-)?` + regexp.QuoteMeta(safeName(repo)) + `-(` + strings.Join(alts, "|") + `)-` + t + `\.gguf$`)
 	entries, err := os.ReadDir(cacheDir)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {

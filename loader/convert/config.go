@@ -103,6 +103,10 @@ type hfConfig struct {
 	// NomicBertConfig's fields, and their decoding error.
 	NomicBert nomicBertConfig `json:"-"`
 	nbErr     error
+	// jina-embeddings-v3's rotary embedding and task adapters, and their
+	// decoding error.
+	JinaV3 jinaV3Config `json:"-"`
+	jv3Err error
 
 	// A classifier's labels by id ("0": "LABEL_0").
 	ID2Label map[string]string `json:"id2label"`
@@ -226,6 +230,7 @@ func readConfig(dir string) (*hfConfig, error) {
 	c.bambaErr = json.Unmarshal(raw, &c.Bamba)
 	c.l4Err = json.Unmarshal(raw, &c.Llama4)
 	c.nbErr = json.Unmarshal(raw, &c.NomicBert)
+	c.jv3Err = json.Unmarshal(raw, &c.JinaV3)
 	return &c, nil
 }
 
@@ -233,7 +238,7 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	switch arch.gguf {
 	case "gpt2":
 		return c.gpt2Hparams()
-	case "bert", "jina-bert-v2":
+	case "bert", "jina-bert-v2", "jina-bert-v3":
 		return c.bertHparams(arch)
 	case "nomic-bert":
 		return c.nomicBertHparams()

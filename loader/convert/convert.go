@@ -239,6 +239,13 @@
 //     RobertaForSequenceClassification → GGUF arch "bert" as XLM-RoBERTa,
 //     with its byte-level BPE tokenizer as GPT-2's and the pre-tokenizer
 //     "roberta-bpe" (llama.cpp joins a pair with </s> </s>).
+//   - XLMRobertaModel with position_embedding_type "rotary"
+//     (jina-embeddings-v3, Jina's xlm-roberta-flash-implementation) → GGUF
+//     arch "jina-bert-v3": XLM-RoBERTa's encoder with a fused Wqkv and
+//     NEOX rope in place of positions; each task's LoRAs (lora_adaptations)
+//     become a LoRA adapter GGUF beside the model, lora-TASK-<model file>,
+//     the token type's LoRA folded into the word embeddings'; see
+//     jinav3.go.
 //   - JinaBertModel and JinaBertForMaskedLM (jina-embeddings-v2, its
 //     custom modeling code) → GGUF arch "jina-bert-v2": BERT with ALiBi in
 //     place of position embeddings and a GEGLU MLP, in the English
@@ -385,6 +392,9 @@ type Options struct {
 	Type string
 	// Name is written as general.name; empty uses the directory's name.
 	Name string
+	// adapterFor, when not empty, is the model file the task adapters are
+	// named for (ToType's quantized output), in place of Convert's out.
+	adapterFor string
 	// Progress, if not nil, is called as the tensor data is written with
 	// the bytes of tensor data written so far and the total, for a
 	// progress bar. Calls are made one at a time, in order, but may come
@@ -616,12 +626,37 @@ func findArch(names []string) (archSpec, error) {
 // Convert reads the checkpoint in dir and writes a GGUF file to out. The
 // output is written to a temporary file beside out and renamed into place
 // only when complete.
+//
+// The task LoRAs of a checkpoint that has them (jina-embeddings-v3) are
+// written first, one adapter per task at TaskAdapterPath(out, task) (or
+// beside opts.adapterFor), so that the model's file marks a complete
+// conversion.
 func Convert(ctx context.Context, dir, out string, opts Options) error {
-	w, closeFn, err := Build(ctx, dir, opts)
+	b, err := build(ctx, dir, opts)
 	if err != nil {
 		return err
 	}
-	defer closeFn()
+	defer b.close()
+	model := out
+	if opts.adapterFor != "" {
+		model = opts.adapterFor
+	}
+	// The task adapters of a model converted to the same path before are
+	// stale.
+	if err := removeTaskAdapters(model); err != nil {
+		return err
+	}
+	for _, a := range b.adapters {
+		if err := writeAtomic(ctx, a.w, TaskAdapterPath(model, a.task)); err != nil {
+			return err
+		}
+	}
+	return writeAtomic(ctx, b.w, out)
+}
+
+// writeAtomic writes w to a temporary file beside out and renames it into
+// place when complete.
+func writeAtomic(ctx context.Context, w *gguf.Writer, out string) error {
 	tmp := out + ".tmp"
 	if err := w.WriteFile(tmp); err != nil {
 		os.Remove(tmp)
@@ -685,6 +720,9 @@ func prepare(dir string) (*hfConfig, archSpec, hparams, *vocab, error) {
 	if arch.nemotronH {
 		arch.gguf = cfg.nemotronHArch()
 	}
+	if arch, err = cfg.jinaV3Arch(arch); err != nil {
+		return fail(err)
+	}
 	hp, err := cfg.hparams(arch)
 	if err != nil {
 		return fail(err)
@@ -727,25 +765,44 @@ func prepare(dir string) (*hfConfig, archSpec, hparams, *vocab, error) {
 // each tensor with a callback that reads and converts it when the writer
 // streams the file. The returned close function releases the checkpoint
 // and must be called after the writer is done.
+//
+// A checkpoint with task LoRAs (jina-embeddings-v3) is written without
+// them; Convert writes them as adapters beside the model.
 func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() error, error) {
-	outType, fileType, err := parseOutType(opts.Type)
+	b, err := build(ctx, dir, opts)
 	if err != nil {
 		return nil, nil, err
+	}
+	return b.w, b.close, nil
+}
+
+// built is a prepared conversion: the model's writer, its task adapters'
+// writers, and the function that releases the checkpoint.
+type built struct {
+	w        *gguf.Writer
+	adapters []taskAdapter
+	close    func() error
+}
+
+func build(ctx context.Context, dir string, opts Options) (*built, error) {
+	outType, fileType, err := parseOutType(opts.Type)
+	if err != nil {
+		return nil, err
 	}
 
 	cfg, arch, hp, voc, err := prepare(dir)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 
 	st, err := safetensors.OpenDir(dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("convert: %w", err)
+		return nil, fmt.Errorf("convert: %w", err)
 	}
 	closeFn := func() error { return st.Close() }
-	fail := func(err error) (*gguf.Writer, func() error, error) {
+	fail := func(err error) (*built, error) {
 		st.Close()
-		return nil, nil, err
+		return nil, err
 	}
 
 	w := gguf.NewWriter()
@@ -769,14 +826,22 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 	case "gpt2":
 		// LayerNorm, learned positions: no rope.
 		w.Set(a+".attention.layer_norm_epsilon", gguf.Float32(float32(hp.rmsEps)))
-	case "bert", "jina-bert-v2":
+	case "bert", "jina-bert-v2", "jina-bert-v3":
 		// A bidirectional encoder with LayerNorm (and learned positions,
-		// or jina-bert-v2's ALiBi), pooled into one embedding per
-		// sequence.
+		// jina-bert-v2's ALiBi or jina-bert-v3's rope), pooled into one
+		// embedding per sequence.
 		pooling := uint32(poolingRank)
 		if !arch.classifier {
-			if pooling, err = readPooling(dir); err != nil {
+			sent, err := readSentence(dir)
+			if err != nil {
 				return fail(err)
+			}
+			pooling = poolingMean
+			switch {
+			case sent.found:
+				pooling = sent.pooling
+			case a == "jina-bert-v3" && cfg.JinaV3.EmbPooler != nil && *cfg.JinaV3.EmbPooler == "cls":
+				pooling = poolingCLS
 			}
 		} else {
 			labels, err := cfg.labels()
@@ -790,6 +855,10 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		w.Set(a+".attention.layer_norm_epsilon", gguf.Float32(float32(hp.rmsEps)))
 		w.Set(a+".attention.causal", gguf.Bool(false))
 		w.Set(a+".pooling_type", gguf.Uint32(pooling))
+		if a == "jina-bert-v3" {
+			w.Set(a+".rope.freq_base", gguf.Float32(float32(hp.ropeTheta)))
+			w.Set(a+".rope.dimension_count", gguf.Uint32(uint32(hp.ropeDim)))
+		}
 		voc.typeCount = hp.typeVocab
 	case "nomic-bert":
 		if err := nomicBertKeys(w, a, dir, hp); err != nil {
@@ -913,6 +982,8 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		plan, err = planGPT2(st, hp)
 	case "bert", "jina-bert-v2":
 		plan, err = planBERT(st, hp, arch)
+	case "jina-bert-v3":
+		plan, err = planJinaV3(st, hp)
 	case "nomic-bert":
 		plan, err = planNomicBert(st, hp)
 	case "deepseek2":
@@ -934,6 +1005,10 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 		if dense, err = densePlans(dir); err == nil {
 			plan = append(plan, dense...)
 		}
+	}
+	var adapters []taskAdapter
+	if err == nil && arch.gguf == "jina-bert-v3" {
+		adapters, err = jinaV3Adapters(ctx, st, cfg, hp, name)
 	}
 	if err != nil {
 		return fail(err)
@@ -966,7 +1041,7 @@ func Build(ctx context.Context, dir string, opts Options) (*gguf.Writer, func() 
 			return fail(fmt.Errorf("convert: %w", err))
 		}
 	}
-	return w, closeFn, nil
+	return &built{w: w, adapters: adapters, close: closeFn}, nil
 }
 
 // graniteKeys writes Granite's multipliers, which must be positive

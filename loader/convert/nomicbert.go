@@ -169,7 +169,7 @@ var nomicLayerRE = regexp.MustCompile(`^encoder\.layers\.(\d+)\.(.+)$`)
 // encoder reports whether the arch is one of llama.cpp's BERT-like
 // encoders, with a WordPiece vocabulary.
 func (a archSpec) encoder() bool {
-	return a.gguf == "bert" || a.gguf == "nomic-bert" || a.gguf == "jina-bert-v2"
+	return a.gguf == "bert" || a.gguf == "nomic-bert" || a.gguf == "jina-bert-v2" || a.gguf == "jina-bert-v3"
 }
 
 // planNomicBert maps a NomicBertModel checkpoint's tensors (also under a

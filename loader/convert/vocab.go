@@ -155,7 +155,7 @@ func readVocab(dir string, cfg *hfConfig, arch archSpec) (*vocab, error) {
 		return nil, fmt.Errorf("convert: tokenizer.json: %w", err)
 	}
 	if probe.Model.Type == "Unigram" {
-		if arch.gguf != "bert" {
+		if arch.gguf != "bert" && arch.gguf != "jina-bert-v3" {
 			return nil, fmt.Errorf("%w tokenizer: a Unigram tokenizer.json is converted for BERT and XLM-RoBERTa encoders only, not for %s", ErrUnsupported, arch.hf)
 		}
 		v := &vocab{bos: -1, eos: -1, unk: -1, pad: -1, sep: -1, cls: -1, mask: -1, eot: -1, eom: -1}

@@ -16,6 +16,12 @@ const (
 	KeyAdapterType  = "adapter.type"                    // "lora"
 	KeyLoRAAlpha    = "adapter.lora.alpha"              // f32; the scale is alpha/rank
 	KeyALoRATokens  = "adapter.alora.invocation_tokens" // u32 array (activated LoRA)
+	// KeyLoRATaskName names the task an adapter was trained for (one of
+	// jina-embeddings-v3's).
+	KeyLoRATaskName = "adapter.lora.task_name"
+	// KeyLoRAPromptPrefix is the instruction put before a text embedded
+	// for the adapter's task.
+	KeyLoRAPromptPrefix = "adapter.lora.prompt_prefix"
 )
 
 // The suffixes of an adapter's tensor names.
@@ -142,7 +148,7 @@ func ValidateAdapter(f *File, arch string, base func(name string) (TensorInfo, b
 				return nil, fmt.Errorf("gguf: adapter tensor %s has type %s; LoRA factors are F32, F16, BF16 or Q8_0: %w", t.Name, t.Type, ErrInvalid)
 			}
 		}
-		if _, out := base("output.weight"); !out && strings.HasSuffix(p.Base, "token_embd.weight") {
+		if _, out := base("output.weight"); !out && !headless[arch] && strings.HasSuffix(p.Base, "token_embd.weight") {
 			// The model's output is then token_embd.weight under that name,
 			// and llama.cpp would apply the swapped pair to it too.
 			return nil, fmt.Errorf("gguf: the adapter changes token_embd.weight of a model whose output shares it (tied embeddings), which llama.cpp cannot apply: %w", ErrInvalid)
@@ -154,6 +160,13 @@ func ValidateAdapter(f *File, arch string, base func(name string) (TensorInfo, b
 	}
 	sort.Slice(out.Pairs, func(i, j int) bool { return out.Pairs[i].Base < out.Pairs[j].Base })
 	return out, nil
+}
+
+// headless are the archs whose llama.cpp graph has no output layer (the
+// encoders, pooled into embeddings): the embeddings are not also the head,
+// and an adapter of token_embd changes the input only.
+var headless = map[string]bool{
+	"bert": true, "jina-bert-v2": true, "jina-bert-v3": true, "nomic-bert": true, "nomic-bert-moe": true,
 }
 
 // loraTypes are the types llama.cpp multiplies LoRA factors in, as
