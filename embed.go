@@ -17,7 +17,8 @@ type embedder struct {
 	mu    sync.Mutex
 	c     *engine.Context
 	batch *engine.Batch
-	seqs  int // sequences per batch
+	seqs  int             // sequences per batch
+	task  *engine.Adapter // the task adapter set on c (nil: none)
 	err   error
 }
 
@@ -28,15 +29,41 @@ type embedder struct {
 // batch holds them. With WithTask, each text follows the task's
 // instruction. A reranker has no embeddings: use Rerank.
 func (p *Pipeline) Embed(ctx context.Context, texts ...string) ([][]float32, error) {
+	return p.EmbedWith(ctx, EmbedOptions{}, texts...)
+}
+
+// EmbedOptions are the choices of EmbedWith.
+type EmbedOptions struct {
+	// Task embeds for one of the model's tasks (Tasks): its LoRA adapter
+	// applied and its instruction put before each text, as WithTask does
+	// for every call; "" is WithTask's task, or none. A task the model
+	// has no adapter for is an error wrapping ErrUnknownTask.
+	Task string
+	// Dimensions, when not 0, cuts the embeddings to their first
+	// Dimensions values, normalised again (see EmbedDimensions).
+	Dimensions int
+}
+
+// EmbedWith is Embed with options: the task (jina-embeddings-v3's
+// retrieval.query for queries and retrieval.passage for documents, from
+// one pipeline) and the dimensions.
+func (p *Pipeline) EmbedWith(ctx context.Context, opts EmbedOptions, texts ...string) ([][]float32, error) {
 	if err := p.checkOpen(); err != nil {
 		return nil, err
 	}
 	if p.IsReranker() {
 		return nil, fmt.Errorf("llm: embed: %s pools with a classification head (use Rerank): %w", p.name, ErrReranker)
 	}
+	if width := p.model.Info().EmbeddingSize; opts.Dimensions < 0 || opts.Dimensions > width {
+		return nil, fmt.Errorf("%w: %d for %s, whose embeddings have %d", ErrDimensions, opts.Dimensions, p.name, width)
+	}
+	task, prefix, err := p.taskAdapter(opts.Task)
+	if err != nil {
+		return nil, err
+	}
 	inputs := make([][]engine.Token, len(texts))
 	for i, text := range texts {
-		ids, err := p.model.Tokenize(p.prefix+text, true, false)
+		ids, err := p.model.Tokenize(prefix+text, true, false)
 		if err != nil {
 			return nil, fmt.Errorf("llm: %w", err)
 		}
@@ -45,11 +72,14 @@ func (p *Pipeline) Embed(ctx context.Context, texts ...string) ([][]float32, err
 		}
 		inputs[i] = ids
 	}
-	out, err := p.pooled(ctx, inputs, func(i int) string { return fmt.Sprintf("embed: text %d", i) })
+	out, err := p.pooled(ctx, inputs, func(i int) string { return fmt.Sprintf("embed: text %d", i) }, task)
 	if err != nil {
 		return nil, err
 	}
 	for i := range out {
+		if opts.Dimensions > 0 && opts.Dimensions < len(out[i]) {
+			out[i] = out[i][:opts.Dimensions:opts.Dimensions]
+		}
 		out[i] = normalize(out[i])
 	}
 	return out, nil
@@ -89,22 +119,10 @@ var ErrDimensions = errors.New("llm: embedding dimensions out of range")
 // embedding of nearly the same quality. dims must be between 1 and the
 // model's width (which gives Embed's embeddings).
 func (p *Pipeline) EmbedDimensions(ctx context.Context, dims int, texts ...string) ([][]float32, error) {
-	if err := p.checkOpen(); err != nil {
-		return nil, err
-	}
 	if width := p.model.Info().EmbeddingSize; dims < 1 || dims > width {
 		return nil, fmt.Errorf("%w: %d for %s, whose embeddings have %d", ErrDimensions, dims, p.name, width)
 	}
-	vecs, err := p.Embed(ctx, texts...)
-	if err != nil {
-		return nil, err
-	}
-	for i, v := range vecs {
-		if dims < len(v) {
-			vecs[i] = normalize(v[:dims:dims])
-		}
-	}
-	return vecs, nil
+	return p.EmbedWith(ctx, EmbedOptions{Dimensions: dims}, texts...)
 }
 
 // maxEmbedSequences is how many inputs one embeddings batch may hold.
@@ -112,8 +130,9 @@ const maxEmbedSequences = 16
 
 // pooled runs each input through the embeddings context and returns its
 // pooled output (an embedding, or a reranker's scores), packing several
-// inputs into one batch, one sequence each. what names input i in errors.
-func (p *Pipeline) pooled(ctx context.Context, inputs [][]engine.Token, what func(i int) string) ([][]float32, error) {
+// inputs into one batch, one sequence each, with the task adapter task
+// (nil: none) beside the pipeline's. what names input i in errors.
+func (p *Pipeline) pooled(ctx context.Context, inputs [][]engine.Token, what func(i int) string, task *engine.Adapter) ([][]float32, error) {
 	e := &p.embed
 	e.once.Do(func() {
 		h := p.model.Header()
@@ -146,6 +165,24 @@ func (p *Pipeline) pooled(ctx context.Context, inputs [][]engine.Token, what fun
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if task != e.task {
+		err := e.c.ClearAdapters()
+		if err == nil {
+			err = p.applyAdapters(e.c)
+		}
+		if err == nil && task != nil {
+			err = e.c.SetAdapter(task, 1)
+		}
+		if err != nil {
+			// Back to the pipeline's adapters alone, as far as that goes.
+			e.task = nil
+			if e.c.ClearAdapters() == nil {
+				p.applyAdapters(e.c)
+			}
+			return nil, fmt.Errorf("llm: %w", err)
+		}
+		e.task = task
+	}
 	out := make([][]float32, len(inputs))
 	for next := 0; next < len(inputs); {
 		if err := e.c.ClearMemory(false); err != nil {

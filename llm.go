@@ -162,14 +162,15 @@ func WithLoRA(path string, scale float32) Option {
 	return func(c *config) { c.loras = append(c.loras, loraSpec{path, scale}) }
 }
 
-// WithTask embeds for one of the tasks a model has LoRA adapters for
-// (jina-embeddings-v3's retrieval.query, retrieval.passage, separation,
-// classification, text-matching), as its own encode(task=) does: the
-// task's adapter is applied (at scale 1) and its instruction put before
-// every text Embed embeds. The adapters are the files Convert
-// writes beside the model (lora-TASK-<model file>, convert.TaskAdapters).
-// A task the model has no adapter for is an error from New wrapping
-// ErrUnknownTask, naming those it has.
+// WithTask sets the task Embed embeds for, one of those a model has LoRA
+// adapters for (Pipeline.Tasks: jina-embeddings-v3's retrieval.query,
+// retrieval.passage, separation, classification, text-matching), as its
+// own encode(task=) does: the task's adapter is applied (at scale 1) and
+// its instruction put before every text. EmbedWith picks a task per call.
+// The adapters are the files Convert writes beside the model
+// (lora-TASK-<model file>, convert.TaskAdapters). A task the model has no
+// adapter for is an error from New wrapping ErrUnknownTask, naming those
+// it has.
 func WithTask(task string) Option { return func(c *config) { c.task = task } }
 
 // WithParallel sets how many requests are decoded together, each in its
@@ -201,11 +202,14 @@ type Pipeline struct {
 	done     chan struct{} // closed by Close
 	sched    *scheduler
 	embed    embedder
-	preset   *modelfile.Settings // nil unless opened by a preset name
-	defaults []GenerateOption    // the preset's parameters, applied before each call's options
-	adapters []adapter           // LoRA adapters, applied to every context
-	prefix   string              // WithTask's instruction, put before every text Embed embeds
-	harmony  bool                // the chat template speaks harmony (gpt-oss)
+	preset   *modelfile.Settings   // nil unless opened by a preset name
+	defaults []GenerateOption      // the preset's parameters, applied before each call's options
+	adapters []adapter             // LoRA adapters, applied to every context
+	tasks    []convert.TaskAdapter // the task adapters beside the model
+	task     string                // WithTask's, or ""
+	taskMu   sync.Mutex
+	loaded   map[string]*engine.Adapter // the task adapters loaded, by task
+	harmony  bool                       // the chat template speaks harmony (gpt-oss)
 	closeMu  sync.Mutex
 	closed   bool
 }
@@ -265,13 +269,14 @@ func New(ctx context.Context, name string, opts ...Option) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("llm: %w", err)
 	}
-	var prefix string
+	tasks, err := convert.TaskAdapters(path)
+	if err != nil {
+		return nil, fmt.Errorf("llm: %w", err)
+	}
 	if cfg.task != "" {
-		ta, err := findTask(path, name, cfg.task)
-		if err != nil {
+		if _, err := findTask(tasks, path, name, cfg.task); err != nil {
 			return nil, err
 		}
-		cfg.loras, prefix = append(cfg.loras, loraSpec{ta.Path, 1}), ta.PromptPrefix
 	}
 	nCtx := engine.SequenceContext(cfg.contextLength, header)
 	// The chat template first: a bad one fails before the weights load.
@@ -313,10 +318,14 @@ func New(ctx context.Context, name string, opts ...Option) (*Pipeline, error) {
 	if err != nil {
 		return nil, fmt.Errorf("llm: %w", err)
 	}
-	p := &Pipeline{name: name, model: m, cfg: cfg, done: make(chan struct{}), preset: preset, defaults: defaults, nCtx: nCtx, prefix: prefix}
+	p := &Pipeline{name: name, model: m, cfg: cfg, done: make(chan struct{}), preset: preset, defaults: defaults, nCtx: nCtx,
+		tasks: tasks, task: cfg.task}
 	err = p.loadAdapters(ctx)
 	if err == nil {
 		err = p.applyAdapters(c)
+	}
+	if err == nil && cfg.task != "" {
+		_, _, err = p.taskAdapter(cfg.task) // loaded now: a bad file fails New
 	}
 	if err != nil {
 		c.Close()
@@ -387,13 +396,61 @@ func fileExists(path string) bool {
 	return err == nil && !st.IsDir()
 }
 
-// findTask finds the task adapter for task beside the model file path
-// (the model opened as name).
-func findTask(path, name, task string) (convert.TaskAdapter, error) {
-	tasks, err := convert.TaskAdapters(path)
-	if err != nil {
-		return convert.TaskAdapter{}, fmt.Errorf("llm: %w", err)
+// Tasks returns the tasks the model has LoRA adapters for (see WithTask),
+// sorted; none for most models.
+func (p *Pipeline) Tasks() []string {
+	out := make([]string, len(p.tasks))
+	for i, t := range p.tasks {
+		out[i] = t.Task
 	}
+	return out
+}
+
+// TaskInstruction returns the instruction put before each text embedded
+// for task ("": WithTask's), "" for a task without one or for no task.
+func (p *Pipeline) TaskInstruction(task string) (string, error) {
+	if task == "" {
+		task = p.task
+	}
+	if task == "" {
+		return "", nil
+	}
+	t, err := findTask(p.tasks, p.model.Path(), p.name, task)
+	return t.PromptPrefix, err
+}
+
+// taskAdapter returns task's adapter (loaded once) and instruction; task
+// "" is WithTask's, and with none of either, the adapter is nil.
+func (p *Pipeline) taskAdapter(task string) (*engine.Adapter, string, error) {
+	if task == "" {
+		task = p.task
+	}
+	if task == "" {
+		return nil, "", nil
+	}
+	t, err := findTask(p.tasks, p.model.Path(), p.name, task)
+	if err != nil {
+		return nil, "", err
+	}
+	p.taskMu.Lock()
+	defer p.taskMu.Unlock()
+	if a := p.loaded[task]; a != nil {
+		return a, t.PromptPrefix, nil
+	}
+	a, err := p.model.LoadAdapter(t.Path)
+	if err != nil {
+		return nil, "", fmt.Errorf("llm: the adapter of task %s: %w", task, err)
+	}
+	if p.loaded == nil {
+		p.loaded = map[string]*engine.Adapter{}
+	}
+	p.loaded[task] = a
+	return a, t.PromptPrefix, nil
+}
+
+// findTask finds task among the task adapters beside the model file path
+// (the model opened as name).
+func findTask(tasks []convert.TaskAdapter, path, name, task string) (convert.TaskAdapter, error) {
 	names := make([]string, len(tasks))
 	for i, t := range tasks {
 		if t.Task == task {
@@ -408,12 +465,12 @@ func findTask(path, name, task string) (convert.TaskAdapter, error) {
 			name, _ := f.String(gguf.KeyLoRATaskName)
 			err = fmt.Errorf("its %s is %q", gguf.KeyLoRATaskName, name)
 		}
-		return convert.TaskAdapter{}, fmt.Errorf("llm: WithTask(%q): %s: %w: %w", task, file, err, ErrUnknownTask)
+		return convert.TaskAdapter{}, fmt.Errorf("llm: task %q: %s: %w: %w", task, file, err, ErrUnknownTask)
 	}
 	if len(names) == 0 {
-		return convert.TaskAdapter{}, fmt.Errorf("llm: WithTask(%q): %s has no task adapters (LoRA files named lora-TASK-%s beside it): %w", task, name, filepath.Base(path), ErrUnknownTask)
+		return convert.TaskAdapter{}, fmt.Errorf("llm: task %q: %s has no task adapters (LoRA files named lora-TASK-%s beside it): %w", task, name, filepath.Base(path), ErrUnknownTask)
 	}
-	return convert.TaskAdapter{}, fmt.Errorf("llm: WithTask(%q): %s has task adapters for %s: %w", task, name, strings.Join(names, ", "), ErrUnknownTask)
+	return convert.TaskAdapter{}, fmt.Errorf("llm: task %q: %s has task adapters for %s only: %w", task, name, strings.Join(names, ", "), ErrUnknownTask)
 }
 
 // applyAdapters applies the pipeline's LoRA adapters to a context of its

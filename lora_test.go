@@ -166,9 +166,9 @@ func TestLoRAFromHub(t *testing.T) {
 
 // TestWithTask: WithTask applies the adapter of the task found beside the
 // model (lora-TASK-<model file>) and puts its instruction before every
-// text Embed embeds, as WithLoRA with the instruction written out does; a
-// task the model has no adapter for is ErrUnknownTask, naming those it
-// has.
+// text Embed embeds, as WithLoRA with the instruction written out does;
+// EmbedWith does the same per call, and back to no task; a task the model
+// has no adapter for is ErrUnknownTask, naming those it has.
 func TestWithTask(t *testing.T) {
 	ctx := context.Background()
 	dir := t.TempDir()
@@ -212,6 +212,37 @@ func TestWithTask(t *testing.T) {
 	}
 	if d > 1e-6 || dBase < 1e-3 {
 		t.Errorf("WithTask: %.3g from the adapter with the instruction written out, %.3g from the base model", d, dBase)
+	}
+	// One pipeline switches tasks per call, and back to none.
+	p, err := llm.New(ctx, model, llm.WithThreads(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	if tasks := p.Tasks(); fmt.Sprint(tasks) != "[query]" {
+		t.Errorf("Tasks %v, want [query]", tasks)
+	}
+	for i, task := range []string{"query", "", "query"} {
+		v, err := p.EmbedWith(ctx, llm.EmbedOptions{Task: task}, "The dog ran.")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := base
+		if task != "" {
+			want = got
+		}
+		if fmt.Sprint(v[0]) != fmt.Sprint(want) {
+			var d float64
+			for j := range want {
+				d = max(d, math.Abs(float64(v[0][j]-want[j])))
+			}
+			if d > 1e-6 {
+				t.Errorf("call %d, task %q: %.3g from the pipeline opened for it", i, task, d)
+			}
+		}
+	}
+	if _, err := p.EmbedWith(ctx, llm.EmbedOptions{Task: "passage"}, "x"); !errors.Is(err, llm.ErrUnknownTask) {
+		t.Errorf("EmbedWith an unknown task: %v", err)
 	}
 	if _, err := llm.New(ctx, model, llm.WithTask("passage")); !errors.Is(err, llm.ErrUnknownTask) || !strings.Contains(err.Error(), "query") {
 		t.Errorf("an unknown task: %v", err)

@@ -58,7 +58,7 @@ func (p *Pipeline) Rerank(ctx context.Context, query string, documents ...string
 		}
 		inputs[i] = ids
 	}
-	scores, err := p.pooled(ctx, inputs, func(i int) string { return fmt.Sprintf("rerank: the query with document %d", i) })
+	scores, err := p.pooled(ctx, inputs, func(i int) string { return fmt.Sprintf("rerank: the query with document %d", i) }, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -43,6 +43,10 @@
 // Ollama's default) to the longest prefix, at a character boundary, whose
 // tokens fit; the tokens near the cut may differ from the full text's. With
 // truncate false such an input is a 400, as it always is on /v1/embeddings.
+// Both take a task (the field of Jina's embeddings API): one of the model's
+// task adapters (jina-embeddings-v3's retrieval.query, ...), applied with
+// its instruction before each input (llm's Pipeline.EmbedWith); the
+// instruction's tokens count in the usage and the truncation.
 //
 // Request bodies: unknown fields are accepted and ignored, because real
 // clients send fields of newer API versions; a field of the wrong type, a

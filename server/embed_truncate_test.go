@@ -39,7 +39,7 @@ func TestTruncateInput(t *testing.T) {
 	}
 	for _, limit := range []int{512, 20, 3} {
 		for _, text := range texts {
-			out, err := truncateInput(l, text, limit)
+			out, err := truncateInput(l, "", text, limit)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -70,7 +70,7 @@ func TestTruncateInput(t *testing.T) {
 			}
 		}
 	}
-	if out, _ := truncateInput(l, "Hello there", 1); out != "Hello there" {
+	if out, _ := truncateInput(l, "", "Hello there", 1); out != "Hello there" {
 		t.Errorf("with room for the BOS only: %q", out)
 	}
 }

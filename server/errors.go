@@ -86,6 +86,8 @@ func asAPIError(err error) *apiError {
 		return &apiError{status: http.StatusBadRequest, code: "invalid_request", param: "tools", msg: clean(err), err: err}
 	case errors.Is(err, sampler.ErrInvalidGrammar), errors.Is(err, sampler.ErrInvalidSchema), errors.Is(err, sampler.ErrInvalidOption):
 		return &apiError{status: http.StatusBadRequest, code: "invalid_request", msg: clean(err), err: err}
+	case errors.Is(err, llm.ErrUnknownTask):
+		return &apiError{status: http.StatusBadRequest, code: "invalid_request", param: "task", msg: clean(err), err: err}
 	case errors.Is(err, llm.ErrNotReranker), errors.Is(err, llm.ErrReranker):
 		return &apiError{status: http.StatusBadRequest, code: "model_not_supported", param: "model", msg: clean(err), err: err}
 	case errors.Is(err, llm.ErrUnsupportedModel):

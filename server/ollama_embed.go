@@ -16,6 +16,9 @@ type embedRequest struct {
 	KeepAlive  json.RawMessage `json:"keep_alive"`
 	Dimensions *int            `json:"dimensions"`
 	Options    map[string]any  `json:"options"`
+	// Task is one of the model's tasks (jina-embeddings-v3's
+	// retrieval.query, ...); not Ollama's, as on /v1/embeddings.
+	Task string `json:"task"`
 }
 
 // handleEmbed answers POST /api/embed. An input longer than the model's
@@ -49,15 +52,20 @@ func (s *Server) handleEmbed(w http.ResponseWriter, r *http.Request) {
 		dims = req.Dimensions
 	}
 	if req.Truncate == nil || *req.Truncate {
+		prefix, err := l.p.TaskInstruction(req.Task)
+		if err != nil {
+			writeOllamaError(w, err)
+			return
+		}
 		limit := embedLimit(l)
 		for i, t := range texts {
-			if texts[i], err = truncateInput(l, t, limit); err != nil {
+			if texts[i], err = truncateInput(l, prefix, t, limit); err != nil {
 				writeOllamaError(w, err)
 				return
 			}
 		}
 	}
-	vecs, tokens, err := s.embed(ctx, l, texts, dims)
+	vecs, tokens, err := s.embed(ctx, l, texts, dims, req.Task)
 	if err != nil {
 		writeOllamaError(w, err)
 		return
@@ -97,7 +105,7 @@ func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
 	}
 	defer cancel()
 	defer func() { l.release(keepAlive) }()
-	vecs, _, err := s.embed(ctx, l, []string{req.Prompt}, nil)
+	vecs, _, err := s.embed(ctx, l, []string{req.Prompt}, nil, "")
 	if err != nil {
 		writeOllamaError(w, err)
 		return
@@ -113,18 +121,19 @@ func (s *Server) handleEmbeddings(w http.ResponseWriter, r *http.Request) {
 // may have for the lease's model to embed it.
 func embedLimit(l *lease) int { return l.p.EmbedContextLength() }
 
-// truncateInput returns text, or when its tokens (as Embed makes them)
-// are more than limit, its longest prefix that fits, cut at a character
+// truncateInput returns text, or when its tokens (as Embed makes them,
+// after the task's instruction prefix) are more than limit, its longest
+// prefix that fits, cut at a character
 // boundary. Package llm embeds text, not tokens, so the cut is made in the
 // text, found by bisection on the prefix's token count: the kept text is
 // exactly the start of the input, and the tokens near the cut may differ
 // from the full text's (a word cut in two tokenizes as its part does). A
 // text of which not even one character fits is returned as it is, for
 // Embed's error.
-func truncateInput(l *lease, text string, limit int) (string, error) {
+func truncateInput(l *lease, prefix, text string, limit int) (string, error) {
 	m := l.p.Model()
 	count := func(s string) (int, error) {
-		ids, err := m.Tokenize(s, true, false)
+		ids, err := m.Tokenize(prefix+s, true, false)
 		if err != nil {
 			return 0, fmt.Errorf("tokenizing an input: %w", err)
 		}

@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+
+	"github.com/llm-go/llm"
 )
 
 // embeddingsRequest is an OpenAI embeddings request.
@@ -16,6 +18,9 @@ type embeddingsRequest struct {
 	Input          json.RawMessage `json:"input"`
 	EncodingFormat string          `json:"encoding_format"`
 	Dimensions     *int            `json:"dimensions"`
+	// Task is one of the model's tasks (jina-embeddings-v3's
+	// retrieval.query, ...), as Jina's embeddings API takes it.
+	Task string `json:"task"`
 }
 
 type embeddingData struct {
@@ -25,8 +30,9 @@ type embeddingData struct {
 }
 
 // handleOpenAIEmbeddings answers POST /v1/embeddings. Inputs are strings;
-// token-id inputs are refused, and dimensions cuts the embeddings (1 to the
-// model's width).
+// token-id inputs are refused, dimensions cuts the embeddings (1 to the
+// model's width), and task (Jina's field) embeds for one of the model's
+// tasks (Pipeline.EmbedWith).
 func (s *Server) handleOpenAIEmbeddings(w http.ResponseWriter, r *http.Request) {
 	var req embeddingsRequest
 	if _, err := decodeBody(r, &req); err != nil {
@@ -50,7 +56,7 @@ func (s *Server) handleOpenAIEmbeddings(w http.ResponseWriter, r *http.Request) 
 	}
 	defer cancel()
 	defer l.release(nil)
-	vecs, tokens, err := s.embed(ctx, l, texts, req.Dimensions)
+	vecs, tokens, err := s.embed(ctx, l, texts, req.Dimensions, req.Task)
 	if err != nil {
 		writeOpenAIError(w, err)
 		return
@@ -89,28 +95,32 @@ func embedInputs(field string, raw json.RawMessage) ([]string, error) {
 	return texts, nil
 }
 
-// embed embeds texts with the lease's model and counts their tokens.
-// dims, when set, cuts the embeddings to that many values, normalised
-// again (Pipeline.EmbedDimensions); it must be between 1 and the model's
-// width.
-func (s *Server) embed(ctx context.Context, l *lease, texts []string, dims *int) ([][]float32, int, error) {
+// embed embeds texts with the lease's model for task ("": none) and counts
+// their tokens (the task's instruction's included). dims, when set, cuts
+// the embeddings to that many values, normalised again
+// (Pipeline.EmbedWith); it must be between 1 and the model's width.
+func (s *Server) embed(ctx context.Context, l *lease, texts []string, dims *int, task string) ([][]float32, int, error) {
 	width := l.p.Model().Info().EmbeddingSize
 	if dims != nil && (*dims < 1 || *dims > width) {
 		return nil, 0, badRequest("dimensions", "model %q makes embeddings of %d dimensions: dimensions must be 1 to %d (asked for %d)", l.name, width, width, *dims)
 	}
+	prefix, err := l.p.TaskInstruction(task)
+	if err != nil {
+		return nil, 0, err
+	}
 	tokens := 0
 	for _, t := range texts {
-		ids, err := l.p.Model().Tokenize(t, true, false)
+		ids, err := l.p.Model().Tokenize(prefix+t, true, false)
 		if err != nil {
 			return nil, 0, fmt.Errorf("tokenizing an input: %w", err)
 		}
 		tokens += len(ids)
 	}
-	d := width
+	d := 0
 	if dims != nil {
 		d = *dims
 	}
-	vecs, err := l.p.EmbedDimensions(ctx, d, texts...)
+	vecs, err := l.p.EmbedWith(ctx, llm.EmbedOptions{Task: task, Dimensions: d}, texts...)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"io"
 	"strings"
-
-	"github.com/llm-go/llm/loader/convert"
 )
 
 func init() {
@@ -59,14 +57,8 @@ func runEmbed(ctx context.Context, sio *stdio, args []string) error {
 		return err
 	}
 	defer p.Close()
-	if mf.task == "" {
-		if tasks, err := convert.TaskAdapters(p.Model().Path()); err == nil && len(tasks) > 0 {
-			names := make([]string, len(tasks))
-			for i, t := range tasks {
-				names[i] = t.Task
-			}
-			fmt.Fprintf(sio.err, "llm: %s has task adapters (%s); without --task it embeds with its base weights\n", fs.Arg(0), strings.Join(names, ", "))
-		}
+	if tasks := p.Tasks(); mf.task == "" && len(tasks) > 0 {
+		fmt.Fprintf(sio.err, "llm: %s has task adapters (%s); without --task it embeds with its base weights\n", fs.Arg(0), strings.Join(tasks, ", "))
 	}
 	if dims == 0 {
 		dims = p.Model().Info().EmbeddingSize
