@@ -317,6 +317,9 @@ var bertIgnored = regexp.MustCompile(`^(embeddings\.position_ids|pooler\..*|cls\
 // With classifier (BertForSequenceClassification), the pooler becomes
 // llama.cpp's cls (a dense layer and tanh) and the classifier cls.output.
 func planBERT(st *safetensors.Model, h hparams, arch archSpec) ([]tensorPlan, error) {
+	if arch.roberta && flashLayout(st) {
+		return planFlashXLMR(st, h, arch)
+	}
 	classifier := arch.classifier
 	H, I, V, P, T := int64(h.hidden), int64(h.ffn), int64(h.vocab), int64(h.ctxLen), int64(h.typeVocab)
 	top := map[string]bertTensor{

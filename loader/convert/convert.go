@@ -234,7 +234,10 @@
 //     embeddings without their first pad_token_id+1 rows (RoBERTa counts
 //     positions from there), the classification head (dense, tanh,
 //     out_proj) as cls and cls.output, and the Unigram tokenizer as
-//     llama.cpp's "t5" vocabulary (unigram.go).
+//     llama.cpp's "t5" vocabulary (unigram.go). Checkpoints in the layout
+//     of Jina's XLM-RoBERTa implementation (jina-reranker-v2: emb_ln,
+//     mixer.Wqkv, ...) are read too, their fused projections written as
+//     attn_qkv; see xlmrflash.go.
 //   - RobertaModel (granite-embedding, all-distilroberta, all-roberta) and
 //     RobertaForSequenceClassification → GGUF arch "bert" as XLM-RoBERTa,
 //     with its byte-level BPE tokenizer as GPT-2's and the pre-tokenizer
@@ -983,7 +986,7 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 	case "bert", "jina-bert-v2":
 		plan, err = planBERT(st, hp, arch)
 	case "jina-bert-v3":
-		plan, err = planJinaV3(st, hp)
+		plan, err = planFlashXLMR(st, hp, arch)
 	case "nomic-bert":
 		plan, err = planNomicBert(st, hp)
 	case "deepseek2":

@@ -154,119 +154,6 @@ func (j jinaV3Config) alpha() float64 {
 // taskNameRE is a task name that can be part of a file name.
 var taskNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
-// jinaV3Layer are the block tensors of jina-bert-v3 by suffix, with their
-// GGUF names; the biases may be absent (llama.cpp loads them when there).
-var jinaV3Layer = map[string]string{
-	"mixer.Wqkv.weight":     "attn_qkv.weight",
-	"mixer.Wqkv.bias":       "attn_qkv.bias",
-	"mixer.out_proj.weight": "attn_output.weight",
-	"mixer.out_proj.bias":   "attn_output.bias",
-	"norm1.weight":          "attn_output_norm.weight",
-	"norm1.bias":            "attn_output_norm.bias",
-	"mlp.fc1.weight":        "ffn_up.weight",
-	"mlp.fc1.bias":          "ffn_up.bias",
-	"mlp.fc2.weight":        "ffn_down.weight",
-	"mlp.fc2.bias":          "ffn_down.bias",
-	"norm2.weight":          "layer_output_norm.weight",
-	"norm2.bias":            "layer_output_norm.bias",
-}
-
-// jinaV3Shape is the row-major shape of a jina-bert-v3 GGUF tensor (the
-// part after blk.N. for a block's).
-func jinaV3Shape(gg string, h hparams) []int64 {
-	H, I := int64(h.hidden), int64(h.ffn)
-	switch gg {
-	case "token_embd.weight":
-		return []int64{int64(h.vocab), H}
-	case "token_types.weight":
-		return []int64{int64(h.typeVocab), H}
-	case "attn_qkv.weight":
-		return []int64{3 * H, H}
-	case "attn_qkv.bias":
-		return []int64{3 * H}
-	case "attn_output.weight":
-		return []int64{H, H}
-	case "ffn_up.weight":
-		return []int64{I, H}
-	case "ffn_up.bias":
-		return []int64{I}
-	case "ffn_down.weight":
-		return []int64{H, I}
-	}
-	return []int64{H} // the norms and the other biases
-}
-
-// jinaV3Name is a checkpoint tensor's name without the "roberta." prefix
-// and with a parametrized weight's ".parametrizations.weight.original" as
-// ".weight"; lora is "A" or "B" for a task LoRA factor (name then is the
-// module's).
-func jinaV3Name(hf string) (name, lora string) {
-	name = strings.TrimPrefix(hf, "roberta.")
-	if m, ok := strings.CutSuffix(name, ".parametrizations.weight.original"); ok {
-		return m + ".weight", ""
-	}
-	if m := loraFactorRE.FindStringSubmatch(name); m != nil {
-		return m[1], m[2]
-	}
-	return name, ""
-}
-
-var loraFactorRE = regexp.MustCompile(`^(.+)\.parametrizations\.weight\.0\.lora_(A|B)$`)
-
-// jinaV3Ignored are tensors llama.cpp has no use for: the pooler (pooling
-// is llama.cpp's) and rotary frequency buffers.
-func jinaV3Ignored(name string) bool {
-	return strings.HasPrefix(name, "pooler.") || strings.HasSuffix(name, ".rotary_emb.inv_freq")
-}
-
-// planJinaV3 maps a jina-bert-v3 checkpoint's tensors (under "roberta." or
-// not, parametrized or not), leaving out the task LoRAs (jinaV3Adapters).
-func planJinaV3(st *safetensors.Model, h hparams) ([]tensorPlan, error) {
-	top := map[string]string{
-		"embeddings.word_embeddings.weight":       "token_embd.weight",
-		"embeddings.token_type_embeddings.weight": "token_types.weight",
-		"emb_ln.weight": "token_embd_norm.weight",
-		"emb_ln.bias":   "token_embd_norm.bias",
-	}
-	arch := archSpec{hf: "XLMRobertaModel"}
-	pl := newPlanner(st, h)
-	for _, t := range st.Tensors() {
-		name, lora := jinaV3Name(t.Name)
-		if lora != "" || jinaV3Ignored(name) {
-			continue
-		}
-		if gg, ok := top[name]; ok {
-			if err := pl.add(tensorPlan{ggufName: gg, layer: -1}, t, jinaV3Shape(gg, h)); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		n, suffix, err := blockOf(nomicLayerRE, name, h.layers, arch)
-		if err != nil {
-			return nil, err
-		}
-		gg, ok := jinaV3Layer[suffix]
-		if !ok {
-			return nil, fmt.Errorf("%w tensor %q in a rotary XLMRobertaModel (jina-bert-v3) checkpoint", ErrUnsupported, t.Name)
-		}
-		if err := pl.add(tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s", n, gg), layer: n}, t, jinaV3Shape(gg, h)); err != nil {
-			return nil, err
-		}
-	}
-	required := []string{"token_embd.weight", "token_embd_norm.weight", "token_embd_norm.bias"}
-	if h.typeVocab > 0 {
-		required = append(required, "token_types.weight")
-	}
-	for n := range h.layers {
-		for _, gg := range jinaV3Layer {
-			if strings.HasSuffix(gg, ".weight") || strings.Contains(gg, "norm") {
-				required = append(required, fmt.Sprintf("blk.%d.%s", n, gg))
-			}
-		}
-	}
-	return pl.finish(required)
-}
-
 // loraModule is one LoRA-parametrized weight of a jina-bert-v3 checkpoint:
 // its GGUF base tensor, its factors' names, and whether it is an embedding
 // (whose factors are stored the other way round: A [tasks, rows, rank],
@@ -285,8 +172,8 @@ func jinaV3Modules(st *safetensors.Model, h hparams, tasks, rank int) ([]loraMod
 	mods := map[string]*loraModule{}
 	var order []string
 	for _, t := range st.Tensors() {
-		name, lora := jinaV3Name(t.Name)
-		if lora == "" || jinaV3Ignored(name) {
+		name, lora := flashName(t.Name)
+		if lora == "" || flashIgnored(name) {
 			continue
 		}
 		m := mods[name]
@@ -296,20 +183,20 @@ func jinaV3Modules(st *safetensors.Model, h hparams, tasks, rank int) ([]loraMod
 			switch name {
 			case "embeddings.word_embeddings":
 				gg, embedding = "token_embd.weight", true
-				shape = jinaV3Shape(gg, h)
+				shape = flashShape(gg, h)
 			case "embeddings.token_type_embeddings":
 				gg, embedding = "token_types.weight", true
-				shape = jinaV3Shape(gg, h)
+				shape = flashShape(gg, h)
 			default:
 				n, suffix, err := blockOf(nomicLayerRE, name+".weight", h.layers, archSpec{hf: "XLMRobertaModel"})
 				if err != nil {
 					return nil, fmt.Errorf("%w: LoRA factor %q", err, t.Name)
 				}
-				s, ok := jinaV3Layer[suffix]
+				s, ok := flashLayer[suffix]
 				if !ok || strings.Contains(s, "norm") {
 					return nil, fmt.Errorf("%w LoRA factor %q: task LoRAs of the linear layers and embeddings are converted", ErrUnsupported, t.Name)
 				}
-				gg, shape = fmt.Sprintf("blk.%d.%s", n, s), jinaV3Shape(s, h)
+				gg, shape = fmt.Sprintf("blk.%d.%s", n, s), flashShape(s, h)
 			}
 			m = &loraModule{base: gg, embedding: embedding, out: shape[0], in: shape[1]}
 			mods[name] = m
