@@ -107,6 +107,9 @@ type hfConfig struct {
 	// decoding error.
 	JinaV3 jinaV3Config `json:"-"`
 	jv3Err error
+	// ExaoneConfig's names, and their decoding error.
+	Exaone    exaoneConfig `json:"-"`
+	exaoneErr error
 
 	// A classifier's labels by id ("0": "LABEL_0").
 	ID2Label map[string]string `json:"id2label"`
@@ -231,6 +234,7 @@ func readConfig(dir string) (*hfConfig, error) {
 	c.l4Err = json.Unmarshal(raw, &c.Llama4)
 	c.nbErr = json.Unmarshal(raw, &c.NomicBert)
 	c.jv3Err = json.Unmarshal(raw, &c.JinaV3)
+	c.exaoneErr = json.Unmarshal(raw, &c.Exaone)
 	return &c, nil
 }
 
@@ -284,6 +288,11 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	}
 	if arch.bamba {
 		c.bambaDefaults()
+	}
+	if arch.exaone {
+		if err := c.exaoneDefaults(); err != nil {
+			return h, err
+		}
 	}
 	if arch.seedOSS && c.HeadDim <= 0 {
 		c.HeadDim = 128 // SeedOssConfig's default

@@ -116,6 +116,9 @@
 //     "granitehybrid": Mamba-2 and attention layers, a shared MLP and
 //     optional GraniteMoE experts; without Mamba-2 layers "granite" or
 //     "granitemoe"; see granite4.go.
+//   - ExaoneForCausalLM (EXAONE 3.0, 3.5, EXAONE Deep) → GGUF arch
+//     "exaone": Llama's blocks under EXAONE's names and config keys, the
+//     rope rotating halves (not permuted); see exaone.go.
 //   - Exaone4ForCausalLM (EXAONE 4.0) → GGUF arch "exaone4": OLMo 2's
 //     post norms with per-head q/k norms, NEOX rope, and in the 64-layer
 //     models a sliding window in three layers of every four (the global
@@ -505,6 +508,9 @@ type archSpec struct {
 	// nemotronH: Nemotron-H's blocks of one Mamba-2 mixer, attention or
 	// MLP each (nemotronh.go).
 	nemotronH bool
+	// exaone: EXAONE 3.x's names for Llama's tensors and config keys
+	// (exaone.go).
+	exaone bool
 	// exaone4: EXAONE 4.0's OLMo 2-style post norms with per-head q/k
 	// norms, and its 64-layer models' sliding window (olmo.go).
 	exaone4 bool
@@ -579,6 +585,7 @@ var archs = []archSpec{
 	{hf: "GptOssForCausalLM", gguf: "gpt-oss", qkvBias: true, moe: gptOSSMoE, untiedOnly: true, gptOSS: true},
 	{hf: "Olmo2ForCausalLM", gguf: "olmo2", noBias: true, qkNorm: true, wideQKNorm: true, olmo2: true, untiedOnly: true},
 	{hf: "SeedOssForCausalLM", gguf: "seed_oss", seedOSS: true},
+	{hf: "ExaoneForCausalLM", gguf: "exaone", noBias: true, ropeFreqs: true, exaone: true},
 	{hf: "Exaone4ForCausalLM", gguf: "exaone4", noBias: true, qkNorm: true, olmo2: true, ropeFreqs: true, exaone4: true},
 	{hf: "Olmo3ForCausalLM", gguf: "olmo2", noBias: true, qkNorm: true, wideQKNorm: true, olmo2: true, olmo3: true, untiedOnly: true},
 	{hf: "OlmoeForCausalLM", gguf: "olmoe", noBias: true, qkNorm: true, wideQKNorm: true, moe: olmoeMoE, untiedOnly: true},

@@ -3,8 +3,11 @@ package convert_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/llm-go/llm/engine"
@@ -202,4 +205,106 @@ func TestExaone4Layout(t *testing.T) {
 		t.Error("no rope_freqs for llama3 scaling")
 	}
 	loadModel(t, out, engine.ModelOptions{})
+}
+
+// exaoneFixture writes a tiny EXAONE 3.5 checkpoint in EXAONE's names and
+// config keys, and the same weights in Llama's names (for the reference)
+// in a directory of its own: hidden size 64, 4 heads of 16 (2 KV heads),
+// MLPs of 96, llama3 rope scaling, untied or tied embeddings.
+func exaoneFixture(t *testing.T, tied bool, edit func(map[string]any, []stTensor) []stTensor) (exaoneDir, llamaDir string) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(35, 1))
+	w := randWeights{r}
+	ts := []stTensor{f32Tensor("model.embed_tokens.weight", []int64{32000, 64}, randn(r, 32000*64, 1)), w.vec("model.norm.weight", 64, 1, 0.1)}
+	if !tied {
+		ts = append(ts, w.mat("lm_head.weight", 32000, 64))
+	}
+	for l := range 2 {
+		p := layerPrefix(l)
+		ts = append(ts, w.vec(p+"input_layernorm.weight", 64, 1, 0.1), w.mat(p+"self_attn.q_proj.weight", 64, 64), w.mat(p+"self_attn.k_proj.weight", 32, 64),
+			w.mat(p+"self_attn.v_proj.weight", 32, 64), w.mat(p+"self_attn.o_proj.weight", 64, 64), w.vec(p+"post_attention_layernorm.weight", 64, 1, 0.1),
+			w.mat(p+"mlp.gate_proj.weight", 96, 64), w.mat(p+"mlp.up_proj.weight", 96, 64), w.mat(p+"mlp.down_proj.weight", 64, 96))
+	}
+	llamaDir = t.TempDir()
+	llamaCfg := map[string]any{"architectures": []string{"LlamaForCausalLM"}, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+		"num_key_value_heads": 2, "intermediate_size": 96, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "vocab_size": 32000}
+	copyHFFiles(t, "tiny-llama-st", llamaDir, func(m map[string]any) { clear(m); maps.Copy(m, llamaCfg) })
+	finishFixture(t, "tiny-llama-st", llamaDir, llamaCfg, slices.Clone(ts), nil)
+
+	names := strings.NewReplacer("model.embed_tokens.", "transformer.wte.", "model.norm.", "transformer.ln_f.", "model.layers.", "transformer.h.",
+		"input_layernorm.", "ln_1.", "post_attention_layernorm.", "ln_2.", "self_attn.o_proj.", "attn.attention.out_proj.",
+		"self_attn.", "attn.attention.", "mlp.gate_proj.", "mlp.c_fc_0.", "mlp.up_proj.", "mlp.c_fc_1.", "mlp.down_proj.", "mlp.c_proj.")
+	for i := range ts {
+		ts[i].name = names.Replace(ts[i].name)
+	}
+	exaoneDir = t.TempDir()
+	cfg := map[string]any{"architectures": []string{"ExaoneForCausalLM"}, "model_type": "exaone", "hidden_size": 64, "num_layers": 2,
+		"num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "intermediate_size": 96, "layer_norm_epsilon": 1e-5,
+		"activation_function": "silu", "rope_theta": 10000.0, "rope_scaling": llama3Scaling, "max_position_embeddings": 512,
+		"vocab_size": 32000, "tie_word_embeddings": tied, "bos_token_id": 1, "eos_token_id": 2}
+	copyHFFiles(t, "tiny-llama-st", exaoneDir, func(m map[string]any) { clear(m); maps.Copy(m, cfg) })
+	return finishFixture(t, "tiny-llama-st", exaoneDir, cfg, ts, edit), llamaDir
+}
+
+// TestExaone converts EXAONE 3.5 checkpoints (untied, as the 7.8B and
+// 32B, and tied, as the 2.4B) to llama.cpp's exaone and checks the logits
+// against the float64 reference of the same weights (rotate_half rope with
+// llama3 scaling), which would see the rope on adjacent pairs (q/k
+// permuted as for llama), the gate and up projections swapped, or no
+// rope scaling; EXAONE's other settings are refused.
+func TestExaone(t *testing.T) {
+	prompts := readReference(t, "tiny-llama-st").Prompts
+	invFreq := hfLlama3InvFreq(10000, 16, 8, 1, 4, 64)
+	for _, tied := range []bool{false, true} {
+		dir, llamaDir := exaoneFixture(t, tied, nil)
+		out := filepath.Join(t.TempDir(), "exaone.gguf")
+		if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32", Name: "x"}); err != nil {
+			t.Fatal(err)
+		}
+		f, err := gguf.Open(out)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, hasOut := f.Tensor("output.weight")
+		_, hasFreqs := f.Tensor("rope_freqs.weight")
+		if f.Architecture() != "exaone" || hasOut == tied || !hasFreqs {
+			t.Errorf("arch %q, output.weight %v, rope_freqs %v", f.Architecture(), hasOut, hasFreqs)
+		}
+		fresh := func() *refModel {
+			return loadLlamaRef(t, llamaDir, refModel{hidden: 64, heads: 4, kvHeads: 2, headDim: 16, eps: 1e-5, invFreq: invFreq}, 2)
+		}
+		ctx := refContext(t, out)
+		checkRef(t, ctx, prompts, fresh().forward, 1e-5)
+		checkSensitive(t, ctx, prompts, fresh, map[string]func(*refModel){
+			"rope on pairs": func(m *refModel) { m.ropePairs = true },
+			"gate and up swapped": func(m *refModel) {
+				for i := range m.layers {
+					m.layers[i].wg, m.layers[i].wu = m.layers[i].wu, m.layers[i].wg
+				}
+			},
+			"no rope scaling": func(m *refModel) { m.invFreq = defaultInvFreq(10000, 16) },
+		})
+	}
+	for name, tc := range map[string]struct {
+		edit func(map[string]any, []stTensor) []stTensor
+		want error
+	}{
+		"gelu": {setConfig("activation_function", "gelu"), convert.ErrUnsupported},
+		"a bias": {func(_ map[string]any, ts []stTensor) []stTensor {
+			b := make([]float32, 64)
+			b[0] = 1
+			return append(ts, f32Tensor("transformer.h.0.attn.attention.q_proj.bias", []int64{64}, b))
+		}, convert.ErrUnsupported},
+		"an unknown tensor": {func(_ map[string]any, ts []stTensor) []stTensor {
+			return append(ts, f32Tensor("transformer.h.0.attn.attention.rotary.scale", []int64{64}, make([]float32, 64)))
+		}, convert.ErrUnsupported},
+	} {
+		dir, _ := exaoneFixture(t, false, tc.edit)
+		err := convert.Convert(context.Background(), dir, filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
+		if !errors.Is(err, tc.want) {
+			t.Errorf("%s: %v, want %v", name, err, tc.want)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
 }

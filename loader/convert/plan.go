@@ -158,6 +158,9 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 		if root {
 			name = rootKeyed(name)
 		}
+		if arch.exaone {
+			name = exaoneName(name)
+		}
 		switch {
 		case ignoredRE.MatchString(name):
 			continue
