@@ -110,6 +110,9 @@ type hfConfig struct {
 	// ExaoneConfig's names, and their decoding error.
 	Exaone    exaoneConfig `json:"-"`
 	exaoneErr error
+	// Starcoder2Config's names, and their decoding error.
+	Starcoder2 starcoder2Config `json:"-"`
+	sc2Err     error
 
 	// A classifier's labels by id ("0": "LABEL_0").
 	ID2Label map[string]string `json:"id2label"`
@@ -148,7 +151,8 @@ type hparams struct {
 	hidden, ffn, layers, heads, kvHeads, headDim, vocab, ctxLen int
 	rmsEps, ropeTheta                                           float64
 	tied                                                        bool
-	ropeDim                                                     int // rotated dimensions per head
+	biases                                                      bool // StarCoder2's use_bias
+	ropeDim                                                     int  // rotated dimensions per head
 	rope                                                        ropeScaling
 	// Gemma 2 and 3: soft-capping and sliding window (0: none).
 	attnSoftcap, finalSoftcap float64
@@ -235,6 +239,7 @@ func readConfig(dir string) (*hfConfig, error) {
 	c.nbErr = json.Unmarshal(raw, &c.NomicBert)
 	c.jv3Err = json.Unmarshal(raw, &c.JinaV3)
 	c.exaoneErr = json.Unmarshal(raw, &c.Exaone)
+	c.sc2Err = json.Unmarshal(raw, &c.Starcoder2)
 	return &c, nil
 }
 
@@ -447,6 +452,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		}
 	}
 	switch {
+	case arch.starcoder2:
+		if err := c.starcoder2Hparams(arch, &h); err != nil {
+			return h, err
+		}
 	case arch.graniteHybrid:
 		if err := c.graniteHybridHparams(arch, &h); err != nil {
 			return h, err
@@ -584,7 +593,7 @@ func (c *hfConfig) slidingLayers(layers int) ([]bool, error) {
 // Arcee's ReLU², GPT-2's and BERT's own, and gpt-oss's clamped SwiGLU).
 func (c *hfConfig) checkActivation(arch archSpec) error {
 	if c.HiddenAct == "" || c.HiddenAct == "silu" || c.HiddenAct == "swish" || arch.gguf == "lfm2" || arch.apertus || // Lfm2MLP's SiLU is fixed; Apertus's xIELU is checked on its own
-		arch.normShift != 0 || arch.reluSq || arch.gptOSS || arch.nemotronH || arch.gguf == "gpt2" || arch.encoder() {
+		arch.normShift != 0 || arch.reluSq || arch.gptOSS || arch.nemotronH || arch.gguf == "gpt2" || arch.encoder() || arch.starcoder2 {
 		return nil
 	}
 	return fmt.Errorf("%w: %s with hidden_act %q: llama.cpp's %s graph gates the MLP with SiLU", ErrUnsupported, arch.hf, c.HiddenAct, arch.gguf)
