@@ -110,9 +110,10 @@ type hfConfig struct {
 	// ExaoneConfig's names, and their decoding error.
 	Exaone    exaoneConfig `json:"-"`
 	exaoneErr error
-	// Starcoder2Config's names, and their decoding error.
-	Starcoder2 starcoder2Config `json:"-"`
-	sc2Err     error
+	// Starcoder2Config's and NemotronConfig's names, and their decoding
+	// error.
+	LNLlama lnLlamaConfig `json:"-"`
+	lnErr   error
 
 	// A classifier's labels by id ("0": "LABEL_0").
 	ID2Label map[string]string `json:"id2label"`
@@ -151,7 +152,7 @@ type hparams struct {
 	hidden, ffn, layers, heads, kvHeads, headDim, vocab, ctxLen int
 	rmsEps, ropeTheta                                           float64
 	tied                                                        bool
-	biases                                                      bool // StarCoder2's use_bias
+	attnBias, mlpBias                                           bool // StarCoder2's and Nemotron's biases
 	ropeDim                                                     int  // rotated dimensions per head
 	rope                                                        ropeScaling
 	// Gemma 2 and 3: soft-capping and sliding window (0: none).
@@ -239,7 +240,7 @@ func readConfig(dir string) (*hfConfig, error) {
 	c.nbErr = json.Unmarshal(raw, &c.NomicBert)
 	c.jv3Err = json.Unmarshal(raw, &c.JinaV3)
 	c.exaoneErr = json.Unmarshal(raw, &c.Exaone)
-	c.sc2Err = json.Unmarshal(raw, &c.Starcoder2)
+	c.lnErr = json.Unmarshal(raw, &c.LNLlama)
 	return &c, nil
 }
 
@@ -452,8 +453,8 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		}
 	}
 	switch {
-	case arch.starcoder2:
-		if err := c.starcoder2Hparams(arch, &h); err != nil {
+	case arch.lnLlama:
+		if err := c.lnLlamaHparams(arch, &h); err != nil {
 			return h, err
 		}
 	case arch.graniteHybrid:
@@ -593,7 +594,7 @@ func (c *hfConfig) slidingLayers(layers int) ([]bool, error) {
 // Arcee's ReLU², GPT-2's and BERT's own, and gpt-oss's clamped SwiGLU).
 func (c *hfConfig) checkActivation(arch archSpec) error {
 	if c.HiddenAct == "" || c.HiddenAct == "silu" || c.HiddenAct == "swish" || arch.gguf == "lfm2" || arch.apertus || // Lfm2MLP's SiLU is fixed; Apertus's xIELU is checked on its own
-		arch.normShift != 0 || arch.reluSq || arch.gptOSS || arch.nemotronH || arch.gguf == "gpt2" || arch.encoder() || arch.starcoder2 {
+		arch.normShift != 0 || arch.reluSq || arch.gptOSS || arch.nemotronH || arch.gguf == "gpt2" || arch.encoder() || arch.lnLlama {
 		return nil
 	}
 	return fmt.Errorf("%w: %s with hidden_act %q: llama.cpp's %s graph gates the MLP with SiLU", ErrUnsupported, arch.hf, c.HiddenAct, arch.gguf)

@@ -120,6 +120,9 @@
 //     LayerNorms, biases, an ungated GELU MLP, the rope rotating halves;
 //     the context cut to the sliding window llama.cpp does not apply; see
 //     starcoder2.go.
+//   - NemotronForCausalLM (Nemotron-Mini-4B, Minitron 4B) → GGUF arch
+//     "nemotron": LayerNorm1P (weights plus 1), an ungated ReLU² MLP, a
+//     partial rope; see starcoder2.go.
 //   - ExaoneForCausalLM (EXAONE 3.0, 3.5, EXAONE Deep) → GGUF arch
 //     "exaone": Llama's blocks under EXAONE's names and config keys, the
 //     rope rotating halves (not permuted); see exaone.go.
@@ -512,9 +515,9 @@ type archSpec struct {
 	// nemotronH: Nemotron-H's blocks of one Mamba-2 mixer, attention or
 	// MLP each (nemotronh.go).
 	nemotronH bool
-	// starcoder2: StarCoder2's LayerNorms and ungated GELU MLP with
-	// biases (starcoder2.go).
-	starcoder2 bool
+	// lnLlama: StarCoder2's and Nemotron's LayerNorms (with biases) and
+	// ungated MLP (starcoder2.go).
+	lnLlama bool
 	// exaone: EXAONE 3.x's names for Llama's tensors and config keys
 	// (exaone.go).
 	exaone bool
@@ -592,7 +595,8 @@ var archs = []archSpec{
 	{hf: "GptOssForCausalLM", gguf: "gpt-oss", qkvBias: true, moe: gptOSSMoE, untiedOnly: true, gptOSS: true},
 	{hf: "Olmo2ForCausalLM", gguf: "olmo2", noBias: true, qkNorm: true, wideQKNorm: true, olmo2: true, untiedOnly: true},
 	{hf: "SeedOssForCausalLM", gguf: "seed_oss", seedOSS: true},
-	{hf: "Starcoder2ForCausalLM", gguf: "starcoder2", starcoder2: true},
+	{hf: "Starcoder2ForCausalLM", gguf: "starcoder2", lnLlama: true},
+	{hf: "NemotronForCausalLM", gguf: "nemotron", partialRotary: true, lnLlama: true},
 	{hf: "ExaoneForCausalLM", gguf: "exaone", noBias: true, ropeFreqs: true, exaone: true},
 	{hf: "Exaone4ForCausalLM", gguf: "exaone4", noBias: true, qkNorm: true, olmo2: true, ropeFreqs: true, exaone4: true},
 	{hf: "Olmo3ForCausalLM", gguf: "olmo2", noBias: true, qkNorm: true, wideQKNorm: true, olmo2: true, olmo3: true, untiedOnly: true},
@@ -961,8 +965,8 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 		if arch.llama4 {
 			llama4Keys(w, a, hp)
 		}
-		if arch.starcoder2 {
-			starcoder2Keys(w, a, hp)
+		if arch.lnLlama {
+			lnLlamaKeys(w, a, hp)
 		}
 		switch {
 		case arch.gemma3:
@@ -995,8 +999,8 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 		plan, err = planFalconH1(st, arch, hp)
 	case "llama4":
 		plan, err = planLlama4(st, arch, hp)
-	case "starcoder2":
-		plan, err = planStarcoder2(st, arch, hp)
+	case "starcoder2", "nemotron":
+		plan, err = planLNLlama(st, arch, hp)
 	case "apertus":
 		if plan, err = planApertus(st, arch, hp); err == nil {
 			err = apertusKeys(w, a, st, hp)

@@ -21,8 +21,8 @@ type exaoneConfig struct {
 }
 
 // exaoneDefaults reads ExaoneConfig's names into the keys the Llama path
-// reads: num_layers, layer_norm_epsilon, activation_function (SiLU by
-// default, as ExaoneConfig's).
+// reads, with ExaoneConfig's defaults: num_layers, layer_norm_epsilon
+// (1e-5), activation_function (SiLU), tie_word_embeddings (true).
 func (c *hfConfig) exaoneDefaults() error {
 	if c.exaoneErr != nil {
 		return fmt.Errorf("convert: config.json: %w", c.exaoneErr)
@@ -30,8 +30,16 @@ func (c *hfConfig) exaoneDefaults() error {
 	if c.NumHiddenLayers == 0 && c.Exaone.NumLayers != nil {
 		c.NumHiddenLayers = *c.Exaone.NumLayers
 	}
-	if c.RMSNormEps == nil && c.LayerNormEpsilon != nil {
-		c.RMSNormEps = c.LayerNormEpsilon
+	if c.RMSNormEps == nil {
+		eps := 1e-5 // ExaoneConfig's default (EXAONE 3.5's)
+		if c.LayerNormEpsilon != nil {
+			eps = *c.LayerNormEpsilon
+		}
+		c.RMSNormEps = &eps
+	}
+	if c.TieWordEmbeddings == nil {
+		tied := true // ExaoneConfig's default
+		c.TieWordEmbeddings = &tied
 	}
 	if c.HiddenAct == "" {
 		c.HiddenAct = "silu"

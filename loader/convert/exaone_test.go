@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -227,7 +228,7 @@ func exaoneFixture(t *testing.T, tied bool, edit func(map[string]any, []stTensor
 	}
 	llamaDir = t.TempDir()
 	llamaCfg := map[string]any{"architectures": []string{"LlamaForCausalLM"}, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
-		"num_key_value_heads": 2, "intermediate_size": 96, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "vocab_size": 32000}
+		"num_key_value_heads": 2, "intermediate_size": 96, "rms_norm_eps": 1e-6, "rope_theta": 10000.0, "vocab_size": 32000}
 	copyHFFiles(t, "tiny-llama-st", llamaDir, func(m map[string]any) { clear(m); maps.Copy(m, llamaCfg) })
 	finishFixture(t, "tiny-llama-st", llamaDir, llamaCfg, slices.Clone(ts), nil)
 
@@ -239,7 +240,7 @@ func exaoneFixture(t *testing.T, tied bool, edit func(map[string]any, []stTensor
 	}
 	exaoneDir = t.TempDir()
 	cfg := map[string]any{"architectures": []string{"ExaoneForCausalLM"}, "model_type": "exaone", "hidden_size": 64, "num_layers": 2,
-		"num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "intermediate_size": 96, "layer_norm_epsilon": 1e-5,
+		"num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "intermediate_size": 96, "layer_norm_epsilon": 1e-6,
 		"activation_function": "silu", "rope_theta": 10000.0, "rope_scaling": llama3Scaling, "max_position_embeddings": 512,
 		"vocab_size": 32000, "tie_word_embeddings": tied, "bos_token_id": 1, "eos_token_id": 2}
 	copyHFFiles(t, "tiny-llama-st", exaoneDir, func(m map[string]any) { clear(m); maps.Copy(m, cfg) })
@@ -270,8 +271,11 @@ func TestExaone(t *testing.T) {
 		if f.Architecture() != "exaone" || hasOut == tied || !hasFreqs {
 			t.Errorf("arch %q, output.weight %v, rope_freqs %v", f.Architecture(), hasOut, hasFreqs)
 		}
+		if eps, ok := f.Float("exaone.attention.layer_norm_rms_epsilon"); !ok || math.Abs(eps-1e-6) > 1e-12 {
+			t.Errorf("layer_norm_rms_epsilon %v (%v), want layer_norm_epsilon's 1e-6", eps, ok)
+		}
 		fresh := func() *refModel {
-			return loadLlamaRef(t, llamaDir, refModel{hidden: 64, heads: 4, kvHeads: 2, headDim: 16, eps: 1e-5, invFreq: invFreq}, 2)
+			return loadLlamaRef(t, llamaDir, refModel{hidden: 64, heads: 4, kvHeads: 2, headDim: 16, eps: 1e-6, invFreq: invFreq}, 2)
 		}
 		ctx := refContext(t, out)
 		checkRef(t, ctx, prompts, fresh().forward, 1e-5)
@@ -284,6 +288,21 @@ func TestExaone(t *testing.T) {
 			},
 			"no rope scaling": func(m *refModel) { m.invFreq = defaultInvFreq(10000, 16) },
 		})
+	}
+	// ExaoneConfig ties the head by default: an lm_head.weight is then
+	// not the head (transformers uses the embeddings).
+	dir, _ := exaoneFixture(t, false, func(c map[string]any, ts []stTensor) []stTensor {
+		delete(c, "tie_word_embeddings")
+		return ts
+	})
+	out := filepath.Join(t.TempDir(), "tied.gguf")
+	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
+		t.Fatal(err)
+	}
+	if f, err := gguf.Open(out); err != nil {
+		t.Fatal(err)
+	} else if _, ok := f.Tensor("output.weight"); ok {
+		t.Error("tie_word_embeddings absent: the lm_head.weight was written as the head")
 	}
 	for name, tc := range map[string]struct {
 		edit func(map[string]any, []stTensor) []stTensor

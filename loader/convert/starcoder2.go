@@ -3,71 +3,111 @@ package convert
 import (
 	"fmt"
 	"log/slog"
+	"maps"
+	"strings"
 
 	"github.com/llm-go/llm/loader/gguf"
 	"github.com/llm-go/llm/loader/safetensors"
 )
 
-// Starcoder2ForCausalLM (StarCoder2 3B, 7B, 15B) → GGUF arch "starcoder2":
-// pre-norm blocks with LayerNorms (weights and biases, norm_epsilon),
-// grouped-query attention with the rope rotating halves (llama.cpp's
-// NEOX, so q and k are not permuted) and, with use_bias (the default),
-// biases on every projection, an ungated MLP (mlp.c_fc, GELU in its tanh
-// form, mlp.c_proj) with biases, a final LayerNorm and the head tied to the
-// embeddings or not.
+// Llama-like checkpoints with LayerNorms (weights and biases) and an
+// ungated MLP, the rope rotating halves (llama.cpp's NEOX, so q and k are
+// not permuted), pre-norm blocks and a final LayerNorm:
 //
-// transformers attends within sliding_window (4096) positions; llama.cpp's
-// starcoder2 attends to all of them. Up to the window the two are the
-// same, so the context written is the window when it is shorter than
-// max_position_embeddings (16384), as far as the model is what it was
-// trained as.
+//   - Starcoder2ForCausalLM (StarCoder2 3B, 7B, 15B) → GGUF arch
+//     "starcoder2": biases on every projection (use_bias, the default,
+//     which llama.cpp's starcoder2 requires), the MLP mlp.c_fc, GELU in its
+//     tanh form, mlp.c_proj, the head tied to the embeddings or not.
+//     transformers attends within sliding_window (4096) positions;
+//     llama.cpp's starcoder2 attends to all of them. Up to the window the
+//     two are the same, so the context written is the window when it is
+//     shorter than max_position_embeddings (16384).
+//   - NemotronForCausalLM (Nemotron-Mini-4B, Minitron 4B) → GGUF arch
+//     "nemotron": LayerNorm1P (the weights plus 1, added here), the MLP
+//     mlp.up_proj, ReLU², mlp.down_proj, optional biases (attention_bias,
+//     mlp_bias), a partial rope (partial_rotary_factor, 0.5), an untied
+//     head (written from the embeddings when tied: llama.cpp requires
+//     one).
+//
+// llama.cpp's graphs of both project the queries to the hidden size: heads
+// × head size must be hidden_size.
 
-// starcoder2Config holds Starcoder2Config's names.
-type starcoder2Config struct {
-	NormEpsilon *float64 `json:"norm_epsilon"`
-	UseBias     *bool    `json:"use_bias"`
+// lnLlamaConfig holds Starcoder2Config's and NemotronConfig's names.
+type lnLlamaConfig struct {
+	NormEpsilon   *float64 `json:"norm_epsilon"` // Starcoder2Config
+	NormEps       *float64 `json:"norm_eps"`     // NemotronConfig
+	UseBias       *bool    `json:"use_bias"`     // Starcoder2Config
+	AttentionBias *bool    `json:"attention_bias"`
+	MLPBias       *bool    `json:"mlp_bias"`
 }
 
-// starcoder2Hparams reads Starcoder2Config's keys into h (read as Llama's
-// by hparams): the LayerNorm epsilon (1e-5 by default), biases, the
-// activation, and the context cut to the sliding window.
-func (c *hfConfig) starcoder2Hparams(arch archSpec, h *hparams) error {
-	if c.sc2Err != nil {
-		return fmt.Errorf("convert: config.json: %w", c.sc2Err)
+// lnLlamaHparams reads StarCoder2's or Nemotron's keys into h (read as
+// Llama's by hparams), with their config classes' defaults: the LayerNorm
+// epsilon (1e-5), biases, the activation, the tied head, and for
+// StarCoder2 the context (4096 by default) cut to the sliding window.
+func (c *hfConfig) lnLlamaHparams(arch archSpec, h *hparams) error {
+	if c.lnErr != nil {
+		return fmt.Errorf("convert: config.json: %w", c.lnErr)
 	}
+	n := c.LNLlama
 	h.rmsEps = 1e-5
-	if c.Starcoder2.NormEpsilon != nil {
-		h.rmsEps = *c.Starcoder2.NormEpsilon
+	for _, e := range []*float64{n.NormEpsilon, n.NormEps} {
+		if e != nil {
+			h.rmsEps = *e
+		}
 	}
-	h.biases = c.Starcoder2.UseBias == nil || *c.Starcoder2.UseBias
-	// PretrainedConfig's default: the head is the embeddings.
-	h.tied = c.TieWordEmbeddings == nil || *c.TieWordEmbeddings
+	if h.headDim*h.heads != h.hidden {
+		return fmt.Errorf("%w: %s with %d heads of %d: llama.cpp's %s projects the queries to hidden_size %d", ErrUnsupported, arch.hf, h.heads, h.headDim, arch.gguf, h.hidden)
+	}
+	if arch.gguf == "nemotron" {
+		if c.HiddenAct != "relu2" {
+			return fmt.Errorf("%w: %s with hidden_act %q: llama.cpp's nemotron runs ReLU² (\"relu2\")", ErrUnsupported, arch.hf, c.HiddenAct)
+		}
+		// NemotronConfig's defaults: no biases, an untied head.
+		h.attnBias = n.AttentionBias != nil && *n.AttentionBias
+		h.mlpBias = n.MLPBias != nil && *n.MLPBias
+		h.tied = c.TieWordEmbeddings != nil && *c.TieWordEmbeddings
+		return nil
+	}
 	switch c.HiddenAct {
 	case "", "gelu_pytorch_tanh", "gelu_new", "gelu_fast":
 		// llama.cpp's GELU is the tanh form.
 	default:
 		return fmt.Errorf("%w: %s with hidden_act %q: llama.cpp's starcoder2 runs GELU in its tanh form", ErrUnsupported, arch.hf, c.HiddenAct)
 	}
+	if n.UseBias != nil && !*n.UseBias {
+		return fmt.Errorf("%w: %s with use_bias false: llama.cpp's starcoder2 requires every projection's bias", ErrUnsupported, arch.hf)
+	}
+	h.attnBias, h.mlpBias = true, true
+	// PretrainedConfig's default: the head is the embeddings.
+	h.tied = c.TieWordEmbeddings == nil || *c.TieWordEmbeddings
+	if c.MaxPositionEmbeddings <= 0 {
+		h.ctxLen = 4096 // Starcoder2Config's default
+	}
 	if w := positiveInt(c.SlidingWindow); w > 0 && w < h.ctxLen {
 		slog.Info("convert: context cut to the sliding window (llama.cpp's starcoder2 attends to every position; transformers within the window)",
 			"architecture", arch.hf, "max_position_embeddings", h.ctxLen, "sliding_window", w)
 		h.ctxLen = w
-	} else if len(c.SlidingWindow) > 0 && !isNull(c.SlidingWindow) && w == 0 {
+	} else if !isNull(c.SlidingWindow) && w == 0 {
 		return fmt.Errorf("%w: config.json: sliding_window %s is not a positive integer", ErrMismatch, c.SlidingWindow)
 	}
 	return nil
 }
 
-// starcoder2Keys writes the LayerNorm epsilon under LayerNorm's key.
-func starcoder2Keys(w *gguf.Writer, a string, h hparams) {
+// lnLlamaKeys writes the LayerNorm epsilon under LayerNorm's key.
+func lnLlamaKeys(w *gguf.Writer, a string, h hparams) {
 	w.Delete(a + ".attention.layer_norm_rms_epsilon")
 	w.Set(a+".attention.layer_norm_epsilon", gguf.Float32(float32(h.rmsEps)))
 }
 
-// planStarcoder2 maps a Starcoder2ForCausalLM checkpoint's tensors.
-func planStarcoder2(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, error) {
+// planLNLlama maps a StarCoder2 or Nemotron checkpoint's tensors.
+func planLNLlama(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, error) {
 	H, F := int64(h.hidden), int64(h.ffn)
 	q, kv := int64(h.heads*h.headDim), int64(h.kvHeads*h.headDim)
+	up, down, shift := "mlp.c_fc", "mlp.c_proj", float32(0)
+	if arch.gguf == "nemotron" {
+		up, down, shift = "mlp.up_proj", "mlp.down_proj", 1
+	}
 	layer := map[string]bertTensor{
 		"input_layernorm.weight":          {"attn_norm.weight", []int64{H}},
 		"input_layernorm.bias":            {"attn_norm.bias", []int64{H}},
@@ -77,34 +117,50 @@ func planStarcoder2(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPl
 		"self_attn.o_proj.weight":         {"attn_output.weight", []int64{H, q}},
 		"post_attention_layernorm.weight": {"ffn_norm.weight", []int64{H}},
 		"post_attention_layernorm.bias":   {"ffn_norm.bias", []int64{H}},
-		"mlp.c_fc.weight":                 {"ffn_up.weight", []int64{F, H}},
-		"mlp.c_proj.weight":               {"ffn_down.weight", []int64{H, F}},
+		up + ".weight":                    {"ffn_up.weight", []int64{F, H}},
+		down + ".weight":                  {"ffn_down.weight", []int64{H, F}},
 	}
-	biases := map[string]bertTensor{
+	attnBiases := map[string]bertTensor{
 		"self_attn.q_proj.bias": {"attn_q.bias", []int64{q}},
 		"self_attn.k_proj.bias": {"attn_k.bias", []int64{kv}},
 		"self_attn.v_proj.bias": {"attn_v.bias", []int64{kv}},
 		"self_attn.o_proj.bias": {"attn_output.bias", []int64{H}},
-		"mlp.c_fc.bias":         {"ffn_up.bias", []int64{F}},
-		"mlp.c_proj.bias":       {"ffn_down.bias", []int64{H}},
 	}
-	if h.biases {
-		for k, v := range biases {
-			layer[k] = v
-		}
+	mlpBiases := map[string]bertTensor{
+		up + ".bias":   {"ffn_up.bias", []int64{F}},
+		down + ".bias": {"ffn_down.bias", []int64{H}},
+	}
+	if h.attnBias {
+		maps.Copy(layer, attnBiases)
+	}
+	if h.mlpBias {
+		maps.Copy(layer, mlpBiases)
 	}
 	pl := newPlanner(st, h)
+	normShift := func(gg string) float32 {
+		if strings.HasSuffix(gg, "norm.weight") {
+			return shift
+		}
+		return 0
+	}
 	for _, t := range st.Tensors() {
-		if ignoredRE.MatchString(t.Name) || t.Name == "lm_head.weight" && h.tied {
+		if ignoredRE.MatchString(t.Name) {
 			continue
 		}
-		if t.Name == "model.norm.bias" {
-			if err := pl.add(tensorPlan{ggufName: "output_norm.bias", layer: -1}, t, []int64{H}); err != nil {
+		switch t.Name {
+		case "lm_head.weight":
+			if h.tied {
+				slog.Info("convert: lm_head.weight left out: the config ties the head to the embeddings (tie_word_embeddings, true by default)", "architecture", arch.hf)
+				continue
+			}
+		case "model.norm.weight", "model.norm.bias":
+			gg := "output_norm" + t.Name[len("model.norm"):]
+			if err := pl.add(tensorPlan{ggufName: gg, layer: -1, shift: normShift(gg)}, t, []int64{H}); err != nil {
 				return nil, err
 			}
 			continue
 		}
-		if ok, err := pl.outer(t, llamaEmb, llamaNorm); ok || err != nil {
+		if ok, err := pl.outer(t, llamaEmb, nil); ok || err != nil {
 			if err != nil {
 				return nil, err
 			}
@@ -117,17 +173,28 @@ func planStarcoder2(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPl
 		b, ok := layer[suffix]
 		if !ok {
 			why := ""
-			if _, bias := biases[suffix]; bias {
-				why = " (config.json says use_bias false)"
+			if _, bias := attnBiases[suffix]; bias {
+				why = " (config.json says attention_bias false)"
+			} else if _, bias := mlpBiases[suffix]; bias {
+				why = " (config.json says mlp_bias false)"
 			}
 			return nil, fmt.Errorf("%w tensor %q in a %s checkpoint%s", ErrUnsupported, t.Name, arch.hf, why)
 		}
-		if err := pl.add(tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s", n, b.name), layer: n}, t, b.shape); err != nil {
+		if err := pl.add(tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s", n, b.name), layer: n, shift: normShift(b.name)}, t, b.shape); err != nil {
 			return nil, err
 		}
 	}
+	if arch.gguf == "nemotron" && !pl.seen["output.weight"] {
+		// llama.cpp's nemotron requires its own output matrix.
+		for _, p := range pl.plan {
+			if p.ggufName == "token_embd.weight" {
+				pl.put(tensorPlan{hfName: p.hfName, ggufName: "output.weight", shape: p.shape, layer: -1})
+				break
+			}
+		}
+	}
 	required := []string{"token_embd.weight", "output_norm.weight", "output_norm.bias"}
-	if !h.tied {
+	if !h.tied || arch.gguf == "nemotron" {
 		required = append(required, "output.weight")
 	}
 	for n := range h.layers {

@@ -15,51 +15,67 @@ import (
 	"github.com/llm-go/llm/loader/gguf"
 )
 
-// sc2Fixture writes a tiny StarCoder2 checkpoint (tiny-llama-st's
-// tokenizer): hidden size 64, 4 heads of 16 (2 KV heads), an MLP of 96,
-// LayerNorms, biases everywhere, tied or untied embeddings, a sliding
-// window of 128 in 512 positions.
-func sc2Fixture(t *testing.T, tied bool, edit func(map[string]any, []stTensor) []stTensor) string {
+// lnFixture writes a tiny StarCoder2 or Nemotron checkpoint
+// (tiny-llama-st's tokenizer): hidden size 64, 4 heads of 16 (2 KV heads),
+// an MLP of 96, LayerNorms with biases (Nemotron's around 0: LayerNorm1P
+// adds 1), a LayerNorm epsilon of 1e-6; StarCoder2's with biases
+// everywhere and a sliding window of 128 in 512 positions, Nemotron's with
+// attention biases only and half of each head rotated.
+func lnFixture(t *testing.T, nemotron, tied bool, edit func(map[string]any, []stTensor) []stTensor) string {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := map[string]any{"architectures": []string{"Starcoder2ForCausalLM"}, "model_type": "starcoder2", "hidden_size": 64, "num_hidden_layers": 2,
-		"num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 96, "norm_epsilon": 1e-5, "hidden_act": "gelu_pytorch_tanh",
+		"num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 96, "norm_epsilon": 1e-6, "hidden_act": "gelu_pytorch_tanh",
 		"rope_theta": 1000.0, "max_position_embeddings": 512, "sliding_window": 128, "use_bias": true, "vocab_size": 32000,
 		"tie_word_embeddings": tied, "bos_token_id": 1, "eos_token_id": 2}
+	up, down, normMean := "mlp.c_fc", "mlp.c_proj", 1.0
+	if nemotron {
+		cfg = map[string]any{"architectures": []string{"NemotronForCausalLM"}, "model_type": "nemotron", "hidden_size": 64, "num_hidden_layers": 2,
+			"num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "intermediate_size": 96, "norm_eps": 1e-6, "hidden_act": "relu2",
+			"rope_theta": 1000.0, "partial_rotary_factor": 0.5, "max_position_embeddings": 512, "attention_bias": true, "mlp_bias": false,
+			"vocab_size": 32000, "tie_word_embeddings": tied, "bos_token_id": 1, "eos_token_id": 2}
+		up, down, normMean = "mlp.up_proj", "mlp.down_proj", 0
+	}
 	copyHFFiles(t, "tiny-llama-st", dir, func(m map[string]any) { clear(m); maps.Copy(m, cfg) })
 	r := rand.New(rand.NewPCG(23, 2))
 	w := randWeights{r}
 	ts := []stTensor{f32Tensor("model.embed_tokens.weight", []int64{32000, 64}, randn(r, 32000*64, 1)),
-		w.vec("model.norm.weight", 64, 1, 0.1), w.vec("model.norm.bias", 64, 0, 0.1)}
+		w.vec("model.norm.weight", 64, normMean, 0.1), w.vec("model.norm.bias", 64, 0, 0.1)}
 	if !tied {
 		ts = append(ts, w.mat("lm_head.weight", 32000, 64))
 	}
 	for l := range 2 {
 		p := layerPrefix(l)
 		for _, n := range []string{"input_layernorm", "post_attention_layernorm"} {
-			ts = append(ts, w.vec(p+n+".weight", 64, 1, 0.1), w.vec(p+n+".bias", 64, 0, 0.1))
+			ts = append(ts, w.vec(p+n+".weight", 64, normMean, 0.1), w.vec(p+n+".bias", 64, 0, 0.1))
 		}
 		for _, m := range []struct {
 			name    string
 			out, in int64
-		}{{"self_attn.q_proj", 64, 64}, {"self_attn.k_proj", 32, 64}, {"self_attn.v_proj", 32, 64}, {"self_attn.o_proj", 64, 64},
-			{"mlp.c_fc", 96, 64}, {"mlp.c_proj", 64, 96}} {
-			ts = append(ts, w.mat(p+m.name+".weight", m.out, m.in), w.vec(p+m.name+".bias", m.out, 0, 0.1))
+			bias    bool
+		}{{"self_attn.q_proj", 64, 64, true}, {"self_attn.k_proj", 32, 64, true}, {"self_attn.v_proj", 32, 64, true}, {"self_attn.o_proj", 64, 64, true},
+			{up, 96, 64, !nemotron}, {down, 64, 96, !nemotron}} {
+			ts = append(ts, w.mat(p+m.name+".weight", m.out, m.in))
+			if m.bias {
+				ts = append(ts, w.vec(p+m.name+".bias", m.out, 0, 0.1))
+			}
 		}
 	}
 	return finishFixture(t, "tiny-llama-st", dir, cfg, ts, edit)
 }
 
-// sc2Ref is transformers' Starcoder2 of the fixture (within its window),
-// with knobs that change one feature each.
-type sc2Ref struct {
+// lnRef is transformers' Starcoder2 (within its window) or Nemotron of the
+// fixture, with knobs that change one feature each.
+type lnRef struct {
 	r        *stReader
-	pairs    bool // the rope on adjacent pairs (q and k permuted as for Llama)
-	noBias   bool // the projections' biases left out
-	noOutput bool // the head tied although lm_head.weight is there
+	nemotron bool
+	pairs    bool    // the rope on adjacent pairs (q and k permuted as for Llama)
+	noBias   bool    // the projections' biases left out
+	noOutput bool    // the head tied although lm_head.weight is there
+	shift    float64 // added to the norm weights (Nemotron's LayerNorm1P: 1)
 }
 
-func (m *sc2Ref) layerNorm(x []float64, p string) []float64 {
+func (m *lnRef) layerNorm(x []float64, p string) []float64 {
 	w, b := m.r.get(p+".weight"), m.r.get(p+".bias")
 	var mean, v float64
 	for _, e := range x {
@@ -69,32 +85,36 @@ func (m *sc2Ref) layerNorm(x []float64, p string) []float64 {
 	for _, e := range x {
 		v += (e - mean) * (e - mean)
 	}
-	s := 1 / math.Sqrt(v/float64(len(x))+1e-5)
+	s := 1 / math.Sqrt(v/float64(len(x))+1e-6)
 	out := make([]float64, len(x))
 	for i, e := range x {
-		out[i] = (e-mean)*s*w[i] + b[i]
+		out[i] = (e-mean)*s*(w[i]+m.shift) + b[i]
 	}
 	return out
 }
 
-func (m *sc2Ref) affine(p string, x []float64) []float64 {
+func (m *lnRef) affine(p string, x []float64) []float64 {
 	w := m.r.get(p + ".weight")
 	b := make([]float64, len(w)/len(x))
-	if !m.noBias {
+	if !m.noBias && m.r.has(p+".bias") {
 		b = m.r.get(p + ".bias")
 	}
 	return ref64.Affine(w, b, x)
 }
 
 // forward returns the logits after the last of ids.
-func (m *sc2Ref) forward(ids []int) []float64 {
+func (m *lnRef) forward(ids []int) []float64 {
 	const H, heads, kv, d = 64, 4, 2, 16
+	up, down, rot := "mlp.c_fc", "mlp.c_proj", d
+	if m.nemotron {
+		up, down, rot = "mlp.up_proj", "mlp.down_proj", d/2
+	}
 	emb := m.r.get("model.embed_tokens.weight")
 	x := make([][]float64, len(ids))
 	for i, id := range ids {
-		x[i] = slicesClone(emb[id*H : (id+1)*H])
+		x[i] = append([]float64(nil), emb[id*H:(id+1)*H]...)
 	}
-	freq := defaultInvFreq(1000, d)
+	freq := defaultInvFreq(1000, rot)
 	for l := range 2 {
 		p := layerPrefix(l)
 		qs, ks, vs := make([][]float64, len(ids)), make([][]float64, len(ids)), make([][]float64, len(ids))
@@ -104,9 +124,9 @@ func (m *sc2Ref) forward(ids []int) []float64 {
 			for _, v := range [][]float64{qs[i], ks[i]} {
 				for hd := range len(v) / d {
 					if m.pairs {
-						ropePairs(v[hd*d:(hd+1)*d], i, freq, 1)
+						ropePairs(v[hd*d:hd*d+rot], i, freq, 1)
 					} else {
-						rope(v[hd*d:(hd+1)*d], i, freq, 1)
+						rope(v[hd*d:hd*d+rot], i, freq, 1)
 					}
 				}
 			}
@@ -116,11 +136,15 @@ func (m *sc2Ref) forward(ids []int) []float64 {
 			for e := range H {
 				x[i][e] += o[e]
 			}
-			u := m.affine(p+"mlp.c_fc", m.layerNorm(x[i], p+"post_attention_layernorm"))
+			u := m.affine(p+up, m.layerNorm(x[i], p+"post_attention_layernorm"))
 			for e := range u {
-				u[e] = ref64.GELUTanh(u[e])
+				if m.nemotron {
+					u[e] = max(u[e], 0) * max(u[e], 0)
+				} else {
+					u[e] = ref64.GELUTanh(u[e])
+				}
 			}
-			dn := m.affine(p+"mlp.c_proj", u)
+			dn := m.affine(p+down, u)
 			for e := range H {
 				x[i][e] += dn[e]
 			}
@@ -134,71 +158,88 @@ func (m *sc2Ref) forward(ids []int) []float64 {
 	return matvec(out, last, len(out)/H)
 }
 
-func slicesClone(v []float64) []float64 { return append([]float64(nil), v...) }
-
-// TestStarcoder2 converts StarCoder2 checkpoints (tied, as the 3B, and
-// untied) to llama.cpp's starcoder2 and checks the keys (the context cut
-// to the window, LayerNorm's epsilon) and the logits against the float64
-// reference, which would see the rope on pairs, the biases left out or
-// the head tied; other settings are refused.
-func TestStarcoder2(t *testing.T) {
+// TestLayerNormLlamas converts StarCoder2 and Nemotron checkpoints (tied
+// and untied) to llama.cpp's starcoder2 and nemotron and checks the keys
+// (StarCoder2's context cut to the window, LayerNorm's epsilon, Nemotron's
+// output written from tied embeddings) and the logits against the float64
+// reference, which would see the rope on pairs, the biases left out, the
+// head tied, or Nemotron's norms without their 1; other settings are
+// refused.
+func TestLayerNormLlamas(t *testing.T) {
 	prompts := readReference(t, "tiny-llama-st").Prompts
-	for _, tied := range []bool{true, false} {
-		t.Run(fmt.Sprint("tied=", tied), func(t *testing.T) {
-			dir := sc2Fixture(t, tied, nil)
-			out := filepath.Join(t.TempDir(), "sc2.gguf")
-			if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32", Name: "x"}); err != nil {
-				t.Fatal(err)
-			}
-			f, err := gguf.Open(out)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if n, _ := f.Uint("starcoder2.context_length"); f.Architecture() != "starcoder2" || n != 128 {
-				t.Errorf("arch %q, context_length %d (want the window, 128)", f.Architecture(), n)
-			}
-			if eps, ok := f.Float("starcoder2.attention.layer_norm_epsilon"); !ok || math.Abs(eps-1e-5) > 1e-12 {
-				t.Errorf("layer_norm_epsilon %v (%v)", eps, ok)
-			}
-			if _, ok := f.Tensor("output.weight"); ok == tied {
-				t.Errorf("output.weight %v with tied %v", ok, tied)
-			}
-			ctx := refContext(t, out)
-			r := openST(t, dir)
-			// ggml's GELU reads a table of F16 values: about 2e-4 here.
-			checkRef(t, ctx, prompts, (&sc2Ref{r: r}).forward, 1e-3)
-			edits := map[string]func(*sc2Ref){
-				"rope on pairs": func(m *sc2Ref) { m.pairs = true },
-				"no biases":     func(m *sc2Ref) { m.noBias = true },
-			}
-			if !tied {
-				edits["head tied"] = func(m *sc2Ref) { m.noOutput = true }
-			}
-			checkSensitive(t, ctx, prompts, func() *sc2Ref { return &sc2Ref{r: r} }, edits)
-		})
-	}
-	noBias := func(c map[string]any, ts []stTensor) []stTensor {
-		c["use_bias"] = false
-		return ts
+	for _, arch := range []string{"starcoder2", "nemotron"} {
+		nemotron := arch == "nemotron"
+		for _, tied := range []bool{true, false} {
+			t.Run(fmt.Sprintf("%s/tied=%v", arch, tied), func(t *testing.T) {
+				dir := lnFixture(t, nemotron, tied, nil)
+				out := filepath.Join(t.TempDir(), "m.gguf")
+				if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32", Name: "x"}); err != nil {
+					t.Fatal(err)
+				}
+				f, err := gguf.Open(out)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wantCtx := uint64(128)
+				if nemotron {
+					wantCtx = 512
+				}
+				if n, _ := f.Uint(arch + ".context_length"); f.Architecture() != arch || n != wantCtx {
+					t.Errorf("arch %q, context_length %d, want %d", f.Architecture(), n, wantCtx)
+				}
+				if eps, ok := f.Float(arch + ".attention.layer_norm_epsilon"); !ok || math.Abs(eps-1e-6) > 1e-12 {
+					t.Errorf("layer_norm_epsilon %v (%v), want 1e-6", eps, ok)
+				}
+				if _, ok := f.Tensor("output.weight"); ok != (!tied || nemotron) {
+					t.Errorf("output.weight %v with tied %v", ok, tied)
+				}
+				ctx := refContext(t, out)
+				r := openST(t, dir)
+				fresh := func() *lnRef {
+					m := &lnRef{r: r, nemotron: nemotron}
+					if nemotron {
+						m.shift = 1
+					}
+					return m
+				}
+				// ggml's GELU reads a table of F16 values: about 2e-4 here.
+				checkRef(t, ctx, prompts, fresh().forward, 1e-3)
+				edits := map[string]func(*lnRef){
+					"rope on pairs": func(m *lnRef) { m.pairs = true },
+					"no biases":     func(m *lnRef) { m.noBias = true },
+				}
+				if !tied {
+					edits["head tied"] = func(m *lnRef) { m.noOutput = true }
+				}
+				if nemotron {
+					edits["norms without 1"] = func(m *lnRef) { m.shift = 0 }
+				}
+				checkSensitive(t, ctx, prompts, fresh, edits)
+			})
+		}
 	}
 	for name, tc := range map[string]struct {
-		edit func(map[string]any, []stTensor) []stTensor
-		want error
+		nemotron bool
+		edit     func(map[string]any, []stTensor) []stTensor
+		want     error
 	}{
-		"relu":                       {setConfig("hidden_act", "relu"), convert.ErrUnsupported},
-		"biases with use_bias false": {noBias, convert.ErrUnsupported},
-		"no norm bias":               {dropTensor("model.layers.0.input_layernorm.bias"), convert.ErrMismatch},
-		"a window of 0":              {setConfig("sliding_window", 0), convert.ErrMismatch},
+		"starcoder2 relu":            {false, setConfig("hidden_act", "relu"), convert.ErrUnsupported},
+		"starcoder2 use_bias false":  {false, setConfig("use_bias", false), convert.ErrUnsupported},
+		"starcoder2 no norm bias":    {false, dropTensor("model.layers.0.input_layernorm.bias"), convert.ErrMismatch},
+		"starcoder2 a window of 0":   {false, setConfig("sliding_window", 0), convert.ErrMismatch},
+		"starcoder2 heads of 32":     {false, setConfig("head_dim", 32), convert.ErrUnsupported},
+		"nemotron gelu":              {true, setConfig("hidden_act", "gelu"), convert.ErrUnsupported},
+		"nemotron biases not listed": {true, setConfig("attention_bias", false), convert.ErrUnsupported},
 	} {
-		err := convert.Convert(context.Background(), sc2Fixture(t, true, tc.edit), filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
+		err := convert.Convert(context.Background(), lnFixture(t, tc.nemotron, true, tc.edit), filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
 		if !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", name, err, tc.want)
 		} else {
 			t.Logf("%s: %v", name, err)
 		}
 	}
-	// Without a window the context is max_position_embeddings.
-	dir := sc2Fixture(t, true, setConfig("sliding_window", nil))
+	// Without a window StarCoder2's context is max_position_embeddings.
+	dir := lnFixture(t, false, true, setConfig("sliding_window", nil))
 	out := filepath.Join(t.TempDir(), "sc2.gguf")
 	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
 		t.Fatal(err)
