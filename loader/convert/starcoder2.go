@@ -29,8 +29,15 @@ import (
 //     head (written from the embeddings when tied: llama.cpp requires
 //     one).
 //
-// llama.cpp's graphs of both project the queries to the hidden size: heads
-// × head size must be hidden_size.
+//   - PhiForCausalLM (Phi-2, Phi-1.5) → GGUF arch "phi2": one LayerNorm
+//     per block, its output going through the attention and the MLP side
+//     by side (both added to the block's input), self_attn.dense as the
+//     attention's output, the MLP mlp.fc1, GELU in its tanh form,
+//     mlp.fc2, biases everywhere, model.final_layernorm, a partial rope
+//     (partial_rotary_factor, 0.4), and the head with its bias.
+//
+// llama.cpp's graphs of all three project the queries to the hidden size:
+// heads × head size must be hidden_size.
 
 // lnLlamaConfig holds Starcoder2Config's and NemotronConfig's names.
 type lnLlamaConfig struct {
@@ -39,6 +46,7 @@ type lnLlamaConfig struct {
 	UseBias       *bool    `json:"use_bias"`     // Starcoder2Config
 	AttentionBias *bool    `json:"attention_bias"`
 	MLPBias       *bool    `json:"mlp_bias"`
+	QKLayernorm   *bool    `json:"qk_layernorm"` // PhiConfig
 }
 
 // lnLlamaHparams reads StarCoder2's or Nemotron's keys into h (read as
@@ -58,6 +66,22 @@ func (c *hfConfig) lnLlamaHparams(arch archSpec, h *hparams) error {
 	}
 	if h.headDim*h.heads != h.hidden {
 		return fmt.Errorf("%w: %s with %d heads of %d: llama.cpp's %s projects the queries to hidden_size %d", ErrUnsupported, arch.hf, h.heads, h.headDim, arch.gguf, h.hidden)
+	}
+	if arch.gguf == "phi2" {
+		if c.LayerNormEps != nil {
+			h.rmsEps = *c.LayerNormEps // PhiConfig's name
+		}
+		switch {
+		case c.HiddenAct != "" && c.HiddenAct != "gelu_new" && c.HiddenAct != "gelu_pytorch_tanh" && c.HiddenAct != "gelu_fast":
+			return fmt.Errorf("%w: %s with hidden_act %q: llama.cpp's phi2 runs GELU in its tanh form", ErrUnsupported, arch.hf, c.HiddenAct)
+		case n.QKLayernorm != nil && *n.QKLayernorm:
+			return fmt.Errorf("%w: %s with qk_layernorm true: llama.cpp's phi2 has no q/k norms", ErrUnsupported, arch.hf)
+		}
+		// Biases everywhere, which llama.cpp's phi2 requires; PhiConfig's
+		// untied head by default, written from the embeddings when tied.
+		h.attnBias, h.mlpBias = true, true
+		h.tied = c.TieWordEmbeddings != nil && *c.TieWordEmbeddings
+		return nil
 	}
 	if arch.gguf == "nemotron" {
 		if c.HiddenAct != "relu2" {
@@ -104,9 +128,12 @@ func lnLlamaKeys(w *gguf.Writer, a string, h hparams) {
 func planLNLlama(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, error) {
 	H, F := int64(h.hidden), int64(h.ffn)
 	q, kv := int64(h.heads*h.headDim), int64(h.kvHeads*h.headDim)
-	up, down, shift := "mlp.c_fc", "mlp.c_proj", float32(0)
-	if arch.gguf == "nemotron" {
+	up, down, o, final, shift := "mlp.c_fc", "mlp.c_proj", "self_attn.o_proj", "model.norm", float32(0)
+	switch arch.gguf {
+	case "nemotron":
 		up, down, shift = "mlp.up_proj", "mlp.down_proj", 1
+	case "phi2":
+		up, down, o, final = "mlp.fc1", "mlp.fc2", "self_attn.dense", "model.final_layernorm"
 	}
 	layer := map[string]bertTensor{
 		"input_layernorm.weight":          {"attn_norm.weight", []int64{H}},
@@ -114,17 +141,22 @@ func planLNLlama(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 		"self_attn.q_proj.weight":         {"attn_q.weight", []int64{q, H}},
 		"self_attn.k_proj.weight":         {"attn_k.weight", []int64{kv, H}},
 		"self_attn.v_proj.weight":         {"attn_v.weight", []int64{kv, H}},
-		"self_attn.o_proj.weight":         {"attn_output.weight", []int64{H, q}},
+		o + ".weight":                     {"attn_output.weight", []int64{H, q}},
 		"post_attention_layernorm.weight": {"ffn_norm.weight", []int64{H}},
 		"post_attention_layernorm.bias":   {"ffn_norm.bias", []int64{H}},
 		up + ".weight":                    {"ffn_up.weight", []int64{F, H}},
 		down + ".weight":                  {"ffn_down.weight", []int64{H, F}},
 	}
+	if arch.gguf == "phi2" {
+		// One norm before the attention and the MLP side by side.
+		delete(layer, "post_attention_layernorm.weight")
+		delete(layer, "post_attention_layernorm.bias")
+	}
 	attnBiases := map[string]bertTensor{
 		"self_attn.q_proj.bias": {"attn_q.bias", []int64{q}},
 		"self_attn.k_proj.bias": {"attn_k.bias", []int64{kv}},
 		"self_attn.v_proj.bias": {"attn_v.bias", []int64{kv}},
-		"self_attn.o_proj.bias": {"attn_output.bias", []int64{H}},
+		o + ".bias":             {"attn_output.bias", []int64{H}},
 	}
 	mlpBiases := map[string]bertTensor{
 		up + ".bias":   {"ffn_up.bias", []int64{F}},
@@ -153,8 +185,15 @@ func planLNLlama(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 				slog.Info("convert: lm_head.weight left out: the config ties the head to the embeddings (tie_word_embeddings, true by default)", "architecture", arch.hf)
 				continue
 			}
-		case "model.norm.weight", "model.norm.bias":
-			gg := "output_norm" + t.Name[len("model.norm"):]
+		case "lm_head.bias":
+			if arch.gguf == "phi2" {
+				if err := pl.add(tensorPlan{ggufName: "output.bias", layer: -1}, t, []int64{int64(h.vocab)}); err != nil {
+					return nil, err
+				}
+				continue
+			}
+		case final + ".weight", final + ".bias":
+			gg := "output_norm" + t.Name[len(final):]
 			if err := pl.add(tensorPlan{ggufName: gg, layer: -1, shift: normShift(gg)}, t, []int64{H}); err != nil {
 				return nil, err
 			}
@@ -184,8 +223,8 @@ func planLNLlama(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			return nil, err
 		}
 	}
-	if arch.gguf == "nemotron" && !pl.seen["output.weight"] {
-		// llama.cpp's nemotron requires its own output matrix.
+	if (arch.gguf == "nemotron" || arch.gguf == "phi2") && !pl.seen["output.weight"] {
+		// llama.cpp's nemotron and phi2 require their own output matrix.
 		for _, p := range pl.plan {
 			if p.ggufName == "token_embd.weight" {
 				pl.put(tensorPlan{hfName: p.hfName, ggufName: "output.weight", shape: p.shape, layer: -1})
@@ -194,8 +233,11 @@ func planLNLlama(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 		}
 	}
 	required := []string{"token_embd.weight", "output_norm.weight", "output_norm.bias"}
-	if !h.tied || arch.gguf == "nemotron" {
+	if !h.tied || arch.gguf == "nemotron" || arch.gguf == "phi2" {
 		required = append(required, "output.weight")
+	}
+	if arch.gguf == "phi2" {
+		required = append(required, "output.bias")
 	}
 	for n := range h.layers {
 		for _, b := range layer {

@@ -15,20 +15,30 @@ import (
 	"github.com/llm-go/llm/loader/gguf"
 )
 
-// lnFixture writes a tiny StarCoder2 or Nemotron checkpoint
+// lnFixture writes a tiny StarCoder2, Nemotron or Phi-2 checkpoint
 // (tiny-llama-st's tokenizer): hidden size 64, 4 heads of 16 (2 KV heads),
 // an MLP of 96, LayerNorms with biases (Nemotron's around 0: LayerNorm1P
 // adds 1), a LayerNorm epsilon of 1e-6; StarCoder2's with biases
 // everywhere and a sliding window of 128 in 512 positions, Nemotron's with
-// attention biases only and half of each head rotated.
-func lnFixture(t *testing.T, nemotron, tied bool, edit func(map[string]any, []stTensor) []stTensor) string {
+// attention biases only and half of each head rotated, Phi-2's with one
+// norm per block, biases everywhere (the head's too) and a quarter of each
+// head rotated.
+func lnFixture(t *testing.T, arch string, tied bool, edit func(map[string]any, []stTensor) []stTensor) string {
 	t.Helper()
 	dir := t.TempDir()
 	cfg := map[string]any{"architectures": []string{"Starcoder2ForCausalLM"}, "model_type": "starcoder2", "hidden_size": 64, "num_hidden_layers": 2,
 		"num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 96, "norm_epsilon": 1e-6, "hidden_act": "gelu_pytorch_tanh",
 		"rope_theta": 1000.0, "max_position_embeddings": 512, "sliding_window": 128, "use_bias": true, "vocab_size": 32000,
 		"tie_word_embeddings": tied, "bos_token_id": 1, "eos_token_id": 2}
-	up, down, normMean := "mlp.c_fc", "mlp.c_proj", 1.0
+	up, down, o, final, normMean := "mlp.c_fc", "mlp.c_proj", "self_attn.o_proj", "model.norm", 1.0
+	nemotron, phi2 := arch == "nemotron", arch == "phi2"
+	if phi2 {
+		cfg = map[string]any{"architectures": []string{"PhiForCausalLM"}, "model_type": "phi", "hidden_size": 64, "num_hidden_layers": 2,
+			"num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 96, "layer_norm_eps": 1e-6, "hidden_act": "gelu_new",
+			"rope_theta": 1000.0, "partial_rotary_factor": 0.25, "max_position_embeddings": 512, "qk_layernorm": false,
+			"vocab_size": 32000, "tie_word_embeddings": tied, "bos_token_id": 1, "eos_token_id": 2}
+		up, down, o, final = "mlp.fc1", "mlp.fc2", "self_attn.dense", "model.final_layernorm"
+	}
 	if nemotron {
 		cfg = map[string]any{"architectures": []string{"NemotronForCausalLM"}, "model_type": "nemotron", "hidden_size": 64, "num_hidden_layers": 2,
 			"num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "intermediate_size": 96, "norm_eps": 1e-6, "hidden_act": "relu2",
@@ -40,20 +50,26 @@ func lnFixture(t *testing.T, nemotron, tied bool, edit func(map[string]any, []st
 	r := rand.New(rand.NewPCG(23, 2))
 	w := randWeights{r}
 	ts := []stTensor{f32Tensor("model.embed_tokens.weight", []int64{32000, 64}, randn(r, 32000*64, 1)),
-		w.vec("model.norm.weight", 64, normMean, 0.1), w.vec("model.norm.bias", 64, 0, 0.1)}
+		w.vec(final+".weight", 64, normMean, 0.1), w.vec(final+".bias", 64, 0, 0.1)}
 	if !tied {
 		ts = append(ts, w.mat("lm_head.weight", 32000, 64))
+	}
+	if phi2 {
+		ts = append(ts, w.vec("lm_head.bias", 32000, 0, 0.5))
 	}
 	for l := range 2 {
 		p := layerPrefix(l)
 		for _, n := range []string{"input_layernorm", "post_attention_layernorm"} {
+			if phi2 && n == "post_attention_layernorm" {
+				continue
+			}
 			ts = append(ts, w.vec(p+n+".weight", 64, normMean, 0.1), w.vec(p+n+".bias", 64, 0, 0.1))
 		}
 		for _, m := range []struct {
 			name    string
 			out, in int64
 			bias    bool
-		}{{"self_attn.q_proj", 64, 64, true}, {"self_attn.k_proj", 32, 64, true}, {"self_attn.v_proj", 32, 64, true}, {"self_attn.o_proj", 64, 64, true},
+		}{{"self_attn.q_proj", 64, 64, true}, {"self_attn.k_proj", 32, 64, true}, {"self_attn.v_proj", 32, 64, true}, {o, 64, 64, true},
 			{up, 96, 64, !nemotron}, {down, 64, 96, !nemotron}} {
 			ts = append(ts, w.mat(p+m.name+".weight", m.out, m.in))
 			if m.bias {
@@ -68,7 +84,7 @@ func lnFixture(t *testing.T, nemotron, tied bool, edit func(map[string]any, []st
 // fixture, with knobs that change one feature each.
 type lnRef struct {
 	r        *stReader
-	nemotron bool
+	arch     string
 	pairs    bool    // the rope on adjacent pairs (q and k permuted as for Llama)
 	noBias   bool    // the projections' biases left out
 	noOutput bool    // the head tied although lm_head.weight is there
@@ -105,9 +121,12 @@ func (m *lnRef) affine(p string, x []float64) []float64 {
 // forward returns the logits after the last of ids.
 func (m *lnRef) forward(ids []int) []float64 {
 	const H, heads, kv, d = 64, 4, 2, 16
-	up, down, rot := "mlp.c_fc", "mlp.c_proj", d
-	if m.nemotron {
+	up, down, o, final, rot := "mlp.c_fc", "mlp.c_proj", "self_attn.o_proj", "model.norm", d
+	switch m.arch {
+	case "nemotron":
 		up, down, rot = "mlp.up_proj", "mlp.down_proj", d/2
+	case "phi2":
+		up, down, o, final, rot = "mlp.fc1", "mlp.fc2", "self_attn.dense", "model.final_layernorm", d/4
 	}
 	emb := m.r.get("model.embed_tokens.weight")
 	x := make([][]float64, len(ids))
@@ -132,13 +151,17 @@ func (m *lnRef) forward(ids []int) []float64 {
 			}
 		}
 		for i, att := range causalAttention(qs, ks, vs, heads, kv, d) {
-			o := m.affine(p+"self_attn.o_proj", att)
+			a := m.affine(p+o, att)
+			normed := m.layerNorm(x[i], p+"input_layernorm") // Phi-2's MLP input, beside the attention
 			for e := range H {
-				x[i][e] += o[e]
+				x[i][e] += a[e]
 			}
-			u := m.affine(p+up, m.layerNorm(x[i], p+"post_attention_layernorm"))
+			if m.arch != "phi2" {
+				normed = m.layerNorm(x[i], p+"post_attention_layernorm")
+			}
+			u := m.affine(p+up, normed)
 			for e := range u {
-				if m.nemotron {
+				if m.arch == "nemotron" {
 					u[e] = max(u[e], 0) * max(u[e], 0)
 				} else {
 					u[e] = ref64.GELUTanh(u[e])
@@ -150,28 +173,34 @@ func (m *lnRef) forward(ids []int) []float64 {
 			}
 		}
 	}
-	last := m.layerNorm(x[len(ids)-1], "model.norm")
+	last := m.layerNorm(x[len(ids)-1], final)
 	out := emb
 	if m.r.has("lm_head.weight") && !m.noOutput {
 		out = m.r.get("lm_head.weight")
 	}
-	return matvec(out, last, len(out)/H)
+	logits := matvec(out, last, len(out)/H)
+	if m.r.has("lm_head.bias") && !m.noBias {
+		for i, b := range m.r.get("lm_head.bias") {
+			logits[i] += b
+		}
+	}
+	return logits
 }
 
-// TestLayerNormLlamas converts StarCoder2 and Nemotron checkpoints (tied
-// and untied) to llama.cpp's starcoder2 and nemotron and checks the keys
-// (StarCoder2's context cut to the window, LayerNorm's epsilon, Nemotron's
-// output written from tied embeddings) and the logits against the float64
-// reference, which would see the rope on pairs, the biases left out, the
-// head tied, or Nemotron's norms without their 1; other settings are
-// refused.
+// TestLayerNormLlamas converts StarCoder2, Nemotron and Phi-2 checkpoints
+// (tied and untied) to llama.cpp's starcoder2, nemotron and phi2 and
+// checks the keys (StarCoder2's context cut to the window, LayerNorm's
+// epsilon, Nemotron's and Phi-2's output written from tied embeddings) and
+// the logits against the float64 reference, which would see the rope on
+// pairs, the biases left out, the head tied, or Nemotron's norms without
+// their 1; other settings are refused.
 func TestLayerNormLlamas(t *testing.T) {
 	prompts := readReference(t, "tiny-llama-st").Prompts
-	for _, arch := range []string{"starcoder2", "nemotron"} {
+	for _, arch := range []string{"starcoder2", "nemotron", "phi2"} {
 		nemotron := arch == "nemotron"
 		for _, tied := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s/tied=%v", arch, tied), func(t *testing.T) {
-				dir := lnFixture(t, nemotron, tied, nil)
+				dir := lnFixture(t, arch, tied, nil)
 				out := filepath.Join(t.TempDir(), "m.gguf")
 				if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32", Name: "x"}); err != nil {
 					t.Fatal(err)
@@ -180,9 +209,9 @@ func TestLayerNormLlamas(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				wantCtx := uint64(128)
-				if nemotron {
-					wantCtx = 512
+				wantCtx := uint64(512)
+				if arch == "starcoder2" {
+					wantCtx = 128
 				}
 				if n, _ := f.Uint(arch + ".context_length"); f.Architecture() != arch || n != wantCtx {
 					t.Errorf("arch %q, context_length %d, want %d", f.Architecture(), n, wantCtx)
@@ -190,13 +219,13 @@ func TestLayerNormLlamas(t *testing.T) {
 				if eps, ok := f.Float(arch + ".attention.layer_norm_epsilon"); !ok || math.Abs(eps-1e-6) > 1e-12 {
 					t.Errorf("layer_norm_epsilon %v (%v), want 1e-6", eps, ok)
 				}
-				if _, ok := f.Tensor("output.weight"); ok != (!tied || nemotron) {
+				if _, ok := f.Tensor("output.weight"); ok != (!tied || arch != "starcoder2") {
 					t.Errorf("output.weight %v with tied %v", ok, tied)
 				}
 				ctx := refContext(t, out)
 				r := openST(t, dir)
 				fresh := func() *lnRef {
-					m := &lnRef{r: r, nemotron: nemotron}
+					m := &lnRef{r: r, arch: arch}
 					if nemotron {
 						m.shift = 1
 					}
@@ -219,19 +248,24 @@ func TestLayerNormLlamas(t *testing.T) {
 		}
 	}
 	for name, tc := range map[string]struct {
-		nemotron bool
-		edit     func(map[string]any, []stTensor) []stTensor
-		want     error
+		arch string
+		edit func(map[string]any, []stTensor) []stTensor
+		want error
 	}{
-		"starcoder2 relu":            {false, setConfig("hidden_act", "relu"), convert.ErrUnsupported},
-		"starcoder2 use_bias false":  {false, setConfig("use_bias", false), convert.ErrUnsupported},
-		"starcoder2 no norm bias":    {false, dropTensor("model.layers.0.input_layernorm.bias"), convert.ErrMismatch},
-		"starcoder2 a window of 0":   {false, setConfig("sliding_window", 0), convert.ErrMismatch},
-		"starcoder2 heads of 32":     {false, setConfig("head_dim", 32), convert.ErrUnsupported},
-		"nemotron gelu":              {true, setConfig("hidden_act", "gelu"), convert.ErrUnsupported},
-		"nemotron biases not listed": {true, setConfig("attention_bias", false), convert.ErrUnsupported},
+		"starcoder2 relu":            {"starcoder2", setConfig("hidden_act", "relu"), convert.ErrUnsupported},
+		"starcoder2 use_bias false":  {"starcoder2", setConfig("use_bias", false), convert.ErrUnsupported},
+		"starcoder2 no norm bias":    {"starcoder2", dropTensor("model.layers.0.input_layernorm.bias"), convert.ErrMismatch},
+		"starcoder2 a window of 0":   {"starcoder2", setConfig("sliding_window", 0), convert.ErrMismatch},
+		"starcoder2 heads of 32":     {"starcoder2", setConfig("head_dim", 32), convert.ErrUnsupported},
+		"nemotron gelu":              {"nemotron", setConfig("hidden_act", "gelu"), convert.ErrUnsupported},
+		"nemotron biases not listed": {"nemotron", setConfig("attention_bias", false), convert.ErrUnsupported},
+		"phi2 qk_layernorm":          {"phi2", setConfig("qk_layernorm", true), convert.ErrUnsupported},
+		"phi2 no head bias":          {"phi2", dropTensor("lm_head.bias"), convert.ErrMismatch},
+		"phi2 a second norm": {"phi2", func(_ map[string]any, ts []stTensor) []stTensor {
+			return append(ts, f32Tensor("model.layers.0.post_attention_layernorm.weight", []int64{64}, make([]float32, 64)))
+		}, convert.ErrUnsupported},
 	} {
-		err := convert.Convert(context.Background(), lnFixture(t, tc.nemotron, true, tc.edit), filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
+		err := convert.Convert(context.Background(), lnFixture(t, tc.arch, true, tc.edit), filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
 		if !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", name, err, tc.want)
 		} else {
@@ -239,7 +273,7 @@ func TestLayerNormLlamas(t *testing.T) {
 		}
 	}
 	// Without a window StarCoder2's context is max_position_embeddings.
-	dir := lnFixture(t, false, true, setConfig("sliding_window", nil))
+	dir := lnFixture(t, "starcoder2", true, setConfig("sliding_window", nil))
 	out := filepath.Join(t.TempDir(), "sc2.gguf")
 	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
 		t.Fatal(err)
