@@ -171,24 +171,9 @@ func TestLoRAFromHub(t *testing.T) {
 // has no adapter for is ErrUnknownTask, naming those it has.
 func TestWithTask(t *testing.T) {
 	ctx := context.Background()
-	dir := t.TempDir()
-	model := filepath.Join(dir, "stories.gguf")
-	raw, err := os.ReadFile(shareddata.Path(t, "models", "stories260K.gguf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(model, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
 	const prefix = "Represent the query: "
-	adapter := testmodel.StoriesLoRA(t, func(w *gguf.Writer) {
-		w.Set(gguf.KeyLoRATaskName, gguf.String("query"))
-		w.Set(gguf.KeyLoRAPromptPrefix, gguf.String(prefix))
-	})
-	if err := os.Rename(adapter, filepath.Join(dir, "lora-query-stories.gguf")); err != nil {
-		t.Fatal(err)
-	}
-	adapter = filepath.Join(dir, "lora-query-stories.gguf")
+	model, adapter := testmodel.StoriesWithTask(t, "stories", "query", prefix)
+	dir := filepath.Dir(model)
 	embed := func(text string, opts ...llm.Option) []float32 {
 		t.Helper()
 		p, err := llm.New(ctx, model, append([]llm.Option{llm.WithThreads(1)}, opts...)...)

@@ -4,14 +4,11 @@ import (
 	"context"
 	"math"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/llm-go/llm"
 	"github.com/llm-go/llm/internal/testmodel"
-	"github.com/llm-go/llm/loader/gguf"
 )
 
 // TestEmbedTask: /v1/embeddings and /api/embed take a task (Jina's
@@ -19,21 +16,7 @@ import (
 // counting the instruction's tokens; an unknown task is a 400 naming the
 // field.
 func TestEmbedTask(t *testing.T) {
-	dir := t.TempDir()
-	model := filepath.Join(dir, "tasked.gguf")
-	raw, err := os.ReadFile(storiesPath(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(model, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(testmodel.StoriesLoRA(t, func(w *gguf.Writer) {
-		w.Set(gguf.KeyLoRATaskName, gguf.String("query"))
-		w.Set(gguf.KeyLoRAPromptPrefix, gguf.String("Represent the query: "))
-	}), filepath.Join(dir, "lora-query-tasked.gguf")); err != nil {
-		t.Fatal(err)
-	}
+	model, _ := testmodel.StoriesWithTask(t, "tasked", "query", "Represent the query: ")
 	p, err := llm.New(context.Background(), model, llm.WithThreads(1))
 	if err != nil {
 		t.Fatal(err)

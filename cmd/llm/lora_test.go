@@ -13,7 +13,6 @@ import (
 	"github.com/llm-go/llm/internal/shareddata"
 	"github.com/llm-go/llm/internal/testmodel"
 	"github.com/llm-go/llm/loader/convert"
-	"github.com/llm-go/llm/loader/gguf"
 )
 
 // TestLoRAFlags: --lora and --lora-scaled apply an adapter in generate
@@ -172,22 +171,7 @@ func TestLoRAFromHubCommand(t *testing.T) {
 // beside the model, and says which tasks a model has when none is given;
 // llm show lists them; llm quantize takes them along.
 func TestEmbedTaskCommand(t *testing.T) {
-	dir := t.TempDir()
-	model := filepath.Join(dir, "stories.gguf")
-	raw, err := os.ReadFile(shareddata.Path(t, "models", "stories260K.gguf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(model, raw, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	adapter := filepath.Join(dir, "lora-query-stories.gguf")
-	if err := os.Rename(testmodel.StoriesLoRA(t, func(w *gguf.Writer) {
-		w.Set(gguf.KeyLoRATaskName, gguf.String("query"))
-		w.Set(gguf.KeyLoRAPromptPrefix, gguf.String("Query: "))
-	}), adapter); err != nil {
-		t.Fatal(err)
-	}
+	model, adapter := testmodel.StoriesWithTask(t, "stories", "query", "Query: ")
 	embedding := func(args ...string) (string, string) {
 		t.Helper()
 		code, out, stderr := run(t, "", append([]string{"embed", model, "-t", "1"}, args...)...)

@@ -75,7 +75,11 @@ func (m *BERT) Forward(ids []int) [][]float64 {
 	return x
 }
 
-func (m *BERT) layerNorm(x, w, b []float64) []float64 {
+func (m *BERT) layerNorm(x, w, b []float64) []float64 { return LayerNorm(x, w, b, m.Eps) }
+
+// LayerNorm returns x normalised to mean 0 and variance 1 (with eps),
+// times w, plus b.
+func LayerNorm(x, w, b []float64, eps float64) []float64 {
 	var mean, vr float64
 	for _, v := range x {
 		mean += v
@@ -85,7 +89,7 @@ func (m *BERT) layerNorm(x, w, b []float64) []float64 {
 		vr += (v - mean) * (v - mean)
 	}
 	vr /= float64(len(x))
-	s := 1 / math.Sqrt(vr+m.Eps)
+	s := 1 / math.Sqrt(vr+eps)
 	out := make([]float64, len(x))
 	for i, v := range x {
 		out[i] = (v-mean)*s*w[i] + b[i]

@@ -295,3 +295,29 @@ func AsArch(t testing.TB, src, arch string, edit func(set func(key string, v ggu
 	}
 	return path
 }
+
+// StoriesWithTask writes a copy of stories260K named name.gguf and, beside
+// it as lora-TASK-name.gguf, StoriesLoRA's adapter made the adapter of
+// task, with prefix as its instruction (adapter.lora.task_name and
+// prompt_prefix, as convert writes jina-embeddings-v3's); it returns the
+// model's path and the adapter's.
+func StoriesWithTask(t testing.TB, name, task, prefix string) (model, adapter string) {
+	t.Helper()
+	dir := t.TempDir()
+	model = filepath.Join(dir, name+".gguf")
+	raw, err := os.ReadFile(shareddata.Path(t, "models", "stories260K.gguf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(model, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	adapter = filepath.Join(dir, "lora-"+task+"-"+name+".gguf")
+	if err := os.Rename(StoriesLoRA(t, func(w *gguf.Writer) {
+		w.Set(gguf.KeyLoRATaskName, gguf.String(task))
+		w.Set(gguf.KeyLoRAPromptPrefix, gguf.String(prefix))
+	}), adapter); err != nil {
+		t.Fatal(err)
+	}
+	return model, adapter
+}

@@ -646,3 +646,18 @@ func TestUnsupportedTokenizer(t *testing.T) {
 		t.Errorf("got %v, want ErrUnsupported about the byte-level pre-tokenizer, naming its ByteLevel step", err)
 	}
 }
+
+// convertDir converts the checkpoint in dir to a GGUF of type typ in a
+// temporary directory and opens it.
+func convertDir(t *testing.T, dir, typ string) (string, *gguf.File) {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), "m.gguf")
+	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: typ, Name: "x"}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := gguf.Open(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out, f
+}

@@ -104,14 +104,7 @@ func TestExaone4(t *testing.T) {
 		tied           bool
 	}{{4, 0, true}, {64, 3, false}} {
 		dir := exaone4Fixture(t, tc.layers, tc.window, tc.tied, nil)
-		out := filepath.Join(t.TempDir(), "exaone4.gguf")
-		if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32", Name: "x"}); err != nil {
-			t.Fatal(err)
-		}
-		f, err := gguf.Open(out)
-		if err != nil {
-			t.Fatal(err)
-		}
+		out, f := convertDir(t, dir, "f32")
 		if w, ok := f.Uint("exaone4.attention.sliding_window"); f.Architecture() != "exaone4" || (tc.window > 0) != ok || ok && w != uint64(tc.window) {
 			t.Errorf("arch %q, sliding_window %d (%v)", f.Architecture(), w, ok)
 		}
@@ -258,14 +251,7 @@ func TestExaone(t *testing.T) {
 	invFreq := hfLlama3InvFreq(10000, 16, 8, 1, 4, 64)
 	for _, tied := range []bool{false, true} {
 		dir, llamaDir := exaoneFixture(t, tied, nil)
-		out := filepath.Join(t.TempDir(), "exaone.gguf")
-		if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32", Name: "x"}); err != nil {
-			t.Fatal(err)
-		}
-		f, err := gguf.Open(out)
-		if err != nil {
-			t.Fatal(err)
-		}
+		out, f := convertDir(t, dir, "f32")
 		_, hasOut := f.Tensor("output.weight")
 		_, hasFreqs := f.Tensor("rope_freqs.weight")
 		if f.Architecture() != "exaone" || hasOut == tied || !hasFreqs {

@@ -182,14 +182,7 @@ func TestJinaV3(t *testing.T) {
 	if err := convert.Check(dir); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "jina-v3.gguf")
-	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
-		t.Fatal(err)
-	}
-	f, err := gguf.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, f := convertDir(t, dir, "f32")
 	if a := f.Architecture(); a != "jina-bert-v3" {
 		t.Fatalf("arch %q, want jina-bert-v3", a)
 	}
@@ -259,33 +252,7 @@ func TestJinaV3(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			c, err := m.NewContext(engine.ContextOptions{ContextLength: 64, BatchSize: 64, MicroBatchSize: 64, Threads: 1, Embeddings: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer c.Close()
-			if err := c.SetAdapter(a, 1); err != nil {
-				t.Fatal(err)
-			}
-			ref := jv3Ref{r: r, task: i}
-			var got []float32
-			var ids []int
-			for _, text := range texts {
-				toks, err := m.Tokenize(text, true, false)
-				if err != nil {
-					t.Fatal(err)
-				}
-				ids = make([]int, len(toks))
-				for i, id := range toks {
-					ids[i] = int(id)
-				}
-				got = pooledEmbedding(t, c, ids)
-				if re := relErr(got, ref.pooled(ids)); !(re < 2e-3) {
-					t.Errorf("%q: relative error %.3g", text, re)
-				} else {
-					t.Logf("%q (%d tokens): relative error %.3g", text, len(ids), re)
-				}
-			}
+			got, ids := checkEncoderWith(t, m, a, texts, jv3Ref{r: r, task: i}.pooled)
 			for name, other := range map[string]jv3Ref{
 				"the token type's LoRA left out": {r: r, task: i, noTyp: true},
 				"the other task's adapter":       {r: r, task: 1 - i},
@@ -519,14 +486,7 @@ func TestJinaV3Defaults(t *testing.T) {
 			delete(c, k)
 		}
 	})
-	out := filepath.Join(t.TempDir(), "m.gguf")
-	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
-		t.Fatal(err)
-	}
-	f, err := gguf.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, f := convertDir(t, dir, "f32")
 	for k, want := range map[string]float64{"jina-bert-v3.rope.freq_base": 10000, "jina-bert-v3.attention.layer_norm_epsilon": 1e-5} {
 		if got, ok := f.Float(k); !ok || math.Abs(got-want) > want*1e-6 {
 			t.Errorf("%s = %v (%v), want %v", k, got, ok, want)

@@ -84,21 +84,7 @@ type nbRef struct {
 }
 
 func (m *nbRef) layerNorm(x []float64, w, b string) []float64 {
-	g, bias := m.r.get(w), m.r.get(b)
-	var mean, v float64
-	for _, e := range x {
-		mean += e
-	}
-	mean /= float64(len(x))
-	for _, e := range x {
-		v += (e - mean) * (e - mean)
-	}
-	s := 1 / math.Sqrt(v/float64(len(x))+1e-12)
-	out := make([]float64, len(x))
-	for i, e := range x {
-		out[i] = (e-mean)*s*g[i] + bias[i]
-	}
-	return out
+	return ref64.LayerNorm(x, m.r.get(w), m.r.get(b), 1e-12)
 }
 
 // states returns the last hidden state of every position.

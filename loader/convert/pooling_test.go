@@ -329,11 +329,23 @@ func TestQwen3EmbeddingLayout(t *testing.T) {
 // approximations); it returns the last text's embedding and ids.
 func checkEncoder(t *testing.T, m *engine.Model, texts []string, want func(ids []int) []float64) ([]float32, []int) {
 	t.Helper()
+	return checkEncoderWith(t, m, nil, texts, want)
+}
+
+// checkEncoderWith is checkEncoder with the LoRA adapter a (nil: none)
+// applied.
+func checkEncoderWith(t *testing.T, m *engine.Model, a *engine.Adapter, texts []string, want func(ids []int) []float64) ([]float32, []int) {
+	t.Helper()
 	c, err := m.NewContext(engine.ContextOptions{ContextLength: 64, BatchSize: 64, MicroBatchSize: 64, Threads: 1, Embeddings: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
+	if a != nil {
+		if err := c.SetAdapter(a, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
 	var got []float32
 	var ids []int
 	for _, text := range texts {

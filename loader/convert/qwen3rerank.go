@@ -77,25 +77,11 @@ func qwen3RerankHead(plan []tensorPlan, st *safetensors.Model, voc *vocab, h hpa
 
 // readRows reads the given rows of the [rows, cols] tensor name.
 func readRows(st *safetensors.Model, name string, cols int, rows ...int) ([]float32, error) {
-	f, ok := st.FileOf(name)
-	t, _ := st.Tensor(name)
-	if !ok {
-		return nil, fmt.Errorf("convert: no tensor %q", name)
-	}
-	r, err := f.TensorReader(name)
-	if err != nil {
-		return nil, fmt.Errorf("convert: %w", err)
-	}
-	size := int64(cols) * t.DType.Size()
 	out := make([]float32, 0, len(rows)*cols)
-	raw := make([]byte, size)
-	row := make([]float32, cols)
 	for _, i := range rows {
-		if _, err := r.ReadAt(raw, int64(i)*size); err != nil {
-			return nil, fmt.Errorf("convert: tensor %q row %d: %w", name, i, err)
-		}
-		if err := safetensors.DecodeFloat32s(row, t.DType, raw); err != nil {
-			return nil, fmt.Errorf("convert: tensor %q: %w", name, err)
+		row, err := readSpan(st, name, int64(i)*int64(cols), int64(cols))
+		if err != nil {
+			return nil, fmt.Errorf("%w (row %d)", err, i)
 		}
 		out = append(out, row...)
 	}

@@ -92,21 +92,11 @@ type lnRef struct {
 }
 
 func (m *lnRef) layerNorm(x []float64, p string) []float64 {
-	w, b := m.r.get(p+".weight"), m.r.get(p+".bias")
-	var mean, v float64
-	for _, e := range x {
-		mean += e
+	w := m.r.get(p + ".weight")
+	for i := range w {
+		w[i] += m.shift
 	}
-	mean /= float64(len(x))
-	for _, e := range x {
-		v += (e - mean) * (e - mean)
-	}
-	s := 1 / math.Sqrt(v/float64(len(x))+1e-6)
-	out := make([]float64, len(x))
-	for i, e := range x {
-		out[i] = (e-mean)*s*(w[i]+m.shift) + b[i]
-	}
-	return out
+	return ref64.LayerNorm(x, w, m.r.get(p+".bias"), 1e-6)
 }
 
 func (m *lnRef) affine(p string, x []float64) []float64 {
@@ -201,14 +191,7 @@ func TestLayerNormLlamas(t *testing.T) {
 		for _, tied := range []bool{true, false} {
 			t.Run(fmt.Sprintf("%s/tied=%v", arch, tied), func(t *testing.T) {
 				dir := lnFixture(t, arch, tied, nil)
-				out := filepath.Join(t.TempDir(), "m.gguf")
-				if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32", Name: "x"}); err != nil {
-					t.Fatal(err)
-				}
-				f, err := gguf.Open(out)
-				if err != nil {
-					t.Fatal(err)
-				}
+				out, f := convertDir(t, dir, "f32")
 				wantCtx := uint64(512)
 				if arch == "starcoder2" {
 					wantCtx = 128

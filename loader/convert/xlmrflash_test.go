@@ -1,7 +1,6 @@
 package convert_test
 
 import (
-	"context"
 	"fmt"
 	"math"
 	"path/filepath"
@@ -9,8 +8,6 @@ import (
 	"testing"
 
 	"github.com/llm-go/llm/engine"
-	"github.com/llm-go/llm/loader/convert"
-	"github.com/llm-go/llm/loader/gguf"
 	"github.com/llm-go/llm/loader/safetensors"
 )
 
@@ -81,14 +78,7 @@ func TestXLMRobertaFlashLayout(t *testing.T) {
 				if flash {
 					flashLayoutOf(t, dir)
 				}
-				out := filepath.Join(t.TempDir(), "m.gguf")
-				if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
-					t.Fatal(err)
-				}
-				f, err := gguf.Open(out)
-				if err != nil {
-					t.Fatal(err)
-				}
+				out, f := convertDir(t, dir, "f32")
 				if _, ok := f.Tensor("blk.0.attn_qkv.weight"); ok != flash {
 					t.Errorf("flash %v: attn_qkv %v", flash, ok)
 				}
