@@ -19,6 +19,9 @@ type embedder struct {
 	batch *engine.Batch
 	seqs  int             // sequences per batch
 	task  *engine.Adapter // the task adapter set on c (nil: none)
+	// dirty: setting the adapters failed half-way; the next call sets
+	// them again whatever task it asks for.
+	dirty bool
 	err   error
 }
 
@@ -165,7 +168,11 @@ func (p *Pipeline) pooled(ctx context.Context, inputs [][]engine.Token, what fun
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if task != e.task {
+	// The pipeline's adapters and the task's on the context. (llama.cpp
+	// reuses a graph only when every input allows it, and does not see a
+	// change of adapters; this context's graphs always have a pooling
+	// input, which never allows reuse, so the change is always built in.)
+	if task != e.task || e.dirty {
 		err := e.c.ClearAdapters()
 		if err == nil {
 			err = p.applyAdapters(e.c)
@@ -174,14 +181,10 @@ func (p *Pipeline) pooled(ctx context.Context, inputs [][]engine.Token, what fun
 			err = e.c.SetAdapter(task, 1)
 		}
 		if err != nil {
-			// Back to the pipeline's adapters alone, as far as that goes.
-			e.task = nil
-			if e.c.ClearAdapters() == nil {
-				p.applyAdapters(e.c)
-			}
+			e.dirty = true
 			return nil, fmt.Errorf("llm: %w", err)
 		}
-		e.task = task
+		e.task, e.dirty = task, false
 	}
 	out := make([][]float32, len(inputs))
 	for next := 0; next < len(inputs); {

@@ -458,6 +458,9 @@ func findTask(tasks []convert.TaskAdapter, path, name, task string) (convert.Tas
 		}
 		names[i] = t.Task
 	}
+	if !convert.ValidTaskName(task) {
+		return convert.TaskAdapter{}, fmt.Errorf("llm: task %q: not a task name (letters, digits, '.', '_' and '-'): %w", task, ErrUnknownTask)
+	}
 	if file := convert.TaskAdapterPath(path, task); fileExists(file) {
 		// There, but not a task adapter TaskAdapters could read.
 		f, err := gguf.Open(file)

@@ -66,8 +66,28 @@ func TestEmbedTask(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || len(ollama.Embeddings) != 1 || !near(ollama.Embeddings[0]) {
 		t.Errorf("/api/embed with the task: %d %.300s", resp.StatusCode, body)
 	}
-	resp, body = post(t, url+"/v1/embeddings", map[string]any{"model": "tasked", "input": "x", "task": "passage"})
-	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"task"`) || !strings.Contains(string(body), "query") {
-		t.Errorf("an unknown task: %d %s", resp.StatusCode, body)
+	for _, path := range []string{"/v1/embeddings", "/api/embed"} {
+		resp, body = post(t, url+path, map[string]any{"model": "tasked", "input": "x", "task": "passage"})
+		if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), "query") {
+			t.Errorf("%s, an unknown task: %d %s", path, resp.StatusCode, body)
+		}
+	}
+	if !strings.Contains(string(body), "passage") {
+		t.Errorf("/api/embed's error does not name the task: %s", body)
+	}
+	// A task name that is not one is refused before any file is looked for.
+	resp, body = post(t, url+"/v1/embeddings", map[string]any{"model": "tasked", "input": "x", "task": "/../../etc/passwd"})
+	if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"task"`) || strings.Contains(string(body), "lora-") {
+		t.Errorf("a task name with a path: %d %s", resp.StatusCode, body)
+	}
+	// /api/embed cuts an input to the context with the instruction before
+	// it (512 positions here).
+	long := strings.Repeat("Once upon a time there was a little girl. ", 80)
+	resp, body = post(t, url+"/api/embed", map[string]any{"model": "tasked", "input": long, "task": "query"})
+	cut := decode[struct {
+		PromptEvalCount int `json:"prompt_eval_count"`
+	}](t, body)
+	if resp.StatusCode != http.StatusOK || cut.PromptEvalCount > 512 || cut.PromptEvalCount < 500 {
+		t.Errorf("/api/embed a long input with the task: %d, %d tokens (want 500 to 512) %.200s", resp.StatusCode, cut.PromptEvalCount, body)
 	}
 }

@@ -300,6 +300,11 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 			return h, err
 		}
 	}
+	if arch.lnLlama {
+		if err := c.lnLlamaDefaults(arch); err != nil {
+			return h, err
+		}
+	}
 	if arch.seedOSS && c.HeadDim <= 0 {
 		c.HeadDim = 128 // SeedOssConfig's default
 	}

@@ -154,6 +154,11 @@ func (j jinaV3Config) alpha() float64 {
 // taskNameRE is a task name that can be part of a file name.
 var taskNameRE = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]*$`)
 
+// ValidTaskName reports whether task can name a task adapter: letters,
+// digits, '.', '_' and '-', starting with a letter or digit (so that
+// TaskAdapterPath stays beside the model).
+func ValidTaskName(task string) bool { return taskNameRE.MatchString(task) }
+
 // loraModule is one LoRA-parametrized weight of a jina-bert-v3 checkpoint:
 // its GGUF base tensor, its factors' names, and whether it is an embedding
 // (whose factors are stored the other way round: A [tasks, rows, rank],

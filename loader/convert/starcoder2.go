@@ -49,6 +49,33 @@ type lnLlamaConfig struct {
 	QKLayernorm   *bool    `json:"qk_layernorm"` // PhiConfig
 }
 
+// lnLlamaDefaults sets NemotronConfig's and PhiConfig's defaults that the
+// Llama path reads (partial_rotary_factor 0.5, Nemotron's hidden_act relu2
+// and 4096 positions), and refuses Phi-2's first checkpoints (model_type
+// "phi-msft": GPT-2's config names and Wqkv/mixer tensors).
+func (c *hfConfig) lnLlamaDefaults(arch archSpec) error {
+	switch arch.gguf {
+	case "phi2":
+		if c.ModelType == "phi-msft" || c.NEmbd > 0 {
+			return fmt.Errorf("%w: %s in the layout of Phi-2's first revisions (model_type %q, n_embd): convert a revision in transformers' layout (model_type \"phi\")", ErrUnsupported, arch.hf, c.ModelType)
+		}
+	case "nemotron":
+		if c.HiddenAct == "" {
+			c.HiddenAct = "relu2"
+		}
+		if c.MaxPositionEmbeddings <= 0 {
+			c.MaxPositionEmbeddings = 4096
+		}
+	default:
+		return nil
+	}
+	if c.PartialRotaryFactor == nil {
+		half := 0.5
+		c.PartialRotaryFactor = &half
+	}
+	return nil
+}
+
 // lnLlamaHparams reads StarCoder2's or Nemotron's keys into h (read as
 // Llama's by hparams), with their config classes' defaults: the LayerNorm
 // epsilon (1e-5), biases, the activation, the tied head, and for
@@ -223,8 +250,9 @@ func planLNLlama(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			return nil, err
 		}
 	}
-	if (arch.gguf == "nemotron" || arch.gguf == "phi2") && !pl.seen["output.weight"] {
-		// llama.cpp's nemotron and phi2 require their own output matrix.
+	if (arch.gguf == "nemotron" || arch.gguf == "phi2") && h.tied && !pl.seen["output.weight"] {
+		// llama.cpp's nemotron and phi2 require their own output matrix:
+		// the tied embeddings, written again.
 		for _, p := range pl.plan {
 			if p.ggufName == "token_embd.weight" {
 				pl.put(tensorPlan{hfName: p.hfName, ggufName: "output.weight", shape: p.shape, layer: -1})

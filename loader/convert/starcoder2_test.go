@@ -235,15 +235,21 @@ func TestLayerNormLlamas(t *testing.T) {
 		edit func(map[string]any, []stTensor) []stTensor
 		want error
 	}{
-		"starcoder2 relu":            {"starcoder2", setConfig("hidden_act", "relu"), convert.ErrUnsupported},
-		"starcoder2 use_bias false":  {"starcoder2", setConfig("use_bias", false), convert.ErrUnsupported},
-		"starcoder2 no norm bias":    {"starcoder2", dropTensor("model.layers.0.input_layernorm.bias"), convert.ErrMismatch},
-		"starcoder2 a window of 0":   {"starcoder2", setConfig("sliding_window", 0), convert.ErrMismatch},
-		"starcoder2 heads of 32":     {"starcoder2", setConfig("head_dim", 32), convert.ErrUnsupported},
-		"nemotron gelu":              {"nemotron", setConfig("hidden_act", "gelu"), convert.ErrUnsupported},
-		"nemotron biases not listed": {"nemotron", setConfig("attention_bias", false), convert.ErrUnsupported},
-		"phi2 qk_layernorm":          {"phi2", setConfig("qk_layernorm", true), convert.ErrUnsupported},
-		"phi2 no head bias":          {"phi2", dropTensor("lm_head.bias"), convert.ErrMismatch},
+		"starcoder2 relu":                  {"starcoder2", setConfig("hidden_act", "relu"), convert.ErrUnsupported},
+		"starcoder2 use_bias false":        {"starcoder2", setConfig("use_bias", false), convert.ErrUnsupported},
+		"starcoder2 no norm bias":          {"starcoder2", dropTensor("model.layers.0.input_layernorm.bias"), convert.ErrMismatch},
+		"starcoder2 a window of 0":         {"starcoder2", setConfig("sliding_window", 0), convert.ErrMismatch},
+		"starcoder2 heads of 32":           {"starcoder2", setConfig("head_dim", 32), convert.ErrUnsupported},
+		"nemotron gelu":                    {"nemotron", setConfig("hidden_act", "gelu"), convert.ErrUnsupported},
+		"nemotron biases not listed":       {"nemotron", setConfig("attention_bias", false), convert.ErrUnsupported},
+		"phi2 qk_layernorm":                {"phi2", setConfig("qk_layernorm", true), convert.ErrUnsupported},
+		"phi2 phi-msft":                    {"phi2", setConfig("model_type", "phi-msft"), convert.ErrUnsupported},
+		"nemotron mlp_bias without biases": {"nemotron", setConfig("mlp_bias", true), convert.ErrMismatch},
+		"nemotron untied without lm_head": {"nemotron", func(c map[string]any, ts []stTensor) []stTensor {
+			c["tie_word_embeddings"] = false
+			return ts
+		}, convert.ErrMismatch},
+		"phi2 no head bias": {"phi2", dropTensor("lm_head.bias"), convert.ErrMismatch},
 		"phi2 a second norm": {"phi2", func(_ map[string]any, ts []stTensor) []stTensor {
 			return append(ts, f32Tensor("model.layers.0.post_attention_layernorm.weight", []int64{64}, make([]float32, 64)))
 		}, convert.ErrUnsupported},
@@ -254,6 +260,20 @@ func TestLayerNormLlamas(t *testing.T) {
 		} else {
 			t.Logf("%s: %v", name, err)
 		}
+	}
+	// NemotronConfig's defaults where keys are absent: half of each head
+	// rotated, ReLU², 4096 positions.
+	_, nf := convertDir(t, lnFixture(t, "nemotron", true, func(c map[string]any, ts []stTensor) []stTensor {
+		for _, k := range []string{"partial_rotary_factor", "hidden_act", "max_position_embeddings"} {
+			delete(c, k)
+		}
+		return ts
+	}), "f32")
+	if n, _ := nf.Uint("nemotron.rope.dimension_count"); n != 8 {
+		t.Errorf("nemotron without partial_rotary_factor: rope.dimension_count %d, want 8", n)
+	}
+	if n, _ := nf.Uint("nemotron.context_length"); n != 4096 {
+		t.Errorf("nemotron without max_position_embeddings: context_length %d, want 4096", n)
 	}
 	// Without a window StarCoder2's context is max_position_embeddings.
 	dir := lnFixture(t, "starcoder2", true, setConfig("sliding_window", nil))
