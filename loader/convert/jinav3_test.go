@@ -496,3 +496,33 @@ func TestJinaV3Defaults(t *testing.T) {
 		t.Errorf("token_type_count %d (%v), want 1", n, ok)
 	}
 }
+
+// TestJinaV3Cached: the conversion cache (what llm.New and the Hub pull
+// use) keeps a model's task adapters beside it, named for the cached file,
+// and finds them again without converting twice.
+func TestJinaV3Cached(t *testing.T) {
+	dir, cache := jinaV3Fixture(t, true, nil), t.TempDir()
+	path, err := convert.Cached(context.Background(), dir, cache, "org/jina-v3@abc", "f16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := convert.TaskAdapters(path)
+	if err != nil || len(tasks) != len(jv3Tasks) {
+		t.Fatalf("task adapters %+v (%v), want %v", tasks, err, jv3Tasks)
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := convert.Cached(context.Background(), dir, cache, "org/jina-v3@abc", "f16")
+	if err != nil || again != path {
+		t.Fatalf("second Cached: %q (%v), want %q", again, err, path)
+	}
+	if st2, _ := os.Stat(again); !st2.ModTime().Equal(st.ModTime()) {
+		t.Error("the second Cached converted again")
+	}
+	files, _, err := convert.RemoveConverted(cache, "org/jina-v3", []string{"abc"}, "")
+	if err != nil || len(files) != 1+len(jv3Tasks) {
+		t.Errorf("RemoveConverted removed %v (%v), want the model and its %d adapters", files, err, len(jv3Tasks))
+	}
+}
