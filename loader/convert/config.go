@@ -110,6 +110,9 @@ type hfConfig struct {
 	// ExaoneConfig's names, and their decoding error.
 	Exaone    exaoneConfig `json:"-"`
 	exaoneErr error
+	// GPTBigCodeConfig's names, and their decoding error.
+	BigCode bigCodeConfig `json:"-"`
+	bcErr   error
 	// Starcoder2Config's and NemotronConfig's names, and their decoding
 	// error.
 	LNLlama lnLlamaConfig `json:"-"`
@@ -241,13 +244,14 @@ func readConfig(dir string) (*hfConfig, error) {
 	c.jv3Err = json.Unmarshal(raw, &c.JinaV3)
 	c.exaoneErr = json.Unmarshal(raw, &c.Exaone)
 	c.lnErr = json.Unmarshal(raw, &c.LNLlama)
+	c.bcErr = json.Unmarshal(raw, &c.BigCode)
 	return &c, nil
 }
 
 func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	switch arch.gguf {
-	case "gpt2":
-		return c.gpt2Hparams()
+	case "gpt2", "starcoder":
+		return c.gpt2Hparams(arch)
 	case "bert", "jina-bert-v2", "jina-bert-v3":
 		return c.bertHparams(arch)
 	case "nomic-bert":
@@ -661,7 +665,7 @@ func firstID(raw json.RawMessage) (int, bool) {
 }
 
 // gpt2Hparams reads GPT-2's config names (n_embd, n_layer, ...).
-func (c *hfConfig) gpt2Hparams() (hparams, error) {
+func (c *hfConfig) gpt2Hparams(arch archSpec) (hparams, error) {
 	h := hparams{
 		hidden: c.NEmbd,
 		layers: c.NLayer,
@@ -692,5 +696,34 @@ func (c *hfConfig) gpt2Hparams() (hparams, error) {
 	if c.NInner != nil && *c.NInner > 0 {
 		h.ffn = *c.NInner
 	}
+	if arch.gguf == "starcoder" {
+		return h, c.bigCodeHparams(arch, &h)
+	}
 	return h, nil
+}
+
+// bigCodeConfig holds GPTBigCodeConfig's names beside GPT-2's.
+type bigCodeConfig struct {
+	MultiQuery *bool   `json:"multi_query"`
+	Activation *string `json:"activation_function"`
+}
+
+// bigCodeHparams reads GPTBigCodeConfig's multi-query attention (one
+// key/value head, the default) and checks its activation: llama.cpp's
+// starcoder runs GELU in its tanh form.
+func (c *hfConfig) bigCodeHparams(arch archSpec, h *hparams) error {
+	if c.bcErr != nil {
+		return fmt.Errorf("convert: config.json: %w", c.bcErr)
+	}
+	if mq := c.BigCode.MultiQuery; mq != nil && !*mq {
+		// c_attn then interleaves q, k and v per head.
+		return fmt.Errorf("%w: %s with multi_query false: converted with one key/value head (multi_query true) only", ErrUnsupported, arch.hf)
+	}
+	switch a := c.BigCode.Activation; {
+	case a == nil, *a == "gelu_pytorch_tanh", *a == "gelu_new", *a == "gelu_fast":
+	default:
+		return fmt.Errorf("%w: %s with activation_function %q: llama.cpp's starcoder runs GELU in its tanh form", ErrUnsupported, arch.hf, *a)
+	}
+	h.kvHeads = 1
+	return nil
 }

@@ -269,6 +269,10 @@
 //     attention norm, its GLU halves swapped), with a WordPiece or
 //     byte-level BPE (pre-tokenizer jina-v2-code) tokenizer; see
 //     jinabert.go.
+//   - GPTBigCodeForCausalLM (StarCoder, StarCoderBase, SantaCoder,
+//     WizardCoder, SQLCoder) → GGUF arch "starcoder": GPT-2's blocks with
+//     nn.Linear weights (not transposed) and multi-query attention, c_attn
+//     holding the queries, then one key and one value head.
 //   - GPT2LMHeadModel → GGUF arch "gpt2": the Conv1D weights, stored
 //     [in, out], are transposed; the head is tied to the embeddings.
 //   - BertModel (also in the sentence-transformers layout, whose tensors
@@ -616,6 +620,7 @@ var archs = []archSpec{
 	{hf: "Glm4ForCausalLM", gguf: "glm4", partialRotary: true, glm4: true},
 	{hf: "Glm4MoeForCausalLM", gguf: "glm4moe", partialRotary: true, glm4moe: true},
 	{hf: "GPT2LMHeadModel", gguf: "gpt2"},
+	{hf: "GPTBigCodeForCausalLM", gguf: "starcoder"},
 	{hf: "BertModel", gguf: "bert"},
 	{hf: "BertForMaskedLM", gguf: "bert"},
 	{hf: "BertForSequenceClassification", gguf: "bert", classifier: true},
@@ -849,9 +854,12 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 	w.Set(a+".feed_forward_length", gguf.Uint32(uint32(hp.ffn)))
 	w.Set(a+".attention.head_count", gguf.Uint32(uint32(hp.heads)))
 	switch a {
-	case "gpt2":
+	case "gpt2", "starcoder":
 		// LayerNorm, learned positions: no rope.
 		w.Set(a+".attention.layer_norm_epsilon", gguf.Float32(float32(hp.rmsEps)))
+		if a == "starcoder" {
+			w.Set(a+".attention.head_count_kv", gguf.Uint32(uint32(hp.kvHeads)))
+		}
 	case "bert", "jina-bert-v2", "jina-bert-v3":
 		// A bidirectional encoder with LayerNorm (and learned positions,
 		// jina-bert-v2's ALiBi or jina-bert-v3's rope), pooled into one
@@ -1009,8 +1017,8 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 		if plan, err = planApertus(st, arch, hp); err == nil {
 			err = apertusKeys(w, a, st, hp)
 		}
-	case "gpt2":
-		plan, err = planGPT2(st, hp)
+	case "gpt2", "starcoder":
+		plan, err = planGPT2(st, hp, arch)
 	case "bert", "jina-bert-v2":
 		plan, err = planBERT(st, hp, arch)
 	case "jina-bert-v3":

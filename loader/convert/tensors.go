@@ -383,13 +383,14 @@ var gpt2Ignored = regexp.MustCompile(`^h\.\d+\.attn\.(bias|masked_bias)$`)
 
 // planGPT2 maps a GPT2LMHeadModel checkpoint (with or without the
 // "transformer." prefix).
-func planGPT2(st *safetensors.Model, h hparams) ([]tensorPlan, error) {
+func planGPT2(st *safetensors.Model, h hparams, arch archSpec) ([]tensorPlan, error) {
 	H, I, V, P := int64(h.hidden), int64(h.ffn), int64(h.vocab), int64(h.ctxLen)
-	layer := map[string]struct {
+	type gpt2Tensor struct {
 		name  string
 		shape []int64
-		trans bool
-	}{
+		trans bool // a Conv1D weight, stored [in, out]
+	}
+	layer := map[string]gpt2Tensor{
 		"ln_1.weight":        {"attn_norm.weight", []int64{H}, false},
 		"ln_1.bias":          {"attn_norm.bias", []int64{H}, false},
 		"attn.c_attn.weight": {"attn_qkv.weight", []int64{H, 3 * H}, true},
@@ -402,6 +403,19 @@ func planGPT2(st *safetensors.Model, h hparams) ([]tensorPlan, error) {
 		"mlp.c_fc.bias":      {"ffn_up.bias", []int64{I}, false},
 		"mlp.c_proj.weight":  {"ffn_down.weight", []int64{I, H}, true},
 		"mlp.c_proj.bias":    {"ffn_down.bias", []int64{H}, false},
+	}
+	if arch.gguf == "starcoder" {
+		// GPTBigCode's nn.Linear weights, [out, in] as stored; c_attn the
+		// queries, then the key and value heads.
+		QKV := H + 2*int64(h.kvHeads*h.headDim)
+		for k, l := range layer {
+			if l.trans {
+				l.shape, l.trans = []int64{l.shape[1], l.shape[0]}, false
+				layer[k] = l
+			}
+		}
+		layer["attn.c_attn.weight"] = gpt2Tensor{"attn_qkv.weight", []int64{QKV, H}, false}
+		layer["attn.c_attn.bias"] = gpt2Tensor{"attn_qkv.bias", []int64{QKV}, false}
 	}
 	var plan []tensorPlan
 	seen := map[string]bool{}
@@ -428,7 +442,7 @@ func planGPT2(st *safetensors.Model, h hparams) ([]tensorPlan, error) {
 		default:
 			m := gpt2LayerRE.FindStringSubmatch(name)
 			if m == nil {
-				return nil, fmt.Errorf("%w tensor %q in a GPT2LMHeadModel checkpoint", ErrUnsupported, t.Name)
+				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, t.Name, arch.hf)
 			}
 			n, err := strconv.Atoi(m[1])
 			if err != nil || n >= h.layers {
@@ -436,7 +450,7 @@ func planGPT2(st *safetensors.Model, h hparams) ([]tensorPlan, error) {
 			}
 			l, ok := layer[m[2]]
 			if !ok {
-				return nil, fmt.Errorf("%w tensor %q in a GPT2LMHeadModel checkpoint", ErrUnsupported, t.Name)
+				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, t.Name, arch.hf)
 			}
 			p.ggufName, want, p.transpo, p.layer = fmt.Sprintf("blk.%d.%s", n, l.name), l.shape, l.trans, n
 		}
