@@ -156,6 +156,7 @@ type hparams struct {
 	rmsEps, ropeTheta                                           float64
 	tied                                                        bool
 	attnBias, mlpBias                                           bool // StarCoder2's and Nemotron's biases
+	parallel                                                    bool // GPT-NeoX's use_parallel_residual
 	ropeDim                                                     int  // rotated dimensions per head
 	rope                                                        ropeScaling
 	// Gemma 2 and 3: soft-capping and sliding window (0: none).

@@ -126,6 +126,9 @@
 //   - PhiForCausalLM (Phi-2, Phi-1.5) → GGUF arch "phi2": one LayerNorm
 //     before the attention and the MLP side by side, biases, a partial
 //     rope, the head's bias; see starcoder2.go.
+//   - GPTNeoXForCausalLM (Pythia, GPT-NeoX-20B, Dolly v2) → GGUF arch
+//     "gptneox": query_key_value regrouped from per-head to q, k, v
+//     blocks, parallel residual, a partial rope; see starcoder2.go.
 //   - ExaoneForCausalLM (EXAONE 3.0, 3.5, EXAONE Deep) → GGUF arch
 //     "exaone": Llama's blocks under EXAONE's names and config keys, the
 //     rope rotating halves (not permuted); see exaone.go.
@@ -605,6 +608,7 @@ var archs = []archSpec{
 	{hf: "Starcoder2ForCausalLM", gguf: "starcoder2", lnLlama: true},
 	{hf: "NemotronForCausalLM", gguf: "nemotron", partialRotary: true, lnLlama: true},
 	{hf: "PhiForCausalLM", gguf: "phi2", partialRotary: true, lnLlama: true},
+	{hf: "GPTNeoXForCausalLM", gguf: "gptneox", partialRotary: true, lnLlama: true},
 	{hf: "ExaoneForCausalLM", gguf: "exaone", noBias: true, ropeFreqs: true, exaone: true},
 	{hf: "Exaone4ForCausalLM", gguf: "exaone4", noBias: true, qkNorm: true, olmo2: true, ropeFreqs: true, exaone4: true},
 	{hf: "Olmo3ForCausalLM", gguf: "olmo2", noBias: true, qkNorm: true, wideQKNorm: true, olmo2: true, olmo3: true, untiedOnly: true},
@@ -1013,6 +1017,8 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 		plan, err = planLlama4(st, arch, hp)
 	case "starcoder2", "nemotron", "phi2":
 		plan, err = planLNLlama(st, arch, hp)
+	case "gptneox":
+		plan, err = planGPTNeoX(st, arch, hp)
 	case "apertus":
 		if plan, err = planApertus(st, arch, hp); err == nil {
 			err = apertusKeys(w, a, st, hp)

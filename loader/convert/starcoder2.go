@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"regexp"
 	"strings"
 
 	"github.com/llm-go/llm/loader/gguf"
@@ -36,8 +37,17 @@ import (
 //     mlp.fc2, biases everywhere, model.final_layernorm, a partial rope
 //     (partial_rotary_factor, 0.4), and the head with its bias.
 //
-// llama.cpp's graphs of all three project the queries to the hidden size:
-// heads × head size must be hidden_size.
+//   - GPTNeoXForCausalLM (Pythia, GPT-NeoX-20B, Dolly v2, RedPajama-INCITE)
+//     → GGUF arch "gptneox": gpt_neox.* names, the attention's
+//     query_key_value interleaved per head (q, k, v of head 0, then head
+//     1's, ...) and written as llama.cpp's q, k, v blocks, attention.dense,
+//     mlp.dense_h_to_4h, GELU, mlp.dense_4h_to_h, biases everywhere, two
+//     LayerNorms side by side when use_parallel_residual (the default),
+//     a partial rope (rotary_pct, 0.25), embed_out as the head. Its "gelu"
+//     is the exact form; llama.cpp's is the tanh form, within 1e-3.
+//
+// llama.cpp's graphs of all of them project the queries to the hidden
+// size: heads × head size must be hidden_size.
 
 // lnLlamaConfig holds Starcoder2Config's and NemotronConfig's names.
 type lnLlamaConfig struct {
@@ -47,6 +57,9 @@ type lnLlamaConfig struct {
 	AttentionBias *bool    `json:"attention_bias"`
 	MLPBias       *bool    `json:"mlp_bias"`
 	QKLayernorm   *bool    `json:"qk_layernorm"` // PhiConfig
+	RotaryPct     *float64 `json:"rotary_pct"`   // GPTNeoXConfig
+	RotaryEmbBase *float64 `json:"rotary_emb_base"`
+	ParallelRes   *bool    `json:"use_parallel_residual"`
 }
 
 // lnLlamaDefaults sets NemotronConfig's and PhiConfig's defaults that the
@@ -55,6 +68,29 @@ type lnLlamaConfig struct {
 // "phi-msft": GPT-2's config names and Wqkv/mixer tensors).
 func (c *hfConfig) lnLlamaDefaults(arch archSpec) error {
 	switch arch.gguf {
+	case "gptneox":
+		if c.lnErr != nil {
+			return fmt.Errorf("convert: config.json: %w", c.lnErr)
+		}
+		// GPTNeoXConfig's names and defaults: rotary_pct 0.25, base
+		// rotary_emb_base (10000), 2048 positions, exact GELU.
+		if c.PartialRotaryFactor == nil {
+			pct := 0.25
+			if c.LNLlama.RotaryPct != nil {
+				pct = *c.LNLlama.RotaryPct
+			}
+			c.PartialRotaryFactor = &pct
+		}
+		if c.RopeTheta == nil && isNull(c.RopeParameters) && c.LNLlama.RotaryEmbBase != nil {
+			c.RopeTheta = c.LNLlama.RotaryEmbBase
+		}
+		if c.HiddenAct == "" {
+			c.HiddenAct = "gelu"
+		}
+		if c.MaxPositionEmbeddings <= 0 {
+			c.MaxPositionEmbeddings = 2048
+		}
+		return nil
 	case "phi2":
 		if c.ModelType == "phi-msft" || c.NEmbd > 0 {
 			return fmt.Errorf("%w: %s in the layout of Phi-2's first revisions (model_type %q, n_embd): convert a revision in transformers' layout (model_type \"phi\")", ErrUnsupported, arch.hf, c.ModelType)
@@ -93,6 +129,23 @@ func (c *hfConfig) lnLlamaHparams(arch archSpec, h *hparams) error {
 	}
 	if h.headDim*h.heads != h.hidden {
 		return fmt.Errorf("%w: %s with %d heads of %d: llama.cpp's %s projects the queries to hidden_size %d", ErrUnsupported, arch.hf, h.heads, h.headDim, arch.gguf, h.hidden)
+	}
+	if arch.gguf == "gptneox" {
+		if c.LayerNormEps != nil {
+			h.rmsEps = *c.LayerNormEps
+		}
+		switch c.HiddenAct {
+		case "gelu", "gelu_new", "gelu_pytorch_tanh", "gelu_fast":
+		default:
+			return fmt.Errorf("%w: %s with hidden_act %q: llama.cpp's gptneox runs GELU", ErrUnsupported, arch.hf, c.HiddenAct)
+		}
+		if b := n.AttentionBias; b != nil && !*b {
+			return fmt.Errorf("%w: %s with attention_bias false: llama.cpp's gptneox requires the attention's biases", ErrUnsupported, arch.hf)
+		}
+		h.attnBias, h.mlpBias = true, true
+		h.parallel = n.ParallelRes == nil || *n.ParallelRes
+		h.tied = c.TieWordEmbeddings != nil && *c.TieWordEmbeddings
+		return nil
 	}
 	if arch.gguf == "phi2" {
 		if c.LayerNormEps != nil {
@@ -145,10 +198,14 @@ func (c *hfConfig) lnLlamaHparams(arch archSpec, h *hparams) error {
 	return nil
 }
 
-// lnLlamaKeys writes the LayerNorm epsilon under LayerNorm's key.
+// lnLlamaKeys writes the LayerNorm epsilon under LayerNorm's key, and
+// GPT-NeoX's parallel residual.
 func lnLlamaKeys(w *gguf.Writer, a string, h hparams) {
 	w.Delete(a + ".attention.layer_norm_rms_epsilon")
 	w.Set(a+".attention.layer_norm_epsilon", gguf.Float32(float32(h.rmsEps)))
+	if a == "gptneox" {
+		w.Set(a+".use_parallel_residual", gguf.Bool(h.parallel))
+	}
 }
 
 // planLNLlama maps a StarCoder2 or Nemotron checkpoint's tensors.
@@ -267,6 +324,106 @@ func planLNLlama(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 	if arch.gguf == "phi2" {
 		required = append(required, "output.bias")
 	}
+	for n := range h.layers {
+		for _, b := range layer {
+			required = append(required, fmt.Sprintf("blk.%d.%s", n, b.name))
+		}
+	}
+	return pl.finish(required)
+}
+
+// gptNeoXLayerRE splits a GPT-NeoX block tensor's name.
+var gptNeoXLayerRE = regexp.MustCompile(`^gpt_neox\.layers\.(\d+)\.(.+)$`)
+
+// gptNeoXIgnored are GPT-NeoX buffers some checkpoints saved: the causal
+// mask, its fill value, the rope frequencies.
+var gptNeoXIgnored = regexp.MustCompile(`\.attention\.(bias|masked_bias|rotary_emb\.inv_freq)$`)
+
+// planGPTNeoX maps a GPTNeoXForCausalLM checkpoint's tensors.
+func planGPTNeoX(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, error) {
+	H, F, V, D := int64(h.hidden), int64(h.ffn), int64(h.vocab), h.headDim
+	layer := map[string]bertTensor{
+		"input_layernorm.weight":           {"attn_norm.weight", []int64{H}},
+		"input_layernorm.bias":             {"attn_norm.bias", []int64{H}},
+		"attention.query_key_value.weight": {"attn_qkv.weight", []int64{3 * H, H}},
+		"attention.query_key_value.bias":   {"attn_qkv.bias", []int64{3 * H}},
+		"attention.dense.weight":           {"attn_output.weight", []int64{H, H}},
+		"attention.dense.bias":             {"attn_output.bias", []int64{H}},
+		"post_attention_layernorm.weight":  {"ffn_norm.weight", []int64{H}},
+		"post_attention_layernorm.bias":    {"ffn_norm.bias", []int64{H}},
+		"mlp.dense_h_to_4h.weight":         {"ffn_up.weight", []int64{F, H}},
+		"mlp.dense_h_to_4h.bias":           {"ffn_up.bias", []int64{F}},
+		"mlp.dense_4h_to_h.weight":         {"ffn_down.weight", []int64{H, F}},
+		"mlp.dense_4h_to_h.bias":           {"ffn_down.bias", []int64{H}},
+	}
+	// query_key_value's rows per head h: q, k, v of D rows each; llama.cpp
+	// reads all the queries, then the keys, then the values.
+	regroup := make([]int, 3*h.heads*D)
+	for part := range 3 {
+		for hd := range h.heads {
+			for j := range D {
+				regroup[(part*h.heads+hd)*D+j] = (hd*3+part)*D + j
+			}
+		}
+	}
+	pl := newPlanner(st, h)
+	for _, t := range st.Tensors() {
+		if gptNeoXIgnored.MatchString(t.Name) {
+			continue
+		}
+		switch t.Name {
+		case "gpt_neox.embed_in.weight":
+			if err := pl.add(tensorPlan{ggufName: "token_embd.weight", layer: -1}, t, []int64{V, H}); err != nil {
+				return nil, err
+			}
+			continue
+		case "gpt_neox.final_layer_norm.weight", "gpt_neox.final_layer_norm.bias":
+			gg := "output_norm" + t.Name[len("gpt_neox.final_layer_norm"):]
+			if err := pl.add(tensorPlan{ggufName: gg, layer: -1}, t, []int64{H}); err != nil {
+				return nil, err
+			}
+			continue
+		case "embed_out.weight":
+			if h.tied {
+				slog.Info("convert: embed_out.weight left out: the config ties the head to the embeddings", "architecture", arch.hf)
+				continue
+			}
+			if err := pl.add(tensorPlan{ggufName: "output.weight", layer: -1}, t, []int64{V, H}); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		n, suffix, err := blockOf(gptNeoXLayerRE, t.Name, h.layers, arch)
+		if err != nil {
+			return nil, err
+		}
+		b, ok := layer[suffix]
+		if !ok {
+			return nil, fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, t.Name, arch.hf)
+		}
+		p := tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s", n, b.name), layer: n}
+		if strings.HasPrefix(suffix, "attention.query_key_value.") {
+			name, cols := t.Name, 1
+			if len(b.shape) == 2 {
+				cols = int(H)
+			}
+			p.shape = b.shape
+			p.derive = func(*tensorWriter) ([]float32, error) { return readRows(st, name, cols, regroup...) }
+		}
+		if err := pl.add(p, t, b.shape); err != nil {
+			return nil, err
+		}
+	}
+	if h.tied && !pl.seen["output.weight"] {
+		// llama.cpp's gptneox requires its own output matrix.
+		for _, p := range pl.plan {
+			if p.ggufName == "token_embd.weight" {
+				pl.put(tensorPlan{hfName: p.hfName, ggufName: "output.weight", shape: p.shape, layer: -1})
+				break
+			}
+		}
+	}
+	required := []string{"token_embd.weight", "output_norm.weight", "output_norm.bias", "output.weight"}
 	for n := range h.layers {
 		for _, b := range layer {
 			required = append(required, fmt.Sprintf("blk.%d.%s", n, b.name))
