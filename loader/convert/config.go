@@ -705,26 +705,31 @@ func (c *hfConfig) gpt2Hparams(arch archSpec) (hparams, error) {
 
 // bigCodeConfig holds GPTBigCodeConfig's names beside GPT-2's.
 type bigCodeConfig struct {
-	MultiQuery *bool   `json:"multi_query"`
-	Activation *string `json:"activation_function"`
+	MultiQuery       *bool   `json:"multi_query"`
+	Activation       *string `json:"activation_function"`
+	ScaleAttnWeights *bool   `json:"scale_attn_weights"`
 }
 
 // bigCodeHparams reads GPTBigCodeConfig's multi-query attention (one
-// key/value head, the default) and checks its activation: llama.cpp's
-// starcoder runs GELU in its tanh form.
+// key/value head, the default; without it, a head each, c_attn holding
+// each head's q, k and v in turn) and checks its activation (llama.cpp's
+// starcoder runs GELU, in its tanh form: the exact "gelu" within 1e-3) and
+// attention scale (1/sqrt(head size), which llama.cpp always applies).
 func (c *hfConfig) bigCodeHparams(arch archSpec, h *hparams) error {
 	if c.bcErr != nil {
 		return fmt.Errorf("convert: config.json: %w", c.bcErr)
 	}
-	if mq := c.BigCode.MultiQuery; mq != nil && !*mq {
-		// c_attn then interleaves q, k and v per head.
-		return fmt.Errorf("%w: %s with multi_query false: converted with one key/value head (multi_query true) only", ErrUnsupported, arch.hf)
-	}
 	switch a := c.BigCode.Activation; {
-	case a == nil, *a == "gelu_pytorch_tanh", *a == "gelu_new", *a == "gelu_fast":
+	case a == nil, *a == "gelu_pytorch_tanh", *a == "gelu_new", *a == "gelu_fast", *a == "gelu":
 	default:
-		return fmt.Errorf("%w: %s with activation_function %q: llama.cpp's starcoder runs GELU in its tanh form", ErrUnsupported, arch.hf, *a)
+		return fmt.Errorf("%w: %s with activation_function %q: llama.cpp's starcoder runs GELU", ErrUnsupported, arch.hf, *a)
+	}
+	if s := c.BigCode.ScaleAttnWeights; s != nil && !*s {
+		return fmt.Errorf("%w: %s with scale_attn_weights false: llama.cpp's starcoder scales the attention by 1/sqrt(head size)", ErrUnsupported, arch.hf)
 	}
 	h.kvHeads = 1
+	if mq := c.BigCode.MultiQuery; mq != nil && !*mq {
+		h.kvHeads = h.heads
+	}
 	return nil
 }

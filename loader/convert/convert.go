@@ -275,7 +275,8 @@
 //   - GPTBigCodeForCausalLM (StarCoder, StarCoderBase, SantaCoder,
 //     WizardCoder, SQLCoder) → GGUF arch "starcoder": GPT-2's blocks with
 //     nn.Linear weights (not transposed) and multi-query attention, c_attn
-//     holding the queries, then one key and one value head.
+//     holding the queries, then one key and one value head (without
+//     multi_query, each head's q, k and v in turn, regrouped).
 //   - GPT2LMHeadModel → GGUF arch "gpt2": the Conv1D weights, stored
 //     [in, out], are transposed; the head is tied to the embeddings.
 //   - BertModel (also in the sentence-transformers layout, whose tensors

@@ -145,6 +145,28 @@ func TestGPTNeoX(t *testing.T) {
 			})
 		})
 	}
+	// The rotated fraction from GPTNeoXConfig's default (0.25), or from
+	// rope_parameters as transformers 5 writes it.
+	for name, tc := range map[string]struct {
+		edit func(map[string]any, []stTensor) []stTensor
+		dims uint64
+	}{
+		"default": {func(c map[string]any, ts []stTensor) []stTensor { delete(c, "rotary_pct"); return ts }, 4},
+		"rope_parameters": {func(c map[string]any, ts []stTensor) []stTensor {
+			delete(c, "rotary_pct")
+			delete(c, "rotary_emb_base")
+			c["rope_parameters"] = map[string]any{"rope_type": "default", "rope_theta": 1000.0, "partial_rotary_factor": 0.5}
+			return ts
+		}, 8},
+	} {
+		_, f := convertDir(t, neoxFixture(t, tc.edit), "f32")
+		if n, _ := f.Uint("gptneox.rope.dimension_count"); n != tc.dims {
+			t.Errorf("%s: rope.dimension_count %d, want %d", name, n, tc.dims)
+		}
+		if b, _ := f.Float("gptneox.rope.freq_base"); name == "rope_parameters" && b != 1000 {
+			t.Errorf("%s: rope.freq_base %v, want 1000", name, b)
+		}
+	}
 	for name, tc := range map[string]struct {
 		edit func(map[string]any, []stTensor) []stTensor
 		want error

@@ -72,13 +72,14 @@ func (c *hfConfig) lnLlamaDefaults(arch archSpec) error {
 		if c.lnErr != nil {
 			return fmt.Errorf("convert: config.json: %w", c.lnErr)
 		}
-		// GPTNeoXConfig's names and defaults: rotary_pct 0.25, base
-		// rotary_emb_base (10000), 2048 positions, exact GELU.
-		if c.PartialRotaryFactor == nil {
+		// GPTNeoXConfig's names and defaults: rotary_pct (which
+		// transformers 4 reads over partial_rotary_factor; transformers 5
+		// writes it into rope_parameters) 0.25, base rotary_emb_base
+		// (10000), 2048 positions, exact GELU.
+		if c.LNLlama.RotaryPct != nil {
+			c.PartialRotaryFactor = c.LNLlama.RotaryPct
+		} else if p, err := parseRopeJSON(c.RopeParameters, "rope_parameters"); c.PartialRotaryFactor == nil && (err != nil || p == nil || p.PartialRotaryFactor == nil) {
 			pct := 0.25
-			if c.LNLlama.RotaryPct != nil {
-				pct = *c.LNLlama.RotaryPct
-			}
 			c.PartialRotaryFactor = &pct
 		}
 		if c.RopeTheta == nil && isNull(c.RopeParameters) && c.LNLlama.RotaryEmbBase != nil {
@@ -356,16 +357,7 @@ func planGPTNeoX(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 		"mlp.dense_4h_to_h.weight":         {"ffn_down.weight", []int64{H, F}},
 		"mlp.dense_4h_to_h.bias":           {"ffn_down.bias", []int64{H}},
 	}
-	// query_key_value's rows per head h: q, k, v of D rows each; llama.cpp
-	// reads all the queries, then the keys, then the values.
-	regroup := make([]int, 3*h.heads*D)
-	for part := range 3 {
-		for hd := range h.heads {
-			for j := range D {
-				regroup[(part*h.heads+hd)*D+j] = (hd*3+part)*D + j
-			}
-		}
-	}
+	regroup := perHeadQKV(h.heads, D)
 	pl := newPlanner(st, h)
 	for _, t := range st.Tensors() {
 		if gptNeoXIgnored.MatchString(t.Name) {
@@ -430,4 +422,21 @@ func planGPTNeoX(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 		}
 	}
 	return pl.finish(required)
+}
+
+// perHeadQKV are the rows to read, in order, from a fused projection that
+// holds each head's query, key and value (D rows each) one head after
+// another (GPT-NeoX's query_key_value, GPTBigCode's c_attn without
+// multi_query), for llama.cpp's all queries, then all keys, then all
+// values.
+func perHeadQKV(heads, D int) []int {
+	rows := make([]int, 3*heads*D)
+	for part := range 3 {
+		for hd := range heads {
+			for j := range D {
+				rows[(part*heads+hd)*D+j] = (hd*3+part)*D + j
+			}
+		}
+	}
+	return rows
 }

@@ -406,7 +406,8 @@ func planGPT2(st *safetensors.Model, h hparams, arch archSpec) ([]tensorPlan, er
 	}
 	if arch.gguf == "starcoder" {
 		// GPTBigCode's nn.Linear weights, [out, in] as stored; c_attn the
-		// queries, then the key and value heads.
+		// queries, then the key and value head (multi_query), or each
+		// head's q, k, v in turn (regrouped below).
 		QKV := H + 2*int64(h.kvHeads*h.headDim)
 		for k, l := range layer {
 			if l.trans {
@@ -453,6 +454,14 @@ func planGPT2(st *safetensors.Model, h hparams, arch archSpec) ([]tensorPlan, er
 				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, t.Name, arch.hf)
 			}
 			p.ggufName, want, p.transpo, p.layer = fmt.Sprintf("blk.%d.%s", n, l.name), l.shape, l.trans, n
+			if arch.gguf == "starcoder" && h.kvHeads > 1 && strings.HasPrefix(m[2], "attn.c_attn.") {
+				name, cols := t.Name, 1
+				if len(l.shape) == 2 {
+					cols = int(H)
+				}
+				rows := perHeadQKV(h.heads, h.headDim)
+				p.derive = func(*tensorWriter) ([]float32, error) { return readRows(st, name, cols, rows...) }
+			}
 		}
 		if !slices.Equal(t.Shape, want) {
 			return nil, fmt.Errorf("%w: tensor %q has shape %v, config.json implies %v", ErrMismatch, t.Name, t.Shape, want)
