@@ -212,7 +212,7 @@ func (p *Pipeline) chatTokens(messages []Message, opts []GenerateOption) (string
 	jinja := p.template != nil && (p.preset == nil || p.preset.Template == nil)
 	ids, err := p.model.Tokenize(prompt, !jinja, true)
 	if err != nil {
-		return "", nil, fmt.Errorf("llm: %w", err)
+		return "", nil, engineErr(err)
 	}
 	return prompt, ids, nil
 }

@@ -68,7 +68,7 @@ func (p *Pipeline) EmbedWith(ctx context.Context, opts EmbedOptions, texts ...st
 	for i, text := range texts {
 		ids, err := p.model.Tokenize(prefix+text, true, false)
 		if err != nil {
-			return nil, fmt.Errorf("llm: %w", err)
+			return nil, engineErr(err)
 		}
 		if len(ids) == 0 {
 			return nil, fmt.Errorf("llm: embed: the text %q has no tokens", text)
@@ -182,14 +182,14 @@ func (p *Pipeline) pooled(ctx context.Context, inputs [][]engine.Token, what fun
 		}
 		if err != nil {
 			e.dirty = true
-			return nil, fmt.Errorf("llm: %w", err)
+			return nil, engineErr(err)
 		}
 		e.task, e.dirty = task, false
 	}
 	out := make([][]float32, len(inputs))
 	for next := 0; next < len(inputs); {
 		if err := e.c.ClearMemory(false); err != nil {
-			return nil, fmt.Errorf("llm: %w", err)
+			return nil, engineErr(err)
 		}
 		e.batch.Clear()
 		first := next
@@ -200,12 +200,12 @@ func (p *Pipeline) pooled(ctx context.Context, inputs [][]engine.Token, what fun
 			next++
 		}
 		if err := e.c.Decode(ctx, e.batch); err != nil {
-			return nil, fmt.Errorf("llm: %w", err)
+			return nil, engineErr(err)
 		}
 		for i := first; i < next; i++ {
 			v, err := e.c.SequenceEmbeddings(engine.SeqID(i - first))
 			if err != nil {
-				return nil, fmt.Errorf("llm: %w", err)
+				return nil, engineErr(err)
 			}
 			out[i] = v
 		}

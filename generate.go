@@ -290,7 +290,7 @@ func (p *Pipeline) promptTokens(prompt string, opts []GenerateOption) ([]engine.
 	if g.suffix == nil {
 		ids, err := p.model.Tokenize(prompt, true, true)
 		if err != nil {
-			return nil, fmt.Errorf("llm: %w", err)
+			return nil, engineErr(err)
 		}
 		return ids, nil
 	}
@@ -353,7 +353,7 @@ func (p *Pipeline) tokensPrompt(ids []Token, opts []GenerateOption) (string, err
 	}
 	text, err := p.model.Detokenize(body, false, false)
 	if err != nil {
-		return "", fmt.Errorf("llm: %w", err)
+		return "", engineErr(err)
 	}
 	return text, nil
 }

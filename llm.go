@@ -618,6 +618,15 @@ func (p *Pipeline) Close() error {
 	return p.model.Close() // closes the embeddings context too
 }
 
+// engineErr wraps an engine error for the caller; the engine's use after
+// close (a request racing Close) is ErrClosed too.
+func engineErr(err error) error {
+	if errors.Is(err, engine.ErrClosed) {
+		return fmt.Errorf("%w (%w)", ErrClosed, err)
+	}
+	return fmt.Errorf("llm: %w", err)
+}
+
 // checkOpen returns ErrClosed after Close.
 func (p *Pipeline) checkOpen() error {
 	select {

@@ -92,17 +92,17 @@ func (p *Pipeline) rerankTokens(query, doc string) ([]engine.Token, error) {
 		prompt := strings.NewReplacer("{query}", query, "{document}", doc).Replace(tmpl)
 		ids, err := p.model.Tokenize(prompt, false, true)
 		if err != nil {
-			return nil, fmt.Errorf("llm: %w", err)
+			return nil, engineErr(err)
 		}
 		return ids, nil
 	}
 	q, err := p.model.Tokenize(query, false, false)
 	if err != nil {
-		return nil, fmt.Errorf("llm: %w", err)
+		return nil, engineErr(err)
 	}
 	d, err := p.model.Tokenize(doc, false, false)
 	if err != nil {
-		return nil, fmt.Errorf("llm: %w", err)
+		return nil, engineErr(err)
 	}
 	sp := p.model.SpecialTokens()
 	eos := sp.EOS
