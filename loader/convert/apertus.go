@@ -128,14 +128,8 @@ func planApertus(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 	if err := pl.walk(arch, layerRE, llamaEmb, llamaNorm, nil, layer); err != nil {
 		return nil, err
 	}
-	if h.tied && !pl.seen["output.weight"] {
-		// llama.cpp's apertus requires its own output matrix.
-		for _, p := range pl.plan {
-			if p.ggufName == "token_embd.weight" {
-				pl.put(tensorPlan{hfName: p.hfName, ggufName: "output.weight", shape: p.shape, layer: -1})
-				break
-			}
-		}
+	if h.tied {
+		pl.tiedOutput() // llama.cpp's apertus requires its own output matrix
 	}
 	required := []string{"token_embd.weight", "output_norm.weight", "output.weight"}
 	for n := range h.layers {

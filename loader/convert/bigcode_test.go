@@ -58,13 +58,9 @@ type bigCodeRef struct {
 	noPos          bool
 }
 
-func (m *bigCodeRef) affine(p string, x []float64) []float64 {
-	return ref64.Affine(m.r.get(p+".weight"), m.r.get(p+".bias"), x)
-}
+func (m *bigCodeRef) affine(p string, x []float64) []float64 { return m.r.affine(p, x) }
 
-func (m *bigCodeRef) norm(p string, x []float64) []float64 {
-	return ref64.LayerNorm(x, m.r.get(p+".weight"), m.r.get(p+".bias"), 1e-5)
-}
+func (m *bigCodeRef) norm(p string, x []float64) []float64 { return m.r.layerNorm(p, x, 1e-5) }
 
 // forward returns the logits after the last of ids.
 func (m *bigCodeRef) forward(ids []int) []float64 {

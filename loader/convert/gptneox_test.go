@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"testing"
 
-	ref64 "github.com/llm-go/llm/internal/reference"
 	"github.com/llm-go/llm/loader/convert"
 )
 
@@ -55,13 +54,9 @@ type neoxRef struct {
 	wholeRope  bool // every dimension of a head rotated
 }
 
-func (m *neoxRef) affine(p string, x []float64) []float64 {
-	return ref64.Affine(m.r.get(p+".weight"), m.r.get(p+".bias"), x)
-}
+func (m *neoxRef) affine(p string, x []float64) []float64 { return m.r.affine(p, x) }
 
-func (m *neoxRef) norm(p string, x []float64) []float64 {
-	return ref64.LayerNorm(x, m.r.get(p+".weight"), m.r.get(p+".bias"), 1e-5)
-}
+func (m *neoxRef) norm(p string, x []float64) []float64 { return m.r.layerNorm(p, x, 1e-5) }
 
 func (m *neoxRef) forward(ids []int) []float64 {
 	const H, heads, d = 64, 4, 16

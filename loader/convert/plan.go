@@ -543,6 +543,21 @@ func (pl *planner) put(ps ...tensorPlan) {
 	}
 }
 
+// tiedOutput plans the embeddings again as output.weight, when no head is
+// planned: tied embeddings for an arch whose llama.cpp loader requires
+// its own output matrix.
+func (pl *planner) tiedOutput() {
+	if pl.seen["output.weight"] {
+		return
+	}
+	for _, p := range pl.plan {
+		if p.ggufName == "token_embd.weight" {
+			pl.put(tensorPlan{hfName: p.hfName, ggufName: "output.weight", shape: p.shape, layer: -1})
+			return
+		}
+	}
+}
+
 // finish checks that every required GGUF tensor is planned and returns
 // the plan in llama.cpp's conventional order.
 func (pl *planner) finish(required []string) ([]tensorPlan, error) {

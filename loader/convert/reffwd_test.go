@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"testing"
 
+	ref64 "github.com/llm-go/llm/internal/reference"
 	"github.com/llm-go/llm/loader/safetensors"
 )
 
@@ -242,6 +243,17 @@ func (r *stReader) get(name string) []float64 {
 		out[i] = float64(v)
 	}
 	return out
+}
+
+// affine is the checkpoint's linear layer p (p.weight, p.bias) applied
+// to x.
+func (r *stReader) affine(p string, x []float64) []float64 {
+	return ref64.Affine(r.get(p+".weight"), r.get(p+".bias"), x)
+}
+
+// layerNorm is the checkpoint's LayerNorm p (p.weight, p.bias) of x.
+func (r *stReader) layerNorm(p string, x []float64, eps float64) []float64 {
+	return ref64.LayerNorm(x, r.get(p+".weight"), r.get(p+".bias"), eps)
 }
 
 func (r *stReader) has(name string) bool {

@@ -308,15 +308,8 @@ func planLNLlama(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			return nil, err
 		}
 	}
-	if (arch.gguf == "nemotron" || arch.gguf == "phi2") && h.tied && !pl.seen["output.weight"] {
-		// llama.cpp's nemotron and phi2 require their own output matrix:
-		// the tied embeddings, written again.
-		for _, p := range pl.plan {
-			if p.ggufName == "token_embd.weight" {
-				pl.put(tensorPlan{hfName: p.hfName, ggufName: "output.weight", shape: p.shape, layer: -1})
-				break
-			}
-		}
+	if (arch.gguf == "nemotron" || arch.gguf == "phi2") && h.tied {
+		pl.tiedOutput() // llama.cpp's nemotron and phi2 require their own output matrix
 	}
 	required := []string{"token_embd.weight", "output_norm.weight", "output_norm.bias"}
 	if !h.tied || arch.gguf == "nemotron" || arch.gguf == "phi2" {
@@ -406,14 +399,8 @@ func planGPTNeoX(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			return nil, err
 		}
 	}
-	if h.tied && !pl.seen["output.weight"] {
-		// llama.cpp's gptneox requires its own output matrix.
-		for _, p := range pl.plan {
-			if p.ggufName == "token_embd.weight" {
-				pl.put(tensorPlan{hfName: p.hfName, ggufName: "output.weight", shape: p.shape, layer: -1})
-				break
-			}
-		}
+	if h.tied {
+		pl.tiedOutput() // llama.cpp's gptneox requires its own output matrix
 	}
 	required := []string{"token_embd.weight", "output_norm.weight", "output_norm.bias", "output.weight"}
 	for n := range h.layers {
