@@ -173,16 +173,17 @@ func (p *Pipeline) pooled(ctx context.Context, inputs [][]engine.Token, what fun
 	// change of adapters; this context's graphs always have a pooling
 	// input, which never allows reuse, so the change is always built in.)
 	if task != e.task || e.dirty {
-		err := e.c.ClearAdapters()
-		if err == nil {
-			err = p.applyAdapters(e.c)
-		}
-		if err == nil && task != nil {
-			err = e.c.SetAdapter(task, 1)
-		}
-		if err != nil {
-			e.dirty = true
+		e.dirty = true // until all are set
+		if err := e.c.ClearAdapters(); err != nil {
 			return nil, engineErr(err)
+		}
+		if err := p.applyAdapters(e.c); err != nil {
+			return nil, err
+		}
+		if task != nil {
+			if err := e.c.SetAdapter(task, 1); err != nil {
+				return nil, engineErr(err)
+			}
 		}
 		e.task, e.dirty = task, false
 	}
