@@ -123,13 +123,12 @@ func embedLimit(l *lease) int { return l.p.EmbedContextLength() }
 
 // truncateInput returns text, or when its tokens (as Embed makes them,
 // after the task's instruction prefix) are more than limit, its longest
-// prefix that fits, cut at a character
-// boundary. Package llm embeds text, not tokens, so the cut is made in the
-// text, found by bisection on the prefix's token count: the kept text is
-// exactly the start of the input, and the tokens near the cut may differ
-// from the full text's (a word cut in two tokenizes as its part does). A
-// text of which not even one character fits is returned as it is, for
-// Embed's error.
+// prefix that fits, cut at a character boundary. Package llm embeds text,
+// not tokens, so the cut is made in the text, found by bisection on the
+// prefix's token count: the kept text is exactly the start of the input,
+// and the tokens near the cut may differ from the full text's (a word cut
+// in two tokenizes as its part does). A text of which not even one
+// character fits is returned as it is, for Embed's error.
 func truncateInput(l *lease, prefix, text string, limit int) (string, error) {
 	m := l.p.Model()
 	count := func(s string) (int, error) {
