@@ -110,6 +110,9 @@ type hfConfig struct {
 	// ExaoneConfig's names, and their decoding error.
 	Exaone    exaoneConfig `json:"-"`
 	exaoneErr error
+	// OlmoConfig's clip_qkv, and its decoding error.
+	Olmo1    olmo1Config `json:"-"`
+	olmo1Err error
 	// GPTBigCodeConfig's names, and their decoding error.
 	BigCode bigCodeConfig `json:"-"`
 	bcErr   error
@@ -155,9 +158,10 @@ type hparams struct {
 	hidden, ffn, layers, heads, kvHeads, headDim, vocab, ctxLen int
 	rmsEps, ropeTheta                                           float64
 	tied                                                        bool
-	attnBias, mlpBias                                           bool // StarCoder2's and Nemotron's biases
-	parallel                                                    bool // GPT-NeoX's use_parallel_residual
-	ropeDim                                                     int  // rotated dimensions per head
+	attnBias, mlpBias                                           bool    // StarCoder2's and Nemotron's biases
+	parallel                                                    bool    // GPT-NeoX's use_parallel_residual
+	clampKQV                                                    float64 // OLMo's clip_qkv (0: none)
+	ropeDim                                                     int     // rotated dimensions per head
 	rope                                                        ropeScaling
 	// Gemma 2 and 3: soft-capping and sliding window (0: none).
 	attnSoftcap, finalSoftcap float64
@@ -246,6 +250,7 @@ func readConfig(dir string) (*hfConfig, error) {
 	c.exaoneErr = json.Unmarshal(raw, &c.Exaone)
 	c.lnErr = json.Unmarshal(raw, &c.LNLlama)
 	c.bcErr = json.Unmarshal(raw, &c.BigCode)
+	c.olmo1Err = json.Unmarshal(raw, &c.Olmo1)
 	return &c, nil
 }
 
@@ -307,6 +312,11 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	}
 	if arch.lnLlama {
 		if err := c.lnLlamaDefaults(arch); err != nil {
+			return h, err
+		}
+	}
+	if arch.olmo1 {
+		if err := c.olmo1Defaults(); err != nil {
 			return h, err
 		}
 	}
@@ -463,6 +473,11 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		}
 	}
 	switch {
+	case arch.olmo1:
+		h.rmsEps = 1e-5 // OlmoLayerNorm's, fixed
+		if c.Olmo1.ClipQKV != nil {
+			h.clampKQV = *c.Olmo1.ClipQKV
+		}
 	case arch.lnLlama:
 		if err := c.lnLlamaHparams(arch, &h); err != nil {
 			return h, err

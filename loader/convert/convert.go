@@ -129,6 +129,9 @@
 //   - GPTNeoXForCausalLM (Pythia, GPT-NeoX-20B, Dolly v2) → GGUF arch
 //     "gptneox": query_key_value regrouped from per-head to q, k, v
 //     blocks, parallel residual, a partial rope; see starcoder2.go.
+//   - OlmoForCausalLM (OLMo 1) → GGUF arch "olmo": Llama's blocks with
+//     LayerNorms that have no weights, and clip_qkv as
+//     attention.clamp_kqv; see olmo.go.
 //   - ExaoneForCausalLM (EXAONE 3.0, 3.5, EXAONE Deep) → GGUF arch
 //     "exaone": Llama's blocks under EXAONE's names and config keys, the
 //     rope rotating halves (not permuted); see exaone.go.
@@ -515,6 +518,9 @@ type archSpec struct {
 	// before), and q/k norms over the whole projections; olmo3 adds its
 	// sliding-window layers (olmo.go).
 	olmo2, olmo3 bool
+	// olmo1: OLMo's LayerNorms without weights (none in the checkpoint)
+	// and clip_qkv (olmo.go).
+	olmo1 bool
 	// wideQKNorm: q_norm and k_norm over the whole projections, not per
 	// head (OLMo 2/3, OLMoE, where head_dim × heads must be hidden_size;
 	// MiniMax-M2).
@@ -604,6 +610,7 @@ var archs = []archSpec{
 	{hf: "Qwen3MoeForCausalLM", gguf: "qwen3moe", noBias: true, qkNorm: true, moe: qwenMoE},
 	{hf: "Qwen2MoeForCausalLM", gguf: "qwen2moe", qkvBias: true, moe: qwen2MoE, untiedOnly: true},
 	{hf: "GptOssForCausalLM", gguf: "gpt-oss", qkvBias: true, moe: gptOSSMoE, untiedOnly: true, gptOSS: true},
+	{hf: "OlmoForCausalLM", gguf: "olmo", permute: true, noBias: true, olmo1: true},
 	{hf: "Olmo2ForCausalLM", gguf: "olmo2", noBias: true, qkNorm: true, wideQKNorm: true, olmo2: true, untiedOnly: true},
 	{hf: "SeedOssForCausalLM", gguf: "seed_oss", seedOSS: true},
 	{hf: "Starcoder2ForCausalLM", gguf: "starcoder2", lnLlama: true},
@@ -982,8 +989,11 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 		if arch.llama4 {
 			llama4Keys(w, a, hp)
 		}
-		if arch.lnLlama {
+		if arch.lnLlama || arch.olmo1 {
 			lnLlamaKeys(w, a, hp)
+		}
+		if arch.olmo1 && hp.clampKQV > 0 {
+			w.Set(a+".attention.clamp_kqv", gguf.Float32(float32(hp.clampKQV)))
 		}
 		switch {
 		case arch.gemma3:

@@ -3,6 +3,7 @@ package convert
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"regexp"
 	"slices"
 	"strings"
@@ -72,6 +73,30 @@ func (c *hfConfig) olmoHparams(arch archSpec, h *hparams) error {
 		if s != (i%4 != 3) {
 			return fmt.Errorf("%w: %s with layer_types %s: llama.cpp's olmo2 graph uses a sliding window in layers 0-2 of every four and full attention in the fourth", ErrUnsupported, arch.hf, c.LayerTypes)
 		}
+	}
+	return nil
+}
+
+// OlmoForCausalLM (OLMo 1: OLMo-1B-hf, OLMo-7B-hf, OLMo-7B-0424-hf and
+// -0724-hf) → GGUF arch "olmo": Llama's blocks and names with LayerNorms
+// that have no weights or biases (transformers' OlmoLayerNorm, its epsilon
+// fixed at 1e-5; none in the checkpoint, none in llama.cpp's olmo), the
+// queries, keys and values clamped to ±clip_qkv when set, the rope
+// rotating halves (q and k permuted for llama.cpp's olmo, as for Llama).
+
+// olmo1Config holds OlmoConfig's clip_qkv.
+type olmo1Config struct {
+	ClipQKV *float64 `json:"clip_qkv"`
+}
+
+// olmo1Defaults reads OlmoConfig's clip_qkv, which must be positive when
+// set.
+func (c *hfConfig) olmo1Defaults() error {
+	if c.olmo1Err != nil {
+		return fmt.Errorf("convert: config.json: %w", c.olmo1Err)
+	}
+	if v := c.Olmo1.ClipQKV; v != nil && (!(*v > 0) || math.IsInf(*v, 0)) {
+		return fmt.Errorf("%w: config.json: clip_qkv %v is not a positive number", ErrMismatch, *v)
 	}
 	return nil
 }

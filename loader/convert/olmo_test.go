@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
@@ -313,6 +315,108 @@ func TestOLMoE(t *testing.T) {
 		d := olmoeCase.fixture(t, olmoeNorms(tc.edit))
 		if err := convert.Convert(context.Background(), d, filepath.Join(t.TempDir(), "x.gguf"), convert.Options{}); !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", name, err, tc.want)
+		}
+	}
+}
+
+// olmo1Fixture writes a tiny OLMo 1 checkpoint (no norm weights) and, in a
+// directory of its own, the same weights in Llama's layout with norm
+// weights of 1 (for the reference): hidden size 64, 4 heads of 16 (2 KV
+// heads), an MLP of 96, clip_qkv clip (0: none), tied or untied.
+func olmo1Fixture(t *testing.T, clip float64, tied bool, edit func(map[string]any, []stTensor) []stTensor) (olmoDir, llamaDir string) {
+	t.Helper()
+	r := rand.New(rand.NewPCG(37, 6))
+	w := randWeights{r}
+	// Large activations, so that a clip of 1.5 clamps some.
+	ts := []stTensor{f32Tensor("model.embed_tokens.weight", []int64{32000, 64}, randn(r, 32000*64, 1))}
+	if !tied {
+		ts = append(ts, w.mat("lm_head.weight", 32000, 64))
+	}
+	for l := range 2 {
+		p := layerPrefix(l)
+		ts = append(ts, w.mat(p+"self_attn.q_proj.weight", 64, 64), w.mat(p+"self_attn.k_proj.weight", 32, 64), w.mat(p+"self_attn.v_proj.weight", 32, 64),
+			w.mat(p+"self_attn.o_proj.weight", 64, 64), w.mat(p+"mlp.gate_proj.weight", 96, 64), w.mat(p+"mlp.up_proj.weight", 96, 64),
+			w.mat(p+"mlp.down_proj.weight", 64, 96))
+	}
+	ones := func(name string) stTensor {
+		v := make([]float32, 64)
+		for i := range v {
+			v[i] = 1
+		}
+		return f32Tensor(name, []int64{64}, v)
+	}
+	llama := append(slices.Clone(ts), ones("model.norm.weight"))
+	for l := range 2 {
+		llama = append(llama, ones(layerPrefix(l)+"input_layernorm.weight"), ones(layerPrefix(l)+"post_attention_layernorm.weight"))
+	}
+	llamaDir = t.TempDir()
+	llamaCfg := map[string]any{"architectures": []string{"LlamaForCausalLM"}, "hidden_size": 64, "num_hidden_layers": 2, "num_attention_heads": 4,
+		"num_key_value_heads": 2, "intermediate_size": 96, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "vocab_size": 32000}
+	copyHFFiles(t, "tiny-llama-st", llamaDir, func(m map[string]any) { clear(m); maps.Copy(m, llamaCfg) })
+	finishFixture(t, "tiny-llama-st", llamaDir, llamaCfg, llama, nil)
+
+	cfg := map[string]any{"architectures": []string{"OlmoForCausalLM"}, "model_type": "olmo", "hidden_size": 64, "num_hidden_layers": 2,
+		"num_attention_heads": 4, "num_key_value_heads": 2, "intermediate_size": 96, "rope_theta": 10000.0, "max_position_embeddings": 512,
+		"vocab_size": 32000, "hidden_act": "silu", "tie_word_embeddings": tied, "attention_bias": false, "bos_token_id": 1, "eos_token_id": 2}
+	if clip > 0 {
+		cfg["clip_qkv"] = clip
+	}
+	olmoDir = t.TempDir()
+	copyHFFiles(t, "tiny-llama-st", olmoDir, func(m map[string]any) { clear(m); maps.Copy(m, cfg) })
+	return finishFixture(t, "tiny-llama-st", olmoDir, cfg, ts, edit), llamaDir
+}
+
+// TestOlmo1 converts OLMo 1 checkpoints (with and without clip_qkv, tied
+// and untied) to llama.cpp's olmo and checks the logits against the
+// float64 reference (LayerNorms without weights, epsilon 1e-5), which would
+// see RMS norms in their place, the rope on pairs (q and k not permuted) or
+// no clamp; norm weights in the checkpoint are refused.
+func TestOlmo1(t *testing.T) {
+	prompts := readReference(t, "tiny-llama-st").Prompts
+	for _, tc := range []struct {
+		clip float64
+		tied bool
+	}{{0, true}, {1.5, false}} {
+		t.Run(fmt.Sprintf("clip=%v", tc.clip), func(t *testing.T) {
+			dir, llamaDir := olmo1Fixture(t, tc.clip, tc.tied, nil)
+			out, f := convertDir(t, dir, "f32")
+			if c, ok := f.Float("olmo.attention.clamp_kqv"); f.Architecture() != "olmo" || ok != (tc.clip > 0) || ok && c != tc.clip {
+				t.Errorf("arch %q, clamp_kqv %v (%v)", f.Architecture(), c, ok)
+			}
+			if eps, ok := f.Float("olmo.attention.layer_norm_epsilon"); !ok || math.Abs(eps-1e-5) > 1e-12 {
+				t.Errorf("layer_norm_epsilon %v (%v), want 1e-5", eps, ok)
+			}
+			fresh := func() *refModel {
+				return loadLlamaRef(t, llamaDir, refModel{hidden: 64, heads: 4, kvHeads: 2, headDim: 16, eps: 1e-5, invFreq: defaultInvFreq(10000, 16),
+					layerNorm: true, clampQKV: tc.clip}, 2)
+			}
+			ctx := refContext(t, out)
+			checkRef(t, ctx, prompts, fresh().forward, 1e-5)
+			edits := map[string]func(*refModel){
+				"RMS norms":     func(m *refModel) { m.layerNorm = false },
+				"rope on pairs": func(m *refModel) { m.ropePairs = true },
+			}
+			if tc.clip > 0 {
+				edits["no clamp"] = func(m *refModel) { m.clampQKV = 0 }
+			}
+			checkSensitive(t, ctx, prompts, fresh, edits)
+		})
+	}
+	for name, edit := range map[string]func(map[string]any, []stTensor) []stTensor{
+		"a norm weight": func(_ map[string]any, ts []stTensor) []stTensor {
+			return append(ts, f32Tensor("model.layers.0.input_layernorm.weight", []int64{64}, make([]float32, 64)))
+		},
+		"a final norm weight": func(_ map[string]any, ts []stTensor) []stTensor {
+			return append(ts, f32Tensor("model.norm.weight", []int64{64}, make([]float32, 64)))
+		},
+		"clip_qkv 0": setConfig("clip_qkv", 0),
+	} {
+		dir, _ := olmo1Fixture(t, 0, true, edit)
+		err := convert.Convert(context.Background(), dir, filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
+		if !errors.Is(err, convert.ErrUnsupported) && !errors.Is(err, convert.ErrMismatch) {
+			t.Errorf("%s: %v, want a refusal", name, err)
+		} else {
+			t.Logf("%s: %v", name, err)
 		}
 	}
 }

@@ -166,6 +166,8 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			continue
 		case name == "model.embed_tokens.weight":
 			p.ggufName, want = "token_embd.weight", []int64{V, H}
+		case name == "model.norm.weight" && arch.olmo1:
+			return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: OLMo's LayerNorms have no weights (nor llama.cpp's olmo)", ErrUnsupported, t.Name, arch.hf)
 		case name == "model.norm.weight":
 			p.ggufName, want, p.shift = "output_norm.weight", []int64{H}, arch.normShift
 		case name == "lm_head.weight" && (arch.tiedOnly || ((arch.gemma3 || arch.exaone) && h.tied)):
@@ -239,6 +241,9 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			}
 			if arch.glm4 && (m[2] == "mlp.gate_proj.weight" || m[2] == "mlp.up_proj.weight") {
 				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: llama.cpp's glm4 arch takes the fused gate_up_proj", ErrUnsupported, t.Name, arch.hf)
+			}
+			if arch.olmo1 && strings.HasSuffix(m[2], "layernorm.weight") {
+				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: OLMo's LayerNorms have no weights (nor llama.cpp's olmo)", ErrUnsupported, t.Name, arch.hf)
 			}
 			if arch.cohere && m[2] == "post_attention_layernorm.weight" {
 				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: llama.cpp's %s runs attention and MLP on one norm", ErrUnsupported, t.Name, arch.hf, arch.gguf)
@@ -338,6 +343,9 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 		}
 	}
 	required := []string{"token_embd.weight", "output_norm.weight"}
+	if arch.olmo1 {
+		required = required[:1] // no norm weights
+	}
 	if !h.tied && !h.embedding || arch.untiedOnly {
 		// An embedding model needs no head: llama.cpp uses the embeddings.
 		required = append(required, "output.weight")
@@ -385,6 +393,9 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 	}
 	if arch.seedOSS {
 		perLayer = []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "post_attention_norm", "ffn_gate", "ffn_up", "ffn_down"}
+	}
+	if arch.olmo1 {
+		perLayer = []string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}
 	}
 	if arch.glm4 {
 		perLayer = []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "post_attention_norm", "ffn_norm", "ffn_up", "ffn_down", "post_ffw_norm"}

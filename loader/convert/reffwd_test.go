@@ -57,6 +57,9 @@ type refModel struct {
 	// bidir: every position attends to every other (an encoder,
 	// EmbeddingGemma), each layer's symWindow limiting how far.
 	bidir bool
+	// clampQKV, when not 0, clamps the queries, keys and values to
+	// ±clampQKV after their projections (OLMo's clip_qkv).
+	clampQKV float64
 
 	emb, out, norm []float64 // out: the [vocab, hidden] head
 	layers         []refLayer
@@ -319,6 +322,16 @@ func ropePairs(v []float64, pos int, invFreq []float64, mscale float64) {
 	}
 }
 
+// clamp clamps v to ±clampQKV in place, when clampQKV is not 0.
+func (m *refModel) clamp(v []float64) {
+	if m.clampQKV == 0 {
+		return
+	}
+	for i := range v {
+		v[i] = max(-m.clampQKV, min(m.clampQKV, v[i]))
+	}
+}
+
 // addBias adds b to v, when b is not nil.
 func addBias(v, b []float64) {
 	for i := range b {
@@ -429,6 +442,8 @@ func (m *refModel) run(ids []int) [][]float64 {
 			q, k := matvec(L.wq, h, nh*hd), matvec(L.wk, h, nkv*hd)
 			addBias(q, L.bq)
 			addBias(k, L.bk)
+			m.clamp(q)
+			m.clamp(k)
 			if L.qNormFull != nil {
 				q, k = m.rms(q, L.qNormFull), m.rms(k, L.kNormFull)
 			}
@@ -456,6 +471,7 @@ func (m *refModel) run(ids []int) [][]float64 {
 			}
 			v := matvec(L.wv, h, nkv*hd)
 			addBias(v, L.bv)
+			m.clamp(v)
 			qs[i], ks[i], vs[i] = q, k, v
 		}
 		for i := range T {
