@@ -110,6 +110,9 @@ type hfConfig struct {
 	// ExaoneConfig's names, and their decoding error.
 	Exaone    exaoneConfig `json:"-"`
 	exaoneErr error
+	// FalconConfig's names, and their decoding error.
+	Falcon    falconConfig `json:"-"`
+	falconErr error
 	// OlmoConfig's clip_qkv, and its decoding error.
 	Olmo1    olmo1Config `json:"-"`
 	olmo1Err error
@@ -251,6 +254,7 @@ func readConfig(dir string) (*hfConfig, error) {
 	c.lnErr = json.Unmarshal(raw, &c.LNLlama)
 	c.bcErr = json.Unmarshal(raw, &c.BigCode)
 	c.olmo1Err = json.Unmarshal(raw, &c.Olmo1)
+	c.falconErr = json.Unmarshal(raw, &c.Falcon)
 	return &c, nil
 }
 
@@ -317,6 +321,11 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	}
 	if arch.olmo1 {
 		if err := c.olmo1Defaults(); err != nil {
+			return h, err
+		}
+	}
+	if arch.falcon {
+		if err := c.falconDefaults(arch); err != nil {
 			return h, err
 		}
 	}
@@ -473,6 +482,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		}
 	}
 	switch {
+	case arch.falcon:
+		if err := c.falconHparams(arch, &h); err != nil {
+			return h, err
+		}
 	case arch.olmo1:
 		h.rmsEps = 1e-5 // OlmoLayerNorm's, fixed
 		if c.Olmo1.ClipQKV != nil {

@@ -129,6 +129,9 @@
 //   - GPTNeoXForCausalLM (Pythia, GPT-NeoX-20B, Dolly v2) → GGUF arch
 //     "gptneox": query_key_value regrouped from per-head to q, k, v
 //     blocks, parallel residual, a partial rope; see starcoder2.go.
+//   - FalconForCausalLM (Falcon-7B/40B/180B, Falcon2-11B) → GGUF arch
+//     "falcon": parallel blocks on one or two LayerNorms, query_key_value
+//     regrouped to q, k, v blocks; see falcon.go.
 //   - OlmoForCausalLM (OLMo 1) → GGUF arch "olmo": Llama's blocks with
 //     LayerNorms that have no weights, and clip_qkv as
 //     attention.clamp_kqv; see olmo.go.
@@ -521,6 +524,9 @@ type archSpec struct {
 	// olmo1: OLMo's LayerNorms without weights (none in the checkpoint)
 	// and clip_qkv (olmo.go).
 	olmo1 bool
+	// falcon: Falcon's parallel blocks and fused query_key_value
+	// (falcon.go).
+	falcon bool
 	// wideQKNorm: q_norm and k_norm over the whole projections, not per
 	// head (OLMo 2/3, OLMoE, where head_dim × heads must be hidden_size;
 	// MiniMax-M2).
@@ -611,6 +617,7 @@ var archs = []archSpec{
 	{hf: "Qwen2MoeForCausalLM", gguf: "qwen2moe", qkvBias: true, moe: qwen2MoE, untiedOnly: true},
 	{hf: "GptOssForCausalLM", gguf: "gpt-oss", qkvBias: true, moe: gptOSSMoE, untiedOnly: true, gptOSS: true},
 	{hf: "OlmoForCausalLM", gguf: "olmo", permute: true, noBias: true, olmo1: true},
+	{hf: "FalconForCausalLM", gguf: "falcon", falcon: true},
 	{hf: "Olmo2ForCausalLM", gguf: "olmo2", noBias: true, qkNorm: true, wideQKNorm: true, olmo2: true, untiedOnly: true},
 	{hf: "SeedOssForCausalLM", gguf: "seed_oss", seedOSS: true},
 	{hf: "Starcoder2ForCausalLM", gguf: "starcoder2", lnLlama: true},
@@ -989,7 +996,7 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 		if arch.llama4 {
 			llama4Keys(w, a, hp)
 		}
-		if arch.lnLlama || arch.olmo1 {
+		if arch.lnLlama || arch.olmo1 || arch.falcon {
 			lnLlamaKeys(w, a, hp)
 		}
 		if arch.olmo1 && hp.clampKQV > 0 {
@@ -1030,6 +1037,8 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 		plan, err = planLNLlama(st, arch, hp)
 	case "gptneox":
 		plan, err = planGPTNeoX(st, arch, hp)
+	case "falcon":
+		plan, err = planFalcon(st, arch, hp, cfg)
 	case "apertus":
 		if plan, err = planApertus(st, arch, hp); err == nil {
 			err = apertusKeys(w, a, st, hp)
