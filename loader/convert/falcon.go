@@ -2,7 +2,6 @@ package convert
 
 import (
 	"fmt"
-	"log/slog"
 	"regexp"
 
 	"github.com/llm-go/llm/loader/safetensors"
@@ -119,7 +118,7 @@ var falconLayerRE = regexp.MustCompile(`^transformer\.h\.(\d+)\.(.+)$`)
 
 // planFalcon maps a FalconForCausalLM checkpoint's tensors.
 func planFalcon(st *safetensors.Model, arch archSpec, h hparams, c *hfConfig) ([]tensorPlan, error) {
-	H, F, V, D := int64(h.hidden), int64(h.ffn), int64(h.vocab), h.headDim
+	H, F, D := int64(h.hidden), int64(h.ffn), h.headDim
 	QKV := int64((h.heads + 2*h.kvHeads) * D)
 	layer := map[string]bertTensor{
 		"self_attention.query_key_value.weight": {"attn_qkv.weight", []int64{QKV, H}},
@@ -156,56 +155,10 @@ func planFalcon(st *safetensors.Model, arch archSpec, h hparams, c *hfConfig) ([
 	case h.kvHeads > 1:
 		rows = perHeadQKV(h.heads, D)
 	}
-	pl := newPlanner(st, h)
-	for _, t := range st.Tensors() {
-		switch t.Name {
-		case "transformer.word_embeddings.weight":
-			if err := pl.add(tensorPlan{ggufName: "token_embd.weight", layer: -1}, t, []int64{V, H}); err != nil {
-				return nil, err
-			}
-			continue
-		case "transformer.ln_f.weight", "transformer.ln_f.bias":
-			gg := "output_norm" + t.Name[len("transformer.ln_f"):]
-			if err := pl.add(tensorPlan{ggufName: gg, layer: -1}, t, []int64{H}); err != nil {
-				return nil, err
-			}
-			continue
-		case "lm_head.weight":
-			if h.tied {
-				slog.Info("convert: lm_head.weight left out: the config ties the head to the embeddings (tie_word_embeddings, true by default)", "architecture", arch.hf)
-				continue
-			}
-			if err := pl.add(tensorPlan{ggufName: "output.weight", layer: -1}, t, []int64{V, H}); err != nil {
-				return nil, err
-			}
-			continue
-		}
-		n, suffix, err := blockOf(falconLayerRE, t.Name, h.layers, arch)
-		if err != nil {
-			return nil, err
-		}
-		b, ok := layer[suffix]
-		if !ok {
-			return nil, fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, t.Name, arch.hf)
-		}
-		p := tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s", n, b.name), layer: n}
-		if suffix == "self_attention.query_key_value.weight" && rows != nil {
-			name := t.Name
-			p.shape = b.shape
-			p.derive = func(*tensorWriter) ([]float32, error) { return readRows(st, name, int(H), rows...) }
-		}
-		if err := pl.add(p, t, b.shape); err != nil {
-			return nil, err
-		}
+	nc := namedCheckpoint{embed: "transformer.word_embeddings.weight", finalNorm: "transformer.ln_f", head: "lm_head.weight",
+		blockRE: falconLayerRE, layer: layer}
+	if rows != nil {
+		nc.regroup = map[string][]int{"self_attention.query_key_value.weight": rows}
 	}
-	required := []string{"token_embd.weight", "output_norm.weight", "output_norm.bias"}
-	if !h.tied {
-		required = append(required, "output.weight")
-	}
-	for n := range h.layers {
-		for _, b := range layer {
-			required = append(required, fmt.Sprintf("blk.%d.%s", n, b.name))
-		}
-	}
-	return pl.finish(required)
+	return planNamed(st, arch, h, nc)
 }

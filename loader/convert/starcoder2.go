@@ -335,7 +335,7 @@ var gptNeoXIgnored = regexp.MustCompile(`\.attention\.(bias|masked_bias|rotary_e
 
 // planGPTNeoX maps a GPTNeoXForCausalLM checkpoint's tensors.
 func planGPTNeoX(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, error) {
-	H, F, V, D := int64(h.hidden), int64(h.ffn), int64(h.vocab), h.headDim
+	H, F, D := int64(h.hidden), int64(h.ffn), h.headDim
 	layer := map[string]bertTensor{
 		"input_layernorm.weight":           {"attn_norm.weight", []int64{H}},
 		"input_layernorm.bias":             {"attn_norm.bias", []int64{H}},
@@ -351,26 +351,49 @@ func planGPTNeoX(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 		"mlp.dense_4h_to_h.bias":           {"ffn_down.bias", []int64{H}},
 	}
 	regroup := perHeadQKV(h.heads, D)
+	return planNamed(st, arch, h, namedCheckpoint{embed: "gpt_neox.embed_in.weight", finalNorm: "gpt_neox.final_layer_norm",
+		head: "embed_out.weight", blockRE: gptNeoXLayerRE, layer: layer, ignore: gptNeoXIgnored, needOutput: true,
+		regroup: map[string][]int{"attention.query_key_value.weight": regroup, "attention.query_key_value.bias": regroup}})
+}
+
+// namedCheckpoint describes a checkpoint for planNamed: the names of its
+// embeddings, final LayerNorm (weight and bias) and head, its blocks'
+// names and tensors, the fused projections whose rows are read in another
+// order (by suffix), the buffers to pass over, and whether llama.cpp
+// requires an output matrix (the tied embeddings are then written again).
+type namedCheckpoint struct {
+	embed, finalNorm, head string
+	blockRE                *regexp.Regexp
+	layer                  map[string]bertTensor
+	regroup                map[string][]int
+	ignore                 *regexp.Regexp
+	needOutput             bool
+}
+
+// planNamed maps the tensors of a checkpoint nc describes (Falcon's,
+// GPT-NeoX's).
+func planNamed(st *safetensors.Model, arch archSpec, h hparams, nc namedCheckpoint) ([]tensorPlan, error) {
+	H, V := int64(h.hidden), int64(h.vocab)
 	pl := newPlanner(st, h)
 	for _, t := range st.Tensors() {
-		if gptNeoXIgnored.MatchString(t.Name) {
+		if nc.ignore != nil && nc.ignore.MatchString(t.Name) {
 			continue
 		}
 		switch t.Name {
-		case "gpt_neox.embed_in.weight":
+		case nc.embed:
 			if err := pl.add(tensorPlan{ggufName: "token_embd.weight", layer: -1}, t, []int64{V, H}); err != nil {
 				return nil, err
 			}
 			continue
-		case "gpt_neox.final_layer_norm.weight", "gpt_neox.final_layer_norm.bias":
-			gg := "output_norm" + t.Name[len("gpt_neox.final_layer_norm"):]
+		case nc.finalNorm + ".weight", nc.finalNorm + ".bias":
+			gg := "output_norm" + t.Name[len(nc.finalNorm):]
 			if err := pl.add(tensorPlan{ggufName: gg, layer: -1}, t, []int64{H}); err != nil {
 				return nil, err
 			}
 			continue
-		case "embed_out.weight":
+		case nc.head:
 			if h.tied {
-				slog.Info("convert: embed_out.weight left out: the config ties the head to the embeddings", "architecture", arch.hf)
+				slog.Info("convert: the head left out: the config ties it to the embeddings", "architecture", arch.hf, "tensor", t.Name)
 				continue
 			}
 			if err := pl.add(tensorPlan{ggufName: "output.weight", layer: -1}, t, []int64{V, H}); err != nil {
@@ -378,33 +401,36 @@ func planGPTNeoX(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			}
 			continue
 		}
-		n, suffix, err := blockOf(gptNeoXLayerRE, t.Name, h.layers, arch)
+		n, suffix, err := blockOf(nc.blockRE, t.Name, h.layers, arch)
 		if err != nil {
 			return nil, err
 		}
-		b, ok := layer[suffix]
+		b, ok := nc.layer[suffix]
 		if !ok {
 			return nil, fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, t.Name, arch.hf)
 		}
 		p := tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s", n, b.name), layer: n}
-		if strings.HasPrefix(suffix, "attention.query_key_value.") {
+		if rows := nc.regroup[suffix]; rows != nil {
 			name, cols := t.Name, 1
 			if len(b.shape) == 2 {
-				cols = int(H)
+				cols = int(b.shape[1])
 			}
 			p.shape = b.shape
-			p.derive = func(*tensorWriter) ([]float32, error) { return readRows(st, name, cols, regroup...) }
+			p.derive = func(*tensorWriter) ([]float32, error) { return readRows(st, name, cols, rows...) }
 		}
 		if err := pl.add(p, t, b.shape); err != nil {
 			return nil, err
 		}
 	}
-	if h.tied {
-		pl.tiedOutput() // llama.cpp's gptneox requires its own output matrix
+	if h.tied && nc.needOutput {
+		pl.tiedOutput()
 	}
-	required := []string{"token_embd.weight", "output_norm.weight", "output_norm.bias", "output.weight"}
+	required := []string{"token_embd.weight", "output_norm.weight", "output_norm.bias"}
+	if !h.tied || nc.needOutput {
+		required = append(required, "output.weight")
+	}
 	for n := range h.layers {
-		for _, b := range layer {
+		for _, b := range nc.layer {
 			required = append(required, fmt.Sprintf("blk.%d.%s", n, b.name))
 		}
 	}
