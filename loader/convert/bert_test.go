@@ -437,14 +437,7 @@ func TestBERTReranker(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	out := filepath.Join(t.TempDir(), "reranker.gguf")
-	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
-		t.Fatal(err)
-	}
-	f, err := gguf.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, f := convertDir(t, dir, "f32")
 	if p, _ := f.Uint("bert.pooling_type"); p != 4 {
 		t.Errorf("pooling_type %d, want 4 (rank)", p)
 	}

@@ -333,14 +333,7 @@ func TestFalconH1Defaults(t *testing.T) {
 		delete(cfg, "max_position_embeddings")
 		return ts
 	})
-	out := filepath.Join(t.TempDir(), "x.gguf")
-	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
-		t.Fatal(err)
-	}
-	f, err := gguf.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, f := convertDir(t, dir, "f32")
 	if theta, ok := f.Float("falcon-h1.rope.freq_base"); !ok || theta != 1e5 {
 		t.Errorf("rope.freq_base %v, want 1e5", theta)
 	}

@@ -325,14 +325,7 @@ func TestGemma3(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := gemma3Fixture(t, g3Text, tc.edit)
-			out := filepath.Join(t.TempDir(), "gemma3.gguf")
-			if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
-				t.Fatal(err)
-			}
-			f, err := gguf.Open(out)
-			if err != nil {
-				t.Fatal(err)
-			}
+			out, f := convertDir(t, dir, "f32")
 			if f.Architecture() != "gemma3" {
 				t.Errorf("architecture %q, want gemma3", f.Architecture())
 			}
@@ -547,14 +540,7 @@ func TestGemma3Untied(t *testing.T) {
 	if err := writeSafetensors(filepath.Join(dir, "model.safetensors"), ts); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "gemma3.gguf")
-	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
-		t.Fatal(err)
-	}
-	f, err := gguf.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, f := convertDir(t, dir, "f32")
 	if _, ok := f.Tensor("output.weight"); !ok {
 		t.Fatal("no output.weight")
 	}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/loader/convert"
-	"github.com/llm-go/llm/loader/gguf"
 )
 
 // The tiny EmbeddingGemma: the tiny Gemma 3's blocks (7 layers, layer 5
@@ -153,14 +152,7 @@ func TestGemmaEmbedding(t *testing.T) {
 	if err := convert.Check(dir); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "ge.gguf")
-	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
-		t.Fatal(err)
-	}
-	f, err := gguf.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, f := convertDir(t, dir, "f32")
 	if f.Architecture() != "gemma-embedding" {
 		t.Fatalf("architecture %q", f.Architecture())
 	}

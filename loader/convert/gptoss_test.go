@@ -248,14 +248,7 @@ func (c ossCase) reference(t *testing.T, dir string) *refModel {
 func TestGptOSSReference(t *testing.T) {
 	c := newOssCase()
 	dir := c.fixture(t, false, nil)
-	out := filepath.Join(t.TempDir(), "gpt-oss.gguf")
-	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
-		t.Fatal(err)
-	}
-	f, err := gguf.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, f := convertDir(t, dir, "f32")
 	if f.Architecture() != "gpt-oss" {
 		t.Errorf("architecture %q, want gpt-oss", f.Architecture())
 	}

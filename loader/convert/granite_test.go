@@ -28,14 +28,7 @@ func TestGraniteReference(t *testing.T) {
 		c["attention_multiplier"] = 0.0078125
 		c["logits_scaling"] = 8.0
 	})
-	out := filepath.Join(t.TempDir(), "granite.gguf")
-	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
-		t.Fatal(err)
-	}
-	f, err := gguf.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, f := convertDir(t, dir, "f32")
 	for key, want := range map[string]float64{"granite.embedding_scale": 12, "granite.residual_scale": 0.22,
 		"granite.attention.scale": 0.0078125, "granite.logit_scale": 8} {
 		if v, ok := f.Float(key); !ok || float32(v) != float32(want) {

@@ -15,7 +15,6 @@ import (
 	"github.com/llm-go/llm/engine"
 	ref64 "github.com/llm-go/llm/internal/reference"
 	"github.com/llm-go/llm/loader/convert"
-	"github.com/llm-go/llm/loader/gguf"
 )
 
 // The tiny JinaBert: bge-small's vocabulary in jina-embeddings-v2's
@@ -294,14 +293,7 @@ func testJinaBert(t *testing.T, o jbFixture) (*jbRef, []float32, []int) {
 	if err := convert.Check(dir); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "jb.gguf")
-	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
-		t.Fatal(err)
-	}
-	f, err := gguf.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, f := convertDir(t, dir, "f32")
 	if a := f.Architecture(); a != "jina-bert-v2" {
 		t.Fatalf("arch %q", a)
 	}

@@ -298,14 +298,7 @@ func TestMoEReference(t *testing.T) {
 	for _, c := range moeCases {
 		t.Run(c.name, func(t *testing.T) {
 			dir := c.fixture(t, nil)
-			out := filepath.Join(t.TempDir(), "moe.gguf")
-			if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
-				t.Fatal(err)
-			}
-			f, err := gguf.Open(out)
-			if err != nil {
-				t.Fatal(err)
-			}
+			out, f := convertDir(t, dir, "f32")
 			if f.Architecture() != c.arch {
 				t.Errorf("architecture %q, want %s", f.Architecture(), c.arch)
 			}

@@ -175,14 +175,7 @@ func TestNomicBert(t *testing.T) {
 			if err := convert.Check(dir); err != nil {
 				t.Fatal(err)
 			}
-			out := filepath.Join(t.TempDir(), "nb.gguf")
-			if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
-				t.Fatal(err)
-			}
-			f, err := gguf.Open(out)
-			if err != nil {
-				t.Fatal(err)
-			}
+			out, f := convertDir(t, dir, "f32")
 			want := map[string]uint64{"feed_forward_length": nbFFN, "context_length": 2048, "vocab_size": nbVocab, "rope.dimension_count": nbHidden / nbHeads,
 				"pooling_type": map[string]uint64{"mean": 1, "cls": 2}[pooling]}
 			for k, v := range want {

@@ -124,14 +124,7 @@ func TestOLMoReference(t *testing.T) {
 	}{{"OLMo 2", false, 2}, {"OLMo 3", true, 4}} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := olmoFixture(t, tc.olmo3, tc.layers, nil)
-			out := filepath.Join(t.TempDir(), "olmo.gguf")
-			if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
-				t.Fatal(err)
-			}
-			f, err := gguf.Open(out)
-			if err != nil {
-				t.Fatal(err)
-			}
+			out, f := convertDir(t, dir, "f32")
 			if f.Architecture() != "olmo2" {
 				t.Errorf("architecture %q", f.Architecture())
 			}

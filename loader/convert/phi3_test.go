@@ -123,14 +123,7 @@ func TestPhi3(t *testing.T) {
 					c["partial_rotary_factor"] = tc.partial
 				}
 			})
-			out := filepath.Join(t.TempDir(), "phi3.gguf")
-			if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
-				t.Fatal(err)
-			}
-			f, err := gguf.Open(out)
-			if err != nil {
-				t.Fatal(err)
-			}
+			out, f := convertDir(t, dir, "f32")
 			if f.Architecture() != "phi3" {
 				t.Errorf("architecture %q, want phi3", f.Architecture())
 			}
@@ -241,14 +234,7 @@ func TestPhi3Longrope(t *testing.T) {
 				phi3Longrope(tc.rotDim)(c)
 			})
 			short, long := longropeFactors(tc.rotDim / 2)
-			out := filepath.Join(t.TempDir(), "phi3.gguf")
-			if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
-				t.Fatal(err)
-			}
-			f, err := gguf.Open(out)
-			if err != nil {
-				t.Fatal(err)
-			}
+			out, f := convertDir(t, dir, "f32")
 			// 2 layers × 6 + token_embd, output_norm, output + 2 factors.
 			if len(f.Tensors) != 17 {
 				t.Errorf("%d tensors, want 17", len(f.Tensors))

@@ -70,14 +70,7 @@ func TestDecoderEmbeddingPooling(t *testing.T) {
 			if err := convert.Check(dir); err != nil {
 				t.Fatal(err)
 			}
-			out := filepath.Join(t.TempDir(), "emb.gguf")
-			if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
-				t.Fatal(err)
-			}
-			f, err := gguf.Open(out)
-			if err != nil {
-				t.Fatal(err)
-			}
+			out, f := convertDir(t, dir, "f32")
 			if got, ok := f.Uint("qwen3.pooling_type"); !ok || got != tc.want {
 				t.Fatalf("pooling_type %d (%v), want %d", got, ok, tc.want)
 			}
@@ -179,14 +172,7 @@ func TestQwen3Reranker(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "README.md"), []byte("---\nlicense: apache-2.0\n---\n# Qwen3-Reranker-0.6B\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "rr.gguf")
-	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
-		t.Fatal(err)
-	}
-	f, err := gguf.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, f := convertDir(t, dir, "f32")
 	if v, _ := f.Uint("qwen3.pooling_type"); v != 4 {
 		t.Errorf("pooling_type %d, want 4 (rank)", v)
 	}
@@ -264,14 +250,7 @@ func TestQwen3EmbeddingLayout(t *testing.T) {
 		c["eos_token"] = "<unk>"
 	})
 	editJSON(t, filepath.Join(dir, "special_tokens_map.json"), func(c map[string]any) { c["eos_token"] = "<unk>" })
-	out := filepath.Join(t.TempDir(), "emb.gguf")
-	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
-		t.Fatal(err)
-	}
-	f, err := gguf.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, f := convertDir(t, dir, "f32")
 	if _, ok := f.Tensor("output.weight"); ok {
 		t.Error("output.weight written for a checkpoint without a head")
 	}

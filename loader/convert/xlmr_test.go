@@ -160,14 +160,7 @@ func unigramViterbi(text string) []int {
 // BERT reading positions from row 2, which would see the rows not dropped.
 func TestXLMRoberta(t *testing.T) {
 	dir := xlmrFixture(t, false, nil)
-	out := filepath.Join(t.TempDir(), "xlmr.gguf")
-	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
-		t.Fatal(err)
-	}
-	f, err := gguf.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, f := convertDir(t, dir, "f32")
 	if model, _ := f.String("tokenizer.ggml.model"); model != "t5" {
 		t.Errorf("tokenizer model %q, want t5", model)
 	}
@@ -441,14 +434,7 @@ func TestRoberta(t *testing.T) {
 	if err := writeSafetensors(filepath.Join(dir, "model.safetensors"), ts); err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(t.TempDir(), "roberta.gguf")
-	if err := convert.Convert(context.Background(), dir, out, convert.Options{Type: "f32"}); err != nil {
-		t.Fatal(err)
-	}
-	f, err := gguf.Open(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	out, f := convertDir(t, dir, "f32")
 	if pre, _ := f.String("tokenizer.ggml.pre"); pre != "roberta-bpe" {
 		t.Errorf("pre-tokenizer %q, want roberta-bpe", pre)
 	}
