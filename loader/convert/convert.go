@@ -129,6 +129,10 @@
 //   - GPTNeoXForCausalLM (Pythia, GPT-NeoX-20B, Dolly v2) → GGUF arch
 //     "gptneox": query_key_value regrouped from per-head to q, k, v
 //     blocks, parallel residual, a partial rope; see starcoder2.go.
+//   - StableLmForCausalLM (StableLM-3B-4E1T, stable-code-3b, StableLM 2
+//     1.6B and 12B) → GGUF arch "stablelm": LayerNorms, a partial rope,
+//     optional q/k/v biases, per-head q/k LayerNorms and parallel blocks;
+//     see stablelm.go.
 //   - FalconForCausalLM (Falcon-7B/40B/180B, Falcon2-11B) → GGUF arch
 //     "falcon": parallel blocks on one or two LayerNorms, query_key_value
 //     regrouped to q, k, v blocks; see falcon.go.
@@ -624,6 +628,7 @@ var archs = []archSpec{
 	{hf: "NemotronForCausalLM", gguf: "nemotron", partialRotary: true, lnLlama: true},
 	{hf: "PhiForCausalLM", gguf: "phi2", partialRotary: true, lnLlama: true},
 	{hf: "GPTNeoXForCausalLM", gguf: "gptneox", partialRotary: true, lnLlama: true},
+	{hf: "StableLmForCausalLM", gguf: "stablelm", partialRotary: true, lnLlama: true},
 	{hf: "ExaoneForCausalLM", gguf: "exaone", noBias: true, ropeFreqs: true, exaone: true},
 	{hf: "Exaone4ForCausalLM", gguf: "exaone4", noBias: true, qkNorm: true, olmo2: true, ropeFreqs: true, exaone4: true},
 	{hf: "Olmo3ForCausalLM", gguf: "olmo2", noBias: true, qkNorm: true, wideQKNorm: true, olmo2: true, olmo3: true, untiedOnly: true},
@@ -1039,6 +1044,8 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 		plan, err = planGPTNeoX(st, arch, hp)
 	case "falcon":
 		plan, err = planFalcon(st, arch, hp, cfg)
+	case "stablelm":
+		plan, err = planStableLM(st, arch, hp, cfg)
 	case "apertus":
 		if plan, err = planApertus(st, arch, hp); err == nil {
 			err = apertusKeys(w, a, st, hp)

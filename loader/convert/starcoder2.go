@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"maps"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/llm-go/llm/loader/gguf"
@@ -60,6 +61,7 @@ type lnLlamaConfig struct {
 	RotaryPct     *float64 `json:"rotary_pct"`   // GPTNeoXConfig
 	RotaryEmbBase *float64 `json:"rotary_emb_base"`
 	ParallelRes   *bool    `json:"use_parallel_residual"`
+	UseQKVBias    *bool    `json:"use_qkv_bias"` // StableLmConfig
 }
 
 // lnLlamaDefaults sets NemotronConfig's and PhiConfig's defaults that the
@@ -90,6 +92,20 @@ func (c *hfConfig) lnLlamaDefaults(arch archSpec) error {
 		}
 		if c.MaxPositionEmbeddings <= 0 {
 			c.MaxPositionEmbeddings = 2048
+		}
+		return nil
+	case "stablelm":
+		// StableLmConfig's defaults: a quarter of each head rotated, 4096
+		// positions, SiLU.
+		if p, err := parseRopeJSON(c.RopeParameters, "rope_parameters"); c.PartialRotaryFactor == nil && (err != nil || p == nil || p.PartialRotaryFactor == nil) {
+			quarter := 0.25
+			c.PartialRotaryFactor = &quarter
+		}
+		if c.HiddenAct == "" {
+			c.HiddenAct = "silu"
+		}
+		if c.MaxPositionEmbeddings <= 0 {
+			c.MaxPositionEmbeddings = 4096
 		}
 		return nil
 	case "phi2":
@@ -145,6 +161,18 @@ func (c *hfConfig) lnLlamaHparams(arch archSpec, h *hparams) error {
 		}
 		h.attnBias, h.mlpBias = true, true
 		h.parallel = n.ParallelRes == nil || *n.ParallelRes
+		h.tied = c.TieWordEmbeddings != nil && *c.TieWordEmbeddings
+		return nil
+	}
+	if arch.gguf == "stablelm" {
+		if c.LayerNormEps != nil {
+			h.rmsEps = *c.LayerNormEps
+		}
+		if c.HiddenAct != "silu" && c.HiddenAct != "swish" {
+			return fmt.Errorf("%w: %s with hidden_act %q: llama.cpp's stablelm gates the MLP with SiLU", ErrUnsupported, arch.hf, c.HiddenAct)
+		}
+		h.attnBias = n.UseQKVBias != nil && *n.UseQKVBias
+		h.parallel = n.ParallelRes != nil && *n.ParallelRes
 		h.tied = c.TieWordEmbeddings != nil && *c.TieWordEmbeddings
 		return nil
 	}
@@ -368,13 +396,21 @@ type namedCheckpoint struct {
 	regroup                map[string][]int
 	ignore                 *regexp.Regexp
 	needOutput             bool
+	// perHead are the per-head module lists written stacked, by their
+	// suffixes' prefix (StableLM 2's q/k LayerNorms).
+	perHead map[string]perHeadStack
 }
 
 // planNamed maps the tensors of a checkpoint nc describes (Falcon's,
-// GPT-NeoX's).
+// GPT-NeoX's, StableLM's).
 func planNamed(st *safetensors.Model, arch archSpec, h hparams, nc namedCheckpoint) ([]tensorPlan, error) {
 	H, V := int64(h.hidden), int64(h.vocab)
 	pl := newPlanner(st, h)
+	type stackKey struct {
+		layer  int
+		prefix string
+	}
+	stacks := map[stackKey][]string{}
 	for _, t := range st.Tensors() {
 		if nc.ignore != nil && nc.ignore.MatchString(t.Name) {
 			continue
@@ -405,6 +441,24 @@ func planNamed(st *safetensors.Model, arch archSpec, h hparams, nc namedCheckpoi
 		if err != nil {
 			return nil, err
 		}
+		if prefix, head, ok := nc.perHeadPart(suffix); ok {
+			s := nc.perHead[prefix]
+			switch {
+			case head < 0:
+				return nil, fmt.Errorf("%w: tensor %q: not one of the %d heads' %sN.weight", ErrMismatch, t.Name, s.heads, prefix)
+			case !slices.Equal(t.Shape, []int64{s.size}):
+				return nil, fmt.Errorf("%w: tensor %q has shape %v, config.json implies [%d]", ErrMismatch, t.Name, t.Shape, s.size)
+			}
+			if err := checkWeightDType(st, t, h); err != nil {
+				return nil, err
+			}
+			k := stackKey{n, prefix}
+			if stacks[k] == nil {
+				stacks[k] = make([]string, s.heads)
+			}
+			stacks[k][head] = t.Name
+			continue
+		}
 		b, ok := nc.layer[suffix]
 		if !ok {
 			return nil, fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, t.Name, arch.hf)
@@ -432,6 +486,13 @@ func planNamed(st *safetensors.Model, arch archSpec, h hparams, nc namedCheckpoi
 	for n := range h.layers {
 		for _, b := range nc.layer {
 			required = append(required, fmt.Sprintf("blk.%d.%s", n, b.name))
+		}
+		for prefix, s := range nc.perHead {
+			parts := stacks[stackKey{n, prefix}]
+			if i := slices.Index(parts, ""); parts == nil || i >= 0 {
+				return nil, fmt.Errorf("%w: the checkpoint has no tensor %s%d.weight in layer %d", ErrMismatch, prefix, max(i, 0), n)
+			}
+			pl.put(tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s", n, s.name), parts: parts, shape: []int64{int64(s.heads), s.size}, layer: n})
 		}
 	}
 	return pl.finish(required)
