@@ -113,6 +113,9 @@ type hfConfig struct {
 	// FalconConfig's names, and their decoding error.
 	Falcon    falconConfig `json:"-"`
 	falconErr error
+	// MambaConfig's names, and their decoding error.
+	Mamba    mambaConfig `json:"-"`
+	mambaErr error
 	// OlmoConfig's clip_qkv, and its decoding error.
 	Olmo1    olmo1Config `json:"-"`
 	olmo1Err error
@@ -195,6 +198,8 @@ type hparams struct {
 	fh1 *falconH1
 	// l4 is Llama 4's layout (llama4.go).
 	l4 *llama4
+	// mamba is a Mamba-1 model's mixer (mamba.go).
+	mamba *mambaDims
 	// cohereQKNorm: Command R+'s per-head q/k LayerNorms; logitScale
 	// multiplies Command R's logits.
 	cohereQKNorm bool
@@ -255,6 +260,7 @@ func readConfig(dir string) (*hfConfig, error) {
 	c.bcErr = json.Unmarshal(raw, &c.BigCode)
 	c.olmo1Err = json.Unmarshal(raw, &c.Olmo1)
 	c.falconErr = json.Unmarshal(raw, &c.Falcon)
+	c.mambaErr = json.Unmarshal(raw, &c.Mamba)
 	return &c, nil
 }
 
@@ -266,6 +272,8 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		return c.bertHparams(arch)
 	case "nomic-bert":
 		return c.nomicBertHparams()
+	case "mamba":
+		return c.mambaHparams(arch)
 	}
 	if arch.gemma3 {
 		if err := c.gemma3Config(arch.vlm); err != nil {

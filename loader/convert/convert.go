@@ -133,6 +133,10 @@
 //     1.6B and 12B) → GGUF arch "stablelm": LayerNorms, a partial rope,
 //     optional q/k/v biases, per-head q/k LayerNorms and parallel blocks;
 //     see stablelm.go.
+//   - MambaForCausalLM (Mamba 130M to 2.8B) and FalconMambaForCausalLM
+//     (Falcon Mamba 7B) → GGUF arch "mamba": Mamba-1 blocks (a selective
+//     state-space mixer on an RMS norm), FalconMamba's RMS norms of dt, B
+//     and C as ssm.dt_b_c_rms; see mamba.go.
 //   - FalconForCausalLM (Falcon-7B/40B/180B, Falcon2-11B) → GGUF arch
 //     "falcon": parallel blocks on one or two LayerNorms, query_key_value
 //     regrouped to q, k, v blocks; see falcon.go.
@@ -629,6 +633,8 @@ var archs = []archSpec{
 	{hf: "PhiForCausalLM", gguf: "phi2", partialRotary: true, lnLlama: true},
 	{hf: "GPTNeoXForCausalLM", gguf: "gptneox", partialRotary: true, lnLlama: true},
 	{hf: "StableLmForCausalLM", gguf: "stablelm", partialRotary: true, lnLlama: true},
+	{hf: "MambaForCausalLM", gguf: "mamba"},
+	{hf: "FalconMambaForCausalLM", gguf: "mamba"},
 	{hf: "ExaoneForCausalLM", gguf: "exaone", noBias: true, ropeFreqs: true, exaone: true},
 	{hf: "Exaone4ForCausalLM", gguf: "exaone4", noBias: true, qkNorm: true, olmo2: true, ropeFreqs: true, exaone4: true},
 	{hf: "Olmo3ForCausalLM", gguf: "olmo2", noBias: true, qkNorm: true, wideQKNorm: true, olmo2: true, olmo3: true, untiedOnly: true},
@@ -923,6 +929,8 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 			return fail(err)
 		}
 		voc.typeCount = hp.typeVocab
+	case "mamba":
+		mambaKeys(w, a, hp)
 	default:
 		w.Set(a+".attention.head_count_kv", gguf.Uint32(uint32(hp.kvHeads)))
 		w.Set(a+".rope.freq_base", gguf.Float32(float32(hp.ropeTheta)))
@@ -1046,6 +1054,8 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 		plan, err = planFalcon(st, arch, hp, cfg)
 	case "stablelm":
 		plan, err = planStableLM(st, arch, hp, cfg)
+	case "mamba":
+		plan, err = planMamba(st, arch, hp)
 	case "apertus":
 		if plan, err = planApertus(st, arch, hp); err == nil {
 			err = apertusKeys(w, a, st, hp)

@@ -1,0 +1,245 @@
+package convert_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/llm-go/llm/loader/convert"
+)
+
+// mambaCase is one Mamba-1 checkpoint layout.
+type mambaCase struct {
+	name     string
+	hf       string // architectures[0]
+	falcon   bool   // FalconMamba: dt, B and C RMS-normed
+	tied     bool
+	convBias bool
+}
+
+var mambaCases = []mambaCase{
+	{name: "mamba", hf: "MambaForCausalLM", tied: true, convBias: true},
+	{name: "falcon-mamba", hf: "FalconMambaForCausalLM", falcon: true, convBias: true},
+	{name: "no-conv-bias", hf: "MambaForCausalLM", tied: true},
+}
+
+// The fixture's sizes: hidden 64, inner 128, state 16, dt rank 4
+// ("auto": 64/16), kernel 4, two blocks.
+const mambaHidden, mambaInner, mambaState, mambaRank, mambaConv = 64, 128, 16, 4, 4
+
+// mambaFixture writes a tiny Mamba-1 checkpoint of case c (tiny-llama-st's
+// tokenizer).
+func mambaFixture(t *testing.T, c mambaCase, edit func(map[string]any, []stTensor) []stTensor) string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := map[string]any{"architectures": []string{c.hf}, "model_type": "mamba", "hidden_size": mambaHidden, "intermediate_size": mambaInner,
+		"state_size": mambaState, "num_hidden_layers": 2, "vocab_size": 32000, "layer_norm_epsilon": 1e-5, "expand": 2, "conv_kernel": mambaConv,
+		"use_bias": false, "use_conv_bias": c.convBias, "hidden_act": "silu", "time_step_rank": "auto", "tie_word_embeddings": c.tied,
+		"bos_token_id": 1, "eos_token_id": 2}
+	if c.falcon {
+		cfg["model_type"], cfg["mixer_rms_eps"] = "falcon_mamba", 1e-6
+	}
+	copyHFFiles(t, "tiny-llama-st", dir, func(m map[string]any) { clear(m); maps.Copy(m, cfg) })
+	r := rand.New(rand.NewPCG(47, 3))
+	w := randWeights{r}
+	ts := []stTensor{f32Tensor("backbone.embeddings.weight", []int64{32000, mambaHidden}, randn(r, 32000*mambaHidden, 1)),
+		w.vec("backbone.norm_f.weight", mambaHidden, 1, 0.1)}
+	if !c.tied {
+		ts = append(ts, w.mat("lm_head.weight", 32000, mambaHidden))
+	}
+	for i := range 2 {
+		p := fmt.Sprintf("backbone.layers.%d.", i)
+		aLog := make([]float32, mambaInner*mambaState)
+		for j := range aLog {
+			aLog[j] = float32(math.Log(float64(1+j%mambaState))) + float32(r.NormFloat64()*0.1) // S4D-real's initialisation
+		}
+		ts = append(ts, w.vec(p+"norm.weight", mambaHidden, 1, 0.1), w.mat(p+"mixer.in_proj.weight", 2*mambaInner, mambaHidden),
+			f32Tensor(p+"mixer.conv1d.weight", []int64{mambaInner, 1, mambaConv}, randn(r, mambaInner*mambaConv, 0.5)),
+			w.mat(p+"mixer.x_proj.weight", mambaRank+2*mambaState, mambaInner), w.mat(p+"mixer.dt_proj.weight", mambaInner, mambaRank),
+			w.vec(p+"mixer.dt_proj.bias", mambaInner, -2, 0.5), f32Tensor(p+"mixer.A_log", []int64{mambaInner, mambaState}, aLog),
+			w.vec(p+"mixer.D", mambaInner, 1, 0.3), w.mat(p+"mixer.out_proj.weight", mambaHidden, mambaInner))
+		if c.convBias {
+			ts = append(ts, w.vec(p+"mixer.conv1d.bias", mambaInner, 0, 0.3))
+		}
+	}
+	return finishFixture(t, "tiny-llama-st", dir, cfg, ts, edit)
+}
+
+// mambaRef is transformers' Mamba-1 (MambaMixer's slow path) of the
+// fixture; its fields leave out a feature (the sensitivity checks).
+type mambaRef struct {
+	r *stReader
+	c mambaCase
+	// noD leaves out D·x, noGate SiLU(z), aLogAsA reads A_log as A,
+	// noDtBCNorm FalconMamba's norms.
+	noD, noGate, aLogAsA, noDtBCNorm bool
+}
+
+// rmsPlain is an RMS norm without weights.
+func rmsPlain(v []float64, eps float64) {
+	var ss float64
+	for _, x := range v {
+		ss += x * x
+	}
+	s := 1 / math.Sqrt(ss/float64(len(v))+eps)
+	for i := range v {
+		v[i] *= s
+	}
+}
+
+// forward returns the logits after the last of ids.
+func (m *mambaRef) forward(ids []int) []float64 {
+	const H, DI, N, R, K = mambaHidden, mambaInner, mambaState, mambaRank, mambaConv
+	emb := m.r.get("backbone.embeddings.weight")
+	rms := func(x, g []float64) []float64 {
+		out := slices.Clone(x)
+		rmsPlain(out, 1e-5)
+		for i := range out {
+			out[i] *= g[i]
+		}
+		return out
+	}
+	x := make([][]float64, len(ids))
+	for i, id := range ids {
+		x[i] = append([]float64(nil), emb[id*H:(id+1)*H]...)
+	}
+	for l := range 2 {
+		p := fmt.Sprintf("backbone.layers.%d.", l)
+		get := func(n string) []float64 { return m.r.get(p + n) }
+		norm, inProj, convW, xProj, dtW, dtB, aLog, D, outProj := get("norm.weight"), get("mixer.in_proj.weight"), get("mixer.conv1d.weight"),
+			get("mixer.x_proj.weight"), get("mixer.dt_proj.weight"), get("mixer.dt_proj.bias"), get("mixer.A_log"), get("mixer.D"), get("mixer.out_proj.weight")
+		convB := make([]float64, DI)
+		if m.c.convBias {
+			convB = get("mixer.conv1d.bias")
+		}
+		xz := make([][]float64, len(ids))
+		for t := range ids {
+			xz[t] = matvec(inProj, rms(x[t], norm), 2*DI)
+		}
+		state := make([]float64, DI*N)
+		for t := range ids {
+			xc := make([]float64, DI)
+			for c := range DI {
+				s := convB[c]
+				for k := range K {
+					if src := t - K + 1 + k; src >= 0 {
+						s += convW[c*K+k] * xz[src][c]
+					}
+				}
+				xc[c] = silu(s)
+			}
+			dbc := matvec(xProj, xc, R+2*N)
+			dtIn, B, C := dbc[:R], dbc[R:R+N], dbc[R+N:]
+			if m.c.falcon && !m.noDtBCNorm {
+				// transformers' mixer_rms_eps; llama.cpp's 1e-5 puts
+				// the logits 3e-5 away (3e-7 with the same epsilon).
+				rmsPlain(dtIn, 1e-6)
+				rmsPlain(B, 1e-6)
+				rmsPlain(C, 1e-6)
+			}
+			dt := matvec(dtW, dtIn, DI)
+			y := make([]float64, DI)
+			for c := range DI {
+				d := softplus(dt[c] + dtB[c])
+				var acc float64
+				for n := range N {
+					a := -math.Exp(aLog[c*N+n])
+					if m.aLogAsA {
+						a = aLog[c*N+n]
+					}
+					i := c*N + n
+					state[i] = state[i]*math.Exp(d*a) + d*B[n]*xc[c]
+					acc += state[i] * C[n]
+				}
+				if !m.noD {
+					acc += D[c] * xc[c]
+				}
+				if !m.noGate {
+					acc *= silu(xz[t][DI+c])
+				}
+				y[c] = acc
+			}
+			for e, v := range matvec(outProj, y, H) {
+				x[t][e] += v
+			}
+		}
+	}
+	head := emb
+	if !m.c.tied {
+		head = m.r.get("lm_head.weight")
+	}
+	return matvec(head, rms(x[len(ids)-1], m.r.get("backbone.norm_f.weight")), 32000)
+}
+
+// TestMamba converts tiny Mamba-1 checkpoints (Mamba's, FalconMamba's with
+// its dt/B/C norms and an untied head, one without conv1d's bias) to
+// llama.cpp's mamba and checks the keys and the logits against the
+// float64 reference, which would see D, the gate, A's sign and FalconMamba's
+// norms left out; bad configs are refused.
+func TestMamba(t *testing.T) {
+	prompts := readReference(t, "tiny-llama-st").Prompts
+	for _, c := range mambaCases {
+		t.Run(c.name, func(t *testing.T) {
+			dir := mambaFixture(t, c, nil)
+			out, f := convertDir(t, dir, "f32")
+			keys := map[string]uint64{"ssm.conv_kernel": mambaConv, "ssm.inner_size": mambaInner, "ssm.state_size": mambaState, "ssm.time_step_rank": mambaRank,
+				"context_length": 1 << 20}
+			for k, want := range keys {
+				if v, _ := f.Uint("mamba." + k); v != want {
+					t.Errorf("mamba.%s = %d, want %d", k, v, want)
+				}
+			}
+			rms, _ := f.Bool("mamba.ssm.dt_b_c_rms")
+			_, out0 := f.Tensor("output.weight")
+			if f.Architecture() != "mamba" || rms != c.falcon || out0 == c.tied {
+				t.Errorf("arch %q, dt_b_c_rms %v, output.weight %v", f.Architecture(), rms, out0)
+			}
+			ctx := refContext(t, out)
+			r := openST(t, dir)
+			checkRef(t, ctx, prompts, (&mambaRef{r: r, c: c}).forward, 1e-4)
+			edits := map[string]func(*mambaRef){
+				"no D":            func(m *mambaRef) { m.noD = true },
+				"no gate":         func(m *mambaRef) { m.noGate = true },
+				"A_log read as A": func(m *mambaRef) { m.aLogAsA = true },
+			}
+			if c.falcon {
+				edits["no dt/B/C norms"] = func(m *mambaRef) { m.noDtBCNorm = true }
+			}
+			checkSensitive(t, ctx, prompts, func() *mambaRef { return &mambaRef{r: r, c: c} }, edits)
+		})
+	}
+	for name, edit := range map[string]func(map[string]any, []stTensor) []stTensor{
+		"expand 4":       setConfig("intermediate_size", 4*mambaHidden),
+		"in_proj biases": setConfig("use_bias", true),
+		"gelu":           setConfig("hidden_act", "gelu"),
+		"a kernel of 5":  setConfig("conv_kernel", 5),
+		"an unknown bias": func(_ map[string]any, ts []stTensor) []stTensor {
+			return append(ts, f32Tensor("backbone.layers.0.mixer.out_proj.bias", []int64{mambaHidden}, make([]float32, mambaHidden)))
+		},
+	} {
+		err := convert.Convert(context.Background(), mambaFixture(t, mambaCases[0], edit), filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
+		if !errors.Is(err, convert.ErrUnsupported) {
+			t.Errorf("%s: %v, want ErrUnsupported", name, err)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
+	for name, edit := range map[string]func(map[string]any, []stTensor) []stTensor{
+		"time_step_rank \"big\"":            setConfig("time_step_rank", "big"),
+		"a conv1d bias config.json disowns": setConfig("use_conv_bias", false),
+		"x_proj of another rank":            setConfig("time_step_rank", 8),
+	} {
+		err := convert.Convert(context.Background(), mambaFixture(t, mambaCases[0], edit), filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
+		if !errors.Is(err, convert.ErrMismatch) {
+			t.Errorf("%s: %v, want ErrMismatch", name, err)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
+}
