@@ -543,6 +543,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		if err := c.deepseekHparams(arch, &h); err != nil {
 			return h, err
 		}
+	case arch.deepseekMoE:
+		if err := c.deepseekMoEHparams(arch, &h); err != nil {
+			return h, err
+		}
 	case arch.glm4moe:
 		if err := c.glm4moeHparams(arch, &h); err != nil {
 			return h, err

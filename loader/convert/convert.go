@@ -133,6 +133,9 @@
 //     1.6B and 12B) → GGUF arch "stablelm": LayerNorms, a partial rope,
 //     optional q/k/v biases, per-head q/k LayerNorms and parallel blocks;
 //     see stablelm.go.
+//   - DeepseekForCausalLM (DeepSeek-MoE 16B) → GGUF arch "deepseek":
+//     Llama's attention, leading dense layers, then experts behind a
+//     softmax router with shared experts; see deepseekmoe.go.
 //   - MambaForCausalLM (Mamba 130M to 2.8B) and FalconMambaForCausalLM
 //     (Falcon Mamba 7B) → GGUF arch "mamba": Mamba-1 blocks (a selective
 //     state-space mixer on an RMS norm), FalconMamba's RMS norms of dt, B
@@ -535,6 +538,9 @@ type archSpec struct {
 	// falcon: Falcon's parallel blocks and fused query_key_value
 	// (falcon.go).
 	falcon bool
+	// deepseekMoE: DeepSeek-MoE's Llama attention and sharedMoE MLP
+	// (deepseekmoe.go).
+	deepseekMoE bool
 	// wideQKNorm: q_norm and k_norm over the whole projections, not per
 	// head (OLMo 2/3, OLMoE, where head_dim × heads must be hidden_size;
 	// MiniMax-M2).
@@ -634,6 +640,7 @@ var archs = []archSpec{
 	{hf: "GPTNeoXForCausalLM", gguf: "gptneox", partialRotary: true, lnLlama: true},
 	{hf: "StableLmForCausalLM", gguf: "stablelm", partialRotary: true, lnLlama: true},
 	{hf: "MambaForCausalLM", gguf: "mamba"},
+	{hf: "DeepseekForCausalLM", gguf: "deepseek", permute: true, deepseekMoE: true, untiedOnly: true},
 	{hf: "FalconMambaForCausalLM", gguf: "mamba"},
 	{hf: "ExaoneForCausalLM", gguf: "exaone", noBias: true, ropeFreqs: true, exaone: true},
 	{hf: "Exaone4ForCausalLM", gguf: "exaone4", noBias: true, qkNorm: true, olmo2: true, ropeFreqs: true, exaone4: true},
@@ -971,7 +978,7 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 		if arch.deepseek != 0 {
 			deepseekKeys(w, a, hp)
 		}
-		if arch.glm4moe {
+		if arch.glm4moe || arch.deepseekMoE {
 			sharedMoEKeys(w, a, hp)
 		}
 		if arch.ernieMoE {
@@ -1056,6 +1063,8 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 		plan, err = planStableLM(st, arch, hp, cfg)
 	case "mamba":
 		plan, err = planMamba(st, arch, hp)
+	case "deepseek":
+		plan, err = planDeepseekMoE(st, arch, hp)
 	case "apertus":
 		if plan, err = planApertus(st, arch, hp); err == nil {
 			err = apertusKeys(w, a, st, hp)

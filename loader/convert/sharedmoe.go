@@ -83,10 +83,10 @@ func (c *hfConfig) sharedMoEHparams(arch archSpec, h *hparams) (*sharedMoE, erro
 	default:
 		return nil, fmt.Errorf("%w: %s with scoring_func %q: softmax and sigmoid are converted", ErrUnsupported, arch.hf, scoring)
 	}
-	// norm_topk_prob defaults to false for DeepSeek V2 (which also skips
-	// it for a single expert) and true for V3 and GLM-4.5, as in
+	// norm_topk_prob defaults to false for DeepSeek-MoE and V2 (which
+	// also skip it for a single expert) and true for V3 and GLM-4.5, as in
 	// transformers.
-	if arch.deepseek == 2 {
+	if arch.deepseek == 2 || arch.deepseekMoE {
 		s.norm = m.NormTopkProb != nil && *m.NormTopkProb && h.expertsUsed > 1
 	} else {
 		s.norm = m.NormTopkProb == nil || *m.NormTopkProb
