@@ -198,8 +198,10 @@ type hparams struct {
 	fh1 *falconH1
 	// l4 is Llama 4's layout (llama4.go).
 	l4 *llama4
-	// mamba is a Mamba-1 model's mixer (mamba.go).
-	mamba *mambaDims
+	// mamba is a Mamba-1 model's mixer, mamba2 a Mamba-2 model's
+	// (mamba.go).
+	mamba  *mambaDims
+	mamba2 *graniteHybrid
 	// cohereQKNorm: Command R+'s per-head q/k LayerNorms; logitScale
 	// multiplies Command R's logits.
 	cohereQKNorm bool
@@ -274,6 +276,8 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		return c.nomicBertHparams()
 	case "mamba":
 		return c.mambaHparams(arch)
+	case "mamba2":
+		return c.mamba2Hparams(arch)
 	}
 	if arch.gemma3 {
 		if err := c.gemma3Config(arch.vlm); err != nil {

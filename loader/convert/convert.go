@@ -140,6 +140,8 @@
 //     (Falcon Mamba 7B) → GGUF arch "mamba": Mamba-1 blocks (a selective
 //     state-space mixer on an RMS norm), FalconMamba's RMS norms of dt, B
 //     and C as ssm.dt_b_c_rms; see mamba.go.
+//   - Mamba2ForCausalLM (Mamba-Codestral 7B) → GGUF arch "mamba2": Mamba-2
+//     blocks, the gated norm per group; see mamba.go.
 //   - FalconForCausalLM (Falcon-7B/40B/180B, Falcon2-11B) → GGUF arch
 //     "falcon": parallel blocks on one or two LayerNorms, query_key_value
 //     regrouped to q, k, v blocks; see falcon.go.
@@ -640,6 +642,7 @@ var archs = []archSpec{
 	{hf: "GPTNeoXForCausalLM", gguf: "gptneox", partialRotary: true, lnLlama: true},
 	{hf: "StableLmForCausalLM", gguf: "stablelm", partialRotary: true, lnLlama: true},
 	{hf: "MambaForCausalLM", gguf: "mamba"},
+	{hf: "Mamba2ForCausalLM", gguf: "mamba2"},
 	{hf: "DeepseekForCausalLM", gguf: "deepseek", permute: true, deepseekMoE: true, untiedOnly: true},
 	{hf: "FalconMambaForCausalLM", gguf: "mamba"},
 	{hf: "ExaoneForCausalLM", gguf: "exaone", noBias: true, ropeFreqs: true, exaone: true},
@@ -936,7 +939,7 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 			return fail(err)
 		}
 		voc.typeCount = hp.typeVocab
-	case "mamba":
+	case "mamba", "mamba2":
 		mambaKeys(w, a, hp)
 	default:
 		w.Set(a+".attention.head_count_kv", gguf.Uint32(uint32(hp.kvHeads)))
@@ -1061,7 +1064,7 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 		plan, err = planFalcon(st, arch, hp, cfg)
 	case "stablelm":
 		plan, err = planStableLM(st, arch, hp, cfg)
-	case "mamba":
+	case "mamba", "mamba2":
 		plan, err = planMamba(st, arch, hp)
 	case "deepseek":
 		plan, err = planDeepseekMoE(st, arch, hp)

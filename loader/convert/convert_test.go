@@ -362,14 +362,14 @@ func copyFixture(t *testing.T, name string, edit func(map[string]any)) string {
 
 func TestUnsupportedArchitecture(t *testing.T) {
 	dir := copyFixture(t, "tiny-llama-st", func(c map[string]any) {
-		c["architectures"] = []string{"MambaForCausalLM"}
+		c["architectures"] = []string{"XLNetLMHeadModel"}
 	})
 	out := filepath.Join(t.TempDir(), "x.gguf")
 	err := convert.Convert(context.Background(), dir, out, convert.Options{})
 	if !errors.Is(err, convert.ErrUnsupported) {
 		t.Fatalf("got %v, want ErrUnsupported", err)
 	}
-	for _, s := range append(convert.Supported(), "MambaForCausalLM") {
+	for _, s := range append(convert.Supported(), "XLNetLMHeadModel") {
 		if !strings.Contains(err.Error(), s) {
 			t.Errorf("error %q does not name %s", err, s)
 		}

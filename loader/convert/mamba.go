@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"regexp"
+	"strings"
 
 	"github.com/llm-go/llm/loader/gguf"
 	"github.com/llm-go/llm/loader/safetensors"
@@ -27,6 +28,16 @@ import (
 // that norm's epsilon from the blocks' (layer_norm_epsilon, 1e-5) where
 // transformers uses mixer_rms_eps (1e-6).
 //
+// Mamba2ForCausalLM (Mamba-Codestral 7B) → GGUF arch "mamba2": the same
+// stack of Mamba-2 mixers (mamba2Tensor, as in Granite 4.0's Mamba-2
+// layers: in_proj to z, x·B·C and dt; the convolution over x·B·C; per-head
+// dt_bias, A and D; the gated RMS norm; out_proj). The gated norm is per
+// group (n_groups, 8 in Mamba-Codestral), as mamba_ssm, which trained the
+// models, and llama.cpp compute it; transformers' slow path normalises the
+// whole inner size instead, which agrees for one group only. rms_norm
+// false, a time_step_limit that would clamp dt (llama.cpp does not) and
+// in/out projection biases are refused.
+//
 // llama.cpp runs an inner size of twice the hidden size only (expand 2,
 // every released Mamba), no in_proj or out_proj biases and SiLU. As
 // convert_hf_to_gguf.py writes it, context_length is 2^20: a recurrent
@@ -40,6 +51,11 @@ type mambaConfig struct {
 	UseBias      *bool           `json:"use_bias"`
 	UseConvBias  *bool           `json:"use_conv_bias"`
 	TimeStepRank json.RawMessage `json:"time_step_rank"`
+	// Mamba2Config's.
+	NumHeads      *int            `json:"num_heads"`
+	NGroups       *int            `json:"n_groups"`
+	RMSNorm       *bool           `json:"rms_norm"`
+	TimeStepLimit json.RawMessage `json:"time_step_limit"`
 }
 
 // mambaDims are a Mamba-1 mixer's sizes: the convolution's kernel, the
@@ -54,23 +70,11 @@ type mambaDims struct {
 // state size 16, expand 2, kernel 4, dt rank "auto" (hidden/16 rounded
 // up), epsilon 1e-5, the conv1d bias, a tied head.
 func (c *hfConfig) mambaHparams(arch archSpec) (hparams, error) {
-	if c.mambaErr != nil {
-		return hparams{}, fmt.Errorf("convert: config.json: %w", c.mambaErr)
+	h, err := c.ssmHparams(true)
+	if err != nil {
+		return h, err
 	}
 	m := c.Mamba
-	h := hparams{hidden: c.HiddenSize, layers: c.NumHiddenLayers, vocab: c.VocabSize, ctxLen: 1 << 20, rmsEps: 1e-5,
-		tied: c.TieWordEmbeddings == nil || *c.TieWordEmbeddings}
-	if c.LayerNormEpsilon != nil {
-		h.rmsEps = *c.LayerNormEpsilon
-	}
-	for _, f := range []struct {
-		name string
-		v    int
-	}{{"hidden_size", h.hidden}, {"num_hidden_layers", h.layers}, {"vocab_size", h.vocab}} {
-		if f.v <= 0 {
-			return h, fmt.Errorf("%w: config.json: %s is missing or not positive", ErrMismatch, f.name)
-		}
-	}
 	d := &mambaDims{dConv: 4, dState: 16, dInner: 2 * h.hidden, dtRank: (h.hidden + 15) / 16,
 		convBias: m.UseConvBias == nil || *m.UseConvBias, dtBCRMS: arch.hf == "FalconMambaForCausalLM"}
 	if m.ConvKernel != nil {
@@ -111,10 +115,93 @@ func (c *hfConfig) mambaHparams(arch archSpec) (hparams, error) {
 	return h, nil
 }
 
+// ssmHparams reads the sizes a Mamba-1 and a Mamba-2 config share:
+// hidden_size, num_hidden_layers, vocab_size, layer_norm_epsilon (1e-5)
+// and the tied head (tiedDefault when tie_word_embeddings is absent).
+func (c *hfConfig) ssmHparams(tiedDefault bool) (hparams, error) {
+	if c.mambaErr != nil {
+		return hparams{}, fmt.Errorf("convert: config.json: %w", c.mambaErr)
+	}
+	h := hparams{hidden: c.HiddenSize, layers: c.NumHiddenLayers, vocab: c.VocabSize, ctxLen: 1 << 20, rmsEps: 1e-5, tied: tiedDefault}
+	if c.TieWordEmbeddings != nil {
+		h.tied = *c.TieWordEmbeddings
+	}
+	if c.LayerNormEpsilon != nil {
+		h.rmsEps = *c.LayerNormEpsilon
+	}
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"hidden_size", h.hidden}, {"num_hidden_layers", h.layers}, {"vocab_size", h.vocab}} {
+		if f.v <= 0 {
+			return h, fmt.Errorf("%w: config.json: %s is missing or not positive", ErrMismatch, f.name)
+		}
+	}
+	return h, nil
+}
+
+// mamba2Hparams reads a Mamba2ForCausalLM config.json with Mamba2Config's
+// defaults: 128 heads, 8 groups, state size 128, expand 2, kernel 4, the
+// conv1d bias, the gated norm, an untied head.
+func (c *hfConfig) mamba2Hparams(arch archSpec) (hparams, error) {
+	h, err := c.ssmHparams(false)
+	if err != nil {
+		return h, err
+	}
+	m := c.Mamba
+	intOr := func(p *int, def int) int {
+		if p == nil {
+			return def
+		}
+		return *p
+	}
+	g := &graniteHybrid{mamba: true, heads: intOr(m.NumHeads, 128), groups: intOr(m.NGroups, 8), dState: intOr(m.StateSize, 128),
+		dConv: intOr(m.ConvKernel, 4), dInner: 2 * h.hidden, convBias: m.UseConvBias == nil || *m.UseConvBias}
+	switch {
+	case c.IntermediateSize > 0:
+		g.dInner = c.IntermediateSize
+	case m.Expand != nil:
+		g.dInner = int(*m.Expand * float64(h.hidden))
+	}
+	switch {
+	case c.HiddenAct != "" && c.HiddenAct != "silu" && c.HiddenAct != "swish":
+		return h, fmt.Errorf("%w: %s with hidden_act %q: llama.cpp's mamba2 runs SiLU", ErrUnsupported, arch.hf, c.HiddenAct)
+	case g.dInner != 2*h.hidden:
+		return h, fmt.Errorf("%w: %s with an inner size of %d for hidden_size %d: llama.cpp's mamba2 runs expand 2 only", ErrUnsupported, arch.hf, g.dInner, h.hidden)
+	case m.UseBias != nil && *m.UseBias:
+		return h, fmt.Errorf("%w: %s with use_bias true: llama.cpp's mamba2 has no in_proj or out_proj bias", ErrUnsupported, arch.hf)
+	case m.RMSNorm != nil && !*m.RMSNorm:
+		return h, fmt.Errorf("%w: %s with rms_norm false: llama.cpp's mamba2 always applies the gated norm", ErrUnsupported, arch.hf)
+	case g.heads <= 0 || g.dInner%g.heads != 0:
+		return h, fmt.Errorf("%w: config.json: num_heads %d does not divide the inner size %d", ErrMismatch, g.heads, g.dInner)
+	case c.HeadDim > 0 && c.HeadDim*g.heads != g.dInner:
+		return h, fmt.Errorf("%w: config.json: head_dim %d × num_heads %d is not the inner size %d", ErrMismatch, c.HeadDim, g.heads, g.dInner)
+	case g.groups <= 0 || g.heads%g.groups != 0:
+		return h, fmt.Errorf("%w: config.json: n_groups %d does not divide num_heads %d", ErrMismatch, g.groups, g.heads)
+	case g.dState <= 0:
+		return h, fmt.Errorf("%w: config.json: state_size %d is not positive", ErrMismatch, g.dState)
+	case g.dConv != 3 && g.dConv != 4:
+		return h, fmt.Errorf("%w: %s with conv_kernel %d: ggml's CUDA convolution runs kernels of 3 or 4 only (others abort)", ErrUnsupported, arch.hf, g.dConv)
+	}
+	if err := checkTimeStepLimit(m.TimeStepLimit); err != nil {
+		return h, fmt.Errorf("%w: %s with %v", ErrUnsupported, arch.hf, err)
+	}
+	h.mamba2 = g
+	return h, nil
+}
+
 // mambaKeys writes the mixers' sizes and the norms' epsilon.
 func mambaKeys(w *gguf.Writer, a string, h hparams) {
-	d := h.mamba
 	w.Set(a+".attention.layer_norm_rms_epsilon", gguf.Float32(float32(h.rmsEps)))
+	if g := h.mamba2; g != nil {
+		w.Set(a+".ssm.conv_kernel", gguf.Uint32(uint32(g.dConv)))
+		w.Set(a+".ssm.inner_size", gguf.Uint32(uint32(g.dInner)))
+		w.Set(a+".ssm.state_size", gguf.Uint32(uint32(g.dState)))
+		w.Set(a+".ssm.time_step_rank", gguf.Uint32(uint32(g.heads)))
+		w.Set(a+".ssm.group_count", gguf.Uint32(uint32(g.groups)))
+		return
+	}
+	d := h.mamba
 	w.Set(a+".ssm.conv_kernel", gguf.Uint32(uint32(d.dConv)))
 	w.Set(a+".ssm.inner_size", gguf.Uint32(uint32(d.dInner)))
 	w.Set(a+".ssm.state_size", gguf.Uint32(uint32(d.dState)))
@@ -126,29 +213,17 @@ func mambaKeys(w *gguf.Writer, a string, h hparams) {
 
 var mambaLayerRE = regexp.MustCompile(`^backbone\.layers\.(\d+)\.(.+)$`)
 
-// planMamba maps a Mamba-1 checkpoint's tensors.
+// planMamba maps a Mamba-1 or Mamba-2 checkpoint's tensors.
 func planMamba(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, error) {
+	if h.mamba2 != nil {
+		return planMamba2(st, arch, h)
+	}
 	d := h.mamba
 	H, V, DI, S, R, K := int64(h.hidden), int64(h.vocab), int64(d.dInner), int64(d.dState), int64(d.dtRank), int64(d.dConv)
 	pl := newPlanner(st, h)
 	for _, t := range st.Tensors() {
-		switch t.Name {
-		case "backbone.embeddings.weight", "backbone.embedding.weight":
-			if err := pl.add(tensorPlan{ggufName: "token_embd.weight", layer: -1}, t, []int64{V, H}); err != nil {
-				return nil, err
-			}
-			continue
-		case "backbone.norm_f.weight":
-			if err := pl.add(tensorPlan{ggufName: "output_norm.weight", layer: -1}, t, []int64{H}); err != nil {
-				return nil, err
-			}
-			continue
-		case "lm_head.weight":
-			if h.tied {
-				slog.Info("convert: lm_head.weight left out: the config ties the head to the embeddings (tie_word_embeddings, true by default)", "architecture", arch.hf)
-				continue
-			}
-			if err := pl.add(tensorPlan{ggufName: "output.weight", layer: -1}, t, []int64{V, H}); err != nil {
+		if ok, err := pl.ssmOuter(t, arch, V, H); ok || err != nil {
+			if err != nil {
 				return nil, err
 			}
 			continue
@@ -219,6 +294,69 @@ func planMamba(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, e
 		for _, s := range []string{"attn_norm.weight", "ssm_in.weight", "ssm_conv1d.weight", "ssm_conv1d.bias", "ssm_x.weight", "ssm_dt.weight",
 			"ssm_dt.bias", "ssm_a", "ssm_d", "ssm_out.weight"} {
 			required = append(required, fmt.Sprintf("blk.%d.%s", n, s))
+		}
+	}
+	return pl.finish(required)
+}
+
+// ssmOuter plans t when it is one of a Mamba checkpoint's tensors outside
+// the blocks (the embeddings, the final norm, the head), reporting
+// whether it is.
+func (pl *planner) ssmOuter(t safetensors.TensorInfo, arch archSpec, V, H int64) (bool, error) {
+	switch t.Name {
+	case "backbone.embeddings.weight", "backbone.embedding.weight":
+		return true, pl.add(tensorPlan{ggufName: "token_embd.weight", layer: -1}, t, []int64{V, H})
+	case "backbone.norm_f.weight":
+		return true, pl.add(tensorPlan{ggufName: "output_norm.weight", layer: -1}, t, []int64{H})
+	case "lm_head.weight":
+		if pl.h.tied {
+			slog.Info("convert: lm_head.weight left out: the config ties the head to the embeddings", "architecture", arch.hf)
+			return true, nil
+		}
+		return true, pl.add(tensorPlan{ggufName: "output.weight", layer: -1}, t, []int64{V, H})
+	}
+	return false, nil
+}
+
+// planMamba2 maps a Mamba2ForCausalLM checkpoint's tensors.
+func planMamba2(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, error) {
+	g := h.mamba2
+	H, V := int64(h.hidden), int64(h.vocab)
+	pl := newPlanner(st, h)
+	for _, t := range st.Tensors() {
+		if ok, err := pl.ssmOuter(t, arch, V, H); ok || err != nil {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		n, suffix, err := blockOf(mambaLayerRE, t.Name, h.layers, arch)
+		if err != nil {
+			return nil, err
+		}
+		blk := func(g string) tensorPlan { return tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s", n, g), layer: n} }
+		if suffix == "norm.weight" {
+			err = pl.add(blk("attn_norm.weight"), t, []int64{H})
+		} else if rest, mixer := strings.CutPrefix(suffix, "mixer."); !mixer {
+			err = fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, t.Name, arch.hf)
+		} else if ok, merr := mamba2Tensor(g, blk, pl.add, rest, t, H); !ok && merr == nil {
+			err = fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, t.Name, arch.hf)
+		} else {
+			err = merr
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
+	required := []string{"token_embd.weight", "output_norm.weight"}
+	if !h.tied {
+		required = append(required, "output.weight")
+	}
+	for n := range h.layers {
+		pl.put(g.zeroConvBias(n)...)
+		required = append(required, fmt.Sprintf("blk.%d.attn_norm.weight", n))
+		for _, r := range mamba2Required {
+			required = append(required, fmt.Sprintf("blk.%d.%s", n, r))
 		}
 	}
 	return pl.finish(required)

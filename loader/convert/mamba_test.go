@@ -243,3 +243,147 @@ func TestMamba(t *testing.T) {
 		}
 	}
 }
+
+// The Mamba-2 fixture's sizes: hidden 64, inner 128 in 8 heads of 16, 2
+// groups (so that the gated norm's groups show), state 16, kernel 4.
+const mamba2Heads, mamba2Groups = 8, 2
+
+// mamba2Fixture writes a tiny Mamba2ForCausalLM checkpoint (tiny-llama-st's
+// tokenizer), conv1d's bias as convBias says.
+func mamba2Fixture(t *testing.T, convBias bool, edit func(map[string]any, []stTensor) []stTensor) string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := map[string]any{"architectures": []string{"Mamba2ForCausalLM"}, "model_type": "mamba2", "hidden_size": mambaHidden, "num_heads": mamba2Heads,
+		"head_dim": mambaInner / mamba2Heads, "n_groups": mamba2Groups, "state_size": mambaState, "num_hidden_layers": 2, "vocab_size": 32000,
+		"layer_norm_epsilon": 1e-5, "expand": 2, "conv_kernel": mambaConv, "use_bias": false, "use_conv_bias": convBias, "hidden_act": "silu",
+		"rms_norm": true, "time_step_limit": []any{0.0, 1e30}, "tie_word_embeddings": false, "bos_token_id": 1, "eos_token_id": 2}
+	copyHFFiles(t, "tiny-llama-st", dir, func(m map[string]any) { clear(m); maps.Copy(m, cfg) })
+	r := rand.New(rand.NewPCG(59, 2))
+	w := randWeights{r}
+	CD := int64(mambaInner + 2*mamba2Groups*mambaState)
+	ts := []stTensor{f32Tensor("backbone.embeddings.weight", []int64{32000, mambaHidden}, randn(r, 32000*mambaHidden, 1)),
+		w.vec("backbone.norm_f.weight", mambaHidden, 1, 0.1), w.mat("lm_head.weight", 32000, mambaHidden)}
+	for i := range 2 {
+		p := fmt.Sprintf("backbone.layers.%d.", i)
+		ts = append(ts, w.vec(p+"norm.weight", mambaHidden, 1, 0.1), w.mat(p+"mixer.in_proj.weight", mambaInner+CD+mamba2Heads, mambaHidden),
+			f32Tensor(p+"mixer.conv1d.weight", []int64{CD, 1, mambaConv}, randn(r, int(CD)*mambaConv, 0.5)),
+			w.vec(p+"mixer.dt_bias", mamba2Heads, -1, 0.5), w.vec(p+"mixer.A_log", mamba2Heads, 0.5, 0.5), w.vec(p+"mixer.D", mamba2Heads, 1, 0.3),
+			w.vec(p+"mixer.norm.weight", mambaInner, 1, 0.2), w.mat(p+"mixer.out_proj.weight", mambaHidden, mambaInner))
+		if convBias {
+			ts = append(ts, w.vec(p+"mixer.conv1d.bias", CD, 0, 0.3))
+		}
+	}
+	return finishFixture(t, "tiny-llama-st", dir, cfg, ts, edit)
+}
+
+// mamba2Model is a Mamba2ForCausalLM of the fixture in float64 (its
+// mixers mamba_ssm's, the gated norm per group).
+type mamba2Model struct {
+	r      *stReader
+	mixers []*mamba2Ref
+}
+
+func newMamba2Model(r *stReader, convBias bool) *mamba2Model {
+	m := &mamba2Model{r: r}
+	for l := range 2 {
+		p := fmt.Sprintf("backbone.layers.%d.mixer.", l)
+		mr := &mamba2Ref{inProj: r.get(p + "in_proj.weight"), convW: r.get(p + "conv1d.weight"), dtBias: r.get(p + "dt_bias"), aLog: r.get(p + "A_log"),
+			d: r.get(p + "D"), norm: r.get(p + "norm.weight"), outProj: r.get(p + "out_proj.weight"), hidden: mambaHidden, dInner: mambaInner,
+			dState: mambaState, heads: mamba2Heads, groups: mamba2Groups, dConv: mambaConv, eps: 1e-5}
+		mr.convB = make([]float64, mambaInner+2*mamba2Groups*mambaState)
+		if convBias {
+			mr.convB = r.get(p + "conv1d.bias")
+		}
+		m.mixers = append(m.mixers, mr)
+	}
+	return m
+}
+
+// forward returns the logits after the last of ids.
+func (m *mamba2Model) forward(ids []int) []float64 {
+	const H = mambaHidden
+	rms := func(x, g []float64) []float64 {
+		out := slices.Clone(x)
+		rmsPlain(out, 1e-5)
+		for i := range out {
+			out[i] *= g[i]
+		}
+		return out
+	}
+	emb := m.r.get("backbone.embeddings.weight")
+	x := make([][]float64, len(ids))
+	for i, id := range ids {
+		x[i] = append([]float64(nil), emb[id*H:(id+1)*H]...)
+	}
+	for l, mr := range m.mixers {
+		norm := m.r.get(fmt.Sprintf("backbone.layers.%d.norm.weight", l))
+		normed := make([][]float64, len(ids))
+		for i := range x {
+			normed[i] = rms(x[i], norm)
+		}
+		for i, o := range mr.forward(normed) {
+			for e := range H {
+				x[i][e] += o[e]
+			}
+		}
+	}
+	return matvec(m.r.get("lm_head.weight"), rms(x[len(ids)-1], m.r.get("backbone.norm_f.weight")), 32000)
+}
+
+// TestMamba2 converts tiny Mamba2ForCausalLM checkpoints (with and without
+// conv1d's bias) to llama.cpp's mamba2 and checks the keys and the logits
+// against the float64 reference, which would see the gated norm taken
+// over the whole inner size, D, the gate and A's sign; bad configs are
+// refused.
+func TestMamba2(t *testing.T) {
+	prompts := readReference(t, "tiny-llama-st").Prompts
+	for _, convBias := range []bool{true, false} {
+		t.Run(fmt.Sprintf("conv_bias=%v", convBias), func(t *testing.T) {
+			dir := mamba2Fixture(t, convBias, nil)
+			out, f := convertDir(t, dir, "f32")
+			for k, want := range map[string]uint64{"ssm.conv_kernel": mambaConv, "ssm.inner_size": mambaInner, "ssm.state_size": mambaState,
+				"ssm.time_step_rank": mamba2Heads, "ssm.group_count": mamba2Groups, "context_length": 1 << 20} {
+				if v, _ := f.Uint("mamba2." + k); v != want {
+					t.Errorf("mamba2.%s = %d, want %d", k, v, want)
+				}
+			}
+			if norm, _ := f.Tensor("blk.0.ssm_norm.weight"); f.Architecture() != "mamba2" || !slices.Equal(norm.Shape, []uint64{mambaInner / mamba2Groups, mamba2Groups}) {
+				t.Errorf("arch %q, ssm_norm %v", f.Architecture(), norm.Shape)
+			}
+			ctx := refContext(t, out)
+			r := openST(t, dir)
+			checkRef(t, ctx, prompts, newMamba2Model(r, convBias).forward, 1e-4)
+			each := func(f func(*mamba2Ref)) func(*mamba2Model) {
+				return func(m *mamba2Model) {
+					for _, mr := range m.mixers {
+						f(mr)
+					}
+				}
+			}
+			checkSensitive(t, ctx, prompts, func() *mamba2Model { return newMamba2Model(r, convBias) }, map[string]func(*mamba2Model){
+				"the gated norm over the whole inner size": each(func(mr *mamba2Ref) { mr.wholeNorm = true }),
+				"no D":    each(func(mr *mamba2Ref) { mr.noD = true }),
+				"no gate": each(func(mr *mamba2Ref) { mr.noGate = true }),
+				"A > 0":   each(func(mr *mamba2Ref) { mr.negA = true }),
+			})
+		})
+	}
+	for name, c := range map[string]struct {
+		edit func(map[string]any, []stTensor) []stTensor
+		want error
+	}{
+		"rms_norm false":          {setConfig("rms_norm", false), convert.ErrUnsupported},
+		"a clamped time step":     {setConfig("time_step_limit", []any{0.001, 0.1}), convert.ErrUnsupported},
+		"expand 4":                {setConfig("intermediate_size", 4*mambaHidden), convert.ErrUnsupported},
+		"3 groups":                {setConfig("n_groups", 3), convert.ErrMismatch},
+		"head_dim × heads":        {setConfig("head_dim", 8), convert.ErrMismatch},
+		"a state of another size": {setConfig("state_size", 8), convert.ErrMismatch},
+	} {
+		err := convert.Convert(context.Background(), mamba2Fixture(t, true, c.edit), filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
+		if !errors.Is(err, c.want) {
+			t.Errorf("%s: %v, want %v", name, err, c.want)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
+}
