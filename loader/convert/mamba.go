@@ -64,6 +64,9 @@ type mambaConfig struct {
 type mambaDims struct {
 	dConv, dInner, dState, dtRank int
 	convBias, dtBCRMS             bool
+	// normWeights: the dt, B and C norms have weights (Jamba's
+	// dt_layernorm, b_layernorm, c_layernorm).
+	normWeights bool
 }
 
 // mambaHparams reads a Mamba-1 config.json with MambaConfig's defaults:
@@ -215,11 +218,7 @@ var mambaLayerRE = regexp.MustCompile(`^backbone\.layers\.(\d+)\.(.+)$`)
 
 // planMamba maps a Mamba-1 or Mamba-2 checkpoint's tensors.
 func planMamba(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, error) {
-	if h.mamba2 != nil {
-		return planMamba2(st, arch, h)
-	}
-	d := h.mamba
-	H, V, DI, S, R, K := int64(h.hidden), int64(h.vocab), int64(d.dInner), int64(d.dState), int64(d.dtRank), int64(d.dConv)
+	H, V := int64(h.hidden), int64(h.vocab)
 	pl := newPlanner(st, h)
 	for _, t := range st.Tensors() {
 		if ok, err := pl.ssmOuter(t, arch, V, H); ok || err != nil {
@@ -232,54 +231,19 @@ func planMamba(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, e
 		if err != nil {
 			return nil, err
 		}
-		blk := tensorPlan{ggufName: fmt.Sprintf("blk.%d.", n), layer: n}
-		var want []int64
-		switch suffix {
-		case "norm.weight":
-			blk.ggufName += "attn_norm.weight"
-			want = []int64{H}
-		case "mixer.in_proj.weight":
-			blk.ggufName += "ssm_in.weight"
-			want = []int64{2 * DI, H}
-		case "mixer.conv1d.weight":
-			blk.ggufName += "ssm_conv1d.weight"
-			blk.shape, want = []int64{DI, K}, []int64{DI, 1, K}
-		case "mixer.conv1d.bias":
-			if !d.convBias {
-				return nil, fmt.Errorf("%w: tensor %q: a conv1d bias where config.json says use_conv_bias false", ErrMismatch, t.Name)
-			}
-			blk.ggufName += "ssm_conv1d.bias"
-			want = []int64{DI}
-		case "mixer.x_proj.weight":
-			blk.ggufName += "ssm_x.weight"
-			want = []int64{R + 2*S, DI}
-		case "mixer.dt_proj.weight":
-			blk.ggufName += "ssm_dt.weight"
-			want = []int64{DI, R}
-		case "mixer.dt_proj.bias":
-			blk.ggufName += "ssm_dt.bias"
-			want = []int64{DI}
-		case "mixer.A_log":
-			blk.ggufName += "ssm_a"
-			name := t.Name
-			blk.derive = func(tw *tensorWriter) ([]float32, error) {
-				v, err := loadFloat32s(tw.st, name, tw.fp8Block)
-				for i := range v {
-					v[i] = float32(-math.Exp(float64(v[i])))
-				}
-				return v, err
-			}
-			blk.shape, want = []int64{DI, S}, []int64{DI, S}
-		case "mixer.D":
-			blk.ggufName += "ssm_d"
-			want = []int64{DI}
-		case "mixer.out_proj.weight":
-			blk.ggufName += "ssm_out.weight"
-			want = []int64{H, DI}
-		default:
-			return nil, fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, t.Name, arch.hf)
+		blk := func(g string) tensorPlan { return tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s", n, g), layer: n} }
+		ok := suffix == "norm.weight"
+		if ok {
+			err = pl.add(blk("attn_norm.weight"), t, []int64{H})
+		} else if rest, mixer := strings.CutPrefix(suffix, "mixer."); mixer && h.mamba2 != nil {
+			ok, err = mamba2Tensor(h.mamba2, blk, pl.add, rest, t, H)
+		} else if mixer {
+			ok, err = mamba1Tensor(h.mamba, blk, pl.add, rest, t, H)
 		}
-		if err := pl.add(blk, t, want); err != nil {
+		if !ok && err == nil {
+			err = fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, t.Name, arch.hf)
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -288,15 +252,95 @@ func planMamba(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, e
 		required = append(required, "output.weight")
 	}
 	for n := range h.layers {
-		if !d.convBias {
-			pl.put(tensorPlan{ggufName: fmt.Sprintf("blk.%d.ssm_conv1d.bias", n), shape: []int64{DI}, gen: make([]float32, DI), layer: n})
+		mixer := mamba2Required
+		if h.mamba2 != nil {
+			pl.put(h.mamba2.zeroConvBias(n)...)
+		} else {
+			pl.put(h.mamba.zeroConvBias(n)...)
+			mixer = h.mamba.required()
 		}
-		for _, s := range []string{"attn_norm.weight", "ssm_in.weight", "ssm_conv1d.weight", "ssm_conv1d.bias", "ssm_x.weight", "ssm_dt.weight",
-			"ssm_dt.bias", "ssm_a", "ssm_d", "ssm_out.weight"} {
-			required = append(required, fmt.Sprintf("blk.%d.%s", n, s))
+		required = append(required, fmt.Sprintf("blk.%d.attn_norm.weight", n))
+		for _, r := range mixer {
+			required = append(required, fmt.Sprintf("blk.%d.%s", n, r))
 		}
 	}
 	return pl.finish(required)
+}
+
+// required are the tensors of a Mamba-1 mixer, after "blk.N.".
+func (d *mambaDims) required() []string {
+	r := []string{"ssm_in.weight", "ssm_conv1d.weight", "ssm_conv1d.bias", "ssm_x.weight", "ssm_dt.weight", "ssm_dt.bias", "ssm_a", "ssm_d", "ssm_out.weight"}
+	if d.normWeights {
+		r = append(r, "ssm_dt_norm.weight", "ssm_b_norm.weight", "ssm_c_norm.weight")
+	}
+	return r
+}
+
+// zeroConvBias plans layer n's conv1d bias as zeros when the mixers have
+// none (llama.cpp adds one whatever).
+func (d *mambaDims) zeroConvBias(n int) []tensorPlan {
+	if d.convBias {
+		return nil
+	}
+	return []tensorPlan{{ggufName: fmt.Sprintf("blk.%d.ssm_conv1d.bias", n), shape: []int64{int64(d.dInner)}, gen: make([]float32, d.dInner), layer: n}}
+}
+
+// mamba1Tensor plans the Mamba-1 mixer tensor suffix (in_proj.weight,
+// conv1d.weight, ..., after the mixer's prefix) of the layer blk names,
+// reporting whether suffix is one: conv1d [inner, 1, kernel] written
+// [inner, kernel], A written -exp(A_log); with d.normWeights, Jamba's
+// dt, B and C norms.
+func mamba1Tensor(d *mambaDims, blk func(string) tensorPlan, add addFunc, suffix string, t safetensors.TensorInfo, H int64) (bool, error) {
+	DI, S, R, K := int64(d.dInner), int64(d.dState), int64(d.dtRank), int64(d.dConv)
+	var p tensorPlan
+	var want []int64
+	switch suffix {
+	case "in_proj.weight":
+		p, want = blk("ssm_in.weight"), []int64{2 * DI, H}
+	case "conv1d.weight":
+		p, want = blk("ssm_conv1d.weight"), []int64{DI, 1, K}
+		p.shape = []int64{DI, K}
+	case "conv1d.bias":
+		if !d.convBias {
+			return true, fmt.Errorf("%w: tensor %q: a conv1d bias where config.json says there is none", ErrMismatch, t.Name)
+		}
+		p, want = blk("ssm_conv1d.bias"), []int64{DI}
+	case "x_proj.weight":
+		p, want = blk("ssm_x.weight"), []int64{R + 2*S, DI}
+	case "dt_proj.weight":
+		p, want = blk("ssm_dt.weight"), []int64{DI, R}
+	case "dt_proj.bias":
+		p, want = blk("ssm_dt.bias"), []int64{DI}
+	case "A_log":
+		p, want = blk("ssm_a"), []int64{DI, S}
+		name := t.Name
+		p.shape, p.derive = want, func(tw *tensorWriter) ([]float32, error) {
+			v, err := loadFloat32s(tw.st, name, tw.fp8Block)
+			for i := range v {
+				v[i] = float32(-math.Exp(float64(v[i])))
+			}
+			return v, err
+		}
+	case "D":
+		p, want = blk("ssm_d"), []int64{DI}
+	case "out_proj.weight":
+		p, want = blk("ssm_out.weight"), []int64{H, DI}
+	case "dt_layernorm.weight", "b_layernorm.weight", "c_layernorm.weight":
+		if !d.normWeights {
+			return false, nil
+		}
+		switch suffix[0] {
+		case 'd':
+			p, want = blk("ssm_dt_norm.weight"), []int64{R}
+		case 'b':
+			p, want = blk("ssm_b_norm.weight"), []int64{S}
+		default:
+			p, want = blk("ssm_c_norm.weight"), []int64{S}
+		}
+	default:
+		return false, nil
+	}
+	return true, add(p, t, want)
 }
 
 // ssmOuter plans t when it is one of a Mamba checkpoint's tensors outside
@@ -316,48 +360,4 @@ func (pl *planner) ssmOuter(t safetensors.TensorInfo, arch archSpec, V, H int64)
 		return true, pl.add(tensorPlan{ggufName: "output.weight", layer: -1}, t, []int64{V, H})
 	}
 	return false, nil
-}
-
-// planMamba2 maps a Mamba2ForCausalLM checkpoint's tensors.
-func planMamba2(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, error) {
-	g := h.mamba2
-	H, V := int64(h.hidden), int64(h.vocab)
-	pl := newPlanner(st, h)
-	for _, t := range st.Tensors() {
-		if ok, err := pl.ssmOuter(t, arch, V, H); ok || err != nil {
-			if err != nil {
-				return nil, err
-			}
-			continue
-		}
-		n, suffix, err := blockOf(mambaLayerRE, t.Name, h.layers, arch)
-		if err != nil {
-			return nil, err
-		}
-		blk := func(g string) tensorPlan { return tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s", n, g), layer: n} }
-		if suffix == "norm.weight" {
-			err = pl.add(blk("attn_norm.weight"), t, []int64{H})
-		} else if rest, mixer := strings.CutPrefix(suffix, "mixer."); !mixer {
-			err = fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, t.Name, arch.hf)
-		} else if ok, merr := mamba2Tensor(g, blk, pl.add, rest, t, H); !ok && merr == nil {
-			err = fmt.Errorf("%w tensor %q in a %s checkpoint", ErrUnsupported, t.Name, arch.hf)
-		} else {
-			err = merr
-		}
-		if err != nil {
-			return nil, err
-		}
-	}
-	required := []string{"token_embd.weight", "output_norm.weight"}
-	if !h.tied {
-		required = append(required, "output.weight")
-	}
-	for n := range h.layers {
-		pl.put(g.zeroConvBias(n)...)
-		required = append(required, fmt.Sprintf("blk.%d.attn_norm.weight", n))
-		for _, r := range mamba2Required {
-			required = append(required, fmt.Sprintf("blk.%d.%s", n, r))
-		}
-	}
-	return pl.finish(required)
 }
