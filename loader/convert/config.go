@@ -116,6 +116,9 @@ type hfConfig struct {
 	// MambaConfig's names, and their decoding error.
 	Mamba    mambaConfig `json:"-"`
 	mambaErr error
+	// JambaConfig's names, and their decoding error.
+	Jamba    jambaConfig `json:"-"`
+	jambaErr error
 	// OlmoConfig's clip_qkv, and its decoding error.
 	Olmo1    olmo1Config `json:"-"`
 	olmo1Err error
@@ -202,6 +205,8 @@ type hparams struct {
 	// (mamba.go).
 	mamba  *mambaDims
 	mamba2 *graniteHybrid
+	// jamba is a Jamba model's layout (jamba.go).
+	jamba *jamba
 	// cohereQKNorm: Command R+'s per-head q/k LayerNorms; logitScale
 	// multiplies Command R's logits.
 	cohereQKNorm bool
@@ -263,6 +268,7 @@ func readConfig(dir string) (*hfConfig, error) {
 	c.olmo1Err = json.Unmarshal(raw, &c.Olmo1)
 	c.falconErr = json.Unmarshal(raw, &c.Falcon)
 	c.mambaErr = json.Unmarshal(raw, &c.Mamba)
+	c.jambaErr = json.Unmarshal(raw, &c.Jamba)
 	return &c, nil
 }
 
@@ -549,6 +555,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		}
 	case arch.deepseekMoE:
 		if err := c.deepseekMoEHparams(arch, &h); err != nil {
+			return h, err
+		}
+	case arch.jamba:
+		if err := c.jambaHparams(arch, &h); err != nil {
 			return h, err
 		}
 	case arch.glm4moe:

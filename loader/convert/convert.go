@@ -140,6 +140,10 @@
 //     (Falcon Mamba 7B) → GGUF arch "mamba": Mamba-1 blocks (a selective
 //     state-space mixer on an RMS norm), FalconMamba's RMS norms of dt, B
 //     and C as ssm.dt_b_c_rms; see mamba.go.
+//   - JambaForCausalLM (Jamba 1.5/1.6 Mini and Large, Jamba Reasoning 3B)
+//     → GGUF arch "jamba": attention without positions in some layers,
+//     Mamba-1 mixers with normed dt, B and C in the others, experts in
+//     some MLPs; see jamba.go.
 //   - Mamba2ForCausalLM (Mamba-Codestral 7B) → GGUF arch "mamba2": Mamba-2
 //     blocks, the gated norm per group; see mamba.go.
 //   - FalconForCausalLM (Falcon-7B/40B/180B, Falcon2-11B) → GGUF arch
@@ -543,6 +547,9 @@ type archSpec struct {
 	// deepseekMoE: DeepSeek-MoE's Llama attention and sharedMoE MLP
 	// (deepseekmoe.go).
 	deepseekMoE bool
+	// jamba: Jamba's attention and Mamba-1 layers, dense and expert MLPs
+	// (jamba.go).
+	jamba bool
 	// wideQKNorm: q_norm and k_norm over the whole projections, not per
 	// head (OLMo 2/3, OLMoE, where head_dim × heads must be hidden_size;
 	// MiniMax-M2).
@@ -643,6 +650,7 @@ var archs = []archSpec{
 	{hf: "StableLmForCausalLM", gguf: "stablelm", partialRotary: true, lnLlama: true},
 	{hf: "MambaForCausalLM", gguf: "mamba"},
 	{hf: "Mamba2ForCausalLM", gguf: "mamba2"},
+	{hf: "JambaForCausalLM", gguf: "jamba", jamba: true},
 	{hf: "DeepseekForCausalLM", gguf: "deepseek", permute: true, deepseekMoE: true, untiedOnly: true},
 	{hf: "FalconMambaForCausalLM", gguf: "mamba"},
 	{hf: "ExaoneForCausalLM", gguf: "exaone", noBias: true, ropeFreqs: true, exaone: true},
@@ -1007,6 +1015,9 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 		if arch.nemotronH {
 			nemotronHKeys(w, a, hp)
 		}
+		if arch.jamba {
+			jambaKeys(w, a, hp)
+		}
 		if arch.lfm2 {
 			lfm2Keys(w, a, hp)
 		}
@@ -1068,6 +1079,8 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 		plan, err = planMamba(st, arch, hp)
 	case "deepseek":
 		plan, err = planDeepseekMoE(st, arch, hp)
+	case "jamba":
+		plan, err = planJamba(st, arch, hp)
 	case "apertus":
 		if plan, err = planApertus(st, arch, hp); err == nil {
 			err = apertusKeys(w, a, st, hp)

@@ -71,17 +71,34 @@ func mambaFixture(t *testing.T, c mambaCase, edit func(map[string]any, []stTenso
 	return finishFixture(t, "tiny-llama-st", dir, cfg, ts, edit)
 }
 
-// mambaRef is transformers' Mamba-1 (MambaMixer's slow path) of the
-// fixture; its fields leave out a feature (the sensitivity checks).
-type mambaRef struct {
-	r *stReader
-	c mambaCase
-	// noD leaves out D·x, noGate SiLU(z), aLogAsA reads A_log as A,
-	// noDtBCNorm FalconMamba's norms.
+// mamba1Mixer is a float64 Mamba-1 mixer as transformers' MambaMixer
+// (slow path) runs it: in_proj to x and the gate z; a causal depthwise
+// convolution of x and SiLU; x_proj to dt, B and C (RMS-normed when
+// normEps is not 0, by the weights dtNorm, bNorm and cNorm when not nil);
+// per channel dt = softplus(dt_proj(dt)), the state decayed by exp(dt·A),
+// A = -exp(A_log), and fed dt·x·B; y = C·state + D·x; y·SiLU(z); out_proj.
+type mamba1Mixer struct {
+	inProj, convW, convB, xProj, dtW, dtB, aLog, d, outProj []float64
+	dtNorm, bNorm, cNorm                                    []float64
+	normEps                                                 float64
+	// Left out for the sensitivity checks (aLogAsA: A_log read as A;
+	// noDtBCNorm: the dt/B/C norms).
 	noD, noGate, aLogAsA, noDtBCNorm bool
 }
 
-// rmsPlain is an RMS norm without weights.
+// readMamba1 reads the mixer whose tensors' names begin with p, conv1d's
+// bias zeros when convBias is false.
+func readMamba1(r *stReader, p string, convBias bool) *mamba1Mixer {
+	mx := &mamba1Mixer{inProj: r.get(p + "in_proj.weight"), convW: r.get(p + "conv1d.weight"), xProj: r.get(p + "x_proj.weight"),
+		dtW: r.get(p + "dt_proj.weight"), dtB: r.get(p + "dt_proj.bias"), aLog: r.get(p + "A_log"), d: r.get(p + "D"), outProj: r.get(p + "out_proj.weight")}
+	mx.convB = make([]float64, len(mx.d))
+	if convBias {
+		mx.convB = r.get(p + "conv1d.bias")
+	}
+	return mx
+}
+
+// rmsPlain is an RMS norm without weights, in place.
 func rmsPlain(v []float64, eps float64) {
 	var ss float64
 	for _, x := range v {
@@ -93,88 +110,106 @@ func rmsPlain(v []float64, eps float64) {
 	}
 }
 
-// forward returns the logits after the last of ids.
-func (m *mambaRef) forward(ids []int) []float64 {
-	const H, DI, N, R, K = mambaHidden, mambaInner, mambaState, mambaRank, mambaConv
-	emb := m.r.get("backbone.embeddings.weight")
-	rms := func(x, g []float64) []float64 {
-		out := slices.Clone(x)
-		rmsPlain(out, 1e-5)
-		for i := range out {
-			out[i] *= g[i]
-		}
-		return out
+// norm RMS-normalises v in place by the weights g (none when nil).
+func (mx *mamba1Mixer) norm(v, g []float64) {
+	rmsPlain(v, mx.normEps)
+	for i := range g {
+		v[i] *= g[i]
 	}
-	x := make([][]float64, len(ids))
-	for i, id := range ids {
-		x[i] = append([]float64(nil), emb[id*H:(id+1)*H]...)
+}
+
+// forward maps the normed inputs of every position to the mixer's outputs.
+func (mx *mamba1Mixer) forward(hs [][]float64) [][]float64 {
+	DI, H := len(mx.d), len(hs[0])
+	N := len(mx.aLog) / DI
+	R := len(mx.dtW) / DI
+	K := len(mx.convW) / DI
+	xz := make([][]float64, len(hs))
+	for t, h := range hs {
+		xz[t] = matvec(mx.inProj, h, 2*DI)
+	}
+	state := make([]float64, DI*N)
+	outs := make([][]float64, len(hs))
+	for t := range hs {
+		xc := make([]float64, DI)
+		for c := range DI {
+			s := mx.convB[c]
+			for k := range K {
+				if src := t - K + 1 + k; src >= 0 {
+					s += mx.convW[c*K+k] * xz[src][c]
+				}
+			}
+			xc[c] = silu(s)
+		}
+		dbc := matvec(mx.xProj, xc, R+2*N)
+		dtIn, B, C := dbc[:R], dbc[R:R+N], dbc[R+N:]
+		if mx.normEps != 0 && !mx.noDtBCNorm {
+			mx.norm(dtIn, mx.dtNorm)
+			mx.norm(B, mx.bNorm)
+			mx.norm(C, mx.cNorm)
+		}
+		dt := matvec(mx.dtW, dtIn, DI)
+		y := make([]float64, DI)
+		for c := range DI {
+			d := softplus(dt[c] + mx.dtB[c])
+			var acc float64
+			for n := range N {
+				a := -math.Exp(mx.aLog[c*N+n])
+				if mx.aLogAsA {
+					a = mx.aLog[c*N+n]
+				}
+				i := c*N + n
+				state[i] = state[i]*math.Exp(d*a) + d*B[n]*xc[c]
+				acc += state[i] * C[n]
+			}
+			if !mx.noD {
+				acc += mx.d[c] * xc[c]
+			}
+			if !mx.noGate {
+				acc *= silu(xz[t][DI+c])
+			}
+			y[c] = acc
+		}
+		outs[t] = matvec(mx.outProj, y, H)
+	}
+	return outs
+}
+
+// mambaRef is transformers' Mamba-1 model of the fixture: each block an
+// RMS norm and a mixer added to its input.
+type mambaRef struct {
+	*refModel
+	mixers []*mamba1Mixer
+}
+
+func newMambaRef(r *stReader, c mambaCase) *mambaRef {
+	m := &mambaRef{refModel: &refModel{hidden: mambaHidden, eps: 1e-5}}
+	m.emb, m.norm = r.get("backbone.embeddings.weight"), r.get("backbone.norm_f.weight")
+	m.out = m.emb
+	if !c.tied {
+		m.out = r.get("lm_head.weight")
 	}
 	for l := range 2 {
 		p := fmt.Sprintf("backbone.layers.%d.", l)
-		get := func(n string) []float64 { return m.r.get(p + n) }
-		norm, inProj, convW, xProj, dtW, dtB, aLog, D, outProj := get("norm.weight"), get("mixer.in_proj.weight"), get("mixer.conv1d.weight"),
-			get("mixer.x_proj.weight"), get("mixer.dt_proj.weight"), get("mixer.dt_proj.bias"), get("mixer.A_log"), get("mixer.D"), get("mixer.out_proj.weight")
-		convB := make([]float64, DI)
-		if m.c.convBias {
-			convB = get("mixer.conv1d.bias")
+		mx := readMamba1(r, p+"mixer.", c.convBias)
+		if c.falcon {
+			// transformers' mixer_rms_eps; llama.cpp's 1e-5 puts the
+			// logits 3e-5 away (3e-7 with the same epsilon).
+			mx.normEps = 1e-6
 		}
-		xz := make([][]float64, len(ids))
-		for t := range ids {
-			xz[t] = matvec(inProj, rms(x[t], norm), 2*DI)
-		}
-		state := make([]float64, DI*N)
-		for t := range ids {
-			xc := make([]float64, DI)
-			for c := range DI {
-				s := convB[c]
-				for k := range K {
-					if src := t - K + 1 + k; src >= 0 {
-						s += convW[c*K+k] * xz[src][c]
-					}
-				}
-				xc[c] = silu(s)
-			}
-			dbc := matvec(xProj, xc, R+2*N)
-			dtIn, B, C := dbc[:R], dbc[R:R+N], dbc[R+N:]
-			if m.c.falcon && !m.noDtBCNorm {
-				// transformers' mixer_rms_eps; llama.cpp's 1e-5 puts
-				// the logits 3e-5 away (3e-7 with the same epsilon).
-				rmsPlain(dtIn, 1e-6)
-				rmsPlain(B, 1e-6)
-				rmsPlain(C, 1e-6)
-			}
-			dt := matvec(dtW, dtIn, DI)
-			y := make([]float64, DI)
-			for c := range DI {
-				d := softplus(dt[c] + dtB[c])
-				var acc float64
-				for n := range N {
-					a := -math.Exp(aLog[c*N+n])
-					if m.aLogAsA {
-						a = aLog[c*N+n]
-					}
-					i := c*N + n
-					state[i] = state[i]*math.Exp(d*a) + d*B[n]*xc[c]
-					acc += state[i] * C[n]
-				}
-				if !m.noD {
-					acc += D[c] * xc[c]
-				}
-				if !m.noGate {
-					acc *= silu(xz[t][DI+c])
-				}
-				y[c] = acc
-			}
-			for e, v := range matvec(outProj, y, H) {
-				x[t][e] += v
-			}
+		m.mixers = append(m.mixers, mx)
+		m.layers = append(m.layers, refLayer{attnNorm: r.get(p + "norm.weight"), mixer: mx.forward, noMLP: true})
+	}
+	return m
+}
+
+// eachMixer is the edit that applies f to every mixer.
+func eachMixer(f func(*mamba1Mixer)) func(*mambaRef) {
+	return func(m *mambaRef) {
+		for _, mx := range m.mixers {
+			f(mx)
 		}
 	}
-	head := emb
-	if !m.c.tied {
-		head = m.r.get("lm_head.weight")
-	}
-	return matvec(head, rms(x[len(ids)-1], m.r.get("backbone.norm_f.weight")), 32000)
 }
 
 // TestMamba converts tiny Mamba-1 checkpoints (Mamba's, FalconMamba's with
@@ -202,16 +237,16 @@ func TestMamba(t *testing.T) {
 			}
 			ctx := refContext(t, out)
 			r := openST(t, dir)
-			checkRef(t, ctx, prompts, (&mambaRef{r: r, c: c}).forward, 1e-4)
+			checkRef(t, ctx, prompts, newMambaRef(r, c).forward, 1e-4)
 			edits := map[string]func(*mambaRef){
-				"no D":            func(m *mambaRef) { m.noD = true },
-				"no gate":         func(m *mambaRef) { m.noGate = true },
-				"A_log read as A": func(m *mambaRef) { m.aLogAsA = true },
+				"no D":            eachMixer(func(mx *mamba1Mixer) { mx.noD = true }),
+				"no gate":         eachMixer(func(mx *mamba1Mixer) { mx.noGate = true }),
+				"A_log read as A": eachMixer(func(mx *mamba1Mixer) { mx.aLogAsA = true }),
 			}
 			if c.falcon {
-				edits["no dt/B/C norms"] = func(m *mambaRef) { m.noDtBCNorm = true }
+				edits["no dt/B/C norms"] = eachMixer(func(mx *mamba1Mixer) { mx.noDtBCNorm = true })
 			}
-			checkSensitive(t, ctx, prompts, func() *mambaRef { return &mambaRef{r: r, c: c} }, edits)
+			checkSensitive(t, ctx, prompts, func() *mambaRef { return newMambaRef(r, c) }, edits)
 		})
 	}
 	for name, edit := range map[string]func(map[string]any, []stTensor) []stTensor{

@@ -77,7 +77,7 @@ var exactRopeArchs = []string{"qwen2", "qwen3", "qwen3moe", "mistral3", "olmo2",
 var sameKVArchs = []string{"llama", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "gemma-embedding", "phi3", "glm4moe", "mistral3", "command-r", "cohere2",
 	"olmo2", "smollm3", "ernie4_5", "ernie4_5-moe", "granite", "granitemoe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "bert", "gpt2", "gpt-oss",
 	"nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "lfm2", "lfm2moe", "minimax-m2", "qwen3next", "falcon-h1", "apertus", "llama4",
-	"exaone", "starcoder2", "nemotron", "phi2", "starcoder", "gptneox", "olmo", "falcon", "stablelm", "deepseek"}
+	"exaone", "starcoder2", "nemotron", "phi2", "starcoder", "gptneox", "olmo", "falcon", "stablelm", "deepseek", "jamba"}
 
 // embdHeadArchs project the queries to the hidden size: heads × head size
 // must be embedding_length (the graph's reshape aborts otherwise).
