@@ -119,6 +119,9 @@ type hfConfig struct {
 	// JambaConfig's names, and their decoding error.
 	Jamba    jambaConfig `json:"-"`
 	jambaErr error
+	// Dots1Config's sliding-window names, and their decoding error.
+	Dots1    dots1Config `json:"-"`
+	dots1Err error
 	// OlmoConfig's clip_qkv, and its decoding error.
 	Olmo1    olmo1Config `json:"-"`
 	olmo1Err error
@@ -269,6 +272,7 @@ func readConfig(dir string) (*hfConfig, error) {
 	c.falconErr = json.Unmarshal(raw, &c.Falcon)
 	c.mambaErr = json.Unmarshal(raw, &c.Mamba)
 	c.jambaErr = json.Unmarshal(raw, &c.Jamba)
+	c.dots1Err = json.Unmarshal(raw, &c.Dots1)
 	return &c, nil
 }
 
@@ -559,6 +563,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		}
 	case arch.jamba:
 		if err := c.jambaHparams(arch, &h); err != nil {
+			return h, err
+		}
+	case arch.dots1:
+		if err := c.dots1Hparams(arch, &h); err != nil {
 			return h, err
 		}
 	case arch.glm4moe:

@@ -140,6 +140,9 @@
 //     (Falcon Mamba 7B) → GGUF arch "mamba": Mamba-1 blocks (a selective
 //     state-space mixer on an RMS norm), FalconMamba's RMS norms of dt, B
 //     and C as ssm.dt_b_c_rms; see mamba.go.
+//   - Dots1ForCausalLM (dots.llm1) → GGUF arch "dots1": Qwen3's attention
+//     and DeepSeek V3's experts (sigmoid scores with a selection bias,
+//     shared experts); see dots1.go.
 //   - JambaForCausalLM (Jamba 1.5/1.6 Mini and Large, Jamba Reasoning 3B)
 //     → GGUF arch "jamba": attention without positions in some layers,
 //     Mamba-1 mixers with normed dt, B and C in the others, experts in
@@ -550,6 +553,8 @@ type archSpec struct {
 	// jamba: Jamba's attention and Mamba-1 layers, dense and expert MLPs
 	// (jamba.go).
 	jamba bool
+	// dots1: dots.llm1's Qwen3 attention and sharedMoE MLP (dots1.go).
+	dots1 bool
 	// wideQKNorm: q_norm and k_norm over the whole projections, not per
 	// head (OLMo 2/3, OLMoE, where head_dim × heads must be hidden_size;
 	// MiniMax-M2).
@@ -651,6 +656,7 @@ var archs = []archSpec{
 	{hf: "MambaForCausalLM", gguf: "mamba"},
 	{hf: "Mamba2ForCausalLM", gguf: "mamba2"},
 	{hf: "JambaForCausalLM", gguf: "jamba", jamba: true},
+	{hf: "Dots1ForCausalLM", gguf: "dots1", dots1: true, untiedOnly: true},
 	{hf: "DeepseekForCausalLM", gguf: "deepseek", permute: true, deepseekMoE: true, untiedOnly: true},
 	{hf: "FalconMambaForCausalLM", gguf: "mamba"},
 	{hf: "ExaoneForCausalLM", gguf: "exaone", noBias: true, ropeFreqs: true, exaone: true},
@@ -989,7 +995,7 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 		if arch.deepseek != 0 {
 			deepseekKeys(w, a, hp)
 		}
-		if arch.glm4moe || arch.deepseekMoE {
+		if arch.glm4moe || arch.deepseekMoE || arch.dots1 {
 			sharedMoEKeys(w, a, hp)
 		}
 		if arch.ernieMoE {
@@ -1081,6 +1087,8 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 		plan, err = planDeepseekMoE(st, arch, hp)
 	case "jamba":
 		plan, err = planJamba(st, arch, hp)
+	case "dots1":
+		plan, err = planDots1(st, arch, hp)
 	case "apertus":
 		if plan, err = planApertus(st, arch, hp); err == nil {
 			err = apertusKeys(w, a, st, hp)

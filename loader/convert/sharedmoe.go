@@ -76,6 +76,11 @@ func (c *hfConfig) sharedMoEHparams(arch archSpec, h *hparams) (*sharedMoE, erro
 		}
 		scoring, method = "sigmoid", "noaux_tc"
 	}
+	if arch.dots1 {
+		// transformers' Dots1 routes as DeepSeek V3's noaux_tc, reading
+		// neither name.
+		scoring, method = "sigmoid", "noaux_tc"
+	}
 	switch scoring {
 	case "", "softmax":
 	case "sigmoid":
@@ -84,11 +89,14 @@ func (c *hfConfig) sharedMoEHparams(arch archSpec, h *hparams) (*sharedMoE, erro
 		return nil, fmt.Errorf("%w: %s with scoring_func %q: softmax and sigmoid are converted", ErrUnsupported, arch.hf, scoring)
 	}
 	// norm_topk_prob defaults to false for DeepSeek-MoE and V2 (which
-	// also skip it for a single expert) and true for V3 and GLM-4.5, as in
-	// transformers.
-	if arch.deepseek == 2 || arch.deepseekMoE {
+	// also skip it for a single expert) and dots.llm1, and true for V3 and
+	// GLM-4.5, as in transformers.
+	switch {
+	case arch.deepseek == 2 || arch.deepseekMoE:
 		s.norm = m.NormTopkProb != nil && *m.NormTopkProb && h.expertsUsed > 1
-	} else {
+	case arch.dots1: // Dots1Config's default is false
+		s.norm = m.NormTopkProb != nil && *m.NormTopkProb
+	default:
 		s.norm = m.NormTopkProb == nil || *m.NormTopkProb
 	}
 	s.scale = 1
