@@ -122,6 +122,9 @@ type hfConfig struct {
 	// Dots1Config's sliding-window names, and their decoding error.
 	Dots1    dots1Config `json:"-"`
 	dots1Err error
+	// DeciLMConfig's block_configs, and their decoding error.
+	Deci    deciConfig `json:"-"`
+	deciErr error
 	// OlmoConfig's clip_qkv, and its decoding error.
 	Olmo1    olmo1Config `json:"-"`
 	olmo1Err error
@@ -208,8 +211,10 @@ type hparams struct {
 	// (mamba.go).
 	mamba  *mambaDims
 	mamba2 *graniteHybrid
-	// jamba is a Jamba model's layout (jamba.go).
+	// jamba is a Jamba model's layout (jamba.go), deci a DeciLM model's
+	// (deci.go).
 	jamba *jamba
+	deci  *deciLayers
 	// cohereQKNorm: Command R+'s per-head q/k LayerNorms; logitScale
 	// multiplies Command R's logits.
 	cohereQKNorm bool
@@ -273,6 +278,7 @@ func readConfig(dir string) (*hfConfig, error) {
 	c.mambaErr = json.Unmarshal(raw, &c.Mamba)
 	c.jambaErr = json.Unmarshal(raw, &c.Jamba)
 	c.dots1Err = json.Unmarshal(raw, &c.Dots1)
+	c.deciErr = json.Unmarshal(raw, &c.Deci)
 	return &c, nil
 }
 
@@ -348,6 +354,11 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	}
 	if arch.falcon {
 		if err := c.falconDefaults(arch); err != nil {
+			return h, err
+		}
+	}
+	if arch.deci {
+		if err := c.deciDefaults(arch); err != nil {
 			return h, err
 		}
 	}
@@ -567,6 +578,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		}
 	case arch.dots1:
 		if err := c.dots1Hparams(arch, &h); err != nil {
+			return h, err
+		}
+	case arch.deci:
+		if err := c.deciHparams(arch, &h); err != nil {
 			return h, err
 		}
 	case arch.glm4moe:

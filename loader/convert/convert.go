@@ -140,6 +140,9 @@
 //     (Falcon Mamba 7B) → GGUF arch "mamba": Mamba-1 blocks (a selective
 //     state-space mixer on an RMS norm), FalconMamba's RMS norms of dt, B
 //     and C as ssm.dt_b_c_rms; see mamba.go.
+//   - DeciLMForCausalLM (Llama-3.3-Nemotron-Super-49B, Llama-3.1-Nemotron
+//     Nano 4B and 51B) → GGUF arch "deci": Llama's blocks with per-layer
+//     heads and MLP widths, no-op and linear attention; see deci.go.
 //   - Dots1ForCausalLM (dots.llm1) → GGUF arch "dots1": Qwen3's attention
 //     and DeepSeek V3's experts (sigmoid scores with a selection bias,
 //     shared experts); see dots1.go.
@@ -555,6 +558,9 @@ type archSpec struct {
 	jamba bool
 	// dots1: dots.llm1's Qwen3 attention and sharedMoE MLP (dots1.go).
 	dots1 bool
+	// deci: DeciLM's blocks, each with its own heads and MLP width
+	// (deci.go).
+	deci bool
 	// wideQKNorm: q_norm and k_norm over the whole projections, not per
 	// head (OLMo 2/3, OLMoE, where head_dim × heads must be hidden_size;
 	// MiniMax-M2).
@@ -657,6 +663,7 @@ var archs = []archSpec{
 	{hf: "Mamba2ForCausalLM", gguf: "mamba2"},
 	{hf: "JambaForCausalLM", gguf: "jamba", jamba: true},
 	{hf: "Dots1ForCausalLM", gguf: "dots1", dots1: true, untiedOnly: true},
+	{hf: "DeciLMForCausalLM", gguf: "deci", permute: true, ropeFreqs: true, deci: true},
 	{hf: "DeepseekForCausalLM", gguf: "deepseek", permute: true, deepseekMoE: true, untiedOnly: true},
 	{hf: "FalconMambaForCausalLM", gguf: "mamba"},
 	{hf: "ExaoneForCausalLM", gguf: "exaone", noBias: true, ropeFreqs: true, exaone: true},
@@ -1024,6 +1031,9 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 		if arch.jamba {
 			jambaKeys(w, a, hp)
 		}
+		if arch.deci {
+			deciKeys(w, a, hp)
+		}
 		if arch.lfm2 {
 			lfm2Keys(w, a, hp)
 		}
@@ -1089,6 +1099,8 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 		plan, err = planJamba(st, arch, hp)
 	case "dots1":
 		plan, err = planDots1(st, arch, hp)
+	case "deci":
+		plan, err = planDeci(st, arch, hp)
 	case "apertus":
 		if plan, err = planApertus(st, arch, hp); err == nil {
 			err = apertusKeys(w, a, st, hp)

@@ -113,8 +113,12 @@ type refLayer struct {
 	// inputs of every position to the sublayer's outputs (a Mamba-2
 	// layer).
 	mixer func(h [][]float64) [][]float64
-	// noMLP: the block is its first sublayer alone (Nemotron-H).
-	noMLP bool
+	// noMLP: the block is its first sublayer alone (Nemotron-H); noAttn:
+	// the block is its MLP alone (DeciLM's no-op attention).
+	noMLP, noAttn bool
+	// kvHeads, if not 0, replaces the model's key/value heads in this
+	// layer (DeciLM).
+	kvHeads int
 }
 
 // ossRefExpert is one gpt-oss expert: gate_up [2·ffn, hidden] with its
@@ -423,6 +427,10 @@ func (m *refModel) run(ids []int) [][]float64 {
 		}
 		qs, ks, vs := make([][]float64, T), make([][]float64, T), make([][]float64, T)
 		normed := make([][]float64, T) // the attention's inputs, for a parallel MLP
+		nkv := nkv
+		if L.kvHeads != 0 {
+			nkv = L.kvHeads
+		}
 		var mixed [][]float64
 		if L.mixer != nil {
 			for i := range T {
@@ -431,7 +439,7 @@ func (m *refModel) run(ids []int) [][]float64 {
 			mixed = L.mixer(normed)
 		}
 		for i := range T {
-			if L.mixer != nil {
+			if L.mixer != nil || L.noAttn {
 				break
 			}
 			h := x[i]
@@ -476,9 +484,12 @@ func (m *refModel) run(ids []int) [][]float64 {
 		}
 		for i := range T {
 			var o []float64
-			if L.mixer != nil {
+			switch {
+			case L.noAttn:
+				o = make([]float64, H)
+			case L.mixer != nil:
 				o = mixed[i]
-			} else {
+			default:
 				o = m.attend(L, qs, ks, vs, i, scale)
 			}
 			if L.postAttnNorm != nil {
@@ -543,6 +554,9 @@ func (m *refModel) run(ids []int) [][]float64 {
 // queries, keys and values of positions 0..i.
 func (m *refModel) attend(L refLayer, qs, ks, vs [][]float64, i int, scale float64) []float64 {
 	nh, nkv, hd := m.heads, m.kvHeads, m.headDim
+	if L.kvHeads != 0 {
+		nkv = L.kvHeads
+	}
 	att := make([]float64, nh*hd)
 	for j := range nh {
 		kv := j / (nh / nkv)

@@ -116,11 +116,23 @@ func checkHeads(f *File, arch string, fail func(string, ...any) error) error {
 	if err != nil {
 		return err
 	}
-	if _, err := per("feed_forward_length"); err != nil {
+	ff, err := per("feed_forward_length")
+	if err != nil {
 		return err
 	}
 	if (arch == "gemma2" || arch == "gemma3") && len(heads) > 0 && heads[0] == 0 {
 		return fail("attention.head_count is 0 in layer 0")
+	}
+	if arch == "deci" {
+		// Its graph sizes every head by layer 0's, and skips a block
+		// without attention or MLP before it picks the rows to output:
+		// in the last layer, that aborts.
+		if len(heads) > 0 && heads[0] == 0 && slices.ContainsFunc(heads, func(h uint64) bool { return h > 0 }) {
+			return fail("attention.head_count is 0 in layer 0 and not in others")
+		}
+		if last := int(n) - 1; len(heads) == int(n) && len(ff) == int(n) && heads[last] == 0 && ff[last] == 0 {
+			return fail("the last layer (%d) has neither attention nor MLP", last)
+		}
 	}
 	if arch == "qwen3next" {
 		// Its graph sizes every attention layer's keys by layer 0's (the
@@ -258,7 +270,7 @@ func checkArchKeys(f *File, arch string, fail func(string, ...any) error) error 
 		return fail("ssm.group_count is 0")
 	case mamba2 && (heads == 0 || heads%groups != 0 || inner%heads != 0 || inner%groups != 0):
 		return fail("ssm.time_step_rank %d, ssm.group_count %d, ssm.inner_size %d: the groups must divide the heads, and the heads and groups the inner size", heads, groups, inner)
-	case arch == "granitehybrid" && inner != 2*embd:
+	case (arch == "granitehybrid" || arch == "mamba2" || arch == "jamba") && inner != 2*embd:
 		return fail("ssm.inner_size %d is not twice embedding_length %d", inner, embd)
 	case arch == "qwen3next" && (groups == 0 || heads == 0 || state == 0 || heads%groups != 0 || inner != heads*state):
 		// Its DeltaNet: groups key heads, heads value heads, all of
