@@ -68,9 +68,13 @@ func FactsFromFile(path string) (Facts, error) {
 		v, _ := h.Uint(arch + "." + key)
 		return int(min(v, 1<<31-1))
 	}
+	heads, _ := h.HeadCount()
 	f := Facts{
 		Layers: get("block_count"), Embd: get("embedding_length"), FF: get("feed_forward_length"),
-		Heads: get("attention.head_count"), KVHeads: get("attention.head_count_kv"),
+		Heads: int(min(heads, 1<<31-1)), KVHeads: get("attention.head_count_kv"),
+	}
+	if ff, ok := h.LayerUints(arch+".feed_forward_length", f.Layers); ok && f.FF == 0 && len(ff) > 0 {
+		f.FF = int(min(slices.Max(ff), 1<<31-1)) // one per layer: the widest
 	}
 	if f.KVHeads == 0 {
 		f.KVHeads = f.Heads

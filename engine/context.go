@@ -62,7 +62,7 @@ func (t CacheType) blockSize() uint64 {
 // model's metadata (0 when unknown).
 func (m *Model) headDims() (k, v uint64) {
 	arch := m.header.Architecture()
-	heads, _ := m.header.Uint(arch + ".attention.head_count")
+	heads, _ := m.header.HeadCount()
 	embd, _ := m.header.Uint(arch + ".embedding_length")
 	if heads > 0 {
 		k, v = embd/heads, embd/heads

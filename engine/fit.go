@@ -65,7 +65,7 @@ func AutoGPULayers(path string, copts ContextOptions) (int, string, error) {
 	if ctxLen <= 0 {
 		ctxLen = SequenceContext(0, h)
 	}
-	heads, _ := h.Uint(arch + ".attention.head_count")
+	heads, _ := h.HeadCount()
 	// One KV head count for all layers, or one per layer (0 in a hybrid
 	// model's recurrent layers).
 	kvHeads, _ := h.LayerKVHeads(int(nLayer))

@@ -358,7 +358,8 @@ func (m *Model) readInfo() Info {
 		info.TrainContext = get("context_length")
 		info.EmbeddingSize = get("embedding_length")
 		info.Layers = get("block_count")
-		info.Heads = get("attention.head_count")
+		heads, _ := h.HeadCount()
+		info.Heads = int(min(heads, 1<<31-1))
 		info.KVHeads = get("attention.head_count_kv")
 		if kv := maxLayerKVHeads(h, arch, info.Layers); kv > 0 {
 			info.KVHeads = kv

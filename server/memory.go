@@ -84,7 +84,7 @@ func estimateMemory(path string, ctxLen, parallel int) (memEstimate, error) {
 	n := engine.SequenceContext(ctxLen, h) * max(parallel, 1)
 	arch := h.Architecture()
 	layers, _ := h.Uint(arch + ".block_count")
-	heads, _ := h.Uint(arch + ".attention.head_count")
+	heads, _ := h.HeadCount()
 	embd, _ := h.Uint(arch + ".embedding_length")
 	var kDim, vDim uint64
 	if heads > 0 {

@@ -108,6 +108,23 @@ func (f *File) LayerUints(key string, n int) ([]uint64, bool) {
 	return xs, true
 }
 
+// HeadCount returns {arch}.attention.head_count as llama.cpp's n_head()
+// reads it, sizing every head by it: the one number, or layer 0's when
+// there is one per layer (DeciLM's, 0 in its layers without attention).
+func (f *File) HeadCount() (uint64, bool) {
+	v, ok := f.Lookup(f.Architecture() + ".attention.head_count")
+	if !ok {
+		return 0, false
+	}
+	if x, ok := v.AsUint(); ok {
+		return x, true
+	}
+	if xs, ok := v.AsUints(); ok && len(xs) > 0 {
+		return xs[0], true
+	}
+	return 0, false
+}
+
 // LayerKVHeads returns the KV heads of each of n blocks as llama.cpp sizes
 // their KV cache: {arch}.attention.head_count_kv (else head_count), one
 // for all blocks or one per block, 0 in a hybrid model's recurrent layers;

@@ -249,6 +249,22 @@ func TestFileGetters(t *testing.T) {
 			t.Errorf("%s: LayerKVHeads = %v, %v; want %v", tc.arch, got, ok, tc.want)
 		}
 	}
+	// HeadCount: the one number, or layer 0's of one per layer.
+	for _, tc := range []struct {
+		kv   []KV
+		want uint64
+		ok   bool
+	}{
+		{[]KV{{"deci.attention.head_count", Uint32(8)}}, 8, true},
+		{[]KV{{"deci.attention.head_count", Uint32s([]uint32{8, 0, 8})}}, 8, true},
+		{[]KV{{"deci.attention.head_count", Float32(8)}}, 0, false},
+		{nil, 0, false},
+	} {
+		g := &File{KV: append([]KV{{"general.architecture", String("deci")}}, tc.kv...)}
+		if got, ok := g.HeadCount(); got != tc.want || ok != tc.ok {
+			t.Errorf("%v: HeadCount = %d, %v; want %d, %v", tc.kv, got, ok, tc.want, tc.ok)
+		}
+	}
 	for _, get := range []func(string) bool{
 		func(k string) bool { _, ok := f.String(k); return ok },
 		func(k string) bool { _, ok := f.Uint(k); return ok },
