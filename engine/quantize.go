@@ -68,7 +68,8 @@ func Quantize(ctx context.Context, in, out, typ string, threads int) error {
 	if threads == 0 {
 		threads = runtime.NumCPU()
 	}
-	if _, err := gguf.ValidateModel(in); err != nil {
+	header, err := gguf.ValidateModel(in)
+	if err != nil {
 		return fmt.Errorf("engine: quantize: %w", err)
 	}
 	absIn, _ := filepath.Abs(in)
@@ -93,6 +94,10 @@ func Quantize(ctx context.Context, in, out, typ string, threads int) error {
 		reason := takeLastError()
 		if rc != 0 {
 			os.Remove(tmp)
+			if strings.Contains(reason, "Unsupported tensor size") {
+				done <- unevenRowsError(header, in, typ)
+				return
+			}
 			done <- fmt.Errorf("engine: quantize %s to %s: %s: %w", in, typ, orUnknown(reason), ErrLoad)
 			return
 		}
@@ -114,4 +119,46 @@ func Quantize(ctx context.Context, in, out, typ string, threads int) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+}
+
+// keptTensors are the parts of names whose tensors llama.cpp's quantizer
+// keeps as they are, besides norms and 1-D tensors: routers, Gemma 3n's
+// AltUp and LAuReL, convolutions, RWKV's time mixing, positions.
+var keptTensors = []string{"_norm.weight", "ffn_gate_inp.weight", "altup", "laurel", "per_layer_model_proj", "ssm_conv1d.weight",
+	"shortconv.conv.weight", "time_mix_", "attn_rel_b.weight", "position_embd.", "token_types."}
+
+// quantized reports whether llama.cpp's quantizer quantizes tensor t: a
+// weight matrix that is not one of keptTensors.
+func quantized(t gguf.TensorInfo) bool {
+	if len(t.Shape) < 2 || !strings.HasSuffix(t.Name, "weight") {
+		return false
+	}
+	for _, k := range keptTensors {
+		if strings.Contains(t.Name, k) {
+			return false
+		}
+	}
+	return true
+}
+
+// unevenRowsError explains llama.cpp's "Unsupported tensor size": a
+// matrix whose rows do not fill whole blocks of the type, which llama.cpp
+// replaces by another type for K- and I-quants only (a small model's, or
+// Mamba-130M's dt projection of rank 48). It names the first such matrix
+// when the header shows one.
+func unevenRowsError(h *gguf.File, in, typ string) error {
+	which := "a tensor's rows are"
+	if t, err := gguf.ParseType(typ); err == nil && t.BlockSize() > 1 {
+		for _, ti := range h.Tensors {
+			if quantized(ti) && ti.Shape[0]%t.BlockSize() != 0 {
+				which = fmt.Sprintf("%s has rows of %d values,", ti.Name, ti.Shape[0])
+				break
+			}
+		}
+		which = fmt.Sprintf("%s not a multiple of %s's blocks of %d", which, strings.ToUpper(typ), t.BlockSize())
+	} else {
+		which += " not a multiple of the type's blocks"
+	}
+	return fmt.Errorf("engine: quantize %s to %s: %s (llama.cpp falls back to another type for K- and I-quants only): quantize to a K-quant such as Q4_K_M, Q5_K_M or Q6_K instead: %w",
+		in, typ, which, ErrInvalidArgument)
 }

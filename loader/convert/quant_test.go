@@ -3,11 +3,13 @@ package convert_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/llm-go/llm/engine"
@@ -237,5 +239,31 @@ func TestQ8_0FallbackAndKeepF32(t *testing.T) {
 		if ti.Type != want {
 			t.Errorf("%s %v: %v, want %v", ti.Name, ti.Shape, ti.Type, want)
 		}
+	}
+}
+
+// TestQuantizeUnevenRows: llama.cpp's quantizer refuses Q8_0 (and the
+// other types without a fallback) for a matrix whose rows do not fill its
+// blocks, as Mamba's dt projection of a low rank (48 in Mamba-130M; 4
+// here): the error names the matrix and the types that work, and a
+// K-quant, which falls back for that matrix, converts and runs.
+func TestQuantizeUnevenRows(t *testing.T) {
+	src, _ := convertDir(t, mambaFixture(t, mambaCases[0], nil), "f16")
+	out := filepath.Join(t.TempDir(), "q.gguf")
+	err := engine.Quantize(context.Background(), src, out, "q8_0", 2)
+	if !errors.Is(err, engine.ErrInvalidArgument) || !strings.Contains(err.Error(), "blk.0.ssm_dt.weight has rows of 4 values") || !strings.Contains(err.Error(), "Q4_K_M") {
+		t.Fatalf("Q8_0: %v", err)
+	}
+	t.Log(err)
+	if _, err := os.Stat(out); err == nil {
+		t.Error("a failed quantization left its output")
+	}
+	if err := engine.Quantize(context.Background(), src, out, "q4_k_m", 2); err != nil {
+		t.Fatal(err)
+	}
+	prompts := readReference(t, "tiny-llama-st").Prompts
+	toks, _ := greedy(t, refContext(t, out), toTokens(prompts[0].PromptIDs), 4)
+	if len(toks) != 4 {
+		t.Errorf("Q4_K_M generated %v", toks)
 	}
 }
