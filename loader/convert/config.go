@@ -2,6 +2,7 @@ package convert
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"github.com/llm-go/llm/internal/pyjson"
 	"math"
@@ -136,6 +137,9 @@ type hfConfig struct {
 	LNLlama lnLlamaConfig `json:"-"`
 	lnErr   error
 
+	// raw is config.json as read (Python's constants made JSON).
+	raw json.RawMessage
+
 	// A classifier's labels by id ("0": "LABEL_0").
 	ID2Label map[string]string `json:"id2label"`
 
@@ -212,9 +216,10 @@ type hparams struct {
 	mamba  *mambaDims
 	mamba2 *graniteHybrid
 	// jamba is a Jamba model's layout (jamba.go), deci a DeciLM model's
-	// (deci.go).
+	// (deci.go), g3n Gemma 3n's (gemma3n.go).
 	jamba *jamba
 	deci  *deciLayers
+	g3n   *gemma3n
 	// cohereQKNorm: Command R+'s per-head q/k LayerNorms; logitScale
 	// multiplies Command R's logits.
 	cohereQKNorm bool
@@ -238,8 +243,14 @@ func readConfig(dir string) (*hfConfig, error) {
 	raw = pyjson.Clean(raw)
 	var c hfConfig
 	if err := json.Unmarshal(raw, &c); err != nil {
-		return nil, fmt.Errorf("convert: config.json: %w", err)
+		// Gemma 3n's intermediate_size is one width per layer, which
+		// gemma3n.go reads; json.Unmarshal fills the other fields.
+		var te *json.UnmarshalTypeError
+		if !errors.As(err, &te) || te.Field != "intermediate_size" {
+			return nil, fmt.Errorf("convert: config.json: %w", err)
+		}
 	}
+	c.raw = raw
 	if err := json.Unmarshal(raw, &c.MoE); err != nil {
 		return nil, fmt.Errorf("convert: config.json: %w", err)
 	}
@@ -294,6 +305,8 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		return c.mambaHparams(arch)
 	case "mamba2":
 		return c.mamba2Hparams(arch)
+	case "gemma3n":
+		return c.gemma3nHparams(arch)
 	}
 	if arch.gemma3 {
 		if err := c.gemma3Config(arch.vlm); err != nil {

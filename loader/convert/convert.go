@@ -140,6 +140,9 @@
 //     (Falcon Mamba 7B) → GGUF arch "mamba": Mamba-1 blocks (a selective
 //     state-space mixer on an RMS norm), FalconMamba's RMS norms of dt, B
 //     and C as ssm.dt_b_c_rms; see mamba.go.
+//   - Gemma3nForConditionalGeneration and Gemma3nForCausalLM (Gemma 3n E2B
+//     and E4B) → GGUF arch "gemma3n": the text model's AltUp streams,
+//     LAuReL, per-layer inputs and shared keys and values; see gemma3n.go.
 //   - DeciLMForCausalLM (Llama-3.3-Nemotron-Super-49B, Llama-3.1-Nemotron
 //     Nano 4B and 51B) → GGUF arch "deci": Llama's blocks with per-layer
 //     heads and MLP widths, no-op and linear attention; see deci.go.
@@ -664,6 +667,8 @@ var archs = []archSpec{
 	{hf: "JambaForCausalLM", gguf: "jamba", jamba: true},
 	{hf: "Dots1ForCausalLM", gguf: "dots1", dots1: true, untiedOnly: true},
 	{hf: "DeciLMForCausalLM", gguf: "deci", permute: true, ropeFreqs: true, deci: true},
+	{hf: "Gemma3nForConditionalGeneration", gguf: "gemma3n", vlm: true},
+	{hf: "Gemma3nForCausalLM", gguf: "gemma3n"},
 	{hf: "DeepseekForCausalLM", gguf: "deepseek", permute: true, deepseekMoE: true, untiedOnly: true},
 	{hf: "FalconMambaForCausalLM", gguf: "mamba"},
 	{hf: "ExaoneForCausalLM", gguf: "exaone", noBias: true, ropeFreqs: true, exaone: true},
@@ -962,6 +967,8 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 		voc.typeCount = hp.typeVocab
 	case "mamba", "mamba2":
 		mambaKeys(w, a, hp)
+	case "gemma3n":
+		gemma3nKeys(w, a, hp)
 	default:
 		w.Set(a+".attention.head_count_kv", gguf.Uint32(uint32(hp.kvHeads)))
 		w.Set(a+".rope.freq_base", gguf.Float32(float32(hp.ropeTheta)))
@@ -1101,6 +1108,8 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 		plan, err = planDots1(st, arch, hp)
 	case "deci":
 		plan, err = planDeci(st, arch, hp)
+	case "gemma3n":
+		plan, err = planGemma3n(st, arch, hp)
 	case "apertus":
 		if plan, err = planApertus(st, arch, hp); err == nil {
 			err = apertusKeys(w, a, st, hp)

@@ -45,9 +45,11 @@ const (
 // and "model.language_model.X" (4.52 and later) become "model.X",
 // "language_model.lm_head.weight" becomes "lm_head.weight". The vision
 // tower and the multi-modal projector (which llama.cpp loads from a
-// separate mmproj file) are reported as skip.
+// separate mmproj file), and Gemma 3n's audio tower and its vision and
+// audio embedders, are reported as skip.
 func gemma3TextName(name string) (text string, skip bool) {
-	for _, p := range []string{"vision_tower.", "multi_modal_projector.", "model.vision_tower.", "model.multi_modal_projector.", "visual.", "model.visual.", "vision_model.", "model.vision_model."} {
+	for _, p := range []string{"vision_tower.", "multi_modal_projector.", "model.vision_tower.", "model.multi_modal_projector.", "visual.", "model.visual.", "vision_model.", "model.vision_model.",
+		"audio_tower.", "model.audio_tower.", "model.embed_vision.", "model.embed_audio."} {
 		if strings.HasPrefix(name, p) {
 			return "", true
 		}
