@@ -96,18 +96,11 @@ func estimateMemory(path string, ctxLen, parallel int) (memEstimate, error) {
 	if v, ok := h.Uint(arch + ".attention.value_length"); ok {
 		vDim = v
 	}
-	// head_count_kv is one number, or one per layer.
+	// head_count_kv (else head_count) is one number, or one per layer.
 	var kvHeadsSum uint64
-	if v, ok := h.Lookup(arch + ".attention.head_count_kv"); ok {
-		if x, ok := v.AsUint(); ok {
-			kvHeadsSum = x * layers
-		} else if xs, ok := v.AsUints(); ok {
-			for _, x := range xs {
-				kvHeadsSum += x
-			}
-		}
-	} else {
-		kvHeadsSum = heads * layers
+	kvs, _ := h.LayerKVHeads(int(min(layers, 1<<20)))
+	for _, x := range kvs {
+		kvHeadsSum += x
 	}
 	const bytesPerElem = 2 // F16
 	kv := bytesPerElem * uint64(n) * kvHeadsSum * (kDim + vDim)

@@ -9,8 +9,10 @@ import (
 
 // DeciLMForCausalLM (NVIDIA's Llama-Nemotron: Llama-3.3-Nemotron-Super-49B
 // v1 and v1.5, Llama-3.1-Nemotron-Nano-4B, Llama-3.1-Nemotron-51B;
-// model_type "nemotron-nas") → GGUF arch "deci": Llama's blocks pruned
-// layer by layer, as config.json's block_configs says. A block's attention
+// model_type "nemotron-nas"; and Deci's DeciLM-7B, whose layers differ in
+// their key/value heads only, num_key_value_heads_per_layer) → GGUF arch
+// "deci": Llama's blocks pruned layer by layer, as config.json's
+// block_configs says. A block's attention
 // has its own number of key/value heads (num_attention_heads /
 // n_heads_in_group) or is a no-op (no norm, no tensors); its MLP has its
 // own width (ffn_mult: 2·ffn_mult·hidden_size/3 rounded up to a multiple
@@ -26,7 +28,7 @@ import (
 // replaced with a linear layer, an MLP no-op after a real attention
 // (llama.cpp's graph then drops the attention's output), sliding windows
 // and sink tokens, a first layer without attention (llama.cpp sizes every
-// head by layer 0's) and a last block of two no-ops (llama.cpp's graph
+// head by layer 0's) and a last block without MLP (llama.cpp's graph
 // aborts).
 
 // deciBlock is one of block_configs' entries.
@@ -46,9 +48,11 @@ type deciBlock struct {
 	} `json:"ffn"`
 }
 
-// deciConfig holds DeciLMConfig's block_configs.
+// deciConfig holds DeciLMConfig's block_configs (Llama-Nemotron), or
+// DeciLM-7B's key/value heads per layer.
 type deciConfig struct {
 	BlockConfigs []deciBlock `json:"block_configs"`
+	KVPerLayer   []int       `json:"num_key_value_heads_per_layer"`
 }
 
 // deciLayers are a DeciLM model's per-layer sizes (0: a no-op).
@@ -73,6 +77,17 @@ func (c *hfConfig) deciDefaults(arch archSpec) error {
 	if c.deciErr != nil {
 		return fmt.Errorf("convert: config.json: %w", c.deciErr)
 	}
+	if c.Deci.BlockConfigs == nil && c.Deci.KVPerLayer != nil {
+		// DeciLM-7B: Llama's blocks, each with its own key/value heads.
+		if len(c.Deci.KVPerLayer) != c.NumHiddenLayers {
+			return fmt.Errorf("%w: config.json: num_key_value_heads_per_layer has %d entries for num_hidden_layers %d", ErrMismatch, len(c.Deci.KVPerLayer), c.NumHiddenLayers)
+		}
+		c.NumKeyValueHeads = c.NumAttentionHeads
+		return nil
+	}
+	if c.Deci.BlockConfigs == nil {
+		return fmt.Errorf("%w: config.json: %s with neither block_configs (Llama-Nemotron) nor num_key_value_heads_per_layer (DeciLM-7B)", ErrMismatch, arch.hf)
+	}
 	if len(c.Deci.BlockConfigs) != c.NumHiddenLayers {
 		return fmt.Errorf("%w: config.json: block_configs has %d entries for num_hidden_layers %d", ErrMismatch, len(c.Deci.BlockConfigs), c.NumHiddenLayers)
 	}
@@ -92,6 +107,16 @@ func (c *hfConfig) deciDefaults(arch archSpec) error {
 // deciHparams reads and checks each block's sizes into h.
 func (c *hfConfig) deciHparams(arch archSpec, h *hparams) error {
 	d := &deciLayers{heads: make([]int, h.layers), kvHeads: make([]int, h.layers), ffn: make([]int, h.layers)}
+	if c.Deci.BlockConfigs == nil {
+		for i, kv := range c.Deci.KVPerLayer {
+			if kv <= 0 || h.heads%kv != 0 {
+				return fmt.Errorf("%w: config.json: num_key_value_heads_per_layer[%d] %d does not divide num_attention_heads %d", ErrMismatch, i, kv, h.heads)
+			}
+			d.heads[i], d.kvHeads[i], d.ffn[i] = h.heads, kv, h.ffn
+		}
+		h.deci = d
+		return nil
+	}
 	for i, b := range c.Deci.BlockConfigs {
 		a, f := b.Attention, b.FFN
 		switch {
@@ -123,10 +148,11 @@ func (c *hfConfig) deciHparams(arch archSpec, h *hparams) error {
 	if d.heads[0] == 0 {
 		return fmt.Errorf("%w: %s whose first layer has no attention: llama.cpp's deci sizes the heads by layer 0's", ErrUnsupported, arch.hf)
 	}
-	if last := h.layers - 1; d.heads[last] == 0 && d.ffn[last] == 0 {
-		// llama.cpp's graph skips such a block before it picks the rows
-		// to output, and aborts.
-		return fmt.Errorf("%w: %s whose last block does nothing (both no-ops): llama.cpp's deci aborts on it", ErrUnsupported, arch.hf)
+	if last := h.layers - 1; d.ffn[last] == 0 {
+		// llama.cpp's graph picks the rows to output in the last layer,
+		// then skips the rest of a block without MLP, leaving them out
+		// of the graph: it aborts.
+		return fmt.Errorf("%w: %s whose last block has no MLP: llama.cpp's deci aborts on it", ErrUnsupported, arch.hf)
 	}
 	h.deci = d
 	return nil

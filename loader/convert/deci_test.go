@@ -118,9 +118,8 @@ func deciReference(t *testing.T, dir string) *refModel {
 
 // TestDeci converts a tiny DeciLM pruned five ways to llama.cpp's deci
 // and checks the per-layer sizes and the logits against the float64
-// reference, which would see the key/value heads of layer 0 read for
-// layer 2, the llama3 scaling and the permutation; what llama.cpp's deci
-// does not run is refused.
+// reference, which would see the llama3 scaling and the rope's pairs; what
+// llama.cpp's deci does not run is refused.
 func TestDeci(t *testing.T) {
 	prompts := readReference(t, "tiny-llama-st").Prompts
 	dir := deciFixture(t, nil)
@@ -137,14 +136,6 @@ func TestDeci(t *testing.T) {
 	ctx := refContext(t, out)
 	checkRef(t, ctx, prompts, deciReference(t, dir).forward, 1e-5)
 	checkSensitive(t, ctx, prompts, func() *refModel { return deciReference(t, dir) }, map[string]func(*refModel){
-		"layer 2 with 2 key/value heads": func(m *refModel) {
-			// Each key/value head read twice over: a wrong grouping.
-			L := &m.layers[2]
-			L.kvHeads, L.wk, L.wv = 2, append(slices.Clone(L.wk), L.wk...), append(slices.Clone(L.wv), L.wv...)
-			for i := range 16 * 64 {
-				L.wk[16*64+i] = -L.wk[i]
-			}
-		},
 		"no llama3 scaling": func(m *refModel) { m.invFreq = defaultInvFreq(10000, 16) },
 		"rope on pairs":     func(m *refModel) { m.ropePairs = true },
 	})
@@ -166,11 +157,18 @@ func TestDeci(t *testing.T) {
 		"a wider MLP":                  {setBlock(1, "ffn", "ffn_mult", 13.0), convert.ErrMismatch},
 		"a last block doing nothing": {func(c map[string]any, ts []stTensor) []stTensor {
 			b := c["block_configs"].([]map[string]any)
+			// Layers 3 and 4 swapped: the linear attention, then a block
+			// doing nothing.
 			b[3], b[4] = b[4], b[3]
-			return slices.DeleteFunc(ts, func(s stTensor) bool {
-				return strings.HasPrefix(s.name, "model.layers.3.") || strings.HasPrefix(s.name, "model.layers.4.")
-			})
+			for i := range ts {
+				ts[i].name = strings.Replace(ts[i].name, "model.layers.4.", "model.layers.3.", 1)
+			}
+			return ts
 		}, convert.ErrUnsupported},
+		"no block_configs": {func(c map[string]any, ts []stTensor) []stTensor {
+			delete(c, "block_configs")
+			return ts
+		}, convert.ErrMismatch},
 		"too few blocks": {func(c map[string]any, ts []stTensor) []stTensor {
 			c["block_configs"] = c["block_configs"].([]map[string]any)[:4]
 			return ts
@@ -183,4 +181,44 @@ func TestDeci(t *testing.T) {
 			t.Logf("%s: %v", name, err)
 		}
 	}
+}
+
+// TestDeciLM7B converts a tiny DeciLM-7B (Llama's blocks whose key/value
+// heads differ by layer, num_key_value_heads_per_layer) to llama.cpp's
+// deci and checks the logits against the float64 reference.
+func TestDeciLM7B(t *testing.T) {
+	kvs := []int{2, 1, 4, 2}
+	dir := t.TempDir()
+	cfg := map[string]any{"architectures": []string{"DeciLMForCausalLM"}, "model_type": "deci", "hidden_size": 64, "num_attention_heads": 4,
+		"num_key_value_heads_per_layer": kvs, "intermediate_size": 96, "num_hidden_layers": len(kvs), "vocab_size": 32000, "rms_norm_eps": 1e-5,
+		"rope_theta": 10000.0, "rope_scaling": nil, "max_position_embeddings": 512, "hidden_act": "silu", "tie_word_embeddings": false,
+		"bos_token_id": 1, "eos_token_id": 2}
+	copyHFFiles(t, "tiny-llama-st", dir, func(m map[string]any) { clear(m); maps.Copy(m, cfg) })
+	r := rand.New(rand.NewPCG(79, 2))
+	w := randWeights{r}
+	ts := []stTensor{f32Tensor("model.embed_tokens.weight", []int64{32000, 64}, randn(r, 32000*64, 1)),
+		w.vec("model.norm.weight", 64, 1, 0.1), w.mat("lm_head.weight", 32000, 64)}
+	for i, kv := range kvs {
+		p := layerPrefix(i)
+		ts = append(ts, w.vec(p+"input_layernorm.weight", 64, 1, 0.1), w.mat(p+"self_attn.q_proj.weight", 64, 64),
+			w.mat(p+"self_attn.k_proj.weight", int64(kv*16), 64), w.mat(p+"self_attn.v_proj.weight", int64(kv*16), 64), w.mat(p+"self_attn.o_proj.weight", 64, 64),
+			w.vec(p+"post_attention_layernorm.weight", 64, 1, 0.1), w.mat(p+"mlp.gate_proj.weight", 96, 64), w.mat(p+"mlp.up_proj.weight", 96, 64),
+			w.mat(p+"mlp.down_proj.weight", 64, 96))
+	}
+	finishFixture(t, "tiny-llama-st", dir, cfg, ts, nil)
+	out, f := convertDir(t, dir, "f32")
+	if kv, _ := f.LayerUints("deci.attention.head_count_kv", len(kvs)); !slices.Equal(kv, []uint64{2, 1, 4, 2}) {
+		t.Errorf("head_count_kv %v", kv)
+	}
+	rd := openST(t, dir)
+	m := &refModel{hidden: 64, heads: 4, kvHeads: 4, headDim: 16, eps: 1e-5, invFreq: defaultInvFreq(10000, 16)}
+	m.emb, m.out, m.norm = rd.get("model.embed_tokens.weight"), rd.get("lm_head.weight"), rd.get("model.norm.weight")
+	for i, kv := range kvs {
+		p := layerPrefix(i)
+		m.layers = append(m.layers, refLayer{attnNorm: rd.get(p + "input_layernorm.weight"), kvHeads: kv, wq: rd.get(p + "self_attn.q_proj.weight"),
+			wk: rd.get(p + "self_attn.k_proj.weight"), wv: rd.get(p + "self_attn.v_proj.weight"), wo: rd.get(p + "self_attn.o_proj.weight"),
+			ffnNorm: rd.get(p + "post_attention_layernorm.weight"), wg: rd.get(p + "mlp.gate_proj.weight"), wu: rd.get(p + "mlp.up_proj.weight"),
+			wd: rd.get(p + "mlp.down_proj.weight"), ffn: 96})
+	}
+	checkRef(t, refContext(t, out), readReference(t, "tiny-llama-st").Prompts, m.forward, 1e-5)
 }

@@ -11,10 +11,11 @@ import (
 // biases (q and k permuted for llama.cpp's adjacent-pair rope, as for
 // Llama) and a sharedMoE MLP (sharedmoe.go): first_k_dense_replace dense
 // layers, then n_routed_experts experts behind a softmax router and
-// n_shared_experts shared ones. llama.cpp's deepseek does not renormalise
-// the top-k weights and scales them by expert_weights_scale
-// (routed_scaling_factor, 1 when absent as in the released models), so
-// norm_topk_prob true, sigmoid scores and grouped routing are refused.
+// n_shared_experts shared ones. Neither DeepSeek-MoE's gate nor llama.cpp's
+// deepseek renormalises or scales the top-k weights (expert_weights_scale,
+// which llama.cpp requires, is written as 1 and applies nothing;
+// routed_scaling_factor is not DeepSeek-MoE's), so norm_topk_prob true,
+// sigmoid scores and grouped routing are refused.
 
 // deepseekMoEHparams reads and checks a DeepSeek-MoE config; h has the
 // generic fields.

@@ -107,6 +107,16 @@ func TestDeepseekMoE(t *testing.T) {
 		"shared experts":     func(m *refModel) { *m = *dsmReference(t, dir, func(s *smoeRef) { s.noShared = true }) },
 		"top-k renormalised": func(m *refModel) { *m = *dsmReference(t, dir, func(s *smoeRef) { s.norm = true }) },
 	})
+	// DeepSeek-MoE's defaults: no renormalisation; a routed_scaling_factor
+	// (not DeepSeek-MoE's) applies nothing.
+	_, fd := convertDir(t, dsmFixture(t, func(c map[string]any, ts []stTensor) []stTensor {
+		delete(c, "norm_topk_prob")
+		c["routed_scaling_factor"] = 2.5
+		return ts
+	}), "f32")
+	if scale, _ := fd.Float("deepseek.expert_weights_scale"); scale != 1 {
+		t.Errorf("expert_weights_scale %v, want 1", scale)
+	}
 	for name, edit := range map[string]func(map[string]any, []stTensor) []stTensor{
 		"norm_topk_prob":    setConfig("norm_topk_prob", true),
 		"sigmoid":           setConfig("scoring_func", "sigmoid"),

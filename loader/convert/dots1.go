@@ -21,7 +21,7 @@ import (
 
 // dots1Config holds Dots1Config's sliding-window names.
 type dots1Config struct {
-	SlidingWindow   *int            `json:"sliding_window"`
+	SlidingWindow   json.RawMessage `json:"sliding_window"` // absent: 4096; null: none
 	MaxWindowLayers *int            `json:"max_window_layers"`
 	LayerTypes      json.RawMessage `json:"layer_types"`
 }
@@ -73,8 +73,12 @@ func (c *hfConfig) dots1Window(arch archSpec, layers int) error {
 	if d.MaxWindowLayers != nil {
 		maxFull = *d.MaxWindowLayers
 	}
-	if d.SlidingWindow != nil && maxFull < layers {
-		return fmt.Errorf("%w: %s with sliding_window %d from layer max_window_layers %d: llama.cpp's dots1 attends to every position", ErrUnsupported, arch.hf, *d.SlidingWindow, maxFull)
+	window := "4096 (Dots1Config's default)"
+	if d.SlidingWindow != nil {
+		window = string(d.SlidingWindow)
+	}
+	if (d.SlidingWindow == nil || !isNull(d.SlidingWindow)) && maxFull < layers {
+		return fmt.Errorf("%w: %s with sliding_window %s from layer max_window_layers %d: llama.cpp's dots1 attends to every position", ErrUnsupported, arch.hf, window, maxFull)
 	}
 	return nil
 }

@@ -114,6 +114,11 @@ func TestDots1(t *testing.T) {
 			}
 		},
 	})
+	// Dots1Config's default: the top-k weights as they are.
+	_, fd := convertDir(t, dots1Fixture(t, func(c map[string]any, ts []stTensor) []stTensor { delete(c, "norm_topk_prob"); return ts }), "f32")
+	if norm, ok := fd.Bool("dots1.expert_weights_norm"); !ok || norm {
+		t.Errorf("norm_topk_prob left out: expert_weights_norm %v (%v), want false", norm, ok)
+	}
 	for name, edit := range map[string]func(map[string]any, []stTensor) []stTensor{
 		"grouped experts": func(c map[string]any, ts []stTensor) []stTensor {
 			c["n_group"], c["topk_group"] = 2, 1
@@ -125,6 +130,11 @@ func TestDots1(t *testing.T) {
 			return ts
 		},
 		"sliding layer_types": setConfig("layer_types", []string{"full_attention", "sliding_attention", "full_attention"}),
+		"Dots1Config's default window": func(c map[string]any, ts []stTensor) []stTensor {
+			delete(c, "sliding_window")
+			c["max_window_layers"] = 2
+			return ts
+		},
 	} {
 		err := convert.Convert(context.Background(), dots1Fixture(t, edit), filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
 		if !errors.Is(err, convert.ErrUnsupported) {

@@ -13,7 +13,8 @@ import (
 	"github.com/llm-go/llm/loader/safetensors"
 )
 
-// sharedMoE is the MLP of DeepSeek V2/V3 and GLM-4.5: the first
+// sharedMoE is the MLP of DeepSeek V2/V3, GLM-4.5, DeepSeek-MoE and
+// dots.llm1: the first
 // first_k_dense_replace layers have a dense MLP, the others
 // n_routed_experts experts (stacked as ffn_{gate,up,down}_exps) and
 // n_shared_experts shared ones (ffn_{gate,up,down}_shexp) that every token
@@ -104,7 +105,10 @@ func (c *hfConfig) sharedMoEHparams(arch archSpec, h *hparams) (*sharedMoE, erro
 		if !(*f > 0) || math.IsInf(*f, 0) {
 			return nil, fmt.Errorf("%w: config.json: routed_scaling_factor %v is not positive", ErrMismatch, *f)
 		}
-		if !(arch.deepseek == 2 && s.norm) {
+		// DeepSeek V2 scales only without renormalising; DeepSeek-MoE's
+		// gate never does (nor llama.cpp's deepseek, which takes the
+		// key and applies nothing).
+		if !(arch.deepseek == 2 && s.norm) && !arch.deepseekMoE {
 			s.scale = *f
 		}
 	}

@@ -199,10 +199,20 @@ func TestStableLM(t *testing.T) {
 			checkSensitive(t, ctx, prompts, func() *stableLMRef { return &stableLMRef{r: r, l: l} }, edits)
 		})
 	}
-	dropTensor := func(name string) func(map[string]any, []stTensor) []stTensor {
-		return func(_ map[string]any, ts []stTensor) []stTensor {
-			return slices.DeleteFunc(ts, func(s stTensor) bool { return s.name == name })
+	// StableLmConfig's defaults where config.json is silent: a quarter of
+	// each head rotated, epsilon 1e-5, SiLU, no biases or q/k norms,
+	// sequential blocks, an untied head.
+	_, f := convertDir(t, stableLMFixture(t, stableLMLayouts[0], func(c map[string]any, ts []stTensor) []stTensor {
+		for _, k := range []string{"partial_rotary_factor", "layer_norm_eps", "hidden_act", "use_qkv_bias", "qk_layernorm", "use_parallel_residual", "tie_word_embeddings"} {
+			delete(c, k)
 		}
+		return ts
+	}), "f32")
+	rot, _ := f.Uint("stablelm.rope.dimension_count")
+	eps, _ := f.Float("stablelm.attention.layer_norm_epsilon")
+	_, head := f.Tensor("output.weight")
+	if _, ffnNorm := f.Tensor("blk.0.ffn_norm.weight"); rot != 4 || math.Abs(eps-1e-5) > 1e-12 || !head || !ffnNorm {
+		t.Errorf("defaults: rope.dimension_count %d, layer_norm_epsilon %v, output.weight %v, ffn_norm %v", rot, eps, head, ffnNorm)
 	}
 	for _, c := range []struct {
 		name   string

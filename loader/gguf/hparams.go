@@ -71,13 +71,13 @@ var uniformHeadArchs = []string{"llama", "qwen2", "qwen3", "qwen3moe", "gemma", 
 
 // exactRopeArchs assert that the rotated dimensions are the whole head.
 var exactRopeArchs = []string{"qwen2", "qwen3", "qwen3moe", "mistral3", "olmo2", "smollm3", "ernie4_5", "ernie4_5-moe", "granite", "granitemoe", "gpt-oss", "apertus", "llama4",
-	"exaone", "starcoder2", "olmo", "falcon", "deepseek"}
+	"exaone", "starcoder2", "olmo", "falcon", "deepseek", "dots1"}
 
 // sameKVArchs assert that keys and values have one head size.
 var sameKVArchs = []string{"llama", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "gemma-embedding", "phi3", "glm4moe", "mistral3", "command-r", "cohere2",
 	"olmo2", "smollm3", "ernie4_5", "ernie4_5-moe", "granite", "granitemoe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "bert", "gpt2", "gpt-oss",
 	"nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "lfm2", "lfm2moe", "minimax-m2", "qwen3next", "falcon-h1", "apertus", "llama4",
-	"exaone", "starcoder2", "nemotron", "phi2", "starcoder", "gptneox", "olmo", "falcon", "stablelm", "deepseek", "jamba", "dots1"}
+	"exaone", "starcoder2", "nemotron", "phi2", "starcoder", "gptneox", "olmo", "falcon", "stablelm", "deepseek", "jamba", "dots1", "deci"}
 
 // embdHeadArchs project the queries to the hidden size: heads × head size
 // must be embedding_length (the graph's reshape aborts otherwise).
@@ -124,14 +124,14 @@ func checkHeads(f *File, arch string, fail func(string, ...any) error) error {
 		return fail("attention.head_count is 0 in layer 0")
 	}
 	if arch == "deci" {
-		// Its graph sizes every head by layer 0's, and skips a block
-		// without attention or MLP before it picks the rows to output:
-		// in the last layer, that aborts.
+		// Its graph sizes every head by layer 0's; and in the last layer
+		// it picks the rows to output, then skips the rest of a block
+		// without MLP, leaving them out of the graph: that aborts.
 		if len(heads) > 0 && heads[0] == 0 && slices.ContainsFunc(heads, func(h uint64) bool { return h > 0 }) {
 			return fail("attention.head_count is 0 in layer 0 and not in others")
 		}
-		if last := int(n) - 1; len(heads) == int(n) && len(ff) == int(n) && heads[last] == 0 && ff[last] == 0 {
-			return fail("the last layer (%d) has neither attention nor MLP", last)
+		if last := int(n) - 1; len(ff) == int(n) && ff[last] == 0 {
+			return fail("feed_forward_length is 0 in the last layer (%d)", last)
 		}
 	}
 	if arch == "qwen3next" {
