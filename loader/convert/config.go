@@ -4,10 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/llm-go/llm/internal/pyjson"
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/llm-go/llm/internal/pyjson"
 )
 
 // hfConfig holds the config.json fields the converter reads.
@@ -246,7 +249,7 @@ func readConfig(dir string) (*hfConfig, error) {
 		// Gemma 3n's intermediate_size is one width per layer, which
 		// gemma3n.go reads; json.Unmarshal fills the other fields.
 		var te *json.UnmarshalTypeError
-		if !errors.As(err, &te) || te.Field != "intermediate_size" {
+		if !errors.As(err, &te) || te.Field != "intermediate_size" || !slices.ContainsFunc(c.Architectures, func(a string) bool { return strings.HasPrefix(a, "Gemma3n") }) {
 			return nil, fmt.Errorf("convert: config.json: %w", err)
 		}
 	}

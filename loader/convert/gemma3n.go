@@ -20,9 +20,10 @@ import (
 //
 //   - The embeddings (scaled by √hidden by llama.cpp) and the per-layer
 //     input embeddings (embed_tokens_per_layer, vocab_size_per_layer_input
-//     rows, padded with zero rows to vocab_size as convert_hf_to_gguf.py
-//     does: the vision and audio tokens have none) with their projection
-//     from the embeddings (per_layer_model_projection) and its norm.
+//     rows, padded to vocab_size with copies of row 0: transformers reads
+//     row 0 for the ids past them, the vision and audio tokens;
+//     convert_hf_to_gguf.py pads zeros) with their projection from the
+//     embeddings (per_layer_model_projection) and its norm.
 //   - AltUp's four streams: the three projections that make the extra
 //     streams from the embeddings and the three that bring them back
 //     (altup_projections, altup_unembed_projections), each set stacked
@@ -44,11 +45,14 @@ import (
 // window in four layers of five (layer_types), rotating with base 10000;
 // the keys and values of layers 20 and up taken from layers 18 (sliding)
 // and 19 (full), as num_kv_shared_layers = num_hidden_layers − 20 says;
-// activation sparsity 0.95 in the first ten layers and 0 after; logits
-// capped at 30; one MLP width in every layer; no attention biases, no rope
+// activation sparsity 0.95 in the first ten layers and 0 after (a model of
+// ten layers or fewer must say so: Gemma3nTextConfig's default is then none);
+// logits capped at 30; one MLP width in every layer; no attention biases, no rope
 // scaling. llama.cpp computes the
 // sparsity's σ with n−1 where transformers divides by n: a difference of
-// 1/(2n) in σ (6e-5 for the E2B's 8192-wide MLP).
+// 1/(2n) in σ (6e-5 for the E2B's 8192-wide MLP). AltUp's correction
+// coefficients are written clamped to ±altup_coef_clip (120), as
+// transformers clamps them when it uses them.
 
 // Values llama.cpp's gemma3n hard-codes (llama-hparams.h, llama-model.cpp,
 // models.h).
@@ -86,7 +90,8 @@ type gemma3nConfig struct {
 	RopeParameters    json.RawMessage `json:"rope_parameters"`
 	SlidingWindow     *int            `json:"sliding_window"`
 	LayerTypes        []string        `json:"layer_types"`
-	FinalSoftcap      *float64        `json:"final_logit_softcapping"`
+	FinalSoftcap      json.RawMessage `json:"final_logit_softcapping"` // null: none
+	AltupCoefClip     json.RawMessage `json:"altup_coef_clip"`         // null: none
 	AltupActive       *int            `json:"altup_active_idx"`
 	AltupCorrectScale *bool           `json:"altup_correct_scale"`
 	AltupInputs       *int            `json:"altup_num_inputs"`
@@ -99,12 +104,15 @@ type gemma3nConfig struct {
 
 // gemma3n holds a Gemma 3n model's validated sizes beyond hparams': the
 // per-layer inputs' vocabulary, the MLP width of each layer (one width:
-// llama.cpp's gemma3n takes layer 0's for all), and which layers use the
-// sliding window.
+// llama.cpp's gemma3n takes layer 0's for all), which layers use the
+// sliding window, and the bound of AltUp's correction coefficients.
 type gemma3n struct {
 	vocabPerLayer int
 	ffn           []int
 	sliding       []bool
+	// coefClip bounds AltUp's correction coefficients, which transformers
+	// clamps to ±altup_coef_clip before using them (0: no bound).
+	coefClip float64
 }
 
 // gemma3nHparams reads a Gemma 3n config: text_config for
@@ -143,7 +151,7 @@ func (c *hfConfig) gemma3nHparams(arch archSpec) (hparams, error) {
 	// Gemma3nTextConfig's defaults.
 	h := hparams{vocab: orInt(g.VocabSize, 262400), hidden: orInt(g.HiddenSize, 2048), layers: orInt(g.Layers, 35),
 		heads: orInt(g.Heads, 8), kvHeads: orInt(g.KVHeads, 2), headDim: orInt(g.HeadDim, 256), ctxLen: orInt(g.MaxPos, 32768),
-		rmsEps: floatOr(g.RMSNormEps, 1e-6), ropeTheta: floatOr(g.RopeTheta, 1e6), finalSoftcap: floatOr(g.FinalSoftcap, gemma3nSoftcap),
+		rmsEps: floatOr(g.RMSNormEps, 1e-6), ropeTheta: floatOr(g.RopeTheta, 1e6),
 		slidingWindow: intOr(g.SlidingWindow, 512), tied: g.TieWordEmbeddings == nil || *g.TieWordEmbeddings}
 	for _, f := range []struct {
 		name string
@@ -198,6 +206,23 @@ func (c *hfConfig) gemma3nHparams(arch archSpec) (hparams, error) {
 		}
 		return 0
 	}
+	softcap, ok, err := optFloat(g.FinalSoftcap, "final_logit_softcapping", gemma3nSoftcap)
+	if err != nil {
+		return h, err
+	}
+	if !ok {
+		softcap = 0 // transformers caps nothing
+	}
+	h.finalSoftcap = softcap
+	n.coefClip, ok, err = optFloat(g.AltupCoefClip, "altup_coef_clip", 120)
+	if err != nil {
+		return h, err
+	}
+	if !ok {
+		n.coefClip = 0
+	} else if !(n.coefClip > 0) {
+		return h, fmt.Errorf("%w: config.json: altup_coef_clip %v is not positive", ErrMismatch, n.coefClip)
+	}
 	refuse := func(what string, args ...any) (hparams, error) {
 		return h, fmt.Errorf("%w: %s with %s: llama.cpp's gemma3n fixes it as the released models have it", ErrUnsupported, arch.hf, fmt.Sprintf(what, args...))
 	}
@@ -214,6 +239,8 @@ func (c *hfConfig) gemma3nHparams(arch archSpec) (hparams, error) {
 		return refuse("hidden_size_per_layer_input %d", *g.PerLayer)
 	case intOr(g.KVShared, 15) != shared:
 		return refuse("num_kv_shared_layers %d of %d layers (llama.cpp shares the keys and values of layers %d and up)", intOr(g.KVShared, 15), h.layers, gemma3nKVFromStart)
+	case h.finalSoftcap == 0:
+		return refuse("final_logit_softcapping null (transformers caps nothing; llama.cpp at %v)", gemma3nSoftcap)
 	case h.finalSoftcap != gemma3nSoftcap:
 		return refuse("final_logit_softcapping %v", h.finalSoftcap)
 	case g.AttentionBias != nil && *g.AttentionBias:
@@ -232,6 +259,10 @@ func (c *hfConfig) gemma3nHparams(arch archSpec) (hparams, error) {
 				return refuse("layer_types[%d] %q (llama.cpp's pattern: full attention in every fifth layer)", i, t)
 			}
 		}
+	}
+	if g.Sparsity == nil && h.layers <= gemma3nSparseLayers {
+		// Gemma3nTextConfig's default is then no sparsity at all.
+		return refuse("%d layers and no activation_sparsity_pattern (transformers sparsifies none, llama.cpp the first %d)", h.layers, gemma3nSparseLayers)
 	}
 	if g.Sparsity != nil {
 		if len(g.Sparsity) != h.layers {
@@ -295,8 +326,11 @@ func gemma3nKeys(w *gguf.Writer, a string, h hparams) {
 	w.Set(a+".embedding_length_per_layer_input", gguf.Uint32(gemma3nPerLayer))
 	w.Set(a+".attention.shared_kv_layers", gguf.Uint32(uint32(max(0, h.layers-gemma3nKVFromStart))))
 	scale := make([]float32, h.layers)
-	for i := range min(h.layers, gemma3nSparseLayers) {
-		scale[i] = gemma3nSparsityScale
+	for i := range scale {
+		scale[i] = float32(math.Inf(-1)) // the normal's icdf(0), as convert_hf_to_gguf.py writes it
+		if i < gemma3nSparseLayers {
+			scale[i] = gemma3nSparsityScale
+		}
 	}
 	w.Set(a+".activation_sparsity_scale", gguf.Float32s(scale))
 	w.Set(a+".attention.sliding_window_pattern", gguf.Bools(n.sliding))
@@ -368,16 +402,10 @@ func planGemma3n(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 		case "model.embed_tokens.weight":
 			p, want = tensorPlan{ggufName: "token_embd.weight", layer: -1}, []int64{V, H}
 		case "model.embed_tokens_per_layer.weight":
-			// Zero rows for the tokens past vocab_size_per_layer_input.
-			hf, rows := t.Name, int64(n.vocabPerLayer)
-			p, want = tensorPlan{ggufName: "per_layer_token_embd.weight", layer: -1, shape: []int64{V, L * P}}, []int64{rows, L * P}
-			p.derive = func(tw *tensorWriter) ([]float32, error) {
-				v, err := loadFloat32s(tw.st, hf, tw.fp8Block)
-				if err != nil {
-					return nil, err
-				}
-				return append(v, make([]float32, (V-rows)*L*P)...), nil
-			}
+			// The tokens past vocab_size_per_layer_input read row 0, as
+			// transformers' get_per_layer_inputs maps them to id 0.
+			rows := int64(n.vocabPerLayer)
+			p, want = tensorPlan{ggufName: "per_layer_token_embd.weight", layer: -1, shape: []int64{V, L * P}, padRows: V - rows}, []int64{rows, L * P}
 		case "model.per_layer_model_projection.weight":
 			p, want = tensorPlan{ggufName: "per_layer_model_proj.weight", layer: -1}, []int64{L * P, H}
 		case "model.per_layer_projection_norm.weight":
@@ -409,6 +437,18 @@ func planGemma3n(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 				"laurel_post_norm.weight": {H},
 			}[g]
 			p = tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s", b, g), layer: b}
+			if g == "altup_correct_coef.weight" && n.coefClip > 0 {
+				// transformers clamps them whenever it corrects; llama.cpp
+				// reads them as they are.
+				hf, clip := t.Name, float32(n.coefClip)
+				p.shape, p.derive = want, func(tw *tensorWriter) ([]float32, error) {
+					v, err := loadFloat32s(tw.st, hf, tw.fp8Block)
+					for i := range v {
+						v[i] = max(-clip, min(clip, v[i]))
+					}
+					return v, err
+				}
+			}
 		}
 		if err := pl.add(p, t, want); err != nil {
 			return nil, err

@@ -15,6 +15,7 @@ import (
 	"github.com/x448/float16"
 
 	"github.com/llm-go/llm/loader/convert"
+	"github.com/llm-go/llm/loader/gguf"
 )
 
 // The Gemma 3n fixture: 22 layers (llama.cpp's gemma3n shares keys and
@@ -29,6 +30,9 @@ const (
 	g3nLayers, g3nHidden, g3nHeads, g3nKV, g3nHeadDim = 22, 64, 4, 2, 16
 	g3nVocab, g3nVocabPL, g3nPL, g3nRank, g3nAltup    = 1024, 1000, 256, 64, 4
 	g3nWindow                                         = 4
+	// g3nClip is the fixture's altup_coef_clip: it clamps some of the
+	// correction coefficients (drawn with σ 0.3).
+	g3nClip = 0.25
 )
 
 // g3nFFN is layer l's MLP width (one for all, which llama.cpp requires;
@@ -60,7 +64,7 @@ func g3nFixture(t *testing.T, vlm bool, edit func(map[string]any, []stTensor) []
 		"hidden_size_per_layer_input": g3nPL, "intermediate_size": ffn, "num_hidden_layers": g3nLayers, "num_attention_heads": g3nHeads,
 		"num_key_value_heads": g3nKV, "head_dim": g3nHeadDim, "hidden_activation": "gelu_pytorch_tanh", "max_position_embeddings": 32768,
 		"rms_norm_eps": 1e-6, "rope_theta": 1e6, "rope_local_base_freq": 10000.0, "rope_scaling": nil, "sliding_window": g3nWindow,
-		"layer_types": types, "final_logit_softcapping": 30.0, "altup_active_idx": 0, "altup_coef_clip": 120.0, "altup_correct_scale": true,
+		"layer_types": types, "final_logit_softcapping": 30.0, "altup_active_idx": 0, "altup_coef_clip": g3nClip, "altup_correct_scale": true,
 		"altup_num_inputs": g3nAltup, "num_kv_shared_layers": g3nLayers - 20, "laurel_rank": g3nRank, "activation_sparsity_pattern": sparsity,
 		"attention_bias": false, "tie_word_embeddings": true, "bos_token_id": 98, "eos_token_id": 98, "pad_token_id": 0}
 	cfg := text
@@ -117,6 +121,7 @@ type g3nRef struct {
 	exactGelu bool
 	// The sensitivity edits.
 	unbiased, noSparsity, ownKV, noPerLayer, noAltupPredict, noLaurel, normPlusOne, noWindow bool
+	transposedPredict, noCorrectOne, noClip, padZero                                         bool
 }
 
 func (m *g3nRef) get(name string) []float64 { return m.r.get(m.prefix + name) }
@@ -199,8 +204,12 @@ func (m *g3nRef) forward(ids []int) []float64 {
 			pr = m.rms(pr, plNorm)
 			in := make([]float64, P)
 			for e := range P {
-				if id < g3nVocabPL && !m.noPerLayer {
-					in[e] = ple[id*L*P+l*P+e] * math.Sqrt(P)
+				pid := id // transformers reads id 0's for the ids past the per-layer vocabulary
+				if id >= g3nVocabPL {
+					pid = 0
+				}
+				if !m.noPerLayer && !(m.padZero && id >= g3nVocabPL) {
+					in[e] = ple[pid*L*P+l*P+e] * math.Sqrt(P)
 				}
 				in[e] = (in[e] + pr[e]) / math.Sqrt2
 			}
@@ -240,6 +249,11 @@ func (m *g3nRef) forward(ids []int) []float64 {
 			return out
 		}
 		predCoef, corrCoef := g("altup.prediction_coefs.weight"), g("altup.correction_coefs.weight")
+		if !m.noClip {
+			for i, c := range corrCoef {
+				corrCoef[i] = max(-g3nClip, min(g3nClip, c))
+			}
+		}
 		pred := make([][][]float64, A)
 		for i := range A {
 			pred[i] = make([][]float64, T)
@@ -252,8 +266,12 @@ func (m *g3nRef) forward(ids []int) []float64 {
 					if m.noAltupPredict {
 						break
 					}
+					k := i*A + j
+					if m.transposedPredict {
+						k = j*A + i
+					}
 					for e := range H {
-						v[e] += c[i*A+j] * streams[j][t][e]
+						v[e] += c[k] * streams[j][t][e]
 					}
 				}
 				pred[i][t] = v
@@ -382,7 +400,11 @@ func (m *g3nRef) forward(ids []int) []float64 {
 			for i := range A {
 				c := make([]float64, H)
 				for e := range H {
-					c[e] = pred[i][t][e] + (out[e]-pred[0][t][e])*(cc[i]+1)
+					one := 1.0
+					if m.noCorrectOne {
+						one = 0
+					}
+					c[e] = pred[i][t][e] + (out[e]-pred[0][t][e])*(cc[i]+one)
 				}
 				corrected[i][t] = c
 			}
@@ -425,8 +447,9 @@ func (m *g3nRef) forward(ids []int) []float64 {
 }
 
 // g3nPrompts are token ids of tiny-random-gpt2's vocabulary, longer than
-// the window, one past the per-layer inputs' vocabulary.
-var g3nPrompts = []refPrompt{{Text: "a", PromptIDs: []int{98, 5, 17, 300, 42, 999, 64}}, {Text: "b", PromptIDs: []int{98, 700, 3, 3, 12, 128, 1, 77, 640, 23}}}
+// the window, one of them past the per-layer inputs' vocabulary (a padding
+// token of the converted vocabulary).
+var g3nPrompts = []refPrompt{{Text: "a", PromptIDs: []int{98, 5, 17, 300, 42, 1010, 64}}, {Text: "b", PromptIDs: []int{98, 700, 3, 3, 1023, 128, 1, 77, 640, 23}}}
 
 // TestGemma3n converts tiny Gemma 3n checkpoints (Gemma3nForConditional-
 // Generation's, its vision and audio towers skipped, and Gemma3nForCausalLM's)
@@ -460,15 +483,35 @@ func TestGemma3n(t *testing.T) {
 			// ggml's F16 GELU table flips an F16 rounding here and there
 			// over 22 layers: within 3e-3 (GELU in float64 lies 5e-3 away).
 			checkRef(t, ctx, g3nPrompts, fresh().forward, 3e-3)
-			checkSensitive(t, ctx, g3nPrompts, fresh, map[string]func(*g3nRef){
-				"no activation sparsity":    func(m *g3nRef) { m.noSparsity = true },
-				"no shared keys and values": func(m *g3nRef) { m.ownKV = true },
-				"no per-layer embeddings":   func(m *g3nRef) { m.noPerLayer = true },
-				"no AltUp prediction":       func(m *g3nRef) { m.noAltupPredict = true },
-				"no LAuReL":                 func(m *g3nRef) { m.noLaurel = true },
-				"norm weights plus one":     func(m *g3nRef) { m.normPlusOne = true },
-				"no sliding window":         func(m *g3nRef) { m.noWindow = true },
+			checkSensitiveAbove(t, ctx, g3nPrompts, fresh, 3e-3, map[string]func(*g3nRef){
+				"prediction coefficients transposed":          func(m *g3nRef) { m.transposedPredict = true },
+				"correction without its +1":                   func(m *g3nRef) { m.noCorrectOne = true },
+				"correction coefficients unclamped":           func(m *g3nRef) { m.noClip = true },
+				"zero per-layer inputs past their vocabulary": func(m *g3nRef) { m.padZero = true },
+				"no activation sparsity":                      func(m *g3nRef) { m.noSparsity = true },
+				"no shared keys and values":                   func(m *g3nRef) { m.ownKV = true },
+				"no per-layer embeddings":                     func(m *g3nRef) { m.noPerLayer = true },
+				"no AltUp prediction":                         func(m *g3nRef) { m.noAltupPredict = true },
+				"no LAuReL":                                   func(m *g3nRef) { m.noLaurel = true },
+				"norm weights plus one":                       func(m *g3nRef) { m.normPlusOne = true },
+				"no sliding window":                           func(m *g3nRef) { m.noWindow = true },
 			})
+			if !vlm {
+				// Q8_0: AltUp's coefficients stay F32, its matrices and
+				// LAuReL's F16 (llama.cpp's quantizer leaves them), the
+				// rest Q8_0; the model loads and runs.
+				q8, fq := convertDir(t, dir, "q8_0")
+				for name, want := range map[string]gguf.Type{"blk.0.altup_correct_coef.weight": gguf.TypeF32, "blk.0.altup_predict_coef.weight": gguf.TypeF32,
+					"altup_proj.weight": gguf.TypeF16, "blk.0.laurel_l.weight": gguf.TypeF16, "per_layer_model_proj.weight": gguf.TypeF16,
+					"blk.0.attn_q.weight": gguf.TypeQ8_0, "per_layer_token_embd.weight": gguf.TypeQ8_0} {
+					if ti, _ := fq.Tensor(name); ti.Type != want {
+						t.Errorf("Q8_0: %s is %v, want %v", name, ti.Type, want)
+					}
+				}
+				if toks, _ := greedy(t, refContext(t, q8), toTokens(g3nPrompts[0].PromptIDs), 2); len(toks) != 2 {
+					t.Errorf("Q8_0 generated %v", toks)
+				}
+			}
 			// transformers' σ over n, against llama.cpp's over n−1.
 			long := g3nPrompts[1]
 			_, got := greedy(t, ctx, toTokens(long.PromptIDs), 1)
@@ -496,6 +539,14 @@ func TestGemma3n(t *testing.T) {
 		"a missing AltUp stream":  {dropTensor("model.language_model.altup_projections.2.weight"), convert.ErrMismatch},
 		"per-layer vocab too big": {text("vocab_size_per_layer_input", 2048), convert.ErrMismatch},
 		"a short ffn list":        {text("intermediate_size", []int{256, 320}), convert.ErrMismatch},
+		"no softcap":              {text("final_logit_softcapping", nil), convert.ErrUnsupported},
+		"10 layers, no sparsity pattern": {func(c map[string]any, ts []stTensor) []stTensor {
+			tc := c["text_config"].(map[string]any)
+			tc["num_hidden_layers"], tc["num_kv_shared_layers"], tc["intermediate_size"] = 10, 0, 320
+			delete(tc, "layer_types")
+			delete(tc, "activation_sparsity_pattern")
+			return ts
+		}, convert.ErrUnsupported},
 		"two MLP widths": {func(c map[string]any, ts []stTensor) []stTensor {
 			ffn := slices.Repeat([]int{320}, g3nLayers)
 			ffn[3] = 256

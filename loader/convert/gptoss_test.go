@@ -313,12 +313,19 @@ func TestGptOSSReference(t *testing.T) {
 // fresh makes an unedited reference.
 func checkSensitive[M interface{ forward([]int) []float64 }](t *testing.T, c *engine.Context, prompts []refPrompt, fresh func() M, edits map[string]func(M)) {
 	t.Helper()
+	checkSensitiveAbove(t, c, prompts, fresh, 1e-3, edits)
+}
+
+// checkSensitiveAbove is checkSensitive for a comparison within tol: each
+// edit must move the reference further than tol.
+func checkSensitiveAbove[M interface{ forward([]int) []float64 }](t *testing.T, c *engine.Context, prompts []refPrompt, fresh func() M, tol float64, edits map[string]func(M)) {
+	t.Helper()
 	long := slices.MaxFunc(prompts, func(a, b refPrompt) int { return len(a.PromptIDs) - len(b.PromptIDs) })
 	_, got := greedy(t, c, toTokens(long.PromptIDs), 1)
 	for name, edit := range edits {
 		m := fresh()
 		edit(m)
-		if d := relErr(got, m.forward(long.PromptIDs)); !(d >= 1e-3) { // NaN too: no comparison
+		if d := relErr(got, m.forward(long.PromptIDs)); !(d > tol) { // NaN too: no comparison
 			t.Errorf("%s: the reference differs by only %.3g", name, d)
 		} else {
 			t.Logf("%s: %.3g from llama.cpp", name, d)

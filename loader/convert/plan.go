@@ -31,6 +31,9 @@ type tensorPlan struct {
 	// derive, if not nil, computes the data when the tensor is written
 	// (DeepSeek's k_b and v_b, split from kv_b_proj).
 	derive func(tw *tensorWriter) ([]float32, error)
+	// padRows, if not 0, are rows written after the stored ones (shape
+	// counts them), each a copy of row 0 (Gemma 3n's per-layer inputs).
+	padRows int64
 }
 
 // sortPlan orders the tensors by rank, then by block number (numerically,

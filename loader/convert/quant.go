@@ -44,15 +44,21 @@ func parseOutType(s string) (gguf.Type, uint32, error) {
 // F32 for the rest: biases, and norms, including Command R+'s per-head
 // q/k norm weights [heads, head_dim], which ggml multiplies only as F32,
 // Mamba-2's conv1d, A and D and LFM2's convolution, which ggml's kernels
-// read as F32.
+// read as F32, and Gemma 3n's AltUp coefficients. Under Q8_0, Gemma 3n's
+// AltUp and LAuReL matrices and per-layer input projection are F16, as
+// llama.cpp's quantizer leaves them.
 func tensorType(name string, shape []int64, out gguf.Type) gguf.Type {
 	if len(shape) < 2 || len(shape) > 3 || keepF32[name] || strings.Contains(name, ".ffn_gate_inp") || strings.HasSuffix(name, ".bias") || strings.HasSuffix(name, "_norm.weight") ||
 		strings.HasSuffix(name, ".ssm_conv1d.weight") || strings.HasSuffix(name, ".ssm_a") || strings.HasSuffix(name, ".ssm_d") ||
 		strings.HasSuffix(name, ".shortconv.conv.weight") {
 		return gguf.TypeF32
 	}
-	if out == gguf.TypeQ8_0 && shape[len(shape)-1]%qk8_0 != 0 {
-		return gguf.TypeF16
+	if strings.HasSuffix(name, ".altup_correct_coef.weight") || strings.HasSuffix(name, ".altup_predict_coef.weight") {
+		return gguf.TypeF32 // Gemma 3n's stream-mixing coefficients, as convert_hf_to_gguf.py keeps them
+	}
+	if out == gguf.TypeQ8_0 && (shape[len(shape)-1]%qk8_0 != 0 || strings.Contains(name, "altup") || strings.Contains(name, "laurel") ||
+		strings.Contains(name, "per_layer_model_proj")) {
+		return gguf.TypeF16 // Gemma 3n's AltUp and LAuReL matrices, which llama.cpp's quantizer leaves unquantized
 	}
 	return out
 }

@@ -175,6 +175,27 @@ func (tw *tensorWriter) writeTensor(ctx context.Context, w io.Writer, p tensorPl
 		}
 		return nil
 	}
+	if p.padRows > 0 {
+		stored := p
+		stored.padRows, stored.shape = 0, append([]int64{p.shape[0] - p.padRows}, p.shape[1:]...)
+		if err := tw.writeTensor(ctx, w, stored, typ); err != nil {
+			return err
+		}
+		cols := 1
+		for _, d := range p.shape[1:] {
+			cols *= int(d)
+		}
+		row, err := readRows(tw.st, p.hfName, cols, 0)
+		if err != nil {
+			return err
+		}
+		for range p.padRows {
+			if err := tw.encode(w, row, typ); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	if p.derive != nil {
 		data, err := p.derive(tw)
 		if err != nil {
