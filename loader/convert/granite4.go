@@ -261,13 +261,7 @@ func graniteHybridKeys(w *gguf.Writer, a string, h hparams) {
 	w.Set(a+".ssm.state_size", gguf.Uint32(uint32(g.dState)))
 	w.Set(a+".ssm.time_step_rank", gguf.Uint32(uint32(g.heads)))
 	w.Set(a+".ssm.group_count", gguf.Uint32(uint32(g.groups)))
-	kv := make([]uint32, h.layers)
-	for i, attn := range g.attn {
-		if attn {
-			kv[i] = uint32(h.kvHeads)
-		}
-	}
-	w.Set(a+".attention.head_count_kv", gguf.Uint32s(kv))
+	layerKVHeads(w, a, g.attn, h.kvHeads)
 }
 
 // planGraniteHybrid maps a Granite 4.0 checkpoint's tensors.
@@ -441,4 +435,17 @@ func (g *graniteHybrid) zeroConvBias(n int) []tensorPlan {
 	name := fmt.Sprintf("blk.%d.ssm_conv1d.bias", n)
 	cd := int64(g.convDim())
 	return []tensorPlan{{ggufName: name, shape: []int64{cd}, gen: make([]float32, cd), layer: n}}
+}
+
+// layerKVHeads writes head_count_kv per layer: kvHeads in the layers that
+// attend, 0 in the others (the recurrent or convolution layers llama.cpp
+// tells apart by it).
+func layerKVHeads(w *gguf.Writer, a string, attn []bool, kvHeads int) {
+	kv := make([]uint32, len(attn))
+	for i, at := range attn {
+		if at {
+			kv[i] = uint32(kvHeads)
+		}
+	}
+	w.Set(a+".attention.head_count_kv", gguf.Uint32s(kv))
 }

@@ -117,13 +117,7 @@ func (c *hfConfig) jambaHparams(arch archSpec, h *hparams) error {
 // experts and the Mamba mixer's sizes.
 func jambaKeys(w *gguf.Writer, a string, h hparams) {
 	g := h.jamba
-	kv := make([]uint32, h.layers)
-	for i, attn := range g.attn {
-		if attn {
-			kv[i] = uint32(h.kvHeads)
-		}
-	}
-	w.Set(a+".attention.head_count_kv", gguf.Uint32s(kv))
+	layerKVHeads(w, a, g.attn, h.kvHeads)
 	if h.experts > 0 {
 		w.Set(a+".expert_count", gguf.Uint32(uint32(h.experts)))
 		w.Set(a+".expert_used_count", gguf.Uint32(uint32(h.expertsUsed)))

@@ -251,13 +251,7 @@ func (c *hfConfig) lfm2Hparams(arch archSpec, h *hparams) error {
 // sigmoid gating.
 func lfm2Keys(w *gguf.Writer, a string, h hparams) {
 	g := h.lfm
-	kv := make([]uint32, h.layers)
-	for i, attn := range g.attn {
-		if attn {
-			kv[i] = uint32(h.kvHeads)
-		}
-	}
-	w.Set(a+".attention.head_count_kv", gguf.Uint32s(kv))
+	layerKVHeads(w, a, g.attn, h.kvHeads)
 	w.Set(a+".shortconv.l_cache", gguf.Uint32(uint32(g.lCache)))
 	if a == "lfm2moe" {
 		w.Set(a+".leading_dense_block_count", gguf.Uint32(uint32(g.dense)))
