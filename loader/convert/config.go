@@ -728,6 +728,15 @@ func (c *hfConfig) textConfig(arch archSpec) error {
 			c.l4Err = fmt.Errorf("text_config: %w", c.l4Err)
 		}
 	}
+	if arch.glm4moe {
+		// GLM-4.5V: the experts' and the attention's names.
+		if err := json.Unmarshal(c.TextConfig, &c.DeepSeek); err != nil {
+			return fmt.Errorf("convert: config.json: text_config: %w", err)
+		}
+		if err := json.Unmarshal(c.TextConfig, &c.GLM); err != nil {
+			return fmt.Errorf("convert: config.json: text_config: %w", err)
+		}
+	}
 	return json.Unmarshal(c.TextConfig, &c.MoE)
 }
 

@@ -268,6 +268,11 @@
 //     multi-token-prediction layers are skipped. See deepseek.go.
 //   - Glm4ForCausalLM (GLM-4-0414, GLM-Z1) → GGUF arch "glm4": sandwich
 //     norms, the fused gate_up_proj, partial rope; see glm4moe.go.
+//   - Glm4vForConditionalGeneration (GLM-4.1V-9B-Thinking and -Base) →
+//     GGUF arch "glm4": its text model (text_config; the language model's
+//     tensors), whose multimodal rope rotates text tokens as GLM-4's does;
+//     the vision tower ("model.visual.") is skipped. Likewise
+//     Glm4vMoeForConditionalGeneration (GLM-4.5V) → GGUF arch "glm4moe".
 //   - Glm4MoeForCausalLM (GLM-4.5, GLM-4.5-Air, GLM-4.6) → GGUF arch
 //     "glm4moe": q/k/v biases, optional per-head q/k norms, partial NEOX
 //     rope, leading dense layers then routed and shared experts with
@@ -684,7 +689,9 @@ var archs = []archSpec{
 	{hf: "DeepseekV2ForCausalLM", gguf: "deepseek2", deepseek: 2},
 	{hf: "DeepseekV3ForCausalLM", gguf: "deepseek2", deepseek: 3},
 	{hf: "Glm4ForCausalLM", gguf: "glm4", partialRotary: true, glm4: true},
+	{hf: "Glm4vForConditionalGeneration", gguf: "glm4", partialRotary: true, glm4: true, vlm: true, mrope: true},
 	{hf: "Glm4MoeForCausalLM", gguf: "glm4moe", partialRotary: true, glm4moe: true},
+	{hf: "Glm4vMoeForConditionalGeneration", gguf: "glm4moe", partialRotary: true, glm4moe: true, vlm: true, mrope: true},
 	{hf: "GPT2LMHeadModel", gguf: "gpt2"},
 	{hf: "GPTBigCodeForCausalLM", gguf: "starcoder"},
 	{hf: "BertModel", gguf: "bert"},

@@ -3,8 +3,10 @@ package convert_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"math/rand/v2"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -144,6 +146,44 @@ func TestGLM4(t *testing.T) {
 		err := convert.Convert(context.Background(), dir, filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
 		if !errors.Is(err, convert.ErrUnsupported) || !strings.Contains(err.Error(), tc.msg) {
 			t.Errorf("%s: %v, want ErrUnsupported naming %q", tc.name, err, tc.msg)
+		}
+	}
+}
+
+// TestGLM4V converts GLM-4.1V's layout of the GLM-4 fixture (text_config
+// with a multimodal rope, model.language_model.*, a vision tower) and
+// checks it gives the text model's logits.
+func TestGLM4V(t *testing.T) {
+	prompts := readReference(t, "tiny-llama-st").Prompts
+	plain := glm4Fixture(t, nil)
+	vl := glm4Fixture(t, func(cfg map[string]any, ts []stTensor) []stTensor {
+		text := maps.Clone(cfg)
+		text["model_type"] = "glm4v_text"
+		delete(text, "architectures")
+		// 8 rotated dimensions: 4 frequencies in temporal, height and width
+		// sections, one position for text.
+		text["rope_scaling"] = map[string]any{"type": "default", "mrope_section": []int{2, 1, 1}}
+		clear(cfg)
+		cfg["architectures"], cfg["model_type"], cfg["text_config"] = []string{"Glm4vForConditionalGeneration"}, "glm4v", text
+		cfg["vision_config"] = map[string]any{"hidden_size": 8}
+		for i := range ts {
+			if strings.HasPrefix(ts[i].name, "model.") {
+				ts[i].name = "model.language_model." + strings.TrimPrefix(ts[i].name, "model.")
+			}
+		}
+		return append(ts, f32Tensor("model.visual.patch_embed.proj.weight", []int64{8, 8}, make([]float32, 64)))
+	})
+	outPlain, _ := convertDir(t, plain, "f32")
+	outVL, f := convertDir(t, vl, "f32")
+	if v, _ := f.Uint("glm4.rope.dimension_count"); f.Architecture() != "glm4" || v != glm4HeadDim/2 {
+		t.Errorf("arch %q, rope.dimension_count %d", f.Architecture(), v)
+	}
+	a, b := refContext(t, outPlain), refContext(t, outVL)
+	for _, p := range prompts {
+		_, want := greedy(t, a, toTokens(p.PromptIDs), 1)
+		_, got := greedy(t, b, toTokens(p.PromptIDs), 1)
+		if !slices.Equal(got, want) {
+			t.Errorf("%q: GLM-4.1V's layout gives other logits than the text model's", p.Text)
 		}
 	}
 }

@@ -242,12 +242,20 @@ func planSharedMoEModel(st *safetensors.Model, arch archSpec, h hparams, attn at
 		}
 		return refuse("not a tensor of the model")
 	}
+	skippedVision := 0
 	for _, t := range st.Tensors() {
 		name := t.Name
 		if fp8Aux(st, name) || ignoredRE.MatchString(name) {
 			continue
 		}
-		ok, err := pl.outer(t, llamaEmb, llamaNorm)
+		if arch.vlm {
+			var skip bool
+			if name, skip = gemma3TextName(name); skip {
+				skippedVision++ // GLM-4.5V's vision tower
+				continue
+			}
+		}
+		ok, err := pl.outerAs(t, name, llamaEmb, llamaNorm)
 		switch {
 		case ok || err != nil:
 		default:
@@ -275,6 +283,10 @@ func planSharedMoEModel(st *safetensors.Model, arch archSpec, h hparams, attn at
 		if err != nil {
 			return nil, err
 		}
+	}
+	if skippedVision > 0 {
+		slog.Info("convert: converting the language model only; the vision tower is skipped (llama.cpp reads it from a separate mmproj file)",
+			"architecture", arch.hf, "skipped_tensors", skippedVision)
 	}
 	if skippedMTP > 0 {
 		slog.Info("convert: the multi-token-prediction layers are skipped (llama.cpp does not run them)", "architecture", arch.hf, "tensors", skippedMTP)
