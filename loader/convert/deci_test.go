@@ -3,8 +3,10 @@ package convert_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"maps"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -221,4 +223,31 @@ func TestDeciLM7B(t *testing.T) {
 			wd: rd.get(p + "mlp.down_proj.weight"), ffn: 96})
 	}
 	checkRef(t, refContext(t, out), readReference(t, "tiny-llama-st").Prompts, m.forward, 1e-5)
+}
+
+// TestConvertLoRADeci converts a PEFT adapter of the pruned DeciLM's
+// attention: lora_B's k rows must be permuted with each layer's own
+// key/value heads (2 in layer 0, 1 in layer 2), its q rows with the heads.
+func TestConvertLoRADeci(t *testing.T) {
+	base := deciFixture(t, nil)
+	var modules []string
+	for _, l := range []int{0, 2} {
+		for _, m := range []string{"q_proj", "k_proj", "v_proj", "o_proj"} {
+			modules = append(modules, fmt.Sprintf("model.layers.%d.self_attn.%s", l, m))
+		}
+	}
+	adapter, merged := peftFixtureDir(t, base, "test/deci", modules, nil, func(dst string) {
+		entries, err := os.ReadDir(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			if e.Name() != "model.safetensors" {
+				if err := os.Symlink(filepath.Join(base, e.Name()), filepath.Join(dst, e.Name())); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	})
+	checkLoRA(t, base, adapter, merged, readReference(t, "tiny-llama-st").Prompts)
 }

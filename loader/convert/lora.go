@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"os"
 	"path/filepath"
@@ -98,6 +99,8 @@ func ConvertLoRA(ctx context.Context, dir, out string, base *gguf.File, baseTens
 		return fmt.Errorf("%w: LoRA adapters of a falcon-h1 base: its multipliers are folded into the base weights", ErrUnsupported)
 	}
 	heads, kvHeads, rot := loraHeads(base)
+	baseLayers, _ := base.Uint(arch + ".block_count")
+	layerKV, _ := base.LayerKVHeads(int(min(baseLayers, 1<<16)))
 	permute := permutedArch(arch) // as Convert permutes those archs' q/k rows
 	byName := make(map[string]gguf.TensorInfo, len(baseTensors))
 	for _, t := range baseTensors {
@@ -140,6 +143,11 @@ func ConvertLoRA(ctx context.Context, dir, out string, base *gguf.File, baseTens
 					p.permute, p.permuteRot = int(heads), rot
 				case strings.HasSuffix(g, ".attn_k.weight"):
 					p.permute, p.permuteRot = int(kvHeads), rot
+					// DeciLM's layers have their own key/value heads.
+					var n int
+					if _, err := fmt.Sscanf(g, "blk.%d.", &n); err == nil && n >= 0 && n < len(layerKV) && layerKV[n] > 0 {
+						p.permute = int(layerKV[n])
+					}
 				}
 			}
 		}
@@ -224,7 +232,7 @@ func permutedArch(gguf string) bool {
 // rows rotate (0: all).
 func loraHeads(base *gguf.File) (heads, kvHeads uint64, rot int) {
 	arch := base.Architecture()
-	heads, _ = base.Uint(arch + ".attention.head_count")
+	heads, _ = base.HeadCount()
 	kvHeads, ok := base.Uint(arch + ".attention.head_count_kv")
 	if !ok {
 		kvHeads = heads
@@ -305,6 +313,13 @@ func LoRAFile(ctx context.Context, path, cacheDir, basePath string, base *gguf.F
 	// q/k rows), not on its weights.
 	arch := base.Architecture()
 	heads, kvHeads, rot := loraHeads(base)
+	layers, _ := base.Uint(arch + ".block_count")
+	if kv, ok := base.LayerKVHeads(int(min(layers, 1<<16))); ok && len(kv) > 0 && slices.Min(kv) != slices.Max(kv) {
+		// DeciLM's per-layer key/value heads permute each layer's own.
+		h := fnv.New32a()
+		fmt.Fprint(h, kv)
+		kvHeads = uint64(h.Sum32())<<8 | kvHeads
+	}
 	out := filepath.Join(cacheDir, safeName(fmt.Sprintf("lora-%s-%s-%s-%d-%d-%d", loRAFormat, key, arch, heads, kvHeads, rot))+"-f16.gguf")
 	if _, err := os.Stat(out); err == nil {
 		return out, nil
