@@ -125,12 +125,17 @@ func (f *File) HeadCount() (uint64, bool) {
 	return 0, false
 }
 
+// gemma3nKVLayers is how many of gemma3n's first layers keep keys and
+// values (llama.cpp's n_layer_kv_from_start); the others share theirs.
+const gemma3nKVLayers = 20
+
 // LayerKVHeads returns the KV heads of each of n blocks as llama.cpp sizes
 // their KV cache: {arch}.attention.head_count_kv (else head_count), one
 // for all blocks or one per block, 0 in a hybrid model's recurrent layers;
 // for qwen3next, whose recurrent layers llama.cpp fixes by position (all
-// but every fourth) whatever head_count_kv says, 0 there too. ok is as
-// LayerUints's.
+// but every fourth) whatever head_count_kv says, 0 there too; for gemma3n,
+// 0 in the layers from 20 on, which share the keys and values of earlier
+// ones. ok is as LayerUints's.
 func (f *File) LayerKVHeads(n int) ([]uint64, bool) {
 	arch := f.Architecture()
 	kv, ok := f.LayerUints(arch+".attention.head_count_kv", n)
@@ -144,6 +149,12 @@ func (f *File) LayerKVHeads(n int) ([]uint64, bool) {
 				kv[i] = 0
 			}
 		}
+	}
+	if ok && arch == "gemma3n" && len(kv) > gemma3nKVLayers {
+		// Its layers from 20 on read the keys and values of layers 18
+		// and 19 and keep none of their own.
+		kv = slices.Clone(kv)
+		clear(kv[gemma3nKVLayers:])
 	}
 	return kv, ok
 }

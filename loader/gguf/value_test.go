@@ -242,6 +242,7 @@ func TestFileGetters(t *testing.T) {
 		{"llama", []KV{{"llama.attention.head_count", Uint32(8)}}, []uint64{8, 8, 8, 8, 8}},
 		{"granitehybrid", []KV{{"granitehybrid.attention.head_count_kv", Uint32s([]uint32{0, 4, 0, 0, 4})}}, []uint64{0, 4, 0, 0, 4}},
 		{"qwen3next", []KV{{"qwen3next.attention.head_count_kv", Uint32(2)}}, []uint64{0, 0, 0, 2, 0}},
+		{"gemma3n", []KV{{"gemma3n.attention.head_count_kv", Uint32(2)}}, []uint64{2, 2, 2, 2, 2}},
 		{"llama", nil, nil},
 	} {
 		g := &File{KV: append([]KV{{"general.architecture", String(tc.arch)}}, tc.kv...)}
@@ -264,6 +265,10 @@ func TestFileGetters(t *testing.T) {
 		if got, ok := g.HeadCount(); got != tc.want || ok != tc.ok {
 			t.Errorf("%v: HeadCount = %d, %v; want %d, %v", tc.kv, got, ok, tc.want, tc.ok)
 		}
+	}
+	g3n := &File{KV: []KV{{"general.architecture", String("gemma3n")}, {"gemma3n.attention.head_count_kv", Uint32(2)}}}
+	if kv, ok := g3n.LayerKVHeads(22); !ok || kv[19] != 2 || kv[20] != 0 || kv[21] != 0 {
+		t.Errorf("gemma3n of 22 layers: LayerKVHeads = %v, %v; want 2 to layer 19, then 0", kv, ok)
 	}
 	for _, get := range []func(string) bool{
 		func(k string) bool { _, ok := f.String(k); return ok },
