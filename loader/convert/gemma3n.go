@@ -38,21 +38,23 @@ import (
 //     input's gate, projection and norm.
 //   - The final logits soft-capped at final_logit_softcapping.
 //
-// Gemma 3n's RMS norms multiply by their weights as they are (no +1, unlike
-// Gemma 1–3's). llama.cpp's gemma3n fixes what the released models have,
-// so anything else is refused: four AltUp streams, the first active, the
-// correction scaled; LAuReL rank 64; per-layer inputs of 256; a sliding
-// window in four layers of five (layer_types), rotating with base 10000;
-// the keys and values of layers 20 and up taken from layers 18 (sliding)
-// and 19 (full), as num_kv_shared_layers = num_hidden_layers − 20 says;
-// activation sparsity 0.95 in the first ten layers and 0 after (a model of
-// ten layers or fewer must say so: Gemma3nTextConfig's default is then none);
-// logits capped at 30; one MLP width in every layer; no attention biases, no rope
-// scaling. llama.cpp computes the
-// sparsity's σ with n−1 where transformers divides by n: a difference of
-// 1/(2n) in σ (6e-5 for the E2B's 8192-wide MLP). AltUp's correction
-// coefficients are written clamped to ±altup_coef_clip (120), as
-// transformers clamps them when it uses them.
+// Gemma 3n's RMS norms multiply by their weights as they are (no +1,
+// unlike Gemma 1–3's). AltUp's correction coefficients are written clamped
+// to ±altup_coef_clip (120), as transformers clamps them when it uses
+// them.
+//
+// llama.cpp's gemma3n fixes what the released models have, so anything
+// else is refused: four AltUp streams, the first active, the correction
+// scaled; LAuReL rank 64; per-layer inputs of 256; a sliding window in four
+// layers of five (layer_types), rotating with base 10000; the keys and
+// values of layers 20 and up taken from layers 18 (sliding) and 19 (full),
+// as num_kv_shared_layers = num_hidden_layers − 20 says; activation
+// sparsity 0.95 in the first ten layers and 0 after (a model of ten layers
+// or fewer must say so: Gemma3nTextConfig's default is then none); logits
+// capped at 30; one MLP width in every layer; no attention biases, no rope
+// scaling. llama.cpp computes the sparsity's σ over n−1 where transformers
+// divides by n: a difference of 1/(2n) in σ (6e-5 for the E2B's 8192-wide
+// MLP).
 
 // Values llama.cpp's gemma3n hard-codes (llama-hparams.h, llama-model.cpp,
 // models.h).
