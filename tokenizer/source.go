@@ -132,7 +132,23 @@ func hfSource(dir, name string) (*Source, error) {
 		return nil, err
 	}
 	if !haveCfg || len(cfg.ChatTemplate) == 0 || string(cfg.ChatTemplate) == "null" {
-		return nil, fmt.Errorf("tokenizer: %s has neither chat_template.jinja nor a chat_template in tokenizer_config.json: %w", dir, ErrNoTemplate)
+		// A vision-language repository's processor template.
+		procPath := filepath.Join(dir, "chat_template.json")
+		if data, err := readBounded(procPath); err == nil && name == "" {
+			var pc struct {
+				ChatTemplate string `json:"chat_template"`
+			}
+			if err := json.Unmarshal(data, &pc); err != nil {
+				return nil, fmt.Errorf("tokenizer: %s: %w", procPath, err)
+			}
+			if pc.ChatTemplate != "" {
+				s.Template, s.From = pc.ChatTemplate, procPath
+				return s, nil
+			}
+		} else if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("tokenizer: %s has neither chat_template.jinja nor a chat_template in tokenizer_config.json or chat_template.json: %w", dir, ErrNoTemplate)
 	}
 	var single string
 	if err := json.Unmarshal(cfg.ChatTemplate, &single); err == nil {

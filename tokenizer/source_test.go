@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/llm-go/llm/internal/shareddata"
@@ -89,6 +90,18 @@ func TestLoadSourceKinds(t *testing.T) {
 	write("jinja/chat_template.jinja", "new")
 	if s, err := LoadSource(jinja, ""); err != nil || s.Template != "new" || s.EOS != "</s>" {
 		t.Errorf("chat_template.jinja should win: %+v %v", s, err)
+	}
+
+	// A processor's chat_template.json when the tokenizer has none.
+	proc := filepath.Join(dir, "proc")
+	write("proc/tokenizer_config.json", `{"eos_token": "</s>"}`)
+	write("proc/chat_template.json", `{"chat_template": "P"}`)
+	if s, err := LoadSource(proc, ""); err != nil || s.Template != "P" || !strings.HasSuffix(s.From, "chat_template.json") {
+		t.Errorf("chat_template.json: %+v %v", s, err)
+	}
+	write("jinja/chat_template.json", `{"chat_template": "P"}`)
+	if s, err := LoadSource(jinja, ""); err != nil || s.Template != "new" {
+		t.Errorf("chat_template.jinja should win over chat_template.json: %+v %v", s, err)
 	}
 
 	none := filepath.Join(dir, "none")

@@ -661,3 +661,42 @@ func convertDir(t *testing.T, dir, typ string) (string, *gguf.File) {
 	}
 	return out, f
 }
+
+// TestChatTemplateFiles: chat_template.jinja wins over tokenizer_config.json's
+// template, as in transformers; without either, a processor's
+// chat_template.json (vision-language repositories) gives it.
+func TestChatTemplateFiles(t *testing.T) {
+	withTemplate := func(t *testing.T, inConfig bool, files map[string]string) string {
+		t.Helper()
+		dir := copyFixture(t, "tiny-llama-st", func(map[string]any) {})
+		raw, err := os.ReadFile(filepath.Join(dir, "tokenizer_config.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tc map[string]any
+		if err := json.Unmarshal(raw, &tc); err != nil {
+			t.Fatal(err)
+		}
+		delete(tc, "chat_template")
+		if inConfig {
+			tc["chat_template"] = "from tokenizer_config"
+		}
+		raw, _ = json.Marshal(tc)
+		replaceFile(t, dir, "tokenizer_config.json", raw)
+		for name, body := range files {
+			replaceFile(t, dir, name, []byte(body))
+		}
+		_, f := convertDir(t, dir, "f16")
+		s, _ := f.String("tokenizer.chat_template")
+		return s
+	}
+	if s := withTemplate(t, true, map[string]string{"chat_template.jinja": "from jinja"}); s != "from jinja" {
+		t.Errorf("chat_template.jinja beside tokenizer_config.json's: %q", s)
+	}
+	if s := withTemplate(t, false, map[string]string{"chat_template.json": `{"chat_template": "from processor"}`}); s != "from processor" {
+		t.Errorf("chat_template.json alone: %q", s)
+	}
+	if s := withTemplate(t, true, map[string]string{"chat_template.json": `{"chat_template": "from processor"}`}); s != "from tokenizer_config" {
+		t.Errorf("tokenizer_config.json's beside chat_template.json: %q", s)
+	}
+}

@@ -520,9 +520,21 @@ func (v *vocab) readSpecial(dir string, cfg *hfConfig, postProc json.RawMessage)
 			}
 		}
 	}
+	// chat_template.jinja wins over tokenizer_config.json's, as in
+	// transformers; a processor's chat_template.json (vision-language
+	// repositories) comes last.
+	if raw, err := os.ReadFile(filepath.Join(dir, "chat_template.jinja")); err == nil {
+		v.chatTemplate = string(raw)
+	}
 	if v.chatTemplate == "" {
-		if raw, err := os.ReadFile(filepath.Join(dir, "chat_template.jinja")); err == nil {
-			v.chatTemplate = string(raw)
+		if raw, err := os.ReadFile(filepath.Join(dir, "chat_template.json")); err == nil {
+			var pc struct {
+				ChatTemplate string `json:"chat_template"`
+			}
+			if err := json.Unmarshal(raw, &pc); err != nil {
+				return fmt.Errorf("convert: chat_template.json: %w", err)
+			}
+			v.chatTemplate = pc.ChatTemplate
 		}
 	}
 	return nil
