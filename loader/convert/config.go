@@ -378,6 +378,15 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 			return h, err
 		}
 	}
+	if arch.jamba {
+		// JambaConfig's defaults the Llama path reads.
+		if c.NumKeyValueHeads == 0 {
+			c.NumKeyValueHeads = 8
+		}
+		if c.MaxPositionEmbeddings <= 0 {
+			c.MaxPositionEmbeddings = 262144
+		}
+	}
 	if arch.seedOSS && c.HeadDim <= 0 {
 		c.HeadDim = 128 // SeedOssConfig's default
 	}

@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/llm-go/llm/loader/convert"
@@ -173,6 +174,26 @@ func TestJamba(t *testing.T) {
 			}
 			checkSensitive(t, ctx, prompts, func() *jambaRef { return c.reference(r) }, edits)
 		})
+	}
+	// JambaConfig's defaults: 8 key/value heads (a fixture of 8 heads over
+	// 8 key/value heads, num_key_value_heads left out), 262144 positions.
+	def := jambaCases[1]
+	_, fd := convertDir(t, def.fixture(t, func(c map[string]any, ts []stTensor) []stTensor {
+		delete(c, "num_key_value_heads")
+		delete(c, "max_position_embeddings")
+		c["num_attention_heads"] = 8
+		for i := range ts {
+			if strings.Contains(ts[i].name, "self_attn.k_proj") || strings.Contains(ts[i].name, "self_attn.v_proj") {
+				ts[i] = f32Tensor(ts[i].name, []int64{64, 64}, make([]float32, 64*64))
+			}
+		}
+		return ts
+	}), "f32")
+	if kv, _ := fd.LayerKVHeads(4); !slices.Contains(kv, 8) {
+		t.Errorf("defaults: head_count_kv %v, want 8 in the attention layer", kv)
+	}
+	if ctxLen, _ := fd.Uint("jamba.context_length"); ctxLen != 262144 {
+		t.Errorf("defaults: context_length %d, want 262144", ctxLen)
 	}
 	drop := func(name string) func(map[string]any, []stTensor) []stTensor {
 		return func(_ map[string]any, ts []stTensor) []stTensor {
