@@ -16,6 +16,10 @@
 //     text_config and language model, as Mistral; the vision tower and
 //     projector are skipped (llama.cpp reads them from a separate mmproj
 //     file, which this package does not write).
+//   - LlavaForConditionalGeneration whose text model is Llama's or
+//     Mistral's (LLaVA 1.5, Pixtral 12B, Apriel 1.5 15B Thinker) → GGUF
+//     arch "llama": its text_config and language model, as Mistral; the
+//     vision tower and projector are skipped.
 //   - Ministral3ForCausalLM, and Mistral3ForConditionalGeneration whose
 //     text model is Ministral 3 (Ministral 3 3B/8B/14B, Devstral Small 2)
 //     → GGUF arch "mistral3": as Mistral, plus Llama 4's attention
@@ -647,6 +651,7 @@ var archs = []archSpec{
 	{hf: "Llama4ForConditionalGeneration", gguf: "llama4", noBias: true, ropeFreqs: true, moe: llama4MoE, llama4: true, vlm: true},
 	{hf: "Llama4ForCausalLM", gguf: "llama4", noBias: true, ropeFreqs: true, moe: llama4MoE, llama4: true},
 	{hf: "Mistral3ForConditionalGeneration", gguf: "llama", permute: true, ropeFreqs: true, vlm: true},
+	{hf: "LlavaForConditionalGeneration", gguf: "llama", permute: true, ropeFreqs: true, vlm: true},
 	{hf: "Ministral3ForCausalLM", gguf: "mistral3", permute: true, ropeFreqs: true, ministral3: true},
 	{hf: "MixtralForCausalLM", gguf: "llama", permute: true, ropeFreqs: true, moe: mixtralMoE},
 	{hf: "Qwen2ForCausalLM", gguf: "qwen2", qkvBias: true},
@@ -806,6 +811,11 @@ func prepare(dir string) (*hfConfig, archSpec, hparams, *vocab, error) {
 	arch, err := findArch(cfg.Architectures)
 	if err != nil {
 		return fail(err)
+	}
+	if arch.hf == "LlavaForConditionalGeneration" {
+		if err := cfg.llavaText(); err != nil {
+			return fail(err)
+		}
 	}
 	if arch.hf == "Mistral3ForConditionalGeneration" {
 		m3, err := cfg.ministral3Text()

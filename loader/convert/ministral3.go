@@ -82,3 +82,23 @@ func (c *hfConfig) ministral3Hparams(h *hparams) error {
 	}
 	return nil
 }
+
+// llavaText checks that a LlavaForConditionalGeneration's text model is
+// one the llama arch runs: text_config's model_type "llama" or "mistral"
+// (LlavaConfig's default is Llama's).
+func (c *hfConfig) llavaText() error {
+	if isNull(c.TextConfig) {
+		return fmt.Errorf("%w: config.json: LlavaForConditionalGeneration has no text_config", ErrMismatch)
+	}
+	var text struct {
+		ModelType string `json:"model_type"`
+	}
+	if err := json.Unmarshal(c.TextConfig, &text); err != nil {
+		return fmt.Errorf("convert: config.json: text_config: %w", err)
+	}
+	switch text.ModelType {
+	case "", "llama", "mistral":
+		return nil
+	}
+	return fmt.Errorf("%w: LlavaForConditionalGeneration with a %q text model: Llama's and Mistral's are converted", ErrUnsupported, text.ModelType)
+}

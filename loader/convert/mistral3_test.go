@@ -217,3 +217,30 @@ func TestMinistral3(t *testing.T) {
 		}
 	}
 }
+
+// TestLlava converts LlavaForConditionalGeneration's layout of tiny-llama-st
+// (Pixtral 12B's and Apriel 1.5's: a Mistral text_config) to the same
+// tensors as the Llama checkpoint, with its logits; a text model of
+// another kind is refused.
+func TestLlava(t *testing.T) {
+	llava := func(cfg map[string]any) {
+		cfg["architectures"], cfg["model_type"] = []string{"LlavaForConditionalGeneration"}, "llava"
+	}
+	base := shareddata.Path(t, "models", "hf", "tiny-llama-st")
+	for _, prefix := range []string{"language_model.model.", "model.language_model."} {
+		out, f := convertDir(t, mistral3Fixture(t, prefix, llava), "f32")
+		if f.Architecture() != "llama" {
+			t.Errorf("%s: arch %q", prefix, f.Architecture())
+		}
+		m := refModel{hidden: 64, heads: 4, kvHeads: 2, headDim: 16, eps: 1e-5, invFreq: defaultInvFreq(10000, 16)}
+		checkRef(t, refContext(t, out), readReference(t, "tiny-llama-st").Prompts, loadLlamaRef(t, base, m, 2).forward, 1e-5)
+	}
+	qwen := mistral3Fixture(t, "model.language_model.", func(cfg map[string]any) {
+		llava(cfg)
+		cfg["text_config"].(map[string]any)["model_type"] = "qwen2"
+	})
+	err := convert.Convert(context.Background(), qwen, filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
+	if !errors.Is(err, convert.ErrUnsupported) || !strings.Contains(err.Error(), "qwen2") {
+		t.Errorf("a qwen2 text model: %v", err)
+	}
+}
