@@ -14,10 +14,11 @@ import (
 // sharedMoE MLP (sharedmoe.go) routed as DeepSeek V3's: sigmoid scores,
 // e_score_correction_bias picking the experts, the top-k weights
 // renormalised when norm_topk_prob (false by default) and scaled by
-// routed_scaling_factor (1 by default). transformers' Dots1 routes so
-// whatever scoring_func and topk_method say, and so does this converter.
-// llama.cpp's dots1 chooses no groups of experts and attends to every
-// position, so grouped routing and sliding-window layers are refused.
+// routed_scaling_factor (1 by default), the experts chosen within the
+// topk_group best of n_group groups (expert_group_count,
+// expert_group_used_count). transformers' Dots1 routes so whatever
+// scoring_func and topk_method say, and so does this converter. llama.cpp's
+// dots1 attends to every position, so sliding-window layers are refused.
 
 // dots1Config holds Dots1Config's sliding-window names.
 type dots1Config struct {
@@ -41,9 +42,6 @@ func (c *hfConfig) dots1Hparams(arch archSpec, h *hparams) error {
 	s, err := c.sharedMoEHparams(arch, h)
 	if err != nil {
 		return err
-	}
-	if s.groups > 1 {
-		return fmt.Errorf("%w: %s with n_group %d and topk_group %d: llama.cpp's dots1 does not choose groups of experts", ErrUnsupported, arch.hf, s.groups, s.groupsUsed)
 	}
 	h.smoe = s
 	return nil

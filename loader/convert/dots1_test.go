@@ -81,9 +81,9 @@ func dots1Reference(t *testing.T, dir string, edit func(*smoeRef)) *refModel {
 
 // TestDots1 converts a tiny dots.llm1 to llama.cpp's dots1 and checks the
 // metadata and the logits against the float64 reference, which would see
-// the selection bias, the shared expert, the scaling, the renormalisation
-// and the q/k norms left out; what llama.cpp's dots1 does not run is
-// refused.
+// the selection bias, the shared expert, the scaling, the renormalisation,
+// the q/k norms and the groups of experts left out; what llama.cpp's dots1
+// does not run is refused.
 func TestDots1(t *testing.T) {
 	prompts := readReference(t, "tiny-llama-st").Prompts
 	dir := dots1Fixture(t, nil)
@@ -114,16 +114,34 @@ func TestDots1(t *testing.T) {
 			}
 		},
 	})
+	// Grouped routing: the experts chosen within the best of 2 groups.
+	grouped := dots1Fixture(t, func(c map[string]any, ts []stTensor) []stTensor {
+		c["n_group"], c["topk_group"] = 2, 1
+		return ts
+	})
+	gOut, gf := convertDir(t, grouped, "f32")
+	if n, _ := gf.Uint("dots1.expert_group_count"); n != 2 {
+		t.Errorf("grouped: expert_group_count %d", n)
+	}
+	gctx := refContext(t, gOut)
+	groupedRef := func(e func(*smoeRef)) *refModel {
+		return dots1Reference(t, grouped, func(s *smoeRef) {
+			s.groups, s.groupsUsed = 2, 1
+			if e != nil {
+				e(s)
+			}
+		})
+	}
+	checkRef(t, gctx, prompts, groupedRef(nil).forward, 1e-5)
+	checkSensitive(t, gctx, prompts, func() *refModel { return groupedRef(nil) }, map[string]func(*refModel){
+		"no groups": func(m *refModel) { *m = *groupedRef(func(s *smoeRef) { s.noGroups = true }) },
+	})
 	// Dots1Config's default: the top-k weights as they are.
 	_, fd := convertDir(t, dots1Fixture(t, func(c map[string]any, ts []stTensor) []stTensor { delete(c, "norm_topk_prob"); return ts }), "f32")
 	if norm, ok := fd.Bool("dots1.expert_weights_norm"); !ok || norm {
 		t.Errorf("norm_topk_prob left out: expert_weights_norm %v (%v), want false", norm, ok)
 	}
 	for name, edit := range map[string]func(map[string]any, []stTensor) []stTensor{
-		"grouped experts": func(c map[string]any, ts []stTensor) []stTensor {
-			c["n_group"], c["topk_group"] = 2, 1
-			return ts
-		},
 		"grouped key/value heads": setConfig("num_key_value_heads", 2),
 		"sliding layers": func(c map[string]any, ts []stTensor) []stTensor {
 			c["sliding_window"], c["max_window_layers"] = 4096, 2
