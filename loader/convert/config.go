@@ -126,6 +126,9 @@ type hfConfig struct {
 	// Dots1Config's sliding-window names, and their decoding error.
 	Dots1    dots1Config `json:"-"`
 	dots1Err error
+	// BailingMoeV2Config's names, and their decoding error.
+	Bailing    bailingConfig `json:"-"`
+	bailingErr error
 	// DeciLMConfig's block_configs, and their decoding error.
 	Deci    deciConfig `json:"-"`
 	deciErr error
@@ -293,6 +296,7 @@ func readConfig(dir string) (*hfConfig, error) {
 	c.jambaErr = json.Unmarshal(raw, &c.Jamba)
 	c.dots1Err = json.Unmarshal(raw, &c.Dots1)
 	c.deciErr = json.Unmarshal(raw, &c.Deci)
+	c.bailingErr = json.Unmarshal(raw, &c.Bailing)
 	return &c, nil
 }
 
@@ -386,6 +390,9 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		if c.MaxPositionEmbeddings <= 0 {
 			c.MaxPositionEmbeddings = 262144
 		}
+	}
+	if arch.bailing2 {
+		c.bailing2Defaults()
 	}
 	if arch.seedOSS && c.HeadDim <= 0 {
 		c.HeadDim = 128 // SeedOssConfig's default
@@ -603,6 +610,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		}
 	case arch.dots1:
 		if err := c.dots1Hparams(arch, &h); err != nil {
+			return h, err
+		}
+	case arch.bailing2:
+		if err := c.bailing2Hparams(arch, &h); err != nil {
 			return h, err
 		}
 	case arch.deci:

@@ -162,6 +162,11 @@ const (
 	// single digit spelled \p{N}{1}, and punctuation runs that keep
 	// line breaks out.
 	seedCoderRegex = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1}| ?[^\s\p{L}\p{N}\r\n]+|\s*[\r\n]+|\s+(?!\S)|\s+`
+	// bailingRegex is Ling's (Ling 1.0 and 2.0): Qwen2's with the
+	// contractions after one apostrophe, possessive quantifiers (which
+	// match as the greedy ones here, since backtracking cannot help them)
+	// and one line break per whitespace run.
+	bailingRegex = `'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]++[\r\n]*|\s*[\r\n]|\s+(?!\S)|\s+`
 	// deepseekV3Regex is DeepSeek-V3's third Split (after its digits and
 	// kana-and-CJK ones): a symbol fused to the ASCII word after it,
 	// letters with their marks, and punctuation runs.
@@ -219,6 +224,10 @@ var preFamilies = []preFamily{
 	// (llama-vocab.cpp, LLAMA_VOCAB_PRE_TYPE_SEED_CODER), which Seed-OSS
 	// shares.
 	{name: "seed-coder", steps: []preStep{splitStep(seedCoderRegex), byteLevelStep(false)}, norms: []string{normNone}, from: "ByteDance-Seed/Seed-Coder-8B-Base, ByteDance-Seed/Seed-OSS-36B-Instruct"},
+	// The regex llama.cpp quotes as Ling's tokenizer.json's
+	// (llama-vocab.cpp, LLAMA_VOCAB_PRE_TYPE_BAILINGMOE), which it runs
+	// with greedy quantifiers for the possessive ones.
+	{name: "bailingmoe", steps: []preStep{splitStep(bailingRegex), byteLevelStep(false)}, norms: []string{normNone}, from: "inclusionAI/Ling-mini-2.0"},
 	{name: "deepseek-llm", steps: []preStep{
 		splitStep("[\r\n]"), splitStep(deepseekLetters), splitStep(deepseekPunct), splitStep(`\s+$`), splitStep(deepseekCJK),
 		"Digits(individual_digits=true)", byteLevelStep(false),

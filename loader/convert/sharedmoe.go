@@ -13,8 +13,8 @@ import (
 	"github.com/llm-go/llm/loader/safetensors"
 )
 
-// sharedMoE is the MLP of DeepSeek V2/V3, GLM-4.5, DeepSeek-MoE and
-// dots.llm1: the first
+// sharedMoE is the MLP of DeepSeek V2/V3, GLM-4.5, DeepSeek-MoE,
+// dots.llm1 and Ling 2.0: the first
 // first_k_dense_replace layers have a dense MLP, the others
 // n_routed_experts experts (stacked as ffn_{gate,up,down}_exps) and
 // n_shared_experts shared ones (ffn_{gate,up,down}_shexp) that every token
@@ -158,6 +158,10 @@ func sharedMoEKeys(w *gguf.Writer, a string, h hparams) {
 	u("expert_used_count", h.expertsUsed)
 	u("expert_feed_forward_length", h.expertFFN)
 	u("expert_shared_count", s.shared)
+	if a == "bailingmoe2" {
+		// Required by llama.cpp's bailingmoe2: one shared expert's width.
+		u("expert_shared_feed_forward_length", h.expertFFN)
+	}
 	w.Set(a+".expert_weights_scale", gguf.Float32(float32(s.scale)))
 	w.Set(a+".expert_weights_norm", gguf.Bool(s.norm))
 	gating := gatingSoftmax
@@ -222,8 +226,13 @@ func planSharedMoEModel(st *safetensors.Model, arch archSpec, h hparams, attn at
 		switch suffix {
 		case "mlp.gate.weight":
 			return add(blk("ffn_gate_inp.weight"), t, []int64{E, H})
-		case "mlp.gate.e_score_correction_bias":
-			if !s.scoreBias {
+		case "mlp.gate.e_score_correction_bias", "mlp.gate.expert_bias":
+			switch {
+			case (suffix == "mlp.gate.expert_bias") != arch.bailing2:
+				return refuse("not a tensor of the model")
+			case !s.scoreBias && arch.bailing2:
+				return refuse("expert_bias with moe_router_enable_expert_bias false")
+			case !s.scoreBias:
 				return refuse("e_score_correction_bias without topk_method noaux_tc")
 			}
 			return add(blk("exp_probs_b.bias"), t, []int64{E})
@@ -255,7 +264,11 @@ func planSharedMoEModel(st *safetensors.Model, arch archSpec, h hparams, attn at
 				continue
 			}
 		}
-		ok, err := pl.outerAs(t, name, llamaEmb, llamaNorm)
+		emb := llamaEmb
+		if arch.bailing2 {
+			emb = bailingEmb
+		}
+		ok, err := pl.outerAs(t, name, emb, llamaNorm)
 		switch {
 		case ok || err != nil:
 		default:
