@@ -230,6 +230,8 @@ type hparams struct {
 	// multiplies Command R's logits.
 	cohereQKNorm bool
 	logitScale   float64
+	// normHead: Ling's norm_head, the head's columns normalised.
+	normHead bool
 	// posOffset is the rows of the position embeddings before position
 	// 0 (RoBERTa's pad_token_id+1; 0 for BERT).
 	posOffset int
@@ -391,8 +393,8 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 			c.MaxPositionEmbeddings = 262144
 		}
 	}
-	if arch.bailing2 {
-		c.bailing2Defaults()
+	if arch.bailing {
+		c.bailingDefaults(arch.gguf == "bailingmoe2")
 	}
 	if arch.seedOSS && c.HeadDim <= 0 {
 		c.HeadDim = 128 // SeedOssConfig's default
@@ -612,8 +614,8 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		if err := c.dots1Hparams(arch, &h); err != nil {
 			return h, err
 		}
-	case arch.bailing2:
-		if err := c.bailing2Hparams(arch, &h); err != nil {
+	case arch.bailing:
+		if err := c.bailingHparams(arch, &h); err != nil {
 			return h, err
 		}
 	case arch.deci:

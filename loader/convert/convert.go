@@ -153,10 +153,13 @@
 //   - Dots1ForCausalLM (dots.llm1) → GGUF arch "dots1": Qwen3's attention
 //     and DeepSeek V3's experts (sigmoid scores with a selection bias,
 //     shared experts); see dots1.go.
-//   - BailingMoeV2ForCausalLM (Ling 2.0, Ring 2.0) → GGUF arch
-//     "bailingmoe2": a fused query_key_value with per-head q/k norms and a
-//     partial rope, then DeepSeek V3's experts (sigmoid scores with a
-//     selection bias, groups, shared experts); see bailing2.go.
+//   - BailingMoeForCausalLM (Ling-lite, Ling-plus, Ling-Coder-lite) → GGUF
+//     arch "bailingmoe": query_key_value split, softmax-routed experts with
+//     shared experts in every layer; BailingMoeV2ForCausalLM (Ling 2.0,
+//     Ring 2.0) → GGUF arch "bailingmoe2": a fused query_key_value with
+//     per-head q/k norms and a partial rope, then DeepSeek V3's experts
+//     (sigmoid scores with a selection bias, groups, shared experts); see
+//     bailing.go.
 //   - JambaForCausalLM (Jamba 1.5/1.6 Mini and Large, Jamba Reasoning 3B)
 //     → GGUF arch "jamba": attention without positions in some layers,
 //     Mamba-1 mixers with normed dt, B and C in the others, experts in
@@ -574,9 +577,9 @@ type archSpec struct {
 	jamba bool
 	// dots1: dots.llm1's Qwen3 attention and sharedMoE MLP (dots1.go).
 	dots1 bool
-	// bailing2: Ling 2.0's fused query_key_value and sharedMoE MLP
-	// (bailing2.go).
-	bailing2 bool
+	// bailing: Ling's fused query_key_value, sharedMoE MLP and
+	// normalised head (bailing.go).
+	bailing bool
 	// deci: DeciLM's blocks, each with its own heads and MLP width
 	// (deci.go).
 	deci bool
@@ -683,7 +686,8 @@ var archs = []archSpec{
 	{hf: "Mamba2ForCausalLM", gguf: "mamba2"},
 	{hf: "JambaForCausalLM", gguf: "jamba", jamba: true},
 	{hf: "Dots1ForCausalLM", gguf: "dots1", dots1: true, untiedOnly: true},
-	{hf: "BailingMoeV2ForCausalLM", gguf: "bailingmoe2", partialRotary: true, bailing2: true},
+	{hf: "BailingMoeForCausalLM", gguf: "bailingmoe", bailing: true},
+	{hf: "BailingMoeV2ForCausalLM", gguf: "bailingmoe2", partialRotary: true, bailing: true},
 	{hf: "DeciLMForCausalLM", gguf: "deci", permute: true, ropeFreqs: true, deci: true},
 	{hf: "Gemma3nForConditionalGeneration", gguf: "gemma3n", vlm: true},
 	{hf: "Gemma3nForCausalLM", gguf: "gemma3n"},
@@ -1034,7 +1038,7 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 		if arch.deepseek != 0 {
 			deepseekKeys(w, a, hp)
 		}
-		if arch.glm4moe || arch.deepseekMoE || arch.dots1 || arch.bailing2 {
+		if arch.glm4moe || arch.deepseekMoE || arch.dots1 || arch.bailing {
 			sharedMoEKeys(w, a, hp)
 		}
 		if arch.ernieMoE {
@@ -1133,8 +1137,8 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 		plan, err = planDots1(st, arch, hp)
 	case "deci":
 		plan, err = planDeci(st, arch, hp)
-	case "bailingmoe2":
-		plan, err = planBailing2(st, arch, hp)
+	case "bailingmoe", "bailingmoe2":
+		plan, err = planBailing(st, arch, hp)
 	case "gemma3n":
 		plan, err = planGemma3n(st, arch, hp)
 	case "apertus":

@@ -27,6 +27,7 @@ type tensorPlan struct {
 	parts      []string   // if not nil, tensors stacked along a new first dimension (hfName is empty)
 	shift      float32    // added to every value (Gemma's norm weights)
 	scale      float32    // if not 0, multiplies every value (Falcon-H1's multipliers), before shift; only of tensors written as stored or stacked
+	colScale   []float32  // if not nil, multiplies column j of every row by colScale[j] (Ling's normalised head); as scale
 	oss        *ossSource // if not nil, a gpt-oss expert tensor (hfName is empty)
 	// derive, if not nil, computes the data when the tensor is written
 	// (DeepSeek's k_b and v_b, split from kv_b_proj).

@@ -35,6 +35,15 @@ type sharedMoE struct {
 	norm, sigmoid, scoreBias bool
 	groups, groupsUsed       int
 	nextN                    int // multi-token-prediction layers, skipped
+	sharedFFN                int // one shared expert's width (0: the experts')
+}
+
+// sharedWidth is the width of the shared experts together.
+func (s *sharedMoE) sharedWidth(h hparams) int {
+	if s.sharedFFN > 0 {
+		return s.shared * s.sharedFFN
+	}
+	return s.shared * h.expertFFN
 }
 
 // sharedMoEHparams reads and checks the experts of a DeepSeek or GLM-4.5
@@ -160,7 +169,7 @@ func sharedMoEKeys(w *gguf.Writer, a string, h hparams) {
 	u("expert_shared_count", s.shared)
 	if a == "bailingmoe2" {
 		// Required by llama.cpp's bailingmoe2: one shared expert's width.
-		u("expert_shared_feed_forward_length", h.expertFFN)
+		u("expert_shared_feed_forward_length", s.sharedWidth(h)/s.shared)
 	}
 	w.Set(a+".expert_weights_scale", gguf.Float32(float32(s.scale)))
 	w.Set(a+".expert_weights_norm", gguf.Bool(s.norm))
@@ -194,7 +203,7 @@ type attnFunc func(n int, suffix string, t safetensors.TensorInfo, add addFunc) 
 func planSharedMoEModel(st *safetensors.Model, arch archSpec, h hparams, attn attnFunc, attnRequired []string) ([]tensorPlan, error) {
 	s := h.smoe
 	H, E := int64(h.hidden), int64(h.experts)
-	F, S := int64(h.ffn), int64(s.shared*h.expertFFN)
+	F, S := int64(h.ffn), int64(s.sharedWidth(h))
 	pl := newPlanner(st, h)
 	add := pl.add
 	experts := expertParts{}
@@ -228,10 +237,10 @@ func planSharedMoEModel(st *safetensors.Model, arch archSpec, h hparams, attn at
 			return add(blk("ffn_gate_inp.weight"), t, []int64{E, H})
 		case "mlp.gate.e_score_correction_bias", "mlp.gate.expert_bias":
 			switch {
-			case (suffix == "mlp.gate.expert_bias") != arch.bailing2:
+			case (suffix == "mlp.gate.expert_bias") != arch.bailing:
 				return refuse("not a tensor of the model")
-			case !s.scoreBias && arch.bailing2:
-				return refuse("expert_bias with moe_router_enable_expert_bias false")
+			case !s.scoreBias && arch.bailing:
+				return refuse("a selection bias the model does not use (Ling 1.0, or moe_router_enable_expert_bias false)")
 			case !s.scoreBias:
 				return refuse("e_score_correction_bias without topk_method noaux_tc")
 			}
@@ -265,7 +274,7 @@ func planSharedMoEModel(st *safetensors.Model, arch archSpec, h hparams, attn at
 			}
 		}
 		emb := llamaEmb
-		if arch.bailing2 {
+		if arch.bailing {
 			emb = bailingEmb
 		}
 		ok, err := pl.outerAs(t, name, emb, llamaNorm)

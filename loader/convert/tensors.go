@@ -154,7 +154,7 @@ func f32ToF16(w uint32) uint16 {
 
 // writeTensor reads one tensor, converts it and writes it as typ.
 func (tw *tensorWriter) writeTensor(ctx context.Context, w io.Writer, p tensorPlan, typ gguf.Type) error {
-	if p.scale != 0 && (p.gen != nil || p.oss != nil || p.derive != nil || p.transpo) {
+	if (p.scale != 0 || p.colScale != nil) && (p.gen != nil || p.oss != nil || p.derive != nil || p.transpo) {
 		// Those paths compute their values and would ignore it.
 		return fmt.Errorf("tensor %q: a scale applies only to tensors written as stored (or stacked)", p.ggufName)
 	}
@@ -232,6 +232,9 @@ func (tw *tensorWriter) writeTensor(ctx context.Context, w io.Writer, p tensorPl
 	}
 	if p.permute > 0 && (rows%p.permute != 0 || (rows/p.permute)%2 != 0 || p.permuteRot < 0 || p.permuteRot%2 != 0 || p.permuteRot > rows/p.permute) {
 		return fmt.Errorf("tensor %q: cannot permute %d rows over %d heads (%d of each rotated)", p.hfName, rows, p.permute, p.permuteRot)
+	}
+	if p.colScale != nil && len(p.colScale) != cols {
+		return fmt.Errorf("tensor %q: %d column scales for %d columns", p.hfName, len(p.colScale), cols)
 	}
 	rowBytes := cols * esz
 	step := max(1, chunkBytes/rowBytes)
@@ -324,13 +327,14 @@ func (tw *tensorWriter) produce(ctx context.Context, p tensorPlan, typ gguf.Type
 			return fmt.Errorf("tensor %q: %w", p.hfName, err)
 		}
 		var out []byte
+		plain := p.shift == 0 && p.scale == 0 && p.colScale == nil
 		switch {
-		case p.shift == 0 && p.scale == 0 && ((typ == gguf.TypeF32 && info.DType == safetensors.F32) || (typ == gguf.TypeF16 && info.DType == safetensors.F16) ||
+		case plain && ((typ == gguf.TypeF32 && info.DType == safetensors.F32) || (typ == gguf.TypeF16 && info.DType == safetensors.F16) ||
 			(typ == gguf.TypeBF16 && info.DType == safetensors.BF16)):
 			out = raw
-		case p.shift == 0 && p.scale == 0 && typ == gguf.TypeF16 && (info.DType == safetensors.BF16 || info.DType == safetensors.F32):
+		case plain && typ == gguf.TypeF16 && (info.DType == safetensors.BF16 || info.DType == safetensors.F32):
 			out = toF16(&tw.outs[slot], raw, info.DType)
-		case p.shift == 0 && p.scale == 0 && typ == gguf.TypeF16 && fp8 != nil:
+		case plain && typ == gguf.TypeF16 && fp8 != nil:
 			if cap(tw.outs[slot]) < 2*len(raw) {
 				tw.outs[slot] = make([]byte, 2*len(raw))
 			}
@@ -356,6 +360,11 @@ func (tw *tensorWriter) produce(ctx context.Context, p tensorPlan, typ gguf.Type
 			if p.scale != 0 {
 				for i := range vals {
 					vals[i] *= p.scale
+				}
+			}
+			if p.colScale != nil {
+				for i := range vals {
+					vals[i] *= p.colScale[i%cols]
 				}
 			}
 			if p.shift != 0 {

@@ -112,6 +112,8 @@ func TestValidateModelShapes(t *testing.T) {
 		{name: "gating 4", kv: as("deepseek2", u("expert_gating_func", 4)), words: []string{"expert_gating_func 4"}},
 		{name: "glm4moe no experts", kv: as("glm4moe"), words: []string{"expert_count is 0"}},
 		{name: "bailingmoe2", kv: as("bailingmoe2", u("expert_count", 4), u("expert_used_count", 2), u("nextn_predict_layers", 1))},
+		{name: "bailingmoe partial rope", kv: as("bailingmoe", u("expert_count", 4), u("expert_used_count", 2), u("rope.dimension_count", 8)),
+			words: []string{"does not match the head size 16"}},
 		{name: "bailingmoe2 no experts", kv: as("bailingmoe2"), words: []string{"expert_count is 0"}},
 		{name: "bailingmoe2 all next-token layers", kv: as("bailingmoe2", u("expert_count", 4), u("expert_used_count", 2), u("nextn_predict_layers", 2)),
 			words: []string{"nextn_predict_layers 2", "block_count 2"}},

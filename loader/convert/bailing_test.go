@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"maps"
+	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"strconv"
@@ -157,6 +158,34 @@ func TestBailingMoeV2(t *testing.T) {
 	if _, ok := fd.Uint("bailingmoe2.expert_group_count"); ok {
 		t.Error("every group chosen: expert_group_count written")
 	}
+	// A shared expert of its own width, and norm_head's normalised
+	// columns of the head.
+	wide := lingFixture(t, func(c map[string]any, ts []stTensor) []stTensor {
+		c["moe_shared_expert_intermediate_size"], c["norm_head"] = 24, true
+		r := randWeights{rand.New(rand.NewPCG(5, 9))}
+		for l := 1; l < lingLayers; l++ {
+			p := layerPrefix(l) + "mlp.shared_experts."
+			for _, n := range []string{"gate_proj.weight", "up_proj.weight", "down_proj.weight"} {
+				ts = dropTensor(p+n)(c, ts)
+			}
+			ts = append(ts, r.mat(p+"gate_proj.weight", 24, 64), r.mat(p+"up_proj.weight", 24, 64), r.mat(p+"down_proj.weight", 64, 24))
+		}
+		return ts
+	})
+	wOut, wf := convertDir(t, wide, "f32")
+	if n, _ := wf.Uint("bailingmoe2.expert_shared_feed_forward_length"); n != 24 {
+		t.Errorf("expert_shared_feed_forward_length %d, want 24", n)
+	}
+	wctx := refContext(t, wOut)
+	wideRef := func() *refModel {
+		m := lingReference(t, wide, false, func(s *smoeRef) { s.sharedFFN = 24 })
+		m.out = normColumns(m.out, 64)
+		return m
+	}
+	checkRef(t, wctx, prompts, wideRef().forward, 1e-5)
+	checkSensitive(t, wctx, prompts, wideRef, map[string]func(*refModel){
+		"norm_head": func(m *refModel) { *m = *lingReference(t, wide, false, func(s *smoeRef) { s.sharedFFN = 24 }) },
+	})
 	// Without the selection bias.
 	_, fb := convertDir(t, lingFixture(t, func(c map[string]any, ts []stTensor) []stTensor {
 		c["moe_router_enable_expert_bias"] = false
@@ -173,15 +202,19 @@ func TestBailingMoeV2(t *testing.T) {
 		edit func(map[string]any, []stTensor) []stTensor
 		want error
 	}{
-		"use_bias true":           {setConfig("use_bias", true), convert.ErrUnsupported},
-		"use_bias left out":       {func(c map[string]any, ts []stTensor) []stTensor { delete(c, "use_bias"); return ts }, convert.ErrUnsupported},
-		"use_qkv_bias true":       {setConfig("use_qkv_bias", true), convert.ErrUnsupported},
-		"use_qk_norm false":       {setConfig("use_qk_norm", false), convert.ErrUnsupported},
-		"norm_head true":          {setConfig("norm_head", true), convert.ErrUnsupported},
+		"use_bias true":        {setConfig("use_bias", true), convert.ErrUnsupported},
+		"use_bias left out":    {func(c map[string]any, ts []stTensor) []stTensor { delete(c, "use_bias"); return ts }, convert.ErrUnsupported},
+		"use_qkv_bias true":    {setConfig("use_qkv_bias", true), convert.ErrUnsupported},
+		"use_qk_norm false":    {setConfig("use_qk_norm", false), convert.ErrUnsupported},
+		"use_qk_norm left out": {func(c map[string]any, ts []stTensor) []stTensor { delete(c, "use_qk_norm"); return ts }, nil},
+		"norm_head tied": {func(c map[string]any, ts []stTensor) []stTensor {
+			c["norm_head"], c["tie_word_embeddings"] = true, true
+			return ts
+		}, convert.ErrUnsupported},
+		"shared width 0":          {setConfig("moe_shared_expert_intermediate_size", 0), convert.ErrMismatch},
 		"use_sliding_window true": {setConfig("use_sliding_window", true), convert.ErrUnsupported},
 		"softmax scores":          {setConfig("score_function", "softmax"), convert.ErrUnsupported},
 		"no shared experts":       {setConfig("num_shared_experts", nil), convert.ErrUnsupported},
-		"shared width":            {setConfig("moe_shared_expert_intermediate_size", 32), convert.ErrUnsupported},
 		"heads × head_dim":        {setConfig("head_dim", 32), convert.ErrUnsupported},
 		"expert bias disabled":    {setConfig("moe_router_enable_expert_bias", false), convert.ErrUnsupported},
 		"one expert":              {setConfig("num_experts", 1), convert.ErrMismatch},
@@ -193,6 +226,131 @@ func TestBailingMoeV2(t *testing.T) {
 		"no query norm": {dropTensor(layerPrefix(1) + "attention.query_layernorm.weight"), convert.ErrMismatch},
 	} {
 		err := convert.Convert(context.Background(), lingFixture(t, tc.edit), filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
+		if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
+			t.Errorf("%s: %v, want %v", name, err, tc.want)
+		} else {
+			t.Logf("%s: %v", name, err)
+		}
+	}
+}
+
+// normColumns divides each column of the [rows, cols] matrix w by its L2
+// norm plus 1e-7, as Ling's norm_head does to its head.
+func normColumns(w []float64, cols int) []float64 {
+	sums := make([]float64, cols)
+	for i, v := range w {
+		sums[i%cols] += v * v
+	}
+	out := make([]float64, len(w))
+	for i, v := range w {
+		out[i] = v / (math.Sqrt(sums[i%cols]) + 1e-7)
+	}
+	return out
+}
+
+// The Ling 1.0 fixture: hidden 64, 4 heads of 16 over 2 key/value heads,
+// the whole head rotated, three layers of 8 experts of 16 (3 used) with 2
+// shared experts, the top-k weights renormalised, the head normalised.
+func ling1Fixture(t *testing.T, edit func(map[string]any, []stTensor) []stTensor) string {
+	t.Helper()
+	dir := t.TempDir()
+	cfg := map[string]any{"architectures": []string{"BailingMoeForCausalLM"}, "model_type": "bailing_moe", "hidden_size": 64,
+		"num_attention_heads": 4, "num_key_value_heads": 2, "num_hidden_layers": lingLayers, "intermediate_size": lingFFN,
+		"moe_intermediate_size": lingExpertFFN, "num_experts": lingExperts, "num_experts_per_tok": lingUsed, "num_shared_experts": 2,
+		"first_k_dense_replace": 0, "norm_topk_prob": true, "use_qkv_bias": false, "use_bias": false, "norm_head": true, "hidden_act": "silu",
+		"rms_norm_eps": 1e-6, "rope_theta": 600000.0, "max_position_embeddings": 16384, "rope_scaling": nil, "vocab_size": 32000,
+		"tie_word_embeddings": false, "bos_token_id": 1, "eos_token_id": 2}
+	copyHFFiles(t, "tiny-llama-st", dir, func(m map[string]any) { clear(m); maps.Copy(m, cfg) })
+	r := rand.New(rand.NewPCG(73, 1))
+	w := randWeights{r}
+	ts := []stTensor{f32Tensor("model.word_embeddings.weight", []int64{32000, 64}, randn(r, 32000*64, 1)),
+		w.vec("model.norm.weight", 64, 1, 0.1), w.mat("lm_head.weight", 32000, 64)}
+	for l := range lingLayers {
+		p := layerPrefix(l)
+		ts = append(ts, w.vec(p+"input_layernorm.weight", 64, 1, 0.1), w.vec(p+"post_attention_layernorm.weight", 64, 1, 0.1),
+			w.mat(p+"attention.query_key_value.weight", 64+2*32, 64), w.mat(p+"attention.dense.weight", 64, 64),
+			w.mat(p+"mlp.gate.weight", lingExperts, 64), w.mat(p+"mlp.shared_experts.gate_proj.weight", 2*lingExpertFFN, 64),
+			w.mat(p+"mlp.shared_experts.up_proj.weight", 2*lingExpertFFN, 64), w.mat(p+"mlp.shared_experts.down_proj.weight", 64, 2*lingExpertFFN))
+		for e := range lingExperts {
+			q := p + "mlp.experts." + strconv.Itoa(e) + "."
+			ts = append(ts, w.mat(q+"gate_proj.weight", lingExpertFFN, 64), w.mat(q+"up_proj.weight", lingExpertFFN, 64), w.mat(q+"down_proj.weight", 64, lingExpertFFN))
+		}
+	}
+	return finishFixture(t, "tiny-llama-st", dir, cfg, ts, edit)
+}
+
+// ling1Reference is Ling 1.0's model of the checkpoint in dir in float64,
+// with its head normalised; edit changes its MLP's routing.
+func ling1Reference(t *testing.T, dir string, edit func(*smoeRef)) *refModel {
+	t.Helper()
+	r := openST(t, dir)
+	moe := &smoeRef{hidden: 64, experts: lingExperts, used: lingUsed, expertFFN: lingExpertFFN, sharedFFN: 2 * lingExpertFFN, norm: true, scale: 1}
+	if edit != nil {
+		edit(moe)
+	}
+	m := &refModel{hidden: 64, heads: 4, kvHeads: 2, headDim: 16, eps: 1e-6, invFreq: defaultInvFreq(600000, 16)}
+	m.emb, m.norm = r.get("model.word_embeddings.weight"), r.get("model.norm.weight")
+	m.out = normColumns(r.get("lm_head.weight"), 64)
+	for l := range lingLayers {
+		p := layerPrefix(l)
+		qkv := r.get(p + "attention.query_key_value.weight")
+		ml := readSMoE(r, p, lingExperts, false)
+		m.layers = append(m.layers, refLayer{attnNorm: r.get(p + "input_layernorm.weight"), ffnNorm: r.get(p + "post_attention_layernorm.weight"),
+			wq: qkv[:64*64], wk: qkv[64*64 : 96*64], wv: qkv[96*64:], wo: r.get(p + "attention.dense.weight"),
+			mlp: func(h []float64) []float64 { return moe.forward(ml, h) }})
+	}
+	return m
+}
+
+// TestBailingMoe converts a tiny Ling 1.0 to llama.cpp's bailingmoe and
+// checks the logits against the float64 reference, which would see the
+// normalised head, the rope's pairs, the shared experts and the
+// renormalisation left out; what llama.cpp's bailingmoe does not run is
+// refused.
+func TestBailingMoe(t *testing.T) {
+	prompts := readReference(t, "tiny-llama-st").Prompts
+	dir := ling1Fixture(t, nil)
+	out, f := convertDir(t, dir, "f32")
+	for k, want := range map[string]float64{"leading_dense_block_count": 0, "expert_count": lingExperts, "expert_used_count": lingUsed,
+		"expert_shared_count": 2, "expert_feed_forward_length": lingExpertFFN, "expert_weights_scale": 1, "rope.dimension_count": 16} {
+		if v, ok := f.Float("bailingmoe." + k); !ok || float32(v) != float32(want) {
+			t.Errorf("%s = %v (%v), want %v", k, v, ok, want)
+		}
+	}
+	if norm, _ := f.Bool("bailingmoe.expert_weights_norm"); f.Architecture() != "bailingmoe" || !norm {
+		t.Errorf("arch %q, expert_weights_norm %v", f.Architecture(), norm)
+	}
+	ctx := refContext(t, out)
+	checkRef(t, ctx, prompts, ling1Reference(t, dir, nil).forward, 1e-5)
+	moeEdit := func(e func(*smoeRef)) func(*refModel) { return func(m *refModel) { *m = *ling1Reference(t, dir, e) } }
+	checkSensitive(t, ctx, prompts, func() *refModel { return ling1Reference(t, dir, nil) }, map[string]func(*refModel){
+		"norm_head":        func(m *refModel) { m.out = openST(t, dir).get("lm_head.weight") },
+		"rope on pairs":    func(m *refModel) { m.ropePairs = true },
+		"shared experts":   moeEdit(func(s *smoeRef) { s.noShared = true }),
+		"no renormalising": moeEdit(func(s *smoeRef) { s.norm = false }),
+	})
+	// norm_topk_prob false: the top-k weights as they are.
+	_, fn := convertDir(t, ling1Fixture(t, setConfig("norm_topk_prob", false)), "f32")
+	if norm, _ := fn.Bool("bailingmoe.expert_weights_norm"); norm {
+		t.Error("norm_topk_prob false: expert_weights_norm true")
+	}
+	for name, tc := range map[string]struct {
+		edit func(map[string]any, []stTensor) []stTensor
+		want error
+	}{
+		"use_bias left out":     {func(c map[string]any, ts []stTensor) []stTensor { delete(c, "use_bias"); return ts }, convert.ErrUnsupported},
+		"use_qk_norm true":      {setConfig("use_qk_norm", true), convert.ErrUnsupported},
+		"sigmoid scores":        {setConfig("score_function", "sigmoid"), convert.ErrUnsupported},
+		"expert bias":           {setConfig("moe_router_enable_expert_bias", true), convert.ErrUnsupported},
+		"groups":                {func(c map[string]any, ts []stTensor) []stTensor { c["n_group"], c["topk_group"] = 4, 2; return ts }, convert.ErrUnsupported},
+		"routed scaling":        {setConfig("routed_scaling_factor", 2.5), convert.ErrUnsupported},
+		"dense first layer":     {setConfig("first_k_dense_replace", 1), convert.ErrUnsupported},
+		"partial rope":          {setConfig("partial_rotary_factor", 0.5), convert.ErrUnsupported},
+		"shared width":          {setConfig("moe_shared_expert_intermediate_size", 32), convert.ErrUnsupported},
+		"no shared experts":     {setConfig("num_shared_experts", 0), convert.ErrUnsupported},
+		"qkv of the wrong size": {setConfig("num_key_value_heads", 4), convert.ErrMismatch},
+	} {
+		err := convert.Convert(context.Background(), ling1Fixture(t, tc.edit), filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
 		if !errors.Is(err, tc.want) {
 			t.Errorf("%s: %v, want %v", name, err, tc.want)
 		} else {
