@@ -126,6 +126,9 @@ type hfConfig struct {
 	// Dots1Config's sliding-window names, and their decoding error.
 	Dots1    dots1Config `json:"-"`
 	dots1Err error
+	// MiniCPM's µP scales, and their decoding error.
+	MiniCPM    miniCPMConfig `json:"-"`
+	miniCPMErr error
 	// BailingMoeV2Config's names, and their decoding error.
 	Bailing    bailingConfig `json:"-"`
 	bailingErr error
@@ -232,6 +235,8 @@ type hparams struct {
 	logitScale   float64
 	// normHead: Ling's norm_head, the head's columns normalised.
 	normHead bool
+	// mup: MiniCPM's scales (minicpm.go).
+	mup *miniCPMScales
 	// posOffset is the rows of the position embeddings before position
 	// 0 (RoBERTa's pad_token_id+1; 0 for BERT).
 	posOffset int
@@ -299,6 +304,7 @@ func readConfig(dir string) (*hfConfig, error) {
 	c.dots1Err = json.Unmarshal(raw, &c.Dots1)
 	c.deciErr = json.Unmarshal(raw, &c.Deci)
 	c.bailingErr = json.Unmarshal(raw, &c.Bailing)
+	c.miniCPMErr = json.Unmarshal(raw, &c.MiniCPM)
 	return &c, nil
 }
 
@@ -395,6 +401,9 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	}
 	if arch.bailing {
 		c.bailingDefaults(arch.gguf == "bailingmoe2")
+	}
+	if arch.minicpm {
+		c.miniCPMDefaults()
 	}
 	if arch.seedOSS && c.HeadDim <= 0 {
 		c.HeadDim = 128 // SeedOssConfig's default
@@ -612,6 +621,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		}
 	case arch.dots1:
 		if err := c.dots1Hparams(arch, &h); err != nil {
+			return h, err
+		}
+	case arch.minicpm:
+		if err := c.miniCPMHparams(arch, &h); err != nil {
 			return h, err
 		}
 	case arch.bailing:

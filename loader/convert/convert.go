@@ -153,6 +153,9 @@
 //   - Dots1ForCausalLM (dots.llm1) → GGUF arch "dots1": Qwen3's attention
 //     and DeepSeek V3's experts (sigmoid scores with a selection bias,
 //     shared experts); see dots1.go.
+//   - MiniCPMForCausalLM (MiniCPM 1B/2B, MiniCPM4) → GGUF arch "minicpm":
+//     Llama's blocks with MiniCPM's embedding, residual and logit scales;
+//     see minicpm.go.
 //   - BailingMoeForCausalLM (Ling-lite, Ling-plus, Ling-Coder-lite) → GGUF
 //     arch "bailingmoe": query_key_value split, softmax-routed experts with
 //     shared experts in every layer; BailingMoeV2ForCausalLM (Ling 2.0,
@@ -577,6 +580,8 @@ type archSpec struct {
 	jamba bool
 	// dots1: dots.llm1's Qwen3 attention and sharedMoE MLP (dots1.go).
 	dots1 bool
+	// minicpm: MiniCPM's µP scales (minicpm.go).
+	minicpm bool
 	// bailing: Ling's fused query_key_value, sharedMoE MLP and
 	// normalised head (bailing.go).
 	bailing bool
@@ -686,6 +691,7 @@ var archs = []archSpec{
 	{hf: "Mamba2ForCausalLM", gguf: "mamba2"},
 	{hf: "JambaForCausalLM", gguf: "jamba", jamba: true},
 	{hf: "Dots1ForCausalLM", gguf: "dots1", dots1: true, untiedOnly: true},
+	{hf: "MiniCPMForCausalLM", gguf: "minicpm", permute: true, longrope: true, minicpm: true},
 	{hf: "BailingMoeForCausalLM", gguf: "bailingmoe", bailing: true},
 	{hf: "BailingMoeV2ForCausalLM", gguf: "bailingmoe2", partialRotary: true, bailing: true},
 	{hf: "DeciLMForCausalLM", gguf: "deci", permute: true, ropeFreqs: true, deci: true},
@@ -1057,6 +1063,9 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 			if err := graniteKeys(w, a, cfg); err != nil {
 				return fail(err)
 			}
+		}
+		if arch.minicpm {
+			miniCPMKeys(w, a, hp)
 		}
 		if arch.graniteHybrid || arch.bamba {
 			graniteHybridKeys(w, a, hp)

@@ -174,10 +174,11 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 			return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: OLMo's LayerNorms have no weights (nor llama.cpp's olmo)", ErrUnsupported, t.Name, arch.hf)
 		case name == "model.norm.weight":
 			p.ggufName, want, p.shift = "output_norm.weight", []int64{H}, arch.normShift
-		case name == "lm_head.weight" && (arch.tiedOnly || ((arch.gemma3 || arch.exaone) && h.tied)):
+		case name == "lm_head.weight" && (arch.tiedOnly || ((arch.gemma3 || arch.exaone || arch.minicpm) && h.tied)):
 			// As convert_hf_to_gguf.py for Gemma and Gemma 2: llama.cpp
-			// uses the embeddings. A tied Gemma 3 or EXAONE (by default)
-			// is the same: transformers ties the head to the embeddings.
+			// uses the embeddings. A tied Gemma 3, EXAONE or MiniCPM (by
+			// default) is the same: transformers ties the head to the
+			// embeddings.
 			continue
 		case name == "lm_head.weight":
 			p.ggufName, want = "output.weight", []int64{V, H}
