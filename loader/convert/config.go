@@ -126,6 +126,9 @@ type hfConfig struct {
 	// Dots1Config's sliding-window names, and their decoding error.
 	Dots1    dots1Config `json:"-"`
 	dots1Err error
+	// InternLM2Config's names, and their decoding error.
+	InternLM2 internlm2Config `json:"-"`
+	internErr error
 	// MiniCPM's µP scales, and their decoding error.
 	MiniCPM    miniCPMConfig `json:"-"`
 	miniCPMErr error
@@ -305,6 +308,7 @@ func readConfig(dir string) (*hfConfig, error) {
 	c.deciErr = json.Unmarshal(raw, &c.Deci)
 	c.bailingErr = json.Unmarshal(raw, &c.Bailing)
 	c.miniCPMErr = json.Unmarshal(raw, &c.MiniCPM)
+	c.internErr = json.Unmarshal(raw, &c.InternLM2)
 	return &c, nil
 }
 
@@ -404,6 +408,11 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	}
 	if arch.minicpm {
 		c.miniCPMDefaults()
+	}
+	if arch.internlm2 {
+		if err := c.internlm2Rope(arch); err != nil {
+			return h, err
+		}
 	}
 	if arch.seedOSS && c.HeadDim <= 0 {
 		c.HeadDim = 128 // SeedOssConfig's default
@@ -621,6 +630,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		}
 	case arch.dots1:
 		if err := c.dots1Hparams(arch, &h); err != nil {
+			return h, err
+		}
+	case arch.internlm2:
+		if err := c.internlm2Hparams(arch, &h); err != nil {
 			return h, err
 		}
 	case arch.minicpm:

@@ -153,6 +153,9 @@
 //   - Dots1ForCausalLM (dots.llm1) → GGUF arch "dots1": Qwen3's attention
 //     and DeepSeek V3's experts (sigmoid scores with a selection bias,
 //     shared experts); see dots1.go.
+//   - InternLM2ForCausalLM (InternLM2, InternLM2.5) → GGUF arch
+//     "internlm2": Llama's blocks under InternLM2's names, the fused wqkv
+//     split into q, k and v; see internlm2.go.
 //   - MiniCPMForCausalLM (MiniCPM 1B/2B, MiniCPM4) → GGUF arch "minicpm":
 //     Llama's blocks with MiniCPM's embedding, residual and logit scales;
 //     see minicpm.go.
@@ -580,6 +583,8 @@ type archSpec struct {
 	jamba bool
 	// dots1: dots.llm1's Qwen3 attention and sharedMoE MLP (dots1.go).
 	dots1 bool
+	// internlm2: InternLM2's names and fused wqkv (internlm2.go).
+	internlm2 bool
 	// minicpm: MiniCPM's µP scales (minicpm.go).
 	minicpm bool
 	// bailing: Ling's fused query_key_value, sharedMoE MLP and
@@ -691,6 +696,7 @@ var archs = []archSpec{
 	{hf: "Mamba2ForCausalLM", gguf: "mamba2"},
 	{hf: "JambaForCausalLM", gguf: "jamba", jamba: true},
 	{hf: "Dots1ForCausalLM", gguf: "dots1", dots1: true, untiedOnly: true},
+	{hf: "InternLM2ForCausalLM", gguf: "internlm2", permute: true, noBias: true, internlm2: true},
 	{hf: "MiniCPMForCausalLM", gguf: "minicpm", permute: true, longrope: true, minicpm: true},
 	{hf: "BailingMoeForCausalLM", gguf: "bailingmoe", bailing: true},
 	{hf: "BailingMoeV2ForCausalLM", gguf: "bailingmoe2", partialRotary: true, bailing: true},

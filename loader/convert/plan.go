@@ -165,6 +165,30 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 		if arch.exaone {
 			name = exaoneName(name)
 		}
+		if arch.internlm2 {
+			name = internlm2Name(name)
+			if m := internlm2QKVRE.FindStringSubmatch(name); m != nil {
+				n, err := strconv.Atoi(m[1])
+				switch {
+				case err != nil || n >= h.layers:
+					return nil, fmt.Errorf("%w: tensor %q: layer %s is outside num_hidden_layers %d", ErrMismatch, t.Name, m[1], h.layers)
+				case m[2] == "bias":
+					return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: llama.cpp's internlm2 has no attention biases", ErrUnsupported, t.Name, arch.hf)
+				}
+				qkv, err := internlm2QKV(st, n, t, h)
+				if err != nil {
+					return nil, err
+				}
+				for _, p := range qkv {
+					if seen[p.ggufName] {
+						return nil, fmt.Errorf("%w: two tensors for %s (the second is %q)", ErrMismatch, p.ggufName, t.Name)
+					}
+					seen[p.ggufName] = true
+				}
+				plan = append(plan, qkv...)
+				continue
+			}
+		}
 		switch {
 		case ignoredRE.MatchString(name):
 			continue
