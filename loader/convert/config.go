@@ -238,8 +238,10 @@ type hparams struct {
 	logitScale   float64
 	// normHead: Ling's norm_head, the head's columns normalised.
 	normHead bool
-	// mup: MiniCPM's scales (minicpm.go).
-	mup *miniCPMScales
+	// mup: MiniCPM's scales (minicpm.go); mla3 MiniCPM3's attention
+	// sizes (minicpm3.go).
+	mup  *miniCPMScales
+	mla3 *minicpm3Dims
 	// posOffset is the rows of the position embeddings before position
 	// 0 (RoBERTa's pad_token_id+1; 0 for BERT).
 	posOffset int
@@ -408,6 +410,9 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	}
 	if arch.minicpm {
 		c.miniCPMDefaults()
+	}
+	if arch.gguf == "minicpm3" {
+		c.minicpm3Defaults()
 	}
 	if arch.internlm2 {
 		if err := c.internlm2Rope(arch); err != nil {
@@ -638,6 +643,10 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		}
 	case arch.minicpm:
 		if err := c.miniCPMHparams(arch, &h); err != nil {
+			return h, err
+		}
+	case arch.gguf == "minicpm3":
+		if err := c.minicpm3Hparams(arch, &h); err != nil {
 			return h, err
 		}
 	case arch.bailing:

@@ -153,6 +153,9 @@
 //   - Dots1ForCausalLM (dots.llm1) → GGUF arch "dots1": Qwen3's attention
 //     and DeepSeek V3's experts (sigmoid scores with a selection bias,
 //     shared experts); see dots1.go.
+//   - MiniCPM3ForCausalLM (MiniCPM3-4B) → GGUF arch "minicpm3": DeepSeek
+//     V2's latent attention with Llama's MLP and MiniCPM's scales; see
+//     minicpm3.go.
 //   - InternLM2ForCausalLM (InternLM2, InternLM2.5) → GGUF arch
 //     "internlm2": Llama's blocks under InternLM2's names, the fused wqkv
 //     split into q, k and v; see internlm2.go.
@@ -698,6 +701,7 @@ var archs = []archSpec{
 	{hf: "Dots1ForCausalLM", gguf: "dots1", dots1: true, untiedOnly: true},
 	{hf: "InternLM2ForCausalLM", gguf: "internlm2", permute: true, noBias: true, internlm2: true},
 	{hf: "MiniCPMForCausalLM", gguf: "minicpm", permute: true, longrope: true, minicpm: true},
+	{hf: "MiniCPM3ForCausalLM", gguf: "minicpm3", longrope: true},
 	{hf: "BailingMoeForCausalLM", gguf: "bailingmoe", bailing: true},
 	{hf: "BailingMoeV2ForCausalLM", gguf: "bailingmoe2", partialRotary: true, bailing: true},
 	{hf: "DeciLMForCausalLM", gguf: "deci", permute: true, ropeFreqs: true, deci: true},
@@ -1073,6 +1077,9 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 		if arch.minicpm {
 			miniCPMKeys(w, a, hp)
 		}
+		if arch.gguf == "minicpm3" {
+			minicpm3Keys(w, a, hp)
+		}
 		if arch.graniteHybrid || arch.bamba {
 			graniteHybridKeys(w, a, hp)
 		}
@@ -1152,6 +1159,8 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 		plan, err = planDots1(st, arch, hp)
 	case "deci":
 		plan, err = planDeci(st, arch, hp)
+	case "minicpm3":
+		plan, err = planMiniCPM3(st, arch, hp)
 	case "bailingmoe", "bailingmoe2":
 		plan, err = planBailing(st, arch, hp)
 	case "gemma3n":

@@ -139,8 +139,13 @@ type dsRef struct {
 	emb, out, norm []float64
 	layers         []dsLayer
 	moe            smoeRef
-	// halvesRope rotates rotate_half's pairs: a feature left out.
+	// halvesRope rotates rotate_half's pairs: a feature left out
+	// (MiniCPM3's layout).
 	halvesRope bool
+	// MiniCPM3's scales (0: 1): embScale multiplies the embeddings,
+	// resScale each block's attention and MLP outputs, and logitDiv
+	// divides the final hidden state.
+	embScale, resScale, logitDiv float64
 }
 
 type dsLayer struct {
@@ -344,8 +349,18 @@ func (m *dsRef) forward(ids []int) []float64 {
 	H, qk := c.hidden, c.nope+c.rope
 	T := len(ids)
 	x := make([][]float64, T)
+	or1 := func(v float64) float64 {
+		if v == 0 {
+			return 1
+		}
+		return v
+	}
+	embScale, resScale, logitDiv := or1(m.embScale), or1(m.resScale), or1(m.logitDiv)
 	for i, id := range ids {
 		x[i] = slices.Clone(m.emb[id*H : (id+1)*H])
+		for e := range x[i] {
+			x[i][e] *= embScale
+		}
 	}
 	for _, L := range m.layers {
 		qs, ks, vs := make([][]float64, T), make([][]float64, T), make([][]float64, T)
@@ -396,7 +411,7 @@ func (m *dsRef) forward(ids []int) []float64 {
 			}
 			o := matvec(L.wo, att, H)
 			for e := range o {
-				x[i][e] += o[e]
+				x[i][e] += resScale * o[e]
 			}
 		}
 		for i := range T {
@@ -408,11 +423,14 @@ func (m *dsRef) forward(ids []int) []float64 {
 				out = m.moe.forward(L.moe, h)
 			}
 			for e := range out {
-				x[i][e] += out[e]
+				x[i][e] += resScale * out[e]
 			}
 		}
 	}
 	last := dsRMS(x[T-1], m.norm)
+	for e := range last {
+		last[e] /= logitDiv
+	}
 	return matvec(m.out, last, dsVocab)
 }
 
