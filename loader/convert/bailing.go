@@ -3,6 +3,8 @@ package convert
 import (
 	"fmt"
 	"math"
+	"slices"
+	"strings"
 
 	"github.com/llm-go/llm/loader/safetensors"
 )
@@ -22,23 +24,30 @@ import (
 // every layer behind softmax scores, the top-k weights renormalised when
 // norm_topk_prob (true by default) and not scaled.
 //
-// BailingMoeV2ForCausalLM (Ling 2.0 and Ring 2.0: mini, flash) → GGUF arch
-// "bailingmoe2": query_key_value kept fused (llama.cpp views its blocks),
-// per-head RMS norms of q and k (query_layernorm, key_layernorm) before a
-// rope rotating halves of the first partial_rotary_factor (0.5 by default)
-// of each head, nothing permuted; the first first_k_dense_replace layers
-// dense, the others routed as the model's gate routes whatever the config
-// says: sigmoid scores, the selection bias (mlp.gate.expert_bias) picking
-// the experts within the topk_group best of n_group groups, the top-k
-// weights always renormalised (when more than one is used) and scaled by
-// routed_scaling_factor. BailingMoeV2Config's defaults apply: 8 groups, 4
-// of them chosen, a scale of 2.5, epsilon 1e-5.
+// BailingMoeV2ForCausalLM (Ling 2.0 and Ring 2.0: mini, flash, 1T) → GGUF
+// arch "bailingmoe2": query_key_value kept fused (llama.cpp views its
+// blocks), per-head RMS norms of q and k (query_layernorm, key_layernorm)
+// before a rope rotating halves of the first partial_rotary_factor (or
+// rotary_dim) dimensions of each head, nothing permuted; the first
+// first_k_dense_replace layers dense, the others routed as the model's gate
+// routes whatever the config says: sigmoid scores, the selection bias
+// (mlp.gate.expert_bias, used whenever the checkpoint has it) picking the
+// experts within the topk_group best of n_group groups, the top-k weights
+// always renormalised (when more than one is used) and scaled by
+// routed_scaling_factor. BailingMoeV2Config's defaults apply (no biases,
+// epsilon 1e-6, 32768 positions, 8 groups of which 4 are chosen), but the
+// scale and the rotated fraction are required: the copies of the config
+// class disagree on their defaults (1 or 2.5; the whole head in the
+// model's code, half in convert_hf_to_gguf.py).
 //
-// Both configs default use_bias to true, which neither llama.cpp graph can
-// run: a config without it is refused.
+// BailingMoeConfig (Ling 1.0) defaults use_bias to true, which llama.cpp's
+// bailingmoe cannot run: a Ling 1.0 config without it is refused. With
+// norm_head and tied embeddings, whether the embeddings are normalised too
+// is not settled: that is refused.
 
-// bailingConfig holds BailingMoeV2Config's names.
+// bailingConfig holds BailingMoeConfig's and BailingMoeV2Config's names.
 type bailingConfig struct {
+	RotaryDim        *int     `json:"rotary_dim"`
 	NumSharedExperts *int     `json:"num_shared_experts"`
 	ScoreFunction    string   `json:"score_function"`
 	ExpertBias       *bool    `json:"moe_router_enable_expert_bias"`
@@ -52,26 +61,50 @@ type bailingConfig struct {
 }
 
 // bailingDefaults sets BailingMoeConfig's and BailingMoeV2Config's
-// defaults that the generic path reads.
-func (c *hfConfig) bailingDefaults(v2 bool) {
-	if c.RMSNormEps == nil {
-		eps := 1e-5
-		c.RMSNormEps = &eps
+// defaults that the generic path reads, and the rotated fraction from
+// rotary_dim.
+func (c *hfConfig) bailingDefaults(arch archSpec) error {
+	if c.bailingErr != nil {
+		return fmt.Errorf("convert: config.json: %w", c.bailingErr)
 	}
-	if v2 && c.PartialRotaryFactor == nil && isNull(c.RopeParameters) {
-		half := 0.5
-		c.PartialRotaryFactor = &half
+	v2 := arch.gguf == "bailingmoe2"
+	if c.RMSNormEps == nil && !v2 {
+		eps := 1e-5 // BailingMoeConfig's; BailingMoeV2Config's is the generic 1e-6
+		c.RMSNormEps = &eps
 	}
 	if c.MaxPositionEmbeddings <= 0 {
 		c.MaxPositionEmbeddings = 16384
+		if v2 {
+			c.MaxPositionEmbeddings = 32768
+		}
 	}
+	headDim := c.HeadDim
+	if headDim <= 0 && c.NumAttentionHeads > 0 {
+		headDim = c.HiddenSize / c.NumAttentionHeads
+	}
+	partial := c.PartialRotaryFactor
+	if params, err := parseRopeJSON(c.RopeParameters, "rope_parameters"); err == nil && params != nil && partial == nil {
+		partial = params.PartialRotaryFactor
+	}
+	if r := c.Bailing.RotaryDim; r != nil {
+		switch {
+		case headDim <= 0 || *r <= 0 || *r > headDim:
+			return fmt.Errorf("%w: config.json: rotary_dim %d for heads of %d", ErrMismatch, *r, headDim)
+		case partial != nil && int(*partial*float64(headDim)+1e-9) != *r:
+			return fmt.Errorf("%w: config.json: rotary_dim %d and partial_rotary_factor %v (%d of %d dimensions) disagree", ErrMismatch, *r, *partial, int(*partial*float64(headDim)+1e-9), headDim)
+		case partial == nil:
+			f := float64(*r) / float64(headDim)
+			c.PartialRotaryFactor, partial = &f, &f
+		}
+	}
+	if v2 && partial == nil {
+		return fmt.Errorf("%w: %s without partial_rotary_factor or rotary_dim: the model's code then rotates whole heads, convert_hf_to_gguf.py half of each", ErrUnsupported, arch.hf)
+	}
+	return nil
 }
 
 // bailingHparams reads and checks a Ling config; h has the generic fields.
 func (c *hfConfig) bailingHparams(arch archSpec, h *hparams) error {
-	if c.bailingErr != nil {
-		return fmt.Errorf("convert: config.json: %w", c.bailingErr)
-	}
 	b, d, v2 := c.Bailing, &c.DeepSeek, arch.gguf == "bailingmoe2"
 	refuse := func(setting, why string) error {
 		return fmt.Errorf("%w: %s with %s: llama.cpp's %s %s", ErrUnsupported, arch.hf, setting, arch.gguf, why)
@@ -79,16 +112,16 @@ func (c *hfConfig) bailingHparams(arch archSpec, h *hparams) error {
 	switch {
 	case b.UseQKVBias != nil && *b.UseQKVBias:
 		return refuse("use_qkv_bias true", "has no query, key or value biases")
-	case b.UseBias == nil:
-		return refuse("no use_bias (the config's default is true)", "has no attention or MLP biases")
-	case *b.UseBias:
+	case b.UseBias == nil && !v2:
+		return refuse("no use_bias (BailingMoeConfig's default is true)", "has no attention or MLP biases")
+	case b.UseBias != nil && *b.UseBias:
 		return refuse("use_bias true", "has no attention or MLP biases")
 	case v2 && b.UseQKNorm != nil && !*b.UseQKNorm:
 		return refuse("use_qk_norm false", "normalises every query and key head")
 	case !v2 && b.UseQKNorm != nil && *b.UseQKNorm:
 		return refuse("use_qk_norm true", "has no query and key norms (Ling 2.0 is BailingMoeV2ForCausalLM)")
 	case b.NormHead != nil && *b.NormHead && h.tied:
-		return refuse("norm_head true and tie_word_embeddings true", "cannot normalise the head apart from the embeddings")
+		return fmt.Errorf("%w: %s with norm_head and tie_word_embeddings true: whether the model's code normalises the embeddings with the head is not settled", ErrUnsupported, arch.hf)
 	case b.UseSlidingWindow != nil && *b.UseSlidingWindow:
 		return refuse("use_sliding_window true", "attends to every position")
 	case v2 && b.ScoreFunction != "" && b.ScoreFunction != "sigmoid":
@@ -130,8 +163,7 @@ func (c *hfConfig) bailingHparams(arch archSpec, h *hparams) error {
 			d.TopkGroup = &used
 		}
 		if d.RoutedScalingFactor == nil {
-			scale := 2.5
-			d.RoutedScalingFactor = &scale
+			return fmt.Errorf("%w: %s without routed_scaling_factor: copies of BailingMoeV2Config default it to 1 or 2.5 (convert_hf_to_gguf.py requires it)", ErrUnsupported, arch.hf)
 		}
 	}
 	s, err := c.sharedMoEHparams(arch, h)
@@ -139,10 +171,9 @@ func (c *hfConfig) bailingHparams(arch archSpec, h *hparams) error {
 		return err
 	}
 	if v2 {
-		// The gate renormalises whatever norm_topk_prob says, and has the
-		// selection bias unless moe_router_enable_expert_bias is false.
+		// The gate renormalises whatever norm_topk_prob says; whether it
+		// has the selection bias is the checkpoint's (planBailing).
 		s.norm = h.expertsUsed > 1
-		s.scoreBias = b.ExpertBias == nil || *b.ExpertBias
 	} else {
 		s.norm = (c.MoE.NormTopkProb == nil || *c.MoE.NormTopkProb) && h.expertsUsed > 1
 		s.scale = 1
@@ -168,6 +199,11 @@ func planBailing(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 	required := []string{"attn_norm", "ffn_norm", "attn_output"}
 	v2 := arch.gguf == "bailingmoe2"
 	if v2 {
+		// The gate adds its selection bias whenever the checkpoint has
+		// one, whatever moe_router_enable_expert_bias says.
+		h.smoe.scoreBias = slices.ContainsFunc(st.Tensors(), func(t safetensors.TensorInfo) bool {
+			return strings.HasSuffix(t.Name, ".mlp.gate.expert_bias")
+		})
 		names["attention.query_layernorm.weight"] = bertTensor{"attn_q_norm.weight", []int64{D}}
 		names["attention.key_layernorm.weight"] = bertTensor{"attn_k_norm.weight", []int64{D}}
 		required = append(required, "attn_qkv", "attn_q_norm", "attn_k_norm")

@@ -89,7 +89,9 @@ func lingReference(t *testing.T, dir string, perHead bool, edit func(*smoeRef)) 
 			L.wg, L.wu, L.wd, L.ffn = r.get(p+"mlp.gate_proj.weight"), r.get(p+"mlp.up_proj.weight"), r.get(p+"mlp.down_proj.weight"), lingFFN
 		} else {
 			ml := readSMoE(r, p, lingExperts, false)
-			ml.bias = r.get(p + "mlp.gate.expert_bias")
+			if r.has(p + "mlp.gate.expert_bias") {
+				ml.bias = r.get(p + "mlp.gate.expert_bias")
+			}
 			L.mlp = func(h []float64) []float64 { return moe.forward(ml, h) }
 		}
 		m.layers = append(m.layers, L)
@@ -138,16 +140,16 @@ func TestBailingMoeV2(t *testing.T) {
 		"no renormalising": moeEdit(func(s *smoeRef) { s.norm = false }),
 	})
 
-	// BailingMoeV2Config's defaults, and the gate's renormalising
-	// whatever norm_topk_prob says.
+	// BailingMoeV2Config's defaults, rotary_dim for the rotated fraction,
+	// and the gate's renormalising whatever norm_topk_prob says.
 	_, fd := convertDir(t, lingFixture(t, func(c map[string]any, ts []stTensor) []stTensor {
-		for _, k := range []string{"routed_scaling_factor", "rms_norm_eps", "partial_rotary_factor", "score_function", "moe_router_enable_expert_bias"} {
+		for _, k := range []string{"rms_norm_eps", "partial_rotary_factor", "score_function", "use_bias", "max_position_embeddings"} {
 			delete(c, k)
 		}
-		c["n_group"], c["topk_group"], c["norm_topk_prob"] = 4, 4, false
+		c["n_group"], c["topk_group"], c["norm_topk_prob"], c["rotary_dim"] = 4, 4, false, 8
 		return ts
 	}), "f32")
-	for k, want := range map[string]float64{"expert_weights_scale": 2.5, "attention.layer_norm_rms_epsilon": 1e-5, "rope.dimension_count": 8} {
+	for k, want := range map[string]float64{"attention.layer_norm_rms_epsilon": 1e-6, "rope.dimension_count": 8, "context_length": 32768} {
 		if v, ok := fd.Float("bailingmoe2." + k); !ok || float32(v) != float32(want) {
 			t.Errorf("defaults: %s = %v (%v), want %v", k, v, ok, want)
 		}
@@ -186,27 +188,42 @@ func TestBailingMoeV2(t *testing.T) {
 	checkSensitive(t, wctx, prompts, wideRef, map[string]func(*refModel){
 		"norm_head": func(m *refModel) { *m = *lingReference(t, wide, false, func(s *smoeRef) { s.sharedFFN = 24 }) },
 	})
-	// Without the selection bias.
-	_, fb := convertDir(t, lingFixture(t, func(c map[string]any, ts []stTensor) []stTensor {
-		c["moe_router_enable_expert_bias"] = false
+	// The selection bias follows the checkpoint, as the gate does:
+	// used with moe_router_enable_expert_bias false, absent without the
+	// tensors.
+	flagOff := lingFixture(t, setConfig("moe_router_enable_expert_bias", false))
+	fOut, _ := convertDir(t, flagOff, "f32")
+	checkRef(t, refContext(t, fOut), prompts, lingReference(t, flagOff, false, nil).forward, 1e-5)
+	noBias := lingFixture(t, func(c map[string]any, ts []stTensor) []stTensor {
 		for l := 1; l < lingLayers; l++ {
 			ts = dropTensor(layerPrefix(l)+"mlp.gate.expert_bias")(c, ts)
 		}
 		return ts
-	}), "f32")
+	})
+	bOut, fb := convertDir(t, noBias, "f32")
 	if _, ok := fb.Tensor("blk.1.exp_probs_b.bias"); ok {
-		t.Error("moe_router_enable_expert_bias false: exp_probs_b written")
+		t.Error("no expert_bias: exp_probs_b written")
 	}
+	bctx := refContext(t, bOut)
+	checkRef(t, bctx, prompts, lingReference(t, noBias, false, nil).forward, 1e-5)
 
 	for name, tc := range map[string]struct {
 		edit func(map[string]any, []stTensor) []stTensor
 		want error
 	}{
-		"use_bias true":        {setConfig("use_bias", true), convert.ErrUnsupported},
-		"use_bias left out":    {func(c map[string]any, ts []stTensor) []stTensor { delete(c, "use_bias"); return ts }, convert.ErrUnsupported},
-		"use_qkv_bias true":    {setConfig("use_qkv_bias", true), convert.ErrUnsupported},
-		"use_qk_norm false":    {setConfig("use_qk_norm", false), convert.ErrUnsupported},
-		"use_qk_norm left out": {func(c map[string]any, ts []stTensor) []stTensor { delete(c, "use_qk_norm"); return ts }, nil},
+		"use_bias true": {setConfig("use_bias", true), convert.ErrUnsupported},
+		"no routed_scaling_factor": {func(c map[string]any, ts []stTensor) []stTensor {
+			delete(c, "routed_scaling_factor")
+			return ts
+		}, convert.ErrUnsupported},
+		"no rotated fraction": {func(c map[string]any, ts []stTensor) []stTensor {
+			delete(c, "partial_rotary_factor")
+			return ts
+		}, convert.ErrUnsupported},
+		"rotary_dim disagreeing": {setConfig("rotary_dim", 16), convert.ErrMismatch},
+		"use_qkv_bias true":      {setConfig("use_qkv_bias", true), convert.ErrUnsupported},
+		"use_qk_norm false":      {setConfig("use_qk_norm", false), convert.ErrUnsupported},
+		"use_qk_norm left out":   {func(c map[string]any, ts []stTensor) []stTensor { delete(c, "use_qk_norm"); return ts }, nil},
 		"norm_head tied": {func(c map[string]any, ts []stTensor) []stTensor {
 			c["norm_head"], c["tie_word_embeddings"] = true, true
 			return ts
@@ -216,7 +233,6 @@ func TestBailingMoeV2(t *testing.T) {
 		"softmax scores":          {setConfig("score_function", "softmax"), convert.ErrUnsupported},
 		"no shared experts":       {setConfig("num_shared_experts", nil), convert.ErrUnsupported},
 		"heads × head_dim":        {setConfig("head_dim", 32), convert.ErrUnsupported},
-		"expert bias disabled":    {setConfig("moe_router_enable_expert_bias", false), convert.ErrUnsupported},
 		"one expert":              {setConfig("num_experts", 1), convert.ErrMismatch},
 		"default groups": {func(c map[string]any, ts []stTensor) []stTensor {
 			delete(c, "n_group")
@@ -346,6 +362,7 @@ func TestBailingMoe(t *testing.T) {
 		"routed scaling":        {setConfig("routed_scaling_factor", 2.5), convert.ErrUnsupported},
 		"dense first layer":     {setConfig("first_k_dense_replace", 1), convert.ErrUnsupported},
 		"partial rope":          {setConfig("partial_rotary_factor", 0.5), convert.ErrUnsupported},
+		"rotary_dim 8":          {setConfig("rotary_dim", 8), convert.ErrUnsupported},
 		"shared width":          {setConfig("moe_shared_expert_intermediate_size", 32), convert.ErrUnsupported},
 		"no shared experts":     {setConfig("num_shared_experts", 0), convert.ErrUnsupported},
 		"qkv of the wrong size": {setConfig("num_key_value_heads", 4), convert.ErrMismatch},

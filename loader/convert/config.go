@@ -406,7 +406,9 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 		}
 	}
 	if arch.bailing {
-		c.bailingDefaults(arch.gguf == "bailingmoe2")
+		if err := c.bailingDefaults(arch); err != nil {
+			return h, err
+		}
 	}
 	if arch.minicpm {
 		c.miniCPMDefaults()

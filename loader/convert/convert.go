@@ -590,8 +590,8 @@ type archSpec struct {
 	internlm2 bool
 	// minicpm: MiniCPM's µP scales (minicpm.go).
 	minicpm bool
-	// bailing: Ling's fused query_key_value, sharedMoE MLP and
-	// normalised head (bailing.go).
+	// bailing: Ling's names, query_key_value (split for Ling 1.0),
+	// sharedMoE MLP and normalised head (bailing.go).
 	bailing bool
 	// deci: DeciLM's blocks, each with its own heads and MLP width
 	// (deci.go).
@@ -699,7 +699,7 @@ var archs = []archSpec{
 	{hf: "Mamba2ForCausalLM", gguf: "mamba2"},
 	{hf: "JambaForCausalLM", gguf: "jamba", jamba: true},
 	{hf: "Dots1ForCausalLM", gguf: "dots1", dots1: true, untiedOnly: true},
-	{hf: "InternLM2ForCausalLM", gguf: "internlm2", permute: true, noBias: true, internlm2: true},
+	{hf: "InternLM2ForCausalLM", gguf: "internlm2", permute: true, noBias: true, untiedOnly: true, internlm2: true},
 	{hf: "MiniCPMForCausalLM", gguf: "minicpm", permute: true, longrope: true, minicpm: true},
 	{hf: "MiniCPM3ForCausalLM", gguf: "minicpm3", longrope: true},
 	{hf: "BailingMoeForCausalLM", gguf: "bailingmoe", bailing: true},

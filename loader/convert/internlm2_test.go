@@ -83,6 +83,16 @@ func TestInternLM2(t *testing.T) {
 		"rope on pairs": func(m *refModel) { m.ropePairs = true },
 	})
 
+	// Tied: llama.cpp's internlm2 requires output.weight, written from
+	// the embeddings.
+	_, ft := convertDir(t, internlm2Fixture(t, func(c map[string]any, ts []stTensor) []stTensor {
+		c["tie_word_embeddings"] = true
+		return dropTensor("output.weight")(c, ts)
+	}), "f32")
+	if _, ok := ft.Tensor("output.weight"); !ok {
+		t.Error("tied: no output.weight")
+	}
+
 	// InternLM2.5's dynamic scaling: nothing changes within the context.
 	_, fd := convertDir(t, internlm2Fixture(t, setConfig("rope_scaling", map[string]any{"type": "dynamic", "factor": 2.0})), "f32")
 	if s, ok := fd.String("internlm2.rope.scaling.type"); ok {

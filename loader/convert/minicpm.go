@@ -20,13 +20,16 @@ import (
 //   - logit_scale: hidden_size / dim_model_base, dividing the final hidden
 //     state before the head.
 //
-// convert_hf_to_gguf.py requires the three keys, and so does this
-// converter. use_mup false (a MiniCPM4 option that leaves some of the
+// A key config.json lacks is MiniCPMConfig's default of 1 (no released
+// model lacks them; convert_hf_to_gguf.py requires them). use_mup false (a MiniCPM4 option that leaves some of the
 // scales out) is refused, since which ones its code leaves out is not
 // settled here. MiniCPM4's longrope is converted as Phi-3's; its code picks
 // the long factors whenever max_position_embeddings exceeds
 // original_max_position_embeddings, whatever the length, where llama.cpp
-// picks them by the context size, so such a config is refused. MiniCPM4's
+// picks them by the context size, so such a config is refused; so is one
+// whose max_position_embeddings is below its original length, as MiniCPM's
+// rope then scales cos and sin below 1, where the longrope written (as
+// transformers computes it) scales by 1. MiniCPM4's
 // sparse attention (sparse_config, InfLLM v2) attends densely up to its
 // dense_len; llama.cpp attends densely at every length, which is logged.
 // PretrainedConfig's default ties the head to the embeddings when
@@ -62,25 +65,51 @@ func (c *hfConfig) miniCPMHparams(arch archSpec, h *hparams) error {
 	if c.MoE.NumExperts > 0 {
 		return fmt.Errorf("%w: %s with num_experts %d (MiniCPM-MoE): its experts are not converted", ErrUnsupported, arch.hf, c.MoE.NumExperts)
 	}
+	scales := m.scales()
 	for _, f := range []struct {
 		name string
-		v    *float64
-	}{{"scale_emb", m.ScaleEmb}, {"scale_depth", m.ScaleDepth}, {"dim_model_base", m.DimModelBase}} {
-		switch {
-		case f.v == nil:
-			return fmt.Errorf("%w: config.json: %s has no %s (MiniCPM's µP scales are required)", ErrMismatch, arch.hf, f.name)
-		case !(*f.v > 0) || math.IsInf(*f.v, 0):
-			return fmt.Errorf("%w: config.json: %s is %v; it must be positive", ErrMismatch, f.name, *f.v)
+		v    float64
+	}{{"scale_emb", scales[0]}, {"scale_depth", scales[1]}, {"dim_model_base", scales[2]}} {
+		if !(f.v > 0) || math.IsInf(f.v, 0) {
+			return fmt.Errorf("%w: config.json: %s is %v; it must be positive", ErrMismatch, f.name, f.v)
 		}
 	}
-	if h.rope.kind == ropeLongrope && h.ctxLen > h.rope.origCtx {
-		return fmt.Errorf("%w: %s with longrope and max_position_embeddings %d above original_max_position_embeddings %d: MiniCPM's rope then uses the long factors at every length, llama.cpp below %d the short ones",
-			ErrUnsupported, arch.hf, h.ctxLen, h.rope.origCtx, h.rope.origCtx)
+	if err := miniCPMLongrope(arch, *h); err != nil {
+		return err
 	}
 	if !isNull(m.SparseConfig) {
 		slog.Info("convert: MiniCPM's sparse attention (sparse_config) is not converted: llama.cpp attends to every position, as MiniCPM does up to its dense_len", "architecture", arch.hf)
 	}
-	h.mup = &miniCPMScales{emb: *m.ScaleEmb, residual: *m.ScaleDepth / math.Sqrt(float64(h.layers)), logit: float64(h.hidden) / *m.DimModelBase}
+	h.mup = &miniCPMScales{emb: scales[0], residual: scales[1] / math.Sqrt(float64(h.layers)), logit: float64(h.hidden) / scales[2]}
+	return nil
+}
+
+// scales returns scale_emb, scale_depth and dim_model_base, each 1 (the
+// config classes' default) when absent.
+func (m miniCPMConfig) scales() [3]float64 {
+	out := [3]float64{1, 1, 1}
+	for i, v := range []*float64{m.ScaleEmb, m.ScaleDepth, m.DimModelBase} {
+		if v != nil {
+			out[i] = *v
+		}
+	}
+	return out
+}
+
+// miniCPMLongrope refuses a MiniCPM longrope llama.cpp would run otherwise:
+// MiniCPM's rope picks its factors once, by max_position_embeddings, and
+// scales cos and sin by sqrt(1 + ln(max/original)/ln(original)) even below
+// 1.
+func miniCPMLongrope(arch archSpec, h hparams) error {
+	switch {
+	case h.rope.kind != ropeLongrope:
+	case h.ctxLen > h.rope.origCtx:
+		return fmt.Errorf("%w: %s with longrope and max_position_embeddings %d above original_max_position_embeddings %d: MiniCPM's rope then uses the long factors at every length, llama.cpp below %d the short ones",
+			ErrUnsupported, arch.hf, h.ctxLen, h.rope.origCtx, h.rope.origCtx)
+	case h.ctxLen < h.rope.origCtx:
+		return fmt.Errorf("%w: %s with longrope and max_position_embeddings %d below original_max_position_embeddings %d: MiniCPM's rope then scales cos and sin below 1, the longrope llama.cpp runs by 1",
+			ErrUnsupported, arch.hf, h.ctxLen, h.rope.origCtx)
+	}
 	return nil
 }
 

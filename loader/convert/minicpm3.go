@@ -68,24 +68,25 @@ func (c *hfConfig) minicpm3Hparams(arch archSpec, h *hparams) error {
 		return fmt.Errorf("convert: config.json: %w", c.miniCPMErr)
 	}
 	mc := c.MiniCPM
-	for _, f := range []struct {
+	scales := mc.scales()
+	for i, f := range []struct {
 		name string
-		v    *float64
+		set  bool
 		want float64
-	}{{"scale_emb", mc.ScaleEmb, 12}, {"scale_depth", mc.ScaleDepth, 1.4}, {"dim_model_base", mc.DimModelBase, 256}} {
-		switch {
-		case f.v == nil:
-			return fmt.Errorf("%w: config.json: %s has no %s (MiniCPM's µP scales are required)", ErrMismatch, arch.hf, f.name)
-		case math.Abs(*f.v-f.want) > 1e-9:
-			return fmt.Errorf("%w: %s with %s %v: llama.cpp's minicpm3 graph fixes it at %v (MiniCPM3-4B's)", ErrUnsupported, arch.hf, f.name, *f.v, f.want)
+	}{{"scale_emb", mc.ScaleEmb != nil, 12}, {"scale_depth", mc.ScaleDepth != nil, 1.4}, {"dim_model_base", mc.DimModelBase != nil, 256}} {
+		if math.Abs(scales[i]-f.want) > 1e-9 {
+			got := fmt.Sprintf("%s %v", f.name, scales[i])
+			if !f.set {
+				got = "no " + f.name + " (so the config class's 1)"
+			}
+			return fmt.Errorf("%w: %s with %s: llama.cpp's minicpm3 graph fixes it at %v (MiniCPM3-4B's)", ErrUnsupported, arch.hf, got, f.want)
 		}
 	}
 	switch h.rope.kind {
 	case ropeNone, ropeLinear:
 	case ropeLongrope:
-		if h.ctxLen > h.rope.origCtx {
-			return fmt.Errorf("%w: %s with longrope and max_position_embeddings %d above original_max_position_embeddings %d: MiniCPM's rope then uses the long factors at every length, llama.cpp below %d the short ones",
-				ErrUnsupported, arch.hf, h.ctxLen, h.rope.origCtx, h.rope.origCtx)
+		if err := miniCPMLongrope(arch, *h); err != nil {
+			return err
 		}
 	default:
 		return fmt.Errorf("%w rope scaling %q for %s: linear and longrope are converted", ErrUnsupported, h.rope.kind, arch.hf)

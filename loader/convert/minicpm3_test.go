@@ -95,7 +95,7 @@ func TestMiniCPM3(t *testing.T) {
 		want error
 	}{
 		"scale_emb 10":      {func(c map[string]any) { c["scale_emb"] = 10 }, convert.ErrUnsupported},
-		"no dim_model_base": {func(c map[string]any) { delete(c, "dim_model_base") }, convert.ErrMismatch},
+		"no dim_model_base": {func(c map[string]any) { delete(c, "dim_model_base") }, convert.ErrUnsupported},
 		"no q_lora_rank":    {func(c map[string]any) { c["q_lora_rank"] = nil }, convert.ErrMismatch},
 		"attention biases":  {func(c map[string]any) { c["attention_bias"] = true }, convert.ErrUnsupported},
 		"yarn": {func(c map[string]any) {

@@ -94,15 +94,27 @@ func TestMiniCPM(t *testing.T) {
 		},
 	})
 
+	// MiniCPMConfig's defaults of 1 for absent scales.
+	_, fd := convertDir(t, miniCPMFixture(t, func(c map[string]any) {
+		delete(c, "scale_emb")
+		delete(c, "dim_model_base")
+	}), "f32")
+	for k, want := range map[string]float64{"minicpm.embedding_scale": 1, "minicpm.logit_scale": 64} {
+		if v, ok := fd.Float(k); !ok || v != want {
+			t.Errorf("defaults: %s = %v (%v), want %v", k, v, ok, want)
+		}
+	}
+
 	for name, tc := range map[string]struct {
 		edit func(map[string]any)
 		want error
 	}{
-		"no scale_emb":      {func(c map[string]any) { delete(c, "scale_emb") }, convert.ErrMismatch},
-		"no dim_model_base": {func(c map[string]any) { delete(c, "dim_model_base") }, convert.ErrMismatch},
-		"scale_depth 0":     {func(c map[string]any) { c["scale_depth"] = 0.0 }, convert.ErrMismatch},
-		"use_mup false":     {func(c map[string]any) { c["use_mup"] = false }, convert.ErrUnsupported},
-		"experts":           {func(c map[string]any) { c["num_experts"] = 8 }, convert.ErrUnsupported},
+		"scale_depth 0": {func(c map[string]any) { c["scale_depth"] = 0.0 }, convert.ErrMismatch},
+		"use_mup false": {func(c map[string]any) { c["use_mup"] = false }, convert.ErrUnsupported},
+		"experts":       {func(c map[string]any) { c["num_experts"] = 8 }, convert.ErrUnsupported},
+		"longrope short of its length": {func(c map[string]any) {
+			c["rope_scaling"] = map[string]any{"rope_type": "longrope", "short_factor": short, "long_factor": long, "original_max_position_embeddings": 4096}
+		}, convert.ErrUnsupported},
 		"longrope past its length": {func(c map[string]any) {
 			c["rope_scaling"] = map[string]any{"rope_type": "longrope", "short_factor": short, "long_factor": long, "original_max_position_embeddings": 1024}
 		}, convert.ErrUnsupported},

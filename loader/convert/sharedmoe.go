@@ -14,7 +14,7 @@ import (
 )
 
 // sharedMoE is the MLP of DeepSeek V2/V3, GLM-4.5, DeepSeek-MoE,
-// dots.llm1 and Ling 2.0: the first
+// dots.llm1 and Ling: the first
 // first_k_dense_replace layers have a dense MLP, the others
 // n_routed_experts experts (stacked as ffn_{gate,up,down}_exps) and
 // n_shared_experts shared ones (ffn_{gate,up,down}_shexp) that every token
@@ -240,7 +240,7 @@ func planSharedMoEModel(st *safetensors.Model, arch archSpec, h hparams, attn at
 			case (suffix == "mlp.gate.expert_bias") != arch.bailing:
 				return refuse("not a tensor of the model")
 			case !s.scoreBias && arch.bailing:
-				return refuse("a selection bias the model does not use (Ling 1.0, or moe_router_enable_expert_bias false)")
+				return refuse("Ling 1.0's gate has no selection bias")
 			case !s.scoreBias:
 				return refuse("e_score_correction_bias without topk_method noaux_tc")
 			}

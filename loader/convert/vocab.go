@@ -681,12 +681,15 @@ func (v *vocab) phantomSpaces() {
 	}
 }
 
-// checkUnique checks that no two tokens have the same text (an empty one
-// counting as "[EMPTY_i]", as llama.cpp renames it): llama.cpp aborts
-// loading such a vocabulary.
+// checkUnique checks that no two tokens have the same text as llama.cpp
+// reads it (up to a NUL byte, an empty one counting as "[EMPTY_i]", as
+// llama.cpp renames it): llama.cpp aborts loading such a vocabulary.
 func (v *vocab) checkUnique() error {
 	seen := make(map[string]int, len(v.tokens))
 	for i, t := range v.tokens {
+		if n := strings.IndexByte(t, 0); n >= 0 {
+			t = t[:n]
+		}
 		if t == "" {
 			t = "[EMPTY_" + strconv.Itoa(i) + "]"
 		}

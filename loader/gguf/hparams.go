@@ -204,7 +204,11 @@ func checkArchKeys(f *File, arch string, fail func(string, ...any) error) error 
 	if g, ok := get("expert_gating_func"); ok && g > 3 {
 		return fail("expert_gating_func %d: llama.cpp knows 0 to 3", g)
 	}
-	if e, _ := get("expert_count"); (arch == "glm4moe" || arch == "qwen3next" || arch == "minimax-m2" || arch == "bailingmoe" || arch == "bailingmoe2") && e == 0 {
+	if e, _ := get("expert_count"); arch == "bailingmoe" && e == 0 {
+		// Not an abort: llama.cpp refuses to load it.
+		return fmt.Errorf("gguf: %s: expert_count is 0: llama.cpp's bailingmoe needs experts: %w", arch, ErrInvalid)
+	}
+	if e, _ := get("expert_count"); (arch == "glm4moe" || arch == "qwen3next" || arch == "minimax-m2" || arch == "bailingmoe2") && e == 0 {
 		return fail("expert_count is 0")
 	}
 	if g, ok := get("expert_gating_func"); arch == "minimax-m2" && (!ok || g == 0) {

@@ -3,6 +3,7 @@ package gguf
 import (
 	"fmt"
 	"strconv"
+	"strings"
 )
 
 // Tokenizer metadata keys that llama.cpp's vocabulary loader indexes without
@@ -50,6 +51,10 @@ func checkVocab(f *File) error {
 	}
 	seen := make(map[string]int, len(tokens))
 	for i, tok := range tokens {
+		if n := strings.IndexByte(tok, 0); n >= 0 {
+			// llama.cpp reads a token as a C string: up to its NUL.
+			tok = tok[:n]
+		}
 		if tok == "" {
 			tok = "[EMPTY_" + strconv.Itoa(i) + "]"
 		}

@@ -21,6 +21,8 @@ func TestValidateModelVocab(t *testing.T) {
 		{name: "tokens scalar", kv: []KV{{keyTokens, Uint32(2)}}, words: []string{"has type u32"}},
 		{name: "duplicate token", kv: []KV{{keyTokens, Strings([]string{"a", "b", "a"})}}, words: []string{`token 2 "a" duplicates token 0`}},
 		{name: "empty token collides", kv: []KV{{keyTokens, Strings([]string{"[EMPTY_1]", ""})}}, words: []string{"token 1", "duplicates token 0"}},
+		{name: "token cut at NUL collides", kv: []KV{{keyTokens, Strings([]string{"a", "a\x00b"})}}, words: []string{"token 1", "duplicates token 0"}},
+		{name: "NUL token is empty", kv: []KV{{keyTokens, Strings([]string{"[EMPTY_1]", "\x00"})}}, words: []string{"token 1", "duplicates token 0"}},
 		{name: "short scores", kv: []KV{{keyTokens, toks}, {keyScores, Float32s(make([]float32, 3))}}, words: []string{"tokenizer.ggml.scores has 3 entries for 4 tokens"}},
 		{name: "scores f64", kv: []KV{{keyTokens, toks}, {keyScores, Float64s(make([]float64, 4))}}, words: []string{"must be arr[f32]"}},
 		{name: "short token types", kv: []KV{{keyTokens, toks}, {keyTokenType, Int32s(nil)}}, words: []string{"0 entries for 4 tokens"}},
