@@ -126,6 +126,9 @@ type hfConfig struct {
 	// Dots1Config's sliding-window names, and their decoding error.
 	Dots1    dots1Config `json:"-"`
 	dots1Err error
+	// BloomConfig's names, and their decoding error.
+	Bloom    bloomConfig `json:"-"`
+	bloomErr error
 	// InternLM2Config's names, and their decoding error.
 	InternLM2 internlm2Config `json:"-"`
 	internErr error
@@ -311,6 +314,7 @@ func readConfig(dir string) (*hfConfig, error) {
 	c.bailingErr = json.Unmarshal(raw, &c.Bailing)
 	c.miniCPMErr = json.Unmarshal(raw, &c.MiniCPM)
 	c.internErr = json.Unmarshal(raw, &c.InternLM2)
+	c.bloomErr = json.Unmarshal(raw, &c.Bloom)
 	return &c, nil
 }
 
@@ -318,6 +322,8 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	switch arch.gguf {
 	case "gpt2", "starcoder":
 		return c.gpt2Hparams(arch)
+	case "bloom":
+		return c.bloomHparams(arch)
 	case "bert", "jina-bert-v2", "jina-bert-v3":
 		return c.bertHparams(arch)
 	case "nomic-bert":

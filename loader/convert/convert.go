@@ -153,6 +153,8 @@
 //   - Dots1ForCausalLM (dots.llm1) → GGUF arch "dots1": Qwen3's attention
 //     and DeepSeek V3's experts (sigmoid scores with a selection bias,
 //     shared experts); see dots1.go.
+//   - BloomForCausalLM (BLOOM, BLOOMZ) → GGUF arch "bloom": ALiBi,
+//     LayerNorms with biases, query_key_value regrouped; see bloom.go.
 //   - MiniCPM3ForCausalLM (MiniCPM3-4B) → GGUF arch "minicpm3": DeepSeek
 //     V2's latent attention with Llama's MLP and MiniCPM's scales; see
 //     minicpm3.go.
@@ -699,6 +701,7 @@ var archs = []archSpec{
 	{hf: "Mamba2ForCausalLM", gguf: "mamba2"},
 	{hf: "JambaForCausalLM", gguf: "jamba", jamba: true},
 	{hf: "Dots1ForCausalLM", gguf: "dots1", dots1: true, untiedOnly: true},
+	{hf: "BloomForCausalLM", gguf: "bloom"},
 	{hf: "InternLM2ForCausalLM", gguf: "internlm2", permute: true, noBias: true, untiedOnly: true, internlm2: true},
 	{hf: "MiniCPMForCausalLM", gguf: "minicpm", permute: true, longrope: true, minicpm: true},
 	{hf: "MiniCPM3ForCausalLM", gguf: "minicpm3", longrope: true},
@@ -965,8 +968,8 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 	w.Set(a+".feed_forward_length", gguf.Uint32(uint32(hp.ffn)))
 	w.Set(a+".attention.head_count", gguf.Uint32(uint32(hp.heads)))
 	switch a {
-	case "gpt2", "starcoder":
-		// LayerNorm, learned positions: no rope.
+	case "gpt2", "starcoder", "bloom":
+		// LayerNorm, learned positions or ALiBi (BLOOM's): no rope.
 		w.Set(a+".attention.layer_norm_epsilon", gguf.Float32(float32(hp.rmsEps)))
 		if a == "starcoder" {
 			w.Set(a+".attention.head_count_kv", gguf.Uint32(uint32(hp.kvHeads)))
@@ -1161,6 +1164,8 @@ func build(ctx context.Context, dir string, opts Options) (*built, error) {
 		plan, err = planDeci(st, arch, hp)
 	case "minicpm3":
 		plan, err = planMiniCPM3(st, arch, hp)
+	case "bloom":
+		plan, err = planBloom(st, arch, hp)
 	case "bailingmoe", "bailingmoe2":
 		plan, err = planBailing(st, arch, hp)
 	case "gemma3n":

@@ -162,6 +162,9 @@ const (
 	// single digit spelled \p{N}{1}, and punctuation runs that keep
 	// line breaks out.
 	seedCoderRegex = `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1}| ?[^\s\p{L}\p{N}\r\n]+|\s*[\r\n]+|\s+(?!\S)|\s+`
+	// bloomRegex is BLOOM's: a word with one space before it, up to
+	// whitespace or one of its punctuation marks.
+	bloomRegex = ` ?[^(\s|[.,!?…。，、।۔،])]+`
 	// bailingRegex is Ling's (Ling 1.0 and 2.0): Qwen2's with the
 	// contractions after one apostrophe, possessive quantifiers (which
 	// match as the greedy ones here, since backtracking cannot help them)
@@ -228,6 +231,9 @@ var preFamilies = []preFamily{
 	// (llama-vocab.cpp, LLAMA_VOCAB_PRE_TYPE_BAILINGMOE), which it runs
 	// with greedy quantifiers for the possessive ones.
 	{name: "bailingmoe", steps: []preStep{splitStep(bailingRegex), byteLevelStep(false)}, norms: []string{normNone}, from: "inclusionAI/Ling-mini-2.0"},
+	// BLOOM's tokenizer.json; llama.cpp's bloom regex spells the same
+	// class without the nested brackets.
+	{name: "bloom", steps: []preStep{splitStep(bloomRegex), byteLevelStep(false)}, norms: []string{normNone}, from: "bigscience/bloom-560m"},
 	{name: "deepseek-llm", steps: []preStep{
 		splitStep("[\r\n]"), splitStep(deepseekLetters), splitStep(deepseekPunct), splitStep(`\s+$`), splitStep(deepseekCJK),
 		"Digits(individual_digits=true)", byteLevelStep(false),

@@ -399,10 +399,13 @@ type namedCheckpoint struct {
 	// perHead are the per-head module lists written stacked, by their
 	// suffixes' prefix (StableLM 2's q/k LayerNorms).
 	perHead map[string]perHeadStack
+	// outer are other tensors outside the blocks, all required (BLOOM's
+	// embedding LayerNorm).
+	outer map[string]bertTensor
 }
 
 // planNamed maps the tensors of a checkpoint nc describes (Falcon's,
-// GPT-NeoX's, StableLM's).
+// GPT-NeoX's, StableLM's, BLOOM's).
 func planNamed(st *safetensors.Model, arch archSpec, h hparams, nc namedCheckpoint) ([]tensorPlan, error) {
 	H, V := int64(h.hidden), int64(h.vocab)
 	pl := newPlanner(st, h)
@@ -433,6 +436,12 @@ func planNamed(st *safetensors.Model, arch archSpec, h hparams, nc namedCheckpoi
 				continue
 			}
 			if err := pl.add(tensorPlan{ggufName: "output.weight", layer: -1}, t, []int64{V, H}); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if b, ok := nc.outer[t.Name]; ok {
+			if err := pl.add(tensorPlan{ggufName: b.name, layer: -1}, t, b.shape); err != nil {
 				return nil, err
 			}
 			continue
@@ -480,6 +489,9 @@ func planNamed(st *safetensors.Model, arch archSpec, h hparams, nc namedCheckpoi
 		pl.tiedOutput()
 	}
 	required := []string{"token_embd.weight", "output_norm.weight", "output_norm.bias"}
+	for _, b := range nc.outer {
+		required = append(required, b.name)
+	}
 	if !h.tied || nc.needOutput {
 		required = append(required, "output.weight")
 	}

@@ -48,6 +48,9 @@ const (
 	// Small 3) with the regex llama.cpp quotes from its tokenizer.json.
 	preTekken = `{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]*[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]+|[^\\r\\n\\p{L}\\p{N}]?[\\p{Lu}\\p{Lt}\\p{Lm}\\p{Lo}\\p{M}]+[\\p{Ll}\\p{Lm}\\p{Lo}\\p{M}]*|\\p{N}| ?[^\\s\\p{L}\\p{N}]+[\\r\\n/]*|\\s*[\\r\\n]+|\\s+(?!\\S)|\\s+"},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}]}`
 
+	// preBloom is BLOOM's: words with one space before them, up to
+	// whitespace or punctuation.
+	preBloom = `{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":" ?[^(\\s|[.,!?…。，、।۔،])]+"},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":true,"use_regex":false}]}`
 	// preBailing is Ling's (Ling 1.0 and 2.0), with possessive
 	// quantifiers.
 	preBailing = `{"type":"Sequence","pretokenizers":[{"type":"Split","pattern":{"Regex":"'(?i:[sdmt]|ll|ve|re)|[^\\r\\n\\p{L}\\p{N}]?+\\p{L}+|\\p{N}| ?[^\\s\\p{L}\\p{N}]++[\\r\\n]*|\\s*[\\r\\n]|\\s+(?!\\S)|\\s+"},"behavior":"Isolated","invert":false},{"type":"ByteLevel","add_prefix_space":false,"trim_offsets":false,"use_regex":false}]}`
@@ -441,6 +444,7 @@ func TestPreTokenizerDetection(t *testing.T) {
 		{"tekken", preTekken, "", "", "tekken", false},
 		{"seed-coder", preSeedCoder, "", "", "seed-coder", false},
 		{"bailingmoe", preBailing, "", "", "bailingmoe", false},
+		{"bloom", preBloom, "", "", "bloom", false},
 		{"deepseek-v3", preDeepSeekV3, normEmptySeq, "", "deepseek-v3", false},
 		{"command-r", preStarcoder, normNFC, "", "command-r", false},
 		{"olmo", preGPT2, normNFC, "", "olmo", false},
