@@ -34,16 +34,19 @@ func (c *hfConfig) bloomHparams(arch archSpec) (hparams, error) {
 		return hparams{}, fmt.Errorf("convert: config.json: %w", c.bloomErr)
 	}
 	b := c.Bloom
-	h := hparams{hidden: c.HiddenSize, layers: c.NLayer, heads: c.NHead, vocab: c.VocabSize, ctxLen: b.SeqLength, rmsEps: 1e-5,
+	// BloomConfig takes n_embed over hidden_size, and the attribute_map
+	// aliases num_hidden_layers and num_attention_heads over n_layer and
+	// n_head.
+	h := hparams{hidden: c.HiddenSize, layers: c.NumHiddenLayers, heads: c.NumAttentionHeads, vocab: c.VocabSize, ctxLen: b.SeqLength, rmsEps: 1e-5,
 		tied: c.TieWordEmbeddings == nil || *c.TieWordEmbeddings}
 	if b.NEmbed > 0 {
 		h.hidden = b.NEmbed
 	}
 	if h.layers <= 0 {
-		h.layers = c.NumHiddenLayers
+		h.layers = c.NLayer
 	}
 	if h.heads <= 0 {
-		h.heads = c.NumAttentionHeads
+		h.heads = c.NHead
 	}
 	if h.ctxLen <= 0 {
 		h.ctxLen = 2048 // BLOOM's training length
@@ -54,13 +57,13 @@ func (c *hfConfig) bloomHparams(arch archSpec) (hparams, error) {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"n_embed (hidden_size)", h.hidden}, {"n_layer", h.layers}, {"n_head (num_attention_heads)", h.heads}, {"vocab_size", h.vocab}} {
+	}{{"n_embed (or hidden_size)", h.hidden}, {"n_layer (or num_hidden_layers)", h.layers}, {"n_head (or num_attention_heads)", h.heads}, {"vocab_size", h.vocab}} {
 		if f.v <= 0 {
 			return h, fmt.Errorf("%w: config.json: %s is missing or not positive", ErrMismatch, f.name)
 		}
 	}
 	if h.hidden%h.heads != 0 {
-		return h, fmt.Errorf("%w: config.json: n_embed %d is not a multiple of n_head %d", ErrMismatch, h.hidden, h.heads)
+		return h, fmt.Errorf("%w: config.json: the hidden size %d is not a multiple of the %d heads", ErrMismatch, h.hidden, h.heads)
 	}
 	if b.PostLNResid != nil && *b.PostLNResid {
 		return h, fmt.Errorf("%w: %s with apply_residual_connection_post_layernorm true: llama.cpp's bloom adds each block's input to its output", ErrUnsupported, arch.hf)

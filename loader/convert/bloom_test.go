@@ -15,7 +15,8 @@ import (
 )
 
 // The BLOOM fixture: hidden size 96, 6 heads of 16 (so that ALiBi's slopes
-// take both of BLOOM's series: four of 2^-2·(h+1), two of 2^-(2h+1)), two
+// take both of BLOOM's series: 2^(-2(h+1)) for heads 0 to 3, 2^-1 and 2^-3
+// for heads 4 and 5), two
 // layers, tiny-random-gpt2's vocabulary; names without "transformer." as
 // bloom-560m's, or with it.
 const bloomH, bloomHeads, bloomD = 96, 6, 16
@@ -172,6 +173,19 @@ func TestBloom(t *testing.T) {
 				"no embedding LayerNorm":    func(m *bloomRef) { m.noEmbNorm = true },
 			})
 		})
+	}
+	// bloom-560m's spellings: hidden_size and n_head; no seq_length.
+	_, fs := convertDir(t, bloomFixture(t, "", func(c map[string]any, ts []stTensor) []stTensor {
+		delete(c, "n_embed")
+		delete(c, "num_attention_heads")
+		delete(c, "seq_length")
+		c["hidden_size"], c["n_head"] = bloomH, bloomHeads
+		return ts
+	}), "f32")
+	for k, want := range map[string]float64{"embedding_length": bloomH, "attention.head_count": bloomHeads, "context_length": 2048} {
+		if v, ok := fs.Float("bloom." + k); !ok || v != want {
+			t.Errorf("other spellings: %s = %v (%v), want %v", k, v, ok, want)
+		}
 	}
 	for name, tc := range map[string]struct {
 		edit func(map[string]any, []stTensor) []stTensor

@@ -109,6 +109,8 @@ func miniCPMLongrope(arch archSpec, h hparams) error {
 	case h.ctxLen < h.rope.origCtx:
 		return fmt.Errorf("%w: %s with longrope and max_position_embeddings %d below original_max_position_embeddings %d: MiniCPM's rope then scales cos and sin below 1, the longrope llama.cpp runs by 1",
 			ErrUnsupported, arch.hf, h.ctxLen, h.rope.origCtx)
+	case math.Abs(h.rope.attnFactor-1) > 1e-9:
+		return fmt.Errorf("%w: %s with a longrope attention factor of %v: MiniCPM's rope reads none (at its original length it scales cos and sin by 1)", ErrUnsupported, arch.hf, h.rope.attnFactor)
 	}
 	return nil
 }

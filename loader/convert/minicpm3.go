@@ -30,11 +30,17 @@ type minicpm3Dims struct {
 	qLora, kvLora, nope, rope, vHead int
 }
 
-// minicpm3Defaults sets what the generic path reads: the rotated
-// dimensions are qk_rope_head_dim, as MiniCPM3Config's head_dim.
+// minicpm3Defaults sets what the generic path reads: qk_rope_head_dim as
+// the head size, so that the rotated dimensions (and longrope's factors)
+// are sized by it until minicpm3Hparams sets the real sizes; the head tied
+// when tie_word_embeddings is absent (both MiniCPM3 config classes' default).
 func (c *hfConfig) minicpm3Defaults() {
 	if c.DeepSeek.QKRopeHeadDim > 0 {
 		c.HeadDim = c.DeepSeek.QKRopeHeadDim
+	}
+	if c.TieWordEmbeddings == nil {
+		tied := true
+		c.TieWordEmbeddings = &tied
 	}
 }
 
@@ -43,9 +49,10 @@ func (c *hfConfig) minicpm3Defaults() {
 func (c *hfConfig) minicpm3Hparams(arch archSpec, h *hparams) error {
 	d := c.DeepSeek
 	m := &minicpm3Dims{kvLora: d.KVLoraRank, nope: d.QKNopeHeadDim, rope: d.QKRopeHeadDim}
-	if d.QLoraRank != nil {
-		m.qLora = *d.QLoraRank
+	if d.QLoraRank == nil || *d.QLoraRank == 0 {
+		return fmt.Errorf("%w: %s without q_lora_rank (a dense q_proj): llama.cpp's minicpm3 reads q_a_proj and q_b_proj", ErrUnsupported, arch.hf)
 	}
+	m.qLora = *d.QLoraRank
 	for _, f := range []struct {
 		name string
 		v    int
@@ -54,13 +61,13 @@ func (c *hfConfig) minicpm3Hparams(arch archSpec, h *hparams) error {
 			return fmt.Errorf("%w: config.json: %s is missing or not positive (llama.cpp's minicpm3 needs it)", ErrMismatch, f.name)
 		}
 	}
-	if m.rope%2 != 0 {
-		return fmt.Errorf("%w: config.json: qk_rope_head_dim %d is odd", ErrMismatch, m.rope)
-	}
 	if h.hidden%h.heads != 0 {
 		return fmt.Errorf("%w: config.json: hidden_size %d is not a multiple of num_attention_heads %d", ErrMismatch, h.hidden, h.heads)
 	}
 	m.vHead = h.hidden / h.heads
+	if d.VHeadDim > 0 && d.VHeadDim != m.vHead {
+		return fmt.Errorf("%w: %s with v_head_dim %d: MiniCPM3's own code ignores it (values of hidden_size/num_attention_heads, %d), transformers' MiniCPM3 reads it", ErrUnsupported, arch.hf, d.VHeadDim, m.vHead)
+	}
 	if d.AttentionBias {
 		return fmt.Errorf("%w: %s with attention_bias true: llama.cpp's minicpm3 has no attention biases", ErrUnsupported, arch.hf)
 	}
@@ -77,7 +84,7 @@ func (c *hfConfig) minicpm3Hparams(arch archSpec, h *hparams) error {
 		if math.Abs(scales[i]-f.want) > 1e-9 {
 			got := fmt.Sprintf("%s %v", f.name, scales[i])
 			if !f.set {
-				got = "no " + f.name + " (so the config class's 1)"
+				got = "no " + f.name + " (1 in MiniCPM3's own code, MiniCPM3-4B's in transformers')"
 			}
 			return fmt.Errorf("%w: %s with %s: llama.cpp's minicpm3 graph fixes it at %v (MiniCPM3-4B's)", ErrUnsupported, arch.hf, got, f.want)
 		}

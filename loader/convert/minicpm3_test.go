@@ -90,18 +90,31 @@ func TestMiniCPM3(t *testing.T) {
 		"no factors": func(m *dsRef) { m.invFreq = defaultInvFreq(10000, c.rope) },
 	})
 
+	// tie_word_embeddings absent: tied, the checkpoint's lm_head unused.
+	tied := miniCPM3Fixture(t, func(c map[string]any) { delete(c, "tie_word_embeddings") })
+	tOut, tf := convertDir(t, tied, "f32")
+	if _, ok := tf.Tensor("output.weight"); ok {
+		t.Error("tied: output.weight written")
+	}
+	tiedRef := c.reference(t, tied)
+	tiedRef.invFreq, tiedRef.scale, tiedRef.halvesRope = defaultInvFreq(10000, c.rope), 1/math.Sqrt(12), true
+	tiedRef.embScale, tiedRef.resScale, tiedRef.logitDiv = 12, 1.4/math.Sqrt(8), 32.0/256
+	tiedRef.out = tiedRef.emb
+	checkRef(t, refContext(t, tOut), prompts, tiedRef.forward, 1e-5)
+
 	for name, tc := range map[string]struct {
 		edit func(map[string]any)
 		want error
 	}{
 		"scale_emb 10":      {func(c map[string]any) { c["scale_emb"] = 10 }, convert.ErrUnsupported},
 		"no dim_model_base": {func(c map[string]any) { delete(c, "dim_model_base") }, convert.ErrUnsupported},
-		"no q_lora_rank":    {func(c map[string]any) { c["q_lora_rank"] = nil }, convert.ErrMismatch},
+		"no q_lora_rank":    {func(c map[string]any) { c["q_lora_rank"] = nil }, convert.ErrUnsupported},
 		"attention biases":  {func(c map[string]any) { c["attention_bias"] = true }, convert.ErrUnsupported},
 		"yarn": {func(c map[string]any) {
 			c["rope_scaling"] = map[string]any{"type": "yarn", "factor": 4.0, "original_max_position_embeddings": 512}
 		}, convert.ErrUnsupported},
-		"v_head_dim ignored": {func(c map[string]any) { c["v_head_dim"] = 6 }, nil},
+		"v_head_dim agreeing":    {func(c map[string]any) { c["v_head_dim"] = 8 }, nil},
+		"v_head_dim disagreeing": {func(c map[string]any) { c["v_head_dim"] = 6 }, convert.ErrUnsupported},
 	} {
 		err := convert.Convert(context.Background(), miniCPM3Fixture(t, tc.edit), filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
 		if !errors.Is(err, tc.want) || (tc.want == nil) != (err == nil) {
