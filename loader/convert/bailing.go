@@ -181,6 +181,7 @@ func (c *hfConfig) bailingHparams(arch archSpec, h *hparams) error {
 	if b.SharedFFN != nil {
 		s.sharedFFN = *b.SharedFFN
 	}
+	s.emb, s.bias = bailingEmb, "expert_bias"
 	h.smoe = s
 	h.normHead = b.NormHead != nil && *b.NormHead
 	return nil
@@ -202,7 +203,7 @@ func planBailing(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 		// The gate adds its selection bias whenever the checkpoint has
 		// one, whatever moe_router_enable_expert_bias says.
 		h.smoe.scoreBias = slices.ContainsFunc(st.Tensors(), func(t safetensors.TensorInfo) bool {
-			return strings.HasSuffix(t.Name, ".mlp.gate.expert_bias")
+			return strings.HasSuffix(t.Name, ".mlp.gate."+h.smoe.biasName())
 		})
 		names["attention.query_layernorm.weight"] = bertTensor{"attn_q_norm.weight", []int64{D}}
 		names["attention.key_layernorm.weight"] = bertTensor{"attn_k_norm.weight", []int64{D}}
@@ -223,18 +224,11 @@ func planBailing(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 		if t.DType == safetensors.F8E4M3 {
 			return true, fmt.Errorf("%w: tensor %q is FP8: Ling 1.0's query_key_value is split from F32, F16 or BF16 weights", ErrUnsupported, t.Name)
 		}
-		name, heads, d := t.Name, h.heads, h.headDim
-		for _, part := range []struct {
-			gguf string
-			rows []int
-		}{
-			{"attn_q", pairRows(0, heads, d)},
-			{"attn_k", pairRows(heads*d, h.kvHeads, d)},
-			{"attn_v", rowRange(heads*d+h.kvHeads*d, h.kvHeads*d)},
-		} {
-			rows := part.rows
-			p := tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s.weight", n, part.gguf), layer: n, shape: []int64{int64(len(rows)), H},
-				derive: func(*tensorWriter) ([]float32, error) { return readRows(st, name, h.hidden, rows...) }}
+		heads, d := h.heads, h.headDim
+		for _, p := range rowPlans(st, t.Name, n, h.hidden,
+			rowPart{"attn_q", pairRows(0, heads, d)},
+			rowPart{"attn_k", pairRows(heads*d, h.kvHeads, d)},
+			rowPart{"attn_v", rowRange(heads*d+h.kvHeads*d, h.kvHeads*d)}) {
 			if err := add(p, t, b.shape); err != nil {
 				return true, err
 			}
@@ -253,28 +247,6 @@ func planBailing(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 		}
 	}
 	return plan, nil
-}
-
-// pairRows gives the rows, from first on, of heads heads of d rows in
-// llama.cpp's adjacent-pair order: within each head, row 2i+j is the
-// stored row j·d/2+i (as tensorPlan.permute reorders them).
-func pairRows(first, heads, d int) []int {
-	rows := make([]int, 0, heads*d)
-	for hd := range heads {
-		for k := range d {
-			rows = append(rows, first+hd*d+(k%2)*(d/2)+k/2)
-		}
-	}
-	return rows
-}
-
-// rowRange gives the n rows from first on.
-func rowRange(first, n int) []int {
-	rows := make([]int, n)
-	for i := range rows {
-		rows[i] = first + i
-	}
-	return rows
 }
 
 // headColumnScales are norm_head's factors for the [vocab, hidden] head

@@ -7,7 +7,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
-	"strconv"
 	"testing"
 
 	"github.com/llm-go/llm/loader/convert"
@@ -36,23 +35,39 @@ func lingFixture(t *testing.T, edit func(map[string]any, []stTensor) []stTensor)
 	ts := []stTensor{f32Tensor("model.word_embeddings.weight", []int64{32000, 64}, randn(r, 32000*64, 1)),
 		w.vec("model.norm.weight", 64, 1, 0.1), w.mat("lm_head.weight", 32000, 64)}
 	for l := range lingLayers {
-		p := layerPrefix(l)
-		ts = append(ts, w.vec(p+"input_layernorm.weight", 64, 1, 0.1), w.vec(p+"post_attention_layernorm.weight", 64, 1, 0.1),
-			w.mat(p+"attention.query_key_value.weight", 64+2*32, 64), w.mat(p+"attention.dense.weight", 64, 64),
-			w.vec(p+"attention.query_layernorm.weight", 16, 1, 0.2), w.vec(p+"attention.key_layernorm.weight", 16, 1, 0.2))
-		if l == 0 {
-			ts = append(ts, w.mat(p+"mlp.gate_proj.weight", lingFFN, 64), w.mat(p+"mlp.up_proj.weight", lingFFN, 64), w.mat(p+"mlp.down_proj.weight", 64, lingFFN))
-			continue
-		}
-		ts = append(ts, w.mat(p+"mlp.gate.weight", lingExperts, 64), w.vec(p+"mlp.gate.expert_bias", lingExperts, 0, 0.3),
-			w.mat(p+"mlp.shared_experts.gate_proj.weight", lingExpertFFN, 64), w.mat(p+"mlp.shared_experts.up_proj.weight", lingExpertFFN, 64),
-			w.mat(p+"mlp.shared_experts.down_proj.weight", 64, lingExpertFFN))
-		for e := range lingExperts {
-			q := p + "mlp.experts." + strconv.Itoa(e) + "."
-			ts = append(ts, w.mat(q+"gate_proj.weight", lingExpertFFN, 64), w.mat(q+"up_proj.weight", lingExpertFFN, 64), w.mat(q+"down_proj.weight", 64, lingExpertFFN))
-		}
+		ts = append(ts, w.lingLayer(l, true)...)
+		ts = append(ts, w.smoeMLP(layerPrefix(l), 64, l == 0, lingFFN, lingExperts, lingExpertFFN, lingExpertFFN, lingBias)...)
 	}
 	return finishFixture(t, "tiny-llama-st", dir, cfg, ts, edit)
+}
+
+// lingBias is Ling 2.0's name of the selection bias under mlp.gate.
+const lingBias = "expert_bias"
+
+// lingLayer is layer l's norms and attention in a Ling fixture:
+// query_key_value for 4 heads of 16 over 2 key/value heads, dense, and
+// with qkNorm Ling 2.0's per-head q/k norms.
+func (w randWeights) lingLayer(l int, qkNorm bool) []stTensor {
+	p := layerPrefix(l)
+	ts := []stTensor{w.vec(p+"input_layernorm.weight", 64, 1, 0.1), w.vec(p+"post_attention_layernorm.weight", 64, 1, 0.1),
+		w.mat(p+"attention.query_key_value.weight", 64+2*32, 64), w.mat(p+"attention.dense.weight", 64, 64)}
+	if qkNorm {
+		ts = append(ts, w.vec(p+"attention.query_layernorm.weight", 16, 1, 0.2), w.vec(p+"attention.key_layernorm.weight", 16, 1, 0.2))
+	}
+	return ts
+}
+
+// lingAttention reads layer prefix p's norms and attention of a Ling
+// fixture: query_key_value as the query, key and value blocks, dense, and
+// the q/k norms when present.
+func lingAttention(r *stReader, p string) refLayer {
+	qkv := r.get(p + "attention.query_key_value.weight")
+	L := refLayer{attnNorm: r.get(p + "input_layernorm.weight"), ffnNorm: r.get(p + "post_attention_layernorm.weight"),
+		wq: qkv[:64*64], wk: qkv[64*64 : 96*64], wv: qkv[96*64:], wo: r.get(p + "attention.dense.weight")}
+	if r.has(p + "attention.query_layernorm.weight") {
+		L.qNorm, L.kNorm = r.get(p+"attention.query_layernorm.weight"), r.get(p+"attention.key_layernorm.weight")
+	}
+	return L
 }
 
 // lingReference is Ling 2.0's model of the checkpoint in dir in float64:
@@ -71,11 +86,9 @@ func lingReference(t *testing.T, dir string, perHead bool, edit func(*smoeRef)) 
 	m.emb, m.out, m.norm = r.get("model.word_embeddings.weight"), r.get("lm_head.weight"), r.get("model.norm.weight")
 	for l := range lingLayers {
 		p := layerPrefix(l)
-		qkv := r.get(p + "attention.query_key_value.weight")
-		L := refLayer{attnNorm: r.get(p + "input_layernorm.weight"), ffnNorm: r.get(p + "post_attention_layernorm.weight"),
-			wq: qkv[:64*64], wk: qkv[64*64 : 96*64], wv: qkv[96*64:], wo: r.get(p + "attention.dense.weight"),
-			qNorm: r.get(p + "attention.query_layernorm.weight"), kNorm: r.get(p + "attention.key_layernorm.weight")}
+		L := lingAttention(r, p)
 		if perHead {
+			qkv := r.get(p + "attention.query_key_value.weight")
 			// Per key/value group: its 2 query heads, its key, its value.
 			L.wq, L.wk, L.wv = nil, nil, nil
 			for g := range 2 {
@@ -85,15 +98,7 @@ func lingReference(t *testing.T, dir string, perHead bool, edit func(*smoeRef)) 
 				L.wv = append(L.wv, b[48*64:]...)
 			}
 		}
-		if l == 0 {
-			L.wg, L.wu, L.wd, L.ffn = r.get(p+"mlp.gate_proj.weight"), r.get(p+"mlp.up_proj.weight"), r.get(p+"mlp.down_proj.weight"), lingFFN
-		} else {
-			ml := readSMoE(r, p, lingExperts, false)
-			if r.has(p + "mlp.gate.expert_bias") {
-				ml.bias = r.get(p + "mlp.gate.expert_bias")
-			}
-			L.mlp = func(h []float64) []float64 { return moe.forward(ml, h) }
-		}
+		moe.layerMLP(r, &L, p, l == 0, lingFFN, lingBias)
 		m.layers = append(m.layers, L)
 	}
 	return m
@@ -282,15 +287,8 @@ func ling1Fixture(t *testing.T, edit func(map[string]any, []stTensor) []stTensor
 	ts := []stTensor{f32Tensor("model.word_embeddings.weight", []int64{32000, 64}, randn(r, 32000*64, 1)),
 		w.vec("model.norm.weight", 64, 1, 0.1), w.mat("lm_head.weight", 32000, 64)}
 	for l := range lingLayers {
-		p := layerPrefix(l)
-		ts = append(ts, w.vec(p+"input_layernorm.weight", 64, 1, 0.1), w.vec(p+"post_attention_layernorm.weight", 64, 1, 0.1),
-			w.mat(p+"attention.query_key_value.weight", 64+2*32, 64), w.mat(p+"attention.dense.weight", 64, 64),
-			w.mat(p+"mlp.gate.weight", lingExperts, 64), w.mat(p+"mlp.shared_experts.gate_proj.weight", 2*lingExpertFFN, 64),
-			w.mat(p+"mlp.shared_experts.up_proj.weight", 2*lingExpertFFN, 64), w.mat(p+"mlp.shared_experts.down_proj.weight", 64, 2*lingExpertFFN))
-		for e := range lingExperts {
-			q := p + "mlp.experts." + strconv.Itoa(e) + "."
-			ts = append(ts, w.mat(q+"gate_proj.weight", lingExpertFFN, 64), w.mat(q+"up_proj.weight", lingExpertFFN, 64), w.mat(q+"down_proj.weight", 64, lingExpertFFN))
-		}
+		ts = append(ts, w.lingLayer(l, false)...)
+		ts = append(ts, w.smoeMLP(layerPrefix(l), 64, false, 0, lingExperts, lingExpertFFN, 2*lingExpertFFN, "")...)
 	}
 	return finishFixture(t, "tiny-llama-st", dir, cfg, ts, edit)
 }
@@ -309,11 +307,9 @@ func ling1Reference(t *testing.T, dir string, edit func(*smoeRef)) *refModel {
 	m.out = normColumns(r.get("lm_head.weight"), 64)
 	for l := range lingLayers {
 		p := layerPrefix(l)
-		qkv := r.get(p + "attention.query_key_value.weight")
-		ml := readSMoE(r, p, lingExperts, false)
-		m.layers = append(m.layers, refLayer{attnNorm: r.get(p + "input_layernorm.weight"), ffnNorm: r.get(p + "post_attention_layernorm.weight"),
-			wq: qkv[:64*64], wk: qkv[64*64 : 96*64], wv: qkv[96*64:], wo: r.get(p + "attention.dense.weight"),
-			mlp: func(h []float64) []float64 { return moe.forward(ml, h) }})
+		L := lingAttention(r, p)
+		moe.layerMLP(r, &L, p, false, 0, "")
+		m.layers = append(m.layers, L)
 	}
 	return m
 }

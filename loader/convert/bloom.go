@@ -77,26 +77,13 @@ var bloomIgnored = regexp.MustCompile(`(^|\.)h\.\d+\.self_attention\.(bias|maske
 
 // planBloom maps a BLOOM checkpoint's tensors.
 func planBloom(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, error) {
-	H, F, D := int64(h.hidden), int64(h.ffn), h.headDim
-	layer := map[string]bertTensor{
-		"input_layernorm.weight":                {"attn_norm.weight", []int64{H}},
-		"input_layernorm.bias":                  {"attn_norm.bias", []int64{H}},
-		"self_attention.query_key_value.weight": {"attn_qkv.weight", []int64{3 * H, H}},
-		"self_attention.query_key_value.bias":   {"attn_qkv.bias", []int64{3 * H}},
-		"self_attention.dense.weight":           {"attn_output.weight", []int64{H, H}},
-		"self_attention.dense.bias":             {"attn_output.bias", []int64{H}},
-		"post_attention_layernorm.weight":       {"ffn_norm.weight", []int64{H}},
-		"post_attention_layernorm.bias":         {"ffn_norm.bias", []int64{H}},
-		"mlp.dense_h_to_4h.weight":              {"ffn_up.weight", []int64{F, H}},
-		"mlp.dense_h_to_4h.bias":                {"ffn_up.bias", []int64{F}},
-		"mlp.dense_4h_to_h.weight":              {"ffn_down.weight", []int64{H, F}},
-		"mlp.dense_4h_to_h.bias":                {"ffn_down.bias", []int64{H}},
-	}
+	H := int64(h.hidden)
+	layer := neoxBlock("self_attention", h)
 	prefix := ""
 	if _, ok := st.Tensor("transformer.word_embeddings.weight"); ok {
 		prefix = "transformer."
 	}
-	regroup := perHeadQKV(h.heads, D)
+	regroup := perHeadQKV(h.heads, h.headDim)
 	return planNamed(st, arch, h, namedCheckpoint{embed: prefix + "word_embeddings.weight", finalNorm: prefix + "ln_f", head: "lm_head.weight",
 		blockRE: regexp.MustCompile(`^` + regexp.QuoteMeta(prefix) + `h\.(\d+)\.(.+)$`), layer: layer, ignore: bloomIgnored,
 		outer: map[string]bertTensor{

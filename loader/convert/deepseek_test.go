@@ -166,6 +166,41 @@ type smoeRef struct {
 	noShared, noBias, noGroups                                      bool
 }
 
+// dsBias is DeepSeek V3's name of the selection bias under mlp.gate.
+const dsBias = "e_score_correction_bias"
+
+// layerMLP sets L's MLP from layer prefix p of a sharedMoE checkpoint: a
+// dense MLP of width ffn, or s's experts (with the selection bias
+// mlp.gate.<bias>, see readSMoE).
+func (s *smoeRef) layerMLP(r *stReader, L *refLayer, p string, dense bool, ffn int, bias string) {
+	if dense {
+		L.wg, L.wu, L.wd, L.ffn = r.get(p+"mlp.gate_proj.weight"), r.get(p+"mlp.up_proj.weight"), r.get(p+"mlp.down_proj.weight"), ffn
+		return
+	}
+	ml := readSMoE(r, p, s.experts, bias)
+	L.mlp = func(h []float64) []float64 { return s.forward(ml, h) }
+}
+
+// smoeMLP is layer prefix p's MLP in a sharedMoE checkpoint of hidden
+// size H: a dense MLP of width ffn, or a router over experts of width
+// expertFFN, shared experts of total width sharedFFN and, when bias is not
+// "", the selection bias mlp.gate.<bias>.
+func (w randWeights) smoeMLP(p string, H int64, dense bool, ffn, experts, expertFFN, sharedFFN int64, bias string) []stTensor {
+	if dense {
+		return []stTensor{w.mat(p+"mlp.gate_proj.weight", ffn, H), w.mat(p+"mlp.up_proj.weight", ffn, H), w.mat(p+"mlp.down_proj.weight", H, ffn)}
+	}
+	ts := []stTensor{w.mat(p+"mlp.gate.weight", experts, H), w.mat(p+"mlp.shared_experts.gate_proj.weight", sharedFFN, H),
+		w.mat(p+"mlp.shared_experts.up_proj.weight", sharedFFN, H), w.mat(p+"mlp.shared_experts.down_proj.weight", H, sharedFFN)}
+	if bias != "" {
+		ts = append(ts, w.vec(p+"mlp.gate."+bias, experts, 0, 0.3))
+	}
+	for e := range experts {
+		q := p + "mlp.experts." + strconv.Itoa(int(e)) + "."
+		ts = append(ts, w.mat(q+"gate_proj.weight", expertFFN, H), w.mat(q+"up_proj.weight", expertFFN, H), w.mat(q+"down_proj.weight", H, expertFFN))
+	}
+	return ts
+}
+
 // smoeLayer holds one layer's router, selection bias (or nil), experts
 // (gate, up, down) and shared experts.
 type smoeLayer struct {
@@ -174,11 +209,12 @@ type smoeLayer struct {
 	shared       [3][]float64
 }
 
-// readSMoE reads the MLP of layer prefix p.
-func readSMoE(r *stReader, p string, experts int, bias bool) *smoeLayer {
+// readSMoE reads the MLP of layer prefix p, with the selection bias
+// mlp.gate.<bias> when bias is not "" and the checkpoint has it.
+func readSMoE(r *stReader, p string, experts int, bias string) *smoeLayer {
 	L := &smoeLayer{router: r.get(p + "mlp.gate.weight")}
-	if bias {
-		L.bias = r.get(p + "mlp.gate.e_score_correction_bias")
+	if bias != "" && r.has(p+"mlp.gate."+bias) {
+		L.bias = r.get(p + "mlp.gate." + bias)
 	}
 	L.shared = [3][]float64{r.get(p + "mlp.shared_experts.gate_proj.weight"), r.get(p + "mlp.shared_experts.up_proj.weight"), r.get(p + "mlp.shared_experts.down_proj.weight")}
 	for e := range experts {
@@ -213,7 +249,11 @@ func (c dsCase) reference(t *testing.T, dir string) *dsRef {
 		if l < c.dense {
 			L.wg, L.wu, L.wd = r.get(p+"mlp.gate_proj.weight"), r.get(p+"mlp.up_proj.weight"), r.get(p+"mlp.down_proj.weight")
 		} else {
-			L.moe = readSMoE(r, p, c.experts, c.v3)
+			bias := ""
+			if c.v3 {
+				bias = dsBias
+			}
+			L.moe = readSMoE(r, p, c.experts, bias)
 		}
 		m.layers = append(m.layers, L)
 	}

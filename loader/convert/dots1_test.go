@@ -6,7 +6,6 @@ import (
 	"maps"
 	"math/rand/v2"
 	"path/filepath"
-	"strconv"
 	"testing"
 
 	"github.com/llm-go/llm/loader/convert"
@@ -37,17 +36,7 @@ func dots1Fixture(t *testing.T, edit func(map[string]any, []stTensor) []stTensor
 		ts = append(ts, w.vec(p+"input_layernorm.weight", 64, 1, 0.1), w.vec(p+"post_attention_layernorm.weight", 64, 1, 0.1),
 			w.mat(p+"self_attn.q_proj.weight", 64, 64), w.mat(p+"self_attn.k_proj.weight", 64, 64), w.mat(p+"self_attn.v_proj.weight", 64, 64),
 			w.mat(p+"self_attn.o_proj.weight", 64, 64), w.vec(p+"self_attn.q_norm.weight", 16, 1, 0.2), w.vec(p+"self_attn.k_norm.weight", 16, 1, 0.2))
-		if l == 0 {
-			ts = append(ts, w.mat(p+"mlp.gate_proj.weight", dotsFFN, 64), w.mat(p+"mlp.up_proj.weight", dotsFFN, 64), w.mat(p+"mlp.down_proj.weight", 64, dotsFFN))
-			continue
-		}
-		ts = append(ts, w.mat(p+"mlp.gate.weight", dotsExperts, 64), w.vec(p+"mlp.gate.e_score_correction_bias", dotsExperts, 0, 0.3),
-			w.mat(p+"mlp.shared_experts.gate_proj.weight", dotsExpertFFN, 64), w.mat(p+"mlp.shared_experts.up_proj.weight", dotsExpertFFN, 64),
-			w.mat(p+"mlp.shared_experts.down_proj.weight", 64, dotsExpertFFN))
-		for e := range dotsExperts {
-			q := p + "mlp.experts." + strconv.Itoa(e) + "."
-			ts = append(ts, w.mat(q+"gate_proj.weight", dotsExpertFFN, 64), w.mat(q+"up_proj.weight", dotsExpertFFN, 64), w.mat(q+"down_proj.weight", 64, dotsExpertFFN))
-		}
+		ts = append(ts, w.smoeMLP(p, 64, l == 0, dotsFFN, dotsExperts, dotsExpertFFN, dotsExpertFFN, dsBias)...)
 	}
 	return finishFixture(t, "tiny-llama-st", dir, cfg, ts, edit)
 }
@@ -65,15 +54,8 @@ func dots1Reference(t *testing.T, dir string, edit func(*smoeRef)) *refModel {
 	m.emb, m.out, m.norm = r.get("model.embed_tokens.weight"), r.get("lm_head.weight"), r.get("model.norm.weight")
 	for l := range dotsLayers {
 		p := layerPrefix(l)
-		L := refLayer{attnNorm: r.get(p + "input_layernorm.weight"), ffnNorm: r.get(p + "post_attention_layernorm.weight"),
-			wq: r.get(p + "self_attn.q_proj.weight"), wk: r.get(p + "self_attn.k_proj.weight"), wv: r.get(p + "self_attn.v_proj.weight"),
-			wo: r.get(p + "self_attn.o_proj.weight"), qNorm: r.get(p + "self_attn.q_norm.weight"), kNorm: r.get(p + "self_attn.k_norm.weight")}
-		if l == 0 {
-			L.wg, L.wu, L.wd, L.ffn = r.get(p+"mlp.gate_proj.weight"), r.get(p+"mlp.up_proj.weight"), r.get(p+"mlp.down_proj.weight"), dotsFFN
-		} else {
-			ml := readSMoE(r, p, dotsExperts, true)
-			L.mlp = func(h []float64) []float64 { return moe.forward(ml, h) }
-		}
+		L := llamaAttention(r, p)
+		moe.layerMLP(r, &L, p, l == 0, dotsFFN, dsBias)
 		m.layers = append(m.layers, L)
 	}
 	return m

@@ -178,7 +178,7 @@ func ernieMoEReference(t *testing.T, dir string) (*refModel, *smoeRef) {
 		if l == 0 {
 			L.wg, L.wu, L.wd, L.ffn = r.get(p+"mlp.gate_proj.weight"), r.get(p+"mlp.up_proj.weight"), r.get(p+"mlp.down_proj.weight"), ernieFFN
 		} else {
-			ml := readSMoE(r, p, ernieExperts, false)
+			ml := readSMoE(r, p, ernieExperts, "")
 			ml.bias = r.get(p + "mlp.moe_statics.e_score_correction_bias")
 			L.mlp = func(h []float64) []float64 { return moe.forward(ml, h) }
 		}

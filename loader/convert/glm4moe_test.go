@@ -124,7 +124,7 @@ func (c glmCase) reference(t *testing.T, dir string) (*refModel, *smoeRef) {
 		if l == 0 {
 			L.wg, L.wu, L.wd, L.ffn = r.get(p+"mlp.gate_proj.weight"), r.get(p+"mlp.up_proj.weight"), r.get(p+"mlp.down_proj.weight"), glmFFN
 		} else {
-			ml := readSMoE(r, p, glmExperts, true)
+			ml := readSMoE(r, p, glmExperts, dsBias)
 			L.mlp = func(h []float64) []float64 { return moe.forward(ml, h) }
 		}
 		m.layers = append(m.layers, L)

@@ -114,15 +114,5 @@ func internlm2QKV(st *safetensors.Model, n int, t safetensors.TensorInfo, h hpar
 		k = append(k, pairRows(j*block+g*D, 1, D)...)
 		v = append(v, rowRange(j*block+(g+1)*D, D)...)
 	}
-	name := t.Name
-	var out []tensorPlan
-	for _, part := range []struct {
-		gguf string
-		rows []int
-	}{{"attn_q", q}, {"attn_k", k}, {"attn_v", v}} {
-		rows := part.rows
-		out = append(out, tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s.weight", n, part.gguf), layer: n, shape: []int64{int64(len(rows)), H},
-			derive: func(*tensorWriter) ([]float32, error) { return readRows(st, name, h.hidden, rows...) }})
-	}
-	return out, nil
+	return rowPlans(st, t.Name, n, h.hidden, rowPart{"attn_q", q}, rowPart{"attn_k", k}, rowPart{"attn_v", v}), nil
 }

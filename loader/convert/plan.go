@@ -701,3 +701,44 @@ func blockOf(re *regexp.Regexp, name string, layers int, arch archSpec) (int, st
 	}
 	return n, m[2], nil
 }
+
+// rowPart is a GGUF tensor (its name in a block, without ".weight") made
+// of some rows of a fused checkpoint matrix, in order.
+type rowPart struct {
+	gguf string
+	rows []int
+}
+
+// rowPlans plans layer n's parts of the checkpoint matrix name, whose rows
+// have cols values.
+func rowPlans(st *safetensors.Model, name string, n, cols int, parts ...rowPart) []tensorPlan {
+	out := make([]tensorPlan, len(parts))
+	for i, part := range parts {
+		rows := part.rows
+		out[i] = tensorPlan{ggufName: fmt.Sprintf("blk.%d.%s.weight", n, part.gguf), layer: n, shape: []int64{int64(len(rows)), int64(cols)},
+			derive: func(*tensorWriter) ([]float32, error) { return readRows(st, name, cols, rows...) }}
+	}
+	return out
+}
+
+// pairRows gives the rows, from first on, of heads heads of d rows in
+// llama.cpp's adjacent-pair order: within each head, row 2i+j is the
+// stored row j·d/2+i (as tensorPlan.permute reorders them).
+func pairRows(first, heads, d int) []int {
+	rows := make([]int, 0, heads*d)
+	for hd := range heads {
+		for k := range d {
+			rows = append(rows, first+hd*d+(k%2)*(d/2)+k/2)
+		}
+	}
+	return rows
+}
+
+// rowRange gives the n rows from first on.
+func rowRange(first, n int) []int {
+	rows := make([]int, n)
+	for i := range rows {
+		rows[i] = first + i
+	}
+	return rows
+}

@@ -607,6 +607,22 @@ func (m *refModel) attend(L refLayer, qs, ks, vs [][]float64, i int, scale float
 	return o
 }
 
+// llamaAttention reads layer prefix p's norms and attention under
+// Llama's names: input_layernorm, post_attention_layernorm (when present),
+// self_attn's q/k/v/o projections and q_norm/k_norm (when present).
+func llamaAttention(r *stReader, p string) refLayer {
+	L := refLayer{attnNorm: r.get(p + "input_layernorm.weight"),
+		wq: r.get(p + "self_attn.q_proj.weight"), wk: r.get(p + "self_attn.k_proj.weight"),
+		wv: r.get(p + "self_attn.v_proj.weight"), wo: r.get(p + "self_attn.o_proj.weight")}
+	if r.has(p + "post_attention_layernorm.weight") {
+		L.ffnNorm = r.get(p + "post_attention_layernorm.weight")
+	}
+	if r.has(p + "self_attn.q_norm.weight") {
+		L.qNorm, L.kNorm = r.get(p+"self_attn.q_norm.weight"), r.get(p+"self_attn.k_norm.weight")
+	}
+	return L
+}
+
 // loadLlamaRef reads a Llama-layout checkpoint (separate q/k/v and
 // gate/up projections, optional q_norm/k_norm) of the given shape.
 func loadLlamaRef(t *testing.T, dir string, m refModel, layers int) *refModel {
@@ -619,21 +635,10 @@ func loadLlamaRef(t *testing.T, dir string, m refModel, layers int) *refModel {
 	}
 	for l := range layers {
 		p := layerPrefix(l)
-		L := refLayer{
-			attnNorm: r.get(p + "input_layernorm.weight"),
-			wq:       r.get(p + "self_attn.q_proj.weight"), wk: r.get(p + "self_attn.k_proj.weight"),
-			wv: r.get(p + "self_attn.v_proj.weight"), wo: r.get(p + "self_attn.o_proj.weight"),
-
-			wu: r.get(p + "mlp.up_proj.weight"), wd: r.get(p + "mlp.down_proj.weight"),
-		}
+		L := llamaAttention(r, p)
+		L.wu, L.wd = r.get(p+"mlp.up_proj.weight"), r.get(p+"mlp.down_proj.weight")
 		if r.has(p + "mlp.gate_proj.weight") {
 			L.wg = r.get(p + "mlp.gate_proj.weight")
-		}
-		if r.has(p + "post_attention_layernorm.weight") {
-			L.ffnNorm = r.get(p + "post_attention_layernorm.weight")
-		}
-		if r.has(p + "self_attn.q_norm.weight") {
-			L.qNorm, L.kNorm = r.get(p+"self_attn.q_norm.weight"), r.get(p+"self_attn.k_norm.weight")
 		}
 		L.ffn = len(L.wu) / m.hidden
 		m.layers = append(m.layers, L)

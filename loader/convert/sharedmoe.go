@@ -36,7 +36,15 @@ type sharedMoE struct {
 	groups, groupsUsed       int
 	nextN                    int // multi-token-prediction layers, skipped
 	sharedFFN                int // one shared expert's width (0: the experts')
+	// The checkpoint's names: of the embeddings (nil: Llama's) and of the
+	// selection bias under mlp.gate ("": DeepSeek's
+	// e_score_correction_bias).
+	emb  []string
+	bias string
 }
+
+// biasName is the selection bias's name under mlp.gate.
+func (s *sharedMoE) biasName() string { return cmpOr(s.bias, "e_score_correction_bias") }
 
 // sharedWidth is the width of the shared experts together.
 func (s *sharedMoE) sharedWidth(h hparams) int {
@@ -235,14 +243,9 @@ func planSharedMoEModel(st *safetensors.Model, arch archSpec, h hparams, attn at
 		switch suffix {
 		case "mlp.gate.weight":
 			return add(blk("ffn_gate_inp.weight"), t, []int64{E, H})
-		case "mlp.gate.e_score_correction_bias", "mlp.gate.expert_bias":
-			switch {
-			case (suffix == "mlp.gate.expert_bias") != arch.bailing:
-				return refuse("not a tensor of the model")
-			case !s.scoreBias && arch.bailing:
-				return refuse("Ling 1.0's gate has no selection bias")
-			case !s.scoreBias:
-				return refuse("e_score_correction_bias without topk_method noaux_tc")
+		case "mlp.gate." + s.biasName():
+			if !s.scoreBias {
+				return refuse("a selection bias the model's gate does not use (DeepSeek's without topk_method noaux_tc, or Ling 1.0's)")
 			}
 			return add(blk("exp_probs_b.bias"), t, []int64{E})
 		case "mlp.shared_experts.gate_proj.weight":
@@ -273,9 +276,9 @@ func planSharedMoEModel(st *safetensors.Model, arch archSpec, h hparams, attn at
 				continue
 			}
 		}
-		emb := llamaEmb
-		if arch.bailing {
-			emb = bailingEmb
+		emb := s.emb
+		if emb == nil {
+			emb = llamaEmb
 		}
 		ok, err := pl.outerAs(t, name, emb, llamaNorm)
 		switch {

@@ -363,25 +363,33 @@ var gptNeoXIgnored = regexp.MustCompile(`\.attention\.(bias|masked_bias|rotary_e
 
 // planGPTNeoX maps a GPTNeoXForCausalLM checkpoint's tensors.
 func planGPTNeoX(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan, error) {
-	H, F, D := int64(h.hidden), int64(h.ffn), h.headDim
-	layer := map[string]bertTensor{
-		"input_layernorm.weight":           {"attn_norm.weight", []int64{H}},
-		"input_layernorm.bias":             {"attn_norm.bias", []int64{H}},
-		"attention.query_key_value.weight": {"attn_qkv.weight", []int64{3 * H, H}},
-		"attention.query_key_value.bias":   {"attn_qkv.bias", []int64{3 * H}},
-		"attention.dense.weight":           {"attn_output.weight", []int64{H, H}},
-		"attention.dense.bias":             {"attn_output.bias", []int64{H}},
-		"post_attention_layernorm.weight":  {"ffn_norm.weight", []int64{H}},
-		"post_attention_layernorm.bias":    {"ffn_norm.bias", []int64{H}},
-		"mlp.dense_h_to_4h.weight":         {"ffn_up.weight", []int64{F, H}},
-		"mlp.dense_h_to_4h.bias":           {"ffn_up.bias", []int64{F}},
-		"mlp.dense_4h_to_h.weight":         {"ffn_down.weight", []int64{H, F}},
-		"mlp.dense_4h_to_h.bias":           {"ffn_down.bias", []int64{H}},
-	}
-	regroup := perHeadQKV(h.heads, D)
+	layer := neoxBlock("attention", h)
+	regroup := perHeadQKV(h.heads, h.headDim)
 	return planNamed(st, arch, h, namedCheckpoint{embed: "gpt_neox.embed_in.weight", finalNorm: "gpt_neox.final_layer_norm",
 		head: "embed_out.weight", blockRE: gptNeoXLayerRE, layer: layer, ignore: gptNeoXIgnored, needOutput: true,
 		regroup: map[string][]int{"attention.query_key_value.weight": regroup, "attention.query_key_value.bias": regroup}})
+}
+
+// neoxBlock names the tensors of a GPT-NeoX or BLOOM block (attn is its
+// attention's name: "attention" or "self_attention"): LayerNorms, a fused
+// query_key_value (per-head q, k, v), dense, and an ungated MLP, all with
+// biases.
+func neoxBlock(attn string, h hparams) map[string]bertTensor {
+	H, F := int64(h.hidden), int64(h.ffn)
+	return map[string]bertTensor{
+		"input_layernorm.weight":          {"attn_norm.weight", []int64{H}},
+		"input_layernorm.bias":            {"attn_norm.bias", []int64{H}},
+		attn + ".query_key_value.weight":  {"attn_qkv.weight", []int64{3 * H, H}},
+		attn + ".query_key_value.bias":    {"attn_qkv.bias", []int64{3 * H}},
+		attn + ".dense.weight":            {"attn_output.weight", []int64{H, H}},
+		attn + ".dense.bias":              {"attn_output.bias", []int64{H}},
+		"post_attention_layernorm.weight": {"ffn_norm.weight", []int64{H}},
+		"post_attention_layernorm.bias":   {"ffn_norm.bias", []int64{H}},
+		"mlp.dense_h_to_4h.weight":        {"ffn_up.weight", []int64{F, H}},
+		"mlp.dense_h_to_4h.bias":          {"ffn_up.bias", []int64{F}},
+		"mlp.dense_4h_to_h.weight":        {"ffn_down.weight", []int64{H, F}},
+		"mlp.dense_4h_to_h.bias":          {"ffn_down.bias", []int64{H}},
+	}
 }
 
 // namedCheckpoint describes a checkpoint for planNamed: the names of its
