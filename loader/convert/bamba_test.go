@@ -194,7 +194,15 @@ func TestConvertLoRABamba(t *testing.T) {
 	for _, m := range []string{"q_proj", "k_proj", "v_proj", "o_proj"} {
 		modules = append(modules, "model.layers.1.self_attn."+m)
 	}
-	adapter, merged := peftFixtureDir(t, base, "test/bamba", modules, nil, func(dst string) {
+	adapter, merged := peftFixtureDir(t, base, "test/bamba", modules, nil, linkBaseFiles(t, base))
+	checkLoRA(t, base, adapter, merged, readReference(t, "tiny-llama-st").Prompts)
+}
+
+// linkBaseFiles returns a peftFixtureDir setup that links every file of
+// the checkpoint base but its weights into the merged model's directory
+// (its config and tokenizer).
+func linkBaseFiles(t *testing.T, base string) func(dst string) {
+	return func(dst string) {
 		entries, err := os.ReadDir(base)
 		if err != nil {
 			t.Fatal(err)
@@ -206,6 +214,5 @@ func TestConvertLoRABamba(t *testing.T) {
 				}
 			}
 		}
-	})
-	checkLoRA(t, base, adapter, merged, readReference(t, "tiny-llama-st").Prompts)
+	}
 }

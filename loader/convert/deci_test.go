@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -236,18 +235,6 @@ func TestConvertLoRADeci(t *testing.T) {
 			modules = append(modules, fmt.Sprintf("model.layers.%d.self_attn.%s", l, m))
 		}
 	}
-	adapter, merged := peftFixtureDir(t, base, "test/deci", modules, nil, func(dst string) {
-		entries, err := os.ReadDir(base)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, e := range entries {
-			if e.Name() != "model.safetensors" {
-				if err := os.Symlink(filepath.Join(base, e.Name()), filepath.Join(dst, e.Name())); err != nil {
-					t.Fatal(err)
-				}
-			}
-		}
-	})
+	adapter, merged := peftFixtureDir(t, base, "test/deci", modules, nil, linkBaseFiles(t, base))
 	checkLoRA(t, base, adapter, merged, readReference(t, "tiny-llama-st").Prompts)
 }

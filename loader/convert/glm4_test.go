@@ -156,15 +156,29 @@ func TestGLM4(t *testing.T) {
 func TestGLM4V(t *testing.T) {
 	prompts := readReference(t, "tiny-llama-st").Prompts
 	plain := glm4Fixture(t, nil)
-	vl := glm4Fixture(t, func(cfg map[string]any, ts []stTensor) []stTensor {
+	vl := glm4Fixture(t, glmVisionLayout("Glm4vForConditionalGeneration", "glm4v"))
+	outPlain, _ := convertDir(t, plain, "f32")
+	outVL, f := convertDir(t, vl, "f32")
+	if v, _ := f.Uint("glm4.rope.dimension_count"); f.Architecture() != "glm4" || v != glm4HeadDim/2 {
+		t.Errorf("arch %q, rope.dimension_count %d", f.Architecture(), v)
+	}
+	checkSameLogits(t, prompts, outPlain, outVL, "GLM-4.1V's layout")
+}
+
+// glmVisionLayout is a fixture edit that writes a GLM text checkpoint in
+// its vision-language model's layout (GLM-4.1V's, GLM-4.5V's): the config
+// as text_config (model_type modelType+"_text") with a multimodal rope of
+// 8 rotated dimensions (4 frequencies in temporal, height and width
+// sections, one position for text), the tensors under
+// model.language_model., and a vision tower.
+func glmVisionLayout(arch, modelType string) func(map[string]any, []stTensor) []stTensor {
+	return func(cfg map[string]any, ts []stTensor) []stTensor {
 		text := maps.Clone(cfg)
-		text["model_type"] = "glm4v_text"
+		text["model_type"] = modelType + "_text"
 		delete(text, "architectures")
-		// 8 rotated dimensions: 4 frequencies in temporal, height and width
-		// sections, one position for text.
-		text["rope_scaling"] = map[string]any{"type": "default", "mrope_section": []int{2, 1, 1}}
+		text["rope_scaling"] = map[string]any{"rope_type": "default", "mrope_section": []int{2, 1, 1}}
 		clear(cfg)
-		cfg["architectures"], cfg["model_type"], cfg["text_config"] = []string{"Glm4vForConditionalGeneration"}, "glm4v", text
+		cfg["architectures"], cfg["model_type"], cfg["text_config"] = []string{arch}, modelType, text
 		cfg["vision_config"] = map[string]any{"hidden_size": 8}
 		for i := range ts {
 			if strings.HasPrefix(ts[i].name, "model.") {
@@ -172,18 +186,19 @@ func TestGLM4V(t *testing.T) {
 			}
 		}
 		return append(ts, f32Tensor("model.visual.patch_embed.proj.weight", []int64{8, 8}, make([]float32, 64)))
-	})
-	outPlain, _ := convertDir(t, plain, "f32")
-	outVL, f := convertDir(t, vl, "f32")
-	if v, _ := f.Uint("glm4.rope.dimension_count"); f.Architecture() != "glm4" || v != glm4HeadDim/2 {
-		t.Errorf("arch %q, rope.dimension_count %d", f.Architecture(), v)
 	}
-	a, b := refContext(t, outPlain), refContext(t, outVL)
+}
+
+// checkSameLogits checks that the models at a and b choose the same next
+// token after each prompt, with the same logits.
+func checkSameLogits(t *testing.T, prompts []refPrompt, a, b, what string) {
+	t.Helper()
+	ca, cb := refContext(t, a), refContext(t, b)
 	for _, p := range prompts {
-		_, want := greedy(t, a, toTokens(p.PromptIDs), 1)
-		_, got := greedy(t, b, toTokens(p.PromptIDs), 1)
+		_, want := greedy(t, ca, toTokens(p.PromptIDs), 1)
+		_, got := greedy(t, cb, toTokens(p.PromptIDs), 1)
 		if !slices.Equal(got, want) {
-			t.Errorf("%q: GLM-4.1V's layout gives other logits than the text model's", p.Text)
+			t.Errorf("%q: %s gives other logits than the text model's", p.Text, what)
 		}
 	}
 }

@@ -4,11 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"maps"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -282,34 +280,11 @@ func TestGLM4VMoE(t *testing.T) {
 	prompts := readReference(t, "tiny-llama-st").Prompts
 	c := glmCase{qkNorm: true, vocab: dsVocab}
 	plain := c.fixture(t, "", nil)
-	vl := c.fixture(t, "", func(cfg map[string]any, ts []stTensor) []stTensor {
-		text := maps.Clone(cfg)
-		text["model_type"] = "glm4v_moe_text"
-		delete(text, "architectures")
-		// 8 rotated dimensions: 4 frequencies in temporal, height and
-		// width sections, one position for text.
-		text["rope_scaling"] = map[string]any{"rope_type": "default", "mrope_section": []int{2, 1, 1}}
-		clear(cfg)
-		cfg["architectures"], cfg["model_type"], cfg["text_config"] = []string{"Glm4vMoeForConditionalGeneration"}, "glm4v_moe", text
-		cfg["vision_config"] = map[string]any{"hidden_size": 8}
-		for i := range ts {
-			if strings.HasPrefix(ts[i].name, "model.") {
-				ts[i].name = "model.language_model." + strings.TrimPrefix(ts[i].name, "model.")
-			}
-		}
-		return append(ts, f32Tensor("model.visual.patch_embed.proj.weight", []int64{8, 8}, make([]float32, 64)))
-	})
+	vl := c.fixture(t, "", glmVisionLayout("Glm4vMoeForConditionalGeneration", "glm4v_moe"))
 	outPlain, _ := convertDir(t, plain, "f32")
 	outVL, f := convertDir(t, vl, "f32")
 	if n, _ := f.Uint("glm4moe.expert_count"); f.Architecture() != "glm4moe" || n != glmExperts {
 		t.Errorf("arch %q, expert_count %d", f.Architecture(), n)
 	}
-	a, b := refContext(t, outPlain), refContext(t, outVL)
-	for _, p := range prompts {
-		_, want := greedy(t, a, toTokens(p.PromptIDs), 1)
-		_, got := greedy(t, b, toTokens(p.PromptIDs), 1)
-		if !slices.Equal(got, want) {
-			t.Errorf("%q: GLM-4.5V's layout gives other logits than the text model's", p.Text)
-		}
-	}
+	checkSameLogits(t, prompts, outPlain, outVL, "GLM-4.5V's layout")
 }
