@@ -10,11 +10,17 @@
 
 CPU_FLAGS ?= -march=native
 OPT_FLAGS ?= -O3
-export CGO_ENABLED := 1
-export CGO_CFLAGS := $(OPT_FLAGS) $(CPU_FLAGS)
-export CGO_CXXFLAGS := $(OPT_FLAGS) $(CPU_FLAGS)
-
 GO ?= go
+# Where CPU_FLAGS turn on AMX (-march=native on Intel Xeon Sapphire Rapids
+# and later), ggml-cpu refers to its AMX buffer type, whose sources
+# (ggml-cpu/amx) the vendored cgo packages do not compile: the link fails
+# with "undefined reference to ggml_backend_amx_buffer_type". AMX is turned
+# off there; every other instruction CPU_FLAGS select stays on.
+NO_AMX := $(shell echo | $$($(GO) env CC) $(CPU_FLAGS) -dM -E - 2>/dev/null | grep -q __AMX_INT8__ && echo -mno-amx-int8)
+export CGO_ENABLED := 1
+export CGO_CFLAGS := $(OPT_FLAGS) $(CPU_FLAGS) $(NO_AMX)
+export CGO_CXXFLAGS := $(OPT_FLAGS) $(CPU_FLAGS) $(NO_AMX)
+
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X github.com/llm-go/llm/internal/buildinfo.Version=$(VERSION)
 # Fuzz budgets are counts of executions, not durations: with a duration, Go

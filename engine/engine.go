@@ -33,7 +33,10 @@
 // Build with CGO_CFLAGS and CGO_CXXFLAGS set to "-O3 -march=native" (or a
 // portable level such as -march=x86-64-v3); the project's Makefile does.
 // Without them ggml is compiled with baseline SIMD only and runs several
-// times slower. [System] reports what was compiled in.
+// times slower. [System] reports what was compiled in. Where -march=native
+// turns on AMX (Intel Xeon Sapphire Rapids and later), add -mno-amx-int8 to
+// both: ggml-cpu then refers to AMX code that the vendored packages do not
+// compile, and the link fails (the Makefile adds it by itself).
 package engine
 
 /*
