@@ -11,12 +11,37 @@
 CPU_FLAGS ?= -march=native
 OPT_FLAGS ?= -O3
 GO ?= go
-# Where CPU_FLAGS turn on AMX (-march=native on Intel Xeon Sapphire Rapids
-# and later), ggml-cpu refers to its AMX buffer type, whose sources
-# (ggml-cpu/amx) the vendored cgo packages do not compile: the link fails
-# with "undefined reference to ggml_backend_amx_buffer_type". AMX is turned
-# off there; every other instruction CPU_FLAGS select stays on.
-NO_AMX := $(shell echo | $$($(GO) env CC) $(CPU_FLAGS) -dM -E - 2>/dev/null | grep -q __AMX_INT8__ && echo -mno-amx-int8)
+# AMX (Intel Xeon Sapphire Rapids and later): where CPU_FLAGS turn it on
+# (-march=native on such a CPU), ggml's CPU backend refers to its AMX code,
+# which the vendored cgo packages leave out. Package internal/ggmlamx
+# compiles it (build tag llm_amx; ggml's sources linked at
+# internal/ggmlamx/ggml), and prompt processing of Q4_0, Q4_1, Q8_0 and some
+# K-quants then runs on AMX tiles. AMX=off leaves AMX out (-mno-amx-int8),
+# as a plain go build must on such a CPU.
+CPU_AMX := $(shell echo | $$($(GO) env CC) $(CPU_FLAGS) -dM -E - 2>/dev/null | grep -q __AMX_INT8__ && echo on)
+AMX ?= $(CPU_AMX)
+# (A make run by this one, with other CPU_FLAGS, decides again.)
+GOFLAGS_OUTER := $(filter-out -tags=llm_amx,$(GOFLAGS))
+ifeq ($(CPU_AMX)$(AMX),onon)
+export GOFLAGS := $(GOFLAGS_OUTER) -tags=llm_amx
+AMX_LINK := internal/ggmlamx/ggml
+else
+export GOFLAGS := $(GOFLAGS_OUTER)
+ifeq ($(CPU_AMX),on)
+NO_AMX := -mno-amx-int8
+endif
+endif
+# Weight repacking (llama.cpp's default, GGML_CPU_REPACK in its CMake
+# build): at load, ggml's CPU backend rearranges Q4_0, Q4_K and IQ4_NL
+# weights (Q2_K too with AVX-512) into interleaved blocks that its AVX2 and
+# NEON kernels multiply faster. The vendored cgo packages leave it off; it
+# needs one definition when ggml-cpu is compiled. REPACK=off leaves it off.
+REPACK ?= on
+ifeq ($(REPACK),on)
+export CGO_CPPFLAGS := $(filter-out -DGGML_USE_CPU_REPACK,$(CGO_CPPFLAGS)) -DGGML_USE_CPU_REPACK
+else
+export CGO_CPPFLAGS := $(filter-out -DGGML_USE_CPU_REPACK,$(CGO_CPPFLAGS))
+endif
 export CGO_ENABLED := 1
 export CGO_CFLAGS := $(OPT_FLAGS) $(CPU_FLAGS) $(NO_AMX)
 export CGO_CXXFLAGS := $(OPT_FLAGS) $(CPU_FLAGS) $(NO_AMX)
@@ -42,7 +67,7 @@ CUDA_ARCHITECTURES ?= native
 CUDA_FA ?= ON
 LLAMA_COMMIT = $(shell sed -n 's/^const LlamaCppCommit = "\(.*\)"/\1/p' engine/engine.go)
 
-build:
+build: $(AMX_LINK)
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o bin/llm ./cmd/llm
 
 # The full test suite, as CI runs it: vet, unit and integration tests against
@@ -71,21 +96,21 @@ test-backends:
 # Every package under the race detector. Not part of make test: -race
 # rebuilds llama.cpp (about 3 minutes cold), then takes about 5 minutes on
 # 2 cores.
-test-race:
+test-race: $(AMX_LINK)
 	$(GO) test -race -count=1 -timeout 30m ./...
 
-test-short:
+test-short: $(AMX_LINK)
 	$(GO) test -short ./...
 
-fuzz:
+fuzz: $(AMX_LINK)
 	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./loader/gguf
 	$(GO) test -run '^$$' -fuzz '^FuzzRead$$' -fuzztime $(FUZZTIME) ./loader/safetensors
 	$(GO) test -run '^$$' -fuzz '^FuzzSplitters$$' -fuzztime 100000x .
 
-vet:
+vet: $(AMX_LINK)
 	$(GO) vet ./...
 
-bench:
+bench: $(AMX_LINK)
 	$(GO) test -run '^$$' -bench . -benchtime $(BENCHTIME) ./engine/...
 
 cuda:
@@ -114,8 +139,12 @@ gpu-check-prepare:
 
 # The root package's test binary, for its continuous-batching benchmark on
 # the GPU machine (bench/gpu/check.sh runs it).
-gpu-bench-binary:
+gpu-bench-binary: $(AMX_LINK)
 	mkdir -p .gpu && $(GO) test -c -trimpath -ldflags '-s -w' -o .gpu/llm.test .
 
+# ggml's sources where package ggmlamx finds them (see AMX above).
+internal/ggmlamx/ggml:
+	ln -sfn $(GGML_SRC) $@
+
 clean:
-	rm -rf bin lib build .gpu build-blas.log
+	rm -rf bin lib build .gpu build-blas.log internal/ggmlamx/ggml

@@ -36,7 +36,10 @@
 // times slower. [System] reports what was compiled in. Where -march=native
 // turns on AMX (Intel Xeon Sapphire Rapids and later), add -mno-amx-int8 to
 // both: ggml-cpu then refers to AMX code that the vendored packages do not
-// compile, and the link fails (the Makefile adds it by itself).
+// compile, and the link fails. CGO_CPPFLAGS=-DGGML_USE_CPU_REPACK turns on
+// ggml's weight repacking (see [ModelOptions.NoRepack]), as llama.cpp's own
+// build does. The project's Makefile does all of this, and compiles the AMX
+// code where the CPU has AMX (build tag llm_amx, package ggmlamx).
 package engine
 
 /*

@@ -48,6 +48,14 @@ type ModelOptions struct {
 	NoMmap bool
 	// Mlock locks the weights in RAM so that they are not swapped out.
 	Mlock bool
+	// NoRepack keeps every weight where the file has it, as llama.cpp's
+	// --no-repack does. By default, where the build has weight repacking or
+	// AMX (the Makefile's builds do; see System's CPU features REPACK and
+	// AMX_INT8), the CPU backend copies the weights its faster kernels
+	// take (Q4_0, Q4_K, IQ4_NL, ...) into rearranged buffers at load:
+	// faster prompt processing, a slower load, and those weights held in
+	// anonymous memory instead of the mapped file.
+	NoRepack bool
 	// VocabOnly loads only the vocabulary and metadata, not the weights:
 	// enough to tokenize, and instant even for a 70B file.
 	VocabOnly bool
@@ -163,6 +171,7 @@ func LoadModel(ctx context.Context, path string, opts ModelOptions) (*Model, err
 	}
 	params.use_mmap = C.bool(!opts.NoMmap)
 	params.use_mlock = C.bool(opts.Mlock)
+	params.use_extra_bufts = C.bool(!opts.NoRepack)
 	params.vocab_only = C.bool(opts.VocabOnly)
 
 	var pinner runtime.Pinner

@@ -1,0 +1,107 @@
+package engine_test
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/llm-go/llm/engine"
+	"github.com/llm-go/llm/synth"
+)
+
+// repackShape is a one-block Q4_0 model whose matrices ggml's CPU backend
+// rearranges at load: its AMX code takes matrices of 2048 columns (the
+// attention's, with AMX compiled in), the AVX2 repacking the rest of those
+// with rows in multiples of 8 (the MLP's 1024-column down projection).
+var repackShape = synth.Shape{Name: "repack-test", Vocab: 512, Embd: 2048, FF: 1024, Layers: 1,
+	Heads: 16, KVHeads: 16, Context: 256, RopeTheta: 10000, NormEps: 1e-5}
+
+// loadLogged loads path with opts and returns the model and the "model
+// buffer size" lines llama.cpp logged while loading it.
+func loadLogged(t *testing.T, path string, opts engine.ModelOptions) (*engine.Model, []string) {
+	t.Helper()
+	var buf bytes.Buffer
+	engine.SetLogger(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	m, err := engine.LoadModel(context.Background(), path, opts)
+	engine.SetLogger(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	var lines []string
+	for l := range strings.Lines(buf.String()) {
+		if strings.Contains(l, "model buffer size") {
+			lines = append(lines, strings.TrimSpace(l))
+		}
+	}
+	return m, lines
+}
+
+func hasBuffer(lines []string, name string) bool {
+	return slices.ContainsFunc(lines, func(l string) bool { return strings.Contains(l, " "+name+" model buffer size") })
+}
+
+// TestWeightRepacking: in the Makefile's builds (CGO_CPPFLAGS carries
+// -DGGML_USE_CPU_REPACK, and the build tag llm_amx where the CPU has AMX)
+// a Q4_0 model's matrices are loaded into ggml's repacked buffers (and AMX
+// buffers with AMX), NoRepack keeps them in the mapped file, and both give
+// the same logits up to rounding.
+func TestWeightRepacking(t *testing.T) {
+	repack := strings.Contains(os.Getenv("CGO_CPPFLAGS"), "-DGGML_USE_CPU_REPACK")
+	features := engine.System().Backends["CPU"]
+	if !repack {
+		if slices.Contains(features, "REPACK") {
+			t.Fatalf("CPU features list REPACK without -DGGML_USE_CPU_REPACK in CGO_CPPFLAGS: %v", features)
+		}
+		t.Skip("built without -DGGML_USE_CPU_REPACK (the Makefile sets it)")
+	}
+	if !slices.Contains(features, "REPACK") {
+		t.Fatalf("built with -DGGML_USE_CPU_REPACK but the CPU backend lists no REPACK: %v", features)
+	}
+	info, _ := os.ReadFile("/proc/cpuinfo")
+	if !bytes.Contains(info, []byte(" avx2 ")) {
+		t.Skip("ggml repacks Q4_0 for AVX2 and NEON CPUs; this one has no AVX2")
+	}
+	path := filepath.Join(t.TempDir(), "repack.gguf")
+	if err := synth.Create(context.Background(), path, repackShape, "Q4_0", 1, 2); err != nil {
+		t.Fatal(err)
+	}
+
+	packed, lines := loadLogged(t, path, engine.ModelOptions{})
+	if !hasBuffer(lines, "CPU_REPACK") {
+		t.Errorf("no repacked buffer: %q", lines)
+	}
+	if amxBuild && !hasBuffer(lines, "AMX") {
+		t.Errorf("built for AMX but no AMX buffer: %q", lines)
+	}
+	plain, lines := loadLogged(t, path, engine.ModelOptions{NoRepack: true})
+	if hasBuffer(lines, "CPU_REPACK") || hasBuffer(lines, "AMX") || !hasBuffer(lines, "CPU_Mapped") {
+		t.Errorf("NoRepack: want only the mapped file, got %q", lines)
+	}
+
+	// The kernels quantize the activations to 8 bits each their own way:
+	// on this test's random weights the logits of an 8-token prompt differ
+	// by about 1% of the largest (both lie about 21% from the F16 model's,
+	// the price of Q4_0 weights). Weights rearranged wrongly give
+	// differences of the logits' own size.
+	ctxOpts := engine.ContextOptions{ContextLength: 64}
+	for _, prompt := range [][]engine.Token{{1}, {1, 17, 300, 42, 99, 7, 256, 511}} {
+		_, want := greedy(t, newContext(t, plain, ctxOpts), prompt, 1, false)
+		_, got := greedy(t, newContext(t, packed, ctxOpts), prompt, 1, false)
+		var diff, scale float64
+		for i := range want {
+			diff = max(diff, math.Abs(float64(got[i]-want[i])))
+			scale = max(scale, math.Abs(float64(want[i])))
+		}
+		t.Logf("%d-token prompt: repacked against plain: max |Δlogit| %.3g of max |logit| %.3g", len(prompt), diff, scale)
+		if scale == 0 || diff > 0.05*scale {
+			t.Errorf("%d-token prompt: repacked logits differ: max |Δ| %g of max |logit| %g", len(prompt), diff, scale)
+		}
+	}
+}
