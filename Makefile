@@ -24,7 +24,7 @@ AMX ?= $(CPU_AMX)
 GOFLAGS_OUTER := $(filter-out -tags=llm_amx,$(GOFLAGS))
 ifeq ($(CPU_AMX)$(AMX),onon)
 export GOFLAGS := $(GOFLAGS_OUTER) -tags=llm_amx
-AMX_LINK := internal/ggmlamx/ggml
+AMX_LINK := amx-link
 else
 export GOFLAGS := $(GOFLAGS_OUTER)
 ifeq ($(CPU_AMX),on)
@@ -54,7 +54,7 @@ LDFLAGS := -s -w -X github.com/llm-go/llm/internal/buildinfo.Version=$(VERSION)
 FUZZTIME ?= 400000x
 BENCHTIME ?= 3x
 
-.PHONY: build test test-short test-race test-backends fuzz bench vet clean cuda metal gpu-check-prepare gpu-bench-binary
+.PHONY: amx-link build test test-short test-race test-backends fuzz bench vet clean cuda metal gpu-check-prepare gpu-bench-binary
 
 # GPU backends: ggml's CUDA (or Metal) backend built by CMake from the same
 # vendored sources as a shared library in lib/, which bin/llm loads at start
@@ -142,9 +142,10 @@ gpu-check-prepare:
 gpu-bench-binary: $(AMX_LINK)
 	mkdir -p .gpu && $(GO) test -c -trimpath -ldflags '-s -w' -o .gpu/llm.test .
 
-# ggml's sources where package ggmlamx finds them (see AMX above).
-internal/ggmlamx/ggml:
-	ln -sfn $(GGML_SRC) $@
+# ggml's sources where package ggmlamx finds them (see AMX above), made
+# again each time in case the module's directory changed.
+amx-link:
+	ln -sfn $(GGML_SRC) internal/ggmlamx/ggml
 
 clean:
 	rm -rf bin lib build .gpu build-blas.log internal/ggmlamx/ggml
