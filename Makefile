@@ -11,37 +11,44 @@
 CPU_FLAGS ?= -march=native
 OPT_FLAGS ?= -O3
 GO ?= go
+comma := ,
+empty :=
+space := $(empty) $(empty)
+# goenv reads a go setting as the go command would see it: from this make's
+# command line when given there, else from the environment or go env -w.
+goenv = $(if $(filter command line,$(origin $(1))),$($(1)),$(shell $(GO) env $(1)))
+
 # AMX (Intel Xeon Sapphire Rapids and later): where CPU_FLAGS turn it on
 # (-march=native on such a CPU), ggml's CPU backend refers to its AMX code,
 # which the vendored cgo packages leave out. Package internal/ggmlamx
 # compiles it (build tag llm_amx; ggml's sources linked at
-# internal/ggmlamx/ggml), and prompt processing of Q4_0, Q4_1, Q8_0 and some
-# K-quants then runs on AMX tiles. AMX=off leaves AMX out (-mno-amx-int8),
-# as a plain go build must on such a CPU.
-CPU_AMX := $(shell echo | $$($(GO) env CC) $(CPU_FLAGS) -dM -E - 2>/dev/null | grep -q __AMX_INT8__ && echo on)
+# internal/ggmlamx/_ggml by amx-link), and Q4_0, Q4_1, Q8_0, Q4_K, Q5_K,
+# Q6_K and IQ4_XS matrices then run on AMX tiles. AMX=off leaves AMX out
+# (-mno-amx-int8), as a plain go build with such flags must. ggml compiles
+# its AMX code where both AMX-INT8 and AVX512-VNNI are on.
+CPU_AMX := $(if $(filter 2,$(shell echo | $$($(GO) env CC) $(CPU_FLAGS) -dM -E - 2>/dev/null | grep -c -E '^\#define (__AMX_INT8__|__AVX512VNNI__) ')),on)
 AMX ?= $(CPU_AMX)
-# (A make run by this one, with other CPU_FLAGS, decides again.)
-GOFLAGS_OUTER := $(filter-out -tags=llm_amx,$(GOFLAGS))
+# The tag joins the build tags already in GOFLAGS (the go command keeps only
+# the last -tags); a make run by this one, with other CPU_FLAGS, decides
+# again.
+GOFLAGS_BASE := $(call goenv,GOFLAGS)
+GO_TAGS := $(filter-out llm_amx,$(subst $(comma),$(space),$(patsubst -tags=%,%,$(lastword $(filter -tags=%,$(GOFLAGS_BASE))))))
 ifeq ($(CPU_AMX)$(AMX),onon)
-export GOFLAGS := $(GOFLAGS_OUTER) -tags=llm_amx
+GO_TAGS += llm_amx
 AMX_LINK := amx-link
-else
-export GOFLAGS := $(GOFLAGS_OUTER)
-ifeq ($(CPU_AMX),on)
+else ifeq ($(CPU_AMX),on)
 NO_AMX := -mno-amx-int8
 endif
-endif
+override GOFLAGS := $(strip $(filter-out -tags=%,$(GOFLAGS_BASE)) $(if $(strip $(GO_TAGS)),-tags=$(subst $(space),$(comma),$(strip $(GO_TAGS)))))
+export GOFLAGS
 # Weight repacking (llama.cpp's default, GGML_CPU_REPACK in its CMake
 # build): at load, ggml's CPU backend rearranges Q4_0, Q4_K and IQ4_NL
 # weights (Q2_K too with AVX-512) into interleaved blocks that its AVX2 and
 # NEON kernels multiply faster. The vendored cgo packages leave it off; it
 # needs one definition when ggml-cpu is compiled. REPACK=off leaves it off.
 REPACK ?= on
-ifeq ($(REPACK),on)
-export CGO_CPPFLAGS := $(filter-out -DGGML_USE_CPU_REPACK,$(CGO_CPPFLAGS)) -DGGML_USE_CPU_REPACK
-else
-export CGO_CPPFLAGS := $(filter-out -DGGML_USE_CPU_REPACK,$(CGO_CPPFLAGS))
-endif
+override CGO_CPPFLAGS := $(strip $(filter-out -DGGML_USE_CPU_REPACK,$(call goenv,CGO_CPPFLAGS)) $(if $(filter on,$(REPACK)),-DGGML_USE_CPU_REPACK))
+export CGO_CPPFLAGS
 export CGO_ENABLED := 1
 export CGO_CFLAGS := $(OPT_FLAGS) $(CPU_FLAGS) $(NO_AMX)
 export CGO_CXXFLAGS := $(OPT_FLAGS) $(CPU_FLAGS) $(NO_AMX)
@@ -80,7 +87,7 @@ test: vet
 # Run-time loading of a backend library, tested with ggml's BLAS backend
 # (needs CMake, Ninja and OpenBLAS), built like make cuda builds CUDA; and a
 # backend that finds no device, as CUDA does without a usable driver.
-test-backends:
+test-backends: $(AMX_LINK)
 	cmake -S backends -B build/blas -G Ninja -DGGML_SRC=$(GGML_SRC) -DLLM_BACKEND=blas > build-blas.log 2>&1 || (cat build-blas.log; exit 1)
 	cmake --build build/blas --target ggml-blas >> build-blas.log 2>&1 || (cat build-blas.log; exit 1)
 	rm -rf build/blas/backends && mkdir -p build/blas/backends
@@ -143,9 +150,12 @@ gpu-bench-binary: $(AMX_LINK)
 	mkdir -p .gpu && $(GO) test -c -trimpath -ldflags '-s -w' -o .gpu/llm.test .
 
 # ggml's sources where package ggmlamx finds them (see AMX above), made
-# again each time in case the module's directory changed.
+# again each time in case the module's directory changed. (A name starting
+# with _ keeps ./... patterns from looking into it.)
 amx-link:
-	ln -sfn $(GGML_SRC) internal/ggmlamx/ggml
+	$(GO) mod download github.com/ollama/ollama
+	ln -sfn "$$($(GO) list -m -f '{{.Dir}}' github.com/ollama/ollama)/ml/backend/ggml/ggml" internal/ggmlamx/_ggml
+	test -f internal/ggmlamx/_ggml/src/ggml-cpu/amx/amx.cpp
 
 clean:
-	rm -rf bin lib build .gpu build-blas.log internal/ggmlamx/ggml
+	rm -rf bin lib build .gpu build-blas.log internal/ggmlamx/_ggml

@@ -38,8 +38,10 @@
 // both: ggml-cpu then refers to AMX code that the vendored packages do not
 // compile, and the link fails. CGO_CPPFLAGS=-DGGML_USE_CPU_REPACK turns on
 // ggml's weight repacking (see [ModelOptions.NoRepack]), as llama.cpp's own
-// build does. The project's Makefile does all of this, and compiles the AMX
-// code where the CPU has AMX (build tag llm_amx, package ggmlamx).
+// build does. The project's Makefile does all of this, and in a checkout of
+// the repository compiles the AMX code where the CPU has AMX (build tag
+// llm_amx, package ggmlamx, which needs the link to ggml's sources that the
+// Makefile makes).
 package engine
 
 /*

@@ -54,10 +54,9 @@ type ModelOptions struct {
 	// AMX_INT8), the CPU backend copies the weights its faster kernels
 	// take (Q4_0, Q4_K, IQ4_NL, ...) into rearranged buffers at load:
 	// faster prompt processing, a slower load, and those weights held in
-	// anonymous memory instead of the mapped file. With some layers on a
-	// GPU and others on the CPU, repacked weights cannot have their large
-	// batches sent to the GPU (ggml's operation offload), so prompts can be
-	// slower than with NoRepack there: benchmark both.
+	// anonymous memory instead of the mapped file. With a GPU backend
+	// loaded, the weights kept on the CPU go to the GPU's pinned host
+	// buffers instead (llama.cpp prefers those), and nothing is repacked.
 	NoRepack bool
 	// VocabOnly loads only the vocabulary and metadata, not the weights:
 	// enough to tokenize, and instant even for a 70B file.
