@@ -498,7 +498,7 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	}
 	if (arch.glm4 || arch.glm4moe) && c.PartialRotaryFactor == nil {
 		if p, err := parseRopeJSON(c.RopeParameters, "rope_parameters"); err != nil || p == nil || p.PartialRotaryFactor == nil {
-			half := 0.5 // Glm4Config's and Glm4MoeConfig's default
+			half := 0.5 // GlmConfig's, Glm4Config's and Glm4MoeConfig's default
 			c.PartialRotaryFactor = &half
 		}
 	}

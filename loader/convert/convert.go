@@ -290,6 +290,9 @@
 //     multi-token-prediction layers are skipped. See deepseek.go.
 //   - Glm4ForCausalLM (GLM-4-0414, GLM-Z1) → GGUF arch "glm4": sandwich
 //     norms, the fused gate_up_proj, partial rope; see glm4moe.go.
+//   - GlmForCausalLM (GLM-4-9B-Chat-HF, GLM-4-9B-HF, GLM-Edge 1.5B and 4B
+//     Chat) → GGUF arch "chatglm": GLM-4's blocks without the sandwich
+//     norms; see glm4moe.go.
 //   - Glm4vForConditionalGeneration (GLM-4.1V-9B-Thinking and -Base) →
 //     GGUF arch "glm4": its text model (text_config; the language model's
 //     tensors), whose multimodal rope rotates text tokens as GLM-4's does;
@@ -561,6 +564,9 @@ type archSpec struct {
 	// glm4: GLM-4's sandwich norms (post_self_attn_layernorm,
 	// post_mlp_layernorm) and fused gate_up_proj (glm4moe.go).
 	glm4 bool
+	// chatglm: with glm4, GLM's blocks without the sandwich norms
+	// (GlmForCausalLM, llama.cpp's chatglm; glm4moe.go).
+	chatglm bool
 	// glm4moe: GLM-4.5's attention (q/k/v biases, optional per-head q/k
 	// norms, partial NEOX rope) and sharedMoE MLP (glm4moe.go).
 	glm4moe bool
@@ -725,6 +731,7 @@ var archs = []archSpec{
 	{hf: "DeepseekV2ForCausalLM", gguf: "deepseek2", deepseek: 2},
 	{hf: "DeepseekV3ForCausalLM", gguf: "deepseek2", deepseek: 3},
 	{hf: "Glm4ForCausalLM", gguf: "glm4", partialRotary: true, glm4: true},
+	{hf: "GlmForCausalLM", gguf: "chatglm", partialRotary: true, glm4: true, chatglm: true},
 	{hf: "Glm4vForConditionalGeneration", gguf: "glm4", partialRotary: true, glm4: true, vlm: true, mrope: true},
 	{hf: "Glm4MoeForCausalLM", gguf: "glm4moe", partialRotary: true, glm4moe: true},
 	{hf: "Glm4vMoeForConditionalGeneration", gguf: "glm4moe", partialRotary: true, glm4moe: true, vlm: true, mrope: true},

@@ -202,3 +202,59 @@ func checkSameLogits(t *testing.T, prompts []refPrompt, a, b, what string) {
 		}
 	}
 }
+
+// glmLayout is a fixture edit that writes the GLM-4 fixture as a GLM
+// (GlmForCausalLM) checkpoint: GLM-4's blocks without the sandwich norms.
+func glmLayout(cfg map[string]any, ts []stTensor) []stTensor {
+	cfg["architectures"], cfg["model_type"] = []string{"GlmForCausalLM"}, "glm"
+	return slices.DeleteFunc(ts, func(s stTensor) bool {
+		return strings.HasSuffix(s.name, "post_self_attn_layernorm.weight") || strings.HasSuffix(s.name, "post_mlp_layernorm.weight")
+	})
+}
+
+// TestGLM converts a GLM (GlmForCausalLM: GLM-4-9B-Chat-HF, GLM-Edge)
+// checkpoint to llama.cpp's chatglm and checks the logits against the
+// float64 reference of GLM-4's fixture without its sandwich norms; a
+// checkpoint with them is refused.
+func TestGLM(t *testing.T) {
+	prompts := readReference(t, "tiny-llama-st").Prompts
+	dir := glm4Fixture(t, glmLayout)
+	out, f := convertDir(t, dir, "f32")
+	if v, _ := f.Uint("chatglm.rope.dimension_count"); f.Architecture() != "chatglm" || v != glm4HeadDim/2 {
+		t.Errorf("arch %q, rope.dimension_count %d", f.Architecture(), v)
+	}
+	for _, name := range []string{"blk.0.post_attention_norm.weight", "blk.0.post_ffw_norm.weight"} {
+		if _, ok := f.Tensor(name); ok {
+			t.Errorf("%s written", name)
+		}
+	}
+	// The fixture's other weights are the GLM-4 fixture's.
+	glm4Dir := glm4Fixture(t, nil)
+	fresh := func() *refModel {
+		m := glm4Reference(t, glm4Dir)
+		for i := range m.layers {
+			m.layers[i].postAttnNorm, m.layers[i].postFFNNorm = nil, nil
+		}
+		return m
+	}
+	ctx := refContext(t, out)
+	checkRef(t, ctx, prompts, fresh().forward, 1e-5)
+	checkSensitive(t, ctx, prompts, fresh, map[string]func(*refModel){
+		"interleaved rope": func(m *refModel) { m.ropePairs = false },
+		"partial rope":     func(m *refModel) { m.invFreq = defaultInvFreq(10000, glm4HeadDim) },
+		"GLM-4's sandwich norms": func(m *refModel) {
+			with := glm4Reference(t, glm4Dir)
+			for i := range m.layers {
+				m.layers[i].postAttnNorm, m.layers[i].postFFNNorm = with.layers[i].postAttnNorm, with.layers[i].postFFNNorm
+			}
+		},
+	})
+	sandwich := glm4Fixture(t, func(cfg map[string]any, ts []stTensor) []stTensor {
+		glmLayout(cfg, nil)
+		return ts
+	})
+	err := convert.Convert(context.Background(), sandwich, filepath.Join(t.TempDir(), "x.gguf"), convert.Options{})
+	if !errors.Is(err, convert.ErrUnsupported) || !strings.Contains(err.Error(), "sandwich norms") {
+		t.Errorf("GLM with GLM-4's post norms: %v, want ErrUnsupported naming the sandwich norms", err)
+	}
+}

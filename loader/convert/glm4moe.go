@@ -37,6 +37,13 @@ import (
 // as ffn_up, which llama.cpp splits in halves, gate first. llama.cpp's
 // glm4 sizes the attention output by the hidden size, so head_dim ×
 // heads must equal it. The tokenizer is GLM-4.5's.
+//
+// GLM (GlmForCausalLM: GLM-4-9B-Chat-HF, GLM-4-9B-HF, GLM-Edge) → GGUF
+// arch "chatglm": GLM-4's blocks without the sandwich norms
+// (input_layernorm before the attention, post_attention_layernorm before
+// the MLP), which is llama.cpp's chatglm graph; the same rope, fused MLP,
+// sizes and tokenizer (llama.cpp's "glm4" and "chatglm-bpe" pre-tokenizers
+// are one). A checkpoint with GLM-4-0414's post norms is refused.
 
 // glm4Names are GLM-4's per-layer names that differ from Llama's.
 var glm4Names = map[string]string{
@@ -48,7 +55,7 @@ var glm4Names = map[string]string{
 // glm4Hparams checks a GLM-4 config.
 func glm4Hparams(arch archSpec, h *hparams) error {
 	if h.headDim*h.heads != h.hidden {
-		return fmt.Errorf("%w: %s with head_dim %d × %d heads ≠ hidden_size %d (llama.cpp's glm4 sizes the attention by the hidden size)", ErrUnsupported, arch.hf, h.headDim, h.heads, h.hidden)
+		return fmt.Errorf("%w: %s with head_dim %d × %d heads ≠ hidden_size %d (llama.cpp's %s sizes the attention by the hidden size)", ErrUnsupported, arch.hf, h.headDim, h.heads, h.hidden, arch.gguf)
 	}
 	return nil
 }

@@ -260,16 +260,19 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 				g, ok = g2, true
 			}
 			if g4, is4 := glm4Names[m[2]]; is4 && arch.glm4 {
+				if arch.chatglm && g4 != "ffn_up.weight" {
+					return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: GLM-4-0414's sandwich norms (Glm4ForCausalLM), which GLM's blocks and llama.cpp's chatglm do not have", ErrUnsupported, t.Name, arch.hf)
+				}
 				g, ok = g4, true
 			}
 			if arch.reluSq && m[2] == "mlp.gate_proj.weight" {
 				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: its MLP has no gate", ErrUnsupported, t.Name, arch.hf)
 			}
 			if arch.glm4 && m[2] == "self_attn.o_proj.bias" {
-				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: llama.cpp's glm4 arch has no attention output bias", ErrUnsupported, t.Name, arch.hf)
+				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: llama.cpp's %s arch has no attention output bias", ErrUnsupported, t.Name, arch.hf, arch.gguf)
 			}
 			if arch.glm4 && (m[2] == "mlp.gate_proj.weight" || m[2] == "mlp.up_proj.weight") {
-				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: llama.cpp's glm4 arch takes the fused gate_up_proj", ErrUnsupported, t.Name, arch.hf)
+				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: llama.cpp's %s arch takes the fused gate_up_proj", ErrUnsupported, t.Name, arch.hf, arch.gguf)
 			}
 			if arch.olmo1 && strings.HasSuffix(m[2], "layernorm.weight") {
 				return nil, fmt.Errorf("%w tensor %q in a %s checkpoint: OLMo's LayerNorms have no weights (nor llama.cpp's olmo)", ErrUnsupported, t.Name, arch.hf)
@@ -428,6 +431,9 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 	}
 	if arch.glm4 {
 		perLayer = []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "post_attention_norm", "ffn_norm", "ffn_up", "ffn_down", "post_ffw_norm"}
+		if arch.chatglm {
+			perLayer = []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_up", "ffn_down"}
+		}
 	}
 	if arch.reluSq {
 		perLayer = []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_up", "ffn_down"}

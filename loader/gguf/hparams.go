@@ -67,7 +67,7 @@ func checkHparams(f *File) error {
 // per-layer head_count_kv must be the same in every layer.
 var uniformHeadArchs = []string{"llama", "qwen2", "qwen3", "qwen3moe", "gemma", "gemma2", "gemma3", "gemma-embedding", "phi3", "mistral3", "command-r", "cohere2",
 	"olmo2", "olmoe", "smollm3", "ernie4_5", "ernie4_5-moe", "granite", "granitemoe", "glm4", "glm4moe", "gpt-oss", "bert", "gpt2", "arcee", "deepseek2",
-	"nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "minimax-m2", "falcon-h1", "apertus", "llama4", "exaone", "starcoder2", "nemotron", "phi2", "starcoder", "gptneox", "olmo", "falcon", "stablelm", "deepseek", "dots1", "bailingmoe", "bailingmoe2", "minicpm", "internlm2", "minicpm3", "bloom"}
+	"nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "minimax-m2", "falcon-h1", "apertus", "llama4", "exaone", "starcoder2", "nemotron", "phi2", "starcoder", "gptneox", "olmo", "falcon", "stablelm", "deepseek", "dots1", "bailingmoe", "bailingmoe2", "minicpm", "internlm2", "minicpm3", "bloom", "chatglm"}
 
 // exactRopeArchs assert that the rotated dimensions are the whole head.
 var exactRopeArchs = []string{"qwen2", "qwen3", "qwen3moe", "mistral3", "olmo2", "smollm3", "ernie4_5", "ernie4_5-moe", "granite", "granitemoe", "gpt-oss", "apertus", "llama4",
@@ -77,7 +77,7 @@ var exactRopeArchs = []string{"qwen2", "qwen3", "qwen3moe", "mistral3", "olmo2",
 var sameKVArchs = []string{"llama", "qwen2", "qwen3", "qwen3moe", "gemma2", "gemma3", "gemma-embedding", "phi3", "glm4moe", "mistral3", "command-r", "cohere2",
 	"olmo2", "smollm3", "ernie4_5", "ernie4_5-moe", "granite", "granitemoe", "granitehybrid", "nemotron_h", "nemotron_h_moe", "bert", "gpt2", "gpt-oss",
 	"nomic-bert", "nomic-bert-moe", "jina-bert-v2", "jina-bert-v3", "lfm2", "lfm2moe", "minimax-m2", "qwen3next", "falcon-h1", "apertus", "llama4",
-	"exaone", "starcoder2", "nemotron", "phi2", "starcoder", "gptneox", "olmo", "falcon", "stablelm", "deepseek", "jamba", "dots1", "deci", "bailingmoe", "bailingmoe2", "minicpm", "internlm2", "bloom"}
+	"exaone", "starcoder2", "nemotron", "phi2", "starcoder", "gptneox", "olmo", "falcon", "stablelm", "deepseek", "jamba", "dots1", "deci", "bailingmoe", "bailingmoe2", "minicpm", "internlm2", "bloom", "chatglm"}
 
 // embdHeadArchs project the queries to the hidden size: heads × head size
 // must be embedding_length (the graph's reshape aborts otherwise; the
