@@ -82,6 +82,7 @@ type config struct {
 	hubClient      *hub.Client
 	presets        *modelfile.Store
 	split          engine.ModelOptions // SplitMode, MainGPU, TensorSplit
+	noRepack       bool                // WithNoRepack
 	flashAttn      engine.FlashAttention
 	typeK, typeV   engine.CacheType
 	note           func(string)
@@ -135,6 +136,13 @@ func WithGPUSplit(mode engine.SplitMode, mainGPU int, proportions ...float32) Op
 		c.split = engine.ModelOptions{SplitMode: mode, MainGPU: mainGPU, TensorSplit: proportions}
 	}
 }
+
+// WithNoRepack keeps the model's weights as its file has them, as
+// llama.cpp's --no-repack does: by default the CPU backend rearranges the
+// weights its faster kernels take (see engine.ModelOptions.NoRepack), which
+// speeds prompts up and holds those weights in memory rather than in the
+// mapped file.
+func WithNoRepack() Option { return func(c *config) { c.noRepack = true } }
 
 // WithFlashAttention turns flash attention on or off (default: auto, on
 // where the backend supports it).
@@ -310,6 +318,7 @@ func New(ctx context.Context, name string, opts ...Option) (*Pipeline, error) {
 		FlashAttention: cfg.flashAttn, TypeK: cfg.typeK, TypeV: cfg.typeV}
 	mopts := cfg.split
 	mopts.GPULayers = max(cfg.gpuLayers, AllLayers)
+	mopts.NoRepack = cfg.noRepack
 	fit := engine.Fit{Auto: cfg.gpuLayers == AutoLayers, Note: cfg.note}
 	if fit.Note == nil {
 		fit.Note = func(s string) { slog.Info("llm: GPU offload: "+s, "model", name) }

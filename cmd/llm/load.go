@@ -21,6 +21,7 @@ type modelFlags struct {
 	mainGPU     int
 	tensorSplit string
 	splitMode   string
+	noRepack    bool
 	flashAttn   string
 	cacheK      string
 	cacheV      string
@@ -94,6 +95,7 @@ func (f *modelFlags) registerGPU(fs *pflag.FlagSet) {
 	fs.IntVar(&f.mainGPU, "main-gpu", 0, "the GPU for the whole model with --split-mode none, and for intermediate results")
 	fs.StringVar(&f.tensorSplit, "tensor-split", "", "proportions of the model per GPU, e.g. 3,1")
 	fs.StringVar(&f.splitMode, "split-mode", "layer", "how to split across GPUs: layer, row or none")
+	fs.BoolVar(&f.noRepack, "no-repack", false, "keep the weights as the file has them, not rearranged for the CPU's faster kernels (slower prompts; the weights stay in the mapped file)")
 	fs.StringVarP(&f.flashAttn, "flash-attn", "", "auto", "flash attention: auto, on or off")
 	fs.StringVar(&f.cacheK, "cache-type-k", "f16", "K cache type: f16, f32, bf16, q8_0, q4_0, q4_1, iq4_nl, q5_0, q5_1")
 	fs.StringVar(&f.cacheV, "cache-type-v", "f16", "V cache type (quantized types need flash attention)")
@@ -146,7 +148,7 @@ func parseLayers(s string) (n int, auto bool, err error) {
 }
 
 func (f *modelFlags) options(layers int) (engine.ModelOptions, error) {
-	o := engine.ModelOptions{GPULayers: layers, MainGPU: f.mainGPU}
+	o := engine.ModelOptions{GPULayers: layers, MainGPU: f.mainGPU, NoRepack: f.noRepack}
 	if f.mainGPU < 0 {
 		return o, usagef("--main-gpu must be 0 or more, got %d", f.mainGPU)
 	}
@@ -284,8 +286,12 @@ func (f *modelFlags) pipelineOptions(sio *stdio) ([]llm.Option, error) {
 // gpuOptions are llm.New's options for the split across GPUs, flash
 // attention and the cache types of mopts and copts.
 func gpuOptions(mopts engine.ModelOptions, copts engine.ContextOptions) []llm.Option {
-	return []llm.Option{
+	opts := []llm.Option{
 		llm.WithGPUSplit(mopts.SplitMode, mopts.MainGPU, mopts.TensorSplit...),
 		llm.WithFlashAttention(copts.FlashAttention), llm.WithCacheTypes(copts.TypeK, copts.TypeV),
 	}
+	if mopts.NoRepack {
+		opts = append(opts, llm.WithNoRepack())
+	}
+	return opts
 }

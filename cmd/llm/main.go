@@ -67,7 +67,7 @@ func newFlags(name string, verbose *bool) *pflag.FlagSet {
 // pflag would read as bundled one-letter flags, to ours.
 var llamaSpellings = map[string]string{
 	"-ngl": "--ngl", "-fa": "--flash-attn", "-ctk": "--cache-type-k", "-ctv": "--cache-type-v",
-	"-sm": "--split-mode", "-mg": "--main-gpu", "-ts": "--tensor-split",
+	"-sm": "--split-mode", "-mg": "--main-gpu", "-ts": "--tensor-split", "-nr": "--no-repack",
 }
 
 // translateLlamaFlags rewrites llama.cpp spellings such as "-ngl 99" or

@@ -183,6 +183,7 @@ func TestTranslateLlamaFlags(t *testing.T) {
 		{[]string{"-ctk=q8_0", "-ctv", "q8_0"}, []string{"--cache-type-k=q8_0", "--cache-type-v", "q8_0"}},
 		{[]string{"-n", "5", "--", "-ngl"}, []string{"-n", "5", "--", "-ngl"}},
 		{[]string{"-ngls"}, []string{"-ngls"}},
+		{[]string{"-nr", "-n", "4"}, []string{"--no-repack", "-n", "4"}},
 	}
 	for _, tc := range cases {
 		if got := translateLlamaFlags(tc.in); strings.Join(got, " ") != strings.Join(tc.want, " ") {
@@ -197,7 +198,7 @@ func TestGenerateGPUFlags(t *testing.T) {
 	// effect: the text is the same.
 	_, want, _ := run(t, "", "generate", "-m", model, "--temp", "0", "-t", "1", "-n", "8", "Once upon a time")
 	code, got, stderr := run(t, "", "generate", "-m", model, "--temp", "0", "-t", "1", "-n", "8",
-		"-ngl", "all", "-fa", "on", "--split-mode", "row", "--tensor-split", "1", "Once upon a time")
+		"-ngl", "all", "-fa", "on", "--split-mode", "row", "--tensor-split", "1", "-nr", "Once upon a time")
 	if code != 0 || got != want {
 		t.Errorf("with GPU flags: exit %d, %q (stderr %q), want %q", code, got, stderr, want)
 	}

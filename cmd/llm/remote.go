@@ -30,7 +30,7 @@ func (f *remoteFlags) register(fs *pflag.FlagSet) {
 }
 
 // localOnlyFlags are the flags that mean nothing with --remote.
-var localOnlyFlags = []string{"threads", "ctx-size", "ngl", "main-gpu", "tensor-split", "split-mode",
+var localOnlyFlags = []string{"threads", "ctx-size", "ngl", "main-gpu", "tensor-split", "split-mode", "no-repack",
 	"flash-attn", "cache-type-k", "cache-type-v", "draft", "draft-max", "ngl-draft"}
 
 // check rejects the remote flags without --remote, and the local-only
