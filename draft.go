@@ -99,6 +99,7 @@ func loadDrafter(ctx context.Context, cfg *config, target *engine.Model, nCtx in
 	copts := engine.ContextOptions{ContextLength: nCtx * cfg.parallel, MaxSequences: cfg.parallel, Threads: cfg.threads,
 		FlashAttention: cfg.flashAttn}
 	mopts := cfg.split
+	mopts.NoRepack = cfg.noRepack
 	fit := engine.Fit{Auto: true}
 	switch {
 	case cfg.draftLayersSet:

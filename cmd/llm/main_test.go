@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/llm-go/llm/engine"
 	"github.com/llm-go/llm/internal/shareddata"
+	"github.com/llm-go/llm/synth"
 )
 
 // TestMain keeps every test of this package off the network: the Hub
@@ -288,6 +290,37 @@ func TestConvertAndQuantizeCommands(t *testing.T) {
 	} {
 		if code, _, _ := run(t, "", args...); code == 0 {
 			t.Errorf("%v succeeded", args)
+		}
+	}
+}
+
+// TestNoRepackFlag: --no-repack (-nr) keeps a Q4_0 model's matrices in the
+// mapped file, on both of the commands' load paths (generate loads through
+// the engine, embed through a pipeline); without it, builds that repack
+// (the Makefile's, for AVX2) log a repacked buffer.
+func TestNoRepackFlag(t *testing.T) {
+	features := engine.System().Backends["CPU"]
+	if engine.HaveGPU() || !slices.Contains(features, "REPACK") || !slices.Contains(features, "AVX2") {
+		t.Skipf("no Q4_0 repacking in this build or with a GPU backend: %v", features)
+	}
+	shape := synth.Shape{Name: "repack", Vocab: 512, Embd: 256, FF: 512, Layers: 1, Heads: 4, KVHeads: 4,
+		Context: 256, RopeTheta: 10000, NormEps: 1e-5}
+	model := filepath.Join(t.TempDir(), "q4.gguf")
+	if err := synth.Create(context.Background(), model, shape, "Q4_0", 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct{ cmd, flag string }{{"generate", "--no-repack"}, {"embed", "-nr"}} {
+		args := []string{tc.cmd, "-v", "-t", "1", "-c", "64", model}
+		if tc.cmd == "generate" {
+			args = []string{tc.cmd, "-v", "-t", "1", "-c", "64", "-n", "2", "-m", model}
+		}
+		code, _, stderr := run(t, "", append(args, "hello")...)
+		if code != 0 || !strings.Contains(stderr, "CPU_REPACK model buffer") {
+			t.Errorf("%s: exit %d, no repacked buffer in the log", tc.cmd, code)
+		}
+		code, _, stderr = run(t, "", append(append(args, tc.flag), "hello")...)
+		if code != 0 || strings.Contains(stderr, "REPACK model buffer") || strings.Contains(stderr, "AMX model buffer") {
+			t.Errorf("%s %s: exit %d, or a repacked buffer in the log: %s", tc.cmd, tc.flag, code, stderr)
 		}
 	}
 }

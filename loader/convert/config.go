@@ -489,6 +489,8 @@ func (c *hfConfig) hparams(arch archSpec) (h hparams, err error) {
 	switch arch.hf {
 	case "OlmoeForCausalLM", "Ernie4_5ForCausalLM", "Ernie4_5_MoeForCausalLM", "Exaone4ForCausalLM", "FalconH1ForCausalLM", "ApertusForCausalLM", "BambaForCausalLM":
 		h.rmsEps = 1e-5 // their configs' defaults
+	case "GlmForCausalLM", "Glm4ForCausalLM":
+		h.rmsEps = 1.5625e-7 // GlmConfig's and Glm4Config's default
 	}
 	if c.RMSNormEps != nil {
 		h.rmsEps = *c.RMSNormEps

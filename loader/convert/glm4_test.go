@@ -228,6 +228,14 @@ func TestGLM(t *testing.T) {
 			t.Errorf("%s written", name)
 		}
 	}
+	// Without rms_norm_eps, GlmConfig's 1.5625e-7.
+	_, noEps := convertDir(t, glm4Fixture(t, func(cfg map[string]any, ts []stTensor) []stTensor {
+		delete(cfg, "rms_norm_eps")
+		return glmLayout(cfg, ts)
+	}), "f16")
+	if v, _ := noEps.Float("chatglm.attention.layer_norm_rms_epsilon"); float32(v) != float32(1.5625e-7) {
+		t.Errorf("no rms_norm_eps: epsilon %g, want GlmConfig's 1.5625e-7", v)
+	}
 	// The fixture's other weights are the GLM-4 fixture's.
 	glm4Dir := glm4Fixture(t, nil)
 	fresh := func() *refModel {
