@@ -4,14 +4,12 @@ import (
 	"bytes"
 	"context"
 	"log/slog"
-	"path/filepath"
-	"slices"
 	"strings"
 	"testing"
 
 	"github.com/llm-go/llm"
 	"github.com/llm-go/llm/engine"
-	"github.com/llm-go/llm/synth"
+	"github.com/llm-go/llm/internal/repacktest"
 )
 
 // TestWithNoRepack: a pipeline loads a Q4_0 model's matrices into ggml's
@@ -19,19 +17,7 @@ import (
 // engine.ModelOptions.NoRepack does (engine's TestWeightRepacking checks
 // the buffers' results).
 func TestWithNoRepack(t *testing.T) {
-	if engine.HaveGPU() {
-		t.Skip("with a GPU backend, llama.cpp puts the CPU's weights in pinned host buffers, never repacked")
-	}
-	features := engine.System().Backends["CPU"]
-	if !slices.Contains(features, "REPACK") || !slices.Contains(features, "AVX2") {
-		t.Skipf("this build repacks no Q4_0 weights (the Makefile's builds for AVX2 do): %v", features)
-	}
-	shape := synth.Shape{Name: "repack", Vocab: 512, Embd: 256, FF: 512, Layers: 1, Heads: 4, KVHeads: 4,
-		Context: 256, RopeTheta: 10000, NormEps: 1e-5}
-	path := filepath.Join(t.TempDir(), "q4.gguf")
-	if err := synth.Create(context.Background(), path, shape, "Q4_0", 1, 2); err != nil {
-		t.Fatal(err)
-	}
+	path := repacktest.RepackQ4(t)
 	buffers := func(opts ...llm.Option) string {
 		var buf bytes.Buffer
 		engine.SetLogger(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug})))
@@ -41,13 +27,7 @@ func TestWithNoRepack(t *testing.T) {
 			t.Fatal(err)
 		}
 		p.Close()
-		var lines []string
-		for l := range strings.Lines(buf.String()) {
-			if strings.Contains(l, "model buffer size") {
-				lines = append(lines, strings.TrimSpace(l))
-			}
-		}
-		return strings.Join(lines, "\n")
+		return strings.Join(repacktest.ModelBuffers(buf.String()), "\n")
 	}
 	if got := buffers(); !strings.Contains(got, "CPU_REPACK model buffer") {
 		t.Errorf("default: no repacked buffer:\n%s", got)

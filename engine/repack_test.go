@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/llm-go/llm/engine"
+	"github.com/llm-go/llm/internal/repacktest"
 	"github.com/llm-go/llm/synth"
 )
 
@@ -34,13 +35,7 @@ func loadLogged(t *testing.T, path string, opts engine.ModelOptions) (*engine.Mo
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	var lines []string
-	for l := range strings.Lines(buf.String()) {
-		if strings.Contains(l, "model buffer size") {
-			lines = append(lines, strings.TrimSpace(l))
-		}
-	}
-	return m, lines
+	return m, repacktest.ModelBuffers(buf.String())
 }
 
 func hasBuffer(lines []string, name string) bool {
@@ -53,21 +48,10 @@ func hasBuffer(lines []string, name string) bool {
 // (and AMX buffers with AMX), NoRepack keeps them in the mapped file, and
 // both give the same logits up to rounding.
 func TestWeightRepacking(t *testing.T) {
-	if engine.HaveGPU() {
-		t.Skip("with a GPU backend, llama.cpp puts the CPU's weights in pinned host buffers, never repacked")
+	if f := engine.System().Backends["CPU"]; !slices.Contains(f, "REPACK") && strings.Contains(os.Getenv("CGO_CPPFLAGS"), "-DGGML_USE_CPU_REPACK") {
+		t.Fatalf("built with -DGGML_USE_CPU_REPACK but the CPU backend lists no REPACK: %v", f)
 	}
-	features := engine.System().Backends["CPU"]
-	if !slices.Contains(features, "REPACK") {
-		if strings.Contains(os.Getenv("CGO_CPPFLAGS"), "-DGGML_USE_CPU_REPACK") {
-			t.Fatalf("built with -DGGML_USE_CPU_REPACK but the CPU backend lists no REPACK: %v", features)
-		}
-		t.Skip("built without -DGGML_USE_CPU_REPACK (the Makefile sets it)")
-	}
-	// ggml chooses the layouts when it is compiled: Q4_0's for AVX2, or
-	// for NEON with dot products.
-	if !slices.Contains(features, "AVX2") && !(slices.Contains(features, "NEON") && slices.Contains(features, "DOTPROD")) {
-		t.Skipf("ggml repacks Q4_0 for AVX2 and NEON with dot products; this build has neither: %v", features)
-	}
+	repacktest.SkipUnlessRepacking(t)
 	// Q4_0: AMX (where built) takes the attention, repacking the rest.
 	// Q4_K_M: repacking takes the Q4_K matrices, or AMX all of them.
 	for _, typ := range []string{"Q4_0", "Q4_K_M"} {

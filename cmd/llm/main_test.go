@@ -6,15 +6,14 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/llm-go/llm/engine"
+	"github.com/llm-go/llm/internal/repacktest"
 	"github.com/llm-go/llm/internal/shareddata"
-	"github.com/llm-go/llm/synth"
 )
 
 // TestMain keeps every test of this package off the network: the Hub
@@ -299,16 +298,7 @@ func TestConvertAndQuantizeCommands(t *testing.T) {
 // the engine, embed through a pipeline); without it, builds that repack
 // (the Makefile's, for AVX2) log a repacked buffer.
 func TestNoRepackFlag(t *testing.T) {
-	features := engine.System().Backends["CPU"]
-	if engine.HaveGPU() || !slices.Contains(features, "REPACK") || !slices.Contains(features, "AVX2") {
-		t.Skipf("no Q4_0 repacking in this build or with a GPU backend: %v", features)
-	}
-	shape := synth.Shape{Name: "repack", Vocab: 512, Embd: 256, FF: 512, Layers: 1, Heads: 4, KVHeads: 4,
-		Context: 256, RopeTheta: 10000, NormEps: 1e-5}
-	model := filepath.Join(t.TempDir(), "q4.gguf")
-	if err := synth.Create(context.Background(), model, shape, "Q4_0", 1, 2); err != nil {
-		t.Fatal(err)
-	}
+	model := repacktest.RepackQ4(t)
 	for _, tc := range []struct{ cmd, flag string }{{"generate", "--no-repack"}, {"embed", "-nr"}} {
 		args := []string{tc.cmd, "-v", "-t", "1", "-c", "64", model}
 		if tc.cmd == "generate" {

@@ -100,33 +100,11 @@ func (m *bloomRef) forward(ids []int) []float64 {
 			}
 			qs[i], ks[i], vs[i] = q, k, v
 		}
-		for i := range ids {
-			att := make([]float64, H)
-			for hd := range heads {
-				sc := make([]float64, i+1)
-				mx := math.Inf(-1)
-				for j := range i + 1 {
-					var dot float64
-					for e := range d {
-						dot += qs[i][hd*d+e] * ks[j][hd*d+e]
-					}
-					sc[j] = dot / math.Sqrt(d)
-					if !m.noAlibi {
-						sc[j] += m.slope(hd) * float64(j) // BLOOM adds slope·key position
-					}
-					mx = max(mx, sc[j])
-				}
-				var z float64
-				for j := range sc {
-					sc[j] = math.Exp(sc[j] - mx)
-					z += sc[j]
-				}
-				for j := range sc {
-					for e := range d {
-						att[hd*d+e] += sc[j] / z * vs[j][hd*d+e]
-					}
-				}
-			}
+		var alibi func(head, key int) float64
+		if !m.noAlibi {
+			alibi = func(hd, j int) float64 { return m.slope(hd) * float64(j) } // BLOOM adds slope·key position
+		}
+		for i, att := range biasedAttention(qs, ks, vs, heads, heads, d, alibi) {
 			o := m.r.affine(m.prefix+p+"self_attention.dense", att)
 			for e := range H {
 				x[i][e] += o[e]

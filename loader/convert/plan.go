@@ -430,9 +430,9 @@ func planTensors(st *safetensors.Model, arch archSpec, h hparams) ([]tensorPlan,
 		perLayer = []string{"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"}
 	}
 	if arch.glm4 {
-		perLayer = []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "post_attention_norm", "ffn_norm", "ffn_up", "ffn_down", "post_ffw_norm"}
-		if arch.chatglm {
-			perLayer = []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_up", "ffn_down"}
+		perLayer = []string{"attn_norm", "attn_q", "attn_k", "attn_v", "attn_output", "ffn_norm", "ffn_up", "ffn_down"}
+		if !arch.chatglm { // GLM-4's sandwich norms
+			perLayer = append(perLayer, "post_attention_norm", "post_ffw_norm")
 		}
 	}
 	if arch.reluSq {

@@ -651,6 +651,12 @@ func loadLlamaRef(t *testing.T, dir string, m refModel, layers int) *refModel {
 // (grouped in order) and scores scaled by 1/sqrt(d): per position, the
 // heads' outputs side by side, before the output projection.
 func causalAttention(qs, ks, vs [][]float64, nh, nkv, d int) [][]float64 {
+	return biasedAttention(qs, ks, vs, nh, nkv, d, nil)
+}
+
+// biasedAttention is causalAttention with bias(head, key position) added
+// to each scaled score (ALiBi's); nil adds nothing.
+func biasedAttention(qs, ks, vs [][]float64, nh, nkv, d int, bias func(head, key int) float64) [][]float64 {
 	outs := make([][]float64, len(qs))
 	for t := range qs {
 		att := make([]float64, nh*d)
@@ -664,6 +670,9 @@ func causalAttention(qs, ks, vs [][]float64, nh, nkv, d int) [][]float64 {
 					dot += qs[t][j*d+e] * ks[s][kv*d+e]
 				}
 				sc[s] = dot / math.Sqrt(float64(d))
+				if bias != nil {
+					sc[s] += bias(j, s)
+				}
 				mx = max(mx, sc[s])
 			}
 			var z float64

@@ -9,7 +9,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/llm-go/llm/loader/gguf"
@@ -682,21 +681,11 @@ func (v *vocab) phantomSpaces() {
 }
 
 // checkUnique checks that no two tokens have the same text as llama.cpp
-// reads it (up to a NUL byte, an empty one counting as "[EMPTY_i]", as
-// llama.cpp renames it): llama.cpp aborts loading such a vocabulary.
+// reads it (gguf.DuplicateToken): llama.cpp aborts loading such a
+// vocabulary.
 func (v *vocab) checkUnique() error {
-	seen := make(map[string]int, len(v.tokens))
-	for i, t := range v.tokens {
-		if n := strings.IndexByte(t, 0); n >= 0 {
-			t = t[:n]
-		}
-		if t == "" {
-			t = "[EMPTY_" + strconv.Itoa(i) + "]"
-		}
-		if j, dup := seen[t]; dup {
-			return fmt.Errorf("convert: tokenizer: token %d %q has the text of token %d (llama.cpp aborts on duplicate tokens)", i, t, j)
-		}
-		seen[t] = i
+	if i, j, t, dup := gguf.DuplicateToken(v.tokens); dup {
+		return fmt.Errorf("convert: tokenizer: token %d %q has the text of token %d (llama.cpp aborts on duplicate tokens)", i, t, j)
 	}
 	return nil
 }

@@ -49,19 +49,8 @@ func checkVocab(f *File) error {
 	if !ok {
 		return fmt.Errorf("gguf: %s has type %s, must be arr[str]: %w", keyTokens, typeName(tv), ErrInvalid)
 	}
-	seen := make(map[string]int, len(tokens))
-	for i, tok := range tokens {
-		if n := strings.IndexByte(tok, 0); n >= 0 {
-			// llama.cpp reads a token as a C string: up to its NUL.
-			tok = tok[:n]
-		}
-		if tok == "" {
-			tok = "[EMPTY_" + strconv.Itoa(i) + "]"
-		}
-		if j, dup := seen[tok]; dup {
-			return fmt.Errorf("gguf: %s: token %d %q duplicates token %d (llama.cpp aborts on duplicate tokens): %w", keyTokens, i, tok, j, ErrInvalid)
-		}
-		seen[tok] = i
+	if i, j, tok, dup := DuplicateToken(tokens); dup {
+		return fmt.Errorf("gguf: %s: token %d %q duplicates token %d (llama.cpp aborts on duplicate tokens): %w", keyTokens, i, tok, j, ErrInvalid)
 	}
 	for _, arr := range []struct {
 		key  string
@@ -79,4 +68,25 @@ func checkVocab(f *File) error {
 		}
 	}
 	return nil
+}
+
+// DuplicateToken finds the first token i whose text, as llama.cpp reads
+// it, is token j's: llama.cpp aborts loading such a vocabulary. llama.cpp
+// reads a token as a C string, up to a NUL byte, and renames an empty one
+// "[EMPTY_i]"; text is the token so read.
+func DuplicateToken(tokens []string) (i, j int, text string, dup bool) {
+	seen := make(map[string]int, len(tokens))
+	for i, tok := range tokens {
+		if n := strings.IndexByte(tok, 0); n >= 0 {
+			tok = tok[:n]
+		}
+		if tok == "" {
+			tok = "[EMPTY_" + strconv.Itoa(i) + "]"
+		}
+		if j, ok := seen[tok]; ok {
+			return i, j, tok, true
+		}
+		seen[tok] = i
+	}
+	return 0, 0, "", false
 }
